@@ -1,0 +1,125 @@
+"""Reward registry: look up reward modules by name, or load user rewards by dotted path.
+
+``@register("name")`` (or bare ``@register``) on a :class:`RewardModule` subclass or a plain
+function makes it available to recipes and :func:`get_reward`. ``get_reward`` also accepts
+``"package.module:callable"`` for user code that was never registered. Unknown names raise
+:class:`UnknownRewardError` with a "Did you mean ...?" suggestion.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from typing import Any, Callable
+
+from rlcreate.rewards.base import RewardModule
+
+__all__ = ["register", "get_reward", "available_rewards", "UnknownRewardError", "FunctionReward"]
+
+_REGISTRY: dict[str, Callable] = {}
+# Modules whose import registers the built-in rewards; imported lazily on first lookup so that
+# `import rlcreate.rewards` stays light (no torch/transformers unless a reward needs them).
+_BUILTIN_MODULES = ("rlcreate.rewards.novelty", "rlcreate.rewards.diversity",
+                    "rlcreate.rewards.levels", "rlcreate.rewards.text")
+_loaded_builtins = False
+
+
+class UnknownRewardError(KeyError):
+    """No reward of that name; the message lists close names."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class FunctionReward(RewardModule):
+    """Wraps a plain ``f(samples, **context) -> list`` function as a named reward module."""
+
+    def __init__(self, fn: Callable, name: str | None = None):
+        self.fn = fn
+        super().__init__(name or fn.__name__)
+        self.__doc__ = fn.__doc__
+
+    def score(self, samples, **context):
+        return self.fn(samples, **context)
+
+
+def register(name: Any = None, *, overwrite: bool = False):
+    """Register a reward class or function under ``name`` (default: its ``name`` attribute or
+    ``__name__``). Usable as ``@register``, ``@register()`` or ``@register("name")``."""
+
+    def deco(obj):
+        key = name if isinstance(name, str) else (getattr(obj, "name", "") or obj.__name__)
+        if key in _REGISTRY and _REGISTRY[key] is not obj and not overwrite:
+            raise ValueError(f"a reward named {key!r} is already registered ({_REGISTRY[key]!r}); "
+                             "pick another name or pass overwrite=True")
+        if isinstance(obj, type) and issubclass(obj, RewardModule) and not obj.name:
+            obj.name = key
+        _REGISTRY[key] = obj
+        return obj
+
+    if callable(name) and not isinstance(name, str):  # bare @register
+        obj, name = name, None
+        return deco(obj)
+    return deco
+
+
+def _load_builtins() -> None:
+    global _loaded_builtins
+    if _loaded_builtins:
+        return
+    _loaded_builtins = True
+    for mod in _BUILTIN_MODULES:
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as exc:
+            if exc.name != mod:  # a real missing dependency inside the module
+                raise
+
+
+def available_rewards() -> list[str]:
+    _load_builtins()
+    return sorted(_REGISTRY)
+
+
+def get_reward(name: str, **kwargs: Any) -> Callable:
+    """Instantiate a reward by registry name or ``"package.module:callable"`` path.
+
+    Classes are called with ``kwargs``; registered functions are wrapped in :class:`FunctionReward`.
+    """
+    if not isinstance(name, str) or not name:
+        raise UnknownRewardError(f"reward name must be a non-empty string, got {name!r}")
+    if ":" in name:
+        obj = _import_path(name)
+    else:
+        _load_builtins()
+        if name not in _REGISTRY:
+            close = difflib.get_close_matches(name, _REGISTRY, n=3, cutoff=0.5)
+            hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+            raise UnknownRewardError(
+                f"unknown reward {name!r}.{hint} Registered: {sorted(_REGISTRY)}; or give a user "
+                "reward as 'package.module:callable'")
+        obj = _REGISTRY[name]
+    if isinstance(obj, type):
+        return obj(**kwargs)
+    if isinstance(obj, RewardModule):
+        return obj
+    if callable(obj):
+        if kwargs:
+            return obj(**kwargs)  # a factory function
+        return FunctionReward(obj, name=name.rsplit(":", 1)[-1] if ":" in name else name)
+    raise UnknownRewardError(f"{name!r} is a {type(obj).__name__}, not a reward class or function")
+
+
+def _import_path(path: str) -> Any:
+    mod_name, _, attr = path.partition(":")
+    try:
+        mod = importlib.import_module(mod_name)
+    except ImportError as exc:
+        raise UnknownRewardError(f"cannot import module {mod_name!r} for reward {path!r}: {exc}; "
+                                 "check the path is 'package.module:callable' and the package is installed") from None
+    obj = mod
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise UnknownRewardError(f"module {mod_name!r} has no attribute {attr!r} (reward {path!r})")
+        obj = getattr(obj, part)
+    return obj
