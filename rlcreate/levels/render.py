@@ -1,0 +1,115 @@
+"""Render level grids as PNG images with the Super Mario Bros tile art shipped in ``mario-gpt``.
+
+Each tile id becomes the 16x16 image that ``mario_gpt/utils.py`` (``convert_level_to_png``) uses for
+its VGLC character. The tiles are loaded once into an atlas ``(13, 16, 16, 3)``; a level is then
+one fancy-indexing operation (``atlas[grid]``) and a reshape, with no per-tile pasting, so reports
+can render hundreds of levels quickly. Transparent tile pixels are composited over the sky tile,
+and the one tile that is not 16x16 (``smb-unpassable.png`` is 16x15) is resized to 16x16.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from rlcreate.levels.corpus import mario_gpt_dir
+from rlcreate.levels.tiles import HEIGHT, TILES
+from rlcreate.levels.validity import check_grid
+
+__all__ = ["TILE_SIZE", "TILE_FILES", "tile_atlas", "level_pixels", "render_level", "render_montage"]
+
+TILE_SIZE = 16
+#: image file (in ``mario_gpt/data/tiles``) per VGLC character, as in mario_gpt's convert_level_to_png.
+TILE_FILES = {
+    "-": "smb-background.png", "X": "smb-unpassable.png", "S": "smb-breakable.png",
+    "?": "smb-question.png", "Q": "smb-question.png", "o": "smb-coin.png", "E": "smb-enemy.png",
+    "<": "smb-tube-top-left.png", ">": "smb-tube-top-right.png", "[": "smb-tube-lower-left.png",
+    "]": "smb-tube-lower-right.png", "B": "cannon_top.png", "b": "cannon_bottom.png",
+}
+_BACKGROUND = (255, 255, 255)  # montage padding and label bands
+
+
+@functools.lru_cache(maxsize=1)
+def tile_atlas() -> np.ndarray:
+    """``uint8`` array ``(len(TILES), 16, 16, 3)``: the RGB image of each tile id (read-only)."""
+    tile_dir = mario_gpt_dir() / "data" / "tiles"
+    size = (TILE_SIZE, TILE_SIZE)
+    sky = Image.open(tile_dir / TILE_FILES["-"]).convert("RGBA").resize(size, Image.NEAREST)
+    images = []
+    for ch in TILES:
+        tile = Image.open(tile_dir / TILE_FILES[ch]).convert("RGBA").resize(size, Image.NEAREST)
+        images.append(np.asarray(Image.alpha_composite(sky, tile).convert("RGB")))
+    atlas = np.stack(images)
+    atlas.setflags(write=False)
+    return atlas
+
+
+def level_pixels(grid) -> np.ndarray:
+    """``uint8`` RGB array ``(16*14, 16*W, 3)`` of one level."""
+    g = check_grid(grid)
+    tiles = tile_atlas()[g.astype(np.intp)]                      # (14, W, 16, 16, 3)
+    h, w = g.shape
+    return tiles.transpose(0, 2, 1, 3, 4).reshape(h * TILE_SIZE, w * TILE_SIZE, 3)
+
+
+def _scaled(pixels: np.ndarray, scale: int) -> np.ndarray:
+    if not isinstance(scale, (int, np.integer)) or scale < 1:
+        raise ValueError(f"scale must be a positive integer (pixel repeat factor), got {scale!r}")
+    if scale == 1:
+        return pixels
+    return pixels.repeat(scale, axis=0).repeat(scale, axis=1)
+
+
+def render_level(grid, path: str | Path | None = None, scale: int = 1) -> Image.Image:
+    """Image of one level, ``16*W*scale`` wide and ``16*14*scale`` high; saved to ``path`` if given."""
+    image = Image.fromarray(_scaled(level_pixels(grid), scale))
+    if path is not None:
+        image.save(path)
+    return image
+
+
+def render_montage(grids: Sequence | np.ndarray, path: str | Path | None = None, ncols: int = 4,
+                   labels: Sequence[str] | None = None, pad: int = 8, scale: int = 1) -> Image.Image:
+    """Many levels in a grid of ``ncols`` columns, each optionally captioned; saved if ``path`` given.
+
+    Levels may have different widths; each cell is as wide as the widest level. With ``labels``,
+    a text band of 12 pixels is drawn above every level. Size: ``ncols*cell_w + (ncols+1)*pad``
+    wide and ``nrows*(cell_h + label_h) + (nrows+1)*pad`` high, ``cell_h = 16*14*scale``.
+    """
+    grids = list(grids)
+    if not grids:
+        raise ValueError("render_montage needs at least one level, got an empty sequence")
+    if ncols < 1:
+        raise ValueError(f"ncols must be >= 1, got {ncols}")
+    if pad < 0:
+        raise ValueError(f"pad must be >= 0 pixels, got {pad}")
+    if labels is not None and len(labels) != len(grids):
+        raise ValueError(f"got {len(labels)} labels for {len(grids)} levels; pass one label per level or none")
+    pictures = [_scaled(level_pixels(g), scale) for g in grids]
+    cell_w = max(p.shape[1] for p in pictures)
+    cell_h = HEIGHT * TILE_SIZE * scale
+    label_h = 12 if labels is not None else 0
+    ncols = min(ncols, len(pictures))
+    nrows = -(-len(pictures) // ncols)
+    canvas = np.empty((nrows * (cell_h + label_h) + (nrows + 1) * pad,
+                       ncols * cell_w + (ncols + 1) * pad, 3), np.uint8)
+    canvas[:] = _BACKGROUND
+    origins = []
+    for i, pic in enumerate(pictures):
+        row, col = divmod(i, ncols)
+        x = pad + col * (cell_w + pad)
+        y = pad + row * (cell_h + label_h + pad)
+        canvas[y + label_h:y + label_h + cell_h, x:x + pic.shape[1]] = pic
+        origins.append((x, y))
+    image = Image.fromarray(canvas)
+    if labels is not None:
+        draw = ImageDraw.Draw(image)
+        for (x, y), text in zip(origins, labels):
+            draw.text((x, y), str(text), fill=(0, 0, 0))
+    if path is not None:
+        image.save(path)
+    return image
