@@ -1,0 +1,40 @@
+"""The shipped text data: a small reference corpus and the demo prompt sets.
+
+All three files live in ``rlcreate/data/text/`` and are original text written for this project,
+released under CC0 (see ``rlcreate/data/text/SOURCES.md``). Read with ``importlib.resources`` so they
+work from an installed wheel as well as a source checkout.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+from importlib import resources
+
+__all__ = ["reference_corpus", "prompts", "PROMPT_SPLITS", "TextDataError"]
+
+PROMPT_SPLITS = ("train", "heldout")
+
+
+class TextDataError(ValueError):
+    """Unknown prompt split (the message suggests the closest valid one)."""
+
+
+@functools.lru_cache(maxsize=None)
+def _read_lines(name: str) -> tuple[str, ...]:
+    text = resources.files("rlcreate").joinpath("data", "text", name).read_text(encoding="utf-8")
+    return tuple(line.strip() for line in text.splitlines() if line.strip())
+
+
+def reference_corpus() -> list[str]:
+    """The reference corpus: 347 short English prose sentences (original, CC0), one per item."""
+    return list(_read_lines("reference_corpus.txt"))
+
+
+def prompts(split: str = "train") -> list[str]:
+    """Creative-writing prompts: ``"train"`` (40) or ``"heldout"`` (20, disjoint topics)."""
+    if split not in PROMPT_SPLITS:
+        close = difflib.get_close_matches(str(split), PROMPT_SPLITS, n=1, cutoff=0.3)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise TextDataError(f"prompts(split={split!r}): unknown split.{hint} Use one of {PROMPT_SPLITS}")
+    return list(_read_lines(f"prompts_{split}.txt"))
