@@ -1,0 +1,223 @@
+"""Generic latent-space level environments: build a level segment by segment with a decoder.
+
+The environment logic lives in :class:`LatentLevelCore`, which steps a whole batch of levels with
+one decoder call and one reward-set call per step. :class:`LatentLevelVecEnv` exposes it to SB3 as
+a ``VecEnv`` (the fast path: N levels per step in one process), :class:`LatentLevelEnv` as a
+single Gymnasium env (``check_env``, ``gymnasium.make``). The Mario ids in
+:mod:`rlcreate.envs.mario` configure these classes; point them at another decoder by passing your
+own ``generator`` / ``featurizer`` / ``seam``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol, Sequence
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from stable_baselines3.common.vec_env import VecEnv
+
+from rlcreate.rewards.compose import RewardSet, as_reward_set
+
+__all__ = ["LatentGenerator", "Seam", "LatentLevelCore", "LatentLevelVecEnv", "LatentLevelEnv",
+           "TargetSpec", "EnvConfigError"]
+
+
+class EnvConfigError(ValueError):
+    """An environment argument is invalid; the message names it and the fix."""
+
+
+class LatentGenerator(Protocol):
+    latent_dim: int
+    segment_width: int
+    action_scale: float
+
+    def decode(self, z: np.ndarray) -> np.ndarray: ...
+
+
+class Seam(Protocol):
+    """Tracks what one segment leaves for the next (e.g. where Mario can stand at the edge)."""
+
+    size: int  # length of the state vector (it is also observed)
+
+    def initial(self, n: int) -> np.ndarray: ...  # (n, size)
+
+    def advance(self, segments: np.ndarray, state: np.ndarray) -> np.ndarray: ...  # -> (n, size)
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """A control target sampled uniformly from ``[low, high]`` at every episode start."""
+
+    name: str
+    low: float
+    high: float
+
+    def normalise(self, v: np.ndarray) -> np.ndarray:
+        return (v - self.low) / (self.high - self.low) if self.high > self.low else np.zeros_like(v)
+
+
+class LatentLevelCore:
+    """Batched state of ``n`` levels under construction (shared by the VecEnv and the single env)."""
+
+    def __init__(self, generator: LatentGenerator, reward: Any, featurizer: Callable[[np.ndarray], np.ndarray],
+                 n_features: int, n_segments: int = 8, targets: dict[str, Sequence[float]] | None = None,
+                 seam: Seam | None = None, n: int = 1):
+        if not isinstance(n_segments, int) or n_segments < 1:
+            raise EnvConfigError(f"n_segments = {n_segments!r}: must be an integer >= 1")
+        self.gen = generator
+        self.reward: RewardSet = as_reward_set(reward)
+        self.featurizer, self.n_features = featurizer, int(n_features)
+        self.n_segments, self.n = n_segments, n
+        self.targets = [TargetSpec(k, float(v[0]), float(v[1])) for k, v in (targets or {}).items()]
+        self.seam = seam
+        self.width = generator.segment_width
+        obs_dim = 2 * self.n_features + (seam.size if seam else 0) + 1 + len(self.targets)
+        self.observation_space = spaces.Box(0.0, 1.0, (obs_dim,), np.float32)
+        self.action_space = spaces.Box(-1.0, 1.0, (generator.latent_dim,), np.float32)
+        self.progress = 0.0  # training progress in [0, 1] for weight schedules (set by the trainer)
+        self.levels = np.zeros((n, 14, n_segments * self.width), np.int8)
+
+    def reset(self, rng: np.random.Generator, rows: np.ndarray | None = None) -> np.ndarray:
+        """Start new levels (all rows, or the rows in ``rows``); returns observations of all rows."""
+        rows = np.arange(self.n) if rows is None else rows
+        if not hasattr(self, "t"):
+            self.t = np.zeros(self.n, np.int64)
+            self.feat_sum = np.zeros((self.n, self.n_features))
+            self.last_feat = np.zeros((self.n, self.n_features))
+            self.seam_state = self.seam.initial(self.n) if self.seam else np.zeros((self.n, 0))
+            self.target_values = np.zeros((self.n, len(self.targets)))
+        self.t[rows] = 0
+        self.feat_sum[rows] = 0
+        self.last_feat[rows] = 0
+        self.levels[rows] = 0
+        if self.seam:
+            self.seam_state[rows] = self.seam.initial(len(rows))
+        for j, spec in enumerate(self.targets):
+            self.target_values[rows, j] = rng.uniform(spec.low, spec.high, size=len(rows))
+        return self.observe()
+
+    def observe(self) -> np.ndarray:
+        mean = self.feat_sum / np.maximum(self.t, 1)[:, None]
+        tnorm = np.stack([s.normalise(self.target_values[:, j]) for j, s in enumerate(self.targets)], 1) \
+            if self.targets else np.zeros((self.n, 0))
+        obs = np.concatenate([self.last_feat, mean, self.seam_state, (self.t / self.n_segments)[:, None], tnorm], 1)
+        return np.clip(obs, 0.0, 1.0).astype(np.float32)
+
+    def step(self, actions: np.ndarray):
+        """Decode one segment per level, score it, advance. Returns obs, rewards, done, infos."""
+        a = np.clip(np.asarray(actions, np.float32).reshape(self.n, -1), -1.0, 1.0)
+        segments = self.gen.decode(a * self.gen.action_scale)
+        context = {
+            "position": (self.t + 0.5) / self.n_segments,
+            "segment_index": self.t.copy(),
+            "n_segments": self.n_segments,
+            "targets": {s.name: self.target_values[:, j] for j, s in enumerate(self.targets)},
+        }
+        if self.seam:
+            context["seam_state"] = self.seam_state.copy()
+        result = self.reward(list(segments), progress=self.progress, **context)
+        for i, t in enumerate(self.t):
+            self.levels[i, :, t * self.width:(t + 1) * self.width] = segments[i]
+        feats = self.featurizer(segments)
+        self.last_feat = feats
+        self.feat_sum += feats
+        if self.seam:
+            self.seam_state = self.seam.advance(segments, self.seam_state)
+        self.t += 1
+        done = self.t >= self.n_segments
+        infos = [{"rewards": result.per_sample(i), "segment": segments[i]} for i in range(self.n)]
+        for i in np.flatnonzero(done):
+            infos[i]["level"] = self.levels[i].copy()
+            infos[i]["targets"] = {s.name: float(self.target_values[i, j]) for j, s in enumerate(self.targets)}
+        return self.observe(), result.total.astype(np.float32), done, infos
+
+
+class LatentLevelVecEnv(VecEnv):
+    """SB3 ``VecEnv`` stepping ``n_envs`` levels in lockstep with one decoder call per step.
+
+    All levels have the same length, so all episodes end together; finished levels are in
+    ``info["level"]`` (and ``terminal_observation``, per SB3's auto-reset contract).
+    """
+
+    def __init__(self, core: LatentLevelCore, seed: int | None = None):
+        self.core = core
+        super().__init__(core.n, core.observation_space, core.action_space)
+        self._rng = np.random.default_rng(seed)
+        self._actions = None
+
+    def reset(self) -> np.ndarray:
+        if self._seeds[0] is not None:
+            self._rng = np.random.default_rng(self._seeds[0])
+        self._reset_seeds()
+        return self.core.reset(self._rng)
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = actions
+
+    def step_wait(self):
+        obs, rewards, done, infos = self.core.step(self._actions)
+        if done.any():
+            for i in np.flatnonzero(done):
+                infos[i]["terminal_observation"] = obs[i]
+                infos[i]["TimeLimit.truncated"] = False
+            obs = self.core.reset(self._rng, np.flatnonzero(done))
+        return obs, rewards, done, infos
+
+    def set_progress(self, progress: float) -> None:
+        self.core.progress = float(progress)
+
+    def close(self) -> None:
+        pass
+
+    def get_attr(self, attr_name: str, indices=None) -> list:
+        return [getattr(self.core, attr_name)] * len(self._indices(indices))
+
+    def set_attr(self, attr_name: str, value: Any, indices=None) -> None:
+        setattr(self.core, attr_name, value)
+
+    def env_method(self, method_name: str, *args, indices=None, **kwargs) -> list:
+        return [getattr(self, method_name)(*args, **kwargs)] * len(self._indices(indices))
+
+    def env_is_wrapped(self, wrapper_class, indices=None) -> list[bool]:
+        return [False] * len(self._indices(indices))
+
+    def _indices(self, indices) -> list[int]:
+        if indices is None:
+            return list(range(self.num_envs))
+        return [indices] if isinstance(indices, int) else list(indices)
+
+
+class LatentLevelEnv(gym.Env):
+    """Single-level Gymnasium form of :class:`LatentLevelVecEnv` (same core with ``n = 1``)."""
+
+    metadata = {"render_modes": ["rgb_array", "ansi"]}
+
+    def __init__(self, core: LatentLevelCore, render_mode: str | None = None):
+        if core.n != 1:
+            raise EnvConfigError(f"LatentLevelEnv needs a core with n=1, got n={core.n}")
+        self.core = core
+        self.observation_space, self.action_space = core.observation_space, core.action_space
+        self.render_mode = render_mode
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        return self.core.reset(self.np_random)[0], {}
+
+    def step(self, action):
+        obs, rewards, done, infos = self.core.step(np.asarray(action)[None])
+        return obs[0], float(rewards[0]), bool(done[0]), False, infos[0]
+
+    def render(self):
+        level = self.core.levels[0, :, :int(self.core.t[0]) * self.core.width]
+        if self.render_mode == "ansi":
+            from rlcreate.levels.tiles import level_to_text
+            return level_to_text(level) if level.shape[1] else ""
+        if self.render_mode == "rgb_array":
+            from rlcreate.levels.render import render_level
+            return np.asarray(render_level(level).convert("RGB")) if level.shape[1] else None
+        return None
+
+    def set_progress(self, progress: float) -> None:
+        self.core.progress = float(progress)

@@ -1,0 +1,217 @@
+"""Reward modules for Super Mario Bros levels (samples are int8 grids ``(14, W)``).
+
+They score a segment inside an environment (context from :mod:`rlcreate.envs.mario`: ``seam_state``,
+``position``, ``targets``) or a whole level (no context). Corpus-based state (pattern
+distributions, nearest-neighbour indices) is built once per process and shared.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Sequence
+
+import numpy as np
+
+from rlcreate.rewards.base import RewardModule
+from rlcreate.rewards.registry import register
+
+__all__ = ["Playability", "LevelNovelty", "StyleCoherence", "DifficultyCurve", "TargetMatch", "engagement_curve"]
+
+SEGMENT = 16
+
+
+@functools.lru_cache(maxsize=4)
+def _corpus_kl(size: int):
+    from rlcreate.levels import corpus
+    from rlcreate.levels.metrics import TilePatternKL
+
+    return TilePatternKL([b.grid() for b in corpus.training_blocks()], size=size)
+
+
+@functools.lru_cache(maxsize=4)
+def _corpus_windows(width: int) -> np.ndarray:
+    from rlcreate.levels import corpus
+
+    return corpus.training_windows(width)
+
+
+def _windows(level: np.ndarray, width: int = SEGMENT) -> np.ndarray:
+    """Non-overlapping ``width``-column windows of a level (the last partial one dropped)."""
+    n = max(level.shape[1] // width, 1)
+    if level.shape[1] < width:
+        return np.pad(level, ((0, 0), (0, width - level.shape[1])))[None]
+    return np.stack([level[:, i * width:(i + 1) * width] for i in range(n)])
+
+
+@register("playability")
+class Playability(RewardModule):
+    """Fast-solver playability: the fraction of the sample's columns Mario reaches (1.0 = he can
+    cross it). In an environment the solve starts from the previous segment's ``seam_state`` rows,
+    so a segment that cannot be entered from where the last one left Mario scores low (seams are
+    checked). Range [0, 1]. Gamed by: flat, empty ground — trivially playable; pair it with novelty
+    and engagement terms."""
+
+    def score(self, samples: Sequence[np.ndarray], seam_state: np.ndarray | None = None, **context: Any):
+        from rlcreate.levels.solver import solve
+
+        out = []
+        for i, g in enumerate(samples):
+            start = None
+            if seam_state is not None and np.asarray(seam_state[i]).any():
+                start = np.asarray(seam_state[i]).astype(bool)
+            res = solve(np.asarray(g), start_rows=start)
+            out.append(1.0 if res.reached_end else (res.furthest_col + 1) / g.shape[1])
+        return out
+
+
+@register("level_novelty")
+class LevelNovelty(RewardModule):
+    """Novelty of a level segment: mean of (a) the normalised Hamming distance to the nearest
+    training-corpus window and (b) the k-NN Hamming distance to an archive of the policy's own past
+    segments (novelty search; inserted with the archive's rule). Whole levels: mean over 16-column
+    windows. Range [0, 1] (fraction of tiles that differ). Gamed by: noise — random tiles are far
+    from everything; pair with style coherence / playability or a sweet-spot transform."""
+
+    def __init__(self, k: int = 5, capacity: int = 5000, archive_weight: float = 0.5, width: int = SEGMENT,
+                 name: str | None = None):
+        super().__init__(name)
+        from rlcreate.rewards.novelty import NoveltyArchive
+
+        self.width, self.archive_weight = width, float(archive_weight)
+        self.archive = NoveltyArchive(None, k=k, metric="hamming", capacity=capacity, insert="random",
+                                      insert_prob=0.1, seed=0)
+
+    def _corpus_distance(self, windows: np.ndarray) -> np.ndarray:
+        return _neighbours(self.width).distance(windows)
+
+    def score(self, samples: Sequence[np.ndarray], **context: Any):
+        per_sample = [_windows(np.asarray(g), self.width) for g in samples]
+        counts = [len(w) for w in per_sample]
+        windows = np.concatenate(per_sample)
+        flat = windows.reshape(len(windows), -1)
+        corpus_d = self._corpus_distance(windows)
+        if len(self.archive):
+            arch_d = self.archive.novelty(flat, against="archive")
+            nov = (1 - self.archive_weight) * corpus_d + self.archive_weight * arch_d
+        else:
+            nov = corpus_d
+        self.archive.add(flat)
+        bounds = np.cumsum([0] + counts)
+        return [float(nov[a:b].mean()) for a, b in zip(bounds[:-1], bounds[1:])]
+
+    def reset(self) -> None:
+        self.archive.reset()
+
+    def state_dict(self) -> dict:
+        return {"archive": self.archive.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("archive"):
+            self.archive.load_state_dict(state["archive"])
+
+
+@functools.lru_cache(maxsize=4)
+def _neighbours(width: int):
+    from rlcreate.levels.metrics import CorpusNeighbours
+
+    return CorpusNeighbours(_corpus_windows(width))
+
+
+@register("style_coherence")
+class StyleCoherence(RewardModule):
+    """Style coherence with the corpus: ``exp(-KL)`` where KL is the tile-pattern KL divergence
+    (Lucas & Volz 2019; 2x2 patterns) of the sample against the training corpus. Range (0, 1],
+    1 = the sample's pattern distribution matches the corpus. Gamed by: copying common corpus
+    patterns (low novelty) — pair with novelty."""
+
+    def __init__(self, size: int = 2, name: str | None = None):
+        super().__init__(name)
+        self.size = size
+
+    def score(self, samples: Sequence[np.ndarray], **context: Any):
+        kl = _corpus_kl(self.size).batch(np.stack(samples)) if _same_shape(samples) else \
+            np.array([_corpus_kl(self.size)(np.asarray(g)) for g in samples])
+        return np.exp(-np.asarray(kl, dtype=np.float64)).tolist()
+
+
+def _same_shape(samples: Sequence[np.ndarray]) -> bool:
+    return len({np.shape(g) for g in samples}) == 1
+
+
+def engagement_curve(p: np.ndarray) -> np.ndarray:
+    """Default target difficulty along a level (p in [0, 1]): tension rises from 0.15 to 0.6,
+    a breather (0.25) around p = 0.65, then a climax rising to 0.75 at the end."""
+    p = np.asarray(p, dtype=np.float64)
+    rise = 0.15 + 0.45 * np.clip(p / 0.55, 0, 1)
+    breather = np.where((p >= 0.55) & (p < 0.72), 0.25, rise)
+    climax = np.where(p >= 0.72, 0.45 + 0.3 * np.clip((p - 0.72) / 0.28, 0, 1), breather)
+    return climax
+
+
+@register("difficulty_curve")
+class DifficultyCurve(RewardModule):
+    """Engagement as fit to a tension curve: ``1 - |difficulty - curve(p)| / tolerance`` (floored at
+    0), where difficulty comes from :func:`rlcreate.levels.metrics.difficulty_profile` and
+    ``curve`` (default :func:`engagement_curve`: rising tension with a breather) gives the wanted
+    difficulty at position ``p`` in the level. In an environment ``p`` is the segment's
+    ``position``; for a whole level the profile's windows are spread over [0, 1]. Range [0, 1].
+    Gamed by: matching the difficulty number with patterns that are not fun (e.g. enemy walls);
+    it is a proxy for engagement, not a measure of it."""
+
+    def __init__(self, tolerance: float = 0.5, window: int = 8, name: str | None = None):
+        super().__init__(name)
+        self.tolerance, self.window = float(tolerance), int(window)
+
+    def score(self, samples: Sequence[np.ndarray], position: Any = None, **context: Any):
+        from rlcreate.levels.metrics import difficulty_profile
+
+        out = []
+        for i, g in enumerate(samples):
+            prof = np.asarray(difficulty_profile(np.asarray(g), window=self.window), dtype=np.float64)
+            if position is not None:
+                p = np.full(len(prof), float(np.asarray(position)[i]))
+            else:
+                p = (np.arange(len(prof)) + 0.5) / len(prof)
+            fit = 1 - np.abs(prof - engagement_curve(p)) / self.tolerance
+            out.append(float(np.clip(fit, 0, 1).mean()))
+        return out
+
+
+#: how each control target is measured on a grid, per 16 columns, and its tolerance
+_TARGET_MEASURES = {
+    "enemies": (lambda g: float((g == 6).sum()), 2.0),
+    "gaps": (lambda g: float(_gap_runs(g)), 1.0),
+    "blocks": (lambda g: float(np.isin(g, (2, 3, 4)).sum()), 4.0),
+    "coins": (lambda g: float((g == 5).sum()), 4.0),
+    "pipes": (lambda g: float((g == 7).sum()), 1.0),
+}
+
+
+def _gap_runs(g: np.ndarray) -> int:
+    from rlcreate.levels.tiles import IS_SOLID
+
+    hole = ~IS_SOLID[g[-1].astype(np.intp)]
+    return int(np.sum(hole[1:] & ~hole[:-1]) + hole[0])
+
+
+@register("target_match")
+class TargetMatch(RewardModule):
+    """Control-target match: ``1 - mean_t |measured_t - target_t| / tolerance_t`` (floored at 0)
+    over the targets in context (``targets = {name: per-sample values}``), measured per 16 columns
+    (enemies, gaps, blocks, coins, pipes). ``None`` when the sample has no targets. Range [0, 1].
+    Gamed by: nothing beyond the counts themselves — it asks for counts, not for good placement."""
+
+    def score(self, samples: Sequence[np.ndarray], targets: dict | None = None, **context: Any):
+        if not targets:
+            return [None] * len(samples)
+        unknown = sorted(set(targets) - set(_TARGET_MEASURES))
+        if unknown:
+            raise ValueError(f"target_match: unknown control targets {unknown}; known: {sorted(_TARGET_MEASURES)}")
+        out = []
+        for i, g in enumerate(samples):
+            g = np.asarray(g)
+            per16 = SEGMENT / g.shape[1]
+            errs = [abs(fn(g) * per16 - float(np.asarray(targets[t])[i])) / tol
+                    for t, (fn, tol) in ((t, _TARGET_MEASURES[t]) for t in targets)]
+            out.append(float(max(0.0, 1.0 - np.mean(errs))))
+        return out
