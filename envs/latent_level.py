@@ -77,6 +77,7 @@ class LatentLevelCore:
         self.observation_space = spaces.Box(0.0, 1.0, (obs_dim,), np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, (generator.latent_dim,), np.float32)
         self.progress = 0.0  # training progress in [0, 1] for weight schedules (set by the trainer)
+        self.render_mode = None
         self.levels = np.zeros((n, 14, n_segments * self.width), np.int8)
 
     def reset(self, rng: np.random.Generator, rows: np.ndarray | None = None) -> np.ndarray:

@@ -111,7 +111,7 @@ def parse_recipe(data: Any, source: str = "<recipe>") -> Recipe:
         raise RecipeError(f"{source}: a recipe is a YAML mapping (name:, env:, rewards:, trainer:), "
                           f"got {type(data).__name__}")
     _unknown_keys(source, data, TOP_KEYS)
-    name = data.get("name") or Path(source).stem
+    name = data.get("name") or (Path(source).stem if source != "<recipe>" else "run")
     if not isinstance(name, str) or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise RecipeError(f"name = {name!r}: use letters, digits, '-', '_' or '.' (it names the run folder)")
     seed = _int("seed", data.get("seed", 0))

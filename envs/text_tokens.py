@@ -1,0 +1,341 @@
+"""``rlcreate/TextTokens-v0``: steer a frozen causal LM token by token.
+
+The environment logic lives in :class:`TextTokensCore`, which holds ``n`` sequences in one
+:class:`~rlcreate.text.lm.LMStepper` (one shared KV cache) and advances all of them with a single
+forward pass per step. :class:`TextTokensVecEnv` exposes it to stable-baselines3 as a ``VecEnv``
+(the fast path: finished rows restart individually, spliced into the shared cache, while the
+others keep decoding); :class:`TextTokensEnv` is the single-sequence Gymnasium form (``check_env``,
+``gymnasium.make("rlcreate/TextTokens-v0", reward=...)``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from stable_baselines3.common.vec_env import VecEnv
+
+from rlcreate.rewards.compose import RewardSet, as_reward_set
+from rlcreate.text.lm import DEFAULT_LM, LMStepper, LoadedLM, load_causal_lm
+
+__all__ = ["TextTokensCore", "TextTokensVecEnv", "TextTokensEnv", "TextEnvConfigError",
+           "make_text_tokens_env", "make_text_tokens_vec_env", "LOGPROB_FLOOR"]
+
+LOGPROB_FLOOR = -30.0  # observed top-k log-probs are clipped here (and -inf, a disallowed slot, maps here)
+
+
+class TextEnvConfigError(ValueError):
+    """An environment argument is invalid; the message names it, its value and the fix."""
+
+
+class TextTokensCore:
+    """Batched state of ``n`` texts being written (shared by the VecEnv and the single env).
+
+    ``step`` emits one token per row (the chosen top-k slot), advances every row with one forward
+    pass and scores the rows that finished with one reward-set call. Resetting is the caller's job:
+    ``reset(rng, rows)`` restarts the given rows with freshly sampled prompts.
+    """
+
+    def __init__(self, stepper: LMStepper, reward: Any, prompts: Sequence[str], n: int = 1,
+                 max_new_tokens: int = 32, min_new_tokens: int = 0, hidden_clip: float = 10.0):
+        if not isinstance(n, (int, np.integer)) or n < 1:
+            raise TextEnvConfigError(f"n_envs = {n!r}: must be an integer >= 1")
+        if not isinstance(max_new_tokens, (int, np.integer)) or max_new_tokens < 1:
+            raise TextEnvConfigError(f"max_new_tokens = {max_new_tokens!r}: must be an integer >= 1")
+        if not 0 <= min_new_tokens <= max_new_tokens:
+            raise TextEnvConfigError(
+                f"min_new_tokens = {min_new_tokens!r}: must be between 0 and max_new_tokens ({max_new_tokens})")
+        if not hidden_clip > 0:
+            raise TextEnvConfigError(f"hidden_clip = {hidden_clip!r}: must be > 0")
+        if isinstance(prompts, str) or len(prompts) == 0:
+            raise TextEnvConfigError(f"prompts = {prompts!r:.60}: pass a non-empty list of prompt strings")
+        if reward is None:
+            raise TextEnvConfigError(
+                "reward = None: pass a RewardSet, a reward module or a callable "
+                "texts -> list[float], e.g. reward=RewardSet([Term('novelty', ...)])")
+        stepper.encode_prompts(list(prompts))  # validate every prompt once, up front (empty / too long)
+        self.stepper = stepper
+        self.reward: RewardSet = as_reward_set(reward)
+        self.prompts = list(prompts)
+        self.n, self.max_new_tokens, self.min_new_tokens = int(n), int(max_new_tokens), int(min_new_tokens)
+        self.hidden_clip = float(hidden_clip)
+        d, k = stepper.hidden_size, stepper.top_k
+        low = np.concatenate([np.full(d, -self.hidden_clip), np.full(k, LOGPROB_FLOOR), [0.0]]).astype(np.float32)
+        high = np.concatenate([np.full(d, self.hidden_clip), np.zeros(k), [1.0]]).astype(np.float32)
+        self.observation_space = spaces.Box(low, high, dtype=np.float32)
+        self.action_space = spaces.Discrete(k)
+        self.progress = 0.0  # training progress in [0, 1] for reward weight schedules (set by the trainer)
+        self.t = np.zeros(self.n, np.int64)
+        self.row_prompts: list[str] = [""] * self.n
+        self.emitted: list[list[int]] = [[] for _ in range(self.n)]
+        self.token_logprobs: list[list[float]] = [[] for _ in range(self.n)]
+        self.hidden = np.zeros((self.n, d), np.float32)
+        self.topk_logprobs = np.full((self.n, k), LOGPROB_FLOOR, np.float32)
+        self.topk_ids = np.zeros((self.n, k), np.int64)
+        self._eos = np.asarray(stepper.eos_token_ids, np.int64)
+        self._started = False
+
+    # ------------------------------------------------------------------ episodes
+
+    def reset(self, rng: np.random.Generator, rows: Sequence[int] | None = None) -> np.ndarray:
+        """Start new texts on all rows (or ``rows``) with prompts drawn from ``rng``; all rows' obs."""
+        every = rows is None or not self._started
+        rows = np.arange(self.n) if every else np.asarray(rows, np.int64)
+        picks = rng.integers(len(self.prompts), size=len(rows))
+        prompts = [self.prompts[i] for i in picks]
+        offer = self.stepper.start(prompts) if every else self.stepper.restart_rows(rows.tolist(), prompts)
+        self._started = True
+        self.hidden[rows], self.topk_logprobs[rows], self.topk_ids[rows] = \
+            offer.hidden, offer.topk_logprobs, offer.topk_ids
+        self.t[rows] = 0
+        for r, p in zip(rows.tolist(), prompts):
+            self.row_prompts[r], self.emitted[r], self.token_logprobs[r] = p, [], []
+        return self.observe()
+
+    def observe(self) -> np.ndarray:
+        hidden = np.clip(self.hidden, -self.hidden_clip, self.hidden_clip)
+        topk = np.clip(np.nan_to_num(self.topk_logprobs, neginf=LOGPROB_FLOOR), LOGPROB_FLOOR, 0.0)
+        progress = (self.t / self.max_new_tokens)[:, None]
+        return np.concatenate([hidden, topk, progress], axis=1).astype(np.float32)
+
+    def action_masks(self) -> np.ndarray:
+        """(n, k) bool: top-k slots a policy may pick (a real token; no EOS before min_new_tokens)."""
+        valid = np.isfinite(self.topk_logprobs)
+        if self.min_new_tokens:
+            early = (self.t < self.min_new_tokens)[:, None] & np.isin(self.topk_ids, self._eos)
+            blocked = valid & ~early
+            # Never leave a row without a legal action (k=1 with EOS on top): fall back to finiteness.
+            valid = np.where(blocked.any(axis=1, keepdims=True), blocked, valid)
+        return valid
+
+    def step(self, actions: np.ndarray):
+        """Emit one token per row. Returns obs, rewards, terminated, truncated, infos (no reset)."""
+        actions = np.asarray(actions).reshape(-1).astype(np.int64)
+        if actions.shape[0] != self.n:
+            raise TextEnvConfigError(f"got {actions.shape[0]} actions for {self.n} environments")
+        masks = self.action_masks()
+        # Out-of-range or masked slots (random actions from check_env, unmasked PPO) fall back to the
+        # most likely allowed token instead of crashing an episode.
+        in_range = (actions >= 0) & (actions < self.stepper.top_k)
+        safe = np.where(in_range, actions, 0)
+        legal = in_range & masks[np.arange(self.n), safe]
+        chosen = np.where(legal, safe, masks.argmax(axis=1))
+        tokens = self.topk_ids[np.arange(self.n), chosen]
+        logps = self.topk_logprobs[np.arange(self.n), chosen]
+        self.t += 1
+        terminated = np.isin(tokens, self._eos)
+        truncated = (self.t >= self.max_new_tokens) & ~terminated
+        for i in range(self.n):
+            self.token_logprobs[i].append(float(logps[i]))
+            if not terminated[i]:
+                self.emitted[i].append(int(tokens[i]))
+        # The forward pass also yields the final observation of truncated rows (SB3 bootstraps from
+        # it); it is only skipped when every row just ended with EOS.
+        if not terminated.all():
+            offer = self.stepper.step(tokens)
+            self.hidden, self.topk_logprobs, self.topk_ids = offer.hidden, offer.topk_logprobs, offer.topk_ids
+        rewards = np.zeros(self.n, np.float32)
+        infos: list[dict] = [{} for _ in range(self.n)]
+        done = np.flatnonzero(terminated | truncated)
+        if len(done):
+            tok = self.stepper.tokenizer
+            texts = [tok.decode(self.emitted[i], skip_special_tokens=True) for i in done]
+            prompts = [self.row_prompts[i] for i in done]
+            result = self.reward(texts, prompts=prompts, progress=self.progress,
+                                 token_logprobs=[list(self.token_logprobs[i]) for i in done])
+            rewards[done] = result.total.astype(np.float32)
+            for j, i in enumerate(done):
+                infos[i] = {"text": texts[j], "prompt": prompts[j], "rewards": result.per_sample(j),
+                            "n_tokens": int(self.t[i]), "ended_by": "eos" if terminated[i] else "length"}
+        return self.observe(), rewards, terminated, truncated, infos
+
+
+# ---------------------------------------------------------------------------------------- VecEnv
+
+class TextTokensVecEnv(VecEnv):
+    """SB3 ``VecEnv`` writing ``n_envs`` texts at once, one LM forward pass per step.
+
+    Auto-reset follows SB3's contract: a row that ends returns ``done=True``, the final observation
+    in ``info["terminal_observation"]``, ``info["TimeLimit.truncated"]`` for the length cap, and
+    already the first observation of its next episode. That row alone is restarted (its new prompt
+    encoded and spliced into the shared KV cache); when every row ends together the batch restarts
+    in one prefill. ``seed(s)`` (or ``seed=`` here) fixes the prompt draws.
+    """
+
+    def __init__(self, core: TextTokensCore, seed: int | None = None):
+        self.core = core
+        self.render_mode = None
+        super().__init__(core.n, core.observation_space, core.action_space)
+        self._rng = np.random.default_rng(seed)
+        self._actions: np.ndarray | None = None
+
+    def reset(self) -> np.ndarray:
+        if self._seeds[0] is not None:
+            self._rng = np.random.default_rng(self._seeds[0])
+        self._reset_seeds()
+        self._reset_options()
+        return self.core.reset(self._rng)
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = actions
+
+    def step_wait(self):
+        obs, rewards, terminated, truncated, infos = self.core.step(self._actions)
+        done = terminated | truncated
+        if done.any():
+            rows = np.flatnonzero(done)
+            for i in rows:
+                infos[i]["terminal_observation"] = obs[i]
+                infos[i]["TimeLimit.truncated"] = bool(truncated[i])
+            obs = self.core.reset(self._rng, rows)
+        return obs, rewards, done, infos
+
+    def action_masks(self) -> np.ndarray:
+        return self.core.action_masks()
+
+    def set_progress(self, progress: float) -> None:
+        self.core.progress = float(progress)
+
+    def close(self) -> None:
+        pass
+
+    def get_attr(self, attr_name: str, indices=None) -> list:
+        target = self if attr_name == "render_mode" else self.core
+        return [getattr(target, attr_name)] * len(self._indices(indices))
+
+    def set_attr(self, attr_name: str, value: Any, indices=None) -> None:
+        setattr(self.core, attr_name, value)
+
+    def env_method(self, method_name: str, *args, indices=None, **kwargs) -> list:
+        idx = self._indices(indices)
+        if method_name == "action_masks":  # sb3-contrib's get_action_masks stacks one mask per env
+            return list(self.core.action_masks()[idx])
+        return [getattr(self, method_name)(*args, **kwargs)] * len(idx)
+
+    def env_is_wrapped(self, wrapper_class, indices=None) -> list[bool]:
+        return [False] * len(self._indices(indices))
+
+    def _indices(self, indices) -> list[int]:
+        if indices is None:
+            return list(range(self.num_envs))
+        return [indices] if isinstance(indices, (int, np.integer)) else list(indices)
+
+
+# ------------------------------------------------------------------------------------ single env
+
+class TextTokensEnv(gym.Env):
+    """Steer a frozen causal LM token by token toward a reward recipe.
+
+    ## Description
+    Each episode writes one continuation of a prompt drawn from ``prompts``. At every step the LM
+    offers its ``top_k`` most likely next tokens; the agent picks one. The finished text is scored
+    by a reward set (novelty, coherence, surprise, ... terms) once, at its end.
+
+    ## Action Space
+    ``Discrete(top_k)``: the index of the offered token to emit (0 = most likely). ``action_masks()``
+    marks slots that are not allowed (fewer than ``top_k`` allowed tokens; EOS before
+    ``min_new_tokens``); a masked or out-of-range action emits the most likely allowed token.
+
+    ## Observation Space
+    ``Box(float32, (hidden_size + top_k + 1,))``: the LM's last-layer hidden state at the last
+    position (after its final norm) clipped to ``[-hidden_clip, hidden_clip]``; the top-k
+    log-probabilities clipped to ``[-30, 0]``; progress ``t / max_new_tokens`` in ``[0, 1]``.
+
+    ## Rewards
+    0 on every step but the last; on the last, the reward set's weighted total for the text.
+    ``info["rewards"]`` holds every term (name -> value), ``info["text"]`` the text (special
+    tokens removed), ``info["prompt"]`` the raw prompt, ``info["n_tokens"]`` and ``info["ended_by"]``.
+    Reward modules receive ``prompts=``, ``progress=`` and ``token_logprobs=`` (the LM's log-prob of
+    each emitted token) as context.
+
+    ## Starting State
+    A prompt drawn uniformly from ``prompts`` with ``self.np_random``, formatted with the chat
+    template for instruct models (after ``system`` if given).
+
+    ## Episode End
+    Terminated when the emitted token is EOS; truncated (never terminated) after ``max_new_tokens``.
+
+    ## Arguments
+    ``lm`` (model id/path, a ``(model, tokenizer)`` pair or an :class:`LMStepper`; default the
+    offline SmolLM2-135M-Instruct), ``reward`` (required), ``prompts`` (default: the shipped
+    training prompts), ``top_k=16``, ``max_new_tokens=32``, ``min_new_tokens=0``, ``system=None``,
+    ``hidden_clip=10.0``, ``max_prompt_tokens=512``.
+
+    ## Version History
+    - v0: initial version.
+    """
+
+    metadata = {"render_modes": ["ansi"]}
+
+    def __init__(self, core: TextTokensCore, render_mode: str | None = None):
+        if core.n != 1:
+            raise TextEnvConfigError(f"TextTokensEnv needs a core with n=1, got n={core.n}; "
+                                     "use TextTokensVecEnv for batches")
+        if render_mode not in (None, "ansi"):
+            raise TextEnvConfigError(f"render_mode = {render_mode!r}: use None or 'ansi'")
+        self.core = core
+        self.observation_space, self.action_space = core.observation_space, core.action_space
+        self.render_mode = render_mode
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        return self.core.reset(self.np_random)[0], {"prompt": self.core.row_prompts[0]}
+
+    def step(self, action):
+        obs, rewards, terminated, truncated, infos = self.core.step(np.asarray(action).reshape(1))
+        return obs[0], float(rewards[0]), bool(terminated[0]), bool(truncated[0]), infos[0]
+
+    def action_masks(self) -> np.ndarray:
+        return self.core.action_masks()[0]
+
+    def render(self):
+        if self.render_mode == "ansi":
+            text = self.core.stepper.tokenizer.decode(self.core.emitted[0], skip_special_tokens=True)
+            return f"{self.core.row_prompts[0]}\n-> {text}"
+        return None
+
+    def set_progress(self, progress: float) -> None:
+        self.core.progress = float(progress)
+
+
+# ----------------------------------------------------------------------------------- entry points
+
+def _build_core(lm: Any, reward: Any, prompts: Sequence[str] | None, n: int, top_k: int,
+                max_new_tokens: int, min_new_tokens: int, system: str | None, hidden_clip: float,
+                max_prompt_tokens: int) -> TextTokensCore:
+    if isinstance(lm, LMStepper):
+        stepper = lm
+    else:
+        if isinstance(lm, (str, bytes)) or hasattr(lm, "__fspath__"):
+            lm = load_causal_lm(lm)
+        if not (isinstance(lm, (tuple, LoadedLM)) and len(lm) == 2):
+            raise TextEnvConfigError(f"lm = {type(lm).__name__}: pass a model id or folder, a "
+                                     "(model, tokenizer) pair or an LMStepper")
+        stepper = LMStepper(lm[0], lm[1], top_k=top_k, system=system, max_prompt_tokens=max_prompt_tokens)
+    if prompts is None:
+        from rlcreate.text.data import prompts as shipped_prompts
+        prompts = shipped_prompts("train")
+    return TextTokensCore(stepper, reward, prompts, n=n, max_new_tokens=max_new_tokens,
+                          min_new_tokens=min_new_tokens, hidden_clip=hidden_clip)
+
+
+def make_text_tokens_env(lm: Any = DEFAULT_LM, reward: Any = None, prompts: Sequence[str] | None = None,
+                         top_k: int = 16, max_new_tokens: int = 32, min_new_tokens: int = 0,
+                         system: str | None = None, hidden_clip: float = 10.0, max_prompt_tokens: int = 512,
+                         render_mode: str | None = None) -> TextTokensEnv:
+    """Entry point of ``rlcreate/TextTokens-v0``: the single-sequence Gymnasium environment."""
+    core = _build_core(lm, reward, prompts, 1, top_k, max_new_tokens, min_new_tokens, system,
+                       hidden_clip, max_prompt_tokens)
+    return TextTokensEnv(core, render_mode=render_mode)
+
+
+def make_text_tokens_vec_env(n_envs: int = 32, lm: Any = DEFAULT_LM, reward: Any = None,
+                             prompts: Sequence[str] | None = None, top_k: int = 16, max_new_tokens: int = 32,
+                             min_new_tokens: int = 0, system: str | None = None, hidden_clip: float = 10.0,
+                             max_prompt_tokens: int = 512, seed: int | None = None) -> TextTokensVecEnv:
+    """The batched form for SB3: ``n_envs`` texts stepped in one forward pass per step."""
+    core = _build_core(lm, reward, prompts, n_envs, top_k, max_new_tokens, min_new_tokens, system,
+                       hidden_clip, max_prompt_tokens)
+    return TextTokensVecEnv(core, seed=seed)
