@@ -1,0 +1,233 @@
+"""Fast playability check over a Mario tile grid: can Mario get from the left edge to the right edge?
+
+This is a reachability search over *Mario states* ``(row, column, phase)`` on the 14-row tile grid,
+compiled with numba. It is a proxy for the real A* agent (:mod:`rlcreate.levels.astar`), cheap
+enough to run inside an RL reward at every environment step (microseconds per 16-column segment).
+
+Movement model (one step = a vertical move in the current column, then optionally one column to
+the right, entering the next column only if that cell is free):
+
+- **standing** (``GROUND``): on a free cell with a solid tile (:data:`tiles.IS_SOLID`) below it.
+  Mario can walk right, or jump.
+- **rising**: ``JUMP_HEIGHT`` steps of one row up each. Hitting a solid tile above (or the top of
+  the screen) ends the rise. Mario can release the jump early at any point.
+- **apex**: ``APEX_STEPS`` steps without vertical motion (the slow top of a running jump).
+- **falling**: one row down per step until he lands on a solid tile; falling below the bottom row
+  is death.
+
+Constants, calibrated against the A* agent of the Mario AI Framework (``PlayAstar.jar``) on
+synthetic levels (flat ground, 20 columns of run-up) with ``scripts/playability_agreement.py``'s
+runner: the agent climbs a 4-tile step but not a 5-tile one (``JUMP_HEIGHT = 4``), and clears a
+10-tile gap but not an 11-tile one. With these rules a jump that lands at take-off height spans
+``2 * JUMP_HEIGHT + APEX_STEPS`` columns of air at most, so the widest gap the solver crosses on flat
+ground is ``2 * JUMP_HEIGHT + APEX_STEPS - 1``; ``APEX_STEPS = 2`` makes that 9 tiles, one short of
+the agent's best *running* jump, because the solver tracks no horizontal speed and so cannot tell a
+run-up from a standing jump. Every corpus block is solvable with these constants (tested).
+
+Deliberate simplifications (each one is a way the solver and the A* agent can disagree):
+
+- Mario only moves right or stays in his column (no walking back left). This makes the search one
+  left-to-right sweep and makes segment-by-segment solving *exact* (see :func:`solve`), but a level
+  that needs backtracking (climb through a hole in a ceiling, then go left) reads as unplayable.
+- Mario is one tile tall (small Mario). The agent starts as big Mario (two tiles) and needs two
+  free rows to walk, so one-tile tunnels read as passable here.
+- Enemies (``E``) are empty space: the agent mostly stomps or jumps them. Cannons (``B``/``b``) are
+  solid blocks; their bullets are ignored. Bricks are never broken.
+
+Public API: :func:`solve` (with seam state for incremental checks), :func:`is_playable`,
+:func:`playable_batch`, :func:`completion`, :class:`SolveResult`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from rlcreate.levels.tiles import HEIGHT, IS_SOLID
+
+__all__ = [
+    "JUMP_HEIGHT", "APEX_STEPS", "START_COLUMNS", "N_PHASES", "SolveResult", "SolverInputError",
+    "solve", "is_playable", "playable_batch", "completion",
+]
+
+#: rows Mario rises in a full jump (the agent lands on a 4-high step, not on a 5-high one).
+JUMP_HEIGHT = 4
+#: steps at the top of a jump without vertical motion; sets the widest gap (2*4 + 2 - 1 = 9).
+APEX_STEPS = 2
+#: by default Mario may start standing on any surface in the first columns (the engine drops him at
+#: x = 0 onto the ground; a few columns of slack keep a one-tile notch at the edge from failing).
+START_COLUMNS = 3
+
+_GROUND = 0
+_FIRST_RISE = 1
+_FIRST_APEX = _FIRST_RISE + JUMP_HEIGHT
+_FALL = _FIRST_APEX + APEX_STEPS
+#: number of phases in a Mario state (standing, JUMP_HEIGHT rising, APEX_STEPS apex, falling).
+N_PHASES = _FALL + 1
+_SOLID_LUT = IS_SOLID.astype(np.bool_)
+
+
+class SolverInputError(ValueError):
+    """A grid or seam state that the solver cannot take; the message names the shape and the fix."""
+
+
+@dataclass(frozen=True)
+class SolveResult:
+    """Outcome of :func:`solve` on one grid.
+
+    Attributes:
+        reached_end: Mario can reach the last column (standing or in the air).
+        furthest_col: the rightmost column Mario can reach; -1 if he cannot even enter column 0.
+        end_rows: ``(14,)`` bool, rows where Mario can *stand* in the last column.
+        exit_state: ``(14, N_PHASES)`` bool, the Mario states leaving the last column to the right
+            (row, phase: standing, rising, apex or falling). Pass it as ``start_state`` to the next
+            segment's :func:`solve` for an exact seam check, jumps across the seam included.
+    """
+
+    reached_end: bool
+    furthest_col: int
+    end_rows: np.ndarray
+    exit_state: np.ndarray
+
+
+@njit(cache=True)
+def _add(grid, lut, c, r, p, visited, stack, sp):
+    """Push state (r, c, p) if free and new; standing needs support, airborne-with-support lands."""
+    if lut[grid[r, c]]:
+        return sp
+    supported = r + 1 < grid.shape[0] and lut[grid[r + 1, c]]
+    if p == _GROUND and not supported:
+        p = _FALL
+    elif p >= _FIRST_APEX and supported:
+        p = _GROUND
+    if not visited[r, p]:
+        visited[r, p] = True
+        stack[sp, 0] = r
+        stack[sp, 1] = p
+        sp += 1
+    return sp
+
+
+@njit(cache=True)
+def _sweep(grid, lut, entries, seed_cols):
+    """Left-to-right sweep; returns (furthest column, states in the last column, exit states)."""
+    height, width = grid.shape
+    visited = np.zeros((height, N_PHASES), np.bool_)
+    cur = entries.copy()
+    nxt = np.zeros((height, N_PHASES), np.bool_)
+    stack = np.zeros((height * N_PHASES, 2), np.int64)
+    furthest = -1
+    for c in range(width):
+        visited[:, :] = False
+        nxt[:, :] = False
+        sp = 0
+        for r in range(height):
+            for p in range(N_PHASES):
+                if cur[r, p]:
+                    sp = _add(grid, lut, c, r, p, visited, stack, sp)
+        if c < seed_cols:
+            for r in range(height - 1):
+                if lut[grid[r + 1, c]]:
+                    sp = _add(grid, lut, c, r, _GROUND, visited, stack, sp)
+        if sp > 0:
+            furthest = c
+        while sp > 0:
+            sp -= 1
+            r = stack[sp, 0]
+            p = stack[sp, 1]
+            # (nr, np_) is where this step's vertical move ends; -1 row means no move this step.
+            if p == _GROUND:
+                nr, np_ = r, _GROUND              # walk right
+                sp = _add(grid, lut, c, r, _FIRST_RISE, visited, stack, sp)  # start a jump
+            elif p < _FIRST_APEX:                 # rising
+                sp = _add(grid, lut, c, r, _FALL, visited, stack, sp)        # release the jump
+                if r == 0 or lut[grid[r - 1, c]]:
+                    continue                      # head bump: the release above covers the fall
+                nr, np_ = r - 1, p + 1
+                sp = _add(grid, lut, c, nr, np_, visited, stack, sp)
+            elif p < _FALL:                       # apex
+                nr, np_ = r, p + 1
+                sp = _add(grid, lut, c, nr, np_, visited, stack, sp)
+            else:                                 # falling
+                if r + 1 >= height:
+                    continue                      # fell off the bottom: dead
+                nr, np_ = r + 1, _FALL
+                sp = _add(grid, lut, c, nr, np_, visited, stack, sp)
+            if c + 1 < width:
+                if not lut[grid[nr, c + 1]]:
+                    nxt[nr, np_] = True
+            else:
+                nxt[nr, np_] = True               # leaves the grid: the next segment checks the cell
+        cur, nxt = nxt, cur
+    return furthest, visited.copy(), cur.copy()
+
+
+def _as_grid(grid) -> np.ndarray:
+    grid = np.asarray(grid)
+    if grid.ndim != 2 or grid.shape[0] != HEIGHT or grid.shape[1] == 0:
+        raise SolverInputError(
+            f"solve expects one level grid of shape ({HEIGHT}, W) with W >= 1, got shape {grid.shape}; "
+            "for a batch of levels use playable_batch")
+    if not np.issubdtype(grid.dtype, np.integer):
+        raise SolverInputError(f"level grids hold integer tile ids, got dtype {grid.dtype}; parse text with parse_level")
+    if grid.min() < 0 or grid.max() >= len(_SOLID_LUT):
+        raise SolverInputError(
+            f"tile ids must lie in 0..{len(_SOLID_LUT) - 1}, got values {int(grid.min())}..{int(grid.max())}")
+    return np.ascontiguousarray(grid, dtype=np.int8)
+
+
+def solve(grid: np.ndarray, start_rows: np.ndarray | None = None,
+          start_state: np.ndarray | None = None) -> SolveResult:
+    """Reachability of one ``(14, W)`` grid from its left edge.
+
+    Args:
+        grid: tile ids, shape ``(14, W)``.
+        start_rows: ``(14,)`` bool, rows where Mario stands in column 0 (e.g. the previous segment's
+            ``end_rows``). Approximate at a seam: a jump already in flight across it is lost.
+        start_state: ``(14, N_PHASES)`` bool, the previous segment's ``exit_state``; exact: solving
+            segments one after another this way gives the same answer as solving them joined.
+        With neither, Mario starts standing on any surface in the first ``START_COLUMNS`` columns.
+    """
+    grid = _as_grid(grid)
+    entries = np.zeros((HEIGHT, N_PHASES), np.bool_)
+    seed_cols = 0
+    if start_rows is not None and start_state is not None:
+        raise SolverInputError("pass start_rows or start_state, not both; start_state is the exact seam state")
+    if start_state is not None:
+        start_state = np.asarray(start_state, dtype=bool)
+        if start_state.shape != (HEIGHT, N_PHASES):
+            raise SolverInputError(
+                f"start_state must have shape ({HEIGHT}, {N_PHASES}) (a SolveResult.exit_state), got {start_state.shape}")
+        entries[:] = start_state
+    elif start_rows is not None:
+        start_rows = np.asarray(start_rows, dtype=bool)
+        if start_rows.shape != (HEIGHT,):
+            raise SolverInputError(f"start_rows must have shape ({HEIGHT},) (a SolveResult.end_rows), got {start_rows.shape}")
+        entries[start_rows, _GROUND] = True
+    else:
+        seed_cols = START_COLUMNS
+    furthest, last, exits = _sweep(grid, _SOLID_LUT, entries, seed_cols)
+    width = grid.shape[1]
+    return SolveResult(
+        reached_end=bool(furthest == width - 1), furthest_col=int(furthest),
+        end_rows=last[:, _GROUND].copy(), exit_state=exits)
+
+
+def is_playable(grid: np.ndarray) -> bool:
+    """Whether Mario can get from the left edge to the last column of ``grid``."""
+    return solve(grid).reached_end
+
+
+def completion(grid: np.ndarray) -> float:
+    """Fraction of the level's columns Mario can reach: ``(furthest_col + 1) / W`` in [0, 1]."""
+    result = solve(grid)
+    return (result.furthest_col + 1) / np.asarray(grid).shape[1]
+
+
+def playable_batch(grids) -> np.ndarray:
+    """``is_playable`` for each grid of a ``(n, 14, W)`` array or a list of ``(14, W_i)`` grids."""
+    if isinstance(grids, np.ndarray) and grids.ndim != 3:
+        raise SolverInputError(f"playable_batch expects shape (n, {HEIGHT}, W) or a list of grids, got {grids.shape}")
+    return np.array([solve(g).reached_end for g in grids], dtype=bool)
