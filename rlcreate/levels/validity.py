@@ -103,45 +103,31 @@ def _shift(mask: np.ndarray, drow: int, dcol: int, fill: bool) -> np.ndarray:
     return out
 
 
-def _run_properties(member: np.ndarray, top: np.ndarray, solid: np.ndarray):
-    """Per-cell properties of the vertical runs of ``member`` cells (shape ``(..., 14, W)``).
+def _bad_runs(member: np.ndarray, top: np.ndarray, solid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Vertical runs of ``member`` cells (a stack ``(n, 14, W)``) that break the pipe rules.
 
-    Returns ``(capped, anchored, upper_end, lower_end)``, all constant along a run: ``capped`` when
-    the run's upper end is a top (or reaches row 0) or its lower end is a top; ``anchored`` when the
-    cell under its lower end is solid (or it reaches the bottom row) or the cell above its upper end
-    is solid (or it reaches row 0). A scan over the 14 rows (not over cells) keeps this vectorised
-    over all levels and columns at once.
+    Returns ``(uncapped, floating)``: ``uncapped`` marks the upper end of each run with no top at
+    its upper end, no top at its lower end and not reaching row 0; ``floating`` marks the lower end
+    of each run with nothing solid (or the bottom row) under it and nothing solid (or row 0) above
+    its upper end. Each end finds the other end of its run by a running max/min of end-row indices
+    down/up the rows, so the whole stack is handled with a handful of array operations.
     """
     h = member.shape[-2]
-    above_member = _shift(member, -1, 0, False)
-    below_member = _shift(member, 1, 0, False)
-    upper_end = member & ~above_member
-    lower_end = member & ~below_member
-    solid_below = _shift(solid, 1, 0, True)   # the bottom edge counts as ground
-    solid_above = _shift(solid, -1, 0, True)  # the top edge: continues above the screen
-
-    # Downward scan carries what the upper end saw; upward scan carries what the lower end saw.
-    cap_up = np.zeros_like(member)
-    anchor_up = np.zeros_like(member)
-    for r in range(h):
-        start = upper_end[..., r, :]
-        prev_cap = cap_up[..., r - 1, :] if r else np.zeros_like(start)
-        prev_anchor = anchor_up[..., r - 1, :] if r else np.zeros_like(start)
-        cap_up[..., r, :] = member[..., r, :] & np.where(start, top[..., r, :] | (r == 0), prev_cap)
-        anchor_up[..., r, :] = member[..., r, :] & np.where(start, solid_above[..., r, :], prev_anchor)
-    cap_down = np.zeros_like(member)
-    anchor_down = np.zeros_like(member)
-    for r in range(h - 1, -1, -1):
-        end = lower_end[..., r, :]
-        prev_cap = cap_down[..., r + 1, :] if r < h - 1 else np.zeros_like(end)
-        prev_anchor = anchor_down[..., r + 1, :] if r < h - 1 else np.zeros_like(end)
-        cap_down[..., r, :] = member[..., r, :] & np.where(end, top[..., r, :], prev_cap)
-        anchor_down[..., r, :] = member[..., r, :] & np.where(end, solid_below[..., r, :], prev_anchor)
-    return cap_up | cap_down, anchor_up | anchor_down, upper_end, lower_end
+    rows = np.arange(h, dtype=np.int8).reshape(h, 1)  # small ints: the accumulates dominate the cost
+    upper_end = member & ~_shift(member, -1, 0, False)
+    lower_end = member & ~_shift(member, 1, 0, False)
+    # For each cell, the row of the nearest upper end at or above it / lower end at or below it.
+    upper_row = np.maximum.accumulate(np.where(upper_end, rows, 0), axis=-2)
+    lower_row = np.flip(np.minimum.accumulate(np.flip(np.where(lower_end, rows, h - 1), -2), axis=-2), -2)
+    top_at_lower = np.take_along_axis(top, lower_row, axis=-2)
+    capped = top | (rows == 0) | top_at_lower
+    hangs = np.take_along_axis(_shift(solid, -1, 0, True), upper_row, axis=-2)  # row 0: from above
+    stands = _shift(solid, 1, 0, True)                                          # bottom row: ground
+    return upper_end & ~capped, lower_end & ~(stands | hangs)
 
 
 def _violations(g: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
-    """Per-cell violation masks, by rule and then by kind of problem (same shape as ``g``)."""
+    """Per-cell violation masks for a stack ``(n, 14, W)``, by rule and then by kind of problem."""
     solid = IS_SOLID[g]
     tl, tr, bl, br = (g == PIPE_TL), (g == PIPE_TR), (g == PIPE_BL), (g == PIPE_BR)
     right = lambda m: _shift(m, 0, 1, True)   # noqa: E731  (edges: the unknown neighbour is fine)
@@ -153,9 +139,12 @@ def _violations(g: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
     }
     capped, anchored = {}, {}
     for side, member, top in (("left", tl | bl, tl), ("right", tr | br, tr)):
-        cap, anchor, upper_end, lower_end = _run_properties(member, top, solid)
-        capped[side] = upper_end & ~cap   # report each bad run once, at its upper end
-        anchored[side] = lower_end & ~anchor
+        capped[side] = np.zeros_like(member)
+        anchored[side] = np.zeros_like(member)
+        # Only levels holding pipe tiles can break the run rules; skip the others.
+        idx = np.flatnonzero(member.any(axis=(1, 2)))
+        if idx.size:
+            capped[side][idx], anchored[side][idx] = _bad_runs(member[idx], top[idx], solid[idx])
     out["pipe_capped"] = capped
     out["pipe_anchored"] = anchored
     cannon = (g == CANNON) | (g == CANNON_BASE)
@@ -207,7 +196,7 @@ def level_problems(grid) -> list[str]:
     An empty list means the level is valid. Rows and columns are 0-based from the top left.
     """
     g = check_grid(grid)
-    v = _violations(g)
+    v = {rule: {kind: mask[0] for kind, mask in kinds.items()} for rule, kinds in _violations(g[None]).items()}
     problems: list[tuple[int, int, str]] = []
 
     def add(mask, fmt):
