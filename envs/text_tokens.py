@@ -247,8 +247,9 @@ class TextTokensEnv(gym.Env):
     0 on every step but the last; on the last, the reward set's weighted total for the text.
     ``info["rewards"]`` holds every term (name -> value), ``info["text"]`` the text (special
     tokens removed), ``info["prompt"]`` the raw prompt, ``info["n_tokens"]`` and ``info["ended_by"]``.
-    Reward modules receive ``prompts=``, ``progress=`` and ``token_logprobs=`` (the LM's log-prob of
-    each emitted token) as context.
+    Reward modules receive ``prompts=`` (the raw prompts) and ``token_logprobs=`` (the LM's log-prob
+    of each emitted token) as context; the reward set gets ``progress=`` (set by the trainer through
+    ``set_progress``) for its weight schedules.
 
     ## Starting State
     A prompt drawn uniformly from ``prompts`` with ``self.np_random``, formatted with the chat
