@@ -59,8 +59,8 @@ Terrain
 
 ``CorpusNeighbours``
     Nearest-neighbour novelty: the normalised Hamming distance (fraction of tiles that differ) from a
-    ``(14, w)`` segment to the closest of a set of corpus windows of width ``w`` (scikit-learn
-    ``NearestNeighbors``, exact brute-force search). 0 means the segment is a copy of a corpus window
+    ``(14, w)`` segment to the closest of a set of corpus windows of width ``w`` (exact faiss binary
+    k-NN over packed one-hot codes, :mod:`rlcreate.levels.hamming`). 0 means the segment is a copy of a corpus window
     (memorisation), 1 that it differs from every window in every tile. For a longer level,
     ``level_distance`` cuts it into non-overlapping ``w``-column windows (plus one right-aligned
     window covering the remainder, if any) and averages their distances.
@@ -273,7 +273,7 @@ class CorpusNeighbours:
     """
 
     def __init__(self, windows=None):
-        from sklearn.neighbors import NearestNeighbors
+        from rlcreate.levels.hamming import pack_grids
 
         if windows is None:
             from rlcreate.levels.corpus import training_windows
@@ -285,17 +285,19 @@ class CorpusNeighbours:
         self.width = int(w.shape[2])
         flat = np.unique(w.reshape(len(w), -1), axis=0)
         self.n_windows = int(len(flat))
-        self._nn = NearestNeighbors(n_neighbors=1, metric="hamming", algorithm="brute").fit(flat)
+        self._packed = pack_grids(flat.reshape(len(flat), HEIGHT, self.width))
 
-    def distance(self, grids) -> np.ndarray:
-        """Fraction of differing tiles to the nearest window, for a stack ``(n, 14, width)``."""
+    def distance(self, grids, k: int = 1) -> np.ndarray:
+        """Fraction of differing tiles to the nearest window (mean over the ``k`` nearest), for a
+        stack ``(n, 14, width)``. Exact, via faiss' binary k-NN (see rlcreate.levels.hamming)."""
+        from rlcreate.levels.hamming import knn_tile_distance, pack_grids
+
         g = check_grids(grids)
         if g.shape[2] != self.width:
             raise LevelFormatError(
                 f"segments have shape {g.shape[1:]} but the index holds windows of width {self.width}; "
                 f"pass segments of shape ({HEIGHT}, {self.width}) or use level_distance for longer levels")
-        dist, _ = self._nn.kneighbors(g.reshape(len(g), -1), return_distance=True)
-        return dist[:, 0]
+        return knn_tile_distance(pack_grids(g), self._packed, k, HEIGHT * self.width).mean(axis=1)
 
     def level_distance(self, grid) -> float:
         """Mean nearest-window distance over the non-overlapping windows of a level ``(14, W >= width)``."""
