@@ -1,0 +1,375 @@
+"""Playability by the real A* agent: Robin Baumgarten's agent in the Mario AI Framework engine.
+
+The engine and agent ship as ``mario_gpt/simulator/PlayAstar.jar`` in the ``mario-gpt`` package.
+Its own entry point (``java -jar PlayAstar.jar LEVEL norender``) plays one level per JVM, with a
+200-second game timer, paced at 30 frames/s even without rendering. We compile a small runner
+(``rlcreate/java/FastAstar.java``) against the jar on first use; it calls the engine's private
+``gameLoop`` with ``fps = 0`` (no sleeping) and plays many levels in one JVM. When ``javac`` is
+missing we fall back to the jar's entry point (slow, 200 s timer).
+
+Outcomes are noisy: the agent searches for up to 40 ms of *wall-clock* time per game tick, so a
+loaded CPU gives it less search and the same level can be won on one run and lost on the next.
+Play each level several times (``runs``) and read :attr:`AstarSummary.win_rate`.
+
+Results are cached by level content and settings in ``$RLCREATE_CACHE/astar_results.json``
+(default cache folder ``~/.cache/rlcreate``); a cached level starts no JVM.
+
+Public API: :func:`java_available`, :func:`run_astar`, :func:`astar_or_none`, :func:`default_timer`,
+:class:`AstarResult`, :class:`AstarSummary`, :class:`JavaMissingError`, :class:`AstarRunError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from rlcreate.levels.corpus import mario_gpt_dir
+from rlcreate.levels.tiles import level_to_text
+
+__all__ = [
+    "AstarResult", "AstarSummary", "JavaMissingError", "AstarRunError", "AstarSettingsError",
+    "java_available", "run_astar", "astar_or_none", "default_timer", "cache_dir", "jar_path",
+    "parse_jar_output", "parse_runner_line", "RUNNERS",
+]
+
+log = logging.getLogger(__name__)
+
+STATUSES = ("WIN", "LOSE", "TIME_OUT")
+#: "fast": FastAstar.java, unpaced, many levels per JVM; "jar": PlayAstar.jar's own main (paced,
+#: 200 s timer, one JVM per play); "auto": fast when javac is present, else jar.
+RUNNERS = ("auto", "fast", "jar")
+_JAR_TIMER = 200  # PlayAstar.main hard-codes a 200-second game timer
+_RUNNER_SOURCE = Path(__file__).resolve().parent.parent / "java" / "FastAstar.java"
+_JAVA_HINT = ("install a Java 17 runtime, e.g. apt-get install openjdk-17-jre-headless "
+              "(openjdk-17-jdk-headless adds javac for the fast runner); the A* check is skipped")
+
+
+class JavaMissingError(RuntimeError):
+    """No ``java`` executable on PATH; the A* agent cannot run. Callers catch this and skip."""
+
+
+class AstarRunError(RuntimeError):
+    """The Java process failed or printed no result; the message holds the tail of its stderr."""
+
+
+class AstarSettingsError(ValueError):
+    """A bad argument to :func:`run_astar` (runs, workers, runner, timer, grids)."""
+
+
+@dataclass(frozen=True)
+class AstarResult:
+    """One play of one level by the A* agent."""
+
+    status: str          # 'WIN' | 'LOSE' | 'TIME_OUT'
+    completion: float    # fraction of the level's length Mario got through, 0..1
+    jumps: int
+    kills: int
+    coins: int
+    lives: int
+    runtime_s: float     # wall-clock seconds of this play (JVM start-up excluded for the fast runner)
+
+    @property
+    def won(self) -> bool:
+        return self.status == "WIN"
+
+
+@dataclass(frozen=True)
+class AstarSummary:
+    """``runs`` plays of one level, aggregated."""
+
+    level_hash: str
+    width: int
+    results: tuple[AstarResult, ...]
+
+    @property
+    def runs(self) -> int:
+        return len(self.results)
+
+    @property
+    def wins(self) -> int:
+        return sum(r.won for r in self.results)
+
+    @property
+    def win_rate(self) -> float:
+        return self.wins / self.runs
+
+    @property
+    def mean_completion(self) -> float:
+        return float(np.mean([r.completion for r in self.results]))
+
+    @property
+    def mean_runtime_s(self) -> float:
+        return float(np.mean([r.runtime_s for r in self.results]))
+
+    @property
+    def statuses(self) -> dict[str, int]:
+        return {s: sum(r.status == s for r in self.results) for s in STATUSES}
+
+
+def cache_dir() -> Path:
+    """``$RLCREATE_CACHE`` or ``~/.cache/rlcreate`` (created on demand by the callers that write)."""
+    return Path(os.environ.get("RLCREATE_CACHE") or Path.home() / ".cache" / "rlcreate")
+
+
+def jar_path() -> Path:
+    return mario_gpt_dir() / "simulator" / "PlayAstar.jar"
+
+
+def java_available(java: str | None = None) -> bool:
+    """Whether a ``java`` executable (or the given path) can be found."""
+    return shutil.which(java or "java") is not None
+
+
+def default_timer(width: int) -> int:
+    """Game-seconds allowed for a level of ``width`` columns: ``width // 10 + 5``.
+
+    The agent needs about 5 game-seconds per 100 columns of plain running; a stuck agent uses its
+    whole 40 ms search budget every tick, so the timer also bounds the wall time of a hopeless level
+    (about 1.2 s of wall time per game-second).
+    """
+    return width // 10 + 5
+
+
+# ----------------------------------------------------------------------------------------------
+# output parsing
+
+_JAR_PATTERNS = {
+    "status": r"Game Status:\s*(\w+)", "completion": r"Percentage Completion:\s*([-\d.Ee]+)",
+    "lives": r"Lives:\s*(-?\d+)", "coins": r"Coins:\s*(-?\d+)", "kills": r"Total Kills:\s*(-?\d+)",
+    "jumps": r"Jumps:\s*(-?\d+)",
+}
+
+
+def parse_jar_output(text: str, runtime_s: float = float("nan")) -> AstarResult:
+    """Parse what ``java -jar PlayAstar.jar LEVEL norender`` prints into an :class:`AstarResult`."""
+    found = {}
+    for field, pattern in _JAR_PATTERNS.items():
+        m = re.search(pattern, text)
+        if m is None:
+            raise AstarRunError(f"PlayAstar output has no {field!r} ({pattern!r}); output was:\n{text[-1500:]}")
+        found[field] = m.group(1)
+    if found["status"] not in STATUSES:
+        raise AstarRunError(f"unknown game status {found['status']!r}; expected one of {STATUSES}")
+    return AstarResult(status=found["status"], completion=float(found["completion"]),
+                       jumps=int(found["jumps"]), kills=int(found["kills"]), coins=int(found["coins"]),
+                       lives=int(found["lives"]), runtime_s=runtime_s)
+
+
+def parse_runner_line(line: str) -> tuple[str, int, AstarResult]:
+    """Parse one ``RESULT`` line of FastAstar into ``(key, run, result)``."""
+    parts = line.rstrip("\n").split("\t")
+    if len(parts) != 11 or parts[0] != "RESULT" or parts[3] not in STATUSES:
+        raise AstarRunError(f"FastAstar printed an unexpected line: {line!r}")
+    key, run, status, completion, jumps, kills, coins, lives, _remaining_ms, seconds = parts[1:]
+    return key, int(run), AstarResult(status, float(completion), int(jumps), int(kills), int(coins),
+                                      int(lives), float(seconds))
+
+
+# ----------------------------------------------------------------------------------------------
+# the subprocess layer (one function, so tests can count JVM launches)
+
+def _launch(cmd: list[str], stdin_text: str | None, timeout: float) -> str:
+    """Run one Java process; return its stdout or raise AstarRunError with its stderr tail."""
+    try:
+        proc = subprocess.run(cmd, input=stdin_text, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise AstarRunError(f"{cmd[0]} ran past {timeout:.0f} s: {' '.join(cmd)}") from exc
+    if proc.returncode != 0:
+        raise AstarRunError(f"{' '.join(cmd)} exited with code {proc.returncode}:\n{proc.stderr[-1500:]}")
+    return proc.stdout
+
+
+def _compiled_runner(javac: str | None) -> Path | None:
+    """Folder holding FastAstar.class compiled against the jar (compiled once, then reused)."""
+    if javac is None:
+        return None
+    source = _RUNNER_SOURCE.read_bytes()
+    jar = jar_path()
+    tag = hashlib.sha256(source + str(jar.stat().st_size).encode()).hexdigest()[:12]
+    target = cache_dir() / "java" / f"fastastar-{tag}"
+    if (target / "FastAstar.class").exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    build = Path(tempfile.mkdtemp(prefix="build-", dir=target.parent))
+    _launch([javac, "-cp", str(jar), "-d", str(build), str(_RUNNER_SOURCE)], None, timeout=120)
+    try:
+        build.rename(target)  # atomic; a concurrent compile that won the race is just as good
+    except OSError:
+        shutil.rmtree(build, ignore_errors=True)
+    return target
+
+
+# ----------------------------------------------------------------------------------------------
+# cache
+
+def _cache_file() -> Path:
+    return cache_dir() / "astar_results.json"
+
+
+def _load_cache() -> dict[str, list[dict]]:
+    try:
+        return json.loads(_cache_file().read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def _save_cache(new: dict[str, list[dict]]) -> None:
+    """Merge ``new`` into the cache file (re-read first: other processes may have written)."""
+    data = _load_cache()
+    for key, results in new.items():
+        if len(results) > len(data.get(key, [])):
+            data[key] = results
+    path = _cache_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="astar-", suffix=".json", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f)
+    os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------------------------
+# running
+
+def _play_fast(classdir: Path, java: str, jobs: list[tuple[str, Path, int, int]], workers: int
+               ) -> dict[str, list[AstarResult]]:
+    """Play jobs (key, level file, timer, runs) in ``workers`` JVMs running FastAstar."""
+    jobs = sorted(jobs, key=lambda j: -j[2] * j[3])  # longest first, dealt round-robin
+    chunks = [jobs[i::workers] for i in range(workers) if jobs[i::workers]]
+    cmd = [java, "-cp", f"{jar_path()}{os.pathsep}{classdir}", "FastAstar"]
+
+    def run_chunk(chunk):
+        stdin = "".join(f"{k}\t{p}\t{t}\t{n}\n" for k, p, t, n in chunk)
+        timeout = 60 + sum(1.5 * t * n + 5 * n for _, _, t, n in chunk)
+        return _launch(cmd, stdin, timeout)
+
+    out: dict[str, list[AstarResult]] = {k: [] for k, *_ in jobs}
+    with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
+        for text in pool.map(run_chunk, chunks):
+            for line in text.splitlines():
+                if line.startswith("ERROR"):
+                    raise AstarRunError(f"the engine failed on a level: {line}")
+                if line.startswith("RESULT"):
+                    key, _, result = parse_runner_line(line)
+                    out[key].append(result)
+    return out
+
+
+def _play_jar(java: str, jobs: list[tuple[str, Path, int, int]], workers: int) -> dict[str, list[AstarResult]]:
+    """Play jobs with PlayAstar.jar's own main: one paced JVM per play, 200 s game timer."""
+    plays = [(k, p) for k, p, _, n in jobs for _ in range(n)]
+
+    def play(item):
+        key, path = item
+        start = time.perf_counter()
+        text = _launch([java, "-jar", str(jar_path()), str(path), "norender"], None,
+                       timeout=60 + 1.5 * _JAR_TIMER)
+        return key, parse_jar_output(text, runtime_s=time.perf_counter() - start)
+
+    out: dict[str, list[AstarResult]] = {k: [] for k, *_ in jobs}
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for key, result in pool.map(play, plays):
+            out[key].append(result)
+    return out
+
+
+def _as_grids(grids) -> list[np.ndarray]:
+    if isinstance(grids, np.ndarray):
+        if grids.ndim == 2:
+            raise AstarSettingsError(f"run_astar takes a batch of grids; got one grid of shape {grids.shape}: "
+                                     "wrap it in a list, e.g. run_astar([grid])")
+        if grids.ndim != 3:
+            raise AstarSettingsError(f"run_astar takes grids of shape (n, 14, W) or a list of (14, W); got {grids.shape}")
+    return [np.asarray(g) for g in grids]
+
+
+def run_astar(grids: Sequence[np.ndarray] | np.ndarray, runs: int = 1, workers: int = 2, cache: bool = True,
+              timer: int | None = None, runner: str = "auto", java: str | None = None) -> list[AstarSummary]:
+    """Play each level ``runs`` times with the A* agent; one :class:`AstarSummary` per grid, in order.
+
+    Args:
+        grids: ``(n, 14, W)`` array or a list of ``(14, W_i)`` tile-id grids.
+        runs: plays per level (outcomes vary between runs; average several).
+        workers: Java processes in parallel (levels are spread over them).
+        cache: reuse and store results in ``cache_dir()/astar_results.json``, keyed by the level's
+            text, runner and timer. A cached level with at least ``runs`` plays starts no JVM.
+        timer: game-seconds per play; default :func:`default_timer` (width // 10 + 5). The jar
+            runner ignores it (its main hard-codes 200 s).
+        runner: "fast" (needs javac), "jar", or "auto" (fast when javac is found).
+        java: path of the java executable; default: ``java`` on PATH.
+
+    Raises:
+        JavaMissingError: no java executable; the message says what to install.
+    """
+    if runs < 1 or workers < 1:
+        raise AstarSettingsError(f"runs and workers must be >= 1, got runs={runs}, workers={workers}")
+    if runner not in RUNNERS:
+        raise AstarSettingsError(f"runner must be one of {RUNNERS}, got {runner!r}")
+    if timer is not None and timer < 1:
+        raise AstarSettingsError(f"timer is in game-seconds and must be >= 1, got {timer}; None picks width // 10 + 5")
+    grids = _as_grids(grids)
+    texts = [level_to_text(g) for g in grids]
+
+    java_exe = shutil.which(java or "java")
+    javac_exe = None
+    if runner != "jar" and java_exe is not None:
+        sibling = Path(java_exe).resolve().parent / "javac"
+        javac_exe = str(sibling) if sibling.exists() else shutil.which("javac")
+        if runner == "fast" and javac_exe is None:
+            raise JavaMissingError("runner='fast' compiles FastAstar.java and needs javac: install a JDK, "
+                                   "e.g. apt-get install openjdk-17-jdk-headless, or use runner='jar'")
+    mode = "fast" if (runner != "jar" and javac_exe is not None) else "jar"
+
+    timers = [_JAR_TIMER if mode == "jar" else (timer or default_timer(g.shape[1])) for g in grids]
+    hashes = [hashlib.sha256(t.encode()).hexdigest()[:20] for t in texts]
+    keys = [f"{h}|{mode}|t{t}" for h, t in zip(hashes, timers)]
+
+    stored = _load_cache() if cache else {}
+    have = {k: [AstarResult(**d) for d in stored.get(k, [])] for k in set(keys)}
+    missing = {k: runs - len(have[k]) for k in set(keys) if len(have[k]) < runs}
+    if missing:
+        if java_exe is None:
+            raise JavaMissingError(f"no '{java or 'java'}' executable found on PATH: {_JAVA_HINT}")
+        with tempfile.TemporaryDirectory(prefix="rlcreate-astar-") as tmp:
+            jobs = []
+            for key, text, t in zip(keys, texts, timers):
+                if key in missing and all(j[0] != key for j in jobs):
+                    path = Path(tmp) / f"{len(jobs)}.txt"
+                    path.write_text(text)
+                    jobs.append((key, path, t, missing[key]))
+            if mode == "fast":
+                played = _play_fast(_compiled_runner(javac_exe), java_exe, jobs, workers)
+            else:
+                played = _play_jar(java_exe, jobs, workers)
+        for key, results in played.items():
+            have[key].extend(results)
+        if cache:
+            _save_cache({k: [asdict(r) for r in have[k]] for k in played})
+    return [AstarSummary(h, g.shape[1], tuple(have[k][:runs])) for h, g, k in zip(hashes, grids, keys)]
+
+
+_warned_missing = False
+
+
+def astar_or_none(grids, **kwargs) -> list[AstarSummary] | None:
+    """:func:`run_astar`, or None (and one logged warning per process) when java is missing."""
+    global _warned_missing
+    try:
+        return run_astar(grids, **kwargs)
+    except JavaMissingError as exc:
+        if not _warned_missing:
+            log.warning("A* playability check skipped: %s", exc)
+            _warned_missing = True
+        return None

@@ -1,0 +1,280 @@
+"""Playability: the numba grid solver, the real A* agent (java), and the agreement script."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rlcreate.levels import astar, solver
+from rlcreate.levels.corpus import blocks
+from rlcreate.levels.tiles import CHAR_TO_ID, HEIGHT, write_level
+
+REPO = Path(__file__).resolve().parent.parent
+GROUND = CHAR_TO_ID["X"]
+
+
+def flat(width: int = 40) -> np.ndarray:
+    grid = np.zeros((HEIGHT, width), np.int8)
+    grid[12:] = GROUND
+    return grid
+
+
+def with_gap(width: int, start: int, gap: int) -> np.ndarray:
+    grid = flat(width)
+    grid[:, start:start + gap] = 0
+    return grid
+
+
+# ----------------------------------------------------------------------------------------------
+# solver
+
+def test_flat_ground_is_playable():
+    result = solver.solve(flat(40))
+    assert result.reached_end and result.furthest_col == 39
+    assert result.end_rows.tolist() == [r == 11 for r in range(HEIGHT)]  # standing on the ground
+
+
+def test_small_gap_playable_wide_gap_not():
+    assert solver.is_playable(with_gap(40, 15, 3))
+    wide = solver.solve(with_gap(40, 15, 10))
+    assert not wide.reached_end
+    assert 14 <= wide.furthest_col < 25 + 1  # jumped into the gap, never stood on the far side
+    assert not wide.end_rows.any()
+
+
+def test_widest_gap_matches_the_documented_constants():
+    widest = 2 * solver.JUMP_HEIGHT + solver.APEX_STEPS - 1
+    assert solver.is_playable(with_gap(50, 20, widest))
+    assert not solver.is_playable(with_gap(50, 20, widest + 1))
+
+
+@pytest.mark.parametrize("height, playable", [(4, True), (5, False), (8, False)])
+def test_wall_heights(height, playable):
+    grid = flat(40)
+    grid[12 - height:12, 20] = GROUND  # a one-column wall standing on the ground
+    assert solver.is_playable(grid) is playable
+
+
+def test_staircase_up_and_down_is_playable():
+    grid = flat(60)
+    for i in range(8):  # SMB-style pyramid: 8 one-tile steps up, then 8 down
+        grid[11 - i:12, 10 + i] = GROUND
+        grid[11 - i:12, 25 - i] = GROUND
+    assert solver.is_playable(grid)
+
+
+def test_low_ceiling_shortens_jumps():
+    open_gap = with_gap(40, 15, 6)
+    assert solver.is_playable(open_gap)
+    capped = open_gap.copy()
+    capped[:10, 3:] = GROUND  # a tunnel with two free rows: no room for a full jump
+    assert not solver.is_playable(capped)
+
+
+def test_falling_below_the_bottom_is_death_and_start_needs_a_surface():
+    pit_start = with_gap(30, 0, 5)
+    assert solver.solve(pit_start).furthest_col == -1  # nothing to stand on in the first columns
+    deep = with_gap(40, 20, 15)
+    furthest = solver.solve(deep).furthest_col
+    assert 19 <= furthest < 35 and solver.completion(deep) == (furthest + 1) / 40
+
+
+def _split_solve(grid: np.ndarray, width: int = 16) -> tuple[bool, int]:
+    """Solve ``grid`` piece by piece, carrying the exact seam state; return (reached_end, furthest)."""
+    state, furthest, reached = None, -1, False
+    for start in range(0, grid.shape[1], width):
+        piece = grid[:, start:start + width]
+        result = solver.solve(piece) if state is None else solver.solve(piece, start_state=state)
+        if result.furthest_col >= 0:
+            furthest = start + result.furthest_col
+        reached, state = result.reached_end, result.exit_state
+    return reached, furthest
+
+
+def test_segment_by_segment_equals_whole_level_on_corpus_blocks():
+    rng = np.random.default_rng(0)
+    grids = [b.grid() for b in blocks()]
+    # damaged copies (random 4-9 column pits) so that the comparison also covers failures
+    for g in grids[:30]:
+        g = g.copy()
+        start = int(rng.integers(10, g.shape[1] - 20))
+        g[:, start:start + int(rng.integers(4, 10))] = 0
+        grids.append(g)
+    outcomes = []
+    for g in grids:
+        whole = solver.solve(g)
+        assert _split_solve(g) == (whole.reached_end, whole.furthest_col)
+        outcomes.append(whole.reached_end)
+    assert 0 < sum(outcomes) < len(outcomes)  # both verdicts occur
+
+
+def test_seam_with_standing_rows_continues_walking():
+    first = solver.solve(flat(16))
+    second = solver.solve(flat(16), start_rows=first.end_rows)
+    assert second.reached_end
+    nowhere = solver.solve(flat(16), start_rows=np.zeros(HEIGHT, bool))
+    assert nowhere.furthest_col == -1 and not nowhere.reached_end
+
+
+def test_every_smb1_corpus_block_is_solvable():
+    smb1 = [b for b in blocks() if b.game == "smb1"]
+    assert smb1 and all(solver.is_playable(b.grid()) for b in smb1)
+
+
+def test_playable_batch_matches_single_calls():
+    grids = np.stack([flat(32), with_gap(32, 10, 12), with_gap(32, 10, 2)])
+    assert solver.playable_batch(grids).tolist() == [True, False, True]
+    assert solver.playable_batch(list(grids)).tolist() == [True, False, True]
+
+
+def test_solver_rejects_bad_input():
+    with pytest.raises(solver.SolverInputError, match=r"shape \(14, W\).*got shape \(3, 14, 16\)"):
+        solver.solve(np.zeros((3, 14, 16), np.int8))
+    with pytest.raises(solver.SolverInputError, match="tile ids must lie in 0..12"):
+        solver.solve(np.full((14, 8), 40, np.int8))
+    with pytest.raises(solver.SolverInputError, match="not both"):
+        solver.solve(flat(8), start_rows=np.ones(14, bool), start_state=np.ones((14, solver.N_PHASES), bool))
+    with pytest.raises(solver.SolverInputError, match=r"start_state must have shape \(14, \d+\)"):
+        solver.solve(flat(8), start_state=np.ones((14, 2), bool))
+    with pytest.raises(solver.SolverInputError, match=r"playable_batch expects shape"):
+        solver.playable_batch(flat(8))
+
+
+# ----------------------------------------------------------------------------------------------
+# A* agent
+
+needs_java = pytest.mark.skipif(not astar.java_available(), reason="java not found: the A* agent needs a Java 17 runtime")
+
+JAR_OUTPUT = """Running Astar agent with render: false
+=========================
+****************************************************************
+Game Status: LOSE Percentage Completion: 0.62627554
+Lives: 1 Coins: 3 Remaining Time: 199
+Mario State: 1 (Mushrooms: 0 Fire Flowers: 0)
+Total Kills: 2 (Stomps: 2 Fireballs: 0 Shells: 0 Falls: 0)
+Bricks: 0 Jumps: 5 Max X Jump: 0.0 Max Air Time: 0
+****************************************************************
+"""
+RUNNER_LINE = "RESULT\tabc|fast|t9\t1\tWIN\t1.0\t7\t1\t2\t1\t10320\t0.8168\n"
+
+
+def test_parse_jar_output():
+    r = astar.parse_jar_output(JAR_OUTPUT, runtime_s=2.0)
+    assert r == astar.AstarResult("LOSE", 0.62627554, jumps=5, kills=2, coins=3, lives=1, runtime_s=2.0)
+    assert not r.won
+    with pytest.raises(astar.AstarRunError, match="no 'status'"):
+        astar.parse_jar_output("Exception in thread main")
+
+
+def test_parse_runner_line():
+    key, run, r = astar.parse_runner_line(RUNNER_LINE)
+    assert (key, run) == ("abc|fast|t9", 1)
+    assert r == astar.AstarResult("WIN", 1.0, jumps=7, kills=1, coins=2, lives=1, runtime_s=0.8168)
+    with pytest.raises(astar.AstarRunError, match="unexpected line"):
+        astar.parse_runner_line("RESULT\tabc\t0\tDRAW\t1.0")
+
+
+@pytest.fixture(scope="module")
+def java_cache(tmp_path_factory):
+    """One cache folder per module, so FastAstar is compiled once for all the tests here."""
+    folder = tmp_path_factory.mktemp("rlcreate-cache")
+    old = os.environ.get("RLCREATE_CACHE")
+    os.environ["RLCREATE_CACHE"] = str(folder)
+    yield folder
+    if old is None:
+        os.environ.pop("RLCREATE_CACHE", None)
+    else:
+        os.environ["RLCREATE_CACHE"] = old
+
+
+@pytest.mark.java
+@needs_java
+def test_astar_wins_flat_and_fails_impossible_gap(java_cache):
+    flat_summary, gap_summary = astar.run_astar([flat(40), with_gap(40, 15, 16)], runs=1, cache=False)
+    assert flat_summary.win_rate == 1.0 and flat_summary.results[0].completion == 1.0
+    assert gap_summary.wins == 0 and gap_summary.results[0].status in ("LOSE", "TIME_OUT")
+    assert gap_summary.mean_completion < 0.6
+    assert flat_summary.width == 40 and flat_summary.level_hash != gap_summary.level_hash
+
+
+@pytest.mark.java
+@needs_java
+def test_cache_skips_java_on_second_call(java_cache, monkeypatch):
+    launches = []
+    real_launch = astar._launch
+
+    def counting(cmd, stdin_text, timeout):
+        launches.append(cmd)
+        return real_launch(cmd, stdin_text, timeout)
+
+    monkeypatch.setattr(astar, "_launch", counting)
+    level = flat(24)
+    level[11, 12] = CHAR_TO_ID["E"]  # distinct content from the other tests' levels
+    first = astar.run_astar([level], runs=1)
+    assert launches and first[0].runs == 1
+    launches.clear()
+    again = astar.run_astar([level, level], runs=1)
+    assert launches == [] and again[0] == first[0] == again[1]
+    more = astar.run_astar([level], runs=2)  # one more play needed: java runs once more
+    assert len(launches) == 1 and more[0].results[0] == first[0].results[0] and more[0].runs == 2
+    stored = json.loads((java_cache / "astar_results.json").read_text())
+    assert any(len(v) == 2 for v in stored.values())
+
+
+@pytest.mark.java
+@needs_java
+def test_jar_runner_fallback(java_cache):
+    (summary,) = astar.run_astar([flat(20)], runs=1, cache=False, runner="jar")
+    assert summary.results[0].won
+
+
+def test_missing_java_raises_and_astar_or_none_warns_once(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty folder: no java anywhere
+    monkeypatch.setenv("RLCREATE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(astar, "_warned_missing", False)
+    assert not astar.java_available()
+    with pytest.raises(astar.JavaMissingError, match="openjdk-17-jre-headless.*skipped"):
+        astar.run_astar([flat(16)])
+    with caplog.at_level(logging.WARNING, logger="rlcreate.levels.astar"):
+        assert astar.astar_or_none([flat(16)]) is None
+        assert astar.astar_or_none([flat(16)]) is None
+    assert sum("A* playability check skipped" in r.message for r in caplog.records) == 1
+
+
+def test_run_astar_rejects_bad_settings():
+    with pytest.raises(astar.AstarSettingsError, match="runs and workers must be >= 1, got runs=0"):
+        astar.run_astar([flat(16)], runs=0)
+    with pytest.raises(astar.AstarSettingsError, match=r"wrap it in a list"):
+        astar.run_astar(flat(16))
+    with pytest.raises(astar.AstarSettingsError, match="runner must be one of"):
+        astar.run_astar([flat(16)], runner="gpu")
+
+
+# ----------------------------------------------------------------------------------------------
+# agreement script, run for real with a tiny budget
+
+@pytest.mark.java
+@needs_java
+def test_agreement_script_runs(tmp_path, java_cache):
+    levels = tmp_path / "levels"
+    levels.mkdir()
+    write_level(flat(30), levels / "flat.txt")
+    write_level(with_gap(30, 10, 14), levels / "gap.txt")
+    out = tmp_path / "agreement.json"
+    env = {**os.environ, "RLCREATE_CACHE": str(java_cache)}
+    subprocess.run([sys.executable, str(REPO / "scripts" / "playability_agreement.py"), str(out),
+                    "--levels-dir", str(levels), "--piece-width", "32", "--max-levels", "2", "--runs", "1"],
+                   check=True, env=env, cwd=tmp_path, timeout=300)
+    report = json.loads(out.read_text())
+    generated = report["sets"]["generated"]
+    assert generated["levels"] == 2
+    assert generated["confusion"]["solver_yes_astar_yes"] == 1 and generated["confusion"]["solver_no_astar_no"] == 1
+    assert generated["agreement"] == 1.0
+    assert report["sets"]["corpus"]["levels"] == 2
