@@ -86,9 +86,44 @@ def _check_texts(samples: Sequence[Any], what: str) -> list[str]:
 
 
 def _self_bleu_each(texts: list[str], tokenize: str) -> list[float]:
-    """Sentence BLEU (0..100) of each text against all the others as references."""
+    """Sentence BLEU (0..100) of each text against all the others as references.
+
+    Equal to ``BLEU(effective_order=True).sentence_score(t, others)`` for every t (a test checks
+    it), but each text is tokenised and its n-grams counted once instead of once per other text:
+    n sentence_score calls redo that n * (n - 1) times (~0.4 s for 64 texts of 30 words here).
+    Multi-reference BLEU clips each n-gram at its largest count in any single reference, so the
+    largest and second-largest count per n-gram (with the text holding the largest) give that clip
+    for every leave-one-out reference set.
+    """
+    from sacrebleu.metrics.helpers import extract_all_word_ngrams
+
     bleu = _bleu(tokenize)
-    return [bleu.sentence_score(t, texts[:i] + texts[i + 1:]).score for i, t in enumerate(texts)]
+    order = bleu.max_ngram_order
+    counts, lens = [], []
+    for t in texts:
+        grams, length = extract_all_word_ngrams(bleu._preprocess_segment(t), 1, order)
+        counts.append(grams)
+        lens.append(length)
+    best: dict = {}  # n-gram -> (top count, text index of top count, second count)
+    for i, grams in enumerate(counts):
+        for g, c in grams.items():
+            top, who, second = best.get(g, (0, -1, 0))
+            if c > top:
+                best[g] = (c, i, top)
+            elif c > second:
+                best[g] = (top, who, c)
+    scores = []
+    for i, grams in enumerate(counts):
+        correct, total = [0] * order, [0] * order
+        for g, c in grams.items():
+            top, who, second = best[g]
+            clip = second if who == i else top
+            total[len(g) - 1] += c
+            correct[len(g) - 1] += min(c, clip)
+        ref_len = bleu._get_closest_ref_len(lens[i], lens[:i] + lens[i + 1:])
+        scores.append(bleu.compute_bleu(correct, total, lens[i], ref_len, bleu.smooth_method,
+                                        bleu.smooth_value, bleu.effective_order, order).score)
+    return scores
 
 
 def self_bleu(texts: Sequence[str], tokenize: str = "13a") -> float:

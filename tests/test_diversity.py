@@ -128,3 +128,17 @@ def test_rewards_compose_in_a_reward_set():
     res = rs(["a a b", "c d e"])
     assert res.terms["distinct"] == pytest.approx([2 / 3, 1.0])
     assert res.total == pytest.approx(res.terms["distinct"] + 0.5 * res.terms["self_bleu"])
+
+
+@pytest.mark.parametrize("tokenize", ["13a", "char"])
+def test_self_bleu_fast_path_equals_sacrebleu_sentence_score(tokenize):
+    from sacrebleu.metrics import BLEU
+
+    from rlcreate.rewards.diversity import _self_bleu_each
+
+    rng = np.random.default_rng(4)
+    words = "the a cat dog sat ran on under mat tree big red . , !".split()
+    texts = [" ".join(rng.choice(words, size=rng.integers(0, 20))) for _ in range(12)]
+    bleu = BLEU(effective_order=True, tokenize=tokenize)
+    expected = [bleu.sentence_score(t, texts[:i] + texts[i + 1:]).score for i, t in enumerate(texts)]
+    assert _self_bleu_each(texts, tokenize) == pytest.approx(expected, abs=1e-9)
