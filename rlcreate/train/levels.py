@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from rlcreate.recipe import Recipe, build_reward_set
+from rlcreate.recipe import Recipe, RecipeError, build_reward_set
 
 __all__ = ["build_level_env", "train_level_recipe", "generate_levels", "write_levels", "summarise_levels"]
 
@@ -54,7 +54,7 @@ def generate_levels(model, recipe: Recipe, n: int, targets: dict[str, float] | N
     if targets:
         unknown = sorted(set(targets) - set(recipe.targets))
         if unknown:
-            raise ValueError(f"--targets names {unknown} are not control targets of this run; "
+            raise RecipeError(f"--targets names {unknown} are not control targets of this run; "
                              f"its targets are {sorted(recipe.targets)}")
         recipe = Recipe(**{**recipe.__dict__, "targets": {**recipe.targets,
                                                           **{k: [v, v] for k, v in targets.items()}}})
