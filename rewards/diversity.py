@@ -130,7 +130,7 @@ def self_bleu(texts: Sequence[str], tokenize: str = "13a") -> float:
     """Mean sentence BLEU (0..100) of each text against the rest of the batch; high = repetitive.
 
     ``tokenize``: a sacrebleu tokenizer name (``"13a"``, ``"char"``, ``"none"``, ...). Needs at
-    least two texts. Costs n sentence-BLEU calls with n-1 references each.
+    least two texts. Each text is tokenised once (see :func:`_self_bleu_each`).
     """
     texts = _check_texts(texts, "self_bleu")
     if len(texts) < 2:
@@ -269,7 +269,7 @@ class SelfBLEUDiversity(RewardModule):
     call it perfectly diverse) and for a batch of one. Texts only.
 
     Gaming: any text with words unseen in the batch scores ~1 — gibberish, other languages, random
-    rare tokens. Pair with coherence. Cost is quadratic in the batch size.
+    rare tokens. Pair with coherence.
     """
 
     def __init__(self, tokenize: str = "13a", name: str | None = None):
