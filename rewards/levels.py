@@ -78,7 +78,7 @@ class LevelNovelty(RewardModule):
         from rlcreate.rewards.novelty import NoveltyArchive
 
         self.width, self.archive_weight = width, float(archive_weight)
-        self.archive = NoveltyArchive(None, k=k, metric="hamming", capacity=capacity, insertion="random",
+        self.archive = NoveltyArchive(None, k=k, metric="hamming", n_values=13, capacity=capacity, insertion="random",
                                       p_insert=0.1, seed=0)
 
     def _corpus_distance(self, windows: np.ndarray) -> np.ndarray:

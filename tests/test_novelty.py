@@ -205,3 +205,24 @@ def test_reward_is_deterministic():
                                            eviction="random"))
         return [rew(list(PAST[i:i + 8])) for i in range(0, 40, 8)]
     assert run() == run()
+
+
+def test_hamming_over_small_integers_uses_exact_popcount_path():
+    """n_values switches integer rows to faiss' packed one-hot codes; distances equal sklearn's."""
+    rng = np.random.default_rng(0)
+    ref = rng.integers(0, 13, (300, 14 * 16))
+    past = rng.integers(0, 13, (50, 14 * 16))
+    X = np.concatenate([ref[:3], rng.integers(0, 13, (5, 14 * 16))])
+    fast = NoveltyArchive(ref, k=3, metric="hamming", n_values=13, insertion="all")
+    slow = NoveltyArchive(ref, k=3, metric="hamming", insertion="all")
+    for a in (fast, slow):
+        a.add(past)
+    for against in ("reference", "archive", "both"):
+        np.testing.assert_allclose(fast.novelty(X, against=against), slow.novelty(X, against=against))
+    assert fast.novelty(ref[:1], against="reference")[0] == pytest.approx(ref[:1].size and np.sort(
+        (ref[1:] != ref[0]).mean(1))[:2].sum() / 3)
+    clone = NoveltyArchive(ref, k=3, metric="hamming", n_values=13)
+    clone.load_state_dict(fast.state_dict())
+    np.testing.assert_allclose(clone.novelty(X, against="archive"), fast.novelty(X, against="archive"))
+    with pytest.raises(NoveltyConfigError, match="n_values=13 applies to metric='hamming'"):
+        NoveltyArchive(ref, metric="euclidean", n_values=13)
