@@ -1,0 +1,731 @@
+"""Text reward modules: novelty, fluency, relevance, surprise, memorization, an engagement proxy.
+
+Every module follows the reward contract (:mod:`rlcreate.rewards.base`): ``reward(completions,
+prompts=..., **context) -> list[float | None]``, one value per completion. ``prompts`` is optional
+context, named as TRL names it, so each module drops into ``GRPOTrainer`` unchanged. Completions and
+prompts may be plain strings or TRL's conversational form (a list of ``{"role", "content"}``
+messages); the text used is the messages' content.
+
+Registered names (``get_reward(name, **kwargs)``):
+
+================  ==========================================================  =================
+name              measures                                                    range
+================  ==========================================================  =================
+text_novelty      MiniLM cosine k-NN distance to a reference corpus + archive [0, 2], ~[0, 1]
+fluency           mean token log-likelihood under a reference LM, rescaled    [0, 1]
+surprise          per-token surprisal above what the reference LM expected    nats, ~[-3, 10]
+relevance         cosine similarity of prompt and completion embeddings       [-1, 1]
+memorization      longest word n-gram shared with the reference corpus        [-1, 0] (penalty)
+engagement_proxy  zero-shot "vivid vs dull" in MiniLM space, or any HF        [0, 1]
+                  sequence classifier; a PROXY, not measured engagement
+================  ==========================================================  =================
+
+Batch diversity for text is :mod:`rlcreate.rewards.diversity`'s ``distinct_n`` (distinct-n per
+sample or per batch) and ``self_bleu_diversity`` (1 - self-BLEU); re-exported here, not duplicated.
+
+The reference LM (fluency, surprise) is one :class:`ReferenceLM` per model, shared by both modules
+and cached by (context, completion): scoring the same batch for fluency and surprise runs the model
+once. The sentence embedder is shared the same way (:func:`rlcreate.text.embed.default_embedder`).
+Heavy libraries (torch, transformers, sentence-transformers) load on first use, not on import.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from rlcreate.rewards.base import RewardModule
+# Batch diversity for text is the reward core's (registered there as "distinct_n" and
+# "self_bleu_diversity"); re-exported so text users find every text term in one place.
+from rlcreate.rewards.diversity import DistinctNReward, SelfBLEUDiversity
+from rlcreate.rewards.novelty import NoveltyArchive, NoveltyReward
+from rlcreate.rewards.registry import register
+
+__all__ = [
+    "TextRewardError", "ReferenceLM", "TokenStats", "default_reference_lm", "as_texts",
+    "TextNovelty", "Fluency", "Surprise", "Relevance", "Memorization", "EngagementProxy",
+    "ENGAGING_ANCHORS", "DULL_ANCHORS", "word_tokens", "DistinctNReward", "SelfBLEUDiversity",
+]
+
+
+class TextRewardError(ValueError):
+    """Bad input or settings for a text reward; the message names the value and the fix."""
+
+
+# ------------------------------------------------------------------------------------ inputs
+
+def _message_text(x: Any, what: str, i: int, last_only: bool) -> str:
+    if isinstance(x, str):
+        return x
+    if isinstance(x, dict) and "content" in x:
+        return str(x["content"])
+    if isinstance(x, (list, tuple)) and all(isinstance(m, dict) and "content" in m for m in x):
+        if not x:
+            return ""
+        if last_only:  # a conversational prompt: the last user turn is what the text answers
+            users = [m for m in x if m.get("role") == "user"] or list(x)
+            return str(users[-1]["content"])
+        return "".join(str(m["content"]) for m in x)
+    raise TextRewardError(
+        f"{what} {i} is a {type(x).__name__}; expected a str or a list of {{'role', 'content'}} "
+        "messages (TRL's conversational format)")
+
+
+def as_texts(samples: Sequence[Any], what: str = "completion") -> list[str]:
+    """Plain strings from strings or TRL conversational messages (contents joined)."""
+    if isinstance(samples, str):
+        raise TextRewardError(f"got a single string where a list of {what}s was expected; wrap it: [text]")
+    return [_message_text(s, what, i, last_only=False) for i, s in enumerate(samples)]
+
+
+def _prompts_from(context: dict, n: int, required: bool, module: str) -> list[str] | None:
+    prompts = context.get("prompts")
+    if prompts is None:
+        if required:
+            raise TextRewardError(
+                f"{module} needs the prompts: call it as reward(completions, prompts=[...]) with one "
+                f"prompt per completion ({n} here)")
+        return None
+    if isinstance(prompts, str):
+        prompts = [prompts] * n  # one prompt shared by the whole batch
+    prompts = [_message_text(p, "prompt", i, last_only=True) for i, p in enumerate(prompts)]
+    if len(prompts) != n:
+        raise TextRewardError(f"{module}: got {len(prompts)} prompts for {n} completions; pass one "
+                              "prompt per completion (repeat a prompt for each of its completions)")
+    return prompts
+
+
+def _shipped_corpus() -> list[str]:
+    from rlcreate.text.data import reference_corpus
+    return reference_corpus()
+
+
+def _corpus_arg(corpus: Any, field: str) -> list[str]:
+    """``"shipped"`` -> the packaged corpus; a path -> its non-empty lines; a list -> itself."""
+    if isinstance(corpus, str) and corpus == "shipped":
+        return _shipped_corpus()
+    if isinstance(corpus, (str, os.PathLike)):
+        path = Path(corpus).expanduser()
+        if not path.is_file():
+            raise TextRewardError(f"{field}={str(corpus)!r} is not a file; pass 'shipped' (the packaged "
+                                  "corpus), a UTF-8 text file with one text per line, or a list of strings")
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError as err:
+            raise TextRewardError(f"{field}={str(path)!r} is not UTF-8 text ({err.reason} at byte "
+                                  f"{err.start}); re-save it as UTF-8") from None
+        texts = [ln.strip() for ln in lines if ln.strip()]
+    else:
+        texts = as_texts(list(corpus), what=f"{field} item")
+        texts = [t for t in texts if t.strip()]
+    if not texts:
+        raise TextRewardError(f"{field} holds no non-empty text; pass 'shipped' or some sentences")
+    return texts
+
+
+def _embedder(embedder: Any):
+    from rlcreate.text.embed import Embedder, default_embedder
+    if embedder is None:
+        return default_embedder()
+    if isinstance(embedder, (str, os.PathLike)):
+        return Embedder(embedder)
+    if not callable(getattr(embedder, "embed", None)):
+        raise TextRewardError(f"embedder={embedder!r} has no embed(texts) method; pass an "
+                              "rlcreate.text.embed.Embedder, a sentence-transformers folder, or None")
+    return embedder
+
+
+# ----------------------------------------------------------------------------- reference LM
+
+@dataclass(frozen=True)
+class TokenStats:
+    """Per completion token: log-probability under the reference LM and the entropy (nats) of the
+    LM's predictive distribution at that position. Empty arrays for an empty completion."""
+
+    logprobs: np.ndarray
+    entropies: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return int(self.logprobs.shape[0])
+
+
+class ReferenceLM:
+    """A frozen causal LM that scores completions token by token, batched and cached.
+
+    The completion is scored *in context*: after the prompt (chat-templated for instruct models,
+    as the generator saw it) when a prompt is given, else after the tokenizer's BOS token (or EOS,
+    GPT-2's document separator). Prompt and completion are tokenised separately and concatenated,
+    so exactly the completion's own tokens are scored.
+
+    Args:
+        model, tokenizer: any Hugging Face causal LM and its tokenizer (tests pass a tiny GPT-2);
+            both ``None`` loads ``name_or_path`` through :func:`rlcreate.text.lm.load_causal_lm`.
+        name_or_path: model to load when ``model`` is None (default: offline SmolLM2-135M-Instruct).
+        batch_size: sequences per forward pass (sorted by length to limit padding).
+        max_completion_tokens: longer completions are scored on their first tokens only.
+        max_prompt_tokens: longer prompts keep their last tokens.
+        chat: format prompts with the chat template; ``None`` decides from the tokenizer.
+        cache_size: (context, completion) pairs whose scores are kept (0: no cache).
+    """
+
+    def __init__(self, model: Any = None, tokenizer: Any = None, *, name_or_path: str | None = None,
+                 batch_size: int = 16, max_completion_tokens: int = 256, max_prompt_tokens: int = 512,
+                 chat: bool | None = None, cache_size: int = 4096):
+        if (model is None) != (tokenizer is None):
+            raise TextRewardError("pass both model and tokenizer, or neither (then name_or_path is loaded)")
+        for field, v in (("batch_size", batch_size), ("max_completion_tokens", max_completion_tokens),
+                         ("max_prompt_tokens", max_prompt_tokens)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise TextRewardError(f"{field}={v!r} must be an integer >= 1")
+        from rlcreate.text.lm import DEFAULT_LM, is_chat_tokenizer, load_causal_lm
+        if model is None:
+            model, tokenizer = load_causal_lm(name_or_path or DEFAULT_LM)
+        self.name_or_path = name_or_path or getattr(model, "name_or_path", None) or type(model).__name__
+        self.model, self.tokenizer = model.eval(), tokenizer
+        self.batch_size = batch_size
+        self.max_completion_tokens, self.max_prompt_tokens = max_completion_tokens, max_prompt_tokens
+        self.chat = is_chat_tokenizer(tokenizer) if chat is None else bool(chat)
+        start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+        self._start_ids = [int(start)] if start is not None else []
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self._pad_id = int(pad) if pad is not None else 0
+        self.cache_size = cache_size
+        self._cache: OrderedDict[tuple, TokenStats] = OrderedDict()
+        self._lock = threading.Lock()
+        self.sequences_scored = 0  # cache misses that went through the model
+        import inspect
+        self._accepts_logits_to_keep = "logits_to_keep" in inspect.signature(model.forward).parameters
+
+    def _context_ids(self, prompts: Sequence[str] | None, n: int) -> list[list[int]]:
+        if prompts is None:
+            return [list(self._start_ids)] * n
+        from rlcreate.text.lm import format_prompts
+        out = []
+        for p in prompts:
+            if not p.strip():  # no prompt for this sample: score from the start token
+                out.append(list(self._start_ids))
+                continue
+            text = format_prompts(self.tokenizer, [p], chat=self.chat)[0]
+            # a chat template writes its special tokens as text; don't add BOS a second time
+            ids = self.tokenizer(text, add_special_tokens=not self.chat)["input_ids"]
+            out.append(list(ids)[-self.max_prompt_tokens:])
+        return out
+
+    def token_stats(self, completions: Sequence[str], prompts: Sequence[str] | None = None) -> list[TokenStats]:
+        """Per-token log-probs and predictive entropies of each completion (in nats)."""
+        completions = list(completions)
+        ctx = self._context_ids(prompts, len(completions))
+        comp = [list(self.tokenizer(c, add_special_tokens=False)["input_ids"])[:self.max_completion_tokens]
+                for c in completions]
+        results: list[TokenStats | None] = [None] * len(completions)
+        todo: dict[tuple, list[int]] = {}
+        with self._lock:
+            for i, (c, t) in enumerate(zip(ctx, comp)):
+                key = (tuple(c), tuple(t))
+                hit = self._cache.get(key)
+                if hit is not None:
+                    self._cache.move_to_end(key)
+                    results[i] = hit
+                else:
+                    todo.setdefault(key, []).append(i)
+        keys = sorted(todo, key=lambda k: len(k[0]) + len(k[1]))
+        for b in range(0, len(keys), self.batch_size):
+            chunk = keys[b:b + self.batch_size]
+            for key, stats in zip(chunk, self._forward(chunk)):
+                for i in todo[key]:
+                    results[i] = stats
+                with self._lock:
+                    if self.cache_size:
+                        self._cache[key] = stats
+                        while len(self._cache) > self.cache_size:
+                            self._cache.popitem(last=False)
+        return results  # type: ignore[return-value]
+
+    def _forward(self, pairs: list[tuple]) -> list[TokenStats]:
+        import torch
+
+        empty = TokenStats(np.zeros(0, np.float32), np.zeros(0, np.float32))
+        seqs, spans = [], []
+        for c, t in pairs:
+            c, t = list(c), list(t)
+            if not c:  # nothing to condition the first token on: score from the second token
+                c, t = t[:1], t[1:]
+            seqs.append(c + t)
+            spans.append((len(c), len(t)))
+        live = [j for j, (_, m) in enumerate(spans) if m > 0]
+        out = [empty] * len(pairs)
+        if not live:
+            return out
+        self.sequences_scored += len(live)
+        width = max(len(seqs[j]) for j in live)
+        keep = max(spans[j][1] for j in live) + 1  # positions whose logits predict completion tokens
+        device = next(self.model.parameters()).device
+        # Left padding puts every completion at the end of its row, so the LM head (a large share of
+        # a small LM's compute: 49k x 576 for SmolLM2) runs only on the last `keep` positions.
+        ids = torch.full((len(live), width), self._pad_id, dtype=torch.long)
+        mask = torch.zeros((len(live), width), dtype=torch.long)
+        for r, j in enumerate(live):
+            ids[r, width - len(seqs[j]):] = torch.tensor(seqs[j])
+            mask[r, width - len(seqs[j]):] = 1
+        positions = (mask.cumsum(1) - 1).clamp(min=0)
+        kwargs = {"logits_to_keep": keep} if self._accepts_logits_to_keep else {}
+        with torch.inference_mode():
+            logits = self.model(input_ids=ids.to(device), attention_mask=mask.to(device),
+                                position_ids=positions.to(device), **kwargs).logits
+            logits = logits[:, -keep:]
+            for r, j in enumerate(live):
+                m = spans[j][1]
+                # the logit at position p predicts token p + 1: the last m + 1 positions minus one
+                logp = torch.log_softmax(logits[r, keep - m - 1:keep - 1].float(), dim=-1)
+                target = ids[r, width - m:].to(device)
+                lp = logp.gather(1, target[:, None])[:, 0]
+                ent = -(logp.exp() * logp).sum(-1)
+                out[j] = TokenStats(lp.cpu().numpy().astype(np.float32),
+                                    ent.cpu().numpy().astype(np.float32))
+        return out
+
+    def clear_cache(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
+    def __repr__(self) -> str:
+        return f"ReferenceLM({self.name_or_path!r}, chat={self.chat}, batch_size={self.batch_size})"
+
+
+_SHARED_LMS: dict[str, ReferenceLM] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def default_reference_lm(name_or_path: str | None = None) -> ReferenceLM:
+    """One shared :class:`ReferenceLM` per model name (default: offline SmolLM2-135M-Instruct), so
+    fluency and surprise terms of a recipe load and run one model."""
+    from rlcreate.text.lm import DEFAULT_LM
+    key = str(name_or_path or DEFAULT_LM)
+    with _SHARED_LOCK:
+        if key not in _SHARED_LMS:
+            _SHARED_LMS[key] = ReferenceLM(name_or_path=key)
+        return _SHARED_LMS[key]
+
+
+def _reference_lm(lm: Any) -> ReferenceLM:
+    if lm is None or isinstance(lm, (str, os.PathLike)):
+        return default_reference_lm(None if lm is None else str(lm))
+    if isinstance(lm, ReferenceLM):
+        return lm
+    if isinstance(lm, (tuple, list)) and len(lm) == 2:  # (model, tokenizer), e.g. a LoadedLM
+        return ReferenceLM(lm[0], lm[1])
+    raise TextRewardError(f"lm={lm!r}: pass a ReferenceLM, a (model, tokenizer) pair, a model "
+                          "name/folder for load_causal_lm, or None for the offline SmolLM2 default")
+
+
+class _LMReward(RewardModule):
+    def __init__(self, lm: Any = None, name: str | None = None):
+        super().__init__(name)
+        self._lm_spec = lm
+        self._lm: ReferenceLM | None = lm if isinstance(lm, ReferenceLM) else None
+
+    @property
+    def lm(self) -> ReferenceLM:
+        if self._lm is None:  # loaded on first score, so building a recipe stays cheap
+            self._lm = _reference_lm(self._lm_spec)
+        return self._lm
+
+    def _stats(self, samples: Sequence[Any], context: dict) -> list[TokenStats]:
+        texts = as_texts(samples)
+        prompts = _prompts_from(context, len(texts), required=False, module=self.name)
+        return self.lm.token_stats(texts, prompts)
+
+    def __getstate__(self) -> dict:  # picklable: the loaded model is not part of the state
+        state = self.__dict__.copy()
+        if not isinstance(self._lm_spec, ReferenceLM):
+            state["_lm"] = None
+        return state
+
+
+# ----------------------------------------------------------------------------------- modules
+
+@register("fluency")
+class Fluency(_LMReward):
+    """Fluency: how likely a reference LM finds the completion, per token.
+
+    Measures: the mean token log-likelihood ``L`` (nats) of the completion under a frozen reference
+    LM, given the prompt as context when ``prompts`` are passed; reported as
+    ``clip(1 + L / floor_nats, 0, 1)``: 1 when every token is certain, 0 when the average token is
+    at or below ``exp(-floor_nats)`` probability. ``None`` for an empty completion (which adds 0 to a
+    weighted sum, the same as the worst score).
+
+    Range: [0, 1]. With SmolLM2-135M-Instruct and ``floor_nats=10`` natural English sentences score
+    about 0.6-0.75, the same words shuffled about 0.2-0.35 (see tests / report).
+
+    Gaming: likelihood rewards the predictable. Maximising it alone yields short, generic or
+    repetitive text (a repeated phrase becomes near-certain), i.e. the opposite of novelty. Pair it
+    with novelty or surprise, or put it through a sweet-spot transform.
+
+    Args:
+        lm: a :class:`ReferenceLM`, a (model, tokenizer) pair, a model name/folder, or ``None`` for
+            the shared offline SmolLM2 default.
+        floor_nats: mean log-likelihood (negated) that maps to 0.
+    """
+
+    def __init__(self, lm: Any = None, floor_nats: float = 10.0, name: str | None = None):
+        if not (isinstance(floor_nats, (int, float)) and math.isfinite(floor_nats) and floor_nats > 0):
+            raise TextRewardError(f"floor_nats={floor_nats!r} must be a positive number of nats; try 10")
+        super().__init__(lm, name)
+        self.floor_nats = float(floor_nats)
+
+    def mean_logprob(self, samples: Sequence[Any], **context: Any) -> list[float | None]:
+        """The raw mean token log-likelihood in nats (``None`` for empty completions)."""
+        return [float(s.logprobs.mean()) if s.n else None for s in self._stats(samples, context)]
+
+    def score(self, samples: Sequence[Any], **context: Any) -> list[float | None]:
+        return [None if v is None else float(np.clip(1.0 + v / self.floor_nats, 0.0, 1.0))
+                for v in self.mean_logprob(samples, **context)]
+
+
+SURPRISE_MEASURES = ("excess", "surprisal")
+
+
+@register("surprise")
+class Surprise(_LMReward):
+    """Surprise: how far the text departs from what the reference LM expected.
+
+    Measures (``measure="excess"``, default): the mean over completion tokens of
+    ``-log p(token) - H``, the token's surprisal minus the entropy ``H`` of the LM's predictive
+    distribution at that position, i.e. how much more surprising the actual token was than the LM
+    expected a token there to be (the deviation from *typicality*, Meister et al. 2023, "Locally
+    typical sampling"). ``measure="surprisal"``: the plain mean surprisal ``-log p`` in nats.
+    Prompt-conditioned when ``prompts`` are passed. ``None`` for an empty completion.
+
+    Range (nats): ``excess`` is about -3..10 in practice: below 0 for text more predictable than the
+    LM's own samples (repetition, greedy clichés), around 0 to +1 for natural text, large for
+    gibberish. ``surprisal`` is >= 0: ~2-4 for natural text under SmolLM2, 7+ for gibberish.
+
+    Gaming: "more surprise" is maximised by gibberish, so do NOT use this raw with a positive
+    weight. Use the sweet-spot transform to reward a moderate level, e.g. for SmolLM2::
+
+        surprise: {weight: 1.0, transform: {sweet_spot: {target: 1.0, width: 1.0}}}
+
+    (a little more surprising than typical text, falling off toward repetition and toward noise),
+    and keep a fluency term alongside it. Calibrate ``target`` by scoring your reference corpus.
+
+    Args:
+        lm: as for :class:`Fluency` (the same shared model by default).
+        measure: ``"excess"`` or ``"surprisal"``.
+    """
+
+    def __init__(self, lm: Any = None, measure: str = "excess", name: str | None = None):
+        if measure not in SURPRISE_MEASURES:
+            raise TextRewardError(f"measure={measure!r} is not a surprise measure; use one of {SURPRISE_MEASURES}")
+        super().__init__(lm, name)
+        self.measure = measure
+
+    def score(self, samples: Sequence[Any], **context: Any) -> list[float | None]:
+        out: list[float | None] = []
+        for s in self._stats(samples, context):
+            if not s.n:
+                out.append(None)
+            elif self.measure == "surprisal":
+                out.append(float(-s.logprobs.mean()))
+            else:
+                out.append(float((-s.logprobs - s.entropies).mean()))
+        return out
+
+
+@register("text_novelty")
+class TextNovelty(NoveltyReward):
+    """Text novelty: distance in MiniLM sentence-embedding space to the nearest known texts.
+
+    Measures: mean cosine distance (1 - cosine similarity) from the completion's all-MiniLM-L6-v2
+    embedding to its ``k`` nearest neighbours among the reference corpus (by default the shipped
+    corpus, :func:`rlcreate.text.data.reference_corpus`) and an archive of the generator's own past
+    outputs, pooled (novelty search). The other completions of the same batch count as neighbours, so
+    a batch of near-copies is not novel; after scoring, completions are offered to the archive. A
+    thin wrapper around :class:`rlcreate.rewards.novelty.NoveltyReward`.
+
+    Range: [0, 2]; in practice 0 (a copy of ``k`` known texts) to about 1.1 (unrelated text).
+
+    Gaming: anything far from everything is novel: off-topic text, other languages, random tokens,
+    markup. Pair it with fluency and relevance, or use a sweet-spot transform. Because the archive
+    grows, revisiting one style stops paying (non-stationary by design).
+
+    Args:
+        reference: ``"shipped"`` (default), a UTF-8 file with one text per line, a list of strings,
+            or ``None`` for archive-only novelty.
+        embedder: an :class:`~rlcreate.text.embed.Embedder`, a sentence-transformers folder, or
+            ``None`` for the shared offline MiniLM.
+        k, capacity, insertion, threshold, seed: passed to :class:`NoveltyArchive` (cosine metric).
+        against, within_batch, update: as for :class:`NoveltyReward`.
+    """
+
+    def __init__(self, reference: Any = "shipped", embedder: Any = None, *, k: int = 5,
+                 against: str = "both", within_batch: bool = True, update: bool = True,
+                 capacity: int = 10_000, insertion: str = "threshold", threshold: float | None = None,
+                 seed: int = 0, name: str | None = None):
+        self.embedder = _embedder(embedder)
+        ref = None
+        if reference is not None:
+            ref = self.embedder.embed(_corpus_arg(reference, "reference"))
+        archive = NoveltyArchive(ref, k=k, metric="cosine", capacity=capacity, insertion=insertion,
+                                 threshold=threshold, seed=seed)
+        super().__init__(archive, self._embed, against=against, within_batch=within_batch,
+                         update=update, name=name)
+
+    def _embed(self, samples: Sequence[Any]) -> np.ndarray:
+        return self.embedder.embed(as_texts(samples))
+
+
+@register("relevance")
+class Relevance(RewardModule):
+    """Relevance: does the completion talk about what the prompt asked?
+
+    Measures: cosine similarity of the all-MiniLM-L6-v2 embeddings of the prompt (the last user turn
+    for conversational prompts) and the completion. Needs ``prompts``; raises without them. ``None``
+    for an empty completion.
+
+    Range: [-1, 1]; in practice about 0 (unrelated) to 0.8 (on topic); exactly 1 for a copy.
+
+    Gaming: repeating or paraphrasing the prompt scores highest. Weight it lightly, use a sweet-spot
+    transform (target ~0.5), or pair it with novelty against the prompt.
+
+    Args:
+        embedder: an :class:`~rlcreate.text.embed.Embedder`, a folder, or ``None`` (shared MiniLM).
+    """
+
+    def __init__(self, embedder: Any = None, name: str | None = None):
+        super().__init__(name)
+        self._embedder_spec = embedder
+        self._embedder = None
+
+    @property
+    def embedder(self):
+        if self._embedder is None:
+            self._embedder = _embedder(self._embedder_spec)
+        return self._embedder
+
+    def score(self, samples: Sequence[Any], **context: Any) -> list[float | None]:
+        texts = as_texts(samples)
+        prompts = _prompts_from(context, len(texts), required=True, module=self.name)
+        if not texts:
+            return []
+        emb = self.embedder.embed(texts + prompts)
+        sims = (emb[:len(texts)] * emb[len(texts):]).sum(axis=1)
+        return [float(np.clip(s, -1.0, 1.0)) if t.strip() else None for s, t in zip(sims, texts)]
+
+
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+
+
+def word_tokens(text: str) -> list[str]:
+    """Lower-cased words (letters/digits, inner apostrophes kept); punctuation and case ignored."""
+    return _WORD.findall(text.lower())
+
+
+@register("memorization")
+class Memorization(RewardModule):
+    """Memorization penalty: the longest run of words copied from the reference corpus.
+
+    Measures: ``L``, the length (in words, case and punctuation ignored) of the longest word n-gram
+    of the completion that also occurs in the reference corpus. Returned as a **penalty**:
+    ``-clip((L - min_n + 1) / (max_n - min_n + 1), 0, 1)``, so runs shorter than ``min_n`` words
+    (common phrases: "in the middle of") cost nothing and a copied run of ``max_n`` or more words
+    costs the full -1. Copying training data is the failure the project's source material warns
+    about; this makes it visible and costly.
+
+    Range: [-1, 0]; 0 for text that shares no ``min_n``-word run with the corpus; -1 for a copied
+    sentence of ``max_n``+ words. A positive weight penalises (do not give it a negative weight).
+
+    Index: every n-gram of the corpus for n in ``[min_n, max_n]`` is hashed once into a set per n
+    (n-gram membership is monotone, so the longest match is found by growing n until no window of
+    the completion is in the set). Scoring is O(words x (max_n - min_n)) set lookups.
+
+    Gaming: light paraphrase (a synonym every ``min_n - 1`` words) escapes it; it only sees the
+    corpus you give it, so for a fine-tuned LM pass its training text.
+
+    Args:
+        corpus: ``"shipped"`` (default), a UTF-8 file with one text per line, or a list of strings.
+        min_n: shortest run that counts (default 4).
+        max_n: run length that gets the full penalty (default 12).
+    """
+
+    def __init__(self, corpus: Any = "shipped", min_n: int = 4, max_n: int = 12, name: str | None = None):
+        for field, v in (("min_n", min_n), ("max_n", max_n)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise TextRewardError(f"{field}={v!r} must be an integer >= 1")
+        if max_n < min_n:
+            raise TextRewardError(f"max_n={max_n} is below min_n={min_n}; max_n must be >= min_n (e.g. 4 and 12)")
+        super().__init__(name)
+        self.min_n, self.max_n = min_n, max_n
+        docs = [word_tokens(t) for t in _corpus_arg(corpus, "corpus")]
+        # One set of hashed n-grams per n. Python's tuple hash is 64-bit; a false match needs a
+        # collision inside one set, negligible at corpus sizes this index is built for.
+        self._index: dict[int, set[int]] = {n: set() for n in range(min_n, max_n + 1)}
+        for words in docs:
+            for n in range(min_n, min(max_n, len(words)) + 1):
+                grams = self._index[n]
+                for i in range(len(words) - n + 1):
+                    grams.add(hash(tuple(words[i:i + n])))
+        self.corpus_ngrams = sum(len(s) for s in self._index.values())
+
+    def longest_match(self, text: str) -> int:
+        """Longest shared word run, capped at ``max_n``; 0 when below ``min_n``."""
+        words = word_tokens(text)
+        longest = 0
+        for n in range(self.min_n, min(self.max_n, len(words)) + 1):
+            grams = self._index[n]
+            if not any(hash(tuple(words[i:i + n])) in grams for i in range(len(words) - n + 1)):
+                break  # no n-gram matches, so no longer one can
+            longest = n
+        return longest
+
+    def score(self, samples: Sequence[Any], **context: Any) -> list[float | None]:
+        span = self.max_n - self.min_n + 1
+        out = []
+        for text in as_texts(samples):
+            length = self.longest_match(text)
+            out.append(-float(np.clip((length - self.min_n + 1) / span, 0.0, 1.0)) if length else 0.0)
+        return out
+
+
+# Anchor descriptions for the zero-shot engagement proxy: what readers tend to call gripping
+# (concrete sensory detail, tension, an unexpected turn) versus what they call dull.
+ENGAGING_ANCHORS = (
+    "A vivid scene full of concrete sensory detail: sounds, smells, colours and textures.",
+    "A surprising twist that makes the reader desperate to know what happens next.",
+    "A character facing a tense, emotional choice with something important at stake.",
+    "An original, striking image described with precise and unusual words.",
+)
+DULL_ANCHORS = (
+    "A generic, vague statement with no detail at all.",
+    "A dull, repetitive sentence that says nothing new.",
+    "Bland filler text made of clichés and empty phrases.",
+    "An abstract summary with no events, no people and no images.",
+)
+
+
+@register("engagement_proxy")
+class EngagementProxy(RewardModule):
+    """Engagement PROXY: a stand-in score for "would a reader find this engaging?".
+
+    This is a proxy, not a measurement: nothing here has been validated against human engagement
+    ratings. Two scorers:
+
+    - default (offline, no extra model): zero-shot similarity in all-MiniLM-L6-v2 space, as in
+      CLIP-style zero-shot classification. ``p = softmax([mean cos(text, engaging anchors), mean
+      cos(text, dull anchors)] / temperature)[0]`` with the anchors in :data:`ENGAGING_ANCHORS` /
+      :data:`DULL_ANCHORS` (concrete sensory detail, tension and surprise versus generic, vague,
+      repetitive filler: the qualities writing advice and readability studies associate with
+      engagement). Cheap, deterministic, and it reuses the embedder the other text rewards load.
+    - ``classifier="path/or/hub-id"``: any Hugging Face sequence-classification model (an
+      interest, sentiment or quality classifier); the score is the softmax probability of ``label``
+      (a label name from the model's ``id2label`` or an index; default the last label).
+
+    Range: [0, 1], 0.5 = undecided.
+
+    Gaming: the zero-shot score rewards text that *describes* vividness, so words like "vivid",
+    "surprising", "tense" or lists of sensory nouns raise it without making the text better; a
+    classifier is gamed by whatever features it keys on (sentiment words, exclamation marks).
+    Weight it lightly and audit samples.
+
+    Args:
+        embedder: for the default scorer (``None``: the shared MiniLM).
+        temperature: softmax temperature of the zero-shot scorer (cosine units).
+        classifier: HF sequence-classification model folder or id (loaded offline); replaces the
+            zero-shot scorer.
+        label: which class of ``classifier`` counts as engaging.
+        batch_size: texts per classifier forward pass.
+    """
+
+    def __init__(self, embedder: Any = None, temperature: float = 0.05, classifier: str | None = None,
+                 label: str | int | None = None, batch_size: int = 32,
+                 engaging_anchors: Sequence[str] = ENGAGING_ANCHORS,
+                 dull_anchors: Sequence[str] = DULL_ANCHORS, name: str | None = None):
+        super().__init__(name)
+        if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
+            raise TextRewardError(f"temperature={temperature!r} must be a positive number; try 0.05")
+        if not engaging_anchors or not dull_anchors:
+            raise TextRewardError("engaging_anchors and dull_anchors each need at least one description")
+        self.temperature = float(temperature)
+        self.batch_size = int(batch_size)
+        self.engaging_anchors, self.dull_anchors = tuple(engaging_anchors), tuple(dull_anchors)
+        self.classifier = classifier
+        self._embedder_spec = embedder
+        self._embedder = None
+        self._clf = None
+        self.label_index: int | None = None
+        if classifier is not None:
+            self._load_classifier(classifier, label)
+
+    def _load_classifier(self, classifier: str, label: str | int | None) -> None:
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        local = Path(str(classifier)).expanduser().is_dir()
+        try:
+            tok = AutoTokenizer.from_pretrained(classifier, local_files_only=True)
+            model = AutoModelForSequenceClassification.from_pretrained(classifier, local_files_only=True)
+        except (OSError, ValueError) as err:
+            where = "folder" if local else "hub id (looked only in the local Hugging Face cache)"
+            raise TextRewardError(
+                f"classifier={classifier!r}: could not load a sequence-classification model from this "
+                f"{where}: {str(err).splitlines()[0] if str(err) else type(err).__name__}. Pass a local "
+                "folder saved with save_pretrained, or leave classifier unset for the offline "
+                "zero-shot MiniLM proxy") from None
+        id2label = {int(k): str(v) for k, v in model.config.id2label.items()}
+        if label is None:
+            index = max(id2label)
+        elif isinstance(label, int) and not isinstance(label, bool):
+            index = label
+        else:
+            names = {v: k for k, v in id2label.items()}
+            if label not in names:
+                raise TextRewardError(f"label={label!r} is not a class of {classifier!r}; its labels are "
+                                      f"{sorted(names)} (or pass an index 0..{len(id2label) - 1})")
+            index = names[label]
+        if not 0 <= index < model.config.num_labels:
+            raise TextRewardError(f"label index {index} is out of range for {model.config.num_labels} classes")
+        if tok.pad_token is None and tok.eos_token is not None:
+            tok.pad_token = tok.eos_token
+        if model.config.pad_token_id is None:  # GPT-style classifiers locate the last real token by it
+            model.config.pad_token_id = tok.pad_token_id
+        self._clf = (model.eval(), tok)
+        self.label_index = index
+
+    @property
+    def embedder(self):
+        if self._embedder is None:
+            self._embedder = _embedder(self._embedder_spec)
+        return self._embedder
+
+    def score(self, samples: Sequence[Any], **context: Any) -> list[float | None]:
+        texts = as_texts(samples)
+        if not texts:
+            return []
+        probs = self._classify(texts) if self._clf is not None else self._zero_shot(texts)
+        return [float(p) if t.strip() else None for p, t in zip(probs, texts)]
+
+    def _zero_shot(self, texts: list[str]) -> np.ndarray:
+        emb = self.embedder.embed(texts)
+        good = self.embedder.embed(list(self.engaging_anchors)).mean(axis=0)
+        bad = self.embedder.embed(list(self.dull_anchors)).mean(axis=0)
+        # mean cosine to a set of unit vectors = dot product with their mean vector
+        margin = (emb @ good - emb @ bad) / self.temperature
+        return 1.0 / (1.0 + np.exp(-margin.astype(np.float64)))  # 2-way softmax
+
+    def _classify(self, texts: list[str]) -> np.ndarray:
+        import torch
+        model, tok = self._clf
+        out = []
+        with torch.inference_mode():
+            for b in range(0, len(texts), self.batch_size):
+                enc = tok(texts[b:b + self.batch_size], padding=True, truncation=True,
+                          max_length=512, return_tensors="pt")
+                logits = model(**enc).logits.float()
+                out.append(torch.softmax(logits, dim=-1)[:, self.label_index].cpu().numpy())
+        return np.concatenate(out)
