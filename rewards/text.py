@@ -363,8 +363,11 @@ class Fluency(_LMReward):
     at or below ``exp(-floor_nats)`` probability. ``None`` for an empty completion (which adds 0 to a
     weighted sum, the same as the worst score).
 
-    Range: [0, 1]. With SmolLM2-135M-Instruct and ``floor_nats=10`` natural English sentences score
-    about 0.6-0.75, the same words shuffled about 0.2-0.35 (see tests / report).
+    Range: [0, 1]. Measured with SmolLM2-135M-Instruct, ``floor_nats=10``, 32 corpus sentences as
+    completions of the held-out prompts: natural sentences 0.53 on average (single sentences
+    0.35-0.65 without a prompt), the same words shuffled 0.13, each sentence repeated three times
+    0.80, random letters 0.31 (per-token likelihood is tokenisation-dependent: character soup
+    splits into many short, individually guessable tokens, so fluency alone does not reject it).
 
     Gaming: likelihood rewards the predictable. Maximising it alone yields short, generic or
     repetitive text (a repeated phrase becomes near-certain), i.e. the opposite of novelty. Pair it
@@ -405,17 +408,22 @@ class Surprise(_LMReward):
     typical sampling"). ``measure="surprisal"``: the plain mean surprisal ``-log p`` in nats.
     Prompt-conditioned when ``prompts`` are passed. ``None`` for an empty completion.
 
-    Range (nats): ``excess`` is about -3..10 in practice: below 0 for text more predictable than the
-    LM's own samples (repetition, greedy clichés), around 0 to +1 for natural text, large for
-    gibberish. ``surprisal`` is >= 0: ~2-4 for natural text under SmolLM2, 7+ for gibberish.
+    Range (nats): ``excess`` is about -3..10 in practice: below or near 0 for text more predictable
+    than the LM's own samples (repetition, greedy clichés), positive for natural human text, large
+    for word salad. Measured with SmolLM2-135M-Instruct on 32 corpus sentences as completions of
+    the held-out prompts: natural 1.56, each sentence repeated three times 0.01, words shuffled
+    3.99, random letters 1.77. ``surprisal`` (>= 0): natural 4.7, repeated 2.0, shuffled 8.7,
+    random letters 6.9.
 
-    Gaming: "more surprise" is maximised by gibberish, so do NOT use this raw with a positive
-    weight. Use the sweet-spot transform to reward a moderate level, e.g. for SmolLM2::
+    Gaming: "more surprise" is maximised by word salad, so do NOT use this raw with a positive
+    weight. Use the sweet-spot transform to reward the level of natural text, e.g. for SmolLM2::
 
-        surprise: {weight: 1.0, transform: {sweet_spot: {target: 1.0, width: 1.0}}}
+        surprise: {weight: 1.0, transform: {sweet_spot: {target: 1.5, width: 1.0}}}
 
-    (a little more surprising than typical text, falling off toward repetition and toward noise),
-    and keep a fluency term alongside it. Calibrate ``target`` by scoring your reference corpus.
+    which gives natural text ~1, repetition ~0.3 and word salad ~0.05. Random *letters* are not
+    caught by ``excess`` (once the context is garbage the LM expects garbage, so its entropy is high
+    too): keep a fluency term alongside, or use ``measure="surprisal"`` (random letters 6.9 vs 4.7).
+    Calibrate ``target`` by scoring text you consider good with your own reference LM.
 
     Args:
         lm: as for :class:`Fluency` (the same shared model by default).
