@@ -1,0 +1,179 @@
+"""Judges: evaluation measures of a level set that are distinct from the training reward.
+
+A recipe names them in ``judges:``; :func:`run_judges` computes them on a list of level grids and
+returns ``{judge: {measure: value}}``. Each judge is independent of the reward terms it audits:
+
+``astar``
+    the real A* agent (Mario AI Framework): ``win_rate`` (mean over levels of the per-level win
+    fraction over ``astar_runs`` plays), ``completion``, ``jumps``. Skipped with a message (the
+    result holds ``skipped``) when Java is absent.
+``tile_kl``
+    tile-pattern KL divergence (Lucas & Volz) to the training corpus with 2x2 *and* 3x3 patterns
+    (the ``style_coherence`` reward uses 2x2 only), and ``coherence_3x3 = exp(-KL_3x3)``.
+``expressive_range``
+    mean and std of leniency, linearity and density (Smith & Whitehead).
+``novelty``
+    nearest-neighbour normalised Hamming distance of the levels' 16-column windows to the training
+    windows (``train_distance``) and to the held-out windows (``heldout_distance``), the fraction of
+    windows that copy a training window exactly (``copied_windows``: memorisation), and, for
+    reference, the median distance of held-out corpus pieces of the same width to the training
+    windows (``heldout_reference_median``).
+``validity``
+    fraction of structurally valid levels (pipes, cannons, no enemies inside solids).
+``solver``
+    fraction of levels the fast grid solver crosses (the proxy the playability reward uses; kept as
+    a judge so reports can show it next to A*).
+``diversity``
+    distinct columns and mean pairwise tile distance within the set (how different the levels are
+    from each other, which no per-level reward measures).
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+from typing import Callable, Sequence
+
+import numpy as np
+
+__all__ = ["JUDGES", "UnknownJudgeError", "check_judges", "run_judges", "DEFAULT_JUDGES"]
+
+DEFAULT_JUDGES = ("astar", "tile_kl", "expressive_range", "novelty", "validity", "solver", "diversity")
+
+
+class UnknownJudgeError(ValueError):
+    """A judge name that does not exist; the message suggests the closest one."""
+
+
+@functools.lru_cache(maxsize=4)
+def _kl(size: int):
+    from rlcreate.levels import corpus
+    from rlcreate.levels.metrics import TilePatternKL
+
+    return TilePatternKL([b.grid() for b in corpus.training_blocks()], size=size)
+
+
+@functools.lru_cache(maxsize=2)
+def _neighbours(which: str):
+    from rlcreate.levels import corpus
+    from rlcreate.levels.metrics import CorpusNeighbours
+
+    windows = corpus.training_windows(16) if which == "train" else corpus.held_out_windows(16)
+    return CorpusNeighbours(windows)
+
+
+@functools.lru_cache(maxsize=8)
+def _heldout_reference_median(width: int) -> float:
+    from rlcreate.levels import corpus
+
+    nn = _neighbours("train")
+    vals = []
+    for b in corpus.held_out_blocks():
+        g = b.grid()
+        for s in range(0, g.shape[1] - width + 1, width):
+            vals.append(nn.level_distance(g[:, s:s + width]))
+    return float(np.median(vals)) if vals else float("nan")
+
+
+def _windows16(levels: Sequence[np.ndarray]) -> np.ndarray:
+    out = [g[:, s:s + 16] for g in levels for s in range(0, g.shape[1] - 15, 16)]
+    return np.stack(out)
+
+
+def judge_astar(levels, astar_runs: int = 2, workers: int = 2, **_) -> dict:
+    from rlcreate.levels.astar import java_available, run_astar
+
+    if not java_available():
+        return {"skipped": "java not found: install a Java 17 runtime (apt-get install openjdk-17-jdk-headless) "
+                           "to judge playability with the A* agent"}
+    summaries = run_astar(list(levels), runs=astar_runs, workers=workers)
+    return {"win_rate": float(np.mean([s.win_rate for s in summaries])),
+            "beaten": float(np.mean([s.win_rate >= 0.5 for s in summaries])),
+            "completion": float(np.mean([s.mean_completion for s in summaries])),
+            "jumps": float(np.mean([np.mean([r.jumps for r in s.results]) for s in summaries])),
+            "runs_per_level": int(astar_runs), "per_level_win_rate": [float(s.win_rate) for s in summaries]}
+
+
+def judge_tile_kl(levels, **_) -> dict:
+    stack = _same_width(levels)
+    kl2 = _kl(2).batch(stack) if stack is not None else np.array([_kl(2)(g) for g in levels])
+    kl3 = _kl(3).batch(stack) if stack is not None else np.array([_kl(3)(g) for g in levels])
+    return {"kl_2x2": float(kl2.mean()), "kl_3x3": float(kl3.mean()),
+            "coherence_3x3": float(np.exp(-kl3).mean()), "per_level_kl_3x3": kl3.tolist()}
+
+
+def judge_expressive_range(levels, **_) -> dict:
+    from rlcreate.levels.metrics import density, leniency, linearity
+
+    out: dict = {}
+    for name, fn in (("leniency", leniency), ("linearity", linearity), ("density", density)):
+        vals = np.array([fn(g) for g in levels])
+        out[name] = float(vals.mean())
+        out[f"{name}_std"] = float(vals.std())
+    return out
+
+
+def judge_novelty(levels, **_) -> dict:
+    widths = {g.shape[1] for g in levels}
+    train = np.array([_neighbours("train").level_distance(g) for g in levels])
+    held = np.array([_neighbours("heldout").level_distance(g) for g in levels])
+    copies = float((_neighbours("train").distance(_windows16(levels)) == 0).mean())
+    return {"train_distance": float(train.mean()), "heldout_distance": float(held.mean()),
+            "copied_windows": copies,
+            "heldout_reference_median": _heldout_reference_median(max(widths)) if len(widths) == 1 else float("nan"),
+            "per_level_train_distance": train.tolist()}
+
+
+def judge_validity(levels, **_) -> dict:
+    from rlcreate.levels.validity import is_valid
+
+    return {"valid": float(np.mean([is_valid(g) for g in levels]))}
+
+
+def judge_solver(levels, **_) -> dict:
+    from rlcreate.levels.solver import solve
+
+    res = [solve(g) for g in levels]
+    return {"playable": float(np.mean([r.reached_end for r in res])),
+            "completion": float(np.mean([(r.furthest_col + 1) / g.shape[1] for r, g in zip(res, levels)]))}
+
+
+def judge_diversity(levels, **_) -> dict:
+    from scipy.spatial.distance import pdist
+
+    stack = _same_width(levels)
+    cols = np.concatenate([g.T for g in levels])
+    out = {"distinct_columns": float(len(np.unique(cols, axis=0)) / len(cols))}
+    if stack is not None and len(stack) > 1:
+        out["pairwise_tile_distance"] = float(pdist(stack.reshape(len(stack), -1), metric="hamming").mean())
+    return out
+
+
+def _same_width(levels) -> np.ndarray | None:
+    return np.stack(levels) if len({g.shape for g in levels}) == 1 else None
+
+
+JUDGES: dict[str, Callable[..., dict]] = {
+    "astar": judge_astar, "tile_kl": judge_tile_kl, "expressive_range": judge_expressive_range,
+    "novelty": judge_novelty, "validity": judge_validity, "solver": judge_solver, "diversity": judge_diversity,
+}
+
+
+def check_judges(names: Sequence[str]) -> list[str]:
+    """Validate judge names; unknown ones raise :class:`UnknownJudgeError` with a suggestion."""
+    for n in names:
+        if n not in JUDGES:
+            close = difflib.get_close_matches(str(n), JUDGES, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise UnknownJudgeError(f"judges: unknown judge {n!r}.{hint} Known judges: {sorted(JUDGES)}")
+    return list(names)
+
+
+def run_judges(levels: Sequence[np.ndarray], names: Sequence[str] = DEFAULT_JUDGES, astar_runs: int = 2,
+               workers: int = 2) -> dict[str, dict]:
+    """Compute the named judges on level grids ``(14, W)``; ``{judge: {measure: value}}``."""
+    names = check_judges(names)
+    levels = [np.asarray(g) for g in levels]
+    if not levels:
+        raise ValueError("no levels to judge; generate some first (rlcreate eval RUN --n 16)")
+    return {n: JUDGES[n](levels, astar_runs=astar_runs, workers=workers) for n in names}
