@@ -79,6 +79,9 @@ class ColumnLMState:
     past_key_values: object
     length: int
     batch: int
+    #: ``(batch, n_embd)`` float32 last-layer hidden state (after the final norm) at the last
+    #: position, filled when ``start`` / ``step`` are called with ``with_hidden=True`` (RL observations)
+    hidden: np.ndarray | None = None
 
 
 class ColumnLM:
@@ -202,11 +205,11 @@ class ColumnLM:
         return logits.float().masked_fill(self._special_mask, float("-inf"))
 
     @torch.inference_mode()
-    def start(self, batch: int = 1, prompt_grids=None) -> tuple[np.ndarray, ColumnLMState]:
+    def start(self, batch: int = 1, prompt_grids=None, with_hidden: bool = False) -> tuple[np.ndarray, ColumnLMState]:
         """Begin ``batch`` sequences with ``<bos>`` (+ the prompt's columns).
 
         Returns next-column logits ``(batch, vocab_size)`` float32 (special tokens at -inf) and the
-        state to pass to :meth:`step`.
+        state to pass to :meth:`step` (with ``state.hidden`` filled when ``with_hidden``).
         """
         if batch < 1:
             raise ColumnLMError(f"batch must be >= 1, got {batch}")
@@ -215,13 +218,14 @@ class ColumnLM:
             raise ColumnLMError(
                 f"prompt of {ids.shape[1] - 1} columns exceeds the model's context of {self.max_length - 1} "
                 "columns; pass a shorter prompt (e.g. its last columns)")
-        out = self.model(input_ids=ids, use_cache=True, logits_to_keep=1)
-        state = ColumnLMState(out.past_key_values, ids.shape[1], batch)
+        out = self.model(input_ids=ids, use_cache=True, logits_to_keep=1, output_hidden_states=with_hidden)
+        state = ColumnLMState(out.past_key_values, ids.shape[1], batch, self._last_hidden(out, with_hidden))
         return self._masked(out.logits[:, -1]).numpy(), state
 
     @torch.inference_mode()
-    def step(self, state: ColumnLMState, token_ids) -> tuple[np.ndarray, ColumnLMState]:
-        """Append one column per sequence and return the next logits ``(batch, vocab_size)``."""
+    def step(self, state: ColumnLMState, token_ids, with_hidden: bool = False) -> tuple[np.ndarray, ColumnLMState]:
+        """Append one column per sequence and return the next logits ``(batch, vocab_size)``
+        (and the new state; ``state.hidden`` filled when ``with_hidden``)."""
         ids = torch.as_tensor(np.asarray(token_ids), dtype=torch.long).reshape(-1)
         if ids.numel() != state.batch:
             raise ColumnLMError(f"step got {ids.numel()} token ids for a batch of {state.batch}")
@@ -231,9 +235,15 @@ class ColumnLM:
             raise ColumnLMError(
                 f"the sequence already holds {state.length} tokens, the model's context ({self.max_length}); "
                 "start a new sequence with the last columns as prompt")
-        out = self.model(input_ids=ids[:, None], past_key_values=state.past_key_values, use_cache=True)
-        new = ColumnLMState(out.past_key_values, state.length + 1, state.batch)
+        out = self.model(input_ids=ids[:, None], past_key_values=state.past_key_values, use_cache=True,
+                         output_hidden_states=with_hidden)
+        new = ColumnLMState(out.past_key_values, state.length + 1, state.batch, self._last_hidden(out, with_hidden))
         return self._masked(out.logits[:, -1]).numpy(), new
+
+    @staticmethod
+    def _last_hidden(out, with_hidden: bool) -> np.ndarray | None:
+        # hidden_states[-1] is the final layer after ln_f (the lm_head's input), as observed by RL envs
+        return out.hidden_states[-1][:, -1].float().numpy().copy() if with_hidden else None
 
     # ---- sampling -------------------------------------------------------------------------------
     @torch.inference_mode()
