@@ -214,13 +214,26 @@ def test_sample_is_seeded_and_stops_at_eos(lm):
 
 
 @pytest.mark.slow
-def test_smollm2_default_loads_from_gguf_and_caches(tmp_path_factory):
-    cache = os.environ.get("RLCREATE_CACHE")  # reuse a warm cache when the user has one
-    model, tok = load_causal_lm(DEFAULT_LM, cache_dir=cache)
+def test_smollm2_default_converts_gguf_once_then_loads_from_cache(tmp_path, monkeypatch):
+    import rlcreate.text.lm as lm_module
+
+    model, tok = load_causal_lm(DEFAULT_LM, cache_dir=tmp_path)  # first use: GGUF -> safetensors
+    folder = tmp_path / "models" / DEFAULT_LM
+    assert (folder / "model.safetensors").is_file() and (folder / "rlcreate-cache-complete").is_file()
+    assert "quantization_config" not in (folder / "config.json").read_text()
+
+    def no_gguf():
+        raise AssertionError("the second load must come from the safetensors cache")
+
+    monkeypatch.setattr(lm_module, "locate_smollm2_gguf", no_gguf)
+    cached_model, cached_tok = load_causal_lm(DEFAULT_LM, cache_dir=tmp_path)
+    ids = torch.tensor([tok("The sea is")["input_ids"]])
+    with torch.no_grad():
+        assert torch.equal(cached_model(ids).logits, model(ids).logits)
     assert sum(p.numel() for p in model.parameters()) == pytest.approx(134.5e6, rel=0.01)
-    assert tok.chat_template and tok.eos_token == "<|im_end|>"
-    s = LMStepper(model, tok, top_k=8)
+    assert cached_tok.chat_template and cached_tok.eos_token == "<|im_end|>"
+    s = LMStepper(cached_model, cached_tok, top_k=8)
     text = s.sample(["Write one sentence about the sea."], max_new_tokens=16, temperature=0)[0]
-    assert len(text.split()) >= 5 and text.isascii()
-    formatted = format_prompts(tok, ["hi"])[0]
+    assert len(text.split()) >= 5
+    formatted = format_prompts(cached_tok, ["hi"])[0]
     assert formatted.startswith("<|im_start|>") and formatted.endswith("<|im_start|>assistant\n")

@@ -95,8 +95,6 @@ def load_causal_lm(name_or_path: str | os.PathLike = DEFAULT_LM, cache_dir: str 
 
     Raises :class:`ModelNotFoundError` saying how to use the offline default or a local folder.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     name = str(name_or_path)
     if name.strip().lower() == DEFAULT_LM:
         folder = _ensure_smollm2_cache(Path(cache_dir) if cache_dir is not None else cache_root())
@@ -146,10 +144,9 @@ def _ensure_smollm2_cache(root: Path) -> Path:
         del config.quantization_config
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     model.load_state_dict(gguf_model.state_dict())
-    root.mkdir(parents=True, exist_ok=True)
+    folder.parent.mkdir(parents=True, exist_ok=True)
     # Write into a temporary sibling then rename, so concurrent first loads never see a half folder.
-    tmp = Path(tempfile.mkdtemp(prefix=f".{DEFAULT_LM}-", dir=folder.parent if folder.parent.exists()
-                                else _mkdir(folder.parent)))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{DEFAULT_LM}-", dir=folder.parent))
     try:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
@@ -163,11 +160,6 @@ def _ensure_smollm2_cache(root: Path) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return folder
-
-
-def _mkdir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 # ------------------------------------------------------------------------------------- prompting
