@@ -1,0 +1,399 @@
+"""Column-token level environments: a column language model writes a level, the agent picks columns.
+
+``rlcreate/MarioTokens-v0`` — :func:`make_mario_tokens`. The logic lives in
+:class:`ColumnTokensCore`, which holds ``n`` levels in one :class:`~rlcreate.generators.column_lm.ColumnLM`
+decoding state (one shared KV cache) and advances all of them with a single forward pass per step.
+:class:`ColumnTokensVecEnv` exposes it to SB3 / MaskablePPO as a ``VecEnv`` (the fast path);
+:class:`ColumnTokensEnv` is the single-level Gymnasium form (``check_env``, ``gymnasium.make``).
+Point them at another column LM with ``lm=`` (a :class:`ColumnLM` or a model folder).
+
+All levels have the same length, so the rows of a batch run in lockstep: every episode ends at the
+same step and the whole batch restarts with one prefill (no per-row cache splicing is needed, unlike
+:mod:`rlcreate.envs.text_tokens`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Sequence
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from stable_baselines3.common.vec_env import VecEnv
+
+from rlcreate.envs.latent_level import EnvConfigError, TargetSpec
+from rlcreate.rewards.compose import RewardSet, as_reward_set
+
+__all__ = ["ColumnTokensCore", "ColumnTokensVecEnv", "ColumnTokensEnv", "make_mario_tokens",
+           "make_mario_tokens_vec", "LOGPROB_FLOOR", "CHUNK", "REWARD_MODES"]
+
+LOGPROB_FLOOR = -20.0  # observed top-k log-probs are clipped here, then scaled to [0, 1]
+CHUNK = 16             # columns per scored chunk (reward_every="column") and per observed feature window
+REWARD_MODES = ("end", "column")
+
+
+class ColumnTokensCore:
+    """Batched state of ``n`` levels being written by a column LM (shared by the VecEnv and the env).
+
+    ``step`` appends the chosen top-k column to every row, advances the LM with one forward pass and
+    scores with one reward-set call when rewards are due. ``reset(rng)`` restarts every row.
+    """
+
+    def __init__(self, lm: Any, reward: Any, n_columns: int = 64, k: int = 8,
+                 targets: dict[str, Sequence[float]] | None = None, reward_every: str = "end",
+                 n: int = 1, min_prob: float = 1e-4, hidden_clip: float = 5.0):
+        from rlcreate.envs.mario import FEATURE_NAMES
+        from rlcreate.generators.column_lm import N_SPECIAL
+
+        if not isinstance(n, (int, np.integer)) or n < 1:
+            raise EnvConfigError(f"n_envs = {n!r}: must be an integer >= 1")
+        if not isinstance(n_columns, (int, np.integer)) or n_columns < 1:
+            raise EnvConfigError(f"n_columns = {n_columns!r}: must be an integer >= 1")
+        if n_columns > lm.max_length:
+            raise EnvConfigError(
+                f"n_columns = {n_columns} exceeds the column LM's context of {lm.max_length} tokens "
+                f"(<bos> + {lm.max_length - 1} columns fed back); use n_columns <= {lm.max_length}")
+        n_choices = lm.vocab_size - N_SPECIAL
+        if not isinstance(k, (int, np.integer)) or not 1 <= k <= n_choices:
+            raise EnvConfigError(f"k = {k!r}: must be an integer in [1, {n_choices}] (the LM's column vocabulary)")
+        if reward_every not in REWARD_MODES:
+            raise EnvConfigError(f"reward_every = {reward_every!r}: use one of {REWARD_MODES}")
+        if not 0.0 <= min_prob < 1.0:
+            raise EnvConfigError(f"min_prob = {min_prob!r}: must be in [0, 1) (probability below which a "
+                                 "top-k column is masked)")
+        if not hidden_clip > 0:
+            raise EnvConfigError(f"hidden_clip = {hidden_clip!r}: must be > 0")
+        self.lm = lm
+        self._n_special = N_SPECIAL
+        self.reward: RewardSet = as_reward_set(reward)
+        self.n, self.n_columns, self.k = int(n), int(n_columns), int(k)
+        self.reward_every, self.hidden_clip = reward_every, float(hidden_clip)
+        self.min_logprob = float(np.log(min_prob)) if min_prob > 0 else -np.inf
+        self.targets = [TargetSpec(name, float(v[0]), float(v[1])) for name, v in (targets or {}).items()]
+        self.n_features = len(FEATURE_NAMES)
+        d = int(lm.model.config.n_embd)
+        # hidden (scaled to [-1, 1]) | top-k log-probs (scaled to [0, 1]) | features of the last 16
+        # columns and of the whole level so far | progress | targets
+        low = np.concatenate([np.full(d, -1.0), np.zeros(k + 2 * self.n_features + 1 + len(self.targets))])
+        self.observation_space = spaces.Box(low.astype(np.float32), np.ones_like(low, np.float32), dtype=np.float32)
+        self.action_space = spaces.Discrete(self.k)
+        self.progress = 0.0  # training progress in [0, 1] for reward weight schedules (set by the trainer)
+        self.render_mode = None
+        self.levels = np.zeros((self.n, 14, self.n_columns), np.int8)
+        self.t = 0  # columns written (the same in every row: lockstep)
+        self.hidden = np.zeros((self.n, d), np.float32)
+        self.topk_logprobs = np.full((self.n, k), -np.inf, np.float32)
+        self.topk_ids = np.zeros((self.n, k), np.int64)
+        self.token_logprobs = np.zeros((self.n, self.n_columns), np.float32)
+        self.target_values = np.zeros((self.n, len(self.targets)))
+        self.last_feat = np.zeros((self.n, self.n_features))
+        self.level_feat = np.zeros((self.n, self.n_features))
+        self.seam_state = np.zeros((self.n, 14))
+        self._state = None
+
+    # ------------------------------------------------------------------ episodes
+
+    def reset(self, rng: np.random.Generator) -> np.ndarray:
+        """Start ``n`` new levels (one prefill of ``<bos>``), draw targets from ``rng``; all rows' obs."""
+        logits, self._state = self.lm.start(self.n, with_hidden=True)
+        self._offer(logits)
+        self.t = 0
+        self.levels[:] = 0
+        self.token_logprobs[:] = 0
+        self.last_feat[:] = 0
+        self.level_feat[:] = 0
+        self.seam_state[:] = 0
+        for j, spec in enumerate(self.targets):
+            self.target_values[:, j] = rng.uniform(spec.low, spec.high, size=self.n)
+        return self.observe()
+
+    def _offer(self, logits: np.ndarray) -> None:
+        """Keep the LM's top-k next columns (ids and log-probs) and its hidden state."""
+        logits = np.asarray(logits, np.float64)
+        logp = logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)  # log-softmax, -inf stays -inf
+        ids = np.argpartition(-logp, self.k - 1, axis=1)[:, :self.k]
+        order = np.argsort(-np.take_along_axis(logp, ids, 1), axis=1, kind="stable")
+        self.topk_ids = np.take_along_axis(ids, order, 1)
+        self.topk_logprobs = np.take_along_axis(logp, self.topk_ids, 1).astype(np.float32)
+        self.hidden = self._state.hidden
+
+    def observe(self) -> np.ndarray:
+        hidden = np.clip(self.hidden / self.hidden_clip, -1.0, 1.0)
+        topk = np.clip(np.nan_to_num(self.topk_logprobs, neginf=LOGPROB_FLOOR), LOGPROB_FLOOR, 0.0)
+        topk = 1.0 - topk / LOGPROB_FLOOR
+        tnorm = np.stack([s.normalise(self.target_values[:, j]) for j, s in enumerate(self.targets)], 1) \
+            if self.targets else np.zeros((self.n, 0))
+        rest = np.concatenate([topk, self.last_feat, self.level_feat,
+                               np.full((self.n, 1), self.t / self.n_columns), tnorm], 1)
+        return np.concatenate([hidden, np.clip(rest, 0.0, 1.0)], 1).astype(np.float32)
+
+    def action_masks(self) -> np.ndarray:
+        """(n, k) bool: top-k slots a policy may pick — a column (special tokens are -inf in the LM's
+        logits) with probability >= ``min_prob``. The most likely column is always allowed."""
+        valid = np.isfinite(self.topk_logprobs) & (self.topk_logprobs >= self.min_logprob)
+        valid[:, 0] = True
+        return valid
+
+    def step(self, actions: np.ndarray):
+        """Append one column per row; returns obs, rewards, done (all rows alike), infos (no reset)."""
+        if self._state is None:
+            raise EnvConfigError("step() before reset(): call reset() first")
+        if self.t >= self.n_columns:
+            raise EnvConfigError(f"the levels already have n_columns = {self.n_columns} columns; call reset()")
+        actions = np.asarray(actions).reshape(-1).astype(np.int64)
+        if actions.shape[0] != self.n:
+            raise EnvConfigError(f"got {actions.shape[0]} actions for {self.n} environments")
+        rows = np.arange(self.n)
+        # Out-of-range or masked slots (random actions from check_env, unmasked PPO) fall back to the
+        # most likely column instead of crashing an episode.
+        masks = self.action_masks()
+        safe = np.where((actions >= 0) & (actions < self.k), actions, 0)
+        chosen = np.where(masks[rows, safe], safe, 0)
+        tokens = self.topk_ids[rows, chosen]
+        self.token_logprobs[:, self.t] = self.topk_logprobs[rows, chosen]
+        self.levels[:, :, self.t] = self.lm.columns[tokens - self._n_special]
+        self.t += 1
+        done = self.t >= self.n_columns
+        if not done:  # the final column needs no forward pass: a terminal state has no future
+            logits, self._state = self.lm.step(self._state, tokens, with_hidden=True)
+            self._offer(logits)
+        self.last_feat = _features(self.levels[:, :, max(0, self.t - CHUNK):self.t])
+        chunk_end = self.t % CHUNK == 0 or done
+        if chunk_end:
+            self.level_feat = _features(self.levels[:, :, :self.t])
+
+        rewards = np.zeros(self.n, np.float32)
+        infos: list[dict] = [{"column": int(t)} for t in tokens]
+        result = None
+        if self.reward_every == "end" and done:
+            result = self.reward(list(self.levels), progress=self.progress, targets=self._target_context())
+        elif self.reward_every == "column" and chunk_end:
+            start = (self.t - 1) // CHUNK * CHUNK
+            chunk = self.levels[:, :, start:self.t]
+            result = self.reward(list(chunk), progress=self.progress, targets=self._target_context(),
+                                 position=np.full(self.n, (start + self.t) / 2 / self.n_columns),
+                                 seam_state=self.seam_state.copy())
+            self._advance_seam(chunk)
+        if result is not None:
+            rewards = result.total.astype(np.float32)
+            for i in rows:
+                infos[i]["rewards"] = result.per_sample(i)
+        if done:
+            for i in rows:
+                infos[i]["level"] = self.levels[i].copy()
+                infos[i]["targets"] = {s.name: float(self.target_values[i, j]) for j, s in enumerate(self.targets)}
+                infos[i]["token_logprobs"] = self.token_logprobs[i].copy()
+        return self.observe(), rewards, np.full(self.n, done), infos
+
+    def _target_context(self) -> dict[str, np.ndarray]:
+        return {s.name: self.target_values[:, j].copy() for j, s in enumerate(self.targets)}
+
+    def _advance_seam(self, chunk: np.ndarray) -> None:
+        from rlcreate.envs.mario import SolverSeam
+
+        self.seam_state = SolverSeam().advance(chunk, self.seam_state)
+
+
+def _features(window: np.ndarray) -> np.ndarray:
+    """:func:`rlcreate.envs.mario.segment_features` of ``(n, 14, w)`` windows, defined for ``w = 1``
+    too (height variation needs two columns: it is 0 for one)."""
+    from rlcreate.envs.mario import segment_features
+
+    if window.shape[2] >= 2:
+        return segment_features(window)
+    with warnings.catch_warnings():  # mean of an empty diff -> NaN, replaced by 0 below
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nan_to_num(segment_features(window), nan=0.0)
+
+
+# ---------------------------------------------------------------------------------------- VecEnv
+
+class ColumnTokensVecEnv(VecEnv):
+    """SB3 ``VecEnv`` writing ``n_envs`` levels at once, one LM forward pass per step.
+
+    All levels have the same length, so all episodes end together; finished levels are in
+    ``info["level"]`` and the final observation in ``info["terminal_observation"]`` (SB3's
+    auto-reset contract), and the returned observation is already the next episode's first.
+    ``action_masks()`` gives the ``(n_envs, k)`` masks for MaskablePPO.
+    """
+
+    def __init__(self, core: ColumnTokensCore, seed: int | None = None):
+        self.core = core
+        self.render_mode = None
+        super().__init__(core.n, core.observation_space, core.action_space)
+        self._rng = np.random.default_rng(seed)
+        self._actions: np.ndarray | None = None
+
+    def reset(self) -> np.ndarray:
+        if self._seeds[0] is not None:
+            self._rng = np.random.default_rng(self._seeds[0])
+        self._reset_seeds()
+        self._reset_options()
+        return self.core.reset(self._rng)
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = actions
+
+    def step_wait(self):
+        obs, rewards, done, infos = self.core.step(self._actions)
+        if done.any():  # lockstep: every row ends here
+            for i in range(self.num_envs):
+                infos[i]["terminal_observation"] = obs[i]
+                infos[i]["TimeLimit.truncated"] = False
+            obs = self.core.reset(self._rng)
+        return obs, rewards, done, infos
+
+    def action_masks(self) -> np.ndarray:
+        return self.core.action_masks()
+
+    def set_progress(self, progress: float) -> None:
+        self.core.progress = float(progress)
+
+    def close(self) -> None:
+        pass
+
+    def get_attr(self, attr_name: str, indices=None) -> list:
+        target = self if attr_name == "render_mode" else self.core
+        return [getattr(target, attr_name)] * len(self._indices(indices))
+
+    def set_attr(self, attr_name: str, value: Any, indices=None) -> None:
+        setattr(self.core, attr_name, value)
+
+    def env_method(self, method_name: str, *args, indices=None, **kwargs) -> list:
+        idx = self._indices(indices)
+        if method_name == "action_masks":  # sb3-contrib's get_action_masks stacks one mask per env
+            return list(self.core.action_masks()[idx])
+        return [getattr(self, method_name)(*args, **kwargs)] * len(idx)
+
+    def env_is_wrapped(self, wrapper_class, indices=None) -> list[bool]:
+        return [False] * len(self._indices(indices))
+
+    def _indices(self, indices) -> list[int]:
+        if indices is None:
+            return list(range(self.num_envs))
+        return [indices] if isinstance(indices, (int, np.integer)) else list(indices)
+
+
+# ------------------------------------------------------------------------------------ single env
+
+class ColumnTokensEnv(gym.Env):
+    """A column language model writes a Mario level; the agent picks each next column.
+
+    ## Description
+    Each episode writes one level of ``n_columns`` columns left to right. At every step the column
+    LM (one token per 14-tile column, :class:`~rlcreate.generators.column_lm.ColumnLM`) offers its
+    ``k`` most likely next columns; the agent picks one. Control targets (enemies, gaps, ... per 16
+    columns) are sampled per episode and observed, so one policy serves many requests.
+
+    ## Action Space
+    ``Discrete(k)``: the index of the offered column to append (0 = the LM's most likely).
+    ``action_masks()`` marks the slots with probability below ``min_prob`` (and special tokens) as
+    not allowed; slot 0 is always allowed. A masked or out-of-range action appends slot 0's column.
+
+    ## Observation Space
+    ``Box(float32, (d + k + 2F + 1 + T,))``: the LM's last-layer hidden state (after its final norm,
+    ``d = n_embd``) divided by ``hidden_clip`` and clipped to ``[-1, 1]``; the top-k log-probs clipped
+    to ``[-20, 0]`` and mapped to ``[0, 1]``; F = 9 features (:func:`rlcreate.envs.mario.segment_features`)
+    of the last 16 columns and of the whole level so far (updated every 16 columns); progress
+    ``t / n_columns``; the T control targets scaled to ``[0, 1]``. All but the hidden part lie in ``[0, 1]``.
+
+    ## Rewards
+    The recipe's reward set (default: MarioLatent's :data:`~rlcreate.envs.mario.DEFAULT_REWARDS`).
+    ``reward_every="end"`` (default): 0 on every step but the last, which scores the whole level
+    with context ``targets``. ``reward_every="column"``: every completed 16-column chunk (and a last
+    partial one) is scored with context ``position``, ``targets`` and ``seam_state`` (the rows where
+    the fast solver leaves Mario at the previous chunk's edge), as in MarioLatent. Scored steps
+    carry every term in ``info["rewards"]``; ``info["column"]`` is the appended token id.
+
+    ## Starting State
+    An empty level after ``<bos>``; targets drawn uniformly from their ranges with ``self.np_random``.
+    The LM itself is deterministic given the actions: same seed and actions, same level.
+
+    ## Episode End
+    ``terminated`` when the level has ``n_columns`` columns (the level is complete: there is no
+    future to bootstrap, so this is a terminal state, not a time limit). ``info["level"]`` holds the
+    (14, n_columns) grid, ``info["targets"]`` the targets and ``info["token_logprobs"]`` the LM's
+    log-prob of every chosen column.
+
+    ## Arguments
+    ``n_columns=64``, ``k=8``, ``reward`` (a RewardSet or a recipe rewards dict; default
+    MarioLatent's terms), ``targets`` ({name: [low, high]}, default
+    :data:`~rlcreate.envs.mario.DEFAULT_TARGETS`), ``lm`` (a :class:`ColumnLM` or a model folder;
+    default the shipped ``rlcreate/models/mario-column-lm``), ``reward_every`` ("end" | "column"),
+    ``min_prob=1e-4``, ``hidden_clip=5.0``, ``render_mode`` (None | "ansi" | "rgb_array").
+
+    ## Version History
+    - v0: initial version.
+    """
+
+    metadata = {"render_modes": ["ansi", "rgb_array"]}
+
+    def __init__(self, core: ColumnTokensCore, render_mode: str | None = None):
+        if core.n != 1:
+            raise EnvConfigError(f"ColumnTokensEnv needs a core with n=1, got n={core.n}; "
+                                 "use ColumnTokensVecEnv for batches")
+        if render_mode not in (None, *self.metadata["render_modes"]):
+            raise EnvConfigError(f"render_mode = {render_mode!r}: use None, 'ansi' or 'rgb_array'")
+        self.core = core
+        self.observation_space, self.action_space = core.observation_space, core.action_space
+        self.render_mode = render_mode
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        return self.core.reset(self.np_random)[0], {}
+
+    def step(self, action):
+        obs, rewards, done, infos = self.core.step(np.asarray(action).reshape(1))
+        return obs[0], float(rewards[0]), bool(done[0]), False, infos[0]
+
+    def action_masks(self) -> np.ndarray:
+        return self.core.action_masks()[0]
+
+    def render(self):
+        level = self.core.levels[0, :, :self.core.t]
+        if self.render_mode == "ansi":
+            from rlcreate.levels.tiles import level_to_text
+            return level_to_text(level) if level.shape[1] else ""
+        if self.render_mode == "rgb_array":
+            from rlcreate.levels.render import render_level
+            return np.asarray(render_level(level).convert("RGB")) if level.shape[1] else None
+        return None
+
+    def set_progress(self, progress: float) -> None:
+        self.core.progress = float(progress)
+
+
+# ----------------------------------------------------------------------------------- entry points
+
+def _core(n: int, n_columns: int, k: int, reward: Any, targets: dict | None, lm: Any, reward_every: str,
+          **kwargs: Any) -> ColumnTokensCore:
+    from rlcreate.envs.mario import DEFAULT_TARGETS, default_reward_set
+    from rlcreate.generators.column_lm import ColumnLM
+
+    if lm is None or isinstance(lm, str) or hasattr(lm, "__fspath__"):
+        lm = ColumnLM.load(lm)
+    elif not isinstance(lm, ColumnLM):
+        raise EnvConfigError(f"lm = {type(lm).__name__}: pass a ColumnLM, a column-LM folder or None "
+                             "(the shipped model)")
+    if reward is None or isinstance(reward, dict):
+        reward = default_reward_set(reward)
+    return ColumnTokensCore(lm, reward, n_columns=n_columns, k=k,
+                            targets=DEFAULT_TARGETS if targets is None else targets,
+                            reward_every=reward_every, n=n, **kwargs)
+
+
+def make_mario_tokens(n_columns: int = 64, k: int = 8, reward: Any = None, targets: dict | None = None,
+                      lm: Any = None, reward_every: str = "end", render_mode: str | None = None,
+                      **kwargs: Any) -> ColumnTokensEnv:
+    """Single-env ``rlcreate/MarioTokens-v0`` (what ``gymnasium.make`` returns). ``kwargs``:
+    ``min_prob``, ``hidden_clip``."""
+    return ColumnTokensEnv(_core(1, n_columns, k, reward, targets, lm, reward_every, **kwargs),
+                           render_mode=render_mode)
+
+
+def make_mario_tokens_vec(n_envs: int = 16, n_columns: int = 64, k: int = 8, targets: dict | None = None,
+                          reward: Any = None, seed: int | None = None, lm: Any = None,
+                          reward_every: str = "end", **kwargs: Any) -> ColumnTokensVecEnv:
+    """Batched ``MarioTokens-v0`` as an SB3 VecEnv: ``n_envs`` levels per LM forward pass."""
+    return ColumnTokensVecEnv(_core(n_envs, n_columns, k, reward, targets, lm, reward_every, **kwargs), seed=seed)

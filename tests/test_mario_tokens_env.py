@@ -1,0 +1,292 @@
+"""MarioTokens-v0: check_env (Gymnasium and SB3), top-k actions and masks, determinism, reward terms,
+VecEnv auto-reset contract, per-chunk rewards, MaskablePPO on the VecEnv, the recipe."""
+
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import rlcreate  # noqa: F401  (registers ids)
+from rlcreate.envs.column_tokens import (CHUNK, ColumnTokensEnv, EnvConfigError, make_mario_tokens,
+                                         make_mario_tokens_vec)
+from rlcreate.envs.mario import DEFAULT_REWARDS, DEFAULT_TARGETS
+from rlcreate.generators.column_lm import N_SPECIAL, ColumnLM, build_vocab, default_column_lm_path, small_gpt2
+from rlcreate.levels import corpus
+from rlcreate.rewards.base import RewardModule
+from rlcreate.rewards.compose import RewardSet, Term
+
+RECIPE = Path(__file__).resolve().parent.parent / "rlcreate" / "recipes" / "mario_tokens.yaml"
+N_FEAT = 9
+
+
+@pytest.fixture(scope="module")
+def tiny_lm():
+    vocab = build_vocab([b.grid() for b in corpus.training_blocks()])
+    model = small_gpt2(len(vocab) + N_SPECIAL, n_positions=64, n_embd=16, n_layer=1, n_head=2, seed=0)
+    return ColumnLM.from_model(model, vocab)
+
+
+def _log_softmax(logits):
+    logits = np.asarray(logits, np.float64)
+    return logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
+
+
+class Recorder(RewardModule):
+    """Test reward: 1.0 per sample, keeps every call's widths and context."""
+
+    def __init__(self):
+        super().__init__("recorder")
+        self.calls = []
+
+    def score(self, samples, **context):
+        self.calls.append(([np.asarray(s).shape[1] for s in samples], context))
+        return [1.0] * len(samples)
+
+
+def test_gymnasium_and_sb3_check_env(tiny_lm):
+    from gymnasium.utils.env_checker import check_env as gym_check
+    from stable_baselines3.common.env_checker import check_env as sb3_check
+
+    env = make_mario_tokens(n_columns=20, k=4, lm=tiny_lm)
+    gym_check(env, skip_render_check=True)
+    sb3_check(make_mario_tokens(n_columns=20, k=4, lm=tiny_lm), warn=True)
+    assert env.action_space == gym.spaces.Discrete(4)
+    # hidden (16) + top-k (4) + last-16 and whole-level features (2 x 9) + progress + 2 targets
+    assert env.observation_space.shape == (16 + 4 + 2 * N_FEAT + 1 + len(DEFAULT_TARGETS),)
+    assert np.isfinite(env.observation_space.low).all() and np.isfinite(env.observation_space.high).all()
+
+
+def test_action_appends_the_chosen_top_k_column(tiny_lm):
+    env = make_mario_tokens(n_columns=6, k=5, lm=tiny_lm)
+    obs, _ = env.reset(seed=0)
+    logits, state = tiny_lm.start(1)
+    picks = [3, 0, 4, 1, 2, 0]
+    for t, a in enumerate(picks):
+        ranked = np.argsort(-_log_softmax(logits)[0], kind="stable")
+        assert ranked[0] >= N_SPECIAL  # special tokens are never offered
+        # the observed top-k log-probs are the LM's, best first (mapped from [-20, 0] to [0, 1])
+        lp = _log_softmax(logits)[0, ranked[:5]]
+        assert obs[16:21] == pytest.approx(np.clip(1 + lp / 20, 0, 1), abs=1e-5)
+        obs, r, term, trunc, info = env.step(a)
+        assert info["column"] == ranked[a]
+        if t + 1 < len(picks):
+            logits, state = tiny_lm.step(state, [ranked[a]])
+    assert term and not trunc
+    expected = tiny_lm.decode_tokens([np.argsort(-_log_softmax(l)[0], kind="stable")[a] for l, a in
+                                      zip(_replay_logits(tiny_lm, env), picks)])
+    assert np.array_equal(info["level"], expected)
+
+
+def _replay_logits(lm, env):
+    """Logits before each column of the env's finished level, recomputed from the level itself."""
+    ids = lm.encode_level(env.core.levels[0], oov="error")
+    logits, state = lm.start(1)
+    out = [logits]
+    for tok in ids[:-1]:
+        logits, state = lm.step(state, [tok])
+        out.append(logits)
+    return out
+
+
+def test_always_slot_zero_is_greedy_decoding(tiny_lm):
+    env = make_mario_tokens(n_columns=12, k=3, lm=tiny_lm)
+    env.reset(seed=0)
+    for _ in range(12):
+        _, _, term, _, info = env.step(0)
+    greedy = tiny_lm.generate(12, batch=1, top_k=1, seed=0)[0]
+    assert term and np.array_equal(info["level"], greedy)
+
+
+def test_masks_follow_min_prob_and_masked_actions_fall_back(tiny_lm):
+    env = make_mario_tokens(n_columns=4, k=8, lm=tiny_lm, min_prob=0.004)
+    env.reset(seed=0)
+    logits, _ = tiny_lm.start(1)
+    probs = np.sort(np.exp(_log_softmax(logits)[0]))[::-1][:8]
+    want = probs >= 0.004
+    want[0] = True
+    mask = env.action_masks()
+    assert mask.dtype == bool and mask.shape == (8,)
+    assert np.array_equal(mask, want)
+    assert 0 < mask.sum() < 8  # the threshold was chosen to split this LM's top 8
+    blocked = int(np.flatnonzero(~mask)[0])
+    top = env.core.topk_ids[0].copy()
+    _, _, _, _, info = env.step(blocked)
+    assert info["column"] == top[0]
+    top = env.core.topk_ids[0].copy()
+    _, _, _, _, info = env.step(99)  # out of range -> the most likely column too
+    assert info["column"] == top[0]
+    everything = make_mario_tokens(n_columns=4, k=8, lm=tiny_lm, min_prob=0.0)
+    everything.reset(seed=0)
+    assert everything.action_masks().all()
+
+
+def test_episode_rewards_at_the_end(tiny_lm):
+    env = make_mario_tokens(n_columns=20, k=4, lm=tiny_lm)
+    obs, _ = env.reset(seed=1)
+    env.action_space.seed(1)
+    for t in range(20):
+        obs, r, term, trunc, info = env.step(env.action_space.sample())
+        assert env.observation_space.contains(obs)
+        if t < 19:
+            assert r == 0.0 and "rewards" not in info and not term
+    assert term and not trunc
+    assert set(info["rewards"]) == set(DEFAULT_REWARDS)
+    w = {k: v["weight"] for k, v in DEFAULT_REWARDS.items()}
+    assert r == pytest.approx(sum(w[k] * v for k, v in info["rewards"].items()), rel=1e-5)
+    assert info["level"].shape == (14, 20) and info["level"].dtype == np.int8
+    assert set(info["targets"]) == set(DEFAULT_TARGETS)
+    assert info["token_logprobs"].shape == (20,) and (info["token_logprobs"] <= 0).all()
+    assert obs[16 + 4 + 2 * N_FEAT] == 1.0  # progress
+
+
+def test_whole_level_reward_gets_targets(tiny_lm):
+    rec = Recorder()
+    env = make_mario_tokens(n_columns=5, k=2, lm=tiny_lm, reward=RewardSet([Term("rec", rec)]),
+                            targets={"enemies": [1.0, 2.0]})
+    env.reset(seed=0)
+    for _ in range(5):
+        _, r, _, _, info = env.step(1)
+    assert len(rec.calls) == 1 and rec.calls[0][0] == [5]
+    ctx = rec.calls[0][1]
+    assert ctx["targets"]["enemies"][0] == pytest.approx(info["targets"]["enemies"])
+    assert 1.0 <= info["targets"]["enemies"] <= 2.0
+    assert "position" not in ctx and r == 1.0
+
+
+def test_reward_every_column_scores_16_column_chunks(tiny_lm):
+    rec = Recorder()
+    env = make_mario_tokens(n_columns=40, k=2, lm=tiny_lm, reward=RewardSet([Term("rec", rec)]),
+                            reward_every="column")
+    env.reset(seed=0)
+    scored = []
+    for t in range(40):
+        _, r, _, _, info = env.step(0)
+        if "rewards" in info:
+            scored.append(t + 1)
+            assert r == 1.0
+        else:
+            assert r == 0.0
+    assert scored == [CHUNK, 2 * CHUNK, 40]
+    assert [c[0] for c in rec.calls] == [[16], [16], [8]]
+    assert [float(c[1]["position"][0]) for c in rec.calls] == pytest.approx([8 / 40, 24 / 40, 36 / 40])
+    assert all(c[1]["seam_state"].shape == (1, 14) for c in rec.calls)
+    assert not rec.calls[0][1]["seam_state"].any()  # first chunk: a fresh start
+
+
+def test_same_seed_same_levels(tiny_lm):
+    def run(seed):
+        env = make_mario_tokens(n_columns=8, k=4, lm=tiny_lm)
+        env.reset(seed=seed)
+        env.action_space.seed(seed)
+        for _ in range(8):
+            _, _, _, _, info = env.step(env.action_space.sample())
+        return info["level"], info["targets"]
+
+    a, b = run(3), run(3)
+    assert np.array_equal(a[0], b[0]) and a[1] == b[1]
+    c = run(4)
+    assert c[1] != a[1] and not np.array_equal(c[0], a[0])
+
+
+def test_vecenv_auto_reset_contract_and_masks(tiny_lm):
+    venv = make_mario_tokens_vec(n_envs=3, n_columns=5, k=4, lm=tiny_lm, seed=0)
+    obs = venv.reset()
+    assert obs.shape == (3, 16 + 4 + 2 * N_FEAT + 1 + 2)
+    assert venv.action_masks().shape == (3, 4)
+    assert len(venv.env_method("action_masks")) == 3 and venv.has_attr("action_masks")
+    progress = 16 + 4 + 2 * N_FEAT
+    for t in range(5):
+        obs, rewards, done, infos = venv.step(np.array([0, 1, 2]))
+        assert done.all() == (t == 4) and done.any() == (t == 4)
+    for i, info in enumerate(infos):
+        assert info["terminal_observation"][progress] == 1.0
+        assert info["TimeLimit.truncated"] is False
+        assert info["level"].shape == (14, 5) and set(info["rewards"]) == set(DEFAULT_REWARDS)
+    assert (obs[:, progress] == 0).all()  # already the next episode's first observation
+    assert rewards.dtype == np.float32 and rewards.shape == (3,)
+    # rows differ by their actions; each is the column the LM offered in that slot
+    assert not np.array_equal(infos[0]["level"], infos[2]["level"])
+
+
+def test_vecenv_seed_fixes_targets(tiny_lm):
+    def targets(seed):
+        venv = make_mario_tokens_vec(n_envs=4, n_columns=3, k=2, lm=tiny_lm)
+        venv.seed(seed)
+        obs = venv.reset()
+        return obs[:, -2:]
+
+    assert np.array_equal(targets(5), targets(5))
+    assert not np.array_equal(targets(5), targets(6))
+
+
+def test_maskable_ppo_respects_masks_on_the_vecenv(tiny_lm):
+    from sb3_contrib import MaskablePPO
+
+    # min_prob close to 1: only slot 0 is ever allowed, so every sampled action must be 0
+    venv = make_mario_tokens_vec(n_envs=4, n_columns=8, k=4, lm=tiny_lm, seed=0, min_prob=0.99)
+    model = MaskablePPO("MlpPolicy", venv, n_steps=8, batch_size=16, n_epochs=1, seed=0,
+                        policy_kwargs={"net_arch": [16]})
+    model.learn(total_timesteps=32)
+    assert model.num_timesteps >= 32
+    assert (model.rollout_buffer.actions == 0).all()
+    masks = model.rollout_buffer.action_masks.reshape(-1, 4)  # stored flat per env
+    assert masks[:, 0].all() and not masks[:, 1:].any()
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"n_columns": 65}, r"n_columns = 65 exceeds the column LM's context of 64"),
+    ({"n_columns": 0}, r"n_columns = 0: must be an integer >= 1"),
+    ({"k": 0}, r"k = 0: must be an integer in \[1, "),
+    ({"k": 10_000}, r"k = 10000: must be an integer in \[1, "),
+    ({"reward_every": "step"}, r"reward_every = 'step': use one of \('end', 'column'\)"),
+    ({"min_prob": 1.0}, r"min_prob = 1.0: must be in \[0, 1\)"),
+    ({"render_mode": "human"}, r"render_mode = 'human': use None, 'ansi' or 'rgb_array'"),
+])
+def test_bad_arguments(tiny_lm, kwargs, match):
+    with pytest.raises(EnvConfigError, match=match):
+        make_mario_tokens(lm=tiny_lm, **{"n_columns": 8, **kwargs})
+
+
+def test_bad_lm_and_step_before_reset(tiny_lm):
+    with pytest.raises(EnvConfigError, match=r"lm = int: pass a ColumnLM"):
+        make_mario_tokens(lm=3)
+    env = make_mario_tokens(n_columns=4, lm=tiny_lm)
+    with pytest.raises(EnvConfigError, match=r"step\(\) before reset\(\)"):
+        env.step(0)
+
+
+def test_render_ansi(tiny_lm):
+    env = make_mario_tokens(n_columns=4, k=2, lm=tiny_lm, render_mode="ansi")
+    env.reset(seed=0)
+    assert env.render() == ""
+    env.step(0)
+    env.step(1)
+    lines = env.render().splitlines()
+    assert len(lines) == 14 and all(len(line) == 2 for line in lines)
+
+
+def test_recipe_loads_and_its_env_kwargs_build(tiny_lm):
+    from rlcreate.recipe import build_reward_set, load_recipe
+
+    recipe = load_recipe(RECIPE)
+    assert recipe.env_id == "rlcreate/MarioTokens-v0" and recipe.trainer["algo"] == "maskable_ppo"
+    venv = make_mario_tokens_vec(n_envs=2, targets=recipe.targets, reward=build_reward_set(recipe), seed=0,
+                                 lm=tiny_lm, **{**recipe.env_kwargs, "n_columns": 4})
+    venv.reset()
+    assert venv.action_space.n == recipe.env_kwargs.get("k", 8)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (default_column_lm_path() / "config.json").is_file(),
+                    reason="the shipped column LM (rlcreate/models/mario-column-lm) is not trained yet")
+def test_shipped_lm_through_gymnasium_make():
+    from gymnasium.utils.env_checker import check_env as gym_check
+
+    env = gym.make("rlcreate/MarioTokens-v0", n_columns=32)
+    gym_check(env.unwrapped, skip_render_check=True)
+    env.reset(seed=0)
+    for _ in range(32):
+        _, r, term, _, info = env.step(0)
+    assert term and info["level"].shape == (14, 32)
+    assert info["rewards"]["playability"] > 0.0
