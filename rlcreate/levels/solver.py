@@ -16,8 +16,8 @@ the right, entering the next column only if that cell is free):
   is death.
 
 Constants, calibrated against the A* agent of the Mario AI Framework (``PlayAstar.jar``) on
-synthetic levels (flat ground, 20 columns of run-up) with ``scripts/playability_agreement.py``'s
-runner: the agent climbs a 4-tile step but not a 5-tile one (``JUMP_HEIGHT = 4``), and clears a
+synthetic levels (flat ground, 20 columns of run-up) with the FastAstar runner
+(:mod:`rlcreate.levels.astar`): the agent climbs a 4-tile step but not a 5-tile one (``JUMP_HEIGHT = 4``), and clears a
 10-tile gap but not an 11-tile one. With these rules a jump that lands at take-off height spans
 ``2 * JUMP_HEIGHT + APEX_STEPS`` columns of air at most, so the widest gap the solver crosses on flat
 ground is ``2 * JUMP_HEIGHT + APEX_STEPS - 1``; ``APEX_STEPS = 2`` makes that 9 tiles, one short of
@@ -28,9 +28,11 @@ with no ground, block edges cut through pits), and the A* agent loses 7 of those
 
 Agreement with the agent (58 corpus blocks, 3 plays each, "A*-playable" = wins >= half): 59%;
 of the 47 blocks the solver passes, the agent wins 27 (precision 0.57); of the 31 the agent wins,
-the solver passes 27 (recall 0.87). Most disagreements are floating-platform stretches (SMB's
-moving lifts are not in the VGLC data) that the solver's generous falls cross and the agent does
-not; see ``scripts/playability_agreement.py``.
+the solver passes 27 (recall 0.87), on a heavily loaded 2-core machine (the agent's search is
+wall-clock bound, so load weakens it). The disagreements inspected were floating-platform stretches
+(SMB's moving lifts are not in the VGLC data) that the solver's generous falls cross (one column
+per row fallen; the engine's falls are steeper) and the agent does not; see
+``scripts/playability_agreement.py``.
 
 Deliberate simplifications (each one is a way the solver and the A* agent can disagree):
 
