@@ -33,6 +33,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
     errors: list[type[BaseException]] = [RecipeValueError, LevelFormatError, UnknownRewardError,
                                          MissingPackageError, RewardValueError, UserError]
+    from rlcreate.evaluation import USER_ERRORS as evaluation_errors  # baseline / eval / report
+
+    errors.extend(evaluation_errors())
     try:
         from rlcreate.text.lm import ModelNotFoundError
         errors.append(ModelNotFoundError)
@@ -220,6 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     rd.add_argument("-o", "--output", required=True)
     rd.set_defaults(fn=cmd_render)
 
+    from rlcreate.evaluation.cli import register as register_evaluation  # baseline, eval, report
+
+    register_evaluation(sub)
     return p
 
 

@@ -1,0 +1,92 @@
+"""``rlcreate baseline | eval | report``: subcommands added to the main parser by :func:`register`.
+
+    rlcreate baseline RECIPE.yaml --method cma|random|map-elites|cma-me [--budget N] [--out runs]
+    rlcreate eval RUN [--n N] [--judges astar,tile_kl] [--no-audit]
+    rlcreate report RUN [RUN ...] [--out DIR]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["register"]
+
+
+def _split(text: str | None) -> list[str] | None:
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+def cmd_baseline(args) -> int:
+    from rlcreate.evaluation.baselines import run_baseline
+    from rlcreate.recipe import load_recipe
+
+    recipe = load_recipe(args.recipe)
+    run_dir = Path(args.out) / (args.name or f"{recipe.name}-{args.method}")
+    info = run_baseline(recipe, args.method, run_dir, budget=args.budget, batch=args.batch,
+                        descriptors=_split(args.descriptors), progress_bar=not args.quiet)
+    print(f"run written to {run_dir}")
+    print(f"{info['method']}: {info['evaluations']} reward evaluations ({info['generations']} generations x "
+          f"{info['batch']} levels x {info['n_segments']} segments), best composite {info['best_return']:.3f}, "
+          f"{info['evaluations_per_second']:.0f} evaluations/s")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from rlcreate.evaluation.report import evaluate_run
+
+    res = evaluate_run(args.run, n=args.n, judges=_split(args.judges), astar_runs=args.astar_runs,
+                       audit=not args.no_audit, audit_levels=args.audit_levels)
+    print(f"{res['source']}: metrics written to {Path(args.run) / 'metrics.json'}")
+    for judge, vals in res["judges"].items():
+        if "skipped" in vals:
+            print(f"  {judge}: skipped ({vals['skipped']})")
+        else:
+            print(f"  {judge}: " + ", ".join(f"{k}={v:.3f}" for k, v in vals.items() if isinstance(v, float)))
+    if "composite" in res:
+        print(f"  composite: mean={res['composite']['mean']:.3f} best={res['composite']['best']:.3f}")
+    print(f"  qd: coverage={res['qd']['coverage']:.3f} qd_score={res['qd']['qd_score']:.3f}")
+    for term, p in (res.get("audit") or {}).get("pairs", {}).items():
+        print(f"  audit {term}: {p['verdict']} ({p.get('reason', '')})")
+    for note in res["notes"]:
+        print(f"  note: {note}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from rlcreate.evaluation.report import write_report
+
+    page = write_report(args.runs, args.out, gallery=args.gallery)
+    print(f"report written to {page}")
+    return 0
+
+
+def register(sub) -> None:
+    """Add the ``baseline``, ``eval`` and ``report`` subcommands to an argparse subparsers object."""
+    from rlcreate.evaluation.baselines import METHODS
+
+    b = sub.add_parser("baseline", help="search baseline (random, CMA-ES, MAP-Elites) at the RL run's budget")
+    b.add_argument("recipe")
+    b.add_argument("--method", required=True, help=f"one of {', '.join(METHODS)}")
+    b.add_argument("--budget", type=int, default=None,
+                   help="reward evaluations (= env steps); default: the recipe's trainer.total_timesteps")
+    b.add_argument("--batch", type=int, default=None, help="levels per generation (default trainer.n_envs)")
+    b.add_argument("--descriptors", default=None, help="QD behaviour descriptors, default leniency,linearity")
+    b.add_argument("--out", default="runs")
+    b.add_argument("--name", default=None, help="run folder name (default <recipe name>-<method>)")
+    b.add_argument("--quiet", action="store_true")
+    b.set_defaults(fn=cmd_baseline)
+
+    e = sub.add_parser("eval", help="judge a run's levels (A*, tile KL, expressive range, novelty, QD, audit)")
+    e.add_argument("run")
+    e.add_argument("--n", type=int, default=None, help="levels to generate from the run's policy")
+    e.add_argument("--judges", default=None, help="comma-separated judges (default: the recipe's judges:)")
+    e.add_argument("--astar-runs", type=int, default=2, help="A* plays per level")
+    e.add_argument("--no-audit", action="store_true", help="skip the reward-hacking audit along checkpoints")
+    e.add_argument("--audit-levels", type=int, default=8, help="levels generated per checkpoint for the audit")
+    e.set_defaults(fn=cmd_eval)
+
+    r = sub.add_parser("report", help="HTML report (curves, judges, expressive range, gallery, audit) over runs")
+    r.add_argument("runs", nargs="+")
+    r.add_argument("--out", default="report")
+    r.add_argument("--gallery", type=int, default=6, help="levels shown per run")
+    r.set_defaults(fn=cmd_report)
