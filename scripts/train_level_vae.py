@@ -125,14 +125,12 @@ def main(cfg: TrainConfig) -> dict:
     generator.save(out)
     generator = LatentLevelGenerator.load(out)  # figures are measured on the fp16 weights we ship
 
-    quality = measure_quality(generator, held.numpy().astype(np.int8), train.numpy().astype(np.int8), cfg, out)
     result = {"train_config": asdict(cfg), "n_train_windows": n, "n_held_out_windows": len(held),
-              "final_train": history[-1], "train_seconds": round(train_seconds, 1), **quality,
+              "final_train": history[-1], "train_seconds": round(train_seconds, 1),
               "torch": torch.__version__, "machine": platform.machine(), "processor": platform.processor()}
+    # written before the figures, so `--eval-only` can redo them if the evaluation is interrupted
     (out / "training_metrics.json").write_text(json.dumps(result, indent=2) + "\n")
-    write_model_card(out, cfg, result)
-    print(json.dumps({k: v for k, v in result.items() if k != "train_config"}, indent=2))
-    return result
+    return evaluate_only(cfg, out, held, train)
 
 
 def evaluate_only(cfg: TrainConfig, out: Path, held: torch.Tensor, train: torch.Tensor) -> dict:
@@ -176,8 +174,9 @@ def measure_quality(generator: LatentLevelGenerator, held: np.ndarray, train: np
     except ImportError as exc:
         q["prior_playable_fraction"] = f"not measured ({exc})"
 
-    # interpolation between two encoded held-out windows far apart in the corpus
-    a, b = held[0], held[len(held) // 2]
+    # interpolation between two encoded held-out windows: the first one and the most different one
+    a = held[0]
+    b = held[int((held != a).mean(axis=(1, 2)).argmax())]
     za, zb = generator.encode(np.stack([a, b]))
     ts = np.linspace(0, 1, 8, dtype=np.float32)[:, None]
     frames = generator.decode((1 - ts) * za + ts * zb)
@@ -211,7 +210,7 @@ fp16 (`model.safetensors`). Why an MLP and not a conv net: the segment is small 
 (14 x {cfg.width}), a dense decoder places ground, gaps and pipes consistently across the whole
 segment, and the decoder exports to three numpy matrix products, which makes batch-1 decoding in an
 RL environment step cheap (no torch dispatch overhead). Recommended RL action scale: z =
-{2.5} * action, action in [-1, 1] (2.5 prior standard deviations).
+{VAEConfig().action_scale} * action, action in [-1, 1] (2.5 prior standard deviations).
 
 ## Data
 Every {cfg.width}-column window (stride 1) lying wholly inside a training block of the VGLC corpus
@@ -245,6 +244,8 @@ KL weight annealed 0 -> {cfg.beta} over the first {cfg.kl_anneal_frac:.0%} of st
 Prior samples: {cfg.n_quality_samples} latents from N(0, I), seed {cfg.seed + 1}.
 Interpolation figure: `{r['interpolation_figure']}` (8 decoded latents on the line between the
 encodings of two held-out windows).
+
+{r.get('note', '')}
 
 ## Limits and how it can be gamed
 Trained on ~{r['n_train_windows'] // cfg.width} distinct screens of content, so the latent space is
