@@ -240,8 +240,9 @@ def _expressive_range_png(runs: list[dict], path: Path) -> bool:
     fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.2), squeeze=False)
     for ax, (title, pts) in zip(axes.ravel(), panels):
         ax.hist2d(np.clip(pts[:, 0], lx, hx), np.clip(pts[:, 1], ly, hy), bins=bins, cmap="viridis", cmin=1)
-        if title != "corpus windows":
-            ax.scatter(corpus[:, 0], corpus[:, 1], s=3, c="red", alpha=0.25, label="corpus")
+        if title != "corpus windows":  # corpus as faint dots, the run's own levels as crosses on top
+            ax.scatter(corpus[:, 0], corpus[:, 1], s=2, c="red", alpha=0.15)
+            ax.scatter(np.clip(pts[:, 0], lx, hx), np.clip(pts[:, 1], ly, hy), s=14, c="black", marker="x")
         ax.set_title(f"{title} (n={len(pts)})", fontsize=9)
         ax.set_xlabel("leniency", fontsize=8)
         ax.set_ylabel("linearity", fontsize=8)
@@ -366,7 +367,8 @@ def write_report(runs: Sequence[str | Path], out: str | Path, gallery: int = 6) 
             h.append(f"<div class='missing'>missing: {_e(m)}</div>")
         for note in (d["metrics"] or {}).get("notes", []):
             h.append(f"<div class='missing'>{_e(note)}</div>")
-        h.append("<h3>Recipe</h3>" + (f"<pre>{_e(d['config_text'])}</pre>" if d["config_text"] else "<p>—</p>"))
+        h.append("<h3>Recipe</h3>" + (f"<details><summary>config.yaml</summary><pre>{_e(d['config_text'])}</pre></details>"
+                                      if d["config_text"] else "<p>—</p>"))
         h.append("<h3>Training curves</h3>" if not d["baseline"] else "<h3>Search progress</h3>")
         if _curves_png(d, img / f"curves_{i}.png"):
             h.append(f"<img src='img/curves_{i}.png' alt='curves {_e(d['name'])}'>")
