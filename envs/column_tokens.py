@@ -15,7 +15,7 @@ same step and the whole batch restarts with one prefill (no per-row cache splici
 from __future__ import annotations
 
 import warnings
-from typing import Any, Sequence
+from typing import Any, Protocol, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -25,12 +25,50 @@ from stable_baselines3.common.vec_env import VecEnv
 from rlcreate.envs.latent_level import EnvConfigError, TargetSpec
 from rlcreate.rewards.compose import RewardSet, as_reward_set
 
-__all__ = ["ColumnTokensCore", "ColumnTokensVecEnv", "ColumnTokensEnv", "make_mario_tokens",
-           "make_mario_tokens_vec", "LOGPROB_FLOOR", "CHUNK", "REWARD_MODES"]
+__all__ = ["ColumnTokensCore", "ColumnTokensVecEnv", "ColumnTokensEnv", "PipePairs", "ColumnRule",
+           "make_mario_tokens", "make_mario_tokens_vec", "LOGPROB_FLOOR", "CHUNK", "REWARD_MODES"]
 
 LOGPROB_FLOOR = -20.0  # observed top-k log-probs are clipped here, then scaled to [0, 1]
 CHUNK = 16             # columns per scored chunk (reward_every="column") and per observed feature window
 REWARD_MODES = ("end", "column")
+
+
+class ColumnRule(Protocol):
+    """A structural constraint between neighbouring columns, used to mask top-k offers."""
+
+    def allowed(self, prev: np.ndarray | None, candidates: np.ndarray, last: bool) -> np.ndarray:
+        """``prev`` (n,) token ids of the columns written last (None at the level start),
+        ``candidates`` (n, k) offered ids, ``last``: whether the candidate is the level's last
+        column. Returns (n, k) bool: which candidates may follow."""
+        ...
+
+
+class PipePairs:
+    """Pipes are two columns wide: a column may follow another only if every left pipe half
+    (``<`` top, ``[`` body) in the previous column has its right half (``>`` / ``]``) in the same row
+    of the next, and every right half in the next column has its left half before it. The first
+    column may hold no right halves and the last no left halves, so a finished level has no cut
+    pipes. This is :mod:`rlcreate.levels.validity`'s ``pipe_pairs`` rule (which 99.5% of corpus
+    windows pass), checked per step on 14-bit row masks. The other validity rules are within one
+    column, and every vocabulary column comes from the corpus.
+    """
+
+    def __init__(self, columns: np.ndarray, n_special: int):
+        from rlcreate.levels.tiles import PIPE_BL, PIPE_BR, PIPE_TL, PIPE_TR
+
+        cols = np.asarray(columns)
+        weights = 1 << np.arange(cols.shape[1], dtype=np.int64)
+        bits = lambda tile: np.concatenate([np.zeros(n_special, np.int64), (cols == tile) @ weights])  # noqa: E731
+        # per token id: the rows holding left halves / right halves, tops and bodies packed apart
+        self.left = bits(PIPE_TL) | (bits(PIPE_BL) << 16)
+        self.right = bits(PIPE_TR) | (bits(PIPE_BR) << 16)
+
+    def allowed(self, prev: np.ndarray | None, candidates: np.ndarray, last: bool) -> np.ndarray:
+        need = 0 if prev is None else self.left[np.asarray(prev)][:, None]
+        ok = self.right[candidates] == need
+        if last:
+            ok &= self.left[candidates] == 0
+        return ok
 
 
 class ColumnTokensCore:
@@ -42,7 +80,7 @@ class ColumnTokensCore:
 
     def __init__(self, lm: Any, reward: Any, n_columns: int = 64, k: int = 8,
                  targets: dict[str, Sequence[float]] | None = None, reward_every: str = "end",
-                 n: int = 1, min_prob: float = 1e-4, hidden_clip: float = 5.0):
+                 n: int = 1, min_prob: float = 1e-4, hidden_clip: float = 5.0, rule: ColumnRule | None = None):
         from rlcreate.envs.mario import FEATURE_NAMES
         from rlcreate.generators.column_lm import N_SPECIAL
 
@@ -65,6 +103,7 @@ class ColumnTokensCore:
         if not hidden_clip > 0:
             raise EnvConfigError(f"hidden_clip = {hidden_clip!r}: must be > 0")
         self.lm = lm
+        self.rule = rule
         self._n_special = N_SPECIAL
         self.reward: RewardSet = as_reward_set(reward)
         self.n, self.n_columns, self.k = int(n), int(n_columns), int(k)
@@ -91,14 +130,15 @@ class ColumnTokensCore:
         self.level_feat = np.zeros((self.n, self.n_features))
         self.seam_state = np.zeros((self.n, 14))
         self._state = None
+        self._allowed = np.ones((self.n, k), bool)  # the rule's verdict on the current offers
 
     # ------------------------------------------------------------------ episodes
 
     def reset(self, rng: np.random.Generator) -> np.ndarray:
         """Start ``n`` new levels (one prefill of ``<bos>``), draw targets from ``rng``; all rows' obs."""
         logits, self._state = self.lm.start(self.n, with_hidden=True)
-        self._offer(logits)
         self.t = 0
+        self._offer(logits, prev=None)
         self.levels[:] = 0
         self.token_logprobs[:] = 0
         self.last_feat[:] = 0
@@ -108,8 +148,9 @@ class ColumnTokensCore:
             self.target_values[:, j] = rng.uniform(spec.low, spec.high, size=self.n)
         return self.observe()
 
-    def _offer(self, logits: np.ndarray) -> None:
-        """Keep the LM's top-k next columns (ids and log-probs) and its hidden state."""
+    def _offer(self, logits: np.ndarray, prev: np.ndarray | None) -> None:
+        """Keep the LM's top-k next columns (ids and log-probs), its hidden state and which offers
+        the column rule allows after ``prev`` (the ids just written; None at the start)."""
         logits = np.asarray(logits, np.float64)
         logp = logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)  # log-softmax, -inf stays -inf
         ids = np.argpartition(-logp, self.k - 1, axis=1)[:, :self.k]
@@ -117,6 +158,8 @@ class ColumnTokensCore:
         self.topk_ids = np.take_along_axis(ids, order, 1)
         self.topk_logprobs = np.take_along_axis(logp, self.topk_ids, 1).astype(np.float32)
         self.hidden = self._state.hidden
+        if self.rule is not None:
+            self._allowed = self.rule.allowed(prev, self.topk_ids, last=self.t == self.n_columns - 1)
 
     def observe(self) -> np.ndarray:
         hidden = np.clip(self.hidden / self.hidden_clip, -1.0, 1.0)
@@ -130,10 +173,14 @@ class ColumnTokensCore:
 
     def action_masks(self) -> np.ndarray:
         """(n, k) bool: top-k slots a policy may pick — a column (special tokens are -inf in the LM's
-        logits) with probability >= ``min_prob``. The most likely column is always allowed."""
-        valid = np.isfinite(self.topk_logprobs) & (self.topk_logprobs >= self.min_logprob)
-        valid[:, 0] = True
-        return valid
+        logits) with probability >= ``min_prob`` that the column rule allows. When no offer passes
+        both, the rule wins over ``min_prob``; when the rule allows no offer at all, the offers with
+        probability >= ``min_prob`` are allowed. Every row has at least one allowed slot."""
+        real = np.isfinite(self.topk_logprobs)
+        likely = real & (self.topk_logprobs >= self.min_logprob)
+        likely[:, 0] = True  # the most likely column is a column (special tokens are -inf)
+        both, ruled = likely & self._allowed, real & self._allowed
+        return np.where(both.any(1, keepdims=True), both, np.where(ruled.any(1, keepdims=True), ruled, likely))
 
     def step(self, actions: np.ndarray):
         """Append one column per row; returns obs, rewards, done (all rows alike), infos (no reset)."""
@@ -149,7 +196,7 @@ class ColumnTokensCore:
         # most likely column instead of crashing an episode.
         masks = self.action_masks()
         safe = np.where((actions >= 0) & (actions < self.k), actions, 0)
-        chosen = np.where(masks[rows, safe], safe, 0)
+        chosen = np.where(masks[rows, safe], safe, masks.argmax(axis=1))
         tokens = self.topk_ids[rows, chosen]
         self.token_logprobs[:, self.t] = self.topk_logprobs[rows, chosen]
         self.levels[:, :, self.t] = self.lm.columns[tokens - self._n_special]
@@ -157,7 +204,7 @@ class ColumnTokensCore:
         done = self.t >= self.n_columns
         if not done:  # the final column needs no forward pass: a terminal state has no future
             logits, self._state = self.lm.step(self._state, tokens, with_hidden=True)
-            self._offer(logits)
+            self._offer(logits, prev=tokens)
         self.last_feat = _features(self.levels[:, :, max(0, self.t - CHUNK):self.t])
         chunk_end = self.t % CHUNK == 0 or done
         if chunk_end:
@@ -288,8 +335,10 @@ class ColumnTokensEnv(gym.Env):
 
     ## Action Space
     ``Discrete(k)``: the index of the offered column to append (0 = the LM's most likely).
-    ``action_masks()`` marks the slots with probability below ``min_prob`` (and special tokens) as
-    not allowed; slot 0 is always allowed. A masked or out-of-range action appends slot 0's column.
+    ``action_masks()`` allows the offers with probability >= ``min_prob`` that keep pipes whole
+    (:class:`PipePairs`: a pipe's left half is followed by its right half, none is cut at the level's
+    edges); see :meth:`ColumnTokensCore.action_masks` for the fallbacks. A masked or out-of-range
+    action appends the first allowed slot's column.
 
     ## Observation Space
     ``Box(float32, (d + k + 2F + 1 + T,))``: the LM's last-layer hidden state (after its final norm,
@@ -321,7 +370,8 @@ class ColumnTokensEnv(gym.Env):
     MarioLatent's terms), ``targets`` ({name: [low, high]}, default
     :data:`~rlcreate.envs.mario.DEFAULT_TARGETS`), ``lm`` (a :class:`ColumnLM` or a model folder;
     default the shipped ``rlcreate/models/mario-column-lm``), ``reward_every`` ("end" | "column"),
-    ``min_prob=1e-4``, ``hidden_clip=5.0``, ``render_mode`` (None | "ansi" | "rgb_array").
+    ``min_prob=1e-4``, ``hidden_clip=5.0``, ``pipe_pairs=True`` (mask offers that break a pipe),
+    ``render_mode`` (None | "ansi" | "rgb_array").
 
     ## Version History
     - v0: initial version.
@@ -367,9 +417,9 @@ class ColumnTokensEnv(gym.Env):
 # ----------------------------------------------------------------------------------- entry points
 
 def _core(n: int, n_columns: int, k: int, reward: Any, targets: dict | None, lm: Any, reward_every: str,
-          **kwargs: Any) -> ColumnTokensCore:
+          pipe_pairs: bool = True, **kwargs: Any) -> ColumnTokensCore:
     from rlcreate.envs.mario import DEFAULT_TARGETS, default_reward_set
-    from rlcreate.generators.column_lm import ColumnLM
+    from rlcreate.generators.column_lm import N_SPECIAL, ColumnLM
 
     if lm is None or isinstance(lm, str) or hasattr(lm, "__fspath__"):
         lm = ColumnLM.load(lm)
@@ -380,14 +430,15 @@ def _core(n: int, n_columns: int, k: int, reward: Any, targets: dict | None, lm:
         reward = default_reward_set(reward)
     return ColumnTokensCore(lm, reward, n_columns=n_columns, k=k,
                             targets=DEFAULT_TARGETS if targets is None else targets,
-                            reward_every=reward_every, n=n, **kwargs)
+                            reward_every=reward_every, n=n,
+                            rule=PipePairs(lm.columns, N_SPECIAL) if pipe_pairs else None, **kwargs)
 
 
 def make_mario_tokens(n_columns: int = 64, k: int = 8, reward: Any = None, targets: dict | None = None,
                       lm: Any = None, reward_every: str = "end", render_mode: str | None = None,
                       **kwargs: Any) -> ColumnTokensEnv:
     """Single-env ``rlcreate/MarioTokens-v0`` (what ``gymnasium.make`` returns). ``kwargs``:
-    ``min_prob``, ``hidden_clip``."""
+    ``min_prob``, ``hidden_clip``, ``pipe_pairs``."""
     return ColumnTokensEnv(_core(1, n_columns, k, reward, targets, lm, reward_every, **kwargs),
                            render_mode=render_mode)
 
