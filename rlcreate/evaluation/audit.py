@@ -98,7 +98,6 @@ def audit_run(run: str | Path, n_levels: int = 8, astar_runs: int = 1, generator
     from rlcreate.evaluation.baselines import level_env
     from rlcreate.evaluation.judges import run_judges
     from rlcreate.recipe import load_recipe
-    from rlcreate.train.sb3 import make_algo
 
     run = Path(run)
     recipe = load_recipe(run / "config.yaml")
@@ -114,7 +113,10 @@ def audit_run(run: str | Path, n_levels: int = 8, astar_runs: int = 1, generator
     series: dict[str, dict[str, list]] = {t: {"proxy": [], "judge": []} for t in pairs}
     judges_needed = sorted({j for j, _, _ in pairs.values()})
     skipped: dict[str, str] = {}
-    Algo = type(make_algo(recipe, level_env(recipe, 2, recipe.seed, generator=generator)[0], None))
+    if recipe.trainer["algo"] == "maskable_ppo":
+        from sb3_contrib import MaskablePPO as Algo
+    else:
+        from stable_baselines3 import PPO as Algo
     for steps, model_file, state_file in ckpts:
         venv, reward_set = level_env(recipe, min(n_levels, 16), recipe.seed + 1, generator=generator)
         if state_file is not None:
