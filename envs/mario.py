@@ -51,10 +51,13 @@ _FEATURE_SCALE = np.array([4, 16, 80, 16, 4, 2, 14, 4, 1], np.float64)  # ~99th 
 #: default reward recipe of MarioLatent-v0 (term -> spec), also used by recipes/mario_latent.yaml
 DEFAULT_REWARDS: dict[str, dict] = {
     "playability": {"weight": 1.0},
-    "novelty": {"weight": 0.5, "reward": "level_novelty"},
+    # novelty is a sweet spot: corpus segments sit at ~0.04 from their nearest training window and
+    # a flat-ground copy at ~0.03 once it is in the archive; 0.10 asks for new but not chaotic
+    "novelty": {"weight": 1.0, "reward": "level_novelty",
+                "transform": {"sweet_spot": {"target": 0.10, "width": 0.05}}},
     "coherence": {"weight": 0.5, "reward": "style_coherence"},
-    "engagement": {"weight": 0.5, "reward": "difficulty_curve"},
-    "targets": {"weight": 0.5, "reward": "target_match"},
+    "engagement": {"weight": 1.0, "reward": "difficulty_curve"},
+    "targets": {"weight": 1.0, "reward": "target_match"},
 }
 DEFAULT_TARGETS = {"enemies": [0.0, 2.0], "gaps": [0.0, 1.0]}
 

@@ -37,8 +37,8 @@ def test_episode_terms_and_level(tiny_gen):
     for t in range(3):
         obs, r, term, trunc, info = env.step(env.action_space.sample())
         assert set(info["rewards"]) == {"playability", "novelty", "coherence", "engagement", "targets"}
-        # the total is the weighted sum of the terms (default weights 1, .5, .5, .5, .5)
-        w = {"playability": 1.0, "novelty": .5, "coherence": .5, "engagement": .5, "targets": .5}
+        # the total is the weighted sum of the (transformed) terms
+        w = {"playability": 1.0, "novelty": 1.0, "coherence": .5, "engagement": 1.0, "targets": 1.0}
         assert r == pytest.approx(sum(w[k] * v for k, v in info["rewards"].items()), rel=1e-5)
         assert not trunc and term == (t == 2)
         total += r
