@@ -25,7 +25,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from rlcreate.envs.latent_level import EnvConfigError, TargetSpec
 from rlcreate.rewards.compose import RewardSet, as_reward_set
 
-__all__ = ["ColumnTokensCore", "ColumnTokensVecEnv", "ColumnTokensEnv", "PipePairs", "ColumnRule",
+__all__ = ["ColumnTokensCore", "ColumnTokensVecEnv", "ColumnTokensEnv", "MarioStructure", "ColumnRule",
            "make_mario_tokens", "make_mario_tokens_vec", "LOGPROB_FLOOR", "CHUNK", "REWARD_MODES"]
 
 LOGPROB_FLOOR = -20.0  # observed top-k log-probs are clipped here, then scaled to [0, 1]
@@ -43,20 +43,26 @@ class ColumnRule(Protocol):
         ...
 
 
-class PipePairs:
-    """Pipes are two columns wide: a column may follow another only if every left pipe half
-    (``<`` top, ``[`` body) in the previous column has its right half (``>`` / ``]``) in the same row
-    of the next, and every right half in the next column has its left half before it. The first
-    column may hold no right halves and the last no left halves, so a finished level has no cut
-    pipes. This is :mod:`rlcreate.levels.validity`'s ``pipe_pairs`` rule (which 99.5% of corpus
-    windows pass), checked per step on 14-bit row masks. The other validity rules are within one
-    column, and every vocabulary column comes from the corpus.
+class MarioStructure:
+    """Keeps levels structurally valid (:mod:`rlcreate.levels.validity`) column by column.
+
+    - Columns that break a validity rule on their own are never allowed. Every rule but
+      ``pipe_pairs`` looks only within a column (``enemy_not_embedded`` also looks sideways, but
+      only at solid tiles beside an enemy, which no column rule can promise), and a few corpus
+      columns break one (floating pipe tops, a floating cannon: 14 of the shipped LM's 508).
+    - Pipes are two columns wide (``pipe_pairs``): a column may follow another only if every left
+      pipe half (``<`` top, ``[`` body) in the previous column has its right half (``>`` / ``]``) in
+      the same row of the next, and every right half in the next column has its left half before
+      it. The first column may hold no right halves and the last no left halves, so a finished
+      level has no cut pipes. Checked per step on 14-bit row masks.
     """
 
     def __init__(self, columns: np.ndarray, n_special: int):
         from rlcreate.levels.tiles import PIPE_BL, PIPE_BR, PIPE_TL, PIPE_TR
+        from rlcreate.levels.validity import valid_mask
 
         cols = np.asarray(columns)
+        self.column_ok = np.concatenate([np.zeros(n_special, bool), valid_mask(cols[:, :, None])])
         weights = 1 << np.arange(cols.shape[1], dtype=np.int64)
         bits = lambda tile: np.concatenate([np.zeros(n_special, np.int64), (cols == tile) @ weights])  # noqa: E731
         # per token id: the rows holding left halves / right halves, tops and bodies packed apart
@@ -65,7 +71,7 @@ class PipePairs:
 
     def allowed(self, prev: np.ndarray | None, candidates: np.ndarray, last: bool) -> np.ndarray:
         need = 0 if prev is None else self.left[np.asarray(prev)][:, None]
-        ok = self.right[candidates] == need
+        ok = (self.right[candidates] == need) & self.column_ok[candidates]
         if last:
             ok &= self.left[candidates] == 0
         return ok
@@ -335,9 +341,10 @@ class ColumnTokensEnv(gym.Env):
 
     ## Action Space
     ``Discrete(k)``: the index of the offered column to append (0 = the LM's most likely).
-    ``action_masks()`` allows the offers with probability >= ``min_prob`` that keep pipes whole
-    (:class:`PipePairs`: a pipe's left half is followed by its right half, none is cut at the level's
-    edges); see :meth:`ColumnTokensCore.action_masks` for the fallbacks. A masked or out-of-range
+    ``action_masks()`` allows the offers with probability >= ``min_prob`` that keep the level
+    structurally valid (:class:`MarioStructure`: no column that is invalid on its own, a pipe's left
+    half followed by its right half, no pipe cut at the level's edges); see
+    :meth:`ColumnTokensCore.action_masks` for the fallbacks. A masked or out-of-range
     action appends the first allowed slot's column.
 
     ## Observation Space
@@ -370,7 +377,7 @@ class ColumnTokensEnv(gym.Env):
     MarioLatent's terms), ``targets`` ({name: [low, high]}, default
     :data:`~rlcreate.envs.mario.DEFAULT_TARGETS`), ``lm`` (a :class:`ColumnLM` or a model folder;
     default the shipped ``rlcreate/models/mario-column-lm``), ``reward_every`` ("end" | "column"),
-    ``min_prob=1e-4``, ``hidden_clip=5.0``, ``pipe_pairs=True`` (mask offers that break a pipe),
+    ``min_prob=1e-4``, ``hidden_clip=5.0``, ``structure=True`` (mask offers that break validity),
     ``render_mode`` (None | "ansi" | "rgb_array").
 
     ## Version History
@@ -417,7 +424,7 @@ class ColumnTokensEnv(gym.Env):
 # ----------------------------------------------------------------------------------- entry points
 
 def _core(n: int, n_columns: int, k: int, reward: Any, targets: dict | None, lm: Any, reward_every: str,
-          pipe_pairs: bool = True, **kwargs: Any) -> ColumnTokensCore:
+          structure: bool = True, **kwargs: Any) -> ColumnTokensCore:
     from rlcreate.envs.mario import DEFAULT_TARGETS, default_reward_set
     from rlcreate.generators.column_lm import N_SPECIAL, ColumnLM
 
@@ -431,14 +438,14 @@ def _core(n: int, n_columns: int, k: int, reward: Any, targets: dict | None, lm:
     return ColumnTokensCore(lm, reward, n_columns=n_columns, k=k,
                             targets=DEFAULT_TARGETS if targets is None else targets,
                             reward_every=reward_every, n=n,
-                            rule=PipePairs(lm.columns, N_SPECIAL) if pipe_pairs else None, **kwargs)
+                            rule=MarioStructure(lm.columns, N_SPECIAL) if structure else None, **kwargs)
 
 
 def make_mario_tokens(n_columns: int = 64, k: int = 8, reward: Any = None, targets: dict | None = None,
                       lm: Any = None, reward_every: str = "end", render_mode: str | None = None,
                       **kwargs: Any) -> ColumnTokensEnv:
     """Single-env ``rlcreate/MarioTokens-v0`` (what ``gymnasium.make`` returns). ``kwargs``:
-    ``min_prob``, ``hidden_clip``, ``pipe_pairs``."""
+    ``min_prob``, ``hidden_clip``, ``structure``."""
     return ColumnTokensEnv(_core(1, n_columns, k, reward, targets, lm, reward_every, **kwargs),
                            render_mode=render_mode)
 

@@ -58,7 +58,7 @@ def test_gymnasium_and_sb3_check_env(tiny_lm):
 
 
 def test_action_appends_the_chosen_top_k_column(tiny_lm):
-    env = make_mario_tokens(n_columns=6, k=5, lm=tiny_lm, pipe_pairs=False)
+    env = make_mario_tokens(n_columns=6, k=5, lm=tiny_lm, structure=False)
     obs, _ = env.reset(seed=0)
     logits, state = tiny_lm.start(1)
     picks = [3, 0, 4, 1, 2, 0]
@@ -90,7 +90,7 @@ def _replay_logits(lm, env):
 
 
 def test_always_slot_zero_is_greedy_decoding(tiny_lm):
-    env = make_mario_tokens(n_columns=12, k=3, lm=tiny_lm, pipe_pairs=False)
+    env = make_mario_tokens(n_columns=12, k=3, lm=tiny_lm, structure=False)
     env.reset(seed=0)
     for _ in range(12):
         _, _, term, _, info = env.step(0)
@@ -99,7 +99,7 @@ def test_always_slot_zero_is_greedy_decoding(tiny_lm):
 
 
 def test_masks_follow_min_prob_and_masked_actions_fall_back(tiny_lm):
-    env = make_mario_tokens(n_columns=4, k=8, lm=tiny_lm, min_prob=0.004, pipe_pairs=False)
+    env = make_mario_tokens(n_columns=4, k=8, lm=tiny_lm, min_prob=0.004, structure=False)
     env.reset(seed=0)
     logits, _ = tiny_lm.start(1)
     probs = np.sort(np.exp(_log_softmax(logits)[0]))[::-1][:8]
@@ -116,13 +116,13 @@ def test_masks_follow_min_prob_and_masked_actions_fall_back(tiny_lm):
     top = env.core.topk_ids[0].copy()
     _, _, _, _, info = env.step(99)  # out of range -> the most likely column too
     assert info["column"] == top[0]
-    everything = make_mario_tokens(n_columns=4, k=8, lm=tiny_lm, min_prob=0.0, pipe_pairs=False)
+    everything = make_mario_tokens(n_columns=4, k=8, lm=tiny_lm, min_prob=0.0, structure=False)
     everything.reset(seed=0)
     assert everything.action_masks().all()
 
 
 # A 4-column vocabulary: ground, a pipe's left half (top row 10, body rows 11-12), its right half,
-# and a right half one row higher (it fits no left half here).
+# and a right half one row higher that floats over a gap (invalid on its own: pipe_anchored).
 _GROUND = "-" * 13 + "X"
 _LEFT = "-" * 10 + "<[[X"
 _RIGHT = "-" * 10 + ">]]X"
@@ -130,13 +130,14 @@ _RIGHT_HIGH = "-" * 9 + ">]]-X"
 PIPE_VOCAB = [_GROUND, _LEFT, _RIGHT, _RIGHT_HIGH]
 
 
-def test_pipe_pairs_rule_on_known_columns():
-    from rlcreate.envs.column_tokens import PipePairs
+def test_structure_rule_on_known_columns():
+    from rlcreate.envs.column_tokens import MarioStructure
     from rlcreate.levels.tiles import CHAR_TO_ID
 
     cols = np.array([[CHAR_TO_ID[c] for c in col] for col in PIPE_VOCAB], np.int8)
-    rule = PipePairs(cols, N_SPECIAL)
+    rule = MarioStructure(cols, N_SPECIAL)
     ground, left, right, high = (N_SPECIAL + i for i in range(4))
+    assert rule.column_ok.tolist() == [False] * N_SPECIAL + [True, True, True, False]
     cand = np.array([[ground, left, right, high]] * 2)
     # level start: no right half may come first
     assert rule.allowed(None, cand[:1], last=False).tolist() == [[True, True, False, False]]
@@ -153,27 +154,27 @@ def pipe_lm():
     return ColumnLM.from_model(model, PIPE_VOCAB)
 
 
-@pytest.mark.parametrize("pipe_pairs", [True, False])
-def test_pipe_pairs_mask_keeps_pipes_whole(pipe_lm, pipe_pairs):
+@pytest.mark.parametrize("structure", [True, False])
+def test_structure_mask_keeps_pipes_whole(pipe_lm, structure):
     from rlcreate.levels.tiles import PIPE_BL, PIPE_BR, PIPE_TL, PIPE_TR
-    from rlcreate.levels.validity import rule_masks
+    from rlcreate.levels.validity import valid_mask
 
     # k = the whole vocabulary: the rule alone decides what is allowed
     venv = make_mario_tokens_vec(n_envs=16, n_columns=12, k=4, lm=pipe_lm, seed=0, min_prob=0.0,
-                                 pipe_pairs=pipe_pairs)
+                                 structure=structure)
     venv.reset()
     rng = np.random.default_rng(0)
     for _ in range(12):
         masks = venv.action_masks()
         _, _, done, infos = venv.step(np.array([rng.choice(np.flatnonzero(m)) for m in masks]))
     levels = np.stack([i["level"] for i in infos])
-    whole = rule_masks(levels)["pipe_pairs"]
-    # the validity rule accepts half pipes at a window's edges; the env also closes them there
+    valid = valid_mask(levels)
+    # validity accepts half pipes at a window's edges; a finished level also closes them there
     closed = ~np.isin(levels[:, :, 0], [PIPE_TR, PIPE_BR]).any(1) & ~np.isin(levels[:, :, -1], [PIPE_TL, PIPE_BL]).any(1)
-    if pipe_pairs:
-        assert whole.all() and closed.all()
+    if structure:
+        assert valid.all() and closed.all()
     else:  # without the rule, random choices break pipes
-        assert not (whole & closed).all()
+        assert not (valid & closed).all()
 
 
 def test_episode_rewards_at_the_end(tiny_lm):
@@ -279,7 +280,7 @@ def test_maskable_ppo_respects_masks_on_the_vecenv(tiny_lm):
     from sb3_contrib import MaskablePPO
 
     # min_prob close to 1: only slot 0 is ever allowed, so every sampled action must be 0
-    venv = make_mario_tokens_vec(n_envs=4, n_columns=8, k=4, lm=tiny_lm, seed=0, min_prob=0.99, pipe_pairs=False)
+    venv = make_mario_tokens_vec(n_envs=4, n_columns=8, k=4, lm=tiny_lm, seed=0, min_prob=0.99, structure=False)
     model = MaskablePPO("MlpPolicy", venv, n_steps=8, batch_size=16, n_epochs=1, seed=0,
                         policy_kwargs={"net_arch": [16]})
     model.learn(total_timesteps=32)
