@@ -15,13 +15,14 @@ import numpy as np
 from rlcreate.rewards.base import RewardModule
 from rlcreate.rewards.registry import register
 
-__all__ = ["Playability", "LevelNovelty", "StyleCoherence", "DifficultyCurve", "TargetMatch", "engagement_curve"]
+__all__ = ["Playability", "LevelNovelty", "StyleCoherence", "DifficultyCurve", "TargetMatch", "engagement_curve",
+           "corpus_neighbours", "corpus_pattern_kl", "level_windows"]
 
 SEGMENT = 16
 
 
 @functools.lru_cache(maxsize=4)
-def _corpus_kl(size: int):
+def corpus_pattern_kl(size: int):
     from rlcreate.levels import corpus
     from rlcreate.levels.metrics import TilePatternKL
 
@@ -35,7 +36,7 @@ def _corpus_windows(width: int) -> np.ndarray:
     return corpus.training_windows(width)
 
 
-def _windows(level: np.ndarray, width: int = SEGMENT) -> np.ndarray:
+def level_windows(level: np.ndarray, width: int = SEGMENT) -> np.ndarray:
     """Non-overlapping ``width``-column windows of a level (the last partial one dropped)."""
     n = max(level.shape[1] // width, 1)
     if level.shape[1] < width:
@@ -82,10 +83,10 @@ class LevelNovelty(RewardModule):
                                       p_insert=0.1, seed=0)
 
     def _corpus_distance(self, windows: np.ndarray) -> np.ndarray:
-        return _neighbours(self.width).distance(windows)
+        return corpus_neighbours(self.width).distance(windows)
 
     def score(self, samples: Sequence[np.ndarray], **context: Any):
-        per_sample = [_windows(np.asarray(g), self.width) for g in samples]
+        per_sample = [level_windows(np.asarray(g), self.width) for g in samples]
         counts = [len(w) for w in per_sample]
         windows = np.concatenate(per_sample)
         flat = windows.reshape(len(windows), -1)
@@ -111,7 +112,7 @@ class LevelNovelty(RewardModule):
 
 
 @functools.lru_cache(maxsize=4)
-def _neighbours(width: int):
+def corpus_neighbours(width: int):
     from rlcreate.levels.metrics import CorpusNeighbours
 
     return CorpusNeighbours(_corpus_windows(width))
@@ -129,8 +130,8 @@ class StyleCoherence(RewardModule):
         self.size = size
 
     def score(self, samples: Sequence[np.ndarray], **context: Any):
-        kl = _corpus_kl(self.size).batch(np.stack(samples)) if _same_shape(samples) else \
-            np.array([_corpus_kl(self.size)(np.asarray(g)) for g in samples])
+        kl = corpus_pattern_kl(self.size).batch(np.stack(samples)) if _same_shape(samples) else \
+            np.array([corpus_pattern_kl(self.size)(np.asarray(g)) for g in samples])
         return np.exp(-np.asarray(kl, dtype=np.float64)).tolist()
 
 

@@ -58,22 +58,22 @@ def episode_returns(venv, policy, n_episodes: int) -> tuple[np.ndarray, list[np.
 def heldout_novelty_reference(width: int = 128) -> np.ndarray:
     """Novelty (mean NN distance to training windows) of every held-out corpus level piece."""
     from rlcreate.levels import corpus
-    from rlcreate.rewards.levels import _neighbours, _windows
+    from rlcreate.rewards.levels import corpus_neighbours
 
-    nn = _neighbours(16)
+    nn = corpus_neighbours(16)
     out = []
     for b in corpus.held_out_blocks():
         g = b.grid()
         for s in range(0, g.shape[1] - width + 1, width):
-            out.append(float(nn.distance(_windows(g[:, s:s + width])).mean()))
+            out.append(nn.level_distance(g[:, s:s + width]))
     return np.array(out)
 
 
 def level_novelty(levels: list[np.ndarray]) -> np.ndarray:
-    from rlcreate.rewards.levels import _neighbours, _windows
+    from rlcreate.rewards.levels import corpus_neighbours
 
-    nn = _neighbours(16)
-    return np.array([float(nn.distance(_windows(g)).mean()) for g in levels])
+    nn = corpus_neighbours(16)
+    return np.array([nn.level_distance(g) for g in levels])
 
 
 def run_demo(out: Path, minutes: float = 3.0, timesteps: int | None = None, progress_bar: bool = True,

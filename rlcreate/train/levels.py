@@ -69,6 +69,7 @@ def summarise_levels(levels: list[np.ndarray], reward_set=None) -> list[dict[str
     from rlcreate.levels.metrics import level_metrics
     from rlcreate.levels.solver import solve
     from rlcreate.levels.validity import is_valid
+    from rlcreate.rewards.levels import corpus_neighbours, corpus_pattern_kl
 
     rows = []
     terms = None
@@ -76,7 +77,7 @@ def summarise_levels(levels: list[np.ndarray], reward_set=None) -> list[dict[str
         terms = reward_set(levels, progress=1.0).terms
     for i, g in enumerate(levels):
         m = {k: (float(v) if isinstance(v, (int, float, np.floating, np.integer)) else v)
-             for k, v in level_metrics(g).items()}
+             for k, v in level_metrics(g, kl=corpus_pattern_kl(2), neighbours=corpus_neighbours(16)).items()}
         res = solve(g)
         m["solver_playable"] = bool(res.reached_end)
         m["valid"] = bool(is_valid(g))
