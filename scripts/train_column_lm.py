@@ -240,9 +240,12 @@ Training curve (train loss is the last crop batch's):
 | 16-column windows copied verbatim from training | {fmt(r['sample_16col_windows_copied_from_training'])} |
 
 ## Limits and how it can be gamed
-The corpus is tiny (~6k training columns), so the model memorises: sampled levels reuse long runs
-of training columns (see the copy figure), which a novelty reward will penalise and an RL policy
-can exploit by replaying the corpus. Positions beyond {cfg.n_positions - 1} columns are not modelled:
+The corpus is tiny (~6k training columns): the held-out loss is lowest early in training and rises
+a little as the training loss keeps falling (see the curve), i.e. the model starts to overfit.
+Sampled levels only rarely repeat whole 16-column training windows (copy figure), but an RL policy
+choosing columns can replay the corpus column by column, which a novelty reward must penalise.
+Many sampled 100-column levels are not playable by the fast solver (figure above): playability
+has to come from the reward or from action masking, not from the model. Positions beyond {cfg.n_positions - 1} columns are not modelled:
 generate longer levels in pieces prompted with the previous tail.
 """
     (out / "MODEL_CARD.md").write_text(card)

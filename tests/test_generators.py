@@ -18,7 +18,7 @@ from rlcreate.levels.validity import valid_mask
 # measured values: they fail if a retrained model is clearly worse or loading is broken.
 VAE_PRIOR_VALID_FLOOR = 0.70  # measured 0.772 on 1000 prior samples
 VAE_HELD_OUT_ACCURACY_FLOOR = 0.93  # measured 0.963
-COLUMN_LM_VALID_FLOOR = 0.50
+COLUMN_LM_VALID_FLOOR = 0.50  # measured 0.70 on 20 sampled levels, 0.625 on the 8 tested
 
 
 # ---------------------------------------------------------------- latent generator (tiny model)
