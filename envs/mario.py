@@ -56,6 +56,7 @@ DEFAULT_REWARDS: dict[str, dict] = {
     "novelty": {"weight": 1.0, "reward": "level_novelty",
                 "transform": {"sweet_spot": {"target": 0.10, "width": 0.05}}},
     "coherence": {"weight": 0.5, "reward": "style_coherence"},
+    "structure": {"weight": 0.5, "reward": "validity"},
     "engagement": {"weight": 1.0, "reward": "difficulty_curve"},
     "targets": {"weight": 1.0, "reward": "target_match"},
 }

@@ -216,3 +216,18 @@ class TargetMatch(RewardModule):
                     for t, (fn, tol) in ((t, _TARGET_MEASURES[t]) for t in targets)]
             out.append(float(max(0.0, 1.0 - np.mean(errs))))
         return out
+
+
+@register("validity")
+class Validity(RewardModule):
+    """Structural validity (:mod:`rlcreate.levels.validity`: well-formed pipes and cannons, no
+    enemies embedded in solid tiles): 1.0 when the sample breaks no rule, else 0.0. A segment is
+    checked on its own (a pipe cut at its left/right edge passes; seams are not re-checked).
+    Range {0, 1}. Gamed by: leaving structures out altogether — pair with engagement/targets."""
+
+    def score(self, samples: Sequence[np.ndarray], **context: Any):
+        from rlcreate.levels.validity import valid_mask
+
+        if _same_shape(samples):
+            return valid_mask(np.stack(samples)).astype(float).tolist()
+        return [float(valid_mask(np.asarray(g)[None])[0]) for g in samples]

@@ -36,9 +36,9 @@ def test_episode_terms_and_level(tiny_gen):
     total = 0.0
     for t in range(3):
         obs, r, term, trunc, info = env.step(env.action_space.sample())
-        assert set(info["rewards"]) == {"playability", "novelty", "coherence", "engagement", "targets"}
+        assert set(info["rewards"]) == {"playability", "novelty", "coherence", "structure", "engagement", "targets"}
         # the total is the weighted sum of the (transformed) terms
-        w = {"playability": 1.0, "novelty": 1.0, "coherence": .5, "engagement": 1.0, "targets": 1.0}
+        w = {"playability": 1.0, "novelty": 1.0, "coherence": .5, "structure": .5, "engagement": 1.0, "targets": 1.0}
         assert r == pytest.approx(sum(w[k] * v for k, v in info["rewards"].items()), rel=1e-5)
         assert not trunc and term == (t == 2)
         total += r
