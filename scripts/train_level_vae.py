@@ -208,8 +208,8 @@ MLP variational auto-encoder, latent dim {cfg.latent_dim}, hidden width {cfg.hid
 over the 13 tiles `-XS?QoE<>[]Bb`, per-tile categorical output; decoded by argmax. Weights stored in
 fp16 (`model.safetensors`). Why an MLP and not a conv net: the segment is small and fixed-size
 (14 x {cfg.width}), a dense decoder places ground, gaps and pipes consistently across the whole
-segment, and the decoder exports to three numpy matrix products, which makes batch-1 decoding in an
-RL environment step cheap (no torch dispatch overhead). Recommended RL action scale: z =
+segment, and it is three matrix products, so decoding a batch in an RL environment step costs
+well under a millisecond at batch 1 (see `scripts/bench_generators.py`). Recommended RL action scale: z =
 {VAEConfig().action_scale} * action, action in [-1, 1] (2.5 prior standard deviations).
 
 ## Data

@@ -8,9 +8,11 @@ used by the environments::
     z = gen.action_scale * np.clip(action, -1, 1)
     grids = gen.decode(z)                      # (b, 14, 16) int8 tile ids
 
-``decode`` runs the decoder MLP in numpy on weights exported once at construction: an RL
-environment decodes one small batch per step, and at batch 1 torch's per-call dispatch overhead is
-larger than the three matrix products themselves (see ``scripts/bench_generators.py``).
+``decode`` runs the decoder through torch under ``inference_mode``. A numpy copy of the decoder
+(``decode_numpy``) was meant as the fast small-batch path, but on the shared 2-core machine it was
+~5x slower at batch 64 and, at batch 1, from 2x faster to 30x slower depending on machine load
+(numpy's BLAS threads contend; see ``scripts/bench_generators.py``), so torch is the default and
+the numpy copy is kept as a reference and for that comparison.
 """
 
 from __future__ import annotations
@@ -118,7 +120,7 @@ class LatentLevelGenerator:
         self.segment_width = c.segment_width
         self.n_tiles = c.n_tiles
         self.action_scale = float(c.action_scale)
-        # numpy copy of the decoder MLP (Linear, ReLU, Linear, ReLU, Linear) for the fast path
+        # numpy copy of the decoder MLP (Linear, ReLU, Linear, ReLU, Linear), see decode_numpy
         linears = [m for m in vae.decoder if isinstance(m, nn.Linear)]
         self._np_layers = [(m.weight.detach().float().numpy().T.copy(), m.bias.detach().float().numpy().copy())
                            for m in linears]
@@ -171,23 +173,29 @@ class LatentLevelGenerator:
             raise LatentShapeError("decode got non-finite latent values (nan/inf); clip or fix the actions")
         return z
 
-    def decode_logits(self, z) -> np.ndarray:
-        """Per-tile logits, shape (b, 14, W, n_tiles), float32 (numpy forward pass)."""
+    def decode_logits_numpy(self, z) -> np.ndarray:
+        """Per-tile logits, shape (b, 14, W, n_tiles), float32, by a numpy forward pass."""
         h = self._check_z(z)
         (w1, b1), (w2, b2), (w3, b3) = self._np_layers
         h = np.maximum(h @ w1 + b1, 0.0)
         h = np.maximum(h @ w2 + b2, 0.0)
         return (h @ w3 + b3).reshape(len(h), HEIGHT, self.segment_width, self.n_tiles)
 
+    def decode_logits(self, z) -> np.ndarray:
+        """Per-tile logits, shape (b, 14, W, n_tiles), float32."""
+        z = torch.from_numpy(self._check_z(z))
+        with torch.inference_mode():
+            return self.vae.decode_logits(z).numpy()
+
     def decode(self, z) -> np.ndarray:
         """Latents (b, latent_dim) -> tile grids (b, 14, segment_width) int8 (argmax tiles)."""
-        return self.decode_logits(z).argmax(axis=-1).astype(np.int8)
-
-    def decode_torch(self, z) -> np.ndarray:
-        """Same as :meth:`decode` through the torch module (the reference the numpy path matches)."""
         z = torch.from_numpy(self._check_z(z))
         with torch.inference_mode():
             return self.vae.decode_logits(z).argmax(-1).to(torch.int8).numpy()
+
+    def decode_numpy(self, z) -> np.ndarray:
+        """Same as :meth:`decode` through the numpy copy of the decoder (benchmark reference)."""
+        return self.decode_logits_numpy(z).argmax(axis=-1).astype(np.int8)
 
     def encode(self, grids) -> np.ndarray:
         """Tile grids (b, 14, segment_width) -> posterior means (b, latent_dim) float32."""
