@@ -81,12 +81,10 @@ def segment_features(segments: np.ndarray) -> np.ndarray:
 
 
 def segment_difficulty(segments: np.ndarray) -> np.ndarray:
-    """Difficulty of each segment in [0, 1]: the mean of :func:`rlcreate.levels.metrics.difficulty_profile`
-    over the segment."""
-    from rlcreate.levels.metrics import difficulty_profile
+    """Difficulty of each segment in [0, 1] (:func:`rlcreate.levels.metrics.segment_difficulty`)."""
+    from rlcreate.levels.metrics import segment_difficulty as difficulty
 
-    g = np.asarray(segments)
-    return np.array([float(np.mean(difficulty_profile(s, window=s.shape[1]))) for s in g])
+    return difficulty(segments)
 
 
 class SolverSeam:

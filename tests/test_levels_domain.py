@@ -385,3 +385,11 @@ def test_level_metrics_report(reference_kl, neighbours):
     assert full["difficulty_max"] >= full["difficulty_mean"]
     with pytest.raises(LevelFormatError, match=r"got shape \(14,\)"):
         level_metrics(np.zeros(HEIGHT, np.int8))
+
+
+def test_segment_difficulty_matches_profile_over_whole_width():
+    from rlcreate.levels.metrics import difficulty_profile, segment_difficulty
+
+    segs = corpus.training_windows(16, stride=37)
+    expected = [difficulty_profile(s, window=16)[0] for s in segs]
+    np.testing.assert_allclose(segment_difficulty(segs), expected)

@@ -154,23 +154,34 @@ def density(grid) -> float:
     return float(standable(grid).sum(axis=0).mean() / _MAX_STACKED_SURFACES)
 
 
+def _column_difficulty(g: np.ndarray) -> np.ndarray:
+    """Per-column difficulty terms of a stack ``(n, 14, W)`` -> ``(n, W)`` (module docstring)."""
+    solid = IS_SOLID[g]
+    heights = np.cumprod(solid[:, ::-1], axis=1).sum(axis=1)
+    gap = heights == 0
+    climb = np.zeros(heights.shape)
+    both_ground = ~gap[:, 1:] & ~gap[:, :-1]
+    climb[:, 1:] = np.where(both_ground, np.maximum(np.diff(heights, axis=1), 0), 0)
+    return ((g == ENEMY).sum(1) + (g == CANNON).sum(1) + ~solid.any(axis=1) + 0.25 * climb).astype(np.float64)
+
+
 def difficulty_profile(grid, window: int = 8) -> np.ndarray:
     """Difficulty in [0, 1] of each ``window``-column stretch, left to right (module docstring)."""
     g = check_grid(grid)
     if not isinstance(window, (int, np.integer)) or window < 1:
         raise ValueError(f"window must be a positive number of columns, got {window!r}")
-    heights = ground_heights(g)
-    gap = heights == 0
-    open_column = ~IS_SOLID[g].any(axis=0)
-    climb = np.zeros(g.shape[1])
-    step = np.diff(heights)
-    both_ground = ~gap[1:] & ~gap[:-1]
-    climb[1:] = np.where(both_ground, np.maximum(step, 0), 0)
-    per_column = ((g == ENEMY).sum(0) + (g == CANNON).sum(0) + open_column + 0.25 * climb).astype(np.float64)
+    per_column = _column_difficulty(g[None])[0]
     starts = np.arange(0, g.shape[1], window)
     totals = np.add.reduceat(per_column, starts)
     widths = np.diff(np.append(starts, g.shape[1]))
     return np.clip(totals / widths, 0.0, 1.0)
+
+
+def segment_difficulty(grids) -> np.ndarray:
+    """Difficulty of each grid of a stack ``(n, 14, W)`` taken as one window: the same value as
+    ``difficulty_profile(grid, window=W)[0]``, vectorised over the batch (used per env step)."""
+    g = check_grids(grids)
+    return np.clip(_column_difficulty(g).mean(axis=1), 0.0, 1.0)
 
 
 def _as_grid_list(grids, name: str) -> list[np.ndarray]:
