@@ -164,18 +164,29 @@ class DifficultyCurve(RewardModule):
         self.tolerance, self.window = float(tolerance), int(window)
 
     def score(self, samples: Sequence[np.ndarray], position: Any = None, **context: Any):
-        from rlcreate.levels.metrics import difficulty_profile
+        from rlcreate.levels.metrics import _column_difficulty
 
         out = []
-        for i, g in enumerate(samples):
-            prof = np.asarray(difficulty_profile(np.asarray(g), window=self.window), dtype=np.float64)
+        for g in _shape_groups(samples):
+            cols = _column_difficulty(np.stack([np.asarray(samples[i]) for i in g]))  # (m, W)
+            starts = np.arange(0, cols.shape[1], self.window)
+            widths = np.diff(np.append(starts, cols.shape[1]))
+            prof = np.clip(np.add.reduceat(cols, starts, axis=1) / widths, 0.0, 1.0)  # (m, windows)
             if position is not None:
-                p = np.full(len(prof), float(np.asarray(position)[i]))
+                p = np.repeat(np.asarray(position, dtype=np.float64)[g][:, None], prof.shape[1], axis=1)
             else:
-                p = (np.arange(len(prof)) + 0.5) / len(prof)
-            fit = 1 - np.abs(prof - engagement_curve(p)) / self.tolerance
-            out.append(float(np.clip(fit, 0, 1).mean()))
-        return out
+                p = np.broadcast_to((np.arange(prof.shape[1]) + 0.5) / prof.shape[1], prof.shape)
+            fit = np.clip(1 - np.abs(prof - engagement_curve(p)) / self.tolerance, 0, 1).mean(axis=1)
+            out.extend(zip(g, fit))
+        return [float(v) for _, v in sorted(out)]
+
+
+def _shape_groups(samples: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Indices of the samples grouped by grid shape (so each group is scored as one batch)."""
+    shapes: dict[tuple, list[int]] = {}
+    for i, g in enumerate(samples):
+        shapes.setdefault(np.shape(g), []).append(i)
+    return [np.array(ix) for ix in shapes.values()]
 
 
 #: how each control target is measured on a grid, per 16 columns, and its tolerance
