@@ -73,7 +73,7 @@ class LevelNovelty(RewardModule):
     windows. Range [0, 1] (fraction of tiles that differ). Gamed by: noise — random tiles are far
     from everything; pair with style coherence / playability or a sweet-spot transform."""
 
-    def __init__(self, k: int = 5, capacity: int = 5000, archive_weight: float = 0.5, width: int = SEGMENT,
+    def __init__(self, k: int = 5, capacity: int = 2000, archive_weight: float = 0.5, width: int = SEGMENT,
                  name: str | None = None):
         super().__init__(name)
         from rlcreate.rewards.novelty import NoveltyArchive
@@ -189,21 +189,22 @@ def _shape_groups(samples: Sequence[np.ndarray]) -> list[np.ndarray]:
     return [np.array(ix) for ix in shapes.values()]
 
 
-#: how each control target is measured on a grid, per 16 columns, and its tolerance
+#: how each control target is measured on a stack of grids (n, 14, W), and its tolerance
 _TARGET_MEASURES = {
-    "enemies": (lambda g: float((g == 6).sum()), 2.0),
-    "gaps": (lambda g: float(_gap_runs(g)), 1.0),
-    "blocks": (lambda g: float(np.isin(g, (2, 3, 4)).sum()), 4.0),
-    "coins": (lambda g: float((g == 5).sum()), 4.0),
-    "pipes": (lambda g: float((g == 7).sum()), 1.0),
+    "enemies": (lambda g: (g == 6).sum(axis=(1, 2)), 2.0),
+    "gaps": (lambda g: _gap_runs(g), 1.0),
+    "blocks": (lambda g: np.isin(g, (2, 3, 4)).sum(axis=(1, 2)), 4.0),
+    "coins": (lambda g: (g == 5).sum(axis=(1, 2)), 4.0),
+    "pipes": (lambda g: (g == 7).sum(axis=(1, 2)), 1.0),
 }
 
 
-def _gap_runs(g: np.ndarray) -> int:
+def _gap_runs(g: np.ndarray) -> np.ndarray:
+    """Runs of columns with no solid tile in the bottom row, per grid of a stack."""
     from rlcreate.levels.tiles import IS_SOLID
 
-    hole = ~IS_SOLID[g[-1].astype(np.intp)]
-    return int(np.sum(hole[1:] & ~hole[:-1]) + hole[0])
+    hole = ~IS_SOLID[g[:, -1].astype(np.intp)]
+    return (hole[:, 1:] & ~hole[:, :-1]).sum(axis=1) + hole[:, 0]
 
 
 @register("target_match")
@@ -219,14 +220,14 @@ class TargetMatch(RewardModule):
         unknown = sorted(set(targets) - set(_TARGET_MEASURES))
         if unknown:
             raise ValueError(f"target_match: unknown control targets {unknown}; known: {sorted(_TARGET_MEASURES)}")
-        out = []
-        for i, g in enumerate(samples):
-            g = np.asarray(g)
-            per16 = SEGMENT / g.shape[1]
-            errs = [abs(fn(g) * per16 - float(np.asarray(targets[t])[i])) / tol
+        out = np.zeros(len(samples))
+        for g in _shape_groups(samples):
+            grids = np.stack([np.asarray(samples[i]) for i in g])
+            per16 = SEGMENT / grids.shape[2]
+            errs = [np.abs(fn(grids) * per16 - np.asarray(targets[t], dtype=np.float64)[g]) / tol
                     for t, (fn, tol) in ((t, _TARGET_MEASURES[t]) for t in targets)]
-            out.append(float(max(0.0, 1.0 - np.mean(errs))))
-        return out
+            out[g] = np.maximum(0.0, 1.0 - np.mean(errs, axis=0))
+        return out.tolist()
 
 
 @register("validity")
