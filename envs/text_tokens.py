@@ -303,6 +303,19 @@ class TextTokensEnv(gym.Env):
 
 # ----------------------------------------------------------------------------------- entry points
 
+#: default reward of TextTokens-v0 (same terms as rlcreate/recipes/text_steer.yaml)
+DEFAULT_TEXT_REWARDS = {"novelty": ("text_novelty", 1.0), "fluency": ("fluency", 1.0),
+                        "relevance": ("relevance", 0.5), "memorization": ("memorization", 0.5)}
+
+
+def default_text_reward() -> RewardSet:
+    """New (MiniLM novelty) yet fluent, on-topic and not copied: the offline default reward."""
+    from rlcreate.rewards.compose import Term
+    from rlcreate.rewards.registry import get_reward
+
+    return RewardSet([Term(name, get_reward(reward), weight) for name, (reward, weight) in DEFAULT_TEXT_REWARDS.items()])
+
+
 def _build_core(lm: Any, reward: Any, prompts: Sequence[str] | None, n: int, top_k: int,
                 max_new_tokens: int, min_new_tokens: int, system: str | None, hidden_clip: float,
                 max_prompt_tokens: int) -> TextTokensCore:
@@ -318,6 +331,8 @@ def _build_core(lm: Any, reward: Any, prompts: Sequence[str] | None, n: int, top
     if prompts is None:
         from rlcreate.text.data import prompts as shipped_prompts
         prompts = shipped_prompts("train")
+    if reward is None:
+        reward = default_text_reward()
     return TextTokensCore(stepper, reward, prompts, n=n, max_new_tokens=max_new_tokens,
                           min_new_tokens=min_new_tokens, hidden_clip=hidden_clip)
 
