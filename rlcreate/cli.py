@@ -226,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     from rlcreate.evaluation.cli import register as register_evaluation  # baseline, eval, report
 
     register_evaluation(sub)
+    from rlcreate.train.finetune import register as reg_ft; reg_ft(sub)
     return p
 
 

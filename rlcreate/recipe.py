@@ -42,7 +42,8 @@ from rlcreate.rewards.transforms import RecipeValueError, make_transform, make_w
 __all__ = ["Recipe", "RecipeError", "load_recipe", "parse_recipe", "build_reward_set"]
 
 ALGOS = ("ppo", "maskable_ppo")
-TOP_KEYS = {"name", "seed", "env", "rewards", "targets", "trainer", "nonfinite", "judges", "description"}
+TOP_KEYS = {"name", "seed", "env", "rewards", "targets", "trainer", "nonfinite", "judges", "description",
+            "finetune"}  # finetune: validated by rlcreate.train.finetune
 ENV_KEYS = {"id", "kwargs"}
 TERM_KEYS = {"reward", "weight", "transform", "args"}
 TRAINER_KEYS = {"algo", "total_timesteps", "n_envs", "hyper", "checkpoints", "samples", "device"}
