@@ -43,7 +43,7 @@ __all__ = ["Recipe", "RecipeError", "load_recipe", "parse_recipe", "build_reward
 
 ALGOS = ("ppo", "maskable_ppo")
 TOP_KEYS = {"name", "seed", "env", "rewards", "targets", "trainer", "nonfinite", "judges", "description",
-            "finetune"}  # finetune: validated by rlcreate.train.finetune
+            "finetune", "baselines"}  # finetune: rlcreate.train.finetune; baselines: rlcreate.evaluation.baselines
 ENV_KEYS = {"id", "kwargs"}
 TERM_KEYS = {"reward", "weight", "transform", "args"}
 TRAINER_KEYS = {"algo", "total_timesteps", "n_envs", "hyper", "checkpoints", "samples", "device"}
