@@ -1,7 +1,8 @@
 """``rlcreate baseline | eval | report``: subcommands added to the main parser by :func:`register`.
 
     rlcreate baseline RECIPE.yaml --method cma|random|map-elites|cma-me [--budget N] [--out runs]
-    rlcreate eval RUN [--n N] [--judges astar,tile_kl] [--no-audit]
+    rlcreate baseline TEXT_RECIPE.yaml --method sampling|best-of-n [--budget N] [--n 8]
+    rlcreate eval RUN [--n N] [--judges astar,tile_kl] [--no-audit] [--audit-modes stochastic,deterministic]
     rlcreate report RUN [RUN ...] [--out DIR]
 """
 
@@ -17,14 +18,25 @@ def _split(text: str | None) -> list[str] | None:
 
 
 def cmd_baseline(args) -> int:
-    from rlcreate.evaluation.baselines import run_baseline
+    from rlcreate.evaluation.baselines import BaselineError, read_baseline_section, run_baseline
     from rlcreate.recipe import load_recipe
 
     recipe = load_recipe(args.recipe)
-    run_dir = Path(args.out) / (args.name or f"{recipe.name}-{args.method}")
-    info = run_baseline(recipe, args.method, run_dir, budget=args.budget, batch=args.batch,
-                        descriptors=_split(args.descriptors), progress_bar=not args.quiet)
+    section = read_baseline_section(args.recipe, recipe)
+    method = args.method or section.get("method")
+    if not method:
+        raise BaselineError("no --method given and the recipe's baselines: section names none; pass e.g. "
+                            "--method cma (levels) or --method best-of-n (texts)")
+    run_dir = Path(args.out) / (args.name or f"{recipe.name}-{method}")
+    info = run_baseline(recipe, method, run_dir, budget=args.budget, batch=args.batch,
+                        descriptors=_split(args.descriptors), progress_bar=not args.quiet, section=section,
+                        n=args.n)
     print(f"run written to {run_dir}")
+    if info.get("domain") == "text":
+        print(f"{info['method']}: {info['evaluations']} reward evaluations (texts scored), best composite "
+              f"{info['best_return']:.3f}, samples of {info['primary']!r} mean {info['samples_mean_return']:.3f}, "
+              f"{info['evaluations_per_second']:.1f} evaluations/s")
+        return 0
     print(f"{info['method']}: {info['evaluations']} reward evaluations ({info['generations']} generations x "
           f"{info['batch']} levels x {info['n_segments']} segments), best composite {info['best_return']:.3f}, "
           f"{info['evaluations_per_second']:.0f} evaluations/s")
@@ -35,7 +47,8 @@ def cmd_eval(args) -> int:
     from rlcreate.evaluation.report import evaluate_run
 
     res = evaluate_run(args.run, n=args.n, judges=_split(args.judges), astar_runs=args.astar_runs,
-                       audit=not args.no_audit, audit_levels=args.audit_levels)
+                       audit=not args.no_audit, audit_levels=args.audit_levels,
+                       audit_modes=_split(args.audit_modes))
     print(f"{res['source']}: metrics written to {Path(args.run) / 'metrics.json'}")
     for judge, vals in res["judges"].items():
         if "skipped" in vals:
@@ -44,9 +57,11 @@ def cmd_eval(args) -> int:
             print(f"  {judge}: " + ", ".join(f"{k}={v:.3f}" for k, v in vals.items() if isinstance(v, float)))
     if "composite" in res:
         print(f"  composite: mean={res['composite']['mean']:.3f} best={res['composite']['best']:.3f}")
-    print(f"  qd: coverage={res['qd']['coverage']:.3f} qd_score={res['qd']['qd_score']:.3f}")
+    if "qd" in res:
+        print(f"  qd: coverage={res['qd']['coverage']:.3f} qd_score={res['qd']['qd_score']:.3f}")
     for term, p in (res.get("audit") or {}).get("pairs", {}).items():
-        print(f"  audit {term}: {p['verdict']} ({p.get('reason', '')})")
+        for mode, q in (p.get("by_mode") or {p.get("mode", "-"): p}).items():
+            print(f"  audit {term} [{mode}]: {q['verdict']} ({q.get('reason', '')})")
     for note in res["notes"]:
         print(f"  note: {note}")
     return 0
@@ -62,27 +77,33 @@ def cmd_report(args) -> int:
 
 def register(sub) -> None:
     """Add the ``baseline``, ``eval`` and ``report`` subcommands to an argparse subparsers object."""
-    from rlcreate.evaluation.baselines import METHODS
+    from rlcreate.evaluation.baselines import ALL_METHODS
 
     b = sub.add_parser("baseline", help="search baseline (random, CMA-ES, MAP-Elites) at the RL run's budget")
     b.add_argument("recipe")
-    b.add_argument("--method", required=True, help=f"one of {', '.join(METHODS)}")
+    b.add_argument("--method", default=None,
+                   help=f"one of {', '.join(ALL_METHODS)} (default: the recipe's baselines.method)")
     b.add_argument("--budget", type=int, default=None,
                    help="reward evaluations (= env steps); default: the recipe's trainer.total_timesteps")
-    b.add_argument("--batch", type=int, default=None, help="levels per generation (default trainer.n_envs)")
+    b.add_argument("--batch", type=int, default=None,
+                   help="levels per generation / texts per LM batch (default trainer.n_envs)")
+    b.add_argument("--n", type=int, default=None, help="best-of-n: candidates per prompt (default 8)")
     b.add_argument("--descriptors", default=None, help="QD behaviour descriptors, default leniency,linearity")
     b.add_argument("--out", default="runs")
     b.add_argument("--name", default=None, help="run folder name (default <recipe name>-<method>)")
     b.add_argument("--quiet", action="store_true")
     b.set_defaults(fn=cmd_baseline)
 
-    e = sub.add_parser("eval", help="judge a run's levels (A*, tile KL, expressive range, novelty, QD, audit)")
+    e = sub.add_parser("eval", help="judge a run's levels or texts (A*, tile KL, ... / n-gram novelty, perplexity, ...) and audit it")
     e.add_argument("run")
     e.add_argument("--n", type=int, default=None, help="levels to generate from the run's policy")
     e.add_argument("--judges", default=None, help="comma-separated judges (default: the recipe's judges:)")
     e.add_argument("--astar-runs", type=int, default=2, help="A* plays per level")
     e.add_argument("--no-audit", action="store_true", help="skip the reward-hacking audit along checkpoints")
-    e.add_argument("--audit-levels", type=int, default=8, help="levels generated per checkpoint for the audit")
+    e.add_argument("--audit-levels", type=int, default=8,
+                   help="levels (or texts) generated per checkpoint and rollout mode for the audit")
+    e.add_argument("--audit-modes", default=None,
+                   help="audit rollouts: stochastic,deterministic (default both; the first gives the verdict)")
     e.set_defaults(fn=cmd_eval)
 
     r = sub.add_parser("report", help="HTML report (curves, judges, expressive range, gallery, audit) over runs")

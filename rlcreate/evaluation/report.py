@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["evaluate_run", "write_report", "load_run", "read_scalars", "RunFolderError"]
+__all__ = ["evaluate_run", "evaluate_text_run", "write_report", "load_run", "read_scalars", "RunFolderError"]
 
 
 class RunFolderError(ValueError):
@@ -85,8 +85,13 @@ def load_run(run: str | Path) -> dict:
             d["missing"].append("model.zip (final policy: training did not finish)")
     sample_dir = run / "eval_samples" if (run / "eval_samples").is_dir() else run / "samples"
     d["sample_dir"] = sample_dir
-    d["levels"] = _read_levels(sample_dir) if sample_dir.is_dir() else []
-    if not d["levels"]:
+    d["text"] = ((d["config"] or {}).get("env") or {}).get("id") == "rlcreate/TextTokens-v0"
+    d["levels"] = _read_levels(sample_dir) if sample_dir.is_dir() and not d["text"] else []
+    d["texts"] = (_json(sample_dir / "texts.json") or []) if d["text"] else []
+    d["primary"] = (_json(sample_dir / "metrics.json") or {}).get("primary", "steered")
+    if d["text"] and not d["texts"]:
+        d["missing"].append("samples/ texts (texts.json)")
+    elif not d["text"] and not d["levels"]:
         d["missing"].append("samples/ levels")
     d["metrics"] = _json(run / "metrics.json")
     if d["metrics"] is None:
@@ -114,7 +119,8 @@ def _policy_levels(run: Path, recipe, n: int, generator: Any = None) -> tuple[li
 
 
 def evaluate_run(run: str | Path, n: int | None = None, judges: Sequence[str] | None = None, astar_runs: int = 2,
-                 audit: bool = True, audit_levels: int = 8, generator: Any = None) -> dict:
+                 audit: bool = True, audit_levels: int = 8, generator: Any = None,
+                 audit_modes: Sequence[str] | None = None) -> dict:
     """Judge a run and write ``RUN/metrics.json`` (returns it).
 
     Levels: a run with a final policy is rolled out for ``n`` fresh levels (default the recipe's
@@ -130,6 +136,11 @@ def evaluate_run(run: str | Path, n: int | None = None, judges: Sequence[str] | 
         raise RunFolderError(f"{str(run)!r} is not a run folder (no config.yaml); pass a folder written by "
                              "`rlcreate train` or `rlcreate baseline`")
     recipe = load_recipe(run / "config.yaml")
+    from rlcreate.evaluation.baselines import TEXT_ENVS
+
+    if recipe.env_id in TEXT_ENVS:
+        return evaluate_text_run(run, recipe, n=n, judges=judges, audit=audit, audit_texts=audit_levels,
+                                 audit_modes=audit_modes)
     names = check_judges(list(judges) if judges else (recipe.judges or list(DEFAULT_JUDGES)))
     notes: list[str] = []
     returns = None
@@ -164,13 +175,79 @@ def evaluate_run(run: str | Path, n: int | None = None, judges: Sequence[str] | 
     else:
         notes.append("no composite returns for these levels: QD-score counts each level as 1 (coverage only)")
         result["qd"] = qd_summary(levels, np.ones(len(levels)))
+    from rlcreate.evaluation.audit import MODES, audit_run, checkpoints_of, level_flags
+
+    result["flags"] = level_flags(levels, result["judges"])
+    _flag_notes(result["flags"], notes)
     baseline = _json(run / "baseline.json")
     if baseline:
         result["search"] = {k: baseline.get(k) for k in ("method", "evaluations", "best_return", "all_evaluated_qd")}
-    from rlcreate.evaluation.audit import audit_run, checkpoints_of
-
     if audit and checkpoints_of(run):
-        result["audit"] = audit_run(run, n_levels=audit_levels, astar_runs=1, generator=generator)
+        result["audit"] = audit_run(run, n_levels=audit_levels, astar_runs=1, generator=generator,
+                                    modes=audit_modes or MODES)
+    result["notes"] = notes
+    (run / "metrics.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+def _flag_notes(flags: dict, notes: list[str]) -> None:
+    for kind in ("memorisation", "collapse"):
+        if flags[kind]["flag"]:
+            notes.append(f"FLAG {kind}: {flags[kind]['reason']}")
+
+
+def evaluate_text_run(run: Path, recipe, n: int | None = None, judges: Sequence[str] | None = None,
+                      audit: bool = True, audit_texts: int = 8, lm: Any = None,
+                      audit_modes: Sequence[str] | None = None) -> dict:
+    """Judge a text run's texts and write ``RUN/metrics.json`` (returns it).
+
+    Texts: with ``n`` and a final policy, ``n`` fresh steered / plain / LM-top-k texts on the eval
+    prompts (:func:`rlcreate.train.text.generate_texts`, written to ``RUN/eval_samples/``); otherwise
+    the run's ``samples/texts.json``. Every group of texts is judged; the run's own group
+    (``primary``: ``steered`` for RL, the baseline's product otherwise) gives ``judges``,
+    ``composite`` and the memorisation / collapse ``flags``."""
+    from rlcreate.evaluation.audit import MODES, audit_run, checkpoints_of, text_flags
+    from rlcreate.evaluation.text_judges import DEFAULT_TEXT_JUDGES, check_text_judges, run_text_judges
+    from rlcreate.train.text import load_text_lm, text_settings
+
+    names = check_text_judges(list(judges) if judges else (recipe.judges or list(DEFAULT_TEXT_JUDGES)))
+    notes: list[str] = []
+    if n and (run / "model.zip").is_file():
+        from rlcreate.train.text import generate_texts
+
+        generate_texts(run, recipe, n, run / "eval_samples")
+        folder, source = run / "eval_samples", f"{n} texts per group from the final policy (eval_samples/)"
+    else:
+        if n:
+            notes.append(f"--n {n} ignored: this run has no policy to generate from; judged its samples/")
+        folder = run / "eval_samples" if (run / "eval_samples" / "texts.json").is_file() else run / "samples"
+        source = f"texts in {folder.name}/"
+    records = _json(folder / "texts.json")
+    if not records:
+        raise RunFolderError(f"{run}: no {folder.name}/texts.json; nothing to evaluate (train the run to the end, "
+                             "or write texts with `rlcreate generate RUN --n 16`)")
+    primary = (_json(folder / "metrics.json") or {}).get("primary", "steered")
+    groups = [g for g in records[0] if g != "prompt"]
+    if lm is None and ("perplexity" in names or (audit and checkpoints_of(run))):
+        lm = load_text_lm(text_settings(recipe))
+    result: dict[str, Any] = {"run": run.name, "domain": "text", "source": source, "n_levels": len(records),
+                              "primary": primary, "groups": {}}
+    for g in groups:
+        texts = [r[g]["text"] for r in records]
+        totals = np.array([r[g]["total"] for r in records], np.float64)
+        judged = run_text_judges(texts, names, prompts=[r[g]["prompt"] for r in records], lm=lm)
+        result["groups"][g] = {"judges": judged, "composite": {"mean": float(np.nanmean(totals)),
+                                                               "best": float(np.nanmax(totals)),
+                                                               "std": float(np.nanstd(totals))}}
+    result["judges"] = result["groups"][primary]["judges"]
+    result["composite"] = result["groups"][primary]["composite"]
+    result["flags"] = text_flags([r[primary]["text"] for r in records], result["judges"])
+    _flag_notes(result["flags"], notes)
+    baseline = _json(run / "baseline.json")
+    if baseline:
+        result["search"] = {k: baseline.get(k) for k in ("method", "evaluations", "best_return", "primary")}
+    if audit and checkpoints_of(run):
+        result["audit"] = audit_run(run, n_levels=audit_texts, lm=lm, modes=audit_modes or MODES)
     result["notes"] = notes
     (run / "metrics.json").write_text(json.dumps(result, indent=2))
     return result
@@ -317,19 +394,60 @@ def _last_step(d: dict) -> Any:
 def _audit_html(audit: dict | None) -> str:
     if not audit:
         return "<p>No audit (needs checkpoints; run <code>rlcreate eval RUN</code>).</p>"
-    parts = [f"<p>{_e(n)}</p>" for n in audit.get("notes", [])]
+    parts = [f"<p class='{'flag' if n.startswith('FLAG') else ''}'>{_e(n)}</p>" for n in audit.get("notes", [])]
     rows = []
     for term, p in (audit.get("pairs") or {}).items():
-        v = p.get("verdict")
-        cls = "ok" if v in ("ok",) else "flag"
-        rows.append([term, p.get("judge_name", p.get("judge", "")), f"<span class='{cls}'>{_e(v)}</span>",
-                     _e(p.get("reason", "")),
-                     ", ".join(f"{x:.3f}" for x in p.get("proxy", []) if isinstance(x, float)),
-                     ", ".join(f"{x:.3f}" for x in p.get("judge", []) if isinstance(x, float))])
-    head = "".join(f"<th>{h}</th>" for h in ["term", "judge", "verdict", "why", "proxy by checkpoint", "judge by checkpoint"])
+        for mode, q in (p.get("by_mode") or {p.get("mode", ""): p}).items():
+            v = q.get("verdict")
+            cls = "ok" if v in ("ok",) else "flag"
+            rows.append([term, p.get("judge_name", p.get("judge", "")), _e(mode or "deterministic"),
+                         f"<span class='{cls}'>{_e(v)}</span>", _e(q.get("reason", "")),
+                         ", ".join(f"{x:.3f}" for x in q.get("proxy", []) if isinstance(x, float)),
+                         ", ".join(f"{x:.3f}" for x in q.get("judge", []) if isinstance(x, float))])
+    for mode, flags in (audit.get("flags") or {}).items():
+        parts.append("<p>" + _e(mode) + " rollouts, last checkpoint: " + "; ".join(
+            f"<span class='{'flag' if f['flag'] else 'ok'}'>{_e(k)}: {'FLAGGED' if f['flag'] else 'ok'}</span> "
+            f"({_e(f['reason'])})" for k, f in flags.items()) + "</p>")
+    head = "".join(f"<th>{h}</th>" for h in ["term", "judge", "rollouts", "verdict", "why", "proxy by checkpoint",
+                                             "judge by checkpoint"])
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
     steps = ", ".join(str(s) for s in audit.get("checkpoints", []))
     return "".join(parts) + f"<p>checkpoints (steps): {_e(steps)}</p><table><tr>{head}</tr>{body}</table>"
+
+
+def _texts_html(d: dict, limit: int) -> str:
+    """The first ``limit`` prompt draws: every group's text with its composite, terms and judge scores."""
+    records = d["texts"][:max(limit, 1)]
+    if not records:
+        return "<p class='missing'>no texts</p>"
+    groups = [g for g in records[0] if g != "prompt"]
+    groups.sort(key=lambda g: g != d["primary"])  # the run's own texts first
+    judged = ((d["metrics"] or {}).get("groups") or {})
+    terms = list(records[0][groups[0]]["terms"])
+    head = ["prompt", "group", "text", "total"] + terms + ["perplexity (standalone)", "longest corpus run"]
+    rows = []
+    for j, r in enumerate(records):
+        for g in groups:
+            jg = (judged.get(g) or {}).get("judges") or {}
+            nll = ((jg.get("perplexity") or {}).get("per_text_nll") or [])
+            run_len = ((jg.get("memorization") or {}).get("per_text_longest") or [])
+            ppl = float(np.exp(nll[j])) if j < len(nll) and nll[j] == nll[j] else "—"
+            cells = [_e(r["prompt"]) if g == groups[0] else "", f"<b>{_e(g)}</b>" if g == d["primary"] else _e(g),
+                     f"<div style='text-align:left;max-width:520px'>{_e(r[g]['text'])}</div>", _fmt(r[g]["total"])]
+            cells += [_fmt(r[g]["terms"].get(t, "—")) for t in terms]
+            cells += [_fmt(ppl), _fmt(run_len[j]) if j < len(run_len) else "—"]
+            rows.append(cells)
+    head_html = "".join(f"<th>{_e(x)}</th>" for x in head)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    by_group = ""
+    if judged:
+        keys = [(j, m) for j, vals in judged[next(iter(judged))]["judges"].items() for m, v in vals.items()
+                if isinstance(v, (int, float))]
+        by_group = "<p>Judges by group (bold: this run's own texts):</p>" + _table(
+            ["measure"] + list(judged), [[f"{j}.{m}"] + [judged[g]["judges"].get(j, {}).get(m, "—") for g in judged]
+                                         for j, m in keys] +
+            [["composite mean"] + [judged[g]["composite"]["mean"] for g in judged]])
+    return by_group + f"<table><tr>{head_html}</tr>{body}</table>"
 
 
 def write_report(runs: Sequence[str | Path], out: str | Path, gallery: int = 6) -> Path:
@@ -375,6 +493,9 @@ def write_report(runs: Sequence[str | Path], out: str | Path, gallery: int = 6) 
         else:
             h.append("<p class='missing'>no curves recorded</p>")
         h.append("<h3>Audit</h3>" + _audit_html(d["audit"]))
+        if d["text"]:
+            h.append("<h3>Texts</h3>" + _texts_html(d, gallery))
+            continue
         h.append("<h3>Gallery</h3><div class='gallery'>")
         pngs = sorted(d["sample_dir"].glob("level_*.png"))[:gallery] if d["sample_dir"].is_dir() else []
         per_level = {m.get("file"): m for m in (_json(d["sample_dir"] / "metrics.json") or {}).get("levels", [])}
