@@ -247,8 +247,12 @@ def test_real_reward_set_terms_in_info(lm):
 
 
 def test_bad_arguments_are_named(lm):
+    from rlcreate.envs.text_tokens import TextTokensCore
+    from rlcreate.text.lm import LMStepper
+
+    # the factories default to the offline text reward; the core itself needs one
     with pytest.raises(TextEnvConfigError, match=r"reward = None: pass a RewardSet"):
-        make_text_tokens_env(lm=lm, reward=None, prompts=PROMPTS)
+        TextTokensCore(LMStepper(lm[0], lm[1]), None, PROMPTS)
     with pytest.raises(TextEnvConfigError, match=r"max_new_tokens = 0"):
         make_text_tokens_env(lm=lm, reward=Recorder(), prompts=PROMPTS, max_new_tokens=0)
     with pytest.raises(TextEnvConfigError, match=r"min_new_tokens = 9: must be between 0 and max_new_tokens \(4\)"):
