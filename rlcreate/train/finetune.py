@@ -334,9 +334,13 @@ def _grpo_trainer(recipe: Recipe, s: dict, policy, prompts: list[str], run_dir: 
                       target_modules=s["lora"]["target_modules"], task_type="CAUSAL_LM")
     data = Dataset.from_dict({"prompt": _format_for_trl(policy.tokenizer, prompts, s["system"])})
     writer = SummaryWriter(str(run_dir / "tb"))
-    return GRPOTrainer(model=policy.model, reward_funcs=reward_funcs, args=args, train_dataset=data,
-                       processing_class=policy.tokenizer, peft_config=lora,
-                       callbacks=[TensorBoardCallback(tb_writer=writer)])
+    trainer = GRPOTrainer(model=policy.model, reward_funcs=reward_funcs, args=args, train_dataset=data,
+                          processing_class=policy.tokenizer, peft_config=lora,
+                          callbacks=[TensorBoardCallback(tb_writer=writer)])
+    if not progress_bar:  # --quiet: without tqdm, transformers would print every log dict instead
+        from transformers.trainer_callback import PrinterCallback
+        trainer.remove_callback(PrinterCallback)
+    return trainer
 
 
 def _report(recipe, s, before: dict, after: dict, trainer, train_seconds: float, before_samples,

@@ -29,6 +29,10 @@ A text recipe's ``env.kwargs`` (validated here, errors name field, value and fix
 ``min_new_tokens``   EOS masked before this many tokens (default 0)
 ``system``           system message for chat models (default none)
 ``hidden_clip``, ``max_prompt_tokens``   as for :func:`rlcreate.envs.text_tokens.make_text_tokens_env`
+
+On a CPU shared with other jobs, run with ``OMP_NUM_THREADS=1``: torch's spinning worker threads
+otherwise slow every LM forward pass many times over (measured here: 1-2 env steps/s with default
+threads at load 10 on 2 cores, 11-12 with one thread at load 5).
 """
 
 from __future__ import annotations
