@@ -39,11 +39,14 @@ class LatentGenerator(Protocol):
 class Seam(Protocol):
     """Tracks what one segment leaves for the next (e.g. where Mario can stand at the edge)."""
 
-    size: int  # length of the state vector (it is also observed)
+    size: int  # length of the state vector
+    observed_size: int  # length of observe(state), part of the observation
 
     def initial(self, n: int) -> np.ndarray: ...  # (n, size)
 
     def advance(self, segments: np.ndarray, state: np.ndarray) -> np.ndarray: ...  # -> (n, size)
+
+    def observe(self, state: np.ndarray) -> np.ndarray: ...  # -> (n, observed_size)
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,7 @@ class LatentLevelCore:
         self.targets = [TargetSpec(k, float(v[0]), float(v[1])) for k, v in (targets or {}).items()]
         self.seam = seam
         self.width = generator.segment_width
-        obs_dim = 2 * self.n_features + (seam.size if seam else 0) + 1 + len(self.targets)
+        obs_dim = 2 * self.n_features + (seam.observed_size if seam else 0) + 1 + len(self.targets)
         self.observation_space = spaces.Box(0.0, 1.0, (obs_dim,), np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, (generator.latent_dim,), np.float32)
         self.progress = 0.0  # training progress in [0, 1] for weight schedules (set by the trainer)
@@ -103,7 +106,8 @@ class LatentLevelCore:
         mean = self.feat_sum / np.maximum(self.t, 1)[:, None]
         tnorm = np.stack([s.normalise(self.target_values[:, j]) for j, s in enumerate(self.targets)], 1) \
             if self.targets else np.zeros((self.n, 0))
-        obs = np.concatenate([self.last_feat, mean, self.seam_state, (self.t / self.n_segments)[:, None], tnorm], 1)
+        seam = self.seam.observe(self.seam_state) if self.seam else np.zeros((self.n, 0))
+        obs = np.concatenate([self.last_feat, mean, seam, (self.t / self.n_segments)[:, None], tnorm], 1)
         return np.clip(obs, 0.0, 1.0).astype(np.float32)
 
     def step(self, actions: np.ndarray):

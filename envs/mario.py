@@ -88,24 +88,34 @@ def segment_difficulty(segments: np.ndarray) -> np.ndarray:
 
 
 class SolverSeam:
-    """Seam state = the 14 rows where Mario can stand at the right edge of the level so far
-    (fast solver). A segment that Mario cannot cross leaves an empty seam; the next segment is
-    then solved from a fresh start so one bad segment does not zero every later one."""
+    """Seam state = the fast solver's exit states at the right edge of the level so far (row x jump
+    phase, flattened): the next segment is solved from them, so seams are checked exactly, jumps
+    in flight included. Observed as the 14 rows where Mario can stand at the edge. A segment Mario
+    cannot cross leaves an empty state; the next one then starts fresh, so one bad segment does not
+    zero every later one."""
 
-    size = T.HEIGHT
+    def __init__(self):
+        from rlcreate.levels.solver import N_PHASES
+
+        self.phases = N_PHASES
+        self.size = T.HEIGHT * N_PHASES
+        self.observed_size = T.HEIGHT
 
     def initial(self, n: int) -> np.ndarray:
         return np.zeros((n, self.size))  # empty = "start fresh" (the solver's default start)
 
     def advance(self, segments: np.ndarray, state: np.ndarray) -> np.ndarray:
-        from rlcreate.levels.solver import solve
+        from rlcreate.levels.solver import solve_batch
 
-        out = np.zeros_like(state)
-        for i, seg in enumerate(segments):
-            start = state[i].astype(bool)
-            res = solve(seg, start_rows=start if start.any() else None)
-            out[i] = res.end_rows
-        return out
+        *_, exit_state = solve_batch(segments, self.start_states(state))
+        return exit_state.reshape(len(segments), -1).astype(np.float64)
+
+    def start_states(self, state: np.ndarray) -> np.ndarray:
+        return np.asarray(state).reshape(len(state), T.HEIGHT, self.phases) > 0
+
+    def observe(self, state: np.ndarray) -> np.ndarray:
+        """Rows where Mario stands (phase 0) or can be in any phase at the edge."""
+        return self.start_states(state).any(axis=2).astype(np.float64)
 
 
 def default_generator():

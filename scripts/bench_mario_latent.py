@@ -7,6 +7,7 @@ Run: .venv/bin/python scripts/bench_mario_latent.py --out bench_mario_latent.jso
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import platform
 import time
@@ -44,6 +45,13 @@ def main() -> None:
     a = p.parse_args()
     cfg = Config(n_envs=a.n_envs, seconds=a.seconds)
     rng = np.random.default_rng(cfg.seed)
+    # One thread for torch and BLAS in both loops: the env steps its batch in lockstep in one
+    # process, and on 2 shared cores extra threads only spin against each other.
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(1)
+    threadpool_limits(1, user_api="blas")
 
     from rlcreate.envs.mario import make_mario_latent_vec
     import rlcreate
@@ -66,7 +74,7 @@ def main() -> None:
     # per-term cost: time each reward module alone on one batch of segments
     segs = gen.decode(actions * gen.action_scale)
     ctx = {"position": np.full(cfg.n_envs, 0.5), "targets": {"enemies": np.ones(cfg.n_envs), "gaps": np.zeros(cfg.n_envs)},
-           "seam_state": np.zeros((cfg.n_envs, 14))}
+           "seam_state": venv.core.seam.initial(cfg.n_envs)}
     per_term = {}
     for term in venv.core.reward.terms:
         n, t = timed(lambda: term.module(list(segs), **ctx), min(cfg.seconds, 2.0))
@@ -78,7 +86,8 @@ def main() -> None:
         "overhead_ratio_decoder_over_env": round(dec_sps / env_sps, 2),
         "ms_per_batch_step": round(t_env / n_env * 1e3, 3),
         "ms_per_batch_by_reward_term": per_term,
-        "machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine()},
+        "machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine(),
+                    "cores": os.cpu_count(), "load_avg_1min": os.getloadavg()[0], "threads": 1},
         "rlcreate": rlcreate.__version__,
     }
     print(json.dumps(result, indent=2))

@@ -19,10 +19,16 @@ def test_playability_flat_vs_wall_and_seam():
     wall = flat()
     wall[:, 8] = 1  # a solid column from top to bottom
     assert get_reward("playability")([flat(), wall]) == [1.0, pytest.approx(8 / 16)]
-    # entering from the seam: standing rows of the previous segment
-    seam = np.zeros((2, 14))
-    seam[:, 11] = 1  # Mario stands on row 11 (ground top) at the left edge
-    assert get_reward("playability")([flat(), flat()], seam_state=seam) == [1.0, 1.0]
+    # entering from the seam: the solver's exit states of the previous segment (flattened)
+    from rlcreate.levels.solver import solve_batch
+
+    exit_flat = solve_batch(flat()[None])[3].reshape(1, -1)
+    high = np.zeros((14, 16), np.int8)
+    high[6:] = 1  # ground 8 tiles high: too high to climb from the flat ground's seam
+    seam = np.repeat(exit_flat, 2, axis=0)
+    got = get_reward("playability")([flat(), high], seam_state=seam)
+    assert got[0] == 1.0 and got[1] < 1.0
+    assert get_reward("playability")([high]) == [1.0]  # a fresh start stands on top of it
 
 
 def test_level_novelty_is_zero_for_a_corpus_copy_and_sees_its_archive():

@@ -393,3 +393,15 @@ def test_segment_difficulty_matches_profile_over_whole_width():
     segs = corpus.training_windows(16, stride=37)
     expected = [difficulty_profile(s, window=16)[0] for s in segs]
     np.testing.assert_allclose(segment_difficulty(segs), expected)
+
+
+def test_approximate_corpus_neighbours_close_to_exact():
+    from rlcreate.levels.metrics import CorpusNeighbours
+
+    windows = corpus.training_windows(16)
+    exact, approx = CorpusNeighbours(windows), CorpusNeighbours(windows, approximate=True)
+    queries = corpus.held_out_windows(16, stride=4)
+    d_exact, d_approx = exact.distance(queries), approx.distance(queries)
+    assert (d_approx >= d_exact - 1e-12).all()           # never closer than the true neighbour
+    assert np.mean(d_approx == d_exact) > 0.9
+    assert approx.distance(windows[:20]).max() == 0.0    # copies of indexed windows are found

@@ -374,3 +374,26 @@ def test_agreement_script_runs(tmp_path, java_cache):
     assert generated["confusion"]["solver_yes_astar_yes"] == 1 and generated["confusion"]["solver_no_astar_no"] == 1
     assert generated["agreement"] == 1.0
     assert report["sets"]["corpus"]["levels"] == 2
+
+
+def test_solve_batch_matches_solve_and_chains_exactly():
+    from rlcreate.levels import corpus
+    from rlcreate.levels.solver import solve, solve_batch
+
+    blocks = [b.grid() for b in corpus.blocks()[:20]]
+    for g in blocks:
+        pieces = np.stack([g[:, i:i + 16] for i in range(0, g.shape[1] - 15, 16)])
+        reached, furthest, end_rows, exit_state = solve_batch(pieces)
+        for j, p in enumerate(pieces):
+            r = solve(p)
+            assert (reached[j], furthest[j]) == (r.reached_end, r.furthest_col)
+            assert (end_rows[j] == r.end_rows).all() and (exit_state[j] == r.exit_state).all()
+        # chained through exit states = the joined level, as long as no piece breaks the chain
+        state, ok = None, True
+        for p in pieces:
+            rch, _, _, ex = solve_batch(p[None], state)
+            ok = ok and bool(rch[0])
+            state = ex
+            if not ex.any():
+                break
+        assert ok == solve(np.concatenate(list(pieces), axis=1)).reached_end

@@ -59,7 +59,7 @@ from rlcreate.levels.tiles import HEIGHT, IS_SOLID
 
 __all__ = [
     "JUMP_HEIGHT", "APEX_STEPS", "START_COLUMNS", "N_PHASES", "SolveResult", "SolverInputError",
-    "solve", "is_playable", "playable_batch", "completion",
+    "solve", "is_playable", "playable_batch", "completion", "solve_batch",
 ]
 
 #: rows Mario rises in a full jump (the agent lands on a 4-high step, not on a 5-high one).
@@ -276,3 +276,42 @@ def playable_batch(grids) -> np.ndarray:
             raise SolverInputError(f"tile ids must lie in 0..{len(_SOLID_LUT) - 1}, got {bad}")
         return out
     return np.array([solve(g).reached_end for g in grids], dtype=bool)
+
+
+@njit(cache=True)
+def _sweep_batch(grids, lut, entries, seed_cols):
+    n = grids.shape[0]
+    furthest = np.empty(n, np.int64)
+    end_rows = np.zeros((n, grids.shape[1]), np.bool_)
+    exit_state = np.zeros((n, grids.shape[1], N_PHASES), np.bool_)
+    for i in range(n):
+        f, e, x, bad = _sweep(grids[i], lut, entries[i], seed_cols[i])
+        if bad != -1:
+            return furthest, end_rows, exit_state, bad
+        furthest[i], end_rows[i], exit_state[i] = f, e, x
+    return furthest, end_rows, exit_state, -1
+
+
+def solve_batch(grids: np.ndarray, start_states: np.ndarray | None = None):
+    """:func:`solve` for each grid of an ``(n, 14, W)`` int8 stack in one compiled call.
+
+    ``start_states``: ``(n, 14, N_PHASES)`` bool exit states of the previous segments (exact seams);
+    a row that is all False starts fresh (standing in the first ``START_COLUMNS`` columns), like
+    ``solve`` without a start. Returns ``(reached_end (n,), furthest_col (n,), end_rows (n, 14),
+    exit_state (n, 14, N_PHASES))``.
+    """
+    g = np.asarray(grids)
+    if g.ndim != 3 or g.shape[1] != HEIGHT or g.shape[2] == 0:
+        raise SolverInputError(f"solve_batch expects shape (n, {HEIGHT}, W), got {g.shape}")
+    g = np.ascontiguousarray(g.astype(np.int8, copy=False))
+    if start_states is None:
+        entries = np.zeros((len(g), HEIGHT, N_PHASES), np.bool_)
+    else:
+        entries = np.ascontiguousarray(np.asarray(start_states, dtype=np.bool_))
+        if entries.shape != (len(g), HEIGHT, N_PHASES):
+            raise SolverInputError(f"start_states must have shape ({len(g)}, {HEIGHT}, {N_PHASES}), got {entries.shape}")
+    seed_cols = np.where(entries.any(axis=(1, 2)), 0, START_COLUMNS).astype(np.int64)
+    furthest, end_rows, exit_state, bad = _sweep_batch(g, _SOLID_LUT, entries, seed_cols)
+    if bad != -1:
+        raise SolverInputError(f"tile ids must lie in 0..{len(_SOLID_LUT) - 1}, got {bad}; parse text with parse_level")
+    return furthest == g.shape[2] - 1, furthest, end_rows, exit_state
