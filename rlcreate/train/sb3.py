@@ -76,6 +76,14 @@ def make_algo(recipe: Recipe, venv, tb_dir: Path | None):
     else:
         from stable_baselines3 import PPO as Algo
     policy = hyper.pop("policy", "MlpPolicy")
+    if policy == "lm_prior":  # our policy names -> classes (rlcreate.train.policies)
+        from rlcreate.train.policies import resolve_policy
+
+        if recipe.trainer["algo"] != "maskable_ppo":
+            from rlcreate.recipe import RecipeError
+            raise RecipeError(f"trainer.hyper.policy = 'lm_prior' with trainer.algo = {recipe.trainer['algo']!r}: "
+                              "the lm_prior policy is a MaskablePPO policy; set trainer.algo: maskable_ppo")
+        policy = resolve_policy(policy)
     try:
         return Algo(policy, venv, seed=recipe.seed, verbose=0, device=recipe.trainer["device"],
                     tensorboard_log=str(tb_dir) if tb_dir else None, **hyper)

@@ -1,0 +1,140 @@
+"""SB3 policies for steering a frozen LM over ``rlcreate/TextTokens-v0``.
+
+:class:`LMPriorPolicy` (recipe name ``lm_prior``) is a MaskablePPO actor-critic whose action logits
+are the LM's own top-k log-probabilities, read from the observation, **plus** a learned correction
+from an MLP over the observation whose output layer starts at zero. Training therefore starts
+exactly at the LM's distribution renormalised over the offered top-k tokens (the ``lm_topk``
+baseline of :func:`rlcreate.train.text.compare_with_plain`) and PPO only learns how to depart from
+it; a plain ``MlpPolicy`` starts uniform over the k slots, which writes far less fluent text than
+the LM. RL4LMs initialises its policy from the LM for the same reason.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from sb3_contrib.common.maskable.distributions import MaskableDistribution
+from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
+from torch import nn
+
+from rlcreate.envs.text_tokens import LOGPROB_FLOOR
+
+__all__ = ["LMPriorPolicy", "PolicyConfigError", "POLICIES", "resolve_policy"]
+
+
+class PolicyConfigError(ValueError):
+    """A policy does not fit the environment's spaces; the message names the value and the fix."""
+
+
+class LMPriorPolicy(MaskableActorCriticPolicy):
+    """Action logits = observed LM top-k log-probs + a zero-initialised MLP correction.
+
+    The observation must hold the LM's top-k log-probs, one per action slot, as
+    :class:`~rlcreate.envs.text_tokens.TextTokensCore` lays them out: ``[hidden (d), top-k
+    log-probs (k), progress (1)]``. The environment only clips them to ``[LOGPROB_FLOOR, 0]`` (a
+    disallowed slot, ``-inf``, becomes the floor and is masked anyway); there is no scaling to undo,
+    so the slice is used as logits as it is. ``softmax`` of log-probs over a subset of the vocabulary
+    is the LM's distribution renormalised over that subset.
+
+    The critic and the correction's hidden layers are SB3's usual MLPs over the whole observation
+    (``net_arch``); only the actor's output layer (``action_net``) is zeroed, so the correction is 0
+    for every observation at initialisation while its gradient is not.
+
+    Args (besides :class:`MaskableActorCriticPolicy`'s):
+        prior_start: index of the first top-k log-prob in the observation; default
+            ``obs_dim - k - 1`` (the TextTokens-v0 layout).
+    """
+
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, lr_schedule,
+                 *args: Any, prior_start: int | None = None, **kwargs: Any):
+        self.prior_start = _check_layout(observation_space, action_space, prior_start)
+        super().__init__(observation_space, action_space, lr_schedule, *args, **kwargs)
+
+    def _build(self, lr_schedule) -> None:
+        super()._build(lr_schedule)
+        # Zero the correction's output layer in place (the optimizer already holds these tensors).
+        with th.no_grad():
+            nn.init.zeros_(self.action_net.weight)
+            nn.init.zeros_(self.action_net.bias)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data["prior_start"] = self.prior_start
+        return data
+
+    def prior_logits(self, obs: th.Tensor) -> th.Tensor:
+        """The LM's top-k log-probs from a batch of observations, (batch, k)."""
+        k = int(self.action_space.n)
+        return obs.float()[..., self.prior_start:self.prior_start + k]
+
+    def _distribution(self, obs: th.Tensor, latent_pi: th.Tensor,
+                      action_masks: np.ndarray | th.Tensor | None) -> MaskableDistribution:
+        logits = self.prior_logits(obs) + self.action_net(latent_pi)
+        distribution = self.action_dist.proba_distribution(action_logits=logits)
+        if action_masks is not None:
+            distribution.apply_masking(action_masks)
+        return distribution
+
+    def _latents(self, obs: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        features = self.extract_features(obs)
+        if self.share_features_extractor:
+            return self.mlp_extractor(features)
+        pi_features, vf_features = features
+        return self.mlp_extractor.forward_actor(pi_features), self.mlp_extractor.forward_critic(vf_features)
+
+    # The three entry points below mirror MaskableActorCriticPolicy's, with the raw observation
+    # passed on to the distribution (the parent builds it from the latent code alone).
+
+    def forward(self, obs: th.Tensor, deterministic: bool = False,
+                action_masks: np.ndarray | None = None) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+        latent_pi, latent_vf = self._latents(obs)
+        values = self.value_net(latent_vf)
+        distribution = self._distribution(obs, latent_pi, action_masks)
+        actions = distribution.get_actions(deterministic=deterministic)
+        log_prob = distribution.log_prob(actions)
+        return actions.reshape((-1, *self.action_space.shape)), values, log_prob
+
+    def evaluate_actions(self, obs: th.Tensor, actions: th.Tensor,
+                         action_masks: th.Tensor | None = None) -> tuple[th.Tensor, th.Tensor, th.Tensor | None]:
+        latent_pi, latent_vf = self._latents(obs)
+        distribution = self._distribution(obs, latent_pi, action_masks)
+        return self.value_net(latent_vf), distribution.log_prob(actions), distribution.entropy()
+
+    def get_distribution(self, obs: th.Tensor, action_masks: np.ndarray | None = None) -> MaskableDistribution:
+        features = super(MaskableActorCriticPolicy, self).extract_features(obs, self.pi_features_extractor)
+        latent_pi = self.mlp_extractor.forward_actor(features)
+        return self._distribution(obs, latent_pi, action_masks)
+
+
+def _check_layout(observation_space: spaces.Space, action_space: spaces.Space, prior_start: int | None) -> int:
+    """Where the top-k log-probs sit in the observation; errors say what layout is expected."""
+    if not isinstance(action_space, spaces.Discrete):
+        raise PolicyConfigError(f"action space {action_space}: the lm_prior policy needs Discrete(k) actions "
+                                "(one per offered token), as in rlcreate/TextTokens-v0")
+    if not (isinstance(observation_space, spaces.Box) and len(observation_space.shape) == 1):
+        raise PolicyConfigError(f"observation space {observation_space}: the lm_prior policy needs a 1-D Box "
+                                "holding the top-k log-probs, as in rlcreate/TextTokens-v0")
+    k, dim = int(action_space.n), int(observation_space.shape[0])
+    start = dim - k - 1 if prior_start is None else int(prior_start)
+    if start < 0 or start + k > dim:
+        raise PolicyConfigError(f"prior_start = {start}: the top-k log-probs [{start}:{start + k}] do not fit an "
+                                f"observation of shape ({dim},) with k = {k}; pass prior_start in policy_kwargs")
+    low, high = observation_space.low[start:start + k], observation_space.high[start:start + k]
+    if not (np.all(low == LOGPROB_FLOOR) and np.all(high == 0.0)):
+        raise PolicyConfigError(
+            f"observation entries [{start}:{start + k}] have bounds [{low.min()}, {high.max()}], not the log-prob "
+            f"bounds [{LOGPROB_FLOOR}, 0]: the lm_prior policy reads the LM's top-k log-probs there; use it with "
+            "rlcreate/TextTokens-v0 or pass the right prior_start in policy_kwargs")
+    return start
+
+
+#: policy names a recipe may write in ``trainer.hyper.policy`` besides SB3's own ("MlpPolicy", ...)
+POLICIES = {"lm_prior": LMPriorPolicy}
+
+
+def resolve_policy(policy: Any) -> Any:
+    """A recipe's ``trainer.hyper.policy``: our names map to classes, anything else passes to SB3."""
+    return POLICIES.get(policy, policy) if isinstance(policy, str) else policy
