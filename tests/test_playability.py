@@ -397,3 +397,20 @@ def test_solve_batch_matches_solve_and_chains_exactly():
             if not ex.any():
                 break
         assert ok == solve(np.concatenate(list(pieces), axis=1)).reached_end
+
+
+def test_apex_steps_sets_the_widest_crossable_gap():
+    from rlcreate.levels.solver import JUMP_HEIGHT, SolverInputError, solve_batch
+
+    def gap_level(width):
+        g = np.zeros((HEIGHT, 40), np.int8)
+        g[-2:] = GROUND
+        g[-2:, 10:10 + width] = 0
+        return g
+
+    for apex in range(3):
+        widest = 2 * JUMP_HEIGHT + apex - 1
+        assert solve_batch(gap_level(widest)[None], apex_steps=apex)[0][0]
+        assert not solve_batch(gap_level(widest + 1)[None], apex_steps=apex)[0][0]
+    with pytest.raises(SolverInputError, match="apex_steps = 3"):
+        solve_batch(gap_level(2)[None], apex_steps=3)

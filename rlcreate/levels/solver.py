@@ -106,11 +106,12 @@ class SolveResult:
 # movement rule is a shift and an AND over all rows at once. Hand-written because no library
 # models Mario's jumps; tests check it against a plain per-state search of the same rules.
 @njit(cache=True)
-def _sweep(grid, lut, entries, seed_cols):
+def _sweep(grid, lut, entries, seed_cols, fall=_FALL):
     """Left-to-right sweep.
 
     Returns (furthest column or -1, standing rows in the last column (14,) bool,
-    exit states (14, N_PHASES) bool, bad tile id or -1).
+    exit states (14, N_PHASES) bool, bad tile id or -1). ``fall`` is the index of the falling
+    phase: ``_FIRST_APEX + apex steps`` (phases between it and N_PHASES stay empty).
     """
     height, width = grid.shape
     n_tiles = lut.shape[0]
@@ -137,9 +138,9 @@ def _sweep(grid, lut, entries, seed_cols):
         if c < seed_cols:
             m[_GROUND] |= sup
         # standing needs support; airborne states (apex, falling) with support land
-        m[_FALL] |= m[_GROUND] & ~sup
+        m[fall] |= m[_GROUND] & ~sup
         m[_GROUND] &= sup
-        for p in range(_FIRST_APEX, N_PHASES):
+        for p in range(_FIRST_APEX, fall + 1):
             m[_GROUND] |= m[p] & sup
             m[p] &= ~sup
         entered = 0
@@ -153,21 +154,21 @@ def _sweep(grid, lut, entries, seed_cols):
             before = m[_GROUND]
             m[_FIRST_RISE] |= m[_GROUND]                    # jump
             for k in range(_FIRST_RISE, _FIRST_APEX):
-                m[_FALL] |= m[k]                            # release the jump
+                m[fall] |= m[k]                            # release the jump
                 m[k + 1] |= (m[k] >> 1) & free              # rise one row; head bump stops it
-            for k in range(_FIRST_APEX, N_PHASES):
+            for k in range(_FIRST_APEX, fall + 1):
                 m[_GROUND] |= m[k] & sup                    # land
                 m[k] &= ~sup
-                if k < _FALL:
+                if k < fall:
                     m[k + 1] |= m[k]                        # apex: no vertical motion
-            f = m[_FALL]
+            f = m[fall]
             while True:  # fall row by row (a supported row has a solid tile below: the fall stops)
                 nf = f | ((f << 1) & free)
                 if nf == f:
                     break
                 f = nf
             m[_GROUND] |= f & sup                           # land
-            m[_FALL] = f & ~sup
+            m[fall] = f & ~sup
             if m[_GROUND] == before:
                 break
         # each state's step ends in (row, phase); it enters the next column if that cell is free
@@ -175,9 +176,9 @@ def _sweep(grid, lut, entries, seed_cols):
         cur[_GROUND] = m[_GROUND]
         for k in range(_FIRST_RISE, _FIRST_APEX):
             cur[k + 1] |= (m[k] >> 1) & free
-        for k in range(_FIRST_APEX, _FALL):
+        for k in range(_FIRST_APEX, fall):
             cur[k + 1] |= m[k]
-        cur[_FALL] |= (m[_FALL] << 1) & free
+        cur[fall] |= (m[fall] << 1) & free
     end_rows = np.zeros(height, np.bool_)
     exit_state = np.zeros((height, N_PHASES), np.bool_)
     for r in range(height):
@@ -279,27 +280,32 @@ def playable_batch(grids) -> np.ndarray:
 
 
 @njit(cache=True)
-def _sweep_batch(grids, lut, entries, seed_cols):
+def _sweep_batch(grids, lut, entries, seed_cols, fall):
     n = grids.shape[0]
     furthest = np.empty(n, np.int64)
     end_rows = np.zeros((n, grids.shape[1]), np.bool_)
     exit_state = np.zeros((n, grids.shape[1], N_PHASES), np.bool_)
     for i in range(n):
-        f, e, x, bad = _sweep(grids[i], lut, entries[i], seed_cols[i])
+        f, e, x, bad = _sweep(grids[i], lut, entries[i], seed_cols[i], fall)
         if bad != -1:
             return furthest, end_rows, exit_state, bad
         furthest[i], end_rows[i], exit_state[i] = f, e, x
     return furthest, end_rows, exit_state, -1
 
 
-def solve_batch(grids: np.ndarray, start_states: np.ndarray | None = None):
+def solve_batch(grids: np.ndarray, start_states: np.ndarray | None = None, apex_steps: int = APEX_STEPS):
     """:func:`solve` for each grid of an ``(n, 14, W)`` int8 stack in one compiled call.
 
     ``start_states``: ``(n, 14, N_PHASES)`` bool exit states of the previous segments (exact seams);
     a row that is all False starts fresh (standing in the first ``START_COLUMNS`` columns), like
-    ``solve`` without a start. Returns ``(reached_end (n,), furthest_col (n,), end_rows (n, 14),
+    ``solve`` without a start. ``apex_steps`` (0..APEX_STEPS) shortens the hang time at the top of
+    a jump: fewer apex steps = narrower gaps count as crossable (widest gap ``2 * JUMP_HEIGHT +
+    apex_steps - 1``), a safety margin for rewards (the real agent often cannot reach full speed
+    on short run-ups). Returns ``(reached_end (n,), furthest_col (n,), end_rows (n, 14),
     exit_state (n, 14, N_PHASES))``.
     """
+    if apex_steps not in range(APEX_STEPS + 1):
+        raise SolverInputError(f"apex_steps = {apex_steps!r}: use an integer in 0..{APEX_STEPS}")
     g = np.asarray(grids)
     if g.ndim != 3 or g.shape[1] != HEIGHT or g.shape[2] == 0:
         raise SolverInputError(f"solve_batch expects shape (n, {HEIGHT}, W), got {g.shape}")
@@ -311,7 +317,8 @@ def solve_batch(grids: np.ndarray, start_states: np.ndarray | None = None):
         if entries.shape != (len(g), HEIGHT, N_PHASES):
             raise SolverInputError(f"start_states must have shape ({len(g)}, {HEIGHT}, {N_PHASES}), got {entries.shape}")
     seed_cols = np.where(entries.any(axis=(1, 2)), 0, START_COLUMNS).astype(np.int64)
-    furthest, end_rows, exit_state, bad = _sweep_batch(g, _SOLID_LUT, entries, seed_cols)
+    furthest, end_rows, exit_state, bad = _sweep_batch(g, _SOLID_LUT, entries, seed_cols,
+                                                       _FIRST_APEX + apex_steps)
     if bad != -1:
         raise SolverInputError(f"tile ids must lie in 0..{len(_SOLID_LUT) - 1}, got {bad}; parse text with parse_level")
     return furthest == g.shape[2] - 1, furthest, end_rows, exit_state
