@@ -134,7 +134,10 @@ class ColumnTokensCore:
         self.target_values = np.zeros((self.n, len(self.targets)))
         self.last_feat = np.zeros((self.n, self.n_features))
         self.level_feat = np.zeros((self.n, self.n_features))
-        self.seam_state = np.zeros((self.n, 14))
+        from rlcreate.envs.mario import SolverSeam
+
+        self.seam = SolverSeam()  # exact seams: the solver's exit states (row x jump phase), flattened
+        self.seam_state = self.seam.initial(self.n)
         self._state = None
         self._allowed = np.ones((self.n, k), bool)  # the rule's verdict on the current offers
 
@@ -243,9 +246,7 @@ class ColumnTokensCore:
         return {s.name: self.target_values[:, j].copy() for j, s in enumerate(self.targets)}
 
     def _advance_seam(self, chunk: np.ndarray) -> None:
-        from rlcreate.envs.mario import SolverSeam
-
-        self.seam_state = SolverSeam().advance(chunk, self.seam_state)
+        self.seam_state = self.seam.advance(chunk, self.seam_state)
 
 
 def _features(window: np.ndarray) -> np.ndarray:
@@ -358,8 +359,8 @@ class ColumnTokensEnv(gym.Env):
     The recipe's reward set (default: MarioLatent's :data:`~rlcreate.envs.mario.DEFAULT_REWARDS`).
     ``reward_every="end"`` (default): 0 on every step but the last, which scores the whole level
     with context ``targets``. ``reward_every="column"``: every completed 16-column chunk (and a last
-    partial one) is scored with context ``position``, ``targets`` and ``seam_state`` (the rows where
-    the fast solver leaves Mario at the previous chunk's edge), as in MarioLatent. Scored steps
+    partial one) is scored with context ``position``, ``targets`` and ``seam_state`` (the fast
+    solver's exit states at the previous chunk's edge, row x jump phase), as in MarioLatent. Scored steps
     carry every term in ``info["rewards"]``; ``info["column"]`` is the appended token id.
 
     ## Starting State

@@ -226,7 +226,9 @@ def test_reward_every_column_scores_16_column_chunks(tiny_lm):
     assert scored == [CHUNK, 2 * CHUNK, 40]
     assert [c[0] for c in rec.calls] == [[16], [16], [8]]
     assert [float(c[1]["position"][0]) for c in rec.calls] == pytest.approx([8 / 40, 24 / 40, 36 / 40])
-    assert all(c[1]["seam_state"].shape == (1, 14) for c in rec.calls)
+    from rlcreate.levels.solver import N_PHASES
+
+    assert all(c[1]["seam_state"].shape == (1, 14 * N_PHASES) for c in rec.calls)
     assert not rec.calls[0][1]["seam_state"].any()  # first chunk: a fresh start
 
 
