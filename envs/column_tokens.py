@@ -20,7 +20,7 @@ from typing import Any, Protocol, Sequence
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from stable_baselines3.common.vec_env import VecEnv
+from rlcreate.envs.core_vec_env import CoreVecEnv
 
 from rlcreate.envs.latent_level import EnvConfigError, TargetSpec
 from rlcreate.rewards.compose import RewardSet, as_reward_set
@@ -263,7 +263,7 @@ def _features(window: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------- VecEnv
 
-class ColumnTokensVecEnv(VecEnv):
+class ColumnTokensVecEnv(CoreVecEnv):
     """SB3 ``VecEnv`` writing ``n_envs`` levels at once, one LM forward pass per step.
 
     All levels have the same length, so all episodes end together; finished levels are in
@@ -271,23 +271,6 @@ class ColumnTokensVecEnv(VecEnv):
     auto-reset contract), and the returned observation is already the next episode's first.
     ``action_masks()`` gives the ``(n_envs, k)`` masks for MaskablePPO.
     """
-
-    def __init__(self, core: ColumnTokensCore, seed: int | None = None):
-        self.core = core
-        self.render_mode = None
-        super().__init__(core.n, core.observation_space, core.action_space)
-        self._rng = np.random.default_rng(seed)
-        self._actions: np.ndarray | None = None
-
-    def reset(self) -> np.ndarray:
-        if self._seeds[0] is not None:
-            self._rng = np.random.default_rng(self._seeds[0])
-        self._reset_seeds()
-        self._reset_options()
-        return self.core.reset(self._rng)
-
-    def step_async(self, actions: np.ndarray) -> None:
-        self._actions = actions
 
     def step_wait(self):
         obs, rewards, done, infos = self.core.step(self._actions)
@@ -297,36 +280,6 @@ class ColumnTokensVecEnv(VecEnv):
                 infos[i]["TimeLimit.truncated"] = False
             obs = self.core.reset(self._rng)
         return obs, rewards, done, infos
-
-    def action_masks(self) -> np.ndarray:
-        return self.core.action_masks()
-
-    def set_progress(self, progress: float) -> None:
-        self.core.progress = float(progress)
-
-    def close(self) -> None:
-        pass
-
-    def get_attr(self, attr_name: str, indices=None) -> list:
-        target = self if attr_name == "render_mode" else self.core
-        return [getattr(target, attr_name)] * len(self._indices(indices))
-
-    def set_attr(self, attr_name: str, value: Any, indices=None) -> None:
-        setattr(self.core, attr_name, value)
-
-    def env_method(self, method_name: str, *args, indices=None, **kwargs) -> list:
-        idx = self._indices(indices)
-        if method_name == "action_masks":  # sb3-contrib's get_action_masks stacks one mask per env
-            return list(self.core.action_masks()[idx])
-        return [getattr(self, method_name)(*args, **kwargs)] * len(idx)
-
-    def env_is_wrapped(self, wrapper_class, indices=None) -> list[bool]:
-        return [False] * len(self._indices(indices))
-
-    def _indices(self, indices) -> list[int]:
-        if indices is None:
-            return list(range(self.num_envs))
-        return [indices] if isinstance(indices, (int, np.integer)) else list(indices)
 
 
 # ------------------------------------------------------------------------------------ single env

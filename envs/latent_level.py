@@ -16,7 +16,7 @@ from typing import Any, Callable, Protocol, Sequence
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from stable_baselines3.common.vec_env import VecEnv
+from rlcreate.envs.core_vec_env import CoreVecEnv
 
 from rlcreate.rewards.compose import RewardSet, as_reward_set
 
@@ -139,27 +139,12 @@ class LatentLevelCore:
         return self.observe(), result.total.astype(np.float32), done, infos
 
 
-class LatentLevelVecEnv(VecEnv):
+class LatentLevelVecEnv(CoreVecEnv):
     """SB3 ``VecEnv`` stepping ``n_envs`` levels in lockstep with one decoder call per step.
 
     All levels have the same length, so all episodes end together; finished levels are in
     ``info["level"]`` (and ``terminal_observation``, per SB3's auto-reset contract).
     """
-
-    def __init__(self, core: LatentLevelCore, seed: int | None = None):
-        self.core = core
-        super().__init__(core.n, core.observation_space, core.action_space)
-        self._rng = np.random.default_rng(seed)
-        self._actions = None
-
-    def reset(self) -> np.ndarray:
-        if self._seeds[0] is not None:
-            self._rng = np.random.default_rng(self._seeds[0])
-        self._reset_seeds()
-        return self.core.reset(self._rng)
-
-    def step_async(self, actions: np.ndarray) -> None:
-        self._actions = actions
 
     def step_wait(self):
         obs, rewards, done, infos = self.core.step(self._actions)
@@ -169,29 +154,6 @@ class LatentLevelVecEnv(VecEnv):
                 infos[i]["TimeLimit.truncated"] = False
             obs = self.core.reset(self._rng, np.flatnonzero(done))
         return obs, rewards, done, infos
-
-    def set_progress(self, progress: float) -> None:
-        self.core.progress = float(progress)
-
-    def close(self) -> None:
-        pass
-
-    def get_attr(self, attr_name: str, indices=None) -> list:
-        return [getattr(self.core, attr_name)] * len(self._indices(indices))
-
-    def set_attr(self, attr_name: str, value: Any, indices=None) -> None:
-        setattr(self.core, attr_name, value)
-
-    def env_method(self, method_name: str, *args, indices=None, **kwargs) -> list:
-        return [getattr(self, method_name)(*args, **kwargs)] * len(self._indices(indices))
-
-    def env_is_wrapped(self, wrapper_class, indices=None) -> list[bool]:
-        return [False] * len(self._indices(indices))
-
-    def _indices(self, indices) -> list[int]:
-        if indices is None:
-            return list(range(self.num_envs))
-        return [indices] if isinstance(indices, int) else list(indices)
 
 
 class LatentLevelEnv(gym.Env):

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from stable_baselines3.common.vec_env import VecEnv
+from rlcreate.envs.core_vec_env import CoreVecEnv
 
 from rlcreate.rewards.compose import RewardSet, as_reward_set
 from rlcreate.text.lm import DEFAULT_LM, LMStepper, LoadedLM, load_causal_lm
@@ -154,7 +154,7 @@ class TextTokensCore:
 
 # ---------------------------------------------------------------------------------------- VecEnv
 
-class TextTokensVecEnv(VecEnv):
+class TextTokensVecEnv(CoreVecEnv):
     """SB3 ``VecEnv`` writing ``n_envs`` texts at once, one LM forward pass per step.
 
     Auto-reset follows SB3's contract: a row that ends returns ``done=True``, the final observation
@@ -163,23 +163,6 @@ class TextTokensVecEnv(VecEnv):
     encoded and spliced into the shared KV cache); when every row ends together the batch restarts
     in one prefill. ``seed(s)`` (or ``seed=`` here) fixes the prompt draws.
     """
-
-    def __init__(self, core: TextTokensCore, seed: int | None = None):
-        self.core = core
-        self.render_mode = None
-        super().__init__(core.n, core.observation_space, core.action_space)
-        self._rng = np.random.default_rng(seed)
-        self._actions: np.ndarray | None = None
-
-    def reset(self) -> np.ndarray:
-        if self._seeds[0] is not None:
-            self._rng = np.random.default_rng(self._seeds[0])
-        self._reset_seeds()
-        self._reset_options()
-        return self.core.reset(self._rng)
-
-    def step_async(self, actions: np.ndarray) -> None:
-        self._actions = actions
 
     def step_wait(self):
         obs, rewards, terminated, truncated, infos = self.core.step(self._actions)
@@ -191,36 +174,6 @@ class TextTokensVecEnv(VecEnv):
                 infos[i]["TimeLimit.truncated"] = bool(truncated[i])
             obs = self.core.reset(self._rng, rows)
         return obs, rewards, done, infos
-
-    def action_masks(self) -> np.ndarray:
-        return self.core.action_masks()
-
-    def set_progress(self, progress: float) -> None:
-        self.core.progress = float(progress)
-
-    def close(self) -> None:
-        pass
-
-    def get_attr(self, attr_name: str, indices=None) -> list:
-        target = self if attr_name == "render_mode" else self.core
-        return [getattr(target, attr_name)] * len(self._indices(indices))
-
-    def set_attr(self, attr_name: str, value: Any, indices=None) -> None:
-        setattr(self.core, attr_name, value)
-
-    def env_method(self, method_name: str, *args, indices=None, **kwargs) -> list:
-        idx = self._indices(indices)
-        if method_name == "action_masks":  # sb3-contrib's get_action_masks stacks one mask per env
-            return list(self.core.action_masks()[idx])
-        return [getattr(self, method_name)(*args, **kwargs)] * len(idx)
-
-    def env_is_wrapped(self, wrapper_class, indices=None) -> list[bool]:
-        return [False] * len(self._indices(indices))
-
-    def _indices(self, indices) -> list[int]:
-        if indices is None:
-            return list(range(self.num_envs))
-        return [indices] if isinstance(indices, (int, np.integer)) else list(indices)
 
 
 # ------------------------------------------------------------------------------------ single env

@@ -122,10 +122,12 @@ def load_policy(run_dir: Path, algo: str):
 
 def rollout_levels(model, venv, n: int, deterministic: bool = True) -> list[dict]:
     """Run the policy until ``n`` episodes finished; returns the finished episodes' infos."""
+    from sb3_contrib import MaskablePPO
+
     out: list[dict] = []
     obs = venv.reset()
     while len(out) < n:
-        if hasattr(venv, "action_masks"):
+        if isinstance(model, MaskablePPO):
             action, _ = model.predict(obs, deterministic=deterministic, action_masks=venv.action_masks())
         else:
             action, _ = model.predict(obs, deterministic=deterministic)

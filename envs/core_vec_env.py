@@ -1,0 +1,68 @@
+"""SB3 ``VecEnv`` plumbing shared by rlcreate's batched environments.
+
+Each batched environment keeps its state in a *core* object that steps all rows at once (one
+decoder or LM forward pass). :class:`CoreVecEnv` wraps such a core for SB3: seeding, attribute and
+method forwarding, action masks for sb3-contrib; subclasses implement ``step_wait``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.vec_env import VecEnv
+
+__all__ = ["CoreVecEnv"]
+
+
+class CoreVecEnv(VecEnv):
+    """Base for VecEnvs over a batched core with ``n``, spaces, ``reset(rng, rows=None)``, ``step``
+    and, optionally, ``action_masks()``. ``seed(s)`` (or ``seed=`` here) fixes the core's draws."""
+
+    def __init__(self, core: Any, seed: int | None = None):
+        self.core = core
+        self.render_mode = None
+        super().__init__(core.n, core.observation_space, core.action_space)
+        self._rng = np.random.default_rng(seed)
+        self._actions: np.ndarray | None = None
+
+    def reset(self) -> np.ndarray:
+        if self._seeds[0] is not None:
+            self._rng = np.random.default_rng(self._seeds[0])
+        self._reset_seeds()
+        self._reset_options()
+        return self.core.reset(self._rng)
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = actions
+
+    def action_masks(self) -> np.ndarray:
+        return self.core.action_masks()
+
+    def set_progress(self, progress: float) -> None:
+        """Training progress in [0, 1], for reward weight schedules (set by the trainer)."""
+        self.core.progress = float(progress)
+
+    def close(self) -> None:
+        pass
+
+    def get_attr(self, attr_name: str, indices=None) -> list:
+        target = self if attr_name == "render_mode" else self.core
+        return [getattr(target, attr_name)] * len(self._indices(indices))
+
+    def set_attr(self, attr_name: str, value: Any, indices=None) -> None:
+        setattr(self.core, attr_name, value)
+
+    def env_method(self, method_name: str, *args, indices=None, **kwargs) -> list:
+        idx = self._indices(indices)
+        if method_name == "action_masks":  # sb3-contrib's get_action_masks stacks one mask per env
+            return list(self.core.action_masks()[idx])
+        return [getattr(self, method_name)(*args, **kwargs)] * len(idx)
+
+    def env_is_wrapped(self, wrapper_class, indices=None) -> list[bool]:
+        return [False] * len(self._indices(indices))
+
+    def _indices(self, indices) -> list[int]:
+        if indices is None:
+            return list(range(self.num_envs))
+        return [indices] if isinstance(indices, (int, np.integer)) else list(indices)
