@@ -7,6 +7,10 @@
     rlcreate rewards                   list registered reward modules
     rlcreate play LEVEL.txt            fast-solver and A* verdicts for a level file
     rlcreate render LEVEL.txt -o X.png render a level file
+    rlcreate finetune RECIPE.yaml      GRPO + LoRA fine-tuning of the LM itself (TRL)
+    rlcreate baseline RECIPE.yaml      search baselines at the RL run's budget
+    rlcreate eval RUN                  judges + reward-hacking audit -> RUN/metrics.json
+    rlcreate report RUN [RUN ...]      self-contained HTML report
 
 User mistakes (bad recipe, malformed level, unknown reward, missing optional tool) print one
 ``error:`` line naming the value and the fix and exit with code 2; ``--debug`` shows tracebacks.
@@ -15,11 +19,10 @@ User mistakes (bad recipe, malformed level, unknown reward, missing optional too
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from rlcreate.recipe import RecipeError, load_recipe
+from rlcreate.recipe import load_recipe
 
 EXIT_USER_ERROR = 2
 
@@ -224,9 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
     rd.set_defaults(fn=cmd_render)
 
     from rlcreate.evaluation.cli import register as register_evaluation  # baseline, eval, report
+    from rlcreate.train.finetune import register as register_finetune
 
     register_evaluation(sub)
-    from rlcreate.train.finetune import register as reg_ft; reg_ft(sub)
+    register_finetune(sub)
     return p
 
 
