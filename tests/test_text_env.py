@@ -10,22 +10,8 @@ from rlcreate.envs.text_tokens import (LOGPROB_FLOOR, TextEnvConfigError, TextTo
 from rlcreate.rewards.compose import RewardSet, Term
 from rlcreate.text.lm import LMStepper, PromptError
 
-WORDS = ["<unk>", "<pad>", "<eos>"] + [f"w{i}" for i in range(61)]
+from tests.tiny_lm import WORDS, tiny_lm  # noqa: F401
 PROMPTS = ["w1 w2 w3", "w4", "w5 w6", "w7 w8 w9 w10"]
-
-
-def tiny_lm(seed: int = 0):
-    """A 1-layer GPT-2 (random weights) and a word-level tokenizer: 64 tokens, EOS id 2, PAD id 1."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
-
-    core = Tokenizer(models.WordLevel({w: i for i, w in enumerate(WORDS)}, unk_token="<unk>"))
-    core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tok = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>", pad_token="<pad>", eos_token="<eos>")
-    torch.manual_seed(seed)
-    cfg = GPT2Config(vocab_size=len(WORDS), n_layer=1, n_embd=32, n_head=2, n_positions=256,
-                     eos_token_id=2, bos_token_id=2, pad_token_id=1)
-    return GPT2LMHeadModel(cfg).eval(), tok
 
 
 @pytest.fixture(scope="module")

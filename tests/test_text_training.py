@@ -18,24 +18,7 @@ from rlcreate.train.text import (build_text_env, generate_texts, resolve_prompts
                                  train_text_recipe)
 
 REPO = Path(__file__).resolve().parents[1]
-WORDS = ["<unk>", "<pad>", "<eos>"] + [f"w{i}" for i in range(61)]
-
-
-def _tiny_lm_folder(folder: Path) -> Path:
-    """A 1-layer random GPT-2 with a word-level tokenizer (EOS id 2), saved like any local model."""
-    import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
-
-    core = Tokenizer(models.WordLevel({w: i for i, w in enumerate(WORDS)}, unk_token="<unk>"))
-    core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tok = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>", pad_token="<pad>", eos_token="<eos>")
-    torch.manual_seed(0)
-    cfg = GPT2Config(vocab_size=len(WORDS), n_layer=1, n_embd=32, n_head=2, n_positions=256,
-                     eos_token_id=2, bos_token_id=2, pad_token_id=1)
-    GPT2LMHeadModel(cfg).save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return folder
+from tests.tiny_lm import tiny_lm_folder as _tiny_lm_folder
 
 
 @pytest.fixture(scope="module")
