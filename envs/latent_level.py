@@ -82,16 +82,15 @@ class LatentLevelCore:
         self.progress = 0.0  # training progress in [0, 1] for weight schedules (set by the trainer)
         self.render_mode = None
         self.levels = np.zeros((n, 14, n_segments * self.width), np.int8)
+        self.t = np.zeros(n, np.int64)  # segments written so far, per level
+        self.feat_sum = np.zeros((n, self.n_features))
+        self.last_feat = np.zeros((n, self.n_features))
+        self.seam_state = seam.initial(n) if seam else np.zeros((n, 0))
+        self.target_values = np.zeros((n, len(self.targets)))
 
     def reset(self, rng: np.random.Generator, rows: np.ndarray | None = None) -> np.ndarray:
         """Start new levels (all rows, or the rows in ``rows``); returns observations of all rows."""
         rows = np.arange(self.n) if rows is None else rows
-        if not hasattr(self, "t"):
-            self.t = np.zeros(self.n, np.int64)
-            self.feat_sum = np.zeros((self.n, self.n_features))
-            self.last_feat = np.zeros((self.n, self.n_features))
-            self.seam_state = self.seam.initial(self.n) if self.seam else np.zeros((self.n, 0))
-            self.target_values = np.zeros((self.n, len(self.targets)))
         self.t[rows] = 0
         self.feat_sum[rows] = 0
         self.last_feat[rows] = 0

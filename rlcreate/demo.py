@@ -40,8 +40,8 @@ class StopAfter(BaseCallback):
 
 
 def episode_returns(venv, policy, n_episodes: int) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Mean-free helper: run ``policy(obs) -> actions`` for ``n_episodes`` levels; returns the
-    composite episode returns and the finished levels."""
+    """Run ``policy(obs) -> actions`` until ``n_episodes`` levels are finished; returns their
+    composite episode returns (sum of per-step rewards) and the levels."""
     returns, levels = [], []
     acc = np.zeros(venv.num_envs)
     obs = venv.reset()
