@@ -17,10 +17,9 @@ from __future__ import annotations
 import warnings
 from typing import Any, Protocol, Sequence
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from rlcreate.envs.core_vec_env import CoreVecEnv
+from rlcreate.envs.core_vec_env import CoreEnv, CoreVecEnv
 
 from rlcreate.envs.latent_level import EnvConfigError, TargetSpec
 from rlcreate.rewards.compose import RewardSet, as_reward_set
@@ -284,7 +283,7 @@ class ColumnTokensVecEnv(CoreVecEnv):
 
 # ------------------------------------------------------------------------------------ single env
 
-class ColumnTokensEnv(gym.Env):
+class ColumnTokensEnv(CoreEnv):
     """A column language model writes a Mario level; the agent picks each next column.
 
     ## Description
@@ -340,24 +339,6 @@ class ColumnTokensEnv(gym.Env):
 
     metadata = {"render_modes": ["ansi", "rgb_array"]}
 
-    def __init__(self, core: ColumnTokensCore, render_mode: str | None = None):
-        if core.n != 1:
-            raise EnvConfigError(f"ColumnTokensEnv needs a core with n=1, got n={core.n}; "
-                                 "use ColumnTokensVecEnv for batches")
-        if render_mode not in (None, *self.metadata["render_modes"]):
-            raise EnvConfigError(f"render_mode = {render_mode!r}: use None, 'ansi' or 'rgb_array'")
-        self.core = core
-        self.observation_space, self.action_space = core.observation_space, core.action_space
-        self.render_mode = render_mode
-
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
-        super().reset(seed=seed)
-        return self.core.reset(self.np_random)[0], {}
-
-    def step(self, action):
-        obs, rewards, done, infos = self.core.step(np.asarray(action).reshape(1))
-        return obs[0], float(rewards[0]), bool(done[0]), False, infos[0]
-
     def action_masks(self) -> np.ndarray:
         return self.core.action_masks()[0]
 
@@ -370,9 +351,6 @@ class ColumnTokensEnv(gym.Env):
             from rlcreate.levels.render import render_level
             return np.asarray(render_level(level).convert("RGB")) if level.shape[1] else None
         return None
-
-    def set_progress(self, progress: float) -> None:
-        self.core.progress = float(progress)
 
 
 # ----------------------------------------------------------------------------------- entry points

@@ -9,10 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.vec_env import VecEnv
 
-__all__ = ["CoreVecEnv"]
+__all__ = ["CoreVecEnv", "CoreEnv", "EnvConfigError"]
+
+
+class EnvConfigError(ValueError):
+    """An environment argument is invalid; the message names it and the fix."""
 
 
 class CoreVecEnv(VecEnv):
@@ -66,3 +71,31 @@ class CoreVecEnv(VecEnv):
         if indices is None:
             return list(range(self.num_envs))
         return [indices] if isinstance(indices, (int, np.integer)) else list(indices)
+
+
+class CoreEnv(gym.Env):
+    """Single-env Gymnasium form over a batched core built with ``n = 1`` (what ``gymnasium.make``
+    and ``check_env`` see); the same core class backs the VecEnv, so both behave identically."""
+
+    def __init__(self, core: Any, render_mode: str | None = None):
+        if core.n != 1:
+            raise EnvConfigError(f"{type(self).__name__} needs a core with n=1, got n={core.n}; "
+                                 "use the VecEnv form for batches")
+        modes = list(self.metadata.get("render_modes", []))
+        if render_mode not in (None, *modes):
+            choices = ", ".join(["None", *map(repr, modes[:-1])]) + (f" or {modes[-1]!r}" if modes else "")
+            raise EnvConfigError(f"render_mode = {render_mode!r}: use {choices}")
+        self.core = core
+        self.observation_space, self.action_space = core.observation_space, core.action_space
+        self.render_mode = render_mode
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        return self.core.reset(self.np_random)[0], {}
+
+    def step(self, action):
+        obs, rewards, done, infos = self.core.step(np.asarray(action)[None])
+        return obs[0], float(rewards[0]), bool(done[0]), False, infos[0]
+
+    def set_progress(self, progress: float) -> None:
+        self.core.progress = float(progress)

@@ -13,19 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol, Sequence
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from rlcreate.envs.core_vec_env import CoreVecEnv
+from rlcreate.envs.core_vec_env import CoreEnv, CoreVecEnv, EnvConfigError
 
 from rlcreate.rewards.compose import RewardSet, as_reward_set
 
 __all__ = ["LatentGenerator", "Seam", "LatentLevelCore", "LatentLevelVecEnv", "LatentLevelEnv",
            "TargetSpec", "EnvConfigError"]
-
-
-class EnvConfigError(ValueError):
-    """An environment argument is invalid; the message names it and the fix."""
 
 
 class LatentGenerator(Protocol):
@@ -155,25 +150,10 @@ class LatentLevelVecEnv(CoreVecEnv):
         return obs, rewards, done, infos
 
 
-class LatentLevelEnv(gym.Env):
+class LatentLevelEnv(CoreEnv):
     """Single-level Gymnasium form of :class:`LatentLevelVecEnv` (same core with ``n = 1``)."""
 
     metadata = {"render_modes": ["rgb_array", "ansi"]}
-
-    def __init__(self, core: LatentLevelCore, render_mode: str | None = None):
-        if core.n != 1:
-            raise EnvConfigError(f"LatentLevelEnv needs a core with n=1, got n={core.n}")
-        self.core = core
-        self.observation_space, self.action_space = core.observation_space, core.action_space
-        self.render_mode = render_mode
-
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
-        super().reset(seed=seed)
-        return self.core.reset(self.np_random)[0], {}
-
-    def step(self, action):
-        obs, rewards, done, infos = self.core.step(np.asarray(action)[None])
-        return obs[0], float(rewards[0]), bool(done[0]), False, infos[0]
 
     def render(self):
         level = self.core.levels[0, :, :int(self.core.t[0]) * self.core.width]
@@ -184,6 +164,3 @@ class LatentLevelEnv(gym.Env):
             from rlcreate.levels.render import render_level
             return np.asarray(render_level(level).convert("RGB")) if level.shape[1] else None
         return None
-
-    def set_progress(self, progress: float) -> None:
-        self.core.progress = float(progress)

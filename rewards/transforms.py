@@ -47,8 +47,10 @@ def _finite(field: str, value: Any) -> float:
 
 
 class Transform:
+    """Base class: subclasses map a float array (NaN = not applicable) to transformed values."""
+
     def __call__(self, values: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__} must implement __call__(values) -> np.ndarray")
 
     def state_dict(self) -> dict:
         return {}
