@@ -7,6 +7,8 @@ method forwarding, action masks for sb3-contrib; subclasses implement ``step_wai
 
 from __future__ import annotations
 
+from rlcreate.errors import UserError
+
 from typing import Any
 
 import gymnasium as gym
@@ -16,7 +18,7 @@ from stable_baselines3.common.vec_env import VecEnv
 __all__ = ["CoreVecEnv", "CoreEnv", "EnvConfigError"]
 
 
-class EnvConfigError(ValueError):
+class EnvConfigError(UserError):
     """An environment argument is invalid; the message names it and the fix."""
 
 

@@ -10,6 +10,8 @@ others keep decoding); :class:`TextTokensEnv` is the single-sequence Gymnasium f
 
 from __future__ import annotations
 
+from rlcreate.errors import UserError
+
 from typing import Any, Sequence
 
 import gymnasium as gym
@@ -26,7 +28,7 @@ __all__ = ["TextTokensCore", "TextTokensVecEnv", "TextTokensEnv", "TextEnvConfig
 LOGPROB_FLOOR = -30.0  # observed top-k log-probs are clipped here (and -inf, a disallowed slot, maps here)
 
 
-class TextEnvConfigError(ValueError):
+class TextEnvConfigError(UserError):
     """An environment argument is invalid; the message names it, its value and the fix."""
 
 

@@ -23,6 +23,8 @@ or register a plain function with ``@register`` (its ``__name__`` is its name).
 
 from __future__ import annotations
 
+from rlcreate.errors import UserError
+
 import math
 from typing import Any, Sequence
 
@@ -31,7 +33,7 @@ __all__ = ["RewardModule", "RewardValueError", "check_values", "NONFINITE_POLICI
 NONFINITE_POLICIES = ("raise", "clip", "zero")
 
 
-class RewardValueError(ValueError):
+class RewardValueError(UserError):
     """A reward module returned the wrong number of values or a non-finite value."""
 
 

@@ -18,6 +18,8 @@ Reward modules (one value per sample) built on them: :class:`DistinctNReward`,
 
 from __future__ import annotations
 
+from rlcreate.errors import UserError
+
 import warnings
 from collections import Counter
 from typing import Any, Callable, Sequence
@@ -31,7 +33,7 @@ __all__ = ["distinct_n", "self_bleu", "vendi_score", "one_hot_flatten", "Diversi
            "DistinctNReward", "SelfBLEUDiversity", "VendiContribution"]
 
 
-class DiversityInputError(ValueError):
+class DiversityInputError(UserError):
     """Input of the wrong kind or shape for a diversity measure; the message says what fits."""
 
 

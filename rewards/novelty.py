@@ -19,6 +19,8 @@ an index, because an index would have to be rebuilt on every insertion.
 
 from __future__ import annotations
 
+from rlcreate.errors import UserError
+
 import json
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -40,7 +42,7 @@ COMBINE_RULES = ("pooled", "min", "mean")
 AGAINST = ("both", "reference", "archive")
 
 
-class NoveltyConfigError(ValueError):
+class NoveltyConfigError(UserError):
     """A novelty setting or input is invalid; the message names the value and the fix."""
 
 

@@ -8,6 +8,8 @@ function makes it available to recipes and :func:`get_reward`. ``get_reward`` al
 
 from __future__ import annotations
 
+from rlcreate.errors import UserError
+
 import difflib
 import importlib
 from typing import Any, Callable
@@ -24,7 +26,7 @@ _BUILTIN_MODULES = ("rlcreate.rewards.novelty", "rlcreate.rewards.diversity",
 _loaded_builtins = False
 
 
-class UnknownRewardError(KeyError):
+class UnknownRewardError(UserError, KeyError):
     """No reward of that name; the message lists close names."""
 
     def __str__(self) -> str:  # KeyError would quote the message

@@ -31,6 +31,8 @@ Heavy libraries (torch, transformers, sentence-transformers) load on first use, 
 
 from __future__ import annotations
 
+from rlcreate.errors import UserError
+
 import math
 import os
 import re
@@ -56,7 +58,7 @@ __all__ = [
 ]
 
 
-class TextRewardError(ValueError):
+class TextRewardError(UserError):
     """Bad input or settings for a text reward; the message names the value and the fix."""
 
 

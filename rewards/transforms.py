@@ -27,6 +27,8 @@ Weight schedules over training progress p in [0, 1]::
 
 from __future__ import annotations
 
+from rlcreate.errors import UserError
+
 import math
 from typing import Any
 
@@ -36,7 +38,7 @@ __all__ = ["Transform", "RunningNorm", "Clip", "SweetSpot", "Chain", "make_trans
            "Schedule", "make_weight", "RecipeValueError"]
 
 
-class RecipeValueError(ValueError):
+class RecipeValueError(UserError):
     """A reward spec value is invalid; the message names the field, the value and the fix."""
 
 

@@ -22,33 +22,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from rlcreate.errors import UserError
 from rlcreate.recipe import load_recipe
 
 EXIT_USER_ERROR = 2
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from rlcreate.levels.corpus import MissingPackageError
-    from rlcreate.levels.tiles import LevelFormatError
-    from rlcreate.rewards.base import RewardValueError
-    from rlcreate.rewards.registry import UnknownRewardError
-    from rlcreate.rewards.transforms import RecipeValueError
-
-    errors: list[type[BaseException]] = [RecipeValueError, LevelFormatError, UnknownRewardError,
-                                         MissingPackageError, RewardValueError, UserError]
-    from rlcreate.evaluation import USER_ERRORS as evaluation_errors  # baseline / eval / report
-
-    errors.extend(evaluation_errors())
-    try:
-        from rlcreate.text.lm import ModelNotFoundError
-        errors.append(ModelNotFoundError)
-    except ImportError:
-        pass
-    return tuple(errors)
-
-
-class UserError(ValueError):
-    """A command-line mistake: the message says what to do instead."""
 
 
 def _run_dir(arg: str) -> Path:
@@ -239,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.fn(args) or 0)
-    except _user_errors() as exc:
+    except UserError as exc:
         if args.debug:
             raise
         print(f"error: {exc}", file=sys.stderr)

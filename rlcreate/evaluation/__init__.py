@@ -6,14 +6,3 @@ Submodules import heavy dependencies lazily; import what you need, e.g.
 """
 
 __all__ = ["baselines", "text_baselines", "judges", "text_judges", "audit", "qd", "report"]
-
-
-def USER_ERRORS() -> tuple[type[BaseException], ...]:
-    """The evaluation errors that mean bad user input (the CLI prints them as one ``error:`` line)."""
-    from rlcreate.evaluation.audit import AuditError
-    from rlcreate.evaluation.baselines import BaselineError
-    from rlcreate.evaluation.judges import UnknownJudgeError
-    from rlcreate.evaluation.qd import DescriptorError
-    from rlcreate.evaluation.report import RunFolderError
-
-    return BaselineError, UnknownJudgeError, DescriptorError, RunFolderError, AuditError

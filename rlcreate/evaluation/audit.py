@@ -39,6 +39,8 @@ same LM (:mod:`rlcreate.evaluation.text_judges` says why).
 
 from __future__ import annotations
 
+from rlcreate.errors import UserError
+
 import json
 import pickle
 import re
@@ -53,7 +55,7 @@ __all__ = ["COUNTERPARTS", "TEXT_COUNTERPARTS", "MODES", "flag_divergence", "aud
 MODES = ("stochastic", "deterministic")
 
 
-class AuditError(ValueError):
+class AuditError(UserError):
     """Bad audit settings; the message names the value and the fix."""
 
 COPIED_WINDOWS_FLAG = 0.5

@@ -37,6 +37,8 @@ and ``progress.json`` (best / mean composite per generation, evaluations so far)
 
 from __future__ import annotations
 
+from rlcreate.errors import UserError
+
 import json
 import math
 import time
@@ -57,7 +59,7 @@ LATENT_ENVS = ("rlcreate/MarioLatent-v0",)
 BASELINE_KEYS = ("method", "descriptors", "budget", "batch", "n", "grid")
 
 
-class BaselineError(ValueError):
+class BaselineError(UserError):
     """A baseline cannot run with these settings; the message names the value and the fix."""
 
 

@@ -30,6 +30,8 @@ returns ``{judge: {measure: value}}``. Each judge is independent of the reward t
 
 from __future__ import annotations
 
+from rlcreate.errors import UserError
+
 import difflib
 import functools
 from typing import Callable, Sequence
@@ -41,7 +43,7 @@ __all__ = ["JUDGES", "UnknownJudgeError", "check_judges", "run_judges", "DEFAULT
 DEFAULT_JUDGES = ("astar", "tile_kl", "expressive_range", "novelty", "validity", "solver", "diversity")
 
 
-class UnknownJudgeError(ValueError):
+class UnknownJudgeError(UserError):
     """A judge name that does not exist; the message suggests the closest one."""
 
 

@@ -17,6 +17,8 @@ Descriptors (per level): ``leniency`` and ``linearity`` (Smith & Whitehead), ``d
 
 from __future__ import annotations
 
+from rlcreate.errors import UserError
+
 import difflib
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -26,7 +28,7 @@ import numpy as np
 __all__ = ["DESCRIPTORS", "BehaviourGrid", "DEFAULT_GRID", "DescriptorError", "describe", "qd_summary"]
 
 
-class DescriptorError(ValueError):
+class DescriptorError(UserError):
     """An unknown behaviour descriptor or a bad grid; the message names the value and the fix."""
 
 

@@ -11,6 +11,8 @@ listed as missing instead of failing, so an interrupted run still gets a report.
 
 from __future__ import annotations
 
+from rlcreate.errors import UserError
+
 import html
 import json
 import pickle
@@ -23,7 +25,7 @@ import numpy as np
 __all__ = ["evaluate_run", "evaluate_text_run", "write_report", "load_run", "read_scalars", "RunFolderError"]
 
 
-class RunFolderError(ValueError):
+class RunFolderError(UserError):
     """A path that is not a run folder; the message says what a run folder holds."""
 
 

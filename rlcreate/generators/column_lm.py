@@ -17,6 +17,8 @@ Generation masks the two special tokens (their logits are -inf), so every sample
 
 from __future__ import annotations
 
+from rlcreate.errors import UserError
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -34,7 +36,7 @@ COLUMNS_FILE = "columns.txt"
 _CHARS = np.frombuffer(TILES.encode(), dtype=np.uint8)
 
 
-class ColumnLMError(ValueError):
+class ColumnLMError(UserError):
     """Bad input to the column LM (unknown column, bad shape, sequence too long...)."""
 
 

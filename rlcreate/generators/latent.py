@@ -17,6 +17,8 @@ the numpy copy is kept as a reference and for that comparison.
 
 from __future__ import annotations
 
+from rlcreate.errors import UserError
+
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,7 +34,7 @@ __all__ = ["VAEConfig", "LevelVAE", "LatentLevelGenerator", "LatentShapeError", 
 N_TILES = len(TILES)
 
 
-class LatentShapeError(ValueError):
+class LatentShapeError(UserError):
     """A latent batch or level batch of the wrong shape was passed to the generator."""
 
 

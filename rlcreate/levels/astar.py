@@ -20,6 +20,8 @@ Public API: :func:`java_available`, :func:`run_astar`, :func:`astar_or_none`, :f
 
 from __future__ import annotations
 
+from rlcreate.errors import UserError
+
 import hashlib
 import json
 import logging
@@ -57,7 +59,7 @@ _JAVA_HINT = ("install a Java 17 runtime, e.g. apt-get install openjdk-17-jre-he
               "(openjdk-17-jdk-headless adds javac for the fast runner); the A* check is skipped")
 
 
-class JavaMissingError(RuntimeError):
+class JavaMissingError(UserError, RuntimeError):
     """No ``java`` executable on PATH; the A* agent cannot run. Callers catch this and skip."""
 
 
@@ -65,7 +67,7 @@ class AstarRunError(RuntimeError):
     """The Java process failed or printed no result; the message holds the tail of its stderr."""
 
 
-class AstarSettingsError(ValueError):
+class AstarSettingsError(UserError):
     """A bad argument to :func:`run_astar` (runs, workers, runner, timer, grids)."""
 
 

@@ -13,6 +13,8 @@ a pure function of the data, so it is the same on every machine.
 
 from __future__ import annotations
 
+from rlcreate.errors import UserError
+
 import ast
 import functools
 import importlib.util
@@ -28,7 +30,7 @@ BLOCK = 128
 HELD_OUT_EVERY, HELD_OUT_OFFSET = 6, 3
 
 
-class MissingPackageError(RuntimeError):
+class MissingPackageError(UserError, RuntimeError):
     """An optional data/model package is not installed; the message says how to install it."""
 
 

@@ -50,6 +50,8 @@ Public API: :func:`solve` (with seam state for incremental checks), :func:`is_pl
 
 from __future__ import annotations
 
+from rlcreate.errors import UserError
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,7 +81,7 @@ N_PHASES = _FALL + 1
 _SOLID_LUT = IS_SOLID.astype(np.bool_)
 
 
-class SolverInputError(ValueError):
+class SolverInputError(UserError):
     """A grid or seam state that the solver cannot take; the message names the shape and the fix."""
 
 

@@ -7,6 +7,8 @@ is read as empty sky: it is an annotation, not part of the level.
 
 from __future__ import annotations
 
+from rlcreate.errors import UserError
+
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +40,7 @@ for _c, _t in READ_ALIASES.items():
 _CHARS = np.frombuffer(TILES.encode(), dtype=np.uint8)
 
 
-class LevelFormatError(ValueError):
+class LevelFormatError(UserError):
     """A level text that is not a 14-row VGLC Mario level; the message names line and column."""
 
 

@@ -7,6 +7,8 @@ work from an installed wheel as well as a source checkout.
 
 from __future__ import annotations
 
+from rlcreate.errors import UserError
+
 import difflib
 import functools
 from importlib import resources
@@ -16,7 +18,7 @@ __all__ = ["reference_corpus", "prompts", "PROMPT_SPLITS", "TextDataError"]
 PROMPT_SPLITS = ("train", "heldout")
 
 
-class TextDataError(ValueError):
+class TextDataError(UserError):
     """Unknown prompt split (the message suggests the closest valid one)."""
 
 

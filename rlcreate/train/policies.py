@@ -11,6 +11,8 @@ the LM. RL4LMs initialises its policy from the LM for the same reason.
 
 from __future__ import annotations
 
+from rlcreate.errors import UserError
+
 from typing import Any
 
 import numpy as np
@@ -25,7 +27,7 @@ from rlcreate.envs.text_tokens import LOGPROB_FLOOR
 __all__ = ["LMPriorPolicy", "PolicyConfigError", "POLICIES", "resolve_policy"]
 
 
-class PolicyConfigError(ValueError):
+class PolicyConfigError(UserError):
     """A policy does not fit the environment's spaces; the message names the value and the fix."""
 
 
