@@ -9,6 +9,11 @@ Because individual levels are not delimited, the corpus is split by game and the
 128-column **blocks**, named ``<game>-b<NN>``. Every 6th block of each game (offset 3) is held out
 for evaluation (``HELD_OUT_BLOCKS``); training windows never overlap a held-out block. The split is
 a pure function of the data, so it is the same on every machine.
+
+The held-out blocks are split once more, alternately within each game, into a **DEV** part (used
+to tune recipes, reward weights and thresholds) and a **TEST** part (used only for final reports,
+e.g. the human side of the human-likeness judge in :mod:`rlcreate.levels.quality`):
+``dev_blocks()`` / ``test_blocks()``, ``dev_windows()`` / ``test_windows()``.
 """
 
 from __future__ import annotations
@@ -119,3 +124,40 @@ def training_windows(width: int = 16, stride: int = 1) -> np.ndarray:
 def held_out_windows(width: int = 16, stride: int = 1) -> np.ndarray:
     """All windows lying wholly inside one held-out block."""
     return _windows_in(_merged_spans(held_out_blocks()), width, stride)
+
+
+SPLITS = ("train", "dev", "test")
+
+
+def split_of(block: Block) -> str:
+    """``"train"``, ``"dev"`` or ``"test"``: held-out blocks alternate DEV, TEST, DEV, ... in each game."""
+    if not block.held_out:
+        return "train"
+    rank = [b.name for b in held_out_blocks() if b.game == block.game].index(block.name)
+    return "dev" if rank % 2 == 0 else "test"
+
+
+def dev_blocks() -> list[Block]:
+    """Held-out blocks for tuning (recipes, weights, thresholds)."""
+    return [b for b in held_out_blocks() if split_of(b) == "dev"]
+
+
+def test_blocks() -> list[Block]:
+    """Held-out blocks for final reports only; nothing is tuned on them."""
+    return [b for b in held_out_blocks() if split_of(b) == "test"]
+
+
+def dev_windows(width: int = 16, stride: int = 1) -> np.ndarray:
+    """All windows lying wholly inside one DEV block."""
+    return _windows_in(_merged_spans(dev_blocks()), width, stride)
+
+
+def test_windows(width: int = 16, stride: int = 1) -> np.ndarray:
+    """All windows lying wholly inside one TEST block."""
+    return _windows_in(_merged_spans(test_blocks()), width, stride)
+
+
+def corpus_windows(width: int = 128, stride: int = 1) -> np.ndarray:
+    """All windows of the whole corpus that lie within one game (any split): the human reference
+    for descriptive statistics (element-profile bands), never a training or tuning target."""
+    return _windows_in([GAMES[g] for g in GAMES], width, stride)

@@ -1,0 +1,230 @@
+"""Judges of generated Mario levels that a reward cannot satisfy with noise or flat ground.
+
+Three measures, each compared with human levels:
+
+- **Element profile** (:func:`element_profile`, :func:`human_band`, :func:`profile_report`): per
+  level, the counts of pipes, question blocks, enemies, coins and gaps per 128 columns
+  (:func:`rlcreate.levels.metrics.element_counts`). A set of ``n`` levels is *inside the human band*
+  for an element when its mean lies within the 5th-95th percentile of the means of ``n`` random
+  human windows of the same width (drawn from the whole corpus: a description of human levels,
+  not a training target).
+- **Human-likeness** (:func:`human_likeness`): a classifier two-sample test. Two classifiers
+  (logistic regression on one-hot tiles, gradient boosting on column/row summaries) try to tell
+  16-column segments of the generated set from human segments; the judge is the larger of their
+  cross-validated ROC AUCs (0.5 = indistinguishable, 1.0 = always told apart). Folds are grouped
+  by level / corpus block, so overlapping windows never sit on both sides of a fold. For reports
+  the human side is the TEST split (:func:`rlcreate.levels.corpus.test_windows`); tune on DEV.
+- **Set diversity** (:func:`set_diversity`): the share of the set's 16-column segments that differ
+  from *every* other segment of the set in at least 5% of tiles, and the mean pairwise tile
+  distance. Both grow with fewer segments, so sets are compared at an equal segment count
+  (``n_segments``, averaged over random subsets).
+
+:func:`copy_share` gives the share of segments within copy distance of a training window.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from rlcreate.levels.tiles import IS_SOLID, TILES
+
+__all__ = ["ELEMENTS", "SEGMENT", "element_profile", "human_band", "profile_report", "level_segments",
+           "segment_features", "human_likeness", "human_reference_segments", "set_diversity",
+           "copy_share", "distinct_tiles"]
+
+#: elements of the profile (keys of :func:`rlcreate.levels.metrics.element_counts`)
+ELEMENTS = ("pipes", "question_blocks", "enemies", "coins", "gaps")
+SEGMENT = 16
+PER = 128  # profile counts are per this many columns
+
+
+def _grids(levels) -> list[np.ndarray]:
+    return [np.asarray(g) for g in levels]
+
+
+def element_profile(levels: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+    """Per level, counts of each of :data:`ELEMENTS` scaled to 128 columns: ``{name: (n,)}``."""
+    from rlcreate.levels.metrics import element_counts
+
+    grids = _grids(levels)
+    rows = [element_counts(g) for g in grids]
+    return {e: np.array([r[e] * PER / g.shape[1] for r, g in zip(rows, grids)], np.float64) for e in ELEMENTS}
+
+
+def human_band(width: int = 128, n_levels: int = 64, draws: int = 2000, seed: int = 0,
+               quantiles: tuple[float, float] = (5.0, 95.0)) -> dict[str, dict[str, float]]:
+    """5th-95th percentile band of the set mean of each element (per 128 columns) over ``draws``
+    sets of ``n_levels`` random human windows of ``width`` columns (whole corpus, stride 1)."""
+    from rlcreate.levels.corpus import corpus_windows
+
+    windows = corpus_windows(width, stride=1)
+    prof = element_profile(windows)
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, len(windows), size=(draws, n_levels))
+    out = {}
+    for e in ELEMENTS:
+        means = prof[e][pick].mean(axis=1)
+        lo, hi = np.percentile(means, quantiles)
+        out[e] = {"low": float(lo), "high": float(hi), "human_mean": float(prof[e].mean())}
+    return out
+
+
+def profile_report(levels: Sequence[np.ndarray], band: dict | None = None) -> dict:
+    """Set means per 128 columns, the human band for this set size and width, and which are inside."""
+    grids = _grids(levels)
+    band = band or human_band(width=grids[0].shape[1], n_levels=len(grids))
+    prof = element_profile(grids)
+    per = {}
+    for e in ELEMENTS:
+        m = float(prof[e].mean())
+        per[e] = {"mean": m, "low": band[e]["low"], "high": band[e]["high"],
+                  "inside": bool(band[e]["low"] <= m <= band[e]["high"])}
+    return {"elements": per, "inside": int(sum(v["inside"] for v in per.values())), "of": len(ELEMENTS)}
+
+
+def distinct_tiles(levels: Sequence[np.ndarray]) -> np.ndarray:
+    """Number of distinct tile types per level."""
+    return np.array([len(np.unique(g)) for g in _grids(levels)], np.float64)
+
+
+def level_segments(levels: Sequence[np.ndarray], width: int = SEGMENT) -> tuple[np.ndarray, np.ndarray]:
+    """Non-overlapping ``width``-column segments of every level and the index of the level each came from."""
+    segs, owner = [], []
+    for i, g in enumerate(_grids(levels)):
+        for s in range(0, g.shape[1] - width + 1, width):
+            segs.append(g[:, s:s + width])
+            owner.append(i)
+    return np.stack(segs).astype(np.int8), np.array(owner)
+
+
+def segment_features(segments: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two views of ``(n, 14, w)`` segments: one-hot tiles ``(n, 14*w*13)`` for the linear model and
+    summaries for the tree model: tile-type counts, per-row solid counts, per-column ground height
+    and highest solid tile, per-row counts of each non-empty tile type."""
+    g = np.asarray(segments).astype(np.intp)
+    n, h, w = g.shape
+    onehot = np.eye(len(TILES), dtype=np.float32)[g].reshape(n, -1)
+    solid = IS_SOLID[g]
+    counts = np.stack([(g == t).sum(axis=(1, 2)) for t in range(len(TILES))], 1)
+    row_solid = solid.sum(axis=2)
+    ground = np.cumprod(solid[:, ::-1], axis=1).sum(axis=1)
+    top = np.where(solid.any(axis=1), h - solid.argmax(axis=1), 0)
+    row_type = np.stack([(g == t).sum(axis=2) for t in range(1, len(TILES))], 1).reshape(n, -1)
+    summary = np.concatenate([counts, row_solid, ground, top, row_type], 1).astype(np.float32)
+    return onehot, summary
+
+
+def human_reference_segments(split: str = "test", stride: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """16-column human segments of a corpus split (``"test"``, ``"dev"`` or ``"train"``), with the
+    block index of each (for grouped cross-validation)."""
+    from rlcreate.levels import corpus
+
+    blocks = {"test": corpus.test_blocks, "dev": corpus.dev_blocks, "train": corpus.training_blocks}[split]()
+    segs, groups = [], []
+    for i, b in enumerate(blocks):
+        g = b.grid()
+        for s in range(0, g.shape[1] - SEGMENT + 1, stride):
+            segs.append(g[:, s:s + SEGMENT])
+            groups.append(i)
+    return np.stack(segs).astype(np.int8), np.array(groups)
+
+
+def human_likeness(levels: Sequence[np.ndarray] | None = None, human: tuple[np.ndarray, np.ndarray] | None = None,
+                   generated_segments: tuple[np.ndarray, np.ndarray] | None = None, n_splits: int = 5,
+                   seed: int = 0, max_generated: int = 600) -> dict:
+    """Classifier two-sample test: cross-validated ROC AUC of telling generated 16-column segments
+    from human ones. Returns ``{"auc", "auc_logreg", "auc_boost", "n_generated", "n_human"}``;
+    ``auc`` is the larger of the two classifiers' (the stricter judge).
+
+    ``levels``: generated levels (cut into non-overlapping segments, grouped by level), or
+    ``generated_segments = (segments, groups)``. ``human = (segments, groups)``; default the TEST
+    split at stride 4 (:func:`human_reference_segments`). Out-of-fold probabilities of all folds
+    are pooled into one AUC. At most ``max_generated`` generated segments are used (random subset).
+    """
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
+
+    if generated_segments is None:
+        if levels is None:
+            raise ValueError("pass levels or generated_segments")
+        generated_segments = level_segments(levels)
+    gen, gen_groups = generated_segments
+    hum, hum_groups = human if human is not None else human_reference_segments("test")
+    rng = np.random.default_rng(seed)
+    if len(gen) > max_generated:
+        keep = np.sort(rng.choice(len(gen), max_generated, replace=False))
+        gen, gen_groups = gen[keep], gen_groups[keep]
+    x = np.concatenate([gen, hum])
+    y = np.concatenate([np.ones(len(gen)), np.zeros(len(hum))])
+    groups = np.concatenate([np.asarray(gen_groups), np.asarray(hum_groups) + int(np.max(gen_groups)) + 1])
+    n_splits = int(min(n_splits, len(np.unique(hum_groups)), len(np.unique(gen_groups))))
+    if n_splits < 2:
+        raise ValueError("human_likeness needs at least 2 groups (levels / blocks) on each side")
+    cv = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    onehot, summary = segment_features(x)
+    models = {
+        "auc_logreg": (LogisticRegression(C=0.1, max_iter=2000, class_weight="balanced"), onehot),
+        "auc_boost": (HistGradientBoostingClassifier(max_iter=150, learning_rate=0.1, class_weight="balanced",
+                                                     random_state=seed), summary),
+    }
+    out = {}
+    for name, (model, feats) in models.items():
+        proba = cross_val_predict(model, feats, y, groups=groups, cv=cv, method="predict_proba")[:, 1]
+        out[name] = float(roc_auc_score(y, proba))
+    out["auc"] = max(out["auc_logreg"], out["auc_boost"])
+    out.update(n_generated=int(len(gen)), n_human=int(len(hum)))
+    return out
+
+
+def _min_other_distance(flat: np.ndarray) -> tuple[np.ndarray, float]:
+    """Per segment, the smallest tile distance to another segment; and the mean pairwise distance."""
+    n = len(flat)
+    diff = (flat[:, None, :] != flat[None, :, :]).mean(axis=2)
+    np.fill_diagonal(diff, np.inf)
+    mean_pair = float(diff[np.isfinite(diff)].mean()) if n > 1 else 0.0
+    return diff.min(axis=1), mean_pair
+
+
+def set_diversity(levels: Sequence[np.ndarray] | None = None, segments: np.ndarray | None = None,
+                  threshold: float = 0.05, n_segments: int | None = 40, draws: int = 20, seed: int = 0) -> dict:
+    """Diversity of a set of levels from its non-overlapping 16-column segments.
+
+    ``distinct_share``: share of segments that differ from every other segment of the set in at
+    least ``threshold`` of their tiles; ``mean_pairwise``: mean tile distance between segments.
+    With ``n_segments``, both are averaged over ``draws`` random subsets of that many segments (sets
+    of different sizes are then comparable); ``*_full`` give the whole set's values.
+    """
+    if segments is None:
+        segments, _ = level_segments(levels)
+    flat = np.asarray(segments).reshape(len(segments), -1)
+    mins, pair = _min_other_distance(flat)
+    out = {"distinct_share_full": float((mins >= threshold).mean()), "mean_pairwise_full": pair,
+           "n_segments_full": int(len(flat))}
+    if n_segments is not None and len(flat) >= n_segments:
+        rng = np.random.default_rng(seed)
+        shares, pairs = [], []
+        for _ in range(draws):
+            sub = flat[rng.choice(len(flat), n_segments, replace=False)]
+            m, p = _min_other_distance(sub)
+            shares.append(float((m >= threshold).mean()))
+            pairs.append(p)
+        out.update(distinct_share=float(np.mean(shares)), mean_pairwise=float(np.mean(pairs)), n_segments=n_segments)
+    else:
+        out.update(distinct_share=out["distinct_share_full"], mean_pairwise=pair, n_segments=int(len(flat)))
+    return out
+
+
+def copy_share(levels: Sequence[np.ndarray], max_distance: float = 0.02) -> dict:
+    """Share of the levels' 16-column segments within ``max_distance`` (fraction of tiles; 0.02 =
+    at most 4 of 224 tiles differ) of their nearest training window (exact search), and the mean
+    nearest-window distance (novelty against the training corpus)."""
+    from rlcreate.rewards.levels import corpus_neighbours
+
+    segs, _ = level_segments(levels)
+    d = corpus_neighbours(SEGMENT).distance(segs)
+    return {"copy_share": float((d <= max_distance).mean()), "novelty_mean": float(d.mean()),
+            "exact_copy_share": float((d == 0).mean())}
