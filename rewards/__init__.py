@@ -18,3 +18,7 @@ __all__ = [
     "RunningNorm", "Clip", "SweetSpot", "Chain", "Schedule", "make_transform", "make_weight",
     "RecipeValueError",
 ]
+
+# The level value terms (element profile, LM likelihood/KL, latent prior, batch diversity) register
+# on import; the module imports numpy only (torch and the corpus load on first use).
+import rlcreate.rewards.level_value  # noqa: E402,F401

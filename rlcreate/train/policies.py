@@ -22,6 +22,7 @@ from sb3_contrib.common.maskable.distributions import MaskableDistribution
 from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 from torch import nn
 
+from rlcreate.envs.column_tokens import LOGPROB_FLOOR as COLUMN_LOGPROB_FLOOR
 from rlcreate.envs.text_tokens import LOGPROB_FLOOR
 
 __all__ = ["LMPriorPolicy", "PolicyConfigError", "POLICIES", "resolve_policy"]
@@ -47,12 +48,18 @@ class LMPriorPolicy(MaskableActorCriticPolicy):
 
     Args (besides :class:`MaskableActorCriticPolicy`'s):
         prior_start: index of the first top-k log-prob in the observation; default
-            ``obs_dim - k - 1`` (the TextTokens-v0 layout).
+            ``obs_dim - k - 1`` (the TextTokens-v0 layout). For ``rlcreate/MarioTokens-v0`` pass
+            the LM's ``n_embd`` (128 for the shipped column LM): there the log-probs are observed
+            mapped to ``[0, 1]`` as ``1 - lp / LOGPROB_FLOOR`` (bounds ``[0, 1]``), and the policy
+            maps them back (with MarioTokens' floor, -20).
     """
 
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, lr_schedule,
                  *args: Any, prior_start: int | None = None, **kwargs: Any):
         self.prior_start = _check_layout(observation_space, action_space, prior_start)
+        # MarioTokens-v0 observes the log-probs mapped to [0, 1] (x = 1 - lp / FLOOR): undo that
+        k = int(action_space.n)
+        self.prior_scaled = bool(np.all(observation_space.low[self.prior_start:self.prior_start + k] == 0.0))
         super().__init__(observation_space, action_space, lr_schedule, *args, **kwargs)
 
     def _build(self, lr_schedule) -> None:
@@ -70,7 +77,8 @@ class LMPriorPolicy(MaskableActorCriticPolicy):
     def prior_logits(self, obs: th.Tensor) -> th.Tensor:
         """The LM's top-k log-probs from a batch of observations, (batch, k)."""
         k = int(self.action_space.n)
-        return obs.float()[..., self.prior_start:self.prior_start + k]
+        x = obs.float()[..., self.prior_start:self.prior_start + k]
+        return COLUMN_LOGPROB_FLOOR * (1.0 - x) if self.prior_scaled else x
 
     def _distribution(self, obs: th.Tensor, latent_pi: th.Tensor,
                       action_masks: np.ndarray | th.Tensor | None) -> MaskableDistribution:
@@ -125,7 +133,8 @@ def _check_layout(observation_space: spaces.Space, action_space: spaces.Space, p
         raise PolicyConfigError(f"prior_start = {start}: the top-k log-probs [{start}:{start + k}] do not fit an "
                                 f"observation of shape ({dim},) with k = {k}; pass prior_start in policy_kwargs")
     low, high = observation_space.low[start:start + k], observation_space.high[start:start + k]
-    if not (np.all(low == LOGPROB_FLOOR) and np.all(high == 0.0)):
+    scaled = np.all(low == 0.0) and np.all(high == 1.0) and prior_start is not None  # MarioTokens-v0 layout
+    if not scaled and not (np.all(low == LOGPROB_FLOOR) and np.all(high == 0.0)):
         raise PolicyConfigError(
             f"observation entries [{start}:{start + k}] have bounds [{low.min()}, {high.max()}], not the log-prob "
             f"bounds [{LOGPROB_FLOOR}, 0]: the lm_prior policy reads the LM's top-k log-probs there; use it with "
