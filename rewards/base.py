@@ -28,7 +28,8 @@ from rlcreate.errors import UserError
 import math
 from typing import Any, Sequence
 
-__all__ = ["RewardModule", "RewardValueError", "check_values", "NONFINITE_POLICIES"]
+__all__ = ["RewardModule", "RewardValueError", "check_values", "NONFINITE_POLICIES", "message_text",
+           "prompt_text", "from_trl_call", "group_ids_from", "groups_of"]
 
 NONFINITE_POLICIES = ("raise", "clip", "zero")
 
@@ -60,7 +61,11 @@ class RewardModule:
     def score(self, samples: Sequence[Any], **context: Any) -> list[float | None]:
         raise NotImplementedError(f"{type(self).__name__} must implement score(samples, **context)")
 
-    def __call__(self, samples: Sequence[Any], **context: Any) -> list[float | None]:
+    def __call__(self, samples: Sequence[Any] | None = None, **context: Any) -> list[float | None]:
+        """``reward(samples, **context)``, or TRL's keyword call ``reward(prompts=..., completions=...,
+        completion_ids=..., **columns)`` (see :func:`from_trl_call`): both score the same way."""
+        if samples is None:
+            samples, context = from_trl_call(self.name, context)
         return self.score(samples, **context)
 
     def reset(self) -> None:
@@ -125,3 +130,91 @@ def _snake(name: str) -> str:
             out.append("_")
         out.append(ch.lower())
     return "".join(out)
+
+
+# ------------------------------------------------------------------------------ TRL's keyword call
+
+def message_text(item: Any) -> str:
+    """A plain string, or conversational messages (``[{"role", "content"}, ...]``) -> their text.
+
+    Message contents may be strings or lists of content blocks (``{"type": "text", "text": ...}``);
+    non-text blocks (images) are skipped. Several messages are joined by newlines.
+    """
+    if isinstance(item, str):
+        return item
+    if isinstance(item, dict):
+        item = [item]
+    if isinstance(item, (list, tuple)):
+        parts = []
+        for msg in item:
+            content = msg.get("content", "") if isinstance(msg, dict) else msg
+            if isinstance(content, str):
+                parts.append(content)
+            elif isinstance(content, (list, tuple)):
+                parts.extend(b.get("text", "") for b in content
+                             if isinstance(b, dict) and b.get("type", "text") == "text")
+        return "\n".join(parts)
+    raise TypeError(f"expected a string or a list of {{'role', 'content'}} messages, got {type(item).__name__}")
+
+
+def prompt_text(item: Any) -> str:
+    """A prompt's text: a string as is; for conversational messages the last user turn (what the
+    completion answers; a system message is not part of it)."""
+    if isinstance(item, (list, tuple)) and item and all(isinstance(m, dict) for m in item):
+        users = [m for m in item if m.get("role") == "user"]
+        if users:
+            return message_text(users[-1])
+    return message_text(item)
+
+
+def group_ids_from(prompts: Sequence[Any]) -> list[int]:
+    """One group id per item: identical prompts (same text, or same messages) share an id, numbered
+    in order of first appearance. This is how a GRPO batch's groups (``num_generations``
+    completions of one prompt) are recovered from TRL's call, which passes no group index."""
+    ids: dict[str, int] = {}
+    return [ids.setdefault(repr(p), len(ids)) for p in prompts]
+
+
+def from_trl_call(name: str, kwargs: dict) -> tuple[list[str], dict]:
+    """TRL's keyword call -> ``(samples, context)`` for a reward module.
+
+    TRL (``GRPOTrainer`` / ``RLOOTrainer``) calls ``f(prompts=, completions=, completion_ids=,
+    **dataset_columns, trainer_state=, log_extra=, log_metric=)``. Samples are the completions'
+    texts (conversational messages joined); the context holds ``prompts`` (texts; the last user turn
+    of a conversation), ``group_ids`` (identical prompts = one group, :func:`group_ids_from`),
+    ``raw_prompts``, ``raw_completions``, ``completion_ids`` and every other keyword unchanged.
+    """
+    context = dict(kwargs)
+    if context.get("completions") is None:
+        raise TypeError(f"reward {name!r} was called without samples: call it as reward(samples, **context), "
+                        "or as TRL does, with prompts=, completions=, completion_ids= as keywords")
+    completions = context.pop("completions")
+    prompts = context.pop("prompts", None)
+    samples = [message_text(c) for c in completions]
+    context.setdefault("completion_ids", None)
+    context.update(raw_completions=completions, raw_prompts=prompts,
+                   prompts=None if prompts is None else [prompt_text(p) for p in prompts])
+    if prompts is not None and "group_ids" not in context:
+        context["group_ids"] = group_ids_from(prompts)
+    return samples, context
+
+
+def groups_of(n: int, context: dict) -> list[list[int]]:
+    """The groups of a batch of ``n`` samples, as lists of indices (for group rewards).
+
+    From ``context["group_ids"]`` (one hashable id per sample) when given; else samples with the
+    same ``context["prompts"]`` entry form a group; else the whole batch is one group.
+    """
+    ids = context.get("group_ids")
+    if ids is None and context.get("prompts") is not None and not isinstance(context["prompts"], str):
+        ids = group_ids_from(context["prompts"])
+    if ids is None:
+        return [list(range(n))]
+    ids = list(ids)
+    if len(ids) != n:
+        raise RewardValueError(f"group_ids has {len(ids)} entries for a batch of {n} samples; pass one "
+                               "group id per sample (or prompts=, one per sample)")
+    groups: dict[Any, list[int]] = {}
+    for i, g in enumerate(ids):
+        groups.setdefault(g, []).append(i)
+    return list(groups.values())

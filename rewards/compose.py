@@ -83,7 +83,35 @@ class RewardSet:
         vals = self._transform(term, raw)
         return [None if r is None else float(v) for r, v in zip(raw, vals)]
 
-    def __call__(self, samples: Sequence[Any], progress: float = 0.0, **context: Any) -> RewardResult:
+    #: TRL's log key for a set passed whole as ``reward_funcs`` (``rewards/<__name__>/mean``)
+    __name__ = "reward_set"
+
+    def __call__(self, samples: Sequence[Any] | None = None, progress: float = 0.0,
+                 **context: Any) -> RewardResult | list[float]:
+        """Score a batch: ``RewardResult`` (total and every term) for ``reward_set(samples, **context)``.
+
+        Called the way TRL calls a reward function (``prompts=, completions=, ...`` keywords, no
+        samples), it returns the list of totals TRL expects, with ``progress`` from
+        ``trainer_state`` (weight schedules), and logs each term's mean through TRL's ``log_metric``
+        as ``rewards/<term>/mean``, so a set passed whole still shows its terms. Use
+        :func:`~rlcreate.rewards.trl_adapter.trl_reward_funcs` instead to give TRL one function per
+        term (its own per-term mean/std logging and ``reward_weights``).
+        """
+        if samples is None:
+            from rlcreate.rewards.base import from_trl_call
+            from rlcreate.rewards.trl_adapter import training_progress
+
+            samples, context = from_trl_call(self.__name__, context)
+            result = self._evaluate(samples, training_progress(context.get("trainer_state")), context)
+            log_metric = context.get("log_metric")
+            if callable(log_metric):
+                for name, vals in result.terms.items():
+                    if np.isfinite(vals).any():
+                        log_metric(f"rewards/{name}/mean", float(np.nanmean(vals)))
+            return [float(v) for v in result.total]
+        return self._evaluate(samples, progress, context)
+
+    def _evaluate(self, samples: Sequence[Any], progress: float, context: dict) -> RewardResult:
         n = len(samples)
         total = np.zeros(n)
         terms, raws, weights = {}, {}, {}

@@ -4,6 +4,10 @@
 function makes it available to recipes and :func:`get_reward`. ``get_reward`` also accepts
 ``"package.module:callable"`` for user code that was never registered. Unknown names raise
 :class:`UnknownRewardError` with a "Did you mean ...?" suggestion.
+
+A decorated plain function is returned as a :class:`FunctionReward` (a reward module), so the name
+it is bound to also accepts TRL's keyword call (``GRPOTrainer(reward_funcs=[my_fn])``) while
+``my_fn(samples, **context)`` keeps working.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from rlcreate.errors import UserError
 
 import difflib
 import importlib
+import sys
 from typing import Any, Callable
 
 from rlcreate.rewards.base import RewardModule
@@ -22,7 +27,7 @@ _REGISTRY: dict[str, Callable] = {}
 # Modules whose import registers the built-in rewards; imported lazily on first lookup so that
 # `import rlcreate.rewards` stays light (no torch/transformers unless a reward needs them).
 _BUILTIN_MODULES = ("rlcreate.rewards.novelty", "rlcreate.rewards.diversity",
-                    "rlcreate.rewards.levels", "rlcreate.rewards.text")
+                    "rlcreate.rewards.levels", "rlcreate.rewards.text", "rlcreate.rewards.group")
 _loaded_builtins = False
 
 
@@ -44,6 +49,20 @@ class FunctionReward(RewardModule):
     def score(self, samples, **context):
         return self.fn(samples, **context)
 
+    def __reduce__(self):
+        # A module-level function decorated with @register is bound to its wrapper, so pickle's
+        # by-reference lookup of the function would find the wrapper: refer to the wrapper instead.
+        mod = sys.modules.get(getattr(self.fn, "__module__", ""), None)
+        target = getattr(mod, getattr(self.fn, "__qualname__", ""), None) if mod is not None else None
+        if isinstance(target, FunctionReward) and target.fn is self.fn:
+            return (_function_reward_from, (self.fn.__module__, self.fn.__qualname__, self.name))
+        return (FunctionReward, (self.fn, self.name))
+
+
+def _function_reward_from(module: str, qualname: str, name: str) -> "FunctionReward":
+    obj = getattr(importlib.import_module(module), qualname)
+    return FunctionReward(obj.fn if isinstance(obj, FunctionReward) else obj, name)
+
 
 def register(name: Any = None, *, overwrite: bool = False):
     """Register a reward class or function under ``name`` (default: its ``name`` attribute or
@@ -57,6 +76,12 @@ def register(name: Any = None, *, overwrite: bool = False):
         if isinstance(obj, type) and issubclass(obj, RewardModule) and not obj.name:
             obj.name = key
         _REGISTRY[key] = obj
+        if not isinstance(obj, type) and not isinstance(obj, RewardModule) and callable(obj):
+            # A plain function comes back wrapped, so the decorated name also takes TRL's keyword
+            # call (reward_funcs=[fn]); the registry keeps the function itself.
+            wrapped = FunctionReward(obj, name=key)
+            wrapped.__wrapped__ = obj
+            return wrapped
         return obj
 
     if callable(name) and not isinstance(name, str):  # bare @register

@@ -15,8 +15,26 @@ What TRL 1.16 passes (``GRPOTrainer._calculate_rewards``): ``prompts``, ``comple
 ``completion_ids`` as keywords, every other dataset column as a keyword list, plus
 ``trainer_state``, ``log_extra`` and ``log_metric``. Conversational completions are lists of
 ``{"role", "content"}`` messages; they reach the reward module as their text. The module receives
-``samples`` = completion texts and, as context, ``prompts`` (texts), ``raw_prompts``,
-``raw_completions``, ``completion_ids``, the other columns and the TRL extras.
+``samples`` = completion texts and, as context, ``prompts`` (texts; the last user turn of a
+conversation), ``group_ids`` (identical prompts = one GRPO group, for group rewards such as
+:mod:`rlcreate.rewards.group`), ``raw_prompts``, ``raw_completions``, ``completion_ids``, the other
+columns and the TRL extras (:func:`rlcreate.rewards.base.from_trl_call`).
+
+Passing rlcreate objects to TRL directly also works, without this module: a
+:class:`~rlcreate.rewards.base.RewardModule` (``get_reward("text_novelty")``), a function decorated
+with ``@register`` and a whole ``RewardSet`` accept TRL's keyword call. A set passed whole is ONE
+TRL reward (its weighted total, logged as ``rewards/reward_set/mean``) and logs each term's mean
+through TRL's ``log_metric`` as ``rewards/<term>/mean``; this module's per-term functions give TRL
+each term separately instead (per-term mean *and* std, ``reward_weights`` in the config).
+
+Shared state: the object you pass is the object TRL calls. A stateful module (the novelty archive
+of ``text_novelty``) given to two trainers, or to a trainer and an environment, keeps ONE archive
+fed by both; build one module per trainer (``get_reward(...)`` twice) for separate archives.
+
+Several processes (``torchrun`` / ``accelerate``): each rank calls the reward on its own slice of
+the batch, so a group reward sees whole GRPO groups only when ``per_device_train_batch_size`` is a
+multiple of ``num_generations`` (``rlcreate finetune`` sets it so); a stateful module keeps one
+archive per rank.
 
 Weight schedules: TRL's ``reward_weights`` are fixed numbers. A term whose weight is a schedule
 gets weight 1.0 there and its function returns ``weight(progress) * value``, with progress =
@@ -29,32 +47,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from rlcreate.rewards.base import from_trl_call, message_text
 from rlcreate.rewards.compose import RewardSet, as_reward_set
 
 __all__ = ["TRLRewardFunc", "trl_reward_funcs", "trl_reward_weights", "message_text", "training_progress"]
-
-
-def message_text(item: Any) -> str:
-    """A plain string, or conversational messages (``[{"role", "content"}, ...]``) -> their text.
-
-    Message contents may be strings or lists of content blocks (``{"type": "text", "text": ...}``);
-    non-text blocks (images) are skipped. Several messages are joined by newlines.
-    """
-    if isinstance(item, str):
-        return item
-    if isinstance(item, dict):
-        item = [item]
-    if isinstance(item, (list, tuple)):
-        parts = []
-        for msg in item:
-            content = msg.get("content", "") if isinstance(msg, dict) else msg
-            if isinstance(content, str):
-                parts.append(content)
-            elif isinstance(content, (list, tuple)):
-                parts.extend(b.get("text", "") for b in content
-                             if isinstance(b, dict) and b.get("type", "text") == "text")
-        return "\n".join(parts)
-    raise TypeError(f"expected a string or a list of {{'role', 'content'}} messages, got {type(item).__name__}")
 
 
 def training_progress(trainer_state: Any) -> float:
@@ -88,12 +84,9 @@ class TRLRewardFunc:
         if completions is None:
             raise TypeError(f"reward {self.term_name!r} was called without completions=; TRL passes "
                             "prompts=, completions=, completion_ids= as keywords")
-        samples = [message_text(c) for c in completions]
+        samples, context = from_trl_call(self.term_name, dict(kwargs, prompts=prompts, completions=completions,
+                                                              completion_ids=completion_ids))
         progress = training_progress(kwargs.get("trainer_state"))
-        context = dict(kwargs)
-        context.update(
-            prompts=None if prompts is None else [message_text(p) for p in prompts],
-            raw_prompts=prompts, raw_completions=completions, completion_ids=completion_ids)
         values = self.reward_set.term_values(self.term_name, samples, progress=progress, **context)
         if self.scheduled:
             w = self._weight(progress)

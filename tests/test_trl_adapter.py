@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from rlcreate.rewards import RewardModule, RewardSet, Term
+from rlcreate.rewards import RewardModule, RewardSet, Term, register
 from rlcreate.rewards.diversity import DistinctNReward
 from rlcreate.rewards.trl_adapter import (TRLRewardFunc, message_text, trl_reward_funcs,
                                           trl_reward_weights)
@@ -145,3 +145,66 @@ def test_real_trainer_steps_log_each_term(tmp_path, trainer_name):
     vals = [v for v in words.score(samples) if v is not None]
     if vals:
         assert first["rewards/words/mean"] == pytest.approx(float(np.mean(vals)), abs=1e-6)
+
+
+@register("share_the_cat")
+def share_the_cat(samples, **context):
+    """Share of the completion's words that are 'the' or 'cat'. Range [0, 1]. Gamed by repeating them."""
+    return [sum(w in ("the", "cat") for w in s.split()) / max(len(s.split()), 1) for s in samples]
+
+
+def test_module_function_and_set_take_trls_keyword_call():
+    conv = [[{"role": "assistant", "content": "the cat sat"}], [{"role": "assistant", "content": "a dog"}]]
+    prompts = [[{"role": "user", "content": "p"}]] * 2
+    assert WordCount()(prompts=prompts, completions=conv) == pytest.approx([0.3, 0.2])
+    assert share_the_cat(prompts=prompts, completions=conv) == pytest.approx([2 / 3, 0.0])
+    assert share_the_cat(["the cat"]) == [1.0]  # the plain call still works
+    logged = {}
+    rs = RewardSet([Term("words", WordCount(), weight=2.0), Term("share", share_the_cat)])
+    out = rs(prompts=prompts, completions=conv, log_metric=lambda k, v: logged.__setitem__(k, v))
+    assert out == pytest.approx([2 * 0.3 + 2 / 3, 2 * 0.2])
+    assert logged == pytest.approx({"rewards/words/mean": 0.25, "rewards/share/mean": 1 / 3})
+    assert rs(["the cat"]).total.tolist() == pytest.approx([2 * 0.2 + 1.0])  # RewardResult as before
+    clone = pickle.loads(pickle.dumps(share_the_cat))  # the decorated name pickles by reference
+    assert clone(["cat dog"]) == [0.5]
+
+
+def test_objects_passed_directly_to_grpo_trainer_take_a_real_step(tmp_path):
+    """A RewardModule, an @register'ed function and a RewardSet (with a group reward) given to
+    GRPOTrainer as they are, no adapter: two real steps, each logged, groups = num_generations."""
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    from rlcreate.rewards.group import GroupReward
+
+    class GroupSizes(GroupReward):
+        """Size of the sample's group (records groups). Range [1, n]. A probe, not a reward."""
+
+        def __init__(self):
+            super().__init__("group_sizes")
+            self.sizes = []
+
+        def score_group(self, samples, **context):
+            self.sizes.append(len(samples))
+            return [0.0] * len(samples)
+
+    model, tokenizer = _tiny_lm()
+    words, sizes = WordCount(name="words"), GroupSizes()
+    rs = RewardSet([Term("distinct", DistinctNReward(1), weight=0.5), Term("group_sizes", sizes)])
+    data = Dataset.from_dict({"prompt": [[{"role": "user", "content": p}] for p in
+                                         ("the cat", "a dog", "the big mat", "red and blue")]})
+    tokenizer.chat_template = "{% for m in messages %}{{ m['content'] }} {% endfor %}"
+    args = GRPOConfig(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=4, num_generations=2,
+                      max_completion_length=6, learning_rate=1e-3, logging_steps=1, report_to="none",
+                      bf16=False, use_cpu=True, gradient_checkpointing=False, save_strategy="no", seed=0, beta=0.0)
+    trainer = GRPOTrainer(model=model, processing_class=tokenizer, args=args, train_dataset=data,
+                          reward_funcs=[words, share_the_cat, rs])
+    trainer.train()
+    logged = {k for entry in trainer.state.log_history for k in entry}
+    for key in ("rewards/words/mean", "rewards/share_the_cat/mean", "rewards/reward_set/mean",
+                "rewards/distinct/mean", "rewards/group_sizes/mean"):
+        assert key in logged, key
+    samples, ctx = words.calls[0]
+    assert len(samples) == 4 and all(isinstance(s, str) for s in samples)
+    assert sorted(ctx["group_ids"]) == [0, 0, 1, 1]  # 2 prompts x num_generations=2, from identical prompts
+    assert sizes.sizes and set(sizes.sizes) == {2}  # each GRPO group (2 completions of one prompt) whole
