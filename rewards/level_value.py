@@ -104,15 +104,19 @@ class ElementProfile(RewardModule):
     """Element profile against human levels: per level, the counts of pipes, question blocks,
     enemies, coins and gaps per 128 columns are z-scored against the training windows of the same
     width (:func:`human_element_stats`), and the reward is ``mean_e exp(-z_e^2 / 2)``. Range (0, 1];
-    1 = every count at the human mean. Flat floors (no elements) and stone noise (no pipes, coins or
-    enemies) score low. Gamed by: right counts in wrong places (enemies in the air, coins in walls) —
+    1 = every count at the human mean. Elements under a control target (context ``targets``, e.g.
+    enemies and gaps) are left out, so the profile never fights the target term. Flat floors (no
+    elements) and stone noise (no pipes, coins or enemies) score low. Gamed by: right counts in wrong places (enemies in the air, coins in walls) —
     the counts say nothing about layout; pair with ``lm_typicality`` / the KL term."""
 
     artifact = "level"
 
-    def score(self, samples: Sequence[np.ndarray], **context: Any):
+    def score(self, samples: Sequence[np.ndarray], targets: dict | None = None, **context: Any):
         from rlcreate.levels.quality import ELEMENTS, element_profile
 
+        keep = np.array([e not in (targets or {}) for e in ELEMENTS])
+        if not keep.any():
+            return [None] * len(samples)
         grids = [np.asarray(g) for g in samples]
         out = np.zeros(len(grids))
         for w in {g.shape[1] for g in grids}:
@@ -120,7 +124,7 @@ class ElementProfile(RewardModule):
             prof = element_profile([grids[i] for i in ix])
             mu, sd = human_element_stats(w)
             z = (np.stack([prof[e] for e in ELEMENTS], 1) - mu) / sd
-            out[ix] = np.exp(-0.5 * z ** 2).mean(axis=1)
+            out[ix] = np.exp(-0.5 * z[:, keep] ** 2).mean(axis=1)
         return out.tolist()
 
 
