@@ -218,7 +218,10 @@ def _structure(grids: np.ndarray) -> np.ndarray:
     """Structural descriptor of same-width levels: per 16-column segment, the 9 segment features
     (enemies, gap columns, blocks, coins, pipes, cannons, ground height, height variation,
     difficulty; ~[0, 1]), in order."""
-    from rlcreate.levels.envs import segment_features
+    try:
+        from rlcreate.levels.envs import segment_features
+    except ImportError:  # before the domain move
+        from rlcreate.envs.mario import segment_features
 
     n, h, w = grids.shape
     seg = max(1, w // 16)
