@@ -97,7 +97,9 @@ def run_demo(out: Path, minutes: float = 3.0, timesteps: int | None = None, prog
     t0 = time.perf_counter()
     model.learn(total_timesteps=budget, callback=CallbackList(callbacks), progress_bar=progress_bar)
     train_s = time.perf_counter() - t0
-    model.save(out / "model.zip")
+    from rlcreate.train.checkpoint import save_checkpoint
+
+    save_checkpoint(out / "model", model, reward_set, dict(recipe.trainer["hyper"]), recipe.trainer["algo"])
     print(f"      {model.num_timesteps} env steps in {train_s:.0f} s")
 
     print(f"[2/4] generating {n_levels} levels ...")

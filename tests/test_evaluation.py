@@ -185,7 +185,7 @@ def test_report_on_incomplete_run(tiny, tmp_path):
     (run / "config.yaml").write_text((root / "tiny.yaml").read_text())
     page = write_report([run], tmp_path / "rep")
     text = page.read_text()
-    assert "missing: model.zip" in text and "missing: samples/ levels" in text and "missing: tb/" in text
+    assert "missing: model/" in text and "missing: samples/ levels" in text and "missing: tb/" in text
     assert load_run(run)["missing"]
     with pytest.raises(RunFolderError, match="not a folder"):
         write_report([tmp_path / "nope"], tmp_path / "rep2")

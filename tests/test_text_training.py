@@ -157,6 +157,10 @@ def test_cli_train_with_non_utf8_prompt_file_exits_2(files, tmp_path, capsys):
 
 # --------------------------------------------------------------------------- fine-tuning (TRL)
 
+from rlcreate.rewards.registry import register  # noqa: E402  (a dotted-path reward must be registered)
+
+
+@register("test_low_word_share")
 def low_word_share(samples, **context):
     """Share of words w0..w29 in a text: varies within a GRPO group, so advantages are non-zero."""
     return [sum(int(w[1:]) < 30 for w in t.split() if w[1:].isdigit()) / max(len(t.split()), 1)

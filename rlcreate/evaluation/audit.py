@@ -3,7 +3,7 @@
 For each reward term that has a judge counterpart (:data:`COUNTERPARTS`), the audit measures both
 along a run's checkpoints: the *proxy* is the term's mean per-step value when the checkpoint's
 policy builds levels in the environment with the training reward set (its archive state restored
-from ``reward_state_<steps>.pkl``); the *judge* is computed on the same levels. A pair is flagged
+from the checkpoint's ``reward_state.npz``); the *judge* is computed on the same levels. A pair is flagged
 
 * ``diverged`` when the proxy rises by more than ``min_rise`` from the first to the last
   checkpoint while the judge falls by more than ``min_rise``;
@@ -42,8 +42,6 @@ from __future__ import annotations
 from rlcreate.errors import UserError
 
 import json
-import pickle
-import re
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -152,14 +150,11 @@ def flag_divergence(steps: Sequence[int], proxy: Sequence[float], judge: Sequenc
 
 
 def checkpoints_of(run: Path) -> list[tuple[int, Path, Path | None]]:
-    """``(steps, model.zip, reward_state.pkl or None)`` of a run's checkpoints, oldest first."""
-    out = []
-    for f in (run / "checkpoints").glob("model_*.zip"):
-        m = re.fullmatch(r"model_(\d+)\.zip", f.name)
-        if m:
-            state = run / "checkpoints" / f"reward_state_{m.group(1)}.pkl"
-            out.append((int(m.group(1)), f, state if state.is_file() else None))
-    return sorted(out)
+    """``(steps, checkpoint folder, reward-state file)`` of a run's complete checkpoints, oldest
+    first (``checkpoints/step_<N>/``; half-written ones of a killed run are skipped)."""
+    from rlcreate.train.checkpoint import list_checkpoints
+
+    return [(steps, folder, folder / "reward_state.npz") for steps, folder in list_checkpoints(Path(run))]
 
 
 def _rollout(model, venv, n: int, deterministic: bool = True) -> tuple[list[np.ndarray], dict[str, float], np.ndarray]:
@@ -187,10 +182,11 @@ def _level_checkpoint(recipe, model, steps, state_file, n, mode, seed, judges_ne
     from rlcreate.evaluation.baselines import level_env
     from rlcreate.evaluation.judges import run_judges
 
+    from rlcreate.train.sb3 import load_reward_state
+
     venv, reward_set = level_env(recipe, min(n, 16), seed, generator=generator)
     if state_file is not None:
-        with open(state_file, "rb") as f:
-            reward_set.load_state_dict(pickle.load(f))
+        load_reward_state(state_file, reward_set)
     venv.set_progress(steps / max(recipe.trainer["total_timesteps"], 1))
     model.set_random_seed(seed)  # stochastic mode: the same action draws on every audit
     levels, terms, _ = _rollout(model, venv, n, deterministic=mode == "deterministic")
@@ -204,10 +200,11 @@ def _text_checkpoint(recipe, model, steps, state_file, n, mode, seed, judges_nee
     from rlcreate.train.text import _rollout as text_rollout
     from rlcreate.train.text import build_text_env
 
+    from rlcreate.train.sb3 import load_reward_state
+
     reward_set = build_reward_set(recipe)
     if state_file is not None:
-        with open(state_file, "rb") as f:
-            reward_set.load_state_dict(pickle.load(f))
+        load_reward_state(state_file, reward_set)
     venv = build_text_env(recipe, lm=lm, reward=reward_set, prompts_field="eval_prompts", n_envs=min(n, 16),
                           seed=seed)
     venv.set_progress(steps / max(recipe.trainer["total_timesteps"], 1))
@@ -252,22 +249,20 @@ def audit_run(run: str | Path, n_levels: int = 8, astar_runs: int = 1, generator
     result: dict[str, Any] = {"run": str(run), "n_levels": n_levels, "checkpoints": [c[0] for c in ckpts],
                               "modes": modes, "pairs": {}, "flags": {}, "flag_series": {}, "notes": []}
     if not ckpts:
-        result["notes"].append("no checkpoints/model_<steps>.zip in the run: nothing to audit along training")
+        result["notes"].append("no checkpoints/step_<N>/ in the run: nothing to audit along training")
     if not pairs:
         result["notes"].append(f"no reward term has a judge counterpart (known: {sorted(counterparts)})")
     series = {m: {t: {"proxy": [], "judge": []} for t in pairs} for m in modes}
     judges_needed = sorted({j for j, _, _ in pairs.values()})
     skipped: dict[str, str] = {}
-    if recipe.trainer["algo"] == "maskable_ppo":
-        from sb3_contrib import MaskablePPO as Algo
-    else:
-        from stable_baselines3 import PPO as Algo
+    from rlcreate.train.sb3 import load_model
+
     if text and ckpts and lm is None:
         from rlcreate.train.text import load_text_lm, text_settings
 
         lm = load_text_lm(text_settings(recipe))
     for steps, model_file, state_file in ckpts:
-        model = Algo.load(model_file, device="cpu")
+        model = load_model(model_file, recipe.trainer["algo"])  # safetensors + JSON, nothing unpickled
         for mode in modes:
             if text:
                 terms, judged, flags = _text_checkpoint(recipe, model, steps, state_file, n_levels, mode,

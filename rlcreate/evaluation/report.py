@@ -15,7 +15,6 @@ from rlcreate.errors import UserError
 
 import html
 import json
-import pickle
 import shutil
 from pathlib import Path
 from typing import Any, Sequence
@@ -83,8 +82,14 @@ def load_run(run: str | Path) -> dict:
     if not d["baseline"]:
         if not d["scalars"]:
             d["missing"].append("tb/ TensorBoard logs (training curves)")
-        if not (run / "model.zip").is_file():
-            d["missing"].append("model.zip (final policy: training did not finish)")
+        from rlcreate.train.checkpoint import latest_checkpoint
+
+        found = latest_checkpoint(run)
+        d["policy_source"] = found[1] if found else None
+        if found is None:
+            d["missing"].append("model/ (final policy) and checkpoints/: no policy was saved")
+        elif not found[0].name == "model":
+            d["missing"].append(f"model/ (final policy: training did not finish; using the {found[1]})")
     sample_dir = run / "eval_samples" if (run / "eval_samples").is_dir() else run / "samples"
     d["sample_dir"] = sample_dir
     d["text"] = ((d["config"] or {}).get("env") or {}).get("id") == "rlcreate/TextTokens-v0"
@@ -109,15 +114,14 @@ def load_run(run: str | Path) -> dict:
 def _policy_levels(run: Path, recipe, n: int, generator: Any = None) -> tuple[list[np.ndarray], np.ndarray]:
     from rlcreate.evaluation.audit import _rollout
     from rlcreate.evaluation.baselines import level_env
-    from rlcreate.train.sb3 import load_policy
+    from rlcreate.train.sb3 import load_policy, load_reward_state
 
     venv, reward_set = level_env(recipe, min(n, 16), recipe.seed + 1, generator=generator)
-    if (run / "reward_state.pkl").is_file():
-        with open(run / "reward_state.pkl", "rb") as f:
-            reward_set.load_state_dict(pickle.load(f))
+    model = load_policy(run, recipe.trainer["algo"])  # final model/ or the newest checkpoint
+    load_reward_state(model.rlcreate_folder, reward_set)
     venv.set_progress(1.0)
-    levels, _, returns = _rollout(load_policy(run, recipe.trainer["algo"]), venv, n)
-    return levels, returns
+    levels, _, returns = _rollout(model, venv, n)
+    return levels, returns, model.rlcreate_source
 
 
 def evaluate_run(run: str | Path, n: int | None = None, judges: Sequence[str] | None = None, astar_runs: int = 2,
@@ -146,20 +150,23 @@ def evaluate_run(run: str | Path, n: int | None = None, judges: Sequence[str] | 
     names = check_judges(list(judges) if judges else (recipe.judges or list(DEFAULT_JUDGES)))
     notes: list[str] = []
     returns = None
-    if (run / "model.zip").is_file():
+    from rlcreate.train.checkpoint import latest_checkpoint
+
+    if latest_checkpoint(run) is not None:
         n = n or recipe.trainer["samples"]
-        levels, returns = _policy_levels(run, recipe, n, generator)
+        levels, returns, used = _policy_levels(run, recipe, n, generator)
+        notes.append(f"policy: {used}")
         from rlcreate.train.levels import write_levels
 
         out = run / "eval_samples"
         for old in out.glob("level_*.*"):
             old.unlink()  # a smaller --n must not leave stale levels from an earlier eval
         summary = write_levels(levels, out)
-        source = f"{n} levels from the final policy (eval_samples/)"
+        source = f"{n} levels from the {used} (eval_samples/)"
     else:
         levels = _read_levels(run / "samples")
         if not levels:
-            raise RunFolderError(f"{run}: no model.zip and no samples/level_*.txt; nothing to evaluate "
+            raise RunFolderError(f"{run}: no policy (model/ or checkpoints/) and no samples/level_*.txt; nothing to evaluate "
                                  "(train the run to the end, or write samples with `rlcreate generate`)")
         if n and n != len(levels):
             notes.append(f"--n {n} ignored: this run has no policy to generate from; judged its {len(levels)} samples")
@@ -214,7 +221,9 @@ def evaluate_text_run(run: Path, recipe, n: int | None = None, judges: Sequence[
 
     names = check_text_judges(list(judges) if judges else (recipe.judges or list(DEFAULT_TEXT_JUDGES)))
     notes: list[str] = []
-    if n and (run / "model.zip").is_file():
+    from rlcreate.train.checkpoint import latest_checkpoint
+
+    if n and latest_checkpoint(run) is not None:
         from rlcreate.train.text import generate_texts
 
         generate_texts(run, recipe, n, run / "eval_samples")
