@@ -81,10 +81,12 @@ def test_shipped_corpus_and_prompt_sets():
     corpus = reference_corpus()
     assert 300 <= len(corpus) <= 5000 and len(set(corpus)) == len(corpus)
     assert all(s == s.strip() and s for s in corpus)
-    train, held = prompts("train"), prompts("heldout")
-    assert (len(train), len(held)) == (40, 20)
-    assert not set(train) & set(held)
-    assert PROMPT_SPLITS == ("train", "heldout")
+    train, held, dev, test = prompts("train"), prompts("heldout"), prompts("dev"), prompts("test")
+    assert (len(train), len(dev), len(test)) == (40, 20, 30)
+    assert held == dev  # the older name of the dev split keeps working
+    assert not set(train) & set(dev) and not set(train) & set(test) and not set(dev) & set(test)
+    assert len(set(test)) == len(test)
+    assert PROMPT_SPLITS == ("train", "dev", "test", "heldout")
 
 
 def test_unknown_prompt_split_suggests_the_right_one():

@@ -1,8 +1,17 @@
-"""The shipped text data: a small reference corpus and the demo prompt sets.
+"""The shipped text data: a small reference corpus and the prompt splits.
 
-All three files live in ``rlcreate/data/text/`` and are original text written for this project,
+The files live in ``rlcreate/data/text/`` and are original text written for this project,
 released under CC0 (see ``rlcreate/data/text/SOURCES.md``). Read with ``importlib.resources`` so they
 work from an installed wheel as well as a source checkout.
+
+Prompt splits (disjoint topics):
+
+* ``train`` (40): what recipes train and fine-tune on.
+* ``dev`` (20): for tuning recipes (weights, thresholds, steps) and before/after checks during
+  development. The same file as the older name ``heldout``, which stays as an alias: those prompts
+  were used to choose recipe weights, so they are tuning data, not a test set.
+* ``test`` (30): for reported results only (``rlcreate eval`` on text runs, the text benchmarks).
+  Never used to choose a setting; written after the recipes were tuned.
 """
 
 from __future__ import annotations
@@ -15,7 +24,10 @@ from importlib import resources
 
 __all__ = ["reference_corpus", "prompts", "PROMPT_SPLITS", "TextDataError"]
 
-PROMPT_SPLITS = ("train", "heldout")
+PROMPT_SPLITS = ("train", "dev", "test", "heldout")
+#: split name -> file; ``heldout`` is the dev file under its older name
+_SPLIT_FILES = {"train": "prompts_train.txt", "dev": "prompts_heldout.txt", "heldout": "prompts_heldout.txt",
+                "test": "prompts_test.txt"}
 
 
 class TextDataError(UserError):
@@ -34,9 +46,10 @@ def reference_corpus() -> list[str]:
 
 
 def prompts(split: str = "train") -> list[str]:
-    """Creative-writing prompts: ``"train"`` (40) or ``"heldout"`` (20, disjoint topics)."""
+    """Creative-writing prompts: ``"train"`` (40), ``"dev"`` (20; alias ``"heldout"``) or ``"test"``
+    (30): disjoint topics; report results on ``"test"`` only."""
     if split not in PROMPT_SPLITS:
         close = difflib.get_close_matches(str(split), PROMPT_SPLITS, n=1, cutoff=0.3)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise TextDataError(f"prompts(split={split!r}): unknown split.{hint} Use one of {PROMPT_SPLITS}")
-    return list(_read_lines(f"prompts_{split}.txt"))
+    return list(_read_lines(_SPLIT_FILES[split]))
