@@ -149,4 +149,12 @@ def _import_path(path: str) -> Any:
         if not hasattr(obj, part):
             raise UnknownRewardError(f"module {mod_name!r} has no attribute {attr!r} (reward {path!r})")
         obj = getattr(obj, part)
-    return obj
+    # Only rewards: a RewardModule subclass or instance, or a function decorated with @register.
+    # Never an arbitrary callable (``os:system`` with args {command: ...} would run a shell).
+    if (isinstance(obj, type) and issubclass(obj, RewardModule)) or isinstance(obj, RewardModule):
+        return obj
+    if any(obj is v or getattr(v, "__wrapped__", None) is obj for v in _REGISTRY.values()):
+        return obj
+    raise UnknownRewardError(f"reward {path!r} is a {type(obj).__name__}, not a reward: a 'package.module:Name' "
+                             "path must name a RewardModule subclass or a function decorated with "
+                             "@rlcreate.rewards.register")

@@ -43,7 +43,7 @@ from rlcreate.levels.tiles import level_to_text
 
 __all__ = [
     "AstarResult", "AstarSummary", "JavaMissingError", "AstarRunError", "AstarSettingsError",
-    "java_available", "run_astar", "astar_or_none", "default_timer", "cache_dir", "jar_path",
+    "java_available", "run_astar", "astar_or_none", "default_timer", "cache_dir", "jar_path", "MAX_TIMER",
     "parse_jar_output", "parse_runner_line", "RUNNERS",
 ]
 
@@ -135,14 +135,20 @@ def java_available(java: str | None = None) -> bool:
     return shutil.which(java or "java") is not None
 
 
+#: Most game-seconds one play gets, whatever the level's width (about 2.5 min of wall time for a
+#: stuck agent): a 20,000-column level must not hold ``play`` for most of an hour.
+MAX_TIMER = 120
+
+
 def default_timer(width: int) -> int:
-    """Game-seconds allowed for a level of ``width`` columns: ``width // 10 + 5``.
+    """Game-seconds allowed for a level of ``width`` columns: ``width // 10 + 5``, at most
+    :data:`MAX_TIMER` (levels wider than ~1,150 columns end as TIME_OUT).
 
     The agent needs about 5 game-seconds per 100 columns of plain running; a stuck agent uses its
     whole 40 ms search budget every tick, so the timer also bounds the wall time of a hopeless level
     (about 1.2 s of wall time per game-second).
     """
-    return width // 10 + 5
+    return min(width // 10 + 5, MAX_TIMER)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -221,11 +227,25 @@ def _cache_file() -> Path:
     return cache_dir() / "astar_results.json"
 
 
+def _valid_entry(results: object) -> bool:
+    fields = set(AstarResult.__dataclass_fields__)
+    return isinstance(results, list) and all(isinstance(d, dict) and set(d) == fields for d in results)
+
+
 def _load_cache() -> dict[str, list[dict]]:
+    """The cached results; a corrupt or foreign cache file is discarded (logged), never fatal."""
+    path = _cache_file()
     try:
-        return json.loads(_cache_file().read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
         return {}
+    except (OSError, ValueError) as exc:  # JSON / UTF-8 errors, a folder in its place, no permission
+        log.warning("A* cache %s is unreadable (%s); ignoring it, it will be rebuilt", path, type(exc).__name__)
+        return {}
+    if not isinstance(data, dict):
+        log.warning("A* cache %s does not hold a mapping; ignoring it, it will be rebuilt", path)
+        return {}
+    return {k: v for k, v in data.items() if isinstance(k, str) and _valid_entry(v)}
 
 
 def _save_cache(new: dict[str, list[dict]]) -> None:
@@ -235,11 +255,16 @@ def _save_cache(new: dict[str, list[dict]]) -> None:
         if len(results) > len(data.get(key, [])):
             data[key] = results
     path = _cache_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="astar-", suffix=".json", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_dir():  # something else took the name: the cache is only an optimisation
+            raise IsADirectoryError(str(path))
+        fd, tmp = tempfile.mkstemp(prefix="astar-", suffix=".json", dir=path.parent)
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f)
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.warning("A* results not cached (%s: %s)", type(exc).__name__, exc)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -16,13 +16,29 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
+from rlcreate.errors import UserError
 from rlcreate.levels.corpus import mario_gpt_dir
 from rlcreate.levels.tiles import HEIGHT, TILES
 from rlcreate.levels.validity import check_grid
 
-__all__ = ["TILE_SIZE", "TILE_FILES", "tile_atlas", "level_pixels", "render_level", "render_montage"]
+__all__ = ["TILE_SIZE", "TILE_FILES", "tile_atlas", "level_pixels", "render_level", "render_montage",
+           "MAX_RENDER_PIXELS", "RenderSizeError"]
 
 TILE_SIZE = 16
+#: Largest image rendered (pixels): 4,000 columns at scale 1 (about 170 MB of RGB). Bigger levels
+#: or scales are refused before allocating, so a huge level file cannot exhaust memory.
+MAX_RENDER_PIXELS = 4000 * TILE_SIZE * HEIGHT * TILE_SIZE
+
+
+class RenderSizeError(UserError):
+    """A level (or scale) whose image would be too large to render."""
+
+
+def _check_size(width: int, scale: int = 1, what: str = "level") -> None:
+    pixels = width * TILE_SIZE * HEIGHT * TILE_SIZE * int(scale) ** 2
+    if pixels > MAX_RENDER_PIXELS:
+        raise RenderSizeError(f"a {width:,}-column {what} at scale {scale} is {pixels:,} pixels, over the "
+                              f"{MAX_RENDER_PIXELS:,} rendered at most; render a window of it (grid[:, a:b])")
 #: image file (in ``mario_gpt/data/tiles``) per VGLC character, as in mario_gpt's convert_level_to_png.
 TILE_FILES = {
     "-": "smb-background.png", "X": "smb-unpassable.png", "S": "smb-breakable.png",
@@ -51,6 +67,7 @@ def tile_atlas() -> np.ndarray:
 def level_pixels(grid) -> np.ndarray:
     """``uint8`` RGB array ``(16*14, 16*W, 3)`` of one level."""
     g = check_grid(grid)
+    _check_size(g.shape[1])
     tiles = tile_atlas()[g.astype(np.intp)]                      # (14, W, 16, 16, 3)
     h, w = g.shape
     return tiles.transpose(0, 2, 1, 3, 4).reshape(h * TILE_SIZE, w * TILE_SIZE, 3)
@@ -66,7 +83,9 @@ def _scaled(pixels: np.ndarray, scale: int) -> np.ndarray:
 
 def render_level(grid, path: str | Path | None = None, scale: int = 1) -> Image.Image:
     """Image of one level, ``16*W*scale`` wide and ``16*14*scale`` high; saved to ``path`` if given."""
-    image = Image.fromarray(_scaled(level_pixels(grid), scale))
+    g = check_grid(grid)
+    _check_size(g.shape[1], scale if isinstance(scale, (int, np.integer)) and scale >= 1 else 1)
+    image = Image.fromarray(_scaled(level_pixels(g), scale))
     if path is not None:
         image.save(path)
     return image
@@ -89,6 +108,8 @@ def render_montage(grids: Sequence | np.ndarray, path: str | Path | None = None,
         raise ValueError(f"pad must be >= 0 pixels, got {pad}")
     if labels is not None and len(labels) != len(grids):
         raise ValueError(f"got {len(labels)} labels for {len(grids)} levels; pass one label per level or none")
+    _check_size(max(check_grid(g).shape[1] for g in grids) * len(grids),
+                scale if isinstance(scale, (int, np.integer)) and scale >= 1 else 1, "montage")
     pictures = [_scaled(level_pixels(g), scale) for g in grids]
     cell_w = max(p.shape[1] for p in pictures)
     cell_h = HEIGHT * TILE_SIZE * scale

@@ -40,6 +40,13 @@ for _c, _t in READ_ALIASES.items():
 _CHARS = np.frombuffer(TILES.encode(), dtype=np.uint8)
 
 
+#: Widest level a level *file* may hold (columns). The SMB corpus string is 7,294 columns wide;
+#: a full SMB level is 150-400. Wider files are refused before any work (solver, A*, render).
+MAX_FILE_WIDTH = 10_000
+#: Largest level file read, in bytes (14 rows of MAX_FILE_WIDTH plus line ends).
+MAX_FILE_BYTES = HEIGHT * (MAX_FILE_WIDTH + 2)
+
+
 class LevelFormatError(UserError):
     """A level text that is not a 14-row VGLC Mario level; the message names line and column."""
 
@@ -49,6 +56,7 @@ def parse_level(text: str, source: str = "<level>") -> np.ndarray:
 
     Raises :class:`LevelFormatError` naming the line and column of the first problem.
     """
+    text = text[1:] if text.startswith("\ufeff") else text  # a UTF-8 byte-order mark is not a tile
     lines = text.replace("\r\n", "\n").rstrip("\n").split("\n")
     if len(lines) != HEIGHT:
         raise LevelFormatError(
@@ -86,14 +94,33 @@ def level_to_text(grid: np.ndarray) -> str:
     return "\n".join(r.tobytes().decode("ascii") for r in rows) + "\n"
 
 
-def read_level(path: str | Path) -> np.ndarray:
-    """Read a VGLC level file; errors name the file, line and column."""
+def read_level(path: str | Path, max_width: int = MAX_FILE_WIDTH) -> np.ndarray:
+    """Read a VGLC level file; errors name the file, line and column.
+
+    Refused before parsing: a path that is not a file (a folder, missing), a file over
+    :data:`MAX_FILE_BYTES` and a level wider than ``max_width`` columns. A UTF-8 byte-order mark
+    is skipped."""
     path = Path(path)
+    if path.is_dir():
+        raise LevelFormatError(f"{path}: is a folder, not a level file; pass a .txt file with 14 lines of tiles")
+    if not path.is_file():
+        raise LevelFormatError(f"{path}: no such level file")
+    size = path.stat().st_size
+    limit = HEIGHT * (max_width + 2)
+    if size > limit:
+        raise LevelFormatError(f"{path}: {size:,} bytes is too large for a level file (at most {limit:,} bytes: "
+                               f"14 rows of up to {max_width:,} columns); cut the level into pieces")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
         raise LevelFormatError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    return parse_level(text, source=str(path))
+    except OSError as exc:
+        raise LevelFormatError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    grid = parse_level(text, source=str(path))
+    if grid.shape[1] > max_width:
+        raise LevelFormatError(f"{path}: {grid.shape[1]:,} columns is wider than the {max_width:,} allowed; "
+                               "cut the level into pieces")
+    return grid
 
 
 def write_level(grid: np.ndarray, path: str | Path) -> Path:
