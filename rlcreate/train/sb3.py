@@ -32,17 +32,22 @@ DEFAULT_CHECKPOINT_MINUTES = 10.0
 
 
 class RewardTermsLogger(BaseCallback):
-    """Logs the mean of every reward term (``info["rewards"]``) as ``rewards/<name>`` and feeds
-    training progress to the environment (for weight schedules)."""
+    """Logs the mean of every reward term (``info["rewards"]``) as ``rewards/<name>``, the fraction
+    of actions the env replaced because they were outside its mask (``info["action_replaced"]``) as
+    ``rollout/actions_replaced``, and feeds training progress to the environment (weight schedules)."""
 
     def __init__(self, total_timesteps: int):
         super().__init__()
         self.total = max(int(total_timesteps), 1)
         self._sums: dict[str, float] = {}
         self._counts: dict[str, int] = {}
+        self._replaced = [0, 0]  # actions replaced, actions taken (envs that report it)
 
     def _on_step(self) -> bool:
         for info in self.locals.get("infos", []):
+            if "action_replaced" in info:
+                self._replaced[0] += bool(info["action_replaced"])
+                self._replaced[1] += 1
             for k, v in (info.get("rewards") or {}).items():
                 if v == v:  # skip NaN (term not applicable)
                     self._sums[k] = self._sums.get(k, 0.0) + v
@@ -53,8 +58,11 @@ class RewardTermsLogger(BaseCallback):
     def _on_rollout_end(self) -> None:
         for k, s in self._sums.items():
             self.logger.record(f"rewards/{k}", s / max(self._counts[k], 1))
+        if self._replaced[1]:
+            self.logger.record("rollout/actions_replaced", self._replaced[0] / self._replaced[1])
         self._sums.clear()
         self._counts.clear()
+        self._replaced = [0, 0]
 
 
 class CheckpointWithRewardState(BaseCallback):
