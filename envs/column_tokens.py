@@ -1,11 +1,13 @@
-"""Column-token level environments: a column language model writes a level, the agent picks columns.
+"""Generic column-token level environments: a column language model writes a tile grid, the agent
+picks columns.
 
-``rlcreate/MarioTokens-v0`` — :func:`make_mario_tokens`. The logic lives in
-:class:`ColumnTokensCore`, which holds ``n`` levels in one :class:`~rlcreate.generators.column_lm.ColumnLM`
-decoding state (one shared KV cache) and advances all of them with a single forward pass per step.
+The logic lives in :class:`ColumnTokensCore`, which holds ``n`` grids in one column-LM decoding
+state (one shared KV cache) and advances all of them with a single forward pass per step.
 :class:`ColumnTokensVecEnv` exposes it to SB3 / MaskablePPO as a ``VecEnv`` (the fast path);
-:class:`ColumnTokensEnv` is the single-level Gymnasium form (``check_env``, ``gymnasium.make``).
-Point them at another column LM with ``lm=`` (a :class:`ColumnLM` or a model folder).
+:class:`ColumnTokensEnv` is the single-grid Gymnasium form (``check_env``, ``gymnasium.make``).
+The column LM (``lm.start`` / ``lm.step`` / ``lm.columns``), the featurizer, the seam, the column
+rule and the renderer are given by a domain: ``rlcreate/MarioTokens-v0`` is configured in
+:mod:`rlcreate.levels.envs`.
 
 All levels have the same length, so the rows of a batch run in lockstep: every episode ends at the
 same step and the whole batch restarts with one prefill (no per-row cache splicing is needed, unlike
@@ -15,17 +17,17 @@ same step and the whole batch restarts with one prefill (no per-row cache splici
 from __future__ import annotations
 
 import warnings
-from typing import Any, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 from gymnasium import spaces
-from rlcreate.envs.core_vec_env import CoreEnv, CoreVecEnv
+from rlcreate.envs.core_vec_env import CoreEnv, CoreVecEnv, render_grid, resolve_actions
 
 from rlcreate.envs.latent_level import EnvConfigError, TargetSpec
 from rlcreate.rewards.compose import RewardSet, as_reward_set
 
-__all__ = ["ColumnTokensCore", "ColumnTokensVecEnv", "ColumnTokensEnv", "MarioStructure", "ColumnRule",
-           "make_mario_tokens", "make_mario_tokens_vec", "LOGPROB_FLOOR", "CHUNK", "REWARD_MODES"]
+__all__ = ["ColumnTokensCore", "ColumnTokensVecEnv", "ColumnTokensEnv", "ColumnRule", "LOGPROB_FLOOR", "CHUNK",
+           "REWARD_MODES"]
 
 LOGPROB_FLOOR = -20.0  # observed top-k log-probs are clipped here, then scaled to [0, 1]
 CHUNK = 16             # columns per scored chunk (reward_every="column") and per observed feature window
@@ -42,40 +44,6 @@ class ColumnRule(Protocol):
         ...
 
 
-class MarioStructure:
-    """Keeps levels structurally valid (:mod:`rlcreate.levels.validity`) column by column.
-
-    - Columns that break a validity rule on their own are never allowed. Every rule but
-      ``pipe_pairs`` looks only within a column (``enemy_not_embedded`` also looks sideways, but
-      only at solid tiles beside an enemy, which no column rule can promise), and a few corpus
-      columns break one (floating pipe tops, a floating cannon: 14 of the shipped LM's 508).
-    - Pipes are two columns wide (``pipe_pairs``): a column may follow another only if every left
-      pipe half (``<`` top, ``[`` body) in the previous column has its right half (``>`` / ``]``) in
-      the same row of the next, and every right half in the next column has its left half before
-      it. The first column may hold no right halves and the last no left halves, so a finished
-      level has no cut pipes. Checked per step on 14-bit row masks.
-    """
-
-    def __init__(self, columns: np.ndarray, n_special: int):
-        from rlcreate.levels.tiles import PIPE_BL, PIPE_BR, PIPE_TL, PIPE_TR
-        from rlcreate.levels.validity import valid_mask
-
-        cols = np.asarray(columns)
-        self.column_ok = np.concatenate([np.zeros(n_special, bool), valid_mask(cols[:, :, None])])
-        weights = 1 << np.arange(cols.shape[1], dtype=np.int64)
-        bits = lambda tile: np.concatenate([np.zeros(n_special, np.int64), (cols == tile) @ weights])  # noqa: E731
-        # per token id: the rows holding left halves / right halves, tops and bodies packed apart
-        self.left = bits(PIPE_TL) | (bits(PIPE_BL) << 16)
-        self.right = bits(PIPE_TR) | (bits(PIPE_BR) << 16)
-
-    def allowed(self, prev: np.ndarray | None, candidates: np.ndarray, last: bool) -> np.ndarray:
-        need = 0 if prev is None else self.left[np.asarray(prev)][:, None]
-        ok = (self.right[candidates] == need) & self.column_ok[candidates]
-        if last:
-            ok &= self.left[candidates] == 0
-        return ok
-
-
 class ColumnTokensCore:
     """Batched state of ``n`` levels being written by a column LM (shared by the VecEnv and the env).
 
@@ -83,12 +51,11 @@ class ColumnTokensCore:
     scores with one reward-set call when rewards are due. ``reset(rng)`` restarts every row.
     """
 
-    def __init__(self, lm: Any, reward: Any, n_columns: int = 64, k: int = 8,
-                 targets: dict[str, Sequence[float]] | None = None, reward_every: str = "end",
-                 n: int = 1, min_prob: float = 1e-4, hidden_clip: float = 5.0, rule: ColumnRule | None = None):
-        from rlcreate.envs.mario import FEATURE_NAMES
-        from rlcreate.generators.column_lm import N_SPECIAL
-
+    def __init__(self, lm: Any, reward: Any, featurizer: Callable[[np.ndarray], np.ndarray], n_features: int,
+                 n_columns: int = 64, k: int = 8, targets: dict[str, Sequence[float]] | None = None,
+                 reward_every: str = "end", n: int = 1, min_prob: float = 1e-4, hidden_clip: float = 5.0,
+                 rule: ColumnRule | None = None, seam: Any = None, n_special: int = 0, renderer: Any = None,
+                 strict_actions: bool = False):
         if not isinstance(n, (int, np.integer)) or n < 1:
             raise EnvConfigError(f"n_envs = {n!r}: must be an integer >= 1")
         if not isinstance(n_columns, (int, np.integer)) or n_columns < 1:
@@ -97,7 +64,7 @@ class ColumnTokensCore:
             raise EnvConfigError(
                 f"n_columns = {n_columns} exceeds the column LM's context of {lm.max_length} tokens "
                 f"(<bos> + {lm.max_length - 1} columns fed back); use n_columns <= {lm.max_length}")
-        n_choices = lm.vocab_size - N_SPECIAL
+        n_choices = lm.vocab_size - n_special
         if not isinstance(k, (int, np.integer)) or not 1 <= k <= n_choices:
             raise EnvConfigError(f"k = {k!r}: must be an integer in [1, {n_choices}] (the LM's column vocabulary)")
         if reward_every not in REWARD_MODES:
@@ -108,14 +75,15 @@ class ColumnTokensCore:
         if not hidden_clip > 0:
             raise EnvConfigError(f"hidden_clip = {hidden_clip!r}: must be > 0")
         self.lm = lm
-        self.rule = rule
-        self._n_special = N_SPECIAL
+        self.rule, self.strict_actions = rule, bool(strict_actions)
+        self._n_special = int(n_special)
+        self.featurizer, self.renderer = featurizer, renderer
         self.reward: RewardSet = as_reward_set(reward)
         self.n, self.n_columns, self.k = int(n), int(n_columns), int(k)
         self.reward_every, self.hidden_clip = reward_every, float(hidden_clip)
         self.min_logprob = float(np.log(min_prob)) if min_prob > 0 else -np.inf
         self.targets = [TargetSpec(name, float(v[0]), float(v[1])) for name, v in (targets or {}).items()]
-        self.n_features = len(FEATURE_NAMES)
+        self.n_features = int(n_features)
         d = int(lm.model.config.n_embd)
         # hidden (scaled to [-1, 1]) | top-k log-probs (scaled to [0, 1]) | features of the last 16
         # columns and of the whole level so far | progress | targets
@@ -124,7 +92,7 @@ class ColumnTokensCore:
         self.action_space = spaces.Discrete(self.k)
         self.progress = 0.0  # training progress in [0, 1] for reward weight schedules (set by the trainer)
         self.render_mode = None
-        self.levels = np.zeros((self.n, 14, self.n_columns), np.int8)
+        self.levels = np.zeros((self.n, lm.columns.shape[1], self.n_columns), np.int8)
         self.t = 0  # columns written (the same in every row: lockstep)
         self.hidden = np.zeros((self.n, d), np.float32)
         self.topk_logprobs = np.full((self.n, k), -np.inf, np.float32)
@@ -133,10 +101,8 @@ class ColumnTokensCore:
         self.target_values = np.zeros((self.n, len(self.targets)))
         self.last_feat = np.zeros((self.n, self.n_features))
         self.level_feat = np.zeros((self.n, self.n_features))
-        from rlcreate.envs.mario import SolverSeam
-
-        self.seam = SolverSeam()  # exact seams: the solver's exit states (row x jump phase), flattened
-        self.seam_state = self.seam.initial(self.n)
+        self.seam = seam  # e.g. exact seams: a solver's exit states at the previous chunk's edge
+        self.seam_state = seam.initial(self.n) if seam else np.zeros((self.n, 0))
         self._state = None
         self._allowed = np.ones((self.n, k), bool)  # the rule's verdict on the current offers
 
@@ -201,10 +167,8 @@ class ColumnTokensCore:
             raise EnvConfigError(f"got {actions.shape[0]} actions for {self.n} environments")
         rows = np.arange(self.n)
         # Out-of-range or masked slots (random actions from check_env, unmasked PPO) fall back to the
-        # most likely column instead of crashing an episode.
-        masks = self.action_masks()
-        safe = np.where((actions >= 0) & (actions < self.k), actions, 0)
-        chosen = np.where(masks[rows, safe], safe, masks.argmax(axis=1))
+        # first allowed column, flagged in the infos (an error with strict_actions).
+        chosen, replaced = resolve_actions(actions, self.action_masks(), self.strict_actions)
         tokens = self.topk_ids[rows, chosen]
         self.token_logprobs[:, self.t] = self.topk_logprobs[rows, chosen]
         self.levels[:, :, self.t] = self.lm.columns[tokens - self._n_special]
@@ -213,22 +177,23 @@ class ColumnTokensCore:
         if not done:  # the final column needs no forward pass: a terminal state has no future
             logits, self._state = self.lm.step(self._state, tokens, with_hidden=True)
             self._offer(logits, prev=tokens)
-        self.last_feat = _features(self.levels[:, :, max(0, self.t - CHUNK):self.t])
+        self.last_feat = self._features(self.levels[:, :, max(0, self.t - CHUNK):self.t])
         chunk_end = self.t % CHUNK == 0 or done
         if chunk_end:
-            self.level_feat = _features(self.levels[:, :, :self.t])
+            self.level_feat = self._features(self.levels[:, :, :self.t])
 
         rewards = np.zeros(self.n, np.float32)
-        infos: list[dict] = [{"column": int(t)} for t in tokens]
+        infos: list[dict] = [{"column": int(t), "executed_action": int(c), "action_replaced": bool(r),
+                              "action_mask": m} for t, c, r, m in zip(tokens, chosen, replaced, self.action_masks())]
         result = None
         if self.reward_every == "end" and done:
             result = self.reward(list(self.levels), progress=self.progress, targets=self._target_context())
         elif self.reward_every == "column" and chunk_end:
             start = (self.t - 1) // CHUNK * CHUNK
             chunk = self.levels[:, :, start:self.t]
+            seam = {"seam_state": self.seam_state.copy()} if self.seam else {}
             result = self.reward(list(chunk), progress=self.progress, targets=self._target_context(),
-                                 position=np.full(self.n, (start + self.t) / 2 / self.n_columns),
-                                 seam_state=self.seam_state.copy())
+                                 position=np.full(self.n, (start + self.t) / 2 / self.n_columns), **seam)
             self._advance_seam(chunk)
         if result is not None:
             rewards = result.total.astype(np.float32)
@@ -245,19 +210,15 @@ class ColumnTokensCore:
         return {s.name: self.target_values[:, j].copy() for j, s in enumerate(self.targets)}
 
     def _advance_seam(self, chunk: np.ndarray) -> None:
-        self.seam_state = self.seam.advance(chunk, self.seam_state)
+        if self.seam:
+            self.seam_state = self.seam.advance(chunk, self.seam_state)
 
-
-def _features(window: np.ndarray) -> np.ndarray:
-    """:func:`rlcreate.envs.mario.segment_features` of ``(n, 14, w)`` windows, defined for ``w = 1``
-    too (height variation needs two columns: it is 0 for one)."""
-    from rlcreate.envs.mario import segment_features
-
-    if window.shape[2] >= 2:
-        return segment_features(window)
-    with warnings.catch_warnings():  # mean of an empty diff -> NaN, replaced by 0 below
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nan_to_num(segment_features(window), nan=0.0)
+    def _features(self, window: np.ndarray) -> np.ndarray:
+        """The featurizer on ``(n, H, w)`` windows, defined for ``w = 1`` too (a feature such as height
+        variation needs two columns: NaN there becomes 0)."""
+        with warnings.catch_warnings():  # mean of an empty diff -> NaN, replaced by 0 below
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nan_to_num(self.featurizer(window), nan=0.0)
 
 
 # ---------------------------------------------------------------------------------------- VecEnv
@@ -278,6 +239,8 @@ class ColumnTokensVecEnv(CoreVecEnv):
                 infos[i]["terminal_observation"] = obs[i]
                 infos[i]["TimeLimit.truncated"] = False
             obs = self.core.reset(self._rng)
+            for i, mask in enumerate(self.core.action_masks()):  # masks of the returned observations
+                infos[i]["action_mask"] = mask
         return obs, rewards, done, infos
 
 
@@ -295,20 +258,23 @@ class ColumnTokensEnv(CoreEnv):
     ## Action Space
     ``Discrete(k)``: the index of the offered column to append (0 = the LM's most likely).
     ``action_masks()`` allows the offers with probability >= ``min_prob`` that keep the level
-    structurally valid (:class:`MarioStructure`: no column that is invalid on its own, a pipe's left
+    structurally valid (:class:`~rlcreate.levels.envs.MarioStructure`: no column that is invalid on its own, a pipe's left
     half followed by its right half, no pipe cut at the level's edges); see
-    :meth:`ColumnTokensCore.action_masks` for the fallbacks. A masked or out-of-range
-    action appends the first allowed slot's column.
+    :meth:`ColumnTokensCore.action_masks` for the fallbacks. The mask of the current observation is
+    also in ``info["action_mask"]`` (after ``reset`` and every ``step``). A masked or out-of-range
+    action appends the first allowed slot's column and is never silent: ``info["executed_action"]``
+    is the slot actually used and ``info["action_replaced"]`` flags the swap; with
+    ``strict_actions=True`` it raises :class:`~rlcreate.envs.core_vec_env.InvalidActionError`.
 
     ## Observation Space
     ``Box(float32, (d + k + 2F + 1 + T,))``: the LM's last-layer hidden state (after its final norm,
     ``d = n_embd``) divided by ``hidden_clip`` and clipped to ``[-1, 1]``; the top-k log-probs clipped
-    to ``[-20, 0]`` and mapped to ``[0, 1]``; F = 9 features (:func:`rlcreate.envs.mario.segment_features`)
+    to ``[-20, 0]`` and mapped to ``[0, 1]``; F = 9 features (:func:`rlcreate.levels.envs.segment_features`)
     of the last 16 columns and of the whole level so far (updated every 16 columns); progress
     ``t / n_columns``; the T control targets scaled to ``[0, 1]``. All but the hidden part lie in ``[0, 1]``.
 
     ## Rewards
-    The recipe's reward set (default: MarioLatent's :data:`~rlcreate.envs.mario.DEFAULT_REWARDS`).
+    The recipe's reward set (default: MarioLatent's :data:`~rlcreate.levels.envs.DEFAULT_REWARDS`).
     ``reward_every="end"`` (default): 0 on every step but the last, which scores the whole level
     with context ``targets``. ``reward_every="column"``: every completed 16-column chunk (and a last
     partial one) is scored with context ``position``, ``targets`` and ``seam_state`` (the fast
@@ -328,10 +294,11 @@ class ColumnTokensEnv(CoreEnv):
     ## Arguments
     ``n_columns=64``, ``k=8``, ``reward`` (a RewardSet or a recipe rewards dict; default
     MarioLatent's terms), ``targets`` ({name: [low, high]}, default
-    :data:`~rlcreate.envs.mario.DEFAULT_TARGETS`), ``lm`` (a :class:`ColumnLM` or a model folder;
+    :data:`~rlcreate.levels.envs.DEFAULT_TARGETS`), ``lm`` (a :class:`ColumnLM` or a model folder;
     default the shipped ``rlcreate/models/mario-column-lm``), ``reward_every`` ("end" | "column"),
     ``min_prob=1e-4``, ``hidden_clip=5.0``, ``structure=True`` (mask offers that break validity),
-    ``render_mode`` (None | "ansi" | "rgb_array").
+    ``strict_actions=False`` (True: an action outside the mask is an error), ``render_mode`` (None |
+    "ansi" | "rgb_array").
 
     ## Version History
     - v0: initial version.
@@ -339,51 +306,12 @@ class ColumnTokensEnv(CoreEnv):
 
     metadata = {"render_modes": ["ansi", "rgb_array"]}
 
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        obs, info = super().reset(seed=seed, options=options)
+        return obs, {**info, "action_mask": self.action_masks()}
+
     def action_masks(self) -> np.ndarray:
         return self.core.action_masks()[0]
 
     def render(self):
-        level = self.core.levels[0, :, :self.core.t]
-        if self.render_mode == "ansi":
-            from rlcreate.levels.tiles import level_to_text
-            return level_to_text(level) if level.shape[1] else ""
-        if self.render_mode == "rgb_array":
-            from rlcreate.levels.render import render_level
-            return np.asarray(render_level(level).convert("RGB")) if level.shape[1] else None
-        return None
-
-
-# ----------------------------------------------------------------------------------- entry points
-
-def _core(n: int, n_columns: int, k: int, reward: Any, targets: dict | None, lm: Any, reward_every: str,
-          structure: bool = True, **kwargs: Any) -> ColumnTokensCore:
-    from rlcreate.envs.mario import DEFAULT_TARGETS, default_reward_set
-    from rlcreate.generators.column_lm import N_SPECIAL, ColumnLM
-
-    if lm is None or isinstance(lm, str) or hasattr(lm, "__fspath__"):
-        lm = ColumnLM.load(lm)
-    elif not isinstance(lm, ColumnLM):
-        raise EnvConfigError(f"lm = {type(lm).__name__}: pass a ColumnLM, a column-LM folder or None "
-                             "(the shipped model)")
-    if reward is None or isinstance(reward, dict):
-        reward = default_reward_set(reward)
-    return ColumnTokensCore(lm, reward, n_columns=n_columns, k=k,
-                            targets=DEFAULT_TARGETS if targets is None else targets,
-                            reward_every=reward_every, n=n,
-                            rule=MarioStructure(lm.columns, N_SPECIAL) if structure else None, **kwargs)
-
-
-def make_mario_tokens(n_columns: int = 64, k: int = 8, reward: Any = None, targets: dict | None = None,
-                      lm: Any = None, reward_every: str = "end", render_mode: str | None = None,
-                      **kwargs: Any) -> ColumnTokensEnv:
-    """Single-env ``rlcreate/MarioTokens-v0`` (what ``gymnasium.make`` returns). ``kwargs``:
-    ``min_prob``, ``hidden_clip``, ``structure``."""
-    return ColumnTokensEnv(_core(1, n_columns, k, reward, targets, lm, reward_every, **kwargs),
-                           render_mode=render_mode)
-
-
-def make_mario_tokens_vec(n_envs: int = 16, n_columns: int = 64, k: int = 8, targets: dict | None = None,
-                          reward: Any = None, seed: int | None = None, lm: Any = None,
-                          reward_every: str = "end", **kwargs: Any) -> ColumnTokensVecEnv:
-    """Batched ``MarioTokens-v0`` as an SB3 VecEnv: ``n_envs`` levels per LM forward pass."""
-    return ColumnTokensVecEnv(_core(n_envs, n_columns, k, reward, targets, lm, reward_every, **kwargs), seed=seed)
+        return render_grid(self.core.renderer, self.core.levels[0, :, :self.core.t], self.render_mode)

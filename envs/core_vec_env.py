@@ -15,11 +15,33 @@ import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.vec_env import VecEnv
 
-__all__ = ["CoreVecEnv", "CoreEnv", "EnvConfigError"]
+__all__ = ["CoreVecEnv", "CoreEnv", "EnvConfigError", "InvalidActionError", "resolve_actions", "render_grid"]
 
 
 class EnvConfigError(UserError):
     """An environment argument is invalid; the message names it and the fix."""
+
+
+class InvalidActionError(UserError):
+    """An action outside the action mask while ``strict_actions=True``; the message names the env."""
+
+
+def resolve_actions(actions: np.ndarray, masks: np.ndarray, strict: bool = False):
+    """Masked-action selection of the token cores -> ``(executed, replaced)`` per row. An out-of-range
+    or masked action is replaced by the first allowed one (checkers and unmasked learners never
+    crash an episode) and flagged; with ``strict`` it raises :class:`InvalidActionError` instead."""
+    rows = np.arange(len(actions))
+    in_range = (actions >= 0) & (actions < masks.shape[1])
+    safe = np.where(in_range, actions, 0)
+    legal = in_range & masks[rows, safe]
+    if strict and not legal.all():
+        i = int(np.flatnonzero(~legal)[0])
+        raise InvalidActionError(
+            f"action {int(actions[i])} of env {i} is outside its action mask (allowed: "
+            f"{np.flatnonzero(masks[i]).tolist()}) and strict_actions=True; pick actions from "
+            "info['action_mask'] / action_masks(), or pass strict_actions=False to execute the first "
+            "allowed action instead (reported in info['executed_action'] and info['action_replaced'])")
+    return np.where(legal, safe, masks.argmax(axis=1)), ~legal
 
 
 class CoreVecEnv(VecEnv):
@@ -101,3 +123,13 @@ class CoreEnv(gym.Env):
 
     def set_progress(self, progress: float) -> None:
         self.core.progress = float(progress)
+
+
+def render_grid(renderer: Any, grid: np.ndarray, mode: str | None):
+    """Render a partial grid with a domain's renderer (an object with ``to_text(grid) -> str`` and
+    ``to_image(grid) -> PIL image``): ``ansi`` -> text, ``rgb_array`` -> (H, W, 3) uint8, else None."""
+    if mode is None or renderer is None:
+        return None
+    if mode == "ansi":
+        return renderer.to_text(grid) if grid.shape[1] else ""
+    return np.asarray(renderer.to_image(grid).convert("RGB")) if grid.shape[1] else None

@@ -3,9 +3,9 @@
 The environment logic lives in :class:`LatentLevelCore`, which steps a whole batch of levels with
 one decoder call and one reward-set call per step. :class:`LatentLevelVecEnv` exposes it to SB3 as
 a ``VecEnv`` (the fast path: N levels per step in one process), :class:`LatentLevelEnv` as a
-single Gymnasium env (``check_env``, ``gymnasium.make``). The Mario ids in
-:mod:`rlcreate.envs.mario` configure these classes; point them at another decoder by passing your
-own ``generator`` / ``featurizer`` / ``seam``.
+single Gymnasium env (``check_env``, ``gymnasium.make``). A domain configures these classes (the
+Mario ids: :mod:`rlcreate.levels.envs`); point them at another decoder by passing your own
+``generator`` (its ``height`` sets the grid height) / ``featurizer`` / ``seam`` / ``renderer``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 from gymnasium import spaces
-from rlcreate.envs.core_vec_env import CoreEnv, CoreVecEnv, EnvConfigError
+from rlcreate.envs.core_vec_env import CoreEnv, CoreVecEnv, EnvConfigError, render_grid
 
 from rlcreate.rewards.compose import RewardSet, as_reward_set
 
@@ -26,6 +26,7 @@ __all__ = ["LatentGenerator", "Seam", "LatentLevelCore", "LatentLevelVecEnv", "L
 class LatentGenerator(Protocol):
     latent_dim: int
     segment_width: int
+    height: int  # rows of a decoded segment
     action_scale: float
 
     def decode(self, z: np.ndarray) -> np.ndarray: ...
@@ -61,7 +62,7 @@ class LatentLevelCore:
 
     def __init__(self, generator: LatentGenerator, reward: Any, featurizer: Callable[[np.ndarray], np.ndarray],
                  n_features: int, n_segments: int = 8, targets: dict[str, Sequence[float]] | None = None,
-                 seam: Seam | None = None, n: int = 1):
+                 seam: Seam | None = None, n: int = 1, renderer: Any = None):
         if not isinstance(n_segments, int) or n_segments < 1:
             raise EnvConfigError(f"n_segments = {n_segments!r}: must be an integer >= 1")
         self.gen = generator
@@ -69,14 +70,14 @@ class LatentLevelCore:
         self.featurizer, self.n_features = featurizer, int(n_features)
         self.n_segments, self.n = n_segments, n
         self.targets = [TargetSpec(k, float(v[0]), float(v[1])) for k, v in (targets or {}).items()]
-        self.seam = seam
-        self.width = generator.segment_width
+        self.seam, self.renderer = seam, renderer
+        self.width, self.height = generator.segment_width, int(generator.height)
         obs_dim = 2 * self.n_features + (seam.observed_size if seam else 0) + 1 + len(self.targets)
         self.observation_space = spaces.Box(0.0, 1.0, (obs_dim,), np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, (generator.latent_dim,), np.float32)
         self.progress = 0.0  # training progress in [0, 1] for weight schedules (set by the trainer)
         self.render_mode = None
-        self.levels = np.zeros((n, 14, n_segments * self.width), np.int8)
+        self.levels = np.zeros((n, self.height, n_segments * self.width), np.int8)
         self.t = np.zeros(n, np.int64)  # segments written so far, per level
         self.feat_sum = np.zeros((n, self.n_features))
         self.last_feat = np.zeros((n, self.n_features))
@@ -156,11 +157,5 @@ class LatentLevelEnv(CoreEnv):
     metadata = {"render_modes": ["rgb_array", "ansi"]}
 
     def render(self):
-        level = self.core.levels[0, :, :int(self.core.t[0]) * self.core.width]
-        if self.render_mode == "ansi":
-            from rlcreate.levels.tiles import level_to_text
-            return level_to_text(level) if level.shape[1] else ""
-        if self.render_mode == "rgb_array":
-            from rlcreate.levels.render import render_level
-            return np.asarray(render_level(level).convert("RGB")) if level.shape[1] else None
-        return None
+        return render_grid(self.core.renderer, self.core.levels[0, :, :int(self.core.t[0]) * self.core.width],
+                           self.render_mode)

@@ -1,11 +1,12 @@
-"""``rlcreate/TextTokens-v0``: steer a frozen causal LM token by token.
+"""Generic token-stream environments over a causal LM: steer it token by token.
 
 The environment logic lives in :class:`TextTokensCore`, which holds ``n`` sequences in one
 :class:`~rlcreate.text.lm.LMStepper` (one shared KV cache) and advances all of them with a single
 forward pass per step. :class:`TextTokensVecEnv` exposes it to stable-baselines3 as a ``VecEnv``
 (the fast path: finished rows restart individually, spliced into the shared cache, while the
 others keep decoding); :class:`TextTokensEnv` is the single-sequence Gymnasium form (``check_env``,
-``gymnasium.make("rlcreate/TextTokens-v0", reward=...)``).
+``gymnasium.make("rlcreate/TextTokens-v0", reward=...)``). The text domain configures them
+(:mod:`rlcreate.text.envs`: ``rlcreate/TextTokens-v0``, its defaults and entry points).
 """
 
 from __future__ import annotations
@@ -17,13 +18,11 @@ from typing import Any, Sequence
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from rlcreate.envs.core_vec_env import CoreVecEnv
+from rlcreate.envs.core_vec_env import CoreVecEnv, resolve_actions
 
 from rlcreate.rewards.compose import RewardSet, as_reward_set
-from rlcreate.text.lm import DEFAULT_LM, LMStepper, LoadedLM, load_causal_lm
 
-__all__ = ["TextTokensCore", "TextTokensVecEnv", "TextTokensEnv", "TextEnvConfigError",
-           "make_text_tokens_env", "make_text_tokens_vec_env", "LOGPROB_FLOOR"]
+__all__ = ["TextTokensCore", "TextTokensVecEnv", "TextTokensEnv", "TextEnvConfigError", "LOGPROB_FLOOR"]
 
 LOGPROB_FLOOR = -30.0  # observed top-k log-probs are clipped here (and -inf, a disallowed slot, maps here)
 
@@ -41,7 +40,8 @@ class TextTokensCore:
     """
 
     def __init__(self, stepper: LMStepper, reward: Any, prompts: Sequence[str], n: int = 1,
-                 max_new_tokens: int = 32, min_new_tokens: int = 0, hidden_clip: float = 10.0):
+                 max_new_tokens: int = 32, min_new_tokens: int = 0, hidden_clip: float = 10.0,
+                 strict_actions: bool = False):
         if not isinstance(n, (int, np.integer)) or n < 1:
             raise TextEnvConfigError(f"n_envs = {n!r}: must be an integer >= 1")
         if not isinstance(max_new_tokens, (int, np.integer)) or max_new_tokens < 1:
@@ -62,7 +62,7 @@ class TextTokensCore:
         self.reward: RewardSet = as_reward_set(reward)
         self.prompts = list(prompts)
         self.n, self.max_new_tokens, self.min_new_tokens = int(n), int(max_new_tokens), int(min_new_tokens)
-        self.hidden_clip = float(hidden_clip)
+        self.hidden_clip, self.strict_actions = float(hidden_clip), bool(strict_actions)
         d, k = stepper.hidden_size, stepper.top_k
         low = np.concatenate([np.full(d, -self.hidden_clip), np.full(k, LOGPROB_FLOOR), [0.0]]).astype(np.float32)
         high = np.concatenate([np.full(d, self.hidden_clip), np.zeros(k), [1.0]]).astype(np.float32)
@@ -112,23 +112,23 @@ class TextTokensCore:
             valid = np.where(blocked.any(axis=1, keepdims=True), blocked, valid)
         return valid
 
-    def step(self, actions: np.ndarray):
-        """Emit one token per row. Returns obs, rewards, terminated, truncated, infos (no reset)."""
+    def step(self, actions: np.ndarray, active: np.ndarray | None = None):
+        """Emit one token per row. Returns obs, rewards, terminated, truncated, infos (no reset).
+        Rows outside ``active`` (bool mask; default all) neither end nor are scored: a caller that
+        resets them right after (Gymnasium's NEXT_STEP autoreset) steps the others meanwhile."""
         actions = np.asarray(actions).reshape(-1).astype(np.int64)
         if actions.shape[0] != self.n:
             raise TextEnvConfigError(f"got {actions.shape[0]} actions for {self.n} environments")
-        masks = self.action_masks()
         # Out-of-range or masked slots (random actions from check_env, unmasked PPO) fall back to the
-        # most likely allowed token instead of crashing an episode.
-        in_range = (actions >= 0) & (actions < self.stepper.top_k)
-        safe = np.where(in_range, actions, 0)
-        legal = in_range & masks[np.arange(self.n), safe]
-        chosen = np.where(legal, safe, masks.argmax(axis=1))
+        # most likely allowed token, flagged in the infos (an error with strict_actions).
+        chosen, replaced = resolve_actions(actions, self.action_masks(), self.strict_actions)
         tokens = self.topk_ids[np.arange(self.n), chosen]
         logps = self.topk_logprobs[np.arange(self.n), chosen]
         self.t += 1
         terminated = np.isin(tokens, self._eos)
         truncated = (self.t >= self.max_new_tokens) & ~terminated
+        if active is not None:
+            terminated, truncated = terminated & active, truncated & active
         for i in range(self.n):
             self.token_logprobs[i].append(float(logps[i]))
             if not terminated[i]:
@@ -139,7 +139,8 @@ class TextTokensCore:
             offer = self.stepper.step(tokens)
             self.hidden, self.topk_logprobs, self.topk_ids = offer.hidden, offer.topk_logprobs, offer.topk_ids
         rewards = np.zeros(self.n, np.float32)
-        infos: list[dict] = [{} for _ in range(self.n)]
+        infos: list[dict] = [{"executed_action": int(c), "action_replaced": bool(r), "action_mask": m}
+                             for c, r, m in zip(chosen, replaced, self.action_masks())]
         done = np.flatnonzero(terminated | truncated)
         if len(done):
             tok = self.stepper.tokenizer
@@ -149,8 +150,8 @@ class TextTokensCore:
                                  token_logprobs=[list(self.token_logprobs[i]) for i in done])
             rewards[done] = result.total.astype(np.float32)
             for j, i in enumerate(done):
-                infos[i] = {"text": texts[j], "prompt": prompts[j], "rewards": result.per_sample(j),
-                            "n_tokens": int(self.t[i]), "ended_by": "eos" if terminated[i] else "length"}
+                infos[i].update(text=texts[j], prompt=prompts[j], rewards=result.per_sample(j),
+                                n_tokens=int(self.t[i]), ended_by="eos" if terminated[i] else "length")
         return self.observe(), rewards, terminated, truncated, infos
 
 
@@ -175,6 +176,9 @@ class TextTokensVecEnv(CoreVecEnv):
                 infos[i]["terminal_observation"] = obs[i]
                 infos[i]["TimeLimit.truncated"] = bool(truncated[i])
             obs = self.core.reset(self._rng, rows)
+            masks = self.core.action_masks()  # masks of the returned observations
+            for i in rows:
+                infos[i]["action_mask"] = masks[i]
         return obs, rewards, done, infos
 
 
@@ -191,7 +195,11 @@ class TextTokensEnv(gym.Env):
     ## Action Space
     ``Discrete(top_k)``: the index of the offered token to emit (0 = most likely). ``action_masks()``
     marks slots that are not allowed (fewer than ``top_k`` allowed tokens; EOS before
-    ``min_new_tokens``); a masked or out-of-range action emits the most likely allowed token.
+    ``min_new_tokens``); the mask of the current observation is also in ``info["action_mask"]``
+    (after ``reset`` and every ``step``). A masked or out-of-range action emits the most likely
+    allowed token and is never silent: ``info["executed_action"]`` is the slot actually used and
+    ``info["action_replaced"]`` flags the swap; with ``strict_actions=True`` it raises
+    :class:`~rlcreate.envs.core_vec_env.InvalidActionError`.
 
     ## Observation Space
     ``Box(float32, (hidden_size + top_k + 1,))``: the LM's last-layer hidden state at the last
@@ -217,7 +225,8 @@ class TextTokensEnv(gym.Env):
     ``lm`` (model id/path, a ``(model, tokenizer)`` pair or an :class:`LMStepper`; default the
     offline SmolLM2-135M-Instruct), ``reward`` (required), ``prompts`` (default: the shipped
     training prompts), ``top_k=16``, ``max_new_tokens=32``, ``min_new_tokens=0``, ``system=None``,
-    ``hidden_clip=10.0``, ``max_prompt_tokens=512``.
+    ``hidden_clip=10.0``, ``max_prompt_tokens=512``, ``strict_actions=False`` (True: an action
+    outside the mask is an error).
 
     ## Version History
     - v0: initial version.
@@ -237,7 +246,8 @@ class TextTokensEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        return self.core.reset(self.np_random)[0], {"prompt": self.core.row_prompts[0]}
+        obs = self.core.reset(self.np_random)[0]
+        return obs, {"prompt": self.core.row_prompts[0], "action_mask": self.action_masks()}
 
     def step(self, action):
         obs, rewards, terminated, truncated, infos = self.core.step(np.asarray(action).reshape(1))
@@ -254,59 +264,3 @@ class TextTokensEnv(gym.Env):
 
     def set_progress(self, progress: float) -> None:
         self.core.progress = float(progress)
-
-
-# ----------------------------------------------------------------------------------- entry points
-
-#: default reward of TextTokens-v0 (same terms as rlcreate/recipes/text_steer.yaml)
-DEFAULT_TEXT_REWARDS = {"novelty": ("text_novelty", 1.0), "fluency": ("fluency", 1.0),
-                        "relevance": ("relevance", 0.5), "memorization": ("memorization", 0.5)}
-
-
-def default_text_reward() -> RewardSet:
-    """New (MiniLM novelty) yet fluent, on-topic and not copied: the offline default reward."""
-    from rlcreate.rewards.compose import Term
-    from rlcreate.rewards.registry import get_reward
-
-    return RewardSet([Term(name, get_reward(reward), weight) for name, (reward, weight) in DEFAULT_TEXT_REWARDS.items()])
-
-
-def _build_core(lm: Any, reward: Any, prompts: Sequence[str] | None, n: int, top_k: int,
-                max_new_tokens: int, min_new_tokens: int, system: str | None, hidden_clip: float,
-                max_prompt_tokens: int) -> TextTokensCore:
-    if isinstance(lm, LMStepper):
-        stepper = lm
-    else:
-        if isinstance(lm, (str, bytes)) or hasattr(lm, "__fspath__"):
-            lm = load_causal_lm(lm)
-        if not (isinstance(lm, (tuple, LoadedLM)) and len(lm) == 2):
-            raise TextEnvConfigError(f"lm = {type(lm).__name__}: pass a model id or folder, a "
-                                     "(model, tokenizer) pair or an LMStepper")
-        stepper = LMStepper(lm[0], lm[1], top_k=top_k, system=system, max_prompt_tokens=max_prompt_tokens)
-    if prompts is None:
-        from rlcreate.text.data import prompts as shipped_prompts
-        prompts = shipped_prompts("train")
-    if reward is None:
-        reward = default_text_reward()
-    return TextTokensCore(stepper, reward, prompts, n=n, max_new_tokens=max_new_tokens,
-                          min_new_tokens=min_new_tokens, hidden_clip=hidden_clip)
-
-
-def make_text_tokens_env(lm: Any = DEFAULT_LM, reward: Any = None, prompts: Sequence[str] | None = None,
-                         top_k: int = 16, max_new_tokens: int = 32, min_new_tokens: int = 0,
-                         system: str | None = None, hidden_clip: float = 10.0, max_prompt_tokens: int = 512,
-                         render_mode: str | None = None) -> TextTokensEnv:
-    """Entry point of ``rlcreate/TextTokens-v0``: the single-sequence Gymnasium environment."""
-    core = _build_core(lm, reward, prompts, 1, top_k, max_new_tokens, min_new_tokens, system,
-                       hidden_clip, max_prompt_tokens)
-    return TextTokensEnv(core, render_mode=render_mode)
-
-
-def make_text_tokens_vec_env(n_envs: int = 32, lm: Any = DEFAULT_LM, reward: Any = None,
-                             prompts: Sequence[str] | None = None, top_k: int = 16, max_new_tokens: int = 32,
-                             min_new_tokens: int = 0, system: str | None = None, hidden_clip: float = 10.0,
-                             max_prompt_tokens: int = 512, seed: int | None = None) -> TextTokensVecEnv:
-    """The batched form for SB3: ``n_envs`` texts stepped in one forward pass per step."""
-    core = _build_core(lm, reward, prompts, n_envs, top_k, max_new_tokens, min_new_tokens, system,
-                       hidden_clip, max_prompt_tokens)
-    return TextTokensVecEnv(core, seed=seed)

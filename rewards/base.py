@@ -46,6 +46,9 @@ class RewardModule:
     """
 
     name: str = ""
+    #: the artifacts it scores ("level", "text"; None = any): a recipe pairing it with another
+    #: domain's environment fails at `rlcreate check`
+    artifact: str | None = None
 
     def __init__(self, name: str | None = None):
         if name is not None:

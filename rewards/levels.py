@@ -1,6 +1,6 @@
 """Reward modules for Super Mario Bros levels (samples are int8 grids ``(14, W)``).
 
-They score a segment inside an environment (context from :mod:`rlcreate.envs.mario`: ``seam_state``,
+They score a segment inside an environment (context from :mod:`rlcreate.levels.envs`: ``seam_state``,
 ``position``, ``targets``) or a whole level (no context). Corpus-based state (pattern
 distributions, nearest-neighbour indices) is built once per process and shared.
 """
@@ -52,6 +52,8 @@ class Playability(RewardModule):
     the last one left Mario scores low: seams are checked exactly. Range [0, 1]. Gamed by: flat, empty ground — trivially playable; pair it with novelty
     and engagement terms."""
 
+    artifact = "level"
+
     def score(self, samples: Sequence[np.ndarray], seam_state: np.ndarray | None = None, **context: Any):
         from rlcreate.levels.solver import N_PHASES, solve_batch
 
@@ -75,6 +77,8 @@ class LevelNovelty(RewardModule):
     exact on ~99% of queries; judges use the exact index). Range [0, 1] (fraction of tiles that
     differ). Gamed by: noise — random tiles are far from everything; pair with style coherence /
     playability or a sweet-spot transform."""
+
+    artifact = "level"
 
     def __init__(self, k: int = 5, capacity: int = 2000, archive_weight: float = 0.5, width: int = SEGMENT,
                  approximate: bool = True, name: str | None = None):
@@ -131,6 +135,8 @@ class StyleCoherence(RewardModule):
     1 = the sample's pattern distribution matches the corpus. Gamed by: copying common corpus
     patterns (low novelty) — pair with novelty."""
 
+    artifact = "level"
+
     def __init__(self, size: int = 2, name: str | None = None):
         super().__init__(name)
         self.size = size
@@ -166,6 +172,8 @@ class DifficultyCurve(RewardModule):
     ``position``; for a whole level the profile's windows are spread over [0, 1]. Range [0, 1].
     Gamed by: matching the difficulty number with patterns that are not fun (e.g. enemy walls);
     it is a proxy for engagement, not a measure of it."""
+
+    artifact = "level"
 
     def __init__(self, tolerance: float = 0.5, window: int = 8, name: str | None = None):
         super().__init__(name)
@@ -222,6 +230,8 @@ class TargetMatch(RewardModule):
     (enemies, gaps, blocks, coins, pipes). ``None`` when the sample has no targets. Range [0, 1].
     Gamed by: nothing beyond the counts themselves — it asks for counts, not for good placement."""
 
+    artifact = "level"
+
     def score(self, samples: Sequence[np.ndarray], targets: dict | None = None, **context: Any):
         if not targets:
             return [None] * len(samples)
@@ -244,6 +254,8 @@ class Validity(RewardModule):
     enemies embedded in solid tiles): 1.0 when the sample breaks no rule, else 0.0. A segment is
     checked on its own (a pipe cut at its left/right edge passes; seams are not re-checked).
     Range {0, 1}. Gamed by: leaving structures out altogether — pair with engagement/targets."""
+
+    artifact = "level"
 
     def score(self, samples: Sequence[np.ndarray], **context: Any):
         from rlcreate.levels.validity import valid_mask

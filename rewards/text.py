@@ -330,6 +330,8 @@ def _reference_lm(lm: Any) -> ReferenceLM:
 
 
 class _LMReward(RewardModule):
+    artifact = "text"
+
     def __init__(self, lm: Any = None, name: str | None = None):
         super().__init__(name)
         self._lm_spec = lm
@@ -476,6 +478,8 @@ class TextNovelty(NoveltyReward):
         against, within_batch, update: as for :class:`NoveltyReward`.
     """
 
+    artifact = "text"
+
     def __init__(self, reference: Any = "shipped", embedder: Any = None, *, k: int = 5,
                  against: str = "both", within_batch: bool = True, update: bool = True,
                  capacity: int = 10_000, insertion: str = "threshold", threshold: float | None = None,
@@ -509,6 +513,8 @@ class Relevance(RewardModule):
     Args:
         embedder: an :class:`~rlcreate.text.embed.Embedder`, a folder, or ``None`` (shared MiniLM).
     """
+
+    artifact = "text"
 
     def __init__(self, embedder: Any = None, name: str | None = None):
         super().__init__(name)
@@ -565,6 +571,8 @@ class Memorization(RewardModule):
         min_n: shortest run that counts (default 4).
         max_n: run length that gets the full penalty (default 12).
     """
+
+    artifact = "text"
 
     def __init__(self, corpus: Any = "shipped", min_n: int = 4, max_n: int = 12, name: str | None = None):
         for field, v in (("min_n", min_n), ("max_n", max_n)):
@@ -653,6 +661,8 @@ class EngagementProxy(RewardModule):
         label: which class of ``classifier`` counts as engaging.
         batch_size: texts per classifier forward pass.
     """
+
+    artifact = "text"
 
     def __init__(self, embedder: Any = None, temperature: float = 0.05, classifier: str | None = None,
                  label: str | int | None = None, batch_size: int = 32,

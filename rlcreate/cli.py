@@ -23,17 +23,10 @@ import sys
 from pathlib import Path
 
 from rlcreate.errors import UserError
+from rlcreate.validate import int_arg, positive_float
 from rlcreate.recipe import load_recipe
 
 EXIT_USER_ERROR = 2
-
-
-def _run_dir(arg: str) -> Path:
-    run = Path(arg)
-    if not (run / "config.yaml").is_file():
-        raise UserError(f"{arg!r} is not a run folder (no config.yaml); pass a folder written by "
-                        "`rlcreate train`, e.g. runs/mario-latent-demo")
-    return run
 
 
 def _parse_targets(text: str | None) -> dict[str, float]:
@@ -52,58 +45,64 @@ def _parse_targets(text: str | None) -> dict[str, float]:
     return out
 
 
+def _run_name(text: str) -> str:
+    """argparse type: a run folder name (letters, digits, '-', '_', '.'; no path separators)."""
+    if not text or text.startswith(".") or not text.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise argparse.ArgumentTypeError(f"{text!r}: use letters, digits, '-', '_' or '.' (not starting with '.')")
+    return text
+
+
 def cmd_train(args) -> int:
-    recipe = load_recipe(args.recipe)
-    run_dir = Path(args.out) / (args.name or recipe.name)
+    from rlcreate.train.runner import train_run
+
+    given = Path(args.recipe)
+    if given.is_dir() and (given / "config.yaml").is_file():  # `train RUN --resume`
+        if not args.resume:
+            raise UserError(f"{args.recipe!r} is a run folder; pass --resume to continue it, or give a recipe file")
+        run_dir, recipe = given, load_recipe(given / "config.yaml")
+    else:
+        recipe = load_recipe(args.recipe)
+        run_dir = Path(args.out) / (args.name or recipe.name)
+        if args.resume and (run_dir / "config.yaml").is_file():
+            saved = load_recipe(run_dir / "config.yaml")
+            if _comparable(saved) != _comparable(recipe):
+                raise UserError(f"--resume: {args.recipe} differs from the recipe {run_dir}/config.yaml was trained "
+                                f"with; resume with `rlcreate train {run_dir} --resume`, or train a new --name")
+            recipe = saved
     if args.timesteps:
         recipe.trainer["total_timesteps"] = args.timesteps
-    if recipe.env_id == "rlcreate/TextTokens-v0":
-        from rlcreate.train.text import train_text_recipe
-
-        summary = train_text_recipe(recipe, run_dir, progress_bar=not args.quiet)
-    else:
-        from rlcreate.train.levels import train_level_recipe
-
-        summary = train_level_recipe(recipe, run_dir, progress_bar=not args.quiet)
+    summary = train_run(recipe, run_dir, progress_bar=not args.quiet, resume=args.resume, overwrite=args.overwrite)
     print(f"run written to {run_dir}")
     _print_means(summary)
     return 0
 
 
+def _comparable(recipe) -> dict:
+    d = recipe.to_dict()
+    d["trainer"] = {k: v for k, v in d["trainer"].items() if k != "total_timesteps"}
+    return d
+
+
 def cmd_generate(args) -> int:
-    from rlcreate.recipe import load_recipe as load
+    from rlcreate.train.runner import restore
 
-    run = _run_dir(args.run)
-    recipe = load(run / "config.yaml")
-    out = Path(args.out) if args.out else run / "generated"
-    if args.n < 1:
-        raise UserError(f"--n {args.n}: ask for at least one sample")
-    if recipe.env_id == "rlcreate/TextTokens-v0":
-        from rlcreate.train.text import generate_texts
-
-        summary = generate_texts(run, recipe, args.n, out)
-    else:
-        from rlcreate.recipe import build_reward_set
-        from rlcreate.train.levels import generate_levels, write_levels
-        from rlcreate.train.sb3 import load_policy
-
-        model = load_policy(run, recipe.trainer["algo"])
-        reward_set = build_reward_set(recipe)
-        levels = generate_levels(model, recipe, args.n, targets=_parse_targets(args.targets),
-                                 reward_set=reward_set, seed=args.seed)
-        summary = write_levels(levels, out, reward_set)
+    asm, model = restore(args.run)
+    out = Path(args.out) if args.out else Path(args.run) / "generated"
+    print(f"policy: {model.rlcreate_source}")
+    summary = asm.domain.generate(model, asm, args.n, out, targets=_parse_targets(args.targets), seed=args.seed)
     print(f"{args.n} samples written to {out}")
     _print_means(summary)
     return 0
 
 
 def cmd_check(args) -> int:
-    recipe = load_recipe(args.recipe)
-    from rlcreate.recipe import build_reward_set
+    from rlcreate.assemble import check_recipe
 
-    rs = build_reward_set(recipe)
-    print(f"{args.recipe}: OK — env {recipe.env_id}, rewards {rs.names}, targets {sorted(recipe.targets)}, "
-          f"trainer {recipe.trainer['algo']} x {recipe.trainer['total_timesteps']} steps")
+    recipe = load_recipe(args.recipe)
+    asm = check_recipe(recipe)
+    print(f"{args.recipe}: OK — env {recipe.env_id} (domain {asm.domain.name}, built), rewards "
+          f"{asm.reward_set.names}, targets {sorted(recipe.targets)}, trainer {recipe.trainer.algo} x "
+          f"{recipe.trainer.total_timesteps} steps")
     return 0
 
 
@@ -111,36 +110,9 @@ def cmd_rewards(args) -> int:
     from rlcreate.rewards.registry import _REGISTRY, available_rewards
 
     for name in available_rewards():
-        doc = (getattr(_REGISTRY[name], "__doc__", "") or "").strip().split("\n")[0]
-        print(f"{name:22s} {doc}")
-    return 0
-
-
-def cmd_play(args) -> int:
-    from rlcreate.levels.solver import solve
-    from rlcreate.levels.tiles import read_level
-
-    grid = read_level(args.level)
-    res = solve(grid)
-    print(f"fast solver: {'playable' if res.reached_end else 'not playable'} "
-          f"(furthest column {res.furthest_col + 1}/{grid.shape[1]})")
-    from rlcreate.levels.astar import astar_or_none
-
-    summary = astar_or_none([grid], runs=args.runs)
-    if summary is None:
-        print("A* agent: skipped (java not found; install a Java 17 runtime to enable it)")
-    else:
-        s = summary[0]
-        print(f"A* agent: win rate {s.win_rate:.2f} over {args.runs} runs, mean completion {s.mean_completion:.2f}")
-    return 0
-
-
-def cmd_render(args) -> int:
-    from rlcreate.levels.render import render_level
-    from rlcreate.levels.tiles import read_level
-
-    render_level(read_level(args.level), args.output)
-    print(f"wrote {args.output}")
+        obj = _REGISTRY[name]
+        doc = (getattr(obj, "__doc__", "") or "").strip().split("\n")[0]
+        print(f"{name:22s} {getattr(obj, 'artifact', None) or 'any':6s} {doc}")
     return 0
 
 
@@ -165,25 +137,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="train a MarioLatent policy for a few minutes and write levels + a summary")
     d.add_argument("--out", default="runs/demo")
-    d.add_argument("--minutes", type=float, default=3.0, help="training time budget (default 3)")
-    d.add_argument("--timesteps", type=int, default=None, help="fixed number of env steps instead of --minutes")
+    d.add_argument("--minutes", type=positive_float, default=3.0, help="training time budget (default 3)")
+    d.add_argument("--timesteps", type=int_arg(1), default=None, help="fixed number of env steps instead of --minutes")
     d.add_argument("--quiet", action="store_true")
     d.set_defaults(fn=cmd_demo)
 
     t = sub.add_parser("train", help="train a recipe (PPO / MaskablePPO) into runs/<name>/")
-    t.add_argument("recipe")
+    t.add_argument("recipe", help="recipe YAML (or, with --resume, a run folder)")
     t.add_argument("--out", default="runs")
-    t.add_argument("--name", default=None, help="run folder name (default: the recipe's name)")
-    t.add_argument("--timesteps", type=int, default=None, help="override trainer.total_timesteps")
+    t.add_argument("--name", type=_run_name, default=None, help="run folder name (default: the recipe's name)")
+    t.add_argument("--timesteps", type=int_arg(1), default=None, help="override trainer.total_timesteps")
+    t.add_argument("--resume", action="store_true",
+                   help="continue a killed or finished run from its latest checkpoint (weights, optimizer, reward state)")
+    t.add_argument("--overwrite", action="store_true", help="replace the run already in the run folder")
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(fn=cmd_train)
 
     g = sub.add_parser("generate", help="write samples from a trained run")
     g.add_argument("run")
-    g.add_argument("--n", type=int, default=8)
+    g.add_argument("--n", type=int_arg(1, 100000), default=8)
     g.add_argument("--targets", default=None, help="fixed control targets, e.g. enemies=2,gaps=1")
     g.add_argument("--out", default=None)
-    g.add_argument("--seed", type=int, default=None)
+    g.add_argument("--seed", type=int_arg(0, 2**32 - 1), default=None)
     g.set_defaults(fn=cmd_generate)
 
     c = sub.add_parser("check", help="validate a recipe")
@@ -193,16 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("rewards", help="list registered reward modules")
     r.set_defaults(fn=cmd_rewards)
 
-    pl = sub.add_parser("play", help="fast-solver and A* verdicts for a level file")
-    pl.add_argument("level")
-    pl.add_argument("--runs", type=int, default=3)
-    pl.set_defaults(fn=cmd_play)
+    from rlcreate.domains import builtin_domains
 
-    rd = sub.add_parser("render", help="render a level file to PNG")
-    rd.add_argument("level")
-    rd.add_argument("-o", "--output", required=True)
-    rd.set_defaults(fn=cmd_render)
-
+    for domain in builtin_domains():  # commands a domain adds (levels: play, render)
+        domain.register_commands(sub)
     from rlcreate.evaluation.cli import register as register_evaluation  # baseline, eval, report
     from rlcreate.train.finetune import register as register_finetune
 

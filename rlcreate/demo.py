@@ -82,7 +82,9 @@ def run_demo(out: Path, minutes: float = 3.0, timesteps: int | None = None, prog
     from stable_baselines3.common.vec_env import VecMonitor
 
     from rlcreate.levels.astar import astar_or_none
-    from rlcreate.train.levels import build_level_env, generate_levels, write_levels
+    from rlcreate.assemble import assemble
+    from rlcreate.levels.samples import write_levels
+    from rlcreate.train.runner import rollout
     from rlcreate.train.sb3 import RewardTermsLogger, make_algo
 
     recipe = load_recipe(demo_recipe_path())
@@ -91,7 +93,8 @@ def run_demo(out: Path, minutes: float = 3.0, timesteps: int | None = None, prog
     budget = timesteps or recipe.trainer["total_timesteps"]
     print(f"[1/4] training PPO on {recipe.env_id} for {'%d steps' % budget if timesteps else '%.1f min' % minutes} "
           f"({recipe.trainer['n_envs']} levels in parallel) ...")
-    venv, reward_set = build_level_env(recipe)
+    asm = assemble(recipe)
+    venv, reward_set = asm.make_env(), asm.reward_set
     model = make_algo(recipe, VecMonitor(venv), out / "tb")
     callbacks = [RewardTermsLogger(budget)] + ([] if timesteps else [StopAfter(minutes * 60)])
     t0 = time.perf_counter()
@@ -103,16 +106,17 @@ def run_demo(out: Path, minutes: float = 3.0, timesteps: int | None = None, prog
     print(f"      {model.num_timesteps} env steps in {train_s:.0f} s")
 
     print(f"[2/4] generating {n_levels} levels ...")
-    items = generate_levels(model, recipe, n_levels, reward_set=reward_set)
+    items = [{"level": e["level"], "targets": e.get("targets", {})}
+             for e in rollout(model, asm.make_env(min(n_levels, 16), recipe.seed + 1, "eval"), n_levels)]
     summary = write_levels(items, out / "samples")
     levels = [it["level"] for it in items]
 
     print("[3/4] comparing with random latents through the same generator and reward ...")
     # fresh reward sets for the comparison so the archive/normalisers treat both alike
-    eval_env, _ = build_level_env(recipe, n_envs=16, seed=recipe.seed + 7)
+    eval_env = assemble(recipe).make_env(16, recipe.seed + 7)
     trained_ret, _ = episode_returns(eval_env, lambda o: model.predict(o, deterministic=True)[0], 64)
     rng = np.random.default_rng(recipe.seed)
-    rand_env, _ = build_level_env(recipe, n_envs=16, seed=recipe.seed + 7)
+    rand_env = assemble(recipe).make_env(16, recipe.seed + 7)
     # random latents = the generator's own prior, z ~ N(0, I), expressed as actions z / action_scale
     scale = rand_env.core.gen.action_scale
     rand_ret, rand_levels = episode_returns(

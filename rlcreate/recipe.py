@@ -4,32 +4,29 @@
 name: mario-latent-demo          # run folder name under runs/
 seed: 0
 env:
-  id: rlcreate/MarioLatent-v0    # a registered rlcreate id
-  kwargs: {n_segments: 8}        # passed to the environment
-rewards:                         # term name -> spec; `reward` defaults to the term name
-  playability: {weight: 1.0}
-  novelty: {weight: 0.5, transform: {sweet_spot: {target: 0.3, width: 0.15}}, args: {k: 5}}
+  id: rlcreate/MarioLatent-v0    # a registered rlcreate id (`rlcreate envs` lists them)
+  kwargs: {n_segments: 8}        # passed to the environment (checked when `rlcreate check` builds it)
+rewards:                         # optional: default = the environment's default terms
+  playability: {weight: 1.0}     # term name -> spec; `reward` defaults to the term name
+  novelty: {weight: 0.5, reward: level_novelty, transform: {sweet_spot: {target: 0.3, width: 0.15}}}
 targets:                         # control targets sampled per episode: name -> [low, high]
   enemies: [0, 2]
 trainer:
-  algo: ppo                      # ppo | maskable_ppo
+  algo: ppo                      # ppo | maskable_ppo (default: the environment's)
   total_timesteps: 20000
-  n_envs: 16
-  hyper: {learning_rate: 0.0003, n_steps: 64}
-  checkpoints: 4                 # checkpoints saved during training
-  samples: 16                    # levels / texts written at the end
 ```
 
-Errors raise :class:`RecipeError`, whose message names the field, the value, the rule and the fix
-(with "Did you mean ...?" for misspelt keys).
+Each section is a dataclass below with a docstring per field (CleanRL's ``Args`` style); the
+sections ``finetune:`` and ``baselines:`` belong to the fine-tuning and baseline commands, which
+validate them. Errors raise :class:`RecipeError` naming the field, the value, the rule and the fix.
+A reward given as ``package.module:Name`` imports that module: such a recipe is code, trust it as code.
 """
 
 from __future__ import annotations
 
 import copy
-import difflib
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -38,164 +35,269 @@ import yaml
 from rlcreate.rewards.compose import RewardSet, Term
 from rlcreate.rewards.registry import get_reward
 from rlcreate.rewards.transforms import RecipeValueError, make_transform, make_weight
+from rlcreate.validate import check_choice, check_int, check_keys, fail
 
-__all__ = ["Recipe", "RecipeError", "load_recipe", "parse_recipe", "build_reward_set"]
+__all__ = ["Recipe", "RecipeError", "EnvSection", "TermSection", "TrainerSection", "load_recipe",
+           "parse_recipe", "build_reward_set"]
 
 ALGOS = ("ppo", "maskable_ppo")
-TOP_KEYS = {"name", "seed", "env", "rewards", "targets", "trainer", "nonfinite", "judges", "description",
-            "finetune", "baselines"}  # finetune: rlcreate.train.finetune; baselines: rlcreate.evaluation.baselines
-ENV_KEYS = {"id", "kwargs"}
-TERM_KEYS = {"reward", "weight", "transform", "args"}
-TRAINER_KEYS = {"algo", "total_timesteps", "n_envs", "hyper", "checkpoints", "samples", "device"}
 
 
 class RecipeError(RecipeValueError):
     """A recipe is invalid; the message names the field, the value and the fix."""
 
 
+class _Section:
+    """Dict-style access (``trainer["algo"]``) on a dataclass section, for code that reads recipes
+    as mappings; attribute access is the typed form."""
+
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, key)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        setattr(self, key, value)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key, default)
+
+    def keys(self):
+        return [f.name for f in fields(self)]
+
+    def update(self, values: dict | None = None, **more: Any) -> None:
+        for key, value in {**(values or {}), **more}.items():
+            if key not in self.keys():
+                raise AttributeError(f"{type(self).__name__} has no field {key!r}")
+            setattr(self, key, value)
+
+
+@dataclass
+class EnvSection(_Section):
+    id: str = ""
+    """Registered rlcreate environment id, e.g. rlcreate/MarioLatent-v0."""
+    kwargs: dict = field(default_factory=dict)
+    """Keyword arguments of the environment (see its docstring card); checked by building it."""
+
+
+@dataclass
+class TermSection(_Section):
+    reward: str = ""
+    """Registered reward name (`rlcreate rewards`) or `package.module:Name` (imports code)."""
+    weight: Any = 1.0
+    """A number, or a schedule over training progress {schedule: linear|cosine|step, start, end}."""
+    transform: Any = None
+    """Optional per-term transform: normalize, clip or sweet_spot {target, width}."""
+    args: dict = field(default_factory=dict)
+    """Keyword arguments of the reward module."""
+
+
+@dataclass
+class TrainerSection(_Section):
+    algo: str = "ppo"
+    """ppo | maskable_ppo (default: the environment's; token environments use maskable_ppo)."""
+    total_timesteps: int = 20000
+    """Environment steps to train for."""
+    n_envs: int = 16
+    """Parallel environments stepped in one batch (one decoder / LM call per step)."""
+    hyper: dict = field(default_factory=dict)
+    """Keyword arguments of the algorithm (learning_rate, n_steps, ...; policy: MlpPolicy | lm_prior)."""
+    checkpoints: int = 4
+    """Checkpoints saved during training, evenly spaced (0 = none)."""
+    checkpoint_every: Any = None
+    """Instead: a checkpoint every N env steps, or {steps: N, minutes: M} (resume loses at most one)."""
+    samples: int = 16
+    """Samples written at the end of training."""
+    device: str = "cpu"
+    """torch device of the policy."""
+
+
+TOP_KEYS = {"name", "seed", "env", "rewards", "targets", "trainer", "nonfinite", "judges", "description",
+            "finetune", "baselines"}  # finetune: rlcreate.train.finetune; baselines: rlcreate.evaluation.baselines
+NONFINITE = ("raise", "clip", "zero")
+
+
 @dataclass
 class Recipe:
     name: str
+    """Run folder name under runs/ (letters, digits, '-', '_', '.')."""
     seed: int
-    env_id: str
-    env_kwargs: dict
-    rewards: dict[str, dict]
+    """Seed of environments, policy and samples."""
+    env: EnvSection
+    rewards: dict[str, TermSection]
+    """Reward terms by name; default: the environment's default terms."""
     targets: dict[str, list[float]]
-    trainer: dict
+    """Control targets sampled per episode: name -> [low, high]."""
+    trainer: TrainerSection
     nonfinite: str = "raise"
+    """What a non-finite reward does: raise (default), clip or zero."""
     judges: list[str] = field(default_factory=list)
+    """Judges `rlcreate eval` runs by default (default: the domain's)."""
     source: str = "<recipe>"
 
+    @property
+    def env_id(self) -> str:
+        return self.env.id
+
+    @property
+    def env_kwargs(self) -> dict:
+        return self.env.kwargs
+
     def to_dict(self) -> dict:
-        return {"name": self.name, "seed": self.seed,
-                "env": {"id": self.env_id, "kwargs": copy.deepcopy(self.env_kwargs)},
-                "rewards": copy.deepcopy(self.rewards), "targets": copy.deepcopy(self.targets),
-                "trainer": copy.deepcopy(self.trainer), "nonfinite": self.nonfinite,
-                "judges": list(self.judges)}
+        return {"name": self.name, "seed": self.seed, "env": asdict(self.env),
+                "rewards": {k: asdict(v) for k, v in self.rewards.items()},
+                "targets": copy.deepcopy(self.targets), "trainer": asdict(self.trainer),
+                "nonfinite": self.nonfinite, "judges": list(self.judges)}
 
     def dump(self, path: str | Path) -> None:
-        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False), encoding="utf-8")
+        """Write the resolved recipe atomically (a kill never leaves half a config.yaml)."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False), encoding="utf-8")
+        tmp.replace(path)
 
-
-def _unknown_keys(where: str, got: dict, known: set[str]) -> None:
-    for key in got:
-        if key not in known:
-            close = difflib.get_close_matches(str(key), known, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise RecipeError(f"{where}: unknown key {key!r}.{hint} Known keys: {sorted(known)}")
-
-
-def _int(field_: str, value: Any, low: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise RecipeError(f"{field_} = {value!r}: must be an integer >= {low}")
-    return value
+    def with_targets(self, fixed: dict[str, float]) -> "Recipe":
+        """A copy whose targets named in ``fixed`` are pinned to one value each."""
+        unknown = sorted(set(fixed) - set(self.targets))
+        if unknown:
+            raise RecipeError(f"--targets names {unknown} are not control targets of this run; "
+                              f"its targets are {sorted(self.targets)}")
+        out = copy.deepcopy(self)
+        out.targets.update({k: [float(v), float(v)] for k, v in fixed.items()})
+        return out
 
 
 def load_recipe(path: str | Path) -> Recipe:
     path = Path(path)
     if not path.is_file():
         raise RecipeError(f"recipe file {str(path)!r} does not exist; pass a YAML file such as "
-                          "recipes/mario_latent.yaml (see `rlcreate recipes`)")
+                          "rlcreate/recipes/mario_latent.yaml (the shipped recipes live there)")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
     except UnicodeDecodeError:
         raise RecipeError(f"{path}: not UTF-8 text; save the recipe as UTF-8") from None
     except yaml.YAMLError as exc:
-        raise RecipeError(f"{path}: not valid YAML: {exc}") from None
+        raise RecipeError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
+    except OSError as exc:
+        raise RecipeError(f"{path}: cannot read it ({exc.strerror}); pass a readable YAML file") from None
     return parse_recipe(data, source=str(path))
 
 
+def _section(cls, where: str, raw: Any) -> dict:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise fail(where, raw, f"must be a mapping with keys {[f.name for f in fields(cls)]}", RecipeError)
+    check_keys(where, raw, [f.name for f in fields(cls)], RecipeError)
+    return dict(raw)
+
+
+def _mapping(where: str, value: Any, example: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise fail(where, value, f"must be a mapping, e.g. {example}", RecipeError)
+    return dict(value)
+
+
 def parse_recipe(data: Any, source: str = "<recipe>") -> Recipe:
-    from rlcreate.envs.registration import ENV_IDS
+    from rlcreate.domains import domain_of
 
     if not isinstance(data, dict):
         raise RecipeError(f"{source}: a recipe is a YAML mapping (name:, env:, rewards:, trainer:), "
                           f"got {type(data).__name__}")
-    _unknown_keys(source, data, TOP_KEYS)
+    check_keys(source, data, TOP_KEYS, RecipeError)
     name = data.get("name") or (Path(source).stem if source != "<recipe>" else "run")
-    if not isinstance(name, str) or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
-        raise RecipeError(f"name = {name!r}: use letters, digits, '-', '_' or '.' (it names the run folder)")
-    seed = _int("seed", data.get("seed", 0))
+    if not isinstance(name, str) or not name.replace("-", "").replace("_", "").replace(".", "").isalnum() \
+            or name.startswith("."):
+        raise fail("name", name, "use letters, digits, '-', '_' or '.' (it names the run folder)", RecipeError)
+    seed = check_int("seed", data.get("seed", 0), 0, 2**32 - 1, RecipeError)
 
-    env = data.get("env") or {}
-    if isinstance(env, str):
-        env = {"id": env}
-    if not isinstance(env, dict):
-        raise RecipeError(f"env = {env!r}: write env: {{id: rlcreate/MarioLatent-v0, kwargs: {{...}}}}")
-    _unknown_keys("env", env, ENV_KEYS)
-    env_id = env.get("id")
-    if env_id not in ENV_IDS:
-        close = difflib.get_close_matches(str(env_id), ENV_IDS, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise RecipeError(f"env.id = {env_id!r} is not an rlcreate environment.{hint} Known: {sorted(ENV_IDS)}")
-    env_kwargs = env.get("kwargs") or {}
-    if not isinstance(env_kwargs, dict):
-        raise RecipeError(f"env.kwargs = {env_kwargs!r}: must be a mapping of argument names to values")
+    env_raw = {"id": data["env"]} if isinstance(data.get("env"), str) else data.get("env")
+    env = EnvSection(**_section(EnvSection, "env", env_raw))
+    from rlcreate.domains import env_ids
 
-    rewards = data.get("rewards")
-    if not isinstance(rewards, dict) or not rewards:
-        raise RecipeError("rewards: a recipe needs at least one reward term, e.g. "
-                          "rewards: {playability: {weight: 1.0}}")
-    norm_rewards = {}
-    for term, spec in rewards.items():
-        spec = {"weight": spec} if isinstance(spec, (int, float)) and not isinstance(spec, bool) else spec
-        spec = {} if spec is None else spec
-        if not isinstance(spec, dict):
-            raise RecipeError(f"rewards.{term} = {spec!r}: write a number (the weight) or a mapping "
-                              "with weight/transform/args")
-        _unknown_keys(f"rewards.{term}", spec, TERM_KEYS)
-        make_weight(spec.get("weight", 1.0), field=f"rewards.{term}.weight")  # validate now
-        make_transform(spec.get("transform"), field=f"rewards.{term}.transform")
-        if not isinstance(spec.get("args", {}) or {}, dict):
-            raise RecipeError(f"rewards.{term}.args = {spec['args']!r}: must be a mapping")
-        norm_rewards[str(term)] = {"reward": spec.get("reward", term), "weight": spec.get("weight", 1.0),
-                                   "transform": spec.get("transform"), "args": dict(spec.get("args") or {})}
+    check_choice("env.id", env.id, env_ids(), "an rlcreate environment", RecipeError)
+    env.kwargs = _mapping("env.kwargs", env.kwargs, "{n_segments: 8}")
+    domain = domain_of(env.id)
 
-    targets = data.get("targets") or {}
-    if not isinstance(targets, dict):
-        raise RecipeError(f"targets = {targets!r}: write a mapping name -> [low, high]")
-    norm_targets = {}
-    for tname, rng in targets.items():
-        ok = (isinstance(rng, (list, tuple)) and len(rng) == 2
-              and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in rng)
-              and rng[0] <= rng[1])
-        if not ok:
-            raise RecipeError(f"targets.{tname} = {rng!r}: write [low, high] with finite numbers, low <= high")
-        norm_targets[str(tname)] = [float(rng[0]), float(rng[1])]
+    raw_rewards = data.get("rewards")
+    if raw_rewards is None:
+        raw_rewards = domain.default_rewards(env.id)
+    if not isinstance(raw_rewards, dict) or not raw_rewards:
+        raise fail("rewards", raw_rewards, "write at least one reward term, e.g. rewards: {playability: "
+                   "{weight: 1.0}}, or leave rewards: out for the environment's defaults", RecipeError)
+    rewards = {str(term): _term(str(term), spec) for term, spec in raw_rewards.items()}
 
-    trainer = dict(data.get("trainer") or {})
-    _unknown_keys("trainer", trainer, TRAINER_KEYS)
-    algo = trainer.get("algo", "maskable_ppo" if "Tokens" in env_id else "ppo")
-    if algo not in ALGOS:
-        close = difflib.get_close_matches(str(algo), ALGOS, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise RecipeError(f"trainer.algo = {algo!r}.{hint} Use one of {ALGOS}")
-    norm_trainer = {
-        "algo": algo,
-        "total_timesteps": _int("trainer.total_timesteps", trainer.get("total_timesteps", 20000), 1),
-        "n_envs": _int("trainer.n_envs", trainer.get("n_envs", 16), 1),
-        "hyper": dict(trainer.get("hyper") or {}),
-        "checkpoints": _int("trainer.checkpoints", trainer.get("checkpoints", 4), 0),
-        "samples": _int("trainer.samples", trainer.get("samples", 16), 1),
-        "device": trainer.get("device", "cpu"),
-    }
-    nonfinite = data.get("nonfinite", "raise")
-    if nonfinite not in ("raise", "clip", "zero"):
-        raise RecipeError(f"nonfinite = {nonfinite!r}: use raise, clip or zero")
+    raw_targets = data.get("targets")
+    targets_raw = domain.default_targets(env.id) if raw_targets is None else \
+        _mapping("targets", raw_targets, "{enemies: [0, 2]}")
+    targets = {str(k): _target(str(k), v) for k, v in targets_raw.items()}
+
+    trainer_raw = _section(TrainerSection, "trainer", data.get("trainer"))
+    trainer = TrainerSection(**{"algo": domain.default_algo(env.id), **trainer_raw})
+    check_choice("trainer.algo", trainer.algo, ALGOS, "a supported algorithm", RecipeError)
+    check_int("trainer.total_timesteps", trainer.total_timesteps, 1, error=RecipeError)
+    check_int("trainer.n_envs", trainer.n_envs, 1, 4096, RecipeError)
+    check_int("trainer.checkpoints", trainer.checkpoints, 0, 1000, RecipeError)
+    check_int("trainer.samples", trainer.samples, 1, 100000, RecipeError)
+    trainer.hyper = _mapping("trainer.hyper", trainer.hyper, "{learning_rate: 0.0003}")
+    from rlcreate.train.checkpoint import checkpoint_every
+
+    trainer.checkpoint_every = checkpoint_every(trainer.checkpoint_every)
+    if not isinstance(trainer.device, str):
+        raise fail("trainer.device", trainer.device, "write a torch device name such as cpu", RecipeError)
+
+    nonfinite = check_choice("nonfinite", data.get("nonfinite", "raise"), NONFINITE, "a policy", RecipeError)
     judges = data.get("judges") or []
-    if not isinstance(judges, list):
-        raise RecipeError(f"judges = {judges!r}: write a list of judge names")
-    return Recipe(name, seed, env_id, dict(env_kwargs), norm_rewards, norm_targets, norm_trainer,
-                  nonfinite, [str(j) for j in judges], source)
+    if not isinstance(judges, list) or not all(isinstance(j, str) for j in judges):
+        raise fail("judges", judges, "write a list of judge names, e.g. [astar, tile_kl]", RecipeError)
+    return Recipe(name, seed, env, rewards, targets, trainer, nonfinite, list(judges), source)
+
+
+def _term(term: str, spec: Any) -> TermSection:
+    if isinstance(spec, (int, float)) and not isinstance(spec, bool):
+        spec = {"weight": spec}
+    spec = _section(TermSection, f"rewards.{term}", spec)
+    out = TermSection(**{"reward": term, **spec})
+    if not isinstance(out.reward, str) or not out.reward:
+        raise fail(f"rewards.{term}.reward", out.reward, "write a reward name (`rlcreate rewards`)", RecipeError)
+    make_weight(out.weight, field=f"rewards.{term}.weight")  # validate now
+    make_transform(out.transform, field=f"rewards.{term}.transform")
+    out.args = _mapping(f"rewards.{term}.args", out.args, "{k: 5}")
+    return out
+
+
+def _target(name: str, rng: Any) -> list[float]:
+    ok = (isinstance(rng, (list, tuple)) and len(rng) == 2
+          and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in rng)
+          and rng[0] <= rng[1])
+    if not ok:
+        raise fail(f"targets.{name}", rng, "write [low, high] with finite numbers, low <= high", RecipeError)
+    return [float(rng[0]), float(rng[1])]
 
 
 def build_reward_set(recipe: Recipe) -> RewardSet:
-    """Instantiate the recipe's reward terms (registry names or dotted paths) into a RewardSet."""
+    """Instantiate the recipe's reward terms (registry names or dotted paths) into a RewardSet.
+
+    A reward that declares the artifacts it scores (``artifact = "level"``) must match the
+    environment's domain; bad reward arguments raise :class:`RecipeError` naming the term."""
+    from rlcreate.domains import domain_of
+    from rlcreate.errors import UserError
+
+    artifact = domain_of(recipe.env_id).artifact
     terms = []
     for name, spec in recipe.rewards.items():
         try:
-            module = get_reward(spec["reward"], **spec["args"])
+            module = get_reward(spec.reward, **spec.args)
         except TypeError as exc:
-            raise RecipeError(f"rewards.{name}.args = {spec['args']!r}: {exc}") from None
-        terms.append(Term(name, module, spec["weight"], spec["transform"]))
+            raise fail(f"rewards.{name}.args", spec.args, f"{exc}", RecipeError) from None
+        except UserError as exc:
+            raise RecipeError(f"rewards.{name}: {exc}") from None
+        except (ValueError, KeyError) as exc:  # a reward's own argument checks
+            raise fail(f"rewards.{name}.args", spec.args, str(exc).strip("'\""), RecipeError) from None
+        wants = getattr(module, "artifact", None)
+        if wants and artifact and wants != artifact:
+            raise fail(f"rewards.{name}.reward", spec.reward,
+                       f"scores {wants}s but {recipe.env_id} makes {artifact}s; use a {artifact} reward "
+                       "(`rlcreate rewards` lists them by kind)", RecipeError)
+        terms.append(Term(name, module, spec.weight, spec.transform))
     return RewardSet(terms, nonfinite=recipe.nonfinite)

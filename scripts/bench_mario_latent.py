@@ -53,7 +53,7 @@ def main() -> None:
     torch.set_num_threads(1)
     threadpool_limits(1, user_api="blas")
 
-    from rlcreate.envs.mario import make_mario_latent_vec
+    from rlcreate.levels.envs import make_mario_latent_vec
     import rlcreate
 
     venv = make_mario_latent_vec(n_envs=cfg.n_envs, n_segments=cfg.n_segments, seed=cfg.seed)

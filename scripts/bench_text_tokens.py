@@ -81,7 +81,7 @@ torch.manual_seed(cfg.seed)
 rng = np.random.default_rng(cfg.seed)
 
 # ---- build
-from rlcreate.envs.text_tokens import make_text_tokens_env, make_text_tokens_vec_env  # noqa: E402
+from rlcreate.text.envs import make_text_tokens_env, make_text_tokens_vec_env  # noqa: E402
 from rlcreate.text.data import prompts as shipped_prompts  # noqa: E402
 from rlcreate.text.lm import LMStepper, load_causal_lm  # noqa: E402
 

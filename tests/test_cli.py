@@ -41,9 +41,9 @@ def test_render_and_play_a_corpus_level(tmp_path):
 
 @pytest.mark.parametrize("recipe_text, message", [
     ("env: {id: rlcreate/MarioLatent-v0}\nrewards: {playabilty: 1.0}\n", "unknown reward 'playabilty'. Did you mean 'playability'"),
-    ("env: {id: rlcreate/MarioLatent-v1}\nrewards: {playability: 1.0}\n", "env.id = 'rlcreate/MarioLatent-v1'.*Did you mean 'rlcreate/MarioLatent-v0'"),
+    ("env: {id: rlcreate/MarioLatent-v1}\nrewards: {playability: 1.0}\n", "env.id = 'rlcreate/MarioLatent-v1': .*Did you mean 'rlcreate/MarioLatent-v0'"),
     ("env: {id: rlcreate/MarioLatent-v0}\nrewards: {playability: {weight: .nan}}\n", r"rewards.playability.weight = nan is not a finite number"),
-    ("env: {id: rlcreate/MarioLatent-v0}\nrewards: {playability: 1.0}\ntrainer: {algo: ppo2}\n", "trainer.algo = 'ppo2'. Did you mean 'ppo'"),
+    ("env: {id: rlcreate/MarioLatent-v0}\nrewards: {playability: 1.0}\ntrainer: {algo: ppo2}\n", "trainer.algo = 'ppo2': .*Did you mean 'ppo'"),
     ("env: {id: rlcreate/MarioLatent-v0}\nrewards: {playability: 1.0}\ntrainr: {}\n", "unknown key 'trainr'. Did you mean 'trainer'"),
     ("env: {id: rlcreate/MarioLatent-v0}\nrewards: {playability: 1.0}\ntargets: {enemies: [3, 1]}\n", r"targets.enemies = \[3, 1\]"),
     ("env: [unclosed\n", "not valid YAML"),
@@ -80,7 +80,7 @@ def test_train_then_generate_with_targets(tmp_path):
     proc = run("train", recipe, "--timesteps", "512", "--out", tmp_path, "--name", "tiny", "--quiet")
     assert proc.returncode == 0, proc.stderr[-3000:]
     run_dir = tmp_path / "tiny"
-    for f in ("config.yaml", "model.zip", "reward_state.pkl", "samples/metrics.json", "samples/montage.png",
+    for f in ("config.yaml", "model/policy.safetensors", "model/reward_state.npz", "samples/metrics.json", "samples/montage.png",
               "samples/level_000.txt", "samples/level_000.png"):
         assert (run_dir / f).exists(), f
     assert list((run_dir / "tb").rglob("events.out.tfevents*"))

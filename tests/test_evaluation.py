@@ -13,8 +13,8 @@ import torch
 
 from rlcreate.evaluation.audit import flag_divergence
 from rlcreate.evaluation.baselines import BaselineError, run_baseline
-from rlcreate.evaluation.judges import UnknownJudgeError, run_judges
-from rlcreate.evaluation.qd import DEFAULT_GRID, DescriptorError, describe, qd_summary
+from rlcreate.levels.judges import UnknownJudgeError, run_judges
+from rlcreate.levels.qd import DEFAULT_GRID, DescriptorError, describe, qd_summary
 from rlcreate.evaluation.report import RunFolderError, evaluate_run, load_run, write_report
 from rlcreate.generators.latent import LatentLevelGenerator, LevelVAE, VAEConfig
 from rlcreate.levels import corpus
@@ -144,14 +144,10 @@ def test_baseline_bad_input(tiny, tmp_path):
 
 @pytest.fixture(scope="module")
 def rl_run(tiny):
-    from stable_baselines3.common.vec_env import VecMonitor
-
-    from rlcreate.evaluation.baselines import level_env
-    from rlcreate.train.sb3 import train_recipe
+    from rlcreate.train.runner import train_run
 
     root, recipe = tiny
-    venv, rs = level_env(recipe, recipe.trainer["n_envs"], recipe.seed)
-    train_recipe(recipe, VecMonitor(venv), rs, root / "rl", progress_bar=False)
+    train_run(recipe, root / "rl", progress_bar=False)
     return root / "rl"
 
 

@@ -13,9 +13,11 @@ import numpy as np
 import pytest
 import yaml
 
-from rlcreate.evaluation.audit import AuditError, audit_run, level_flags, text_flags
+from rlcreate.evaluation import UnknownJudgeError
+from rlcreate.evaluation.audit import AuditError, audit_run
 from rlcreate.evaluation.baselines import BaselineError, baseline_section, read_baseline_section, run_baseline
-from rlcreate.evaluation.judges import UnknownJudgeError
+from rlcreate.levels.evaluate import level_flags
+from rlcreate.text.evaluate import text_flags
 from rlcreate.evaluation.report import evaluate_run, write_report
 from rlcreate.evaluation.text_baselines import sample_texts
 from rlcreate.evaluation.text_judges import run_text_judges
@@ -201,8 +203,8 @@ def test_perplexity_judge_prefers_the_lm_own_samples(tiny):
 def test_text_judge_bad_input():
     with pytest.raises(UnknownJudgeError, match="Did you mean 'self_bleu'"):
         run_text_judges(["a b"], ["selfbleu"])
-    with pytest.raises(UnknownJudgeError, match="that is a level judge"):
-        run_text_judges(["a b"], ["tile_kl"])
+    with pytest.raises(UnknownJudgeError, match="Text judges"):
+        run_text_judges(["a b"], ["tile_kl"])  # a level judge is not a text judge
     with pytest.raises(ValueError, match="2 texts but 1 prompts"):
         run_text_judges(["a", "b"], ["length"], prompts=["p"])
 
@@ -237,11 +239,11 @@ def test_text_flags():
 
 @pytest.fixture(scope="module")
 def rl_run(tiny):
-    from rlcreate.train.text import train_text_recipe
+    from rlcreate.train.runner import train_run
 
     root, recipe = tiny
     run = root / "runs" / "tiny-text"
-    train_text_recipe(recipe, run, progress_bar=False)
+    train_run(recipe, run, progress_bar=False)
     return run
 
 

@@ -159,7 +159,7 @@ def test_quality_x_diversity_as_a_reward_set_term_with_per_term_values():
 # ------------------------------------------------------------------------------ SB3 text env
 
 def test_group_reward_in_the_sb3_text_env_groups_texts_of_one_prompt():
-    from rlcreate.envs.text_tokens import make_text_tokens_vec_env
+    from rlcreate.text.envs import make_text_tokens_vec_env
 
     sizes = GroupSizes()
     rs = RewardSet([Term("groups", sizes), Term("diversity", GroupDiversity(equivalence="lexical"))])

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import rlcreate  # noqa: F401  (registers ids)
-from rlcreate.envs.column_tokens import (CHUNK, ColumnTokensEnv, EnvConfigError, make_mario_tokens,
-                                         make_mario_tokens_vec)
-from rlcreate.envs.mario import DEFAULT_REWARDS, DEFAULT_TARGETS
+from rlcreate.envs.column_tokens import CHUNK, ColumnTokensEnv, EnvConfigError
+from rlcreate.levels.envs import make_mario_tokens, make_mario_tokens_vec
+from rlcreate.levels.envs import DEFAULT_REWARDS, DEFAULT_TARGETS
 from rlcreate.generators.column_lm import N_SPECIAL, ColumnLM, build_vocab, default_column_lm_path, small_gpt2
 from rlcreate.levels import corpus
 from rlcreate.rewards.base import RewardModule
@@ -131,7 +131,7 @@ PIPE_VOCAB = [_GROUND, _LEFT, _RIGHT, _RIGHT_HIGH]
 
 
 def test_structure_rule_on_known_columns():
-    from rlcreate.envs.column_tokens import MarioStructure
+    from rlcreate.levels.envs import MarioStructure
     from rlcreate.levels.tiles import CHAR_TO_ID
 
     cols = np.array([[CHAR_TO_ID[c] for c in col] for col in PIPE_VOCAB], np.int8)

@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 
 import rlcreate  # noqa: F401
-from rlcreate.envs.registration import ENV_IDS
+from rlcreate.domains import env_ids
+
+ENV_IDS = env_ids()
 
 FAST_KWARGS = {
     "rlcreate/MarioLatent-v0": {"n_segments": 2},

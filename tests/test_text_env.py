@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from rlcreate.envs.text_tokens import (LOGPROB_FLOOR, TextEnvConfigError, TextTokensCore, TextTokensEnv,
-                                       TextTokensVecEnv, make_text_tokens_env, make_text_tokens_vec_env)
+from rlcreate.envs.text_tokens import LOGPROB_FLOOR, TextEnvConfigError, TextTokensCore, TextTokensEnv, TextTokensVecEnv
+from rlcreate.text.envs import make_text_tokens_env, make_text_tokens_vec_env
 from rlcreate.rewards.compose import RewardSet, Term
 from rlcreate.text.lm import LMStepper, PromptError
 

@@ -14,8 +14,17 @@ import yaml
 from rlcreate.recipe import RecipeError, parse_recipe
 from rlcreate.rewards.diversity import DistinctNReward
 from rlcreate.text.lm import ModelNotFoundError
-from rlcreate.train.text import (build_text_env, generate_texts, resolve_prompts, text_settings,
-                                 train_text_recipe)
+from rlcreate.text.runs import build_text_env, resolve_prompts, text_settings
+from rlcreate.train.runner import RunFolderError, restore, train_run
+
+
+def train_text_recipe(recipe, run, progress_bar=False):
+    return train_run(recipe, run, progress_bar=progress_bar)
+
+
+def generate_texts(run, n, out, seed=None):
+    asm, model = restore(run)
+    return asm.domain.generate(model, asm, n, out, seed=seed)
 
 REPO = Path(__file__).resolve().parents[1]
 from tests.tiny_lm import tiny_lm_folder as _tiny_lm_folder
@@ -56,9 +65,9 @@ def steer_run(files):
 
 def test_train_writes_the_level_run_layout_and_a_comparison(steer_run):
     recipe, run, summary = steer_run
-    for name in ("config.yaml", "model.zip", "reward_state.pkl", "tb", "checkpoints", "samples"):
+    for name in ("config.yaml", "model/policy.safetensors", "model/reward_state.npz", "tb", "checkpoints", "samples"):
         assert (run / name).exists(), name
-    assert sorted(p.name for p in (run / "checkpoints").glob("model_*.zip"))
+    assert sorted(p.name for p in (run / "checkpoints").glob("step_*"))
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = [EventAccumulator(str(p.parent)).Reload() for p in (run / "tb").rglob("events.out.tfevents*")]
@@ -97,17 +106,17 @@ def test_plain_group_is_seeded_ancestral_sampling_of_the_same_lm(steer_run, file
 def test_generate_is_deterministic_and_keeps_the_run(steer_run, tmp_path):
     recipe, run, _ = steer_run
     before = sorted(p.name for p in run.iterdir())
-    a = generate_texts(run, recipe, 5, tmp_path / "a", seed=3)
-    b = generate_texts(run, recipe, 5, tmp_path / "b", seed=3)
+    a = generate_texts(run, 5, tmp_path / "a", seed=3)
+    b = generate_texts(run, 5, tmp_path / "b", seed=3)
     assert (tmp_path / "a" / "texts.json").read_text() == (tmp_path / "b" / "texts.json").read_text()
     assert a["n"] == 5 and a["mean"] == b["mean"]
     assert sorted(p.name for p in run.iterdir()) == before
 
 
 def test_generate_needs_a_trained_model(files, tmp_path):
-    recipe = parse_recipe(recipe_dict(files))
-    with pytest.raises(RecipeError, match="no model.zip; train it first"):
-        generate_texts(tmp_path, recipe, 2, tmp_path / "out")
+    parse_recipe(recipe_dict(files)).dump(tmp_path / "config.yaml")
+    with pytest.raises(RunFolderError, match="has no policy"):
+        generate_texts(tmp_path, 2, tmp_path / "out")
 
 
 # -------------------------------------------------------------------------------- bad input

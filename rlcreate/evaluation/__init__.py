@@ -5,4 +5,10 @@ Submodules import heavy dependencies lazily; import what you need, e.g.
 ``from rlcreate.evaluation.baselines import run_baseline``.
 """
 
-__all__ = ["baselines", "text_baselines", "judges", "text_judges", "audit", "qd", "report"]
+from rlcreate.errors import UserError
+
+__all__ = ["UnknownJudgeError", "baselines", "text_baselines", "text_judges", "audit", "report", "html"]
+
+
+class UnknownJudgeError(UserError):
+    """A judge name the run's domain does not have; the message lists close names."""

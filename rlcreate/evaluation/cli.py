@@ -28,18 +28,11 @@ def cmd_baseline(args) -> int:
         raise BaselineError("no --method given and the recipe's baselines: section names none; pass e.g. "
                             "--method cma (levels) or --method best-of-n (texts)")
     run_dir = Path(args.out) / (args.name or f"{recipe.name}-{method}")
-    info = run_baseline(recipe, method, run_dir, budget=args.budget, batch=args.batch,
-                        descriptors=_split(args.descriptors), progress_bar=not args.quiet, section=section,
-                        n=args.n)
+    info = run_baseline(recipe, method, run_dir, budget=args.budget, batch=args.batch, section=section,
+                        progress_bar=not args.quiet, descriptors=_split(args.descriptors), n=args.n)
     print(f"run written to {run_dir}")
-    if info.get("domain") == "text":
-        print(f"{info['method']}: {info['evaluations']} reward evaluations (texts scored), best composite "
-              f"{info['best_return']:.3f}, samples of {info['primary']!r} mean {info['samples_mean_return']:.3f}, "
-              f"{info['evaluations_per_second']:.1f} evaluations/s")
-        return 0
-    print(f"{info['method']}: {info['evaluations']} reward evaluations ({info['generations']} generations x "
-          f"{info['batch']} levels x {info['n_segments']} segments), best composite {info['best_return']:.3f}, "
-          f"{info['evaluations_per_second']:.0f} evaluations/s")
+    print(f"{info['method']}: {info['evaluations']} reward evaluations, best composite {info['best_return']:.3f}, "
+          f"samples mean {info['samples_mean_return']:.3f}, {info['evaluations_per_second']:.1f} evaluations/s")
     return 0
 
 
@@ -77,12 +70,11 @@ def cmd_report(args) -> int:
 
 def register(sub) -> None:
     """Add the ``baseline``, ``eval`` and ``report`` subcommands to an argparse subparsers object."""
-    from rlcreate.evaluation.baselines import ALL_METHODS
-
-    b = sub.add_parser("baseline", help="search baseline (random, CMA-ES, MAP-Elites) at the RL run's budget")
+    b = sub.add_parser("baseline", help="baseline at the RL run's budget (levels: random, cma, map-elites, cma-me; "
+                       "text: sampling, best-of-n)")
     b.add_argument("recipe")
     b.add_argument("--method", default=None,
-                   help=f"one of {', '.join(ALL_METHODS)} (default: the recipe's baselines.method)")
+                   help="a baseline of the recipe's domain (default: the recipe's baselines.method)")
     b.add_argument("--budget", type=int, default=None,
                    help="reward evaluations (= env steps); default: the recipe's trainer.total_timesteps")
     b.add_argument("--batch", type=int, default=None,

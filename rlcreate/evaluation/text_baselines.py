@@ -126,7 +126,7 @@ def run_text_baseline(recipe: Recipe, method: str, run_dir: Path, budget: int | 
 
     from rlcreate.evaluation.baselines import BaselineError
     from rlcreate.text.lm import LMStepper
-    from rlcreate.train.text import load_text_lm, resolve_prompts, text_settings
+    from rlcreate.text.runs import load_text_lm, resolve_prompts, text_settings
 
     if method not in TEXT_METHODS:
         raise BaselineError(f"--method {method!r} does not apply to token recipes; use one of {TEXT_METHODS}")
@@ -225,7 +225,7 @@ def run_text_baseline(recipe: Recipe, method: str, run_dir: Path, budget: int | 
 def write_text_samples(records: list[dict], out_dir: Path, term_names: Sequence[str], settings: dict,
                        groups: dict[str, str], primary: str) -> dict:
     """``texts.json``, ``texts.md`` and ``metrics.json`` in the layout of
-    :func:`rlcreate.train.text.write_comparison` (which is fixed to the steered / plain / lm_topk
+    :func:`rlcreate.text.runs.write_comparison` (which is fixed to the steered / plain / lm_topk
     groups), for any named groups; ``metrics.json`` also names the ``primary`` group."""
     out_dir.mkdir(parents=True, exist_ok=True)
     mean: dict[str, float] = {}

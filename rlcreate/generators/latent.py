@@ -110,7 +110,7 @@ class LevelVAE(nn.Module):
 class LatentLevelGenerator:
     """The latent-generator protocol over a trained :class:`LevelVAE`.
 
-    Attributes: ``latent_dim``, ``segment_width``, ``n_tiles``, ``action_scale`` (multiply an RL
+    Attributes: ``latent_dim``, ``segment_width``, ``height``, ``n_tiles``, ``action_scale`` (multiply an RL
     action in [-1, 1] by it to get z). ``decode`` is deterministic (argmax tiles) and batched.
     """
 
@@ -120,6 +120,7 @@ class LatentLevelGenerator:
         self.config = c
         self.latent_dim = c.latent_dim
         self.segment_width = c.segment_width
+        self.height = HEIGHT
         self.n_tiles = c.n_tiles
         self.action_scale = float(c.action_scale)
         # numpy copy of the decoder MLP (Linear, ReLU, Linear, ReLU, Linear), see decode_numpy

@@ -1,7 +1,12 @@
-"""Super Mario Bros configurations of the generic environments.
+"""Super Mario Bros configurations of the generic environments (the levels domain's envs).
 
 ``rlcreate/MarioLatent-v0`` — :func:`make_mario_latent`: the shipped level VAE writes a level of
 ``n_segments`` 16-column segments; each action is the next segment's latent.
+``rlcreate/MarioTokens-v0`` — :func:`make_mario_tokens`: the shipped column LM writes a level column
+by column; each action picks one of its top-k next columns (the card is
+:class:`rlcreate.envs.column_tokens.ColumnTokensEnv`'s).
+
+The card below is MarioLatent-v0's.
 
 Description
     A policy builds a Mario level left to right. Each step's action is a latent vector; the VAE
@@ -38,17 +43,21 @@ from typing import Any
 
 import numpy as np
 
+from rlcreate.envs.column_tokens import ColumnTokensCore, ColumnTokensEnv, ColumnTokensVecEnv
+from rlcreate.envs.core_vec_env import EnvConfigError
 from rlcreate.envs.latent_level import LatentLevelCore, LatentLevelEnv, LatentLevelVecEnv
 from rlcreate.levels import tiles as T
 
-__all__ = ["segment_features", "SolverSeam", "DEFAULT_REWARDS", "DEFAULT_TARGETS", "make_mario_latent",
-           "make_mario_latent_vec", "default_reward_set", "FEATURE_NAMES"]
+__all__ = ["segment_features", "SolverSeam", "MarioStructure", "MarioRenderer", "DEFAULT_REWARDS",
+           "DEFAULT_TARGETS", "make_mario_latent", "make_mario_latent_vec", "make_mario_tokens",
+           "make_mario_tokens_vec", "default_reward_set", "FEATURE_NAMES"]
 
 FEATURE_NAMES = ("enemies", "gaps", "blocks", "coins", "pipes", "cannons", "height", "height_var", "difficulty")
 # per-feature scale so that typical values land in [0, 1] (observations are clipped to [0, 1])
 _FEATURE_SCALE = np.array([4, 16, 80, 16, 4, 2, 14, 4, 1], np.float64)  # ~99th pct of corpus segments
 
-#: default reward recipe of MarioLatent-v0 (term -> spec), also used by recipes/mario_latent.yaml
+#: default reward terms of the Mario envs (term -> recipe spec): the one definition, used by every
+#: recipe that leaves `rewards:` out
 DEFAULT_REWARDS: dict[str, dict] = {
     "playability": {"weight": 1.0},
     # novelty is a sweet spot: corpus segments sit at ~0.04 from their nearest training window and
@@ -119,26 +128,49 @@ class SolverSeam:
         return self.start_states(state).any(axis=2).astype(np.float64)
 
 
-def default_generator():
+class MarioRenderer:
+    """Text and image rendering of Mario grids for the envs' ``render()``."""
+
+    @staticmethod
+    def to_text(grid: np.ndarray) -> str:
+        return T.level_to_text(grid)
+
+    @staticmethod
+    def to_image(grid: np.ndarray):
+        from rlcreate.levels.render import render_level
+
+        return render_level(grid)
+
+
+def latent_generator(generator: Any = None):
+    """A latent generator object: given, loaded from a VAE folder path, or the shipped VAE."""
     from rlcreate.generators.latent import LatentLevelGenerator
 
-    return LatentLevelGenerator.load()
+    if generator is None or isinstance(generator, str) or hasattr(generator, "__fspath__"):
+        return LatentLevelGenerator.load(generator)
+    if not hasattr(generator, "decode"):
+        raise EnvConfigError(f"generator = {type(generator).__name__}: pass a latent generator, a level-VAE "
+                             "folder or None (the shipped VAE)")
+    return generator
 
 
 def default_reward_set(rewards: dict[str, dict] | None = None, nonfinite: str = "raise"):
-    from rlcreate.recipe import parse_recipe, build_reward_set
+    """The Mario default reward terms (or ``rewards`` in recipe form) as a RewardSet."""
+    from rlcreate.recipe import build_reward_set, parse_recipe
 
     recipe = parse_recipe({"env": {"id": "rlcreate/MarioLatent-v0"}, "rewards": rewards or DEFAULT_REWARDS,
                            "nonfinite": nonfinite})
     return build_reward_set(recipe)
 
 
+def _reward(reward: Any):
+    return default_reward_set(reward) if reward is None or isinstance(reward, dict) else reward
+
+
 def _core(n: int, n_segments: int, targets, reward, generator) -> LatentLevelCore:
-    generator = generator or default_generator()
-    if reward is None or isinstance(reward, dict):
-        reward = default_reward_set(reward)
-    return LatentLevelCore(generator, reward, segment_features, len(FEATURE_NAMES), n_segments=n_segments,
-                           targets=DEFAULT_TARGETS if targets is None else targets, seam=SolverSeam(), n=n)
+    return LatentLevelCore(latent_generator(generator), _reward(reward), segment_features, len(FEATURE_NAMES),
+                           n_segments=n_segments, targets=DEFAULT_TARGETS if targets is None else targets,
+                           seam=SolverSeam(), n=n, renderer=MarioRenderer())
 
 
 def make_mario_latent(n_segments: int = 8, targets: dict | None = None, reward: Any = None,
@@ -153,7 +185,67 @@ def make_mario_latent_vec(n_envs: int = 16, n_segments: int = 8, targets: dict |
     return LatentLevelVecEnv(_core(n_envs, n_segments, targets, reward, generator), seed=seed)
 
 
-def make_mario_tokens(**kwargs):
-    from rlcreate.envs.column_tokens import make_mario_tokens as make
+class MarioStructure:
+    """Keeps levels structurally valid (:mod:`rlcreate.levels.validity`) column by column.
 
-    return make(**kwargs)
+    - Columns that break a validity rule on their own are never allowed. Every rule but
+      ``pipe_pairs`` looks only within a column (``enemy_not_embedded`` also looks sideways, but
+      only at solid tiles beside an enemy, which no column rule can promise), and a few corpus
+      columns break one (floating pipe tops, a floating cannon: 14 of the shipped LM's 508).
+    - Pipes are two columns wide (``pipe_pairs``): a column may follow another only if every left
+      pipe half (``<`` top, ``[`` body) in the previous column has its right half (``>`` / ``]``) in
+      the same row of the next, and every right half in the next column has its left half before
+      it. The first column may hold no right halves and the last no left halves, so a finished
+      level has no cut pipes. Checked per step on 14-bit row masks.
+    """
+
+    def __init__(self, columns: np.ndarray, n_special: int):
+        from rlcreate.levels.tiles import PIPE_BL, PIPE_BR, PIPE_TL, PIPE_TR
+        from rlcreate.levels.validity import valid_mask
+
+        cols = np.asarray(columns)
+        self.column_ok = np.concatenate([np.zeros(n_special, bool), valid_mask(cols[:, :, None])])
+        weights = 1 << np.arange(cols.shape[1], dtype=np.int64)
+        bits = lambda tile: np.concatenate([np.zeros(n_special, np.int64), (cols == tile) @ weights])  # noqa: E731
+        # per token id: the rows holding left halves / right halves, tops and bodies packed apart
+        self.left = bits(PIPE_TL) | (bits(PIPE_BL) << 16)
+        self.right = bits(PIPE_TR) | (bits(PIPE_BR) << 16)
+
+    def allowed(self, prev: np.ndarray | None, candidates: np.ndarray, last: bool) -> np.ndarray:
+        need = 0 if prev is None else self.left[np.asarray(prev)][:, None]
+        ok = (self.right[candidates] == need) & self.column_ok[candidates]
+        if last:
+            ok &= self.left[candidates] == 0
+        return ok
+
+
+def _tokens_core(n: int, n_columns: int, k: int, reward: Any, targets: dict | None, lm: Any, reward_every: str,
+          structure: bool = True, **kwargs: Any) -> ColumnTokensCore:
+    from rlcreate.generators.column_lm import N_SPECIAL, ColumnLM
+
+    if lm is None or isinstance(lm, str) or hasattr(lm, "__fspath__"):
+        lm = ColumnLM.load(lm)
+    elif not isinstance(lm, ColumnLM):
+        raise EnvConfigError(f"lm = {type(lm).__name__}: pass a ColumnLM, a column-LM folder or None "
+                             "(the shipped model)")
+    return ColumnTokensCore(lm, _reward(reward), segment_features, len(FEATURE_NAMES), n_columns=n_columns, k=k,
+                            targets=DEFAULT_TARGETS if targets is None else targets,
+                            reward_every=reward_every, n=n,
+                            rule=MarioStructure(lm.columns, N_SPECIAL) if structure else None,
+                            seam=SolverSeam(), n_special=N_SPECIAL, renderer=MarioRenderer(), **kwargs)
+
+
+def make_mario_tokens(n_columns: int = 64, k: int = 8, reward: Any = None, targets: dict | None = None,
+                      lm: Any = None, reward_every: str = "end", render_mode: str | None = None,
+                      **kwargs: Any) -> ColumnTokensEnv:
+    """Single-env ``rlcreate/MarioTokens-v0`` (what ``gymnasium.make`` returns). ``kwargs``:
+    ``min_prob``, ``hidden_clip``, ``structure``."""
+    return ColumnTokensEnv(_tokens_core(1, n_columns, k, reward, targets, lm, reward_every, **kwargs),
+                           render_mode=render_mode)
+
+
+def make_mario_tokens_vec(n_envs: int = 16, n_columns: int = 64, k: int = 8, targets: dict | None = None,
+                          reward: Any = None, seed: int | None = None, lm: Any = None,
+                          reward_every: str = "end", **kwargs: Any) -> ColumnTokensVecEnv:
+    """Batched ``MarioTokens-v0`` as an SB3 VecEnv: ``n_envs`` levels per LM forward pass."""
+    return ColumnTokensVecEnv(_tokens_core(n_envs, n_columns, k, reward, targets, lm, reward_every, **kwargs), seed=seed)

@@ -30,7 +30,7 @@ returns ``{judge: {measure: value}}``. Each judge is independent of the reward t
 
 from __future__ import annotations
 
-from rlcreate.errors import UserError
+from rlcreate.evaluation import UnknownJudgeError
 
 import difflib
 import functools
@@ -42,9 +42,6 @@ __all__ = ["JUDGES", "UnknownJudgeError", "check_judges", "run_judges", "DEFAULT
 
 DEFAULT_JUDGES = ("astar", "tile_kl", "expressive_range", "novelty", "validity", "solver", "diversity")
 
-
-class UnknownJudgeError(UserError):
-    """A judge name that does not exist; the message suggests the closest one."""
 
 
 @functools.lru_cache(maxsize=4)

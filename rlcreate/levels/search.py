@@ -1,4 +1,4 @@
-"""Search baselines on a latent-space level recipe, at the same budget of reward evaluations as RL.
+"""Level search baselines on a latent-space recipe, at the same budget of reward evaluations as RL.
 
 One *evaluation* = one decoded segment scored by the recipe's reward set = one environment step, so
 a whole level (a *candidate*: ``n_segments x latent_dim`` actions in [-1, 1]) costs ``n_segments``
@@ -16,28 +16,12 @@ Methods (the field's libraries, not re-implementations):
 * ``cma-me``: CMA-ME (``ribs`` EvolutionStrategyEmitter with improvement ranking).
   Both QD methods keep their archive in the behaviour grid named by ``descriptors``.
 
-Token recipes (``rlcreate/TextTokens-v0``) take ``sampling`` and ``best-of-n`` instead
-(:mod:`rlcreate.evaluation.text_baselines`); :func:`run_baseline` dispatches on the recipe.
-
-A recipe may carry defaults in an optional top-level ``baselines:`` section (validated by
-:func:`baseline_section`; command-line flags win)::
-
-    baselines:
-      method: map-elites                 # default for --method
-      descriptors: [enemies, leniency]   # QD behaviour grid (level recipes)
-      budget: 4096                       # reward evaluations (default: the RL run's)
-      batch: 16                          # candidates per generation / texts per LM batch
-      n: 8                               # best-of-n candidates per prompt (token recipes)
-      grid: [[0.7, 0.9], [1.0, 1.0]]     # sampling (temperature, top_p) pairs (token recipes)
-
-:func:`run_baseline` writes a run folder in the format of ``rlcreate train``: ``config.yaml``,
+:func:`run_search` (``rlcreate baseline``, :mod:`rlcreate.evaluation.baselines`) writes a run folder in the format of ``rlcreate train``: ``config.yaml``,
 ``samples/`` (levels txt + png, ``metrics.json``), plus ``baseline.json`` (method, budget, best)
 and ``progress.json`` (best / mean composite per generation, evaluations so far).
 """
 
 from __future__ import annotations
-
-from rlcreate.errors import UserError
 
 import json
 import math
@@ -48,58 +32,23 @@ from typing import Any
 
 import numpy as np
 
-from rlcreate.recipe import Recipe, build_reward_set
+from rlcreate.evaluation.baselines import BaselineError
+from rlcreate.recipe import RecipeError
 
-__all__ = ["METHODS", "ALL_METHODS", "BaselineError", "LevelEvaluator", "level_env", "run_baseline", "SearchResult",
-           "baseline_section", "read_baseline_section", "BASELINE_KEYS"]
+__all__ = ["METHODS", "LevelEvaluator", "run_search", "SearchResult", "check_search_section"]
 
 METHODS = ("random", "cma", "map-elites", "cma-me")
-TEXT_ENVS = ("rlcreate/TextTokens-v0",)
-LATENT_ENVS = ("rlcreate/MarioLatent-v0",)
-BASELINE_KEYS = ("method", "descriptors", "budget", "batch", "n", "grid")
 
 
-class BaselineError(UserError):
-    """A baseline cannot run with these settings; the message names the value and the fix."""
+def check_search_section(section: dict) -> dict:
+    """The level keys of a recipe's ``baselines:`` section (``descriptors``), validated."""
+    from rlcreate.levels.qd import DescriptorError, check_descriptors
 
-
-def _all_methods() -> tuple[str, ...]:
-    from rlcreate.evaluation.text_baselines import TEXT_METHODS
-
-    return METHODS + TEXT_METHODS
-
-
-ALL_METHODS = METHODS + ("sampling", "best-of-n")  # level searches + text baselines (CLI help)
-
-
-def baseline_section(raw: Any, recipe: Recipe | None = None) -> dict:
-    """Validate a recipe's ``baselines:`` section; :class:`rlcreate.recipe.RecipeError` names field,
-    value and fix. Returns the section with only the keys given (``{}`` for none)."""
-    import difflib
-
-    from rlcreate.recipe import RecipeError
-
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise RecipeError(f"baselines = {raw!r}: write a mapping, e.g. baselines: {{descriptors: [enemies, leniency], "
-                          "budget: 4096}")
-    for key in raw:
-        if key not in BASELINE_KEYS:
-            close = difflib.get_close_matches(str(key), BASELINE_KEYS, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise RecipeError(f"baselines: unknown key {key!r}.{hint} Known keys: {sorted(BASELINE_KEYS)}")
-    out = dict(raw)
-    for key, low in (("budget", 1), ("batch", 2), ("n", 2)):
-        if key in out and (isinstance(out[key], bool) or not isinstance(out[key], int) or out[key] < low):
-            raise RecipeError(f"baselines.{key} = {out[key]!r}: must be an integer >= {low}")
-    if "method" in out and out["method"] not in _all_methods():
-        close = difflib.get_close_matches(str(out["method"]), _all_methods(), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise RecipeError(f"baselines.method = {out['method']!r}: not a baseline.{hint} Use one of {_all_methods()}")
+    out = dict(section)
+    for key in out:
+        if key != "descriptors":
+            raise RecipeError(f"baselines.{key}: does not apply to level recipes; remove it")
     if "descriptors" in out:
-        from rlcreate.evaluation.qd import DescriptorError, check_descriptors
-
         d = out["descriptors"]
         if isinstance(d, str) or not isinstance(d, list):
             raise RecipeError(f"baselines.descriptors = {d!r}: write a list of one or two descriptor names, "
@@ -111,62 +60,7 @@ def baseline_section(raw: Any, recipe: Recipe | None = None) -> dict:
             check_descriptors(d)
         except DescriptorError as err:
             raise RecipeError(f"baselines.descriptors: {err}") from None
-    if "grid" in out:
-        from rlcreate.evaluation.text_baselines import _check_grid
-
-        if not isinstance(out["grid"], list):
-            raise RecipeError(f"baselines.grid = {out['grid']!r}: write a list of [temperature, top_p] pairs")
-        try:
-            out["grid"] = [list(g) for g in _check_grid(out["grid"])]
-        except BaselineError as err:
-            raise RecipeError(str(err)) from None
-    if recipe is not None:
-        text = recipe.env_id in TEXT_ENVS
-        for key in (("descriptors",) if text else ("n", "grid")):
-            if key in out:
-                kind = "token" if text else "latent-space level"
-                raise RecipeError(f"baselines.{key}: does not apply to {kind} recipes ({recipe.env_id}); remove it")
     return out
-
-
-def read_baseline_section(path: str | Path, recipe: Recipe | None = None) -> dict:
-    """The validated ``baselines:`` section of a recipe file (``{}`` when absent)."""
-    import yaml
-
-    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    return baseline_section(raw.get("baselines") if isinstance(raw, dict) else None, recipe)
-
-
-def _resolve_generator(generator: Any, env_kwargs: dict) -> Any:
-    """An explicit generator object wins; a ``generator:`` path in the recipe's env kwargs loads a
-    level-VAE folder; otherwise the environment's default (the shipped VAE)."""
-    if generator is not None:
-        return generator
-    spec = env_kwargs.get("generator")
-    if isinstance(spec, (str, Path)):
-        from rlcreate.generators.latent import LatentLevelGenerator
-
-        return LatentLevelGenerator.load(spec)
-    return spec
-
-
-def level_env(recipe: Recipe, n_envs: int, seed: int, reward_set=None, generator: Any = None):
-    """The recipe's latent level VecEnv with ``n_envs`` levels per step (generator overridable).
-
-    Returns ``(venv, reward_set)``. Only latent-space recipes are supported."""
-    if recipe.env_id not in LATENT_ENVS:
-        raise BaselineError(f"env.id = {recipe.env_id!r}: search baselines need a latent-space environment "
-                            f"{LATENT_ENVS}; token recipes take --method sampling or best-of-n")
-    from rlcreate.envs.mario import make_mario_latent_vec
-
-    reward_set = reward_set if reward_set is not None else build_reward_set(recipe)
-    kwargs = dict(recipe.env_kwargs)
-    gen = _resolve_generator(generator, kwargs)
-    kwargs.pop("generator", None)
-    venv = make_mario_latent_vec(n_envs=n_envs, targets=recipe.targets, reward=reward_set, generator=gen,
-                                 seed=seed, **kwargs)
-    venv.seed(seed)
-    return venv, reward_set
 
 
 class LevelEvaluator:
@@ -177,9 +71,12 @@ class LevelEvaluator:
     ``batch * n_segments`` evaluations. Weight schedules see ``progress = evaluations / budget``,
     as they see training progress in an RL run."""
 
-    def __init__(self, recipe: Recipe, batch: int, budget: int, seed: int = 0, generator: Any = None):
-        self.venv, self.reward_set = level_env(recipe, batch, seed, generator=generator)
+    def __init__(self, asm: Any, batch: int, budget: int, seed: int = 0):
+        self.venv, self.reward_set = asm.make_env(batch, seed), asm.reward_set
         self.core = self.venv.core
+        if not hasattr(self.core, "gen"):
+            raise BaselineError(f"env.id = {asm.recipe.env_id!r}: search baselines need a latent-space "
+                                "environment such as rlcreate/MarioLatent-v0")
         self.batch, self.budget = int(batch), int(budget)
         self.n_segments, self.latent_dim = self.core.n_segments, int(self.core.action_space.shape[0])
         self.dim = self.n_segments * self.latent_dim
@@ -231,7 +128,7 @@ def _search(method: str, ev: LevelEvaluator, generations: int, seed: int, descri
             keep: int, progress_bar: bool) -> tuple[SearchResult, list]:
     from tqdm.auto import tqdm
 
-    from rlcreate.evaluation.qd import DEFAULT_GRID, BehaviourGrid, describe
+    from rlcreate.levels.qd import DEFAULT_GRID, BehaviourGrid, describe
 
     result = SearchResult(method, 0)
     fixed = DEFAULT_GRID.archive(solution_dim=1)  # every evaluated level, in the fixed report grid
@@ -290,47 +187,26 @@ def _search(method: str, ev: LevelEvaluator, generations: int, seed: int, descri
     return result, elites
 
 
-def run_baseline(recipe: Recipe, method: str, run_dir: Path, budget: int | None = None, batch: int | None = None,
-                 descriptors: list[str] | None = None, generator: Any = None, progress_bar: bool = True,
-                 section: dict | None = None, lm: Any = None, n: int | None = None) -> dict:
-    """Run one search baseline with ``budget`` reward evaluations (default: the recipe's
+def run_search(asm: Any, method: str, run_dir: Path, budget: int | None = None, batch: int | None = None,
+               section: dict | None = None, progress_bar: bool = True, descriptors: list[str] | None = None,
+               **unused: Any) -> dict:
+    """Run one level search ``method`` with ``budget`` reward evaluations (default: the recipe's
     ``trainer.total_timesteps``, the RL run's budget) and write ``run_dir``. Returns ``baseline.json``'s
-    content.
+    content. ``batch``: candidates per generation (default ``trainer.n_envs``; CMA-ES's population
+    size). ``descriptors``: behaviour descriptors of the QD archive (default leniency, linearity)."""
+    from rlcreate.levels.qd import check_descriptors
+    from rlcreate.levels.samples import write_levels
 
-    ``batch``: candidates per generation (default ``trainer.n_envs``; CMA-ES's population size).
-    ``descriptors``: behaviour descriptors of the QD archive (default leniency, linearity).
-    ``section``: the recipe's validated ``baselines:`` section; its values fill what the arguments
-    leave as ``None`` and it is saved in ``config.yaml``. Token recipes go to
-    :func:`rlcreate.evaluation.text_baselines.run_text_baseline` (``lm``, ``n`` apply there)."""
-    from rlcreate.evaluation.qd import check_descriptors
-    from rlcreate.train.levels import write_levels
-
-    text = recipe.env_id in TEXT_ENVS
-    allowed = _all_methods()[len(METHODS):] if text else METHODS
-    if method not in allowed:
-        import difflib
-
-        close = difflib.get_close_matches(str(method), allowed, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        kind = "token" if text else "latent-space level"
-        other = f" ({method!r} is for {'level' if text else 'token'} recipes)" if method in _all_methods() else ""
-        raise BaselineError(f"--method {method!r} is not a baseline for {kind} recipes{other}.{hint} "
-                            f"Use one of {allowed}")
-    section = baseline_section(section, recipe)
-    budget = budget if budget is not None else section.get("budget")
-    batch = batch if batch is not None else section.get("batch")
-    if text:
-        from rlcreate.evaluation.text_baselines import run_text_baseline
-
-        return run_text_baseline(recipe, method, run_dir, budget=budget, batch=batch,
-                                 n=n if n is not None else section.get("n"), grid=section.get("grid"), lm=lm,
-                                 section=section, progress_bar=progress_bar)
+    for key, value in unused.items():
+        if value is not None:
+            raise BaselineError(f"--{key} does not apply to level search baselines; remove it")
+    recipe, section = asm.recipe, section or {}
     descriptors = check_descriptors(descriptors or section.get("descriptors") or ["leniency", "linearity"])
     budget = int(budget if budget is not None else recipe.trainer["total_timesteps"])
     batch = int(batch or recipe.trainer["n_envs"])
     if batch < 2:
         raise BaselineError(f"batch = {batch}: CMA-ES and MAP-Elites need at least 2 candidates per generation")
-    ev = LevelEvaluator(recipe, batch, budget, seed=recipe.seed, generator=generator)
+    ev = LevelEvaluator(asm, batch, budget, seed=recipe.seed)
     per_gen = batch * ev.n_segments
     if budget < per_gen:
         raise BaselineError(f"--budget {budget}: one generation of {batch} levels x {ev.n_segments} segments "

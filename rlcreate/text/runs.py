@@ -1,10 +1,9 @@
 """Text runs: steer a frozen causal LM with (Maskable)PPO over ``rlcreate/TextTokens-v0``.
 
-``rlcreate train RECIPE.yaml`` on a TextTokens recipe calls :func:`train_text_recipe`, which writes
-the same run folder as level runs (see :mod:`rlcreate.train.sb3`: ``config.yaml``, ``tb/`` with
-``rewards/<term>``, ``checkpoints/``, ``model.zip``, ``reward_state.pkl``) and ends by writing
-``samples/``: steered texts on the HELD-OUT prompts next to plain samples of the same LM for the
-same prompts. ``rlcreate generate RUN --n N`` calls :func:`generate_texts` for the same comparison.
+``rlcreate train RECIPE.yaml`` on a TextTokens recipe writes the same run folder as level runs (see
+:mod:`rlcreate.train.sb3`) and ends, through the text domain, by writing ``samples/``: steered texts
+on the HELD-OUT prompts next to plain samples of the same LM for the same prompts
+(:func:`compare_with_plain`). ``rlcreate generate RUN --n N`` writes the same comparison.
 
 The comparison (:func:`compare_with_plain`) holds three groups of texts, one per prompt draw:
 
@@ -28,7 +27,7 @@ A text recipe's ``env.kwargs`` (validated here, errors name field, value and fix
 ``max_new_tokens``   length cap per text (default 32)
 ``min_new_tokens``   EOS masked before this many tokens (default 0)
 ``system``           system message for chat models (default none)
-``hidden_clip``, ``max_prompt_tokens``   as for :func:`rlcreate.envs.text_tokens.make_text_tokens_env`
+``hidden_clip``, ``max_prompt_tokens``   as for :func:`rlcreate.text.envs.make_text_tokens_env`
 
 On a CPU shared with other jobs, run with ``OMP_NUM_THREADS=1``: torch's spinning worker threads
 otherwise slow every LM forward pass many times over (measured here: 1-2 env steps/s with default
@@ -41,20 +40,18 @@ import copy
 import difflib
 import json
 import math
-import pickle
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from rlcreate.recipe import Recipe, RecipeError, build_reward_set
+from rlcreate.train.runner import rollout
+from rlcreate.validate import check_keys
 
 __all__ = ["TEXT_ENV_KEYS", "TextSettings", "text_settings", "resolve_prompts", "load_text_lm",
-           "build_text_env", "train_text_recipe", "generate_texts", "compare_with_plain",
-           "score_texts", "write_comparison"]
-
-TEXT_ENV_ID = "rlcreate/TextTokens-v0"
-PROMPT_SPLITS = ("train", "heldout")
+           "build_text_env", "compare_with_plain", "score_texts", "write_comparison"]
+from rlcreate.text.data import PROMPT_SPLITS  # train, dev, test, heldout (= dev)
 _DEFAULTS = {"lm": "smollm2-135m-instruct", "prompts": "train", "eval_prompts": "heldout", "top_k": 16,
              "max_new_tokens": 32, "min_new_tokens": 0, "system": None, "hidden_clip": 10.0,
              "max_prompt_tokens": 512}
@@ -68,14 +65,8 @@ class TextSettings(dict):
 
 def text_settings(recipe: Recipe) -> TextSettings:
     """Validate a TextTokens recipe's ``env.kwargs``; :class:`RecipeError` names field, value, fix."""
-    if recipe.env_id != TEXT_ENV_ID:
-        raise RecipeError(f"env.id = {recipe.env_id!r}: text training needs {TEXT_ENV_ID!r}")
     kwargs = dict(recipe.env_kwargs)
-    for key in kwargs:
-        if key not in TEXT_ENV_KEYS:
-            close = difflib.get_close_matches(str(key), TEXT_ENV_KEYS, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise RecipeError(f"env.kwargs: unknown key {key!r}.{hint} Known keys: {sorted(TEXT_ENV_KEYS)}")
+    check_keys("env.kwargs", kwargs, TEXT_ENV_KEYS, RecipeError)
     s = TextSettings({**_DEFAULTS, **kwargs})
     for key, low in (("top_k", 1), ("max_new_tokens", 1), ("min_new_tokens", 0), ("max_prompt_tokens", 1)):
         v = s[key]
@@ -172,65 +163,7 @@ class _Unscored:
         return [0.0] * len(samples)
 
 
-# -------------------------------------------------------------------------------------- training
-
-def train_text_recipe(recipe: Recipe, run_dir: Path, progress_bar: bool = True,
-                      total_timesteps: int | None = None) -> dict:
-    """Train the recipe's policy over TextTokens-v0 into ``run_dir``; ends with ``samples/``.
-
-    Returns the comparison summary (its ``mean`` holds ``steered/total``, ``plain/total``, ... ).
-    Everything that can be wrong with the recipe, model or prompts fails before ``run_dir`` is touched.
-    """
-    from stable_baselines3.common.vec_env import VecMonitor
-
-    from rlcreate.train.sb3 import train_recipe
-
-    settings = text_settings(recipe)
-    resolve_prompts(settings["eval_prompts"], "env.kwargs.eval_prompts")  # fail before training
-    lm = load_text_lm(settings)
-    reward_set = build_reward_set(recipe)
-    venv = build_text_env(recipe, lm=lm, reward=reward_set, settings=settings)
-    model = train_recipe(recipe, VecMonitor(venv), reward_set, Path(run_dir), progress_bar, total_timesteps)
-    return compare_with_plain(model, recipe, lm, reward_set, recipe.trainer["samples"],
-                              Path(run_dir) / "samples", seed=recipe.seed + 1, settings=settings)
-
-
-def generate_texts(run_dir: Path, recipe: Recipe, n: int, out_dir: Path, seed: int | None = None) -> dict:
-    """Steered vs plain texts of a trained run on its ``eval_prompts`` (held-out by default)."""
-    from rlcreate.train.sb3 import load_policy
-
-    settings = text_settings(recipe)
-    run_dir = Path(run_dir)
-    if not (run_dir / "model.zip").is_file():
-        raise RecipeError(f"{str(run_dir)!r} has no model.zip; train it first with `rlcreate train` "
-                          "(or wait until a running training finishes)")
-    lm = load_text_lm(settings)
-    reward_set = build_reward_set(recipe)
-    state_file = run_dir / "reward_state.pkl"
-    if state_file.is_file():
-        with open(state_file, "rb") as f:
-            reward_set.load_state_dict(pickle.load(f))
-    model = load_policy(run_dir, recipe.trainer["algo"])
-    return compare_with_plain(model, recipe, lm, reward_set, n, Path(out_dir),
-                              seed=recipe.seed + 1 if seed is None else seed, settings=settings)
-
-
 # ------------------------------------------------------------------------------------ comparison
-
-def _rollout(venv, n: int, choose) -> list[dict]:
-    """Finished episodes' infos, the first ``ceil(n / rows)`` of every row in row order (taking the
-    first ``n`` to finish would favour short texts)."""
-    rows = venv.num_envs
-    per_row = -(-n // rows)
-    done_by_row: list[list[dict]] = [[] for _ in range(rows)]
-    obs = venv.reset()
-    while min(len(d) for d in done_by_row) < per_row:
-        obs, _, done, infos = venv.step(choose(obs))
-        for i in np.flatnonzero(done):
-            done_by_row[i].append(infos[i])
-    out = [info for r in range(per_row) for d in done_by_row for info in d[r:r + 1]]
-    return out[:n]
-
 
 def score_texts(reward_set, texts: Sequence[str], prompts: Sequence[str], state: dict | None) -> list[dict]:
     """Every text's reward terms and total, the batch scored from reward ``state`` (then restored)."""
@@ -259,11 +192,7 @@ def compare_with_plain(model, recipe: Recipe, lm, reward_set, n: int, out_dir: P
                           n_envs=min(n, 16), seed=seed, settings=settings)
     model.set_random_seed(seed)  # the policy samples its actions: same seed, same texts
 
-    def policy(obs):
-        action, _ = model.predict(obs, deterministic=False, action_masks=venv.action_masks())
-        return action
-
-    steered = _rollout(venv, n, policy)
+    steered = rollout(model, venv, n, deterministic=False)
     prompts = [info["prompt"] for info in steered]
 
     rng = np.random.default_rng(seed)
@@ -278,7 +207,7 @@ def compare_with_plain(model, recipe: Recipe, lm, reward_set, n: int, out_dir: P
 
     # Re-seeded, so the rows start from the same prompt draws as the steered rollout; later draws
     # can differ (rows finish at other times), hence each record keeps the group's own prompt.
-    lm_topk = _rollout(venv, n, follow_lm)
+    lm_topk = rollout(follow_lm, venv, n)
     plain_texts: list[str] = []
     stepper = venv.core.stepper
     for start in range(0, n, 32):

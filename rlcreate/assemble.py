@@ -1,0 +1,89 @@
+"""One way to turn a recipe into what runs: ``recipe -> (domain, reward set, env factory)``.
+
+Every command (check, train, generate, demo, baseline, eval, audit) builds its environment through
+:func:`assemble`, so a recipe that ``rlcreate check`` accepts is exactly what ``train`` will run, and
+``generate`` and ``eval`` see the same environment and reward state as training did.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from rlcreate.domains import Domain, domain_of
+from rlcreate.errors import UserError
+from rlcreate.recipe import Recipe, RecipeError, build_reward_set
+from rlcreate.validate import suggest
+
+__all__ = ["Assembly", "assemble", "check_recipe", "call_env_factory"]
+
+
+@dataclass
+class Assembly:
+    """A recipe put together: its domain, its reward set (the one the environments hold and the
+    checkpoints save) and a factory for its batched environment. ``shared`` holds objects a domain
+    loads once per assembly (a language model) and reuses in every environment it builds."""
+
+    recipe: Recipe
+    domain: Domain
+    reward_set: Any
+    shared: dict = field(default_factory=dict)
+
+    def make_env(self, n_envs: int | None = None, seed: int | None = None, purpose: str = "train"):
+        """The recipe's batched SB3 VecEnv holding :attr:`reward_set`: ``n_envs`` (default
+        ``trainer.n_envs``) rows, seeded (default the recipe's seed); ``purpose`` train | eval."""
+        n = int(n_envs or self.recipe.trainer.n_envs)
+        seed = self.recipe.seed if seed is None else int(seed)
+        venv = self.domain.make_vec_env(self, n, seed, purpose)
+        venv.seed(seed)
+        return venv
+
+
+def assemble(recipe: Recipe) -> Assembly:
+    """The recipe's domain and reward set (reward names, arguments and kinds checked here)."""
+    return Assembly(recipe, domain_of(recipe.env_id), build_reward_set(recipe))
+
+
+def check_recipe(recipe: Recipe) -> Assembly:
+    """Everything ``train`` will build, built once: domain checks (files it will read), the
+    environment and the algorithm with its hyper-parameters. Raises a :class:`UserError`
+    naming the field on the first problem."""
+    from rlcreate.train.sb3 import make_algo
+
+    asm = assemble(recipe)
+    asm.domain.check(recipe)
+    venv = asm.make_env()
+    try:
+        make_algo(recipe, venv, None)
+    finally:
+        venv.close()
+    return asm
+
+
+def call_env_factory(factory: Callable, kwargs: dict, **fixed: Any):
+    """``factory(**fixed, **kwargs)`` where ``kwargs`` are the recipe's ``env.kwargs``: unknown names
+    and invalid values become a :class:`RecipeError` naming ``env.kwargs.<name>``."""
+    params = inspect.signature(factory).parameters
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    known = [n for n, p in params.items() if p.kind is p.KEYWORD_ONLY or p.kind is p.POSITIONAL_OR_KEYWORD]
+    for key in kwargs:
+        if key in fixed:
+            raise RecipeError(f"env.kwargs.{key}: set by rlcreate from the recipe (trainer / targets / "
+                              "rewards sections); remove it from env.kwargs")
+        if not takes_any and key not in known:
+            allowed = sorted(set(known) - set(fixed))
+            raise RecipeError(f"env.kwargs: unknown key {key!r}.{suggest(key, allowed)} Known keys: {allowed}")
+    try:
+        return factory(**fixed, **kwargs)
+    except TypeError as exc:
+        m = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
+        if not m:
+            raise
+        raise RecipeError(f"env.kwargs: unknown key {m.group(1)!r}.{suggest(m.group(1), known)} "
+                          f"See the environment's docstring for its arguments") from None
+    except UserError as exc:
+        if str(exc).startswith("env.kwargs"):
+            raise
+        raise RecipeError(f"env.kwargs: {exc}") from None

@@ -1,0 +1,189 @@
+"""Domains as plugins: everything specific to one kind of artifact, behind one small interface.
+
+A *domain* (Mario levels, text, a maze in the tests) owns what only it knows: its environments and
+their defaults (reward terms, control targets, algorithm), how a recipe's environment is built, how
+samples are written, judged, searched by baselines and shown in a report. The generic layers —
+recipe, assembly, trainers, evaluation, CLI — only talk to the :class:`Domain` returned by
+:func:`domain_of` for a recipe's env id; they never branch on an id and never import a domain module.
+
+Adding a domain: subclass :class:`Domain` in your package and call :func:`register_domain` with an
+instance (that also registers its Gymnasium ids). The built-in domains are listed in
+:data:`BUILTIN` as lazy ``"module:attribute"`` paths, so ``import rlcreate`` registers their ids
+without importing torch, numba or a model.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+from rlcreate.errors import UserError
+
+__all__ = ["Domain", "UnsupportedError", "register_domain", "domain_of", "env_ids", "entry_points",
+           "builtin_domains", "BUILTIN"]
+
+
+class UnsupportedError(UserError):
+    """A command or option that this domain does not provide; the message says what it provides."""
+
+
+#: built-in domains: name -> (lazy path of the Domain instance, {env id: single-env entry point})
+BUILTIN: dict[str, tuple[str, dict[str, str]]] = {
+    "levels": ("rlcreate.levels.domain:DOMAIN", {
+        "rlcreate/MarioLatent-v0": "rlcreate.levels.envs:make_mario_latent",
+        "rlcreate/MarioTokens-v0": "rlcreate.levels.envs:make_mario_tokens",
+    }),
+    "text": ("rlcreate.text.domain:DOMAIN", {
+        "rlcreate/TextTokens-v0": "rlcreate.text.envs:make_text_tokens_env",
+    }),
+}
+
+
+class Domain:
+    """The interface a domain implements. Methods a domain does not support raise
+    :class:`UnsupportedError` with what it does support (a tiny domain implements only what it needs).
+
+    ``name``: short name; ``artifact``: what its samples are (reward modules that declare an
+    ``artifact`` must match it); ``envs``: Gymnasium id -> ``"module:function"`` single-env entry
+    point."""
+
+    name: str = ""
+    artifact: str = ""
+    envs: dict[str, str] = {}
+
+    # ---------------------------------------------------------------- recipe assembly
+    def default_rewards(self, env_id: str) -> dict[str, dict]:
+        """The env's default reward terms, in recipe form (term -> {reward, weight, transform, args})."""
+        return {}
+
+    def default_targets(self, env_id: str) -> dict[str, list[float]]:
+        return {}
+
+    def default_algo(self, env_id: str) -> str:
+        return "ppo"
+
+    def make_vec_env(self, recipe: Any, reward_set: Any, n_envs: int, seed: int, purpose: str = "train") -> Any:
+        """The recipe's environment as a batched SB3 VecEnv holding ``reward_set``. ``purpose`` is
+        ``train`` or ``eval`` (a domain may draw evaluation inputs, e.g. held-out prompts, for eval)."""
+        raise self.unsupported("building environments")
+
+    def check(self, recipe: Any) -> None:
+        """Domain-specific recipe checks beyond building the environment (judge names, files it
+        will read)."""
+
+    def judge_names(self) -> list[str]:
+        return []
+
+    # ---------------------------------------------------------------- runs
+    def finish_training(self, model: Any, asm: Any, run_dir: Path) -> dict:
+        """Write ``run_dir/samples/`` after training; returns the samples summary."""
+        return self.generate(model, asm, asm.recipe.trainer["samples"], run_dir / "samples")
+
+    def generate(self, model: Any, asm: Any, n: int, out: Path, targets: dict | None = None,
+                 seed: int | None = None) -> dict:
+        raise self.unsupported("generating samples")
+
+    def evaluate(self, run: Path, asm: Any, **options: Any) -> dict:
+        """Judges of a run (the ``metrics.json`` content, written by the caller)."""
+        raise self.unsupported("evaluation")
+
+    def baseline_methods(self) -> dict[str, Any]:
+        """Baseline method name -> ``fn(asm, method, run_dir, budget=, batch=, section=,
+        progress_bar=, **options) -> info``."""
+        return {}
+
+    def check_baseline_section(self, section: dict) -> dict:
+        """The domain's own keys of a recipe's ``baselines:`` section, validated."""
+        if section:
+            raise self.unsupported(f"baselines keys {sorted(section)}")
+        return section
+
+    # ---------------------------------------------------------------- audit
+    #: reward module name -> (judge, measure, what the pair checks)
+    counterparts: dict[str, tuple[str, str, str]] = {}
+
+    def audit_checkpoint(self, asm: Any, model: Any, progress: float, n: int, deterministic: bool,
+                         seed: int, judges: list[str]) -> tuple[dict, dict, dict]:
+        """Roll out ``model`` for ``n`` samples; returns (mean reward terms, judged, flags)."""
+        raise self.unsupported("the reward-hacking audit")
+
+    # ---------------------------------------------------------------- reports
+    def read_samples(self, folder: Path) -> list:
+        """The samples a run folder's ``folder`` holds (for reports); [] when none."""
+        return []
+
+    def figures_html(self, runs: list[dict], img_dir: Path) -> str:
+        """Report figures over all runs of this domain (e.g. an expressive-range plot)."""
+        return ""
+
+    def gallery_html(self, run_data: dict, index: int, img_dir: Path, limit: int) -> str:
+        """Report section showing one run's samples (rendered levels, texts)."""
+        return ""
+
+    # ---------------------------------------------------------------- command line
+    def register_commands(self, sub: Any) -> None:
+        """Add the domain's own subcommands to the ``rlcreate`` argparse subparsers (optional)."""
+
+    # ---------------------------------------------------------------- helpers
+    def unsupported(self, what: str) -> UnsupportedError:
+        return UnsupportedError(f"the {self.name!r} domain does not support {what}")
+
+
+_DOMAINS: dict[str, Domain] = {}          # loaded or registered instances by name
+_ENV_DOMAIN: dict[str, str] = {env: name for name, (_, envs) in BUILTIN.items() for env in envs}
+
+
+def register_domain(domain: Domain) -> Domain:
+    """Add a domain (e.g. from your package or a test) and register its Gymnasium ids."""
+    if not domain.name or not domain.envs:
+        raise UserError(f"domain {type(domain).__name__}: set `name` and `envs` (id -> 'module:function')")
+    _DOMAINS[domain.name] = domain
+    for env_id in domain.envs:
+        _ENV_DOMAIN[env_id] = domain.name
+    import sys
+
+    if "gymnasium" in sys.modules:
+        _register_gym(domain.envs)
+    return domain
+
+
+def env_ids() -> list[str]:
+    """Every environment id of every known domain."""
+    return sorted(_ENV_DOMAIN)
+
+
+def entry_points() -> dict[str, str]:
+    """Env id -> single-env entry point, for Gymnasium registration (imports no domain module)."""
+    out = {env: ep for _, (_, envs) in BUILTIN.items() for env, ep in envs.items()}
+    for d in _DOMAINS.values():
+        out.update(d.envs)
+    return out
+
+
+def domain_of(env_id: str) -> Domain:
+    """The domain that owns ``env_id`` (loaded on first use)."""
+    from rlcreate.validate import check_choice
+
+    name = _ENV_DOMAIN.get(env_id)
+    if name is None:
+        check_choice("env.id", env_id, env_ids(), what="an rlcreate environment")
+    if name not in _DOMAINS:
+        module, attr = BUILTIN[name][0].split(":")
+        _DOMAINS[name] = getattr(importlib.import_module(module), attr)
+    return _DOMAINS[name]
+
+
+def builtin_domains() -> list[Domain]:
+    """The built-in domains (loaded) and every registered one."""
+    for name, (path, envs) in BUILTIN.items():
+        domain_of(next(iter(envs)))
+    return list(_DOMAINS.values())
+
+
+def _register_gym(envs: dict[str, str]) -> None:
+    from gymnasium.envs.registration import register, registry
+
+    for env_id, entry_point in envs.items():
+        if env_id not in registry:
+            register(id=env_id, entry_point=entry_point)

@@ -1,0 +1,49 @@
+"""Commands the levels domain adds to ``rlcreate``: ``play`` and ``render`` a level file."""
+
+from __future__ import annotations
+
+from rlcreate.validate import int_arg
+
+__all__ = ["register"]
+
+
+def cmd_play(args) -> int:
+    from rlcreate.levels.solver import solve
+    from rlcreate.levels.tiles import read_level
+
+    grid = read_level(args.level)
+    res = solve(grid)
+    print(f"fast solver: {'playable' if res.reached_end else 'not playable'} "
+          f"(furthest column {res.furthest_col + 1}/{grid.shape[1]})")
+    from rlcreate.levels.astar import astar_or_none
+
+    summary = astar_or_none([grid], runs=args.runs)
+    if summary is None:
+        print("A* agent: skipped (java not found; install a Java 17 runtime to enable it)")
+    else:
+        s = summary[0]
+        print(f"A* agent: win rate {s.win_rate:.2f} over {args.runs} runs, mean completion {s.mean_completion:.2f}")
+    return 0
+
+
+def cmd_render(args) -> int:
+    from rlcreate.levels.render import render_level
+    from rlcreate.levels.tiles import read_level
+
+    render_level(read_level(args.level), args.output)
+    print(f"wrote {args.output}")
+    return 0
+
+
+
+def register(sub) -> None:
+    pl = sub.add_parser("play", help="fast-solver and A* verdicts for a level file")
+    pl.add_argument("level")
+    pl.add_argument("--runs", type=int_arg(1, 100), default=3)
+    pl.set_defaults(fn=cmd_play)
+
+    rd = sub.add_parser("render", help="render a level file to PNG")
+    rd.add_argument("level")
+    rd.add_argument("-o", "--output", required=True)
+    rd.set_defaults(fn=cmd_render)
+

@@ -1,0 +1,118 @@
+"""The levels domain (Super Mario Bros): what the generic layers need to know about level runs.
+
+Envs: :mod:`rlcreate.levels.envs`; samples: :mod:`rlcreate.levels.samples`; judges:
+:mod:`rlcreate.levels.judges`; QD descriptors: :mod:`rlcreate.levels.qd`; search baselines:
+:mod:`rlcreate.levels.search`; evaluation and report sections: :mod:`rlcreate.levels.evaluate`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rlcreate.domains import BUILTIN, Domain
+
+__all__ = ["LevelsDomain", "DOMAIN"]
+
+
+class LevelsDomain(Domain):
+    name = "levels"
+    artifact = "level"
+    envs = BUILTIN["levels"][1]
+    counterparts = {
+        "playability": ("astar", "win_rate", "fast-solver playability vs the real A* agent's win rate"),
+        "level_novelty": ("novelty", "heldout_distance",
+                          "novelty (training windows + own archive) vs distance to held-out corpus windows"),
+        "style_coherence": ("tile_kl", "coherence_3x3", "exp(-KL) with 2x2 patterns vs exp(-KL) with 3x3 patterns"),
+    }
+
+    def default_rewards(self, env_id: str) -> dict[str, dict]:
+        from rlcreate.levels.envs import DEFAULT_REWARDS
+
+        return {k: dict(v) for k, v in DEFAULT_REWARDS.items()}
+
+    def default_targets(self, env_id: str) -> dict[str, list[float]]:
+        from rlcreate.levels.envs import DEFAULT_TARGETS
+
+        return {k: list(v) for k, v in DEFAULT_TARGETS.items()}
+
+    def default_algo(self, env_id: str) -> str:
+        return "maskable_ppo" if env_id == "rlcreate/MarioTokens-v0" else "ppo"
+
+    def make_vec_env(self, asm: Any, n_envs: int, seed: int, purpose: str = "train") -> Any:
+        from rlcreate.assemble import call_env_factory
+        from rlcreate.levels.envs import make_mario_latent_vec, make_mario_tokens_vec
+
+        factory = {"rlcreate/MarioLatent-v0": make_mario_latent_vec,
+                   "rlcreate/MarioTokens-v0": make_mario_tokens_vec}[asm.recipe.env_id]
+        return call_env_factory(factory, asm.recipe.env_kwargs, n_envs=n_envs, targets=asm.recipe.targets,
+                                reward=asm.reward_set, seed=seed)
+
+    def judge_names(self) -> list[str]:
+        from rlcreate.levels.judges import JUDGES
+
+        return sorted(JUDGES)
+
+    def check(self, recipe: Any) -> None:
+        from rlcreate.levels.judges import check_judges
+
+        check_judges(recipe.judges)
+
+    # ---------------------------------------------------------------- runs
+    def generate(self, model: Any, asm: Any, n: int, out: Path, targets: dict | None = None,
+                 seed: int | None = None) -> dict:
+        from rlcreate.assemble import Assembly
+        from rlcreate.levels.samples import write_levels
+        from rlcreate.train.runner import rollout
+
+        if targets:  # same reward set (and state), recipe with the targets pinned
+            asm = Assembly(asm.recipe.with_targets(targets), self, asm.reward_set, asm.shared)
+        venv = asm.make_env(min(n, 16), asm.recipe.seed + 1 if seed is None else seed, purpose="eval")
+        episodes = rollout(model, venv, n)
+        return write_levels([{"level": e["level"], "targets": e.get("targets", {})} for e in episodes],
+                            Path(out), asm.reward_set)
+
+    def evaluate(self, run: Path, asm: Any, **options: Any) -> dict:
+        from rlcreate.levels.evaluate import evaluate_level_run
+
+        return evaluate_level_run(run, asm, **options)
+
+    def baseline_methods(self) -> dict[str, Any]:
+        from rlcreate.levels.search import METHODS, run_search
+
+        return {m: run_search for m in METHODS}
+
+    def check_baseline_section(self, section: dict) -> dict:
+        from rlcreate.levels.search import check_search_section
+
+        return check_search_section(section)
+
+    def audit_checkpoint(self, asm: Any, model: Any, progress: float, n: int, deterministic: bool,
+                         seed: int, judges: list[str]) -> tuple[dict, dict, dict]:
+        from rlcreate.levels.evaluate import audit_levels
+
+        return audit_levels(asm, model, progress, n, deterministic, seed, judges)
+
+    def register_commands(self, sub: Any) -> None:
+        from rlcreate.levels.cli import register
+
+        register(sub)
+
+    # ---------------------------------------------------------------- reports
+    def read_samples(self, folder: Path) -> list:
+        from rlcreate.levels.evaluate import read_levels
+
+        return read_levels(folder) if Path(folder).is_dir() else []
+
+    def figures_html(self, runs: list[dict], img_dir: Path) -> str:
+        from rlcreate.levels.evaluate import expressive_range_html
+
+        return expressive_range_html(runs, img_dir)
+
+    def gallery_html(self, run_data: dict, index: int, img_dir: Path, limit: int) -> str:
+        from rlcreate.levels.evaluate import gallery_html
+
+        return gallery_html(run_data, index, img_dir, limit)
+
+
+DOMAIN = LevelsDomain()

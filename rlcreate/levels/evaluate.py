@@ -1,0 +1,193 @@
+"""Evaluation of level runs: judges, composite returns, QD summary, flags, audit rollouts and the
+report's level sections (expressive range, gallery). Called through the levels domain."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from rlcreate.evaluation.html import esc, fmt, plt
+
+__all__ = ["read_levels", "evaluate_level_run", "level_flags", "audit_levels", "expressive_range_html",
+           "gallery_html", "COPIED_WINDOWS_FLAG", "PAIRWISE_FLAG"]
+
+COPIED_WINDOWS_FLAG = 0.5
+PAIRWISE_FLAG = 0.02
+
+
+def read_levels(folder: Path) -> list[np.ndarray]:
+    from rlcreate.levels.tiles import read_level
+
+    return [read_level(p) for p in sorted(Path(folder).glob("level_*.txt"))]
+
+
+def _json(path: Path) -> Any:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def level_flags(levels: Sequence[np.ndarray], judged: dict | None = None) -> dict:
+    """Memorisation and collapse flags of a level set (thresholds in :mod:`rlcreate.evaluation.audit`)."""
+    from rlcreate.levels.judges import run_judges
+    from rlcreate.levels.qd import qd_summary
+
+    judged = dict(judged or {})
+    need = [j for j in ("novelty", "diversity") if j not in judged]
+    if need:
+        judged.update(run_judges(levels, need))
+    copied = float(judged["novelty"]["copied_windows"])
+    cells = int(qd_summary(levels, np.ones(len(levels)))["filled"])
+    pairwise = judged["diversity"].get("pairwise_tile_distance", float("nan"))
+    reasons = []
+    if len(levels) >= 4 and cells == 1:
+        reasons.append(f"all {len(levels)} samples fall in one leniency x linearity cell")
+    if pairwise == pairwise and pairwise < PAIRWISE_FLAG:
+        reasons.append(f"mean pairwise tile distance {pairwise:.3f} < {PAIRWISE_FLAG}")
+    return {"memorisation": {"flag": copied > COPIED_WINDOWS_FLAG, "copied_windows": copied,
+                             "threshold": COPIED_WINDOWS_FLAG, "heldout_corpus": 0.10,
+                             "reason": f"{copied:.0%} of 16-column windows copy a training window"},
+            "collapse": {"flag": bool(reasons), "cells": cells, "pairwise_tile_distance": pairwise,
+                         "distinct_columns": judged["diversity"].get("distinct_columns"),
+                         "reason": "; ".join(reasons) or f"{cells} cells, pairwise distance {pairwise:.3f}"}}
+
+
+def evaluate_level_run(run: Path, asm: Any, n: int | None = None, judges: Sequence[str] | None = None,
+                       astar_runs: int = 2, **_: Any) -> dict:
+    """Judge a level run: a run with a final policy is rolled out for ``n`` fresh levels (default the
+    recipe's ``trainer.samples``; written to ``RUN/eval_samples/``), which also gives their composite
+    returns; otherwise the levels in ``RUN/samples/`` are judged (a baseline stored their returns)."""
+    from rlcreate.levels.judges import DEFAULT_JUDGES, check_judges, run_judges
+    from rlcreate.levels.qd import qd_summary
+    from rlcreate.levels.samples import write_levels
+    from rlcreate.train.runner import RunFolderError, has_policy, restore, rollout
+
+    recipe = asm.recipe
+    names = check_judges(list(judges) if judges else (recipe.judges or list(DEFAULT_JUDGES)))
+    notes: list[str] = []
+    returns = None
+    if has_policy(run):
+        n = n or recipe.trainer.samples
+        asm, model = restore(run, asm=asm)
+        notes.append(f"policy: {model.rlcreate_source}")
+        venv = asm.make_env(min(n, 16), recipe.seed + 1, purpose="eval")
+        venv.set_progress(1.0)
+        episodes = rollout(model, venv, n)
+        levels = [e["level"] for e in episodes]
+        returns = np.array([e["episode_return"] for e in episodes])
+        out = run / "eval_samples"
+        for old in out.glob("level_*.*"):
+            old.unlink()  # a smaller --n must not leave stale levels from an earlier eval
+        write_levels(levels, out)
+        source = f"{n} levels from the {model.rlcreate_source} (eval_samples/)"
+    else:
+        levels = read_levels(run / "samples")
+        if not levels:
+            raise RunFolderError(f"{run}: no policy (model/ or checkpoints/) and no samples/level_*.txt; nothing to evaluate "
+                                 "(train the run to the end, or write samples with `rlcreate generate`)")
+        if n and n != len(levels):
+            notes.append(f"--n {n} ignored: this run has no policy to generate from; judged its {len(levels)} samples")
+        summary = _json(run / "samples" / "metrics.json") or {}
+        stored = [m.get("episode_return") for m in summary.get("levels", [])]
+        if len(stored) == len(levels) and all(r is not None for r in stored):
+            returns = np.array(stored, np.float64)
+        source = f"{len(levels)} levels in samples/"
+    result: dict[str, Any] = {"run": run.name, "source": source, "n_levels": len(levels),
+                              "judges": run_judges(levels, names, astar_runs=astar_runs)}
+    if returns is not None:
+        result["composite"] = {"mean": float(np.mean(returns)), "best": float(np.max(returns)),
+                               "std": float(np.std(returns))}
+        result["qd"] = qd_summary(levels, returns)
+    else:
+        notes.append("no composite returns for these levels: QD-score counts each level as 1 (coverage only)")
+        result["qd"] = qd_summary(levels, np.ones(len(levels)))
+    result["flags"] = level_flags(levels, result["judges"])
+    baseline = _json(run / "baseline.json")
+    if baseline:
+        result["search"] = {k: baseline.get(k) for k in ("method", "evaluations", "best_return", "all_evaluated_qd")}
+    result["notes"] = notes
+    return result
+
+
+def audit_levels(asm: Any, model: Any, progress: float, n: int, deterministic: bool, seed: int,
+                 judges: list[str], astar_runs: int = 1) -> tuple[dict, dict, dict]:
+    """One audit point: ``n`` levels of ``model`` -> (mean reward terms, judged, flags)."""
+    from rlcreate.levels.judges import run_judges
+    from rlcreate.train.runner import rollout
+
+    venv = asm.make_env(min(n, 16), seed, purpose="eval")
+    venv.set_progress(progress)
+    model.set_random_seed(seed)  # stochastic mode: the same action draws on every audit
+    episodes = rollout(model, venv, n, deterministic=deterministic)
+    levels = [e["level"] for e in episodes]
+    terms = {k: float(np.mean([e["term_means"][k] for e in episodes if k in e["term_means"]]))
+             for k in episodes[0]["term_means"]}
+    judged = run_judges(levels, sorted(set(judges) | {"novelty", "diversity"}), astar_runs=astar_runs)
+    return terms, judged, level_flags(levels, judged)
+
+
+# ---------------------------------------------------------------------------------------- report
+
+def _corpus_leniency_linearity(width: int) -> np.ndarray:
+    from rlcreate.levels import corpus
+    from rlcreate.levels.metrics import leniency, linearity
+
+    c = corpus.full_corpus()
+    step = max(width // 4, 1)
+    return np.array([[leniency(c[:, s:s + width]), linearity(c[:, s:s + width])]
+                     for s in range(0, c.shape[1] - width + 1, step)])
+
+
+def expressive_range_html(runs: list[dict], img_dir: Path) -> str:
+    """Leniency x linearity of every run's levels against corpus windows (one panel each)."""
+    from rlcreate.levels.qd import DEFAULT_GRID, describe
+
+    runs = [d for d in runs if d["samples"]]
+    if not runs:
+        return "<p class='missing'>No levels to plot.</p>"
+    pyplot = plt()
+    (lx, hx), (ly, hy) = DEFAULT_GRID.bounds
+    bins = [np.linspace(lx, hx, 29), np.linspace(ly, hy, 29)]
+    corpus = _corpus_leniency_linearity(runs[0]["samples"][0].shape[1])
+    panels = [("corpus windows", corpus)] + [(d["name"], describe(d["samples"], ["leniency", "linearity"]))
+                                             for d in runs]
+    fig, axes = pyplot.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.2), squeeze=False)
+    for ax, (title, pts) in zip(axes.ravel(), panels):
+        ax.hist2d(np.clip(pts[:, 0], lx, hx), np.clip(pts[:, 1], ly, hy), bins=bins, cmap="viridis", cmin=1)
+        if title != "corpus windows":  # corpus as faint dots, the run's own levels as crosses on top
+            ax.scatter(corpus[:, 0], corpus[:, 1], s=2, c="red", alpha=0.15)
+            ax.scatter(np.clip(pts[:, 0], lx, hx), np.clip(pts[:, 1], ly, hy), s=14, c="black", marker="x")
+        ax.set_title(f"{title} (n={len(pts)})", fontsize=9)
+        ax.set_xlabel("leniency", fontsize=8)
+        ax.set_ylabel("linearity", fontsize=8)
+        ax.set_xlim(lx, hx)
+        ax.set_ylim(ly, hy)
+        ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    fig.savefig(img_dir / "expressive_range.png", dpi=80)
+    pyplot.close(fig)
+    return "<h2>Expressive range</h2><img src='img/expressive_range.png' alt='expressive range'>"
+
+
+def gallery_html(d: dict, index: int, img_dir: Path, limit: int) -> str:
+    """Rendered levels of one run with their metrics."""
+    h = ["<h3>Gallery</h3><div class='gallery'>"]
+    folder = d["sample_dir"]
+    pngs = sorted(folder.glob("level_*.png"))[:limit] if folder.is_dir() else []
+    per_level = {m.get("file"): m for m in (_json(folder / "metrics.json") or {}).get("levels", [])}
+    for p in pngs:
+        dst = img_dir / f"run{index}_{p.name}"
+        shutil.copyfile(p, dst)
+        m = per_level.get(p.with_suffix(".txt").name, {})
+        label = ", ".join(f"{k}={fmt(m[k])}" for k in ("episode_return", "leniency", "linearity", "enemies",
+                                                        "solver_playable") if k in m)
+        h.append(f"<p>{esc(p.name)} {esc(label)}</p><img src='img/{dst.name}' alt='{esc(p.name)}'>")
+    if not pngs:
+        h.append("<p class='missing'>no rendered levels</p>")
+    h.append("</div>")
+    return "".join(h)
