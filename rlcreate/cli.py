@@ -1,6 +1,6 @@
 """The ``rlcreate`` command line.
 
-    rlcreate demo                      the main job: train a MarioLatent policy, write levels + summary
+    rlcreate demo                      the main job (levels domain): train, write levels + a summary
     rlcreate train RECIPE.yaml         train a recipe into runs/<name>/
     rlcreate generate RUN --n N        write levels (or texts) from a trained run
     rlcreate check RECIPE.yaml         validate a recipe without running it
@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 from rlcreate.errors import UserError
-from rlcreate.validate import int_arg, positive_float
+from rlcreate.validate import int_arg
 from rlcreate.recipe import load_recipe
 
 EXIT_USER_ERROR = 2
@@ -116,13 +116,6 @@ def cmd_rewards(args) -> int:
     return 0
 
 
-def cmd_demo(args) -> int:
-    from rlcreate.demo import run_demo
-
-    run_demo(Path(args.out), minutes=args.minutes, timesteps=args.timesteps, progress_bar=not args.quiet)
-    return 0
-
-
 def _print_means(summary: dict) -> None:
     means = summary.get("mean") or {}
     if means:
@@ -134,13 +127,6 @@ def build_parser() -> argparse.ArgumentParser:
                                 "toward creative objectives.")
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = p.add_subparsers(dest="command", required=True)
-
-    d = sub.add_parser("demo", help="train a MarioLatent policy for a few minutes and write levels + a summary")
-    d.add_argument("--out", default="runs/demo")
-    d.add_argument("--minutes", type=positive_float, default=3.0, help="training time budget (default 3)")
-    d.add_argument("--timesteps", type=int_arg(1), default=None, help="fixed number of env steps instead of --minutes")
-    d.add_argument("--quiet", action="store_true")
-    d.set_defaults(fn=cmd_demo)
 
     t = sub.add_parser("train", help="train a recipe (PPO / MaskablePPO) into runs/<name>/")
     t.add_argument("recipe", help="recipe YAML (or, with --resume, a run folder)")
@@ -170,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from rlcreate.domains import builtin_domains
 
-    for domain in builtin_domains():  # commands a domain adds (levels: play, render)
+    for domain in builtin_domains():  # commands a domain adds (levels: demo, play, render)
         domain.register_commands(sub)
     from rlcreate.evaluation.cli import register as register_evaluation  # baseline, eval, report
     from rlcreate.train.finetune import register as register_finetune

@@ -20,7 +20,7 @@ from typing import Any
 
 from rlcreate.errors import UserError
 
-__all__ = ["Domain", "UnsupportedError", "register_domain", "domain_of", "env_ids", "entry_points",
+__all__ = ["Domain", "UnsupportedError", "register_domain", "domain_of", "env_ids", "entry_points", "vector_factories",
            "builtin_domains", "BUILTIN"]
 
 
@@ -28,14 +28,20 @@ class UnsupportedError(UserError):
     """A command or option that this domain does not provide; the message says what it provides."""
 
 
-#: built-in domains: name -> (lazy path of the Domain instance, {env id: single-env entry point})
-BUILTIN: dict[str, tuple[str, dict[str, str]]] = {
+#: built-in domains: name -> (lazy path of the Domain instance, {env id: single-env entry point},
+#: {env id: batched factory behind the id's Gymnasium vector entry point})
+BUILTIN: dict[str, tuple[str, dict[str, str], dict[str, str]]] = {
     "levels": ("rlcreate.levels.domain:DOMAIN", {
         "rlcreate/MarioLatent-v0": "rlcreate.levels.envs:make_mario_latent",
         "rlcreate/MarioTokens-v0": "rlcreate.levels.envs:make_mario_tokens",
+    }, {
+        "rlcreate/MarioLatent-v0": "rlcreate.levels.envs:make_mario_latent_vec",
+        "rlcreate/MarioTokens-v0": "rlcreate.levels.envs:make_mario_tokens_vec",
     }),
     "text": ("rlcreate.text.domain:DOMAIN", {
         "rlcreate/TextTokens-v0": "rlcreate.text.envs:make_text_tokens_env",
+    }, {
+        "rlcreate/TextTokens-v0": "rlcreate.text.envs:make_text_tokens_vec_env",
     }),
 }
 
@@ -46,11 +52,13 @@ class Domain:
 
     ``name``: short name; ``artifact``: what its samples are (reward modules that declare an
     ``artifact`` must match it); ``envs``: Gymnasium id -> ``"module:function"`` single-env entry
-    point."""
+    point; ``vector_envs``: id -> batched factory (``n_envs=``, SB3 VecEnv over a core) that backs
+    ``gym.make_vec(id)`` (optional)."""
 
     name: str = ""
     artifact: str = ""
     envs: dict[str, str] = {}
+    vector_envs: dict[str, str] = {}
 
     # ---------------------------------------------------------------- recipe assembly
     def default_rewards(self, env_id: str) -> dict[str, dict]:
@@ -131,7 +139,7 @@ class Domain:
 
 
 _DOMAINS: dict[str, Domain] = {}          # loaded or registered instances by name
-_ENV_DOMAIN: dict[str, str] = {env: name for name, (_, envs) in BUILTIN.items() for env in envs}
+_ENV_DOMAIN: dict[str, str] = {env: name for name, (_, envs, _) in BUILTIN.items() for env in envs}
 
 
 def register_domain(domain: Domain) -> Domain:
@@ -144,7 +152,9 @@ def register_domain(domain: Domain) -> Domain:
     import sys
 
     if "gymnasium" in sys.modules:
-        _register_gym(domain.envs)
+        from rlcreate.envs.registration import register_envs
+
+        register_envs()
     return domain
 
 
@@ -155,9 +165,17 @@ def env_ids() -> list[str]:
 
 def entry_points() -> dict[str, str]:
     """Env id -> single-env entry point, for Gymnasium registration (imports no domain module)."""
-    out = {env: ep for _, (_, envs) in BUILTIN.items() for env, ep in envs.items()}
+    out = {env: ep for _, (_, envs, _) in BUILTIN.items() for env, ep in envs.items()}
     for d in _DOMAINS.values():
         out.update(d.envs)
+    return out
+
+
+def vector_factories() -> dict[str, str]:
+    """Env id -> batched factory behind its Gymnasium vector entry point."""
+    out = {env: f for _, (_, _, vec) in BUILTIN.items() for env, f in vec.items()}
+    for d in _DOMAINS.values():
+        out.update(d.vector_envs)
     return out
 
 
@@ -176,14 +194,8 @@ def domain_of(env_id: str) -> Domain:
 
 def builtin_domains() -> list[Domain]:
     """The built-in domains (loaded) and every registered one."""
-    for name, (path, envs) in BUILTIN.items():
+    for name, (path, envs, _) in BUILTIN.items():
         domain_of(next(iter(envs)))
     return list(_DOMAINS.values())
 
 
-def _register_gym(envs: dict[str, str]) -> None:
-    from gymnasium.envs.registration import register, registry
-
-    for env_id, entry_point in envs.items():
-        if env_id not in registry:
-            register(id=env_id, entry_point=entry_point)

@@ -1,8 +1,11 @@
-"""Commands the levels domain adds to ``rlcreate``: ``play`` and ``render`` a level file."""
+"""Commands the levels domain adds to ``rlcreate``: ``demo`` (the main job), ``play`` and
+``render`` a level file."""
 
 from __future__ import annotations
 
-from rlcreate.validate import int_arg
+from pathlib import Path
+
+from rlcreate.validate import int_arg, positive_float
 
 __all__ = ["register"]
 
@@ -35,8 +38,21 @@ def cmd_render(args) -> int:
     return 0
 
 
+def cmd_demo(args) -> int:
+    from rlcreate.demo import run_demo
+
+    run_demo(Path(args.out), minutes=args.minutes, timesteps=args.timesteps, progress_bar=not args.quiet)
+    return 0
+
 
 def register(sub) -> None:
+    d = sub.add_parser("demo", help="train a MarioLatent policy for a few minutes and write levels + a summary")
+    d.add_argument("--out", default="runs/demo")
+    d.add_argument("--minutes", type=positive_float, default=3.0, help="training time budget (default 3)")
+    d.add_argument("--timesteps", type=int_arg(1), default=None, help="fixed number of env steps instead of --minutes")
+    d.add_argument("--quiet", action="store_true")
+    d.set_defaults(fn=cmd_demo)
+
     pl = sub.add_parser("play", help="fast-solver and A* verdicts for a level file")
     pl.add_argument("level")
     pl.add_argument("--runs", type=int_arg(1, 100), default=3)

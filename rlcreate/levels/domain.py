@@ -19,6 +19,7 @@ class LevelsDomain(Domain):
     name = "levels"
     artifact = "level"
     envs = BUILTIN["levels"][1]
+    vector_envs = BUILTIN["levels"][2]
     counterparts = {
         "playability": ("astar", "win_rate", "fast-solver playability vs the real A* agent's win rate"),
         "level_novelty": ("novelty", "heldout_distance",

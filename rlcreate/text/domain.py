@@ -27,6 +27,7 @@ class TextDomain(Domain):
     name = "text"
     artifact = "text"
     envs = BUILTIN["text"][1]
+    vector_envs = BUILTIN["text"][2]
     counterparts = {
         "text_novelty": ("ngram_novelty", "novel_3grams",
                          "MiniLM embedding novelty vs share of word 3-grams not in the reference corpus"),
