@@ -1,0 +1,165 @@
+"""Training survives SIGKILL (issue 12, part 2).
+
+A real ``rlcreate train`` process is killed with SIGKILL at a random (seeded) moment after its first
+checkpoint. The test then checks that
+
+* the folder holds only complete checkpoints (each loads), and the newest one is at most one
+  checkpoint interval (plus the rollout in flight) behind the last step the run logged;
+* ``generate`` works on the interrupted run and says it used that checkpoint;
+* ``train RUN --resume`` continues from it (not from step 0) to the full budget;
+* resuming is deterministic: two resumes of the same checkpoint give identical weights;
+* the resumed run's final policy scores like an uninterrupted run of the same recipe: mean episode
+  return over 64 evaluation episodes within 4 standard errors (the resumed run restarts the
+  episodes in flight, so it is not bit-identical).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+ROLLOUT = 4 * 32   # n_envs * n_steps: checkpoints are taken at rollout boundaries
+INTERVAL = 2048
+TOTAL = 16384
+RECIPE = {
+    "name": "kill", "seed": 3,
+    "env": {"id": "rlcreate/MarioLatent-v0", "kwargs": {"n_segments": 2}},
+    "rewards": {"playability": {"weight": 1.0},
+                "novelty": {"reward": "level_novelty", "weight": 1.0, "transform": "normalize"}},
+    "trainer": {"algo": "ppo", "total_timesteps": TOTAL, "n_envs": 4, "checkpoint_every": {"steps": INTERVAL},
+                "samples": 2, "hyper": {"n_steps": 32, "batch_size": 64, "n_epochs": 2}},
+}
+CLI = [sys.executable, "-c", "import sys; from rlcreate.cli import main; sys.exit(main(sys.argv[1:]))"]
+
+
+def _env() -> dict:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def _logged_steps(run: Path) -> int:
+    """The last step the run logged to TensorBoard (SB3 dumps at ``num_timesteps`` after every
+    update and flushes each dump)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    best = 0
+    for events in {p.parent for p in (run / "tb").rglob("events.out.tfevents.*")}:
+        acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
+        acc.Reload()
+        for tag in acc.Tags().get("scalars", []):
+            best = max([best] + [int(e.step) for e in acc.Scalars(tag)])
+    return best
+
+
+def _eval_returns(run: Path, n: int = 64) -> np.ndarray:
+    from rlcreate.train.runner import restore, rollout
+
+    asm, model = restore(run)
+    venv = asm.make_env(n_envs=16, seed=12345, purpose="eval")
+    venv.set_progress(1.0)
+    return np.array([ep["episode_return"] for ep in rollout(model, venv, n, deterministic=True)])
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume(tmp_path):
+    from rlcreate.train.checkpoint import latest_checkpoint, list_checkpoints, load_policy_folder
+
+    recipe = tmp_path / "kill.yaml"
+    recipe.write_text(yaml.safe_dump(RECIPE))
+    out, run = tmp_path / "runs", tmp_path / "runs" / "kill"
+    proc = subprocess.Popen(CLI + ["train", str(recipe), "--out", str(out), "--quiet"], env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while not list_checkpoints(run):
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        assert time.monotonic() < deadline, "no checkpoint within 300 s"
+        time.sleep(0.05)
+    time.sleep(random.Random(12).uniform(0.0, 6.0))  # a random moment of training (seeded)
+    assert proc.poll() is None, "training finished before the kill; raise TOTAL"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+
+    ckpts = list_checkpoints(run)
+    for _, folder in ckpts:  # every checkpoint the folder shows is whole
+        load_policy_folder(folder)
+    newest = ckpts[-1][0]
+    logged = _logged_steps(run)
+    assert not (run / "model").exists()
+    assert 0 < newest < TOTAL and logged >= newest
+    assert logged - newest <= INTERVAL + ROLLOUT, (logged, newest)
+
+    gen = subprocess.run(CLI + ["generate", str(run), "--n", "2", "--out", str(tmp_path / "gen")],
+                         env=_env(), capture_output=True, text=True)
+    assert gen.returncode == 0, gen.stderr[-2000:]
+    assert f"latest checkpoint (checkpoints/step_{newest:09d}" in gen.stdout
+
+    twin = tmp_path / "twin"
+    shutil.copytree(run, twin)
+    res = subprocess.run(CLI + ["train", str(run), "--resume", "--quiet"], env=_env(), capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert f"resuming from the latest checkpoint (checkpoints/step_{newest:09d}" in res.stderr
+    folder, label = latest_checkpoint(run)
+    assert folder.name == "model" and f"{TOTAL} steps" in label
+    assert _logged_steps(run) >= TOTAL - ROLLOUT
+
+    res2 = subprocess.run(CLI + ["train", str(twin), "--resume", "--quiet"], env=_env(), capture_output=True, text=True)
+    assert res2.returncode == 0, res2.stderr[-3000:]
+    assert (run / "model" / "policy.safetensors").read_bytes() == (twin / "model" / "policy.safetensors").read_bytes()
+
+    full = subprocess.run(CLI + ["train", str(recipe), "--out", str(tmp_path / "full"), "--quiet"], env=_env(),
+                          capture_output=True, text=True)
+    assert full.returncode == 0, full.stderr[-3000:]
+    resumed, straight = _eval_returns(run), _eval_returns(tmp_path / "full" / "kill")
+    se = np.sqrt(resumed.var(ddof=1) / len(resumed) + straight.var(ddof=1) / len(straight))
+    print(f"killed at logged step {logged}, newest checkpoint {newest}; eval return resumed "
+          f"{resumed.mean():.3f} vs uninterrupted {straight.mean():.3f} (se {se:.3f})")
+    assert abs(resumed.mean() - straight.mean()) <= 4 * se + 1e-9, (resumed.mean(), straight.mean(), se)
+
+
+def test_refuses_existing_run_and_keeps_its_recipe(tmp_path):
+    """``train`` into a folder that holds a run exits 2 without touching it; a broken recipe with
+    --overwrite fails validation before anything is removed."""
+    from rlcreate.cli import main
+
+    run = tmp_path / "runs" / "kill"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text("original: recipe\n")
+    recipe = tmp_path / "kill.yaml"
+    recipe.write_text(yaml.safe_dump(RECIPE))
+    assert main(["train", str(recipe), "--out", str(tmp_path / "runs"), "--quiet"]) == 2
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({**RECIPE, "trainer": {**RECIPE["trainer"], "hyper": {"learning_rate": -1}}}))
+    assert main(["train", str(bad), "--out", str(tmp_path / "runs"), "--overwrite", "--quiet"]) == 2
+    assert (run / "config.yaml").read_text() == "original: recipe\n"
+    assert main(["train", str(recipe), "--out", str(tmp_path / "runs"), "--resume", "--overwrite"]) == 2
+    assert main(["train", str(run), "--quiet"]) == 2  # a run folder without --resume
+
+
+def test_atomic_folder_leaves_nothing_on_failure(tmp_path):
+    from rlcreate.train.checkpoint import atomic_folder, list_checkpoints
+
+    with pytest.raises(RuntimeError):
+        with atomic_folder(tmp_path / "checkpoints" / "step_000000100") as tmp:
+            (tmp / "policy.json").write_text("{}")
+            raise RuntimeError("killed mid-save")
+    assert list((tmp_path / "checkpoints").iterdir()) == [] and list_checkpoints(tmp_path) == []
+
+
+def test_checkpoint_every_is_validated():
+    from rlcreate.recipe import RecipeError, parse_recipe
+
+    for bad in (0, -5, {"minutes": float("nan")}, {"minutes": 0}, {"steps": 1.5}, {"hours": 1}, "often"):
+        with pytest.raises(RecipeError, match="checkpoint_every"):
+            parse_recipe({**RECIPE, "trainer": {**RECIPE["trainer"], "checkpoint_every": bad}})
+    ok = parse_recipe({**RECIPE, "trainer": {**RECIPE["trainer"], "checkpoint_every": {"minutes": 5}}})
+    assert ok.trainer.checkpoint_every == {"steps": None, "minutes": 5.0}
