@@ -40,6 +40,20 @@ class ColumnLMError(UserError):
     """Bad input to the column LM (unknown column, bad shape, sequence too long...)."""
 
 
+def _cache_arg(model) -> str:
+    """The KV-cache argument of ``model.forward``: ``cache`` from transformers 5.24 on (where
+    ``past_key_values`` is deprecated, to be removed in 5.40), ``past_key_values`` before."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def _out_cache(out):
+    """The KV cache a forward pass returned (``out.cache`` from 5.24 on, ``out.past_key_values`` before)."""
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else out.past_key_values
+
+
 def default_column_lm_path() -> Path:
     """Folder of the shipped column LM (package data, so it also exists in an installed wheel)."""
     return Path(__file__).resolve().parent.parent / "models" / "mario-column-lm"
@@ -91,6 +105,7 @@ class ColumnLM:
 
     def __init__(self, model, columns: Sequence[str] | np.ndarray):
         self.model = model.eval()
+        self._cache_arg = _cache_arg(model)
         cols = self._columns_to_array(columns)
         if self.model.config.vocab_size != len(cols) + N_SPECIAL:
             raise ColumnLMError(
@@ -221,7 +236,7 @@ class ColumnLM:
                 f"prompt of {ids.shape[1] - 1} columns exceeds the model's context of {self.max_length - 1} "
                 "columns; pass a shorter prompt (e.g. its last columns)")
         out = self.model(input_ids=ids, use_cache=True, logits_to_keep=1, output_hidden_states=with_hidden)
-        state = ColumnLMState(out.past_key_values, ids.shape[1], batch, self._last_hidden(out, with_hidden))
+        state = ColumnLMState(_out_cache(out), ids.shape[1], batch, self._last_hidden(out, with_hidden))
         return self._masked(out.logits[:, -1]).numpy(), state
 
     @torch.inference_mode()
@@ -237,9 +252,9 @@ class ColumnLM:
             raise ColumnLMError(
                 f"the sequence already holds {state.length} tokens, the model's context ({self.max_length}); "
                 "start a new sequence with the last columns as prompt")
-        out = self.model(input_ids=ids[:, None], past_key_values=state.past_key_values, use_cache=True,
+        out = self.model(input_ids=ids[:, None], **{self._cache_arg: state.past_key_values}, use_cache=True,
                          output_hidden_states=with_hidden)
-        new = ColumnLMState(out.past_key_values, state.length + 1, state.batch, self._last_hidden(out, with_hidden))
+        new = ColumnLMState(_out_cache(out), state.length + 1, state.batch, self._last_hidden(out, with_hidden))
         return self._masked(out.logits[:, -1]).numpy(), new
 
     @staticmethod
@@ -272,7 +287,7 @@ class ColumnLM:
         gen = torch.Generator().manual_seed(int(seed))
         ids = self._prompt_ids(batch, prompt)
         out = self.model(input_ids=ids, use_cache=True, logits_to_keep=1)
-        cache, logits = out.past_key_values, out.logits[:, -1]
+        cache, logits = _out_cache(out), out.logits[:, -1]
         chosen = torch.empty((batch, n_columns), dtype=torch.long)
         for t in range(n_columns):
             scores = self._masked(logits) / temperature
@@ -282,6 +297,6 @@ class ColumnLM:
             nxt = torch.multinomial(torch.softmax(scores, dim=-1), 1, generator=gen)
             chosen[:, t] = nxt[:, 0]
             if t + 1 < n_columns:  # the last column needs no further forward pass
-                out = self.model(input_ids=nxt, past_key_values=cache, use_cache=True)
-                cache, logits = out.past_key_values, out.logits[:, -1]
+                out = self.model(input_ids=nxt, **{self._cache_arg: cache}, use_cache=True)
+                cache, logits = _out_cache(out), out.logits[:, -1]
         return np.stack([self.decode_tokens(row) for row in chosen.numpy()])
