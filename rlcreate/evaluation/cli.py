@@ -70,16 +70,18 @@ def cmd_report(args) -> int:
 
 def register(sub) -> None:
     """Add the ``baseline``, ``eval`` and ``report`` subcommands to an argparse subparsers object."""
+    from rlcreate.validate import int_arg  # typed options: a bad value exits 2 before any work
+
     b = sub.add_parser("baseline", help="baseline at the RL run's budget (levels: random, cma, map-elites, cma-me; "
                        "text: sampling, best-of-n)")
     b.add_argument("recipe")
     b.add_argument("--method", default=None,
                    help="a baseline of the recipe's domain (default: the recipe's baselines.method)")
-    b.add_argument("--budget", type=int, default=None,
+    b.add_argument("--budget", type=int_arg(1), default=None,
                    help="reward evaluations (= env steps); default: the recipe's trainer.total_timesteps")
-    b.add_argument("--batch", type=int, default=None,
+    b.add_argument("--batch", type=int_arg(1, 4096), default=None,
                    help="levels per generation / texts per LM batch (default trainer.n_envs)")
-    b.add_argument("--n", type=int, default=None, help="best-of-n: candidates per prompt (default 8)")
+    b.add_argument("--n", type=int_arg(1, 10000), default=None, help="best-of-n: candidates per prompt (default 8)")
     b.add_argument("--descriptors", default=None, help="QD behaviour descriptors, default leniency,linearity")
     b.add_argument("--out", default="runs")
     b.add_argument("--name", default=None, help="run folder name (default <recipe name>-<method>)")
@@ -88,11 +90,11 @@ def register(sub) -> None:
 
     e = sub.add_parser("eval", help="judge a run's levels or texts (A*, tile KL, ... / n-gram novelty, perplexity, ...) and audit it")
     e.add_argument("run")
-    e.add_argument("--n", type=int, default=None, help="levels to generate from the run's policy")
+    e.add_argument("--n", type=int_arg(1, 100000), default=None, help="levels to generate from the run's policy")
     e.add_argument("--judges", default=None, help="comma-separated judges (default: the recipe's judges:)")
-    e.add_argument("--astar-runs", type=int, default=2, help="A* plays per level")
+    e.add_argument("--astar-runs", type=int_arg(1, 100), default=2, help="A* plays per level")
     e.add_argument("--no-audit", action="store_true", help="skip the reward-hacking audit along checkpoints")
-    e.add_argument("--audit-levels", type=int, default=8,
+    e.add_argument("--audit-levels", type=int_arg(1, 10000), default=8,
                    help="levels (or texts) generated per checkpoint and rollout mode for the audit")
     e.add_argument("--audit-modes", default=None,
                    help="audit rollouts: stochastic,deterministic (default both; the first gives the verdict)")
@@ -101,5 +103,5 @@ def register(sub) -> None:
     r = sub.add_parser("report", help="HTML report (curves, judges, expressive range, gallery, audit) over runs")
     r.add_argument("runs", nargs="+")
     r.add_argument("--out", default="report")
-    r.add_argument("--gallery", type=int, default=6, help="levels shown per run")
+    r.add_argument("--gallery", type=int_arg(0, 1000), default=6, help="levels shown per run")
     r.set_defaults(fn=cmd_report)
