@@ -85,13 +85,18 @@ def content_words(text: str) -> frozenset:
     return frozenset(w for w in _WORD.findall(text.lower()) if w not in ENGLISH_STOP_WORDS)
 
 
-def lexical_partition(texts: Sequence[str], threshold: float = 0.5) -> np.ndarray:
+def lexical_partition(texts: Sequence[str], threshold: float = 0.5, opening: int = 0) -> np.ndarray:
     """Greedy partition of texts: equivalent when the Jaccard overlap of their content-word sets is
-    >= ``threshold`` (two empty texts are equivalent). Catches copies and light rewordings; misses
-    paraphrases that change the words (it overcounts distinct answers, never undercounts copies)."""
+    >= ``threshold`` (two empty texts are equivalent), or, with ``opening = n > 0``, when both start
+    with the same ``n`` words (the same opening is the same answer in short creative writing).
+    Catches copies and light rewordings; misses paraphrases that change the words (it overcounts
+    distinct answers, never undercounts copies)."""
     sets = [content_words(t) for t in texts]
+    heads = [tuple(_WORD.findall(t.lower())[:opening]) if opening else () for t in texts]
 
     def same(a: int, b: int) -> bool:
+        if opening and len(heads[a]) == opening and heads[a] == heads[b]:
+            return True
         union = sets[a] | sets[b]
         return True if not union else len(sets[a] & sets[b]) / len(union) >= threshold
 
