@@ -166,10 +166,10 @@ def make_transform(spec: Any, field: str = "transform") -> Transform | None:
                                "(e.g. {sweet_spot: {target: 0.3, width: 0.1}}) or a list of them")
     (kind, args), = spec.items()
     if kind not in _TRANSFORMS:
-        import difflib
-        close = difflib.get_close_matches(str(kind), _TRANSFORMS, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise RecipeValueError(f"{field}: unknown transform {kind!r}; known: {sorted(_TRANSFORMS)}.{hint}")
+        from rlcreate.validate import suggest
+
+        raise RecipeValueError(f"{field}: unknown transform {kind!r}; known: {sorted(_TRANSFORMS)}."
+                               f"{suggest(kind, _TRANSFORMS)}")
     cls = _TRANSFORMS[kind]
     try:
         if isinstance(args, (list, tuple)):

@@ -78,9 +78,26 @@ def make_maze_vec(n_envs: int = 4, n_segments: int = 3, targets=None, reward=Non
     return LatentLevelVecEnv(_core(n_envs, n_segments, reward, targets), seed=seed)
 
 
+def wall_density(mazes) -> float:
+    return float(np.mean([np.mean(m) for m in mazes]))
+
+
 class MazeDomain(Domain):
     name, artifact = "maze", "maze"
     envs = {MAZE_ID: "tests.test_domain_plugin:make_maze_env"}
+    # the proxy (reachability) is gamed by an empty maze; the judge counts the walls it should keep
+    counterparts = {"maze_reachable": ("walls", "density", "reachability vs wall density")}
+
+    def audit_checkpoint(self, asm, model, progress, n, deterministic, seed, judges):
+        from rlcreate.train.runner import rollout
+
+        episodes = rollout(model, asm.make_env(n, seed, "eval"), n, deterministic=deterministic)
+        mazes = [e["level"] for e in episodes]
+        terms = {k: float(np.mean([e["term_means"][k] for e in episodes])) for k in episodes[0]["term_means"]}
+        same = all(np.array_equal(m, mazes[0]) for m in mazes)
+        flags = {"memorisation": {"flag": False, "reason": "no corpus"},
+                 "collapse": {"flag": same, "reason": "all mazes identical" if same else "mazes differ"}}
+        return terms, {"walls": {"density": wall_density(mazes)}}, flags
 
     def default_rewards(self, env_id):
         return {"reach": {"reward": "maze_reachable", "weight": 1.0}}
@@ -105,9 +122,8 @@ class MazeDomain(Domain):
 
     def evaluate(self, run, asm, n=None, **_):
         mazes = self.read_samples(run / "samples")
-        walls = [float(np.mean(m)) for m in mazes]
         return {"run": run.name, "source": "samples/", "n_levels": len(mazes),
-                "judges": {"walls": {"mean_density": float(np.mean(walls))}}}
+                "judges": {"walls": {"mean_density": wall_density(mazes)}}}
 
     def read_samples(self, folder):
         path = Path(folder) / "mazes.json"
@@ -162,3 +178,58 @@ def test_maze_recipe_errors_name_the_field(maze_domain, tmp_path, capsys):
     bad.write_text(f"env: {{id: {MAZE_ID}}}\n")
     assert main(["baseline", str(bad), "--method", "cma"]) == 2  # the maze domain ships no baselines
     assert "not a baseline for rlcreate/TestMaze-v0" in capsys.readouterr().err
+
+
+# ---- the audit on a planted run: checkpoints whose policies are set by hand ----------------------
+
+def _plant(run: Path, latents: list[float]) -> None:
+    """Overwrite the run's checkpoints (oldest first) with policies that always output the latent
+    ``z * ones`` (weights 0, bias z, tiny std), keeping everything else of the checkpoint."""
+    import torch
+
+    from rlcreate.evaluation.audit import checkpoints_of
+    from rlcreate.train.checkpoint import save_checkpoint
+    from rlcreate.train.runner import restore
+
+    ckpts = checkpoints_of(run)  # step_48 and the final model/ at 96
+    assert len(ckpts) == len(latents)
+    for (steps, folder, _), z in zip(ckpts, latents):
+        asm, model = restore(run, checkpoint=folder)
+        with torch.no_grad():
+            model.policy.action_net.weight.zero_()
+            model.policy.action_net.bias.fill_(z)
+            model.policy.log_std.fill_(-20.0)
+        save_checkpoint(folder, model, asm.reward_set, dict(asm.recipe.trainer.hyper), asm.recipe.trainer.algo)
+
+
+@pytest.fixture()
+def maze_run(maze_domain, tmp_path):
+    recipe = tmp_path / "maze.yaml"
+    recipe.write_text(f"name: maze\nseed: 0\nenv: {{id: {MAZE_ID}, kwargs: {{n_segments: 2}}}}\n"
+                      "trainer: {total_timesteps: 96, n_envs: 4, checkpoints: 2, samples: 2,\n"
+                      "          hyper: {n_steps: 12, batch_size: 16, n_epochs: 1}}\n")
+    assert main(["train", str(recipe), "--out", str(tmp_path / "runs"), "--quiet"]) == 0
+    return tmp_path / "runs" / "maze"
+
+
+def test_audit_flags_a_planted_gamed_proxy(maze_run):
+    """Checkpoint 1 writes walled mazes (z = -1), checkpoint 2 empty ones (z = 0): reachability (the
+    proxy) rises to 1 while wall density (its judge) falls to 0 — the audit must say diverged."""
+    from rlcreate.evaluation.audit import audit_run
+
+    walled = TinyMazeDecoder().decode(-np.ones((1, 4)))[0]
+    assert 0.2 < walled.mean() < 0.9 and reachable(walled) < 1.0  # the planted start is a real maze
+    _plant(maze_run, [-1.0, 0.0])
+    audit = audit_run(maze_run, n_levels=4, write=False)
+    pair = audit["pairs"]["reach"]
+    assert pair["verdict"] == "diverged", pair
+    assert pair["proxy"][-1] == 1.0 and pair["judge"][-1] == 0.0
+    assert audit["flags"]["stochastic"]["collapse"]["flag"]
+
+
+def test_audit_passes_an_unchanged_policy(maze_run):
+    from rlcreate.evaluation.audit import audit_run
+
+    _plant(maze_run, [-1.0, -1.0])
+    pair = audit_run(maze_run, n_levels=4, write=False)["pairs"]["reach"]
+    assert pair["verdict"] == "ok" and pair["proxy_change"] == 0.0, pair

@@ -40,6 +40,7 @@ same LM (:mod:`rlcreate.evaluation.text_judges` says why).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -82,10 +83,18 @@ def flag_divergence(steps: Sequence[int], proxy: Sequence[float], judge: Sequenc
 
 def checkpoints_of(run: Path) -> list[tuple[int, Path, Path | None]]:
     """``(steps, checkpoint folder, reward-state file)`` of a run's complete checkpoints, oldest
-    first (``checkpoints/step_<N>/``; half-written ones of a killed run are skipped)."""
-    from rlcreate.train.checkpoint import list_checkpoints
+    first (``checkpoints/step_<N>/``; half-written ones of a killed run are skipped), ending with the
+    final ``model/`` when training finished after the last checkpoint."""
+    from rlcreate.train.checkpoint import latest_checkpoint, list_checkpoints
 
-    return [(steps, folder, folder / "reward_state.npz") for steps, folder in list_checkpoints(Path(run))]
+    run = Path(run)
+    out = [(steps, folder, folder / "reward_state.npz") for steps, folder in list_checkpoints(run)]
+    found = latest_checkpoint(run)
+    if found is not None and found[0] == run / "model":
+        steps = int(json.loads((run / "model" / "policy.json").read_text()).get("num_timesteps", 0))
+        if not out or steps > out[-1][0]:
+            out.append((steps, run / "model", run / "model" / "reward_state.npz"))
+    return out
 
 
 def audit_run(run: str | Path, n_levels: int = 8, min_rise: float = 0.02, stall_ratio: float = 0.25,
@@ -95,8 +104,6 @@ def audit_run(run: str | Path, n_levels: int = 8, min_rise: float = 0.02, stall_
     ``n_levels``: samples (levels or texts) per checkpoint and mode. ``modes``: rollout modes,
     the first gives the headline verdict (see the module docstring). ``asm``: the run's assembly
     (rebuilt from its config.yaml by default; pass one to reuse a loaded LM)."""
-    import json
-
     from rlcreate.train.runner import read_run_recipe, restore
 
     modes = list(modes)

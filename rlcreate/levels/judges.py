@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from rlcreate.evaluation import UnknownJudgeError
 
-import difflib
+from rlcreate.validate import suggest
 import functools
 from typing import Callable, Sequence
 
@@ -162,9 +162,7 @@ def check_judges(names: Sequence[str]) -> list[str]:
     """Validate judge names; unknown ones raise :class:`UnknownJudgeError` with a suggestion."""
     for n in names:
         if n not in JUDGES:
-            close = difflib.get_close_matches(str(n), JUDGES, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise UnknownJudgeError(f"judges: unknown judge {n!r}.{hint} Known judges: {sorted(JUDGES)}")
+            raise UnknownJudgeError(f"judges: unknown judge {n!r}.{suggest(n, JUDGES)} Known judges: {sorted(JUDGES)}")
     return list(names)
 
 

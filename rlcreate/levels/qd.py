@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from rlcreate.errors import UserError
 
-import difflib
+from rlcreate.validate import suggest
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -72,9 +72,8 @@ def check_descriptors(names: Sequence[str]) -> list[str]:
                               f"{sorted(DESCRIPTORS)}, e.g. leniency,linearity")
     for n in names:
         if n not in DESCRIPTORS:
-            close = difflib.get_close_matches(str(n), DESCRIPTORS, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise DescriptorError(f"unknown behaviour descriptor {n!r}.{hint} Known: {sorted(DESCRIPTORS)}")
+            raise DescriptorError(f"unknown behaviour descriptor {n!r}.{suggest(n, DESCRIPTORS)} "
+                                  f"Known: {sorted(DESCRIPTORS)}")
     return names
 
 

@@ -37,7 +37,6 @@ threads at load 10 on 2 cores, 11-12 with one thread at load 5).
 from __future__ import annotations
 
 import copy
-import difflib
 import json
 import math
 from pathlib import Path
@@ -47,7 +46,7 @@ import numpy as np
 
 from rlcreate.recipe import Recipe, RecipeError, build_reward_set
 from rlcreate.train.runner import rollout
-from rlcreate.validate import check_keys
+from rlcreate.validate import check_keys, suggest
 
 __all__ = ["TEXT_ENV_KEYS", "TextSettings", "text_settings", "resolve_prompts", "load_text_lm",
            "build_text_env", "compare_with_plain", "score_texts", "write_comparison"]
@@ -101,9 +100,8 @@ def resolve_prompts(value: Any, field: str) -> list[str]:
         return [p.strip() for p in value]
     if isinstance(value, str):
         if not Path(value).expanduser().is_file():
-            close = difflib.get_close_matches(value, PROMPT_SPLITS, n=1, cutoff=0.6)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise RecipeError(f"{field} = {value!r}: not a prompt split nor an existing file.{hint} Use "
+            raise RecipeError(f"{field} = {value!r}: not a prompt split nor an existing file."
+                              f"{suggest(value, PROMPT_SPLITS)} Use "
                               f"{' or '.join(PROMPT_SPLITS)}, a UTF-8 file with one prompt a line, or a list")
         try:
             return read_prompts(Path(value).expanduser())
