@@ -124,38 +124,44 @@ def _targets_of(core) -> list[dict]:
     return [{s.name: float(core.target_values[i, j]) for j, s in enumerate(core.targets)} for i in range(core.n)]
 
 
+def _optimizer(method: str, ev: LevelEvaluator, seed: int, descriptors: list[str], prior_sigma: float):
+    """``(cma_es, ribs_scheduler)`` for the method (both None for random search)."""
+    from rlcreate.levels.qd import BehaviourGrid
+
+    if method == "cma":
+        import cma
+
+        return cma.CMAEvolutionStrategy(np.zeros(ev.dim), prior_sigma, {"popsize": ev.batch, "bounds": [-1, 1],
+                                                                        "seed": seed + 1, "verbose": -9}), None
+    if method not in ("map-elites", "cma-me"):
+        return None, None
+    from ribs.emitters import EvolutionStrategyEmitter, GaussianEmitter
+    from ribs.schedulers import Scheduler
+
+    archive = BehaviourGrid(tuple(descriptors), (14,) * len(descriptors)).archive(solution_dim=ev.dim, seed=seed)
+    bounds = [(-1.0, 1.0)] * ev.dim
+    n_em = 4 if ev.batch % 4 == 0 and ev.batch >= 8 else 1
+    if method == "map-elites":
+        emitters = [GaussianEmitter(archive, sigma=prior_sigma / 2, x0=np.zeros(ev.dim), bounds=bounds,
+                                    batch_size=ev.batch // n_em, seed=seed + i) for i in range(n_em)]
+    else:
+        emitters = [EvolutionStrategyEmitter(archive, x0=np.zeros(ev.dim), sigma0=prior_sigma, ranker="2imp",
+                                             bounds=bounds, batch_size=ev.batch // n_em, seed=seed + i)
+                    for i in range(n_em)]
+    return None, Scheduler(archive, emitters)
+
+
 def _search(method: str, ev: LevelEvaluator, generations: int, seed: int, descriptors: list[str],
             keep: int, progress_bar: bool) -> tuple[SearchResult, list]:
     from tqdm.auto import tqdm
 
-    from rlcreate.levels.qd import DEFAULT_GRID, BehaviourGrid, describe
+    from rlcreate.levels.qd import DEFAULT_GRID, describe
 
     result = SearchResult(method, 0)
     fixed = DEFAULT_GRID.archive(solution_dim=1)  # every evaluated level, in the fixed report grid
     prior_sigma = 1.0 / ev.core.gen.action_scale  # N(0, I) prior expressed in action units
     rng = np.random.default_rng(seed)
-    es = scheduler = None
-    qd_grid = BehaviourGrid(tuple(descriptors), (14,) * len(descriptors)) if method in ("map-elites", "cma-me") else None
-    if method == "cma":
-        import cma
-
-        es = cma.CMAEvolutionStrategy(np.zeros(ev.dim), prior_sigma,
-                                      {"popsize": ev.batch, "bounds": [-1, 1], "seed": seed + 1, "verbose": -9})
-    elif qd_grid is not None:
-        from ribs.emitters import EvolutionStrategyEmitter, GaussianEmitter
-        from ribs.schedulers import Scheduler
-
-        archive = qd_grid.archive(solution_dim=ev.dim, seed=seed)
-        bounds = [(-1.0, 1.0)] * ev.dim
-        n_em = 4 if ev.batch % 4 == 0 and ev.batch >= 8 else 1
-        if method == "map-elites":
-            emitters = [GaussianEmitter(archive, sigma=prior_sigma / 2, x0=np.zeros(ev.dim), bounds=bounds,
-                                        batch_size=ev.batch // n_em, seed=seed + i) for i in range(n_em)]
-        else:
-            emitters = [EvolutionStrategyEmitter(archive, x0=np.zeros(ev.dim), sigma0=prior_sigma, ranker="2imp",
-                                                 bounds=bounds, batch_size=ev.batch // n_em, seed=seed + i)
-                        for i in range(n_em)]
-        scheduler = Scheduler(archive, emitters)
+    es, scheduler = _optimizer(method, ev, seed, descriptors, prior_sigma)
     best = -math.inf
     for gen in tqdm(range(generations), desc=method, disable=not progress_bar):
         if method == "random":
@@ -185,6 +191,24 @@ def _search(method: str, ev: LevelEvaluator, generations: int, seed: int, descri
         data = scheduler.archive.data()
         elites = [(float(o), np.asarray(s, np.float32)) for o, s in zip(data["objective"], data["solution"])]
     return result, elites
+
+
+def _products(result: SearchResult, elites: list, ev: LevelEvaluator, n: int, seed: int) -> tuple[list, list]:
+    """The search's written samples and their returns: the best levels found, or for QD methods
+    (whose product is the archive) elites drawn across the archive and re-scored through the env."""
+    if not elites:
+        return [{"level": lv, "targets": tg} for _, lv, tg in result.top], [r for r, _, _ in result.top]
+    pick = np.random.default_rng(seed).permutation(len(elites))[:n]
+    X = np.stack([elites[i][1] for i in pick])
+    X = np.concatenate([X, np.zeros((-len(X) % ev.batch, ev.dim), np.float32)])
+    items, returns = [], []
+    for s in range(0, len(pick), ev.batch):
+        r, lv, _ = ev(X[s:s + ev.batch])
+        tg = _targets_of(ev.core)
+        take = min(ev.batch, len(pick) - s)
+        items += [{"level": lv[i], "targets": tg[i]} for i in range(take)]
+        returns += [float(x) for x in r[:take]]
+    return items, returns
 
 
 def run_search(asm: Any, method: str, run_dir: Path, budget: int | None = None, batch: int | None = None,
@@ -223,22 +247,7 @@ def run_search(asm: Any, method: str, run_dir: Path, budget: int | None = None, 
     config = recipe.to_dict()  # the resolved baselines: section makes the folder reproduce this search
     config["baselines"] = {**section, "method": method, "budget": budget, "batch": batch, "descriptors": descriptors}
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    if elites:
-        # QD methods: their product is the archive, so the samples are elites drawn across it
-        # (re-scored through the same env core), not only the top of the objective.
-        pick = np.random.default_rng(recipe.seed).permutation(len(elites))[:n_samples]
-        X = np.stack([elites[i][1] for i in pick])
-        X = np.concatenate([X, np.zeros((-len(X) % batch, ev.dim), np.float32)])
-        items, returns = [], []
-        for s in range(0, len(pick), batch):
-            r, lv, _ = ev(X[s:s + batch])
-            tg = _targets_of(ev.core)
-            take = min(batch, len(pick) - s)
-            items += [{"level": lv[i], "targets": tg[i]} for i in range(take)]
-            returns += [float(x) for x in r[:take]]
-    else:
-        items = [{"level": lv, "targets": tg} for _, lv, tg in result.top]
-        returns = [r for r, _, _ in result.top]
+    items, returns = _products(result, elites, ev, n_samples, recipe.seed)
     summary = write_levels(items, run_dir / "samples", ev.reward_set)
     for m, r in zip(summary["levels"], returns):
         m["episode_return"] = float(r)
