@@ -17,6 +17,24 @@ the second one off-policy, where the ratio moves and ``epsilon`` clips it (TRL l
 share as ``clip_ratio/region_mean``; the report keeps its mean). ``beta`` adds a KL penalty to the
 base model (with LoRA the base is the adapter-disabled model, no second copy).
 
+Several processes. Start the same command under a launcher; every rank trains (DDP: each
+generates and scores ``num_generations x prompts_per_step`` completions per step, whole GRPO groups,
+gradients averaged), only rank 0 evaluates before/after, writes ``config.yaml``, TensorBoard and
+the report, merges LoRA and saves ``model/`` (TRL/transformers checkpoints are written by rank 0
+too)::
+
+    torchrun --nproc_per_node 2 -m rlcreate.cli finetune RECIPE.yaml          # CPU: gloo, 2 ranks
+    torchrun --nproc_per_node 8 -m rlcreate.cli finetune RECIPE.yaml          # one node, 8 GPUs
+    torchrun --nnodes 2 --node_rank R --master_addr HOST --master_port 29500 \
+        --nproc_per_node 8 -m rlcreate.cli finetune RECIPE.yaml               # 2 nodes
+    accelerate launch --num_processes 8 -m rlcreate.cli finetune RECIPE.yaml  # GPUs
+
+On CPU, ``accelerate launch --num_processes 2 --cpu`` starts ONE process (it wants an MPI hostfile
+for more); use ``torchrun``. The global batch is ranks x ``num_generations x prompts_per_step``, so
+keep ``steps`` and ``learning_rate`` in mind when changing the process count. ``--resume`` loads
+the latest checkpoint with any process count (per-rank RNG states that do not exist are skipped
+with a warning). The run folder must be on storage every node can read for ``--resume``.
+
 Run folder (``runs/<name>/``)::
 
     config.yaml               the recipe with the resolved ``finetune:`` section (reproduces the run)
@@ -53,6 +71,7 @@ import copy
 import difflib
 import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -61,10 +80,10 @@ import numpy as np
 import yaml
 
 from rlcreate.recipe import Recipe, RecipeError, build_reward_set, load_recipe
-from rlcreate.train.text import resolve_prompts, score_texts, text_settings
+from rlcreate.text.runs import resolve_prompts, score_texts, text_settings
 
 __all__ = ["FINETUNE_DEFAULTS", "finetune_settings", "load_finetune_recipe", "finetune_recipe",
-           "heldout_metrics", "latest_checkpoint", "register", "cmd_finetune"]
+           "heldout_metrics", "latest_checkpoint", "register", "cmd_finetune", "process_rank", "TimedReward"]
 
 FINETUNE_DEFAULTS: dict[str, Any] = {
     "model": None, "steps": 40, "num_generations": 8, "prompts_per_step": 1,
@@ -226,6 +245,28 @@ def _evaluate(model, tokenizer, base_lm, prompts, settings, reward_set, state, s
 
 # ----------------------------------------------------------------------------------- training
 
+def process_rank() -> tuple[int, int]:
+    """``(rank, world_size)`` of this process as the launcher set them (``torchrun`` and
+    ``accelerate launch`` export ``RANK`` and ``WORLD_SIZE``); ``(0, 1)`` for a plain run."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+class TimedReward:
+    """A TRL reward function that adds up its own wall time (``seconds``, ``calls``), so the report
+    can say what share of a training step the reward computation costs. Keeps ``__name__``."""
+
+    def __init__(self, fn):
+        self.fn, self.__name__, self.seconds, self.calls = fn, fn.__name__, 0.0, 0
+
+    def __call__(self, *args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return self.fn(*args, **kwargs)
+        finally:
+            self.seconds += time.perf_counter() - start
+            self.calls += 1
+
+
 def _check_lora_targets(model, targets: list[str]) -> None:
     import torch
 
@@ -258,9 +299,13 @@ def finetune_recipe(recipe: Recipe, section: dict | None, run_dir: Path, steps: 
     if not resume and (checkpoint is not None or (run_dir / "model").exists()):
         raise RecipeError(f"{str(run_dir)!r} already holds a finetune run; pass --resume to continue "
                           "it, or --name for a new run folder")
+    rank, world = process_rank()
+    main = rank == 0
     try:
-        base = load_causal_lm(s["model"])
-        policy = load_causal_lm(s["model"])  # LoRA is injected into this copy; `base` stays frozen
+        # LoRA is injected into `policy`; `base` stays frozen for the before/after evaluation, which
+        # only the main process runs.
+        base = load_causal_lm(s["model"]) if main else None
+        policy = load_causal_lm(s["model"])
     except ModelNotFoundError as err:
         raise ModelNotFoundError(f"finetune.model = {s['model']!r}: {err}") from None
     tokenizer = policy.tokenizer
@@ -272,6 +317,12 @@ def finetune_recipe(recipe: Recipe, section: dict | None, run_dir: Path, steps: 
         except PromptError as err:
             raise RecipeError(f"{field}: {err}") from None
     _check_lora_targets(policy.model, s["lora"]["target_modules"])
+    if not main:  # other ranks only train: the main process writes the run folder and evaluates
+        trainer = _grpo_trainer(recipe, s, policy, train_prompts, run_dir, False,
+                                trl_reward_funcs(build_reward_set(recipe)), trl_reward_weights(build_reward_set(recipe)),
+                                main=False)
+        trainer.train(resume_from_checkpoint=str(checkpoint) if resume else None)
+        return {"rank": rank, "world_size": world, "steps": int(trainer.state.global_step)}
 
     run_dir.mkdir(parents=True, exist_ok=True)
     config = recipe.to_dict()
@@ -292,11 +343,15 @@ def finetune_recipe(recipe: Recipe, section: dict | None, run_dir: Path, steps: 
         before = _evaluate(base.model, base.tokenizer, base, eval_list, s, eval_rewards, state0, recipe.seed)
         before_file.write_text(json.dumps(before, indent=2, ensure_ascii=False), encoding="utf-8")
 
-    trainer = _grpo_trainer(recipe, s, policy, train_prompts, run_dir, progress_bar,
-                            trl_reward_funcs(build_reward_set(recipe)), trl_reward_weights(eval_rewards))
+    reward_funcs = [TimedReward(f) for f in trl_reward_funcs(build_reward_set(recipe))]
+    trainer = _grpo_trainer(recipe, s, policy, train_prompts, run_dir, progress_bar, reward_funcs,
+                            trl_reward_weights(eval_rewards))
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(checkpoint) if resume else None)
     train_seconds = time.perf_counter() - start
+    timing = {"train_seconds": train_seconds, "reward_seconds": sum(f.seconds for f in reward_funcs),
+              "reward_calls": sum(f.calls for f in reward_funcs), "world_size": world}
+    timing["reward_share"] = timing["reward_seconds"] / train_seconds if train_seconds > 0 else float("nan")
 
     merged = trainer.model.merge_and_unload()
     merged.eval()
@@ -307,13 +362,14 @@ def finetune_recipe(recipe: Recipe, section: dict | None, run_dir: Path, steps: 
     (samples_dir / "after.json").write_text(json.dumps(after, indent=2, ensure_ascii=False), encoding="utf-8")
     report = _report(recipe, s, before["summary"], after["summary"], trainer, train_seconds,
                      before["samples"], after["samples"])
+    report["timing"] = timing
     (run_dir / "finetune_report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
     (run_dir / "finetune_report.md").write_text(_markdown(report), encoding="utf-8")
     return report
 
 
 def _grpo_trainer(recipe: Recipe, s: dict, policy, prompts: list[str], run_dir: Path, progress_bar: bool,
-                  reward_funcs, reward_weights):
+                  reward_funcs, reward_weights, main: bool = True):
     from datasets import Dataset
     from peft import LoraConfig
     from torch.utils.tensorboard import SummaryWriter
@@ -333,10 +389,9 @@ def _grpo_trainer(recipe: Recipe, s: dict, policy, prompts: list[str], run_dir: 
     lora = LoraConfig(r=s["lora"]["r"], lora_alpha=s["lora"]["alpha"], lora_dropout=s["lora"]["dropout"],
                       target_modules=s["lora"]["target_modules"], task_type="CAUSAL_LM")
     data = Dataset.from_dict({"prompt": _format_for_trl(policy.tokenizer, prompts, s["system"])})
-    writer = SummaryWriter(str(run_dir / "tb"))
+    callbacks = [TensorBoardCallback(tb_writer=SummaryWriter(str(run_dir / "tb")))] if main else []
     trainer = GRPOTrainer(model=policy.model, reward_funcs=reward_funcs, args=args, train_dataset=data,
-                          processing_class=policy.tokenizer, peft_config=lora,
-                          callbacks=[TensorBoardCallback(tb_writer=writer)])
+                          processing_class=policy.tokenizer, peft_config=lora, callbacks=callbacks)
     if not progress_bar:  # --quiet: without tqdm, transformers would print every log dict instead
         from transformers.trainer_callback import PrinterCallback
         trainer.remove_callback(PrinterCallback)
@@ -392,6 +447,10 @@ def cmd_finetune(args) -> int:
     run_dir = Path(args.out) / (args.name or recipe.name)
     report = finetune_recipe(recipe, section, run_dir, steps=args.steps, resume=args.resume,
                              progress_bar=not args.quiet)
+    if "mean" not in report:  # not the main process: it trained; the main process reports
+        print(f"rank {report['rank']} of {report['world_size']}: trained {report['steps']} steps "
+              "(rank 0 evaluates and writes the run folder)")
+        return 0
     print(f"fine-tuned model written to {run_dir / 'model'}; report {run_dir / 'finetune_report.md'}")
     m = report["mean"]
     print(f"held-out novelty {m['before/heldout_novelty']:.3f} -> {m['after/heldout_novelty']:.3f}, "
@@ -402,11 +461,13 @@ def cmd_finetune(args) -> int:
 
 def register(subparsers) -> None:
     """Add ``rlcreate finetune RECIPE.yaml [--out --name --steps --resume --quiet]``."""
+    from rlcreate.validate import int_arg  # typed option: a bad value exits 2 before any work
+
     f = subparsers.add_parser("finetune", help="fine-tune the LM on a recipe's rewards with TRL GRPO + LoRA")
     f.add_argument("recipe")
     f.add_argument("--out", default="runs")
     f.add_argument("--name", default=None, help="run folder name (default: the recipe's name)")
-    f.add_argument("--steps", type=int, default=None, help="override finetune.steps")
+    f.add_argument("--steps", type=int_arg(1), default=None, help="override finetune.steps")
     f.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
     f.add_argument("--quiet", action="store_true")
     f.set_defaults(fn=cmd_finetune)
