@@ -5,6 +5,16 @@ artifacts in (levels, texts, ...), one value per sample out, ``None`` meaning "n
 sample". This is exactly the shape of a TRL ``reward_funcs`` entry, so every rlcreate reward also
 drops into ``trl.GRPOTrainer`` (see :mod:`rlcreate.rewards.trl_adapter`).
 
+TRL calls reward functions with keywords only (``f(prompts=..., completions=...,
+completion_ids=..., **dataset_columns)``; completions may be conversational ``{"role", "content"}``
+lists). :meth:`RewardModule.__call__` accepts that call too (:func:`from_trl_call`), so a module is
+a valid ``GRPOTrainer(reward_funcs=[module])`` entry as it is. The object TRL calls is the object
+you made: a stateful module shared by two trainers (or a trainer and an env) shares its state.
+
+Group rewards (:mod:`rlcreate.rewards.group`) score the samples of one prompt together; the group
+comes in the context as ``group_ids`` (derived from identical ``prompts`` when absent, see
+:func:`groups_of`). A per-sample reward ignores it.
+
 Stateful modules (a novelty archive) implement ``reset()``, ``state_dict()`` and
 ``load_state_dict()``; the defaults here are stateless no-ops.
 

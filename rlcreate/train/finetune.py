@@ -251,6 +251,12 @@ def process_rank() -> tuple[int, int]:
     return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def _on_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 class TimedReward:
     """A TRL reward function that adds up its own wall time (``seconds``, ``calls``), so the report
     can say what share of a training step the reward computation costs. Keeps ``__name__``."""
@@ -354,7 +360,7 @@ def finetune_recipe(recipe: Recipe, section: dict | None, run_dir: Path, steps: 
     timing["reward_share"] = timing["reward_seconds"] / train_seconds if train_seconds > 0 else float("nan")
 
     merged = trainer.model.merge_and_unload()
-    merged.eval()
+    merged = merged.to("cpu").eval()  # evaluation next to the frozen base, on the CPU
     merged.save_pretrained(run_dir / "model")
     tokenizer.save_pretrained(run_dir / "model")
 
@@ -370,6 +376,7 @@ def finetune_recipe(recipe: Recipe, section: dict | None, run_dir: Path, steps: 
 
 def _grpo_trainer(recipe: Recipe, s: dict, policy, prompts: list[str], run_dir: Path, progress_bar: bool,
                   reward_funcs, reward_weights, main: bool = True):
+    import torch
     from datasets import Dataset
     from peft import LoraConfig
     from torch.utils.tensorboard import SummaryWriter
@@ -384,7 +391,8 @@ def _grpo_trainer(recipe: Recipe, s: dict, policy, prompts: list[str], run_dir: 
         beta=s["beta"], temperature=s["temperature"], reward_weights=reward_weights,
         logging_steps=1, save_strategy="steps", save_steps=s["save_steps"], report_to="none",
         disable_tqdm=not progress_bar, seed=recipe.seed,
-        bf16=False, use_cpu=True,              # CPU: bf16 matmuls are slow or unsupported
+        # CPU: bf16 matmuls are slow or unsupported; on GPUs (multi-GPU launches) bf16 where supported
+        bf16=_on_gpu() and torch.cuda.is_bf16_supported(), use_cpu=not _on_gpu(),
         activation_checkpointing=False)        # 135M params fit; recomputation only costs time here
     lora = LoraConfig(r=s["lora"]["r"], lora_alpha=s["lora"]["alpha"], lora_dropout=s["lora"]["dropout"],
                       target_modules=s["lora"]["target_modules"], task_type="CAUSAL_LM")
