@@ -111,3 +111,27 @@ def test_eval_of_a_finetune_run_pairs_base_and_tuned_on_test_prompts(tmp_path):
     assert set(creative["vs_base"]["tuned"]) >= {"distinct_k", "utility_k", "perplexity_ratio", "prompt_pmi"}
     assert out["primary"] == "tuned" and out["judges"]["creative"]["distinct_k"] <= 3
     assert len(out["texts"]) == 12
+
+
+def test_several_answers_parses_numbered_replies_and_the_baseline_method_runs(tmp_path, monkeypatch):
+    import rlcreate.evaluation.text_baselines as tb
+    from rlcreate.recipe import parse_recipe
+
+    replies = iter([["1. w1 w2\n2) w3\n3: w4 w5", "no numbering\nsecond line"]])
+    monkeypatch.setattr(tb, "sample_texts", lambda stepper, asks, *a, **k: next(replies))
+    answers, raw = tb.several_answers(None, ["p", "q"], 3, 5)
+    assert answers == [["w1 w2", "w3", "w4 w5"], ["no numbering", "second line"]]
+    monkeypatch.undo()
+
+    lm_dir = tiny_lm_folder(tmp_path / "lm")
+    (tmp_path / "p.txt").write_text("w1 w2\nw3\n", encoding="utf-8")
+    recipe = parse_recipe({"name": "sev", "seed": 0,
+                           "env": {"id": "rlcreate/TextTokens-v0",
+                                   "kwargs": {"lm": str(lm_dir), "prompts": str(tmp_path / "p.txt"),
+                                              "eval_prompts": str(tmp_path / "p.txt"), "max_new_tokens": 4}},
+                           "rewards": {"distinct": {"reward": "distinct_n", "args": {"n": 1}}},
+                           "trainer": {"total_timesteps": 40, "n_envs": 4, "samples": 2}})
+    info = tb.run_text_baseline(recipe, "several-answers", tmp_path / "run", budget=6, n=2, progress_bar=False)
+    assert info["method"] == "several-answers" and info["evaluations"] <= 6 and info["answers_per_reply"] == 2
+    records = json.loads((tmp_path / "run" / "samples" / "texts.json").read_text())
+    assert records and all(r["several_answers"]["prompt"] in ("w1 w2", "w3") for r in records)

@@ -14,6 +14,11 @@ masked before ``min_new_tokens`` as the environment does:
   {0.7, 1.0, 1.3} x {0.9, 1.0}); the budget is split evenly and the settings take turns batch by
   batch, so the growing novelty archive treats them alike. The run's product (``primary``) is the
   setting with the best mean composite, i.e. the grid search a user would do by hand.
+* ``several-answers``: the "verbalized sampling" prompt baseline (no training, no reranking): the
+  LM is asked, in one reply, for ``n`` very different numbered answers to the prompt (reply length
+  ``n x max_new_tokens``, the same token budget per answer), and the answers are parsed from the
+  numbering (:func:`several_answers`); each answer is one evaluation, scored against the original
+  prompt (so a group reward sees the answers of one reply as one group).
 * ``best-of-n``: for each prompt draw, ``n`` samples (temperature 1, full vocabulary) are scored and
   the best by the composite reward is kept: ``budget // n`` selections. ``first_of_n`` (the first
   candidate, a plain sample) is kept next to it to show what reranking buys.
@@ -43,9 +48,11 @@ import numpy as np
 from rlcreate.recipe import Recipe, build_reward_set
 
 __all__ = ["TEXT_METHODS", "DEFAULT_GRID", "DEFAULT_N", "sample_texts", "default_text_budget", "run_text_baseline",
-           "write_text_samples"]
+           "write_text_samples", "several_answers", "SEVERAL_ANSWERS_ASK", "DEFAULT_ANSWERS_PER_REPLY"]
 
-TEXT_METHODS = ("sampling", "best-of-n")
+TEXT_METHODS = ("sampling", "best-of-n", "several-answers")
+SEVERAL_ANSWERS_ASK = "{prompt} Give {m} very different answers, numbered 1 to {m}, each one or two sentences."
+DEFAULT_ANSWERS_PER_REPLY = 4
 DEFAULT_GRID = ((0.7, 0.9), (0.7, 1.0), (1.0, 0.9), (1.0, 1.0), (1.3, 0.9), (1.3, 1.0))  # (temperature, top_p)
 DEFAULT_N = 8
 
@@ -85,6 +92,24 @@ def sample_texts(stepper, prompts: Sequence[str], max_new_tokens: int, min_new_t
     finally:
         stepper.return_full_logprobs = saved
     return [stepper.tokenizer.decode(ids, skip_special_tokens=True) for ids in emitted]
+
+
+def several_answers(stepper, prompts: Sequence[str], m: int, max_new_tokens: int, temperature: float = 1.0,
+                    top_p: float = 1.0, seed: int = 0) -> tuple[list[list[str]], list[str]]:
+    """One reply per prompt asking for ``m`` very different numbered answers
+    (:data:`SEVERAL_ANSWERS_ASK`, ``m x max_new_tokens`` new tokens); returns the parsed answers per
+    prompt (at most ``m``; numbering ``1.``/``1)``/``1:``, else one answer per line) and the replies."""
+    import re
+
+    asks = [SEVERAL_ANSWERS_ASK.format(prompt=p, m=m) for p in prompts]
+    replies = sample_texts(stepper, asks, m * max_new_tokens, 0, temperature, top_p, seed=seed)
+    out = []
+    for reply in replies:
+        items = [x.strip() for x in re.split(r"(?:^|\n)\s*\d+\s*[.):]\s*", reply) if x.strip()]
+        if len(items) < 2:
+            items = [x.strip() for x in reply.split("\n") if x.strip()]
+        out.append(items[:m])
+    return out, replies
 
 
 def default_text_budget(recipe: Recipe, max_new_tokens: int) -> int:
@@ -141,10 +166,17 @@ def run_text_baseline(recipe: Recipe, method: str, run_dir: Path, budget: int | 
         batch = max(batch // n, 1) * n
         groups = ["best_of_n", "first_of_n"]
         draws = [(1.0, 1.0)]
+    elif method == "several-answers":
+        n = int(n if n is not None else DEFAULT_ANSWERS_PER_REPLY)
+        if n < 2:
+            raise BaselineError(f"n = {n}: several-answers asks for at least 2 answers per reply")
+        groups, draws = ["several_answers"], [(1.0, 1.0)]
     else:
         draws = _check_grid(grid if grid is not None else DEFAULT_GRID)
         groups = [_group_name(*d) for d in draws]
     per_group = budget // n if method == "best-of-n" else budget // len(draws)
+    if method == "several-answers":
+        per_group = budget
     if per_group < 1:
         need = n if method == "best-of-n" else len(draws)
         raise BaselineError(f"--budget {budget}: {method} needs at least {need} evaluations (one per "
@@ -160,10 +192,35 @@ def run_text_baseline(recipe: Recipe, method: str, run_dir: Path, budget: int | 
     progress, evaluations, best_so_far, cursor = [], 0, -math.inf, 0
     t0 = time.perf_counter()
     rows_per_round = (batch // n) if method == "best-of-n" else batch
+    if method == "several-answers":
+        rows_per_round = max(batch // n, 1)  # replies per round, each with up to n answers
     rounds = -(-per_group // rows_per_round)
+    if method == "several-answers":  # a reply may parse to fewer than n answers: allow up to one per reply
+        rounds = -(-budget // rows_per_round)
     bar = tqdm(total=budget, desc=method, disable=not progress_bar)
     for r in range(rounds):
         take = min(rows_per_round, per_group - r * rows_per_round)
+        if method == "several-answers":
+            if evaluations >= budget:
+                break
+            draw_prompts = [prompts[(cursor + i) % len(prompts)] for i in range(rows_per_round)]
+            answers, _ = several_answers(stepper, draw_prompts, n, settings["max_new_tokens"],
+                                         seed=recipe.seed * 1_000_003 + evaluations)
+            batch_prompts = [p for p, a in zip(draw_prompts, answers) for _ in a][:budget - evaluations]
+            texts = [t for a in answers for t in a][:len(batch_prompts)]
+            cursor += rows_per_round
+            if not texts:
+                continue
+            result = reward_set(texts, prompts=batch_prompts, progress=min(evaluations / budget, 1.0))
+            totals = np.asarray(result.total, np.float64)
+            evaluations += len(texts)
+            bar.update(len(texts))
+            best_so_far = max(best_so_far, float(totals.max()))
+            progress.append({"round": r, "group": groups[0], "evaluations": evaluations, "best": float(totals.max()),
+                             "mean": float(totals.mean()), "best_so_far": best_so_far})
+            kept[groups[0]] += [(p, t, float(totals[i]), result.per_sample(i))
+                                for i, (p, t) in enumerate(zip(batch_prompts, texts))]
+            continue
         for g, (temperature, top_p) in zip(groups if method == "sampling" else groups[:1], draws):
             draw_prompts = [prompts[(cursor + i) % len(prompts)] for i in range(take)]
             reps = n if method == "best-of-n" else 1
@@ -216,6 +273,8 @@ def run_text_baseline(recipe: Recipe, method: str, run_dir: Path, budget: int | 
             "seconds": round(seconds, 2), "evaluations_per_second": round(evaluations / max(seconds, 1e-9), 2)}
     if method == "best-of-n":
         info.update(n=n, selections=len(kept["best_of_n"]))
+    elif method == "several-answers":
+        info.update(answers_per_reply=n, ask=SEVERAL_ANSWERS_ASK)
     else:
         info["grid"] = [list(d) for d in draws]
     (run_dir / "baseline.json").write_text(json.dumps(info, indent=2))
@@ -261,6 +320,9 @@ def _cell(text: str) -> str:
 
 
 def _descriptions(method: str, draws, n: int) -> dict[str, str]:
+    if method == "several-answers":
+        return {"several_answers": f"answers parsed from one reply asking for {n} very different numbered answers "
+                                   "(T=1, full vocabulary)"}
     if method == "best-of-n":
         return {"best_of_n": f"best of {n} plain samples (T=1, full vocabulary) by the recipe's composite reward",
                 "first_of_n": f"the first of the {n} candidates: one plain sample, no reranking"}
