@@ -32,7 +32,7 @@ from rlcreate.levels.tiles import IS_SOLID, TILES
 
 __all__ = ["ELEMENTS", "SEGMENT", "element_profile", "human_band", "profile_report", "level_segments",
            "segment_features", "human_likeness", "human_reference_segments", "set_diversity",
-           "copy_share", "distinct_tiles"]
+           "copy_share", "distinct_tiles", "astar_interleaved", "quality_table", "format_table"]
 
 #: elements of the profile (keys of :func:`rlcreate.levels.metrics.element_counts`)
 ELEMENTS = ("pipes", "question_blocks", "enemies", "coins", "gaps")
@@ -228,3 +228,79 @@ def copy_share(levels: Sequence[np.ndarray], max_distance: float = 0.02) -> dict
     d = corpus_neighbours(SEGMENT).distance(segs)
     return {"copy_share": float((d <= max_distance).mean()), "novelty_mean": float(d.mean()),
             "exact_copy_share": float((d == 0).mean())}
+
+
+def astar_interleaved(groups: dict[str, Sequence[np.ndarray]], n_per_group: int = 16, runs: int = 3,
+                      workers: int = 2) -> dict[str, dict] | None:
+    """Play the first ``n_per_group`` levels of every group with the A* agent in ONE call, the groups
+    interleaved level by level (the agent's outcomes depend on machine load, so groups are only
+    compared within one run). ``beaten``: share of levels won at least once in ``runs`` plays;
+    ``win_rate``: share of plays won. None when java is missing."""
+    from rlcreate.levels.astar import astar_or_none
+
+    picked = {k: _grids(v)[:n_per_group] for k, v in groups.items()}
+    order = [(k, i) for i in range(max(len(v) for v in picked.values())) for k, v in picked.items() if i < len(v)]
+    res = astar_or_none([picked[k][i] for k, i in order], runs=runs, workers=workers, cache=False)
+    if res is None:
+        return None
+    out: dict[str, dict] = {}
+    for k in picked:
+        s = [r for (g, _), r in zip(order, res) if g == k]
+        out[k] = {"levels": len(s), "runs_per_level": runs, "beaten": float(np.mean([r.win_rate > 0 for r in s])),
+                  "win_rate": float(np.mean([r.win_rate for r in s])),
+                  "completion": float(np.mean([r.mean_completion for r in s]))}
+    return out
+
+
+def quality_table(groups: dict[str, Sequence[np.ndarray]], human_split: str = "test", seed: int = 0,
+                  astar_levels: int = 0, astar_runs: int = 3, diversity_segments: int = 40) -> dict:
+    """The issue-9 table for named sets of levels: element profile (per 128 columns, with the human
+    band for the set's size and width), distinct tiles, set diversity, human-likeness AUC against
+    the ``human_split`` segments, copy share / novelty against training windows, and (when
+    ``astar_levels`` > 0 and java exists) the A* agent's verdict, all groups in one interleaved run."""
+    human = human_reference_segments(human_split)
+    rows: dict[str, dict] = {}
+    for name, levels in groups.items():
+        grids = _grids(levels)
+        rows[name] = {
+            "n_levels": len(grids), "width": int(grids[0].shape[1]),
+            "profile": profile_report(grids),
+            "distinct_tiles": float(distinct_tiles(grids).mean()),
+            "diversity": set_diversity(grids, n_segments=diversity_segments, seed=seed),
+            "human_likeness": human_likeness(grids, human=human, seed=seed),
+            "copies": copy_share(grids),
+        }
+    astar = astar_interleaved(groups, astar_levels, astar_runs) if astar_levels > 0 else None
+    for name in rows:
+        rows[name]["astar"] = None if astar is None else astar[name]
+    return {"human_split": human_split, "groups": rows}
+
+
+def format_table(table: dict) -> str:
+    """The table as aligned text, one column per group."""
+    groups = table["groups"]
+    names = list(groups)
+    lines = [f"{'per 128 columns':<34}" + "".join(f"{n[:18]:>20}" for n in names)]
+
+    def row(label, fn):
+        cells = []
+        for n in names:
+            try:
+                cells.append(fn(groups[n]))
+            except (TypeError, KeyError):
+                cells.append("-")
+        lines.append(f"{label:<34}" + "".join(f"{c:>20}" for c in cells))
+
+    for e in ELEMENTS:
+        row(f"{e} (human band)", lambda g, e=e: "{:.1f} [{:.1f},{:.1f}]{}".format(
+            g["profile"]["elements"][e]["mean"], g["profile"]["elements"][e]["low"],
+            g["profile"]["elements"][e]["high"], "" if g["profile"]["elements"][e]["inside"] else "*"))
+    row("inside human band", lambda g: f"{g['profile']['inside']}/{g['profile']['of']}")
+    row("distinct tile types", lambda g: f"{g['distinct_tiles']:.1f}")
+    row("segments distinct (>=5%)", lambda g: f"{g['diversity']['distinct_share']:.0%}")
+    row("mean pairwise tile distance", lambda g: f"{g['diversity']['mean_pairwise']:.3f}")
+    row(f"human-likeness AUC vs {table['human_split']}", lambda g: f"{g['human_likeness']['auc']:.3f}")
+    row("novelty (NN dist. to train)", lambda g: f"{g['copies']['novelty_mean']:.3f}")
+    row("segments within copy distance", lambda g: f"{g['copies']['copy_share']:.0%}")
+    row("A* beaten (3 plays)", lambda g: f"{g['astar']['beaten']:.0%} of {g['astar']['levels']}")
+    return "\n".join(lines) + "\n(* = outside the 5th-95th percentile band of human set means)"

@@ -1,0 +1,108 @@
+"""Level quality judges (rlcreate.levels.quality), the DEV/TEST split and the level value rewards."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rlcreate.levels import corpus
+from rlcreate.levels import quality as q
+
+
+def _flat(width: int = 64) -> np.ndarray:
+    g = np.zeros((14, width), np.int8)
+    g[-2:] = 1
+    return g
+
+
+def _noise(seed: int, width: int = 64) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    g = np.where(rng.random((14, width)) < 0.3, 1, 0).astype(np.int8)
+    g[-2:] = 1
+    return g
+
+
+def test_dev_and_test_split_the_held_out_blocks_without_overlap():
+    dev, test = {b.name for b in corpus.dev_blocks()}, {b.name for b in corpus.test_blocks()}
+    held = {b.name for b in corpus.held_out_blocks()}
+    assert dev and test and not dev & test and dev | test == held
+    assert {corpus.split_of(b) for b in corpus.training_blocks()} == {"train"}
+    assert corpus.test_windows(128, 128).shape == (len(test), 14, 128)
+    # the existing API is unchanged
+    assert len(corpus.held_out_windows(16, 16)) == len(corpus.dev_windows(16, 16)) + len(corpus.test_windows(16, 16))
+
+
+def test_element_profile_counts_per_128_columns():
+    g = _flat(64)
+    g[11, 10] = 6          # one enemy
+    g[12:, 20:23] = 0      # one gap, 3 columns wide
+    prof = q.element_profile([g])
+    assert prof["enemies"][0] == 2.0 and prof["gaps"][0] == 2.0 and prof["pipes"][0] == 0.0
+
+
+def test_flat_floor_is_outside_the_human_band_and_human_windows_are_inside():
+    flat = q.profile_report([_flat(128)] * 16)
+    assert flat["inside"] <= 1  # no pipes, blocks, enemies, coins: only gaps could match by chance
+    human = q.profile_report(list(corpus.corpus_windows(128, stride=449)[:16]))
+    assert human["inside"] >= 4
+
+
+def test_human_likeness_separates_noise_and_not_human_from_human():
+    train, groups = q.human_reference_segments("train", stride=16)
+    same = q.human_likeness(generated_segments=(train, groups))
+    assert same["auc"] < 0.7
+    noise = q.human_likeness([_noise(s, 128) for s in range(16)])
+    assert noise["auc"] > 0.95
+
+
+def test_set_diversity_is_zero_for_copies_and_high_for_human_levels():
+    assert q.set_diversity([_flat(128)] * 8)["distinct_share"] == 0.0
+    human = q.set_diversity(list(corpus.test_windows(128, 128)))
+    assert human["distinct_share"] > 0.5 and human["n_segments"] == 40
+
+
+def test_copy_share_flags_training_windows():
+    train = corpus.training_windows(128, stride=512)[:4]
+    assert q.copy_share(list(train))["exact_copy_share"] == 1.0
+
+
+def test_value_rewards_rank_human_above_flat_and_noise():
+    from rlcreate.rewards import get_reward
+
+    human = list(corpus.dev_windows(64, 64))
+    profile, typical, div = (get_reward(n) for n in ("element_profile", "lm_typicality", "batch_diversity"))
+    assert np.mean(profile(human)) > profile([_flat()])[0]
+    assert typical([_noise(0)])[0] < 0.01           # columns the LM has never seen in context
+    assert div([_flat(), _flat()]) == [0.0, 0.0]    # a collapsed set scores 0
+    assert min(div(human)) > 0.3
+
+
+def test_element_profile_leaves_out_controlled_elements():
+    from rlcreate.rewards import get_reward
+
+    profile = get_reward("element_profile")
+    g = _flat()
+    full = profile([g])[0]
+    assert profile([g], targets={"enemies": [1.0], "gaps": [1.0]})[0] != full
+    assert profile([g], targets={e: [0.0] for e in q.ELEMENTS}) == [None]
+
+
+def test_lm_logprob_uses_the_env_log_probs_when_given():
+    from rlcreate.rewards import get_reward
+
+    lp = get_reward("lm_logprob")
+    assert lp([_flat(), _flat()], token_logprobs=np.full((2, 64), -0.5)) == [-32.0, -32.0]
+    scored = lp([_flat()])[0]
+    assert scored < 0 and np.isfinite(scored)
+
+
+def test_latent_prior_prefers_the_typical_shell():
+    from rlcreate.rewards import get_reward
+
+    prior = get_reward("latent_prior")
+    d = 32
+    shell = np.full((1, d), 1.0)  # ||z||^2 = d
+    corner = np.full((1, d), 2.5)
+    assert prior([None], latent=shell)[0] == pytest.approx(1.0)
+    assert prior([None], latent=corner)[0] < 1e-3
+    assert prior([None]) == [None]
