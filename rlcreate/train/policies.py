@@ -52,11 +52,17 @@ class LMPriorPolicy(MaskableActorCriticPolicy):
             the LM's ``n_embd`` (128 for the shipped column LM): there the log-probs are observed
             mapped to ``[0, 1]`` as ``1 - lp / LOGPROB_FLOOR`` (bounds ``[0, 1]``), and the policy
             maps them back (with MarioTokens' floor, -20).
+        kl_to_prior: replace the entropy PPO's bonus uses by ``-KL(pi || p_LM)`` over the offered
+            slots (``H(pi) + sum_a pi(a) log p_LM(a)``, exact per state), so ``ent_coef = beta`` is a
+            KL-to-reference penalty in the loss instead of a pull toward uniform. The reported
+            ``train/entropy_loss`` then logs the mean KL. Without it, an entropy bonus
+            pulls the policy toward uniform over the top-k offers (text_steer uses ``ent_coef 0``).
     """
 
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, lr_schedule,
-                 *args: Any, prior_start: int | None = None, **kwargs: Any):
+                 *args: Any, prior_start: int | None = None, kl_to_prior: bool = False, **kwargs: Any):
         self.prior_start = _check_layout(observation_space, action_space, prior_start)
+        self.kl_to_prior = bool(kl_to_prior)
         # MarioTokens-v0 observes the log-probs mapped to [0, 1] (x = 1 - lp / FLOOR): undo that
         k = int(action_space.n)
         self.prior_scaled = bool(np.all(observation_space.low[self.prior_start:self.prior_start + k] == 0.0))
@@ -72,6 +78,7 @@ class LMPriorPolicy(MaskableActorCriticPolicy):
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
         data["prior_start"] = self.prior_start
+        data["kl_to_prior"] = self.kl_to_prior
         return data
 
     def prior_logits(self, obs: th.Tensor) -> th.Tensor:
@@ -111,7 +118,10 @@ class LMPriorPolicy(MaskableActorCriticPolicy):
                          action_masks: th.Tensor | None = None) -> tuple[th.Tensor, th.Tensor, th.Tensor | None]:
         latent_pi, latent_vf = self._latents(obs)
         distribution = self._distribution(obs, latent_pi, action_masks)
-        return self.value_net(latent_vf), distribution.log_prob(actions), distribution.entropy()
+        entropy = distribution.entropy()
+        if self.kl_to_prior:  # H(pi) + E_pi[log p_LM] = -KL(pi || p_LM), exact over the offered slots
+            entropy = entropy + (distribution.distribution.probs * self.prior_logits(obs)).sum(-1)
+        return self.value_net(latent_vf), distribution.log_prob(actions), entropy
 
     def get_distribution(self, obs: th.Tensor, action_masks: np.ndarray | None = None) -> MaskableDistribution:
         features = super(MaskableActorCriticPolicy, self).extract_features(obs, self.pi_features_extractor)
