@@ -110,7 +110,7 @@ def train_sb3(cfg: Config) -> dict:
 
     venv = make_mario_latent_vec(n_envs=cfg.num_envs, n_segments=cfg.n_segments, seed=cfg.seed)
     n_steps = cfg.train_batch // cfg.num_envs
-    model = PPO("MlpPolicy", venv, n_steps=n_steps, batch_size=256, n_epochs=4, seed=cfg.seed, device="cpu")
+    model = PPO("MlpPolicy", venv, n_steps=n_steps, batch_size=min(256, cfg.train_batch), n_epochs=4, seed=cfg.seed, device="cpu")
     model.learn(total_timesteps=cfg.train_batch)  # warm-up rollout + update
     load0, t0 = load(), time.perf_counter()
     model.learn(total_timesteps=cfg.train_batch * cfg.train_iterations, reset_num_timesteps=False)
@@ -126,7 +126,7 @@ def train_rllib(cfg: Config, runners: int) -> dict:
     from rllib_ppo import build_algo
 
     rcfg = RllibConfig(env_runners=runners, envs_per_runner=cfg.num_envs, train_batch=cfg.train_batch,
-                       minibatch=256, epochs=4, seed=cfg.seed, env_kwargs={"n_segments": cfg.n_segments},
+                       minibatch=min(256, cfg.train_batch), epochs=4, seed=cfg.seed, env_kwargs={"n_segments": cfg.n_segments},
                        checkpoint=False)
     algo = build_algo(rcfg)
     envs = algo.env_runner_group.foreach_env_runner(lambda r: type(r.env.unwrapped).__name__, local_env_runner=False)

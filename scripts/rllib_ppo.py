@@ -15,6 +15,7 @@ Install: ``pip install -e '.[ray]'`` in its own environment (ray[rllib] 2.60 pin
 torch==2.13.0 first. Run::
 
     python scripts/rllib_ppo.py --env-runners 2 --envs-per-runner 16 --iterations 20
+    python scripts/rllib_ppo.py --address auto --env-runners 32    # on a cluster (ray start ... on every node)
 
 Writes ``<out>/metrics.json`` (per iteration: env steps, episode return mean, seconds) and the
 final checkpoint under ``<out>/checkpoint``.
@@ -53,7 +54,9 @@ class Config:
     seed: int = 0
     """seeds the algorithm and the env runners"""
     num_cpus: int = 0
-    """CPUs given to Ray (0 = let Ray count them)"""
+    """CPUs given to a local Ray instance (0 = let Ray count them)"""
+    address: str = ""
+    """Ray cluster to join ("auto" after `ray start --head` on this node); empty = start a local instance"""
     out: str = "runs/rllib_ppo"
     """output folder"""
     checkpoint: bool = True
@@ -92,8 +95,10 @@ def train(cfg: Config) -> dict:
     """Run ``cfg.iterations`` PPO iterations; returns the metrics written to ``metrics.json``."""
     import ray
 
-    ray.init(num_cpus=cfg.num_cpus or None, include_dashboard=False, log_to_driver=False,
-             ignore_reinit_error=True)
+    if cfg.address:  # a cluster: runners are placed on any node with free CPUs (rlcreate installed there)
+        ray.init(address=cfg.address)
+    else:
+        ray.init(num_cpus=cfg.num_cpus or None, include_dashboard=False, log_to_driver=False)
     algo = build_algo(cfg)
     # what each remote runner steps: rlcreate's batched core (CoreVectorEnv), N rows per forward pass
     runner_envs = algo.env_runner_group.foreach_env_runner(

@@ -16,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 TESTED_ELSEWHERE = {"cleanrl_ppo.py": "test_cleanrl.py", "rllib_ppo.py": "test_rllib.py",
                     "bench_level_quality.py": "test_level_quality.py",
-                    "bench_text_creativity.py": "test_text_creativity.py", "bench_scaleout.py": "test_gym_vector.py",
+                    "bench_text_creativity.py": "test_text_creativity.py", "bench_scaleout.py": "test_rllib.py",
                     "check_report_chromium.py": None, "setup.sh": None}
 
 
@@ -41,7 +41,7 @@ def _smoke(tmp: Path) -> dict[str, list[str]]:
                                      "--max-levels", "2", "--runs", "1", "--piece-width", "32", "--no-cache"],
         "train_level_vae.py": [py, "scripts/train_level_vae.py", "--epochs", "1", "--out", str(tmp / "vae")],
         "train_column_lm.py": [py, "scripts/train_column_lm.py", "--steps", "2", "--out", str(tmp / "lm")],
-        "compare_mario_baselines.sh": ["bash", "scripts/compare_mario_baselines.sh", "64", str(tmp / "compare")],
+        "compare_mario_baselines.sh": ["bash", "scripts/compare_mario_baselines.sh", "128", str(tmp / "compare"), "2"],
     }
 
 
