@@ -2,10 +2,10 @@
 # Issue 5's comparison: PPO vs random / CMA-ES / MAP-Elites on MarioLatent-v0 with the default
 # recipe and an equal budget of reward evaluations (one evaluation = one decoded, scored segment),
 # then judges (A* agent, KL, expressive range, novelty, QD) and one HTML report.
-#   bash scripts/compare_mario_baselines.sh [BUDGET] [OUT]
+#   bash scripts/compare_mario_baselines.sh [BUDGET] [OUT] [LEVELS]   (smoke run: 128 /tmp/c 2)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-B=${1:-65536}; O=${2:-runs/compare}; R=rlcreate/recipes/mario_latent.yaml
+B=${1:-65536}; O=${2:-runs/compare}; N=${3:-16}; R=rlcreate/recipes/mario_latent.yaml
 RL=".venv/bin/python -m rlcreate.cli"
 mkdir -p "$O"
 $RL train "$R" --timesteps "$B" --out "$O" --name ppo --quiet
@@ -13,7 +13,7 @@ for m in random cma map-elites; do
   $RL baseline "$R" --method "$m" --budget "$B" --out "$O" --name "$m" --quiet
 done
 for r in ppo random cma map-elites; do
-  $RL eval "$O/$r" --n 16 --astar-runs 2 --audit-levels 8 \
+  $RL eval "$O/$r" --n "$N" --astar-runs 2 --audit-levels "$((N < 8 ? N : 8))" \
     --judges astar,tile_kl,expressive_range,novelty,validity,solver,diversity
 done
 $RL report "$O/ppo" "$O/random" "$O/cma" "$O/map-elites" --out "$O/report"
