@@ -109,7 +109,8 @@ _HYPER_RANGES = {"learning_rate": (0.0, None, True), "gamma": (0.0, 1.0, False),
                  "max_grad_norm": (0.0, None, True)}
 _HYPER_INTS = {"n_steps": 1, "batch_size": 2, "n_epochs": 1, "stats_window_size": 1, "sde_sample_freq": -1}
 _POLICY_KWARGS_OK = ("net_arch", "ortho_init", "log_std_init", "full_std", "use_expln", "squash_output",
-                     "share_features_extractor", "normalize_images", "optimizer_kwargs", "prior_start")
+                     "share_features_extractor", "normalize_images", "optimizer_kwargs", "prior_start",
+                     "kl_to_prior")
 
 
 def algo_class(algo: str):
