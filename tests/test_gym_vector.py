@@ -217,3 +217,22 @@ def test_replaced_action_fraction_is_logged_during_training(column_lm, tmp_path)
     rows = list(csv.DictReader(open(tmp_path / "progress.csv")))
     fractions = [float(r["rollout/actions_replaced"]) for r in rows if r.get("rollout/actions_replaced")]
     assert len(fractions) == 2 and all(0 < f < 1 for f in fractions)  # a uniform policy hits masked slots
+
+
+def test_text_strict_actions_and_sb3_masks_after_autoreset(text_lm):
+    from rlcreate.text.envs import make_text_tokens_env, make_text_tokens_vec_env
+
+    env = make_text_tokens_env(lm=text_lm, reward=WordCount(), prompts=["w1 w2"], top_k=8, max_new_tokens=3,
+                               strict_actions=True)
+    _, info = env.reset(seed=0)
+    assert np.array_equal(info["action_mask"], env.action_masks())
+    with pytest.raises(InvalidActionError, match="action -1 of env 0 is outside its action mask"):
+        env.step(-1)
+    venv = make_text_tokens_vec_env(n_envs=2, lm=text_lm, reward=WordCount(), prompts=["w1 w2"], top_k=8,
+                                    max_new_tokens=2, seed=0)
+    venv.reset()
+    for _ in range(2):
+        _, _, done, infos = venv.step(np.array([0, 99]))  # env 1 sends an out-of-range action
+    assert done.all() and infos[1]["action_replaced"] and not infos[0]["action_replaced"]
+    # after SB3's auto-reset the info's mask belongs to the returned (new episode's) observation
+    assert all(np.array_equal(infos[i]["action_mask"], venv.action_masks()[i]) for i in range(2))
