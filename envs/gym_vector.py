@@ -54,7 +54,9 @@ class CoreVectorEnv(gym.vector.VectorEnv):
         self._autoreset = np.zeros(self.num_envs, bool)
         self._started = False
 
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
+    def reset(self, *, seed: int | Sequence[int | None] | None = None, options: dict | None = None):
+        if isinstance(seed, (list, tuple)):  # per-env seeds (SyncVectorEnv style): one generator
+            seed = seed[0]                    # draws every row here, so the first seed fixes them all
         super().reset(seed=seed, options=options)
         obs = self.core.reset(self.np_random)
         self._autoreset[:] = False
