@@ -76,7 +76,7 @@ class CoreVectorEnv(gym.vector.VectorEnv):
             actions = self._legal_for_resetting_rows(np.array(actions), resetting)
             out = self.core.step(actions, active=~resetting) if resetting.any() else self.core.step(actions)
             obs, rewards, terminated, *rest, row_infos = out
-            truncated = np.asarray(rest[0], bool) if rest else zeros.copy()
+            truncated = np.array(rest[0], bool) if rest else zeros.copy()
             rewards, terminated = np.asarray(rewards, np.float64), np.asarray(terminated, bool).copy()
             if resetting.any():  # rows that ended last step start their next episode now
                 rows = np.flatnonzero(resetting)
