@@ -79,8 +79,9 @@ def call_env_factory(factory: Callable, kwargs: dict, **fixed: Any):
         return factory(**fixed, **kwargs)
     except TypeError as exc:
         m = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
-        if not m:
-            raise
+        if not m:  # a value of the wrong type (min_prob: "abc"): a recipe mistake, not a crash
+            raise RecipeError(f"env.kwargs = {kwargs!r}: {exc}; see the environment's docstring for its "
+                              "arguments and their types") from None
         raise RecipeError(f"env.kwargs: unknown key {m.group(1)!r}.{suggest(m.group(1), known)} "
                           f"See the environment's docstring for its arguments") from None
     except UserError as exc:

@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("recipe", help="recipe YAML (or, with --resume, a run folder)")
     t.add_argument("--out", default="runs")
     t.add_argument("--name", type=_run_name, default=None, help="run folder name (default: the recipe's name)")
-    t.add_argument("--timesteps", type=int_arg(1), default=None, help="override trainer.total_timesteps")
+    t.add_argument("--timesteps", type=int_arg(1, 10**10), default=None, help="override trainer.total_timesteps")
     t.add_argument("--resume", action="store_true",
                    help="continue a killed or finished run from its latest checkpoint (weights, optimizer, reward state)")
     t.add_argument("--overwrite", action="store_true", help="replace the run already in the run folder")

@@ -77,7 +77,7 @@ def register(sub) -> None:
     b.add_argument("recipe")
     b.add_argument("--method", default=None,
                    help="a baseline of the recipe's domain (default: the recipe's baselines.method)")
-    b.add_argument("--budget", type=int_arg(1), default=None,
+    b.add_argument("--budget", type=int_arg(1, 10**10), default=None,
                    help="reward evaluations (= env steps); default: the recipe's trainer.total_timesteps")
     b.add_argument("--batch", type=int_arg(1, 4096), default=None,
                    help="levels per generation / texts per LM batch (default trainer.n_envs)")

@@ -22,7 +22,7 @@ from rlcreate.levels.tiles import HEIGHT, TILES
 from rlcreate.levels.validity import check_grid
 
 __all__ = ["TILE_SIZE", "TILE_FILES", "tile_atlas", "level_pixels", "render_level", "render_montage",
-           "MAX_RENDER_PIXELS", "RenderSizeError"]
+           "MAX_RENDER_PIXELS", "RenderSizeError", "RenderOutputError"]
 
 TILE_SIZE = 16
 #: Largest image rendered (pixels): 4,000 columns at scale 1 (about 170 MB of RGB). Bigger levels
@@ -32,6 +32,18 @@ MAX_RENDER_PIXELS = 4000 * TILE_SIZE * HEIGHT * TILE_SIZE
 
 class RenderSizeError(UserError):
     """A level (or scale) whose image would be too large to render."""
+
+
+class RenderOutputError(UserError):
+    """The image cannot be written where asked (a folder, a missing folder, an unknown extension)."""
+
+
+def _save(image: Image.Image, path: str | Path) -> None:
+    try:
+        image.save(path)
+    except (OSError, ValueError, KeyError) as exc:  # PIL: unknown extension is ValueError/KeyError
+        raise RenderOutputError(f"cannot write the image to {str(path)!r} ({type(exc).__name__}: {exc}); "
+                                "give a file path ending in .png in an existing folder") from None
 
 
 def _check_size(width: int, scale: int = 1, what: str = "level") -> None:
@@ -87,7 +99,7 @@ def render_level(grid, path: str | Path | None = None, scale: int = 1) -> Image.
     _check_size(g.shape[1], scale if isinstance(scale, (int, np.integer)) and scale >= 1 else 1)
     image = Image.fromarray(_scaled(level_pixels(g), scale))
     if path is not None:
-        image.save(path)
+        _save(image, path)
     return image
 
 
@@ -132,5 +144,5 @@ def render_montage(grids: Sequence | np.ndarray, path: str | Path | None = None,
         for (x, y), text in zip(origins, labels):
             draw.text((x, y), str(text), fill=(0, 0, 0))
     if path is not None:
-        image.save(path)
+        _save(image, path)
     return image
