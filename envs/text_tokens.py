@@ -1,7 +1,7 @@
 """Generic token-stream environments over a causal LM: steer it token by token.
 
 The environment logic lives in :class:`TextTokensCore`, which holds ``n`` sequences in one
-:class:`~rlcreate.text.lm.LMStepper` (one shared KV cache) and advances all of them with a single
+:class:`~rlcreate.text.stepping.LMStepper` (one shared KV cache) and advances all of them with a single
 forward pass per step. :class:`TextTokensVecEnv` exposes it to stable-baselines3 as a ``VecEnv``
 (the fast path: finished rows restart individually, spliced into the shared cache, while the
 others keep decoding); :class:`TextTokensEnv` is the single-sequence Gymnasium form (``check_env``,
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from rlcreate.errors import UserError
 
-from typing import Any, Sequence
+from typing import Any, Protocol, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -22,9 +22,29 @@ from rlcreate.envs.core_vec_env import CoreVecEnv, resolve_actions
 
 from rlcreate.rewards.compose import RewardSet, as_reward_set
 
-__all__ = ["TextTokensCore", "TextTokensVecEnv", "TextTokensEnv", "TextEnvConfigError", "LOGPROB_FLOOR"]
+__all__ = ["TextTokensCore", "TextTokensVecEnv", "TextTokensEnv", "TextEnvConfigError", "TokenStepper",
+           "LOGPROB_FLOOR"]
 
 LOGPROB_FLOOR = -30.0  # observed top-k log-probs are clipped here (and -inf, a disallowed slot, maps here)
+
+
+class TokenStepper(Protocol):
+    """What the core needs from a language model (:class:`rlcreate.text.stepping.LMStepper` is one):
+    ``start`` / ``step`` / ``restart_rows`` return the next offers (``hidden``, ``topk_logprobs``,
+    ``topk_ids``) of every row, one forward pass each."""
+
+    top_k: int
+    hidden_size: int
+    eos_token_ids: Sequence[int]
+    tokenizer: Any
+
+    def encode_prompts(self, prompts: Sequence[str]) -> list[list[int]]: ...
+
+    def start(self, prompts: Sequence[str]) -> Any: ...
+
+    def step(self, token_ids: np.ndarray) -> Any: ...
+
+    def restart_rows(self, rows: Sequence[int], prompts: Sequence[str]) -> Any: ...
 
 
 class TextEnvConfigError(UserError):
@@ -39,7 +59,7 @@ class TextTokensCore:
     ``reset(rng, rows)`` restarts the given rows with freshly sampled prompts.
     """
 
-    def __init__(self, stepper: LMStepper, reward: Any, prompts: Sequence[str], n: int = 1,
+    def __init__(self, stepper: TokenStepper, reward: Any, prompts: Sequence[str], n: int = 1,
                  max_new_tokens: int = 32, min_new_tokens: int = 0, hidden_clip: float = 10.0,
                  strict_actions: bool = False):
         if not isinstance(n, (int, np.integer)) or n < 1:

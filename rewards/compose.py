@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from rlcreate.rewards.base import NONFINITE_POLICIES, RewardModule, check_values
+from rlcreate.rewards.base import NONFINITE_POLICIES, check_values
 from rlcreate.rewards.transforms import RecipeValueError, Schedule, Transform, make_transform, make_weight
 
 __all__ = ["Term", "RewardSet", "RewardResult", "as_reward_set"]

@@ -81,7 +81,8 @@ np.random.seed(cfg.seed)
 from rlcreate.evaluation.text_judges import (bootstrap_ci, compare_conditions, creative_metrics,  # noqa: E402
                                              prompt_pmi, sample_k)
 from rlcreate.text.data import prompts as shipped_prompts  # noqa: E402
-from rlcreate.text.lm import LMStepper, load_causal_lm  # noqa: E402
+from rlcreate.text.loading import load_causal_lm  # noqa: E402
+from rlcreate.text.stepping import LMStepper
 from rlcreate.train.finetune import finetune_recipe, finetune_settings, load_finetune_recipe  # noqa: E402
 
 RECIPES = {"quality_grpo": REPO / "rlcreate/recipes/text_quality.yaml",

@@ -83,7 +83,8 @@ rng = np.random.default_rng(cfg.seed)
 # ---- build
 from rlcreate.text.envs import make_text_tokens_env, make_text_tokens_vec_env  # noqa: E402
 from rlcreate.text.data import prompts as shipped_prompts  # noqa: E402
-from rlcreate.text.lm import LMStepper, load_causal_lm  # noqa: E402
+from rlcreate.text.loading import load_causal_lm  # noqa: E402
+from rlcreate.text.stepping import LMStepper
 
 t0 = time.perf_counter()
 model, tokenizer = load_causal_lm()

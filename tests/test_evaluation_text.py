@@ -50,7 +50,7 @@ def tiny(tmp_path_factory):
 
 
 def _lm(root):
-    from rlcreate.text.lm import load_causal_lm
+    from rlcreate.text.loading import load_causal_lm
 
     return load_causal_lm(str(root / "lm"))
 
@@ -58,7 +58,7 @@ def _lm(root):
 # ---- sampling ---------------------------------------------------------------------------------
 
 def test_sample_texts_respects_min_tokens_and_seed(tiny):
-    from rlcreate.text.lm import LMStepper
+    from rlcreate.text.stepping import LMStepper
 
     root, _ = tiny
     model, tok = _lm(root)
@@ -111,7 +111,7 @@ def test_text_baseline_is_deterministic(tiny, tmp_path):
 
 def test_text_baseline_bad_input(tiny, tmp_path):
     root, recipe = tiny
-    with pytest.raises(BaselineError, match="is for level recipes.*Use one of \\('sampling', 'best-of-n'\\)"):
+    with pytest.raises(BaselineError, match="--method = 'cma': not a baseline for rlcreate/TextTokens-v0.*'best-of-n'"):
         run_baseline(recipe, "cma", tmp_path / "x", budget=8, progress_bar=False)
     with pytest.raises(BaselineError, match="Did you mean 'best-of-n'"):
         run_baseline(recipe, "best-of", tmp_path / "x", budget=8, progress_bar=False)
@@ -132,12 +132,12 @@ def test_baselines_section_validation(tiny):
              ({"budget": 0}, "baselines.budget = 0: must be an integer >= 1"),
              ({"budgett": 5}, "Did you mean 'budget'"),
              ({"method": "cmaa"}, "Did you mean 'cma'"),
-             ({"n": 4}, "baselines.n: does not apply to latent-space level recipes"),
+             ({"n": 4}, "baselines.n: does not apply to level recipes"),
              ([1, 2], "write a mapping")]
     for raw, msg in cases:
         with pytest.raises(RecipeError, match=msg.replace("(", "\\(").replace(")", "\\)")):
             baseline_section(raw, level_recipe)
-    with pytest.raises(RecipeError, match="baselines.descriptors: does not apply to token recipes"):
+    with pytest.raises(RecipeError, match="baselines.descriptors: does not apply to text recipes"):
         baseline_section({"descriptors": ["enemies"]}, text_recipe)
     with pytest.raises(RecipeError, match="temperature > 0"):
         baseline_section({"grid": [[0, 1.0]]}, text_recipe)
@@ -186,7 +186,7 @@ def test_text_judges_on_known_texts(tiny):
 
 
 def test_perplexity_judge_prefers_the_lm_own_samples(tiny):
-    from rlcreate.text.lm import LMStepper
+    from rlcreate.text.stepping import LMStepper
 
     root, _ = tiny
     lm = _lm(root)
@@ -304,13 +304,13 @@ def test_cli_text_baseline_and_eval(tiny, tmp_path):
     r = _cli("baseline", root / "tiny.yaml", "--method", "best-of-n", "--n", "2", "--budget", "8", "--out", tmp_path,
              "--quiet")
     assert r.returncode == 0, r.stderr
-    assert "8 reward evaluations (texts scored)" in r.stdout
+    assert "best-of-n: 8 reward evaluations" in r.stdout
     run = tmp_path / "tiny-text-best-of-n"
     r = _cli("eval", run, "--judges", "distinct,length")
     assert r.returncode == 0, r.stderr
     assert set(json.loads((run / "metrics.json").read_text())["judges"]) == {"distinct", "length"}
     r = _cli("eval", run, "--judges", "tile_kl")
-    assert r.returncode == 2 and "that is a level judge" in r.stderr
+    assert r.returncode == 2 and "unknown text judge 'tile_kl'" in r.stderr
     r = _cli("baseline", root / "tiny.yaml", "--out", tmp_path)
     assert r.returncode == 2 and "no --method given" in r.stderr
 

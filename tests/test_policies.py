@@ -12,7 +12,7 @@ from rlcreate.envs.text_tokens import LOGPROB_FLOOR
 from rlcreate.recipe import RecipeError, parse_recipe
 from rlcreate.train.policies import LMPriorPolicy, PolicyConfigError, resolve_policy
 from rlcreate.train.sb3 import make_algo
-from tests.test_text_env import Recorder, tiny_lm, vec_env
+from tests.test_text_env import tiny_lm, vec_env
 
 K = 8
 

@@ -12,7 +12,7 @@ from rlcreate.evaluation.text_judges import (NOVELTYBENCH_PATIENCE, bootstrap_ci
                                              creative_metrics, evaluate_finetune_run, noveltybench_scores,
                                              prompt_pmi, prompt_word_recall, run_text_judges, sample_k)
 from rlcreate.recipe import load_recipe
-from rlcreate.rewards.text import ReferenceLM
+from rlcreate.text.scoring import ReferenceLM
 
 from tests.tiny_lm import tiny_lm, tiny_lm_folder
 

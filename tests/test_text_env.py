@@ -3,12 +3,12 @@ reward-set calls. A tiny random GPT-2 with an offline word-level tokenizer stand
 
 import numpy as np
 import pytest
-import torch
 
-from rlcreate.envs.text_tokens import LOGPROB_FLOOR, TextEnvConfigError, TextTokensCore, TextTokensEnv, TextTokensVecEnv
+from rlcreate.envs.text_tokens import LOGPROB_FLOOR, TextEnvConfigError, TextTokensCore, TextTokensEnv
 from rlcreate.text.envs import make_text_tokens_env, make_text_tokens_vec_env
 from rlcreate.rewards.compose import RewardSet, Term
-from rlcreate.text.lm import LMStepper, PromptError
+from rlcreate.text.loading import PromptError
+from rlcreate.text.stepping import LMStepper
 
 from tests.tiny_lm import WORDS, tiny_lm  # noqa: F401
 PROMPTS = ["w1 w2 w3", "w4", "w5 w6", "w7 w8 w9 w10"]
@@ -234,7 +234,7 @@ def test_real_reward_set_terms_in_info(lm):
 
 def test_bad_arguments_are_named(lm):
     from rlcreate.envs.text_tokens import TextTokensCore
-    from rlcreate.text.lm import LMStepper
+    from rlcreate.text.stepping import LMStepper
 
     # the factories default to the offline text reward; the core itself needs one
     with pytest.raises(TextEnvConfigError, match=r"reward = None: pass a RewardSet"):

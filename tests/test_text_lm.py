@@ -4,14 +4,14 @@ A tiny random GPT-2 with an offline WordLevel tokenizer stands in for a real LM 
 the SmolLM2 default is loaded in the slow test.
 """
 
-import os
 
 import numpy as np
 import pytest
 import torch
 
-from rlcreate.text.lm import (DEFAULT_LM, LMStepper, ModelNotFoundError, PromptError, format_prompts,
-                              load_causal_lm, locate_smollm2_gguf, read_prompts)
+from rlcreate.text.loading import DEFAULT_LM, ModelNotFoundError, PromptError, format_prompts, load_causal_lm, locate_smollm2_gguf, read_prompts
+
+from rlcreate.text.stepping import LMStepper
 
 from tests.tiny_lm import WORDS, tiny_lm  # noqa: F401
 
@@ -201,7 +201,7 @@ def test_sample_is_seeded_and_stops_at_eos(lm):
 
 @pytest.mark.slow
 def test_smollm2_default_converts_gguf_once_then_loads_from_cache(tmp_path, monkeypatch):
-    import rlcreate.text.lm as lm_module
+    import rlcreate.text.loading as lm_module
 
     model, tok = load_causal_lm(DEFAULT_LM, cache_dir=tmp_path)  # first use: GGUF -> safetensors
     folder = tmp_path / "models" / DEFAULT_LM

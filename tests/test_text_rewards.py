@@ -14,9 +14,8 @@ import numpy as np
 import pytest
 
 from rlcreate.rewards.registry import available_rewards, get_reward
-from rlcreate.rewards.text import (DULL_ANCHORS, ENGAGING_ANCHORS, EngagementProxy, Fluency, Memorization,
-                                   ReferenceLM, Relevance, Surprise, TextNovelty, TextRewardError,
-                                   as_texts, word_tokens)
+from rlcreate.rewards.text import (DULL_ANCHORS, ENGAGING_ANCHORS, EngagementProxy, Fluency, Memorization, Relevance, Surprise, TextNovelty, TextRewardError, as_texts, word_tokens)
+from rlcreate.text.scoring import ReferenceLM, ScoringError
 from rlcreate.text.data import PROMPT_SPLITS, TextDataError, prompts, reference_corpus
 
 NATURAL = "The old fisherman rowed slowly across the bay while the sun rose behind the hills."
@@ -144,9 +143,9 @@ def test_repeated_pairs_hit_the_cache(tiny_lm):
 
 
 def test_reference_lm_rejects_half_a_model(tiny_lm):
-    with pytest.raises(TextRewardError, match="both model and tokenizer"):
+    with pytest.raises(ScoringError, match="both model and tokenizer"):
         ReferenceLM(tiny_lm[0])
-    with pytest.raises(TextRewardError, match="batch_size=0"):
+    with pytest.raises(ScoringError, match="batch_size=0"):
         ReferenceLM(*tiny_lm, batch_size=0)
 
 

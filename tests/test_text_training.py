@@ -13,8 +13,8 @@ import yaml
 
 from rlcreate.recipe import RecipeError, parse_recipe
 from rlcreate.rewards.diversity import DistinctNReward
-from rlcreate.text.lm import ModelNotFoundError
-from rlcreate.text.runs import build_text_env, resolve_prompts, text_settings
+from rlcreate.text.loading import ModelNotFoundError
+from rlcreate.text.runs import resolve_prompts, text_settings
 from rlcreate.train.runner import RunFolderError, restore, train_run
 
 
@@ -93,7 +93,8 @@ def test_train_writes_the_level_run_layout_and_a_comparison(steer_run):
 
 
 def test_plain_group_is_seeded_ancestral_sampling_of_the_same_lm(steer_run, files):
-    from rlcreate.text.lm import LMStepper, load_causal_lm
+    from rlcreate.text.loading import load_causal_lm
+    from rlcreate.text.stepping import LMStepper
 
     recipe, run, _ = steer_run
     records = json.loads((run / "samples" / "texts.json").read_text())

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from rlcreate.evaluation.html import esc as _e
-from rlcreate.evaluation.html import fmt as _fmt
 from rlcreate.evaluation.html import plt as _plt
 from rlcreate.evaluation.html import table as _table
 from rlcreate.train.runner import RunFolderError

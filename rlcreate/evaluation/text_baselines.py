@@ -61,11 +61,11 @@ def sample_texts(stepper, prompts: Sequence[str], max_new_tokens: int, min_new_t
                  temperature: float = 1.0, top_p: float = 1.0, seed: int = 0) -> list[str]:
     """Ancestral samples of the stepper's LM, one per prompt, EOS masked before ``min_new_tokens``.
 
-    :meth:`rlcreate.text.lm.LMStepper.sample` without the minimum length, which the environment
+    :meth:`rlcreate.text.stepping.LMStepper.sample` without the minimum length, which the environment
     enforces and a fair baseline must too."""
     import torch
 
-    from rlcreate.text.lm import _draw  # the stepper's own temperature / nucleus draw
+    from rlcreate.text.stepping import _draw  # the stepper's own temperature / nucleus draw
 
     gen = torch.Generator().manual_seed(int(seed))
     saved, stepper.return_full_logprobs = stepper.return_full_logprobs, True
@@ -150,7 +150,7 @@ def run_text_baseline(recipe: Recipe, method: str, run_dir: Path, budget: int | 
     from tqdm.auto import tqdm
 
     from rlcreate.evaluation.baselines import BaselineError
-    from rlcreate.text.lm import LMStepper
+    from rlcreate.text.stepping import LMStepper
     from rlcreate.text.runs import load_text_lm, resolve_prompts, text_settings
 
     if method not in TEXT_METHODS:

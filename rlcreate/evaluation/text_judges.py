@@ -129,7 +129,7 @@ def _nll_summary(stats) -> tuple[float, float, list[float]]:
 
 
 def judge_perplexity(texts: list[str], prompts: Sequence[str] | None = None, lm: Any = None, **_) -> dict:
-    from rlcreate.rewards.text import ReferenceLM
+    from rlcreate.text.scoring import ReferenceLM
 
     if lm is None:
         return {"skipped": "no base LM given: judge a text run (its recipe names env.kwargs.lm) or pass lm="}
@@ -190,7 +190,7 @@ def noveltybench_scores(texts: Sequence[str], quality: Sequence[float] | None = 
 
 
 def _plain_lm(lm: Any):
-    from rlcreate.rewards.text import ReferenceLM
+    from rlcreate.text.scoring import ReferenceLM
 
     model, tok = (lm.model, lm.tokenizer) if isinstance(lm, ReferenceLM) else lm
     return ReferenceLM(model, tok, chat=False, cache_size=0)
@@ -282,7 +282,7 @@ def run_text_judges(texts: Sequence[str], names: Sequence[str] = DEFAULT_TEXT_JU
     """Compute the named judges on ``texts``; ``{judge: {measure: value}}``.
 
     ``prompts``: one per text (only ``perplexity_in_context`` uses them). ``lm``: the base LM as a
-    ``(model, tokenizer)`` pair or a :class:`~rlcreate.rewards.text.ReferenceLM` (``perplexity``)."""
+    ``(model, tokenizer)`` pair or a :class:`~rlcreate.text.scoring.ReferenceLM` (``perplexity``)."""
     names = check_text_judges(names)
     texts = [str(t) for t in texts]
     if not texts:
@@ -305,7 +305,8 @@ def creative_metrics(groups: Sequence[Sequence[str]], prompts: Sequence[str], lm
     ``prompt_pmi``, ``on_topic``, ``prompt_word_recall``, ``words`` (mean length).
     """
     from rlcreate.rewards.diversity import distinct_n, self_bleu
-    from rlcreate.rewards.text import ReferenceLM, word_tokens
+    from rlcreate.rewards.text import word_tokens
+    from rlcreate.text.scoring import ReferenceLM
 
     flat = [t for g in groups for t in g]
     flat_prompts = [p for p, g in zip(prompts, groups) for _ in g]
@@ -387,7 +388,7 @@ def sample_k(model: Any, tokenizer: Any, prompts: Sequence[str], k: int, max_new
              batch: int = 32) -> list[list[str]]:
     """``k`` ancestral samples per prompt (full vocabulary unless ``top_p`` < 1), seeded so that two
     models given the same arguments get paired draws. Returns one list of k texts per prompt."""
-    from rlcreate.text.lm import LMStepper
+    from rlcreate.text.stepping import LMStepper
 
     stepper = LMStepper(model, tokenizer, top_k=1, system=system)
     flat = [p for p in prompts for _ in range(k)]
@@ -408,7 +409,7 @@ def evaluate_finetune_run(run: Any, recipe: Any, k: int = 8, split: str = "test"
     from pathlib import Path
 
     from rlcreate.text.data import prompts as shipped_prompts
-    from rlcreate.text.lm import load_causal_lm
+    from rlcreate.text.loading import load_causal_lm
     from rlcreate.train.finetune import finetune_settings
     import yaml
 

@@ -83,14 +83,14 @@ class TextDomain(Domain):
         from rlcreate.evaluation.text_baselines import TEXT_METHODS, run_text_baseline
 
         def run(asm, method, run_dir, budget=None, batch=None, section=None, progress_bar=True, n=None,
-                grid=None, descriptors=None, **_):
+                grid=None, descriptors=None, lm=None):
             if descriptors is not None:
                 raise self.unsupported("--descriptors (QD descriptors are for level searches)")
             section = section or {}
             return run_text_baseline(asm.recipe, method, run_dir, budget=budget, batch=batch,
                                      n=n if n is not None else section.get("n"),
                                      grid=grid if grid is not None else section.get("grid"),
-                                     lm=asm.shared.get("lm"), section=section, progress_bar=progress_bar)
+                                     lm=lm or asm.shared.get("lm"), section=section, progress_bar=progress_bar)
 
         return {m: run for m in TEXT_METHODS}
 

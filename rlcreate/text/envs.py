@@ -8,7 +8,8 @@ from typing import Any, Sequence
 
 from rlcreate.envs.text_tokens import TextEnvConfigError, TextTokensCore, TextTokensEnv, TextTokensVecEnv
 from rlcreate.rewards.compose import RewardSet
-from rlcreate.text.lm import DEFAULT_LM, LMStepper, LoadedLM, load_causal_lm
+from rlcreate.text.loading import DEFAULT_LM, LoadedLM, load_causal_lm
+from rlcreate.text.stepping import LMStepper
 
 __all__ = ["make_text_tokens_env", "make_text_tokens_vec_env", "default_text_reward"]
 

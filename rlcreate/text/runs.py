@@ -88,7 +88,7 @@ def text_settings(recipe: Recipe) -> TextSettings:
 def resolve_prompts(value: Any, field: str) -> list[str]:
     """A prompt spec -> prompts: a split name (``train`` / ``heldout``), a UTF-8 file, or a list."""
     from rlcreate.text.data import prompts as shipped
-    from rlcreate.text.lm import PromptError, read_prompts
+    from rlcreate.text.loading import PromptError, read_prompts
 
     if isinstance(value, str) and value in PROMPT_SPLITS:
         return shipped(value)
@@ -112,7 +112,7 @@ def resolve_prompts(value: Any, field: str) -> list[str]:
 
 def load_text_lm(settings: TextSettings):
     """The recipe's LM as ``(model, tokenizer)``; an unknown id says how to use the offline default."""
-    from rlcreate.text.lm import ModelNotFoundError, load_causal_lm
+    from rlcreate.text.loading import ModelNotFoundError, load_causal_lm
 
     try:
         return load_causal_lm(settings["lm"])
@@ -121,7 +121,7 @@ def load_text_lm(settings: TextSettings):
 
 
 def _stepper(lm, settings: TextSettings):
-    from rlcreate.text.lm import LMStepper
+    from rlcreate.text.stepping import LMStepper
 
     return LMStepper(lm[0], lm[1], top_k=settings["top_k"], system=settings["system"],
                      max_prompt_tokens=settings["max_prompt_tokens"])
@@ -135,7 +135,7 @@ def build_text_env(recipe: Recipe, lm=None, reward=None, prompts_field: str = "p
     written, and errors name the recipe field.
     """
     from rlcreate.envs.text_tokens import TextTokensCore, TextTokensVecEnv
-    from rlcreate.text.lm import PromptError
+    from rlcreate.text.loading import PromptError
 
     settings = settings or text_settings(recipe)
     prompts = resolve_prompts(settings[prompts_field], f"env.kwargs.{prompts_field}")

@@ -193,7 +193,7 @@ def latest_checkpoint(trl_dir: Path) -> Path | None:
 # ------------------------------------------------------------------------------------ metrics
 
 def _format_for_trl(tokenizer, prompts: Sequence[str], system: str | None) -> list:
-    from rlcreate.text.lm import is_chat_tokenizer
+    from rlcreate.text.loading import is_chat_tokenizer
 
     if is_chat_tokenizer(tokenizer):  # conversational: TRL applies the chat template itself
         sys_msg = [{"role": "system", "content": system}] if system else []
@@ -203,7 +203,7 @@ def _format_for_trl(tokenizer, prompts: Sequence[str], system: str | None) -> li
 
 def sample_texts(model, tokenizer, prompts: Sequence[str], settings: dict, seed: int) -> list[str]:
     """Ancestral samples (the recipe's temperature, full vocabulary) of ``model`` per prompt, seeded."""
-    from rlcreate.text.lm import LMStepper
+    from rlcreate.text.stepping import LMStepper
 
     stepper = LMStepper(model, tokenizer, top_k=1, system=settings["system"],
                         max_prompt_tokens=settings["max_prompt_tokens"])
@@ -217,7 +217,8 @@ def sample_texts(model, tokenizer, prompts: Sequence[str], settings: dict, seed:
 def heldout_metrics(texts: Sequence[str], prompts: Sequence[str], base_lm, embedder=None) -> dict:
     """Held-out novelty (MiniLM k-NN distance to the shipped corpus and the batch's other texts) and
     perplexity of the texts under the base model given their prompts (exp of mean token NLL)."""
-    from rlcreate.rewards.text import ReferenceLM, TextNovelty
+    from rlcreate.rewards.text import TextNovelty
+    from rlcreate.text.scoring import ReferenceLM
 
     novelty = TextNovelty(reference="shipped", embedder=embedder, against="both", within_batch=True,
                           update=False, name="heldout_novelty")
@@ -292,7 +293,7 @@ def finetune_recipe(recipe: Recipe, section: dict | None, run_dir: Path, steps: 
     anything in ``run_dir`` is written; a fresh run refuses a folder that already holds checkpoints.
     """
     from rlcreate.rewards.trl_adapter import trl_reward_funcs, trl_reward_weights
-    from rlcreate.text.lm import ModelNotFoundError, PromptError, format_prompts, load_causal_lm
+    from rlcreate.text.loading import ModelNotFoundError, PromptError, format_prompts, load_causal_lm
 
     run_dir = Path(run_dir)
     s = finetune_settings(recipe, section, steps)
@@ -475,7 +476,7 @@ def register(subparsers) -> None:
     f.add_argument("recipe")
     f.add_argument("--out", default="runs")
     f.add_argument("--name", default=None, help="run folder name (default: the recipe's name)")
-    f.add_argument("--steps", type=int_arg(1), default=None, help="override finetune.steps")
+    f.add_argument("--steps", type=int_arg(1, 10**7), default=None, help="override finetune.steps")
     f.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
     f.add_argument("--quiet", action="store_true")
     f.set_defaults(fn=cmd_finetune)
