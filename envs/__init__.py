@@ -1,0 +1,6 @@
+"""Generic Gymnasium / SB3 environment cores (installed as ``rlcreate.envs``); domains configure them.
+
+Import what you need, e.g. ``from rlcreate.envs.latent_level import LatentLevelCore``.
+"""
+
+__all__ = ["core_vec_env", "latent_level", "column_tokens", "text_tokens", "gym_vector", "registration"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from rlcreate.domains import entry_points, vector_factories
 
+__all__ = ["register_envs"]
+
 
 def register_envs() -> None:
     """Register every domain's ids and their vector entry points (the tables live with the domains,

@@ -26,6 +26,8 @@ from rlcreate.errors import UserError
 from rlcreate.validate import int_arg
 from rlcreate.recipe import load_recipe
 
+__all__ = ["main", "build_parser", "EXIT_USER_ERROR"]
+
 EXIT_USER_ERROR = 2
 
 
