@@ -79,9 +79,11 @@ def build_algo(cfg: Config):
     """The PPO algorithm of ``cfg`` (Ray must be initialised)."""
     from ray.rllib.algorithms.ppo import PPOConfig
 
+    # a plain rlcreate id would kill the runners (NamespaceNotFound there, IndexError in the driver)
+    env_id = f"rlcreate:{cfg.env_id}" if cfg.env_id.startswith("rlcreate/") else cfg.env_id
     config = (
         PPOConfig()
-        .environment(cfg.env_id, env_config=dict(cfg.env_kwargs))
+        .environment(env_id, env_config=dict(cfg.env_kwargs))
         .env_runners(num_env_runners=cfg.env_runners, num_envs_per_env_runner=cfg.envs_per_runner,
                      gym_env_vectorize_mode="vector_entry_point", num_cpus_per_env_runner=1)
         .training(train_batch_size_per_learner=cfg.train_batch, minibatch_size=cfg.minibatch,
