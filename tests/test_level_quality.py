@@ -106,3 +106,24 @@ def test_latent_prior_prefers_the_typical_shell():
     assert prior([None], latent=shell)[0] == pytest.approx(1.0)
     assert prior([None], latent=corner)[0] < 1e-3
     assert prior([None]) == [None]
+
+
+def test_bench_level_quality_script_runs_and_writes_json(tmp_path):
+    """scripts/bench_level_quality.py end to end on a tiny budget (no A*), with a run folder of levels."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "bench_level_quality.py"
+    spec = importlib.util.spec_from_file_location("bench_level_quality", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    run = tmp_path / "run"
+    run.mkdir()
+    np.save(run / "levels.npy", np.stack([_noise(s, 32) for s in range(4)]))
+    out = tmp_path / "q.json"
+    bench.main(bench.Config(run=str(run), n=4, width=32, astar_levels=0, out=str(out)))
+    data = json.loads(out.read_text())
+    assert set(data["groups"]) == {"human_dev", "column_lm_samples", "vae_prior", "policy"}
+    assert data["groups"]["policy"]["human_likeness"]["auc"] > 0.9  # noise is told from human levels
+    assert data["machine"]["cpu_count"] and data["config"]["n"] == 4
