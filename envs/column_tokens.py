@@ -21,7 +21,8 @@ from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 from gymnasium import spaces
-from rlcreate.envs.core_vec_env import CoreEnv, CoreVecEnv, render_grid, resolve_actions
+from rlcreate.envs.core_vec_env import CoreEnv, CoreVecEnv, render_grid
+from rlcreate.envs.token_stream import TokenStreamCore, topk_offers
 
 from rlcreate.envs.latent_level import EnvConfigError, TargetSpec
 from rlcreate.rewards.compose import RewardSet, as_reward_set
@@ -44,7 +45,7 @@ class ColumnRule(Protocol):
         ...
 
 
-class ColumnTokensCore:
+class ColumnTokensCore(TokenStreamCore):
     """Batched state of ``n`` levels being written by a column LM (shared by the VecEnv and the env).
 
     ``step`` appends the chosen top-k column to every row, advances the LM with one forward pass and
@@ -74,17 +75,16 @@ class ColumnTokensCore:
                                  "top-k column is masked)")
         if not hidden_clip > 0:
             raise EnvConfigError(f"hidden_clip = {hidden_clip!r}: must be > 0")
-        self.lm = lm
-        self.rule, self.strict_actions = rule, bool(strict_actions)
+        self.lm, self.rule = lm, rule
         self._n_special = int(n_special)
         self.featurizer, self.renderer = featurizer, renderer
         self.reward: RewardSet = as_reward_set(reward)
-        self.n, self.n_columns, self.k = int(n), int(n_columns), int(k)
-        self.reward_every, self.hidden_clip = reward_every, float(hidden_clip)
+        d = int(lm.model.config.n_embd)
+        self._init_offers(n, k, d, hidden_clip, strict_actions)
+        self.n_columns, self.reward_every = int(n_columns), reward_every
         self.min_logprob = float(np.log(min_prob)) if min_prob > 0 else -np.inf
         self.targets = [TargetSpec(name, float(v[0]), float(v[1])) for name, v in (targets or {}).items()]
         self.n_features = int(n_features)
-        d = int(lm.model.config.n_embd)
         # hidden (scaled to [-1, 1]) | top-k log-probs (scaled to [0, 1]) | features of the last 16
         # columns and of the whole level so far | progress | targets
         low = np.concatenate([np.full(d, -1.0), np.zeros(k + 2 * self.n_features + 1 + len(self.targets))])
@@ -94,9 +94,6 @@ class ColumnTokensCore:
         self.render_mode = None
         self.levels = np.zeros((self.n, lm.columns.shape[1], self.n_columns), np.int8)
         self.t = 0  # columns written (the same in every row: lockstep)
-        self.hidden = np.zeros((self.n, d), np.float32)
-        self.topk_logprobs = np.full((self.n, k), -np.inf, np.float32)
-        self.topk_ids = np.zeros((self.n, k), np.int64)
         self.token_logprobs = np.zeros((self.n, self.n_columns), np.float32)
         self.target_values = np.zeros((self.n, len(self.targets)))
         self.last_feat = np.zeros((self.n, self.n_features))
@@ -125,20 +122,13 @@ class ColumnTokensCore:
     def _offer(self, logits: np.ndarray, prev: np.ndarray | None) -> None:
         """Keep the LM's top-k next columns (ids and log-probs), its hidden state and which offers
         the column rule allows after ``prev`` (the ids just written; None at the start)."""
-        logits = np.asarray(logits, np.float64)
-        logp = logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)  # log-softmax, -inf stays -inf
-        ids = np.argpartition(-logp, self.k - 1, axis=1)[:, :self.k]
-        order = np.argsort(-np.take_along_axis(logp, ids, 1), axis=1, kind="stable")
-        self.topk_ids = np.take_along_axis(ids, order, 1)
-        self.topk_logprobs = np.take_along_axis(logp, self.topk_ids, 1).astype(np.float32)
-        self.hidden = self._state.hidden
+        ids, logprobs = topk_offers(logits, self.k)
+        self._set_offers(self._state.hidden, logprobs, ids)
         if self.rule is not None:
             self._allowed = self.rule.allowed(prev, self.topk_ids, last=self.t == self.n_columns - 1)
 
     def observe(self) -> np.ndarray:
-        hidden = np.clip(self.hidden / self.hidden_clip, -1.0, 1.0)
-        topk = np.clip(np.nan_to_num(self.topk_logprobs, neginf=LOGPROB_FLOOR), LOGPROB_FLOOR, 0.0)
-        topk = 1.0 - topk / LOGPROB_FLOOR
+        hidden, topk = self._observe_offers(LOGPROB_FLOOR, scaled=True)
         tnorm = np.stack([s.normalise(self.target_values[:, j]) for j, s in enumerate(self.targets)], 1) \
             if self.targets else np.zeros((self.n, 0))
         rest = np.concatenate([topk, self.last_feat, self.level_feat,
@@ -162,15 +152,9 @@ class ColumnTokensCore:
             raise EnvConfigError("step() before reset(): call reset() first")
         if self.t >= self.n_columns:
             raise EnvConfigError(f"the levels already have n_columns = {self.n_columns} columns; call reset()")
-        actions = np.asarray(actions).reshape(-1).astype(np.int64)
-        if actions.shape[0] != self.n:
-            raise EnvConfigError(f"got {actions.shape[0]} actions for {self.n} environments")
         rows = np.arange(self.n)
-        # Out-of-range or masked slots (random actions from check_env, unmasked PPO) fall back to the
-        # first allowed column, flagged in the infos (an error with strict_actions).
-        chosen, replaced = resolve_actions(actions, self.action_masks(), self.strict_actions)
-        tokens = self.topk_ids[rows, chosen]
-        self.token_logprobs[:, self.t] = self.topk_logprobs[rows, chosen]
+        chosen, replaced, tokens, logps = self._pick(actions)
+        self.token_logprobs[:, self.t] = logps
         self.levels[:, :, self.t] = self.lm.columns[tokens - self._n_special]
         self.t += 1
         done = self.t >= self.n_columns
@@ -183,8 +167,9 @@ class ColumnTokensCore:
             self.level_feat = self._features(self.levels[:, :, :self.t])
 
         rewards = np.zeros(self.n, np.float32)
-        infos: list[dict] = [{"column": int(t), "executed_action": int(c), "action_replaced": bool(r),
-                              "action_mask": m} for t, c, r, m in zip(tokens, chosen, replaced, self.action_masks())]
+        infos = self._action_infos(chosen, replaced)
+        for info, t in zip(infos, tokens):
+            info["column"] = int(t)
         result = None
         if self.reward_every == "end" and done:
             result = self.reward(list(self.levels), progress=self.progress, targets=self._target_context())

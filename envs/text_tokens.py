@@ -18,7 +18,8 @@ from typing import Any, Protocol, Sequence
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from rlcreate.envs.core_vec_env import CoreVecEnv, resolve_actions
+from rlcreate.envs.core_vec_env import CoreVecEnv
+from rlcreate.envs.token_stream import TokenStreamCore
 
 from rlcreate.rewards.compose import RewardSet, as_reward_set
 
@@ -51,7 +52,7 @@ class TextEnvConfigError(UserError):
     """An environment argument is invalid; the message names it, its value and the fix."""
 
 
-class TextTokensCore:
+class TextTokensCore(TokenStreamCore):
     """Batched state of ``n`` texts being written (shared by the VecEnv and the single env).
 
     ``step`` emits one token per row (the chosen top-k slot), advances every row with one forward
@@ -81,9 +82,9 @@ class TextTokensCore:
         self.stepper = stepper
         self.reward: RewardSet = as_reward_set(reward)
         self.prompts = list(prompts)
-        self.n, self.max_new_tokens, self.min_new_tokens = int(n), int(max_new_tokens), int(min_new_tokens)
-        self.hidden_clip, self.strict_actions = float(hidden_clip), bool(strict_actions)
         d, k = stepper.hidden_size, stepper.top_k
+        self._init_offers(n, k, d, hidden_clip, strict_actions, empty_logprob=LOGPROB_FLOOR)
+        self.max_new_tokens, self.min_new_tokens = int(max_new_tokens), int(min_new_tokens)
         low = np.concatenate([np.full(d, -self.hidden_clip), np.full(k, LOGPROB_FLOOR), [0.0]]).astype(np.float32)
         high = np.concatenate([np.full(d, self.hidden_clip), np.zeros(k), [1.0]]).astype(np.float32)
         self.observation_space = spaces.Box(low, high, dtype=np.float32)
@@ -93,9 +94,6 @@ class TextTokensCore:
         self.row_prompts: list[str] = [""] * self.n
         self.emitted: list[list[int]] = [[] for _ in range(self.n)]
         self.token_logprobs: list[list[float]] = [[] for _ in range(self.n)]
-        self.hidden = np.zeros((self.n, d), np.float32)
-        self.topk_logprobs = np.full((self.n, k), LOGPROB_FLOOR, np.float32)
-        self.topk_ids = np.zeros((self.n, k), np.int64)
         self._eos = np.asarray(stepper.eos_token_ids, np.int64)
         self._started = False
 
@@ -109,16 +107,14 @@ class TextTokensCore:
         prompts = [self.prompts[i] for i in picks]
         offer = self.stepper.start(prompts) if every else self.stepper.restart_rows(rows.tolist(), prompts)
         self._started = True
-        self.hidden[rows], self.topk_logprobs[rows], self.topk_ids[rows] = \
-            offer.hidden, offer.topk_logprobs, offer.topk_ids
+        self._set_offers(offer.hidden, offer.topk_logprobs, offer.topk_ids, rows)
         self.t[rows] = 0
         for r, p in zip(rows.tolist(), prompts):
             self.row_prompts[r], self.emitted[r], self.token_logprobs[r] = p, [], []
         return self.observe()
 
     def observe(self) -> np.ndarray:
-        hidden = np.clip(self.hidden, -self.hidden_clip, self.hidden_clip)
-        topk = np.clip(np.nan_to_num(self.topk_logprobs, neginf=LOGPROB_FLOOR), LOGPROB_FLOOR, 0.0)
+        hidden, topk = self._observe_offers(LOGPROB_FLOOR, scaled=False)
         progress = (self.t / self.max_new_tokens)[:, None]
         return np.concatenate([hidden, topk, progress], axis=1).astype(np.float32)
 
@@ -132,18 +128,14 @@ class TextTokensCore:
             valid = np.where(blocked.any(axis=1, keepdims=True), blocked, valid)
         return valid
 
+    def _config_error(self, message: str) -> Exception:
+        return TextEnvConfigError(message)
+
     def step(self, actions: np.ndarray, active: np.ndarray | None = None):
         """Emit one token per row. Returns obs, rewards, terminated, truncated, infos (no reset).
         Rows outside ``active`` (bool mask; default all) neither end nor are scored: a caller that
         resets them right after (Gymnasium's NEXT_STEP autoreset) steps the others meanwhile."""
-        actions = np.asarray(actions).reshape(-1).astype(np.int64)
-        if actions.shape[0] != self.n:
-            raise TextEnvConfigError(f"got {actions.shape[0]} actions for {self.n} environments")
-        # Out-of-range or masked slots (random actions from check_env, unmasked PPO) fall back to the
-        # most likely allowed token, flagged in the infos (an error with strict_actions).
-        chosen, replaced = resolve_actions(actions, self.action_masks(), self.strict_actions)
-        tokens = self.topk_ids[np.arange(self.n), chosen]
-        logps = self.topk_logprobs[np.arange(self.n), chosen]
+        chosen, replaced, tokens, logps = self._pick(actions)
         self.t += 1
         terminated = np.isin(tokens, self._eos)
         truncated = (self.t >= self.max_new_tokens) & ~terminated
@@ -157,10 +149,9 @@ class TextTokensCore:
         # it); it is only skipped when every row just ended with EOS.
         if not terminated.all():
             offer = self.stepper.step(tokens)
-            self.hidden, self.topk_logprobs, self.topk_ids = offer.hidden, offer.topk_logprobs, offer.topk_ids
+            self._set_offers(offer.hidden, offer.topk_logprobs, offer.topk_ids)
         rewards = np.zeros(self.n, np.float32)
-        infos: list[dict] = [{"executed_action": int(c), "action_replaced": bool(r), "action_mask": m}
-                             for c, r, m in zip(chosen, replaced, self.action_masks())]
+        infos = self._action_infos(chosen, replaced)
         done = np.flatnonzero(terminated | truncated)
         if len(done):
             tok = self.stepper.tokenizer

@@ -1,0 +1,89 @@
+"""What every token-stream core shares: the LM's top-k offers, picking a slot, and observing them.
+
+A token-stream environment lets a policy choose, at every step, one of a language model's ``k``
+most likely next tokens. :class:`TokenStreamCore` holds the offers of ``n`` rows (hidden state,
+top-k log-probs and ids), resolves actions against the subclass's ``action_masks()`` (a masked or
+out-of-range action is replaced and flagged, or an error with ``strict_actions``), builds the
+observation's offer part and the per-step action infos. Subclasses say what a token *is* and when
+an episode ends: :class:`~rlcreate.envs.column_tokens.ColumnTokensCore` (a column LM writing a tile
+grid, lockstep) and :class:`~rlcreate.envs.text_tokens.TextTokensCore` (a causal LM writing text,
+rows restart on their own).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rlcreate.envs.core_vec_env import resolve_actions
+
+__all__ = ["TokenStreamCore", "topk_offers"]
+
+
+def topk_offers(logits: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Logits ``(n, vocab)`` -> the ``k`` most likely ids ``(n, k)`` (most likely first, ties by id)
+    and their log-probs (log-softmax; ``-inf`` logits stay ``-inf``)."""
+    logits = np.asarray(logits, np.float64)
+    logp = logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
+    ids = np.argpartition(-logp, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(logp, ids, 1), axis=1, kind="stable")
+    ids = np.take_along_axis(ids, order, 1)
+    return ids, np.take_along_axis(logp, ids, 1).astype(np.float32)
+
+
+class TokenStreamCore:
+    """Base of the token-stream cores: offers, action resolution, the offer part of observations.
+
+    Subclasses call :meth:`_init_offers` in their constructor, set offers with :meth:`_set_offers`
+    after every forward pass, implement ``action_masks()`` and use :meth:`_pick` in ``step``."""
+
+    n: int
+    k: int
+    strict_actions: bool
+
+    def _init_offers(self, n: int, k: int, hidden_size: int, hidden_clip: float, strict_actions: bool,
+                     empty_logprob: float = -np.inf) -> None:
+        self.n, self.k = int(n), int(k)
+        self.hidden_clip, self.strict_actions = float(hidden_clip), bool(strict_actions)
+        self.hidden = np.zeros((self.n, hidden_size), np.float32)
+        self.topk_logprobs = np.full((self.n, self.k), empty_logprob, np.float32)
+        self.topk_ids = np.zeros((self.n, self.k), np.int64)
+
+    def _set_offers(self, hidden: np.ndarray, topk_logprobs: np.ndarray, topk_ids: np.ndarray,
+                    rows: np.ndarray | None = None) -> None:
+        """Keep what the LM offers next (all rows, or ``rows``)."""
+        rows = slice(None) if rows is None else rows
+        self.hidden[rows], self.topk_logprobs[rows], self.topk_ids[rows] = hidden, topk_logprobs, topk_ids
+
+    def action_masks(self) -> np.ndarray:  # pragma: no cover - subclasses define it
+        raise NotImplementedError
+
+    def _pick(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Actions -> ``(executed slot, replaced?, token id, its log-prob)`` per row. A masked or
+        out-of-range action (random actions from check_env, unmasked PPO) is replaced by the first
+        allowed slot and flagged; with ``strict_actions`` it raises instead."""
+        actions = np.asarray(actions).reshape(-1).astype(np.int64)
+        if actions.shape[0] != self.n:
+            raise self._config_error(f"got {actions.shape[0]} actions for {self.n} environments")
+        chosen, replaced = resolve_actions(actions, self.action_masks(), self.strict_actions)
+        rows = np.arange(self.n)
+        return chosen, replaced, self.topk_ids[rows, chosen], self.topk_logprobs[rows, chosen]
+
+    def _action_infos(self, chosen: np.ndarray, replaced: np.ndarray) -> list[dict]:
+        """Per-row infos of a step: the slot executed, whether it replaced the action, and the mask
+        of the next observation (``info["action_mask"]``, where Gymnasium-style learners look)."""
+        return [{"executed_action": int(c), "action_replaced": bool(r), "action_mask": m}
+                for c, r, m in zip(chosen, replaced, self.action_masks())]
+
+    def _observe_offers(self, floor: float, scaled: bool) -> tuple[np.ndarray, np.ndarray]:
+        """``(hidden, top-k log-probs)`` parts of the observation. ``scaled``: hidden / clip in
+        [-1, 1] and log-probs mapped from [floor, 0] to [0, 1]; else hidden clipped to
+        [-clip, clip] and log-probs clipped to [floor, 0] (``-inf`` -> floor)."""
+        topk = np.clip(np.nan_to_num(self.topk_logprobs, neginf=floor), floor, 0.0)
+        if scaled:
+            return np.clip(self.hidden / self.hidden_clip, -1.0, 1.0), 1.0 - topk / floor
+        return np.clip(self.hidden, -self.hidden_clip, self.hidden_clip), topk
+
+    def _config_error(self, message: str) -> Exception:
+        from rlcreate.envs.core_vec_env import EnvConfigError
+
+        return EnvConfigError(message)
