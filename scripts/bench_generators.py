@@ -13,16 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import time
 from dataclasses import asdict, dataclass, fields
-from pathlib import Path
 
 import numpy as np
 import torch
-import transformers
 
 from rlcreate.generators.column_lm import N_SPECIAL, ColumnLM
 from rlcreate.generators.latent import LatentLevelGenerator
@@ -96,21 +92,17 @@ def bench_column_lm(cfg: BenchConfig) -> dict:
 
 
 def main(cfg: BenchConfig) -> dict:
+    from rlcreate.benchmark import environment, finish, write_json
+
     torch.set_num_threads(cfg.threads)
+    env = environment(asdict(cfg))
     result = {
-        "settings": asdict(cfg),
-        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                    "cpu_count": os.cpu_count(), "load_avg_1min_at_start": os.getloadavg()[0]},
-        "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                     "transformers": transformers.__version__, "numpy": np.__version__},
         "vae_decode": bench_vae(cfg),
         "column_lm_generate": bench_column_lm(cfg),
         "reference": "MarioGPT (one token per tile, distilgpt2): ~293 s per 100-column level on a desktop CPU",
     }
-    result["machine"]["load_avg_1min_at_end"] = os.getloadavg()[0]
-    path = Path(cfg.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    result = {**finish(env), **result}
+    write_json(cfg.out, result)
     print(json.dumps(result, indent=2))
     return result
 

@@ -7,9 +7,7 @@ Run: .venv/bin/python scripts/bench_mario_latent.py --out bench_mario_latent.jso
 from __future__ import annotations
 
 import argparse
-import os
 import json
-import platform
 import time
 from dataclasses import asdict, dataclass
 
@@ -44,6 +42,9 @@ def main() -> None:
     p.add_argument("--n-envs", type=int, default=Config.n_envs)
     a = p.parse_args()
     cfg = Config(n_envs=a.n_envs, seconds=a.seconds)
+    from rlcreate.benchmark import environment, finish, write_json
+
+    env = environment(asdict(cfg))
     rng = np.random.default_rng(cfg.seed)
     # One thread for torch and BLAS in both loops: the env steps its batch in lockstep in one
     # process, and on 2 shared cores extra threads only spin against each other.
@@ -54,7 +55,6 @@ def main() -> None:
     threadpool_limits(1, user_api="blas")
 
     from rlcreate.levels.envs import make_mario_latent_vec
-    import rlcreate
 
     venv = make_mario_latent_vec(n_envs=cfg.n_envs, n_segments=cfg.n_segments, seed=cfg.seed)
     venv.reset()
@@ -86,13 +86,10 @@ def main() -> None:
         "overhead_ratio_decoder_over_env": round(dec_sps / env_sps, 2),
         "ms_per_batch_step": round(t_env / n_env * 1e3, 3),
         "ms_per_batch_by_reward_term": per_term,
-        "machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine(),
-                    "cores": os.cpu_count(), "load_avg_1min": os.getloadavg()[0], "threads": 1},
-        "rlcreate": rlcreate.__version__,
     }
+    result = {**finish(env), **result}
     print(json.dumps(result, indent=2))
-    with open(a.out, "w") as f:
-        json.dump(result, f, indent=2)
+    write_json(a.out, result)
 
 
 if __name__ == "__main__":

@@ -23,10 +23,8 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -81,10 +79,13 @@ torch.manual_seed(cfg.seed)
 rng = np.random.default_rng(cfg.seed)
 
 # ---- build
-from rlcreate.text.envs import make_text_tokens_env, make_text_tokens_vec_env  # noqa: E402
+from rlcreate.benchmark import environment, finish, write_json  # noqa: E402
 from rlcreate.text.data import prompts as shipped_prompts  # noqa: E402
+from rlcreate.text.envs import make_text_tokens_env, make_text_tokens_vec_env  # noqa: E402
 from rlcreate.text.loading import load_causal_lm  # noqa: E402
-from rlcreate.text.stepping import LMStepper
+from rlcreate.text.stepping import LMStepper  # noqa: E402
+
+bench_env = environment(dataclasses.asdict(cfg))
 
 t0 = time.perf_counter()
 model, tokenizer = load_causal_lm()
@@ -212,16 +213,11 @@ result = {
     "ratio_one_forward_per_env_over_plain": rate([single_run]) / plain_rate,
     "target_ratio": 0.8,
     "runs": {"env": env_runs, "plain": plain_runs, "one_forward_per_env": single_run, "generate": generate_runs},
-    "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpu_count": os.cpu_count(),
-                "torch_threads": torch.get_num_threads(), "loadavg_before": load_before,
-                "loadavg_after": load_after},
-    "versions": {m.__name__: m.__version__ for m in
-                 [torch, np, __import__("transformers"), __import__("gymnasium"), __import__("stable_baselines3")]},
+    "loadavg_timed_rounds": {"before": load_before, "after": load_after},
 }
+result = {**finish(bench_env), **result}
 
 # ---- save
-out = Path(cfg.out)
-out.parent.mkdir(parents=True, exist_ok=True)
-out.write_text(json.dumps(result, indent=2))
+out = write_json(cfg.out, result)
 print(json.dumps({k: result[k] for k in ("tokens_per_s", "ratio_env_over_plain", "ratio_per_round")}, indent=2))
 print(f"wrote {out}")

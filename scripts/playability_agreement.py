@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import platform
 import sys
 import time
 from dataclasses import dataclass, field
@@ -157,18 +155,18 @@ def main(argv: list[str] | None = None) -> dict:
         sets = {k: [v[i] for i in sorted(rng.choice(len(v), min(cfg.max_levels, len(v)), replace=False))]
                 for k, v in sets.items()}
 
+    from rlcreate.benchmark import environment, finish, write_json
+
+    env = environment({k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(cfg).items()})
     report = {
-        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(cfg).items()},
         "solver_constants": {"JUMP_HEIGHT": solver.JUMP_HEIGHT, "APEX_STEPS": solver.APEX_STEPS,
                              "START_COLUMNS": solver.START_COLUMNS},
-        "machine": {"python": platform.python_version(), "platform": platform.platform(),
-                    "processor": platform.processor() or platform.machine()},
         "sets": {name: judge(name, levels, cfg) for name, levels in sets.items()},
     }
     if cfg.jar_timing_levels > 0:
         report["jar_timing"] = jar_timing(sets["corpus"], cfg)
-    cfg.out.parent.mkdir(parents=True, exist_ok=True)
-    cfg.out.write_text(json.dumps(report, indent=2))
+    report = {**finish(env), **report}
+    write_json(cfg.out, report)
     print(f"wrote {cfg.out}")
     return report
 
