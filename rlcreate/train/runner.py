@@ -37,7 +37,7 @@ def train_run(recipe: Recipe, run_dir: Path, progress_bar: bool = True, asm: Ass
     asm = asm or assemble(recipe)
     asm.domain.check(recipe)
     venv = VecMonitor(asm.make_env())
-    model = train_recipe(recipe, venv, asm.reward_set, Path(run_dir), progress_bar, resume=resume,
+    model = train_recipe(recipe, venv, Path(run_dir), progress_bar, resume=resume,
                          overwrite=overwrite)
     return asm.domain.finish_training(model, asm, Path(run_dir))
 

@@ -248,9 +248,10 @@ def _checkpoint_schedule(recipe: Recipe, total: int) -> tuple[int | None, float 
     return (max(total // n, 1) if n else None), DEFAULT_CHECKPOINT_MINUTES
 
 
-def train_recipe(recipe: Recipe, venv, reward_set, run_dir: Path, progress_bar: bool = True,
+def train_recipe(recipe: Recipe, venv, run_dir: Path, progress_bar: bool = True,
                  total_timesteps: int | None = None, resume: bool = False, overwrite: bool = False):
     """Train PPO/MaskablePPO on ``venv``; writes config, TensorBoard logs, checkpoints, ``model/``.
+    The reward set whose state the checkpoints save is the one the environment holds (one owner).
 
     The algorithm is built (hyper-parameters validated) before ``run_dir`` is touched. A folder
     that already holds a run is refused unless ``resume`` (continue from its latest checkpoint:
@@ -261,6 +262,7 @@ def train_recipe(recipe: Recipe, venv, reward_set, run_dir: Path, progress_bar: 
                                            load_reward_state, restore_trainer_state, save_checkpoint)
 
     run_dir = Path(run_dir)
+    reward_set = venv.get_attr("reward")[0]
     check_run_dir(run_dir, resume, overwrite)
     total = int(total_timesteps or recipe.trainer["total_timesteps"])
     hyper, algo = dict(recipe.trainer["hyper"]), recipe.trainer["algo"]
