@@ -193,3 +193,26 @@ def test_state_tree_round_trip_is_exact(tmp_path):
     assert back["list"] == [1, 2.5, "x"] and torch.equal(back["t"], tree["t"]) and back["empty"] == {}
     with pytest.raises(TypeError, match="without pickle"):
         save_tree({"f": lambda x: x}, tmp_path / "bad.npz")
+
+
+def test_lm_prior_policy_round_trips_without_pickle(tmp_path):
+    """The text domain's lm_prior MaskablePPO policy saves as safetensors + policy.json and comes
+    back (without the environment) with the same action distribution."""
+    import torch
+
+    from rlcreate.train.checkpoint import load_policy_folder, save_checkpoint
+    from rlcreate.train.sb3 import build_algo
+    from tests.test_text_env import tiny_lm, vec_env
+
+    env = vec_env(tiny_lm(), n=4, top_k=8, max_new_tokens=4)
+    hyper = {"policy": "lm_prior", "n_steps": 8, "batch_size": 16, "n_epochs": 2, "policy_kwargs": {"net_arch": [16, 16]}}
+    model = build_algo("maskable_ppo", hyper, venv=env, seed=0)
+    model.learn(total_timesteps=64)
+    save_checkpoint(tmp_path / "model", model, None, hyper, "maskable_ppo")
+    loaded = load_policy_folder(tmp_path / "model")
+    obs, masks = env.reset(), env.action_masks()
+    with torch.no_grad():
+        p0 = model.policy.get_distribution(torch.as_tensor(obs), masks).distribution.probs
+        p1 = loaded.policy.get_distribution(torch.as_tensor(obs), masks).distribution.probs
+    assert type(loaded.policy).__name__ == "LMPriorPolicy" and loaded.num_timesteps == model.num_timesteps
+    assert torch.equal(p0, p1)
