@@ -351,3 +351,47 @@ def test_failed_commands_never_damage_a_run(tmp_path):
     kinds = [kind for kind, _ in results]
     assert kinds == ["error"] * len(failing), list(zip(kinds, [r[1][:200] for r in results]))
     assert _hashes(run) == before
+
+
+def test_corrupt_run_folders_give_one_error_line(tmp_path):
+    """Seeded corruptions of a real run folder (truncated or garbage files, broken YAML, missing
+    parts) through generate / eval / train --resume: exit 2 with one error line, or exit 0 when
+    the damage is in a part the command falls back from (an older checkpoint)."""
+    import shutil
+
+    recipe = {"name": "c", "seed": 0, "env": {"id": "rlcreate/MarioLatent-v0", "kwargs": {"n_segments": 2}},
+              "rewards": {"playability": {"weight": 1.0},
+                          "novelty": {"reward": "level_novelty", "transform": "normalize"}},
+              "trainer": {"algo": "ppo", "total_timesteps": 256, "n_envs": 4, "checkpoints": 2, "samples": 2,
+                          "hyper": {"n_steps": 32, "batch_size": 64, "n_epochs": 1}}}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    assert run_cli(["train", path, "--out", tmp_path / "runs", "--quiet"])[0] == "ok"
+    good = tmp_path / "runs" / "c"
+    files = sorted(str(p.relative_to(good)) for p in good.rglob("*")
+                   if p.is_file() and p.parts[-2] in ("model", "c") and p.suffix in (".json", ".npz", ".safetensors", ".yaml"))
+    rng = random.Random(0)
+    results = []
+    for i, name in enumerate(files * 2):
+        run = tmp_path / f"bad{i}"
+        shutil.copytree(good, run)
+        target = run / name
+        data = target.read_bytes()
+        how = rng.choice(["truncate", "garbage", "empty", "flip"])
+        if how == "truncate":
+            target.write_bytes(data[: rng.randrange(max(len(data), 1))])
+        elif how == "garbage":
+            target.write_bytes(bytes(rng.randrange(256) for _ in range(rng.randint(1, 300))))
+        elif how == "empty":
+            target.write_bytes(b"")
+        else:
+            b = bytearray(data)
+            for _ in range(8):
+                b[rng.randrange(len(b))] = rng.randrange(256)
+            target.write_bytes(bytes(b))
+        results.append(run_cli(["generate", run, "--n", 2, "--out", tmp_path / f"gen{i}"]))
+    (tmp_path / "runs" / "c" / "config.yaml").write_text("name: c\nenv: {id: [\n")
+    results.append(run_cli(["generate", good]))
+    results.append(run_cli(["train", good, "--resume"]))
+    counts = _assert_clean(results)
+    assert counts.get("error", 0) >= len(files), counts
