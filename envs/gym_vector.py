@@ -115,7 +115,7 @@ class CoreVectorEnv(gym.vector.VectorEnv):
         """Call a method (or read an attribute) of the core; one result per row, like SyncVectorEnv."""
         if name == "action_masks":
             return tuple(self.action_masks())
-        value = getattr(self.core, name)
+        value = getattr(self if name == "set_progress" else self.core, name)
         value = value(*args, **kwargs) if callable(value) else value
         return (value,) * self.num_envs
 
