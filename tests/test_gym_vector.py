@@ -236,3 +236,10 @@ def test_text_strict_actions_and_sb3_masks_after_autoreset(text_lm):
     assert done.all() and infos[1]["action_replaced"] and not infos[0]["action_replaced"]
     # after SB3's auto-reset the info's mask belongs to the returned (new episode's) observation
     assert all(np.array_equal(infos[i]["action_mask"], venv.action_masks()[i]) for i in range(2))
+
+
+def test_call_and_get_attr_reach_the_core():
+    env = gym.make_vec("rlcreate/MarioLatent-v0", num_envs=3, n_segments=2, reward=RewardSet([Term("tiles", mean_tile)]))
+    env.reset(seed=0)
+    env.call("set_progress", 0.25)  # what a trainer does for reward weight schedules
+    assert env.get_attr("progress") == (0.25, 0.25, 0.25) and env.call("n_segments") == (2, 2, 2)
