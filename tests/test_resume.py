@@ -8,8 +8,9 @@ checkpoint. The test then checks that
 * ``generate`` works on the interrupted run and says it used that checkpoint;
 * ``train RUN --resume`` continues from it (not from step 0) to the full budget;
 * resuming is deterministic: two resumes of the same checkpoint give identical weights;
-* the resumed run's final policy scores like an uninterrupted run of the same recipe: mean episode
-  return over 64 evaluation episodes within 4 standard errors (the resumed run restarts the
+* the resumed run's final policy scores like an uninterrupted run of the same recipe: its mean
+  episode return over 64 evaluation episodes is no further from the uninterrupted run's than a run
+  with another seed is, plus 4 standard errors of the evaluation (the resumed run restarts the
   episodes in flight, so it is not bit-identical).
 """
 
@@ -119,11 +120,19 @@ def test_sigkill_then_resume(tmp_path):
     full = subprocess.run(CLI + ["train", str(recipe), "--out", str(tmp_path / "full"), "--quiet"], env=_env(),
                           capture_output=True, text=True)
     assert full.returncode == 0, full.stderr[-3000:]
+    from rlcreate.recipe import parse_recipe
+    from rlcreate.train.runner import train_run
+
+    train_run(parse_recipe({**RECIPE, "seed": RECIPE["seed"] + 1}), tmp_path / "other", progress_bar=False)
     resumed, straight = _eval_returns(run), _eval_returns(tmp_path / "full" / "kill")
+    other = _eval_returns(tmp_path / "other")
     se = np.sqrt(resumed.var(ddof=1) / len(resumed) + straight.var(ddof=1) / len(straight))
+    seed_gap = abs(other.mean() - straight.mean())  # training noise: the same recipe, another seed
     print(f"killed at logged step {logged}, newest checkpoint {newest}; eval return resumed "
-          f"{resumed.mean():.3f} vs uninterrupted {straight.mean():.3f} (se {se:.3f})")
-    assert abs(resumed.mean() - straight.mean()) <= 4 * se + 1e-9, (resumed.mean(), straight.mean(), se)
+          f"{resumed.mean():.3f} vs uninterrupted {straight.mean():.3f} (se {se:.3f}), another seed "
+          f"{other.mean():.3f}")
+    # within noise: no further from the uninterrupted run than another seed is, plus evaluation noise
+    assert abs(resumed.mean() - straight.mean()) <= seed_gap + 4 * se, (resumed.mean(), straight.mean(), se)
 
 
 def test_refuses_existing_run_and_keeps_its_recipe(tmp_path):
