@@ -245,7 +245,9 @@ def _checkpoint_schedule(recipe: Recipe, total: int) -> tuple[int | None, float 
     if every:
         return every.get("steps"), every.get("minutes")
     n = recipe.trainer["checkpoints"]
-    return (max(total // n, 1) if n else None), DEFAULT_CHECKPOINT_MINUTES
+    if not n:  # checkpoints: 0 asks for none (such a run cannot be resumed after a kill)
+        return None, None
+    return max(total // n, 1), DEFAULT_CHECKPOINT_MINUTES
 
 
 def train_recipe(recipe: Recipe, venv, run_dir: Path, progress_bar: bool = True,
