@@ -80,6 +80,7 @@ rng = np.random.default_rng(cfg.seed)
 
 # ---- build
 from rlcreate.benchmark import environment, finish, write_json  # noqa: E402
+from rlcreate.hf_cache import cache_argument, returned_cache  # noqa: E402
 from rlcreate.text.data import prompts as shipped_prompts  # noqa: E402
 from rlcreate.text.envs import make_text_tokens_env, make_text_tokens_vec_env  # noqa: E402
 from rlcreate.text.loading import load_causal_lm  # noqa: E402
@@ -129,7 +130,7 @@ def plain_prefill():
         mask[i, width - len(x):] = 1
     pos = (mask.cumsum(1) - 1).clamp(min=0)
     out = model(input_ids=input_ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1)
-    plain_state.update(cache=out.past_key_values, mask=mask, pos=mask.sum(1), logits=out.logits[:, -1], t=0)
+    plain_state.update(cache=returned_cache(out), mask=mask, pos=mask.sum(1), logits=out.logits[:, -1], t=0)
 
 
 @torch.inference_mode()
@@ -143,8 +144,8 @@ def time_plain(n_steps: int) -> dict:
         tokens = top_ids.gather(1, pick)
         mask = torch.cat([plain_state["mask"], plain_state["mask"].new_ones((cfg.n_envs, 1))], 1)
         out = model(input_ids=tokens, attention_mask=mask, position_ids=plain_state["pos"][:, None],
-                    past_key_values=plain_state["cache"], use_cache=True, logits_to_keep=1)
-        plain_state.update(cache=out.past_key_values, mask=mask, pos=plain_state["pos"] + 1,
+                    **{cache_argument(model): plain_state["cache"]}, use_cache=True, logits_to_keep=1)
+        plain_state.update(cache=returned_cache(out), mask=mask, pos=plain_state["pos"] + 1,
                            logits=out.logits[:, -1], t=plain_state["t"] + 1)
     elapsed = time.perf_counter() - start
     return {"seconds": elapsed, "tokens": n_steps * cfg.n_envs}

@@ -26,6 +26,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from rlcreate.hf_cache import cache_argument, returned_cache
+
 from rlcreate.levels.tiles import HEIGHT, TILES, CHAR_TO_ID
 
 __all__ = ["ColumnLM", "ColumnLMState", "ColumnLMError", "BOS_ID", "UNK_ID", "N_SPECIAL",
@@ -38,20 +40,6 @@ _CHARS = np.frombuffer(TILES.encode(), dtype=np.uint8)
 
 class ColumnLMError(UserError):
     """Bad input to the column LM (unknown column, bad shape, sequence too long...)."""
-
-
-def _cache_arg(model) -> str:
-    """The KV-cache argument of ``model.forward``: ``cache`` from transformers 5.24 on (where
-    ``past_key_values`` is deprecated, to be removed in 5.40), ``past_key_values`` before."""
-    import inspect
-
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-
-
-def _out_cache(out):
-    """The KV cache a forward pass returned (``out.cache`` from 5.24 on, ``out.past_key_values`` before)."""
-    cache = getattr(out, "cache", None)
-    return cache if cache is not None else out.past_key_values
 
 
 def default_column_lm_path() -> Path:
@@ -105,7 +93,7 @@ class ColumnLM:
 
     def __init__(self, model, columns: Sequence[str] | np.ndarray):
         self.model = model.eval()
-        self._cache_arg = _cache_arg(model)
+        self._cache_arg = cache_argument(model)
         cols = self._columns_to_array(columns)
         if self.model.config.vocab_size != len(cols) + N_SPECIAL:
             raise ColumnLMError(
@@ -236,7 +224,7 @@ class ColumnLM:
                 f"prompt of {ids.shape[1] - 1} columns exceeds the model's context of {self.max_length - 1} "
                 "columns; pass a shorter prompt (e.g. its last columns)")
         out = self.model(input_ids=ids, use_cache=True, logits_to_keep=1, output_hidden_states=with_hidden)
-        state = ColumnLMState(_out_cache(out), ids.shape[1], batch, self._last_hidden(out, with_hidden))
+        state = ColumnLMState(returned_cache(out), ids.shape[1], batch, self._last_hidden(out, with_hidden))
         return self._masked(out.logits[:, -1]).numpy(), state
 
     @torch.inference_mode()
@@ -254,7 +242,7 @@ class ColumnLM:
                 "start a new sequence with the last columns as prompt")
         out = self.model(input_ids=ids[:, None], **{self._cache_arg: state.past_key_values}, use_cache=True,
                          output_hidden_states=with_hidden)
-        new = ColumnLMState(_out_cache(out), state.length + 1, state.batch, self._last_hidden(out, with_hidden))
+        new = ColumnLMState(returned_cache(out), state.length + 1, state.batch, self._last_hidden(out, with_hidden))
         return self._masked(out.logits[:, -1]).numpy(), new
 
     @staticmethod
@@ -287,7 +275,7 @@ class ColumnLM:
         gen = torch.Generator().manual_seed(int(seed))
         ids = self._prompt_ids(batch, prompt)
         out = self.model(input_ids=ids, use_cache=True, logits_to_keep=1)
-        cache, logits = _out_cache(out), out.logits[:, -1]
+        cache, logits = returned_cache(out), out.logits[:, -1]
         chosen = torch.empty((batch, n_columns), dtype=torch.long)
         for t in range(n_columns):
             scores = self._masked(logits) / temperature
@@ -298,5 +286,5 @@ class ColumnLM:
             chosen[:, t] = nxt[:, 0]
             if t + 1 < n_columns:  # the last column needs no further forward pass
                 out = self.model(input_ids=nxt, **{self._cache_arg: cache}, use_cache=True)
-                cache, logits = _out_cache(out), out.logits[:, -1]
+                cache, logits = returned_cache(out), out.logits[:, -1]
         return np.stack([self.decode_tokens(row) for row in chosen.numpy()])

@@ -16,6 +16,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from rlcreate.hf_cache import cache_argument, returned_cache
+
 from rlcreate.text.loading import _encode, format_prompts, is_chat_tokenizer
 
 __all__ = ["StepOutput", "LMStepper", "left_pad"]
@@ -89,7 +91,7 @@ class LMStepper:
         self.hidden_size = int(model.config.get_text_config().hidden_size)
         self.vocab_size = vocab
         self.device = next(model.parameters()).device
-        self._cache_arg = _cache_arg(model)
+        self._cache_arg = cache_argument(model)
         self._cache = None
         self._mask: torch.Tensor | None = None       # (b, cache_len) 1 where a row attends
         self._next_pos: torch.Tensor | None = None   # (b,) position id of each row's next token
@@ -130,7 +132,7 @@ class LMStepper:
         out = self.model(input_ids=tokens[:, None], attention_mask=self._mask,
                          position_ids=self._next_pos[:, None], **{self._cache_arg: self._cache},
                          use_cache=True, logits_to_keep=1, output_hidden_states=True)
-        self._cache = _out_cache(out)
+        self._cache = returned_cache(out)
         self._next_pos = self._next_pos + 1
         return self._offer(out.logits[:, -1], out.hidden_states[-1][:, -1])
 
@@ -152,7 +154,7 @@ class LMStepper:
         input_ids, mask, pos = self._left_pad(ids)
         out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=pos, use_cache=True,
                          logits_to_keep=1, output_hidden_states=True)
-        self._splice(rows, _out_cache(out), mask)
+        self._splice(rows, returned_cache(out), mask)
         self._next_pos[rows] = mask.sum(dim=1)
         return self._offer(out.logits[:, -1], out.hidden_states[-1][:, -1])
 
@@ -165,7 +167,7 @@ class LMStepper:
         input_ids, mask, pos = self._left_pad(self._history)
         out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=pos, use_cache=True,
                          logits_to_keep=1, output_hidden_states=True)
-        self._cache, self._mask = _out_cache(out), mask
+        self._cache, self._mask = returned_cache(out), mask
         self._next_pos = mask.sum(dim=1)
         return self._offer(out.logits[:, -1], out.hidden_states[-1][:, -1])
 
@@ -265,22 +267,6 @@ def _eos_ids(model: Any, tokenizer: Any) -> list[int]:
             if v is not None and int(v) not in ids:
                 ids.append(int(v))
     return ids
-
-
-def _cache_arg(model: Any) -> str:
-    """The KV-cache argument of ``model.forward``: ``cache`` from transformers 5.24 on (where
-    ``past_key_values`` is deprecated, to be removed in 5.40), ``past_key_values`` before (and for
-    models whose forward takes only ``**kwargs``, e.g. wrapped ones)."""
-    import inspect
-
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
-
-
-def _out_cache(out: Any) -> Any:
-    """The KV cache a forward pass returned (``out.cache`` from 5.24 on, ``out.past_key_values`` before)."""
-    cache = getattr(out, "cache", None)
-    return cache if cache is not None else out.past_key_values
 
 
 def _is_plain_dynamic_cache(cache: Any) -> bool:
