@@ -108,7 +108,7 @@ def test_latent_prior_prefers_the_typical_shell():
     assert prior([None]) == [None]
 
 
-def test_bench_level_quality_script_runs_and_writes_json(tmp_path):
+def test_bench_level_quality_script_runs_and_writes_json(tmp_path, monkeypatch):
     """scripts/bench_level_quality.py end to end on a tiny budget (no A*), with a run folder of levels."""
     import importlib.util
     import json
@@ -117,6 +117,7 @@ def test_bench_level_quality_script_runs_and_writes_json(tmp_path):
     path = Path(__file__).resolve().parents[1] / "scripts" / "bench_level_quality.py"
     spec = importlib.util.spec_from_file_location("bench_level_quality", path)
     bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(__import__("sys").modules, spec.name, bench)  # dataclasses look the module up
     spec.loader.exec_module(bench)
     run = tmp_path / "run"
     run.mkdir()
