@@ -395,3 +395,23 @@ def test_corrupt_run_folders_give_one_error_line(tmp_path):
     results.append(run_cli(["train", good, "--resume"]))
     counts = _assert_clean(results)
     assert counts.get("error", 0) >= len(files), counts
+
+
+@pytest.mark.parametrize("hyper,n_envs,match", [
+    ({"n_steps": 2**40}, 16, "n_steps"), ({"batch_size": 2**40}, 16, "batch_size"),
+    ({"n_epochs": 2**40}, 16, "n_epochs"), ({"n_steps": 65536}, 4096, "rollout buffer"),
+    ({"learning_rate": -0.1}, 16, "learning_rate"), ({"gamma": 1.5}, 16, "gamma"),
+    ({"n_stepz": 3}, 16, "Did you mean 'n_steps'"), ({"policy": "os:system"}, 16, "not a policy"),
+    ({"policy_kwargs": {"activation_fn": "os:system"}}, 16, "activation_fn"),
+    ({"rollout_buffer_class": "os:system"}, 16, "names code"),
+])
+def test_check_refuses_bad_hyper_parameters(tmp_path, hyper, n_envs, match):
+    """Hyper-parameters are checked against the algorithm's signature and ranges by ``check``,
+    before anything is allocated (2**40 steps per rollout was a MemoryError traceback)."""
+    doc = yaml.safe_load((RECIPES / "mario_latent.yaml").read_text())
+    doc["trainer"]["hyper"] = {**doc["trainer"]["hyper"], **hyper}
+    doc["trainer"]["n_envs"] = n_envs
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    kind, detail = run_cli(["check", path])
+    assert kind == "error" and match in detail, detail

@@ -107,7 +107,12 @@ _ALGO_FIXED = ("self", "policy", "env", "seed", "verbose", "device", "tensorboar
 _HYPER_RANGES = {"learning_rate": (0.0, None, True), "gamma": (0.0, 1.0, False), "gae_lambda": (0.0, 1.0, False),
                  "clip_range": (0.0, None, True), "ent_coef": (0.0, None, False), "vf_coef": (0.0, None, False),
                  "max_grad_norm": (0.0, None, True)}
-_HYPER_INTS = {"n_steps": 1, "batch_size": 2, "n_epochs": 1, "stats_window_size": 1, "sde_sample_freq": -1}
+# Integers: (low, high). The highs are far beyond any useful run; they stop a typo (2**40 steps per
+# rollout, 10**12 epochs) from allocating petabytes or never finishing.
+_HYPER_INTS = {"n_steps": (1, 2**20), "batch_size": (2, 2**24), "n_epochs": (1, 10_000),
+               "stats_window_size": (1, 10**6), "sde_sample_freq": (-1, 10**6)}
+#: Largest rollout buffer a recipe may ask for (n_steps x n_envs x observation size, float32).
+MAX_ROLLOUT_BYTES = 4 * 2**30
 _POLICY_KWARGS_OK = ("net_arch", "ortho_init", "log_std_init", "full_std", "use_expln", "squash_output",
                      "share_features_extractor", "normalize_images", "optimizer_kwargs", "prior_start",
                      "kl_to_prior")
@@ -164,7 +169,7 @@ def validate_hyper(algo: str, hyper: dict) -> dict:
             low, high, open_ = _HYPER_RANGES[key]
             check_number(field, value, low, high, low_open=open_, error=RecipeError)
         elif key in _HYPER_INTS:
-            check_int(field, value, _HYPER_INTS[key], error=RecipeError)
+            check_int(field, value, *_HYPER_INTS[key], error=RecipeError)
         elif key in ("normalize_advantage", "use_sde"):
             if not isinstance(value, bool):
                 raise RecipeError(f"{field} = {value!r}: must be true or false")
@@ -220,6 +225,8 @@ def build_algo(algo: str, hyper: dict, venv=None, spaces: tuple | None = None, d
     validate_hyper(algo, hyper)
     Algo = algo_class(algo)
     policy, kwargs = _policy_and_kwargs(algo, hyper)
+    if venv is not None:
+        check_rollout_size(hyper, venv.num_envs, venv.observation_space)
     try:
         if venv is not None:
             return Algo(policy, venv, seed=seed, verbose=0, device=device,
@@ -234,8 +241,21 @@ def build_algo(algo: str, hyper: dict, venv=None, spaces: tuple | None = None, d
                           "for valid arguments") from None
 
 
+def check_rollout_size(hyper: dict, n_envs: int, observation_space) -> None:
+    """Refuse a rollout buffer over :data:`MAX_ROLLOUT_BYTES` (n_steps x n_envs observations)."""
+    n_steps = int(hyper.get("n_steps", 2048))
+    size = n_steps * int(n_envs) * (int(np.prod(observation_space.shape or (1,))) + 8) * 4
+    if size > MAX_ROLLOUT_BYTES:
+        raise RecipeError(f"trainer.hyper.n_steps = {n_steps} with trainer.n_envs = {n_envs} needs a "
+                          f"{size / 2**30:.1f} GiB rollout buffer (at most {MAX_ROLLOUT_BYTES // 2**30} GiB); "
+                          "lower n_steps or n_envs")
+
+
 def make_algo(recipe: Recipe, venv, tb_dir: Path | None):
-    """The recipe's algorithm on ``venv`` (hyper-parameters validated first)."""
+    """The recipe's algorithm on ``venv`` (hyper-parameters validated first, the rollout buffer
+    sized for ``trainer.n_envs`` even when ``venv`` is the one-row env of ``check``)."""
+    validate_hyper(recipe.trainer["algo"], dict(recipe.trainer["hyper"]))
+    check_rollout_size(dict(recipe.trainer["hyper"]), recipe.trainer["n_envs"], venv.observation_space)
     return build_algo(recipe.trainer["algo"], dict(recipe.trainer["hyper"]), venv=venv,
                       device=recipe.trainer["device"], tb_dir=tb_dir, seed=recipe.seed)
 
