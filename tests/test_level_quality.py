@@ -128,3 +128,14 @@ def test_bench_level_quality_script_runs_and_writes_json(tmp_path, monkeypatch):
     assert set(data["groups"]) == {"human_dev", "column_lm_samples", "vae_prior", "policy"}
     assert data["groups"]["policy"]["human_likeness"]["auc"] > 0.9  # noise is told from human levels
     assert data["machine"]["cpu_count"] and data["config"]["n"] == 4
+
+
+def test_human_likeness_judge_flags_noise_and_passes_human_levels():
+    from rlcreate.levels.judges import run_judges
+
+    noise = run_judges([_noise(s, 128) for s in range(8)], ["human_likeness"])["human_likeness"]
+    assert noise["flagged"] and noise["auc"] > 0.9 and noise["profile_inside"] <= 1
+    human = run_judges(list(corpus.training_windows(128, stride=700)[:8]), ["human_likeness"])["human_likeness"]
+    assert not human["flagged"]
+    assert run_judges([_flat(8)] * 2, ["human_likeness"])["human_likeness"] == {
+        "skipped": "needs at least 2 levels of >= 16 columns"}

@@ -26,6 +26,10 @@ returns ``{judge: {measure: value}}``. Each judge is independent of the reward t
 ``diversity``
     distinct columns and mean pairwise tile distance within the set (how different the levels are
     from each other, which no per-level reward measures).
+``human_likeness``
+    classifier two-sample AUC of the set's 16-column segments against the held-out TEST blocks,
+    element profile against the human band, distinct-segment share; ``flagged`` above AUC 0.70
+    (:func:`rlcreate.levels.quality.judge_human_likeness`).
 """
 
 from __future__ import annotations
@@ -148,6 +152,12 @@ def judge_diversity(levels, **_) -> dict:
     return out
 
 
+def judge_human_likeness(levels, **_) -> dict:
+    from rlcreate.levels.quality import judge_human_likeness as judge
+
+    return judge(levels)
+
+
 def _same_width(levels) -> np.ndarray | None:
     return np.stack(levels) if len({g.shape for g in levels}) == 1 else None
 
@@ -155,6 +165,7 @@ def _same_width(levels) -> np.ndarray | None:
 JUDGES: dict[str, Callable[..., dict]] = {
     "astar": judge_astar, "tile_kl": judge_tile_kl, "expressive_range": judge_expressive_range,
     "novelty": judge_novelty, "validity": judge_validity, "solver": judge_solver, "diversity": judge_diversity,
+    "human_likeness": judge_human_likeness,
 }
 
 

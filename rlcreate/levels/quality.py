@@ -32,7 +32,8 @@ from rlcreate.levels.tiles import IS_SOLID, TILES
 
 __all__ = ["ELEMENTS", "SEGMENT", "element_profile", "human_band", "profile_report", "level_segments",
            "segment_features", "human_likeness", "human_reference_segments", "set_diversity",
-           "copy_share", "distinct_tiles", "astar_interleaved", "quality_table", "format_table"]
+           "copy_share", "distinct_tiles", "astar_interleaved", "quality_table", "format_table",
+           "judge_human_likeness", "AUC_FLAG"]
 
 #: elements of the profile (keys of :func:`rlcreate.levels.metrics.element_counts`)
 ELEMENTS = ("pipes", "question_blocks", "enemies", "coins", "gaps")
@@ -304,3 +305,26 @@ def format_table(table: dict) -> str:
     row("segments within copy distance", lambda g: f"{g['copies']['copy_share']:.0%}")
     row("A* beaten (3 plays)", lambda g: f"{g['astar']['beaten']:.0%} of {g['astar']['levels']}")
     return "\n".join(lines) + "\n(* = outside the 5th-95th percentile band of human set means)"
+
+
+#: human-likeness AUC above which a set is flagged as told apart from human levels (issue 9's target)
+AUC_FLAG = 0.70
+
+
+def judge_human_likeness(levels: Sequence[np.ndarray], **_) -> dict:
+    """Judge for ``rlcreate eval`` (name ``human_likeness``): the classifier two-sample AUC against
+    the TEST blocks, the element profile against the human band and the set's distinct-segment
+    share. ``flagged`` when the AUC exceeds :data:`AUC_FLAG` (the set is told apart from human
+    levels: gamed or off-style, as the old default recipes' levels were)."""
+    grids = _grids(levels)
+    if len(grids) < 2 or min(g.shape[1] for g in grids) < SEGMENT:
+        return {"skipped": f"needs at least 2 levels of >= {SEGMENT} columns"}
+    hl = human_likeness(grids)
+    same = len({g.shape for g in grids}) == 1
+    out = {"auc": hl["auc"], "auc_logreg": hl["auc_logreg"], "auc_boost": hl["auc_boost"],
+           "distinct_share": set_diversity(grids)["distinct_share"], "flagged": bool(hl["auc"] > AUC_FLAG)}
+    if same:
+        prof = profile_report(grids)
+        out["profile_inside"] = prof["inside"]
+        out.update({f"{e}_per_128": v["mean"] for e, v in prof["elements"].items()})
+    return out
