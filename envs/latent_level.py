@@ -63,8 +63,8 @@ class LatentLevelCore:
     def __init__(self, generator: LatentGenerator, reward: Any, featurizer: Callable[[np.ndarray], np.ndarray],
                  n_features: int, n_segments: int = 8, targets: dict[str, Sequence[float]] | None = None,
                  seam: Seam | None = None, n: int = 1, renderer: Any = None):
-        if not isinstance(n_segments, int) or n_segments < 1:
-            raise EnvConfigError(f"n_segments = {n_segments!r}: must be an integer >= 1")
+        if isinstance(n_segments, bool) or not isinstance(n_segments, int) or not 1 <= n_segments <= 1000:
+            raise EnvConfigError(f"n_segments = {n_segments!r}: must be an integer in [1, 1000]")
         self.gen = generator
         self.reward: RewardSet = as_reward_set(reward)
         self.featurizer, self.n_features = featurizer, int(n_features)

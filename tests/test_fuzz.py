@@ -415,3 +415,16 @@ def test_check_refuses_bad_hyper_parameters(tmp_path, hyper, n_envs, match):
     path.write_text(yaml.safe_dump(doc))
     kind, detail = run_cli(["check", path])
     assert kind == "error" and match in detail, detail
+
+
+@pytest.mark.parametrize("recipe,key,value", [("mario_latent.yaml", "n_segments", 2**40),
+                                              ("mario_tokens.yaml", "n_columns", 2**40),
+                                              ("mario_tokens.yaml", "k", 2**40)])
+def test_check_refuses_huge_env_sizes(tmp_path, recipe, key, value):
+    """A huge size in env.kwargs is refused by name (n_segments: 2**40 was a MemoryError traceback)."""
+    doc = yaml.safe_load((RECIPES / recipe).read_text())
+    doc["env"]["kwargs"][key] = value
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    kind, detail = run_cli(["check", path])
+    assert kind == "error" and key in detail, detail
