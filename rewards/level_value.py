@@ -8,7 +8,7 @@ with *human* levels through the pretrained generator and the corpus' element sta
   per 128 columns against the training windows' distribution;
 - ``lm_logprob`` (:class:`LMLogProb`): the column LM's log-likelihood of the level (the reference
   term of a KL penalty; see its docstring for how it forms ``-beta * KL(pi || p_LM)`` with PPO's
-  entropy bonus);
+  entropy bonus, and why the shipped recipe uses the policy's exact ``kl_to_prior`` instead);
 - ``lm_typicality`` (:class:`LMTypicality`): the column LM's per-column log-likelihood normalised
   by the distribution of human (DEV) levels' own: as likely as a human level, not more, not less;
 - ``latent_prior`` (:class:`LatentPrior`): for latent envs, whether the latent lies in the prior's
@@ -139,9 +139,13 @@ class LMLogProb(RewardModule):
     ``-beta * KL(pi || p_LM) = beta * E_pi[log p_LM(a)] + beta * H(pi)``: summed over a level, a
     reward ``beta * lm_logprob`` (weight beta, reward at the level's end, gamma = 1) plus PPO's
     entropy bonus with ``ent_coef = beta`` is the KL-regularised objective of RLHF (Ziegler et al.
-    2019), up to PPO's advantage normalisation. Gamed by (alone, without the entropy bonus): the
-    LM's single most likely continuation — flat, repeated floor columns; never use it without the
-    entropy term or a diversity term."""
+    2019), up to PPO's advantage normalisation. In practice that pairing is lopsided: the entropy
+    gradient is exact while this end-of-level sum is a high-variance sample, and MarioTokens
+    policies drifted toward uniform over the top-k offers (crowded, off-style levels). The shipped
+    recipe uses the exact per-state form instead (``lm_prior`` with ``kl_to_prior``,
+    :mod:`rlcreate.train.policies`); this term remains a likelihood reward and a diagnostic.
+    Gamed by (alone, without an entropy or KL term): the LM's single most likely continuation —
+    flat, repeated floor columns; never use it without a diversity term."""
 
     artifact = "level"
 
