@@ -46,10 +46,11 @@ def cmd_demo(args) -> int:
 
 
 def register(sub) -> None:
-    d = sub.add_parser("demo", help="train a MarioLatent policy for a few minutes and write levels + a summary")
+    d = sub.add_parser("demo", help="steer the column LM (mario_tokens.yaml) for a fixed step budget; compare its "
+                                    "levels with the LM's own samples and human levels")
     d.add_argument("--out", default="runs/demo")
-    d.add_argument("--minutes", type=positive_float, default=3.0, help="training time budget (default 3)")
-    d.add_argument("--timesteps", type=int_arg(1, 10**10), default=None, help="fixed number of env steps instead of --minutes")
+    d.add_argument("--minutes", type=positive_float, default=3.0, help="ignored: the demo trains for a fixed step budget so its numbers reproduce")
+    d.add_argument("--timesteps", type=int_arg(1, 10**10), default=None, help="env steps (default: the recipe's trainer.total_timesteps)")
     d.add_argument("--quiet", action="store_true")
     d.set_defaults(fn=cmd_demo)
 
