@@ -97,20 +97,20 @@ def mutate_recipe(rng: random.Random, doc: dict):
     for _ in range(rng.randint(1, 3)):
         paths = [p for p in _paths(doc) if p]
         if not paths:
-            return rng.choice(POOL)
+            return copy.deepcopy(rng.choice(POOL))
         path = rng.choice(paths)
         parent = doc
         for k in path[:-1]:
             parent = parent[k]
         op = rng.random()
         if op < 0.6:
-            parent[path[-1]] = rng.choice(POOL)
+            parent[path[-1]] = copy.deepcopy(rng.choice(POOL))
         elif op < 0.75 and isinstance(parent, dict):
             del parent[path[-1]]
         elif op < 0.9 and isinstance(parent, dict) and isinstance(path[-1], str) and len(path[-1]) > 1:
             parent[path[-1][:-1]] = parent.pop(path[-1])  # misspelt key
         elif isinstance(parent, dict):
-            parent["zz_unknown"] = rng.choice(POOL)
+            parent["zz_unknown"] = copy.deepcopy(rng.choice(POOL))
     return doc
 
 
@@ -428,3 +428,13 @@ def test_check_refuses_huge_env_sizes(tmp_path, recipe, key, value):
     path.write_text(yaml.safe_dump(doc))
     kind, detail = run_cli(["check", path])
     assert kind == "error" and key in detail, detail
+
+
+def test_check_refuses_unknown_target_names(tmp_path):
+    """A misspelt control target passed check and crashed training at the first episode end."""
+    doc = yaml.safe_load((RECIPES / "mario_latent.yaml").read_text())
+    doc["targets"]["enemie"] = doc["targets"].pop("enemies")
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    kind, detail = run_cli(["check", path])
+    assert kind == "error" and "targets.enemie" in detail and "Did you mean 'enemies'" in detail, detail
