@@ -305,8 +305,7 @@ def train_recipe(recipe: Recipe, venv, run_dir: Path, progress_bar: bool = True,
     run_dir.mkdir(parents=True, exist_ok=True)
     for stale in list(run_dir.glob(".tmp-*")) + list((run_dir / "checkpoints").glob(".tmp-*")):
         shutil.rmtree(stale, ignore_errors=True)  # half-written checkpoints of a killed run
-    if source is None:
-        recipe.dump(run_dir / "config.yaml")
+    recipe.dump(run_dir / "config.yaml")  # validated by now; on resume it records a changed --timesteps
     done = int(model.num_timesteps)
     every, minutes = _checkpoint_schedule(recipe, total)
     callbacks = [RewardTermsLogger(total)]
