@@ -41,6 +41,8 @@ def _smoke(tmp: Path) -> dict[str, list[str]]:
                                      "--max-levels", "2", "--runs", "1", "--piece-width", "32", "--no-cache"],
         "train_level_vae.py": [py, "scripts/train_level_vae.py", "--epochs", "1", "--out", str(tmp / "vae")],
         "train_column_lm.py": [py, "scripts/train_column_lm.py", "--steps", "2", "--out", str(tmp / "lm")],
+        "bench_text_steer.py": [py, "scripts/bench_text_steer.py", "--timesteps", "96", "--n", "4",
+                                "--run", str(tmp / "steer"), "--out", str(tmp / "steer.json")],
         "compare_mario_baselines.sh": ["bash", "scripts/compare_mario_baselines.sh", "128", str(tmp / "compare"), "2"],
     }
 
