@@ -438,3 +438,41 @@ def test_check_refuses_unknown_target_names(tmp_path):
     path.write_text(yaml.safe_dump(doc))
     kind, detail = run_cli(["check", path])
     assert kind == "error" and "targets.enemie" in detail and "Did you mean 'enemies'" in detail, detail
+
+
+def test_prompt_file_fuzz(tmp_path):
+    """Mutated prompt files through the recipe's prompt resolver (what check and train read):
+    a list of non-empty prompts or one user error, never another exception."""
+    from rlcreate.errors import UserError
+    from rlcreate.text.loading import MAX_PROMPT_FILE_BYTES
+    from rlcreate.text.runs import resolve_prompts
+
+    rng = random.Random(0)
+    base = "Write a story about a lighthouse.\nDescribe a city at night.\nA poem about rain.\n"
+    cases = [b"", b"\n\n  \n", ("\ufeff" + base).encode(), base.encode("latin-1") + b"caf\xe9\n",
+             base.encode("utf-16"), b"\x00" * 50, base.replace("\n", "\r\n").encode(), b"x" * 100_000]
+    for _ in range(100):
+        data = bytearray(base.encode())
+        for _ in range(rng.randint(1, 10)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        cases.append(bytes(data))
+    outcomes = {"ok": 0, "error": 0}
+    for i, data in enumerate(cases):
+        path = tmp_path / f"p{i}.txt"
+        path.write_bytes(data)
+        try:
+            prompts = resolve_prompts(str(path), "env.kwargs.prompts")
+        except UserError:
+            outcomes["error"] += 1
+            continue
+        assert prompts and all(p.strip() == p and p for p in prompts)
+        outcomes["ok"] += 1
+    assert resolve_prompts(str(tmp_path / "p2.txt"), "p")[0] == "Write a story about a lighthouse."  # BOM dropped
+    with pytest.raises(UserError):
+        resolve_prompts(str(tmp_path), "env.kwargs.prompts")  # a folder
+    big = tmp_path / "big.txt"
+    with open(big, "wb") as f:
+        f.truncate(MAX_PROMPT_FILE_BYTES + 1)
+    with pytest.raises(UserError, match="read at most"):
+        resolve_prompts(str(big), "env.kwargs.prompts")
+    assert outcomes["ok"] >= 10 and outcomes["error"] >= 10, outcomes

@@ -205,15 +205,22 @@ def _encode(tokenizer: Any, texts: Sequence[str], chat: bool) -> list[list[int]]
     return [list(ids) for ids in tokenizer(list(texts), add_special_tokens=not chat)["input_ids"]]
 
 
+#: Largest prompt file read (bytes); far above any prompt set, small enough to never exhaust memory.
+MAX_PROMPT_FILE_BYTES = 64 * 2**20
+
+
 def read_prompts(path: str | os.PathLike) -> list[str]:
     """Non-empty lines of a UTF-8 text file; :class:`PromptError` names the file and the fix."""
     path = Path(path)
     try:
+        if path.is_file() and path.stat().st_size > MAX_PROMPT_FILE_BYTES:
+            raise PromptError(f"prompt file {str(path)!r} is {path.stat().st_size:,} bytes, over the "
+                              f"{MAX_PROMPT_FILE_BYTES:,} read at most; split it or use fewer prompts")
         raw = path.read_bytes()
     except OSError as err:
         raise PromptError(f"cannot read prompt file {str(path)!r}: {err.strerror}") from None
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")  # a UTF-8 byte-order mark is not part of the first prompt
     except UnicodeDecodeError as err:
         raise PromptError(f"prompt file {str(path)!r} is not UTF-8 (byte {err.start}: "
                           f"{raw[err.start:err.start + 1]!r}); re-save it as UTF-8") from None
