@@ -17,7 +17,7 @@ from rlcreate.errors import UserError
 from rlcreate.recipe import Recipe, RecipeError, build_reward_set
 from rlcreate.validate import suggest
 
-__all__ = ["Assembly", "assemble", "check_recipe", "call_env_factory"]
+__all__ = ["Assembly", "assemble", "check_recipe", "dry_run", "call_env_factory"]
 
 
 @dataclass
@@ -57,6 +57,7 @@ def check_recipe(recipe: Recipe) -> Assembly:
     venv = asm.make_env()
     try:
         make_algo(recipe, venv, None)
+        dry_run(asm)
     finally:
         venv.close()
     return asm
@@ -88,3 +89,39 @@ def call_env_factory(factory: Callable, kwargs: dict, **fixed: Any):
         if str(exc).startswith("env.kwargs"):
             raise
         raise RecipeError(f"env.kwargs: {exc}") from None
+
+
+def dry_run(asm: Assembly, max_steps: int = 10_000) -> None:
+    """One episode on one row with random allowed actions, then the domain's scoring of the finished
+    sample, so every reward term runs on what training really feeds it (a reward that cannot score
+    these artifacts fails here, in ``check``, not at the end of ``train``). The reward state is
+    restored afterwards."""
+    import copy
+
+    import numpy as np
+
+    from rlcreate.errors import UserError
+
+    state = copy.deepcopy(asm.reward_set.state_dict())
+    venv = asm.make_env(n_envs=1, purpose="eval")
+    rng = np.random.default_rng(asm.recipe.seed)
+    try:
+        venv.reset()
+        for _ in range(max_steps):
+            if hasattr(venv.action_space, "n"):  # discrete: pick an allowed slot
+                action = np.array([rng.choice(np.flatnonzero(venv.action_masks()[0]))])
+            else:
+                action = np.array([venv.action_space.sample()])
+            _, _, done, infos = venv.step(action)
+            if done[0]:
+                asm.domain.score_samples(asm, [infos[0]])
+                return
+    except UserError as exc:
+        raise RecipeError(f"rewards: a dry-run episode of {asm.recipe.env_id} failed: {exc}") from None
+    except Exception as exc:  # a reward or env that cannot run this recipe: say which, don't crash
+        raise RecipeError(f"rewards: a dry-run episode of {asm.recipe.env_id} failed ({type(exc).__name__}: "
+                          f"{exc}); check that every term's reward scores this environment's artifacts "
+                          f"(`rlcreate rewards` lists them by kind)") from None
+    finally:
+        venv.close()
+        asm.reward_set.load_state_dict(state)

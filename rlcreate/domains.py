@@ -88,6 +88,10 @@ class Domain:
         """Write ``run_dir/samples/`` after training; returns the samples summary."""
         return self.generate(model, asm, asm.recipe.trainer["samples"], run_dir / "samples")
 
+    def score_samples(self, asm: Any, episodes: list[dict]) -> None:
+        """Score finished episodes' samples the way written samples are scored (used by ``check``'s
+        dry run; a domain that scores samples beyond the env's own rewards overrides it)."""
+
     def generate(self, model: Any, asm: Any, n: int, out: Path, targets: dict | None = None,
                  seed: int | None = None) -> dict:
         raise self.unsupported("generating samples")

@@ -151,9 +151,6 @@ def _small_enough(doc) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="known wrong success: a term named `novelty` without `reward:` gets the "
-                   "generic embedding NoveltyReward, which check accepts (it calls no reward code) but the level "
-                   "env feeds it 16-column segments and then whole levels, so the first episode end fails")
 def test_recipes_that_check_accepts_train(tmp_path):
     """No wrong successes: a recipe ``check`` accepts trains (64 steps, at most 24 mutants)."""
     accepted = [(p, d) for p, d in _mutated_recipes(tmp_path, 300, seed=1)

@@ -78,6 +78,11 @@ class LevelsDomain(Domain):
         return write_levels([{"level": e["level"], "targets": e.get("targets", {})} for e in episodes],
                             Path(out), asm.reward_set)
 
+    def score_samples(self, asm: Any, episodes: list[dict]) -> None:
+        from rlcreate.levels.samples import summarise_levels
+
+        summarise_levels([e["level"] for e in episodes], asm.reward_set)  # whole levels, as write_levels
+
     def evaluate(self, run: Path, asm: Any, **options: Any) -> dict:
         from rlcreate.levels.evaluate import evaluate_level_run
 
