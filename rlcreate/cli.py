@@ -158,13 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from rlcreate.domains import builtin_domains
 
-    for domain in builtin_domains():  # commands a domain adds (levels: demo, play, render)
+    for domain in builtin_domains():  # commands a domain adds (levels: demo, play, render; text: finetune)
         domain.register_commands(sub)
     from rlcreate.evaluation.cli import register as register_evaluation  # baseline, eval, report
-    from rlcreate.train.finetune import register as register_finetune
 
     register_evaluation(sub)
-    register_finetune(sub)
     return p
 
 

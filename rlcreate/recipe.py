@@ -111,7 +111,7 @@ class TrainerSection(_Section):
 
 
 TOP_KEYS = {"name", "seed", "env", "rewards", "targets", "trainer", "nonfinite", "judges", "description",
-            "finetune", "baselines"}  # finetune: rlcreate.train.finetune; baselines: rlcreate.evaluation.baselines
+            "finetune", "baselines"}  # finetune: rlcreate.text.finetune; baselines: rlcreate.evaluation.baselines
 NONFINITE = ("raise", "clip", "zero")
 
 

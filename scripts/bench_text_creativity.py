@@ -16,7 +16,7 @@ temperature ``finetune.temperature``, full vocabulary, ``max_new_tokens`` tokens
 - **darling_grpo**: ``rlcreate finetune rlcreate/recipes/text_darling.yaml`` (the same quality times
   MiniLM within-group diversity, KL 0.04).
 
-Judges (:func:`rlcreate.evaluation.text_judges.creative_metrics`; none uses MiniLM or the training
+Judges (:func:`rlcreate.text.judges.creative_metrics`; none uses MiniLM or the training
 reward): NoveltyBench ``distinct_k`` / ``utility_k`` (content-word partition), distinct-1/2 and
 self-BLEU within each prompt's k texts, 3-gram novelty against the reference corpus, perplexity
 under the base model, prompt PMI under the base model and prompt-word recall. Means with 95%
@@ -78,12 +78,12 @@ sys.path.insert(0, str(REPO))
 torch.manual_seed(cfg.seed)
 np.random.seed(cfg.seed)
 
-from rlcreate.evaluation.text_judges import (bootstrap_ci, compare_conditions, creative_metrics,  # noqa: E402
+from rlcreate.text.judges import (bootstrap_ci, compare_conditions, creative_metrics,  # noqa: E402
                                              prompt_pmi, sample_k)
 from rlcreate.text.data import prompts as shipped_prompts  # noqa: E402
 from rlcreate.text.loading import load_causal_lm  # noqa: E402
 from rlcreate.text.stepping import LMStepper
-from rlcreate.train.finetune import finetune_recipe, finetune_settings, load_finetune_recipe  # noqa: E402
+from rlcreate.text.finetune import finetune_recipe, finetune_settings, load_finetune_recipe  # noqa: E402
 
 RECIPES = {"quality_grpo": REPO / "rlcreate/recipes/text_quality.yaml",
            "darling_grpo": REPO / "rlcreate/recipes/text_darling.yaml"}

@@ -19,8 +19,8 @@ from rlcreate.evaluation.baselines import BaselineError, baseline_section, read_
 from rlcreate.levels.evaluate import level_flags
 from rlcreate.text.evaluate import text_flags
 from rlcreate.evaluation.report import evaluate_run, write_report
-from rlcreate.evaluation.text_baselines import sample_texts
-from rlcreate.evaluation.text_judges import run_text_judges
+from rlcreate.text.baselines import sample_texts
+from rlcreate.text.judges import run_text_judges
 from rlcreate.levels import corpus
 from rlcreate.recipe import RecipeError, load_recipe, parse_recipe
 from rlcreate.text.data import reference_corpus

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import yaml
 
-from rlcreate.evaluation.text_judges import (NOVELTYBENCH_PATIENCE, bootstrap_ci, compare_conditions,
+from rlcreate.text.judges import (NOVELTYBENCH_PATIENCE, bootstrap_ci, compare_conditions,
                                              creative_metrics, evaluate_finetune_run, noveltybench_scores,
                                              prompt_pmi, prompt_word_recall, run_text_judges, sample_k)
 from rlcreate.recipe import load_recipe
@@ -114,7 +114,7 @@ def test_eval_of_a_finetune_run_pairs_base_and_tuned_on_test_prompts(tmp_path):
 
 
 def test_several_answers_parses_numbered_replies_and_the_baseline_method_runs(tmp_path, monkeypatch):
-    import rlcreate.evaluation.text_baselines as tb
+    import rlcreate.text.baselines as tb
     from rlcreate.recipe import parse_recipe
 
     replies = iter([["1. w1 w2\n2) w3\n3: w4 w5", "no numbering\nsecond line"]])

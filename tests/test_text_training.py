@@ -184,7 +184,7 @@ FINETUNE = {"steps": 2, "num_generations": 4, "save_steps": 1, "eval_samples_per
 @pytest.fixture(scope="module")
 def finetune_run(files):
     """Two GRPO + LoRA steps, then a resume to step 3 (about 40 s here, mostly importing trl)."""
-    from rlcreate.train.finetune import finetune_recipe
+    from rlcreate.text.finetune import finetune_recipe
 
     recipe = parse_recipe(recipe_dict(files, finetune=FINETUNE, rewards={
         "low": {"reward": "tests.test_text_training:low_word_share"}, "distinct": {"reward": "distinct_n"}}))
@@ -199,7 +199,7 @@ def test_finetune_writes_merged_model_report_and_resumes(finetune_run, files):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from rlcreate.train.finetune import latest_checkpoint, load_finetune_recipe
+    from rlcreate.text.finetune import latest_checkpoint, load_finetune_recipe
 
     recipe, run, first, resumed, before_json = finetune_run
     assert first["steps"] == 2 and resumed["steps"] == 3
@@ -239,7 +239,7 @@ def test_finetune_writes_merged_model_report_and_resumes(finetune_run, files):
 
 
 def test_finetune_refuses_to_overwrite_and_to_resume_nothing(finetune_run, files, tmp_path):
-    from rlcreate.train.finetune import finetune_recipe
+    from rlcreate.text.finetune import finetune_recipe
 
     recipe, run, *_ = finetune_run
     with pytest.raises(RecipeError, match="already holds a finetune run; pass --resume"):
@@ -257,7 +257,7 @@ def test_finetune_refuses_to_overwrite_and_to_resume_nothing(finetune_run, files
     ({"lora": {"target_modules": "q_proj"}, "eval_prompts": "trian"}, r"Did you mean 'train'"),
 ])
 def test_finetune_section_errors(files, tmp_path, section, match):
-    from rlcreate.train.finetune import finetune_recipe
+    from rlcreate.text.finetune import finetune_recipe
 
     recipe = parse_recipe(recipe_dict(files, finetune=section))
     with pytest.raises(RecipeError, match=match):
@@ -266,7 +266,7 @@ def test_finetune_section_errors(files, tmp_path, section, match):
 
 
 def test_finetune_unknown_lora_target_lists_the_model_layers(files, tmp_path):
-    from rlcreate.train.finetune import finetune_recipe
+    from rlcreate.text.finetune import finetune_recipe
 
     section = {"lora": {"target_modules": ["q_proj", "v_proj"]}}
     recipe = parse_recipe(recipe_dict(files, finetune=section))

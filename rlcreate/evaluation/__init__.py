@@ -7,7 +7,7 @@ Submodules import heavy dependencies lazily; import what you need, e.g.
 
 from rlcreate.errors import UserError
 
-__all__ = ["UnknownJudgeError", "baselines", "text_baselines", "text_judges", "audit", "report", "html"]
+__all__ = ["UnknownJudgeError", "baselines", "audit", "report", "html"]
 
 
 class UnknownJudgeError(UserError):

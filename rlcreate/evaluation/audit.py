@@ -35,7 +35,7 @@ last checkpoint's samples whatever the pairs say:
 
 Text runs pair the embedding novelty reward (``text_novelty``) with surface n-gram novelty against
 the corpus, and the in-context fluency reward with fluency of the text read standalone under the
-same LM (:mod:`rlcreate.evaluation.text_judges` says why).
+same LM (:mod:`rlcreate.text.judges` says why).
 """
 
 from __future__ import annotations

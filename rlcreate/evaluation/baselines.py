@@ -2,7 +2,7 @@
 
 Each domain provides its methods (:meth:`rlcreate.domains.Domain.baseline_methods`): the levels
 domain searches the latent space (random, CMA-ES, MAP-Elites, CMA-ME; :mod:`rlcreate.levels.search`),
-the text domain samples the LM (sampling grid, best-of-n; :mod:`rlcreate.evaluation.text_baselines`).
+the text domain samples the LM (sampling grid, best-of-n; :mod:`rlcreate.text.baselines`).
 Every method writes a run folder in the format of ``rlcreate train`` plus ``baseline.json``.
 
 A recipe may carry defaults in an optional top-level ``baselines:`` section (command-line flags win)::

@@ -2,7 +2,7 @@
 
 Env settings, prompts and the steered-vs-plain comparison: :mod:`rlcreate.text.runs`; evaluation,
 flags and the report section: :mod:`rlcreate.text.evaluate`; judges:
-:mod:`rlcreate.evaluation.text_judges`; baselines: :mod:`rlcreate.evaluation.text_baselines`.
+:mod:`rlcreate.text.judges`; baselines: :mod:`rlcreate.text.baselines`.
 """
 
 from __future__ import annotations
@@ -50,12 +50,12 @@ class TextDomain(Domain):
                               n_envs=n_envs, seed=seed)
 
     def judge_names(self) -> list[str]:
-        from rlcreate.evaluation.text_judges import TEXT_JUDGES
+        from rlcreate.text.judges import TEXT_JUDGES
 
         return sorted(TEXT_JUDGES)
 
     def check(self, recipe: Any) -> None:
-        from rlcreate.evaluation.text_judges import check_text_judges
+        from rlcreate.text.judges import check_text_judges
         from rlcreate.text.runs import resolve_prompts, text_settings
 
         settings = text_settings(recipe)
@@ -80,7 +80,7 @@ class TextDomain(Domain):
         return evaluate_text_run(run, asm, **options)
 
     def baseline_methods(self) -> dict[str, Any]:
-        from rlcreate.evaluation.text_baselines import TEXT_METHODS, run_text_baseline
+        from rlcreate.text.baselines import TEXT_METHODS, run_text_baseline
 
         def run(asm, method, run_dir, budget=None, batch=None, section=None, progress_bar=True, n=None,
                 grid=None, descriptors=None, lm=None):
@@ -96,7 +96,7 @@ class TextDomain(Domain):
 
     def check_baseline_section(self, section: dict) -> dict:
         from rlcreate.evaluation.baselines import BaselineError
-        from rlcreate.evaluation.text_baselines import _check_grid
+        from rlcreate.text.baselines import _check_grid
         from rlcreate.recipe import RecipeError
         from rlcreate.validate import check_int
 
@@ -120,6 +120,11 @@ class TextDomain(Domain):
         from rlcreate.text.evaluate import audit_texts
 
         return audit_texts(asm, model, progress, n, deterministic, seed, judges)
+
+    def register_commands(self, sub: Any) -> None:
+        from rlcreate.text.finetune import register
+
+        register(sub)
 
     # ---------------------------------------------------------------- reports
     def read_samples(self, folder: Path) -> list:

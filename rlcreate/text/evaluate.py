@@ -28,7 +28,7 @@ def _json(path: Path) -> Any:
 
 def text_flags(texts: Sequence[str], judged: dict | None = None) -> dict:
     """Memorisation and collapse flags of a text set (thresholds in :mod:`rlcreate.evaluation.audit`)."""
-    from rlcreate.evaluation.text_judges import COPIED_RUN_WORDS, run_text_judges
+    from rlcreate.text.judges import COPIED_RUN_WORDS, run_text_judges
 
     judged = dict(judged or {})
     need = [j for j in ("memorization", "distinct", "self_bleu") if j not in judged]
@@ -64,12 +64,12 @@ def evaluate_text_run(run: Path, asm: Any, n: int | None = None, judges: Sequenc
     texts on the eval prompts (written to ``RUN/eval_samples/``); otherwise the run's
     ``samples/texts.json``. Every group of texts is judged; the run's own group (``primary``:
     ``steered`` for RL, the baseline's product otherwise) gives ``judges``, ``composite`` and flags."""
-    from rlcreate.evaluation.text_judges import DEFAULT_TEXT_JUDGES, check_text_judges, run_text_judges
+    from rlcreate.text.judges import DEFAULT_TEXT_JUDGES, check_text_judges, run_text_judges
     from rlcreate.train.runner import RunFolderError, has_policy, restore
 
     recipe = asm.recipe
     if (run / "finetune_report.json").is_file():  # `rlcreate finetune`: base vs tuned on the TEST prompts
-        from rlcreate.evaluation.text_judges import evaluate_finetune_run
+        from rlcreate.text.judges import evaluate_finetune_run
 
         result = evaluate_finetune_run(run, recipe, n_prompts=n, lm=shared_lm(asm))
         result["flags"] = text_flags(result.pop("texts"), result["judges"])
@@ -114,7 +114,7 @@ def evaluate_text_run(run: Path, asm: Any, n: int | None = None, judges: Sequenc
 def audit_texts(asm: Any, model: Any, progress: float, n: int, deterministic: bool, seed: int,
                 judges: list[str]) -> tuple[dict, dict, dict]:
     """One audit point: ``n`` texts of ``model`` on the eval prompts -> (mean terms, judged, flags)."""
-    from rlcreate.evaluation.text_judges import run_text_judges
+    from rlcreate.text.judges import run_text_judges
     from rlcreate.train.runner import rollout
 
     venv = asm.make_env(min(n, 16), seed, purpose="eval")

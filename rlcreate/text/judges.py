@@ -410,7 +410,7 @@ def evaluate_finetune_run(run: Any, recipe: Any, k: int = 8, split: str = "test"
 
     from rlcreate.text.data import prompts as shipped_prompts
     from rlcreate.text.loading import load_causal_lm
-    from rlcreate.train.finetune import finetune_settings
+    from rlcreate.text.finetune import finetune_settings
     import yaml
 
     run = Path(run)
