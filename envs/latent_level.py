@@ -114,6 +114,7 @@ class LatentLevelCore:
             "segment_index": self.t.copy(),
             "n_segments": self.n_segments,
             "targets": {s.name: self.target_values[:, j] for j, s in enumerate(self.targets)},
+            "latent": a * self.gen.action_scale,  # the decoder input (prior / typical-set rewards)
         }
         if self.seam:
             context["seam_state"] = self.seam_state.copy()

@@ -1,6 +1,6 @@
 """Every script in scripts/ runs for real in a subprocess with a tiny budget (its smoke mode), and the
 main job (`rlcreate demo`) runs end to end with a few hundred steps. Scripts with their own test
-(cleanrl_ppo, rllib_ppo, bench_level_quality, bench_text_creativity, bench_scaleout) are covered
+(cleanrl_ppo, rllib_ppo, bench_level_quality, bench_scaleout) are covered
 there; this file fails when a new script has no smoke run anywhere."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 TESTED_ELSEWHERE = {"cleanrl_ppo.py": "test_cleanrl.py", "rllib_ppo.py": "test_rllib.py",
                     "bench_level_quality.py": "test_level_quality.py",
-                    "bench_text_creativity.py": "test_text_creativity.py", "bench_scaleout.py": "test_rllib.py",
+                    "bench_scaleout.py": "test_rllib.py",
                     "check_report_chromium.py": None, "setup.sh": None}
 
 
@@ -41,6 +41,9 @@ def _smoke(tmp: Path) -> dict[str, list[str]]:
                                      "--max-levels", "2", "--runs", "1", "--piece-width", "32", "--no-cache"],
         "train_level_vae.py": [py, "scripts/train_level_vae.py", "--epochs", "1", "--out", str(tmp / "vae")],
         "train_column_lm.py": [py, "scripts/train_column_lm.py", "--steps", "2", "--out", str(tmp / "lm")],
+        "bench_text_creativity.py": [py, "scripts/bench_text_creativity.py", "--steps", "1", "--k", "2",
+                                     "--n-prompts", "2", "--runs", str(tmp / "creativity"), "--out",
+                                     str(tmp / "creativity.json")],
         "bench_text_steer.py": [py, "scripts/bench_text_steer.py", "--timesteps", "96", "--n", "4",
                                 "--run", str(tmp / "steer"), "--out", str(tmp / "steer.json")],
         "compare_mario_baselines.sh": ["bash", "scripts/compare_mario_baselines.sh", "128", str(tmp / "compare"), "2"],

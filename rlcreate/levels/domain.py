@@ -40,6 +40,12 @@ class LevelsDomain(Domain):
     def default_algo(self, env_id: str) -> str:
         return "maskable_ppo" if env_id == "rlcreate/MarioTokens-v0" else "ppo"
 
+    @staticmethod
+    def sampled(asm: Any) -> bool:
+        """Whether samples come from the policy's distribution (seeded) rather than its mode: token
+        policies' modes collapse to the LM's most likely column (flat floors), so they are sampled."""
+        return asm.recipe.env_id == "rlcreate/MarioTokens-v0"
+
     def make_vec_env(self, asm: Any, n_envs: int, seed: int, purpose: str = "train") -> Any:
         from rlcreate.assemble import call_env_factory
         from rlcreate.levels.envs import make_mario_latent_vec, make_mario_tokens_vec
@@ -73,8 +79,10 @@ class LevelsDomain(Domain):
 
         if targets:  # same reward set (and state), recipe with the targets pinned
             asm = Assembly(asm.recipe.with_targets(targets), self, asm.reward_set, asm.shared)
-        venv = asm.make_env(min(n, 16), asm.recipe.seed + 1 if seed is None else seed, purpose="eval")
-        episodes = rollout(model, venv, n)
+        seed = asm.recipe.seed + 1 if seed is None else seed
+        venv = asm.make_env(min(n, 16), seed, purpose="eval")
+        model.set_random_seed(seed)
+        episodes = rollout(model, venv, n, deterministic=not self.sampled(asm))
         return write_levels([{"level": e["level"], "targets": e.get("targets", {})} for e in episodes],
                             Path(out), asm.reward_set)
 

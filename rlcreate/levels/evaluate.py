@@ -77,7 +77,8 @@ def evaluate_level_run(run: Path, asm: Any, n: int | None = None, judges: Sequen
         notes.append(f"policy: {model.rlcreate_source}")
         venv = asm.make_env(min(n, 16), recipe.seed + 1, purpose="eval")
         venv.set_progress(1.0)
-        episodes = rollout(model, venv, n)
+        model.set_random_seed(recipe.seed + 1)
+        episodes = rollout(model, venv, n, deterministic=not asm.domain.sampled(asm))
         levels = [e["level"] for e in episodes]
         returns = np.array([e["episode_return"] for e in episodes])
         out = run / "eval_samples"
@@ -107,6 +108,10 @@ def evaluate_level_run(run: Path, asm: Any, n: int | None = None, judges: Sequen
         notes.append("no composite returns for these levels: QD-score counts each level as 1 (coverage only)")
         result["qd"] = qd_summary(levels, np.ones(len(levels)))
     result["flags"] = level_flags(levels, result["judges"])
+    human = result["judges"].get("human_likeness") or {}
+    if human.get("flagged"):
+        notes.append(f"FLAG not human-like: a classifier tells these levels from held-out human levels with "
+                     f"AUC {human['auc']:.3f} (> 0.70)")
     baseline = _json(run / "baseline.json")
     if baseline:
         result["search"] = {k: baseline.get(k) for k in ("method", "evaluations", "best_return", "all_evaluated_qd")}
