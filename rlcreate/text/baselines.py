@@ -59,39 +59,10 @@ DEFAULT_N = 8
 
 def sample_texts(stepper, prompts: Sequence[str], max_new_tokens: int, min_new_tokens: int = 0,
                  temperature: float = 1.0, top_p: float = 1.0, seed: int = 0) -> list[str]:
-    """Ancestral samples of the stepper's LM, one per prompt, EOS masked before ``min_new_tokens``.
-
-    :meth:`rlcreate.text.stepping.LMStepper.sample` without the minimum length, which the environment
-    enforces and a fair baseline must too."""
-    import torch
-
-    from rlcreate.text.stepping import _draw  # the stepper's own temperature / nucleus draw
-
-    gen = torch.Generator().manual_seed(int(seed))
-    saved, stepper.return_full_logprobs = stepper.return_full_logprobs, True
-    try:
-        offer = stepper.start(list(prompts))
-        done = np.zeros(len(prompts), dtype=bool)
-        emitted: list[list[int]] = [[] for _ in prompts]
-        for t in range(max_new_tokens):
-            logprobs = torch.from_numpy(offer.logprobs_full)
-            if t < min_new_tokens and stepper.eos_token_ids:
-                logprobs[:, stepper.eos_token_ids] = float("-inf")
-                logprobs = torch.log_softmax(logprobs, dim=-1)
-            tokens = _draw(logprobs, temperature, top_p, gen)
-            tokens[done] = stepper.pad_token_id
-            for i, tok in enumerate(tokens.tolist()):
-                if not done[i]:
-                    if tok in stepper.eos_token_ids:
-                        done[i] = True
-                    else:
-                        emitted[i].append(tok)
-            if done.all() or t == max_new_tokens - 1:
-                break
-            offer = stepper.step(tokens)
-    finally:
-        stepper.return_full_logprobs = saved
-    return [stepper.tokenizer.decode(ids, skip_special_tokens=True) for ids in emitted]
+    """Ancestral samples of the stepper's LM, one per prompt, EOS masked before ``min_new_tokens``
+    as the environment does (a fair baseline must too): :meth:`LMStepper.sample`."""
+    return stepper.sample(list(prompts), max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                          seed=seed, min_new_tokens=min_new_tokens)
 
 
 def several_answers(stepper, prompts: Sequence[str], m: int, max_new_tokens: int, temperature: float = 1.0,

@@ -213,11 +213,12 @@ class LMStepper:
 
     @torch.inference_mode()
     def sample(self, prompts: Sequence[str], max_new_tokens: int = 32, temperature: float = 1.0,
-               top_p: float = 1.0, seed: int = 0) -> list[str]:
+               top_p: float = 1.0, seed: int = 0, min_new_tokens: int = 0) -> list[str]:
         """Plain ancestral sampling (temperature, nucleus) of a continuation per prompt, for baselines.
 
-        Uses the same batched KV-cache stepping as the environment; a row stops at EOS. The seed
-        fixes the draws (a private ``torch.Generator``), so the same call gives the same texts.
+        Uses the same batched KV-cache stepping as the environment; a row stops at EOS, which is
+        masked before ``min_new_tokens`` (as the environment does). The seed fixes the draws (a
+        private ``torch.Generator``), so the same call gives the same texts.
         """
         if temperature < 0 or not 0 < top_p <= 1:
             raise ValueError(f"need temperature >= 0 and 0 < top_p <= 1, got {temperature}, {top_p}")
@@ -231,7 +232,11 @@ class LMStepper:
             done = np.zeros(len(prompts), dtype=bool)
             emitted: list[list[int]] = [[] for _ in prompts]
             for t in range(max_new_tokens):
-                tokens = _draw(torch.from_numpy(offer.logprobs_full), temperature, top_p, gen)
+                logprobs = torch.from_numpy(offer.logprobs_full)
+                if t < min_new_tokens and self.eos_token_ids:
+                    logprobs[:, self.eos_token_ids] = float("-inf")
+                    logprobs = torch.log_softmax(logprobs, dim=-1)
+                tokens = _draw(logprobs, temperature, top_p, gen)
                 tokens[done] = self.pad_token_id
                 for i, tok in enumerate(tokens.tolist()):
                     if not done[i]:
