@@ -25,41 +25,11 @@ import numpy as np
 
 from rlcreate.recipe import load_recipe
 
-__all__ = ["run_demo", "demo_recipe_path", "episode_returns", "heldout_novelty_reference", "control_error"]
+__all__ = ["run_demo", "demo_recipe_path", "control_error"]
 
 
 def demo_recipe_path() -> Path:
     return Path(str(resources.files("rlcreate") / "recipes" / "mario_tokens.yaml"))
-
-
-def episode_returns(venv, policy, n_episodes: int) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Run ``policy(obs) -> actions`` until ``n_episodes`` levels are finished; returns their
-    composite episode returns (sum of per-step rewards) and the levels."""
-    returns, levels = [], []
-    acc = np.zeros(venv.num_envs)
-    obs = venv.reset()
-    while len(returns) < n_episodes:
-        obs, rew, done, infos = venv.step(policy(obs))
-        acc += rew
-        for i in np.flatnonzero(done):
-            returns.append(acc[i])
-            levels.append(infos[i]["level"])
-            acc[i] = 0.0
-    return np.array(returns[:n_episodes]), levels[:n_episodes]
-
-
-def heldout_novelty_reference(width: int = 128) -> np.ndarray:
-    """Novelty (mean NN distance to training windows) of every held-out corpus level piece."""
-    from rlcreate.levels import corpus
-    from rlcreate.rewards.levels import corpus_neighbours
-
-    nn = corpus_neighbours(16)
-    out = []
-    for b in corpus.held_out_blocks():
-        g = b.grid()
-        for s in range(0, g.shape[1] - width + 1, width):
-            out.append(nn.level_distance(g[:, s:s + width]))
-    return np.array(out)
 
 
 def level_novelty(levels: list[np.ndarray]) -> np.ndarray:

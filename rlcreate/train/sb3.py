@@ -390,19 +390,3 @@ def export_sb3_zip(run_dir: Path, path: Path) -> Path:
     model = load_policy(run_dir)
     model.save(Path(path))
     return Path(path) if str(path).endswith(".zip") else Path(str(path) + ".zip")
-
-
-def rollout_levels(model, venv, n: int, deterministic: bool = True) -> list[dict]:
-    """Run the policy until ``n`` episodes finished; returns the finished episodes' infos."""
-    from sb3_contrib import MaskablePPO
-
-    out: list[dict] = []
-    obs = venv.reset()
-    while len(out) < n:
-        if isinstance(model, MaskablePPO):
-            action, _ = model.predict(obs, deterministic=deterministic, action_masks=venv.action_masks())
-        else:
-            action, _ = model.predict(obs, deterministic=deterministic)
-        obs, _, done, infos = venv.step(action)
-        out.extend(infos[i] for i in np.flatnonzero(done))
-    return out[:n]
