@@ -15,6 +15,7 @@ without importing torch, numba or a model.
 from __future__ import annotations
 
 import importlib
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -153,9 +154,7 @@ def register_domain(domain: Domain) -> Domain:
     _DOMAINS[domain.name] = domain
     for env_id in domain.envs:
         _ENV_DOMAIN[env_id] = domain.name
-    import sys
-
-    if "gymnasium" in sys.modules:
+    if "gymnasium" in sys.modules:  # else registration happens when gymnasium is imported
         from rlcreate.envs.registration import register_envs
 
         register_envs()
