@@ -7,7 +7,7 @@ Submodules import heavy dependencies lazily; import what you need, e.g.
 
 from rlcreate.errors import UserError
 
-__all__ = ["UnknownJudgeError", "baselines", "audit", "report", "html"]
+__all__ = ["UnknownJudgeError", "baselines", "audit", "report", "html", "summary"]
 
 
 class UnknownJudgeError(UserError):

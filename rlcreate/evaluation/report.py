@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
+from rlcreate.evaluation.summary import read_json
 from rlcreate.evaluation.html import esc as _e
 from rlcreate.evaluation.html import plt as _plt
 from rlcreate.evaluation.html import table as _table
@@ -43,13 +44,6 @@ def read_scalars(tb_dir: Path) -> dict[str, tuple[list[int], list[float]]]:
     return out
 
 
-def _json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def _domain(config: Any):
     """The domain of a run's config (None when the config names no known environment)."""
     from rlcreate.domains import domain_of, env_ids
@@ -73,9 +67,9 @@ def load_run(run: str | Path) -> dict:
     d["config"] = yaml.safe_load(d["config_text"]) if d["config_text"] else None
     if d["config"] is None:
         d["missing"].append("config.yaml (the recipe)")
-    d["baseline"] = _json(run / "baseline.json")
+    d["baseline"] = read_json(run / "baseline.json")
     d["kind"] = f"baseline: {d['baseline']['method']}" if d["baseline"] else "RL"
-    d["progress"] = _json(run / "progress.json")
+    d["progress"] = read_json(run / "progress.json")
     d["scalars"] = read_scalars(run / "tb") if (run / "tb").is_dir() else {}
     if not d["baseline"]:
         if not d["scalars"]:
@@ -94,10 +88,10 @@ def load_run(run: str | Path) -> dict:
     d["samples"] = d["domain"].read_samples(sample_dir) if d["domain"] else []
     if not d["samples"]:
         d["missing"].append(f"{sample_dir.name}/ {d['domain'].artifact if d['domain'] else 'sample'}s")
-    d["metrics"] = _json(run / "metrics.json")
+    d["metrics"] = read_json(run / "metrics.json")
     if d["metrics"] is None:
         d["missing"].append("metrics.json (run `rlcreate eval RUN` for judges)")
-    d["audit"] = _json(run / "audit.json") or (d["metrics"] or {}).get("audit")
+    d["audit"] = read_json(run / "audit.json") or (d["metrics"] or {}).get("audit")
     return d
 
 

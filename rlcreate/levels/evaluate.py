@@ -3,13 +3,13 @@ report's level sections (expressive range, gallery). Called through the levels d
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from rlcreate.evaluation.summary import composite, read_json
 from rlcreate.evaluation.html import esc, fmt, plt
 
 __all__ = ["read_levels", "evaluate_level_run", "level_flags", "audit_levels", "expressive_range_html",
@@ -23,13 +23,6 @@ def read_levels(folder: Path) -> list[np.ndarray]:
     from rlcreate.levels.tiles import read_level
 
     return [read_level(p) for p in sorted(Path(folder).glob("level_*.txt"))]
-
-
-def _json(path: Path) -> Any:
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def level_flags(levels: Sequence[np.ndarray], judged: dict | None = None) -> dict:
@@ -93,7 +86,7 @@ def evaluate_level_run(run: Path, asm: Any, n: int | None = None, judges: Sequen
                                  "(train the run to the end, or write samples with `rlcreate generate`)")
         if n and n != len(levels):
             notes.append(f"--n {n} ignored: this run has no policy to generate from; judged its {len(levels)} samples")
-        summary = _json(run / "samples" / "metrics.json") or {}
+        summary = read_json(run / "samples" / "metrics.json") or {}
         stored = [m.get("episode_return") for m in summary.get("levels", [])]
         if len(stored) == len(levels) and all(r is not None for r in stored):
             returns = np.array(stored, np.float64)
@@ -101,8 +94,7 @@ def evaluate_level_run(run: Path, asm: Any, n: int | None = None, judges: Sequen
     result: dict[str, Any] = {"run": run.name, "source": source, "n_levels": len(levels),
                               "judges": run_judges(levels, names, astar_runs=astar_runs)}
     if returns is not None:
-        result["composite"] = {"mean": float(np.mean(returns)), "best": float(np.max(returns)),
-                               "std": float(np.std(returns))}
+        result["composite"] = composite(returns)
         result["qd"] = qd_summary(levels, returns)
     else:
         notes.append("no composite returns for these levels: QD-score counts each level as 1 (coverage only)")
@@ -112,7 +104,7 @@ def evaluate_level_run(run: Path, asm: Any, n: int | None = None, judges: Sequen
     if human.get("flagged"):
         notes.append(f"FLAG not human-like: a classifier tells these levels from held-out human levels with "
                      f"AUC {human['auc']:.3f} (> 0.70)")
-    baseline = _json(run / "baseline.json")
+    baseline = read_json(run / "baseline.json")
     if baseline:
         result["search"] = {k: baseline.get(k) for k in ("method", "evaluations", "best_return", "all_evaluated_qd")}
     result["notes"] = notes
@@ -184,7 +176,7 @@ def gallery_html(d: dict, index: int, img_dir: Path, limit: int) -> str:
     h = ["<h3>Gallery</h3><div class='gallery'>"]
     folder = d["sample_dir"]
     pngs = sorted(folder.glob("level_*.png"))[:limit] if folder.is_dir() else []
-    per_level = {m.get("file"): m for m in (_json(folder / "metrics.json") or {}).get("levels", [])}
+    per_level = {m.get("file"): m for m in (read_json(folder / "metrics.json") or {}).get("levels", [])}
     for p in pngs:
         dst = img_dir / f"run{index}_{p.name}"
         shutil.copyfile(p, dst)

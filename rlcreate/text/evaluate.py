@@ -3,12 +3,12 @@ section. Called through the text domain."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from rlcreate.evaluation.summary import composite, read_json
 from rlcreate.evaluation.html import esc, fmt, table
 
 __all__ = ["evaluate_text_run", "text_flags", "audit_texts", "texts_html", "TEXT_COPIED_FLAG",
@@ -17,13 +17,6 @@ __all__ = ["evaluate_text_run", "text_flags", "audit_texts", "texts_html", "TEXT
 TEXT_COPIED_FLAG = 0.5
 TEXT_SELF_BLEU_FLAG = 50.0
 TEXT_DISTINCT2_FLAG = 0.5
-
-
-def _json(path: Path) -> Any:
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def text_flags(texts: Sequence[str], judged: dict | None = None) -> dict:
@@ -85,11 +78,11 @@ def evaluate_text_run(run: Path, asm: Any, n: int | None = None, judges: Sequenc
             notes.append(f"--n {n} ignored: this run has no policy to generate from; judged its samples/")
         folder = run / "eval_samples" if (run / "eval_samples" / "texts.json").is_file() else run / "samples"
         source = f"texts in {folder.name}/"
-    records = _json(folder / "texts.json")
+    records = read_json(folder / "texts.json")
     if not records:
         raise RunFolderError(f"{run}: no {folder.name}/texts.json; nothing to evaluate (train the run to the end, "
                              "or write texts with `rlcreate generate RUN --n 16`)")
-    primary = (_json(folder / "metrics.json") or {}).get("primary", "steered")
+    primary = (read_json(folder / "metrics.json") or {}).get("primary", "steered")
     groups = [g for g in records[0] if g != "prompt"]
     lm = shared_lm(asm) if "perplexity" in names else None
     result: dict[str, Any] = {"run": run.name, "domain": "text", "source": source, "n_levels": len(records),
@@ -98,13 +91,11 @@ def evaluate_text_run(run: Path, asm: Any, n: int | None = None, judges: Sequenc
         texts = [r[g]["text"] for r in records]
         totals = np.array([r[g]["total"] for r in records], np.float64)
         judged = run_text_judges(texts, names, prompts=[r[g]["prompt"] for r in records], lm=lm)
-        result["groups"][g] = {"judges": judged, "composite": {"mean": float(np.nanmean(totals)),
-                                                               "best": float(np.nanmax(totals)),
-                                                               "std": float(np.nanstd(totals))}}
+        result["groups"][g] = {"judges": judged, "composite": composite(totals)}
     result["judges"] = result["groups"][primary]["judges"]
     result["composite"] = result["groups"][primary]["composite"]
     result["flags"] = text_flags([r[primary]["text"] for r in records], result["judges"])
-    baseline = _json(run / "baseline.json")
+    baseline = read_json(run / "baseline.json")
     if baseline:
         result["search"] = {k: baseline.get(k) for k in ("method", "evaluations", "best_return", "primary")}
     result["notes"] = notes
@@ -136,7 +127,7 @@ def texts_html(d: dict, limit: int) -> str:
     records = d["samples"][:max(limit, 1)]
     if not records:
         return "<p class='missing'>no texts</p>"
-    primary = (_json(d["sample_dir"] / "metrics.json") or {}).get("primary", "steered")
+    primary = (read_json(d["sample_dir"] / "metrics.json") or {}).get("primary", "steered")
     groups = [g for g in records[0] if g != "prompt"]
     groups.sort(key=lambda g: g != primary)  # the run's own texts first
     judged = ((d["metrics"] or {}).get("groups") or {})

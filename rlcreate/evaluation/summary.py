@@ -1,0 +1,26 @@
+"""Small pieces every domain's evaluation shares: reading a run folder's JSON files, and the
+composite-return summary of a set of samples."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+__all__ = ["read_json", "composite"]
+
+
+def read_json(path: str | Path) -> Any:
+    """A JSON file's content, or None when it is missing or not valid JSON (a partial run folder)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def composite(returns: Sequence[float]) -> dict:
+    """Mean, best and spread of composite returns (NaN entries, i.e. unscored samples, ignored)."""
+    r = np.asarray(returns, np.float64)
+    return {"mean": float(np.nanmean(r)), "best": float(np.nanmax(r)), "std": float(np.nanstd(r))}
