@@ -25,6 +25,7 @@ from rlcreate.envs.core_vec_env import CoreEnv, CoreVecEnv, render_grid
 from rlcreate.envs.token_stream import TokenStreamCore, topk_offers
 
 from rlcreate.envs.latent_level import EnvConfigError, TargetSpec
+from rlcreate.envs.target_control import TargetControl, TargetMeasure
 from rlcreate.rewards.compose import RewardSet, as_reward_set
 
 __all__ = ["ColumnTokensCore", "ColumnTokensVecEnv", "ColumnTokensEnv", "ColumnRule", "LOGPROB_FLOOR", "CHUNK",
@@ -56,7 +57,8 @@ class ColumnTokensCore(TokenStreamCore):
                  n_columns: int = 64, k: int = 8, targets: dict[str, Sequence[float]] | None = None,
                  reward_every: str = "end", n: int = 1, min_prob: float = 1e-4, hidden_clip: float = 5.0,
                  rule: ColumnRule | None = None, seam: Any = None, n_special: int = 0, renderer: Any = None,
-                 strict_actions: bool = False):
+                 strict_actions: bool = False, target_measures: dict[str, TargetMeasure] | None = None,
+                 target_shaping: float = 0.0):
         if not isinstance(n, (int, np.integer)) or n < 1:
             raise EnvConfigError(f"n_envs = {n!r}: must be an integer >= 1")
         if not isinstance(n_columns, (int, np.integer)) or n_columns < 1:
@@ -75,6 +77,9 @@ class ColumnTokensCore(TokenStreamCore):
                                  "top-k column is masked)")
         if not hidden_clip > 0:
             raise EnvConfigError(f"hidden_clip = {hidden_clip!r}: must be > 0")
+        if not (isinstance(target_shaping, (int, float)) and np.isfinite(target_shaping) and target_shaping >= 0):
+            raise EnvConfigError(f"target_shaping = {target_shaping!r}: must be a number >= 0 (0 = off; use the "
+                                 "weight of the recipe's target_match term)")
         self.lm, self.rule = lm, rule
         self._n_special = int(n_special)
         self.featurizer, self.renderer = featurizer, renderer
@@ -85,9 +90,12 @@ class ColumnTokensCore(TokenStreamCore):
         self.min_logprob = float(np.log(min_prob)) if min_prob > 0 else -np.inf
         self.targets = [TargetSpec(name, float(v[0]), float(v[1])) for name, v in (targets or {}).items()]
         self.n_features = int(n_features)
+        self.control = TargetControl(self.targets, target_measures or {}, self.n_columns, float(target_shaping))
         # hidden (scaled to [-1, 1]) | top-k log-probs (scaled to [0, 1]) | features of the last 16
-        # columns and of the whole level so far | progress | targets
-        low = np.concatenate([np.full(d, -1.0), np.zeros(k + 2 * self.n_features + 1 + len(self.targets))])
+        # columns and of the whole level so far | progress | targets | control (schedule deficits,
+        # then what each offer adds to every target measure: the last k * T entries, slot-major)
+        low = np.concatenate([np.full(d, -1.0), np.zeros(k + 2 * self.n_features + 1 + len(self.targets)
+                                                         + self.control.size(k))])
         self.observation_space = spaces.Box(low.astype(np.float32), np.ones_like(low, np.float32), dtype=np.float32)
         self.action_space = spaces.Discrete(self.k)
         self.progress = 0.0  # training progress in [0, 1] for reward weight schedules (set by the trainer)
@@ -115,6 +123,7 @@ class ColumnTokensCore(TokenStreamCore):
         self.last_feat[:] = 0
         self.level_feat[:] = 0
         self.seam_state[:] = 0
+        self.control.reset(self.n)
         for j, spec in enumerate(self.targets):
             self.target_values[:, j] = rng.uniform(spec.low, spec.high, size=self.n)
         return self.observe()
@@ -131,9 +140,14 @@ class ColumnTokensCore(TokenStreamCore):
         hidden, topk = self._observe_offers(LOGPROB_FLOOR, scaled=True)
         tnorm = np.stack([s.normalise(self.target_values[:, j]) for j, s in enumerate(self.targets)], 1) \
             if self.targets else np.zeros((self.n, 0))
+        control = self.control.observe(self.levels[:, :, :self.t], self.target_values, self.offered_columns())
         rest = np.concatenate([topk, self.last_feat, self.level_feat,
-                               np.full((self.n, 1), self.t / self.n_columns), tnorm], 1)
+                               np.full((self.n, 1), self.t / self.n_columns), tnorm, control], 1)
         return np.concatenate([hidden, np.clip(rest, 0.0, 1.0)], 1).astype(np.float32)
+
+    def offered_columns(self) -> np.ndarray:
+        """(n, k, H) the tile columns on offer (a special token, masked anyway, shows as column 0)."""
+        return self.lm.columns[np.maximum(self.topk_ids - self._n_special, 0)]
 
     def action_masks(self) -> np.ndarray:
         """(n, k) bool: top-k slots a policy may pick — a column (special tokens are -inf in the LM's
@@ -166,7 +180,7 @@ class ColumnTokensCore(TokenStreamCore):
         if chunk_end:
             self.level_feat = self._features(self.levels[:, :, :self.t])
 
-        rewards = np.zeros(self.n, np.float32)
+        rewards = self.control.shaping(self.levels[:, :, :self.t], self.target_values, done).astype(np.float32)
         infos = self._action_infos(chosen, replaced)
         for info, t in zip(infos, tokens):
             info["column"] = int(t)
@@ -181,7 +195,7 @@ class ColumnTokensCore(TokenStreamCore):
                                  position=np.full(self.n, (start + self.t) / 2 / self.n_columns), **seam)
             self._advance_seam(chunk)
         if result is not None:
-            rewards = result.total.astype(np.float32)
+            rewards += result.total.astype(np.float32)
             for i in rows:
                 infos[i]["rewards"] = result.per_sample(i)
         if done:
@@ -256,7 +270,10 @@ class ColumnTokensEnv(CoreEnv):
     ``d = n_embd``) divided by ``hidden_clip`` and clipped to ``[-1, 1]``; the top-k log-probs clipped
     to ``[-20, 0]`` and mapped to ``[0, 1]``; F = 9 features (:func:`rlcreate.levels.envs.segment_features`)
     of the last 16 columns and of the whole level so far (updated every 16 columns); progress
-    ``t / n_columns``; the T control targets scaled to ``[0, 1]``. All but the hidden part lie in ``[0, 1]``.
+    ``t / n_columns``; the T control targets scaled to ``[0, 1]``; when the domain gives target measures
+    (Mario does), T schedule deficits and the last ``k * T`` entries: what each offered column adds to
+    each target's count (:class:`~rlcreate.envs.target_control.TargetControl`; the ``lm_prior``
+    policy's ``offer_features: T`` reads them). All but the hidden part lie in ``[0, 1]``.
 
     ## Rewards
     The recipe's reward set (default: MarioLatent's :data:`~rlcreate.levels.envs.DEFAULT_REWARDS`).
@@ -265,6 +282,8 @@ class ColumnTokensEnv(CoreEnv):
     partial one) is scored with context ``position``, ``targets`` and ``seam_state`` (the fast
     solver's exit states at the previous chunk's edge, row x jump phase), as in MarioLatent. Scored steps
     carry every term in ``info["rewards"]``; ``info["column"]`` is the appended token id.
+    ``target_shaping=w`` adds potential-based shaping toward the targets' schedule on every step; it
+    sums to 0 over each level, so returns are unchanged (see :mod:`rlcreate.envs.target_control`).
 
     ## Starting State
     An empty level after ``<bos>``; targets drawn uniformly from their ranges with ``self.np_random``.
@@ -281,7 +300,7 @@ class ColumnTokensEnv(CoreEnv):
     MarioLatent's terms), ``targets`` ({name: [low, high]}, default
     :data:`~rlcreate.levels.envs.DEFAULT_TARGETS`), ``lm`` (a :class:`ColumnLM` or a model folder;
     default the shipped ``rlcreate/models/mario-column-lm``), ``reward_every`` ("end" | "column"),
-    ``min_prob=1e-4``, ``hidden_clip=5.0``, ``structure=True`` (mask offers that break validity),
+    ``min_prob=1e-4``, ``hidden_clip=5.0``, ``target_shaping=0.0``, ``structure=True`` (mask offers that break validity),
     ``strict_actions=False`` (True: an action outside the mask is an error), ``render_mode`` (None |
     "ansi" | "rgb_array").
 

@@ -15,7 +15,7 @@ import numpy as np
 from rlcreate.rewards.base import RewardModule
 from rlcreate.rewards.registry import register
 
-__all__ = ["Playability", "LevelNovelty", "StyleCoherence", "DifficultyCurve", "TargetMatch", "engagement_curve",
+__all__ = ["TARGET_MEASURES", "Playability", "LevelNovelty", "StyleCoherence", "DifficultyCurve", "TargetMatch", "engagement_curve",
            "corpus_neighbours", "corpus_pattern_kl", "level_windows"]
 
 SEGMENT = 16
@@ -205,8 +205,9 @@ def _shape_groups(samples: Sequence[np.ndarray]) -> list[np.ndarray]:
     return [np.array(ix) for ix in shapes.values()]
 
 
-#: how each control target is measured on a stack of grids (n, 14, W), and its tolerance
-_TARGET_MEASURES = {
+#: how each control target is measured on a stack of grids (n, 14, W), and its tolerance (also what
+#: MarioTokens-v0 observes and shapes toward: rlcreate.envs.target_control)
+TARGET_MEASURES = {
     "enemies": (lambda g: (g == 6).sum(axis=(1, 2)), 2.0),
     "gaps": (lambda g: _gap_runs(g), 1.0),
     "blocks": (lambda g: np.isin(g, (2, 3, 4)).sum(axis=(1, 2)), 4.0),
@@ -235,15 +236,15 @@ class TargetMatch(RewardModule):
     def score(self, samples: Sequence[np.ndarray], targets: dict | None = None, **context: Any):
         if not targets:
             return [None] * len(samples)
-        unknown = sorted(set(targets) - set(_TARGET_MEASURES))
+        unknown = sorted(set(targets) - set(TARGET_MEASURES))
         if unknown:
-            raise ValueError(f"target_match: unknown control targets {unknown}; known: {sorted(_TARGET_MEASURES)}")
+            raise ValueError(f"target_match: unknown control targets {unknown}; known: {sorted(TARGET_MEASURES)}")
         out = np.zeros(len(samples))
         for g in _shape_groups(samples):
             grids = np.stack([np.asarray(samples[i]) for i in g])
             per16 = SEGMENT / grids.shape[2]
             errs = [np.abs(fn(grids) * per16 - np.asarray(targets[t], dtype=np.float64)[g]) / tol
-                    for t, (fn, tol) in ((t, _TARGET_MEASURES[t]) for t in targets)]
+                    for t, (fn, tol) in ((t, TARGET_MEASURES[t]) for t in targets)]
             out[g] = np.maximum(0.0, 1.0 - np.mean(errs, axis=0))
         return out.tolist()
 

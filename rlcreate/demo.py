@@ -42,12 +42,12 @@ def level_novelty(levels: list[np.ndarray]) -> np.ndarray:
 def control_error(levels: list[np.ndarray], targets: list[dict]) -> dict:
     """Per control target (per 16 columns): mean absolute error and the correlation between the
     requested and the achieved value over the levels."""
-    from rlcreate.rewards.levels import _TARGET_MEASURES
+    from rlcreate.rewards.levels import TARGET_MEASURES
 
     out = {}
     names = sorted({k for t in targets for k in t})
     for name in names:
-        fn, _ = _TARGET_MEASURES[name]
+        fn, _ = TARGET_MEASURES[name]
         want = np.array([t[name] for t in targets], np.float64)
         got = np.array([float(fn(g[None])[0]) * 16 / g.shape[1] for g in levels])
         corr = float(np.corrcoef(want, got)[0, 1]) if want.std() > 0 and got.std() > 0 else 0.0

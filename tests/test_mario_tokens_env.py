@@ -53,7 +53,9 @@ def test_gymnasium_and_sb3_check_env(tiny_lm):
     sb3_check(make_mario_tokens(n_columns=20, k=4, lm=tiny_lm), warn=True)
     assert env.action_space == gym.spaces.Discrete(4)
     # hidden (16) + top-k (4) + last-16 and whole-level features (2 x 9) + progress + 2 targets
-    assert env.observation_space.shape == (16 + 4 + 2 * N_FEAT + 1 + len(DEFAULT_TARGETS),)
+    # + control: 2 schedule deficits and 4 offers x 2 target gains
+    n_t = len(DEFAULT_TARGETS)
+    assert env.observation_space.shape == (16 + 4 + 2 * N_FEAT + 1 + n_t + n_t + 4 * n_t,)
     assert np.isfinite(env.observation_space.low).all() and np.isfinite(env.observation_space.high).all()
 
 
@@ -250,7 +252,7 @@ def test_same_seed_same_levels(tiny_lm):
 def test_vecenv_auto_reset_contract_and_masks(tiny_lm):
     venv = make_mario_tokens_vec(n_envs=3, n_columns=5, k=4, lm=tiny_lm, seed=0)
     obs = venv.reset()
-    assert obs.shape == (3, 16 + 4 + 2 * N_FEAT + 1 + 2)
+    assert obs.shape == (3, 16 + 4 + 2 * N_FEAT + 1 + 2 + (1 + 4) * 2)  # ... targets, control
     assert venv.action_masks().shape == (3, 4)
     assert len(venv.env_method("action_masks")) == 3 and venv.has_attr("action_masks")
     progress = 16 + 4 + 2 * N_FEAT
@@ -272,7 +274,8 @@ def test_vecenv_seed_fixes_targets(tiny_lm):
         venv = make_mario_tokens_vec(n_envs=4, n_columns=3, k=2, lm=tiny_lm)
         venv.seed(seed)
         obs = venv.reset()
-        return obs[:, -2:]
+        control = venv.core.control.size(2)  # the control entries follow the 2 targets
+        return obs[:, -2 - control:-control]
 
     assert np.array_equal(targets(5), targets(5))
     assert not np.array_equal(targets(5), targets(6))

@@ -63,12 +63,12 @@ class LevelsDomain(Domain):
     def check(self, recipe: Any) -> None:
         from rlcreate.levels.judges import check_judges
         from rlcreate.recipe import RecipeError
-        from rlcreate.rewards.levels import _TARGET_MEASURES
+        from rlcreate.rewards.levels import TARGET_MEASURES
         from rlcreate.validate import check_choice
 
         check_judges(recipe.judges)
         for name in recipe.targets:  # a misspelt target trained until target_match raised mid-run
-            check_choice(f"targets.{name}", name, sorted(_TARGET_MEASURES), "a control target", RecipeError)
+            check_choice(f"targets.{name}", name, sorted(TARGET_MEASURES), "a control target", RecipeError)
 
     # ---------------------------------------------------------------- runs
     def generate(self, model: Any, asm: Any, n: int, out: Path, targets: dict | None = None,

@@ -228,18 +228,21 @@ def _tokens_core(n: int, n_columns: int, k: int, reward: Any, targets: dict | No
     elif not isinstance(lm, ColumnLM):
         raise EnvConfigError(f"lm = {type(lm).__name__}: pass a ColumnLM, a column-LM folder or None "
                              "(the shipped model)")
+    from rlcreate.rewards.levels import TARGET_MEASURES
+
     return ColumnTokensCore(lm, _reward(reward), segment_features, len(FEATURE_NAMES), n_columns=n_columns, k=k,
                             targets=DEFAULT_TARGETS if targets is None else targets,
                             reward_every=reward_every, n=n,
                             rule=MarioStructure(lm.columns, N_SPECIAL) if structure else None,
-                            seam=SolverSeam(), n_special=N_SPECIAL, renderer=MarioRenderer(), **kwargs)
+                            seam=SolverSeam(), n_special=N_SPECIAL, renderer=MarioRenderer(),
+                            target_measures=TARGET_MEASURES, **kwargs)
 
 
 def make_mario_tokens(n_columns: int = 64, k: int = 8, reward: Any = None, targets: dict | None = None,
                       lm: Any = None, reward_every: str = "end", render_mode: str | None = None,
                       **kwargs: Any) -> ColumnTokensEnv:
     """Single-env ``rlcreate/MarioTokens-v0`` (what ``gymnasium.make`` returns). ``kwargs``:
-    ``min_prob``, ``hidden_clip``, ``structure``."""
+    ``min_prob``, ``hidden_clip``, ``structure``, ``target_shaping``."""
     return ColumnTokensEnv(_tokens_core(1, n_columns, k, reward, targets, lm, reward_every, **kwargs),
                            render_mode=render_mode)
 

@@ -57,12 +57,21 @@ class LMPriorPolicy(MaskableActorCriticPolicy):
             KL-to-reference penalty in the loss instead of a pull toward uniform. The reported
             ``train/entropy_loss`` then logs the mean KL. Without it, an entropy bonus
             pulls the policy toward uniform over the top-k offers (text_steer uses ``ent_coef 0``).
+        offer_features: F > 0 when the observation ends with F features per offered slot
+            (``k * F`` entries, slot-major: MarioTokens-v0's control gains, F = number of targets).
+            A zero-initialised head maps the actor's latent to F weights and adds ``weights . f_j``
+            to slot j's logit: a pointer-style score, so the policy can prefer "an offer with an
+            enemy" wherever it sits in the ranking (an MLP's k outputs are tied to rank positions,
+            whose content changes every step: with them alone the policy ignored its targets).
     """
 
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, lr_schedule,
-                 *args: Any, prior_start: int | None = None, kl_to_prior: bool = False, **kwargs: Any):
+                 *args: Any, prior_start: int | None = None, kl_to_prior: bool = False, offer_features: int = 0,
+                 **kwargs: Any):
         self.prior_start = _check_layout(observation_space, action_space, prior_start)
         self.kl_to_prior = bool(kl_to_prior)
+        self.offer_features = _check_offer_features(observation_space, action_space, offer_features,
+                                                    self.prior_start)
         # MarioTokens-v0 observes the log-probs mapped to [0, 1] (x = 1 - lp / FLOOR): undo that
         k = int(action_space.n)
         self.prior_scaled = bool(np.all(observation_space.low[self.prior_start:self.prior_start + k] == 0.0))
@@ -74,11 +83,17 @@ class LMPriorPolicy(MaskableActorCriticPolicy):
         with th.no_grad():
             nn.init.zeros_(self.action_net.weight)
             nn.init.zeros_(self.action_net.bias)
+        if self.offer_features:  # added after the optimizer was built: register its parameters too
+            self.offer_net = nn.Linear(self.mlp_extractor.latent_dim_pi, self.offer_features)
+            nn.init.zeros_(self.offer_net.weight)
+            nn.init.zeros_(self.offer_net.bias)
+            self.optimizer.add_param_group({"params": list(self.offer_net.parameters())})
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
         data["prior_start"] = self.prior_start
         data["kl_to_prior"] = self.kl_to_prior
+        data["offer_features"] = self.offer_features
         return data
 
     def prior_logits(self, obs: th.Tensor) -> th.Tensor:
@@ -90,6 +105,10 @@ class LMPriorPolicy(MaskableActorCriticPolicy):
     def _distribution(self, obs: th.Tensor, latent_pi: th.Tensor,
                       action_masks: np.ndarray | th.Tensor | None) -> MaskableDistribution:
         logits = self.prior_logits(obs) + self.action_net(latent_pi)
+        if self.offer_features:
+            k, f = int(self.action_space.n), self.offer_features
+            offers = obs.float()[..., -k * f:].reshape(*obs.shape[:-1], k, f)
+            logits = logits + (offers * self.offer_net(latent_pi).unsqueeze(-2)).sum(-1)
         distribution = self.action_dist.proba_distribution(action_logits=logits)
         if action_masks is not None:
             distribution.apply_masking(action_masks)
@@ -150,6 +169,20 @@ def _check_layout(observation_space: spaces.Space, action_space: spaces.Space, p
             f"bounds [{LOGPROB_FLOOR}, 0]: the lm_prior policy reads the LM's top-k log-probs there; use it with "
             "rlcreate/TextTokens-v0 or pass the right prior_start in policy_kwargs")
     return start
+
+
+def _check_offer_features(observation_space: spaces.Space, action_space: spaces.Space, offer_features: int,
+                          prior_start: int) -> int:
+    """``offer_features`` per slot must fit after the top-k log-probs at the observation's end."""
+    k, dim = int(action_space.n), int(observation_space.shape[0])
+    if isinstance(offer_features, bool) or not isinstance(offer_features, (int, np.integer)) or offer_features < 0:
+        raise PolicyConfigError(f"offer_features = {offer_features!r}: must be an integer >= 0 (features per "
+                                "offered slot at the end of the observation; 0 = none)")
+    if offer_features and dim - k * offer_features < prior_start + k:
+        raise PolicyConfigError(f"offer_features = {offer_features}: {k} slots x {offer_features} features do not "
+                                f"fit after the top-k log-probs in an observation of shape ({dim},); use the number "
+                                "of control targets of rlcreate/MarioTokens-v0, or 0")
+    return int(offer_features)
 
 
 #: policy names a recipe may write in ``trainer.hyper.policy`` besides SB3's own ("MlpPolicy", ...)

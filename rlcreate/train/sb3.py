@@ -24,7 +24,7 @@ from rlcreate.recipe import Recipe, RecipeError
 
 __all__ = ["RewardTermsLogger", "CheckpointWithRewardState", "train_recipe", "load_policy", "make_algo",
            "build_algo", "algo_class", "validate_hyper", "check_run_dir", "export_sb3_zip", "load_model",
-           "load_reward_state",
+           "load_reward_state", "trainer_extra",
            "DEFAULT_CHECKPOINT_MINUTES"]
 
 #: Wall-time checkpoint interval when the recipe sets no ``trainer.checkpoint_every``.
@@ -93,7 +93,7 @@ class CheckpointWithRewardState(BaseCallback):
         from rlcreate.train.checkpoint import save_checkpoint
 
         save_checkpoint(self.folder / f"step_{self.num_timesteps:09d}", self.model, self.reward_set,
-                        self.hyper, self.algo, venv=self.training_env)
+                        self.hyper, self.algo, venv=self.training_env, extra=trainer_extra(self.model))
         if self.every:
             self._next = (self.num_timesteps // self.every + 1) * self.every
         self._last = time.monotonic()
@@ -115,7 +115,7 @@ _HYPER_INTS = {"n_steps": (1, 2**20), "batch_size": (2, 2**24), "n_epochs": (1, 
 MAX_ROLLOUT_BYTES = 4 * 2**30
 _POLICY_KWARGS_OK = ("net_arch", "ortho_init", "log_std_init", "full_std", "use_expln", "squash_output",
                      "share_features_extractor", "normalize_images", "optimizer_kwargs", "prior_start",
-                     "kl_to_prior")
+                     "kl_to_prior", "offer_features")
 
 
 def algo_class(algo: str):
@@ -254,7 +254,10 @@ def check_rollout_size(hyper: dict, n_envs: int, observation_space) -> None:
 def make_algo(recipe: Recipe, venv, tb_dir: Path | None):
     """The recipe's algorithm on ``venv`` (hyper-parameters validated first, the rollout buffer
     sized for ``trainer.n_envs`` even when ``venv`` is the one-row env of ``check``)."""
+    from rlcreate.train.kl_control import validate_kl_control
+
     validate_hyper(recipe.trainer["algo"], dict(recipe.trainer["hyper"]))
+    validate_kl_control(recipe.trainer)
     check_rollout_size(dict(recipe.trainer["hyper"]), recipe.trainer["n_envs"], venv.observation_space)
     return build_algo(recipe.trainer["algo"], dict(recipe.trainer["hyper"]), venv=venv,
                       device=recipe.trainer["device"], tb_dir=tb_dir, seed=recipe.seed)
@@ -282,10 +285,12 @@ def train_recipe(recipe: Recipe, venv, run_dir: Path, progress_bar: bool = True,
 
     from rlcreate.train.checkpoint import (clear_run_outputs, latest_checkpoint, load_policy_folder,
                                            load_reward_state, restore_trainer_state, save_checkpoint)
+    from rlcreate.train.kl_control import kl_controller_for, validate_kl_control
 
     run_dir = Path(run_dir)
     reward_set = venv.get_attr("reward")[0]
     check_run_dir(run_dir, resume, overwrite)
+    validate_kl_control(recipe.trainer)
     total = int(total_timesteps or recipe.trainer["total_timesteps"])
     hyper, algo = dict(recipe.trainer["hyper"]), recipe.trainer["algo"]
     source = latest_checkpoint(run_dir) if resume else None
@@ -294,7 +299,9 @@ def train_recipe(recipe: Recipe, venv, run_dir: Path, progress_bar: bool = True,
         model = load_policy_folder(folder, venv=venv, optimizer=True, tb_dir=run_dir / "tb", seed=recipe.seed,
                                    device=recipe.trainer["device"])
         load_reward_state(folder, reward_set)
-        restore_trainer_state(folder, model, venv)
+        meta = restore_trainer_state(folder, model, venv)
+        if "ent_coef" in meta:  # the KL controller's current beta (rlcreate.train.kl_control)
+            model.ent_coef = float(meta["ent_coef"])
         print(f"resuming from the {label}", file=sys.stderr)
     else:
         model = make_algo(recipe, venv, run_dir / "tb")
@@ -309,14 +316,23 @@ def train_recipe(recipe: Recipe, venv, run_dir: Path, progress_bar: bool = True,
     done = int(model.num_timesteps)
     every, minutes = _checkpoint_schedule(recipe, total)
     callbacks = [RewardTermsLogger(total)]
+    kl = kl_controller_for(recipe.trainer)  # lm_prior + kl_to_prior: log the KL, adapt beta to kl_target
+    if kl is not None:
+        callbacks.append(kl)
     if every or minutes:
         callbacks.append(CheckpointWithRewardState(run_dir / "checkpoints", every, reward_set, hyper, algo,
                                                    minutes=minutes, start_steps=done))
     if done < total:
         model.learn(total_timesteps=total - done, callback=CallbackList(callbacks), tb_log_name="train",
                     progress_bar=progress_bar, reset_num_timesteps=source is None)
-    save_checkpoint(run_dir / "model", model, reward_set, hyper, algo, venv=venv)
+    save_checkpoint(run_dir / "model", model, reward_set, hyper, algo, venv=venv, extra=trainer_extra(model))
     return model
+
+
+def trainer_extra(model) -> dict:
+    """Trainer state a checkpoint keeps besides counters and RNGs: the current ``ent_coef`` (the KL
+    coefficient beta, which :class:`rlcreate.train.kl_control.KLController` changes during training)."""
+    return {"ent_coef": float(model.ent_coef)}
 
 
 def check_run_dir(run_dir: Path, resume: bool = False, overwrite: bool = False) -> None:

@@ -1,0 +1,99 @@
+"""What makes control targets learnable when a policy picks one column at a time.
+
+A policy choosing among an LM's top-k columns can only meet "~1 enemy per 16 columns" if it can
+see (a) how far the level so far is from the target's schedule and (b) what each offered column
+would add; and it learns much faster when the credit for a missed target lands on the steps that
+caused it rather than only on the level's last step. :class:`TargetControl` gives both, for any
+target that has a *measure* (counts on a stack of grids, e.g. enemies or gap runs) and a tolerance
+(:data:`rlcreate.rewards.levels.TARGET_MEASURES` for Mario):
+
+- observation: per target, the schedule deficit ``(target * t / per - count_t) / tolerance``
+  squashed to [0, 1] (0.5 = on schedule), then, per offered column and target, what appending it
+  adds to the count (the measure of ``[last column, offer]`` minus that of ``[last column]``, so
+  run-based measures such as gaps count a run once), clipped to [0, 2] and halved;
+- reward shaping (Ng, Harada & Russell 1999, potential-based): ``F_t = Phi_t - Phi_{t-1}`` with
+  ``Phi_t = -w * per / T * mean_j |count_j,t - target_j * t / per| / tol_j`` and ``Phi_T = 0``, so the
+  shaping telescopes to 0 over every episode: the return of every level, and hence the optimal
+  policy, is unchanged, while each step is told at once whether it moved the counts toward the
+  schedule. ``Phi_{T-1}`` is (up to the last column) ``w * (target_match - 1)``: use the weight of
+  the recipe's ``target_match`` term.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+from rlcreate.envs.latent_level import EnvConfigError, TargetSpec
+
+__all__ = ["TargetControl", "TargetMeasure"]
+
+#: counts of one measure on a stack of grids ``(n, H, w) -> (n,)``, and the target's tolerance
+TargetMeasure = tuple[Callable[[np.ndarray], np.ndarray], float]
+
+
+class TargetControl:
+    """Schedule deficits, per-offer gains and potential-based shaping for ``targets`` (see module)."""
+
+    def __init__(self, targets: Sequence[TargetSpec], measures: dict[str, TargetMeasure], n_columns: int,
+                 shaping: float = 0.0, per: int = 16):
+        self.active = bool(targets) and bool(measures)
+        if self.active:
+            missing = [t.name for t in targets if t.name not in measures]
+            if missing:
+                raise EnvConfigError(f"targets {missing}: no measure for them; use targets among {sorted(measures)}")
+        elif shaping > 0:
+            raise EnvConfigError(f"target_shaping = {shaping!r}: the env has no control targets with a measure "
+                                 "to shape; set targets (e.g. enemies, gaps) or target_shaping: 0")
+        self.names = [t.name for t in targets] if self.active else []
+        self.fns = [measures[n][0] for n in self.names]
+        self.tols = np.array([measures[n][1] for n in self.names], np.float64)
+        self.n_columns, self.shaping_weight, self.per = int(n_columns), float(shaping), int(per)
+        self._potential = np.zeros(0)
+
+    def size(self, k: int) -> int:
+        """Observation entries: one deficit per target, then k offers x targets."""
+        return (1 + k) * len(self.names)
+
+    def counts(self, prefix: np.ndarray) -> np.ndarray:
+        """(n, T) counts of every measure on the levels so far ``(n, H, t)`` (0 for an empty level)."""
+        if prefix.shape[2] == 0:
+            return np.zeros((prefix.shape[0], len(self.fns)))
+        return np.stack([fn(prefix) for fn in self.fns], 1).astype(np.float64)
+
+    def observe(self, prefix: np.ndarray, target_values: np.ndarray, offered: np.ndarray) -> np.ndarray:
+        """``(n, size(k))``: squashed deficits, then per-offer gains (slot-major), all in [0, 1]."""
+        n, k, height = offered.shape
+        if not self.active:
+            return np.zeros((n, 0))
+        t = prefix.shape[2]
+        deficit = (target_values * t / self.per - self.counts(prefix)) / self.tols
+        cols = offered.transpose(0, 2, 1).reshape(n, height, k, 1)           # (n, H, k, 1)
+        if t:
+            last = prefix[:, :, -1:]
+            pairs = np.concatenate([np.broadcast_to(last[:, :, None], (n, height, k, 1)), cols], 3)
+            windows = pairs.transpose(0, 2, 1, 3).reshape(n * k, height, 2)
+            base = np.repeat(self.counts(last), k, axis=0)
+        else:
+            windows, base = cols.transpose(0, 2, 1, 3).reshape(n * k, height, 1), 0.0
+        gains = (self.counts(windows) - base).reshape(n, k * len(self.names))
+        return np.concatenate([0.5 + 0.5 * np.tanh(deficit), np.clip(gains, 0.0, 2.0) / 2.0], 1)
+
+    def reset(self, n: int) -> None:
+        self._potential = np.zeros(n)
+
+    def shaping(self, prefix: np.ndarray, target_values: np.ndarray, done: bool) -> np.ndarray:
+        """``(n,)`` shaping reward of the step that wrote the last column of ``prefix``."""
+        n = prefix.shape[0]
+        if not self.active or self.shaping_weight == 0:
+            return np.zeros(n)
+        if self._potential.shape != (n,):
+            self.reset(n)
+        new = np.zeros(n)
+        if not done:
+            t = prefix.shape[2]
+            err = np.abs(self.counts(prefix) - target_values * t / self.per) / self.tols
+            new = -self.shaping_weight * self.per / self.n_columns * err.mean(1)
+        reward, self._potential = new - self._potential, new
+        return reward

@@ -1,0 +1,123 @@
+"""Control targets in the column-token env: what the policy observes, the shaping, the offer head."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch as th
+from gymnasium import spaces
+
+from rlcreate.envs.latent_level import EnvConfigError, TargetSpec
+from rlcreate.envs.target_control import TargetControl
+from rlcreate.levels import tiles as T
+from rlcreate.rewards.levels import TARGET_MEASURES, TargetMatch
+from rlcreate.train.policies import LMPriorPolicy, PolicyConfigError
+
+H = T.HEIGHT
+SPECS = [TargetSpec("enemies", 0.0, 2.0), TargetSpec("gaps", 0.0, 1.0)]
+
+
+def column(ground: bool = True, enemy: bool = False) -> np.ndarray:
+    col = np.zeros(H, np.int64)
+    if ground:
+        col[-1] = T.GROUND
+    if enemy:
+        col[-2] = T.ENEMY
+    return col
+
+
+def grid(cols: list[np.ndarray]) -> np.ndarray:
+    return np.stack(cols, 1)[None]  # (1, H, w)
+
+
+def test_offer_gains_count_enemies_and_start_of_gap_runs_only():
+    control = TargetControl(SPECS, TARGET_MEASURES, n_columns=32)
+    offered = np.stack([column(), column(enemy=True), column(ground=False)])[None]  # (1, k=3, H)
+    # after a ground column: the hole starts a gap run, the enemy adds one enemy
+    obs = control.observe(grid([column()]), np.array([[1.0, 0.5]]), offered)
+    gains = obs[0, 2:].reshape(3, 2) * 2  # slot-major, halved in the observation
+    assert gains.tolist() == [[0, 0], [1, 0], [0, 1]]
+    # after a hole: another hole continues the same run (no new gap)
+    obs = control.observe(grid([column(ground=False)]), np.array([[1.0, 0.5]]), offered)
+    assert (obs[0, 2:].reshape(3, 2) * 2)[2].tolist() == [0, 0]
+
+
+def test_deficit_is_half_on_schedule_and_moves_with_the_counts():
+    control = TargetControl(SPECS, TARGET_MEASURES, n_columns=32)
+    offered = np.stack([column()] * 2)[None]
+    target = np.array([[1.0, 0.0]])  # 1 enemy per 16 columns, no gaps
+    flat16 = grid([column()] * 16)
+    behind = control.observe(flat16, target, offered)[0, :2]
+    on = control.observe(grid([column()] * 15 + [column(enemy=True)]), target, offered)[0, :2]
+    ahead = control.observe(grid([column(enemy=True)] * 16), target, offered)[0, :2]
+    assert on.tolist() == [0.5, 0.5]
+    assert behind[0] > 0.5 > ahead[0] and behind[1] == 0.5
+
+
+def test_shaping_sums_to_zero_per_level_and_rewards_steps_toward_the_schedule():
+    control = TargetControl(SPECS, TARGET_MEASURES, n_columns=4, shaping=2.0)
+    control.reset(2)
+    target = np.array([[16.0, 0.0], [16.0, 0.0]])  # 1 enemy per column wanted (16 per 16 columns)
+    levels = np.stack([np.stack([column(enemy=True)] * 4, 1), np.stack([column()] * 4, 1)])
+    steps = [control.shaping(levels[:, :, :t], target, done=t == 4) for t in range(1, 5)]
+    assert np.allclose(np.sum(steps, 0), 0.0)            # returns unchanged (Ng et al. 1999)
+    assert steps[0][0] == 0.0 and steps[0][1] < 0.0       # the enemy kept to the schedule, the floor fell behind
+
+
+def test_target_without_a_measure_and_shaping_without_targets_are_config_errors():
+    with pytest.raises(EnvConfigError, match=r"targets \['difficulty'\]: no measure"):
+        TargetControl([TargetSpec("difficulty", 0, 1)], TARGET_MEASURES, 32)
+    with pytest.raises(EnvConfigError, match="target_shaping = 1.0"):
+        TargetControl([], TARGET_MEASURES, 32, shaping=1.0)
+
+
+def test_env_observes_control_and_its_shaped_return_equals_the_unshaped_one():
+    from rlcreate.levels.envs import make_mario_tokens_vec
+
+    kw = dict(n_envs=3, n_columns=16, k=4, seed=0, reward={"targets": {"reward": "target_match", "weight": 2.0}})
+    plain, shaped = make_mario_tokens_vec(**kw), make_mario_tokens_vec(**kw, target_shaping=2.0)
+    k, n_targets = 4, 2
+    assert shaped.observation_space.shape == plain.observation_space.shape
+    obs = shaped.reset()
+    plain.reset()
+    assert obs.shape[1] >= 128 + k + (1 + k) * n_targets
+    returns = np.zeros((2, 3))
+    per_step = []
+    for _ in range(16):
+        a = np.zeros(3, np.int64)  # the LM's most likely column: both envs write the same levels
+        _, r0, _, info0 = plain.step(a)
+        _, r1, _, info1 = shaped.step(a)
+        returns += [r0, r1]
+        per_step.append(r1)
+    assert np.allclose(returns[0], returns[1], atol=1e-4)
+    assert np.any(np.abs(np.array(per_step[:-1])) > 0)  # the shaping did speak before the last step
+    assert [i["rewards"]["targets"] for i in info0] == [i["rewards"]["targets"] for i in info1]
+    expected = TargetMatch().score([i["level"] for i in info1], targets={
+        k: np.array([i["targets"][k] for i in info1]) for k in ("enemies", "gaps")})
+    assert np.allclose([i["rewards"]["targets"] for i in info1], expected)
+
+
+def test_offer_head_starts_at_zero_and_scores_slots_by_their_features():
+    d, k, f = 4, 3, 2
+    low = np.concatenate([np.full(d, -1.0), np.zeros(k + k * f)])
+    space = spaces.Box(low.astype(np.float32), np.ones_like(low, np.float32))
+    policy = LMPriorPolicy(space, spaces.Discrete(k), lambda _: 1e-3, prior_start=d, offer_features=f)
+    obs = th.zeros(1, d + k + k * f)
+    obs[0, d:d + k] = th.tensor([1.0, 0.9, 0.8])        # scaled log-probs: slot 0 most likely
+    obs[0, -k * f:] = th.tensor([0, 0, 1, 0, 0, 1.0])   # slot 1 adds an enemy, slot 2 a gap
+    p0 = policy.get_distribution(obs).distribution.probs.detach()
+    prior = th.softmax(policy.prior_logits(obs), -1)
+    assert th.allclose(p0, prior, atol=1e-6)             # starts exactly at the LM
+    with th.no_grad():
+        policy.offer_net.bias.copy_(th.tensor([3.0, 0.0]))  # "want enemies"
+    p1 = policy.get_distribution(obs).distribution.probs.detach()
+    assert p1[0, 1] > p0[0, 1] and p1[0, 2] < p0[0, 2]
+    assert any(p is policy.offer_net.weight for g in policy.optimizer.param_groups for p in g["params"])
+
+
+def test_offer_features_that_do_not_fit_are_a_policy_error():
+    d, k = 4, 3
+    low = np.concatenate([np.full(d, -1.0), np.zeros(k + 2)])
+    space = spaces.Box(low.astype(np.float32), np.ones_like(low, np.float32))
+    with pytest.raises(PolicyConfigError, match="offer_features = 2: 3 slots x 2 features do not fit"):
+        LMPriorPolicy(space, spaces.Discrete(k), lambda _: 1e-3, prior_start=d, offer_features=2)
