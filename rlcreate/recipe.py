@@ -35,7 +35,7 @@ import yaml
 from rlcreate.rewards.compose import RewardSet, Term
 from rlcreate.rewards.registry import get_reward
 from rlcreate.rewards.transforms import RecipeValueError, make_transform, make_weight
-from rlcreate.validate import check_choice, check_int, check_keys, fail
+from rlcreate.validate import check_choice, check_int, check_keys, check_number, fail
 
 __all__ = ["Recipe", "RecipeError", "EnvSection", "TermSection", "TrainerSection", "load_recipe",
            "parse_recipe", "build_reward_set"]
@@ -108,6 +108,11 @@ class TrainerSection(_Section):
     """Samples written at the end of training."""
     device: str = "cpu"
     """torch device of the policy."""
+    kl_target: Any = None
+    """KL to the LM (nats per step) for Ziegler et al.'s adaptive beta; None = fixed beta = hyper.ent_coef.
+    Needs policy lm_prior with policy_kwargs {kl_to_prior: true} (rlcreate.train.kl_control)."""
+    kl_horizon: int = 10000
+    """Env steps over which the adaptive beta moves by at most a factor e^0.2 (Ziegler et al.'s horizon)."""
 
 
 TOP_KEYS = {"name", "seed", "env", "rewards", "targets", "trainer", "nonfinite", "judges", "description",
@@ -245,6 +250,9 @@ def parse_recipe(data: Any, source: str = "<recipe>") -> Recipe:
     trainer.checkpoint_every = checkpoint_every(trainer.checkpoint_every)
     if not isinstance(trainer.device, str):
         raise fail("trainer.device", trainer.device, "write a torch device name such as cpu", RecipeError)
+    if trainer.kl_target is not None:
+        check_number("trainer.kl_target", trainer.kl_target, 0.0, None, low_open=True, error=RecipeError)
+    check_int("trainer.kl_horizon", trainer.kl_horizon, 1, 10**12, RecipeError)
 
     nonfinite = check_choice("nonfinite", data.get("nonfinite", "raise"), NONFINITE, "a policy", RecipeError)
     judges = data.get("judges") or []
