@@ -180,13 +180,10 @@ def test_cli_refuses_kl_target_without_a_kl(tmp_path, capsys, command, hyper, ma
     assert not (tmp_path / "runs" / "kl").exists()  # refused before the run folder is written
 
 
-def test_kl_target_with_a_kl_passes_check(capsys):
+def test_kl_target_with_a_kl_passes_check(tmp_path, capsys):
     from rlcreate.cli import main
 
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "r.yaml"
-        path.write_text(yaml.safe_dump(recipe_dict(kl_target=0.01)))
-        assert main(["check", str(path)]) == 0
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(recipe_dict(kl_target=0.01)))
+    assert main(["check", str(path)]) == 0
     assert ": OK" in capsys.readouterr().out

@@ -104,7 +104,7 @@ def _kl_policy(hyper: dict) -> bool:
     return hyper.get("policy") == "lm_prior" and isinstance(kwargs, dict) and kwargs.get("kl_to_prior") is True
 
 
-def validate_kl_control(trainer: Any, error: type = None) -> None:
+def validate_kl_control(trainer: Any, error: type | None = None) -> None:
     """Check ``trainer.kl_target`` / ``trainer.kl_horizon`` and that the policy has a KL to control:
     ``kl_target`` needs ``hyper.policy: lm_prior`` with ``policy_kwargs: {kl_to_prior: true}`` and
     ``hyper.ent_coef > 0`` (the starting beta). Raises ``error`` (default :class:`RecipeError`)."""
