@@ -58,7 +58,7 @@ class ColumnTokensCore(TokenStreamCore):
                  reward_every: str = "end", n: int = 1, min_prob: float = 1e-4, hidden_clip: float = 5.0,
                  rule: ColumnRule | None = None, seam: Any = None, n_special: int = 0, renderer: Any = None,
                  strict_actions: bool = False, target_measures: dict[str, TargetMeasure] | None = None,
-                 target_shaping: float = 0.0):
+                 target_shaping: float = 0.0, playable_only: bool = False):
         if not isinstance(n, (int, np.integer)) or n < 1:
             raise EnvConfigError(f"n_envs = {n!r}: must be an integer >= 1")
         if not isinstance(n_columns, (int, np.integer)) or n_columns < 1:
@@ -77,6 +77,9 @@ class ColumnTokensCore(TokenStreamCore):
                                  "top-k column is masked)")
         if not hidden_clip > 0:
             raise EnvConfigError(f"hidden_clip = {hidden_clip!r}: must be > 0")
+        if playable_only and seam is None:
+            raise EnvConfigError("playable_only = True needs a seam (a solver that says where Mario can be at the "
+                                 "level's edge); the domain gives none: set playable_only: false")
         if not (isinstance(target_shaping, (int, float)) and np.isfinite(target_shaping) and target_shaping >= 0):
             raise EnvConfigError(f"target_shaping = {target_shaping!r}: must be a number >= 0 (0 = off; use the "
                                  "weight of the recipe's target_match term)")
@@ -108,8 +111,13 @@ class ColumnTokensCore(TokenStreamCore):
         self.level_feat = np.zeros((self.n, self.n_features))
         self.seam = seam  # e.g. exact seams: a solver's exit states at the previous chunk's edge
         self.seam_state = seam.initial(self.n) if seam else np.zeros((self.n, 0))
+        # playable_only: where Mario can be after the last column written (the seam's exit states);
+        # offers after which he could be nowhere are masked (a hard constraint, like the pipe rule)
+        self.playable_only = bool(playable_only)
+        self.reach = seam.initial(self.n) if seam else np.zeros((self.n, 0))
         self._state = None
         self._allowed = np.ones((self.n, k), bool)  # the rule's verdict on the current offers
+        self._passes = np.ones((self.n, k), bool)   # playable_only's verdict on them
 
     # ------------------------------------------------------------------ episodes
 
@@ -117,6 +125,7 @@ class ColumnTokensCore(TokenStreamCore):
         """Start ``n`` new levels (one prefill of ``<bos>``), draw targets from ``rng``; all rows' obs."""
         logits, self._state = self.lm.start(self.n, with_hidden=True)
         self.t = 0
+        self.reach[:] = 0
         self._offer(logits, prev=None)
         self.levels[:] = 0
         self.token_logprobs[:] = 0
@@ -135,6 +144,15 @@ class ColumnTokensCore(TokenStreamCore):
         self._set_offers(self._state.hidden, logprobs, ids)
         if self.rule is not None:
             self._allowed = self.rule.allowed(prev, self.topk_ids, last=self.t == self.n_columns - 1)
+        if self.playable_only:
+            self._passes = self._passable()
+
+    def _passable(self) -> np.ndarray:
+        """(n, k) bool: offers after which the seam says Mario is still alive (one solver call on all
+        n x k candidate columns from the current exit states)."""
+        cols = self.offered_columns().reshape(self.n * self.k, -1, 1)
+        exits = self.seam.advance(cols, np.repeat(self.reach, self.k, axis=0))
+        return self.seam.alive(exits).reshape(self.n, self.k)
 
     def observe(self) -> np.ndarray:
         hidden, topk = self._observe_offers(LOGPROB_FLOOR, scaled=True)
@@ -151,14 +169,18 @@ class ColumnTokensCore(TokenStreamCore):
 
     def action_masks(self) -> np.ndarray:
         """(n, k) bool: top-k slots a policy may pick — a column (special tokens are -inf in the LM's
-        logits) with probability >= ``min_prob`` that the column rule allows. When no offer passes
-        both, the rule wins over ``min_prob``; when the rule allows no offer at all, the offers with
-        probability >= ``min_prob`` are allowed. Every row has at least one allowed slot."""
+        logits) with probability >= ``min_prob`` that the column rule allows and (``playable_only``)
+        after which Mario can still be somewhere. Per row, the first non-empty of: all three; rule
+        and passable at any probability; rule with ``min_prob``; rule at any probability; ``min_prob``
+        alone. Every row has at least one allowed slot."""
         real = np.isfinite(self.topk_logprobs)
         likely = real & (self.topk_logprobs >= self.min_logprob)
         likely[:, 0] = True  # the most likely column is a column (special tokens are -inf)
-        both, ruled = likely & self._allowed, real & self._allowed
-        return np.where(both.any(1, keepdims=True), both, np.where(ruled.any(1, keepdims=True), ruled, likely))
+        ruled = self._allowed
+        mask = likely
+        for option in (real & ruled, likely & ruled, real & ruled & self._passes, likely & ruled & self._passes):
+            mask = np.where(option.any(1, keepdims=True), option, mask)  # later options win where non-empty
+        return mask
 
     def step(self, actions: np.ndarray):
         """Append one column per row; returns obs, rewards, done (all rows alike), infos (no reset)."""
@@ -172,6 +194,8 @@ class ColumnTokensCore(TokenStreamCore):
         self.levels[:, :, self.t] = self.lm.columns[tokens - self._n_special]
         self.t += 1
         done = self.t >= self.n_columns
+        if self.playable_only:
+            self.reach = self.seam.advance(self.levels[:, :, self.t - 1:self.t], self.reach)
         if not done:  # the final column needs no forward pass: a terminal state has no future
             logits, self._state = self.lm.step(self._state, tokens, with_hidden=True)
             self._offer(logits, prev=tokens)
@@ -300,7 +324,9 @@ class ColumnTokensEnv(CoreEnv):
     MarioLatent's terms), ``targets`` ({name: [low, high]}, default
     :data:`~rlcreate.levels.envs.DEFAULT_TARGETS`), ``lm`` (a :class:`ColumnLM` or a model folder;
     default the shipped ``rlcreate/models/mario-column-lm``), ``reward_every`` ("end" | "column"),
-    ``min_prob=1e-4``, ``hidden_clip=5.0``, ``target_shaping=0.0``, ``structure=True`` (mask offers that break validity),
+    ``min_prob=1e-4``, ``hidden_clip=5.0``, ``target_shaping=0.0``, ``playable_only=False`` (mask offers after
+    which the fast solver has Mario nowhere: a wall he cannot climb, a gap he cannot clear),
+    ``structure=True`` (mask offers that break validity),
     ``strict_actions=False`` (True: an action outside the mask is an error), ``render_mode`` (None |
     "ansi" | "rgb_array").
 

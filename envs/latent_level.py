@@ -44,6 +44,8 @@ class Seam(Protocol):
 
     def observe(self, state: np.ndarray) -> np.ndarray: ...  # -> (n, observed_size)
 
+    def alive(self, state: np.ndarray) -> np.ndarray: ...  # -> (n,) bool: can the level still be crossed?
+
 
 @dataclass(frozen=True)
 class TargetSpec:

@@ -370,3 +370,12 @@ def test_shipped_lm_random_allowed_choices_give_valid_levels():
         _, _, done, infos = venv.step(np.array([rng.choice(np.flatnonzero(m)) for m in masks]))
     assert done.all()
     assert valid_mask(np.stack([i["level"] for i in infos])).mean() >= 0.9
+
+
+def test_playable_only_without_a_seam_is_a_config_error(tiny_lm):
+    from rlcreate.envs.column_tokens import ColumnTokensCore
+    from rlcreate.levels.envs import FEATURE_NAMES, segment_features
+
+    with pytest.raises(EnvConfigError, match="playable_only = True needs a seam"):
+        ColumnTokensCore(tiny_lm, RewardSet([Term("rec", Recorder())]), segment_features, len(FEATURE_NAMES), n_columns=8, k=4,
+                         playable_only=True)

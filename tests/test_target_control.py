@@ -121,3 +121,31 @@ def test_offer_features_that_do_not_fit_are_a_policy_error():
     space = spaces.Box(low.astype(np.float32), np.ones_like(low, np.float32))
     with pytest.raises(PolicyConfigError, match="offer_features = 2: 3 slots x 2 features do not fit"):
         LMPriorPolicy(space, spaces.Discrete(k), lambda _: 1e-3, prior_start=d, offer_features=2)
+
+
+def test_playable_only_writes_levels_the_solver_crosses_where_free_sampling_does_not():
+    from rlcreate.levels.envs import make_mario_tokens_vec
+    from rlcreate.levels.solver import solve_batch
+
+    def sample(playable_only: bool) -> np.ndarray:
+        venv = make_mario_tokens_vec(n_envs=16, n_columns=96, k=32, seed=0, playable_only=playable_only,
+                                     reward={"targets": {"reward": "target_match"}})
+        venv.reset()
+        rng = np.random.default_rng(0)
+        for _ in range(96):  # the LM's own distribution over the allowed offers
+            p = np.exp(venv.core.topk_logprobs) * venv.core.action_masks()
+            _, _, _, infos = venv.step(np.array([rng.choice(32, p=row / row.sum()) for row in p]))
+        return solve_batch(np.stack([i["level"] for i in infos]))[0]
+
+    assert sample(True).all()
+    assert not sample(False).all()
+
+
+def test_a_mario_in_the_bottom_row_is_dead():
+    from rlcreate.levels.envs import SolverSeam
+
+    seam = SolverSeam()
+    state = np.zeros((2, T.HEIGHT, seam.phases), bool)
+    state[0, -1, -1] = True                 # falling in the pit row
+    state[1, -2, 0] = True                  # standing on the ground
+    assert seam.alive(state.reshape(2, -1)).tolist() == [False, True]

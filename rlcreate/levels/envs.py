@@ -123,6 +123,11 @@ class SolverSeam:
     def start_states(self, state: np.ndarray) -> np.ndarray:
         return np.asarray(state).reshape(len(state), T.HEIGHT, self.phases) > 0
 
+    def alive(self, state: np.ndarray) -> np.ndarray:
+        """(n,) bool: Mario is somewhere above the bottom row (in the bottom row he is falling into
+        a pit: no next column can save him)."""
+        return self.start_states(state)[:, :-1].any(axis=(1, 2))
+
     def observe(self, state: np.ndarray) -> np.ndarray:
         """Rows where Mario stands (phase 0) or can be in any phase at the edge."""
         return self.start_states(state).any(axis=2).astype(np.float64)
@@ -242,7 +247,7 @@ def make_mario_tokens(n_columns: int = 64, k: int = 8, reward: Any = None, targe
                       lm: Any = None, reward_every: str = "end", render_mode: str | None = None,
                       **kwargs: Any) -> ColumnTokensEnv:
     """Single-env ``rlcreate/MarioTokens-v0`` (what ``gymnasium.make`` returns). ``kwargs``:
-    ``min_prob``, ``hidden_clip``, ``structure``, ``target_shaping``."""
+    ``min_prob``, ``hidden_clip``, ``structure``, ``target_shaping``, ``playable_only``."""
     return ColumnTokensEnv(_tokens_core(1, n_columns, k, reward, targets, lm, reward_every, **kwargs),
                            render_mode=render_mode)
 
