@@ -97,19 +97,20 @@ def test_env_observes_control_and_its_shaped_return_equals_the_unshaped_one():
     assert np.allclose([i["rewards"]["targets"] for i in info1], expected)
 
 
-def test_offer_head_starts_at_zero_and_scores_slots_by_their_features():
+def test_offer_head_starts_at_zero_and_scores_slots_by_what_the_level_lacks():
     d, k, f = 4, 3, 2
-    low = np.concatenate([np.full(d, -1.0), np.zeros(k + k * f)])
+    low = np.concatenate([np.full(d, -1.0), np.zeros(k + f + k * f)])
     space = spaces.Box(low.astype(np.float32), np.ones_like(low, np.float32))
     policy = LMPriorPolicy(space, spaces.Discrete(k), lambda _: 1e-3, prior_start=d, offer_features=f)
-    obs = th.zeros(1, d + k + k * f)
+    obs = th.zeros(1, d + k + f + k * f)
     obs[0, d:d + k] = th.tensor([1.0, 0.9, 0.8])        # scaled log-probs: slot 0 most likely
     obs[0, -k * f:] = th.tensor([0, 0, 1, 0, 0, 1.0])   # slot 1 adds an enemy, slot 2 a gap
+    obs[0, -k * f - f:-k * f] = th.tensor([0.9, 0.1])   # enemies behind schedule, gaps ahead
     p0 = policy.get_distribution(obs).distribution.probs.detach()
     prior = th.softmax(policy.prior_logits(obs), -1)
     assert th.allclose(p0, prior, atol=1e-6)             # starts exactly at the LM
     with th.no_grad():
-        policy.offer_net.bias.copy_(th.tensor([3.0, 0.0]))  # "want enemies"
+        policy.offer_net.bias.copy_(th.tensor([0.0, 0.0, 3.0, 3.0]))  # "add what the level lacks"
     p1 = policy.get_distribution(obs).distribution.probs.detach()
     assert p1[0, 1] > p0[0, 1] and p1[0, 2] < p0[0, 2]
     assert any(p is policy.offer_net.weight for g in policy.optimizer.param_groups for p in g["params"])
@@ -117,9 +118,9 @@ def test_offer_head_starts_at_zero_and_scores_slots_by_their_features():
 
 def test_offer_features_that_do_not_fit_are_a_policy_error():
     d, k = 4, 3
-    low = np.concatenate([np.full(d, -1.0), np.zeros(k + 2)])
+    low = np.concatenate([np.full(d, -1.0), np.zeros(k + 2 * k)])  # room for 2 x 3 gains but not 2 deficits
     space = spaces.Box(low.astype(np.float32), np.ones_like(low, np.float32))
-    with pytest.raises(PolicyConfigError, match="offer_features = 2: 3 slots x 2 features do not fit"):
+    with pytest.raises(PolicyConfigError, match="offer_features = 2: 2 deficits and 3 slots x 2 gains do not fit"):
         LMPriorPolicy(space, spaces.Discrete(k), lambda _: 1e-3, prior_start=d, offer_features=2)
 
 

@@ -57,12 +57,16 @@ class LMPriorPolicy(MaskableActorCriticPolicy):
             KL-to-reference penalty in the loss instead of a pull toward uniform. The reported
             ``train/entropy_loss`` then logs the mean KL. Without it, an entropy bonus
             pulls the policy toward uniform over the top-k offers (text_steer uses ``ent_coef 0``).
-        offer_features: F > 0 when the observation ends with F features per offered slot
-            (``k * F`` entries, slot-major: MarioTokens-v0's control gains, F = number of targets).
-            A zero-initialised head maps the actor's latent to F weights and adds ``weights . f_j``
-            to slot j's logit: a pointer-style score, so the policy can prefer "an offer with an
-            enemy" wherever it sits in the ranking (an MLP's k outputs are tied to rank positions,
-            whose content changes every step: with them alone the policy ignored its targets).
+        offer_features: F > 0 when the observation ends with F schedule deficits and then F gains
+            per offered slot (``F + k * F`` entries, slot-major: the layout of
+            :class:`~rlcreate.envs.target_control.TargetControl`, F = number of targets). Slot j is
+            described by its gains g_j and by ``g_j * (2 * deficit - 1)`` (positive where the offer
+            adds what the level lacks); a zero-initialised head maps the actor's latent to weights
+            over these 2F numbers and adds their dot product to slot j's logit. A pointer-style
+            score: the policy can prefer "an offer with an enemy while enemies are behind schedule"
+            wherever it sits in the ranking (an MLP's k outputs are tied to rank positions, whose
+            content changes every step: with them alone the policy ignored its targets), and the
+            head's bias alone can already express it.
     """
 
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, lr_schedule,
@@ -84,7 +88,7 @@ class LMPriorPolicy(MaskableActorCriticPolicy):
             nn.init.zeros_(self.action_net.weight)
             nn.init.zeros_(self.action_net.bias)
         if self.offer_features:  # added after the optimizer was built: register its parameters too
-            self.offer_net = nn.Linear(self.mlp_extractor.latent_dim_pi, self.offer_features)
+            self.offer_net = nn.Linear(self.mlp_extractor.latent_dim_pi, 2 * self.offer_features)
             nn.init.zeros_(self.offer_net.weight)
             nn.init.zeros_(self.offer_net.bias)
             self.optimizer.add_param_group({"params": list(self.offer_net.parameters())})
@@ -102,13 +106,19 @@ class LMPriorPolicy(MaskableActorCriticPolicy):
         x = obs.float()[..., self.prior_start:self.prior_start + k]
         return COLUMN_LOGPROB_FLOOR * (1.0 - x) if self.prior_scaled else x
 
+    def offer_inputs(self, obs: th.Tensor) -> th.Tensor:
+        """(batch, k, 2F): each slot's gains and gains x signed schedule deficit (see the class)."""
+        k, f = int(self.action_space.n), self.offer_features
+        x = obs.float()
+        gains = x[..., -k * f:].reshape(*x.shape[:-1], k, f)
+        behind = 2.0 * x[..., -k * f - f:-k * f] - 1.0  # > 0 where a target is behind its schedule
+        return th.cat([gains, gains * behind.unsqueeze(-2)], -1)
+
     def _distribution(self, obs: th.Tensor, latent_pi: th.Tensor,
                       action_masks: np.ndarray | th.Tensor | None) -> MaskableDistribution:
         logits = self.prior_logits(obs) + self.action_net(latent_pi)
         if self.offer_features:
-            k, f = int(self.action_space.n), self.offer_features
-            offers = obs.float()[..., -k * f:].reshape(*obs.shape[:-1], k, f)
-            logits = logits + (offers * self.offer_net(latent_pi).unsqueeze(-2)).sum(-1)
+            logits = logits + (self.offer_inputs(obs) * self.offer_net(latent_pi).unsqueeze(-2)).sum(-1)
         distribution = self.action_dist.proba_distribution(action_logits=logits)
         if action_masks is not None:
             distribution.apply_masking(action_masks)
@@ -178,10 +188,10 @@ def _check_offer_features(observation_space: spaces.Space, action_space: spaces.
     if isinstance(offer_features, bool) or not isinstance(offer_features, (int, np.integer)) or offer_features < 0:
         raise PolicyConfigError(f"offer_features = {offer_features!r}: must be an integer >= 0 (features per "
                                 "offered slot at the end of the observation; 0 = none)")
-    if offer_features and dim - k * offer_features < prior_start + k:
-        raise PolicyConfigError(f"offer_features = {offer_features}: {k} slots x {offer_features} features do not "
-                                f"fit after the top-k log-probs in an observation of shape ({dim},); use the number "
-                                "of control targets of rlcreate/MarioTokens-v0, or 0")
+    if offer_features and dim - (k + 1) * offer_features < prior_start + k:
+        raise PolicyConfigError(f"offer_features = {offer_features}: {offer_features} deficits and {k} slots x "
+                                f"{offer_features} gains do not fit after the top-k log-probs in an observation of "
+                                f"shape ({dim},); use the number of control targets of rlcreate/MarioTokens-v0, or 0")
     return int(offer_features)
 
 
