@@ -91,7 +91,8 @@ def reference_solve(grid, seed_cols=solver.START_COLUMNS, entries=None):
     solid = IS_SOLID[grid]
     height, width = grid.shape
     ground, first_rise, first_apex = 0, 1, 1 + solver.JUMP_HEIGHT
-    fall = solver.N_PHASES - 1
+    fall = first_apex + solver.APEX_STEPS  # first falling phase; phase - fall = rows fallen
+    fast = solver.N_PHASES - 1             # after SLOW_FALL rows: two rows per column moved
     cur = set() if entries is None else {(r, p) for r, p in zip(*np.nonzero(entries))}
     furthest, visited = -1, set()
     for c in range(width):
@@ -132,10 +133,14 @@ def reference_solve(grid, seed_cols=solver.START_COLUMNS, entries=None):
                 nr, np_ = r, p + 1
                 add(nr, np_)
             else:
-                if r + 1 >= height:
+                if r + 1 >= height or solid[r + 1, c]:
                     continue
-                nr, np_ = r + 1, fall
+                nr, np_ = r + 1, min(p + 1, fast)
                 add(nr, np_)
+                if p == fast:  # a move right drops one more row
+                    if r + 2 >= height or solid[r + 2, c]:
+                        continue
+                    nr = r + 2
             if c + 1 == width or not solid[nr, c + 1]:
                 nxt.add((nr, np_))
         cur = nxt
@@ -414,3 +419,24 @@ def test_apex_steps_sets_the_widest_crossable_gap():
         assert not solve_batch(gap_level(widest + 1)[None], apex_steps=apex)[0][0]
     with pytest.raises(SolverInputError, match="apex_steps = 3"):
         solve_batch(gap_level(2)[None], apex_steps=3)
+
+
+def test_a_drop_below_take_off_height_is_steeper_than_the_rise():
+    """The first SLOW_FALL rows of a fall take a column each; deeper, two rows per column, so a jump
+    off a high tower carries Mario less far than a one-row-per-column glide would."""
+    from rlcreate.levels.tiles import GROUND
+
+    def tower_then_pit(pit: int) -> np.ndarray:
+        g = np.zeros((14, 12 + pit + 6), np.int8)
+        g[-1, :12] = GROUND
+        for i, h in enumerate((2, 4, 6, 8)):  # steps up to a tower 8 tiles high
+            g[14 - h:, 4 + i * 2:6 + i * 2] = GROUND
+        g[-1, 12 + pit:] = GROUND
+        return g
+
+    widest = max(p for p in range(1, 30) if solver.is_playable(tower_then_pit(p)))
+    # From the tower edge (row 5) each step moves one column: 4 rising (to row 1), 2 at the apex,
+    # 4 slow falling rows (to row 5), 3 fast ones of 2 rows (to row 11), then a drop in place onto
+    # the ground: 13 columns, a 12-wide pit at most (gliding one row per column would need 17)
+    assert widest == 12
+    assert widest < 2 * solver.JUMP_HEIGHT + solver.APEX_STEPS + 7

@@ -13,7 +13,8 @@ the right, entering the next column only if that cell is free):
   the screen) ends the rise. Mario can release the jump early at any point.
 - **apex**: ``APEX_STEPS`` steps without vertical motion (the slow top of a running jump).
 - **falling**: one row down per step until he lands on a solid tile; falling below the bottom row
-  is death.
+  is death. The first ``SLOW_FALL`` (= ``JUMP_HEIGHT``) rows of a fall mirror a jump's rise, one
+  row per column moved; deeper, Mario falls two rows per column moved (gravity has sped him up).
 
 Constants, calibrated against the A* agent of the Mario AI Framework (``PlayAstar.jar``) on
 synthetic levels (flat ground, 20 columns of run-up) with the FastAstar runner
@@ -72,12 +73,17 @@ APEX_STEPS = 2
 #: x = 0 onto the ground; a few columns of slack keep a one-tile notch at the edge from failing).
 START_COLUMNS = 3
 
+#: rows of a fall taken at one row per column (the mirror of a full jump's rise); below that Mario
+#: falls two rows per column, so a drop from a high platform carries him less far than a glide.
+SLOW_FALL = JUMP_HEIGHT
+
 _GROUND = 0
 _FIRST_RISE = 1
 _FIRST_APEX = _FIRST_RISE + JUMP_HEIGHT
 _FALL = _FIRST_APEX + APEX_STEPS
-#: number of phases in a Mario state (standing, JUMP_HEIGHT rising, APEX_STEPS apex, falling).
-N_PHASES = _FALL + 1
+#: number of phases in a Mario state (standing, JUMP_HEIGHT rising, APEX_STEPS apex, SLOW_FALL
+#: slow-falling phases counting the rows fallen, fast falling).
+N_PHASES = _FALL + SLOW_FALL + 1
 _SOLID_LUT = IS_SOLID.astype(np.bool_)
 
 
@@ -112,9 +118,12 @@ def _sweep(grid, lut, entries, seed_cols, fall=_FALL):
     """Left-to-right sweep.
 
     Returns (furthest column or -1, standing rows in the last column (14,) bool,
-    exit states (14, N_PHASES) bool, bad tile id or -1). ``fall`` is the index of the falling
-    phase: ``_FIRST_APEX + apex steps`` (phases between it and N_PHASES stay empty).
+    exit states (14, N_PHASES) bool, bad tile id or -1). ``fall`` is the index of the first falling
+    phase: ``_FIRST_APEX + apex steps``; phases ``fall .. fall + SLOW_FALL - 1`` count the rows
+    fallen at one row per column, ``fall + SLOW_FALL`` falls two rows per column (phases after it
+    stay empty).
     """
+    fast = fall + SLOW_FALL
     height, width = grid.shape
     n_tiles = lut.shape[0]
     m = np.zeros(N_PHASES, np.int64)   # states in the current column
@@ -142,7 +151,7 @@ def _sweep(grid, lut, entries, seed_cols, fall=_FALL):
         # standing needs support; airborne states (apex, falling) with support land
         m[fall] |= m[_GROUND] & ~sup
         m[_GROUND] &= sup
-        for p in range(_FIRST_APEX, fall + 1):
+        for p in range(_FIRST_APEX, fast + 1):
             m[_GROUND] |= m[p] & sup
             m[p] &= ~sup
         entered = 0
@@ -158,19 +167,23 @@ def _sweep(grid, lut, entries, seed_cols, fall=_FALL):
             for k in range(_FIRST_RISE, _FIRST_APEX):
                 m[fall] |= m[k]                            # release the jump
                 m[k + 1] |= (m[k] >> 1) & free              # rise one row; head bump stops it
-            for k in range(_FIRST_APEX, fall + 1):
+            for k in range(_FIRST_APEX, fall):
                 m[_GROUND] |= m[k] & sup                    # land
                 m[k] &= ~sup
-                if k < fall:
-                    m[k + 1] |= m[k]                        # apex: no vertical motion
-            f = m[fall]
-            while True:  # fall row by row (a supported row has a solid tile below: the fall stops)
-                nf = f | ((f << 1) & free)
-                if nf == f:
+                m[k + 1] |= m[k]                            # apex: no vertical motion
+            while True:  # fall row by row in this column, counting rows fallen (a solid tile below stops it)
+                grew = False
+                for k in range(fall, fast + 1):
+                    drop = (m[k] << 1) & free
+                    nxt = k + 1 if k < fast else fast
+                    if drop & ~m[nxt]:
+                        m[nxt] |= drop
+                        grew = True
+                if not grew:
                     break
-                f = nf
-            m[_GROUND] |= f & sup                           # land
-            m[fall] = f & ~sup
+            for k in range(fall, fast + 1):
+                m[_GROUND] |= m[k] & sup                    # land
+                m[k] &= ~sup
             if m[_GROUND] == before:
                 break
         # each state's step ends in (row, phase); it enters the next column if that cell is free
@@ -180,7 +193,9 @@ def _sweep(grid, lut, entries, seed_cols, fall=_FALL):
             cur[k + 1] |= (m[k] >> 1) & free
         for k in range(_FIRST_APEX, fall):
             cur[k + 1] |= m[k]
-        cur[fall] |= (m[fall] << 1) & free
+        for k in range(fall, fast):
+            cur[k + 1] |= (m[k] << 1) & free                # slow fall: one row per column
+        cur[fast] |= (((m[fast] << 1) & free) << 1) & free  # fast fall: two rows per column
     end_rows = np.zeros(height, np.bool_)
     exit_state = np.zeros((height, N_PHASES), np.bool_)
     for r in range(height):
