@@ -87,6 +87,22 @@ def test_element_profile_leaves_out_controlled_elements():
     assert profile([g], targets={e: [0.0] for e in q.ELEMENTS}) == [None]
 
 
+def test_set_profile_pays_the_levels_that_bring_the_batch_mean_toward_human():
+    from rlcreate.rewards import get_reward
+
+    set_profile = get_reward("set_profile")
+    coins = _flat(128)
+    coins[5, 10:30] = 5  # a row of 20 coins (the human mean is ~6 per 128 columns)
+    batch = [_flat(128)] * 7 + [coins]
+    r = set_profile(batch)
+    assert r[7] > 0 > r[0]                      # a batch short of everything: the coin level helps
+    too_many = set_profile([coins] * 7 + [_flat(128)])  # 20 coins each is too many: the bare level helps
+    assert too_many[7] > 0 > too_many[0]
+    assert set_profile([coins] * 8) == [0.0] * 8  # copies: removing one moves nothing (a difference reward)
+    # controlled elements are left out; all elements controlled -> no score
+    assert set_profile(batch, targets={e: [0.0] * 8 for e in q.ELEMENTS}) == [None] * 8
+
+
 def test_lm_logprob_uses_the_env_log_probs_when_given():
     from rlcreate.rewards import get_reward
 
