@@ -1,7 +1,9 @@
 import agents.robinBaumgarten.Agent;
 import engine.core.MarioAgent;
+import engine.core.MarioForwardModel;
 import engine.core.MarioGame;
 import engine.core.MarioResult;
+import engine.core.MarioTimer;
 
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
@@ -24,11 +26,98 @@ import java.nio.file.Paths;
  * Output (stdout), one line per play, flushed at once:
  * {@code RESULT<TAB>KEY<TAB>RUN<TAB>STATUS<TAB>COMPLETION<TAB>JUMPS<TAB>KILLS<TAB>COINS<TAB>LIVES<TAB>REMAINING_MS<TAB>SECONDS}
  * or {@code ERROR<TAB>KEY<TAB>RUN<TAB>MESSAGE} when the engine throws on a level.
- * Optional argument: fps (default 0, i.e. unpaced).
+ *
+ * <p>Options: {@code --fps N} (default 0, unpaced); the agent's search budget per game tick, one of
+ * {@code --budget-ms N} (wall-clock milliseconds; the engine's own budget is
+ * {@code MarioGame.maxTime = 40}, a compile-time constant inlined into {@code gameLoop}, so we hand
+ * the agent its own timer instead) or {@code --budget-nodes N} (at most N search-node expansions per
+ * tick: the agent's search loop reads the timer once per expansion, so a timer that counts reads
+ * makes the search, and with it the whole play, independent of CPU load; the engine and agent use
+ * no randomness). Without a budget option the agent gets the engine's 40 ms timer, as in
+ * {@code playAstar}. {@code --stats} adds, after each RESULT, a line
+ * {@code STATS<TAB>KEY<TAB>RUN<TAB>TICKS<TAB>EXHAUSTED_TICKS<TAB>TIMER_READS}: game ticks the agent
+ * planned, ticks whose search ran out of budget, and timer reads (about one per expansion).
  */
 public class FastAstar {
+    /** The engine's timer, or one with another wall-clock budget, or a count of expansions; counts its reads. */
+    static final class BudgetTimer extends MarioTimer {
+        private final MarioTimer inner;  // null: count expansions instead of reading the clock
+        private long nodesLeft;
+        long reads;
+        boolean exhausted;
+
+        BudgetTimer(MarioTimer inner, long nodes) {
+            super(0);
+            this.inner = inner;
+            this.nodesLeft = nodes;
+        }
+
+        @Override
+        public long getRemainingTime() {
+            reads++;
+            long left = inner != null ? inner.getRemainingTime() : Math.max(0, nodesLeft--);
+            exhausted |= left <= 0;
+            return left;
+        }
+    }
+
+    /** Robin Baumgarten's agent, searching under the chosen budget; tallies ticks and exhausted searches. */
+    static final class BudgetAgent implements MarioAgent {
+        private final Agent agent = new Agent();
+        private final long budgetMs;
+        private final long budgetNodes;
+        long ticks, exhaustedTicks, reads;
+
+        BudgetAgent(long budgetMs, long budgetNodes) {
+            this.budgetMs = budgetMs;
+            this.budgetNodes = budgetNodes;
+        }
+
+        private BudgetTimer timer(MarioTimer engineTimer) {
+            if (budgetNodes > 0) {
+                return new BudgetTimer(null, budgetNodes);
+            }
+            return new BudgetTimer(budgetMs > 0 ? new MarioTimer(budgetMs) : engineTimer, 0);
+        }
+
+        @Override
+        public void initialize(MarioForwardModel model, MarioTimer engineTimer) {
+            agent.initialize(model, timer(engineTimer));
+        }
+
+        @Override
+        public boolean[] getActions(MarioForwardModel model, MarioTimer engineTimer) {
+            BudgetTimer t = timer(engineTimer);
+            boolean[] actions = agent.getActions(model, t);
+            ticks++;
+            reads += t.reads;
+            exhaustedTicks += t.exhausted ? 1 : 0;
+            return actions;
+        }
+
+        @Override
+        public String getAgentName() {
+            return agent.getAgentName();
+        }
+    }
+
     public static void main(String[] args) throws Exception {
-        int fps = args.length > 0 ? Integer.parseInt(args[0]) : 0;
+        int fps = 0;
+        long budgetMs = 0, budgetNodes = 0;
+        boolean stats = false;
+        for (int i = 0; i < args.length; i++) {
+            switch (args[i]) {
+                case "--fps": fps = Integer.parseInt(args[++i]); break;
+                case "--budget-ms": budgetMs = Long.parseLong(args[++i]); break;
+                case "--budget-nodes": budgetNodes = Long.parseLong(args[++i]); break;
+                case "--stats": stats = true; break;
+                default: throw new IllegalArgumentException("unknown option " + args[i]
+                        + "; expected --fps N, --budget-ms N, --budget-nodes N, --stats");
+            }
+        }
+        if (budgetMs > 0 && budgetNodes > 0) {
+            throw new IllegalArgumentException("give --budget-ms or --budget-nodes, not both");
+        }
         Method setAgent = MarioGame.class.getDeclaredMethod("setAgent", MarioAgent.class);
         setAgent.setAccessible(true);
         Method gameLoop = MarioGame.class.getDeclaredMethod(
@@ -48,7 +137,8 @@ public class FastAstar {
             int runs = Integer.parseInt(job[3]);
             for (int run = 0; run < runs; run++) {
                 MarioGame game = new MarioGame();
-                setAgent.invoke(game, new Agent());
+                BudgetAgent agent = new BudgetAgent(budgetMs, budgetNodes);
+                setAgent.invoke(game, agent);
                 long start = System.nanoTime();
                 try {
                     MarioResult r = (MarioResult) gameLoop.invoke(game, level, timer, 1, false, fps, 1);
@@ -57,6 +147,10 @@ public class FastAstar {
                             + r.getCompletionPercentage() + "\t" + r.getNumJumps() + "\t" + r.getKillsTotal()
                             + "\t" + r.getCurrentCoins() + "\t" + r.getCurrentLives() + "\t"
                             + r.getRemainingTime() + "\t" + seconds);
+                    if (stats) {
+                        System.out.println("STATS\t" + key + "\t" + run + "\t" + agent.ticks + "\t"
+                                + agent.exhaustedTicks + "\t" + agent.reads);
+                    }
                 } catch (InvocationTargetException e) {
                     String msg = String.valueOf(e.getCause()).replace('\t', ' ').replace('\n', ' ');
                     System.out.println("ERROR\t" + key + "\t" + run + "\t" + msg);

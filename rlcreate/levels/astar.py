@@ -7,9 +7,27 @@ Its own entry point (``java -jar PlayAstar.jar LEVEL norender``) plays one level
 ``gameLoop`` with ``fps = 0`` (no sleeping) and plays many levels in one JVM. When ``javac`` is
 missing we fall back to the jar's entry point (slow, 200 s timer).
 
-Outcomes are noisy: the agent searches for up to 40 ms of *wall-clock* time per game tick, so a
-loaded CPU gives it less search and the same level can be won on one run and lost on the next.
-Play each level several times (``runs``) and read :attr:`AstarSummary.win_rate`.
+**Harness settings** (issue 9's measurements, ``benchmarks/astar_harness.json``):
+
+- *Search budget.* In the engine the agent searches for up to 40 ms of *wall-clock* time per game
+  tick (``MarioGame.maxTime``, a compile-time constant), so a loaded CPU gives it less search and the
+  same level is won on one run and lost on the next. The fast runner instead gives the agent a
+  budget of ``budget_nodes`` search-node expansions per tick (default :data:`BUDGET_NODES` = 2000,
+  about what 40 ms buys on an idle core here). Engine and agent use no randomness, so a play is then
+  a pure function of the level: repeated plays agree and results do not move with machine load.
+  ``budget_ms`` gives a wall-clock budget instead; neither gives the engine's own 40 ms timer.
+- *Entry platform.* With no start tile the engine spawns Mario in column 0 on the lowest floor of
+  that column, or above the screen when column 0 holds no solid tile: a window cut out of a longer
+  level over a gap kills Mario at once, and one cut on a raised platform must not be entered from
+  the ground. Every level (human or generated alike) is played with ``start_pad`` (default
+  :data:`START_PAD` = 3) columns prepended: a solid pillar whose top is level with the floor the
+  engine would use in the first column that holds a solid tile (see :func:`with_entry`). Mario
+  starts on it at the height where the level's first standable surface is, and still has to cross
+  every column of the level. Completion is reported as a fraction of the level's own columns.
+- *Timer.* :func:`default_timer` (width // 10 + 5 game-seconds) is not binding: wins of 128-column
+  human windows finish with 8-12 of 17 game-seconds left, and the TIME_OUTs are stuck agents.
+
+``budget_nodes=None, start_pad=0`` reproduces the engine's own set-up (what rlcreate used before).
 
 Results are cached by level content and settings in ``$RLCREATE_CACHE/astar_results.json``
 (default cache folder ``~/.cache/rlcreate``); a cached level starts no JVM.
@@ -39,12 +57,13 @@ from typing import Sequence
 import numpy as np
 
 from rlcreate.levels.corpus import mario_gpt_dir
-from rlcreate.levels.tiles import level_to_text
+from rlcreate.levels.tiles import GROUND, HEIGHT, TILES, level_to_text
 
 __all__ = [
     "AstarResult", "AstarSummary", "JavaMissingError", "AstarRunError", "AstarSettingsError",
     "java_available", "run_astar", "astar_or_none", "default_timer", "cache_dir", "jar_path", "MAX_TIMER",
-    "parse_jar_output", "parse_runner_line", "RUNNERS",
+    "parse_jar_output", "parse_runner_line", "RUNNERS", "BUDGET_NODES", "START_PAD", "with_entry",
+    "harness_settings",
 ]
 
 log = logging.getLogger(__name__)
@@ -55,6 +74,12 @@ STATUSES = ("WIN", "LOSE", "TIME_OUT")
 RUNNERS = ("auto", "fast", "jar")
 _JAR_TIMER = 200  # PlayAstar.main hard-codes a 200-second game timer
 _RUNNER_SOURCE = Path(__file__).resolve().parent.parent / "java" / "FastAstar.java"
+#: Search-node expansions per game tick the agent gets by default (deterministic; see module doc).
+BUDGET_NODES = 2000
+#: Columns of entry platform prepended to every level by default (see :func:`with_entry`).
+START_PAD = 3
+#: Tiles the engine's ``MarioLevel.isSolid`` counts when it picks Mario's spawn row (not ``b``).
+_ENGINE_SOLID = frozenset("XS?Q<>[]B")
 _JAVA_HINT = ("install a Java 17 runtime, e.g. apt-get install openjdk-17-jre-headless "
               "(openjdk-17-jdk-headless adds javac for the fast runner); the A* check is skipped")
 
@@ -149,6 +174,51 @@ def default_timer(width: int) -> int:
     (about 1.2 s of wall time per game-second).
     """
     return min(width // 10 + 5, MAX_TIMER)
+
+
+def _engine_floor(column: np.ndarray) -> int | None:
+    """The row the engine spawns Mario on in this column (``MarioLevel.findFirstFloor``: the first
+    non-solid cell above the lowest solid tile), or None when the column holds no solid tile."""
+    solid = np.array([TILES[t] in _ENGINE_SOLID for t in column])
+    if not solid.any():
+        return None
+    lowest = int(np.flatnonzero(solid)[-1])
+    above = np.flatnonzero(~solid[:lowest])
+    return int(above[-1]) if above.size else -1
+
+
+def with_entry(grid: np.ndarray, pad: int = START_PAD) -> np.ndarray:
+    """``grid`` with ``pad`` columns of entry platform prepended (returned as a new grid).
+
+    The platform is solid ground (``X``) from just below row ``r`` down to the bottom, where ``r`` is
+    the row the engine would spawn Mario on in the first column that holds a solid tile (row 12, a
+    one-tile ground, when no column does). The engine then spawns Mario on the platform, level with
+    the level's first standable surface, instead of above a gap or under a raised start."""
+    grid = np.asarray(grid)
+    if pad <= 0:
+        return grid
+    row = next((r for r in map(_engine_floor, grid.T) if r is not None), HEIGHT - 2)
+    platform = np.zeros((HEIGHT, pad), dtype=grid.dtype)
+    platform[max(row, 0) + 1:, :] = GROUND
+    return np.concatenate([platform, grid], axis=1)
+
+
+def harness_settings(budget_nodes: int | None = BUDGET_NODES, budget_ms: int | None = None,
+                     start_pad: int = START_PAD) -> dict:
+    """The settings a measurement ran with, for benchmark JSON (``budget`` as the runner sees it)."""
+    return {"budget": _budget_tag(budget_nodes, budget_ms), "start_pad": start_pad,
+            "timer": "width // 10 + 5 game-seconds", "deterministic": budget_nodes is not None}
+
+
+def _budget_tag(budget_nodes: int | None, budget_ms: int | None) -> str:
+    if budget_nodes is not None and budget_ms is not None:
+        raise AstarSettingsError("give budget_nodes or budget_ms, not both")
+    for name, value in (("budget_nodes", budget_nodes), ("budget_ms", budget_ms)):
+        if value is not None and (not isinstance(value, (int, np.integer)) or value < 1):
+            raise AstarSettingsError(f"{name} must be a positive integer or None, got {value!r}")
+    if budget_nodes is not None:
+        return f"nodes{budget_nodes}"
+    return f"ms{budget_ms}" if budget_ms is not None else "engine40ms"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -270,16 +340,38 @@ def _save_cache(new: dict[str, list[dict]]) -> None:
 # ----------------------------------------------------------------------------------------------
 # running
 
-def _play_fast(classdir: Path, java: str, jobs: list[tuple[str, Path, int, int]], workers: int
-               ) -> dict[str, list[AstarResult]]:
+def _budget_args(budget: str) -> list[str]:
+    """FastAstar options for a budget tag from :func:`_budget_tag`."""
+    if budget.startswith("nodes"):
+        return ["--budget-nodes", budget[5:]]
+    if budget.startswith("ms"):
+        return ["--budget-ms", budget[2:]]
+    return []
+
+
+def _wall_per_game_second(budget: str) -> float:
+    """Upper bound on wall seconds per game-second of a stuck agent (a hang guard, not a limit on
+    normal plays): the engine ticks ~33 times a game-second; a wall-clock budget of 40 ms takes
+    ~1.3 s; a node budget takes ~20 us per expansion on an idle core here, allowed 4x that."""
+    if budget.startswith("nodes"):
+        return 1.5 * 4 * int(budget[5:]) / 2000
+    if budget.startswith("ms"):
+        return 1.5 * max(1.0, int(budget[2:]) / 40)
+    return 1.5
+
+
+def _play_fast(classdir: Path, java: str, jobs: list[tuple[str, Path, int, int]], workers: int,
+               budget: str = "engine40ms") -> dict[str, list[AstarResult]]:
     """Play jobs (key, level file, timer, runs) in ``workers`` JVMs running FastAstar."""
     jobs = sorted(jobs, key=lambda j: -j[2] * j[3])  # longest first, dealt round-robin
     chunks = [jobs[i::workers] for i in range(workers) if jobs[i::workers]]
-    cmd = [java, "-cp", f"{jar_path()}{os.pathsep}{classdir}", "FastAstar"]
+    cmd = [java, "-cp", f"{jar_path()}{os.pathsep}{classdir}", "FastAstar", *_budget_args(budget)]
+
+    per_game_second = _wall_per_game_second(budget)
 
     def run_chunk(chunk):
         stdin = "".join(f"{k}\t{p}\t{t}\t{n}\n" for k, p, t, n in chunk)
-        timeout = 60 + sum(1.5 * t * n + 5 * n for _, _, t, n in chunk)
+        timeout = 60 + sum(per_game_second * t * n + 5 * n for _, _, t, n in chunk)
         return _launch(cmd, stdin, timeout)
 
     out: dict[str, list[AstarResult]] = {k: [] for k, *_ in jobs}
@@ -322,20 +414,38 @@ def _as_grids(grids) -> list[np.ndarray]:
     return [np.asarray(g) for g in grids]
 
 
+def _own_completion(result: AstarResult, width: int, pad: int) -> AstarResult:
+    """Completion of a play of the padded level as a fraction of the level's own columns (the
+    engine reports Mario's x over the exit column's x, padding included)."""
+    if pad <= 0 or result.won:
+        return result
+    own = (result.completion * (width + pad - 1) - pad) / max(width - 1, 1)
+    return AstarResult(**{**asdict(result), "completion": float(min(max(own, 0.0), 1.0))})
+
+
 def run_astar(grids: Sequence[np.ndarray] | np.ndarray, runs: int = 1, workers: int = 2, cache: bool = True,
-              timer: int | None = None, runner: str = "auto", java: str | None = None) -> list[AstarSummary]:
+              timer: int | None = None, runner: str = "auto", java: str | None = None,
+              budget_nodes: int | None = BUDGET_NODES, budget_ms: int | None = None,
+              start_pad: int = START_PAD) -> list[AstarSummary]:
     """Play each level ``runs`` times with the A* agent; one :class:`AstarSummary` per grid, in order.
 
     Args:
         grids: ``(n, 14, W)`` array or a list of ``(14, W_i)`` tile-id grids.
-        runs: plays per level (outcomes vary between runs; average several).
+        runs: plays per level. With a node budget (the default) plays are deterministic and repeat
+            exactly; with ``budget_ms`` or the engine's timer they vary with load: average several.
         workers: Java processes in parallel (levels are spread over them).
         cache: reuse and store results in ``cache_dir()/astar_results.json``, keyed by the level's
-            text, runner and timer. A cached level with at least ``runs`` plays starts no JVM.
-        timer: game-seconds per play; default :func:`default_timer` (width // 10 + 5). The jar
-            runner ignores it (its main hard-codes 200 s).
+            text, runner (and the runner's source), timer, budget and entry padding. A cached level
+            with at least ``runs`` plays starts no JVM.
+        timer: game-seconds per play; default :func:`default_timer` of the level's own width
+            (width // 10 + 5). The jar runner ignores it (its main hard-codes 200 s).
         runner: "fast" (needs javac), "jar", or "auto" (fast when javac is found).
         java: path of the java executable; default: ``java`` on PATH.
+        budget_nodes: search-node expansions per game tick (default :data:`BUDGET_NODES`).
+        budget_ms: wall-clock milliseconds per game tick instead (set ``budget_nodes=None``).
+            With both None the agent gets the engine's own 40 ms. The jar runner ignores both.
+        start_pad: columns of entry platform prepended to every level (:func:`with_entry`);
+            0 plays the level as it is (Mario spawns in its column 0).
 
     Raises:
         JavaMissingError: no java executable; the message says what to install.
@@ -346,8 +456,11 @@ def run_astar(grids: Sequence[np.ndarray] | np.ndarray, runs: int = 1, workers: 
         raise AstarSettingsError(f"runner must be one of {RUNNERS}, got {runner!r}")
     if timer is not None and timer < 1:
         raise AstarSettingsError(f"timer is in game-seconds and must be >= 1, got {timer}; None picks width // 10 + 5")
+    if start_pad < 0:
+        raise AstarSettingsError(f"start_pad is a number of columns >= 0, got {start_pad}")
+    budget = _budget_tag(budget_nodes, budget_ms)
     grids = _as_grids(grids)
-    texts = [level_to_text(g) for g in grids]
+    texts = [level_to_text(with_entry(g, start_pad)) for g in grids]
 
     java_exe = shutil.which(java or "java")
     javac_exe = None
@@ -360,8 +473,12 @@ def run_astar(grids: Sequence[np.ndarray] | np.ndarray, runs: int = 1, workers: 
     mode = "fast" if (runner != "jar" and javac_exe is not None) else "jar"
 
     timers = [_JAR_TIMER if mode == "jar" else (timer or default_timer(g.shape[1])) for g in grids]
-    hashes = [hashlib.sha256(t.encode()).hexdigest()[:20] for t in texts]
-    keys = [f"{h}|{mode}|t{t}" for h, t in zip(hashes, timers)]
+    hashes = [hashlib.sha256(level_to_text(g).encode()).hexdigest()[:20] for g in grids]
+    # every setting that changes a play is in the key: results made with other settings (or by an
+    # older FastAstar) are never reused
+    setting = (f"{mode}-{hashlib.sha256(_RUNNER_SOURCE.read_bytes()).hexdigest()[:8]}|{budget}"
+               if mode == "fast" else "jar")
+    keys = [f"{h}|{setting}|t{t}|p{start_pad}" for h, t in zip(hashes, timers)]
 
     stored = _load_cache() if cache else {}
     have = {k: [AstarResult(**d) for d in stored.get(k, [])] for k in set(keys)}
@@ -377,11 +494,12 @@ def run_astar(grids: Sequence[np.ndarray] | np.ndarray, runs: int = 1, workers: 
                     path.write_text(text)
                     jobs.append((key, path, t, missing[key]))
             if mode == "fast":
-                played = _play_fast(_compiled_runner(javac_exe), java_exe, jobs, workers)
+                played = _play_fast(_compiled_runner(javac_exe), java_exe, jobs, workers, budget)
             else:
                 played = _play_jar(java_exe, jobs, workers)
+        width_of = {k: g.shape[1] for k, g in zip(keys, grids)}
         for key, results in played.items():
-            have[key].extend(results)
+            have[key].extend(_own_completion(r, width_of[key], start_pad) for r in results)
         if cache:
             _save_cache({k: [asdict(r) for r in have[k]] for k in played})
     return [AstarSummary(h, g.shape[1], tuple(have[k][:runs])) for h, g, k in zip(hashes, grids, keys)]

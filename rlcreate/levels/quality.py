@@ -232,24 +232,28 @@ def copy_share(levels: Sequence[np.ndarray], max_distance: float = 0.02) -> dict
 
 
 def astar_interleaved(groups: dict[str, Sequence[np.ndarray]], n_per_group: int = 16, runs: int = 3,
-                      workers: int = 2) -> dict[str, dict] | None:
+                      workers: int = 2, **harness) -> dict[str, dict] | None:
     """Play the first ``n_per_group`` levels of every group with the A* agent in ONE call, the groups
-    interleaved level by level (the agent's outcomes depend on machine load, so groups are only
-    compared within one run). ``beaten``: share of levels won at least once in ``runs`` plays;
-    ``win_rate``: share of plays won. None when java is missing."""
-    from rlcreate.levels.astar import astar_or_none
+    interleaved level by level (compare groups only within one run: with a wall-clock search budget
+    outcomes depend on machine load). ``beaten``: share of levels won at least once in ``runs``
+    plays; ``win_rate``: share of plays won; ``harness``: the settings played with (``harness``
+    keywords go to :func:`rlcreate.levels.astar.run_astar`: ``budget_nodes``, ``budget_ms``,
+    ``start_pad``; by default a deterministic node budget and a 3-column entry platform, applied to
+    every group alike, so repeated plays agree). None when java is missing."""
+    from rlcreate.levels.astar import astar_or_none, harness_settings
 
     picked = {k: _grids(v)[:n_per_group] for k, v in groups.items()}
     order = [(k, i) for i in range(max(len(v) for v in picked.values())) for k, v in picked.items() if i < len(v)]
-    res = astar_or_none([picked[k][i] for k, i in order], runs=runs, workers=workers, cache=False)
+    res = astar_or_none([picked[k][i] for k, i in order], runs=runs, workers=workers, cache=False, **harness)
     if res is None:
         return None
+    settings = harness_settings(**harness)
     out: dict[str, dict] = {}
     for k in picked:
         s = [r for (g, _), r in zip(order, res) if g == k]
         out[k] = {"levels": len(s), "runs_per_level": runs, "beaten": float(np.mean([r.win_rate > 0 for r in s])),
                   "win_rate": float(np.mean([r.win_rate for r in s])),
-                  "completion": float(np.mean([r.mean_completion for r in s]))}
+                  "completion": float(np.mean([r.mean_completion for r in s])), "harness": settings}
     return out
 
 
