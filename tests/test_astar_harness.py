@@ -1,0 +1,171 @@
+"""The A* harness settings: entry platform, search budget reaching the runner, determinism of a
+node budget, and a cache that never reuses results made with other settings."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from rlcreate.levels import astar
+from rlcreate.levels.tiles import CHAR_TO_ID, GROUND, HEIGHT
+
+X, E = CHAR_TO_ID["X"], CHAR_TO_ID["E"]
+needs_javac = pytest.mark.skipif(shutil.which("java") is None or shutil.which("javac") is None,
+                                 reason="the fast A* runner needs a Java 17 JDK (java and javac)")
+
+
+def flat(width: int) -> np.ndarray:
+    g = np.zeros((HEIGHT, width), np.int8)
+    g[HEIGHT - 1] = X
+    return g
+
+
+def spawn_row(grid: np.ndarray) -> int:
+    """The row the engine spawns Mario on: its findFirstFloor of column 0."""
+    return astar._engine_floor(grid[:, 0])
+
+
+# ----------------------------------------------------------------------------------------------
+# entry platform (pure numpy)
+
+def test_entry_over_a_gap_puts_ground_under_the_spawn():
+    level = flat(30)
+    level[HEIGHT - 1, :5] = 0  # the window starts over a 5-column gap
+    assert astar._engine_floor(level[:, 0]) is None  # as it is, Mario would spawn above the screen
+    padded = astar.with_entry(level, pad=3)
+    assert padded.shape == (HEIGHT, 33) and np.array_equal(padded[:, 3:], level)
+    assert (padded[HEIGHT - 1, :3] == GROUND).all() and (padded[:HEIGHT - 1, :3] == 0).all()
+    assert spawn_row(padded) == HEIGHT - 2  # standing on the ground row, level with column 5's floor
+
+
+def test_entry_is_level_with_a_raised_first_floor():
+    level = np.zeros((HEIGHT, 30), np.int8)
+    level[8, :4] = X            # the window starts on a platform at row 8, over a gap
+    level[HEIGHT - 1, 10:] = X  # ground further on
+    padded = astar.with_entry(level, pad=3)
+    assert (padded[8:, :3] == GROUND).all() and (padded[:8, :3] == 0).all()  # top level with row 8
+    assert spawn_row(padded) == spawn_row(level) == 7
+
+
+def test_entry_uses_the_first_column_with_a_solid_tile_and_defaults():
+    level = np.zeros((HEIGHT, 20), np.int8)
+    level[5:, 6:8] = X  # gap, then a wall of height 9 whose top is the first floor
+    assert spawn_row(astar.with_entry(level, pad=2)) == 4
+    empty = np.zeros((HEIGHT, 10), np.int8)  # nothing solid at all: a one-tile ground
+    assert spawn_row(astar.with_entry(empty)) == HEIGHT - 2 and astar.with_entry(empty).shape[1] == 10 + astar.START_PAD
+    assert np.array_equal(astar.with_entry(level, pad=0), level)
+
+
+def test_completion_is_a_fraction_of_the_levels_own_columns():
+    r = astar.AstarResult("LOSE", completion=(3 + 20) / (40 + 3 - 1), jumps=0, kills=0, coins=0, lives=0,
+                          runtime_s=0.1)
+    assert astar._own_completion(r, width=40, pad=3).completion == pytest.approx(20 / 39)
+    early = astar.AstarResult("LOSE", 1 / 42, 0, 0, 0, 0, 0.1)  # died on the entry platform
+    assert astar._own_completion(early, width=40, pad=3).completion == 0.0
+    assert astar._own_completion(r, width=40, pad=0) == r
+
+
+def test_bad_harness_settings_are_refused():
+    with pytest.raises(astar.AstarSettingsError, match="not both"):
+        astar.run_astar([flat(16)], budget_nodes=100, budget_ms=40)
+    with pytest.raises(astar.AstarSettingsError, match="budget_nodes must be a positive integer"):
+        astar.run_astar([flat(16)], budget_nodes=0)
+    with pytest.raises(astar.AstarSettingsError, match="start_pad"):
+        astar.run_astar([flat(16)], start_pad=-1)
+    assert astar.harness_settings() == {"budget": f"nodes{astar.BUDGET_NODES}", "start_pad": astar.START_PAD,
+                                        "timer": "width // 10 + 5 game-seconds", "deterministic": True}
+    assert astar.harness_settings(budget_nodes=None, start_pad=0)["budget"] == "engine40ms"
+
+
+# ----------------------------------------------------------------------------------------------
+# the budget reaches the runner, and the cache key holds every setting (runner faked: no JVM)
+
+@pytest.fixture
+def fake_runner(tmp_path, monkeypatch):
+    """Replace the JVM with a recorder that answers every job with a WIN; returns the commands
+    and level texts it was given."""
+    monkeypatch.setenv("RLCREATE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(astar, "_compiled_runner", lambda javac: tmp_path)
+    monkeypatch.setattr(astar.shutil, "which", lambda name: f"/usr/bin/{name}")
+    calls = []
+
+    def launch(cmd, stdin_text, timeout):
+        jobs = [line.split("\t") for line in stdin_text.splitlines()]
+        calls.append({"cmd": cmd, "levels": [open(p).read() for _, p, _, _ in jobs]})
+        return "".join(f"RESULT\t{k}\t{r}\tWIN\t1.0\t3\t0\t0\t1\t9000\t0.5\n"
+                       for k, _, _, n in jobs for r in range(int(n)))
+
+    monkeypatch.setattr(astar, "_launch", launch)
+    return calls
+
+
+def test_budget_argument_reaches_the_runner(fake_runner):
+    astar.run_astar([flat(16)], cache=False)
+    astar.run_astar([flat(16)], cache=False, budget_nodes=None, budget_ms=80)
+    astar.run_astar([flat(16)], cache=False, budget_nodes=None)
+    opts = [c["cmd"][c["cmd"].index("FastAstar") + 1:] for c in fake_runner]
+    assert opts == [["--budget-nodes", str(astar.BUDGET_NODES)], ["--budget-ms", "80"], []]
+
+
+def test_runner_gets_the_padded_level(fake_runner):
+    level = flat(16)
+    level[HEIGHT - 1, :4] = 0
+    astar.run_astar([level], cache=False)
+    astar.run_astar([level], cache=False, start_pad=0)
+    padded, plain = (c["levels"][0].splitlines() for c in fake_runner)
+    assert [len(r) for r in (padded[0], plain[0])] == [16 + astar.START_PAD, 16]
+    assert padded[-1].startswith("XXX----") and plain[-1].startswith("----")
+
+
+def test_cache_is_not_shared_between_settings(fake_runner):
+    level = flat(20)
+    astar.run_astar([level])
+    astar.run_astar([level])  # same settings: served from the cache
+    assert len(fake_runner) == 1
+    astar.run_astar([level], budget_nodes=500)
+    astar.run_astar([level], start_pad=0)
+    astar.run_astar([level], budget_nodes=None, budget_ms=40)
+    astar.run_astar([level], timer=30)
+    assert len(fake_runner) == 5
+    astar.run_astar([level], budget_nodes=500)  # each of those is cached under its own key
+    assert len(fake_runner) == 5
+
+
+# ----------------------------------------------------------------------------------------------
+# real plays (fast runner)
+
+@pytest.fixture(scope="module")
+def java_cache(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("rlcreate-cache")
+    old = os.environ.get("RLCREATE_CACHE")
+    os.environ["RLCREATE_CACHE"] = str(folder)
+    yield folder
+    if old is None:
+        os.environ.pop("RLCREATE_CACHE", None)
+    else:
+        os.environ["RLCREATE_CACHE"] = old
+
+
+@pytest.mark.java
+@needs_javac
+def test_real_plays_flat_won_wall_lost_gap_start_fixed_and_repeatable(java_cache):
+    wall = flat(40)
+    wall[:, 20] = X  # a wall of height 14: nothing gets past it
+    gap_start = flat(40)
+    gap_start[HEIGHT - 1, :3] = 0  # cut over a gap: the engine spawns Mario above it
+    busy = flat(48)
+    busy[HEIGHT - 1, 14:17] = 0
+    busy[HEIGHT - 2, [10, 25, 33]] = E
+    busy[9:HEIGHT - 1, 28] = X
+    flat_s, wall_s, gap_s, busy_s = astar.run_astar([flat(40), wall, gap_start, busy], runs=2, workers=1, cache=False,
+                                                    runner="fast")
+    assert flat_s.wins == 2
+    assert wall_s.wins == 0 and wall_s.mean_completion < 21 / 40
+    assert gap_s.wins == 2  # with the entry platform Mario walks in from the left
+    (gap_plain,) = astar.run_astar([gap_start], runs=1, workers=1, cache=False, start_pad=0, runner="fast")
+    assert gap_plain.wins == 0 and gap_plain.results[0].status == "LOSE"  # fell at the spawn
+    a, b = busy_s.results  # a node budget makes the play a pure function of the level
+    assert (a.status, a.completion, a.jumps, a.kills) == (b.status, b.completion, b.jumps, b.kills)
