@@ -67,15 +67,26 @@ class LMPriorPolicy(MaskableActorCriticPolicy):
             wherever it sits in the ranking (an MLP's k outputs are tied to rank positions, whose
             content changes every step: with them alone the policy ignored its targets), and the
             head's bias alone can already express it.
+        offer_guidance: the starting weight of the ``g_j * (2 * deficit - 1)`` inputs (the head's
+            bias; default 0 = start exactly at the LM). With g > 0 the policy starts at the LM plus a
+            control prior — weighted decoding toward the targets' schedule — so control works from
+            the first step and PPO tunes it with the rest of the objective (the KL penalty still
+            measures the distance to the LM itself). On MarioTokens-v0 (32 levels, no training):
+            g = 0, 2, 4, 8 give corr(target, achieved) for enemies 0.06, 0.33, 0.86, 0.90.
     """
 
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, lr_schedule,
                  *args: Any, prior_start: int | None = None, kl_to_prior: bool = False, offer_features: int = 0,
-                 **kwargs: Any):
+                 offer_guidance: float = 0.0, **kwargs: Any):
         self.prior_start = _check_layout(observation_space, action_space, prior_start)
         self.kl_to_prior = bool(kl_to_prior)
         self.offer_features = _check_offer_features(observation_space, action_space, offer_features,
                                                     self.prior_start)
+        if not (isinstance(offer_guidance, (int, float)) and np.isfinite(offer_guidance)) or \
+                (offer_guidance and not self.offer_features):
+            raise PolicyConfigError(f"offer_guidance = {offer_guidance!r}: must be a finite number, and needs "
+                                    "offer_features > 0 (the control inputs it weights)")
+        self.offer_guidance = float(offer_guidance)
         # MarioTokens-v0 observes the log-probs mapped to [0, 1] (x = 1 - lp / FLOOR): undo that
         k = int(action_space.n)
         self.prior_scaled = bool(np.all(observation_space.low[self.prior_start:self.prior_start + k] == 0.0))
@@ -91,6 +102,8 @@ class LMPriorPolicy(MaskableActorCriticPolicy):
             self.offer_net = nn.Linear(self.mlp_extractor.latent_dim_pi, 2 * self.offer_features)
             nn.init.zeros_(self.offer_net.weight)
             nn.init.zeros_(self.offer_net.bias)
+            with th.no_grad():
+                self.offer_net.bias[self.offer_features:] = self.offer_guidance  # the control prior
             self.optimizer.add_param_group({"params": list(self.offer_net.parameters())})
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
@@ -98,6 +111,7 @@ class LMPriorPolicy(MaskableActorCriticPolicy):
         data["prior_start"] = self.prior_start
         data["kl_to_prior"] = self.kl_to_prior
         data["offer_features"] = self.offer_features
+        data["offer_guidance"] = self.offer_guidance
         return data
 
     def prior_logits(self, obs: th.Tensor) -> th.Tensor:

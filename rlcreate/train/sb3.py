@@ -115,7 +115,7 @@ _HYPER_INTS = {"n_steps": (1, 2**20), "batch_size": (2, 2**24), "n_epochs": (1, 
 MAX_ROLLOUT_BYTES = 4 * 2**30
 _POLICY_KWARGS_OK = ("net_arch", "ortho_init", "log_std_init", "full_std", "use_expln", "squash_output",
                      "share_features_extractor", "normalize_images", "optimizer_kwargs", "prior_start",
-                     "kl_to_prior", "offer_features")
+                     "kl_to_prior", "offer_features", "offer_guidance")
 
 
 def algo_class(algo: str):
