@@ -116,7 +116,7 @@ def test_offer_head_starts_at_zero_and_scores_slots_by_what_the_level_lacks():
     assert any(p is policy.offer_net.weight for g in policy.optimizer.param_groups for p in g["params"])
 
 
-def test_offer_guidance_starts_the_policy_at_the_lm_plus_a_control_prior():
+def test_offer_guidance_makes_the_reference_the_lm_plus_a_control_prior():
     d, k, f = 4, 3, 2
     low = np.concatenate([np.full(d, -1.0), np.zeros(k + f + k * f)])
     space = spaces.Box(low.astype(np.float32), np.ones_like(low, np.float32))
@@ -126,10 +126,13 @@ def test_offer_guidance_starts_the_policy_at_the_lm_plus_a_control_prior():
     obs[0, -k * f - f:-k * f] = th.tensor([1.0, 0.0])   # enemies behind schedule, gaps ahead
     guided = LMPriorPolicy(space, spaces.Discrete(k), lambda _: 1e-3, prior_start=d, offer_features=f,
                            offer_guidance=4.0)
-    logits = th.log(guided.get_distribution(obs).distribution.probs.detach())[0]
-    prior = guided.prior_logits(obs)[0]
-    shift = logits - prior - (logits - prior)[0]           # relative to the slot that adds nothing
-    assert th.allclose(shift, th.tensor([0.0, 4.0, -4.0]), atol=1e-5)
+    probs = guided.get_distribution(obs).distribution.probs.detach()[0]
+    expected = th.softmax(guided.lm_logits(obs)[0] + th.tensor([0.0, 4.0, -4.0]), -1)  # LM + 4 x (lacks - has)
+    assert th.allclose(probs, expected, atol=1e-5)
+    # the KL reference is the guided LM (same top-k mass as the LM): the policy starts at KL 0 from it
+    ref = guided.prior_logits(obs)[0]
+    assert th.allclose(th.softmax(ref, -1), expected, atol=1e-5)
+    assert th.allclose(th.logsumexp(ref, -1), th.logsumexp(guided.lm_logits(obs)[0], -1), atol=1e-5)
     with pytest.raises(PolicyConfigError, match="offer_guidance = 4.0: .* needs offer_features > 0"):
         LMPriorPolicy(space, spaces.Discrete(k), lambda _: 1e-3, prior_start=d, offer_guidance=4.0)
 
