@@ -80,6 +80,7 @@ def run_demo(out: Path, minutes: float | None = None, timesteps: int | None = No
     ``timesteps``: env steps (default the recipe's ``trainer.total_timesteps``). The budget is a
     step count, never a wall-clock stop, so a run reproduces; ``minutes`` is accepted for the old
     command line and ignored."""
+    from stable_baselines3.common.callbacks import CallbackList
     from stable_baselines3.common.vec_env import VecMonitor
 
     from rlcreate.assemble import assemble
@@ -90,7 +91,8 @@ def run_demo(out: Path, minutes: float | None = None, timesteps: int | None = No
     from rlcreate.recipe import build_reward_set
     from rlcreate.train.checkpoint import save_checkpoint
     from rlcreate.train.runner import rollout
-    from rlcreate.train.sb3 import RewardTermsLogger, make_algo
+    from rlcreate.train.kl_control import kl_controller_for
+    from rlcreate.train.sb3 import RewardTermsLogger, make_algo, trainer_extra
 
     recipe = load_recipe(demo_recipe_path())
     out.mkdir(parents=True, exist_ok=True)
@@ -101,9 +103,11 @@ def run_demo(out: Path, minutes: float | None = None, timesteps: int | None = No
     asm = assemble(recipe)
     model = make_algo(recipe, VecMonitor(asm.make_env()), out / "tb")
     t0 = time.perf_counter()
-    model.learn(total_timesteps=budget, callback=RewardTermsLogger(budget), progress_bar=progress_bar)
+    callbacks = [RewardTermsLogger(budget), *filter(None, [kl_controller_for(recipe.trainer)])]  # logs the KL
+    model.learn(total_timesteps=budget, callback=CallbackList(callbacks), progress_bar=progress_bar)
     train_s = time.perf_counter() - t0
-    save_checkpoint(out / "model", model, asm.reward_set, dict(recipe.trainer["hyper"]), recipe.trainer["algo"])
+    save_checkpoint(out / "model", model, asm.reward_set, dict(recipe.trainer["hyper"]), recipe.trainer["algo"],
+                    extra=trainer_extra(model))
     print(f"      {model.num_timesteps} env steps in {train_s:.0f} s")
 
     print(f"[2/4] sampling {n_levels} levels from the policy ...")
@@ -122,7 +126,7 @@ def run_demo(out: Path, minutes: float | None = None, timesteps: int | None = No
                           seed=recipe.seed, astar_levels=astar_levels, astar_runs=astar_runs)
     result = {
         "recipe": str(demo_recipe_path().name), "env_id": recipe.env_id, "env_steps": int(model.num_timesteps),
-        "train_seconds": round(train_s, 1), "n_levels": n_levels, "width": int(width),
+        "train_seconds": round(train_s, 1), "n_levels": n_levels, "width": int(width), "astar_levels": astar_levels,
         "sampling": "policy sampled (deterministic=False); generator: column LM, temperature 1, full vocabulary",
         **table,
         "control": {"steered": control_error(steered, targets), "generator": control_error(own, targets)},
@@ -140,7 +144,7 @@ def _print_summary(r: dict, out: Path) -> None:
     lines = ["", f"rlcreate demo — {r['env_steps']} env steps ({r['recipe']}) in {r['train_seconds']} s; "
                  f"{r['n_levels']} levels of {r['width']} columns per set; files in {out}/",
              format_table(r)]
-    if all(g["astar"] is None for g in r["groups"].values()):
+    if r.get("astar_levels", 1) and all(g["astar"] is None for g in r["groups"].values()):
         lines.append("A* agent: skipped — java not found (install a Java 17 runtime to get the agent's verdict)")
     for name in ("steered", "generator"):
         c = r["control"][name]
