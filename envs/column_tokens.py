@@ -58,7 +58,7 @@ class ColumnTokensCore(TokenStreamCore):
                  reward_every: str = "end", n: int = 1, min_prob: float = 1e-4, hidden_clip: float = 5.0,
                  rule: ColumnRule | None = None, seam: Any = None, n_special: int = 0, renderer: Any = None,
                  strict_actions: bool = False, target_measures: dict[str, TargetMeasure] | None = None,
-                 target_shaping: float = 0.0, playable_only: bool = False):
+                 target_shaping: float = 0.0, playable_only: bool = False, reach_seam: Any = None):
         if not isinstance(n, (int, np.integer)) or n < 1:
             raise EnvConfigError(f"n_envs = {n!r}: must be an integer >= 1")
         if not isinstance(n_columns, (int, np.integer)) or n_columns < 1:
@@ -77,7 +77,7 @@ class ColumnTokensCore(TokenStreamCore):
                                  "top-k column is masked)")
         if not hidden_clip > 0:
             raise EnvConfigError(f"hidden_clip = {hidden_clip!r}: must be > 0")
-        if playable_only and seam is None:
+        if playable_only and (reach_seam or seam) is None:
             raise EnvConfigError("playable_only = True needs a seam (a solver that says where Mario can be at the "
                                  "level's edge); the domain gives none: set playable_only: false")
         if not (isinstance(target_shaping, (int, float)) and np.isfinite(target_shaping) and target_shaping >= 0):
@@ -114,7 +114,8 @@ class ColumnTokensCore(TokenStreamCore):
         # playable_only: where Mario can be after the last column written (the seam's exit states);
         # offers after which he could be nowhere are masked (a hard constraint, like the pipe rule)
         self.playable_only = bool(playable_only)
-        self.reach = seam.initial(self.n) if seam else np.zeros((self.n, 0))
+        self.reach_seam = reach_seam or seam  # may be a stricter solver than the reward's seam
+        self.reach = self.reach_seam.initial(self.n) if self.reach_seam else np.zeros((self.n, 0))
         self._state = None
         self._allowed = np.ones((self.n, k), bool)  # the rule's verdict on the current offers
         self._passes = np.ones((self.n, k), bool)   # playable_only's verdict on them
@@ -151,8 +152,8 @@ class ColumnTokensCore(TokenStreamCore):
         """(n, k) bool: offers after which the seam says Mario is still alive (one solver call on all
         n x k candidate columns from the current exit states)."""
         cols = self.offered_columns().reshape(self.n * self.k, -1, 1)
-        exits = self.seam.advance(cols, np.repeat(self.reach, self.k, axis=0))
-        return self.seam.alive(exits).reshape(self.n, self.k)
+        exits = self.reach_seam.advance(cols, np.repeat(self.reach, self.k, axis=0))
+        return self.reach_seam.alive(exits).reshape(self.n, self.k)
 
     def observe(self) -> np.ndarray:
         hidden, topk = self._observe_offers(LOGPROB_FLOOR, scaled=True)
@@ -195,7 +196,7 @@ class ColumnTokensCore(TokenStreamCore):
         self.t += 1
         done = self.t >= self.n_columns
         if self.playable_only:
-            self.reach = self.seam.advance(self.levels[:, :, self.t - 1:self.t], self.reach)
+            self.reach = self.reach_seam.advance(self.levels[:, :, self.t - 1:self.t], self.reach)
         if not done:  # the final column needs no forward pass: a terminal state has no future
             logits, self._state = self.lm.step(self._state, tokens, with_hidden=True)
             self._offer(logits, prev=tokens)

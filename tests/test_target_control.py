@@ -171,3 +171,25 @@ def test_a_mario_in_the_bottom_row_is_dead():
     state[0, -1, -1] = True                 # falling in the pit row
     state[1, -2, 0] = True                  # standing on the ground
     assert seam.alive(state.reshape(2, -1)).tolist() == [False, True]
+
+
+def test_playable_margin_shortens_the_longest_jump_the_mask_allows():
+    from rlcreate.levels.envs import SolverSeam, make_mario_tokens
+    from rlcreate.levels.solver import APEX_STEPS
+
+    def crosses(seam: SolverSeam, gap: int) -> bool:
+        level = np.zeros((1, T.HEIGHT, 20 + gap + 1), np.int8)
+        level[0, -1, :20] = T.GROUND
+        level[0, -1, 20 + gap:] = T.GROUND
+        state = seam.initial(1)
+        for c in range(level.shape[2]):  # column by column, as the env's mask sees it
+            state = seam.advance(level[:, :, c:c + 1], state)
+            if not seam.alive(state)[0]:
+                return False
+        return True
+
+    full, margin = SolverSeam(), SolverSeam(apex_steps=APEX_STEPS - 1)
+    assert crosses(full, 9) and not crosses(full, 10)      # the solver's calibrated widest gap
+    assert crosses(margin, 8) and not crosses(margin, 9)   # one column shorter
+    with pytest.raises(EnvConfigError, match="playable_margin = 3"):
+        make_mario_tokens(n_columns=8, k=4, playable_margin=3)

@@ -102,14 +102,16 @@ class SolverSeam:
     phase, flattened): the next segment is solved from them, so seams are checked exactly, jumps
     in flight included. Observed as the 14 rows where Mario can stand at the edge. A segment Mario
     cannot cross leaves an empty state; the next one then starts fresh, so one bad segment does not
-    zero every later one."""
+    zero every later one. ``apex_steps`` below the solver's default shortens every jump by that many
+    columns: a safety margin (the A* agent misses jumps the solver makes at full length)."""
 
-    def __init__(self):
-        from rlcreate.levels.solver import N_PHASES
+    def __init__(self, apex_steps: int | None = None):
+        from rlcreate.levels.solver import APEX_STEPS, N_PHASES
 
         self.phases = N_PHASES
         self.size = T.HEIGHT * N_PHASES
         self.observed_size = T.HEIGHT
+        self.apex_steps = APEX_STEPS if apex_steps is None else int(apex_steps)
 
     def initial(self, n: int) -> np.ndarray:
         return np.zeros((n, self.size))  # empty = "start fresh" (the solver's default start)
@@ -117,7 +119,7 @@ class SolverSeam:
     def advance(self, segments: np.ndarray, state: np.ndarray) -> np.ndarray:
         from rlcreate.levels.solver import solve_batch
 
-        *_, exit_state = solve_batch(segments, self.start_states(state))
+        *_, exit_state = solve_batch(segments, self.start_states(state), apex_steps=self.apex_steps)
         return exit_state.reshape(len(segments), -1).astype(np.float64)
 
     def start_states(self, state: np.ndarray) -> np.ndarray:
@@ -225,8 +227,13 @@ class MarioStructure:
 
 
 def _tokens_core(n: int, n_columns: int, k: int, reward: Any, targets: dict | None, lm: Any, reward_every: str,
-          structure: bool = True, **kwargs: Any) -> ColumnTokensCore:
+          structure: bool = True, playable_margin: int = 0, **kwargs: Any) -> ColumnTokensCore:
     from rlcreate.generators.column_lm import N_SPECIAL, ColumnLM
+    from rlcreate.levels.solver import APEX_STEPS
+
+    if isinstance(playable_margin, bool) or playable_margin not in range(APEX_STEPS + 1):
+        raise EnvConfigError(f"playable_margin = {playable_margin!r}: use an integer in 0..{APEX_STEPS} (columns "
+                             "by which playable_only shortens the solver's longest jumps)")
 
     if lm is None or isinstance(lm, str) or hasattr(lm, "__fspath__"):
         lm = ColumnLM.load(lm)
@@ -239,7 +246,8 @@ def _tokens_core(n: int, n_columns: int, k: int, reward: Any, targets: dict | No
                             targets=DEFAULT_TARGETS if targets is None else targets,
                             reward_every=reward_every, n=n,
                             rule=MarioStructure(lm.columns, N_SPECIAL) if structure else None,
-                            seam=SolverSeam(), n_special=N_SPECIAL, renderer=MarioRenderer(),
+                            seam=SolverSeam(), reach_seam=SolverSeam(apex_steps=APEX_STEPS - playable_margin),
+                            n_special=N_SPECIAL, renderer=MarioRenderer(),
                             target_measures=TARGET_MEASURES, **kwargs)
 
 
@@ -247,7 +255,9 @@ def make_mario_tokens(n_columns: int = 64, k: int = 8, reward: Any = None, targe
                       lm: Any = None, reward_every: str = "end", render_mode: str | None = None,
                       **kwargs: Any) -> ColumnTokensEnv:
     """Single-env ``rlcreate/MarioTokens-v0`` (what ``gymnasium.make`` returns). ``kwargs``:
-    ``min_prob``, ``hidden_clip``, ``structure``, ``target_shaping``, ``playable_only``."""
+    ``min_prob``, ``hidden_clip``, ``structure``, ``target_shaping``, ``playable_only``,
+    ``playable_margin`` (0..2 columns by which playable_only's solver shortens every jump; default 0:
+    16 guided-LM levels per setting were beaten by the A* agent 69%, 69%, 75% with margins 0, 1, 2)."""
     return ColumnTokensEnv(_tokens_core(1, n_columns, k, reward, targets, lm, reward_every, **kwargs),
                            render_mode=render_mode)
 
