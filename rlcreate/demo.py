@@ -73,7 +73,7 @@ def _objective(reward_set_factory, levels: list[np.ndarray], targets: list[dict]
 
 
 def run_demo(out: Path, minutes: float | None = None, timesteps: int | None = None, progress_bar: bool = True,
-             n_levels: int = 64, astar_levels: int = 8, astar_runs: int = 3) -> dict:
+             n_levels: int = 64, astar_levels: int = 8, astar_runs: int = 1) -> dict:
     """Train, sample and compare (see the module docstring); writes ``out/summary.json``,
     ``out/levels.npy`` (the steered levels), ``out/samples/`` and the policy in ``out/model/``.
 

@@ -307,7 +307,7 @@ def format_table(table: dict) -> str:
     row(f"human-likeness AUC vs {table['human_split']}", lambda g: f"{g['human_likeness']['auc']:.3f}")
     row("novelty (NN dist. to train)", lambda g: f"{g['copies']['novelty_mean']:.3f}")
     row("segments within copy distance", lambda g: f"{g['copies']['copy_share']:.0%}")
-    row("A* beaten (3 plays)", lambda g: f"{g['astar']['beaten']:.0%} of {g['astar']['levels']}")
+    row("A* beaten", lambda g: f"{g['astar']['beaten']:.0%} of {g['astar']['levels']} x{g['astar']['runs_per_level']}")
     return "\n".join(lines) + "\n(* = outside the 5th-95th percentile band of human set means)"
 
 
