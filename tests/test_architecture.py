@@ -22,7 +22,8 @@ GENERIC = ["rlcreate/cli.py", "rlcreate/recipe.py", "rlcreate/assemble.py", "rlc
            "envs/core_vec_env.py", "envs/latent_level.py", "envs/column_tokens.py", "envs/text_tokens.py",
            "envs/gym_vector.py", "envs/registration.py", "rewards/base.py", "rewards/compose.py",
            "rewards/transforms.py", "rewards/registry.py", "rewards/novelty.py", "rewards/trl_adapter.py",
-           "rlcreate/train/policies.py", "rlcreate/benchmark.py", "rlcreate/hf_cache.py"]
+           "rlcreate/train/policies.py", "rlcreate/benchmark.py", "rlcreate/hf_cache.py", "envs/target_control.py",
+           "envs/token_stream.py", "rlcreate/train/kl_control.py"]
 DOMAIN_PACKAGES = ("rlcreate.levels", "rlcreate.text", "rlcreate.generators", "rlcreate.demo")
 
 
