@@ -47,19 +47,33 @@ ARMS = {"engine_40ms_no_pad": {"budget_nodes": None, "budget_ms": None, "start_p
         "nodes_2000_entry_pad": {}}
 
 
+def _starts(blocks, width: int, stride: int) -> list[int]:
+    """First corpus column of each window ``corpus._windows_in`` cuts from these blocks, in order."""
+    from rlcreate.levels import corpus
+
+    return [s for lo, hi in corpus._merged_spans(blocks) for s in range(lo, hi - width + 1, stride)]
+
+
+def _game(start: int) -> str:
+    from rlcreate.levels.corpus import GAMES
+
+    return next(g for g, (lo, hi) in GAMES.items() if lo <= start < hi)
+
+
 def windows(cfg: Config) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:
-    """The windows of each set and a label per window (DEV block name / training window index)."""
+    """The windows of each set and a label per window, ``<game>@<first corpus column>``."""
     from rlcreate.levels import corpus
 
     dev = corpus.dev_windows(cfg.width, stride=cfg.width)[:cfg.n_dev]
     out = {"human_dev": dev}
-    labels = {"human_dev": [b.name for b in corpus.dev_blocks()][:len(dev)] if cfg.width == corpus.BLOCK
-              else [f"dev-window-{i}" for i in range(len(dev))]}
+    labels = {"human_dev": [f"{_game(s)}@{s}" for s in _starts(corpus.dev_blocks(), cfg.width, cfg.width)][:len(dev)]}
     if cfg.n_corpus > 0:
-        train = corpus.training_windows(cfg.width, stride=cfg.width // 2)
+        stride = cfg.width // 2
+        train = corpus.training_windows(cfg.width, stride=stride)
         pick = np.sort(np.random.default_rng(cfg.seed).choice(len(train), min(cfg.n_corpus, len(train)), replace=False))
         out["human_train_blocks"] = train[pick]
-        labels["human_train_blocks"] = [f"train-window-{i}" for i in pick]
+        starts = _starts(corpus.training_blocks(), cfg.width, stride)
+        labels["human_train_blocks"] = [f"{_game(starts[i])}@{starts[i]}" for i in pick]
     return out, labels
 
 
@@ -81,16 +95,20 @@ def play_interleaved(levels: list[np.ndarray], cfg: Config) -> tuple[dict[str, l
     return plays, seconds
 
 
-def summarise(results: list[list]) -> dict:
+def summarise(results: list[list], labels: list[str]) -> dict:
     """Per set: share beaten (won at least once), share of plays won, statuses, completion,
-    repeatability (share of windows whose plays all ended alike), per-window outcomes."""
+    repeatability (share of windows whose plays all ended alike), beaten per game, per-window outcomes."""
     won = [[r.won for r in rs] for rs in results]
+    games = sorted({lab.split("@")[0] for lab in labels})
+    by_game = {g: {"levels": sum(lab.startswith(g + "@") for lab in labels),
+                   "beaten": float(np.mean([any(w) for w, lab in zip(won, labels) if lab.startswith(g + "@")]))}
+               for g in games}
     same = [len({(r.status, round(r.completion, 6), r.jumps) for r in rs}) == 1 for rs in results]
     statuses = {s: sum(r.status == s for rs in results for r in rs) for s in ("WIN", "LOSE", "TIME_OUT")}
     return {"levels": len(results), "runs_per_level": len(results[0]) if results else 0,
             "beaten": float(np.mean([any(w) for w in won])), "win_rate": float(np.mean([np.mean(w) for w in won])),
             "statuses": statuses, "completion": float(np.mean([r.completion for rs in results for r in rs])),
-            "all_plays_alike": float(np.mean(same)),
+            "all_plays_alike": float(np.mean(same)), "by_game": by_game,
             "per_level": [{"wins": int(sum(w)), "statuses": [r.status for r in rs],
                            "completion": [round(r.completion, 3) for r in rs]} for w, rs in zip(won, results)]}
 
@@ -118,13 +136,14 @@ def main() -> None:
         for name in sets:
             idx = [j for j, (n, _) in enumerate(names) if n == name]
             result["sets"][name] = {"windows": labels[name],
-                                    **{arm: summarise([plays[arm][j] for j in idx]) for arm in ARMS}}
+                                    **{arm: summarise([plays[arm][j] for j in idx], labels[name]) for arm in ARMS}}
     result = finish(result)
     write_json(a.out, result)
     for name, arms in result["sets"].items():
         for arm, s in ((k, v) for k, v in arms.items() if k in ARMS):
+            games = "  ".join(f"{g} {v['beaten']:.0%} of {v['levels']}" for g, v in s["by_game"].items())
             print(f"{name:<20} {arm:<22} beaten {s['beaten']:.0%} of {s['levels']}  plays won {s['win_rate']:.0%}  "
-                  f"statuses {s['statuses']}  plays alike {s['all_plays_alike']:.0%}")
+                  f"statuses {s['statuses']}  plays alike {s['all_plays_alike']:.0%}  ({games})")
     print(f"wrote {a.out}")
 
 

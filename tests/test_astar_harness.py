@@ -155,7 +155,8 @@ def test_real_plays_flat_won_wall_lost_gap_start_fixed_and_repeatable(java_cache
     wall = flat(40)
     wall[:, 20] = X  # a wall of height 14: nothing gets past it
     gap_start = flat(40)
-    gap_start[HEIGHT - 1, :3] = 0  # cut over a gap: the engine spawns Mario above it
+    gap_start[HEIGHT - 1, :7] = 0  # cut over a gap: the engine spawns Mario above it (falling from
+    # the top, the agent drifts up to 6 columns right: a 7-column gap kills it at the spawn)
     busy = flat(48)
     busy[HEIGHT - 1, 14:17] = 0
     busy[HEIGHT - 2, [10, 25, 33]] = E

@@ -16,6 +16,9 @@ missing we fall back to the jar's entry point (slow, 200 s timer).
   about what 40 ms buys on an idle core here). Engine and agent use no randomness, so a play is then
   a pure function of the level: repeated plays agree and results do not move with machine load.
   ``budget_ms`` gives a wall-clock budget instead; neither gives the engine's own 40 ms timer.
+  A larger budget buys little: 8000 nodes won 1 of 7 human windows lost at 1500, and a stuck
+  play then costs ~5 min. A play under a node budget takes longer on a loaded machine (the
+  budget is fixed work, not fixed time); the jar runner ignores the budget.
 - *Entry platform.* With no start tile the engine spawns Mario in column 0 on the lowest floor of
   that column, or above the screen when column 0 holds no solid tile: a window cut out of a longer
   level over a gap kills Mario at once, and one cut on a raised platform must not be entered from
@@ -25,7 +28,8 @@ missing we fall back to the jar's entry point (slow, 200 s timer).
   starts on it at the height where the level's first standable surface is, and still has to cross
   every column of the level. Completion is reported as a fraction of the level's own columns.
 - *Timer.* :func:`default_timer` (width // 10 + 5 game-seconds) is not binding: wins of 128-column
-  human windows finish with 8-12 of 17 game-seconds left, and the TIME_OUTs are stuck agents.
+  human windows finish with 8-12 of 17 game-seconds left, and the TIME_OUTs are stuck agents
+  (doubling the timer ended three of them at the same completion, again as TIME_OUT).
 
 ``budget_nodes=None, start_pad=0`` reproduces the engine's own set-up (what rlcreate used before).
 
@@ -33,7 +37,7 @@ Results are cached by level content and settings in ``$RLCREATE_CACHE/astar_resu
 (default cache folder ``~/.cache/rlcreate``); a cached level starts no JVM.
 
 Public API: :func:`java_available`, :func:`run_astar`, :func:`astar_or_none`, :func:`default_timer`,
-:class:`AstarResult`, :class:`AstarSummary`, :class:`JavaMissingError`, :class:`AstarRunError`.
+:func:`with_entry`, :func:`harness_settings`, :class:`AstarResult`, :class:`AstarSummary`, :class:`JavaMissingError`, :class:`AstarRunError`.
 """
 
 from __future__ import annotations
