@@ -39,6 +39,9 @@ class Config:
     """A* plays per level"""
     seed: int = 0
     """seed of the LM / VAE samples and of the judges' subsampling"""
+    untrained: int = 0
+    """1: also judge the run recipe's policy before any training (``config.yaml`` of ``--run``), sampled
+    like the trained one: what RL started from (for mario_tokens.yaml the LM plus its control prior)"""
     out: str = "benchmarks/level_quality.json"
 
 
@@ -72,6 +75,23 @@ def reference_sets(n: int, width: int, seed: int) -> dict[str, list[np.ndarray]]
             "vae_prior": vae_levels}
 
 
+def untrained_levels(folder: Path, n: int) -> tuple[list[np.ndarray], list[dict]]:
+    """``n`` levels (and their targets) of the run recipe's untrained policy, sampled with the
+    demo's seed and env."""
+    from stable_baselines3.common.vec_env import VecMonitor
+
+    from rlcreate.assemble import assemble
+    from rlcreate.recipe import load_recipe
+    from rlcreate.train.runner import rollout
+    from rlcreate.train.sb3 import make_algo
+
+    recipe = load_recipe(folder / "config.yaml")
+    asm = assemble(recipe)
+    model = make_algo(recipe, VecMonitor(asm.make_env()), None)
+    infos = rollout(model, asm.make_env(min(n, 16), recipe.seed + 1, "eval"), n, deterministic=False)
+    return [i["level"] for i in infos], [i.get("targets", {}) for i in infos]
+
+
 def machine() -> dict:
     import sklearn
     import torch
@@ -88,13 +108,19 @@ def main(cfg: Config) -> dict:
     run_levels = load_run_levels(Path(cfg.run)) if cfg.run else None
     width = run_levels[0].shape[1] if run_levels else cfg.width
     groups = reference_sets(cfg.n, width, cfg.seed)
+    control = {}
+    if run_levels and cfg.untrained:
+        from rlcreate.demo import control_error
+
+        groups["policy_untrained"], targets = untrained_levels(Path(cfg.run), len(run_levels))
+        control["policy_untrained"] = control_error(groups["policy_untrained"], targets)
     if run_levels:
         groups["policy"] = run_levels
     load0 = os.getloadavg()[0]
     table = quality_table(groups, human_split="test", seed=cfg.seed, astar_levels=cfg.astar_levels,
                           astar_runs=cfg.astar_runs)
     result = {"config": asdict(cfg), "machine": {**machine(), "load_avg_1min_at_start": load0},
-              "seconds": round(time.perf_counter() - t0, 1), **table}
+              "seconds": round(time.perf_counter() - t0, 1), **table, **({"control": control} if control else {})}
     print(format_table(table))
     Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
     Path(cfg.out).write_text(json.dumps(result, indent=2))

@@ -146,6 +146,35 @@ def test_bench_level_quality_script_runs_and_writes_json(tmp_path, monkeypatch):
     assert data["machine"]["cpu_count"] and data["config"]["n"] == 4
 
 
+def test_bench_level_quality_judges_the_untrained_policy_of_the_run_recipe(tmp_path, monkeypatch):
+    """--untrained 1: the run recipe's policy before training is sampled and judged, control included."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("bench_level_quality", root / "scripts" / "bench_level_quality.py")
+    bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(__import__("sys").modules, spec.name, bench)
+    spec.loader.exec_module(bench)
+    recipe = yaml.safe_load((root / "rlcreate" / "recipes" / "mario_tokens.yaml").read_text())
+    recipe["env"]["kwargs"].update(n_columns=32, k=8)
+    recipe["trainer"].update(n_envs=4, total_timesteps=64)
+    recipe["trainer"]["hyper"].update(n_steps=16, batch_size=32)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(yaml.safe_dump(recipe))
+    np.save(run / "levels.npy", np.stack([_noise(s, 32) for s in range(4)]))
+    out = tmp_path / "q.json"
+    bench.main(bench.Config(run=str(run), n=4, width=32, astar_levels=0, untrained=1, out=str(out)))
+    data = json.loads(out.read_text())
+    assert data["groups"]["policy_untrained"]["n_levels"] == 4 and data["groups"]["policy_untrained"]["width"] == 32
+    assert set(data["control"]["policy_untrained"]) == {"enemies", "gaps"}
+    assert all(np.isfinite(v["mae"]) for v in data["control"]["policy_untrained"].values())
+
+
 def test_human_likeness_judge_flags_noise_and_passes_human_levels():
     from rlcreate.levels.judges import run_judges
 
