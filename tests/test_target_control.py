@@ -135,6 +135,8 @@ def test_offer_guidance_makes_the_reference_the_lm_plus_a_control_prior():
     assert th.allclose(th.logsumexp(ref, -1), th.logsumexp(guided.lm_logits(obs)[0], -1), atol=1e-5)
     with pytest.raises(PolicyConfigError, match="offer_guidance = 4.0: .* needs offer_features > 0"):
         LMPriorPolicy(space, spaces.Discrete(k), lambda _: 1e-3, prior_start=d, offer_guidance=4.0)
+    with pytest.raises(PolicyConfigError, match="offer_guidance = -1.0: must be a finite number >= 0"):
+        LMPriorPolicy(space, spaces.Discrete(k), lambda _: 1e-3, prior_start=d, offer_features=f, offer_guidance=-1.0)
 
 
 def test_offer_features_that_do_not_fit_are_a_policy_error():

@@ -1,4 +1,4 @@
-"""SB3 policies for steering a frozen LM over ``rlcreate/TextTokens-v0``.
+"""SB3 policies for steering a frozen LM over ``rlcreate/TextTokens-v0`` and ``rlcreate/MarioTokens-v0``.
 
 :class:`LMPriorPolicy` (recipe name ``lm_prior``) is a MaskablePPO actor-critic whose action logits
 are the LM's own top-k log-probabilities, read from the observation, **plus** a learned correction
@@ -83,9 +83,9 @@ class LMPriorPolicy(MaskableActorCriticPolicy):
         self.kl_to_prior = bool(kl_to_prior)
         self.offer_features = _check_offer_features(observation_space, action_space, offer_features,
                                                     self.prior_start)
-        if not (isinstance(offer_guidance, (int, float)) and np.isfinite(offer_guidance)) or \
-                (offer_guidance and not self.offer_features):
-            raise PolicyConfigError(f"offer_guidance = {offer_guidance!r}: must be a finite number, and needs "
+        if not (isinstance(offer_guidance, (int, float)) and np.isfinite(offer_guidance) and offer_guidance >= 0) \
+                or (offer_guidance and not self.offer_features):
+            raise PolicyConfigError(f"offer_guidance = {offer_guidance!r}: must be a finite number >= 0, and needs "
                                     "offer_features > 0 (the control inputs it weights)")
         self.offer_guidance = float(offer_guidance)
         # MarioTokens-v0 observes the log-probs mapped to [0, 1] (x = 1 - lp / FLOOR): undo that
