@@ -3,8 +3,8 @@ node budget, and a cache that never reuses results made with other settings."""
 
 from __future__ import annotations
 
-import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -94,7 +94,7 @@ def fake_runner(tmp_path, monkeypatch):
 
     def launch(cmd, stdin_text, timeout):
         jobs = [line.split("\t") for line in stdin_text.splitlines()]
-        calls.append({"cmd": cmd, "levels": [open(p).read() for _, p, _, _ in jobs]})
+        calls.append({"cmd": cmd, "levels": [Path(p).read_text() for _, p, _, _ in jobs]})
         return "".join(f"RESULT\t{k}\t{r}\tWIN\t1.0\t3\t0\t0\t1\t9000\t0.5\n"
                        for k, _, _, n in jobs for r in range(int(n)))
 
@@ -136,18 +136,6 @@ def test_cache_is_not_shared_between_settings(fake_runner):
 
 # ----------------------------------------------------------------------------------------------
 # real plays (fast runner)
-
-@pytest.fixture(scope="module")
-def java_cache(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("rlcreate-cache")
-    old = os.environ.get("RLCREATE_CACHE")
-    os.environ["RLCREATE_CACHE"] = str(folder)
-    yield folder
-    if old is None:
-        os.environ.pop("RLCREATE_CACHE", None)
-    else:
-        os.environ["RLCREATE_CACHE"] = old
-
 
 @pytest.mark.java
 @needs_javac

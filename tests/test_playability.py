@@ -282,19 +282,6 @@ def test_parse_runner_line():
         astar.parse_runner_line("RESULT\tabc\t0\tDRAW\t1.0")
 
 
-@pytest.fixture(scope="module")
-def java_cache(tmp_path_factory):
-    """One cache folder per module, so FastAstar is compiled once for all the tests here."""
-    folder = tmp_path_factory.mktemp("rlcreate-cache")
-    old = os.environ.get("RLCREATE_CACHE")
-    os.environ["RLCREATE_CACHE"] = str(folder)
-    yield folder
-    if old is None:
-        os.environ.pop("RLCREATE_CACHE", None)
-    else:
-        os.environ["RLCREATE_CACHE"] = old
-
-
 @pytest.mark.java
 @needs_java
 def test_astar_wins_flat_and_fails_impossible_gap(java_cache):
