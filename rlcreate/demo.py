@@ -91,8 +91,7 @@ def run_demo(out: Path, minutes: float | None = None, timesteps: int | None = No
     from rlcreate.recipe import build_reward_set
     from rlcreate.train.checkpoint import save_checkpoint
     from rlcreate.train.runner import rollout
-    from rlcreate.train.kl_control import kl_controller_for
-    from rlcreate.train.sb3 import RewardTermsLogger, make_algo, trainer_extra
+    from rlcreate.train.sb3 import make_algo, trainer_extra, training_callbacks
 
     recipe = load_recipe(demo_recipe_path())
     out.mkdir(parents=True, exist_ok=True)
@@ -103,8 +102,8 @@ def run_demo(out: Path, minutes: float | None = None, timesteps: int | None = No
     asm = assemble(recipe)
     model = make_algo(recipe, VecMonitor(asm.make_env()), out / "tb")
     t0 = time.perf_counter()
-    callbacks = [RewardTermsLogger(budget), *filter(None, [kl_controller_for(recipe.trainer)])]  # logs the KL
-    model.learn(total_timesteps=budget, callback=CallbackList(callbacks), progress_bar=progress_bar)
+    model.learn(total_timesteps=budget, callback=CallbackList(training_callbacks(recipe, budget)),
+                progress_bar=progress_bar)
     train_s = time.perf_counter() - t0
     save_checkpoint(out / "model", model, asm.reward_set, dict(recipe.trainer["hyper"]), recipe.trainer["algo"],
                     extra=trainer_extra(model))

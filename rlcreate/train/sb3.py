@@ -24,7 +24,7 @@ from rlcreate.recipe import Recipe, RecipeError
 
 __all__ = ["RewardTermsLogger", "CheckpointWithRewardState", "train_recipe", "load_policy", "make_algo",
            "build_algo", "algo_class", "validate_hyper", "check_run_dir", "export_sb3_zip", "load_model",
-           "load_reward_state", "trainer_extra",
+           "load_reward_state", "trainer_extra", "training_callbacks",
            "DEFAULT_CHECKPOINT_MINUTES"]
 
 #: Wall-time checkpoint interval when the recipe sets no ``trainer.checkpoint_every``.
@@ -285,7 +285,7 @@ def train_recipe(recipe: Recipe, venv, run_dir: Path, progress_bar: bool = True,
 
     from rlcreate.train.checkpoint import (clear_run_outputs, latest_checkpoint, load_policy_folder,
                                            load_reward_state, restore_trainer_state, save_checkpoint)
-    from rlcreate.train.kl_control import kl_controller_for, validate_kl_control
+    from rlcreate.train.kl_control import validate_kl_control
 
     run_dir = Path(run_dir)
     reward_set = venv.get_attr("reward")[0]
@@ -315,10 +315,7 @@ def train_recipe(recipe: Recipe, venv, run_dir: Path, progress_bar: bool = True,
     recipe.dump(run_dir / "config.yaml")  # validated by now; on resume it records a changed --timesteps
     done = int(model.num_timesteps)
     every, minutes = _checkpoint_schedule(recipe, total)
-    callbacks = [RewardTermsLogger(total)]
-    kl = kl_controller_for(recipe.trainer)  # lm_prior + kl_to_prior: log the KL, adapt beta to kl_target
-    if kl is not None:
-        callbacks.append(kl)
+    callbacks = training_callbacks(recipe, total)
     if every or minutes:
         callbacks.append(CheckpointWithRewardState(run_dir / "checkpoints", every, reward_set, hyper, algo,
                                                    minutes=minutes, start_steps=done))
@@ -327,6 +324,15 @@ def train_recipe(recipe: Recipe, venv, run_dir: Path, progress_bar: bool = True,
                     progress_bar=progress_bar, reset_num_timesteps=source is None)
     save_checkpoint(run_dir / "model", model, reward_set, hyper, algo, venv=venv, extra=trainer_extra(model))
     return model
+
+
+def training_callbacks(recipe: Recipe, total: int) -> list[BaseCallback]:
+    """What every training run logs: the reward terms, and for ``lm_prior`` + ``kl_to_prior`` the KL
+    to the reference (adapting beta when the recipe sets ``kl_target``)."""
+    from rlcreate.train.kl_control import kl_controller_for
+
+    kl = kl_controller_for(recipe.trainer)
+    return [RewardTermsLogger(total), *([kl] if kl is not None else [])]
 
 
 def trainer_extra(model) -> dict:
