@@ -3,4 +3,4 @@
 Import what you need, e.g. ``from rlcreate.envs.latent_level import LatentLevelCore``.
 """
 
-__all__ = ["core_vec_env", "latent_level", "column_tokens", "text_tokens", "gym_vector", "registration"]
+__all__ = ["core_vec_env", "latent_level", "column_tokens", "text_tokens", "gym_vector"]

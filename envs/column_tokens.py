@@ -275,7 +275,7 @@ class ColumnTokensEnv(CoreEnv):
 
     ## Description
     Each episode writes one level of ``n_columns`` columns left to right. At every step the column
-    LM (one token per 14-tile column, :class:`~rlcreate.generators.column_lm.ColumnLM`) offers its
+    LM (one token per 14-tile column, :class:`~rlcreate.levels.generators.column_lm.ColumnLM`) offers its
     ``k`` most likely next columns; the agent picks one. Control targets (enemies, gaps, ... per 16
     columns) are sampled per episode and observed, so one policy serves many requests.
 

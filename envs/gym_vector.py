@@ -5,7 +5,7 @@ forward pass (:class:`~rlcreate.envs.core_vec_env.CoreVecEnv` wraps the same cor
 :class:`CoreVectorEnv` exposes such a core with Gymnasium's vector API, so
 ``gym.make_vec("rlcreate/MarioLatent-v0", num_envs=64)`` steps 64 levels per decoder call instead
 of 64 envs one at a time (every id registers a ``vector_entry_point``; see
-:mod:`rlcreate.envs.registration`). CleanRL-style loops, Gymnasium's vector wrappers and RLlib's
+:func:`rlcreate.domains.register_envs`). CleanRL-style loops, Gymnasium's vector wrappers and RLlib's
 env runners take it as it is.
 
 Gymnasium conventions:

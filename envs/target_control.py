@@ -5,7 +5,7 @@ see (a) how far the level so far is from the target's schedule and (b) what each
 would add; and it learns much faster when the credit for a missed target lands on the steps that
 caused it rather than only on the level's last step. :class:`TargetControl` gives both, for any
 target that has a *measure* (counts on a stack of grids, e.g. enemies or gap runs) and a tolerance
-(:data:`rlcreate.rewards.levels.TARGET_MEASURES` for Mario):
+(:data:`rlcreate.levels.rewards.TARGET_MEASURES` for Mario):
 
 - observation: per target, the schedule deficit ``(target * t / per - count_t) / tolerance``
   squashed to [0, 1] (0.5 = on schedule), then, per offered column and target, what appending it

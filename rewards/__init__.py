@@ -6,19 +6,15 @@ lazily). See :mod:`rlcreate.rewards.base` for the contract and how to write a re
 
 from rlcreate.rewards.base import RewardModule, RewardValueError, check_values
 from rlcreate.rewards.compose import RewardResult, RewardSet, Term, as_reward_set
-from rlcreate.rewards.registry import (FunctionReward, UnknownRewardError, available_rewards,
-                                       get_reward, register)
+from rlcreate.rewards.registry import (FunctionReward, UnknownRewardError, add_reward_modules,
+                                       available_rewards, get_reward, register)
 from rlcreate.rewards.transforms import (Chain, Clip, RecipeValueError, RunningNorm, Schedule,
                                          SweetSpot, make_transform, make_weight)
 
 __all__ = [
     "RewardModule", "RewardValueError", "check_values",
     "RewardSet", "Term", "RewardResult", "as_reward_set",
-    "register", "get_reward", "available_rewards", "UnknownRewardError", "FunctionReward",
+    "register", "get_reward", "add_reward_modules", "available_rewards", "UnknownRewardError", "FunctionReward",
     "RunningNorm", "Clip", "SweetSpot", "Chain", "Schedule", "make_transform", "make_weight",
     "RecipeValueError",
 ]
-
-# The level value terms (element profile, LM likelihood/KL, latent prior, batch diversity) register
-# on import; the module imports numpy only (torch and the corpus load on first use).
-import rlcreate.rewards.level_value  # noqa: E402,F401

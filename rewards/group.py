@@ -10,7 +10,7 @@ per-sample reward ignores all of this.
 
 Shipped:
 
-* :class:`GroupDiversity` (``group_diversity``) — semantic diversity within the group, as DARLING
+* :class:`~rlcreate.text.group_diversity.GroupDiversity` (``group_diversity``) — semantic diversity within the group, as DARLING
   (Li et al., 2025) and NoveltyBench (Zhang et al., 2025) define it: the group is partitioned into
   classes of near-equivalent answers, and a sample's diversity is the share of the *other* group
   members that fall in a different class. Both papers decide equivalence with a learned classifier
@@ -23,7 +23,7 @@ Shipped:
 * :class:`QualityDiversity` (``quality_x_diversity``) — DARLING's multiplicative composition,
   ``quality * diversity``, next to the weighted sum of :class:`~rlcreate.rewards.compose.RewardSet`:
   the quality part is itself a weighted sum of ordinary terms, the diversity part a
-  :class:`GroupDiversity`. A high-quality answer that repeats its siblings earns nothing; a
+  :class:`~rlcreate.text.group_diversity.GroupDiversity`. A high-quality answer that repeats its siblings earns nothing; a
   different answer earns its full quality.
 
 This module imports no gymnasium, stable_baselines3 or trl; the embedding model loads on first use.
@@ -31,7 +31,6 @@ This module imports no gymnasium, stable_baselines3 or trl; the embedding model 
 
 from __future__ import annotations
 
-import re
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -40,12 +39,8 @@ from rlcreate.errors import UserError
 from rlcreate.rewards.base import RewardModule, check_values, groups_of
 from rlcreate.rewards.registry import get_reward, register
 
-__all__ = ["GroupReward", "GroupDiversity", "QualityDiversity", "GroupRewardError", "greedy_partition",
-           "embedding_partition", "lexical_partition", "content_words", "diversity_from_labels",
-           "EQUIVALENCES"]
-
-EQUIVALENCES = ("embedding", "lexical")
-_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+__all__ = ["GroupReward", "QualityDiversity", "GroupRewardError", "greedy_partition",
+           "embedding_partition", "diversity_from_labels"]
 
 
 class GroupRewardError(UserError):
@@ -76,31 +71,6 @@ def embedding_partition(X: Any, threshold: float = 0.75) -> np.ndarray:
     X = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
     sims = X @ X.T
     return greedy_partition(len(X), lambda a, b: sims[a, b] >= threshold)
-
-
-def content_words(text: str) -> frozenset:
-    """Lower-cased words of ``text`` without English stop words (scikit-learn's list)."""
-    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-
-    return frozenset(w for w in _WORD.findall(text.lower()) if w not in ENGLISH_STOP_WORDS)
-
-
-def lexical_partition(texts: Sequence[str], threshold: float = 0.5, opening: int = 0) -> np.ndarray:
-    """Greedy partition of texts: equivalent when the Jaccard overlap of their content-word sets is
-    >= ``threshold`` (two empty texts are equivalent), or, with ``opening = n > 0``, when both start
-    with the same ``n`` words (the same opening is the same answer in short creative writing).
-    Catches copies and light rewordings; misses paraphrases that change the words (it overcounts
-    distinct answers, never undercounts copies)."""
-    sets = [content_words(t) for t in texts]
-    heads = [tuple(_WORD.findall(t.lower())[:opening]) if opening else () for t in texts]
-
-    def same(a: int, b: int) -> bool:
-        if opening and len(heads[a]) == opening and heads[a] == heads[b]:
-            return True
-        union = sets[a] | sets[b]
-        return True if not union else len(sets[a] & sets[b]) / len(union) >= threshold
-
-    return greedy_partition(len(sets), same)
 
 
 def diversity_from_labels(labels: np.ndarray, n_scored: int | None = None) -> list[float | None]:
@@ -150,88 +120,6 @@ class GroupReward(RewardModule):
         return out
 
 
-# ------------------------------------------------------------------------------------ diversity
-
-@register("group_diversity")
-class GroupDiversity(GroupReward):
-    """Semantic diversity within a group (DARLING / NoveltyBench partition).
-
-    Measures: the group's samples are partitioned into classes of near-equivalent answers
-    (``equivalence="embedding"``: all-MiniLM-L6-v2 cosine >= ``threshold``; ``"lexical"``:
-    content-word Jaccard >= ``threshold``; greedy, as NoveltyBench); a sample's value is the share of
-    the other members of its group in a different class. With ``memory = m > 0`` the last ``m``
-    texts seen for the same prompt (earlier calls) also count as others, so an environment whose
-    texts of one prompt finish at different steps still compares them; ``memory`` is state
-    (``state_dict``), 0 (off) by default, as GRPO groups are complete in one call.
-
-    Range: [0, 1]: 1 = unlike every other answer to this prompt, 0 = a copy of all of them;
-    ``None`` for a sample with no other sample to compare with (a group of one, no memory).
-
-    Gaming: anything unlike its siblings counts, including off-topic or broken text; the
-    embedding partition is also blind to differences MiniLM does not encode. Multiply it with a
-    quality term (:class:`QualityDiversity`) rather than adding it alone.
-
-    Args:
-        equivalence: ``"embedding"`` (default) or ``"lexical"``.
-        threshold: similarity at or above which two answers are the same answer (default 0.75 for
-            embeddings, 0.5 for lexical).
-        embedder: an :class:`~rlcreate.text.embed.Embedder`, a sentence-transformers folder, or
-            ``None`` (the shared offline MiniLM); only for ``"embedding"``.
-        memory: texts remembered per prompt (0 = off).
-    """
-
-    def __init__(self, equivalence: str = "embedding", threshold: float | None = None, embedder: Any = None,
-                 memory: int = 0, name: str | None = None):
-        super().__init__(name)
-        if equivalence not in EQUIVALENCES:
-            raise GroupRewardError(f"equivalence = {equivalence!r}: use one of {EQUIVALENCES}")
-        threshold = (0.75 if equivalence == "embedding" else 0.5) if threshold is None else threshold
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold <= 1:
-            raise GroupRewardError(f"threshold = {threshold!r}: must be a similarity in (0, 1]")
-        if isinstance(memory, bool) or not isinstance(memory, int) or memory < 0:
-            raise GroupRewardError(f"memory = {memory!r}: must be an integer >= 0 (texts kept per prompt)")
-        self.equivalence, self.threshold, self.memory = equivalence, float(threshold), memory
-        self._embedder_spec, self._embedder = embedder, None
-        self._seen: dict[str, list[str]] = {}
-
-    def _labels(self, texts: list[str]) -> np.ndarray:
-        if self.equivalence == "lexical":
-            return lexical_partition(texts, self.threshold)
-        if self._embedder is None:
-            from rlcreate.rewards.text import _embedder
-
-            self._embedder = _embedder(self._embedder_spec)
-        return embedding_partition(self._embedder.embed(texts), self.threshold)
-
-    def score_group(self, samples: list, **context: Any) -> list[float | None]:
-        from rlcreate.rewards.text import as_texts
-
-        texts = as_texts(samples)
-        prompts = context.get("prompts")
-        key = None
-        if self.memory and prompts is not None and not isinstance(prompts, str) and len(prompts):
-            key = str(prompts[0])
-        past = list(self._seen.get(key, [])) if key is not None else []
-        values = diversity_from_labels(self._labels(texts + past), n_scored=len(texts))
-        if key is not None:
-            self._seen[key] = (past + texts)[-self.memory:]
-        return values
-
-    def reset(self) -> None:
-        self._seen = {}
-
-    def state_dict(self) -> dict:
-        return {"seen": {k: list(v) for k, v in self._seen.items()}}
-
-    def load_state_dict(self, state: dict) -> None:
-        self._seen = {str(k): [str(t) for t in v] for k, v in dict(state.get("seen", {})).items()}
-
-    def __getstate__(self) -> dict:  # picklable: the loaded embedding model is not part of the state
-        state = dict(self.__dict__)
-        state["_embedder"] = None
-        return state
-
-
 # ----------------------------------------------------------------------------- quality x diversity
 
 def _quality_set(spec: Any):
@@ -263,7 +151,7 @@ class QualityDiversity(RewardModule):
 
     Measures: ``max(quality, 0) * (floor + (1 - floor) * diversity)`` per sample, where quality is
     the weighted sum of the ``quality`` terms (a :class:`~rlcreate.rewards.compose.RewardSet`; None
-    terms count 0) and diversity is :class:`GroupDiversity` over the sample's group. A sample
+    terms count 0) and diversity is :class:`~rlcreate.text.group_diversity.GroupDiversity` over the sample's group. A sample
     without a group to compare with (diversity ``None``) keeps its quality. When the TRL trainer
     calls it, the two factors are logged as ``rewards/<name>/quality`` and ``.../diversity``; in
     every call they are kept in ``last_parts``.
@@ -278,7 +166,7 @@ class QualityDiversity(RewardModule):
     Args:
         quality: ``{term: weight}`` or ``{term: {reward, weight, transform, args}}`` (as a recipe's
             ``rewards:``), a RewardSet, or a reward module. Default ``{fluency: 1.0, relevance: 0.5}``.
-        diversity: keyword arguments of :class:`GroupDiversity`, or a group reward module.
+        diversity: keyword arguments of :class:`~rlcreate.text.group_diversity.GroupDiversity`, or a group reward module.
         floor: diversity factor given to a sample that repeats all its siblings (0 = DARLING).
     """
 
@@ -286,7 +174,8 @@ class QualityDiversity(RewardModule):
         super().__init__(name)
         self.quality = _quality_set({"fluency": 1.0, "relevance": 0.5} if quality is None else quality)
         if diversity is None or isinstance(diversity, dict):
-            diversity = GroupDiversity(**(diversity or {}))
+            # by name: the text domain registers group_diversity (this layer imports no domain)
+            diversity = get_reward("group_diversity", **(diversity or {}))
         if not callable(diversity):
             raise GroupRewardError(f"diversity = {diversity!r}: pass GroupDiversity keyword arguments "
                                    "(e.g. {threshold: 0.75}) or a group reward module")

@@ -21,14 +21,17 @@ from typing import Any, Callable
 
 from rlcreate.rewards.base import RewardModule
 
-__all__ = ["register", "get_reward", "available_rewards", "UnknownRewardError", "FunctionReward"]
+__all__ = ["register", "get_reward", "available_rewards", "UnknownRewardError", "FunctionReward",
+           "add_reward_modules"]
 
 _REGISTRY: dict[str, Callable] = {}
-# Modules whose import registers the built-in rewards; imported lazily on first lookup so that
-# `import rlcreate.rewards` stays light (no torch/transformers unless a reward needs them).
-_BUILTIN_MODULES = ("rlcreate.rewards.novelty", "rlcreate.rewards.diversity",
-                    "rlcreate.rewards.levels", "rlcreate.rewards.text", "rlcreate.rewards.group")
-_loaded_builtins = False
+# Modules whose import registers rewards; imported lazily on first lookup so that
+# `import rlcreate.rewards` stays light (no torch/transformers unless a reward needs them). The
+# generic core's own modules are listed here; each domain adds its reward modules through
+# :func:`add_reward_modules` (the domain registry does it for the built-in domains), so this layer
+# never names a domain.
+_BUILTIN_MODULES: list[str] = ["rlcreate.rewards.novelty", "rlcreate.rewards.diversity", "rlcreate.rewards.group"]
+_loaded: set[str] = set()
 
 
 class UnknownRewardError(UserError, KeyError):
@@ -90,12 +93,18 @@ def register(name: Any = None, *, overwrite: bool = False):
     return deco
 
 
+def add_reward_modules(*modules: str) -> None:
+    """Modules (dotted paths) whose import registers rewards; imported on the first lookup."""
+    for mod in modules:
+        if mod not in _BUILTIN_MODULES:
+            _BUILTIN_MODULES.append(mod)
+
+
 def _load_builtins() -> None:
-    global _loaded_builtins
-    if _loaded_builtins:
-        return
-    _loaded_builtins = True
-    for mod in _BUILTIN_MODULES:
+    for mod in list(_BUILTIN_MODULES):
+        if mod in _loaded:
+            continue
+        _loaded.add(mod)
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as exc:

@@ -12,11 +12,15 @@ import importlib.abc
 import importlib.util
 import sys
 
+# The plugin registry: light (no gymnasium, torch or domain module); it tells the reward registry
+# which modules hold each built-in domain's rewards, so `get_reward("fluency")` finds them.
+import rlcreate.domains  # noqa: F401
+
 __version__ = "0.1.0"
 
 
 def _register_envs() -> None:
-    from rlcreate.envs.registration import register_envs
+    from rlcreate.domains import register_envs
 
     register_envs()
 

@@ -17,34 +17,44 @@ from __future__ import annotations
 import importlib
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from rlcreate.errors import UserError
+from rlcreate.rewards.registry import add_reward_modules
 
 __all__ = ["Domain", "UnsupportedError", "register_domain", "domain_of", "env_ids", "entry_points", "vector_factories",
-           "builtin_domains", "BUILTIN"]
+           "builtin_domains", "BUILTIN", "BuiltinDomain", "register_envs"]
 
 
 class UnsupportedError(UserError):
     """A command or option that this domain does not provide; the message says what it provides."""
 
 
-#: built-in domains: name -> (lazy path of the Domain instance, {env id: single-env entry point},
-#: {env id: batched factory behind the id's Gymnasium vector entry point})
-BUILTIN: dict[str, tuple[str, dict[str, str], dict[str, str]]] = {
-    "levels": ("rlcreate.levels.domain:DOMAIN", {
+class BuiltinDomain(NamedTuple):
+    """A built-in domain, named lazily so that ``import rlcreate`` imports no domain module."""
+
+    domain: str                  #: ``"module:attribute"`` of the Domain instance
+    envs: dict[str, str]         #: env id -> single-env entry point
+    vector_envs: dict[str, str]  #: env id -> batched factory behind its Gymnasium vector entry point
+    reward_modules: tuple[str, ...] = ()  #: modules whose import registers the domain's rewards
+
+
+BUILTIN: dict[str, BuiltinDomain] = {
+    "levels": BuiltinDomain("rlcreate.levels.domain:DOMAIN", {
         "rlcreate/MarioLatent-v0": "rlcreate.levels.envs:make_mario_latent",
         "rlcreate/MarioTokens-v0": "rlcreate.levels.envs:make_mario_tokens",
     }, {
         "rlcreate/MarioLatent-v0": "rlcreate.levels.envs:make_mario_latent_vec",
         "rlcreate/MarioTokens-v0": "rlcreate.levels.envs:make_mario_tokens_vec",
-    }),
-    "text": ("rlcreate.text.domain:DOMAIN", {
+    }, ("rlcreate.levels.rewards", "rlcreate.levels.value_rewards")),
+    "text": BuiltinDomain("rlcreate.text.domain:DOMAIN", {
         "rlcreate/TextTokens-v0": "rlcreate.text.envs:make_text_tokens_env",
     }, {
         "rlcreate/TextTokens-v0": "rlcreate.text.envs:make_text_tokens_vec_env",
-    }),
+    }, ("rlcreate.text.rewards", "rlcreate.text.group_diversity")),
 }
+for _entry in BUILTIN.values():
+    add_reward_modules(*_entry.reward_modules)
 
 
 class Domain:
@@ -54,12 +64,14 @@ class Domain:
     ``name``: short name; ``artifact``: what its samples are (reward modules that declare an
     ``artifact`` must match it); ``envs``: Gymnasium id -> ``"module:function"`` single-env entry
     point; ``vector_envs``: id -> batched factory (``n_envs=``, SB3 VecEnv over a core) that backs
-    ``gym.make_vec(id)`` (optional)."""
+    ``gym.make_vec(id)`` (optional); ``reward_modules``: modules whose import registers the
+    domain's reward modules (loaded by the reward registry on first lookup)."""
 
     name: str = ""
     artifact: str = ""
     envs: dict[str, str] = {}
     vector_envs: dict[str, str] = {}
+    reward_modules: tuple[str, ...] = ()
 
     # ---------------------------------------------------------------- recipe assembly
     def default_rewards(self, env_id: str) -> dict[str, dict]:
@@ -144,7 +156,7 @@ class Domain:
 
 
 _DOMAINS: dict[str, Domain] = {}          # loaded or registered instances by name
-_ENV_DOMAIN: dict[str, str] = {env: name for name, (_, envs, _) in BUILTIN.items() for env in envs}
+_ENV_DOMAIN: dict[str, str] = {env: name for name, entry in BUILTIN.items() for env in entry.envs}
 
 
 def register_domain(domain: Domain) -> Domain:
@@ -152,11 +164,10 @@ def register_domain(domain: Domain) -> Domain:
     if not domain.name or not domain.envs:
         raise UserError(f"domain {type(domain).__name__}: set `name` and `envs` (id -> 'module:function')")
     _DOMAINS[domain.name] = domain
+    add_reward_modules(*domain.reward_modules)
     for env_id in domain.envs:
         _ENV_DOMAIN[env_id] = domain.name
     if "gymnasium" in sys.modules:  # else registration happens when gymnasium is imported
-        from rlcreate.envs.registration import register_envs
-
         register_envs()
     return domain
 
@@ -168,7 +179,7 @@ def env_ids() -> list[str]:
 
 def entry_points() -> dict[str, str]:
     """Env id -> single-env entry point, for Gymnasium registration (imports no domain module)."""
-    out = {env: ep for _, (_, envs, _) in BUILTIN.items() for env, ep in envs.items()}
+    out = {env: ep for entry in BUILTIN.values() for env, ep in entry.envs.items()}
     for d in _DOMAINS.values():
         out.update(d.envs)
     return out
@@ -176,7 +187,7 @@ def entry_points() -> dict[str, str]:
 
 def vector_factories() -> dict[str, str]:
     """Env id -> batched factory behind its Gymnasium vector entry point."""
-    out = {env: f for _, (_, _, vec) in BUILTIN.items() for env, f in vec.items()}
+    out = {env: f for entry in BUILTIN.values() for env, f in entry.vector_envs.items()}
     for d in _DOMAINS.values():
         out.update(d.vector_envs)
     return out
@@ -190,15 +201,33 @@ def domain_of(env_id: str) -> Domain:
     if name is None:
         check_choice("env.id", env_id, env_ids(), what="an rlcreate environment")
     if name not in _DOMAINS:
-        module, attr = BUILTIN[name][0].split(":")
+        module, attr = BUILTIN[name].domain.split(":")
         _DOMAINS[name] = getattr(importlib.import_module(module), attr)
     return _DOMAINS[name]
 
 
 def builtin_domains() -> list[Domain]:
     """The built-in domains (loaded) and every registered one."""
-    for name, (path, envs, _) in BUILTIN.items():
-        domain_of(next(iter(envs)))
+    for entry in BUILTIN.values():
+        domain_of(next(iter(entry.envs)))
     return list(_DOMAINS.values())
 
 
+def register_envs() -> None:
+    """Register every domain's Gymnasium ids and their vector entry points; safe to call again after
+    a domain is added. ``import rlcreate`` calls it once gymnasium is imported."""
+    import dataclasses
+    from functools import partial
+
+    # deferred: gymnasium is optional for reward-only users (rewards with TRL never load it)
+    from gymnasium.envs.registration import register, registry
+
+    from rlcreate.envs.gym_vector import make_vector_env
+
+    for env_id, entry_point in entry_points().items():
+        if env_id not in registry:
+            register(id=env_id, entry_point=entry_point)
+    for env_id, batched in vector_factories().items():
+        spec = registry.get(env_id)
+        if spec is not None and spec.vector_entry_point is None:
+            registry[env_id] = dataclasses.replace(spec, vector_entry_point=partial(make_vector_env, batched))

@@ -8,8 +8,12 @@ rlcreate and keeps its traceback. Messages name the value, the rule and the fix.
 
 from __future__ import annotations
 
-__all__ = ["UserError"]
+__all__ = ["UserError", "MissingPackageError"]
 
 
 class UserError(ValueError):
     """A mistake in what the user gave rlcreate; the message says what to do instead."""
+
+
+class MissingPackageError(UserError, RuntimeError):
+    """An optional data/model package is not installed; the message says how to install it."""

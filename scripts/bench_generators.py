@@ -20,8 +20,8 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 import torch
 
-from rlcreate.generators.column_lm import N_SPECIAL, ColumnLM
-from rlcreate.generators.latent import LatentLevelGenerator
+from rlcreate.levels.generators.column_lm import N_SPECIAL, ColumnLM
+from rlcreate.levels.generators.latent import LatentLevelGenerator
 
 
 @dataclass

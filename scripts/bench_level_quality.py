@@ -59,8 +59,8 @@ def load_run_levels(folder: Path) -> list[np.ndarray]:
 
 def reference_sets(n: int, width: int, seed: int) -> dict[str, list[np.ndarray]]:
     """Held-out human (DEV) windows, column-LM samples and VAE prior samples of ``width`` columns."""
-    from rlcreate.generators.column_lm import ColumnLM
-    from rlcreate.generators.latent import LatentLevelGenerator
+    from rlcreate.levels.generators.column_lm import ColumnLM
+    from rlcreate.levels.generators.latent import LatentLevelGenerator
     from rlcreate.levels.corpus import dev_windows
 
     lm = ColumnLM.load()
@@ -110,7 +110,7 @@ def main(cfg: Config) -> dict:
     groups = reference_sets(cfg.n, width, cfg.seed)
     control = {}
     if run_levels and cfg.untrained:
-        from rlcreate.demo import control_error
+        from rlcreate.levels.demo import control_error
 
         groups["policy_untrained"], targets = untrained_levels(Path(cfg.run), len(run_levels))
         control["policy_untrained"] = control_error(groups["policy_untrained"], targets)

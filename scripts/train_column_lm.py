@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from rlcreate.generators.column_lm import (BOS_ID, N_SPECIAL, UNK_ID, ColumnLM, build_vocab,
+from rlcreate.levels.generators.column_lm import (BOS_ID, N_SPECIAL, UNK_ID, ColumnLM, build_vocab,
                                            default_column_lm_path, small_gpt2)
 from rlcreate.levels import corpus
 

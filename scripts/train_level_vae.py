@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from rlcreate.generators.latent import LatentLevelGenerator, LevelVAE, VAEConfig, default_vae_path
+from rlcreate.levels.generators.latent import LatentLevelGenerator, LevelVAE, VAEConfig, default_vae_path
 from rlcreate.levels import corpus
 
 

@@ -20,11 +20,11 @@ GENERIC = ["rlcreate/cli.py", "rlcreate/recipe.py", "rlcreate/assemble.py", "rlc
            "rlcreate/train/checkpoint.py", "rlcreate/evaluation/baselines.py", "rlcreate/evaluation/audit.py",
            "rlcreate/evaluation/report.py", "rlcreate/evaluation/cli.py", "rlcreate/evaluation/html.py",
            "envs/core_vec_env.py", "envs/latent_level.py", "envs/column_tokens.py", "envs/text_tokens.py",
-           "envs/gym_vector.py", "envs/registration.py", "rewards/base.py", "rewards/compose.py",
+           "envs/gym_vector.py", "rewards/base.py", "rewards/compose.py",
            "rewards/transforms.py", "rewards/registry.py", "rewards/novelty.py", "rewards/trl_adapter.py",
            "rlcreate/train/policies.py", "rlcreate/benchmark.py", "rlcreate/hf_cache.py", "envs/target_control.py",
            "envs/token_stream.py", "rlcreate/train/kl_control.py"]
-DOMAIN_PACKAGES = ("rlcreate.levels", "rlcreate.text", "rlcreate.generators", "rlcreate.demo")
+DOMAIN_PACKAGES = ("rlcreate.levels", "rlcreate.text", "rlcreate.levels.generators", "rlcreate.levels.demo")
 
 
 def _modules() -> dict[str, Path]:
@@ -101,7 +101,7 @@ TINY = "trainer: {total_timesteps: 64, n_envs: 4, checkpoints: 1, samples: 2, hy
 def vae_folder(tmp_path_factory):
     import torch
 
-    from rlcreate.generators.latent import LatentLevelGenerator, LevelVAE, VAEConfig
+    from rlcreate.levels.generators.latent import LatentLevelGenerator, LevelVAE, VAEConfig
 
     root = tmp_path_factory.mktemp("vae")
     torch.manual_seed(0)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from rlcreate.demo import control_error, demo_recipe_path, run_demo
+from rlcreate.levels.demo import control_error, demo_recipe_path, run_demo
 from rlcreate.recipe import load_recipe
 
 

@@ -150,7 +150,7 @@ def test_baselines_section_validation(tiny):
 def test_level_baseline_uses_section_descriptors(tmp_path):
     import torch
 
-    from rlcreate.generators.latent import LatentLevelGenerator, LevelVAE, VAEConfig
+    from rlcreate.levels.generators.latent import LatentLevelGenerator, LevelVAE, VAEConfig
 
     torch.manual_seed(0)
     LatentLevelGenerator.from_module(LevelVAE(VAEConfig(latent_dim=8, hidden=16))).save(tmp_path / "vae")

@@ -53,7 +53,7 @@ class CountingDecoder:
 
 @pytest.fixture(scope="module")
 def column_lm():
-    from rlcreate.generators.column_lm import N_SPECIAL, ColumnLM, build_vocab, small_gpt2
+    from rlcreate.levels.generators.column_lm import N_SPECIAL, ColumnLM, build_vocab, small_gpt2
     from rlcreate.levels import corpus
 
     vocab = build_vocab([b.grid() for b in corpus.training_blocks()])

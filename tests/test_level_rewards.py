@@ -6,7 +6,7 @@ import pytest
 from rlcreate.levels import corpus
 from rlcreate.levels.metrics import difficulty_profile
 from rlcreate.rewards import get_reward
-from rlcreate.rewards.levels import engagement_curve
+from rlcreate.levels.rewards import engagement_curve
 
 
 def flat(width=16):

@@ -6,7 +6,7 @@ import pytest
 
 import rlcreate  # noqa: F401  (registers ids)
 from rlcreate.levels.envs import make_mario_latent, make_mario_latent_vec, segment_features
-from rlcreate.generators.latent import LatentLevelGenerator, LevelVAE, VAEConfig
+from rlcreate.levels.generators.latent import LatentLevelGenerator, LevelVAE, VAEConfig
 from rlcreate.levels import corpus
 
 

@@ -175,7 +175,7 @@ def test_os_system_reward_is_refused_by_check(tmp_path):
 def test_registered_and_module_rewards_still_load_by_path():
     from rlcreate.rewards.registry import get_reward
 
-    assert get_reward("rlcreate.rewards.levels:Playability").name == "playability"
+    assert get_reward("rlcreate.levels.rewards:Playability").name == "playability"
 
 
 def test_state_tree_round_trip_is_exact(tmp_path):

@@ -10,7 +10,7 @@ from gymnasium import spaces
 from rlcreate.envs.latent_level import EnvConfigError, TargetSpec
 from rlcreate.envs.target_control import TargetControl
 from rlcreate.levels import tiles as T
-from rlcreate.rewards.levels import TARGET_MEASURES, TargetMatch
+from rlcreate.levels.rewards import TARGET_MEASURES, TargetMatch
 from rlcreate.train.policies import LMPriorPolicy, PolicyConfigError
 
 H = T.HEIGHT

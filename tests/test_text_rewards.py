@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from rlcreate.rewards.registry import available_rewards, get_reward
-from rlcreate.rewards.text import (DULL_ANCHORS, ENGAGING_ANCHORS, EngagementProxy, Fluency, Memorization, Relevance, Surprise, TextNovelty, TextRewardError, as_texts, word_tokens)
+from rlcreate.text.rewards import (DULL_ANCHORS, ENGAGING_ANCHORS, EngagementProxy, Fluency, Memorization, Relevance, Surprise, TextNovelty, TextRewardError, as_texts, word_tokens)
 from rlcreate.text.scoring import ReferenceLM, ScoringError
 from rlcreate.text.data import PROMPT_SPLITS, TextDataError, prompts, reference_corpus
 

@@ -39,7 +39,7 @@ def cmd_render(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from rlcreate.demo import run_demo
+    from rlcreate.levels.demo import run_demo
 
     run_demo(Path(args.out), minutes=args.minutes, timesteps=args.timesteps, progress_bar=not args.quiet)
     return 0

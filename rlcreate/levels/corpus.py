@@ -18,7 +18,7 @@ e.g. the human side of the human-likeness judge in :mod:`rlcreate.levels.quality
 
 from __future__ import annotations
 
-from rlcreate.errors import UserError
+from rlcreate.errors import MissingPackageError, UserError
 
 import ast
 import functools
@@ -33,10 +33,6 @@ from rlcreate.levels.tiles import HEIGHT, parse_level
 GAMES = {"lost-levels": (0, 4427), "smb1": (4427, 7294)}
 BLOCK = 128
 HELD_OUT_EVERY, HELD_OUT_OFFSET = 6, 3
-
-
-class MissingPackageError(UserError, RuntimeError):
-    """An optional data/model package is not installed; the message says how to install it."""
 
 
 def mario_gpt_dir() -> Path:

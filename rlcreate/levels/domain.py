@@ -18,8 +18,9 @@ __all__ = ["LevelsDomain", "DOMAIN"]
 class LevelsDomain(Domain):
     name = "levels"
     artifact = "level"
-    envs = BUILTIN["levels"][1]
-    vector_envs = BUILTIN["levels"][2]
+    envs = BUILTIN["levels"].envs
+    vector_envs = BUILTIN["levels"].vector_envs
+    reward_modules = BUILTIN["levels"].reward_modules
     counterparts = {
         "playability": ("astar", "win_rate", "fast-solver playability vs the real A* agent's win rate"),
         "level_novelty": ("novelty", "heldout_distance",
@@ -63,7 +64,7 @@ class LevelsDomain(Domain):
     def check(self, recipe: Any) -> None:
         from rlcreate.levels.judges import check_judges
         from rlcreate.recipe import RecipeError
-        from rlcreate.rewards.levels import TARGET_MEASURES
+        from rlcreate.levels.rewards import TARGET_MEASURES
         from rlcreate.validate import check_choice
 
         check_judges(recipe.judges)

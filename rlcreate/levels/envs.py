@@ -47,14 +47,11 @@ from rlcreate.envs.column_tokens import ColumnTokensCore, ColumnTokensEnv, Colum
 from rlcreate.envs.core_vec_env import EnvConfigError
 from rlcreate.envs.latent_level import LatentLevelCore, LatentLevelEnv, LatentLevelVecEnv
 from rlcreate.levels import tiles as T
+from rlcreate.levels.features import FEATURE_NAMES, segment_difficulty, segment_features
 
 __all__ = ["segment_features", "SolverSeam", "MarioStructure", "MarioRenderer", "DEFAULT_REWARDS",
            "DEFAULT_TARGETS", "make_mario_latent", "make_mario_latent_vec", "make_mario_tokens",
            "make_mario_tokens_vec", "default_reward_set", "FEATURE_NAMES"]
-
-FEATURE_NAMES = ("enemies", "gaps", "blocks", "coins", "pipes", "cannons", "height", "height_var", "difficulty")
-# per-feature scale so that typical values land in [0, 1] (observations are clipped to [0, 1])
-_FEATURE_SCALE = np.array([4, 16, 80, 16, 4, 2, 14, 4, 1], np.float64)  # ~99th pct of corpus segments
 
 #: default reward terms of the Mario envs (term -> recipe spec): the one definition, used by every
 #: recipe that leaves `rewards:` out
@@ -71,30 +68,6 @@ DEFAULT_REWARDS: dict[str, dict] = {
     "targets": {"weight": 1.0, "reward": "target_match"},
 }
 DEFAULT_TARGETS = {"enemies": [0.0, 2.0], "gaps": [0.0, 1.0]}
-
-
-def segment_features(segments: np.ndarray) -> np.ndarray:
-    """Fixed-size features of a batch of segments ``(n, 14, W)`` -> ``(n, 9)`` in ~[0, 1]:
-    enemies, gap columns, blocks, coins, pipes, cannons (counts), mean ground height, height
-    variation, difficulty (see :func:`segment_difficulty`)."""
-    g = np.asarray(segments)
-    count = lambda *ids: np.isin(g, ids).sum(axis=(1, 2))  # noqa: E731
-    solid = T.IS_SOLID[g.astype(np.intp)]
-    gaps = (~solid[:, -1, :]).sum(axis=1)
-    # height of the highest solid tile per column (0 = none), rows counted from the bottom
-    any_solid = solid.any(axis=1)
-    top = np.where(any_solid, T.HEIGHT - solid.argmax(axis=1), 0)
-    feats = np.stack([count(T.ENEMY), gaps, count(T.BRICK, T.QUESTION, T.QCOIN), count(T.COIN),
-                      count(T.PIPE_TL), count(T.CANNON), top.mean(1), np.abs(np.diff(top, axis=1)).mean(1),
-                      segment_difficulty(g)], 1)
-    return feats / _FEATURE_SCALE
-
-
-def segment_difficulty(segments: np.ndarray) -> np.ndarray:
-    """Difficulty of each segment in [0, 1] (:func:`rlcreate.levels.metrics.segment_difficulty`)."""
-    from rlcreate.levels.metrics import segment_difficulty as difficulty
-
-    return difficulty(segments)
 
 
 class SolverSeam:
@@ -151,7 +124,7 @@ class MarioRenderer:
 
 def latent_generator(generator: Any = None):
     """A latent generator object: given, loaded from a VAE folder path, or the shipped VAE."""
-    from rlcreate.generators.latent import LatentLevelGenerator
+    from rlcreate.levels.generators.latent import LatentLevelGenerator
 
     if generator is None or isinstance(generator, str) or hasattr(generator, "__fspath__"):
         return LatentLevelGenerator.load(generator)
@@ -228,7 +201,7 @@ class MarioStructure:
 
 def _tokens_core(n: int, n_columns: int, k: int, reward: Any, targets: dict | None, lm: Any, reward_every: str,
           structure: bool = True, playable_margin: int = 0, **kwargs: Any) -> ColumnTokensCore:
-    from rlcreate.generators.column_lm import N_SPECIAL, ColumnLM
+    from rlcreate.levels.generators.column_lm import N_SPECIAL, ColumnLM
     from rlcreate.levels.solver import APEX_STEPS
 
     if isinstance(playable_margin, bool) or playable_margin not in range(APEX_STEPS + 1):
@@ -240,7 +213,7 @@ def _tokens_core(n: int, n_columns: int, k: int, reward: Any, targets: dict | No
     elif not isinstance(lm, ColumnLM):
         raise EnvConfigError(f"lm = {type(lm).__name__}: pass a ColumnLM, a column-LM folder or None "
                              "(the shipped model)")
-    from rlcreate.rewards.levels import TARGET_MEASURES
+    from rlcreate.levels.rewards import TARGET_MEASURES
 
     return ColumnTokensCore(lm, _reward(reward), segment_features, len(FEATURE_NAMES), n_columns=n_columns, k=k,
                             targets=DEFAULT_TARGETS if targets is None else targets,

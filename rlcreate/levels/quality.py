@@ -223,7 +223,7 @@ def copy_share(levels: Sequence[np.ndarray], max_distance: float = 0.02) -> dict
     """Share of the levels' 16-column segments within ``max_distance`` (fraction of tiles; 0.02 =
     at most 4 of 224 tiles differ) of their nearest training window (exact search), and the mean
     nearest-window distance (novelty against the training corpus)."""
-    from rlcreate.rewards.levels import corpus_neighbours
+    from rlcreate.levels.rewards import corpus_neighbours
 
     segs, _ = level_segments(levels)
     d = corpus_neighbours(SEGMENT).distance(segs)

@@ -17,7 +17,7 @@ def summarise_levels(levels: list[np.ndarray], reward_set=None) -> list[dict[str
     from rlcreate.levels.metrics import level_metrics
     from rlcreate.levels.solver import solve
     from rlcreate.levels.validity import is_valid
-    from rlcreate.rewards.levels import corpus_neighbours, corpus_pattern_kl
+    from rlcreate.levels.rewards import corpus_neighbours, corpus_pattern_kl
 
     rows = []
     terms = None

@@ -26,8 +26,9 @@ DEFAULT_TEXT_REWARDS: dict[str, dict] = {
 class TextDomain(Domain):
     name = "text"
     artifact = "text"
-    envs = BUILTIN["text"][1]
-    vector_envs = BUILTIN["text"][2]
+    envs = BUILTIN["text"].envs
+    vector_envs = BUILTIN["text"].vector_envs
+    reward_modules = BUILTIN["text"].reward_modules
     counterparts = {
         "text_novelty": ("ngram_novelty", "novel_3grams",
                          "MiniLM embedding novelty vs share of word 3-grams not in the reference corpus"),

@@ -13,7 +13,7 @@ prompts repeat every episode, so a cached text costs nothing.
 
 from __future__ import annotations
 
-from rlcreate.errors import UserError
+from rlcreate.errors import MissingPackageError, UserError
 
 import importlib.util
 import os
@@ -24,7 +24,6 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from rlcreate.levels.corpus import MissingPackageError
 
 __all__ = ["Embedder", "EmbedderInputError", "MissingPackageError", "default_embedder",
            "minilm_model_dir", "MINILM_PACKAGE"]

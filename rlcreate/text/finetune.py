@@ -217,7 +217,7 @@ def sample_texts(model, tokenizer, prompts: Sequence[str], settings: dict, seed:
 def heldout_metrics(texts: Sequence[str], prompts: Sequence[str], base_lm, embedder=None) -> dict:
     """Held-out novelty (MiniLM k-NN distance to the shipped corpus and the batch's other texts) and
     perplexity of the texts under the base model given their prompts (exp of mean token NLL)."""
-    from rlcreate.rewards.text import TextNovelty
+    from rlcreate.text.rewards import TextNovelty
     from rlcreate.text.scoring import ReferenceLM
 
     novelty = TextNovelty(reference="shipped", embedder=embedder, against="both", within_batch=True,

@@ -26,7 +26,7 @@ A text recipe names them in ``judges:`` (or ``rlcreate eval RUN --judges ...``);
     compares proxy and judge in the same units. ``perplexity_in_context`` (prompt + chat template,
     as the reward sees it) is reported next to it when prompts are given.
 ``memorization``
-    longest word n-gram shared with the reference corpus (:class:`rlcreate.rewards.text.Memorization`
+    longest word n-gram shared with the reference corpus (:class:`rlcreate.text.rewards.Memorization`
     index with ``min_n = 1``): ``mean_longest``, ``max_longest`` and ``copied`` (share of texts
     sharing a run of >= 8 words, i.e. a copied clause).
 ``length``
@@ -38,7 +38,7 @@ A text recipe names them in ``judges:`` (or ``rlcreate eval RUN --judges ...``);
     prompt; ``utility_k = (1 - p) / (1 - p^k) * sum_i p^(i-1) * [text i opens a new class] * u_i``
     with patience ``p = 0.8`` (a user who asks again with probability p values answers new to them).
     Two changes, forced by working offline: equivalence is decided lexically, **same first 4
-    words or content-word Jaccard >= 0.2** (:func:`rlcreate.rewards.group.lexical_partition`;
+    words or content-word Jaccard >= 0.2** (:func:`rlcreate.text.group_diversity.lexical_partition`;
     calibrated on DEV prompts, see ``EQUIVALENCE_JACCARD``; NoveltyBench uses a fine-tuned DeBERTa
     classifier), and the quality ``u_i`` in [0, 1] is ``fluency_standalone`` (the base LM
     reading the text without its prompt, below) gated by prompt adherence (``prompt_pmi > 0``), not
@@ -78,7 +78,7 @@ FLUENCY_FLOOR_NATS = 10.0  # the fluency reward's default floor: same scale for 
 
 @functools.lru_cache(maxsize=1)
 def _corpus_ngrams() -> dict[int, frozenset]:
-    from rlcreate.rewards.text import word_tokens
+    from rlcreate.text.rewards import word_tokens
     from rlcreate.text.data import reference_corpus
 
     docs = [word_tokens(t) for t in reference_corpus()]
@@ -87,13 +87,13 @@ def _corpus_ngrams() -> dict[int, frozenset]:
 
 @functools.lru_cache(maxsize=1)
 def _memorization_index():
-    from rlcreate.rewards.text import Memorization
+    from rlcreate.text.rewards import Memorization
 
     return Memorization(min_n=1, max_n=64)
 
 
 def judge_ngram_novelty(texts: list[str], **_) -> dict:
-    from rlcreate.rewards.text import word_tokens
+    from rlcreate.text.rewards import word_tokens
 
     ref = _corpus_ngrams()
     out: dict[str, Any] = {}
@@ -105,7 +105,7 @@ def judge_ngram_novelty(texts: list[str], **_) -> dict:
 
 def judge_distinct(texts: list[str], **_) -> dict:
     from rlcreate.rewards.diversity import distinct_n
-    from rlcreate.rewards.text import word_tokens
+    from rlcreate.text.rewards import word_tokens
 
     return {f"distinct_{n}": float(distinct_n(texts, n, tokenize=word_tokens)) for n in (1, 2, 3)}
 
@@ -154,7 +154,7 @@ def judge_memorization(texts: list[str], **_) -> dict:
 
 
 def judge_length(texts: list[str], **_) -> dict:
-    from rlcreate.rewards.text import word_tokens
+    from rlcreate.text.rewards import word_tokens
 
     words = np.array([len(word_tokens(t)) for t in texts], np.float64)
     return {"mean_words": float(words.mean()), "empty": float((words == 0).mean())}
@@ -177,7 +177,7 @@ def noveltybench_scores(texts: Sequence[str], quality: Sequence[float] | None = 
                         opening: int = EQUIVALENCE_OPENING) -> tuple:
     """``(distinct_k, utility_k)`` of the k answers to ONE prompt, in the order they were drawn.
     ``quality``: u_i in [0, 1] per answer (``None``: utility_k is NaN)."""
-    from rlcreate.rewards.group import lexical_partition
+    from rlcreate.text.group_diversity import lexical_partition
 
     labels = lexical_partition(list(texts), threshold, opening)
     k = len(labels)
@@ -210,7 +210,7 @@ def prompt_pmi(texts: Sequence[str], prompts: Sequence[str], lm: Any) -> list[fl
 
 def prompt_word_recall(texts: Sequence[str], prompts: Sequence[str]) -> list[float]:
     """Share of each prompt's content words (stop words dropped) that its text uses (model-free)."""
-    from rlcreate.rewards.group import content_words
+    from rlcreate.text.group_diversity import content_words
 
     out = []
     for t, p in zip(texts, prompts):
@@ -305,7 +305,7 @@ def creative_metrics(groups: Sequence[Sequence[str]], prompts: Sequence[str], lm
     ``prompt_pmi``, ``on_topic``, ``prompt_word_recall``, ``words`` (mean length).
     """
     from rlcreate.rewards.diversity import distinct_n, self_bleu
-    from rlcreate.rewards.text import word_tokens
+    from rlcreate.text.rewards import word_tokens
     from rlcreate.text.scoring import ReferenceLM
 
     flat = [t for g in groups for t in g]

@@ -40,7 +40,7 @@ class LatentShapeError(UserError):
 
 def default_vae_path() -> Path:
     """Folder of the shipped VAE (package data, so it also exists in an installed wheel)."""
-    return Path(__file__).resolve().parent.parent / "models" / "mario-vae"
+    return Path(__file__).resolve().parents[2] / "models" / "mario-vae"
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Level value terms that noise and flat ground cannot satisfy, and the KL-to-reference term.
 
-The older level rewards (:mod:`rlcreate.rewards.levels`: tile-pattern KL, validity, a fast solver,
+The older level rewards (:mod:`rlcreate.levels.rewards`: tile-pattern KL, validity, a fast solver,
 tile-Hamming novelty) are all satisfied by stone noise or flat floors. These terms compare a level
 with *human* levels through the pretrained generator and the corpus' element statistics:
 
@@ -29,6 +29,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from rlcreate.rewards.base import RewardModule
+from rlcreate.levels.features import segment_features
 from rlcreate.rewards.registry import register
 
 __all__ = ["ElementProfile", "SetProfile", "LMLogProb", "LMTypicality", "LatentPrior", "BatchDiversity",
@@ -51,7 +52,7 @@ def human_element_stats(width: int) -> tuple[np.ndarray, np.ndarray]:
 
 @functools.lru_cache(maxsize=2)
 def _column_lm(path: str | None = None):
-    from rlcreate.generators.column_lm import ColumnLM
+    from rlcreate.levels.generators.column_lm import ColumnLM
 
     return ColumnLM.load(path)
 
@@ -63,7 +64,7 @@ def column_loglik(levels: Sequence[np.ndarray], lm: Any = None, oov_logprob: flo
     cannot be generated). Levels longer than the LM's context are scored in context-sized pieces."""
     import torch
 
-    from rlcreate.generators.column_lm import BOS_ID
+    from rlcreate.levels.generators.column_lm import BOS_ID
 
     lm = lm or _column_lm()
     grids = [np.asarray(g) for g in levels]
@@ -265,11 +266,6 @@ def _structure(grids: np.ndarray) -> np.ndarray:
     """Structural descriptor of same-width levels: per 16-column segment, the 9 segment features
     (enemies, gap columns, blocks, coins, pipes, cannons, ground height, height variation,
     difficulty; ~[0, 1]), in order."""
-    try:
-        from rlcreate.levels.envs import segment_features
-    except ImportError:  # before the domain move
-        from rlcreate.envs.mario import segment_features
-
     n, h, w = grids.shape
     seg = max(1, w // 16)
     width = w // seg

@@ -33,7 +33,7 @@ def demo_recipe_path() -> Path:
 
 
 def level_novelty(levels: list[np.ndarray]) -> np.ndarray:
-    from rlcreate.rewards.levels import corpus_neighbours
+    from rlcreate.levels.rewards import corpus_neighbours
 
     nn = corpus_neighbours(16)
     return np.array([nn.level_distance(g) for g in levels])
@@ -42,7 +42,7 @@ def level_novelty(levels: list[np.ndarray]) -> np.ndarray:
 def control_error(levels: list[np.ndarray], targets: list[dict]) -> dict:
     """Per control target (per 16 columns): mean absolute error and the correlation between the
     requested and the achieved value over the levels."""
-    from rlcreate.rewards.levels import TARGET_MEASURES
+    from rlcreate.levels.rewards import TARGET_MEASURES
 
     out = {}
     names = sorted({k for t in targets for k in t})
@@ -84,7 +84,7 @@ def run_demo(out: Path, minutes: float | None = None, timesteps: int | None = No
     from stable_baselines3.common.vec_env import VecMonitor
 
     from rlcreate.assemble import assemble
-    from rlcreate.generators.column_lm import ColumnLM
+    from rlcreate.levels.generators.column_lm import ColumnLM
     from rlcreate.levels.corpus import dev_windows
     from rlcreate.levels.quality import quality_table
     from rlcreate.levels.samples import write_levels

@@ -44,7 +44,7 @@ class ColumnLMError(UserError):
 
 def default_column_lm_path() -> Path:
     """Folder of the shipped column LM (package data, so it also exists in an installed wheel)."""
-    return Path(__file__).resolve().parent.parent / "models" / "mario-column-lm"
+    return Path(__file__).resolve().parents[2] / "models" / "mario-column-lm"
 
 
 def _column_text(col: np.ndarray) -> str:
