@@ -6,7 +6,7 @@ state (one shared KV cache) and advances all of them with a single forward pass 
 :class:`ColumnTokensVecEnv` exposes it to SB3 / MaskablePPO as a ``VecEnv`` (the fast path);
 :class:`ColumnTokensEnv` is the single-grid Gymnasium form (``check_env``, ``gymnasium.make``).
 The column LM (``lm.start`` / ``lm.step`` / ``lm.columns``), the featurizer, the seam, the column
-rule and the renderer are given by a domain: ``rlcreate/MarioTokens-v0`` is configured in
+rule and the renderer are given by a domain: ``rlcreate/MarioTokens-v1`` is configured in
 :mod:`rlcreate.levels.envs`.
 
 All levels have the same length, so the rows of a batch run in lockstep: every episode ends at the
@@ -332,6 +332,10 @@ class ColumnTokensEnv(CoreEnv):
     "ansi" | "rgb_array").
 
     ## Version History
+    - v1: the observation gains the control schedule's deficits (target minus achieved so far) and,
+      per offer, what that column would add toward them; ``playable_only`` masks offers after which
+      the fast solver has Mario nowhere. A v0 policy's observation size no longer matches, so v0 is
+      not registered any more: retrain old runs.
     - v0: initial version.
     """
 

@@ -118,8 +118,11 @@ class CoreEnv(gym.Env):
         return self.core.reset(self.np_random)[0], {}
 
     def step(self, action):
-        obs, rewards, done, infos = self.core.step(np.asarray(action)[None])
-        return obs[0], float(rewards[0]), bool(done[0]), False, infos[0]
+        # a core returns (obs, rewards, done, infos), or (obs, rewards, terminated, truncated, infos)
+        # when its episodes can be cut by a length cap
+        obs, rewards, *ends, infos = self.core.step(np.asarray(action).reshape(1, *self.action_space.shape))
+        terminated, truncated = (ends[0], ends[1]) if len(ends) == 2 else (ends[0], np.zeros(1, bool))
+        return obs[0], float(rewards[0]), bool(terminated[0]), bool(truncated[0]), infos[0]
 
     def set_progress(self, progress: float) -> None:
         self.core.progress = float(progress)

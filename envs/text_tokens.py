@@ -11,14 +11,12 @@ others keep decoding); :class:`TextTokensEnv` is the single-sequence Gymnasium f
 
 from __future__ import annotations
 
-from rlcreate.errors import UserError
 
 from typing import Any, Protocol, Sequence
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from rlcreate.envs.core_vec_env import CoreVecEnv
+from rlcreate.envs.core_vec_env import CoreEnv, CoreVecEnv, EnvConfigError
 from rlcreate.envs.token_stream import TokenStreamCore
 
 from rlcreate.rewards.compose import RewardSet, as_reward_set
@@ -48,7 +46,7 @@ class TokenStepper(Protocol):
     def restart_rows(self, rows: Sequence[int], prompts: Sequence[str]) -> Any: ...
 
 
-class TextEnvConfigError(UserError):
+class TextEnvConfigError(EnvConfigError):
     """An environment argument is invalid; the message names it, its value and the fix."""
 
 
@@ -195,7 +193,7 @@ class TextTokensVecEnv(CoreVecEnv):
 
 # ------------------------------------------------------------------------------------ single env
 
-class TextTokensEnv(gym.Env):
+class TextTokensEnv(CoreEnv):
     """Steer a frozen causal LM token by token toward a reward recipe.
 
     ## Description
@@ -245,24 +243,9 @@ class TextTokensEnv(gym.Env):
 
     metadata = {"render_modes": ["ansi"]}
 
-    def __init__(self, core: TextTokensCore, render_mode: str | None = None):
-        if core.n != 1:
-            raise TextEnvConfigError(f"TextTokensEnv needs a core with n=1, got n={core.n}; "
-                                     "use TextTokensVecEnv for batches")
-        if render_mode not in (None, "ansi"):
-            raise TextEnvConfigError(f"render_mode = {render_mode!r}: use None or 'ansi'")
-        self.core = core
-        self.observation_space, self.action_space = core.observation_space, core.action_space
-        self.render_mode = render_mode
-
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        super().reset(seed=seed)
-        obs = self.core.reset(self.np_random)[0]
-        return obs, {"prompt": self.core.row_prompts[0], "action_mask": self.action_masks()}
-
-    def step(self, action):
-        obs, rewards, terminated, truncated, infos = self.core.step(np.asarray(action).reshape(1))
-        return obs[0], float(rewards[0]), bool(terminated[0]), bool(truncated[0]), infos[0]
+        obs, info = super().reset(seed=seed, options=options)
+        return obs, {**info, "prompt": self.core.row_prompts[0], "action_mask": self.action_masks()}
 
     def action_masks(self) -> np.ndarray:
         return self.core.action_masks()[0]
@@ -272,6 +255,3 @@ class TextTokensEnv(gym.Env):
             text = self.core.stepper.tokenizer.decode(self.core.emitted[0], skip_special_tokens=True)
             return f"{self.core.row_prompts[0]}\n-> {text}"
         return None
-
-    def set_progress(self, progress: float) -> None:
-        self.core.progress = float(progress)

@@ -212,6 +212,15 @@ def from_trl_call(name: str, kwargs: dict) -> tuple[list[str], dict]:
     return samples, context
 
 
+def training_progress(trainer_state: Any) -> float:
+    """``global_step / max_steps`` of a transformers ``TrainerState`` in [0, 1]; 0.0 without one."""
+    step = getattr(trainer_state, "global_step", None)
+    total = getattr(trainer_state, "max_steps", None)
+    if not step or not total:
+        return 0.0
+    return min(max(step / total, 0.0), 1.0)
+
+
 def groups_of(n: int, context: dict) -> list[list[int]]:
     """The groups of a batch of ``n`` samples, as lists of indices (for group rewards).
 

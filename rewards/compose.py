@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from rlcreate.rewards.base import NONFINITE_POLICIES, check_values
+from rlcreate.rewards.base import NONFINITE_POLICIES, check_values, from_trl_call, training_progress
 from rlcreate.rewards.transforms import RecipeValueError, Schedule, Transform, make_transform, make_weight
 
 __all__ = ["Term", "RewardSet", "RewardResult", "as_reward_set"]
@@ -98,9 +98,6 @@ class RewardSet:
         term (its own per-term mean/std logging and ``reward_weights``).
         """
         if samples is None:
-            from rlcreate.rewards.base import from_trl_call
-            from rlcreate.rewards.trl_adapter import training_progress
-
             samples, context = from_trl_call(self.__name__, context)
             result = self._evaluate(samples, training_progress(context.get("trainer_state")), context)
             log_metric = context.get("log_metric")

@@ -47,19 +47,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from rlcreate.rewards.base import from_trl_call, message_text
+from rlcreate.rewards.base import from_trl_call, message_text, training_progress
 from rlcreate.rewards.compose import RewardSet, as_reward_set
 
 __all__ = ["TRLRewardFunc", "trl_reward_funcs", "trl_reward_weights", "message_text", "training_progress"]
-
-
-def training_progress(trainer_state: Any) -> float:
-    """``global_step / max_steps`` of a transformers ``TrainerState`` in [0, 1]; 0.0 without one."""
-    step = getattr(trainer_state, "global_step", None)
-    total = getattr(trainer_state, "max_steps", None)
-    if not step or not total:
-        return 0.0
-    return min(max(step / total, 0.0), 1.0)
 
 
 class TRLRewardFunc:

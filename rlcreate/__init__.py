@@ -1,7 +1,7 @@
 """rlcreate: steer pretrained generators with reinforcement learning toward creative objectives.
 
 ``import rlcreate`` registers the Gymnasium ids ``rlcreate/MarioLatent-v0``,
-``rlcreate/MarioTokens-v0`` and ``rlcreate/TextTokens-v0``. It does so without importing gymnasium
+``rlcreate/MarioTokens-v1`` and ``rlcreate/TextTokens-v0``. It does so without importing gymnasium
 itself when gymnasium is not loaded yet (registration then happens the moment gymnasium is
 imported), so that reward-only users (``rlcreate.rewards`` with TRL) never pay for gymnasium.
 """

@@ -42,10 +42,10 @@ class BuiltinDomain(NamedTuple):
 BUILTIN: dict[str, BuiltinDomain] = {
     "levels": BuiltinDomain("rlcreate.levels.domain:DOMAIN", {
         "rlcreate/MarioLatent-v0": "rlcreate.levels.envs:make_mario_latent",
-        "rlcreate/MarioTokens-v0": "rlcreate.levels.envs:make_mario_tokens",
+        "rlcreate/MarioTokens-v1": "rlcreate.levels.envs:make_mario_tokens",
     }, {
         "rlcreate/MarioLatent-v0": "rlcreate.levels.envs:make_mario_latent_vec",
-        "rlcreate/MarioTokens-v0": "rlcreate.levels.envs:make_mario_tokens_vec",
+        "rlcreate/MarioTokens-v1": "rlcreate.levels.envs:make_mario_tokens_vec",
     }, ("rlcreate.levels.rewards", "rlcreate.levels.value_rewards")),
     "text": BuiltinDomain("rlcreate.text.domain:DOMAIN", {
         "rlcreate/TextTokens-v0": "rlcreate.text.envs:make_text_tokens_env",

@@ -36,7 +36,6 @@ import json
 import math
 import os
 import platform
-import re
 import sys
 import time
 from dataclasses import dataclass
@@ -82,7 +81,8 @@ from rlcreate.text.judges import (bootstrap_ci, compare_conditions, creative_met
                                              prompt_pmi, sample_k)
 from rlcreate.text.data import prompts as shipped_prompts  # noqa: E402
 from rlcreate.text.loading import load_causal_lm  # noqa: E402
-from rlcreate.text.stepping import LMStepper
+from rlcreate.text.baselines import several_answers  # noqa: E402
+from rlcreate.text.stepping import LMStepper  # noqa: E402
 from rlcreate.text.finetune import finetune_recipe, finetune_settings, load_finetune_recipe  # noqa: E402
 
 RECIPES = {"quality_grpo": REPO / "rlcreate/recipes/text_quality.yaml",
@@ -110,25 +110,19 @@ base = load_causal_lm(settings["model"])
 base_pair = (base.model, base.tokenizer)
 
 
-# ---- the prompt baseline: several different answers in one reply
-def several_answers(model, tok, prompts: list[str], k: int, m: int, seed: int) -> tuple[list[list[str]], list[str]]:
+# ---- the prompt baseline: several different answers in one reply (the library's several_answers)
+def prompt_several(model, tok, prompts: list[str], k: int, m: int, seed: int) -> tuple[list[list[str]], list[str]]:
     """k answers per prompt from ceil(k/m) replies that each ask for m numbered different answers."""
-    ask = [f"{p} Give {m} very different answers, numbered 1 to {m}, each one or two sentences."
-           for p in prompts]
     stepper = LMStepper(model, tok, top_k=1, system=system)
     groups: list[list[str]] = [[] for _ in prompts]
     raw: list[str] = []
     for call in range(math.ceil(k / m)):
-        replies: list[str] = []
-        for start in range(0, len(ask), 16):
-            replies += stepper.sample(ask[start:start + 16], max_new_tokens=m * max_new, temperature=temperature,
-                                      seed=seed + 1000 * call + start)
-        raw += replies
-        for g, reply in zip(groups, replies):
-            items = [x.strip() for x in re.split(r"(?:^|\n)\s*\d+\s*[.):]\s*", reply) if x.strip()]
-            if len(items) < 2:  # no numbering: fall back to lines
-                items = [x.strip() for x in reply.split("\n") if x.strip()]
-            g.extend(items[:m])
+        for start in range(0, len(prompts), 16):
+            answers, replies = several_answers(stepper, prompts[start:start + 16], m, max_new, temperature,
+                                               seed=seed + 1000 * call + start)
+            raw += replies
+            for g, items in zip(groups[start:start + 16], answers):
+                g.extend(items)
     return [g[:k] for g in groups], raw
 
 
@@ -138,7 +132,7 @@ t0 = time.perf_counter()
 draws["base"] = sample_k(*base_pair, test_prompts, cfg.k, max_new, temperature, seed=cfg.seed, system=system)
 gen_seconds["base"] = time.perf_counter() - t0
 t0 = time.perf_counter()
-draws["prompt_several"], several_raw = several_answers(*base_pair, test_prompts, cfg.k, cfg.answers_per_call, cfg.seed)
+draws["prompt_several"], several_raw = prompt_several(*base_pair, test_prompts, cfg.k, cfg.answers_per_call, cfg.seed)
 gen_seconds["prompt_several"] = time.perf_counter() - t0
 for cond in RECIPES:
     tuned = load_causal_lm(str(Path(cfg.runs) / cond / "model"))

@@ -12,7 +12,7 @@ step after an episode ends only resets that row, so its transition is left out o
 final observation it returned bootstraps truncated episodes.
 
     python scripts/cleanrl_ppo.py --total-timesteps 20000 --num-envs 16
-    python scripts/cleanrl_ppo.py --env-id rlcreate/MarioTokens-v0 --env-kwargs '{"n_columns": 32}'
+    python scripts/cleanrl_ppo.py --env-id rlcreate/MarioTokens-v1 --env-kwargs '{"n_columns": 32}'
 
 Writes ``<out>/metrics.json`` (episode returns per update, steps/s) and ``<out>/policy.safetensors``.
 """

@@ -137,6 +137,7 @@ def test_cache_is_not_shared_between_settings(fake_runner):
 # ----------------------------------------------------------------------------------------------
 # real plays (fast runner)
 
+@pytest.mark.slow
 @pytest.mark.java
 @needs_javac
 def test_real_plays_flat_won_wall_lost_gap_start_fixed_and_repeatable(java_cache):

@@ -14,8 +14,9 @@ CHEAP_REWARD = {"structure": {"reward": "validity", "weight": 1.0}}
 
 @pytest.mark.parametrize("env_id, env_kwargs", [
     ("rlcreate/MarioLatent-v0", {"n_segments": 2, "reward": CHEAP_REWARD}),
-    ("rlcreate/MarioTokens-v0", {"n_columns": 4, "reward": CHEAP_REWARD}),
+    ("rlcreate/MarioTokens-v1", {"n_columns": 4, "reward": CHEAP_REWARD}),
 ])
+@pytest.mark.slow
 def test_cleanrl_ppo_trains_and_saves(tmp_path, env_id, env_kwargs):
     out = tmp_path / "run"
     done = subprocess.run([sys.executable, str(SCRIPT), "--env-id", env_id, "--env-kwargs", json.dumps(env_kwargs),

@@ -13,7 +13,7 @@ from rlcreate.recipe import load_recipe
 
 def test_demo_recipe_is_the_column_lm_with_kl_and_value_terms():
     r = load_recipe(demo_recipe_path())
-    assert r.env_id == "rlcreate/MarioTokens-v0"
+    assert r.env_id == "rlcreate/MarioTokens-v1"
     hyper = r.trainer["hyper"]
     assert hyper["policy"] == "lm_prior" and hyper["policy_kwargs"]["kl_to_prior"] is True
     assert hyper["ent_coef"] > 0  # the KL coefficient (the policy turns the bonus into -KL to the LM)

@@ -299,6 +299,7 @@ def _cli(*args):
                           timeout=600)
 
 
+@pytest.mark.slow
 def test_cli_text_baseline_and_eval(tiny, tmp_path):
     root, _ = tiny
     r = _cli("baseline", root / "tiny.yaml", "--method", "best-of-n", "--n", "2", "--budget", "8", "--out", tmp_path,

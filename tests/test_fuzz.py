@@ -134,6 +134,7 @@ def _mutated_recipes(tmp_path: Path, n: int, seed: int) -> list[tuple[Path, obje
     return out
 
 
+@pytest.mark.slow
 def test_recipe_fuzz_check(tmp_path):
     cases = _mutated_recipes(tmp_path, 300, seed=0)
     counts = _assert_clean([run_cli(["check", path]) for path, _ in cases])

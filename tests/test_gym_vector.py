@@ -132,7 +132,7 @@ def test_gymnasium_vector_wrappers_accept_it():
 
 
 def test_mario_tokens_masks_in_info_and_replaced_actions_flagged(column_lm):
-    env = gym.make_vec("rlcreate/MarioTokens-v0", num_envs=3, n_columns=4, k=8, lm=column_lm, min_prob=0.004,
+    env = gym.make_vec("rlcreate/MarioTokens-v1", num_envs=3, n_columns=4, k=8, lm=column_lm, min_prob=0.004,
                        structure=False, reward=RewardSet([Term("tiles", mean_tile)]))
     obs, info = env.reset(seed=0)
     masks = env.action_masks()

@@ -8,6 +8,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 WORKER_SCRIPT = textwrap.dedent('''
     import multiprocessing as mp
     import sys
@@ -45,6 +47,7 @@ WORKER_SCRIPT = textwrap.dedent('''
 ''')
 
 
+@pytest.mark.slow
 def test_module_form_resolves_in_spawned_processes(tmp_path):
     import json
 

@@ -1,5 +1,5 @@
 """Ziegler et al.'s adaptive KL coefficient (rlcreate.train.kl_control): the update rule, real
-MaskablePPO runs on rlcreate/MarioTokens-v0 (beta follows the rule and is logged with the KL), the
+MaskablePPO runs on rlcreate/MarioTokens-v1 (beta follows the rule and is logged with the KL), the
 KL it measures against a direct computation, recipe validation (exit 2, one ``error:`` line) and
 resume keeping beta. A small config: 16 columns, top 8, 2 envs x 16 steps per rollout."""
 
@@ -25,7 +25,7 @@ HYPER = {"policy": "lm_prior", "n_steps": 16, "batch_size": 32, "n_epochs": 1, "
 
 def recipe_dict(kl_target=None, total=4 * ROLLOUT, hyper=None, **trainer) -> dict:
     return {"name": "kl", "seed": 0,
-            "env": {"id": "rlcreate/MarioTokens-v0", "kwargs": {"n_columns": 16, "k": 8}},
+            "env": {"id": "rlcreate/MarioTokens-v1", "kwargs": {"n_columns": 16, "k": 8}},
             "rewards": {"playability": {"weight": 1.0}},
             "trainer": {"algo": "maskable_ppo", "total_timesteps": total, "n_envs": 2, "checkpoints": 0,
                         "samples": 2, "kl_target": kl_target, "kl_horizon": HORIZON,

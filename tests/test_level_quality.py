@@ -124,6 +124,7 @@ def test_latent_prior_prefers_the_typical_shell():
     assert prior([None]) == [None]
 
 
+@pytest.mark.slow
 def test_bench_level_quality_script_runs_and_writes_json(tmp_path, monkeypatch):
     """scripts/bench_level_quality.py end to end on a tiny budget (no A*), with a run folder of levels."""
     import importlib.util
@@ -146,6 +147,7 @@ def test_bench_level_quality_script_runs_and_writes_json(tmp_path, monkeypatch):
     assert data["machine"]["cpu_count"] and data["config"]["n"] == 4
 
 
+@pytest.mark.slow
 def test_bench_level_quality_judges_the_untrained_policy_of_the_run_recipe(tmp_path, monkeypatch):
     """--untrained 1: the run recipe's policy before training is sampled and judged, control included."""
     import importlib.util

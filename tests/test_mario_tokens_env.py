@@ -1,4 +1,4 @@
-"""MarioTokens-v0: check_env (Gymnasium and SB3), top-k actions and masks, determinism, reward terms,
+"""MarioTokens-v1: check_env (Gymnasium and SB3), top-k actions and masks, determinism, reward terms,
 VecEnv auto-reset contract, per-chunk rewards, MaskablePPO on the VecEnv, the recipe."""
 
 from pathlib import Path
@@ -331,7 +331,7 @@ def test_recipe_loads_and_its_env_kwargs_build(tiny_lm):
     from rlcreate.recipe import build_reward_set, load_recipe
 
     recipe = load_recipe(RECIPE)
-    assert recipe.env_id == "rlcreate/MarioTokens-v0" and recipe.trainer["algo"] == "maskable_ppo"
+    assert recipe.env_id == "rlcreate/MarioTokens-v1" and recipe.trainer["algo"] == "maskable_ppo"
     venv = make_mario_tokens_vec(n_envs=2, targets=recipe.targets, reward=build_reward_set(recipe), seed=0,
                                  lm=tiny_lm, **{**recipe.env_kwargs, "n_columns": 4})
     venv.reset()
@@ -344,7 +344,7 @@ def test_recipe_loads_and_its_env_kwargs_build(tiny_lm):
 def test_shipped_lm_through_gymnasium_make():
     from gymnasium.utils.env_checker import check_env as gym_check
 
-    env = gym.make("rlcreate/MarioTokens-v0", n_columns=32)
+    env = gym.make("rlcreate/MarioTokens-v1", n_columns=32)
     gym_check(env.unwrapped, skip_render_check=True)
     env.reset(seed=0)
     for _ in range(32):

@@ -282,6 +282,7 @@ def test_parse_runner_line():
         astar.parse_runner_line("RESULT\tabc\t0\tDRAW\t1.0")
 
 
+@pytest.mark.slow
 @pytest.mark.java
 @needs_java
 def test_astar_wins_flat_and_fails_impossible_gap(java_cache):
@@ -292,6 +293,7 @@ def test_astar_wins_flat_and_fails_impossible_gap(java_cache):
     assert flat_summary.width == 40 and flat_summary.level_hash != gap_summary.level_hash
 
 
+@pytest.mark.slow
 @pytest.mark.java
 @needs_java
 def test_cache_skips_java_on_second_call(java_cache, monkeypatch):
@@ -348,6 +350,7 @@ def test_run_astar_rejects_bad_settings():
 # ----------------------------------------------------------------------------------------------
 # agreement script, run for real with a tiny budget
 
+@pytest.mark.slow
 @pytest.mark.java
 @needs_java
 def test_agreement_script_runs(tmp_path, java_cache):

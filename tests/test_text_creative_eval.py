@@ -135,3 +135,6 @@ def test_several_answers_parses_numbered_replies_and_the_baseline_method_runs(tm
     assert info["method"] == "several-answers" and info["evaluations"] <= 6 and info["answers_per_reply"] == 2
     records = json.loads((tmp_path / "run" / "samples" / "texts.json").read_text())
     assert records and all(r["several_answers"]["prompt"] in ("w1 w2", "w3") for r in records)
+    # without --n, several-answers asks for the documented default (4), not best-of-n's 8
+    info = tb.run_text_baseline(recipe, "several-answers", tmp_path / "run4", budget=8, progress_bar=False)
+    assert info["answers_per_reply"] == tb.DEFAULT_ANSWERS_PER_REPLY == 4

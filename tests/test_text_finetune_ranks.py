@@ -42,6 +42,7 @@ def _env() -> dict:
     return env
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(TORCHRUN is None, reason="torchrun not installed")
 def test_two_rank_finetune_trains_on_both_and_writes_once_then_resumes_on_one(tmp_path):
     recipe = _recipe(tmp_path)

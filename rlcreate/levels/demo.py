@@ -1,6 +1,6 @@
 """The README's main job: steer the column LM toward levels that are new, Mario-like and diverse.
 
-1. Train MaskablePPO on ``rlcreate/MarioTokens-v0`` with ``rlcreate/recipes/mario_tokens.yaml`` for
+1. Train MaskablePPO on ``rlcreate/MarioTokens-v1`` with ``rlcreate/recipes/mario_tokens.yaml`` for
    its fixed step budget (so the numbers reproduce): the ``lm_prior`` policy starts at the column
    LM's own distribution and a KL-to-LM penalty keeps it near it, while value terms no noise or
    flat floor satisfies (element profile, human-typical LM likelihood), playability, control

@@ -39,20 +39,20 @@ class LevelsDomain(Domain):
         return {k: list(v) for k, v in DEFAULT_TARGETS.items()}
 
     def default_algo(self, env_id: str) -> str:
-        return "maskable_ppo" if env_id == "rlcreate/MarioTokens-v0" else "ppo"
+        return "maskable_ppo" if env_id == "rlcreate/MarioTokens-v1" else "ppo"
 
     @staticmethod
     def sampled(asm: Any) -> bool:
         """Whether samples come from the policy's distribution (seeded) rather than its mode: token
         policies' modes collapse to the LM's most likely column (flat floors), so they are sampled."""
-        return asm.recipe.env_id == "rlcreate/MarioTokens-v0"
+        return asm.recipe.env_id == "rlcreate/MarioTokens-v1"
 
     def make_vec_env(self, asm: Any, n_envs: int, seed: int, purpose: str = "train") -> Any:
         from rlcreate.assemble import call_env_factory
         from rlcreate.levels.envs import make_mario_latent_vec, make_mario_tokens_vec
 
         factory = {"rlcreate/MarioLatent-v0": make_mario_latent_vec,
-                   "rlcreate/MarioTokens-v0": make_mario_tokens_vec}[asm.recipe.env_id]
+                   "rlcreate/MarioTokens-v1": make_mario_tokens_vec}[asm.recipe.env_id]
         return call_env_factory(factory, asm.recipe.env_kwargs, n_envs=n_envs, targets=asm.recipe.targets,
                                 reward=asm.reward_set, seed=seed)
 

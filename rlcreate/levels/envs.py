@@ -2,7 +2,7 @@
 
 ``rlcreate/MarioLatent-v0`` — :func:`make_mario_latent`: the shipped level VAE writes a level of
 ``n_segments`` 16-column segments; each action is the next segment's latent.
-``rlcreate/MarioTokens-v0`` — :func:`make_mario_tokens`: the shipped column LM writes a level column
+``rlcreate/MarioTokens-v1`` — :func:`make_mario_tokens`: the shipped column LM writes a level column
 by column; each action picks one of its top-k next columns (the card is
 :class:`rlcreate.envs.column_tokens.ColumnTokensEnv`'s).
 
@@ -227,7 +227,7 @@ def _tokens_core(n: int, n_columns: int, k: int, reward: Any, targets: dict | No
 def make_mario_tokens(n_columns: int = 64, k: int = 8, reward: Any = None, targets: dict | None = None,
                       lm: Any = None, reward_every: str = "end", render_mode: str | None = None,
                       **kwargs: Any) -> ColumnTokensEnv:
-    """Single-env ``rlcreate/MarioTokens-v0`` (what ``gymnasium.make`` returns). ``kwargs``:
+    """Single-env ``rlcreate/MarioTokens-v1`` (what ``gymnasium.make`` returns). ``kwargs``:
     ``min_prob``, ``hidden_clip``, ``structure``, ``target_shaping``, ``playable_only``,
     ``playable_margin`` (0..2 columns by which playable_only's solver shortens every jump; default 0:
     16 guided-LM levels per setting were beaten by the A* agent 69%, 69%, 75% with margins 0, 1, 2)."""
@@ -238,5 +238,5 @@ def make_mario_tokens(n_columns: int = 64, k: int = 8, reward: Any = None, targe
 def make_mario_tokens_vec(n_envs: int = 16, n_columns: int = 64, k: int = 8, targets: dict | None = None,
                           reward: Any = None, seed: int | None = None, lm: Any = None,
                           reward_every: str = "end", **kwargs: Any) -> ColumnTokensVecEnv:
-    """Batched ``MarioTokens-v0`` as an SB3 VecEnv: ``n_envs`` levels per LM forward pass."""
+    """Batched ``MarioTokens-v1`` as an SB3 VecEnv: ``n_envs`` levels per LM forward pass."""
     return ColumnTokensVecEnv(_tokens_core(n_envs, n_columns, k, reward, targets, lm, reward_every, **kwargs), seed=seed)

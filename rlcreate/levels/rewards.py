@@ -206,7 +206,7 @@ def _shape_groups(samples: Sequence[np.ndarray]) -> list[np.ndarray]:
 
 
 #: how each control target is measured on a stack of grids (n, 14, W), and its tolerance (also what
-#: MarioTokens-v0 observes and shapes toward: rlcreate.envs.target_control)
+#: MarioTokens-v1 observes and shapes toward: rlcreate.envs.target_control)
 TARGET_MEASURES = {
     "enemies": (lambda g: (g == 6).sum(axis=(1, 2)), 2.0),
     "gaps": (lambda g: _gap_runs(g), 1.0),

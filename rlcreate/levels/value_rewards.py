@@ -279,7 +279,7 @@ class BatchDiversity(RewardModule):
     (per 16-column segment: element counts, ground height and variation, difficulty) to the nearest
     *other* level of the same batch (or of the same ``group`` from the context), per descriptor
     dimension (RMS), divided by ``scale`` and clipped to [0, 1]. Batched envs that end all levels
-    together (MarioTokens-v0) score the whole parallel set at once: a policy that writes one level
+    together (MarioTokens-v1) score the whole parallel set at once: a policy that writes one level
     type for every request scores 0. ``scale`` 0.25: sets of human windows and of the LM's own
     samples have a median nearest-level distance of ~0.2, so the reward keeps a gradient up to a
     little past human diversity instead of saturating. Range [0, 1]. Gamed by: varying counts and heights at random —

@@ -130,8 +130,8 @@ def run_text_baseline(recipe: Recipe, method: str, run_dir: Path, budget: int | 
     prompts = resolve_prompts(settings["eval_prompts"], "env.kwargs.eval_prompts")
     budget = int(budget if budget is not None else default_text_budget(recipe, settings["max_new_tokens"]))
     batch = int(batch or recipe.trainer["n_envs"])
-    n = int(n or DEFAULT_N)
     if method == "best-of-n":
+        n = int(n if n is not None else DEFAULT_N)
         if n < 2:
             raise BaselineError(f"n = {n}: best-of-n needs at least 2 candidates per prompt")
         batch = max(batch // n, 1) * n

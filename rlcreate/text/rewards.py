@@ -41,7 +41,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from rlcreate.rewards.base import RewardModule
+from rlcreate.rewards.base import RewardModule, message_text, prompt_text
 # Batch diversity for text is the reward core's (registered there as "distinct_n" and
 # "self_bleu_diversity"); re-exported so text users find every text term in one place.
 from rlcreate.rewards.diversity import DistinctNReward, SelfBLEUDiversity
@@ -63,20 +63,14 @@ class TextRewardError(UserError):
 # ------------------------------------------------------------------------------------ inputs
 
 def _message_text(x: Any, what: str, i: int, last_only: bool) -> str:
-    if isinstance(x, str):
-        return x
-    if isinstance(x, dict) and "content" in x:
-        return str(x["content"])
-    if isinstance(x, (list, tuple)) and all(isinstance(m, dict) and "content" in m for m in x):
-        if not x:
-            return ""
-        if last_only:  # a conversational prompt: the last user turn is what the text answers
-            users = [m for m in x if m.get("role") == "user"] or list(x)
-            return str(users[-1]["content"])
-        return "".join(str(m["content"]) for m in x)
-    raise TextRewardError(
-        f"{what} {i} is a {type(x).__name__}; expected a str or a list of {{'role', 'content'}} "
-        "messages (TRL's conversational format)")
+    """One sample's text by the reward core's converter (TRL's conversational format included);
+    a prompt's text is its last user turn. A wrong type is a user error naming the item."""
+    try:
+        return prompt_text(x) if last_only else message_text(x)
+    except TypeError:
+        raise TextRewardError(
+            f"{what} {i} is a {type(x).__name__}; expected a str or a list of {{'role', 'content'}} "
+            "messages (TRL's conversational format)") from None
 
 
 def as_texts(samples: Sequence[Any], what: str = "completion") -> list[str]:

@@ -1,4 +1,4 @@
-"""SB3 policies for steering a frozen LM over ``rlcreate/TextTokens-v0`` and ``rlcreate/MarioTokens-v0``.
+"""SB3 policies for steering a frozen LM over ``rlcreate/TextTokens-v0`` and ``rlcreate/MarioTokens-v1``.
 
 :class:`LMPriorPolicy` (recipe name ``lm_prior``) is a MaskablePPO actor-critic whose action logits
 are the LM's own top-k log-probabilities, read from the observation, **plus** a learned correction
@@ -48,7 +48,7 @@ class LMPriorPolicy(MaskableActorCriticPolicy):
 
     Args (besides :class:`MaskableActorCriticPolicy`'s):
         prior_start: index of the first top-k log-prob in the observation; default
-            ``obs_dim - k - 1`` (the TextTokens-v0 layout). For ``rlcreate/MarioTokens-v0`` pass
+            ``obs_dim - k - 1`` (the TextTokens-v0 layout). For ``rlcreate/MarioTokens-v1`` pass
             the LM's ``n_embd`` (128 for the shipped column LM): there the log-probs are observed
             mapped to ``[0, 1]`` as ``1 - lp / LOGPROB_FLOOR`` (bounds ``[0, 1]``), and the policy
             maps them back (with MarioTokens' floor, -20).
@@ -71,7 +71,7 @@ class LMPriorPolicy(MaskableActorCriticPolicy):
             the LM plus a control prior, ``log p_LM(j) + g * sum_t g_jt * (2 * deficit_t - 1)``
             (weighted decoding toward the targets' schedule, renormalised to the LM's top-k mass),
             so control works from the first step and ``kl_to_prior`` measures the distance to this
-            guided LM. On MarioTokens-v0 (32 levels, no training) g = 0, 2, 4, 8 give
+            guided LM. On MarioTokens-v1 (32 levels, no training) g = 0, 2, 4, 8 give
             corr(target, achieved) for enemies 0.06, 0.33, 0.86, 0.90; as a learned head bias
             instead, PPO and the KL to the plain LM wore g = 6 down to corr 0.69 in 300k steps.
     """
@@ -88,7 +88,7 @@ class LMPriorPolicy(MaskableActorCriticPolicy):
             raise PolicyConfigError(f"offer_guidance = {offer_guidance!r}: must be a finite number >= 0, and needs "
                                     "offer_features > 0 (the control inputs it weights)")
         self.offer_guidance = float(offer_guidance)
-        # MarioTokens-v0 observes the log-probs mapped to [0, 1] (x = 1 - lp / FLOOR): undo that
+        # MarioTokens-v1 observes the log-probs mapped to [0, 1] (x = 1 - lp / FLOOR): undo that
         k = int(action_space.n)
         self.prior_scaled = bool(np.all(observation_space.low[self.prior_start:self.prior_start + k] == 0.0))
         super().__init__(observation_space, action_space, lr_schedule, *args, **kwargs)
@@ -194,7 +194,7 @@ def _check_layout(observation_space: spaces.Space, action_space: spaces.Space, p
         raise PolicyConfigError(f"prior_start = {start}: the top-k log-probs [{start}:{start + k}] do not fit an "
                                 f"observation of shape ({dim},) with k = {k}; pass prior_start in policy_kwargs")
     low, high = observation_space.low[start:start + k], observation_space.high[start:start + k]
-    scaled = np.all(low == 0.0) and np.all(high == 1.0) and prior_start is not None  # MarioTokens-v0 layout
+    scaled = np.all(low == 0.0) and np.all(high == 1.0) and prior_start is not None  # MarioTokens-v1 layout
     if not scaled and not (np.all(low == LOGPROB_FLOOR) and np.all(high == 0.0)):
         raise PolicyConfigError(
             f"observation entries [{start}:{start + k}] have bounds [{low.min()}, {high.max()}], not the log-prob "
@@ -213,7 +213,7 @@ def _check_offer_features(observation_space: spaces.Space, action_space: spaces.
     if offer_features and dim - (k + 1) * offer_features < prior_start + k:
         raise PolicyConfigError(f"offer_features = {offer_features}: {offer_features} deficits and {k} slots x "
                                 f"{offer_features} gains do not fit after the top-k log-probs in an observation of "
-                                f"shape ({dim},); use the number of control targets of rlcreate/MarioTokens-v0, or 0")
+                                f"shape ({dim},); use the number of control targets of rlcreate/MarioTokens-v1, or 0")
     return int(offer_features)
 
 
