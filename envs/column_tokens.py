@@ -142,6 +142,7 @@ class ColumnTokensCore(TokenStreamCore):
         """Keep the LM's top-k next columns (ids and log-probs), its hidden state and which offers
         the column rule allows after ``prev`` (the ids just written; None at the start)."""
         ids, logprobs = topk_offers(logits, self.k)
+        assert self._state is not None, "reset() starts the LM before the first offer"
         self._set_offers(self._state.hidden, logprobs, ids)
         if self.rule is not None:
             self._allowed = self.rule.allowed(prev, self.topk_ids, last=self.t == self.n_columns - 1)

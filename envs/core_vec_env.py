@@ -94,7 +94,7 @@ class CoreVecEnv(VecEnv):
     def _indices(self, indices) -> list[int]:
         if indices is None:
             return list(range(self.num_envs))
-        return [indices] if isinstance(indices, (int, np.integer)) else list(indices)
+        return [int(indices)] if isinstance(indices, (int, np.integer)) else list(indices)
 
 
 class CoreEnv(gym.Env):

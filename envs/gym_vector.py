@@ -139,7 +139,8 @@ def batch_infos(rows: Sequence[dict]) -> dict:
     """Per-row info dicts -> Gymnasium's vector form: ``{key: array over rows, "_key": present mask}``,
     nested dicts recursively; numbers and same-shape arrays become numeric arrays, anything else an
     object array (rows without the key hold 0 / None)."""
-    n, out = len(rows), {}
+    n = len(rows)
+    out: dict[str, Any] = {}
     for key in dict.fromkeys(k for info in rows for k in info):
         present = np.array([key in info for info in rows], bool)
         values = [info[key] for info in rows if key in info]

@@ -131,9 +131,9 @@ class LatentLevelCore:
         self.t += 1
         done = self.t >= self.n_segments
         infos = [{"rewards": result.per_sample(i), "segment": segments[i]} for i in range(self.n)]
-        for i in np.flatnonzero(done):
-            infos[i]["level"] = self.levels[i].copy()
-            infos[i]["targets"] = {s.name: float(self.target_values[i, j]) for j, s in enumerate(self.targets)}
+        for row in np.flatnonzero(done):
+            infos[row]["level"] = self.levels[row].copy()
+            infos[row]["targets"] = {s.name: float(self.target_values[row, j]) for j, s in enumerate(self.targets)}
         return self.observe(), result.total.astype(np.float32), done, infos
 
 

@@ -76,7 +76,7 @@ class TargetControl:
             windows = pairs.transpose(0, 2, 1, 3).reshape(n * k, height, 2)
             base = np.repeat(self.counts(last), k, axis=0)
         else:
-            windows, base = cols.transpose(0, 2, 1, 3).reshape(n * k, height, 1), 0.0
+            windows, base = cols.transpose(0, 2, 1, 3).reshape(n * k, height, 1), np.zeros(1)
         gains = (self.counts(windows) - base).reshape(n, k * len(self.names))
         return np.concatenate([0.5 + 0.5 * np.tanh(deficit), np.clip(gains, 0.0, 2.0) / 2.0], 1)
 

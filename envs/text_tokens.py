@@ -100,14 +100,14 @@ class TextTokensCore(TokenStreamCore):
     def reset(self, rng: np.random.Generator, rows: Sequence[int] | None = None) -> np.ndarray:
         """Start new texts on all rows (or ``rows``) with prompts drawn from ``rng``; all rows' obs."""
         every = rows is None or not self._started
-        rows = np.arange(self.n) if every else np.asarray(rows, np.int64)
-        picks = rng.integers(len(self.prompts), size=len(rows))
+        picked = np.arange(self.n) if every else np.asarray(rows, np.int64)
+        picks = rng.integers(len(self.prompts), size=len(picked))
         prompts = [self.prompts[i] for i in picks]
-        offer = self.stepper.start(prompts) if every else self.stepper.restart_rows(rows.tolist(), prompts)
+        offer = self.stepper.start(prompts) if every else self.stepper.restart_rows(picked.tolist(), prompts)
         self._started = True
-        self._set_offers(offer.hidden, offer.topk_logprobs, offer.topk_ids, rows)
-        self.t[rows] = 0
-        for r, p in zip(rows.tolist(), prompts):
+        self._set_offers(offer.hidden, offer.topk_logprobs, offer.topk_ids, picked)
+        self.t[picked] = 0
+        for r, p in zip(picked.tolist(), prompts):
             self.row_prompts[r], self.emitted[r], self.token_logprobs[r] = p, [], []
         return self.observe()
 

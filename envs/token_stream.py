@@ -51,8 +51,8 @@ class TokenStreamCore:
     def _set_offers(self, hidden: np.ndarray, topk_logprobs: np.ndarray, topk_ids: np.ndarray,
                     rows: np.ndarray | None = None) -> None:
         """Keep what the LM offers next (all rows, or ``rows``)."""
-        rows = slice(None) if rows is None else rows
-        self.hidden[rows], self.topk_logprobs[rows], self.topk_ids[rows] = hidden, topk_logprobs, topk_ids
+        where = slice(None) if rows is None else rows
+        self.hidden[where], self.topk_logprobs[where], self.topk_ids[where] = hidden, topk_logprobs, topk_ids
 
     def action_masks(self) -> np.ndarray:  # pragma: no cover - subclasses define it
         raise NotImplementedError

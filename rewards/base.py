@@ -64,11 +64,11 @@ class RewardModule:
         if name is not None:
             self.name = name
         if not self.name:
-            self.name = _snake(type(self).__name__)
+            self.name = _snake(str(type(self).__name__))
 
     # TRL reads ``__name__`` for its per-reward log keys; keep it equal to ``name``.
     @property
-    def __name__(self) -> str:  # type: ignore[override]
+    def __name__(self) -> str:
         return self.name
 
     def score(self, samples: Sequence[Any], **context: Any) -> list[float | None]:

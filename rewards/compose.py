@@ -10,7 +10,7 @@ total and shows as NaN in the term array.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, overload
 
 import numpy as np
 
@@ -85,6 +85,12 @@ class RewardSet:
 
     #: TRL's log key for a set passed whole as ``reward_funcs`` (``rewards/<__name__>/mean``)
     __name__ = "reward_set"
+
+    @overload
+    def __call__(self, samples: Sequence[Any], progress: float = 0.0, **context: Any) -> RewardResult: ...
+
+    @overload
+    def __call__(self, samples: None = None, progress: float = 0.0, **context: Any) -> list[float]: ...
 
     def __call__(self, samples: Sequence[Any] | None = None, progress: float = 0.0,
                  **context: Any) -> RewardResult | list[float]:

@@ -244,7 +244,8 @@ class DistinctNReward(RewardModule):
         if self.mode == "sample":
             return [len(c) / sum(c.values()) if c else None for c in per]
         # in how many samples each n-gram occurs, and its total count
-        docs, total = Counter(), Counter()
+        docs: Counter = Counter()
+        total: Counter = Counter()
         for c in per:
             docs.update(c.keys())
             total.update(c)
@@ -253,7 +254,7 @@ class DistinctNReward(RewardModule):
                     for c in per]
         U, T = len(total), sum(total.values())
         full = U / T if T else 0.0
-        out = []
+        out: list[float | None] = []
         for c in per:
             t_i = sum(c.values())
             only_here = sum(1 for g, v in c.items() if total[g] == v)  # vanish without this sample
@@ -323,7 +324,7 @@ class VendiContribution(RewardModule):
             raise DiversityInputError(f"embed returned {len(K)} rows for {n} samples")
         full = _vendi_of_kernel(K, self.q)
         keep = np.ones(n, dtype=bool)
-        out = []
+        out: list[float | None] = []
         for i in range(n):
             keep[i] = False
             out.append(full - _vendi_of_kernel(K[np.ix_(keep, keep)], self.q))

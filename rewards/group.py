@@ -140,7 +140,7 @@ def _quality_set(spec: Any):
         if unknown:
             raise GroupRewardError(f"quality.{name}: unknown keys {sorted(unknown)}; "
                                    "known: reward, weight, transform, args")
-        module = get_reward(term.get("reward", name), **dict(term.get("args") or {}))
+        module = get_reward(str(term.get("reward", name)), **dict(term.get("args") or {}))
         terms.append(Term(name, module, term.get("weight", 1.0), term.get("transform")))
     return RewardSet(terms)
 

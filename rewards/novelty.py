@@ -155,7 +155,7 @@ class NoveltyArchive:
         self.n_values = None if n_values is None else int(n_values)
 
         self.reference: np.ndarray | None = None
-        self._ref_index: NearestNeighbors | None = None
+        self._ref_index: NearestNeighbors | _CodesIndex | None = None
         self.dim: int | None = None
         if reference is not None:
             ref = self._as_rows(reference, "reference")
@@ -174,7 +174,7 @@ class NoveltyArchive:
     # ---- state -------------------------------------------------------------------------------
     def reset(self) -> None:
         """Empty the archive, restore the initial threshold and re-seed; the reference stays."""
-        self._buf: np.ndarray | None = None      # (capacity, dim), allocated on first insertion
+        self._buf = np.zeros((0, 0))      # (capacity, dim), allocated on first insertion
         self._stamp = np.full(self.capacity, -1, dtype=np.int64)  # insertion counter per slot
         self._size = 0
         self._inserted_total = 0
@@ -271,7 +271,7 @@ class NoveltyArchive:
         n = len(X)
         ref_d = arch_d = None  # (n, <=k) sorted neighbour distances per set
         if against in ("reference", "both") and self._ref_index is not None:
-            kk = min(self.k, len(self.reference))
+            kk = min(self.k, len(self.reference) if self.reference is not None else 0)
             ref_d = self._ref_index.kneighbors(X, n_neighbors=kk, return_distance=True)[0]
         if against in ("archive", "both"):
             arch_d = self._archive_knn(X, within_batch)
@@ -384,7 +384,7 @@ class NoveltyArchive:
             self._window_evals = self._window_added = 0
 
     def _ensure_buffer(self, rows: np.ndarray) -> None:
-        if self._buf is None:
+        if not len(self._buf):
             dtype = np.float64 if self.metric == "hamming" else np.float32
             self._buf = np.zeros((self.capacity, rows.shape[1]), dtype=dtype)
             self._sqnorm = np.zeros(self.capacity, dtype=np.float32)

@@ -158,7 +158,7 @@ def make_transform(spec: Any, field: str = "transform") -> Transform | None:
     if spec is None or isinstance(spec, Transform):
         return spec
     if isinstance(spec, list):
-        return Chain([make_transform(s, f"{field}[{i}]") for i, s in enumerate(spec)])
+        return Chain([t for i, s in enumerate(spec) if (t := make_transform(s, f"{field}[{i}]")) is not None])
     if isinstance(spec, str):
         spec = {spec: {}}
     if not isinstance(spec, dict) or len(spec) != 1:

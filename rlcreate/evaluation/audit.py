@@ -88,7 +88,8 @@ def checkpoints_of(run: Path) -> list[tuple[int, Path, Path | None]]:
     from rlcreate.train.checkpoint import latest_checkpoint, list_checkpoints
 
     run = Path(run)
-    out = [(steps, folder, folder / "reward_state.npz") for steps, folder in list_checkpoints(run)]
+    out: list[tuple[int, Path, Path | None]] = [(steps, folder, folder / "reward_state.npz")
+                                                for steps, folder in list_checkpoints(run)]
     found = latest_checkpoint(run)
     if found is not None and found[0] == run / "model":
         steps = int(json.loads((run / "model" / "policy.json").read_text()).get("num_timesteps", 0))
@@ -124,7 +125,7 @@ def audit_run(run: str | Path, n_levels: int = 8, min_rise: float = 0.02, stall_
         result["notes"].append("no checkpoints/step_<N>/ in the run: nothing to audit along training")
     if not pairs:
         result["notes"].append(f"no reward term has a judge counterpart (known: {sorted(counterparts)})")
-    series = {m: {t: {"proxy": [], "judge": []} for t in pairs} for m in modes}
+    series: dict[str, dict[str, dict[str, list]]] = {m: {t: {"proxy": [], "judge": []} for t in pairs} for m in modes}
     judges_needed = sorted({j for j, _, _ in pairs.values()})
     skipped: dict[str, str] = {}
     for steps, folder, _ in ckpts:
