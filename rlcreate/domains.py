@@ -17,17 +17,34 @@ from __future__ import annotations
 import importlib
 import sys
 from pathlib import Path
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any, Callable, NamedTuple
 
 from rlcreate.errors import UserError
 from rlcreate.rewards.registry import add_reward_modules
 
 __all__ = ["Domain", "UnsupportedError", "register_domain", "domain_of", "env_ids", "entry_points", "vector_factories",
-           "builtin_domains", "BUILTIN", "BuiltinDomain", "register_envs"]
+           "builtin_domains", "BUILTIN", "BuiltinDomain", "register_envs",
+           "CliOption", "domain_options"]
 
 
 class UnsupportedError(UserError):
     """A command or option that this domain does not provide; the message says what it provides."""
+
+
+@dataclass(frozen=True)
+class CliOption:
+    """An option a domain adds to a generic command (``eval``, ``baseline``). The command line adds
+    every domain's options (help prefixed with the domain's name); an option given on a run of
+    another domain is an error, not ignored. The parsed value reaches the domain by ``dest``."""
+
+    flags: tuple[str, ...]
+    help: str
+    type: Callable[[str], Any] | None = None
+
+    @property
+    def dest(self) -> str:
+        return self.flags[0].lstrip("-").replace("-", "_")
 
 
 class BuiltinDomain(NamedTuple):
@@ -72,6 +89,10 @@ class Domain:
     envs: dict[str, str] = {}
     vector_envs: dict[str, str] = {}
     reward_modules: tuple[str, ...] = ()
+    #: command -> options this domain adds to it (``{"eval": (CliOption(("--astar-runs",), ...),)}``)
+    cli_options: dict[str, tuple[CliOption, ...]] = {}
+    #: keys of a recipe's ``baselines:`` section this domain reads (beyond method, budget, batch)
+    baseline_keys: tuple[str, ...] = ()
 
     # ---------------------------------------------------------------- recipe assembly
     def default_rewards(self, env_id: str) -> dict[str, dict]:
@@ -213,6 +234,37 @@ def builtin_domains() -> list[Domain]:
         domain_of(next(iter(entry.envs)))
     return list(_DOMAINS.values())
 
+
+def domain_options(command: str, given: dict[str, Any], domain: Domain) -> dict[str, Any]:
+    """The options of ``command`` that were given (value not None), checked against the domain that
+    will run them: a command-line option of another domain is an :class:`UnsupportedError`."""
+    own = {o.dest for o in domain.cli_options.get(command, ())}
+    out = {}
+    for dest, value in given.items():
+        if value is None:
+            continue
+        owners = sorted(d.name for d in builtin_domains()
+                        if any(o.dest == dest for o in d.cli_options.get(command, ())))
+        if owners and dest not in own:  # other keywords are the Python API's own (e.g. a loaded LM)
+            flag = "--" + dest.replace("_", "-")
+            raise UnsupportedError(f"{command} {flag}: an option of the {' / '.join(owners)} domain; "
+                                   f"this run is a {domain.name!r} run, so remove {flag}")
+        out[dest] = value
+    return out
+
+
+def add_domain_options(parser: Any, command: str) -> list[str]:
+    """Add every domain's options for ``command`` to an argparse parser (default None = not
+    given); returns their ``dest`` names."""
+    seen: dict[str, CliOption] = {}
+    for domain in builtin_domains():
+        for opt in domain.cli_options.get(command, ()):
+            if opt.dest in seen:  # two domains share an option: added once
+                continue
+            seen[opt.dest] = opt
+            parser.add_argument(*opt.flags, dest=opt.dest, type=opt.type, default=None,
+                                help=f"[{domain.name}] {opt.help}")
+    return list(seen)
 
 def register_envs() -> None:
     """Register every domain's Gymnasium ids and their vector entry points; safe to call again after

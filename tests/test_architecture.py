@@ -257,3 +257,23 @@ print(sorted(m for m in ("gymnasium", "stable_baselines3", "trl", "sb3_contrib")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_domain_options_are_registered_by_domains_and_refused_on_other_domains():
+    """`--astar-runs` (eval) and `--descriptors` (baseline) come from the levels domain, `--n`
+    (baseline) from the text domain; given on a run of the other domain they are an error."""
+    from rlcreate.cli import build_parser
+    from rlcreate.domains import UnsupportedError, domain_of, domain_options
+
+    levels, text = domain_of("rlcreate/MarioTokens-v1"), domain_of("rlcreate/TextTokens-v0")
+    args = build_parser().parse_args(["eval", "RUN", "--astar-runs", "3"])
+    given = {d: getattr(args, d) for d in args.domain_options}
+    assert domain_options("eval", given, levels) == {"astar_runs": 3}
+    with pytest.raises(UnsupportedError, match="eval --astar-runs: an option of the levels domain"):
+        domain_options("eval", given, text)
+    args = build_parser().parse_args(["baseline", "R.yaml", "--n", "4", "--descriptors", "enemies,gaps"])
+    given = {d: getattr(args, d) for d in args.domain_options}
+    assert given == {"n": 4, "descriptors": ["enemies", "gaps"]}
+    with pytest.raises(UnsupportedError, match="baseline --n: an option of the text domain"):
+        domain_options("baseline", given, levels)
+    assert domain_options("baseline", {"n": 4, "lm": "loaded"}, text) == {"n": 4, "lm": "loaded"}

@@ -25,11 +25,10 @@ from rlcreate.errors import UserError
 from rlcreate.recipe import Recipe, RecipeError
 from rlcreate.validate import check_choice, check_int, check_keys, fail
 
-__all__ = ["BaselineError", "BASELINE_KEYS", "baseline_section", "read_baseline_section", "run_baseline",
+__all__ = ["BaselineError", "GENERIC_KEYS", "baseline_section", "read_baseline_section", "run_baseline",
            "known_methods"]
 
 GENERIC_KEYS = ("method", "budget", "batch")
-BASELINE_KEYS = GENERIC_KEYS + ("descriptors", "n", "grid")
 
 
 class BaselineError(UserError):
@@ -54,7 +53,11 @@ def baseline_section(raw: Any, recipe: Recipe | None = None) -> dict:
         return {}
     if not isinstance(raw, dict):
         raise fail("baselines", raw, "write a mapping, e.g. baselines: {method: cma, budget: 4096}", RecipeError)
-    check_keys("baselines", raw, BASELINE_KEYS, RecipeError)
+    from rlcreate.domains import builtin_domains
+
+    # generic keys and every domain's own; the recipe's domain then rejects the others by name
+    known = GENERIC_KEYS + tuple(dict.fromkeys(k for d in builtin_domains() for k in d.baseline_keys))
+    check_keys("baselines", raw, known, RecipeError)
     out = dict(raw)
     for key, low in (("budget", 1), ("batch", 2)):
         if key in out:
@@ -85,8 +88,10 @@ def run_baseline(recipe: Recipe, method: str, run_dir: Path, budget: int | None 
     recipe's ``trainer.total_timesteps``) into ``run_dir``; returns ``baseline.json``'s content.
     ``options`` are the method's own (``descriptors`` for level searches, ``n`` for best-of-n, ...)."""
     from rlcreate.assemble import assemble
+    from rlcreate.domains import domain_options
 
     asm = assemble(recipe)
+    options = domain_options("baseline", options, asm.domain)
     methods = asm.domain.baseline_methods()
     check_choice("--method", method, methods, f"a baseline for {recipe.env_id}", BaselineError)
     section = baseline_section(section, recipe)
@@ -94,6 +99,6 @@ def run_baseline(recipe: Recipe, method: str, run_dir: Path, budget: int | None 
     batch = batch if batch is not None else section.get("batch")
     if budget is not None:
         check_int("--budget", budget, 1, error=BaselineError)
-    options = {k: (v if v is not None else section.get(k)) for k, v in options.items()}
+    options = {**{k: section[k] for k in asm.domain.baseline_keys if k in section}, **options}
     return methods[method](asm, method, Path(run_dir), budget=budget, batch=batch, section=section,
                            progress_bar=progress_bar, **options)

@@ -29,7 +29,7 @@ def cmd_baseline(args) -> int:
                             "--method cma (levels) or --method best-of-n (texts)")
     run_dir = Path(args.out) / (args.name or f"{recipe.name}-{method}")
     info = run_baseline(recipe, method, run_dir, budget=args.budget, batch=args.batch, section=section,
-                        progress_bar=not args.quiet, descriptors=_split(args.descriptors), n=args.n)
+                        progress_bar=not args.quiet, **{d: getattr(args, d) for d in args.domain_options})
     print(f"run written to {run_dir}")
     print(f"{info['method']}: {info['evaluations']} reward evaluations, best composite {info['best_return']:.3f}, "
           f"samples mean {info['samples_mean_return']:.3f}, {info['evaluations_per_second']:.1f} evaluations/s")
@@ -39,9 +39,9 @@ def cmd_baseline(args) -> int:
 def cmd_eval(args) -> int:
     from rlcreate.evaluation.report import evaluate_run
 
-    res = evaluate_run(args.run, n=args.n, judges=_split(args.judges), astar_runs=args.astar_runs,
-                       audit=not args.no_audit, audit_levels=args.audit_levels,
-                       audit_modes=_split(args.audit_modes))
+    res = evaluate_run(args.run, n=args.n, judges=_split(args.judges), audit=not args.no_audit,
+                       audit_levels=args.audit_levels, audit_modes=_split(args.audit_modes),
+                       **{d: getattr(args, d) for d in args.domain_options})
     print(f"{res['source']}: metrics written to {Path(args.run) / 'metrics.json'}")
     for judge, vals in res["judges"].items():
         if "skipped" in vals:
@@ -70,6 +70,7 @@ def cmd_report(args) -> int:
 
 def register(sub) -> None:
     """Add the ``baseline``, ``eval`` and ``report`` subcommands to an argparse subparsers object."""
+    from rlcreate.domains import add_domain_options
     from rlcreate.validate import int_arg  # typed options: a bad value exits 2 before any work
 
     b = sub.add_parser("baseline", help="baseline at the RL run's budget (levels: random, cma, map-elites, cma-me; "
@@ -81,24 +82,21 @@ def register(sub) -> None:
                    help="reward evaluations (= env steps); default: the recipe's trainer.total_timesteps")
     b.add_argument("--batch", type=int_arg(1, 4096), default=None,
                    help="levels per generation / texts per LM batch (default trainer.n_envs)")
-    b.add_argument("--n", type=int_arg(1, 10000), default=None, help="best-of-n: candidates per prompt (default 8)")
-    b.add_argument("--descriptors", default=None, help="QD behaviour descriptors, default leniency,linearity")
     b.add_argument("--out", default="runs")
     b.add_argument("--name", default=None, help="run folder name (default <recipe name>-<method>)")
     b.add_argument("--quiet", action="store_true")
-    b.set_defaults(fn=cmd_baseline)
+    b.set_defaults(fn=cmd_baseline, domain_options=add_domain_options(b, "baseline"))
 
     e = sub.add_parser("eval", help="judge a run's levels or texts (A*, tile KL, ... / n-gram novelty, perplexity, ...) and audit it")
     e.add_argument("run")
     e.add_argument("--n", type=int_arg(1, 100000), default=None, help="levels to generate from the run's policy")
     e.add_argument("--judges", default=None, help="comma-separated judges (default: the recipe's judges:)")
-    e.add_argument("--astar-runs", type=int_arg(1, 100), default=2, help="A* plays per level")
     e.add_argument("--no-audit", action="store_true", help="skip the reward-hacking audit along checkpoints")
     e.add_argument("--audit-levels", type=int_arg(1, 10000), default=8,
                    help="levels (or texts) generated per checkpoint and rollout mode for the audit")
     e.add_argument("--audit-modes", default=None,
                    help="audit rollouts: stochastic,deterministic (default both; the first gives the verdict)")
-    e.set_defaults(fn=cmd_eval)
+    e.set_defaults(fn=cmd_eval, domain_options=add_domain_options(e, "eval"))
 
     r = sub.add_parser("report", help="HTML report (curves, judges, expressive range, gallery, audit) over runs")
     r.add_argument("runs", nargs="+")

@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
+from rlcreate.domains import domain_options
 from rlcreate.evaluation.summary import read_json
 from rlcreate.evaluation.html import esc as _e
 from rlcreate.evaluation.html import plt as _plt
@@ -99,8 +100,8 @@ def load_run(run: str | Path) -> dict:
 # rlcreate eval
 
 
-def evaluate_run(run: str | Path, n: int | None = None, judges: Sequence[str] | None = None, astar_runs: int = 2,
-                 audit: bool = True, audit_levels: int = 8, audit_modes: Sequence[str] | None = None) -> dict:
+def evaluate_run(run: str | Path, n: int | None = None, judges: Sequence[str] | None = None, audit: bool = True,
+                 audit_levels: int = 8, audit_modes: Sequence[str] | None = None, **options: Any) -> dict:
     """Judge a run through its domain, audit it along its checkpoints, write ``RUN/metrics.json``
     (returns it). ``n``: fresh samples from the run's policy (default the recipe's
     ``trainer.samples``); ``judges``: default the recipe's ``judges:`` list, else the domain's."""
@@ -110,7 +111,8 @@ def evaluate_run(run: str | Path, n: int | None = None, judges: Sequence[str] | 
 
     run = Path(run)
     asm = assemble(read_run_recipe(run))
-    result = asm.domain.evaluate(run, asm, n=n, judges=judges, astar_runs=astar_runs)
+    options = domain_options("eval", options, asm.domain)  # e.g. levels: astar_runs
+    result = asm.domain.evaluate(run, asm, n=n, judges=judges, **options)
     notes = result.setdefault("notes", [])
     for kind in ("memorisation", "collapse"):
         flag = (result.get("flags") or {}).get(kind) or {}

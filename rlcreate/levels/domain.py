@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rlcreate.domains import BUILTIN, Domain
+from rlcreate.domains import BUILTIN, CliOption, Domain
+from rlcreate.validate import int_arg
 
 __all__ = ["LevelsDomain", "DOMAIN"]
 
@@ -21,6 +22,12 @@ class LevelsDomain(Domain):
     envs = BUILTIN["levels"].envs
     vector_envs = BUILTIN["levels"].vector_envs
     reward_modules = BUILTIN["levels"].reward_modules
+    cli_options = {
+        "eval": (CliOption(("--astar-runs",), "A* plays per level (default 2)", int_arg(1, 100)),),
+        "baseline": (CliOption(("--descriptors",), "QD behaviour descriptors, comma-separated (default "
+                               "leniency,linearity)", lambda text: [t.strip() for t in text.split(",") if t.strip()]),),
+    }
+    baseline_keys = ("descriptors",)
     counterparts = {
         "playability": ("astar", "win_rate", "fast-solver playability vs the real A* agent's win rate"),
         "level_novelty": ("novelty", "heldout_distance",

@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rlcreate.domains import BUILTIN, Domain
+from rlcreate.domains import BUILTIN, CliOption, Domain
+from rlcreate.validate import int_arg
 
 __all__ = ["TextDomain", "DOMAIN"]
 
@@ -29,6 +30,11 @@ class TextDomain(Domain):
     envs = BUILTIN["text"].envs
     vector_envs = BUILTIN["text"].vector_envs
     reward_modules = BUILTIN["text"].reward_modules
+    cli_options = {
+        "baseline": (CliOption(("--n",), "best-of-n: candidates per prompt (default 8); several-answers: "
+                               "answers per reply (default 4)", int_arg(1, 10000)),),
+    }
+    baseline_keys = ("n", "grid")
     counterparts = {
         "text_novelty": ("ngram_novelty", "novel_3grams",
                          "MiniLM embedding novelty vs share of word 3-grams not in the reference corpus"),
@@ -84,9 +90,7 @@ class TextDomain(Domain):
         from rlcreate.text.baselines import TEXT_METHODS, run_text_baseline
 
         def run(asm, method, run_dir, budget=None, batch=None, section=None, progress_bar=True, n=None,
-                grid=None, descriptors=None, lm=None):
-            if descriptors is not None:
-                raise self.unsupported("--descriptors (QD descriptors are for level searches)")
+                grid=None, lm=None):
             section = section or {}
             return run_text_baseline(asm.recipe, method, run_dir, budget=budget, batch=batch,
                                      n=n if n is not None else section.get("n"),
