@@ -31,6 +31,11 @@ class Assembly:
     reward_set: Any
     shared: dict = field(default_factory=dict)
 
+    def call_factory(self, factory: Callable, **fixed: Any):
+        """``factory(**fixed, **env.kwargs)`` with the recipe's ``env.kwargs`` checked by name
+        (:func:`call_env_factory`): what a domain's ``make_vec_env`` calls."""
+        return call_env_factory(factory, self.recipe.env_kwargs, **fixed)
+
     def make_env(self, n_envs: int | None = None, seed: int | None = None, purpose: str = "train"):
         """The recipe's batched SB3 VecEnv holding :attr:`reward_set`: ``n_envs`` (default
         ``trainer.n_envs``) rows, seeded (default the recipe's seed); ``purpose`` train | eval."""
@@ -53,6 +58,10 @@ def check_recipe(recipe: Recipe) -> Assembly:
     from rlcreate.train.sb3 import make_algo
 
     asm = assemble(recipe)
+    missing = asm.domain.cannot_finish()
+    if missing:
+        raise RecipeError(f"env.id = {recipe.env_id!r}: the {asm.domain.name!r} domain cannot finish a run: it "
+                          f"does not implement {', '.join(missing)}; add it to the domain")
     asm.domain.check(recipe)
     venv = asm.make_env()
     try:

@@ -18,14 +18,24 @@ import importlib
 import sys
 from pathlib import Path
 from dataclasses import dataclass
-from typing import Any, Callable, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, TypeAlias, TypedDict
+
+if TYPE_CHECKING:  # types only: the layers above (assemble, recipe, SB3) are never imported here
+    import argparse
+
+    from stable_baselines3.common.base_class import BaseAlgorithm
+    from stable_baselines3.common.vec_env import VecEnv
+    from transformers import PreTrainedModel
+
+    from rlcreate.assemble import Assembly
+    from rlcreate.recipe import Recipe
 
 from rlcreate.errors import UserError
 from rlcreate.rewards.registry import add_reward_modules
 
 __all__ = ["Domain", "UnsupportedError", "register_domain", "domain_of", "env_ids", "entry_points", "vector_factories",
            "builtin_domains", "BUILTIN", "BuiltinDomain", "register_envs",
-           "CliOption", "domain_options"]
+           "CliOption", "domain_options", "EvalResult"]
 
 
 class UnsupportedError(UserError):
@@ -74,6 +84,25 @@ for _entry in BUILTIN.values():
     add_reward_modules(*_entry.reward_modules)
 
 
+#: a trained policy as trainers load it (an SB3 algorithm; a fine-tuned LM for the TRL trainer)
+Policy: TypeAlias = "BaseAlgorithm | PreTrainedModel"
+#: a baseline method: ``fn(asm, method, run_dir, budget=, batch=, section=, progress_bar=, **options) -> info``
+BaselineMethod = Callable[..., dict]
+
+
+class EvalResult(TypedDict, total=False):
+    """What :meth:`Domain.evaluate` returns and ``RUN/metrics.json`` holds (``eval`` and ``report``
+    read it). Domains may add keys; these are the ones the generic layers read."""
+
+    source: str                              #: what was judged ("fresh samples of model/", "samples/")
+    judges: dict[str, dict[str, object]]     #: judge -> measure -> value ({"skipped": why} when skipped)
+    composite: dict[str, float]              #: the recipe's reward on the judged samples: mean, best, ...
+    flags: dict[str, dict[str, object]]      #: memorisation / collapse: {"flag": bool, "reason": str, ...}
+    notes: list[str]                         #: lines ``eval`` prints (FLAG ..., skipped judges)
+    qd: dict[str, float]                     #: quality-diversity coverage and score (levels)
+    audit: dict[str, object]                 #: the reward-hacking audit along checkpoints (added by eval)
+
+
 class Domain:
     """The interface a domain implements. Methods a domain does not support raise
     :class:`UnsupportedError` with what it does support (a tiny domain implements only what it needs).
@@ -95,7 +124,7 @@ class Domain:
     baseline_keys: tuple[str, ...] = ()
 
     # ---------------------------------------------------------------- recipe assembly
-    def default_rewards(self, env_id: str) -> dict[str, dict]:
+    def default_rewards(self, env_id: str) -> dict[str, dict[str, object]]:
         """The env's default reward terms, in recipe form (term -> {reward, weight, transform, args})."""
         return {}
 
@@ -105,41 +134,55 @@ class Domain:
     def default_algo(self, env_id: str) -> str:
         return "ppo"
 
-    def make_vec_env(self, recipe: Any, reward_set: Any, n_envs: int, seed: int, purpose: str = "train") -> Any:
-        """The recipe's environment as a batched SB3 VecEnv holding ``reward_set``. ``purpose`` is
-        ``train`` or ``eval`` (a domain may draw evaluation inputs, e.g. held-out prompts, for eval)."""
-        raise self.unsupported("building environments")
+    def make_vec_env(self, asm: Assembly, n_envs: int, seed: int, purpose: str = "train") -> VecEnv:
+        """The recipe's environment as a batched SB3 VecEnv holding ``asm.reward_set``. ``purpose`` is
+        ``train`` or ``eval`` (a domain may draw evaluation inputs, e.g. held-out prompts, for eval).
+        Default: the id's batched factory from :attr:`vector_envs`, called with the recipe's
+        ``env.kwargs`` (``n_envs=, targets=, reward=, seed=`` fixed by rlcreate)."""
+        path = self.vector_envs.get(asm.recipe.env_id)
+        if path is None:
+            raise self.unsupported(f"building {asm.recipe.env_id} (no batched factory in vector_envs)")
+        module, attr = path.split(":")
+        return asm.call_factory(getattr(importlib.import_module(module), attr), n_envs=n_envs,
+                                targets=asm.recipe.targets, reward=asm.reward_set, seed=seed)
 
-    def check(self, recipe: Any) -> None:
+    def check(self, recipe: Recipe) -> None:
         """Domain-specific recipe checks beyond building the environment (judge names, files it
         will read)."""
 
     def judge_names(self) -> list[str]:
         return []
 
+    def cannot_finish(self) -> list[str]:
+        """What a run of this domain needs and the domain does not provide (``check`` fails on it):
+        a run writes samples when training ends, so :meth:`generate` is required."""
+        return [] if type(self).generate is not Domain.generate else ["generate (writing samples)"]
+
     # ---------------------------------------------------------------- runs
-    def finish_training(self, model: Any, asm: Any, run_dir: Path) -> dict:
+    def finish_training(self, model: Policy, asm: Assembly, run_dir: Path) -> dict[str, object]:
         """Write ``run_dir/samples/`` after training; returns the samples summary."""
         return self.generate(model, asm, asm.recipe.trainer["samples"], run_dir / "samples")
 
-    def score_samples(self, asm: Any, episodes: list[dict]) -> None:
+    def score_samples(self, asm: Assembly, episodes: list[dict[str, object]]) -> None:
         """Score finished episodes' samples the way written samples are scored (used by ``check``'s
         dry run; a domain that scores samples beyond the env's own rewards overrides it)."""
 
-    def generate(self, model: Any, asm: Any, n: int, out: Path, targets: dict | None = None,
-                 seed: int | None = None) -> dict:
+    def generate(self, model: Policy, asm: Assembly, n: int, out: Path, targets: dict[str, float] | None = None,
+                 seed: int | None = None) -> dict[str, object]:
+        """Write ``n`` samples of ``model`` (with control ``targets``) into ``out``; returns their summary."""
         raise self.unsupported("generating samples")
 
-    def evaluate(self, run: Path, asm: Any, **options: Any) -> dict:
-        """Judges of a run (the ``metrics.json`` content, written by the caller)."""
+    def evaluate(self, run: Path, asm: Assembly, **options: object) -> EvalResult:
+        """Judges of a run (the ``metrics.json`` content, written by the caller). ``options``:
+        ``n`` (fresh samples), ``judges`` (names) and the domain's own ``eval`` options."""
         raise self.unsupported("evaluation")
 
-    def baseline_methods(self) -> dict[str, Any]:
+    def baseline_methods(self) -> dict[str, BaselineMethod]:
         """Baseline method name -> ``fn(asm, method, run_dir, budget=, batch=, section=,
         progress_bar=, **options) -> info``."""
         return {}
 
-    def check_baseline_section(self, section: dict) -> dict:
+    def check_baseline_section(self, section: dict[str, object]) -> dict[str, object]:
         """The domain's own keys of a recipe's ``baselines:`` section, validated."""
         if section:
             raise self.unsupported(f"baselines keys {sorted(section)}")
@@ -149,26 +192,26 @@ class Domain:
     #: reward module name -> (judge, measure, what the pair checks)
     counterparts: dict[str, tuple[str, str, str]] = {}
 
-    def audit_checkpoint(self, asm: Any, model: Any, progress: float, n: int, deterministic: bool,
-                         seed: int, judges: list[str]) -> tuple[dict, dict, dict]:
+    def audit_checkpoint(self, asm: Assembly, model: Policy, progress: float, n: int, deterministic: bool,
+                         seed: int, judges: list[str]) -> tuple[dict[str, float], dict[str, dict], dict[str, dict]]:
         """Roll out ``model`` for ``n`` samples; returns (mean reward terms, judged, flags)."""
         raise self.unsupported("the reward-hacking audit")
 
     # ---------------------------------------------------------------- reports
-    def read_samples(self, folder: Path) -> list:
+    def read_samples(self, folder: Path) -> list[object]:
         """The samples a run folder's ``folder`` holds (for reports); [] when none."""
         return []
 
-    def figures_html(self, runs: list[dict], img_dir: Path) -> str:
+    def figures_html(self, runs: list[dict[str, object]], img_dir: Path) -> str:
         """Report figures over all runs of this domain (e.g. an expressive-range plot)."""
         return ""
 
-    def gallery_html(self, run_data: dict, index: int, img_dir: Path, limit: int) -> str:
+    def gallery_html(self, run_data: dict[str, object], index: int, img_dir: Path, limit: int) -> str:
         """Report section showing one run's samples (rendered levels, texts)."""
         return ""
 
     # ---------------------------------------------------------------- command line
-    def register_commands(self, sub: Any) -> None:
+    def register_commands(self, sub: argparse._SubParsersAction) -> None:
         """Add the domain's own subcommands to the ``rlcreate`` argparse subparsers (optional)."""
 
     # ---------------------------------------------------------------- helpers

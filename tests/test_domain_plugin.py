@@ -85,6 +85,7 @@ def wall_density(mazes) -> float:
 class MazeDomain(Domain):
     name, artifact = "maze", "maze"
     envs = {MAZE_ID: "tests.test_domain_plugin:make_maze_env"}
+    vector_envs = {MAZE_ID: "tests.test_domain_plugin:make_maze_vec"}  # Domain's default make_vec_env uses it
     # the proxy (reachability) is gamed by an empty maze; the judge counts the walls it should keep
     counterparts = {"maze_reachable": ("walls", "density", "reachability vs wall density")}
 
@@ -101,12 +102,6 @@ class MazeDomain(Domain):
 
     def default_rewards(self, env_id):
         return {"reach": {"reward": "maze_reachable", "weight": 1.0}}
-
-    def make_vec_env(self, asm, n_envs, seed, purpose="train"):
-        from rlcreate.assemble import call_env_factory
-
-        return call_env_factory(make_maze_vec, asm.recipe.env_kwargs, n_envs=n_envs, targets=asm.recipe.targets,
-                                reward=asm.reward_set, seed=seed)
 
     def generate(self, model, asm, n, out, targets=None, seed=None):
         from rlcreate.train.runner import rollout
@@ -178,6 +173,25 @@ def test_maze_recipe_errors_name_the_field(maze_domain, tmp_path, capsys):
     bad.write_text(f"env: {{id: {MAZE_ID}}}\n")
     assert main(["baseline", str(bad), "--method", "cma"]) == 2  # the maze domain ships no baselines
     assert "not a baseline for rlcreate/TestMaze-v0" in capsys.readouterr().err
+
+
+def test_check_fails_for_a_domain_that_cannot_finish_a_run(maze_domain, tmp_path, capsys):
+    """A domain that trains but cannot write samples would fail at the end of `train`: check says so first."""
+    no_samples_id = "rlcreate/TestMazeNoSamples-v0"
+
+    class NoSamples(MazeDomain):
+        name = "maze-no-samples"
+        envs = {no_samples_id: "tests.test_domain_plugin:make_maze_env"}
+        vector_envs = {no_samples_id: "tests.test_domain_plugin:make_maze_vec"}
+        generate = Domain.generate
+
+    assert NoSamples().cannot_finish() == ["generate (writing samples)"] and maze_domain.cannot_finish() == []
+    register_domain(NoSamples())
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"env: {{id: {no_samples_id}}}\n")
+    assert main(["check", str(recipe)]) == 2
+    err = capsys.readouterr().err
+    assert "the 'maze-no-samples' domain cannot finish a run: it does not implement generate" in err, err
 
 
 # ---- the audit on a planted run: checkpoints whose policies are set by hand ----------------------

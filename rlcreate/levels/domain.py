@@ -54,15 +54,6 @@ class LevelsDomain(Domain):
         policies' modes collapse to the LM's most likely column (flat floors), so they are sampled."""
         return asm.recipe.env_id == "rlcreate/MarioTokens-v1"
 
-    def make_vec_env(self, asm: Any, n_envs: int, seed: int, purpose: str = "train") -> Any:
-        from rlcreate.assemble import call_env_factory
-        from rlcreate.levels.envs import make_mario_latent_vec, make_mario_tokens_vec
-
-        factory = {"rlcreate/MarioLatent-v0": make_mario_latent_vec,
-                   "rlcreate/MarioTokens-v1": make_mario_tokens_vec}[asm.recipe.env_id]
-        return call_env_factory(factory, asm.recipe.env_kwargs, n_envs=n_envs, targets=asm.recipe.targets,
-                                reward=asm.reward_set, seed=seed)
-
     def judge_names(self) -> list[str]:
         from rlcreate.levels.judges import JUDGES
 
