@@ -27,7 +27,7 @@ import numpy as np
 @dataclass
 class Config:
     width: int = 128
-    """Window width in columns (the demo's and issue 9's level width)."""
+    """Window width in columns (the demo's level width)."""
     n_dev: int = 5
     """DEV windows played (at most all of them; 128 columns gives 5, one per DEV block)."""
     n_corpus: int = 24

@@ -164,7 +164,7 @@ pmi_own, pmi_other = np.array(prompt_pmi(flat, own, base_pair)), np.array(prompt
 pmi_check = {"own_prompt": bootstrap_ci(pmi_own), "next_prompt": bootstrap_ci(pmi_other),
              "share_own_higher": float((pmi_own > pmi_other).mean())}
 
-# ---- targets (issue 10), computed from the numbers above
+# ---- targets, computed from the numbers above
 c = comparisons["base"]["conditions"]
 vb, vq, vp = comparisons["base"]["vs_base"], comparisons["quality_grpo"]["vs_quality_grpo"], \
     comparisons["prompt_several"]["vs_prompt_several"]

@@ -7,7 +7,7 @@ Its own entry point (``java -jar PlayAstar.jar LEVEL norender``) plays one level
 ``gameLoop`` with ``fps = 0`` (no sleeping) and plays many levels in one JVM. When ``javac`` is
 missing we fall back to the jar's entry point (slow, 200 s timer).
 
-**Harness settings** (issue 9's measurements, ``benchmarks/astar_harness.json``):
+**Harness settings** (measured in ``benchmarks/astar_harness.json``):
 
 - *Search budget.* In the engine the agent searches for up to 40 ms of *wall-clock* time per game
   tick (``MarioGame.maxTime``, a compile-time constant), so a loaded CPU gives it less search and the

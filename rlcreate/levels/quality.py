@@ -311,7 +311,7 @@ def format_table(table: dict) -> str:
     return "\n".join(lines) + "\n(* = outside the 5th-95th percentile band of human set means)"
 
 
-#: human-likeness AUC above which a set is flagged as told apart from human levels (issue 9's target)
+#: human-likeness AUC above which a set is flagged as told apart from human levels (the level-quality target)
 AUC_FLAG = 0.70
 
 
