@@ -17,11 +17,12 @@ Run: .venv/bin/python scripts/bench_astar_harness.py --out benchmarks/astar_harn
 
 from __future__ import annotations
 
-import argparse
 import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
+
+from rlcreate.scripting import parse_config
 
 
 @dataclass
@@ -40,6 +41,8 @@ class Config:
     """Windows per call; arms alternate after every chunk."""
     seed: int = 0
     """Seed for drawing the training-block windows."""
+    out: str = "benchmarks/astar_harness.json"
+    """Where the JSON result is written."""
 
 
 #: the two harness settings compared (keywords of run_astar)
@@ -113,13 +116,8 @@ def summarise(results: list[list], labels: list[str]) -> dict:
                            "completion": [round(r.completion, 3) for r in rs]} for w, rs in zip(won, results)]}
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--out", default="benchmarks/astar_harness.json")
-    for f in ("width", "n_dev", "n_corpus", "runs", "workers", "chunk", "seed"):
-        p.add_argument("--" + f.replace("_", "-"), type=int, default=getattr(Config, f))
-    a = p.parse_args()
-    cfg = Config(**{f: getattr(a, f) for f in Config.__dataclass_fields__})
+def main(argv: list[str] | None = None) -> None:
+    cfg = parse_config(Config, argv)
     from rlcreate.benchmark import environment, finish, write_json
     from rlcreate.levels.astar import harness_settings, java_available
 
@@ -138,13 +136,13 @@ def main() -> None:
             result["sets"][name] = {"windows": labels[name],
                                     **{arm: summarise([plays[arm][j] for j in idx], labels[name]) for arm in ARMS}}
     result = finish(result)
-    write_json(a.out, result)
+    write_json(cfg.out, result)
     for name, arms in result["sets"].items():
         for arm, s in ((k, v) for k, v in arms.items() if k in ARMS):
             games = "  ".join(f"{g} {v['beaten']:.0%} of {v['levels']}" for g, v in s["by_game"].items())
             print(f"{name:<20} {arm:<22} beaten {s['beaten']:.0%} of {s['levels']}  plays won {s['win_rate']:.0%}  "
                   f"statuses {s['statuses']}  plays alike {s['all_plays_alike']:.0%}  ({games})")
-    print(f"wrote {a.out}")
+    print(f"wrote {cfg.out}")
 
 
 if __name__ == "__main__":

@@ -11,17 +11,17 @@ Measures, in one run (ratios are what to compare across machines):
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 
 from rlcreate.levels.generators.column_lm import N_SPECIAL, ColumnLM
 from rlcreate.levels.generators.latent import LatentLevelGenerator
+from rlcreate.scripting import parse_config
 
 
 @dataclass
@@ -36,13 +36,6 @@ class BenchConfig:
     """Seed for latents and sampling."""
     out: str = "runs/bench_generators.json"
     """Where the JSON goes."""
-
-
-def parse_args() -> BenchConfig:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    for f in fields(BenchConfig):
-        p.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
-    return BenchConfig(**vars(p.parse_args()))
 
 
 def median_seconds(fn, repeats: int) -> float:
@@ -108,4 +101,4 @@ def main(cfg: BenchConfig) -> dict:
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    main(parse_config(BenchConfig))

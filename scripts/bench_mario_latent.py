@@ -6,12 +6,13 @@ Run: .venv/bin/python scripts/bench_mario_latent.py --out bench_mario_latent.jso
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
+
+from rlcreate.scripting import parse_config
 
 
 @dataclass
@@ -24,6 +25,8 @@ class Config:
     """Wall-clock budget per measured loop."""
     seed: int = 0
     """Seed for actions and the env."""
+    out: str = "bench_mario_latent.json"
+    """Where the JSON result is written."""
 
 
 def timed(fn, seconds: float) -> tuple[int, float]:
@@ -35,13 +38,8 @@ def timed(fn, seconds: float) -> tuple[int, float]:
     return n, time.perf_counter() - t0
 
 
-def main() -> None:
-    p = argparse.ArgumentParser()
-    p.add_argument("--out", default="bench_mario_latent.json")
-    p.add_argument("--seconds", type=float, default=Config.seconds)
-    p.add_argument("--n-envs", type=int, default=Config.n_envs)
-    a = p.parse_args()
-    cfg = Config(n_envs=a.n_envs, seconds=a.seconds)
+def main(argv: list[str] | None = None) -> None:
+    cfg = parse_config(Config, argv)
     from rlcreate.benchmark import environment, finish, write_json
 
     env = environment(asdict(cfg))
@@ -89,7 +87,7 @@ def main() -> None:
     }
     result = {**finish(env), **result}
     print(json.dumps(result, indent=2))
-    write_json(a.out, result)
+    write_json(cfg.out, result)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ measure each path, write JSON with machine, versions and load average::
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
@@ -29,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from rlcreate.scripting import parse_config
 
 
 @dataclass
@@ -47,13 +48,6 @@ class Config:
     """seeds actions, envs and trainers"""
     out: str = "benchmarks/scaleout.json"
     """output JSON"""
-
-
-def parse_config() -> Config:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for f in dataclasses.fields(Config):
-        parser.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default)
-    return Config(**vars(parser.parse_args()))
 
 
 def load() -> float:
@@ -152,7 +146,7 @@ def versions() -> dict:
 
 
 if __name__ == "__main__":
-    cfg = parse_config()
+    cfg = parse_config(Config)
     import gymnasium as gym
     import ray
     import torch

@@ -13,12 +13,13 @@ Run: ``OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_text_steer.py`` (about 1
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from rlcreate.scripting import parse_config
 
 
 @dataclass
@@ -35,13 +36,6 @@ class Config:
     """sampling seed of the comparison"""
     out: str = "benchmarks/text_steer.json"
     """where the JSON result is written"""
-
-
-def parse_config() -> Config:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for f in dataclasses.fields(Config):
-        parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
-    return Config(**vars(parser.parse_args()))
 
 
 def paired(records: list[dict], a: str, b: str) -> dict:
@@ -86,4 +80,4 @@ def main(cfg: Config) -> dict:
 
 
 if __name__ == "__main__":
-    main(parse_config())
+    main(parse_config(Config))

@@ -19,7 +19,6 @@ Run: ``.venv/bin/python scripts/bench_text_tokens.py [--n-envs 32 --rounds 3 ...
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
@@ -28,6 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from rlcreate.scripting import parse_config
 
 
 @dataclass
@@ -54,13 +55,6 @@ class Config:
     """where the JSON result is written"""
 
 
-def parse_config() -> Config:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for f in dataclasses.fields(Config):
-        parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
-    return Config(**vars(parser.parse_args()))
-
-
 class ZeroReward:
     """Constant 0: the benchmark measures stepping, not reward modules."""
 
@@ -70,7 +64,7 @@ class ZeroReward:
         return [0.0] * len(texts)
 
 
-cfg = parse_config()
+cfg = parse_config(Config)
 
 # ---- seeding and threads, in one place
 if cfg.threads:

@@ -8,7 +8,6 @@ Skips (exit 0, with a message) when no chromium is installed (Debian: apt-get in
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import subprocess
 import sys
@@ -16,13 +15,15 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from rlcreate.scripting import Positional, parse_config
+
 
 @dataclass
 class Settings:
-    html: Path
+    html: Positional[Path]
     """the report page to render (index.html written by `rlcreate report`)"""
-    out: Path
-    """where the PNG screenshot goes"""
+    out: Path | None = None
+    """where the PNG screenshot goes (default: screenshot.png next to the report page)"""
     width: int = 1400
     """browser window width in pixels"""
     height: int = 3000
@@ -40,13 +41,8 @@ def find_chromium() -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("html", type=Path)
-    p.add_argument("--out", type=Path, default=None)
-    p.add_argument("--width", type=int, default=1400)
-    p.add_argument("--height", type=int, default=3000)
-    a = p.parse_args(argv)
-    s = Settings(a.html, a.out or a.html.with_name("screenshot.png"), a.width, a.height)
+    s = parse_config(Settings, argv)
+    out = s.out or s.html.with_name("screenshot.png")
     if not s.html.is_file():
         print(f"error: {s.html} does not exist; write a report first (rlcreate report RUN --out DIR)", file=sys.stderr)
         return 2
@@ -55,21 +51,21 @@ def main(argv: list[str] | None = None) -> int:
         print("skipped: chromium not found (Debian: apt-get install -y chromium)")
         return 0
     with tempfile.TemporaryDirectory(prefix="rlcreate-chromium-") as profile:
-        cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={s.out.resolve()}",
+        cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={out.resolve()}",
                f"--window-size={s.width},{s.height}", "--disable-background-networking", "--no-first-run",
                "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}",
                s.html.resolve().as_uri()]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=s.timeout_s)
-    if proc.returncode != 0 or not s.out.is_file():
+    if proc.returncode != 0 or not out.is_file():
         print(f"error: chromium exited with {proc.returncode}: {proc.stderr[-2000:]}", file=sys.stderr)
         return 1
     from PIL import Image
 
-    with Image.open(s.out) as im:
+    with Image.open(out) as im:
         size = im.size
         colours = len(im.convert("RGB").getcolors(maxcolors=1 << 20) or [])
     # A blank page renders as one colour; a real report has text, tables and plots.
-    print(f"screenshot {s.out}: {size[0]}x{size[1]} px, {colours} distinct colours")
+    print(f"screenshot {out}: {size[0]}x{size[1]} px, {colours} distinct colours")
     return 0 if colours > 16 else 1
 
 

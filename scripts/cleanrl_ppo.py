@@ -19,19 +19,20 @@ Writes ``<out>/metrics.json`` (episode returns per update, steps/s) and ``<out>/
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rlcreate.scripting import JsonDict, parse_config
+
 
 @dataclass
 class Config:
     env_id: str = "rlcreate/MarioLatent-v0"
     """Gymnasium id; the ``rlcreate:`` module prefix is added so any process resolves it"""
-    env_kwargs: dict = field(default_factory=lambda: {"n_segments": 4})
+    env_kwargs: JsonDict = field(default_factory=lambda: {"n_segments": 4})
     """keyword arguments of the environment (JSON on the command line)"""
     num_envs: int = 16
     """rows of the batched env (all stepped by one forward pass)"""
@@ -65,17 +66,8 @@ class Config:
     """output folder"""
 
 
-def parse_config() -> Config:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for f in dataclasses.fields(Config):
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        kind = json.loads if isinstance(default, dict) else type(default)
-        parser.add_argument("--" + f.name.replace("_", "-"), type=kind, default=default)
-    return Config(**vars(parser.parse_args()))
-
-
 if __name__ == "__main__":
-    cfg = parse_config()
+    cfg = parse_config(Config)
     import gymnasium as gym
     import numpy as np
     import torch

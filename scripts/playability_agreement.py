@@ -17,11 +17,10 @@ the speed ratio in the same run.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,43 +28,34 @@ import numpy as np
 from rlcreate.levels import astar, solver
 from rlcreate.levels.corpus import blocks, full_corpus
 from rlcreate.levels.tiles import read_level
+from rlcreate.scripting import Positional, parse_config
 
 
 @dataclass
 class Config:
-    out: Path = field(default=Path("playability_agreement.json"), metadata={
-        "help": "where the JSON report is written"})
-    levels_dir: Path | None = field(default=None, metadata={
-        "help": "optional folder of generated levels (*.txt, VGLC text, 14 rows) judged as a second set"})
-    piece_width: int = field(default=0, metadata={
-        "help": "0: use the corpus' 128-column blocks; otherwise cut the corpus into non-overlapping "
-                "pieces of this many columns"})
-    max_levels: int = field(default=0, metadata={
-        "help": "if > 0, judge a random sample of at most this many levels per set (chosen with --seed)"})
-    runs: int = field(default=3, metadata={"help": "A* plays per level (the agent is noisy)"})
-    win_threshold: float = field(default=0.5, metadata={
-        "help": "a level is A*-playable when its win rate is >= this"})
-    workers: int = field(default=2, metadata={"help": "Java processes in parallel"})
-    timer: int | None = field(default=None, metadata={
-        "help": "game-seconds per play; default width // 10 + 5"})
-    cache: bool = field(default=True, metadata={"help": "reuse cached A* results (--no-cache to replay)"})
-    jar_timing_levels: int = field(default=0, metadata={
-        "help": "time this many levels with PlayAstar.jar's own main vs the fast runner (uncached)"})
-    seed: int = field(default=0, metadata={"help": "seed for level sampling"})
-
-
-def parse_args(argv: list[str] | None = None) -> Config:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    for f in dataclasses.fields(Config):
-        flag = "--" + f.name.replace("_", "-")
-        if f.name == "out":
-            parser.add_argument("out", type=Path, help=f.metadata["help"])
-        elif f.type in ("bool", bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=f.metadata["help"])
-        else:
-            kind = {"int": int, "float": float, "Path | None": Path, "int | None": int}[str(f.type)]
-            parser.add_argument(flag, type=kind, default=f.default, help=f.metadata["help"])
-    return Config(**vars(parser.parse_args(argv)))
+    out: Positional[Path]
+    """where the JSON report is written"""
+    levels_dir: Path | None = None
+    """optional folder of generated levels (*.txt, VGLC text, 14 rows) judged as a second set"""
+    piece_width: int = 0
+    """0: use the corpus' 128-column blocks; otherwise cut the corpus into non-overlapping pieces of this
+    many columns"""
+    max_levels: int = 0
+    """if > 0, judge a random sample of at most this many levels per set (chosen with --seed)"""
+    runs: int = 3
+    """A* plays per level (the agent is noisy)"""
+    win_threshold: float = 0.5
+    """a level is A*-playable when its win rate is >= this"""
+    workers: int = 2
+    """Java processes in parallel"""
+    timer: int | None = None
+    """game-seconds per play; default width // 10 + 5"""
+    cache: bool = True
+    """reuse cached A* results (--no-cache to replay)"""
+    jar_timing_levels: int = 0
+    """time this many levels with PlayAstar.jar's own main vs the fast runner (uncached)"""
+    seed: int = 0
+    """seed for level sampling"""
 
 
 def corpus_levels(cfg: Config) -> list[tuple[str, np.ndarray]]:
@@ -143,7 +133,7 @@ def jar_timing(levels: list[tuple[str, np.ndarray]], cfg: Config) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    cfg = parse_args(argv)
+    cfg = parse_config(Config, argv)
     rng = np.random.default_rng(cfg.seed)  # the only randomness: which levels a capped run samples
     if not astar.java_available():
         sys.exit(f"java not found: {astar.JavaMissingError.__doc__}")

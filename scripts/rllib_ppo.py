@@ -24,19 +24,20 @@ final checkpoint under ``<out>/checkpoint``.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rlcreate.scripting import JsonDict, parse_config
+
 
 @dataclass
 class Config:
     env_id: str = "rlcreate:rlcreate/MarioLatent-v0"
     """Gymnasium id in module:id form (env runners are fresh processes)"""
-    env_kwargs: dict = field(default_factory=lambda: {"n_segments": 8})
+    env_kwargs: JsonDict = field(default_factory=lambda: {"n_segments": 8})
     """keyword arguments of the environment (RLlib's env_config; JSON on the command line)"""
     env_runners: int = 2
     """remote env runners (0 = sample in the driver process)"""
@@ -62,18 +63,6 @@ class Config:
     """output folder"""
     checkpoint: bool = True
     """save the final algorithm checkpoint"""
-
-
-def parse_config(argv: list[str] | None = None) -> Config:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for f in dataclasses.fields(Config):
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        if isinstance(default, bool):
-            parser.add_argument("--" + f.name.replace("_", "-"), action=argparse.BooleanOptionalAction, default=default)
-        else:
-            kind = json.loads if isinstance(default, dict) else type(default)
-            parser.add_argument("--" + f.name.replace("_", "-"), type=kind, default=default)
-    return Config(**vars(parser.parse_args(argv)))
 
 
 def build_algo(cfg: Config):
@@ -130,4 +119,4 @@ def train(cfg: Config) -> dict:
 
 
 if __name__ == "__main__":
-    train(parse_config())
+    train(parse_config(Config))

@@ -12,21 +12,28 @@ prefixed with <bos>. Held-out blocks are only used for the held-out loss and the
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import platform
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from rlcreate.levels.generators.column_lm import (BOS_ID, N_SPECIAL, UNK_ID, ColumnLM, build_vocab,
-                                           default_column_lm_path, small_gpt2)
 from rlcreate.levels import corpus
+from rlcreate.levels.generators.column_lm import (
+    BOS_ID,
+    N_SPECIAL,
+    UNK_ID,
+    ColumnLM,
+    build_vocab,
+    default_column_lm_path,
+    small_gpt2,
+)
+from rlcreate.scripting import parse_config
 
 
 @dataclass
@@ -61,13 +68,6 @@ class TrainConfig:
     """Sampled 100-column levels for the validity / playability figures."""
     out: str = str(default_column_lm_path())
     """Output folder (Hugging Face format + columns.txt + MODEL_CARD.md)."""
-
-
-def parse_args() -> TrainConfig:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    for f in fields(TrainConfig):
-        p.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
-    return TrainConfig(**vars(p.parse_args()))
 
 
 def block_sequences(lm: ColumnLM, blocks) -> list[list[int]]:
@@ -252,4 +252,4 @@ generate longer levels in pieces prompted with the previous tail.
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    main(parse_config(TrainConfig))

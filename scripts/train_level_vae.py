@@ -12,19 +12,19 @@ augmentation: flips would make levels run right-to-left, and vertical shifts wou
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from rlcreate.levels.generators.latent import LatentLevelGenerator, LevelVAE, VAEConfig, default_vae_path
 from rlcreate.levels import corpus
+from rlcreate.levels.generators.latent import LatentLevelGenerator, LevelVAE, VAEConfig, default_vae_path
+from rlcreate.scripting import parse_config
 
 
 @dataclass
@@ -57,17 +57,6 @@ class TrainConfig:
     """Output folder: model.safetensors, config.json, MODEL_CARD.md, interpolation.png."""
     eval_only: bool = False
     """Skip training: reload the model in `out` and re-measure the quality figures and model card."""
-
-
-def parse_args() -> TrainConfig:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    for f in fields(TrainConfig):
-        flag = f"--{f.name.replace('_', '-')}"
-        if isinstance(f.default, bool):
-            p.add_argument(flag, action="store_true")
-        else:
-            p.add_argument(flag, type=type(f.default), default=f.default)
-    return TrainConfig(**vars(p.parse_args()))
 
 
 def main(cfg: TrainConfig) -> dict:
@@ -258,4 +247,4 @@ latents between modes.
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    main(parse_config(TrainConfig))
