@@ -225,6 +225,8 @@ class DistinctNReward(RewardModule):
     ``None`` for a sample with fewer than ``n`` tokens ("sample", "unique"). Samples are texts
     (whitespace tokens or ``tokenize``), level grids (n-grams of columns) or token sequences.
 
+    Range: [0, 1] ("sample", "unique"); [-1, 1] ("loo").
+
     Gaming: never repeating a word is easy for nonsense — random tokens score 1. Pair with a
     fluency/coherence or playability term.
     """
@@ -295,8 +297,9 @@ class VendiContribution(RewardModule):
 
     Measures: how many "effective distinct samples" this one adds to the batch. About 1 for a
     sample orthogonal to all others, 0 when the batch is all copies, negative for a near-duplicate
-    (removing one of two twins makes the rest more even). In [-1, 1] in practice. ``None`` for a
-    batch of one.
+    (removing one of two twins makes the rest more even). ``None`` for a batch of one.
+
+    Range: [-1, 1] in practice.
 
     ``embed``: ``samples -> (n, d)`` array; ``"one_hot"`` for integer level grids
     (:func:`one_hot_flatten`); ``None`` when samples are already vectors. Kernel: cosine.
