@@ -74,23 +74,23 @@ def _help(script: str) -> str:
 
 
 # script -> (a flag and a phrase of its field docstring); the scripts that import torch at the top
-# take ~10 s each to show --help on a shared 2-core machine, so they run in the slow tier
+# take 5-10 s each to show --help on a shared 2-core machine, so they run in the slow tier
 FAST_HELP = {
     "cleanrl_ppo.py": ("--env-kwargs", "keyword arguments of the environment"),
     "playability_agreement.py": ("--no-cache", "reuse cached A* results"),
     "check_report_chromium.py": ("HTML", "the report page to render"),
     "bench_astar_harness.py": ("--n-corpus", "Human windows from training blocks played too"),
-}
-SLOW_HELP = {
     "bench_mario_latent.py": ("--n-envs", "Parallel levels stepped per call"),
     "bench_text_steer.py": ("--timesteps", "override trainer.total_timesteps"),
     "bench_scaleout.py": ("--train-iterations", "measured PPO iterations per trainer"),
     "rllib_ppo.py": ("--no-checkpoint", "save the final algorithm checkpoint"),
+    "gen_reference.py": ("--check", "Compare instead of writing"),
+}
+SLOW_HELP = {
     "bench_generators.py": ("--vae-calls", "Decode calls per VAE repetition"),
     "bench_text_tokens.py": ("--steps-per-round", "batch-steps timed per round"),
     "train_column_lm.py": ("--n-quality-levels", "Sampled 100-column levels"),
     "train_level_vae.py": ("--eval-only", "Skip training: reload the model"),
-    "gen_reference.py": ("--check", "Compare instead of writing"),
 }
 
 

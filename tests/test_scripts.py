@@ -1,6 +1,6 @@
 """Every script in scripts/ runs for real in a subprocess with a tiny budget (its smoke mode), and the
 main job (`rlcreate demo`) runs end to end with a few hundred steps. Scripts with their own test
-(cleanrl_ppo, rllib_ppo, bench_level_quality, bench_scaleout) are covered
+(cleanrl_ppo, rllib_ppo, bench_level_quality, bench_scaleout, gen_reference) are covered
 there; this file fails when a new script has no smoke run anywhere."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TESTED_ELSEWHERE = {"cleanrl_ppo.py": "test_cleanrl.py", "rllib_ppo.py": "test_rllib.py",
                     "bench_level_quality.py": "test_level_quality.py",
                     "bench_scaleout.py": "test_rllib.py", "gen_reference.py": "test_reference_docs.py",
-                    "check_report_chromium.py": None, "setup.sh": None}
+                    "check_report_chromium.py": None, "setup.sh": None, "lint.sh": None}  # lint.sh: .ci/run runs it
 
 
 def _run(args: list[str], cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
