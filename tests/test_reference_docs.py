@@ -136,7 +136,6 @@ def test_docstring_parts_inline_and_in_paragraphs(gen):
 
 def test_every_registered_reward_states_measures_range_and_gaming(gen):
     from rlcreate.rewards import available_rewards
-
     from rlcreate.rewards.registry import _REGISTRY
 
     docs = {r.name: r for r in gen.read_rewards()}
