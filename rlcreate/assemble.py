@@ -1,4 +1,4 @@
-"""One way to turn a recipe into what runs: ``recipe -> (domain, reward set, env factory)``.
+"""One way to turn a recipe into what runs: ``recipe -> (domain, trainer, reward set, env factory)``.
 
 Every command (check, train, generate, demo, baseline, eval, audit) builds its environment through
 :func:`assemble`, so a recipe that ``rlcreate check`` accepts is exactly what ``train`` will run, and
@@ -12,19 +12,25 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import copy
+
+import numpy as np
+
 from rlcreate.domains import Domain, domain_of
 from rlcreate.errors import UserError
 from rlcreate.recipe import Recipe, RecipeError, build_reward_set
+from rlcreate.trainers import Trainer, trainer_for
 from rlcreate.validate import suggest
 
-__all__ = ["Assembly", "assemble", "check_recipe", "dry_run", "call_env_factory"]
+__all__ = ["Assembly", "assemble", "check_recipe", "check_can_finish", "dry_run", "call_env_factory"]
 
 
 @dataclass
 class Assembly:
-    """A recipe put together: its domain, its reward set (the one the environments hold and the
-    checkpoints save) and a factory for its batched environment. ``shared`` holds objects a domain
-    loads once per assembly (a language model) and reuses in every environment it builds."""
+    """A recipe put together: its domain, its trainer, its reward set (the one the environments
+    hold and the checkpoints save) and a factory for its batched environment. ``shared`` holds
+    objects a domain loads once per assembly (a language model) and reuses in every environment it
+    builds."""
 
     recipe: Recipe
     domain: Domain
@@ -35,6 +41,11 @@ class Assembly:
         """``factory(**fixed, **env.kwargs)`` with the recipe's ``env.kwargs`` checked by name
         (:func:`call_env_factory`): what a domain's ``make_vec_env`` calls."""
         return call_env_factory(factory, self.recipe.env_kwargs, **fixed)
+
+    @property
+    def trainer(self) -> Trainer:
+        """The trainer of the recipe's ``trainer.algo`` (from the trainer registry)."""
+        return trainer_for(self.recipe.trainer.algo, RecipeError)
 
     def make_env(self, n_envs: int | None = None, seed: int | None = None, purpose: str = "train"):
         """The recipe's batched SB3 VecEnv holding :attr:`reward_set`: ``n_envs`` (default
@@ -52,24 +63,26 @@ def assemble(recipe: Recipe) -> Assembly:
 
 
 def check_recipe(recipe: Recipe) -> Assembly:
-    """Everything ``train`` will build, built once: domain checks (files it will read), the
-    environment and the algorithm with its hyper-parameters. Raises a :class:`UserError`
-    naming the field on the first problem."""
-    from rlcreate.train.sb3 import make_algo
-
+    """Everything ``train`` will build, built once: domain checks (files it will read), that the
+    domain can write samples from what the trainer makes and evaluate them, then what the trainer
+    builds (environment and algorithm, or model and adapters) with a dry run of the rewards.
+    Raises a :class:`UserError` naming the field on the first problem."""
     asm = assemble(recipe)
-    missing = asm.domain.cannot_finish()
-    if missing:
-        raise RecipeError(f"env.id = {recipe.env_id!r}: the {asm.domain.name!r} domain cannot finish a run: it "
-                          f"does not implement {', '.join(missing)}; add it to the domain")
+    check_can_finish(asm)
     asm.domain.check(recipe)
-    venv = asm.make_env()
-    try:
-        make_algo(recipe, venv, None)
-        dry_run(asm)
-    finally:
-        venv.close()
+    asm.trainer.check(asm)
     return asm
+
+
+def check_can_finish(asm: Assembly) -> None:
+    """Refuse a recipe whose run could not be finished: the domain must write samples from what the
+    trainer makes (a policy, or a tuned generator) and evaluate them (``rlcreate eval``)."""
+    trainer = asm.trainer
+    missing = asm.domain.cannot_finish(trainer.produces)
+    if missing:
+        raise RecipeError(f"env.id = {asm.recipe.env_id!r} with trainer.algo = {asm.recipe.trainer.algo!r}: the "
+                          f"{asm.domain.name!r} domain cannot finish a run: it does not implement "
+                          f"{', '.join(missing)}; add it to the domain, or use a trainer.algo whose model it can use")
 
 
 def call_env_factory(factory: Callable, kwargs: dict, **fixed: Any):
@@ -105,12 +118,6 @@ def dry_run(asm: Assembly, max_steps: int = 10_000) -> None:
     sample, so every reward term runs on what training really feeds it (a reward that cannot score
     these artifacts fails here, in ``check``, not at the end of ``train``). The reward state is
     restored afterwards."""
-    import copy
-
-    import numpy as np
-
-    from rlcreate.errors import UserError
-
     state = copy.deepcopy(asm.reward_set.state_dict())
     venv = asm.make_env(n_envs=1, purpose="eval")
     rng = np.random.default_rng(asm.recipe.seed)

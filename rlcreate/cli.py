@@ -1,13 +1,13 @@
 """The ``rlcreate`` command line.
 
     rlcreate demo                      the main job (levels domain): train, write levels + a summary
-    rlcreate train RECIPE.yaml         train a recipe into runs/<name>/
+    rlcreate train RECIPE.yaml         train a recipe into runs/<name>/ (SB3 PPO / MaskablePPO, TRL GRPO)
     rlcreate generate RUN --n N        write levels (or texts) from a trained run
     rlcreate check RECIPE.yaml         validate a recipe without running it
     rlcreate rewards                   list registered reward modules
     rlcreate play LEVEL.txt            fast-solver and A* verdicts for a level file
     rlcreate render LEVEL.txt -o X.png render a level file
-    rlcreate finetune RECIPE.yaml      GRPO + LoRA fine-tuning of the LM itself (TRL)
+    rlcreate finetune RECIPE.yaml      alias of train with trainer.algo: grpo (GRPO + LoRA on the LM itself)
     rlcreate baseline RECIPE.yaml      search baselines at the RL run's budget
     rlcreate eval RUN                  judges + reward-hacking audit -> RUN/metrics.json
     rlcreate report RUN [RUN ...]      self-contained HTML report
@@ -19,12 +19,14 @@ User mistakes (bad recipe, malformed level, unknown reward, missing optional too
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 from pathlib import Path
 
 from rlcreate.errors import UserError
-from rlcreate.validate import int_arg
 from rlcreate.recipe import load_recipe
+from rlcreate.trainers import trainer_for
+from rlcreate.validate import int_arg
 
 __all__ = ["main", "build_parser", "EXIT_USER_ERROR"]
 
@@ -57,13 +59,14 @@ def _run_name(text: str) -> str:
 def cmd_train(args) -> int:
     from rlcreate.train.runner import train_run
 
+    algo = getattr(args, "algo", None)  # `rlcreate finetune` runs the recipe with trainer.algo: grpo
     given = Path(args.recipe)
     if given.is_dir() and (given / "config.yaml").is_file():  # `train RUN --resume`
         if not args.resume:
             raise UserError(f"{args.recipe!r} is a run folder; pass --resume to continue it, or give a recipe file")
-        run_dir, recipe = given, load_recipe(given / "config.yaml")
+        run_dir, recipe = given, load_recipe(given / "config.yaml", algo)
     else:
-        recipe = load_recipe(args.recipe)
+        recipe = load_recipe(args.recipe, algo)
         run_dir = Path(args.out) / (args.name or recipe.name)
         if args.resume and (run_dir / "config.yaml").is_file():
             saved = load_recipe(run_dir / "config.yaml")
@@ -71,18 +74,27 @@ def cmd_train(args) -> int:
                 raise UserError(f"--resume: {args.recipe} differs from the recipe {run_dir}/config.yaml was trained "
                                 f"with; resume with `rlcreate train {run_dir} --resume`, or train a new --name")
             recipe = saved
-    if args.timesteps:
-        recipe.trainer["total_timesteps"] = args.timesteps
+    if args.steps:
+        trainer_for(recipe.trainer.algo).set_budget(recipe, args.steps)
     summary = train_run(recipe, run_dir, progress_bar=not args.quiet, resume=args.resume, overwrite=args.overwrite)
-    print(f"run written to {run_dir}")
-    _print_means(summary)
+    if summary or process_is_main():
+        print(f"run written to {run_dir}")
+        _print_means(summary)
     return 0
 
 
+def process_is_main() -> bool:
+    """False in the helper processes of a multi-process launch (``torchrun`` sets ``RANK``)."""
+    import os
+
+    return os.environ.get("RANK", "0") == "0"
+
+
 def _comparable(recipe) -> dict:
-    d = recipe.to_dict()
-    d["trainer"] = {k: v for k, v in d["trainer"].items() if k != "total_timesteps"}
-    return d
+    """The recipe without its training budget (a resumed run may be given a larger one)."""
+    recipe = copy.deepcopy(recipe)
+    trainer_for(recipe.trainer.algo).set_budget(recipe, 1)
+    return recipe.to_dict()
 
 
 def cmd_generate(args) -> int:
@@ -103,8 +115,8 @@ def cmd_check(args) -> int:
     recipe = load_recipe(args.recipe)
     asm = check_recipe(recipe)
     print(f"{args.recipe}: OK — env {recipe.env_id} (domain {asm.domain.name}, built), rewards "
-          f"{asm.reward_set.names}, targets {sorted(recipe.targets)}, trainer {recipe.trainer.algo} x "
-          f"{recipe.trainer.total_timesteps} steps")
+          f"{asm.reward_set.names}, targets {sorted(recipe.targets)}, trainer {recipe.trainer.algo} "
+          f"({asm.trainer.name}) x {asm.trainer.budget(recipe)} steps")
     return 0
 
 
@@ -130,16 +142,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = p.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train a recipe (PPO / MaskablePPO) into runs/<name>/")
-    t.add_argument("recipe", help="recipe YAML (or, with --resume, a run folder)")
-    t.add_argument("--out", default="runs")
-    t.add_argument("--name", type=_run_name, default=None, help="run folder name (default: the recipe's name)")
-    t.add_argument("--timesteps", type=int_arg(1, 10**10), default=None, help="override trainer.total_timesteps")
-    t.add_argument("--resume", action="store_true",
-                   help="continue a killed or finished run from its latest checkpoint (weights, optimizer, reward state)")
-    t.add_argument("--overwrite", action="store_true", help="replace the run already in the run folder")
-    t.add_argument("--quiet", action="store_true")
-    t.set_defaults(fn=cmd_train)
+    for command, helptext, algo in (
+            ("train", "train a recipe with its trainer (PPO / MaskablePPO / GRPO) into runs/<name>/", None),
+            ("finetune", "alias of train with trainer.algo: grpo (TRL GRPO + LoRA on the LM itself)", "grpo")):
+        t = sub.add_parser(command, help=helptext)
+        t.add_argument("recipe", help="recipe YAML (or, with --resume, a run folder)")
+        t.add_argument("--out", default="runs")
+        t.add_argument("--name", type=_run_name, default=None, help="run folder name (default: the recipe's name)")
+        t.add_argument("--steps", "--timesteps", dest="steps", type=int_arg(1, 10**10), default=None,
+                       help="override the training budget: trainer.total_timesteps (SB3, env steps) or "
+                            "finetune.steps (GRPO, optimiser steps)")
+        t.add_argument("--resume", action="store_true", help="continue a killed or finished run from its latest "
+                       "checkpoint (weights, optimizer, reward state)")
+        t.add_argument("--overwrite", action="store_true", help="replace the run already in the run folder")
+        t.add_argument("--quiet", action="store_true")
+        t.set_defaults(fn=cmd_train, algo=algo)
 
     g = sub.add_parser("generate", help="write samples from a trained run")
     g.add_argument("run")
@@ -158,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from rlcreate.domains import builtin_domains
 
-    for domain in builtin_domains():  # commands a domain adds (levels: demo, play, render; text: finetune)
+    for domain in builtin_domains():  # commands a domain adds (levels: demo, play, render)
         domain.register_commands(sub)
     from rlcreate.evaluation.cli import register as register_evaluation  # baseline, eval, report
 

@@ -25,10 +25,9 @@ if TYPE_CHECKING:  # types only: the layers above (assemble, recipe, SB3) are ne
 
     from stable_baselines3.common.base_class import BaseAlgorithm
     from stable_baselines3.common.vec_env import VecEnv
-    from transformers import PreTrainedModel
-
     from rlcreate.assemble import Assembly
     from rlcreate.recipe import Recipe
+    from rlcreate.trainers import TunedGenerator
 
 from rlcreate.errors import UserError
 from rlcreate.rewards.registry import add_reward_modules
@@ -84,8 +83,8 @@ for _entry in BUILTIN.values():
     add_reward_modules(*_entry.reward_modules)
 
 
-#: a trained policy as trainers load it (an SB3 algorithm; a fine-tuned LM for the TRL trainer)
-Policy: TypeAlias = "BaseAlgorithm | PreTrainedModel"
+#: a trained model as trainers load it (an SB3 algorithm; a tuned LM from the TRL trainer)
+Policy: TypeAlias = "BaseAlgorithm | TunedGenerator"
 #: a baseline method: ``fn(asm, method, run_dir, budget=, batch=, section=, progress_bar=, **options) -> info``
 BaselineMethod = Callable[..., dict]
 
@@ -122,6 +121,9 @@ class Domain:
     cli_options: dict[str, tuple[CliOption, ...]] = {}
     #: keys of a recipe's ``baselines:`` section this domain reads (beyond method, budget, batch)
     baseline_keys: tuple[str, ...] = ()
+    #: kinds of trained model (:data:`rlcreate.trainers.MODEL_KINDS`) :meth:`generate` writes samples
+    #: from: ``policy`` (acts in the domain's environment), ``generator`` (a tuned copy of its generator)
+    generates_from: tuple[str, ...] = ("policy",)
 
     # ---------------------------------------------------------------- recipe assembly
     def default_rewards(self, env_id: str) -> dict[str, dict[str, object]]:
@@ -153,10 +155,19 @@ class Domain:
     def judge_names(self) -> list[str]:
         return []
 
-    def cannot_finish(self) -> list[str]:
+    def cannot_finish(self, produces: str = "policy") -> list[str]:
         """What a run of this domain needs and the domain does not provide (``check`` fails on it):
-        a run writes samples when training ends, so :meth:`generate` is required."""
-        return [] if type(self).generate is not Domain.generate else ["generate (writing samples)"]
+        a run writes samples when training ends, so :meth:`generate` is required, from the kind of
+        model the run's trainer ``produces`` (:attr:`generates_from`); ``eval`` needs :meth:`evaluate`."""
+        if type(self).generate is Domain.generate:
+            missing = ["generate (writing samples)"]
+        elif produces not in self.generates_from:
+            missing = [f"generate from a trained {produces} (it writes samples from a {' or '.join(self.generates_from)})"]
+        else:
+            missing = []
+        if type(self).evaluate is Domain.evaluate:
+            missing.append("evaluate (rlcreate eval)")
+        return missing
 
     # ---------------------------------------------------------------- runs
     def finish_training(self, model: Policy, asm: Assembly, run_dir: Path) -> dict[str, object]:

@@ -12,13 +12,15 @@ rewards:                         # optional: default = the environment's default
 targets:                         # control targets sampled per episode: name -> [low, high]
   enemies: [0, 2]
 trainer:
-  algo: ppo                      # ppo | maskable_ppo (default: the environment's)
+  algo: ppo                      # ppo | maskable_ppo | grpo (default: the environment's)
   total_timesteps: 20000
 ```
 
-Each section is a dataclass below with a docstring per field (CleanRL's ``Args`` style); the
-sections ``finetune:`` and ``baselines:`` belong to the fine-tuning and baseline commands, which
-validate them. Errors raise :class:`RecipeError` naming the field, the value, the rule and the fix.
+Each section is a dataclass below with a docstring per field (CleanRL's ``Args`` style). A
+trainer may own one more top-level section (GRPO: ``finetune:``, :mod:`rlcreate.trl.grpo`),
+parsed by that trainer into its own dataclass (:attr:`Recipe.settings`); ``baselines:`` belongs to
+the baseline command, which validates it. Errors raise :class:`RecipeError` naming the field, the
+value, the rule and the fix.
 A reward given as ``package.module:Name`` imports that module: such a recipe is code, trust it as code.
 """
 
@@ -35,12 +37,14 @@ import yaml
 from rlcreate.rewards.compose import RewardSet, Term
 from rlcreate.rewards.registry import get_reward
 from rlcreate.rewards.transforms import RecipeValueError, make_transform, make_weight
+from rlcreate.domains import domain_of, env_ids
+from rlcreate.errors import UserError
+from rlcreate.trainers import section_algo, trainer_for
+from rlcreate.trainers import sections as trainer_sections
 from rlcreate.validate import check_choice, check_int, check_keys, check_number, fail
 
 __all__ = ["Recipe", "RecipeError", "EnvSection", "TermSection", "TrainerSection", "load_recipe",
-           "parse_recipe", "build_reward_set"]
-
-ALGOS = ("ppo", "maskable_ppo")
+           "parse_recipe", "build_reward_set", "checkpoint_every"]
 
 
 class RecipeError(RecipeValueError):
@@ -93,9 +97,10 @@ class TermSection(_Section):
 @dataclass
 class TrainerSection(_Section):
     algo: str = "ppo"
-    """ppo | maskable_ppo (default: the environment's; token environments use maskable_ppo)."""
+    """ppo | maskable_ppo (SB3) | grpo (TRL, settings in the finetune: section). Default: grpo when the
+    recipe has a finetune: section, else the environment's (token environments use maskable_ppo)."""
     total_timesteps: int = 20000
-    """Environment steps to train for."""
+    """Environment steps to train for (SB3; GRPO counts optimiser steps in finetune.steps)."""
     n_envs: int = 16
     """Parallel environments stepped in one batch (one decoder / LM call per step)."""
     hyper: dict = field(default_factory=dict)
@@ -110,13 +115,14 @@ class TrainerSection(_Section):
     """torch device of the policy."""
     kl_target: Any = None
     """KL to the LM (nats per step) for Ziegler et al.'s adaptive beta; None = fixed beta = hyper.ent_coef.
-    Needs policy lm_prior with policy_kwargs {kl_to_prior: true} (rlcreate.train.kl_control)."""
+    Needs policy lm_prior with policy_kwargs {kl_to_prior: true} (rlcreate.sb3.kl_control)."""
     kl_horizon: int = 10000
     """Env steps over which the adaptive beta moves by at most a factor e^0.2 (Ziegler et al.'s horizon)."""
 
 
+# plus every trainer's own section (rlcreate.trainers.sections()); baselines: rlcreate.evaluation.baselines
 TOP_KEYS = {"name", "seed", "env", "rewards", "targets", "trainer", "nonfinite", "judges", "description",
-            "finetune", "baselines"}  # finetune: rlcreate.text.finetune; baselines: rlcreate.evaluation.baselines
+            "baselines"}
 NONFINITE = ("raise", "clip", "zero")
 
 
@@ -137,6 +143,8 @@ class Recipe:
     judges: list[str] = field(default_factory=list)
     """Judges `rlcreate eval` runs by default (default: the domain's)."""
     source: str = "<recipe>"
+    settings: Any = None
+    """The trainer's own section as its typed dataclass (GRPO: finetune:), None for trainers without one."""
 
     @property
     def env_id(self) -> str:
@@ -150,7 +158,8 @@ class Recipe:
         return {"name": self.name, "seed": self.seed, "env": asdict(self.env),
                 "rewards": {k: asdict(v) for k, v in self.rewards.items()},
                 "targets": copy.deepcopy(self.targets), "trainer": asdict(self.trainer),
-                "nonfinite": self.nonfinite, "judges": list(self.judges)}
+                "nonfinite": self.nonfinite, "judges": list(self.judges),
+                **({trainer_for(self.trainer.algo).section: asdict(self.settings)} if self.settings is not None else {})}
 
     def dump(self, path: str | Path) -> None:
         """Write the resolved recipe atomically (a kill never leaves half a config.yaml)."""
@@ -170,7 +179,8 @@ class Recipe:
         return out
 
 
-def load_recipe(path: str | Path) -> Recipe:
+def load_recipe(path: str | Path, algo: str | None = None) -> Recipe:
+    """The validated recipe of a YAML file; ``algo`` overrides its ``trainer.algo``."""
     path = Path(path)
     if not path.is_file():
         raise RecipeError(f"recipe file {str(path)!r} does not exist; pass a YAML file such as "
@@ -183,6 +193,9 @@ def load_recipe(path: str | Path) -> Recipe:
         raise RecipeError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
     except OSError as exc:
         raise RecipeError(f"{path}: cannot read it ({exc.strerror}); pass a readable YAML file") from None
+    if algo is not None and isinstance(data, dict):
+        trainer = data.get("trainer") if isinstance(data.get("trainer"), dict) else {}
+        data = {**data, "trainer": {**trainer, "algo": algo}}
     return parse_recipe(data, source=str(path))
 
 
@@ -204,12 +217,11 @@ def _mapping(where: str, value: Any, example: str) -> dict:
 
 
 def parse_recipe(data: Any, source: str = "<recipe>") -> Recipe:
-    from rlcreate.domains import domain_of
-
     if not isinstance(data, dict):
         raise RecipeError(f"{source}: a recipe is a YAML mapping (name:, env:, rewards:, trainer:), "
                           f"got {type(data).__name__}")
-    check_keys(source, data, TOP_KEYS, RecipeError)
+    owned = trainer_sections()  # section -> trainer name
+    check_keys(source, data, TOP_KEYS | set(owned), RecipeError)
     name = data.get("name") or (Path(source).stem if source != "<recipe>" else "run")
     if not isinstance(name, str) or not name.replace("-", "").replace("_", "").replace(".", "").isalnum() \
             or name.startswith("."):
@@ -218,8 +230,6 @@ def parse_recipe(data: Any, source: str = "<recipe>") -> Recipe:
 
     env_raw = {"id": data["env"]} if isinstance(data.get("env"), str) else data.get("env")
     env = EnvSection(**_section(EnvSection, "env", env_raw))
-    from rlcreate.domains import env_ids
-
     check_choice("env.id", env.id, env_ids(), "an rlcreate environment", RecipeError)
     env.kwargs = _mapping("env.kwargs", env.kwargs, "{n_segments: 8}")
     domain = domain_of(env.id)
@@ -238,15 +248,19 @@ def parse_recipe(data: Any, source: str = "<recipe>") -> Recipe:
     targets = {str(k): _target(str(k), v) for k, v in targets_raw.items()}
 
     trainer_raw = _section(TrainerSection, "trainer", data.get("trainer"))
-    trainer = TrainerSection(**{"algo": domain.default_algo(env.id), **trainer_raw})
-    check_choice("trainer.algo", trainer.algo, ALGOS, "a supported algorithm", RecipeError)
+    given = [s for s in owned if data.get(s) is not None]
+    default_algo = section_algo(given[0]) if given else domain.default_algo(env.id)
+    trainer = TrainerSection(**{"algo": default_algo, **trainer_raw})
+    plugin = trainer_for(trainer.algo, RecipeError)
+    for s in given:
+        if s != plugin.section:
+            raise RecipeError(f"{s}: holds the settings of another trainer than trainer.algo = {trainer.algo!r} "
+                              f"({plugin.name}); set trainer.algo: {section_algo(s)} to use it, or remove the section")
     check_int("trainer.total_timesteps", trainer.total_timesteps, 1, error=RecipeError)
     check_int("trainer.n_envs", trainer.n_envs, 1, 4096, RecipeError)
     check_int("trainer.checkpoints", trainer.checkpoints, 0, 1000, RecipeError)
     check_int("trainer.samples", trainer.samples, 1, 100000, RecipeError)
     trainer.hyper = _mapping("trainer.hyper", trainer.hyper, "{learning_rate: 0.0003}")
-    from rlcreate.train.checkpoint import checkpoint_every
-
     trainer.checkpoint_every = checkpoint_every(trainer.checkpoint_every)
     if not isinstance(trainer.device, str):
         raise fail("trainer.device", trainer.device, "write a torch device name such as cpu", RecipeError)
@@ -258,7 +272,10 @@ def parse_recipe(data: Any, source: str = "<recipe>") -> Recipe:
     judges = data.get("judges") or []
     if not isinstance(judges, list) or not all(isinstance(j, str) for j in judges):
         raise fail("judges", judges, "write a list of judge names, e.g. [astar, tile_kl]", RecipeError)
-    return Recipe(name, seed, env, rewards, targets, trainer, nonfinite, list(judges), source)
+    settings = plugin.parse_section(data.get(plugin.section)) if plugin.section else None
+    recipe = Recipe(name, seed, env, rewards, targets, trainer, nonfinite, list(judges), source, settings)
+    plugin.validate(recipe)
+    return recipe
 
 
 def _term(term: str, spec: Any) -> TermSection:
@@ -288,9 +305,6 @@ def build_reward_set(recipe: Recipe) -> RewardSet:
 
     A reward that declares the artifacts it scores (``artifact = "level"``) must match the
     environment's domain; bad reward arguments raise :class:`RecipeError` naming the term."""
-    from rlcreate.domains import domain_of
-    from rlcreate.errors import UserError
-
     artifact = domain_of(recipe.env_id).artifact
     terms = []
     for name, spec in recipe.rewards.items():
@@ -309,3 +323,30 @@ def build_reward_set(recipe: Recipe) -> RewardSet:
                        "(`rlcreate rewards` lists them by kind)", RecipeError)
         terms.append(Term(name, module, spec.weight, spec.transform))
     return RewardSet(terms, nonfinite=recipe.nonfinite)
+
+
+def checkpoint_every(value: Any) -> dict | None:
+    """Validate ``trainer.checkpoint_every``: steps (an integer) or ``{steps: N, minutes: M}``.
+
+    ``None`` keeps the default (``trainer.checkpoints`` evenly spaced checkpoints, and one every
+    10 minutes of wall time). A checkpoint is taken at the first rollout boundary after the interval."""
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = {"steps": value}
+    if not isinstance(value, dict) or not value or set(value) - {"steps", "minutes"}:
+        raise RecipeError(f"trainer.checkpoint_every = {value!r}: write a number of env steps (e.g. 5000) "
+                          "or a mapping {steps: 5000, minutes: 10}")
+    out: dict[str, Any] = {"steps": None, "minutes": None}
+    steps = value.get("steps")
+    if steps is not None:
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise RecipeError(f"trainer.checkpoint_every.steps = {steps!r}: must be an integer >= 1")
+        out["steps"] = steps
+    minutes = value.get("minutes")
+    if minutes is not None:
+        if (isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not math.isfinite(minutes)
+                or minutes <= 0):
+            raise RecipeError(f"trainer.checkpoint_every.minutes = {minutes!r}: must be a positive number")
+        out["minutes"] = float(minutes)
+    return out

@@ -83,7 +83,7 @@ def untrained_levels(folder: Path, n: int) -> tuple[list[np.ndarray], list[dict]
     from rlcreate.assemble import assemble
     from rlcreate.recipe import load_recipe
     from rlcreate.train.runner import rollout
-    from rlcreate.train.sb3 import make_algo
+    from rlcreate.sb3 import make_algo
 
     recipe = load_recipe(folder / "config.yaml")
     asm = assemble(recipe)

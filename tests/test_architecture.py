@@ -17,15 +17,17 @@ from rlcreate.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 GENERIC = ["rlcreate/cli.py", "rlcreate/recipe.py", "rlcreate/assemble.py", "rlcreate/domains.py",
-           "rlcreate/validate.py", "rlcreate/errors.py", "rlcreate/train/runner.py", "rlcreate/train/sb3.py",
+           "rlcreate/trainers.py", "rlcreate/validate.py", "rlcreate/errors.py", "rlcreate/train/runner.py",
            "rlcreate/train/checkpoint.py", "rlcreate/evaluation/baselines.py", "rlcreate/evaluation/audit.py",
            "rlcreate/evaluation/report.py", "rlcreate/evaluation/cli.py", "rlcreate/evaluation/html.py",
            "envs/core_vec_env.py", "envs/latent_level.py", "envs/column_tokens.py", "envs/text_tokens.py",
            "envs/gym_vector.py", "rewards/base.py", "rewards/compose.py",
            "rewards/transforms.py", "rewards/registry.py", "rewards/novelty.py", "rewards/trl_adapter.py",
-           "rlcreate/train/policies.py", "rlcreate/benchmark.py", "rlcreate/hf_cache.py", "envs/target_control.py",
-           "envs/token_stream.py", "rlcreate/train/kl_control.py", "rlcreate/scripting.py"]
+           "rlcreate/benchmark.py", "rlcreate/hf_cache.py", "envs/target_control.py", "envs/token_stream.py",
+           "rlcreate/scripting.py"]
+# plugins: generic layers reach them only by name through rlcreate.domains / rlcreate.trainers
 DOMAIN_PACKAGES = ("rlcreate.levels", "rlcreate.text")
+TRAINER_PACKAGES = ("rlcreate.sb3", "rlcreate.trl")
 
 
 def stage_package(dest: Path) -> Path:
@@ -105,9 +107,17 @@ def test_generic_layers_have_no_domain_dispatch(rel):
         ids = [s for s in _code_strings(tree) if re.fullmatch(r"rlcreate/\w+-v\d+", s)]
         assert not ids, f"{rel} names env ids in code: {ids}"
     assert not re.search(r"\"Tokens\" in|TEXT_ENVS|LATENT_ENVS", text), rel
-    for node in ast.walk(tree):  # no domain import, not even lazily inside functions
+    for node in ast.walk(tree):  # no domain or trainer import, not even lazily inside functions
         if isinstance(node, ast.ImportFrom) and node.module:
-            assert not node.module.startswith(DOMAIN_PACKAGES), f"{rel} imports {node.module}"
+            assert not node.module.startswith(DOMAIN_PACKAGES + TRAINER_PACKAGES), f"{rel} imports {node.module}"
+        if isinstance(node, ast.Import):
+            bad = [a.name for a in node.names if a.name.startswith(DOMAIN_PACKAGES + TRAINER_PACKAGES)]
+            assert not bad, f"{rel} imports {bad}"
+    libraries = ("sb3_contrib", "trl", "peft") + (() if rel.startswith("envs/") else ("stable_baselines3",))
+    used = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module} | \
+        {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not [m for m in used if m.split(".")[0] in libraries], f"{rel} imports a trainer library: {sorted(used)}"
+
 
 
 # ---- regressions (issue 8) -----------------------------------------------------------------------

@@ -53,7 +53,7 @@ def test_lm_prior_kl_to_prior_starts_at_the_lm_and_reports_minus_kl():
     import torch as th
     from gymnasium import spaces
 
-    from rlcreate.train.policies import LMPriorPolicy
+    from rlcreate.sb3.policies import LMPriorPolicy
 
     d, k = 4, 3
     low = np.concatenate([np.full(d, -1.0), np.zeros(k + 2)]).astype(np.float32)

@@ -202,7 +202,7 @@ def _plant(run: Path, latents: list[float]) -> None:
     import torch
 
     from rlcreate.evaluation.audit import checkpoints_of
-    from rlcreate.train.checkpoint import save_checkpoint
+    from rlcreate.sb3 import save_checkpoint
     from rlcreate.train.runner import restore
 
     ckpts = checkpoints_of(run)  # step_48 and the final model/ at 96

@@ -207,7 +207,7 @@ def test_replaced_action_fraction_is_logged_during_training(column_lm, tmp_path)
     from stable_baselines3.common.logger import configure
 
     from rlcreate.levels.envs import make_mario_tokens_vec
-    from rlcreate.train.sb3 import RewardTermsLogger
+    from rlcreate.sb3 import RewardTermsLogger
 
     venv = make_mario_tokens_vec(n_envs=4, n_columns=4, k=8, lm=column_lm, min_prob=0.004, structure=False,
                                  reward=RewardSet([Term("tiles", mean_tile)]), seed=0)

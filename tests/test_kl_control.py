@@ -1,4 +1,4 @@
-"""Ziegler et al.'s adaptive KL coefficient (rlcreate.train.kl_control): the update rule, real
+"""Ziegler et al.'s adaptive KL coefficient (rlcreate.sb3.kl_control): the update rule, real
 MaskablePPO runs on rlcreate/MarioTokens-v1 (beta follows the rule and is logged with the KL), the
 KL it measures against a direct computation, recipe validation (exit 2, one ``error:`` line) and
 resume keeping beta. A small config: 16 columns, top 8, 2 envs x 16 steps per rollout."""
@@ -15,7 +15,7 @@ import torch
 import yaml
 
 from rlcreate.recipe import RecipeError, parse_recipe
-from rlcreate.train.kl_control import ERROR_CLIP, KLController, kl_beta_update, measure_kl
+from rlcreate.sb3.kl_control import ERROR_CLIP, KLController, kl_beta_update, measure_kl
 
 BETA0, HORIZON = 0.05, 100
 ROLLOUT = 2 * 16  # n_envs * n_steps
@@ -97,7 +97,7 @@ def test_measured_kl_is_the_policy_to_lm_kl(tmp_path):
     """``measure_kl`` (read from evaluate_actions' -KL "entropy") equals KL(pi || p_LM) computed
     here from the policy's probabilities and the LM's log-probs on the rollout's states."""
     from rlcreate.assemble import assemble
-    from rlcreate.train.sb3 import make_algo
+    from rlcreate.sb3 import make_algo
 
     recipe = parse_recipe(recipe_dict(kl_target=0.01, total=ROLLOUT))
     asm = assemble(recipe)

@@ -11,7 +11,7 @@ from rlcreate.envs.latent_level import EnvConfigError, TargetSpec
 from rlcreate.envs.target_control import TargetControl
 from rlcreate.levels import tiles as T
 from rlcreate.levels.rewards import TARGET_MEASURES, TargetMatch
-from rlcreate.train.policies import LMPriorPolicy, PolicyConfigError
+from rlcreate.sb3.policies import LMPriorPolicy, PolicyConfigError
 
 H = T.HEIGHT
 SPECS = [TargetSpec("enemies", 0.0, 2.0), TargetSpec("gaps", 0.0, 1.0)]

@@ -85,14 +85,14 @@ def checkpoints_of(run: Path) -> list[tuple[int, Path, Path | None]]:
     """``(steps, checkpoint folder, reward-state file)`` of a run's complete checkpoints, oldest
     first (``checkpoints/step_<N>/``; half-written ones of a killed run are skipped), ending with the
     final ``model/`` when training finished after the last checkpoint."""
-    from rlcreate.train.checkpoint import latest_checkpoint, list_checkpoints
+    from rlcreate.train.checkpoint import checkpoint_steps, latest_checkpoint, list_checkpoints
 
     run = Path(run)
     out: list[tuple[int, Path, Path | None]] = [(steps, folder, folder / "reward_state.npz")
                                                 for steps, folder in list_checkpoints(run)]
     found = latest_checkpoint(run)
     if found is not None and found[0] == run / "model":
-        steps = int(json.loads((run / "model" / "policy.json").read_text()).get("num_timesteps", 0))
+        steps = checkpoint_steps(run / "model")
         if not out or steps > out[-1][0]:
             out.append((steps, run / "model", run / "model" / "reward_state.npz"))
     return out
@@ -130,7 +130,7 @@ def audit_run(run: str | Path, n_levels: int = 8, min_rise: float = 0.02, stall_
     skipped: dict[str, str] = {}
     for steps, folder, _ in ckpts:
         asm, model = restore(run, checkpoint=folder, asm=asm)  # the checkpoint's policy and reward state
-        progress = steps / max(recipe.trainer.total_timesteps, 1)
+        progress = steps / max(asm.trainer.budget(recipe), 1)
         for mode in modes:
             terms, judged, flags = asm.domain.audit_checkpoint(asm, model, progress, n_levels,
                                                                mode == "deterministic", recipe.seed + 1,

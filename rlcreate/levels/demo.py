@@ -89,9 +89,9 @@ def run_demo(out: Path, minutes: float | None = None, timesteps: int | None = No
     from rlcreate.levels.quality import quality_table
     from rlcreate.levels.samples import write_levels
     from rlcreate.recipe import build_reward_set
-    from rlcreate.train.checkpoint import save_checkpoint
+    from rlcreate.sb3 import save_checkpoint
     from rlcreate.train.runner import rollout
-    from rlcreate.train.sb3 import make_algo, trainer_extra, training_callbacks
+    from rlcreate.sb3 import make_algo, trainer_extra, training_callbacks
 
     recipe = load_recipe(demo_recipe_path())
     out.mkdir(parents=True, exist_ok=True)

@@ -187,7 +187,7 @@ class LMLogProb(RewardModule):
     gradient is exact while this end-of-level sum is a high-variance sample, and MarioTokens
     policies drifted toward uniform over the top-k offers (crowded, off-style levels). The shipped
     recipe uses the exact per-state form instead (``lm_prior`` with ``kl_to_prior``,
-    :mod:`rlcreate.train.policies`); this term remains a likelihood reward and a diagnostic.
+    :mod:`rlcreate.sb3.policies`); this term remains a likelihood reward and a diagnostic.
     Gamed by (alone, without an entropy or KL term): the LM's single most likely continuation —
     flat, repeated floor columns; never use it without a diversity term."""
 

@@ -253,7 +253,7 @@ def run_text_baseline(recipe: Recipe, method: str, run_dir: Path, budget: int | 
 
 
 def write_text_samples(records: list[dict], out_dir: Path, term_names: Sequence[str], settings: dict,
-                       groups: dict[str, str], primary: str) -> dict:
+                       groups: dict[str, str], primary: str, title: str = "Baseline texts") -> dict:
     """``texts.json``, ``texts.md`` and ``metrics.json`` in the layout of
     :func:`rlcreate.text.runs.write_comparison` (which is fixed to the steered / plain / lm_topk
     groups), for any named groups; ``metrics.json`` also names the ``primary`` group."""
@@ -269,7 +269,7 @@ def write_text_samples(records: list[dict], out_dir: Path, term_names: Sequence[
     (out_dir / "texts.json").write_text(json.dumps(records, indent=2, ensure_ascii=False), encoding="utf-8")
     (out_dir / "metrics.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     head = ["group", "total"] + list(term_names)
-    lines = [f"# Baseline texts (primary group: {primary})", "", "Mean reward over the samples:", "",
+    lines = [f"# {title} (primary group: {primary})", "", "Mean reward over the samples:", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for g in groups:
         lines.append("| " + " | ".join([g, f"{mean[f'{g}/total']:.3f}"] + [f"{mean[f'{g}/{t}']:.3f}" for t in term_names]) + " |")

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from rlcreate.domains import BUILTIN, CliOption, Domain
+from rlcreate.text.evaluate import base_lm
 from rlcreate.validate import int_arg
 
 __all__ = ["TextDomain", "DOMAIN"]
@@ -35,6 +36,7 @@ class TextDomain(Domain):
                                "answers per reply (default 4)", int_arg(1, 10000)),),
     }
     baseline_keys = ("n", "grid")
+    generates_from = ("policy", "generator")  # a steering policy, or the LM itself fine-tuned (GRPO)
     counterparts = {
         "text_novelty": ("ngram_novelty", "novel_3grams",
                          "MiniLM embedding novelty vs share of word 3-grams not in the reference corpus"),
@@ -75,11 +77,16 @@ class TextDomain(Domain):
                  seed: int | None = None) -> dict:
         from rlcreate.text.evaluate import shared_lm
         from rlcreate.text.runs import compare_with_plain
+        from rlcreate.text.tuned import compare_with_base
+        from rlcreate.trainers import TunedGenerator
 
         if targets:
             raise self.unsupported("--targets (text recipes have no control targets)")
+        seed = asm.recipe.seed + 1 if seed is None else seed
+        if isinstance(model, TunedGenerator):  # the LM itself was fine-tuned: tuned vs base samples
+            return compare_with_base(model, asm.recipe, base_lm(asm, model), asm.reward_set, n, Path(out), seed)
         return compare_with_plain(model, asm.recipe, shared_lm(asm), asm.reward_set, n, Path(out),
-                                  seed=asm.recipe.seed + 1 if seed is None else seed)
+                                  seed=seed)
 
     def evaluate(self, run: Path, asm: Any, **options: Any) -> dict:
         from rlcreate.text.evaluate import evaluate_text_run
@@ -125,11 +132,6 @@ class TextDomain(Domain):
         from rlcreate.text.evaluate import audit_texts
 
         return audit_texts(asm, model, progress, n, deterministic, seed, judges)
-
-    def register_commands(self, sub: Any) -> None:
-        from rlcreate.text.finetune import register
-
-        register(sub)
 
     # ---------------------------------------------------------------- reports
     def read_samples(self, folder: Path) -> list:

@@ -10,6 +10,7 @@ import numpy as np
 
 from rlcreate.evaluation.summary import composite, read_json
 from rlcreate.evaluation.html import esc, fmt, table
+from rlcreate.trainers import TunedGenerator
 
 __all__ = ["evaluate_text_run", "text_flags", "audit_texts", "texts_html", "TEXT_COPIED_FLAG",
            "TEXT_SELF_BLEU_FLAG", "TEXT_DISTINCT2_FLAG"]
@@ -51,6 +52,18 @@ def shared_lm(asm: Any):
     return asm.shared["lm"]
 
 
+def base_lm(asm: Any, tuned: TunedGenerator):
+    """The base model a tuned LM was tuned from: the recipe's shared LM when it is that one."""
+    from rlcreate.text.loading import load_causal_lm
+    from rlcreate.text.runs import text_settings
+
+    if tuned.base == text_settings(asm.recipe)["lm"]:
+        return shared_lm(asm)
+    if asm.shared.get("base_name") != tuned.base:
+        asm.shared["base_lm"], asm.shared["base_name"] = load_causal_lm(tuned.base), tuned.base
+    return asm.shared["base_lm"]
+
+
 def evaluate_text_run(run: Path, asm: Any, n: int | None = None, judges: Sequence[str] | None = None,
                       **_: Any) -> dict:
     """Judge a text run's texts. With ``n`` and a final policy, ``n`` fresh steered / plain / LM-top-k
@@ -61,10 +74,14 @@ def evaluate_text_run(run: Path, asm: Any, n: int | None = None, judges: Sequenc
     from rlcreate.train.runner import RunFolderError, has_policy, restore
 
     recipe = asm.recipe
-    if (run / "finetune_report.json").is_file():  # `rlcreate finetune`: base vs tuned on the TEST prompts
+    if asm.trainer.produces == "generator":  # the LM itself was tuned: base vs tuned on the TEST prompts
         from rlcreate.text.judges import evaluate_finetune_run
 
-        result = evaluate_finetune_run(run, recipe, n_prompts=n, lm=shared_lm(asm))
+        if not has_policy(run):
+            raise RunFolderError(f"{run}: no model/ and no complete checkpoints/step_*: nothing to evaluate; "
+                                 "train it with `rlcreate train` (--resume continues an interrupted run)")
+        asm, tuned = restore(run, asm=asm)
+        result = evaluate_finetune_run(run, tuned, n_prompts=n, lm=base_lm(asm, tuned))
         result["flags"] = text_flags(result.pop("texts"), result["judges"])
         return result
     names = check_text_judges(list(judges) if judges else (recipe.judges or list(DEFAULT_TEXT_JUDGES)))
@@ -104,10 +121,16 @@ def evaluate_text_run(run: Path, asm: Any, n: int | None = None, judges: Sequenc
 
 def audit_texts(asm: Any, model: Any, progress: float, n: int, deterministic: bool, seed: int,
                 judges: list[str]) -> tuple[dict, dict, dict]:
-    """One audit point: ``n`` texts of ``model`` on the eval prompts -> (mean terms, judged, flags)."""
+    """One audit point: ``n`` texts of ``model`` (a steering policy, or a tuned LM) on the eval prompts
+    -> (mean terms, judged, flags)."""
     from rlcreate.text.judges import run_text_judges
     from rlcreate.train.runner import rollout
 
+    if isinstance(model, TunedGenerator):
+        texts, prompts, terms = _tuned_texts(asm, model, n, deterministic, seed)
+        judged = run_text_judges(texts, sorted(set(judges) | {"memorization", "distinct", "self_bleu"}),
+                                 prompts=prompts, lm=shared_lm(asm))
+        return terms, judged, text_flags(texts, judged)
     venv = asm.make_env(min(n, 16), seed, purpose="eval")
     venv.set_progress(progress)
     model.set_random_seed(seed)
@@ -120,6 +143,25 @@ def audit_texts(asm: Any, model: Any, progress: float, n: int, deterministic: bo
     judged = run_text_judges(texts, sorted(set(judges) | {"memorization", "distinct", "self_bleu"}),
                              prompts=prompts, lm=shared_lm(asm))
     return terms, judged, text_flags(texts, judged)
+
+
+def _tuned_texts(asm: Any, tuned: TunedGenerator, n: int, deterministic: bool,
+                 seed: int) -> tuple[list[str], list[str], dict]:
+    """``n`` completions of a tuned LM on the eval prompts and the mean of every reward term over
+    them (scored from the checkpoint's reward state, which is restored afterwards)."""
+    import copy
+
+    from rlcreate.text.runs import score_texts, text_settings
+    from rlcreate.text.tuned import eval_prompt_draws, sample_tuned
+
+    prompts = eval_prompt_draws(tuned, text_settings(asm.recipe), n)
+    texts = sample_tuned(tuned.model, tuned.tokenizer, prompts, tuned.sampling, seed, deterministic)
+    rows = score_texts(asm.reward_set, texts, prompts, copy.deepcopy(asm.reward_set.state_dict()))
+    terms = {}
+    for k in asm.reward_set.names:
+        vals = [r["terms"][k] for r in rows if r["terms"][k] == r["terms"][k]]
+        terms[k] = float(np.mean(vals)) if vals else float("nan")
+    return texts, prompts, terms
 
 
 def texts_html(d: dict, limit: int) -> str:
@@ -154,5 +196,5 @@ def texts_html(d: dict, limit: int) -> str:
         by_group = "<p>Judges by group (bold: this run's own texts):</p>" + table(
             ["measure"] + list(judged), [[f"{j}.{m}"] + [judged[g]["judges"].get(j, {}).get(m, "—") for g in judged]
                                          for j, m in keys] +
-            [["composite mean"] + [judged[g]["composite"]["mean"] for g in judged]])
+            [["composite mean"] + [(judged[g].get("composite") or {}).get("mean", "—") for g in judged]])
     return "<h3>Texts</h3>" + by_group + f"<table><tr>{head_html}</tr>{body}</table>"

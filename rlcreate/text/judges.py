@@ -55,7 +55,7 @@ A text recipe names them in ``judges:`` (or ``rlcreate eval RUN --judges ...``);
 :func:`creative_metrics` computes every measure per prompt (k texts each) for paired comparisons,
 and :func:`compare_conditions` turns them into means with 95% bootstrap confidence intervals and
 paired per-prompt differences against a baseline condition. :func:`evaluate_finetune_run` is what
-``rlcreate eval`` runs on a ``rlcreate finetune`` run folder: base and tuned model sampled on the
+``rlcreate eval`` runs on a run whose LM was fine-tuned (GRPO): base and tuned model sampled on the
 TEST prompts with the same seeds, judged, paired samples written.
 """
 
@@ -399,39 +399,35 @@ def sample_k(model: Any, tokenizer: Any, prompts: Sequence[str], k: int, max_new
     return [texts[i * k:(i + 1) * k] for i in range(len(prompts))]
 
 
-def evaluate_finetune_run(run: Any, recipe: Any, k: int = 8, split: str = "test", n_prompts: int | None = None,
+def evaluate_finetune_run(run: Any, tuned: Any, k: int = 8, split: str = "test", n_prompts: int | None = None,
                           lm: Any = None, seed: int = 1234) -> dict:
-    """``rlcreate eval`` for a ``rlcreate finetune`` run: the base model (``finetune.model``) and the
-    tuned one (``RUN/model``) each write ``k`` texts per prompt of the ``split`` prompts (TEST by
-    default) with the same seeds; :func:`creative_metrics` judges both; writes
-    ``RUN/eval_<split>/paired_samples.json`` and ``creative_metrics.json`` and returns the summary."""
+    """``rlcreate eval`` for a run whose trainer fine-tuned the LM itself (GRPO): the base model
+    (``tuned.base``; ``lm`` when already loaded) and the tuned one (a
+    :class:`rlcreate.trainers.TunedGenerator`) each write ``k`` texts per prompt of the ``split``
+    prompts (TEST by default), sampled as trained with the same seeds; :func:`creative_metrics`
+    judges both; writes ``RUN/eval_<split>/paired_samples.json`` and ``creative_metrics.json`` and
+    returns the summary."""
     import json
     from pathlib import Path
 
     from rlcreate.text.data import prompts as shipped_prompts
     from rlcreate.text.loading import load_causal_lm
-    from rlcreate.text.finetune import finetune_settings
-    import yaml
 
     run = Path(run)
-    raw = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")) or {}
-    s = finetune_settings(recipe, raw.get("finetune"))
+    s = tuned.sampling
     prompts = shipped_prompts(split)[:n_prompts]
-    if lm is not None and s["model"] != recipe.env_kwargs.get("lm", s["model"]):
-        lm = None  # the given LM is the env's, not the fine-tuned base: load the base
     if lm is None:
-        lm = load_causal_lm(s["model"])
+        lm = load_causal_lm(tuned.base)
     base_pair = (lm.model, lm.tokenizer) if hasattr(lm, "model") else tuple(lm)
-    tuned = load_causal_lm(str(run / "model"))
-    draws = {name: sample_k(m, t, prompts, k, s["max_completion_length"], s["temperature"], seed=seed,
-                            system=s["system"])
+    draws = {name: sample_k(m, t, prompts, k, s["max_new_tokens"], s["temperature"], seed=seed,
+                            system=s.get("system"))
              for name, (m, t) in (("base", base_pair), ("tuned", (tuned.model, tuned.tokenizer)))}
     per_prompt = {name: creative_metrics(groups, prompts, base_pair) for name, groups in draws.items()}
     summary = compare_conditions(per_prompt, baseline="base")
-    summary.update(split=split, k=k, prompts=len(prompts), seed=seed,
+    summary.update(split=split, k=k, prompts=len(prompts), seed=seed, model=tuned.rlcreate_source,
                    sampler=f"ancestral, temperature {s['temperature']}, full vocabulary, "
-                           f"{s['max_completion_length']} new tokens",
-                   judges_model=f"base LM {s['model']} (perplexity, fluency, PMI); no MiniLM")
+                           f"{s['max_new_tokens']} new tokens",
+                   judges_model=f"base LM {tuned.base} (perplexity, fluency, PMI); no MiniLM")
     out = run / f"eval_{split}"
     out.mkdir(exist_ok=True)
     pairs = [{"prompt": p, "base": b, "tuned": t} for p, bs, ts in zip(prompts, draws["base"], draws["tuned"])
@@ -449,6 +445,6 @@ def evaluate_finetune_run(run: Any, recipe: Any, k: int = 8, split: str = "test"
         groups[name] = {"judges": judged}
     return {"run": run.name, "domain": "text", "kind": "finetune", "primary": "tuned",
             "source": f"{k} fresh texts per {split.upper()} prompt ({len(prompts)} prompts) from the base and the "
-                      f"tuned model, same seeds (eval_{split}/paired_samples.json)",
+                      f"tuned model ({tuned.rlcreate_source}), same seeds (eval_{split}/paired_samples.json)",
             "n_levels": len(pairs), "groups": groups, "judges": groups["tuned"]["judges"], "creative": summary,
             "paired_examples": pairs[::k][:6], "texts": [t for g in draws["tuned"] for t in g], "notes": []}

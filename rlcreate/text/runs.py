@@ -1,7 +1,7 @@
 """Text runs: steer a frozen causal LM with (Maskable)PPO over ``rlcreate/TextTokens-v0``.
 
 ``rlcreate train RECIPE.yaml`` on a TextTokens recipe writes the same run folder as level runs (see
-:mod:`rlcreate.train.sb3`) and ends, through the text domain, by writing ``samples/``: steered texts
+:mod:`rlcreate.sb3`) and ends, through the text domain, by writing ``samples/``: steered texts
 on the HELD-OUT prompts next to plain samples of the same LM for the same prompts
 (:func:`compare_with_plain`). ``rlcreate generate RUN --n N`` writes the same comparison.
 

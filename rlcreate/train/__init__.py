@@ -1,5 +1,4 @@
-"""Generic trainers: SB3 (:mod:`.sb3`), checkpoints (:mod:`.checkpoint`), run orchestration and the one
-rollout helper (:mod:`.runner`), SB3 policies (:mod:`.policies`). Fine-tuning a causal LM with TRL GRPO
-is the text domain's trainer (:mod:`rlcreate.text.finetune`)."""
-
-__all__ = ["sb3", "checkpoint", "runner", "policies"]
+"""Generic training: the runner (:mod:`.runner`: train a recipe into a run folder with its trainer,
+restore a run, the one rollout helper) and run-folder state I/O (:mod:`.checkpoint`). The trainers
+themselves are plugins reached through :mod:`rlcreate.trainers`: SB3 PPO / MaskablePPO
+(:mod:`rlcreate.sb3`) and TRL GRPO + LoRA (:mod:`rlcreate.trl`)."""

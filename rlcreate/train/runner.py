@@ -1,9 +1,9 @@
 """Generic run orchestration: train a recipe into a run folder, restore a run, roll out a policy.
 
-Nothing here knows a domain: the recipe's :class:`~rlcreate.assemble.Assembly` builds the
-environment and its domain writes the samples. Every command that reads a run folder (generate,
-eval, audit, report) restores it through :func:`restore`, so all of them see the same policy and the
-same reward state.
+Nothing here knows a domain or a trainer: the recipe's :class:`~rlcreate.assemble.Assembly` names
+both (through the registries), its trainer trains and loads, its domain writes the samples. Every
+command that reads a run folder (generate, eval, audit, report) restores it through :func:`restore`,
+so all of them see the same model and the same reward state.
 """
 
 from __future__ import annotations
@@ -11,13 +11,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import inspect
+import shutil
+
 import numpy as np
 
-from rlcreate.assemble import Assembly, assemble
+from rlcreate.assemble import Assembly, assemble, check_can_finish
 from rlcreate.errors import UserError
 from rlcreate.recipe import Recipe, load_recipe
+from rlcreate.train.checkpoint import RUN_OUTPUTS, clear_run_outputs, latest_checkpoint, load_reward_state
 
-__all__ = ["RunFolderError", "train_run", "restore", "has_policy", "read_run_recipe", "rollout"]
+__all__ = ["RunFolderError", "train_run", "restore", "has_policy", "read_run_recipe", "rollout", "check_run_dir",
+           "open_run_dir"]
 
 
 class RunFolderError(UserError):
@@ -26,20 +31,45 @@ class RunFolderError(UserError):
 
 def train_run(recipe: Recipe, run_dir: Path, progress_bar: bool = True, asm: Assembly | None = None,
               resume: bool = False, overwrite: bool = False) -> dict:
-    """Train the recipe's policy into ``run_dir`` and write its samples; returns the samples summary.
-    Everything that can be wrong with the recipe fails before ``run_dir`` is written. A folder that
-    holds a run is refused unless ``resume`` (continue from its latest checkpoint) or ``overwrite``."""
-    from stable_baselines3.common.vec_env import VecMonitor
-
-    from rlcreate.train.sb3 import check_run_dir, train_recipe
-
+    """Train the recipe with its trainer into ``run_dir`` and write its samples through its domain;
+    returns the samples summary. Everything that can be wrong with the recipe fails before
+    ``run_dir`` is written. A folder that holds a run is refused unless ``resume`` (continue from
+    its latest checkpoint) or ``overwrite``."""
     check_run_dir(Path(run_dir), resume, overwrite)
     asm = asm or assemble(recipe)
     asm.domain.check(recipe)
-    venv = VecMonitor(asm.make_env())
-    model = train_recipe(recipe, venv, Path(run_dir), progress_bar, resume=resume,
-                         overwrite=overwrite)
+    check_can_finish(asm)
+    model = asm.trainer.train(asm, Path(run_dir), resume=resume, overwrite=overwrite, progress_bar=progress_bar)
+    if model is None:  # a helper process of a multi-process run: the main process writes the samples
+        return {}
     return asm.domain.finish_training(model, asm, Path(run_dir))
+
+
+def check_run_dir(run_dir: Path, resume: bool = False, overwrite: bool = False) -> None:
+    """Refuse to train into a folder that already holds a run unless ``resume`` or ``overwrite``."""
+    if resume and overwrite:
+        raise UserError("--resume and --overwrite contradict each other; pick one")
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"{str(run_dir)!r} exists and is not a folder; pick another --out / --name")
+    if resume and not (run_dir / "config.yaml").is_file():
+        raise UserError(f"--resume: {str(run_dir)!r} holds no run (no config.yaml); train it first without --resume")
+    if not resume and not overwrite and run_dir.is_dir() and any((run_dir / n).exists() for n in RUN_OUTPUTS):
+        raise UserError(f"{str(run_dir)!r} already holds a run; pass --resume to continue it from its latest "
+                        "checkpoint, --overwrite to replace it, or another --name")
+
+
+def open_run_dir(recipe: Recipe, run_dir: Path, overwrite: bool = False) -> None:
+    """Start writing ``run_dir`` once everything is built: with ``overwrite`` remove an earlier run's
+    outputs, remove half-written checkpoints of a killed run, write ``config.yaml`` (on resume it
+    records a changed budget)."""
+    run_dir = Path(run_dir)
+    if overwrite:
+        clear_run_outputs(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for stale in list(run_dir.glob(".tmp-*")) + list((run_dir / "checkpoints").glob(".tmp-*")):
+        shutil.rmtree(stale, ignore_errors=True)
+    recipe.dump(run_dir / "config.yaml")
 
 
 def read_run_recipe(run: str | Path) -> Recipe:
@@ -51,30 +81,25 @@ def read_run_recipe(run: str | Path) -> Recipe:
 
 
 def has_policy(run: str | Path) -> bool:
-    """Whether the run folder holds a policy (its final ``model/`` or a complete checkpoint)."""
-    from rlcreate.train.checkpoint import latest_checkpoint
-
+    """Whether the run folder holds a trained model (its final ``model/`` or a complete checkpoint)."""
     return latest_checkpoint(Path(run)) is not None
 
 
 def restore(run: str | Path, checkpoint: Path | None = None, asm: Assembly | None = None) -> tuple[Assembly, Any]:
-    """A run's assembly with the saved reward state loaded, and its policy: the final ``model/``,
-    else the newest checkpoint of an interrupted run, or the given ``checkpoint`` folder. The
-    model's ``rlcreate_source`` says which one was used."""
-    from rlcreate.train.checkpoint import latest_checkpoint
-    from rlcreate.train.sb3 import load_model, load_reward_state
-
+    """A run's assembly with the saved reward state loaded, and its trained model (loaded by the
+    run's trainer): the final ``model/``, else the newest checkpoint of an interrupted run, or the
+    given ``checkpoint`` folder. The model's ``rlcreate_source`` says which one was used."""
     run = Path(run)
     asm = asm or assemble(read_run_recipe(run))
     if checkpoint is None:
-        found = latest_checkpoint(run)
+        found = latest_checkpoint(run, asm.trainer.checkpoint_files())
         if found is None:
             raise RunFolderError(f"{str(run)!r} has no policy (no model/ and no complete checkpoints/step_*); "
                                  "train it with `rlcreate train` (--resume continues an interrupted run)")
         checkpoint, label = found
     else:
         label = f"checkpoint {Path(checkpoint).name}"
-    model = load_model(checkpoint, asm.recipe.trainer.algo)
+    model = asm.trainer.load(asm, Path(checkpoint))
     load_reward_state(checkpoint, asm.reward_set)
     model.rlcreate_source = label
     return asm, model
@@ -112,8 +137,7 @@ def rollout(model: Any, venv: Any, n: int, deterministic: bool = True) -> list[d
 
 
 def _predictor(model: Any, venv: Any, deterministic: bool):
-    from sb3_contrib import MaskablePPO
-
-    if isinstance(model, MaskablePPO) and hasattr(venv, "action_masks"):
+    takes_masks = "action_masks" in inspect.signature(model.predict).parameters  # MaskablePPO
+    if takes_masks and hasattr(venv, "action_masks"):
         return lambda obs: model.predict(obs, deterministic=deterministic, action_masks=venv.action_masks())[0]
     return lambda obs: model.predict(obs, deterministic=deterministic)[0]

@@ -1,7 +1,7 @@
 """KL-to-reference coefficient for token envs: fixed, or Ziegler et al.'s adaptive controller.
 
 With the ``lm_prior`` policy and ``policy_kwargs: {kl_to_prior: true}``
-(:class:`rlcreate.train.policies.LMPriorPolicy`), the "entropy" PPO's loss uses is exactly
+(:class:`rlcreate.sb3.policies.LMPriorPolicy`), the "entropy" PPO's loss uses is exactly
 ``-KL(pi || p_LM)`` per state, so SB3's ``ent_coef`` *is* the KL coefficient ``beta``: the loss
 holds ``ent_coef * entropy_loss = beta * mean KL``. A fixed ``beta`` keeps the KL wherever the
 reward and ``beta`` balance; the recipe's ``trainer.kl_target`` asks instead for the adaptive
@@ -33,6 +33,7 @@ import numpy as np
 import torch as th
 from stable_baselines3.common.callbacks import BaseCallback
 
+from rlcreate.recipe import RecipeError
 from rlcreate.validate import check_int, check_number, fail
 
 __all__ = ["KLController", "kl_beta_update", "measure_kl", "kl_controller_for", "validate_kl_control",
@@ -108,8 +109,7 @@ def validate_kl_control(trainer: Any, error: type | None = None) -> None:
     """Check ``trainer.kl_target`` / ``trainer.kl_horizon`` and that the policy has a KL to control:
     ``kl_target`` needs ``hyper.policy: lm_prior`` with ``policy_kwargs: {kl_to_prior: true}`` and
     ``hyper.ent_coef > 0`` (the starting beta). Raises ``error`` (default :class:`RecipeError`)."""
-    if error is None:
-        from rlcreate.recipe import RecipeError as error
+    error = error or RecipeError
     check_int("trainer.kl_horizon", trainer.get("kl_horizon", DEFAULT_HORIZON), 1, 10**12, error)
     target = trainer.get("kl_target")
     if target is None:
