@@ -11,9 +11,9 @@ temperature ``finetune.temperature``, full vocabulary, ``max_new_tokens`` tokens
   asked for ``answers_per_call`` very different numbered answers in one reply
   (``answers_per_call x max_new_tokens`` new tokens, so the token budget per answer is the same),
   ``ceil(k / answers_per_call)`` replies per prompt, answers parsed from the numbering.
-- **quality_grpo**: ``rlcreate finetune rlcreate/recipes/text_quality.yaml`` (fluency + MiniLM
+- **quality_grpo**: ``rlcreate train rlcreate/recipes/text_quality.yaml`` (fluency + MiniLM
   relevance, KL 0.04).
-- **darling_grpo**: ``rlcreate finetune rlcreate/recipes/text_darling.yaml`` (the same quality times
+- **darling_grpo**: ``rlcreate train rlcreate/recipes/text_darling.yaml`` (the same quality times
   MiniLM within-group diversity, KL 0.04).
 
 Judges (:func:`rlcreate.text.judges.creative_metrics`; none uses MiniLM or the training
@@ -83,7 +83,9 @@ from rlcreate.text.data import prompts as shipped_prompts  # noqa: E402
 from rlcreate.text.loading import load_causal_lm  # noqa: E402
 from rlcreate.text.baselines import several_answers  # noqa: E402
 from rlcreate.text.stepping import LMStepper  # noqa: E402
-from rlcreate.text.finetune import finetune_recipe, finetune_settings, load_finetune_recipe  # noqa: E402
+from rlcreate.recipe import load_recipe  # noqa: E402
+from rlcreate.train.runner import train_run  # noqa: E402
+from rlcreate.trl.grpo import grpo_settings  # noqa: E402
 
 RECIPES = {"quality_grpo": REPO / "rlcreate/recipes/text_quality.yaml",
            "darling_grpo": REPO / "rlcreate/recipes/text_darling.yaml"}
@@ -93,20 +95,21 @@ t_start = time.perf_counter()
 # ---- train (or reuse) the two GRPO runs
 reports, settings = {}, None
 for cond, path in RECIPES.items():
-    recipe, section = load_finetune_recipe(path)
-    s = finetune_settings(recipe, section, cfg.steps)
+    recipe = load_recipe(path)
+    recipe.settings.steps = cfg.steps
+    s = grpo_settings(recipe)
     settings = settings or s
     run = Path(cfg.runs) / cond
-    if (run / "finetune_report.json").is_file():
+    if (run / "model" / "trainer_state.json").is_file():
         print(f"{cond}: reusing {run}", flush=True)
     else:
         print(f"{cond}: training {cfg.steps} GRPO steps into {run}", flush=True)
-        finetune_recipe(recipe, section, run, steps=cfg.steps, progress_bar=False)
-    reports[cond] = json.loads((run / "finetune_report.json").read_text())
+        train_run(recipe, run, progress_bar=False)
+    reports[cond] = json.loads((run / "model" / "trainer_state.json").read_text())  # steps, timing
 
 test_prompts = shipped_prompts("test")[:cfg.n_prompts]
-max_new, temperature, system = settings["max_completion_length"], settings["temperature"], settings["system"]
-base = load_causal_lm(settings["model"])
+max_new, temperature, system = settings.max_completion_length, settings.section.temperature, settings.system
+base = load_causal_lm(settings.model)
 base_pair = (base.model, base.tokenizer)
 
 
@@ -212,8 +215,8 @@ result = {
         "perplexity": "exp mean token NLL of the texts under the base LM given the chat-templated prompt",
         "training_reward_models": "fluency: base LM given prompt; relevance and diversity: all-MiniLM-L6-v2",
     },
-    "training": {cond: {"steps": r["steps"], "train_seconds": r["train_seconds"], "timing": r.get("timing"),
-                        "settings": r["settings"], "dev_before_after": r["mean"]} for cond, r in reports.items()},
+    "training": {cond: {"steps": r["num_timesteps"], "train_seconds": r["timing"]["train_seconds"],
+                        "timing": r.get("timing"), "sampling": r["sampling"]} for cond, r in reports.items()},
     "generation_seconds": gen_seconds,
     "texts_per_condition": {cond: int(sum(len(g) for g in groups)) for cond, groups in draws.items()},
     "results": comparisons["base"]["conditions"],

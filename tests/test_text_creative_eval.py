@@ -90,18 +90,15 @@ def test_sample_k_is_paired_by_seed(lm):
 
 
 def test_eval_of_a_finetune_run_pairs_base_and_tuned_on_test_prompts(tmp_path):
+    from rlcreate.text.loading import load_causal_lm
+    from rlcreate.trainers import TunedGenerator
+
     base = tiny_lm_folder(tmp_path / "lm", seed=0)
     run = tmp_path / "runs" / "ft"
-    tiny_lm_folder(run / "model", seed=1)  # the "tuned" model: other weights
-    (tmp_path / "train.txt").write_text("w1 w2\nw3\n", encoding="utf-8")
-    config = {"name": "ft", "seed": 0,
-              "env": {"id": "rlcreate/TextTokens-v0",
-                      "kwargs": {"lm": str(base), "prompts": str(tmp_path / "train.txt"), "max_new_tokens": 5}},
-              "rewards": {"distinct": {"reward": "distinct_n", "args": {"n": 1}}},
-              "finetune": {"steps": 1, "num_generations": 2, "lora": {"target_modules": ["c_attn"]}}}
-    (run / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    (run / "finetune_report.json").write_text("{}", encoding="utf-8")
-    out = evaluate_finetune_run(run, load_recipe(run / "config.yaml"), k=3, n_prompts=4)
+    other = load_causal_lm(str(tiny_lm_folder(run / "model", seed=1)))  # the "tuned" model: other weights
+    tuned = TunedGenerator(other.model, other.tokenizer, str(base),
+                           {"temperature": 1.0, "max_new_tokens": 5, "system": None}, "final model (model/)")
+    out = evaluate_finetune_run(run, tuned, k=3, n_prompts=4)
     pairs = json.loads((run / "eval_test" / "paired_samples.json").read_text())
     from rlcreate.text.data import prompts
     assert [p["prompt"] for p in pairs] == [p for p in prompts("test")[:4] for _ in range(3)]

@@ -177,34 +177,73 @@ def low_word_share(samples, **context):
             for t in samples]
 
 
-FINETUNE = {"steps": 2, "num_generations": 4, "save_steps": 1, "eval_samples_per_prompt": 2,
-            "learning_rate": 0.01, "lora": {"target_modules": ["c_attn"]}}
+FINETUNE = {"steps": 2, "num_generations": 4, "save_steps": 1, "learning_rate": 0.01, "lora": {"target_modules": ["c_attn"]}}
+GRPO_REWARDS = {"low": {"reward": "tests.test_text_training:low_word_share", "weight": 2.0},
+                "distinct": {"reward": "distinct_n"}}
+
+
+def grpo_recipe_file(files, path, **kwargs):
+    data = recipe_dict(files, finetune=FINETUNE, rewards=GRPO_REWARDS, trainer={"algo": "grpo", "samples": 4},
+                       name="ft")
+    data.update(kwargs)
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
 
 
 @pytest.fixture(scope="module")
-def finetune_run(files):
-    """Two GRPO + LoRA steps, then a resume to step 3 (about 40 s here, mostly importing trl)."""
-    from rlcreate.text.finetune import finetune_recipe
+def grpo_run(files):
+    """GRPO + LoRA through `rlcreate train`: 2 steps, then model/ and samples/ removed (a run killed
+    after its step-2 checkpoint), `generate` on the interrupted run, `train RUN --resume --steps 3`,
+    then `eval` and `report` (about 60 s here, most of it importing TRL and transformers)."""
+    import contextlib
+    import io
 
-    recipe = parse_recipe(recipe_dict(files, finetune=FINETUNE, rewards={
-        "low": {"reward": "tests.test_text_training:low_word_share"}, "distinct": {"reward": "distinct_n"}}))
-    run = files["root"] / "runs" / "ft"
-    first = finetune_recipe(recipe, FINETUNE, run, progress_bar=False)
-    before_json = (run / "samples" / "before.json").read_text()
-    resumed = finetune_recipe(recipe, FINETUNE, run, steps=3, resume=True, progress_bar=False)
-    return recipe, run, first, resumed, before_json
+    from rlcreate.cli import main
+
+    recipe = grpo_recipe_file(files, files["root"] / "ft.yaml")
+    runs = files["root"] / "runs"
+    run = runs / "ft"
+    out: dict = {"recipe": recipe, "run": run}
+
+    def cli(*args):
+        stdout, stderr = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            code = main([str(a) for a in args])
+        assert code == 0, stderr.getvalue()[-3000:]
+        return stdout.getvalue(), stderr.getvalue()
+
+    out["check"] = cli("check", recipe)[0]
+    cli("train", recipe, "--out", runs, "--quiet", "--steps", 2)
+    out["first_model_steps"] = json.loads((run / "model" / "trainer_state.json").read_text())["num_timesteps"]
+    out["step2_adapter"] = (run / "checkpoints" / "step_000000002" / "adapter_model.safetensors").read_bytes()
+    import shutil
+
+    shutil.rmtree(run / "model")  # as if killed after the step-2 checkpoint
+    shutil.rmtree(run / "samples")
+    out["generate"] = cli("generate", run, "--n", 2, "--out", files["root"] / "gen_interrupted")[0]
+    out["resume"] = cli("train", run, "--resume", "--steps", 3, "--quiet")[1]
+    out["eval"] = cli("eval", run, "--n", 2, "--audit-levels", 2, "--audit-modes", "stochastic")[0]
+    cli("report", run, "--out", files["root"] / "report")
+    return out
 
 
-def test_finetune_writes_merged_model_report_and_resumes(finetune_run, files):
+def test_grpo_trains_through_train_into_the_common_run_layout(grpo_run, files):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from rlcreate.text.finetune import latest_checkpoint, load_finetune_recipe
+    from rlcreate.recipe import load_recipe
+    from rlcreate.train.checkpoint import latest_checkpoint, list_checkpoints
 
-    recipe, run, first, resumed, before_json = finetune_run
-    assert first["steps"] == 2 and resumed["steps"] == 3
-    assert latest_checkpoint(run / "trl").name == "checkpoint-3"
-    assert (run / "samples" / "before.json").read_text() == before_json  # the baseline is kept on resume
+    run = grpo_run["run"]
+    assert "trainer grpo (trl) x 2 steps" in grpo_run["check"]
+    assert grpo_run["first_model_steps"] == 2
+    assert [s for s, _ in list_checkpoints(run)] == [1, 2, 3]
+    for _, folder in list_checkpoints(run):
+        for name in ("reward_state.npz", "trainer_state.json", "adapter_model.safetensors"):
+            assert (folder / name).is_file(), folder / name
+    assert not (run / "checkpoints" / ".tmp-trl").exists()  # TRL's staging folder is gone
+    assert latest_checkpoint(run)[0] == run / "model"
+    assert json.loads((run / "model" / "trainer_state.json").read_text())["num_timesteps"] == 3
 
     merged = AutoModelForCausalLM.from_pretrained(run / "model")
     base = AutoModelForCausalLM.from_pretrained(files["lm"])
@@ -213,75 +252,115 @@ def test_finetune_writes_merged_model_report_and_resumes(finetune_run, files):
     assert delta > 0  # LoRA was trained and merged into the attention projection
     assert torch.equal(merged.transformer.wte.weight, base.transformer.wte.weight)  # only LoRA targets move
 
-    report = json.loads((run / "finetune_report.json").read_text())
-    for side in ("before", "after"):
-        s = report[side]
-        assert s["heldout_perplexity"] > 1 and 0 <= s["heldout_novelty"] <= 2 and "reward/distinct" in s
-    assert report["mean"]["perplexity_ratio"] == pytest.approx(
-        report["after"]["heldout_perplexity"] / report["before"]["heldout_perplexity"])
-    assert report["clip_ratio_region_mean"] is not None  # TRL logged the PPO clip statistics
-    assert report["settings"]["num_iterations"] == 2
-    after = json.loads((run / "samples" / "after.json").read_text())
-    assert len(after["samples"]) == 2 * 2 and set(after["samples"][0]["terms"]) == {"low", "distinct"}
-    history = json.loads((run / "trl" / "checkpoint-3" / "trainer_state.json").read_text())["log_history"]
-    assert any(e.get("grad_norm", 0) > 0 for e in history)
-    assert "| heldout_perplexity |" in (run / "finetune_report.md").read_text()
-
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     tags = set().union(*(EventAccumulator(str(p.parent)).Reload().Tags()["scalars"]
                          for p in (run / "tb").rglob("events.out.tfevents*")))
-    assert any("rewards/low/mean" in t for t in tags) and any("rewards/distinct/mean" in t for t in tags)
+    assert {"rewards/low", "rewards/distinct"} <= tags  # the tag every trainer writes
+    assert any(t.endswith("clip_ratio/region_mean") for t in tags)  # TRL's PPO clip statistics
 
-    # The saved config reproduces the run, finetune section included.
-    again, section = load_finetune_recipe(run / "config.yaml")
-    assert again.name == recipe.name and section["steps"] == 3 and section["num_iterations"] == 2  # as resumed
+    saved = load_recipe(run / "config.yaml")  # the saved config reproduces the run
+    assert saved.trainer.algo == "grpo" and saved.settings.steps == 3 and saved.settings.lora.target_modules == ["c_attn"]
 
 
-def test_finetune_refuses_to_overwrite_and_to_resume_nothing(finetune_run, files, tmp_path):
-    from rlcreate.text.finetune import finetune_recipe
+def test_grpo_samples_are_tuned_next_to_base_scored_by_the_recipe_rewards(grpo_run):
+    run = grpo_run["run"]
+    records = json.loads((run / "samples" / "texts.json").read_text())
+    assert len(records) == 4 and {"tuned", "base"} <= set(records[0])
+    metrics = json.loads((run / "samples" / "metrics.json").read_text())
+    assert metrics["primary"] == "tuned"
+    for group in ("tuned", "base"):
+        texts = [r[group]["text"] for r in records]
+        low = low_word_share(texts)
+        assert [r[group]["terms"]["low"] for r in records] == pytest.approx(low)
+        assert [r[group]["total"] for r in records] == pytest.approx(
+            [2 * lo + r[group]["terms"]["distinct"] for lo, r in zip(low, records)])
+    assert any(r["tuned"]["text"] != r["base"]["text"] for r in records)
 
-    recipe, run, *_ = finetune_run
-    with pytest.raises(RecipeError, match="already holds a finetune run; pass --resume"):
-        finetune_recipe(recipe, FINETUNE, run, progress_bar=False)
-    with pytest.raises(RecipeError, match="holds no checkpoint"):
-        finetune_recipe(recipe, FINETUNE, tmp_path / "empty", resume=True, progress_bar=False)
-    assert (run / "model" / "config.json").is_file()
+
+def test_grpo_resumes_from_its_checkpoint_and_generate_reads_an_interrupted_run(grpo_run, files):
+    run = grpo_run["run"]
+    assert "policy: latest checkpoint (checkpoints/step_000000002, 2 steps): training did not finish" \
+        in grpo_run["generate"]
+    assert len(json.loads((files["root"] / "gen_interrupted" / "texts.json").read_text())) == 2
+    assert "resuming from the latest checkpoint (checkpoints/step_000000002" in grpo_run["resume"]
+    # the step-2 checkpoint is kept as it was, and step 3 continued TRL's own state from it
+    assert (run / "checkpoints" / "step_000000002" / "adapter_model.safetensors").read_bytes() == \
+        grpo_run["step2_adapter"]
+    history = json.loads((run / "checkpoints" / "step_000000003" / "trainer_state.json").read_text())
+    assert history["global_step"] == 3 and [e["step"] for e in history["log_history"] if "loss" in e] == [1, 2, 3]
+
+
+def test_grpo_run_is_evaluated_audited_and_reported(grpo_run):
+    run = grpo_run["run"]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["primary"] == "tuned" and set(metrics["groups"]) == {"base", "tuned"}
+    assert metrics["audit"]["checkpoints"] == [1, 2, 3] and "stochastic" in metrics["audit"]["flags"]
+    assert (run / "eval_test" / "paired_samples.json").is_file()
+    page = (grpo_run["recipe"].parent / "report" / "index.html").read_text()
+    assert "missing:" not in page  # model/, samples, curves, metrics and the audit are all found
+    assert "<h3>Texts</h3>" in page and "img/curves_0.png" in page and "tuned" in page
+
+
+def test_grpo_refuses_to_overwrite_a_run_and_a_domain_without_a_causal_lm(grpo_run, files, tmp_path, capsys):
+    from rlcreate.cli import main
+
+    assert main(["train", str(grpo_run["recipe"]), "--out", str(grpo_run["run"].parent), "--quiet"]) == 2
+    assert "already holds a run; pass --resume" in capsys.readouterr().err
+    levels = tmp_path / "levels.yaml"
+    levels.write_text("env: {id: rlcreate/MarioLatent-v0}\ntrainer: {algo: grpo}\n")
+    assert main(["check", str(levels)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: trainer.algo = 'grpo': the trl trainer makes a generator") and \
+        "writing samples from a trained generator" in err and err.count("\n") == 1
 
 
 @pytest.mark.parametrize("section, match", [
     ({"stepz": 3}, r"finetune: unknown key 'stepz'. Did you mean 'steps'\?"),
     ({"num_generations": 1}, r"finetune.num_generations = 1: must be an integer >= 2"),
-    ({"epsilon": 0}, r"finetune.epsilon = 0: must be a number > 0"),
+    ({"epsilon": 0}, r"finetune.epsilon = 0: must be > 0"),
     ({"lora": {"rank": 8}}, r"finetune.lora: unknown key 'rank'"),
-    ({"lora": {"target_modules": "q_proj"}, "eval_prompts": "trian"}, r"Did you mean 'train'"),
+    ({"steps": 0}, r"finetune.steps = 0: must be an integer >= 1"),
 ])
-def test_finetune_section_errors(files, tmp_path, section, match):
-    from rlcreate.text.finetune import finetune_recipe
-
-    recipe = parse_recipe(recipe_dict(files, finetune=section))
+def test_finetune_section_is_validated_with_the_recipe(files, section, match):
     with pytest.raises(RecipeError, match=match):
-        finetune_recipe(recipe, section, tmp_path / "run", progress_bar=False)
-    assert not (tmp_path / "run").exists()
+        parse_recipe(recipe_dict(files, finetune=section))
 
 
-def test_finetune_unknown_lora_target_lists_the_model_layers(files, tmp_path):
-    from rlcreate.text.finetune import finetune_recipe
+def test_finetune_section_defaults_grpo_and_belongs_to_grpo(files):
+    assert parse_recipe(recipe_dict(files, finetune={"steps": 2}, trainer={})).trainer.algo == "grpo"
+    with pytest.raises(RecipeError, match=r"finetune: holds the settings of another trainer than "
+                                          r"trainer.algo = 'maskable_ppo' \(sb3\); set trainer.algo: grpo"):
+        parse_recipe(recipe_dict(files, finetune={"steps": 2}, trainer={"algo": "maskable_ppo"}))
+    with pytest.raises(RecipeError, match=r"trainer.hyper / trainer.kl_target are SB3 settings"):
+        parse_recipe(recipe_dict(files, finetune={"steps": 2}, trainer={"algo": "grpo", "hyper": {"n_steps": 8}}))
 
-    section = {"lora": {"target_modules": ["q_proj", "v_proj"]}}
-    recipe = parse_recipe(recipe_dict(files, finetune=section))
+
+def test_grpo_prompts_and_lora_targets_fail_in_check_before_writing(files, tmp_path):
+    from rlcreate.assemble import check_recipe
+
+    bad = parse_recipe(recipe_dict(files, finetune={"eval_prompts": "trian"}, trainer={"algo": "grpo"}))
+    with pytest.raises(RecipeError, match=r"finetune.eval_prompts = 'trian'.*Did you mean 'train'"):
+        check_recipe(bad)
+    lora = parse_recipe(recipe_dict(files, finetune={"lora": {"target_modules": ["q_proj", "v_proj"]}},
+                                    trainer={"algo": "grpo"}))
     with pytest.raises(RecipeError, match=r"no layer named \['q_proj', 'v_proj'\]; its linear layers are .*c_attn"):
-        finetune_recipe(recipe, section, tmp_path / "run", progress_bar=False)
+        check_recipe(lora)
+    with pytest.raises(RecipeError, match=r"no layer named"):
+        train_run(lora, tmp_path / "run", progress_bar=False)
     assert not (tmp_path / "run").exists()
 
 
-def test_cli_finetune_recipe_error_exits_2(files, tmp_path):
+def test_cli_finetune_is_an_alias_of_train_with_grpo(files, tmp_path):
     path = tmp_path / "bad.yaml"
-    path.write_text(yaml.safe_dump(recipe_dict(files, finetune={"steps": 0})), encoding="utf-8")
+    data = recipe_dict(files, finetune={"steps": 0})
+    data["trainer"] = {"algo": "maskable_ppo"}  # the alias runs the recipe with trainer.algo: grpo
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
     res = subprocess.run([sys.executable, "-m", "rlcreate.cli", "finetune", str(path), "--out",
                           str(tmp_path / "runs"), "--quiet"], capture_output=True, text=True, cwd=tmp_path)
     assert res.returncode == 2, res.stderr
     assert "error: finetune.steps = 0: must be an integer >= 1" in res.stderr
+    assert not (tmp_path / "runs").exists()
 
 
 # ------------------------------------------------------------------------ real SmolLM2 (slow)
@@ -302,7 +381,7 @@ def test_shipped_text_recipes_run_for_real_with_a_tiny_budget(tmp_path):
     assert len(json.loads((tmp_path / "text-steer" / "generated" / "texts.json").read_text())) == 4
 
     ft = REPO / "rlcreate" / "recipes" / "text_finetune.yaml"
-    out = cli("finetune", str(ft), "--out", str(tmp_path), "--steps", "2", "--quiet")
-    assert "held-out novelty" in out
+    out = cli("train", str(ft), "--out", str(tmp_path), "--steps", "2", "--quiet")
+    assert "tuned/total" in out and "base/total" in out
     from transformers import AutoModelForCausalLM
     assert AutoModelForCausalLM.from_pretrained(tmp_path / "text-finetune" / "model") is not None
