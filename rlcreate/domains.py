@@ -162,7 +162,8 @@ class Domain:
         if type(self).generate is Domain.generate:
             missing = ["generate (writing samples)"]
         elif produces not in self.generates_from:
-            missing = [f"generate from a trained {produces} (it writes samples from a {' or '.join(self.generates_from)})"]
+            kinds = " or ".join(self.generates_from)
+            missing = [f"generate from a trained {produces} (it writes samples from a {kinds})"]
         else:
             missing = []
         if type(self).evaluate is Domain.evaluate:

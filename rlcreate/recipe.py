@@ -34,11 +34,11 @@ from typing import Any
 
 import yaml
 
+from rlcreate.domains import domain_of, env_ids
+from rlcreate.errors import UserError
 from rlcreate.rewards.compose import RewardSet, Term
 from rlcreate.rewards.registry import get_reward
 from rlcreate.rewards.transforms import RecipeValueError, make_transform, make_weight
-from rlcreate.domains import domain_of, env_ids
-from rlcreate.errors import UserError
 from rlcreate.trainers import section_algo, trainer_for
 from rlcreate.trainers import sections as trainer_sections
 from rlcreate.validate import check_choice, check_int, check_keys, check_number, fail
@@ -158,8 +158,13 @@ class Recipe:
         return {"name": self.name, "seed": self.seed, "env": asdict(self.env),
                 "rewards": {k: asdict(v) for k, v in self.rewards.items()},
                 "targets": copy.deepcopy(self.targets), "trainer": asdict(self.trainer),
-                "nonfinite": self.nonfinite, "judges": list(self.judges),
-                **({trainer_for(self.trainer.algo).section: asdict(self.settings)} if self.settings is not None else {})}
+                "nonfinite": self.nonfinite, "judges": list(self.judges), **self._settings_dict()}
+
+    def _settings_dict(self) -> dict:
+        """The trainer's own section (e.g. ``finetune:``), when it has one."""
+        if self.settings is None:
+            return {}
+        return {trainer_for(self.trainer.algo).section: asdict(self.settings)}
 
     def dump(self, path: str | Path) -> None:
         """Write the resolved recipe atomically (a kill never leaves half a config.yaml)."""
@@ -168,7 +173,7 @@ class Recipe:
         tmp.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False), encoding="utf-8")
         tmp.replace(path)
 
-    def with_targets(self, fixed: dict[str, float]) -> "Recipe":
+    def with_targets(self, fixed: dict[str, float]) -> Recipe:
         """A copy whose targets named in ``fixed`` are pinned to one value each."""
         unknown = sorted(set(fixed) - set(self.targets))
         if unknown:
@@ -194,8 +199,8 @@ def load_recipe(path: str | Path, algo: str | None = None) -> Recipe:
     except OSError as exc:
         raise RecipeError(f"{path}: cannot read it ({exc.strerror}); pass a readable YAML file") from None
     if algo is not None and isinstance(data, dict):
-        trainer = data.get("trainer") if isinstance(data.get("trainer"), dict) else {}
-        data = {**data, "trainer": {**trainer, "algo": algo}}
+        trainer = data.get("trainer")
+        data = {**data, "trainer": {**(trainer if isinstance(trainer, dict) else {}), "algo": algo}}
     return parse_recipe(data, source=str(path))
 
 

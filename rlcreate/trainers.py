@@ -33,17 +33,20 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, TypeAlias
 
 from rlcreate.errors import UserError
 from rlcreate.validate import check_choice
 
 if TYPE_CHECKING:  # annotations only: the recipe and assembly layers sit above this registry
+    from stable_baselines3.common.base_class import BaseAlgorithm
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
     from rlcreate.assemble import Assembly
     from rlcreate.recipe import Recipe
 
-__all__ = ["Trainer", "TunedGenerator", "BuiltinTrainer", "BUILTIN", "register_trainer", "trainer_for", "algos",
-           "sections", "section_algo", "MODEL_KINDS"]
+__all__ = ["Trainer", "TunedGenerator", "Model", "BuiltinTrainer", "BUILTIN", "register_trainer", "trainer_for",
+           "algos", "sections", "section_algo", "MODEL_KINDS"]
 
 #: the kinds of model a trainer produces
 MODEL_KINDS = ("policy", "generator")
@@ -53,9 +56,9 @@ MODEL_KINDS = ("policy", "generator")
 class TunedGenerator:
     """A generator tuned by a trainer (``produces = "generator"``), as loaded from a run folder."""
 
-    model: Any
+    model: PreTrainedModel
     """The tuned generator (text: a ``transformers`` causal LM, LoRA merged)."""
-    tokenizer: Any
+    tokenizer: PreTrainedTokenizerBase
     """Its tokenizer (text)."""
     base: str
     """What it was tuned from (a model folder or name): the "before" of before/after comparisons."""
@@ -63,6 +66,10 @@ class TunedGenerator:
     """How it is sampled as trained: ``temperature``, ``max_new_tokens``, ``system``, ``max_prompt_tokens``."""
     rlcreate_source: str = ""
     """Which folder it was loaded from, as a line for people (same attribute as SB3 models carry)."""
+
+
+#: what a trainer trains and loads: an SB3 algorithm (``produces = "policy"``) or a tuned generator
+Model: TypeAlias = "BaseAlgorithm | TunedGenerator"
 
 
 class Trainer:
@@ -78,7 +85,7 @@ class Trainer:
     """Its own top-level recipe section (``finetune`` for GRPO), or ``""`` for none."""
 
     # ---------------------------------------------------------------- recipe
-    def parse_section(self, raw: Any) -> Any:
+    def parse_section(self, raw: object) -> object | None:
         """Validate the trainer's own recipe section (``None`` when absent) into a typed dataclass
         (or ``None``); raises :class:`rlcreate.recipe.RecipeError` naming the field."""
         return None
@@ -100,12 +107,13 @@ class Trainer:
         raise NotImplementedError
 
     def train(self, asm: Assembly, run_dir: Path, resume: bool = False, overwrite: bool = False,
-              progress_bar: bool = True) -> Any:
+              progress_bar: bool = True) -> Model | None:
         """Train into ``run_dir`` (the layout above; ``resume``: from its latest checkpoint) and return
-        the trained model. Everything checkable fails before ``run_dir`` is written."""
+        the trained model (``None`` in the helper processes of a multi-process run, which write
+        nothing). Everything checkable fails before ``run_dir`` is written."""
         raise NotImplementedError
 
-    def load(self, asm: Assembly, folder: Path) -> Any:
+    def load(self, asm: Assembly, folder: Path) -> Model:
         """The model saved in ``folder`` (``RUN/model/`` or ``RUN/checkpoints/step_<N>/``)."""
         raise NotImplementedError
 

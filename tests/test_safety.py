@@ -152,7 +152,7 @@ def test_legacy_reward_state_pkl_is_ignored(run, tmp_path):
     (bad / "reward_state.pkl").write_bytes(_payload_bytes(sentinel))
     (bad / "checkpoints" / "reward_state_128.pkl").write_bytes(_payload_bytes(sentinel))
     _, model = restore(bad)
-    assert "final policy" in model.rlcreate_source
+    assert "final model (model/" in model.rlcreate_source
     assert not sentinel.exists()
 
 

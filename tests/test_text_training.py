@@ -311,8 +311,9 @@ def test_grpo_refuses_to_overwrite_a_run_and_a_domain_without_a_causal_lm(grpo_r
     levels.write_text("env: {id: rlcreate/MarioLatent-v0}\ntrainer: {algo: grpo}\n")
     assert main(["check", str(levels)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: trainer.algo = 'grpo': the trl trainer makes a generator") and \
-        "writing samples from a trained generator" in err and err.count("\n") == 1
+    assert err.startswith("error: env.id = 'rlcreate/MarioLatent-v0' with trainer.algo = 'grpo': the 'levels' domain "
+                          "cannot finish a run") and \
+        "generate from a trained generator (it writes samples from a policy)" in err and err.count("\n") == 1
 
 
 @pytest.mark.parametrize("section, match", [

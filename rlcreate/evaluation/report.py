@@ -80,9 +80,9 @@ def load_run(run: str | Path) -> dict:
         found = latest_checkpoint(run)
         d["policy_source"] = found[1] if found else None
         if found is None:
-            d["missing"].append("model/ (final policy) and checkpoints/: no policy was saved")
+            d["missing"].append("model/ (final model) and checkpoints/: no model was saved")
         elif not found[0].name == "model":
-            d["missing"].append(f"model/ (final policy: training did not finish; using the {found[1]})")
+            d["missing"].append(f"model/ (final model: training did not finish; using the {found[1]})")
     sample_dir = run / "eval_samples" if (run / "eval_samples").is_dir() else run / "samples"
     d["sample_dir"] = sample_dir
     d["domain"] = _domain(d["config"])

@@ -15,12 +15,20 @@ from stable_baselines3.common.vec_env import VecMonitor
 
 from rlcreate.assemble import Assembly, dry_run
 from rlcreate.recipe import Recipe
-from rlcreate.trainers import Trainer
 from rlcreate.sb3.algo import ALGOS, algo_class, build_algo, check_rollout_size, make_algo, validate_hyper
 from rlcreate.sb3.io import POLICY_FILES, load_policy_folder, save_checkpoint
 from rlcreate.sb3.kl_control import validate_kl_control
-from rlcreate.sb3.trainer import (CheckpointWithRewardState, RewardTermsLogger, export_sb3_zip, load_model,
-                                        load_policy, train_recipe, trainer_extra, training_callbacks)
+from rlcreate.sb3.trainer import (
+    CheckpointWithRewardState,
+    RewardTermsLogger,
+    export_sb3_zip,
+    load_model,
+    load_policy,
+    train_recipe,
+    trainer_extra,
+    training_callbacks,
+)
+from rlcreate.trainers import Trainer
 
 __all__ = ["SB3Trainer", "TRAINER", "make_algo", "build_algo", "algo_class", "validate_hyper", "check_rollout_size",
            "train_recipe", "training_callbacks", "trainer_extra", "RewardTermsLogger", "CheckpointWithRewardState",

@@ -23,9 +23,8 @@ import torch
 from gymnasium import spaces
 from safetensors.torch import save_file
 
-from rlcreate.train.checkpoint import (FORMAT, StateFormatError, _load_safetensors, _read_json, atomic_folder,
-                                       save_tree)
 from rlcreate.sb3.algo import ALGOS, build_algo
+from rlcreate.train.checkpoint import FORMAT, StateFormatError, _load_safetensors, _read_json, atomic_folder, save_tree
 
 __all__ = ["POLICY_FILES", "save_checkpoint", "load_policy_folder", "restore_trainer_state", "space_to_json",
            "space_from_json"]

@@ -18,11 +18,11 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
 from rlcreate.errors import UserError
 from rlcreate.recipe import Recipe
-from rlcreate.train.checkpoint import StateFormatError, latest_checkpoint, load_reward_state, load_tree
-from rlcreate.train.runner import check_run_dir, open_run_dir
 from rlcreate.sb3.algo import algo_class, make_algo
 from rlcreate.sb3.io import POLICY_FILES, load_policy_folder, restore_trainer_state, save_checkpoint
 from rlcreate.sb3.kl_control import kl_controller_for, validate_kl_control
+from rlcreate.train.checkpoint import StateFormatError, latest_checkpoint, load_reward_state, load_tree
+from rlcreate.train.runner import check_run_dir, open_run_dir
 
 __all__ = ["RewardTermsLogger", "CheckpointWithRewardState", "train_recipe", "load_policy", "export_sb3_zip",
            "load_model", "load_reward_state_file", "trainer_extra", "training_callbacks",

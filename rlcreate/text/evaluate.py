@@ -81,9 +81,9 @@ def evaluate_text_run(run: Path, asm: Any, n: int | None = None, judges: Sequenc
             raise RunFolderError(f"{run}: no model/ and no complete checkpoints/step_*: nothing to evaluate; "
                                  "train it with `rlcreate train` (--resume continues an interrupted run)")
         asm, tuned = restore(run, asm=asm)
-        result = evaluate_finetune_run(run, tuned, n_prompts=n, lm=base_lm(asm, tuned))
-        result["flags"] = text_flags(result.pop("texts"), result["judges"])
-        return result
+        tuned_result = evaluate_finetune_run(run, tuned, n_prompts=n, lm=base_lm(asm, tuned))
+        tuned_result["flags"] = text_flags(tuned_result.pop("texts"), tuned_result["judges"])
+        return tuned_result
     names = check_text_judges(list(judges) if judges else (recipe.judges or list(DEFAULT_TEXT_JUDGES)))
     notes: list[str] = []
     if n and has_policy(run):

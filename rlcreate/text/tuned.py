@@ -12,8 +12,9 @@ model for the audit.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from rlcreate.text.baselines import write_text_samples
 from rlcreate.text.runs import resolve_prompts, score_texts, text_settings

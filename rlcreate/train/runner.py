@@ -8,11 +8,10 @@ so all of them see the same model and the same reward state.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 import inspect
 import shutil
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -101,7 +100,7 @@ def restore(run: str | Path, checkpoint: Path | None = None, asm: Assembly | Non
         label = f"checkpoint {Path(checkpoint).name}"
     model = asm.trainer.load(asm, Path(checkpoint))
     load_reward_state(checkpoint, asm.reward_set)
-    model.rlcreate_source = label
+    model.rlcreate_source = label  # type: ignore[union-attr]  # SB3 models get the line as a new attribute
     return asm, model
 
 

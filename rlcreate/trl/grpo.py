@@ -54,9 +54,10 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from datasets import Dataset
@@ -71,8 +72,14 @@ from rlcreate.assemble import Assembly
 from rlcreate.recipe import Recipe, RecipeError
 from rlcreate.rewards.trl_adapter import trl_reward_funcs, trl_reward_weights
 from rlcreate.text.evaluate import shared_lm
-from rlcreate.text.loading import (LoadedLM, ModelNotFoundError, PromptError, format_prompts, is_chat_tokenizer,
-                                   load_causal_lm)
+from rlcreate.text.loading import (
+    LoadedLM,
+    ModelNotFoundError,
+    PromptError,
+    format_prompts,
+    is_chat_tokenizer,
+    load_causal_lm,
+)
 from rlcreate.text.runs import resolve_prompts, score_texts, text_settings
 from rlcreate.text.stepping import LMStepper
 from rlcreate.train.checkpoint import atomic_folder, latest_checkpoint, load_reward_state, save_tree
@@ -341,7 +348,7 @@ class GRPOTrainerPlugin(Trainer):
         checkpoint = found[0] if found is not None and found[0].name != "model" else None
         rank, world = process_rank()
         main = rank == 0
-        if checkpoint is not None:
+        if found is not None and checkpoint is not None:
             load_reward_state(checkpoint, asm.reward_set)
             if main:
                 print(f"resuming from the {found[1]}", file=sys.stderr)
