@@ -364,6 +364,40 @@ def test_cli_finetune_is_an_alias_of_train_with_grpo(files, tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
+def test_grpo_run_killed_with_sigkill_resumes_from_its_last_checkpoint(files, tmp_path):
+    """A real `rlcreate train` GRPO process killed (SIGKILL) after its first checkpoints: only complete
+    checkpoints remain, each loads, and `train RUN --resume` continues from the newest one."""
+    import signal
+    import time
+
+    from rlcreate.assemble import assemble
+    from rlcreate.recipe import load_recipe
+    from rlcreate.train.checkpoint import list_checkpoints
+
+    recipe = grpo_recipe_file(files, tmp_path / "kill.yaml", finetune={**FINETUNE, "steps": 200}, name="kill")
+    run = tmp_path / "runs" / "kill"
+    cmd = [sys.executable, "-m", "rlcreate.cli", "train", str(recipe), "--out", str(tmp_path / "runs"), "--quiet"]
+    env = {**__import__("os").environ, "PYTHONPATH": str(REPO)}  # the recipe's reward lives in tests/
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600
+    while len(list_checkpoints(run)) < 2 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    steps = [s for s, _ in list_checkpoints(run)]
+    assert len(steps) >= 2 and steps == list(range(1, steps[-1] + 1)) and not (run / "model").exists()
+    asm = assemble(load_recipe(run / "config.yaml"))
+    for _, folder in list_checkpoints(run):  # every checkpoint left behind is whole
+        assert asm.trainer.load(asm, folder).model is not None
+    last = steps[-1]
+    res = subprocess.run(cmd[:4] + [str(run), "--resume", "--steps", str(last + 2), "--quiet"], cwd=tmp_path,
+                         env=env, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert f"resuming from the latest checkpoint (checkpoints/step_{last:09d}" in res.stderr
+    assert json.loads((run / "model" / "trainer_state.json").read_text())["num_timesteps"] == last + 2
+
+
 # ------------------------------------------------------------------------ real SmolLM2 (slow)
 
 @pytest.mark.slow
