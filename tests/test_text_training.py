@@ -352,15 +352,18 @@ def test_grpo_prompts_and_lora_targets_fail_in_check_before_writing(files, tmp_p
     assert not (tmp_path / "run").exists()
 
 
-def test_cli_finetune_is_an_alias_of_train_with_grpo(files, tmp_path):
+def test_cli_finetune_is_an_alias_of_train_with_grpo(files, tmp_path, capsys):
+    from rlcreate.cli import main
+
     path = tmp_path / "bad.yaml"
     data = recipe_dict(files, finetune={"steps": 0})
     data["trainer"] = {"algo": "maskable_ppo"}  # the alias runs the recipe with trainer.algo: grpo
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
-    res = subprocess.run([sys.executable, "-m", "rlcreate.cli", "finetune", str(path), "--out",
-                          str(tmp_path / "runs"), "--quiet"], capture_output=True, text=True, cwd=tmp_path)
-    assert res.returncode == 2, res.stderr
-    assert "error: finetune.steps = 0: must be an integer >= 1" in res.stderr
+    assert main(["finetune", str(path), "--out", str(tmp_path / "runs"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: finetune.steps = 0: must be an integer >= 1\n"
+    assert main(["train", str(path), "--out", str(tmp_path / "runs"), "--quiet"]) == 2  # train keeps the algo
+    assert "finetune: holds the settings of another trainer" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
 
 

@@ -1,9 +1,10 @@
 """Text runs: steer a frozen causal LM with (Maskable)PPO over ``rlcreate/TextTokens-v0``.
 
-``rlcreate train RECIPE.yaml`` on a TextTokens recipe writes the same run folder as level runs (see
-:mod:`rlcreate.sb3`) and ends, through the text domain, by writing ``samples/``: steered texts
+``rlcreate train RECIPE.yaml`` on a TextTokens recipe writes the same run folder as every run (see
+:mod:`rlcreate.trainers`) and ends, through the text domain, by writing ``samples/``: steered texts
 on the HELD-OUT prompts next to plain samples of the same LM for the same prompts
-(:func:`compare_with_plain`). ``rlcreate generate RUN --n N`` writes the same comparison.
+(:func:`compare_with_plain`). ``rlcreate generate RUN --n N`` writes the same comparison. (A
+recipe whose trainer fine-tunes the LM itself writes tuned-vs-base texts: :mod:`rlcreate.text.tuned`.)
 
 The comparison (:func:`compare_with_plain`) holds three groups of texts, one per prompt draw:
 

@@ -69,9 +69,9 @@ from transformers.trainer_callback import PrinterCallback
 from trl import GRPOConfig, GRPOTrainer
 
 from rlcreate.assemble import Assembly
+from rlcreate.domains import domain_of
 from rlcreate.recipe import Recipe, RecipeError
 from rlcreate.rewards.trl_adapter import trl_reward_funcs, trl_reward_weights
-from rlcreate.text.evaluate import shared_lm
 from rlcreate.text.loading import (
     LoadedLM,
     ModelNotFoundError,
@@ -265,13 +265,6 @@ def _load_lm(name: str) -> LoadedLM:
         raise ModelNotFoundError(f"finetune.model = {name!r}: {err}") from None
 
 
-def _base_lm(asm: Assembly, s: GRPOSettings) -> LoadedLM:
-    """The frozen base LM: the domain's shared LM when it is the one fine-tuned, else loaded."""
-    if s.model == text_settings(asm.recipe)["lm"]:
-        return LoadedLM(*shared_lm(asm))
-    return _load_lm(s.model)
-
-
 def _prepare(asm: Assembly, s: GRPOSettings) -> tuple[LoadedLM, list[str], list[str]]:
     """A fresh copy of the LM to fine-tune and the train / eval prompts, all checked (prompts fit the
     tokenizer, LoRA targets exist) before anything is written."""
@@ -310,7 +303,8 @@ class GRPOTrainerPlugin(Trainer):
         if recipe.trainer.hyper or recipe.trainer.kl_target is not None:
             raise RecipeError("trainer.hyper / trainer.kl_target are SB3 settings; with trainer.algo: grpo set "
                               "the GRPO settings in the finetune: section (learning_rate, beta, ...)")
-        grpo_settings(recipe)  # env.kwargs hold what GRPO reads (model, prompts, lengths)
+        if "generator" in domain_of(recipe.env_id).generates_from:  # else `check` says the domain cannot
+            grpo_settings(recipe)  # env.kwargs hold what GRPO reads (model, prompts, lengths)
 
     def budget(self, recipe: Recipe) -> int:
         return int((recipe.settings or FinetuneSection()).steps)
