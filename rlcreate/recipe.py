@@ -144,7 +144,8 @@ class Recipe:
     """Judges `rlcreate eval` runs by default (default: the domain's)."""
     source: str = "<recipe>"
     settings: Any = None
-    """The trainer's own section as its typed dataclass (GRPO: finetune:), None for trainers without one."""
+    """Not a YAML key: the trainer's own top-level section parsed into its dataclass (GRPO: finetune:,
+    see FinetuneSection); None for trainers without one."""
 
     @property
     def env_id(self) -> str:

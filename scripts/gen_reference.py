@@ -138,11 +138,18 @@ def find_sections() -> list[SectionDoc]:
 
 
 def _top_keys() -> list[str]:
-    """``TOP_KEYS`` of rlcreate/recipe.py (the keys a recipe may have), if it defines them."""
+    """``TOP_KEYS`` of rlcreate/recipe.py (the keys a recipe may have), if it defines them, plus the
+    built-in trainers' own sections (``BuiltinTrainer(..., section)`` in rlcreate/trainers.py)."""
+    keys: set[str] = set()
     for node in ast.parse((ROOT / "rlcreate/recipe.py").read_text(encoding="utf-8")).body:
         if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "TOP_KEYS" for t in node.targets):
-            return sorted(ast.literal_eval(node.value))
-    return []
+            keys |= set(ast.literal_eval(node.value))
+    trainers = ROOT / "rlcreate/trainers.py"
+    if trainers.is_file():
+        for node in ast.walk(ast.parse(trainers.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "BuiltinTrainer" and len(node.args) > 2:
+                keys.add(ast.literal_eval(node.args[2]))
+    return sorted(k for k in keys if k)
 
 
 def yaml_paths(sections: list[SectionDoc]) -> dict[str, str]:
@@ -151,25 +158,31 @@ def yaml_paths(sections: list[SectionDoc]) -> dict[str, str]:
     ``<Key>Section`` and ``key`` is a top-level recipe key."""
     by_name = {s.name: s for s in sections}
     paths: dict[str, str] = {ROOT_SECTION: ""} if ROOT_SECTION in by_name else {}
-    todo = list(paths)
-    while todo:
-        parent = by_name[todo.pop(0)]
-        for fname, ann in parent.annotations.items():
-            for node in ast.walk(ann):
-                if isinstance(node, ast.Name) and node.id in by_name and node.id not in paths:
-                    text = ast.unparse(ann)
-                    key = f"{paths[parent.name]}.{fname}".lstrip(".")
-                    if text.startswith("dict["):
-                        key += ".<name>"
-                    elif text.startswith("list["):
-                        key += "[i]"
-                    paths[node.id] = key
-                    todo.append(node.id)
+
+    def walk(todo: list[str]) -> None:  # follow the field types down from the sections in todo
+        while todo:
+            parent = by_name[todo.pop(0)]
+            for fname, ann in parent.annotations.items():
+                for node in ast.walk(ann):
+                    if isinstance(node, ast.Name) and node.id in by_name and node.id not in paths:
+                        text = ast.unparse(ann)
+                        key = f"{paths[parent.name]}.{fname}".lstrip(".")
+                        if text.startswith("dict["):
+                            key += ".<name>"
+                        elif text.startswith("list["):
+                            key += "[i]"
+                        paths[node.id] = key
+                        todo.append(node.id)
+
+    walk(list(paths))
     keys = set(_top_keys())
+    guessed = []
     for s in sections:
         guess = s.name.removesuffix("Section").lower()
         if s.name not in paths and guess in keys:
             paths[s.name] = guess
+            guessed.append(s.name)
+    walk(guessed)
     return paths
 
 
