@@ -81,7 +81,14 @@ def test_ast_reader_agrees_with_the_recipe_dataclasses(gen):
                 assert eval(doc_field.default) == f.default_factory(), (name, f.name)
             else:
                 assert doc_field.default is None, (name, f.name)
-    assert read["TrainerSection"].fields[1].doc == "Environment steps to train for."
+    assert read["TrainerSection"].fields[1].doc.startswith("Environment steps to train for (SB3;")
+    import rlcreate.trl.grpo as grpo  # a trainer's own section, found by its *Section name
+
+    found = {s.name: s for s in gen.read_sections(ROOT / "rlcreate" / "trl" / "grpo.py", only_sections=True)}
+    assert set(found) == {"FinetuneSection", "LoraSection"}
+    for name, section in found.items():
+        assert [f.name for f in section.fields] == [f.name for f in dataclasses.fields(getattr(grpo, name))], name
+    assert gen.yaml_paths(list(found.values()) + list(read.values()))["LoraSection"] == "finetune.lora"
 
 
 def test_a_section_in_another_module_is_found_and_placed(gen, tmp_path):
