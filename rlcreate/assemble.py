@@ -7,12 +7,12 @@ Every command (check, train, generate, demo, baseline, eval, audit) builds its e
 
 from __future__ import annotations
 
+import copy
 import inspect
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
-
-import copy
+from typing import Any
 
 import numpy as np
 

@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import importlib
 import sys
-from pathlib import Path
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple, TypeAlias, TypedDict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias, TypedDict
 
 if TYPE_CHECKING:  # types only: the layers above (assemble, recipe, SB3) are never imported here
     import argparse
 
     from stable_baselines3.common.base_class import BaseAlgorithm
     from stable_baselines3.common.vec_env import VecEnv
+
     from rlcreate.assemble import Assembly
     from rlcreate.recipe import Recipe
     from rlcreate.trainers import TunedGenerator

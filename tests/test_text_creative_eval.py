@@ -6,14 +6,20 @@ import json
 
 import numpy as np
 import pytest
-import yaml
 
-from rlcreate.text.judges import (NOVELTYBENCH_PATIENCE, bootstrap_ci, compare_conditions,
-                                             creative_metrics, evaluate_finetune_run, noveltybench_scores,
-                                             prompt_pmi, prompt_word_recall, run_text_judges, sample_k)
-from rlcreate.recipe import load_recipe
+from rlcreate.text.judges import (
+    NOVELTYBENCH_PATIENCE,
+    bootstrap_ci,
+    compare_conditions,
+    creative_metrics,
+    evaluate_finetune_run,
+    noveltybench_scores,
+    prompt_pmi,
+    prompt_word_recall,
+    run_text_judges,
+    sample_k,
+)
 from rlcreate.text.scoring import ReferenceLM
-
 from tests.tiny_lm import tiny_lm, tiny_lm_folder
 
 

@@ -177,7 +177,8 @@ def low_word_share(samples, **context):
             for t in samples]
 
 
-FINETUNE = {"steps": 2, "num_generations": 4, "save_steps": 1, "learning_rate": 0.01, "lora": {"target_modules": ["c_attn"]}}
+FINETUNE = {"steps": 2, "num_generations": 4, "save_steps": 1, "learning_rate": 0.01,
+            "lora": {"target_modules": ["c_attn"]}}
 GRPO_REWARDS = {"low": {"reward": "tests.test_text_training:low_word_share", "weight": 2.0},
                 "distinct": {"reward": "distinct_n"}}
 
@@ -260,7 +261,8 @@ def test_grpo_trains_through_train_into_the_common_run_layout(grpo_run, files):
     assert any(t.endswith("clip_ratio/region_mean") for t in tags)  # TRL's PPO clip statistics
 
     saved = load_recipe(run / "config.yaml")  # the saved config reproduces the run
-    assert saved.trainer.algo == "grpo" and saved.settings.steps == 3 and saved.settings.lora.target_modules == ["c_attn"]
+    assert saved.trainer.algo == "grpo" and saved.settings.steps == 3
+    assert saved.settings.lora.target_modules == ["c_attn"]
 
 
 def test_grpo_samples_are_tuned_next_to_base_scored_by_the_recipe_rewards(grpo_run):
