@@ -53,15 +53,31 @@ class CoreVectorEnv(gym.vector.VectorEnv):
         self.action_space = batch_space(core.action_space, self.num_envs)
         self._autoreset = np.zeros(self.num_envs, bool)
         self._started = False
+        self._rows_rng: _RowGenerators | None = None
 
     def reset(self, *, seed: int | Sequence[int | None] | None = None, options: dict | None = None):
-        if isinstance(seed, (list, tuple)):  # per-env seeds (SyncVectorEnv style): one generator
-            seed = seed[0]                    # draws every row here, so the first seed fixes them all
-        super().reset(seed=seed, options=options)
-        obs = self.core.reset(self.np_random)
+        """``seed``: one int seeds every draw; a list of ``num_envs`` seeds (Gymnasium's per-env
+        convention) gives row ``i`` its own generator, so its episodes depend on ``seed[i]`` alone."""
+        if isinstance(seed, (list, tuple, np.ndarray)):
+            seeds = list(seed)
+            if len(seeds) != self.num_envs:
+                raise ValueError(f"reset(seed=[...]) got {len(seeds)} seeds for {self.num_envs} envs; pass one "
+                                 "per env, or a single int")
+            super().reset(seed=seeds[0], options=options)
+            self._rows_rng = _RowGenerators([np.random.default_rng(s) for s in seeds])
+        else:
+            super().reset(seed=seed, options=options)
+            self._rows_rng = None
+        obs = self.core.reset(self._rng_for())
         self._autoreset[:] = False
         self._started = True
         return obs, self._with_masks({})
+
+    def _rng_for(self, rows: np.ndarray | None = None) -> Any:
+        """The generator a core draws rows from: ``np_random``, or the rows' own after per-env seeds."""
+        if self._rows_rng is None:
+            return self.np_random
+        return self._rows_rng if rows is None else _RowGenerators([self._rows_rng.gens[r] for r in rows])
 
     def step(self, actions):
         if not self._started:
@@ -70,7 +86,7 @@ class CoreVectorEnv(gym.vector.VectorEnv):
         resetting = self._autoreset.copy()
         zeros = np.zeros(n, bool)
         if resetting.all():  # every row ended last step (lockstep cores): a plain reset, no step
-            obs = self.core.reset(self.np_random)
+            obs = self.core.reset(self._rng_for())
             rewards, terminated, truncated, row_infos = np.zeros(n), zeros, zeros.copy(), [{}] * n
         else:
             actions = self._legal_for_resetting_rows(np.array(actions), resetting)
@@ -80,7 +96,7 @@ class CoreVectorEnv(gym.vector.VectorEnv):
             rewards, terminated = np.asarray(rewards, np.float64), np.asarray(terminated, bool).copy()
             if resetting.any():  # rows that ended last step start their next episode now
                 rows = np.flatnonzero(resetting)
-                obs = self.core.reset(self.np_random, rows)
+                obs = self.core.reset(self._rng_for(rows), rows)
                 rewards[rows], terminated[rows], truncated[rows] = 0.0, False, False
                 row_infos = [{} if r else info for r, info in zip(resetting, row_infos)]
         self._autoreset = terminated | truncated
@@ -124,6 +140,34 @@ class CoreVectorEnv(gym.vector.VectorEnv):
 
     def set_attr(self, name: str, values: Any) -> None:
         setattr(self.core, name, values)
+
+
+class _RowGenerators:
+    """One ``numpy`` generator per row behind the ``Generator`` methods cores call: a draw of
+    ``size = number of rows`` takes row ``i``'s value from generator ``i`` (per-env seeds)."""
+
+    def __init__(self, gens: list[np.random.Generator]):
+        self.gens = gens
+
+    def _rows(self, method: str, size: Any, *args: Any, **kwargs: Any) -> np.ndarray:
+        shape = (size,) if np.ndim(size) == 0 else tuple(size)
+        if size is None or shape[0] != len(self.gens):
+            raise ValueError(f"per-env seeds: a core drew {size} values for {len(self.gens)} rows; it must draw "
+                             "one value (or one row of values) per row")
+        rest = shape[1:] or None
+        return np.stack([getattr(g, method)(*args, size=rest, **kwargs) for g in self.gens])
+
+    def uniform(self, low: Any = 0.0, high: Any = 1.0, size: Any = None) -> np.ndarray:
+        return self._rows("uniform", size, low, high)
+
+    def integers(self, low: Any, high: Any = None, size: Any = None, **kwargs: Any) -> np.ndarray:
+        return self._rows("integers", size, low, high, **kwargs)
+
+    def normal(self, loc: Any = 0.0, scale: Any = 1.0, size: Any = None) -> np.ndarray:
+        return self._rows("normal", size, loc, scale)
+
+    def random(self, size: Any = None, **kwargs: Any) -> np.ndarray:
+        return self._rows("random", size, **kwargs)
 
 
 def make_vector_env(batched: str, num_envs: int = 1, **kwargs: Any) -> CoreVectorEnv:

@@ -227,7 +227,9 @@ class NoveltyArchive:
         self.threshold = None if np.isnan(thr) else thr
         self._inserted_total = int(state["inserted_total"])
         self._window_evals, self._window_added = int(state["window_evals"]), int(state["window_added"])
-        self._rng.bit_generator.state = json.loads(str(state["rng"]))
+        from rlcreate.safe_io import loads_json
+
+        self._rng.bit_generator.state = loads_json(str(state["rng"]), "novelty archive rng")
 
     def _settings(self) -> dict:
         return dict(k=self.k, metric=self.metric, capacity=self.capacity, insertion=self.insertion,
@@ -249,8 +251,11 @@ class NoveltyArchive:
     @classmethod
     def load(cls, path: str | Path) -> "NoveltyArchive":
         """Rebuild an archive written by :meth:`save`."""
+        from rlcreate.safe_io import check_npz, loads_json
+
+        check_npz(path)  # declared array sizes checked before numpy allocates
         with np.load(path, allow_pickle=False) as data:
-            settings = json.loads(str(data["settings"]))
+            settings = loads_json(str(data["settings"]), f"{path}: settings")
             ref = data["reference"]
             obj = cls(ref if ref.size else None, **settings)
             obj.load_state_dict({key: data[key] for key in data.files

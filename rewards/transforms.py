@@ -69,7 +69,12 @@ class RunningNorm(Transform):
     (NaNs are ignored). Range: [-clip, clip]. Makes terms of different scales comparable."""
 
     def __init__(self, clip: float = 5.0, eps: float = 1e-8, update: bool = True):
-        self.clip, self.eps, self.update = float(clip), float(eps), update
+        self.clip, self.eps = _finite("normalize.clip", clip), _finite("normalize.eps", eps)
+        if self.clip <= 0 or self.eps <= 0:
+            raise RecipeValueError(f"normalize = {{clip: {clip}, eps: {eps}}}: clip and eps must be > 0")
+        if not isinstance(update, bool):
+            raise RecipeValueError(f"normalize.update = {update!r}: write true or false")
+        self.update = update
         self.reset()
 
     def reset(self) -> None:
@@ -177,7 +182,9 @@ def make_transform(spec: Any, field: str = "transform") -> Transform | None:
         if args is True or args is None:
             return cls()
         return cls(**args)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, RecipeValueError):
+            raise RecipeValueError(f"{field}: {exc}") from None
         raise RecipeValueError(f"{field}.{kind} = {args!r}: {exc}") from None
 
 
@@ -228,5 +235,8 @@ def make_weight(spec: Any, field: str = "weight") -> Schedule:
         unknown = set(args) - known
         if unknown:
             raise RecipeValueError(f"{field}: unknown schedule keys {sorted(unknown)}; known: {sorted(known)}")
+        if "start" not in spec:  # {} or a schedule without its start value is a typo, not weight 1
+            raise RecipeValueError(f"{field} = {spec!r}: a schedule needs at least start, e.g. "
+                                   "{schedule: linear, start: 0.0, end: 1.0}; or write a number")
         return Schedule(kind, field=field, **args)
     return Schedule("constant", start=_finite(field, spec), field=field)

@@ -20,11 +20,15 @@ from __future__ import annotations
 
 import argparse
 import copy
+import math
 import sys
+from contextlib import ExitStack, nullcontext
 from pathlib import Path
 
 from rlcreate.errors import UserError
 from rlcreate.recipe import load_recipe
+from rlcreate.runbox import (GENERATED_MARKER, check_replaceable, describe_os_error, name_arg, out_arg,
+                             refuse_links, replace_folder, run_lock, write_text)
 from rlcreate.trainers import trainer_for
 from rlcreate.validate import int_arg
 
@@ -39,21 +43,17 @@ def _parse_targets(text: str | None) -> dict[str, float]:
     out = {}
     for part in text.split(","):
         name, sep, value = part.partition("=")
+        if not sep:
+            raise UserError(f"--targets {text!r}: {part!r} has no '='; write e.g. enemies=2")
         try:
-            out[name.strip()] = float(value)
+            number = float(value)
         except ValueError:
             raise UserError(f"--targets {text!r}: write name=value pairs separated by commas, "
                             "e.g. --targets enemies=2,gaps=1") from None
-        if not sep:
-            raise UserError(f"--targets {text!r}: {part!r} has no '='; write e.g. enemies=2")
+        if not math.isfinite(number) or number < 0:
+            raise UserError(f"--targets {name.strip()}={value.strip()}: a target must be a finite number >= 0")
+        out[name.strip()] = number
     return out
-
-
-def _run_name(text: str) -> str:
-    """argparse type: a run folder name (letters, digits, '-', '_', '.'; no path separators)."""
-    if not text or text.startswith(".") or not text.replace("-", "").replace("_", "").replace(".", "").isalnum():
-        raise argparse.ArgumentTypeError(f"{text!r}: use letters, digits, '-', '_' or '.' (not starting with '.')")
-    return text
 
 
 def cmd_train(args) -> int:
@@ -64,19 +64,27 @@ def cmd_train(args) -> int:
     if given.is_dir() and (given / "config.yaml").is_file():  # `train RUN --resume`
         if not args.resume:
             raise UserError(f"{args.recipe!r} is a run folder; pass --resume to continue it, or give a recipe file")
-        run_dir, recipe = given, load_recipe(given / "config.yaml", algo)
+        run_dir = given
     else:
         recipe = load_recipe(args.recipe, algo)
         run_dir = Path(args.out) / (args.name or recipe.name)
-        if args.resume and (run_dir / "config.yaml").is_file():
+    # one writer per run folder (the main process of a multi-process launch holds the lock; helper
+    # ranks only train); the checks below then see a folder no other command is changing
+    with run_lock(run_dir, "train") if process_is_main() else nullcontext():
+        if run_dir.is_dir():
+            refuse_links(run_dir)
+        if run_dir == given:
+            recipe = load_recipe(given / "config.yaml", algo)
+        elif args.resume and (run_dir / "config.yaml").is_file():
             saved = load_recipe(run_dir / "config.yaml")
             if _comparable(saved) != _comparable(recipe):
                 raise UserError(f"--resume: {args.recipe} differs from the recipe {run_dir}/config.yaml was trained "
                                 f"with; resume with `rlcreate train {run_dir} --resume`, or train a new --name")
             recipe = saved
-    if args.steps:
-        trainer_for(recipe.trainer.algo).set_budget(recipe, args.steps)
-    summary = train_run(recipe, run_dir, progress_bar=not args.quiet, resume=args.resume, overwrite=args.overwrite)
+        if args.steps:
+            trainer_for(recipe.trainer.algo).set_budget(recipe, args.steps)
+        summary = train_run(recipe, run_dir, progress_bar=not args.quiet, resume=args.resume,
+                            overwrite=args.overwrite)
     if summary or process_is_main():
         print(f"run written to {run_dir}")
         _print_means(summary)
@@ -98,12 +106,24 @@ def _comparable(recipe) -> dict:
 
 
 def cmd_generate(args) -> int:
-    from rlcreate.train.runner import restore
+    from rlcreate.train.runner import read_run_recipe, restore
 
-    asm, model = restore(args.run)
-    out = Path(args.out) if args.out else Path(args.run) / "generated"
-    print(f"policy: {model.rlcreate_source}")
-    summary = asm.domain.generate(model, asm, args.n, out, targets=_parse_targets(args.targets), seed=args.seed)
+    run = Path(args.run)
+    read_run_recipe(run)  # a run folder (config.yaml) before anything else
+    out = Path(args.out) if args.out else run / "generated"
+    targets = _parse_targets(args.targets)
+    check_replaceable(out)  # never replaces a folder generate did not write (a run, someone's files)
+    with ExitStack() as stack:
+        stack.enter_context(run_lock(run, "generate"))
+        if run.resolve() not in out.resolve().parents:  # an --out elsewhere gets its own lock
+            stack.enter_context(run_lock(out, "generate"))
+        refuse_links(run)
+        check_replaceable(out)
+        asm, model = restore(run)
+        print(f"policy: {model.rlcreate_source}")
+        with replace_folder(out) as tmp:  # older samples are replaced as a whole, never mixed
+            summary = asm.domain.generate(model, asm, args.n, tmp, targets=targets, seed=args.seed)
+            write_text(tmp / GENERATED_MARKER, "written by rlcreate generate; replaced as a whole by the next one\n")
     print(f"{args.n} samples written to {out}")
     _print_means(summary)
     return 0
@@ -147,8 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
             ("finetune", "alias of train with trainer.algo: grpo (TRL GRPO + LoRA on the LM itself)", "grpo")):
         t = sub.add_parser(command, help=helptext)
         t.add_argument("recipe", help="recipe YAML (or, with --resume, a run folder)")
-        t.add_argument("--out", default="runs")
-        t.add_argument("--name", type=_run_name, default=None, help="run folder name (default: the recipe's name)")
+        t.add_argument("--out", type=out_arg, default="runs")
+        t.add_argument("--name", type=name_arg, default=None, help="run folder name (default: the recipe's name)")
         t.add_argument("--steps", "--timesteps", dest="steps", type=int_arg(1, 10**10), default=None,
                        help="override the training budget: trainer.total_timesteps (SB3, env steps) or "
                             "finetune.steps (GRPO, optimiser steps)")
@@ -162,7 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("run")
     g.add_argument("--n", type=int_arg(1, 100000), default=8)
     g.add_argument("--targets", default=None, help="fixed control targets, e.g. enemies=2,gaps=1")
-    g.add_argument("--out", default=None)
+    g.add_argument("--out", type=out_arg, default=None,
+                   help="folder for the samples (default RUN/generated); an earlier generate's output is replaced")
     g.add_argument("--seed", type=int_arg(0, 2**32 - 1), default=None)
     g.set_defaults(fn=cmd_generate)
 
@@ -197,6 +218,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        return EXIT_USER_ERROR
+    except OSError as exc:  # disk full, permissions, a name too long: one line, what was saved stays saved
+        if args.debug:
+            raise
+        print(f"error: {describe_os_error(exc)}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("interrupted; files written so far are kept", file=sys.stderr)

@@ -39,9 +39,12 @@ from rlcreate.errors import UserError
 from rlcreate.rewards.compose import RewardSet, Term
 from rlcreate.rewards.registry import get_reward
 from rlcreate.rewards.transforms import RecipeValueError, make_transform, make_weight
+from rlcreate.errors import UserError
+from rlcreate.runbox import check_name
+from rlcreate.safe_io import load_yaml
 from rlcreate.trainers import section_algo, trainer_for
 from rlcreate.trainers import sections as trainer_sections
-from rlcreate.validate import check_choice, check_int, check_keys, check_number, fail
+from rlcreate.validate import check_choice, check_device, check_int, check_keys, check_number, fail
 
 __all__ = ["Recipe", "RecipeError", "EnvSection", "TermSection", "TrainerSection", "load_recipe",
            "parse_recipe", "build_reward_set", "checkpoint_every"]
@@ -169,10 +172,9 @@ class Recipe:
 
     def dump(self, path: str | Path) -> None:
         """Write the resolved recipe atomically (a kill never leaves half a config.yaml)."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False), encoding="utf-8")
-        tmp.replace(path)
+        from rlcreate.runbox import write_text
+
+        write_text(Path(path), yaml.safe_dump(self.to_dict(), sort_keys=False))  # exclusive temp file + rename
 
     def with_targets(self, fixed: dict[str, float]) -> Recipe:
         """A copy whose targets named in ``fixed`` are pinned to one value each."""
@@ -191,14 +193,7 @@ def load_recipe(path: str | Path, algo: str | None = None) -> Recipe:
     if not path.is_file():
         raise RecipeError(f"recipe file {str(path)!r} does not exist; pass a YAML file such as "
                           "rlcreate/recipes/mario_latent.yaml (the shipped recipes live there)")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
-    except UnicodeDecodeError:
-        raise RecipeError(f"{path}: not UTF-8 text; save the recipe as UTF-8") from None
-    except yaml.YAMLError as exc:
-        raise RecipeError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
-    except OSError as exc:
-        raise RecipeError(f"{path}: cannot read it ({exc.strerror}); pass a readable YAML file") from None
+    data = load_yaml(path, "recipe")  # size, alias, depth and duplicate-key budgets (rlcreate.safe_io)
     if algo is not None and isinstance(data, dict):
         trainer = data.get("trainer")
         data = {**data, "trainer": {**(trainer if isinstance(trainer, dict) else {}), "algo": algo}}
@@ -229,9 +224,10 @@ def parse_recipe(data: Any, source: str = "<recipe>") -> Recipe:
     owned = trainer_sections()  # section -> trainer name
     check_keys(source, data, TOP_KEYS | set(owned), RecipeError)
     name = data.get("name") or (Path(source).stem if source != "<recipe>" else "run")
-    if not isinstance(name, str) or not name.replace("-", "").replace("_", "").replace(".", "").isalnum() \
-            or name.startswith("."):
-        raise fail("name", name, "use letters, digits, '-', '_' or '.' (it names the run folder)", RecipeError)
+    try:
+        check_name("name", name)  # the run folder's name: one plain path component (rlcreate.runbox)
+    except UserError as exc:
+        raise RecipeError(str(exc)) from None
     seed = check_int("seed", data.get("seed", 0), 0, 2**32 - 1, RecipeError)
 
     env_raw = {"id": data["env"]} if isinstance(data.get("env"), str) else data.get("env")
@@ -270,6 +266,9 @@ def parse_recipe(data: Any, source: str = "<recipe>") -> Recipe:
     trainer.checkpoint_every = checkpoint_every(trainer.checkpoint_every)
     if not isinstance(trainer.device, str):
         raise fail("trainer.device", trainer.device, "write a torch device name such as cpu", RecipeError)
+    # the name must parse here; that the device exists is checked where it is used (check, train),
+    # so a run trained on a GPU can still be read on a CPU-only machine
+    check_device("trainer.device", trainer.device, available=False, error=RecipeError)
     if trainer.kl_target is not None:
         check_number("trainer.kl_target", trainer.kl_target, 0.0, None, low_open=True, error=RecipeError)
     check_int("trainer.kl_horizon", trainer.kl_horizon, 1, 10**12, RecipeError)
@@ -300,9 +299,9 @@ def _term(term: str, spec: Any) -> TermSection:
 def _target(name: str, rng: Any) -> list[float]:
     ok = (isinstance(rng, (list, tuple)) and len(rng) == 2
           and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in rng)
-          and rng[0] <= rng[1])
+          and 0 <= rng[0] <= rng[1])
     if not ok:
-        raise fail(f"targets.{name}", rng, "write [low, high] with finite numbers, low <= high", RecipeError)
+        raise fail(f"targets.{name}", rng, "write [low, high] with finite numbers, 0 <= low <= high", RecipeError)
     return [float(rng[0]), float(rng[1])]
 
 

@@ -14,7 +14,7 @@ from typing import Any, Iterable
 from rlcreate.errors import UserError
 
 __all__ = ["ValidationError", "fail", "suggest", "check_choice", "check_keys", "check_int", "check_number",
-           "int_arg", "positive_float"]
+           "int_arg", "positive_float", "check_device"]
 
 
 class ValidationError(UserError):
@@ -67,6 +67,30 @@ def check_number(field: str, value: Any, low: float | None = None, high: float |
     if high is not None and value > high:
         raise fail(field, value, f"must be <= {high}", error)
     return float(value)
+
+
+def check_device(field: str, value: Any, available: bool = True, error: type[UserError] = ValidationError) -> str:
+    """A torch device name (``cpu``, ``cuda``, ``cuda:1``, ``mps``, or SB3's ``auto``); with
+    ``available``, it must also exist on this machine."""
+    import torch  # a hard dependency; imported here so that validation stays cheap to import
+
+    if value == "auto":
+        return value
+    try:
+        device = torch.device(value)
+    except (RuntimeError, TypeError, ValueError):
+        raise fail(field, value, "not a torch device; write cpu, cuda, cuda:0 or mps", error) from None
+    if available and device.type != "cpu":
+        if device.type == "cuda":
+            found = torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()
+        elif device.type == "mps":
+            found = torch.backends.mps.is_available()
+        else:
+            found = False
+        if not found:
+            raise fail(field, value, "no such device on this machine; use cpu (or a device this machine has)",
+                       error)
+    return value
 
 
 # argparse types: a bad option exits 2 with one line naming the value

@@ -24,7 +24,7 @@ GENERIC = ["rlcreate/cli.py", "rlcreate/recipe.py", "rlcreate/assemble.py", "rlc
            "envs/gym_vector.py", "rewards/base.py", "rewards/compose.py",
            "rewards/transforms.py", "rewards/registry.py", "rewards/novelty.py", "rewards/trl_adapter.py",
            "rlcreate/benchmark.py", "rlcreate/hf_cache.py", "envs/target_control.py", "envs/token_stream.py",
-           "rlcreate/scripting.py"]
+           "rlcreate/scripting.py", "rlcreate/safe_io.py", "rlcreate/runbox.py"]
 # plugins: generic layers reach them only by name through rlcreate.domains / rlcreate.trainers
 DOMAIN_PACKAGES = ("rlcreate.levels", "rlcreate.text")
 TRAINER_PACKAGES = ("rlcreate.sb3", "rlcreate.trl")

@@ -243,3 +243,44 @@ def test_call_and_get_attr_reach_the_core():
     env.reset(seed=0)
     env.call("set_progress", 0.25)  # what a trainer does for reward weight schedules
     assert env.get_attr("progress") == (0.25, 0.25, 0.25) and env.call("n_segments") == (2, 2, 2)
+
+
+def test_per_env_seeds_seed_each_row(text_lm):
+    """``reset(seed=[s0, s1, s2])``: row i depends on s_i alone (Gymnasium's per-env convention),
+    through later autoresets too."""
+    def run(seeds):
+        env = gym.make_vec("rlcreate/MarioLatent-v0", num_envs=3, n_segments=2,
+                           reward=RewardSet([Term("tiles", mean_tile)]))
+        obs, _ = env.reset(seed=seeds)
+        out = [obs]
+        for _ in range(6):  # two episodes of two segments, with a NEXT_STEP reset between
+            out.append(env.step(np.zeros((3, 32), np.float32))[0])
+        return np.stack(out)
+
+    a, b = run([1, 2, 3]), run([1, 5, 3])
+    assert np.array_equal(a[:, 0], b[:, 0]) and np.array_equal(a[:, 2], b[:, 2])
+    assert not np.array_equal(a[:, 1], b[:, 1])
+    with pytest.raises(ValueError, match="one per env"):
+        gym.make_vec("rlcreate/MarioLatent-v0", num_envs=3, n_segments=2).reset(seed=[1, 2])
+    text = gym.make_vec("rlcreate/TextTokens-v0", num_envs=2, lm=text_lm, top_k=4, max_new_tokens=3,
+                        reward=WordCount(), prompts=["a", "b", "c", "d", "e", "f", "g", "h"])
+    rows = []
+    for s in (1, 2, 3, 4, 5):
+        text.reset(seed=[4, s])
+        rows.append(list(text.core.row_prompts))
+    assert len({r[0] for r in rows}) == 1  # row 0 keeps seed 4's prompt
+    assert len({r[1] for r in rows}) > 1  # row 1 follows its own seed
+
+
+def test_sync_make_vec_loads_the_column_lm_once(monkeypatch):
+    from rlcreate.levels import envs as level_envs
+    from rlcreate.levels.generators.column_lm import ColumnLM
+
+    level_envs._load_column_lm.cache_clear()
+    loads, real = [], ColumnLM.load.__func__
+    monkeypatch.setattr(ColumnLM, "load", classmethod(lambda cls, path=None: loads.append(path) or real(cls, path)))
+    env = gym.make_vec("rlcreate/MarioTokens-v1", num_envs=4, vectorization_mode="sync", n_columns=8)
+    env.reset(seed=0)
+    assert len(loads) == 1
+    lms = {id(e.unwrapped.core.lm) for e in env.envs}
+    assert len(lms) == 1

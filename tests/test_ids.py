@@ -60,3 +60,25 @@ def test_module_form_resolves_in_spawned_processes(tmp_path):
     assert vec == "CoreVectorEnv (2, 35)"
     assert single == "LatentLevelEnv (35,)"
     assert plain.startswith("NamespaceNotFound") and "rlcreate" in plain
+
+
+SUBPROC_SCRIPT = textwrap.dedent('''
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import SubprocVecEnv
+
+    if __name__ == "__main__":
+        # the README's line: SubprocVecEnv workers are fresh processes, so the id names its module
+        venv = make_vec_env("rlcreate:rlcreate/MarioLatent-v0", n_envs=2, vec_env_cls=SubprocVecEnv,
+                            env_kwargs={"n_segments": 2})
+        print("obs", venv.reset().shape)
+        venv.close()
+''')
+
+
+@pytest.mark.slow  # starts SB3 worker processes
+def test_sb3_subproc_vec_env_with_the_module_form(tmp_path):
+    script = tmp_path / "subproc.py"
+    script.write_text(SUBPROC_SCRIPT)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "obs (2, 35)" in done.stdout

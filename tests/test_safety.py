@@ -216,3 +216,325 @@ def test_lm_prior_policy_round_trips_without_pickle(tmp_path):
         p1 = loaded.policy.get_distribution(torch.as_tensor(obs), masks).distribution.probs
     assert type(loaded.policy).__name__ == "LMPriorPolicy" and loaded.num_timesteps == model.num_timesteps
     assert torch.equal(p0, p1)
+
+
+# ------------------------------------------------------------------------------ a run folder is a closed box
+# (rlcreate.runbox): links inside a run folder are refused, never followed; names stay plain folder
+# names; one writer per run folder; a full disk is one error line and loses nothing saved.
+
+def _cli(*argv) -> tuple[int, str]:
+    import contextlib
+    import io
+
+    from rlcreate.cli import main
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            code = main([str(a) for a in argv])
+        except SystemExit as exc:  # argparse
+            code = exc.code
+    return code, err.getvalue()
+
+
+def _one_error(code: int, err: str, *words: str) -> None:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and "error:" in lines[0], (code, err[-1500:])
+    for w in words:
+        assert w in lines[0], (w, lines[0])
+
+
+def _outside(tmp_path: Path) -> tuple[Path, Path]:
+    """A file and a folder outside the run that a planted link points to."""
+    victim = tmp_path / "outside" / "victim.txt"
+    victim.parent.mkdir()
+    victim.write_text("precious")
+    folder = tmp_path / "outside" / "dir"
+    (folder / ".tmp-keep").mkdir(parents=True)
+    (folder / ".tmp-keep" / "data").write_text("precious")
+    return victim, folder
+
+
+@pytest.mark.parametrize("plant", ["samples/level_000.txt", "config.yaml", "checkpoints", "metrics.json",
+                                   "generated/level_000.txt", "samples/montage.png"])
+@pytest.mark.parametrize("command", ["resume", "generate", "eval", "report"])
+def test_links_in_a_run_folder_are_refused_and_never_followed(run, tmp_path, plant, command):
+    victim, folder = _outside(tmp_path)
+    bad = _copy(run, tmp_path)
+    link = bad / plant
+    link.parent.mkdir(exist_ok=True)
+    if link.is_dir():
+        shutil.rmtree(link)
+    elif link.exists():
+        link.unlink()
+    link.symlink_to(folder if plant == "checkpoints" else victim)
+    argv = {"resume": ["train", bad, "--resume", "--quiet"], "generate": ["generate", bad, "--n", "2"],
+            "eval": ["eval", bad, "--no-audit", "--n", "2"], "report": ["report", bad, "--out", tmp_path / "rep"]}
+    code, err = _cli(*argv[command])
+    _one_error(code, err, "symbolic link", plant.split("/")[0])
+    assert victim.read_text() == "precious" and (folder / ".tmp-keep" / "data").read_text() == "precious"
+    assert link.is_symlink()
+
+
+def test_writes_replace_a_link_instead_of_writing_through_it(tmp_path):
+    from rlcreate.runbox import atomic_target, remove, write_text
+
+    victim, folder = _outside(tmp_path)
+    link = tmp_path / "metrics.json"
+    link.symlink_to(victim)
+    write_text(link, "{}")
+    assert not link.is_symlink() and link.read_text() == "{}" and victim.read_text() == "precious"
+    link2 = tmp_path / "img.png"
+    link2.symlink_to(victim)
+    with atomic_target(link2) as tmp:
+        assert tmp.suffix == ".png" and tmp.parent == tmp_path and not tmp.is_symlink()
+        tmp.write_bytes(b"png")
+    assert link2.read_bytes() == b"png" and victim.read_text() == "precious"
+    dlink = tmp_path / "checkpoints"
+    dlink.symlink_to(folder)
+    remove(dlink)
+    assert not dlink.exists() and (folder / ".tmp-keep" / "data").read_text() == "precious"
+
+
+def test_paths_that_leave_the_run_are_refused(tmp_path):
+    from rlcreate.runbox import RunBoxError, inside
+
+    run, (_, folder) = tmp_path / "run", _outside(tmp_path)
+    run.mkdir()
+    (run / "samples").symlink_to(folder)
+    assert inside(run, "model", "policy.json") == run / "model" / "policy.json"
+    for parts, match in ((("..", "x"),), "leaves"), ((("/etc/passwd",),), "leaves"), ((("samples", "a.txt"),), "link"):
+        with pytest.raises(RunBoxError, match=match):
+            inside(run, *parts[0])
+
+
+def test_report_embeds_only_plain_files_of_the_run(run, tmp_path):
+    """A hard link to an outside file in samples/ is not copied into the report."""
+    import os
+
+    from rlcreate.evaluation.report import write_report
+
+    bad = _copy(run, tmp_path)
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(b"SECRET-BYTES")
+    first = sorted((bad / "samples").glob("level_*.png"))[0]
+    first.unlink()
+    os.link(secret, first)
+    page = write_report([bad], tmp_path / "rep")
+    copied = [p.read_bytes() for p in (page.parent / "img").glob("run0_*.png")]
+    assert copied and all(b"SECRET-BYTES" not in c for c in copied)
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["train", "{recipe}", "--name", "x" * 300, "--out", "{tmp}"], ["--name"]),
+    (["train", "{recipe}", "--name", "../../x", "--out", "{tmp}"], ["--name"]),
+    (["train", "{recipe}", "--out", "/dev/null"], ["--out", "not a folder"]),
+    (["train", "{recipe}", "--out", "{file}"], ["--out", "not a folder"]),
+    (["baseline", "{recipe}", "--method", "random", "--name", "../../x", "--out", "{tmp}"], ["--name"]),
+    (["finetune", "{recipe}", "--name", "../x"], ["--name"]),
+    (["report", "{run}", "--out", "{file}"], ["--out", "not a folder"]),
+    (["report", "{tmp}/empty"], ["not a run folder"]),
+    (["report", "/"], ["not a run folder"]),
+    (["generate", "{run}", "--out", "{run}"], ["--out", "did not write"]),
+])
+def test_names_and_output_folders_are_checked_in_every_command(run, tmp_path, argv, words):
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(yaml.safe_dump(TINY))
+    (tmp_path / "file").write_text("a file")
+    (tmp_path / "empty").mkdir()
+    bad = _copy(run, tmp_path)
+    argv = [a.format(recipe=recipe, tmp=tmp_path, file=tmp_path / "file", run=bad) for a in argv]
+    code, err = _cli(*argv)
+    lines = [line for line in err.splitlines() if "error" in line]
+    assert code == 2 and len(lines) == 1, (code, err[-1000:])
+    assert all(w in lines[0] for w in words), lines[0]
+    assert not (tmp_path.parent / "x").exists() and not (tmp_path / "x").exists()
+
+
+def test_generate_replaces_older_samples_as_a_whole(run, tmp_path):
+    bad = _copy(run, tmp_path)
+    assert _cli("generate", bad, "--n", "4", "--out", tmp_path / "gen")[0] == 0
+    assert len(list((tmp_path / "gen").glob("level_*.txt"))) == 4
+    assert _cli("generate", bad, "--n", "2", "--out", tmp_path / "gen")[0] == 0
+    assert sorted(p.name for p in (tmp_path / "gen").glob("level_*.txt")) == ["level_000.txt", "level_001.txt"]
+    assert not list(tmp_path.glob(".tmp-*")) and not list(tmp_path.glob(".old-*"))
+
+
+# ------------------------------------------------------------------------------ state files: wrong types, NaN, bombs
+
+@pytest.mark.parametrize("file,key,value,match", [
+    ("trainer_state.json", "num_timesteps", "abc", "num_timesteps"),
+    ("trainer_state.json", "num_timesteps", -100, "num_timesteps"),
+    ("trainer_state.json", "n_updates", [], "n_updates"),
+    ("trainer_state.json", "rng.numpy.pos", 1e30, "pos"),
+    ("trainer_state.json", "rng.numpy.cached_gaussian", "nan", "NaN"),
+    ("policy.json", "num_timesteps", -5, "num_timesteps"),
+    ("policy.json", "action_space.n", 10**12, "Discrete n"),
+    ("policy.json", "observation_space.shape", [10**6, 10**6], "Box shape"),
+    ("policy.json", "hyper.policy_kwargs", {"net_arch": [8192, 8192]}, "MAX_POLICY_PARAMS"),
+])
+def test_bad_numbers_in_state_files_are_one_error(run, tmp_path, file, key, value, match):
+    bad = _copy(run, tmp_path)
+    path = bad / "model" / file
+    data = json.loads(path.read_text())
+    *parents, last = key.split(".")
+    node = data
+    for k in parents:
+        node = node.setdefault(k, {})
+    if last == "n" and node.get("type") != "Discrete":
+        node.clear()
+        node.update({"type": "Discrete", "n": 4, "start": 0})
+    node[last] = value
+    path.write_text(json.dumps(data).replace('"nan"', "NaN") if value == "nan" else json.dumps(data))
+    shutil.rmtree(bad / "checkpoints")  # so resume reads model/
+    before = path.read_bytes()
+    code, err = _cli("train", bad, "--resume", "--quiet", "--timesteps", "384")
+    _one_error(code, err, match)
+    assert path.read_bytes() == before
+
+
+def test_all_nan_weights_are_refused(run, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    bad = _copy(run, tmp_path)
+    path = bad / "model" / "policy.safetensors"
+    save_file({k: v * float("nan") for k, v in load_file(str(path)).items()}, str(path))
+    _one_error(*_cli("generate", bad, "--n", "2"), "NaN")
+
+
+def test_deep_json_in_a_run_folder_is_one_error(run, tmp_path):
+    bad = _copy(run, tmp_path)
+    (bad / "model" / "policy.json").write_text("[" * 200_000 + "]" * 200_000)
+    _one_error(*_cli("generate", bad, "--n", "2"), "nested")
+
+
+# ------------------------------------------------------------------------------ wrong successes become errors
+
+@pytest.mark.parametrize("change,words", [
+    ({"targets": {"enemies": [-2, 1]}}, ["targets.enemies", "0 <= low"]),  # CLI twin: generate --targets below
+    ({"targets": {"enemies": [0, 1e308]}}, ["targets.enemies", "224"]),
+    ({"rewards": {"playability": {"weight": {}}}}, ["weight", "start"]),
+    ({"rewards": {"novelty": {"reward": "level_novelty", "transform": {"normalize": {"clip": "big"}}}}},
+     ["normalize.clip"]),
+    ({"trainer": {**TINY["trainer"], "device": "nonsense"}}, ["trainer.device", "not a torch device"]),
+    ({"trainer": {**TINY["trainer"], "device": "cuda:7"}}, ["trainer.device", "no such device"]),
+    ({"trainer": {**TINY["trainer"], "hyper": {"policy_kwargs": {"net_arch": [65536, 65536]}}}},
+     ["MAX_POLICY_PARAMS"]),
+])
+def test_check_refuses_what_used_to_pass(tmp_path, change, words):
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump({**TINY, **change}))
+    _one_error(*_cli("check", path), *words)
+
+
+@pytest.mark.parametrize("targets", ["enemies=inf", "enemies=-1", "enemies=1e308", "enemies=nan"])
+def test_generate_refuses_targets_outside_what_is_measured(run, tmp_path, targets):
+    from rlcreate.recipe import parse_recipe
+
+    bad = _copy(run, tmp_path)
+    recipe = parse_recipe({**TINY, "targets": {"enemies": [0, 2]}})
+    recipe.dump(bad / "config.yaml")
+    _one_error(*_cli("generate", bad, "--n", "2", "--targets", targets), "enemies")
+    assert not (bad / "generated").exists()
+
+
+# ------------------------------------------------------------------------------ one writer per run folder
+
+def test_a_second_writer_gets_one_error_naming_the_holder(run, tmp_path):
+    import os
+
+    from rlcreate.runbox import run_lock
+
+    bad = _copy(run, tmp_path)
+    before = {p: p.read_bytes() for p in bad.rglob("*") if p.is_file()}
+    with run_lock(bad, "train"):
+        for argv in (["train", bad, "--resume", "--quiet"], ["generate", bad, "--n", "2"],
+                     ["eval", bad, "--no-audit"]):
+            _one_error(*_cli(*argv), "in use by another rlcreate process", f"pid {os.getpid()}")
+    assert {p: p.read_bytes() for p in bad.rglob("*") if p.is_file()} == before
+    assert _cli("generate", bad, "--n", "2")[0] == 0  # released
+
+
+@pytest.mark.slow  # two real processes
+def test_concurrent_train_is_refused_and_a_killed_holder_is_taken_over(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from rlcreate.runbox import lock_path
+
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(yaml.safe_dump({**TINY, "trainer": {**TINY["trainer"], "total_timesteps": 10**7}}))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "rlcreate.cli", "train", str(recipe), "--out", str(tmp_path / "runs"), "--quiet"]
+    first = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    run = tmp_path / "runs" / "tiny"
+    pid_file = lock_path(run).with_name(lock_path(run).name + ".pid")
+    try:
+        deadline = time.monotonic() + 120
+        while not (run / "checkpoints").is_dir() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert pid_file.is_file(), first.stderr.read() if first.poll() is not None else "no lock"
+        for argv in (["train", str(run), "--resume", "--quiet"],
+                     ["train", str(recipe), "--out", str(tmp_path / "runs"), "--overwrite", "--quiet"]):
+            second = subprocess.run([sys.executable, "-m", "rlcreate.cli", *argv], env=env, capture_output=True,
+                                    text=True, timeout=120)
+            assert second.returncode == 2 and f"pid {first.pid}" in second.stderr, second.stderr[-1000:]
+        assert (run / "config.yaml").is_file()  # --overwrite did not delete the live run
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    short = [sys.executable, "-m", "rlcreate.cli", "train", str(run), "--resume", "--quiet", "--timesteps", "384"]
+    taken = subprocess.run(short, env=env, capture_output=True, text=True, timeout=300)
+    assert taken.returncode == 0, taken.stderr[-1500:]
+    assert (run / "model" / "policy.json").is_file()
+
+
+# ------------------------------------------------------------------------------ disk full
+
+def test_disk_full_during_training_is_one_error_and_resume_continues(tmp_path, monkeypatch):
+    """ENOSPC injected at the third checkpoint write: one error line, exit 2, the earlier
+    checkpoints intact; a resume (disk freed) finishes the run."""
+    import errno
+
+    import safetensors.torch
+
+    recipe = tmp_path / "tiny.yaml"
+    trainer = {**TINY["trainer"], "checkpoints": 4, "total_timesteps": 512}
+    recipe.write_text(yaml.safe_dump({**TINY, "trainer": trainer}))
+    real, calls = safetensors.torch.save_file, []
+
+    def full(tensors, filename, *a, **k):
+        calls.append(filename)
+        if len(calls) > 6:  # two checkpoints (3 safetensors each) fit, then the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device", filename)
+        return real(tensors, filename, *a, **k)
+
+    monkeypatch.setattr(safetensors.torch, "save_file", full)
+    code, err = _cli("train", recipe, "--out", tmp_path / "runs", "--quiet")
+    _one_error(code, err, "No space left on device", "free disk space", "--resume")
+    run = tmp_path / "runs" / "tiny"
+    from rlcreate.train.checkpoint import list_checkpoints
+
+    assert len(list_checkpoints(run)) == 2 and not list((run / "checkpoints").glob(".tmp-*"))
+    monkeypatch.setattr(safetensors.torch, "save_file", real)
+    assert _cli("train", run, "--resume", "--quiet")[0] == 0
+    assert (run / "model" / "policy.safetensors").is_file()
+
+
+def test_disk_full_while_writing_metrics_keeps_the_old_file(run, tmp_path, monkeypatch):
+    import errno
+
+    import rlcreate.runbox as runbox
+
+    bad = _copy(run, tmp_path)
+    (bad / "metrics.json").write_text('{"old": true}')
+
+    def full(tmp):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp))
+
+    monkeypatch.setattr(runbox, "_create_exclusive", full)
+    _one_error(*_cli("eval", bad, "--no-audit", "--n", "2"), "No space left on device")
+    assert (bad / "metrics.json").read_text() == '{"old": true}'

@@ -85,6 +85,7 @@ FAST_HELP = {
     "bench_scaleout.py": ("--train-iterations", "measured PPO iterations per trainer"),
     "rllib_ppo.py": ("--no-checkpoint", "save the final algorithm checkpoint"),
     "gen_reference.py": ("--check", "Compare instead of writing"),
+    "bench_hostile.py": ("--timeout-s", "Seconds per case"),
 }
 SLOW_HELP = {
     "bench_generators.py": ("--vae-calls", "Decode calls per VAE repetition"),

@@ -157,5 +157,7 @@ def audit_run(run: str | Path, n_levels: int = 8, min_rise: float = 0.02, stall_
             if flags[kind]["flag"]:
                 result["notes"].append(f"FLAG {kind} ({mode} rollouts, last checkpoint): {flags[kind]['reason']}")
     if write:
-        (run / "audit.json").write_text(json.dumps(result, indent=2))
+        from rlcreate.runbox import write_text
+
+        write_text(run / "audit.json", json.dumps(result, indent=2))
     return result

@@ -76,9 +76,9 @@ def baseline_section(raw: Any, recipe: Recipe | None = None) -> dict:
 
 def read_baseline_section(path: str | Path, recipe: Recipe | None = None) -> dict:
     """The validated ``baselines:`` section of a recipe file (``{}`` when absent)."""
-    import yaml
+    from rlcreate.safe_io import load_yaml
 
-    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8-sig"))
+    raw = load_yaml(path, "recipe")
     return baseline_section(raw.get("baselines") if isinstance(raw, dict) else None, recipe)
 
 

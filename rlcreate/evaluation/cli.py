@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rlcreate.runbox import check_name, name_arg, out_arg, refuse_links, run_lock
+
 __all__ = ["register"]
 
 
@@ -27,9 +29,12 @@ def cmd_baseline(args) -> int:
     if not method:
         raise BaselineError("no --method given and the recipe's baselines: section names none; pass e.g. "
                             "--method cma (levels) or --method best-of-n (texts)")
-    run_dir = Path(args.out) / (args.name or f"{recipe.name}-{method}")
-    info = run_baseline(recipe, method, run_dir, budget=args.budget, batch=args.batch, section=section,
-                        progress_bar=not args.quiet, **{d: getattr(args, d) for d in args.domain_options})
+    run_dir = Path(args.out) / check_name("--name", args.name or f"{recipe.name}-{method}")
+    with run_lock(run_dir, "baseline"):  # one writer per run folder
+        if run_dir.is_dir():
+            refuse_links(run_dir)
+        info = run_baseline(recipe, method, run_dir, budget=args.budget, batch=args.batch, section=section,
+                            progress_bar=not args.quiet, **{d: getattr(args, d) for d in args.domain_options})
     print(f"run written to {run_dir}")
     print(f"{info['method']}: {info['evaluations']} reward evaluations, best composite {info['best_return']:.3f}, "
           f"samples mean {info['samples_mean_return']:.3f}, {info['evaluations_per_second']:.1f} evaluations/s")
@@ -38,10 +43,14 @@ def cmd_baseline(args) -> int:
 
 def cmd_eval(args) -> int:
     from rlcreate.evaluation.report import evaluate_run
+    from rlcreate.train.runner import read_run_recipe
 
-    res = evaluate_run(args.run, n=args.n, judges=_split(args.judges), audit=not args.no_audit,
-                       audit_levels=args.audit_levels, audit_modes=_split(args.audit_modes),
-                       **{d: getattr(args, d) for d in args.domain_options})
+    read_run_recipe(args.run)  # a run folder (config.yaml) before anything else
+    with run_lock(args.run, "eval"):  # eval writes metrics.json, audit.json and eval_samples/
+        refuse_links(args.run)
+        res = evaluate_run(args.run, n=args.n, judges=_split(args.judges), audit=not args.no_audit,
+                           audit_levels=args.audit_levels, audit_modes=_split(args.audit_modes),
+                           **{d: getattr(args, d) for d in args.domain_options})
     print(f"{res['source']}: metrics written to {Path(args.run) / 'metrics.json'}")
     for judge, vals in res["judges"].items():
         if "skipped" in vals:
@@ -82,8 +91,8 @@ def register(sub) -> None:
                    help="reward evaluations (= env steps); default: the recipe's trainer.total_timesteps")
     b.add_argument("--batch", type=int_arg(1, 4096), default=None,
                    help="levels per generation / texts per LM batch (default trainer.n_envs)")
-    b.add_argument("--out", default="runs")
-    b.add_argument("--name", default=None, help="run folder name (default <recipe name>-<method>)")
+    b.add_argument("--out", type=out_arg, default="runs")
+    b.add_argument("--name", type=name_arg, default=None, help="run folder name (default <recipe name>-<method>)")
     b.add_argument("--quiet", action="store_true")
     b.set_defaults(fn=cmd_baseline, domain_options=add_domain_options(b, "baseline"))
 
@@ -100,6 +109,6 @@ def register(sub) -> None:
 
     r = sub.add_parser("report", help="HTML report (curves, judges, expressive range, gallery, audit) over runs")
     r.add_argument("runs", nargs="+")
-    r.add_argument("--out", default="report")
+    r.add_argument("--out", type=out_arg, default="report")
     r.add_argument("--gallery", type=int_arg(0, 1000), default=6, help="levels shown per run")
     r.set_defaults(fn=cmd_report)

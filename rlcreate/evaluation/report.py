@@ -15,11 +15,16 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
+import yaml
+
 from rlcreate.domains import domain_options
+from rlcreate.errors import UserError
 from rlcreate.evaluation.summary import read_json
 from rlcreate.evaluation.html import esc as _e
 from rlcreate.evaluation.html import plt as _plt
 from rlcreate.evaluation.html import table as _table
+from rlcreate.runbox import atomic_target, read_regular, refuse_links, write_text
+from rlcreate.safe_io import MAX_YAML_BYTES, loads_yaml
 from rlcreate.train.runner import RunFolderError
 
 __all__ = ["evaluate_run", "write_report", "load_run", "read_scalars", "RunFolderError"]
@@ -56,16 +61,20 @@ def _domain(config: Any):
 
 def load_run(run: str | Path) -> dict:
     """Everything a report can show about a run folder, and the list of what is missing."""
-    import yaml
-
     run = Path(run)
     if not run.is_dir():
         raise RunFolderError(f"{str(run)!r} is not a folder; pass run folders written by `rlcreate train` "
                              "or `rlcreate baseline`, e.g. runs/mario-latent")
+    if not (run / "config.yaml").is_file():
+        raise RunFolderError(f"{str(run)!r} is not a run folder (no config.yaml); pass run folders written by "
+                             "`rlcreate train` or `rlcreate baseline`, e.g. runs/mario-latent")
+    refuse_links(run)  # a report embeds only the run's own files
     d: dict[str, Any] = {"path": run, "name": run.name, "missing": []}
-    cfg = run / "config.yaml"
-    d["config_text"] = cfg.read_text() if cfg.is_file() else None
-    d["config"] = yaml.safe_load(d["config_text"]) if d["config_text"] else None
+    d["config_text"] = read_regular(run / "config.yaml", run, MAX_YAML_BYTES).decode("utf-8", "replace")
+    try:
+        d["config"] = loads_yaml(d["config_text"], str(run / "config.yaml"))
+    except (yaml.YAMLError, UserError):
+        d["config"] = None
     if d["config"] is None:
         d["missing"].append("config.yaml (the recipe)")
     d["baseline"] = read_json(run / "baseline.json")
@@ -120,7 +129,7 @@ def evaluate_run(run: str | Path, n: int | None = None, judges: Sequence[str] | 
             notes.append(f"FLAG {kind}: {flag['reason']}")
     if audit and checkpoints_of(run):
         result["audit"] = audit_run(run, n_levels=audit_levels, modes=audit_modes or MODES, asm=asm)
-    (run / "metrics.json").write_text(json.dumps(result, indent=2))
+    write_text(run / "metrics.json", json.dumps(result, indent=2))  # never through a link
     return result
 
 
@@ -150,7 +159,8 @@ def _curves_png(d: dict, path: Path) -> bool:
     for ax in axes.ravel()[k:]:
         ax.axis("off")
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    with atomic_target(path) as tmp:
+        fig.savefig(tmp, dpi=80)
     plt.close(fig)
     return True
 
@@ -263,5 +273,5 @@ def write_report(runs: Sequence[str | Path], out: str | Path, gallery: int = 6) 
             h.append(d["domain"].gallery_html(d, i, img, gallery))
     h.append("</body></html>")
     page = out / "index.html"
-    page.write_text("\n".join(h), encoding="utf-8")
+    write_text(page, "\n".join(h))
     return page

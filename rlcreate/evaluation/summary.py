@@ -14,9 +14,14 @@ __all__ = ["read_json", "composite"]
 
 def read_json(path: str | Path) -> Any:
     """A JSON file's content, or None when it is missing or not valid JSON (a partial run folder)."""
+    from rlcreate.errors import UserError
+    from rlcreate.safe_io import load_json
+
+    if not Path(path).is_file():
+        return None
     try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
+        return load_json(path)  # size and depth caps
+    except UserError:
         return None
 
 

@@ -62,10 +62,12 @@ import numpy as np
 
 from rlcreate.levels.corpus import mario_gpt_dir
 from rlcreate.levels.tiles import GROUND, HEIGHT, TILES, level_to_text
+from rlcreate.safe_io import load_json
 
 __all__ = [
     "AstarResult", "AstarSummary", "JavaMissingError", "AstarRunError", "AstarSettingsError",
     "java_available", "run_astar", "astar_or_none", "default_timer", "cache_dir", "jar_path", "MAX_TIMER",
+    "MAX_COLUMNS", "JVM_HEAP",
     "parse_jar_output", "parse_runner_line", "RUNNERS", "BUDGET_NODES", "START_PAD", "with_entry",
     "harness_settings",
 ]
@@ -92,8 +94,9 @@ class JavaMissingError(UserError, RuntimeError):
     """No ``java`` executable on PATH; the A* agent cannot run. Callers catch this and skip."""
 
 
-class AstarRunError(RuntimeError):
-    """The Java process failed or printed no result; the message holds the tail of its stderr."""
+class AstarRunError(RuntimeError, UserError):
+    """The Java process failed, ran out of its heap or time, or printed no result; the message says
+    which (one ``error:`` line at the command line)."""
 
 
 class AstarSettingsError(UserError):
@@ -167,6 +170,12 @@ def java_available(java: str | None = None) -> bool:
 #: Most game-seconds one play gets, whatever the level's width (about 2.5 min of wall time for a
 #: stuck agent): a 20,000-column level must not hold ``play`` for most of an hour.
 MAX_TIMER = 120
+#: Widest level the A* agent is given (SMB1's levels are a few hundred columns). Its memory grows
+#: with the width: measured here, a 600-column level played within a 512 MB heap and a 1,000-column
+#: one ran out of it. Wider levels are refused before a JVM starts.
+MAX_COLUMNS = 600
+#: Heap of every JVM the agent runs in (``-Xmx``): a run never takes the machine's memory.
+JVM_HEAP = "512m"
 
 
 def default_timer(width: int) -> int:
@@ -269,8 +278,13 @@ def _launch(cmd: list[str], stdin_text: str | None, timeout: float) -> str:
         proc = subprocess.run(cmd, input=stdin_text, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
         raise AstarRunError(f"{cmd[0]} ran past {timeout:.0f} s: {' '.join(cmd)}") from exc
+    if proc.returncode != 0 and "OutOfMemoryError" in proc.stderr:
+        raise AstarRunError(f"the A* agent ran out of its -Xmx{JVM_HEAP} Java heap (rlcreate.levels.astar.JVM_HEAP); "
+                            "play narrower levels, or raise JVM_HEAP if this machine has the memory")
     if proc.returncode != 0:
-        raise AstarRunError(f"{' '.join(cmd)} exited with code {proc.returncode}:\n{proc.stderr[-1500:]}")
+        tail = " ".join(proc.stderr[-600:].split())
+        raise AstarRunError(f"{cmd[0]} exited with code {proc.returncode} ({tail}); check the Java runtime "
+                            "(Java 17) and the level")
     return proc.stdout
 
 
@@ -286,7 +300,7 @@ def _compiled_runner(javac: str | None) -> Path | None:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     build = Path(tempfile.mkdtemp(prefix="build-", dir=target.parent))
-    _launch([javac, "-cp", str(jar), "-d", str(build), str(_RUNNER_SOURCE)], None, timeout=120)
+    _launch([javac, f"-J-Xmx{JVM_HEAP}", "-cp", str(jar), "-d", str(build), str(_RUNNER_SOURCE)], None, timeout=120)
     try:
         build.rename(target)  # atomic; a concurrent compile that won the race is just as good
     except OSError:
@@ -310,10 +324,10 @@ def _load_cache() -> dict[str, list[dict]]:
     """The cached results; a corrupt or foreign cache file is discarded (logged), never fatal."""
     path = _cache_file()
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as exc:  # JSON / UTF-8 errors, a folder in its place, no permission
+        data = load_json(path, "A* cache")  # size and depth caps
+    except UserError as exc:  # JSON / UTF-8 errors, too large, a folder in its place, no permission
+        if not path.exists():
+            return {}
         log.warning("A* cache %s is unreadable (%s); ignoring it, it will be rebuilt", path, type(exc).__name__)
         return {}
     if not isinstance(data, dict):
@@ -369,7 +383,7 @@ def _play_fast(classdir: Path, java: str, jobs: list[tuple[str, Path, int, int]]
     """Play jobs (key, level file, timer, runs) in ``workers`` JVMs running FastAstar."""
     jobs = sorted(jobs, key=lambda j: -j[2] * j[3])  # longest first, dealt round-robin
     chunks = [jobs[i::workers] for i in range(workers) if jobs[i::workers]]
-    cmd = [java, "-cp", f"{jar_path()}{os.pathsep}{classdir}", "FastAstar", *_budget_args(budget)]
+    cmd = [java, f"-Xmx{JVM_HEAP}", "-cp", f"{jar_path()}{os.pathsep}{classdir}", "FastAstar", *_budget_args(budget)]
 
     per_game_second = _wall_per_game_second(budget)
 
@@ -397,7 +411,7 @@ def _play_jar(java: str, jobs: list[tuple[str, Path, int, int]], workers: int) -
     def play(item):
         key, path = item
         start = time.perf_counter()
-        text = _launch([java, "-jar", str(jar_path()), str(path), "norender"], None,
+        text = _launch([java, f"-Xmx{JVM_HEAP}", "-jar", str(jar_path()), str(path), "norender"], None,
                        timeout=60 + 1.5 * _JAR_TIMER)
         return key, parse_jar_output(text, runtime_s=time.perf_counter() - start)
 
@@ -464,6 +478,11 @@ def run_astar(grids: Sequence[np.ndarray] | np.ndarray, runs: int = 1, workers: 
         raise AstarSettingsError(f"start_pad is a number of columns >= 0, got {start_pad}")
     budget = _budget_tag(budget_nodes, budget_ms)
     grids = _as_grids(grids)
+    wide = max((g.shape[1] for g in grids), default=0)
+    if wide > MAX_COLUMNS:
+        raise AstarSettingsError(f"a level of {wide} columns is wider than the A* agent's limit of {MAX_COLUMNS} "
+                                 f"columns (rlcreate.levels.astar.MAX_COLUMNS; its JVM runs with -Xmx{JVM_HEAP}); "
+                                 "cut the level into pieces and play each")
     texts = [level_to_text(with_entry(g, start_pad)) for g in grids]
 
     java_exe = shutil.which(java or "java")

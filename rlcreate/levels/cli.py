@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rlcreate.runbox import out_arg
 from rlcreate.validate import int_arg, positive_float
 
 __all__ = ["register"]
@@ -48,7 +49,7 @@ def cmd_demo(args) -> int:
 def register(sub) -> None:
     d = sub.add_parser("demo", help="steer the column LM (mario_tokens.yaml) for a fixed step budget; compare its "
                                     "levels with the LM's own samples and human levels")
-    d.add_argument("--out", default="runs/demo")
+    d.add_argument("--out", type=out_arg, default="runs/demo")
     d.add_argument("--minutes", type=positive_float, default=3.0, help="ignored: the demo trains for a fixed step budget so its numbers reproduce")
     d.add_argument("--timesteps", type=int_arg(1, 10**10), default=None, help="env steps (default: the recipe's trainer.total_timesteps)")
     d.add_argument("--quiet", action="store_true")

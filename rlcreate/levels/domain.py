@@ -66,8 +66,12 @@ class LevelsDomain(Domain):
         from rlcreate.validate import check_choice
 
         check_judges(recipe.judges)
-        for name in recipe.targets:  # a misspelt target trained until target_match raised mid-run
+        for name, (low, high) in recipe.targets.items():  # a misspelt target trained until target_match raised
             check_choice(f"targets.{name}", name, sorted(TARGET_MEASURES), "a control target", RecipeError)
+            # targets count per 16 columns of 14 rows: more than that window holds cannot be measured
+            most = 8 if name == "gaps" else 14 * 16
+            if not 0 <= low <= high <= most:
+                raise RecipeError(f"targets.{name} = {[low, high]}: counts per 16 columns must lie in [0, {most}]")
 
     # ---------------------------------------------------------------- runs
     def generate(self, model: Any, asm: Any, n: int, out: Path, targets: dict | None = None,
@@ -78,6 +82,7 @@ class LevelsDomain(Domain):
 
         if targets:  # same reward set (and state), recipe with the targets pinned
             asm = Assembly(asm.recipe.with_targets(targets), self, asm.reward_set, asm.shared)
+            self.check(asm.recipe)
         seed = asm.recipe.seed + 1 if seed is None else seed
         venv = asm.make_env(min(n, 16), seed, purpose="eval")
         model.set_random_seed(seed)

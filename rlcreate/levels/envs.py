@@ -39,6 +39,8 @@ Version History
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -199,6 +201,25 @@ class MarioStructure:
         return ok
 
 
+def shared_column_lm(path: str | None = None):
+    """The column LM of ``path`` (None: the shipped one), loaded once per process: the envs of a
+    ``gym.make_vec(..., vectorization_mode="sync")`` or a ``SyncVectorEnv`` share it (each env keeps
+    its own KV cache; the weights are only read) instead of holding one copy each. A folder whose
+    files changed since (a newly trained model saved there) is loaded again."""
+    from rlcreate.levels.generators.column_lm import default_column_lm_path
+
+    folder = Path(path) if path is not None else default_column_lm_path()
+    stamp = tuple((p.name, p.stat().st_mtime_ns) for p in sorted(folder.iterdir())) if folder.is_dir() else ()
+    return _load_column_lm(str(folder.resolve()), stamp)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_column_lm(folder: str, stamp: tuple):
+    from rlcreate.levels.generators.column_lm import ColumnLM
+
+    return ColumnLM.load(folder)
+
+
 def _tokens_core(n: int, n_columns: int, k: int, reward: Any, targets: dict | None, lm: Any, reward_every: str,
           structure: bool = True, playable_margin: int = 0, **kwargs: Any) -> ColumnTokensCore:
     from rlcreate.levels.generators.column_lm import N_SPECIAL, ColumnLM
@@ -209,7 +230,7 @@ def _tokens_core(n: int, n_columns: int, k: int, reward: Any, targets: dict | No
                              "by which playable_only shortens the solver's longest jumps)")
 
     if lm is None or isinstance(lm, str) or hasattr(lm, "__fspath__"):
-        lm = ColumnLM.load(lm)
+        lm = shared_column_lm(None if lm is None else str(lm))
     elif not isinstance(lm, ColumnLM):
         raise EnvConfigError(f"lm = {type(lm).__name__}: pass a ColumnLM, a column-LM folder or None "
                              "(the shipped model)")

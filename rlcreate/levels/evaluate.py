@@ -3,13 +3,14 @@ report's level sections (expressive range, gallery). Called through the levels d
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from rlcreate.errors import UserError
 from rlcreate.evaluation.summary import composite, read_json
+from rlcreate.runbox import atomic_target, read_regular, write_bytes
 from rlcreate.evaluation.html import esc, fmt, plt
 
 __all__ = ["read_levels", "evaluate_level_run", "level_flags", "audit_levels", "expressive_range_html",
@@ -166,7 +167,8 @@ def expressive_range_html(runs: list[dict], img_dir: Path) -> str:
         ax.set_ylim(ly, hy)
         ax.tick_params(labelsize=7)
     fig.tight_layout()
-    fig.savefig(img_dir / "expressive_range.png", dpi=80)
+    with atomic_target(img_dir / "expressive_range.png") as tmp:
+        fig.savefig(tmp, dpi=80)
     pyplot.close(fig)
     return "<h2>Expressive range</h2><img src='img/expressive_range.png' alt='expressive range'>"
 
@@ -179,7 +181,10 @@ def gallery_html(d: dict, index: int, img_dir: Path, limit: int) -> str:
     per_level = {m.get("file"): m for m in (read_json(folder / "metrics.json") or {}).get("levels", [])}
     for p in pngs:
         dst = img_dir / f"run{index}_{p.name}"
-        shutil.copyfile(p, dst)
+        try:  # only regular files inside the run are embedded (no links, devices or hard links)
+            write_bytes(dst, read_regular(p, d["path"]), fsync=False)
+        except (UserError, OSError):
+            continue
         m = per_level.get(p.with_suffix(".txt").name, {})
         label = ", ".join(f"{k}={fmt(m[k])}" for k in ("episode_return", "leniency", "linearity", "enemies",
                                                         "solver_playable") if k in m)

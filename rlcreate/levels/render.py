@@ -39,9 +39,16 @@ class RenderOutputError(UserError):
 
 
 def _save(image: Image.Image, path: str | Path) -> None:
+    import errno
+
+    from rlcreate.runbox import atomic_target
+
     try:
-        image.save(path)
+        with atomic_target(path) as tmp:  # never writes through a link; a kill leaves the old image
+            image.save(tmp)
     except (OSError, ValueError, KeyError) as exc:  # PIL: unknown extension is ValueError/KeyError
+        if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
+            raise  # the command line names the path and the fix
         raise RenderOutputError(f"cannot write the image to {str(path)!r} ({type(exc).__name__}: {exc}); "
                                 "give a file path ending in .png in an existing folder") from None
 

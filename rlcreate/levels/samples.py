@@ -38,6 +38,7 @@ def summarise_levels(levels: list[np.ndarray], reward_set=None) -> list[dict[str
 def write_levels(levels: list[dict] | list[np.ndarray], folder: Path, reward_set=None) -> dict:
     """Write ``level_XXX.txt`` / ``.png``, a montage and ``metrics.json``; returns the summary."""
     from rlcreate.levels.render import render_level, render_montage
+    from rlcreate.runbox import write_text
     from rlcreate.levels.tiles import write_level
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -53,5 +54,5 @@ def write_levels(levels: list[dict] | list[np.ndarray], folder: Path, reward_set
     summary = {"n": len(grids), "levels": per_level,
                "mean": {k: float(np.mean([m[k] for m in per_level]))
                         for k, v in per_level[0].items() if isinstance(v, (int, float, bool))}}
-    (folder / "metrics.json").write_text(json.dumps(summary, indent=2))
+    write_text(folder / "metrics.json", json.dumps(summary, indent=2))
     return summary

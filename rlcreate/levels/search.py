@@ -35,6 +35,8 @@ import numpy as np
 from rlcreate.evaluation.baselines import BaselineError
 from rlcreate.recipe import RecipeError
 
+from rlcreate.runbox import write_text  # exclusive temp file + rename: never through a link
+
 __all__ = ["METHODS", "LevelEvaluator", "run_search", "SearchResult", "check_search_section"]
 
 METHODS = ("random", "cma", "map-elites", "cma-me")
@@ -246,19 +248,19 @@ def run_search(asm: Any, method: str, run_dir: Path, budget: int | None = None, 
 
     config = recipe.to_dict()  # the resolved baselines: section makes the folder reproduce this search
     config["baselines"] = {**section, "method": method, "budget": budget, "batch": batch, "descriptors": descriptors}
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    write_text(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
     items, returns = _products(result, elites, ev, n_samples, recipe.seed)
     summary = write_levels(items, run_dir / "samples", ev.reward_set)
     for m, r in zip(summary["levels"], returns):
         m["episode_return"] = float(r)
     summary["mean"]["episode_return"] = float(np.mean(returns))
-    (run_dir / "samples" / "metrics.json").write_text(json.dumps(summary, indent=2))
-    (run_dir / "progress.json").write_text(json.dumps(result.progress, indent=1))
+    write_text(run_dir / "samples" / "metrics.json", json.dumps(summary, indent=2))
+    write_text(run_dir / "progress.json", json.dumps(result.progress, indent=1))
     info = {"method": method, "budget": budget, "evaluations": result.evaluations, "generations": generations,
             "batch": batch, "n_segments": ev.n_segments, "descriptors": descriptors,
             "best_return": max(p["best_so_far"] for p in result.progress),
             "final_mean_return": result.progress[-1]["mean"], "samples_mean_return": float(np.mean(returns)),
             "all_evaluated_qd": result.all_grid, "seconds": round(seconds, 2),
             "evaluations_per_second": round(result.evaluations / max(seconds, 1e-9), 1)}
-    (run_dir / "baseline.json").write_text(json.dumps(info, indent=2))
+    write_text(run_dir / "baseline.json", json.dumps(info, indent=2))
     return info

@@ -124,6 +124,6 @@ def read_level(path: str | Path, max_width: int = MAX_FILE_WIDTH) -> np.ndarray:
 
 
 def write_level(grid: np.ndarray, path: str | Path) -> Path:
-    path = Path(path)
-    path.write_text(level_to_text(grid), encoding="utf-8")
-    return path
+    from rlcreate.runbox import write_text
+
+    return write_text(Path(path), level_to_text(grid), fsync=False)  # never through a link

@@ -20,7 +20,7 @@ from stable_baselines3 import PPO
 from rlcreate.recipe import Recipe, RecipeError
 from rlcreate.sb3.kl_control import validate_kl_control
 from rlcreate.sb3.policies import POLICIES, resolve_policy
-from rlcreate.validate import check_int, check_number
+from rlcreate.validate import check_device, check_int, check_number
 
 __all__ = ["algo_class", "validate_hyper", "build_algo", "check_rollout_size", "make_algo", "ALGOS",
            "MAX_ROLLOUT_BYTES"]
@@ -136,6 +136,8 @@ def build_algo(algo: str, hyper: dict, venv=None, spaces: tuple | None = None, d
     validate_hyper(algo, hyper)
     Algo = algo_class(algo)
     policy, kwargs = _policy_and_kwargs(algo, hyper)
+    obs_space, act_space = (venv.observation_space, venv.action_space) if venv is not None else spaces
+    check_policy_size(hyper, obs_space, act_space)
     if venv is not None:
         check_rollout_size(hyper, venv.num_envs, venv.observation_space)
     try:
@@ -150,6 +152,39 @@ def build_algo(algo: str, hyper: dict, venv=None, spaces: tuple | None = None, d
     except (TypeError, ValueError, AssertionError) as exc:
         raise RecipeError(f"trainer.hyper = {hyper!r}: {exc}; see the {Algo.__name__} documentation "
                           "for valid arguments") from None
+
+
+def _space_width(space) -> int:
+    """Inputs (observation) or outputs (action head) SB3 gives a space: one-hot for discrete spaces."""
+    from gymnasium import spaces as gs
+
+    if isinstance(space, gs.Discrete):
+        return int(space.n)
+    if isinstance(space, gs.MultiDiscrete):
+        return int(np.sum(space.nvec))
+    return int(np.prod(space.shape or (1,)))
+
+
+def check_policy_size(hyper: dict, observation_space, action_space) -> int:
+    """Refuse a policy over :data:`rlcreate.safe_io.MAX_POLICY_PARAMS` parameters (actor and critic
+    MLPs, action and value heads) before SB3 allocates it; returns the count."""
+    from rlcreate.safe_io import check_param_budget
+
+    arch = (hyper.get("policy_kwargs") or {}).get("net_arch")
+    arch = [64, 64] if arch is None else arch
+    pi, vf = (arch.get("pi", []), arch.get("vf", [])) if isinstance(arch, dict) else (arch, arch)
+    n_in, n_out = _space_width(observation_space), _space_width(action_space)
+
+    def mlp(layers) -> tuple[int, int]:
+        count, width = 0, n_in
+        for units in layers:
+            count, width = count + (width + 1) * int(units), int(units)
+        return count, width
+
+    (pi_count, pi_last), (vf_count, vf_last) = mlp(pi), mlp(vf)
+    total = pi_count + vf_count + (pi_last + 1) * n_out + n_out + vf_last + 1
+    return check_param_budget(total, f"trainer.hyper.policy_kwargs.net_arch = {arch!r} on observations of "
+                                     f"{n_in} inputs and {n_out} action outputs")
 
 
 def check_rollout_size(hyper: dict, n_envs: int, observation_space) -> None:
@@ -167,6 +202,8 @@ def make_algo(recipe: Recipe, venv, tb_dir: Path | None):
     sized for ``trainer.n_envs`` even when ``venv`` is the one-row env of ``check``)."""
     validate_hyper(recipe.trainer["algo"], dict(recipe.trainer["hyper"]))
     validate_kl_control(recipe.trainer)
+    check_device("trainer.device", recipe.trainer["device"], error=RecipeError)  # exists on this machine
+    check_policy_size(dict(recipe.trainer["hyper"]), venv.observation_space, venv.action_space)
     check_rollout_size(dict(recipe.trainer["hyper"]), recipe.trainer["n_envs"], venv.observation_space)
     return build_algo(recipe.trainer["algo"], dict(recipe.trainer["hyper"]), venv=venv,
                       device=recipe.trainer["device"], tb_dir=tb_dir, seed=recipe.seed)

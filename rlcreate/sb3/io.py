@@ -13,6 +13,7 @@ Folders are written with :func:`rlcreate.train.checkpoint.atomic_folder`; nothin
 from __future__ import annotations
 
 import json
+import math
 import random
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ from gymnasium import spaces
 from safetensors.torch import save_file
 
 from rlcreate.sb3.algo import ALGOS, build_algo
+from rlcreate.errors import UserError
+from rlcreate.safe_io import state_float, state_int
 from rlcreate.train.checkpoint import FORMAT, StateFormatError, _load_safetensors, _read_json, atomic_folder, save_tree
 
 __all__ = ["POLICY_FILES", "save_checkpoint", "load_policy_folder", "restore_trainer_state", "space_to_json",
@@ -31,6 +34,8 @@ __all__ = ["POLICY_FILES", "save_checkpoint", "load_policy_folder", "restore_tra
 
 #: what a complete SB3 checkpoint (``checkpoints/step_<N>/`` or ``model/``) holds
 POLICY_FILES = ("policy.json", "policy.safetensors", "reward_state.npz", "trainer_state.json")
+#: Largest observation / action space a policy.json may describe (entries or choices).
+MAX_SPACE_SIZE = 1_000_000
 
 # --------------------------------------------------------------------------------- spaces
 
@@ -50,21 +55,36 @@ def space_to_json(space: Any) -> dict:
 
 
 def space_from_json(d: dict) -> Any:
+    from gymnasium import spaces
+
+    if not isinstance(d, dict):
+        raise StateFormatError(f"policy.json: a space must be a JSON object, got {str(d)[:80]}")
     try:
         kind = d["type"]
         if kind == "Box":
-            shape = tuple(int(s) for s in d["shape"])
+            shape = tuple(state_int(s, "policy.json: Box shape", 0, MAX_SPACE_SIZE) for s in d["shape"])
+            if len(shape) > 8 or math.prod(shape) > MAX_SPACE_SIZE or len(d["low"]) != math.prod(shape) \
+                    or len(d["high"]) != math.prod(shape):
+                raise StateFormatError(f"policy.json: Box shape {shape[:8]} with {len(d['low'])} bounds: not a "
+                                       f"consistent space of at most {MAX_SPACE_SIZE} entries")
             dtype = np.dtype(str(d["dtype"]))
+            if dtype.kind not in "fiu":
+                raise StateFormatError(f"policy.json: Box dtype {dtype} is not numeric")
             low = np.array([float(v) for v in d["low"]]).reshape(shape).astype(dtype)
             high = np.array([float(v) for v in d["high"]]).reshape(shape).astype(dtype)
             return spaces.Box(low, high, shape, dtype=dtype)
         if kind == "Discrete":
-            return spaces.Discrete(int(d["n"]), start=int(d.get("start", 0)))
+            return spaces.Discrete(state_int(d["n"], "policy.json: Discrete n", 1, MAX_SPACE_SIZE),
+                                   start=state_int(d.get("start", 0), "policy.json: Discrete start", -2**62))
         if kind == "MultiDiscrete":
-            return spaces.MultiDiscrete([int(v) for v in d["nvec"]])
+            nvec = [state_int(v, "policy.json: MultiDiscrete nvec", 1, MAX_SPACE_SIZE) for v in d["nvec"]]
+            if not 0 < len(nvec) <= MAX_SPACE_SIZE or sum(nvec) > MAX_SPACE_SIZE:
+                raise StateFormatError(f"policy.json: MultiDiscrete of {len(nvec)} dimensions summing to {sum(nvec)}: "
+                                       f"over {MAX_SPACE_SIZE}")
+            return spaces.MultiDiscrete(nvec)
         if kind == "MultiBinary":
-            return spaces.MultiBinary(d["n"])
-    except (KeyError, TypeError, ValueError) as exc:
+            return spaces.MultiBinary(state_int(d["n"], "policy.json: MultiBinary n", 1, MAX_SPACE_SIZE))
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise StateFormatError(f"policy.json: malformed space {str(d)[:80]} ({exc})") from None
     raise StateFormatError(f"policy.json: unknown space type {d.get('type')!r}")
 
@@ -154,7 +174,7 @@ def load_policy_folder(folder: Path, venv: Any = None, device: str = "cpu", opti
     desc = _read_json(folder / "policy.json")
     if desc.get("format") != FORMAT:
         raise StateFormatError(f"{folder / 'policy.json'}: format {desc.get('format')!r}, expected {FORMAT!r}")
-    if not isinstance(desc.get("hyper"), dict) or desc.get("algo") not in ALGOS:
+    if not isinstance(desc.get("hyper"), dict) or desc.get("algo") not in ("ppo", "maskable_ppo"):
         raise StateFormatError(f"{folder / 'policy.json'}: algo/hyper missing or malformed")
     obs_space = space_from_json(desc.get("observation_space") or {})
     act_space = space_from_json(desc.get("action_space") or {})
@@ -162,9 +182,12 @@ def load_policy_folder(folder: Path, venv: Any = None, device: str = "cpu", opti
         raise StateFormatError(f"{folder}: the saved policy's spaces ({obs_space}, {act_space}) do not match the "
                                f"environment's ({venv.observation_space}, {venv.action_space}); the run's recipe "
                                "or environment changed since it was trained")
+    num_timesteps = state_int(desc.get("num_timesteps", 0), f"{folder / 'policy.json'}: num_timesteps")
+    n_updates = state_int(desc.get("n_updates", 0), f"{folder / 'policy.json'}: n_updates")
     model = build_algo(desc["algo"], dict(desc["hyper"]), venv=venv, spaces=(obs_space, act_space),
-                       device=device, tb_dir=tb_dir, seed=seed)
-    weights = _load_safetensors(folder / "policy.safetensors")
+                       device=device, tb_dir=tb_dir, seed=seed)  # parameter budget checked before allocating
+    expected = {k: tuple(v.shape) for k, v in model.policy.state_dict().items()}
+    weights = _load_safetensors(folder / "policy.safetensors", expected)
     try:
         model.policy.load_state_dict(weights, strict=True)
     except (RuntimeError, KeyError) as exc:
@@ -173,33 +196,49 @@ def load_policy_folder(folder: Path, venv: Any = None, device: str = "cpu", opti
     if optimizer:
         try:
             model.policy.optimizer.load_state_dict(_optimizer_join(
-                _load_safetensors(folder / "optimizer.safetensors"), _read_json(folder / "optimizer.json")))
-        except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+                _load_safetensors(folder / "optimizer.safetensors"), _read_json(folder / "optimizer.json", False)))
+        except (RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError) as exc:
             raise StateFormatError(f"{folder}: optimizer state does not fit the policy ({str(exc)[:160]})") from None
-    model.num_timesteps = int(desc.get("num_timesteps", 0))
-    model._n_updates = int(desc.get("n_updates", 0))
+    model.num_timesteps, model._n_updates = num_timesteps, n_updates
     return model
 
 
 def restore_trainer_state(folder: Path, model: Any, venv: Any = None) -> dict:
     """Restore step counters and the torch / numpy / Python / environment RNG streams (resume)."""
-    meta = _read_json(Path(folder) / "trainer_state.json")
+    import torch
+
+    path = Path(folder) / "trainer_state.json"
+    meta = _read_json(path)
     tensors = _load_safetensors(Path(folder) / "rng.safetensors")
+    num_timesteps = state_int(meta.get("num_timesteps"), f"{path}: num_timesteps")
+    n_updates = state_int(meta.get("n_updates", 0), f"{path}: n_updates")
     try:
         rng = meta["rng"]
         torch.set_rng_state(tensors["torch"])
         npm = rng["numpy"]
-        np.random.set_state((npm["kind"], tensors["numpy_keys"].numpy().astype(np.uint32), int(npm["pos"]),
-                             int(npm["has_gauss"]), float(npm["cached_gaussian"])))
+        keys = tensors["numpy_keys"]
+        if tuple(keys.shape) != (624,) or npm["kind"] != "MT19937":
+            raise ValueError("numpy RNG state is not an MT19937 state")
+        np.random.set_state((npm["kind"], keys.numpy().astype(np.uint32), state_int(npm["pos"], f"{path}: pos", 0, 624),
+                             state_int(npm["has_gauss"], f"{path}: has_gauss", 0, 1),
+                             state_float(npm["cached_gaussian"], f"{path}: cached_gaussian")))
         py = rng["python"]
-        random.setstate((int(py[0]), tuple(int(v) for v in py[1]), py[2]))
+        if not (isinstance(py, list) and len(py) == 3 and isinstance(py[1], list) and len(py[1]) == 625):
+            raise ValueError("python RNG state is malformed")
+        random.setstate((state_int(py[0], f"{path}: python version", 0, 10),
+                         tuple(state_int(v, f"{path}: python state", 0, 2**32) for v in py[1]),
+                         None if py[2] is None else state_float(py[2], f"{path}: python gauss")))
         core = _inner_env(venv)
         if "env" in rng and core is not None and hasattr(core, "_rng"):
             core._reset_seeds()  # resume continues the saved stream instead of re-seeding
             core._rng.bit_generator.state = rng["env"]
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+    except UserError:
+        raise
+    except (KeyError, TypeError, ValueError, RuntimeError, OverflowError, IndexError) as exc:
         raise StateFormatError(f"{folder}: trainer state is damaged ({type(exc).__name__}: {str(exc)[:120]})") from None
-    model.num_timesteps = int(meta["num_timesteps"])
-    model._n_updates = int(meta.get("n_updates", 0))
+    if "ent_coef" in meta:
+        meta["ent_coef"] = state_float(meta["ent_coef"], f"{path}: ent_coef", 0.0)
+    model.num_timesteps, model._n_updates = num_timesteps, n_updates
     return meta
+
 

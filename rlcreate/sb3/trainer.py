@@ -17,12 +17,13 @@ from typing import Any
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
 from rlcreate.errors import UserError
-from rlcreate.recipe import Recipe
+from rlcreate.recipe import Recipe, RecipeError
 from rlcreate.sb3.algo import algo_class, make_algo
 from rlcreate.sb3.io import POLICY_FILES, load_policy_folder, restore_trainer_state, save_checkpoint
 from rlcreate.sb3.kl_control import kl_controller_for, validate_kl_control
 from rlcreate.train.checkpoint import StateFormatError, latest_checkpoint, load_reward_state, load_tree
 from rlcreate.train.runner import check_run_dir, open_run_dir
+from rlcreate.validate import check_device
 
 __all__ = ["RewardTermsLogger", "CheckpointWithRewardState", "train_recipe", "load_policy", "export_sb3_zip",
            "load_model", "load_reward_state_file", "trainer_extra", "training_callbacks",
@@ -123,6 +124,7 @@ def train_recipe(recipe: Recipe, venv, run_dir: Path, progress_bar: bool = True,
     reward_set = venv.get_attr("reward")[0]
     check_run_dir(run_dir, resume, overwrite)
     validate_kl_control(recipe.trainer)
+    check_device("trainer.device", recipe.trainer["device"], error=RecipeError)  # exists on this machine
     total = int(total_timesteps or recipe.trainer["total_timesteps"])
     hyper, algo = dict(recipe.trainer["hyper"]), recipe.trainer["algo"]
     source = latest_checkpoint(run_dir, POLICY_FILES) if resume else None

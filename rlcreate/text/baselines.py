@@ -47,6 +47,8 @@ import numpy as np
 
 from rlcreate.recipe import Recipe, build_reward_set
 
+from rlcreate.runbox import write_text  # exclusive temp file + rename: never through a link
+
 __all__ = ["TEXT_METHODS", "DEFAULT_GRID", "DEFAULT_N", "sample_texts", "default_text_budget", "run_text_baseline",
            "write_text_samples", "several_answers", "SEVERAL_ANSWERS_ASK", "DEFAULT_ANSWERS_PER_REPLY"]
 
@@ -233,10 +235,10 @@ def run_text_baseline(recipe: Recipe, method: str, run_dir: Path, budget: int | 
     run_dir.mkdir(parents=True, exist_ok=True)
     config = recipe.to_dict()
     config["baselines"] = {**(section or {}), "method": method, "budget": budget}
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    write_text(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
     summary = write_text_samples(records, run_dir / "samples", term_names, settings,
                                  _descriptions(method, draws, n), primary)
-    (run_dir / "progress.json").write_text(json.dumps(progress, indent=1))
+    write_text(run_dir / "progress.json", json.dumps(progress, indent=1))
     info = {"method": method, "domain": "text", "budget": budget, "evaluations": evaluations, "batch": batch,
             "primary": primary, "group_means": means, "best_return": best_so_far,
             "final_mean_return": progress[-1]["mean"], "samples_mean_return": summary["mean"][f"{primary}/total"],
@@ -248,7 +250,7 @@ def run_text_baseline(recipe: Recipe, method: str, run_dir: Path, budget: int | 
         info.update(answers_per_reply=n, ask=SEVERAL_ANSWERS_ASK)
     else:
         info["grid"] = [list(d) for d in draws]
-    (run_dir / "baseline.json").write_text(json.dumps(info, indent=2))
+    write_text(run_dir / "baseline.json", json.dumps(info, indent=2))
     return info
 
 
@@ -266,8 +268,8 @@ def write_text_samples(records: list[dict], out_dir: Path, term_names: Sequence[
     summary = {"n": len(records), "mean": mean, "terms": list(term_names), "primary": primary,
                "settings": {k: settings[k] for k in ("lm", "eval_prompts", "top_k", "max_new_tokens")},
                "groups": dict(groups)}
-    (out_dir / "texts.json").write_text(json.dumps(records, indent=2, ensure_ascii=False), encoding="utf-8")
-    (out_dir / "metrics.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    write_text(out_dir / "texts.json", json.dumps(records, indent=2, ensure_ascii=False))
+    write_text(out_dir / "metrics.json", json.dumps(summary, indent=2))
     head = ["group", "total"] + list(term_names)
     lines = [f"# {title} (primary group: {primary})", "", "Mean reward over the samples:", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -277,7 +279,7 @@ def write_text_samples(records: list[dict], out_dir: Path, term_names: Sequence[
     for r in records:
         for i, g in enumerate(groups):
             lines.append(f"| {_cell(r[g]['prompt']) if i == 0 else ''} | {g} | {r[g]['total']:.3f} | {_cell(r[g]['text'])} |")
-    (out_dir / "texts.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_text(out_dir / "texts.md", "\n".join(lines) + "\n")
     return summary
 
 

@@ -135,12 +135,15 @@ class TextDomain(Domain):
 
     # ---------------------------------------------------------------- reports
     def read_samples(self, folder: Path) -> list:
-        import json
+        from rlcreate.errors import UserError
+        from rlcreate.safe_io import load_json
 
+        path = Path(folder) / "texts.json"
         try:
-            return json.loads((Path(folder) / "texts.json").read_text(encoding="utf-8")) or []
-        except (OSError, ValueError):
+            texts = load_json(path, "texts.json") if path.is_file() else []  # size and depth caps
+        except UserError:
             return []
+        return texts if isinstance(texts, list) else []
 
     def gallery_html(self, run_data: dict, index: int, img_dir: Path, limit: int) -> str:
         from rlcreate.text.evaluate import texts_html

@@ -67,6 +67,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from rlcreate.runbox import write_text  # exclusive temp file + rename: never through a link
+
 __all__ = ["TEXT_JUDGES", "DEFAULT_TEXT_JUDGES", "run_text_judges", "check_text_judges", "COPIED_RUN_WORDS",
            "noveltybench_scores", "prompt_pmi", "prompt_word_recall", "creative_metrics", "compare_conditions",
            "bootstrap_ci", "evaluate_finetune_run", "sample_k", "NOVELTYBENCH_PATIENCE", "EQUIVALENCE_JACCARD"]
@@ -432,8 +434,8 @@ def evaluate_finetune_run(run: Any, tuned: Any, k: int = 8, split: str = "test",
     out.mkdir(exist_ok=True)
     pairs = [{"prompt": p, "base": b, "tuned": t} for p, bs, ts in zip(prompts, draws["base"], draws["tuned"])
              for b, t in zip(bs, ts)]
-    (out / "paired_samples.json").write_text(json.dumps(pairs, indent=2, ensure_ascii=False), encoding="utf-8")
-    (out / "creative_metrics.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    write_text(out / "paired_samples.json", json.dumps(pairs, indent=2, ensure_ascii=False))
+    write_text(out / "creative_metrics.json", json.dumps(summary, indent=2))
     # the report's usual shape: judges per group (cheap set judges; the model-based measures are in
     # `creative`), the run's own group is the tuned model
     cheap = ["ngram_novelty", "distinct", "self_bleu", "memorization", "length"]

@@ -111,8 +111,10 @@ def _corpus_arg(corpus: Any, field: str) -> list[str]:
         if not path.is_file():
             raise TextRewardError(f"{field}={str(corpus)!r} is not a file; pass 'shipped' (the packaged "
                                   "corpus), a UTF-8 text file with one text per line, or a list of strings")
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
+        from rlcreate.safe_io import read_bounded
+
+        try:  # at most 64 MB: a reference corpus is text, and a larger file would only fill memory
+            lines = read_bounded(path, 64 * 2**20, "reference corpus").decode("utf-8").splitlines()
         except UnicodeDecodeError as err:
             raise TextRewardError(f"{field}={str(path)!r} is not UTF-8 text ({err.reason} at byte "
                                   f"{err.start}); re-save it as UTF-8") from None

@@ -46,12 +46,14 @@ from typing import Any, Sequence
 import numpy as np
 
 from rlcreate.recipe import Recipe, RecipeError, build_reward_set
+from rlcreate.runbox import write_text  # exclusive temp file + rename: never through a link
 from rlcreate.train.runner import rollout
 from rlcreate.validate import check_keys, suggest
 
 __all__ = ["TEXT_ENV_KEYS", "TextSettings", "text_settings", "resolve_prompts", "load_text_lm",
            "build_text_env", "compare_with_plain", "score_texts", "write_comparison"]
 from rlcreate.text.data import PROMPT_SPLITS  # train, dev, test, heldout (= dev)
+
 _DEFAULTS = {"lm": "smollm2-135m-instruct", "prompts": "train", "eval_prompts": "heldout", "top_k": 16,
              "max_new_tokens": 32, "min_new_tokens": 0, "system": None, "hidden_clip": 10.0,
              "max_prompt_tokens": 512}
@@ -248,9 +250,9 @@ def write_comparison(records: list[dict], out_dir: Path, term_names: Sequence[st
                "groups": {"steered": "trained policy over the LM's top-k tokens (sampled)",
                           "plain": "ancestral sampling of the same LM, temperature 1, full vocabulary",
                           "lm_topk": "the LM's distribution renormalised over the same top-k tokens"}}
-    (out_dir / "texts.json").write_text(json.dumps(records, indent=2, ensure_ascii=False), encoding="utf-8")
-    (out_dir / "metrics.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    (out_dir / "texts.md").write_text(_markdown(records, term_names, mean), encoding="utf-8")
+    write_text(out_dir / "texts.json", json.dumps(records, indent=2, ensure_ascii=False))
+    write_text(out_dir / "metrics.json", json.dumps(summary, indent=2))
+    write_text(out_dir / "texts.md", _markdown(records, term_names, mean))
     return summary
 
 

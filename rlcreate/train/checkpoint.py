@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +29,8 @@ from typing import Any
 import numpy as np
 
 from rlcreate.errors import UserError
+from rlcreate.runbox import atomic_target, remove
+from rlcreate.safe_io import UnsafeInputError, check_npz, check_safetensors, load_json, loads_json
 
 __all__ = ["StateFormatError", "FORMAT", "save_tree", "load_tree", "atomic_folder", "load_reward_state",
            "list_checkpoints", "latest_checkpoint", "checkpoint_steps", "clear_run_outputs", "RUN_OUTPUTS",
@@ -114,25 +115,24 @@ def save_tree(tree: dict, path: str | Path) -> Path:
     path = Path(path)
     arrays: dict[str, np.ndarray] = {}
     meta = _encode(tree, arrays, "state")
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
+    with atomic_target(path) as tmp, open(tmp, "wb") as f:  # exclusive temp file: never through a link
         np.savez(f, __tree__=np.array(json.dumps({"format": FORMAT, "tree": meta})), **arrays)
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, path)
     return path
 
 
 def load_tree(path: str | Path) -> dict:
     """Read a file written by :func:`save_tree` (``allow_pickle=False``: nothing executes)."""
     path = Path(path)
+    check_npz(path)  # declared sizes checked before numpy allocates (rlcreate.safe_io)
     try:
         with np.load(path, allow_pickle=False) as data:
-            head = json.loads(str(data["__tree__"]))
+            head = loads_json(str(data["__tree__"]), f"{path}: __tree__")
             if not isinstance(head, dict) or head.get("format") != FORMAT:
                 raise StateFormatError(f"{path}: not an rlcreate state file (format {head.get('format')!r})")
             return _decode(head["tree"], data, "state")
-    except StateFormatError:
+    except UserError:
         raise
     except (OSError, ValueError, KeyError, TypeError, EOFError) as exc:
         # ValueError covers np.load's refusal of pickled object arrays and bad zip members
@@ -155,57 +155,62 @@ def _fsync_tree(folder: Path) -> None:
 @contextmanager
 def atomic_folder(final: Path) -> Iterator[Path]:
     """Yield a temporary sibling folder; on success it replaces ``final`` in one rename."""
+    import tempfile
+
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".tmp-{final.name}-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
+    # a fresh, unpredictable folder (mkdtemp creates it exclusively): nothing planted can be in it
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-{os.getpid()}-", dir=final.parent))
     try:
         yield tmp
         _fsync_tree(tmp)
-        if final.exists():  # replace an older copy: move it aside first (rename onto a folder fails)
-            old = final.parent / f".old-{final.name}-{os.getpid()}"
-            os.replace(final, old)
+        if final.exists() or final.is_symlink():  # move an older copy aside first (rename onto a folder fails)
+            old = Path(tempfile.mkdtemp(prefix=f".tmp-old-{final.name}-", dir=final.parent))
+            os.replace(final, old / final.name)  # renames a link itself, never what it points to
             os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
+            remove(old)
         else:
             os.replace(tmp, final)
     finally:
         if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+            remove(tmp)
 
 
 def clear_run_outputs(run_dir: Path) -> None:
     """Remove what an earlier ``train`` wrote into ``run_dir`` (only rlcreate's own outputs)."""
     for name in RUN_OUTPUTS:
-        p = Path(run_dir) / name
-        if p.is_dir() and not p.is_symlink():
-            shutil.rmtree(p)
-        elif p.exists() or p.is_symlink():
-            p.unlink()
+        remove(Path(run_dir) / name)  # a link is removed itself; nothing is followed
 
 
 # --------------------------------------------------------------------------------- load
 
-def _read_json(path: Path) -> dict:
+def _read_json(path: Path, finite: bool = True) -> dict:
     try:
-        out = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise StateFormatError(f"{path}: not readable JSON ({exc}); the checkpoint is damaged") from None
+        out = load_json(path, path.name, finite=finite)  # size and depth caps (rlcreate.safe_io)
+    except UnsafeInputError as exc:
+        raise StateFormatError(f"{exc}; the checkpoint is damaged") from None
     if not isinstance(out, dict):
         raise StateFormatError(f"{path}: expected a JSON object")
     return out
 
 
-def _load_safetensors(path: Path) -> dict:
+def _load_safetensors(path: Path, expected: dict | None = None) -> dict:
+    """Tensors of a safetensors file whose header (shapes, sizes; ``expected`` shapes when given)
+    was checked first; non-finite values are refused."""
+    import torch
     from safetensors.torch import load_file
 
+    check_safetensors(path, expected)
     try:
-        return load_file(str(path))
+        out = load_file(str(path))
     except Exception as exc:  # safetensors raises its own SafetensorError for truncated/foreign files
         raise StateFormatError(f"{path}: not a readable safetensors file ({type(exc).__name__}); "
                                "it may be truncated or not written by rlcreate") from None
+    for name, t in out.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise StateFormatError(f"{path}: tensor {name!r} holds NaN or infinite values; the checkpoint is "
+                                   "damaged (resume from an earlier one, or retrain)")
+    return out
 
 
 def load_reward_state(folder: Path, reward_set: Any) -> bool:

@@ -9,7 +9,6 @@ so all of them see the same model and the same reward state.
 from __future__ import annotations
 
 import inspect
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -62,20 +61,27 @@ def open_run_dir(recipe: Recipe, run_dir: Path, overwrite: bool = False) -> None
     """Start writing ``run_dir`` once everything is built: with ``overwrite`` remove an earlier run's
     outputs, remove half-written checkpoints of a killed run, write ``config.yaml`` (on resume it
     records a changed budget)."""
+    from rlcreate.runbox import refuse_links, remove
+
     run_dir = Path(run_dir)
+    if run_dir.is_dir():
+        refuse_links(run_dir)  # a run folder is a closed box: nothing is written or deleted through a link
     if overwrite:
         clear_run_outputs(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     for stale in list(run_dir.glob(".tmp-*")) + list((run_dir / "checkpoints").glob(".tmp-*")):
-        shutil.rmtree(stale, ignore_errors=True)
+        remove(stale)  # half-written checkpoints of a killed run (links removed, never followed)
     recipe.dump(run_dir / "config.yaml")
 
 
 def read_run_recipe(run: str | Path) -> Recipe:
+    from rlcreate.runbox import refuse_links
+
     run = Path(run)
     if not (run / "config.yaml").is_file():
         raise RunFolderError(f"{str(run)!r} is not a run folder (no config.yaml); pass a folder written by "
                              "`rlcreate train` or `rlcreate baseline`, e.g. runs/mario-latent")
+    refuse_links(run)  # a run folder is a closed box: nothing in it is read through a link
     return load_recipe(run / "config.yaml")
 
 

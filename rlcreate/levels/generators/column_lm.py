@@ -140,7 +140,9 @@ class ColumnLM:
                 f"{folder} is not a column-LM folder: it needs config.json, the model weights and "
                 f"{COLUMNS_FILE} (train one with scripts/train_column_lm.py, or pass path=None)")
         model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32)
-        columns = (folder / COLUMNS_FILE).read_text(encoding="utf-8").splitlines()
+        from rlcreate.safe_io import read_bounded
+
+        columns = read_bounded(folder / COLUMNS_FILE, 16 * 2**20, COLUMNS_FILE).decode("utf-8").splitlines()
         return cls(model, columns)
 
     def save(self, path: str | Path, fp16: bool = True) -> Path:

@@ -145,8 +145,13 @@ class LatentLevelGenerator:
             raise FileNotFoundError(
                 f"{folder} is not a level-VAE folder: it needs config.json and model.safetensors "
                 "(train one with scripts/train_level_vae.py, or pass path=None for the shipped model)")
-        config = VAEConfig(**json.loads(cfg_file.read_text()))
+        from rlcreate.safe_io import load_json
+
+        config = VAEConfig(**load_json(cfg_file, "VAE config.json"))
         vae = LevelVAE(config)
+        from rlcreate.safe_io import check_safetensors
+
+        check_safetensors(weights)  # declared sizes checked before reading (a VAE folder may come from anyone)
         state = {k: v.float() for k, v in load_file(str(weights)).items()}  # stored as fp16
         vae.load_state_dict(state)
         return cls(vae)
