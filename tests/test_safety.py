@@ -499,12 +499,12 @@ def test_disk_full_during_training_is_one_error_and_resume_continues(tmp_path, m
     checkpoints intact; a resume (disk freed) finishes the run."""
     import errno
 
-    import safetensors.torch
+    import rlcreate.sb3.io as sb3_io
 
     recipe = tmp_path / "tiny.yaml"
     trainer = {**TINY["trainer"], "checkpoints": 4, "total_timesteps": 512}
     recipe.write_text(yaml.safe_dump({**TINY, "trainer": trainer}))
-    real, calls = safetensors.torch.save_file, []
+    real, calls = sb3_io.save_file, []
 
     def full(tensors, filename, *a, **k):
         calls.append(filename)
@@ -512,14 +512,14 @@ def test_disk_full_during_training_is_one_error_and_resume_continues(tmp_path, m
             raise OSError(errno.ENOSPC, "No space left on device", filename)
         return real(tensors, filename, *a, **k)
 
-    monkeypatch.setattr(safetensors.torch, "save_file", full)
+    monkeypatch.setattr(sb3_io, "save_file", full)  # the checkpoint writer's safetensors call
     code, err = _cli("train", recipe, "--out", tmp_path / "runs", "--quiet")
     _one_error(code, err, "No space left on device", "free disk space", "--resume")
     run = tmp_path / "runs" / "tiny"
     from rlcreate.train.checkpoint import list_checkpoints
 
     assert len(list_checkpoints(run)) == 2 and not list((run / "checkpoints").glob(".tmp-*"))
-    monkeypatch.setattr(safetensors.torch, "save_file", real)
+    monkeypatch.setattr(sb3_io, "save_file", real)
     assert _cli("train", run, "--resume", "--quiet")[0] == 0
     assert (run / "model" / "policy.safetensors").is_file()
 
