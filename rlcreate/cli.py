@@ -27,8 +27,17 @@ from pathlib import Path
 
 from rlcreate.errors import UserError
 from rlcreate.recipe import load_recipe
-from rlcreate.runbox import (GENERATED_MARKER, check_replaceable, describe_os_error, name_arg, out_arg,
-                             refuse_links, replace_folder, run_lock, write_text)
+from rlcreate.runbox import (
+    GENERATED_MARKER,
+    check_replaceable,
+    describe_os_error,
+    name_arg,
+    out_arg,
+    refuse_links,
+    replace_folder,
+    run_lock,
+    write_text,
+)
 from rlcreate.trainers import trainer_for
 from rlcreate.validate import int_arg
 

@@ -39,7 +39,6 @@ from rlcreate.errors import UserError
 from rlcreate.rewards.compose import RewardSet, Term
 from rlcreate.rewards.registry import get_reward
 from rlcreate.rewards.transforms import RecipeValueError, make_transform, make_weight
-from rlcreate.errors import UserError
 from rlcreate.runbox import check_name
 from rlcreate.safe_io import load_yaml
 from rlcreate.trainers import section_algo, trainer_for

@@ -24,9 +24,9 @@ import torch
 from gymnasium import spaces
 from safetensors.torch import save_file
 
-from rlcreate.sb3.algo import ALGOS, build_algo
 from rlcreate.errors import UserError
 from rlcreate.safe_io import state_float, state_int
+from rlcreate.sb3.algo import ALGOS, build_algo
 from rlcreate.train.checkpoint import FORMAT, StateFormatError, _load_safetensors, _read_json, atomic_folder, save_tree
 
 __all__ = ["POLICY_FILES", "save_checkpoint", "load_policy_folder", "restore_trainer_state", "space_to_json",
@@ -174,7 +174,7 @@ def load_policy_folder(folder: Path, venv: Any = None, device: str = "cpu", opti
     desc = _read_json(folder / "policy.json")
     if desc.get("format") != FORMAT:
         raise StateFormatError(f"{folder / 'policy.json'}: format {desc.get('format')!r}, expected {FORMAT!r}")
-    if not isinstance(desc.get("hyper"), dict) or desc.get("algo") not in ("ppo", "maskable_ppo"):
+    if not isinstance(desc.get("hyper"), dict) or desc.get("algo") not in ALGOS:
         raise StateFormatError(f"{folder / 'policy.json'}: algo/hyper missing or malformed")
     obs_space = space_from_json(desc.get("observation_space") or {})
     act_space = space_from_json(desc.get("action_space") or {})
