@@ -166,8 +166,8 @@ def speed(gan, asm_reward, cfg: Config) -> dict:
 
 def generator_rows(cfg: Config, result: dict, judge, human: list, width: int) -> None:
     """Reference sets (human DEV, column LM, old VAE) and every generator candidate's own samples."""
-    from rlcreate.generators.column_lm import ColumnLM
-    from rlcreate.generators.latent import LatentLevelGenerator
+    from rlcreate.levels.generators.column_lm import ColumnLM
+    from rlcreate.levels.generators.latent import LatentLevelGenerator
     from rlcreate.levels.gan import ColumnLMLatent, LevelGAN, default_gan_path
 
     result["sets"]["human_dev"] = judge("human_dev", human)
@@ -228,7 +228,7 @@ def main(cfg: Config) -> dict:
     from stable_baselines3.common.vec_env import VecMonitor
 
     from rlcreate.assemble import assemble
-    from rlcreate.demo import control_error
+    from rlcreate.levels.demo import control_error
     from rlcreate.recipe import build_reward_set, load_recipe
     from rlcreate.sb3 import load_policy, make_algo
 

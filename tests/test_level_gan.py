@@ -135,7 +135,7 @@ def test_v1_residual_zero_action_is_the_generators_own_sample(tiny_gan):
 
 def test_v1_rejects_bad_settings(tiny_gan):
     from rlcreate.envs.core_vec_env import EnvConfigError
-    from rlcreate.generators.latent import LatentLevelGenerator, LevelVAE, VAEConfig
+    from rlcreate.levels.generators.latent import LatentLevelGenerator, LevelVAE, VAEConfig
     from rlcreate.levels.envs import make_mario_latent_v1
 
     with pytest.raises(EnvConfigError, match="latent_mode = 'box'"):
@@ -218,7 +218,7 @@ def test_bench_latent_generator_smoke(tmp_path, tiny_gan):
 
 @pytest.fixture(scope="module")
 def tiny_lm():
-    from rlcreate.generators.column_lm import N_SPECIAL, ColumnLM, build_vocab, small_gpt2
+    from rlcreate.levels.generators.column_lm import N_SPECIAL, ColumnLM, build_vocab, small_gpt2
     from rlcreate.levels import corpus
 
     vocab = build_vocab([b.grid() for b in corpus.training_blocks()])

@@ -278,7 +278,7 @@ class ColumnLMLatent:
     prior = "uniform"
 
     def __init__(self, lm=None, segment_width: int = 16, context_columns: int = 32, structure: bool = True):
-        from rlcreate.generators.column_lm import N_SPECIAL, ColumnLM
+        from rlcreate.levels.generators.column_lm import N_SPECIAL, ColumnLM
         from rlcreate.levels.envs import MarioStructure
 
         self.lm = lm if lm is not None else ColumnLM.load()
