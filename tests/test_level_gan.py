@@ -211,7 +211,7 @@ def test_bench_latent_generator_smoke(tmp_path, tiny_gan):
           "--speed-seconds", "0.2", "--speed-envs", "4", "--out", str(tmp_path / "b.json")])
     r = json.loads((tmp_path / "b.json").read_text())
     assert {"steered", "untrained", "best_of_2", "own_samples", "human_dev"} <= set(r["steering"]["groups"])
-    assert r["speed"]["ratio_env_no_reward_terms"] > 0 and {"gan", "column_lm", "shipped"} <= set(r["candidates"])
+    assert r["speed"]["ratio_env_prior_term_only"] > 0 and {"gan", "column_lm", "shipped"} <= set(r["candidates"])
 
 
 # ---- the column LM decoding uniform noise ------------------------------------------------------
