@@ -10,13 +10,14 @@ Mario ids: :mod:`rlcreate.levels.envs`); point them at another decoder by passin
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 from gymnasium import spaces
-from rlcreate.envs.core_vec_env import CoreEnv, CoreVecEnv, EnvConfigError, render_grid
 
+from rlcreate.envs.core_vec_env import CoreEnv, CoreVecEnv, EnvConfigError, render_grid
 from rlcreate.rewards.compose import RewardSet, as_reward_set
 
 __all__ = ["LatentGenerator", "Seam", "LatentLevelCore", "LatentLevelVecEnv", "LatentLevelEnv",
@@ -60,7 +61,14 @@ class TargetSpec:
 
 
 class LatentLevelCore:
-    """Batched state of ``n`` levels under construction (shared by the VecEnv and the single env)."""
+    """Batched state of ``n`` levels under construction (shared by the VecEnv and the single env).
+
+    ``latent_mode`` maps actions to decoder inputs (:data:`LATENT_MODES`; ``radius`` is the residual
+    step); ``reward_every`` is ``"segment"`` (score each new segment) or ``"end"`` (score whole
+    levels at their last step, with every step's actions / latents in the context). A generator
+    with ``context_columns > 0`` gets the level so far's last columns with each decode.
+    ``info["latent"]`` holds the share of saturated action entries and the RMS of z per step.
+    """
 
     def __init__(self, generator: LatentGenerator, reward: Any, featurizer: Callable[[np.ndarray], np.ndarray],
                  n_features: int, n_segments: int = 8, targets: dict[str, Sequence[float]] | None = None,
@@ -70,7 +78,7 @@ class LatentLevelCore:
             raise EnvConfigError(f"latent_mode = {latent_mode!r}: use one of {', '.join(LATENT_MODES)}")
         if latent_mode != "scaled" and getattr(generator, "prior", None) != "uniform":
             raise EnvConfigError(f"latent_mode = {latent_mode!r} needs a generator with a uniform [-1, 1] prior "
-                                 "(generator.prior == 'uniform', e.g. the shipped level GAN); use 'scaled'")
+                                 "(generator.prior == 'uniform', e.g. rlcreate.levels.gan's generators); use 'scaled'")
         if not (isinstance(radius, (int, float)) and not isinstance(radius, bool) and 0 < radius <= 10):
             raise EnvConfigError(f"radius = {radius!r}: must be a number in (0, 10] (residual step in atanh units)")
         if reward_every not in ("segment", "end"):

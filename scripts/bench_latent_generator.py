@@ -126,8 +126,8 @@ def speed(gan, asm_reward, cfg: Config) -> dict:
     import torch
 
     from rlcreate.levels.envs import make_mario_latent_v1_vec
-    from rlcreate.rewards.compose import RewardSet, Term
     from rlcreate.levels.value_rewards import ResidualPrior
+    from rlcreate.rewards.compose import RewardSet, Term
 
     torch.set_num_threads(1)
     n, rng = cfg.speed_envs, np.random.default_rng(cfg.seed)
@@ -168,9 +168,9 @@ def speed(gan, asm_reward, cfg: Config) -> dict:
 
 def generator_rows(cfg: Config, result: dict, judge, human: list, width: int) -> None:
     """Reference sets (human DEV, column LM, old VAE) and every generator candidate's own samples."""
+    from rlcreate.levels.gan import ColumnLMLatent, LevelGAN, default_gan_path
     from rlcreate.levels.generators.column_lm import ColumnLM
     from rlcreate.levels.generators.latent import LatentLevelGenerator
-    from rlcreate.levels.gan import ColumnLMLatent, LevelGAN, default_gan_path
 
     result["sets"]["human_dev"] = judge("human_dev", human)
     lm = list(ColumnLM.load().generate(width, batch=cfg.n, seed=cfg.seed))

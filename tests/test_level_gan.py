@@ -135,8 +135,8 @@ def test_v1_residual_zero_action_is_the_generators_own_sample(tiny_gan):
 
 def test_v1_rejects_bad_settings(tiny_gan):
     from rlcreate.envs.core_vec_env import EnvConfigError
-    from rlcreate.levels.generators.latent import LatentLevelGenerator, LevelVAE, VAEConfig
     from rlcreate.levels.envs import make_mario_latent_v1
+    from rlcreate.levels.generators.latent import LatentLevelGenerator, LevelVAE, VAEConfig
 
     with pytest.raises(EnvConfigError, match="latent_mode = 'box'"):
         make_mario_latent_v1(generator=tiny_gan, reward=CHEAP, latent_mode="box")
@@ -218,8 +218,8 @@ def test_bench_latent_generator_smoke(tmp_path, tiny_gan):
 
 @pytest.fixture(scope="module")
 def tiny_lm():
-    from rlcreate.levels.generators.column_lm import N_SPECIAL, ColumnLM, build_vocab, small_gpt2
     from rlcreate.levels import corpus
+    from rlcreate.levels.generators.column_lm import N_SPECIAL, ColumnLM, build_vocab, small_gpt2
 
     vocab = build_vocab([b.grid() for b in corpus.training_blocks()])
     model = small_gpt2(len(vocab) + N_SPECIAL, n_positions=64, n_embd=16, n_layer=1, n_head=2, seed=0)

@@ -178,7 +178,7 @@ class LevelGAN:
         self.n_tiles, self.context_columns, self.action_scale = c.n_tiles, c.context, float(c.action_scale)
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> "LevelGAN":
+    def load(cls, path: str | Path | None = None) -> LevelGAN:
         """Load ``config.json`` + ``model.safetensors`` (None: the shipped model)."""
         from safetensors.torch import load_file
 
@@ -252,7 +252,8 @@ class LevelGAN:
         prev = None
         for t in range(n_segments):
             z = rng.uniform(-1, 1, (n, self.latent_dim)).astype(np.float32)
-            ctx = prev[:, :, -self.context_columns:] if (chained and prev is not None and self.context_columns) else None
+            chain = chained and prev is not None and self.context_columns
+            ctx = prev[:, :, -self.context_columns:] if chain else None
             prev = self.decode(z, ctx)
             out[:, :, t * self.segment_width:(t + 1) * self.segment_width] = prev
         return out
@@ -278,8 +279,8 @@ class ColumnLMLatent:
     prior = "uniform"
 
     def __init__(self, lm=None, segment_width: int = 16, context_columns: int = 32, structure: bool = True):
-        from rlcreate.levels.generators.column_lm import N_SPECIAL, ColumnLM
         from rlcreate.levels.envs import MarioStructure
+        from rlcreate.levels.generators.column_lm import N_SPECIAL, ColumnLM
 
         self.lm = lm if lm is not None else ColumnLM.load()
         self.latent_dim = self.segment_width = int(segment_width)
