@@ -210,7 +210,7 @@ def test_bench_latent_generator_smoke(tmp_path, tiny_gan):
           f"column_lm,{tmp_path / 'gan'}", "--n", "4", "--n-segments", "2", "--boot", "5", "--best-of", "2",
           "--speed-seconds", "0.2", "--speed-envs", "4", "--out", str(tmp_path / "b.json")])
     r = json.loads((tmp_path / "b.json").read_text())
-    assert {"steered", "untrained", "best_of_2", "own_samples", "human_dev"} <= set(r["steering"]["groups"])
+    assert {"steered", "untrained", "best_of_2", "own_samples", "human_dev"} <= set(r["steering"]["run"]["groups"])
     assert r["speed"]["ratio_env_prior_term_only"] > 0 and {"gan", "column_lm", "shipped"} <= set(r["candidates"])
 
 
