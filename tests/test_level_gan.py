@@ -280,3 +280,20 @@ def test_v1_env_with_lm_latent_passes_check_env(tiny_lm):
     for _ in range(3):
         _, _, term, _, info = env.step(env.action_space.sample())
     assert term and info["level"].shape == (14, 24)
+
+
+def test_demo_refuses_an_unknown_generator():
+    proc = subprocess.run([sys.executable, "-m", "rlcreate.cli", "demo", "--generator", "vae", "--out", "/nonexistent"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 2 and "--generator" in proc.stderr and "latent" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_demo_latent_runs_end_to_end(tmp_path):
+    _run([sys.executable, "-m", "rlcreate.cli", "demo", "--generator", "latent", "--timesteps", "64", "--quiet",
+          "--out", str(tmp_path / "demo")])
+    r = json.loads((tmp_path / "demo" / "summary.json").read_text())
+    assert r["recipe"] == "mario_latent.yaml" and r["env_id"] == "rlcreate/MarioLatent-v1"
+    assert {"steered", "generator", "human_dev"} <= set(r["groups"]) and r["width"] == 128
