@@ -10,17 +10,18 @@ Mario ids: :mod:`rlcreate.levels.envs`); point them at another decoder by passin
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 from gymnasium import spaces
-from rlcreate.envs.core_vec_env import CoreEnv, CoreVecEnv, EnvConfigError, render_grid
 
+from rlcreate.envs.core_vec_env import CoreEnv, CoreVecEnv, EnvConfigError, render_grid
 from rlcreate.rewards.compose import RewardSet, as_reward_set
 
 __all__ = ["LatentGenerator", "Seam", "LatentLevelCore", "LatentLevelVecEnv", "LatentLevelEnv",
-           "TargetSpec", "EnvConfigError"]
+           "TargetSpec", "EnvConfigError", "LATENT_MODES"]
 
 
 class LatentGenerator(Protocol):
@@ -60,11 +61,28 @@ class TargetSpec:
 
 
 class LatentLevelCore:
-    """Batched state of ``n`` levels under construction (shared by the VecEnv and the single env)."""
+    """Batched state of ``n`` levels under construction (shared by the VecEnv and the single env).
+
+    ``latent_mode`` maps actions to decoder inputs (:data:`LATENT_MODES`; ``radius`` is the residual
+    step); ``reward_every`` is ``"segment"`` (score each new segment) or ``"end"`` (score whole
+    levels at their last step, with every step's actions / latents in the context). A generator
+    with ``context_columns > 0`` gets the level so far's last columns with each decode.
+    ``info["latent"]`` holds the share of saturated action entries and the RMS of z per step.
+    """
 
     def __init__(self, generator: LatentGenerator, reward: Any, featurizer: Callable[[np.ndarray], np.ndarray],
                  n_features: int, n_segments: int = 8, targets: dict[str, Sequence[float]] | None = None,
-                 seam: Seam | None = None, n: int = 1, renderer: Any = None):
+                 seam: Seam | None = None, n: int = 1, renderer: Any = None, latent_mode: str = "scaled",
+                 radius: float = 1.5, reward_every: str = "segment"):
+        if latent_mode not in LATENT_MODES:
+            raise EnvConfigError(f"latent_mode = {latent_mode!r}: use one of {', '.join(LATENT_MODES)}")
+        if latent_mode != "scaled" and getattr(generator, "prior", None) != "uniform":
+            raise EnvConfigError(f"latent_mode = {latent_mode!r} needs a generator with a uniform [-1, 1] prior "
+                                 "(generator.prior == 'uniform', e.g. rlcreate.levels.gan's generators); use 'scaled'")
+        if not (isinstance(radius, (int, float)) and not isinstance(radius, bool) and 0 < radius <= 10):
+            raise EnvConfigError(f"radius = {radius!r}: must be a number in (0, 10] (residual step in atanh units)")
+        if reward_every not in ("segment", "end"):
+            raise EnvConfigError(f"reward_every = {reward_every!r}: use 'segment' or 'end'")
         if isinstance(n_segments, bool) or not isinstance(n_segments, int) or not 1 <= n_segments <= 1000:
             raise EnvConfigError(f"n_segments = {n_segments!r}: must be an integer in [1, 1000]")
         self.gen = generator
@@ -74,7 +92,11 @@ class LatentLevelCore:
         self.targets = [TargetSpec(k, float(v[0]), float(v[1])) for k, v in (targets or {}).items()]
         self.seam, self.renderer = seam, renderer
         self.width, self.height = generator.segment_width, int(generator.height)
+        self.latent_mode, self.radius, self.reward_every = latent_mode, float(radius), reward_every
+        self.context_columns = int(getattr(generator, "context_columns", 0) or 0)
+        d = generator.latent_dim
         obs_dim = 2 * self.n_features + (seam.observed_size if seam else 0) + 1 + len(self.targets)
+        obs_dim += d if latent_mode == "residual" else 0  # the prior draw the residual moves
         self.observation_space = spaces.Box(0.0, 1.0, (obs_dim,), np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, (generator.latent_dim,), np.float32)
         self.progress = 0.0  # training progress in [0, 1] for weight schedules (set by the trainer)
@@ -85,6 +107,23 @@ class LatentLevelCore:
         self.last_feat = np.zeros((n, self.n_features))
         self.seam_state = seam.initial(n) if seam else np.zeros((n, 0))
         self.target_values = np.zeros((n, len(self.targets)))
+        self.base = np.zeros((n, d), np.float32)  # residual mode: this step's prior draw z0
+        self.actions = np.zeros((n, n_segments, d), np.float32)  # actions of the level so far
+        self.latents = np.zeros((n, n_segments, d), np.float32)  # decoder inputs of the level so far
+        self.rng = np.random.default_rng(0)
+
+    def _draw_base(self, rows: np.ndarray) -> None:
+        if self.latent_mode == "residual":
+            self.base[rows] = self.rng.uniform(-1, 1, (len(rows), self.base.shape[1]))
+
+    def latent(self, a: np.ndarray) -> np.ndarray:
+        """Decoder input for clipped actions ``a`` (see :data:`LATENT_MODES`)."""
+        if self.latent_mode == "scaled":
+            return a * self.gen.action_scale
+        if self.latent_mode == "direct":
+            return a
+        u = np.arctanh(np.clip(self.base, -0.999, 0.999)) + self.radius * a
+        return np.tanh(u).astype(np.float32)
 
     def reset(self, rng: np.random.Generator, rows: np.ndarray | None = None) -> np.ndarray:
         """Start new levels (all rows, or the rows in ``rows``); returns observations of all rows."""
@@ -97,6 +136,8 @@ class LatentLevelCore:
             self.seam_state[rows] = self.seam.initial(len(rows))
         for j, spec in enumerate(self.targets):
             self.target_values[rows, j] = rng.uniform(spec.low, spec.high, size=len(rows))
+        self.rng = rng
+        self._draw_base(rows)
         return self.observe()
 
     def observe(self) -> np.ndarray:
@@ -104,37 +145,82 @@ class LatentLevelCore:
         tnorm = np.stack([s.normalise(self.target_values[:, j]) for j, s in enumerate(self.targets)], 1) \
             if self.targets else np.zeros((self.n, 0))
         seam = self.seam.observe(self.seam_state) if self.seam else np.zeros((self.n, 0))
-        obs = np.concatenate([self.last_feat, mean, seam, (self.t / self.n_segments)[:, None], tnorm], 1)
+        parts = [self.last_feat, mean, seam, (self.t / self.n_segments)[:, None], tnorm]
+        if self.latent_mode == "residual":
+            parts.append((self.base + 1.0) / 2.0)
+        obs = np.concatenate(parts, 1)
         return np.clip(obs, 0.0, 1.0).astype(np.float32)
 
     def step(self, actions: np.ndarray):
         """Decode one segment per level, score it, advance. Returns obs, rewards, done, infos."""
-        a = np.clip(np.asarray(actions, np.float32).reshape(self.n, -1), -1.0, 1.0)
-        segments = self.gen.decode(a * self.gen.action_scale)
+        raw = np.asarray(actions, np.float32).reshape(self.n, -1)
+        a = np.clip(raw, -1.0, 1.0)
+        z = self.latent(a)
+        segments = self._decode(z)
+        rows = np.arange(self.n)
+        self.actions[rows, self.t] = a
+        self.latents[rows, self.t] = z
+        for i, t in enumerate(self.t):
+            self.levels[i, :, t * self.width:(t + 1) * self.width] = segments[i]
+        done = self.t + 1 >= self.n_segments
         context = {
             "position": (self.t + 0.5) / self.n_segments,
             "segment_index": self.t.copy(),
             "n_segments": self.n_segments,
             "targets": {s.name: self.target_values[:, j] for j, s in enumerate(self.targets)},
-            "latent": a * self.gen.action_scale,  # the decoder input (prior / typical-set rewards)
+            "latent": z,  # the decoder input (prior / typical-set rewards)
+            "action": a,  # the policy's (clipped) action: the residual in residual mode
         }
         if self.seam:
             context["seam_state"] = self.seam_state.copy()
-        result = self.reward(list(segments), progress=self.progress, **context)
-        for i, t in enumerate(self.t):
-            self.levels[i, :, t * self.width:(t + 1) * self.width] = segments[i]
+        if self.reward_every == "segment":
+            result = self.reward(list(segments), progress=self.progress, **context)
+        elif done.any():  # levels are written in lockstep: all end together
+            # the whole level is scored (solved from its start: no seam state), with the actions /
+            # latents of all its steps
+            whole = {k: v for k, v in context.items() if k not in ("seam_state", "segment_index", "position")}
+            result = self.reward(list(self.levels.copy()), progress=self.progress, **dict(
+                whole, action=self.actions.reshape(self.n, -1), latent=self.latents.reshape(self.n, -1)))
+        else:
+            result = None
+        stats = {"saturated": (np.abs(raw) > 0.99).mean(axis=1), "norm": np.sqrt((z ** 2).mean(axis=1))}
         feats = self.featurizer(segments)
         self.last_feat = feats
         self.feat_sum += feats
         if self.seam:
             self.seam_state = self.seam.advance(segments, self.seam_state)
         self.t += 1
-        done = self.t >= self.n_segments
-        infos = [{"rewards": result.per_sample(i), "segment": segments[i]} for i in range(self.n)]
-        for row in np.flatnonzero(done):
-            infos[row]["level"] = self.levels[row].copy()
-            infos[row]["targets"] = {s.name: float(self.target_values[row, j]) for j, s in enumerate(self.targets)}
-        return self.observe(), result.total.astype(np.float32), done, infos
+        self._draw_base(rows)
+        infos = [{"segment": segments[i], "latent": {k: float(v[i]) for k, v in stats.items()}}
+                 for i in range(self.n)]
+        if result is not None:
+            for i in range(self.n):
+                infos[i]["rewards"] = result.per_sample(i)
+        for i in np.flatnonzero(done):
+            infos[i]["level"] = self.levels[i].copy()
+            infos[i]["targets"] = {s.name: float(self.target_values[i, j]) for j, s in enumerate(self.targets)}
+        total = result.total.astype(np.float32) if result is not None else np.zeros(self.n, np.float32)
+        return self.observe(), total, done, infos
+
+    def _decode(self, z: np.ndarray) -> np.ndarray:
+        """One decoder call for the batch; a context-conditioned generator gets the last columns
+        of each level so far (none for a level's first segment)."""
+        if not self.context_columns:
+            return self.gen.decode(z)
+        out = np.zeros((self.n, self.height, self.width), np.int8)
+        for t in np.unique(self.t):  # levels advance in lockstep: one group in practice
+            rows = np.flatnonzero(self.t == t)
+            end = int(t) * self.width
+            ctx = self.levels[rows, :, max(0, end - self.context_columns):end] if t else None
+            out[rows] = self.gen.decode(z[rows], context=ctx)
+        return out
+
+
+#: How an action ``a`` in ``[-1, 1]^d`` becomes the decoder input ``z``: ``scaled`` (v0):
+#: ``z = action_scale * a`` (for a Gaussian prior the box's corners lie far out); ``direct``:
+#: ``z = a``, the action box *is* a uniform prior; ``residual``: ``z = tanh(atanh(z0) + radius * a)``
+#: around a fresh prior draw ``z0`` per step (observed), so ``a = 0`` decodes the generator's own sample.
+LATENT_MODES = ("scaled", "direct", "residual")
 
 
 class LatentLevelVecEnv(CoreVecEnv):

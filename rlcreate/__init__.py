@@ -1,6 +1,6 @@
 """rlcreate: steer pretrained generators with reinforcement learning toward creative objectives.
 
-``import rlcreate`` registers the Gymnasium ids ``rlcreate/MarioLatent-v0``,
+``import rlcreate`` registers the Gymnasium ids ``rlcreate/MarioLatent-v0``, ``rlcreate/MarioLatent-v1``,
 ``rlcreate/MarioTokens-v1`` and ``rlcreate/TextTokens-v0``. It does so without importing gymnasium
 itself when gymnasium is not loaded yet (registration then happens the moment gymnasium is
 imported), so that reward-only users (``rlcreate.rewards`` with TRL) never pay for gymnasium.

@@ -70,9 +70,11 @@ class BuiltinDomain(NamedTuple):
 BUILTIN: dict[str, BuiltinDomain] = {
     "levels": BuiltinDomain("rlcreate.levels.domain:DOMAIN", {
         "rlcreate/MarioLatent-v0": "rlcreate.levels.envs:make_mario_latent",
+        "rlcreate/MarioLatent-v1": "rlcreate.levels.envs:make_mario_latent_v1",
         "rlcreate/MarioTokens-v1": "rlcreate.levels.envs:make_mario_tokens",
     }, {
         "rlcreate/MarioLatent-v0": "rlcreate.levels.envs:make_mario_latent_vec",
+        "rlcreate/MarioLatent-v1": "rlcreate.levels.envs:make_mario_latent_v1_vec",
         "rlcreate/MarioTokens-v1": "rlcreate.levels.envs:make_mario_tokens_vec",
     }, ("rlcreate.levels.rewards", "rlcreate.levels.value_rewards")),
     "text": BuiltinDomain("rlcreate.text.domain:DOMAIN", {

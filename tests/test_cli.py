@@ -41,7 +41,7 @@ def test_render_and_play_a_corpus_level(tmp_path):
 
 @pytest.mark.parametrize("recipe_text, message", [
     ("env: {id: rlcreate/MarioLatent-v0}\nrewards: {playabilty: 1.0}\n", "unknown reward 'playabilty'. Did you mean 'playability'"),
-    ("env: {id: rlcreate/MarioLatent-v1}\nrewards: {playability: 1.0}\n", "env.id = 'rlcreate/MarioLatent-v1': .*Did you mean 'rlcreate/MarioLatent-v0'"),
+    ("env: {id: rlcreate/MarioLatent-v9}\nrewards: {playability: 1.0}\n", "env.id = 'rlcreate/MarioLatent-v9': .*Did you mean 'rlcreate/MarioLatent-v[01]'"),
     ("env: {id: rlcreate/MarioLatent-v0}\nrewards: {playability: {weight: .nan}}\n", r"rewards.playability.weight = nan is not a finite number"),
     ("env: {id: rlcreate/MarioLatent-v0}\nrewards: {playability: 1.0}\ntrainer: {algo: ppo2}\n", "trainer.algo = 'ppo2': .*Did you mean 'ppo'"),
     ("env: {id: rlcreate/MarioLatent-v0}\nrewards: {playability: 1.0}\ntrainr: {}\n", "unknown key 'trainr'. Did you mean 'trainer'"),

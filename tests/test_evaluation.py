@@ -32,7 +32,7 @@ def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("eval")
     torch.manual_seed(0)
     LatentLevelGenerator.from_module(LevelVAE(VAEConfig(latent_dim=8, hidden=16))).save(root / "vae")
-    recipe = load_recipe(ROOT / "rlcreate" / "recipes" / "mario_latent.yaml")
+    recipe = load_recipe(ROOT / "rlcreate" / "recipes" / "legacy_mario_latent.yaml")
     recipe.env_kwargs.update(n_segments=2, generator=str(root / "vae"))
     recipe.trainer.update(samples=4, n_envs=4, total_timesteps=128, checkpoints=2)
     recipe.trainer["hyper"].update(n_steps=16, batch_size=32, n_epochs=1)

@@ -123,7 +123,7 @@ def test_text_baseline_bad_input(tiny, tmp_path):
 
 def test_baselines_section_validation(tiny):
     _, text_recipe = tiny
-    level_recipe = load_recipe(ROOT / "rlcreate" / "recipes" / "mario_latent.yaml")
+    level_recipe = load_recipe(ROOT / "rlcreate" / "recipes" / "legacy_mario_latent.yaml")
     ok = baseline_section({"descriptors": ["enemies", "leniency"], "budget": 512}, level_recipe)
     assert ok == {"descriptors": ["enemies", "leniency"], "budget": 512}
     cases = [({"descriptors": ["enemis"]}, "baselines.descriptors: unknown behaviour descriptor 'enemis'. Did you mean 'enemies'"),
@@ -142,7 +142,7 @@ def test_baselines_section_validation(tiny):
     with pytest.raises(RecipeError, match="temperature > 0"):
         baseline_section({"grid": [[0, 1.0]]}, text_recipe)
     # parse_recipe accepts the section (validated here, not there)
-    data = yaml.safe_load((ROOT / "rlcreate" / "recipes" / "mario_latent.yaml").read_text())
+    data = yaml.safe_load((ROOT / "rlcreate" / "recipes" / "legacy_mario_latent.yaml").read_text())
     data["baselines"] = {"descriptors": ["enemies", "leniency"]}
     assert parse_recipe(data).env_id == "rlcreate/MarioLatent-v0"
 
@@ -154,7 +154,7 @@ def test_level_baseline_uses_section_descriptors(tmp_path):
 
     torch.manual_seed(0)
     LatentLevelGenerator.from_module(LevelVAE(VAEConfig(latent_dim=8, hidden=16))).save(tmp_path / "vae")
-    data = yaml.safe_load((ROOT / "rlcreate" / "recipes" / "mario_latent.yaml").read_text())
+    data = yaml.safe_load((ROOT / "rlcreate" / "recipes" / "legacy_mario_latent.yaml").read_text())
     data["env"]["kwargs"].update(n_segments=2, generator=str(tmp_path / "vae"))
     data["trainer"].update(samples=4, n_envs=4)
     data["baselines"] = {"descriptors": ["enemies", "leniency"], "budget": 16}

@@ -11,6 +11,7 @@ ENV_IDS = env_ids()
 
 FAST_KWARGS = {
     "rlcreate/MarioLatent-v0": {"n_segments": 2},
+    "rlcreate/MarioLatent-v1": {"n_segments": 2},
     "rlcreate/MarioTokens-v1": {"n_columns": 8},
     "rlcreate/TextTokens-v0": {"max_new_tokens": 4, "prompts": ["Write one line about rain."]},
 }

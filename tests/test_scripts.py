@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TESTED_ELSEWHERE = {"cleanrl_ppo.py": "test_cleanrl.py", "rllib_ppo.py": "test_rllib.py",
                     "bench_level_quality.py": "test_level_quality.py",
                     "bench_scaleout.py": "test_rllib.py", "gen_reference.py": "test_reference_docs.py",
+                    "train_level_gan.py": "test_level_gan.py", "bench_latent_generator.py": "test_level_gan.py",
                     "check_report_chromium.py": None, "setup.sh": None, "lint.sh": None}  # lint.sh: .ci/run runs it
 
 

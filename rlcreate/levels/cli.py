@@ -42,7 +42,8 @@ def cmd_render(args) -> int:
 def cmd_demo(args) -> int:
     from rlcreate.levels.demo import run_demo
 
-    run_demo(Path(args.out), minutes=args.minutes, timesteps=args.timesteps, progress_bar=not args.quiet)
+    run_demo(Path(args.out), minutes=args.minutes, timesteps=args.timesteps, progress_bar=not args.quiet,
+             generator=args.generator)
     return 0
 
 
@@ -53,6 +54,8 @@ def register(sub) -> None:
     d.add_argument("--minutes", type=positive_float, default=3.0, help="ignored: the demo trains for a fixed step budget so its numbers reproduce")
     d.add_argument("--timesteps", type=int_arg(1, 10**10), default=None, help="env steps (default: the recipe's trainer.total_timesteps)")
     d.add_argument("--quiet", action="store_true")
+    d.add_argument("--generator", choices=("tokens", "latent"), default="tokens",
+                   help="tokens: the column LM's token path (mario_tokens.yaml); latent: MarioLatent-v1 (mario_latent.yaml)")
     d.set_defaults(fn=cmd_demo)
 
     pl = sub.add_parser("play", help="fast-solver and A* verdicts for a level file")

@@ -28,8 +28,12 @@ from rlcreate.recipe import load_recipe
 __all__ = ["run_demo", "demo_recipe_path", "control_error"]
 
 
-def demo_recipe_path() -> Path:
-    return Path(str(resources.files("rlcreate") / "recipes" / "mario_tokens.yaml"))
+#: ``--generator`` -> the demo's recipe: the column LM's token path, or the latent path (MarioLatent-v1)
+DEMO_RECIPES = {"tokens": "mario_tokens.yaml", "latent": "mario_latent.yaml"}
+
+
+def demo_recipe_path(generator: str = "tokens") -> Path:
+    return Path(str(resources.files("rlcreate") / "recipes" / DEMO_RECIPES[generator]))
 
 
 def level_novelty(levels: list[np.ndarray]) -> np.ndarray:
@@ -73,7 +77,7 @@ def _objective(reward_set_factory, levels: list[np.ndarray], targets: list[dict]
 
 
 def run_demo(out: Path, minutes: float | None = None, timesteps: int | None = None, progress_bar: bool = True,
-             n_levels: int = 64, astar_levels: int = 8, astar_runs: int = 1) -> dict:
+             n_levels: int = 64, astar_levels: int = 8, astar_runs: int = 1, generator: str = "tokens") -> dict:
     """Train, sample and compare (see the module docstring); writes ``out/summary.json``,
     ``out/levels.npy`` (the steered levels), ``out/samples/`` and the policy in ``out/model/``.
 
@@ -93,7 +97,8 @@ def run_demo(out: Path, minutes: float | None = None, timesteps: int | None = No
     from rlcreate.train.runner import rollout
     from rlcreate.sb3 import make_algo, trainer_extra, training_callbacks
 
-    recipe = load_recipe(demo_recipe_path())
+    recipe = load_recipe(demo_recipe_path(generator))
+    latent = generator == "latent"  # residual policies act by their mean; the prior draws give variety
     out.mkdir(parents=True, exist_ok=True)
     recipe.dump(out / "config.yaml")
     budget = int(timesteps or recipe.trainer["total_timesteps"])
@@ -110,7 +115,7 @@ def run_demo(out: Path, minutes: float | None = None, timesteps: int | None = No
     print(f"      {model.num_timesteps} env steps in {train_s:.0f} s")
 
     print(f"[2/4] sampling {n_levels} levels from the policy ...")
-    infos = rollout(model, asm.make_env(min(n_levels, 16), recipe.seed + 1, "eval"), n_levels, deterministic=False)
+    infos = rollout(model, asm.make_env(min(n_levels, 16), recipe.seed + 1, "eval"), n_levels, deterministic=latent)
     steered = [i["level"] for i in infos]
     targets = [i.get("targets", {}) for i in infos]
     np.save(out / "levels.npy", np.stack(steered))
@@ -118,15 +123,20 @@ def run_demo(out: Path, minutes: float | None = None, timesteps: int | None = No
 
     print("[3/4] the generator's own samples (no RL) and held-out human (DEV) levels ...")
     width = steered[0].shape[1]
-    own = list(ColumnLM.load().generate(width, batch=n_levels, seed=recipe.seed + 2))
+    if latent:  # the latent generator's own samples: uniform latents, segments chained by context
+        own = list(asm.make_env(1, 0, "eval").core.gen.sample_levels(n_levels, width // 16, seed=recipe.seed + 2))
+    else:
+        own = list(ColumnLM.load().generate(width, batch=n_levels, seed=recipe.seed + 2))
     human = list(dev_windows(width, stride=width))  # held-out human levels; TEST is the judge's human side
     print(f"[4/4] judges{' and the A* agent' if astar_levels else ''} ...")
     table = quality_table({"steered": steered, "generator": own, "human_dev": human}, human_split="test",
                           seed=recipe.seed, astar_levels=astar_levels, astar_runs=astar_runs)
     result = {
-        "recipe": str(demo_recipe_path().name), "env_id": recipe.env_id, "env_steps": int(model.num_timesteps),
+        "recipe": str(demo_recipe_path(generator).name), "env_id": recipe.env_id, "env_steps": int(model.num_timesteps),
         "train_seconds": round(train_s, 1), "n_levels": n_levels, "width": int(width), "astar_levels": astar_levels,
-        "sampling": "policy sampled (deterministic=False); generator: column LM, temperature 1, full vocabulary",
+        "sampling": ("policy mean (deterministic=True) around uniform prior draws; generator: uniform latents"
+                     if latent else
+                     "policy sampled (deterministic=False); generator: column LM, temperature 1, full vocabulary"),
         **table,
         "control": {"steered": control_error(steered, targets), "generator": control_error(own, targets)},
         "objective": {"steered": _objective(lambda: build_reward_set(recipe), steered, targets),

@@ -2,6 +2,9 @@
 
 ``rlcreate/MarioLatent-v0`` — :func:`make_mario_latent`: the shipped level VAE writes a level of
 ``n_segments`` 16-column segments; each action is the next segment's latent.
+``rlcreate/MarioLatent-v1`` — :func:`make_mario_latent_v1`: a bounded-prior generator (default the
+column LM decoding uniform noise; or the level GAN) writing context-conditioned segments, with
+residual actions bounded by its prior (card: :data:`V1_CARD`).
 ``rlcreate/MarioTokens-v1`` — :func:`make_mario_tokens`: the shipped column LM writes a level column
 by column; each action picks one of its top-k next columns (the card is
 :class:`rlcreate.envs.column_tokens.ColumnTokensEnv`'s).
@@ -53,7 +56,8 @@ from rlcreate.levels.features import FEATURE_NAMES, segment_difficulty, segment_
 
 __all__ = ["segment_features", "SolverSeam", "MarioStructure", "MarioRenderer", "DEFAULT_REWARDS",
            "DEFAULT_TARGETS", "make_mario_latent", "make_mario_latent_vec", "make_mario_tokens",
-           "make_mario_tokens_vec", "default_reward_set", "FEATURE_NAMES"]
+           "make_mario_tokens_vec", "default_reward_set", "FEATURE_NAMES", "make_mario_latent_v1",
+           "make_mario_latent_v1_vec", "V1_CARD"]
 
 #: default reward terms of the Mario envs (term -> recipe spec): the one definition, used by every
 #: recipe that leaves `rewards:` out
@@ -165,6 +169,75 @@ def make_mario_latent_vec(n_envs: int = 16, n_segments: int = 8, targets: dict |
                           reward: Any = None, generator: Any = None, seed: int | None = None) -> LatentLevelVecEnv:
     """Batched ``MarioLatent-v0`` as an SB3 VecEnv: ``n_envs`` levels per decoder call."""
     return LatentLevelVecEnv(_core(n_envs, n_segments, targets, reward, generator), seed=seed)
+
+
+def bounded_generator(generator: Any = None):
+    """A bounded-prior latent generator: None (default) the column LM decoding uniform noise
+    (:class:`rlcreate.levels.gan.ColumnLMLatent`), ``"gan"`` the shipped level GAN, a level-GAN
+    folder path, or a generator object."""
+    from rlcreate.levels.gan import ColumnLMLatent, LevelGAN
+
+    if generator is None or generator == "column_lm":
+        return ColumnLMLatent()
+    if generator == "gan":
+        return LevelGAN.load()
+    if isinstance(generator, str) or hasattr(generator, "__fspath__"):
+        return LevelGAN.load(generator)
+    if not hasattr(generator, "decode"):
+        raise EnvConfigError(f"generator = {type(generator).__name__}: pass None / 'column_lm' (the column LM "
+                             "decoding uniform noise), 'gan' (the shipped level GAN), a level-GAN folder or a "
+                             "latent generator")
+    return generator
+
+
+def _core_v1(n: int, n_segments: int, targets, reward, generator, latent_mode: str, radius: float,
+             reward_every: str) -> LatentLevelCore:
+    return LatentLevelCore(bounded_generator(generator), _reward(reward), segment_features, len(FEATURE_NAMES),
+                           n_segments=n_segments, targets=DEFAULT_TARGETS if targets is None else targets,
+                           seam=SolverSeam(), n=n, renderer=MarioRenderer(), latent_mode=latent_mode,
+                           radius=radius, reward_every=reward_every)
+
+
+def make_mario_latent_v1(n_segments: int = 8, targets: dict | None = None, reward: Any = None,
+                         generator: Any = None, latent_mode: str = "residual", radius: float = 1.5,
+                         reward_every: str = "end", render_mode: str | None = None) -> LatentLevelEnv:
+    """Single-env ``rlcreate/MarioLatent-v1`` (see :data:`V1_CARD`)."""
+    return LatentLevelEnv(_core_v1(1, n_segments, targets, reward, generator, latent_mode, radius, reward_every),
+                          render_mode=render_mode)
+
+
+def make_mario_latent_v1_vec(n_envs: int = 16, n_segments: int = 8, targets: dict | None = None,
+                             reward: Any = None, generator: Any = None, seed: int | None = None,
+                             latent_mode: str = "residual", radius: float = 1.5,
+                             reward_every: str = "end") -> LatentLevelVecEnv:
+    """Batched ``MarioLatent-v1`` as an SB3 VecEnv: ``n_envs`` levels per decoder call."""
+    return LatentLevelVecEnv(_core_v1(n_envs, n_segments, targets, reward, generator, latent_mode, radius,
+                                      reward_every), seed=seed)
+
+
+#: The card of ``rlcreate/MarioLatent-v1`` (differences from v0's card above).
+V1_CARD = """
+Description
+    As v0, but the generator has a uniform [-1, 1]^d prior and every segment after the first is
+    conditioned on the level so far, so the level continues across seams. Default (``generator=None``):
+    the shipped column LM decoding uniform noise (:class:`rlcreate.levels.gan.ColumnLMLatent`, d = 16,
+    one quantile per column, prompted with the last 32 columns, pipes kept whole); ``generator="gan"``:
+    the shipped level GAN (rlcreate/models/mario-gan, d = 32, conditioned on the last 4 columns).
+Action Space
+    ``Box(-1, 1, (d,), float32)``. ``latent_mode="residual"`` (default): a fresh prior draw z0 per
+    step (observed) and ``z = tanh(atanh(z0) + radius * a)``: always inside the prior's support,
+    and ``a = 0`` decodes the generator's own sample. ``latent_mode="direct"``: ``z = a``, the box is
+    the prior. ``info["latent"]`` holds the share of saturated action entries (|a| > 0.99) and the
+    RMS of z, logged as ``latent/saturated`` and ``latent/norm``.
+Observation Space
+    v0's, plus z0 scaled to [0, 1] (d values) in residual mode.
+Rewards
+    ``reward_every="end"`` (default): 0 until the last segment, then the recipe's reward set on the
+    whole level, with context ``action`` / ``latent`` (every step's, flattened) for prior terms such
+    as ``residual_prior``. ``reward_every="segment"``: v0's per-segment scoring.
+Version History
+    v1: bounded-prior generator, context-conditioned segments, residual actions, level-end rewards.
+"""
 
 
 class MarioStructure:

@@ -332,3 +332,38 @@ def judge_human_likeness(levels: Sequence[np.ndarray], **_) -> dict:
         out["profile_inside"] = prof["inside"]
         out.update({f"{e}_per_128": v["mean"] for e, v in prof["elements"].items()})
     return out
+
+
+PIPE_RULES = ("pipe_pairs", "pipe_capped", "pipe_anchored")
+
+
+def malformed_pipe_share(levels: Sequence[np.ndarray]) -> float:
+    """Share of levels (each checked as one grid, seams included) with a pipe that breaks a rule of
+    :data:`PIPE_RULES` (cut in half, without a top, floating); human 128-column windows: 0-6%."""
+    from rlcreate.levels.validity import rule_masks
+
+    grids = _grids(levels)
+    bad = np.zeros(len(grids), bool)
+    for shape in {g.shape for g in grids}:
+        ix = [i for i, g in enumerate(grids) if g.shape == shape]
+        masks = rule_masks(np.stack([grids[i] for i in ix]))
+        bad[ix] = ~np.logical_and.reduce([masks[r] for r in PIPE_RULES])
+    return float(bad.mean())
+
+
+def set_judges(levels: Sequence[np.ndarray], human: tuple[np.ndarray, np.ndarray] | None = None,
+               seed: int = 0, per_set: int = 16) -> dict:
+    """The generator judges of a set of equal-width levels in one dict: human-likeness AUC (against
+    ``human`` segments, default TEST), element profile inside the human band (``profile_inside`` of
+    5), the share of distinct 16-column segments per ``per_set`` levels (``distinct_share``,
+    averaged over random subsets of ``per_set * width / 16`` segments) and the malformed-pipe share."""
+    grids = _grids(levels)
+    hl = human_likeness(grids, human=human, seed=seed)
+    prof = profile_report(grids)
+    n_seg = per_set * (grids[0].shape[1] // SEGMENT)
+    div = set_diversity(grids, n_segments=n_seg, seed=seed)
+    return {"auc": hl["auc"], "auc_logreg": hl["auc_logreg"], "auc_boost": hl["auc_boost"],
+            "profile_inside": prof["inside"],
+            "profile": {e: round(v["mean"], 2) for e, v in prof["elements"].items()},
+            "distinct_share": div["distinct_share"], "mean_pairwise": div["mean_pairwise"],
+            "malformed_pipe_share": malformed_pipe_share(grids), "n_levels": len(grids)}

@@ -13,6 +13,8 @@ with *human* levels through the pretrained generator and the corpus' element sta
   by the distribution of human (DEV) levels' own: as likely as a human level, not more, not less;
 - ``latent_prior`` (:class:`LatentPrior`): for latent envs, whether the latent lies in the prior's
   typical set (needs the latent in the context as ``latent``);
+- ``residual_prior`` (:class:`ResidualPrior`): for MarioLatent-v1's residual actions, the prior's
+  log-density of the residual (with PPO's entropy bonus, a KL to the prior);
 - ``batch_diversity`` (:class:`BatchDiversity`): a group reward, the distance of a level to the
   nearest other level of the same batch in a structural feature space.
 
@@ -32,7 +34,8 @@ from rlcreate.rewards.base import RewardModule
 from rlcreate.levels.features import segment_features
 from rlcreate.rewards.registry import register
 
-__all__ = ["ElementProfile", "SetProfile", "LMLogProb", "LMTypicality", "LatentPrior", "BatchDiversity",
+__all__ = ["ElementProfile", "SetProfile", "LMLogProb", "LMTypicality", "LatentPrior", "ResidualPrior",
+           "BatchDiversity",
            "column_loglik", "human_element_stats", "human_loglik_stats"]
 
 
@@ -260,6 +263,35 @@ class LatentPrior(RewardModule):
         d = z.shape[1]
         u = ((z ** 2).sum(axis=1) - d) / np.sqrt(2.0 * d)
         return np.exp(-0.5 * u ** 2).tolist()
+
+
+@register("residual_prior")
+class ResidualPrior(RewardModule):
+    """Prior term for bounded latent steering (MarioLatent-v1): ``-1/2 * sum((a / scale)^2)`` over
+    the policy's action entries ``a`` (context ``action``; every step's when the env scores whole
+    levels), the log-density of a N(0, scale^2) prior on the residual up to a constant. For a
+    Gaussian policy N(mu, sigma^2), its expectation is ``-1/2 * sum(mu^2 + sigma^2) / scale^2``;
+    added with weight beta to PPO's entropy bonus with ``ent_coef = beta`` this is
+    ``-beta * KL(policy || N(0, scale^2 I))`` plus a constant, the latent counterpart of the token
+    path's KL to its LM. ``scale`` 0.4: at the prior's own spread 1.3% of action entries pass
+    |a| > 0.99 (SB3 clips them into the box), at 1.0 it would be 32%. ``None`` without an action
+    in the context. Range (-inf, 0] (>= -d * steps / (2 scale^2) for actions in the box). Gamed by:
+    a policy that never moves (a = 0 is the generator's own sample); it only measures distance from
+    the prior, pair it with value terms."""
+
+    artifact = "level"
+
+    def __init__(self, scale: float = 0.4, name: str | None = None):
+        super().__init__(name)
+        if not (isinstance(scale, (int, float)) and scale > 0):
+            raise ValueError(f"residual_prior scale = {scale!r}: must be a number > 0")
+        self.scale = float(scale)
+
+    def score(self, samples: Sequence[np.ndarray], action: Any = None, **context: Any):
+        if action is None:
+            return [None] * len(samples)
+        a = np.asarray(action, np.float64).reshape(len(samples), -1) / self.scale
+        return (-0.5 * (a ** 2).sum(axis=1)).tolist()
 
 
 def _structure(grids: np.ndarray) -> np.ndarray:

@@ -36,7 +36,9 @@ DEFAULT_CHECKPOINT_MINUTES = 10.0
 class RewardTermsLogger(BaseCallback):
     """Logs the mean of every reward term (``info["rewards"]``) as ``rewards/<name>``, the fraction
     of actions the env replaced because they were outside its mask (``info["action_replaced"]``) as
-    ``rollout/actions_replaced``, and feeds training progress to the environment (weight schedules)."""
+    ``rollout/actions_replaced``, latent envs' action statistics (``info["latent"]``: share of
+    saturated actions, latent norm) as ``latent/<name>``, and feeds training progress to the
+    environment (weight schedules)."""
 
     def __init__(self, total_timesteps: int):
         super().__init__()
@@ -54,12 +56,17 @@ class RewardTermsLogger(BaseCallback):
                 if v == v:  # skip NaN (term not applicable)
                     self._sums[k] = self._sums.get(k, 0.0) + v
                     self._counts[k] = self._counts.get(k, 0) + 1
+            for k, v in (info.get("latent") or {}).items():  # latent envs: saturated share, latent norm
+                key = f"latent:{k}"
+                self._sums[key] = self._sums.get(key, 0.0) + v
+                self._counts[key] = self._counts.get(key, 0) + 1
         self.training_env.env_method("set_progress", min(self.num_timesteps / self.total, 1.0))
         return True
 
     def _on_rollout_end(self) -> None:
         for k, s in self._sums.items():
-            self.logger.record(f"rewards/{k}", s / max(self._counts[k], 1))
+            tag = f"latent/{k[7:]}" if k.startswith("latent:") else f"rewards/{k}"
+            self.logger.record(tag, s / max(self._counts[k], 1))
         if self._replaced[1]:
             self.logger.record("rollout/actions_replaced", self._replaced[0] / self._replaced[1])
         self._sums.clear()

@@ -1,0 +1,354 @@
+"""Latent level generator with a bounded prior: a context-conditioned WGAN-GP over 14 x 16 segments.
+
+Why a GAN with a *uniform* prior: an RL policy's action box ``[-1, 1]^d`` is then exactly the
+generator's prior support, so every action decodes to something the generator was trained to make
+(a Gaussian-prior VAE decoder sees the box's corners as far-out latents and writes noise there).
+
+Why a context input: a level is written segment by segment, and each segment is conditioned on the
+last ``context`` columns of the one before (a null context for the first segment), so ground,
+pipes and gaps continue across the seam and a level reads as one level, not stitched windows.
+
+:class:`GANConfig` is the architecture (saved as ``config.json``); :class:`SegmentGenerator` the
+torch module; :class:`LevelGAN` wraps trained weights behind the latent-generator protocol::
+
+    gan = LevelGAN.load()                              # rlcreate/models/mario-gan/
+    seg = gan.decode(z)                                # z in [-1, 1]^d: (b, 14, 16), null context
+    seg2 = gan.decode(z2, context=seg[:, :, -4:])      # the next segment, continuing the first
+    levels = gan.sample_levels(64, n_segments=8, seed=0)   # (64, 14, 128)
+
+Decoding is deterministic (argmax over tile logits); all randomness is in ``z``.
+Trained by ``scripts/train_level_gan.py``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from rlcreate.errors import UserError
+from rlcreate.levels.tiles import HEIGHT, TILES
+
+__all__ = ["GANConfig", "SegmentGenerator", "SegmentCritic", "LevelGAN", "ColumnLMLatent", "GANInputError",
+           "default_gan_path", "one_hot"]
+
+N_TILES = len(TILES)
+
+
+class GANInputError(UserError):
+    """A latent or context batch of the wrong shape or range was passed to the GAN."""
+
+
+def default_gan_path() -> Path:
+    """Folder of the shipped GAN (package data)."""
+    return Path(__file__).resolve().parent.parent / "models" / "mario-gan"
+
+
+@dataclass
+class GANConfig:
+    """Architecture of :class:`SegmentGenerator` / :class:`SegmentCritic`."""
+
+    latent_dim: int = 32
+    """Size of z; the prior is uniform on [-1, 1]^latent_dim."""
+    segment_width: int = 16
+    """Columns per generated segment."""
+    context: int = 4
+    """Columns of the previous segment the generator (and critic) sees; 0: unconditioned."""
+    channels: int = 64
+    """Base channel count of the conv layers."""
+    n_tiles: int = N_TILES
+    """Tile vocabulary (rlcreate.levels.tiles.TILES)."""
+    arch: str = "conv"
+    """``conv`` (DCGAN-like, local structure by construction) or ``mlp`` (dense layers, ~5x cheaper
+    to train on CPU; ``channels`` * 8 hidden units)."""
+    action_scale: float = 1.0
+    """z = action_scale * action: 1.0, the action box is the prior."""
+
+
+def one_hot(grids: torch.Tensor, n_tiles: int = N_TILES) -> torch.Tensor:
+    """(b, 14, W) tile ids -> (b, n_tiles, 14, W) float one-hot."""
+    return torch.nn.functional.one_hot(grids.long(), n_tiles).permute(0, 3, 1, 2).float()
+
+
+def _context_map(ctx: torch.Tensor | None, has: torch.Tensor, c: GANConfig, b: int) -> torch.Tensor:
+    """(b, n_tiles + 1, 14, context): one-hot context tiles (zeros where absent) + a 'present' plane."""
+    if c.context == 0:
+        return torch.zeros(b, c.n_tiles + 1, HEIGHT, 0)
+    if ctx is None:
+        ctx = torch.zeros(b, c.n_tiles, HEIGHT, c.context)
+    ctx = ctx * has.view(-1, 1, 1, 1)
+    flag = has.view(-1, 1, 1, 1).expand(b, 1, HEIGHT, c.context)
+    return torch.cat([ctx, flag], 1)
+
+
+class SegmentGenerator(nn.Module):
+    """z (b, d) + context one-hot (b, 13, 14, C) -> tile logits (b, 13, 14, W).
+
+    z (with a summary of the context) is projected to a (2ch, 7, W/2) map and upsampled to
+    (ch, 14, W); the context columns, embedded by a 1x1 conv, are put to its left, and two 3x3
+    convs over the joint (14, C + W) canvas let the new columns continue the old ones; the logits
+    of the last W columns are the segment.
+    """
+
+    def __init__(self, config: GANConfig | None = None):
+        super().__init__()
+        self.config = c = config or GANConfig()
+        ch, w = c.channels, c.segment_width
+        n_ctx = (c.n_tiles + 1) * HEIGHT * c.context
+        if c.arch not in ("conv", "mlp"):
+            raise GANInputError(f"arch = {c.arch!r}: use 'conv' or 'mlp'")
+        if c.arch == "mlp":
+            hid = 8 * ch
+            self.mlp = nn.Sequential(nn.Linear(c.latent_dim + n_ctx, hid), nn.BatchNorm1d(hid), nn.ReLU(),
+                                     nn.Linear(hid, hid), nn.BatchNorm1d(hid), nn.ReLU(),
+                                     nn.Linear(hid, c.n_tiles * HEIGHT * w))
+            return
+        self.ctx_summary = nn.Linear(n_ctx, 64) if c.context else None
+        self.fc = nn.Sequential(nn.Linear(c.latent_dim + (64 if c.context else 0), 2 * ch * 7 * (w // 2)),
+                                nn.BatchNorm1d(2 * ch * 7 * (w // 2)), nn.ReLU())
+        self.up = nn.Sequential(nn.ConvTranspose2d(2 * ch, ch, 4, 2, 1), nn.BatchNorm2d(ch), nn.ReLU())
+        self.ctx_embed = nn.Conv2d(c.n_tiles + 1, ch, 1)
+        self.body = nn.Sequential(
+            nn.Conv2d(ch, ch, 3, 1, 1), nn.BatchNorm2d(ch), nn.ReLU(),
+            nn.Conv2d(ch, c.n_tiles, 3, 1, 1))
+
+    def forward(self, z: torch.Tensor, ctx: torch.Tensor | None = None, has: torch.Tensor | None = None):
+        c, b = self.config, len(z)
+        has = torch.zeros(b) if has is None else has.float()
+        cmap = _context_map(ctx, has, c, b)
+        if c.arch == "mlp":
+            return self.mlp(torch.cat([z, cmap.flatten(1)], 1)).view(b, c.n_tiles, HEIGHT, c.segment_width)
+        h = z
+        if c.context:
+            h = torch.cat([z, torch.relu(self.ctx_summary(cmap.flatten(1)))], 1)
+        h = self.fc(h).view(b, 2 * c.channels, 7, c.segment_width // 2)
+        h = self.up(h)
+        if c.context:
+            h = torch.cat([self.ctx_embed(cmap), h], 3)
+        return self.body(h)[:, :, :, c.context:]
+
+
+class SegmentCritic(nn.Module):
+    """WGAN critic (two convs) over the context + segment canvas (b, 13 + 1, 14, C + W) -> score (b,).
+
+    It sees the seam, so a segment that does not continue its context is scored as fake."""
+
+    def __init__(self, config: GANConfig | None = None):
+        super().__init__()
+        self.config = c = config or GANConfig()
+        ch = c.channels
+        if c.arch == "mlp":
+            self.net = nn.Sequential(nn.Flatten(), nn.Linear((c.n_tiles + 1) * HEIGHT * (c.context + c.segment_width),
+                                                             8 * ch), nn.LeakyReLU(0.2),
+                                     nn.Linear(8 * ch, 4 * ch), nn.LeakyReLU(0.2), nn.Linear(4 * ch, 1))
+            return
+        self.net = nn.Sequential(
+            nn.Conv2d(c.n_tiles + 1, ch, 3, 1, 1), nn.LeakyReLU(0.2),
+            nn.Conv2d(ch, 2 * ch, 4, 2, 1), nn.LeakyReLU(0.2),          # 7 x (C+W)/2
+            nn.Flatten(), nn.Linear(2 * ch * 7 * ((c.context + c.segment_width) // 2), 1))
+
+    def forward(self, seg: torch.Tensor, ctx: torch.Tensor | None = None, has: torch.Tensor | None = None):
+        """``seg``: (b, 13, 14, W) one-hot or soft tiles; ``ctx``: (b, 13, 14, C)."""
+        c, b = self.config, len(seg)
+        has = torch.zeros(b) if has is None else has.float()
+        cmap = _context_map(ctx, has, c, b)
+        seg = torch.cat([seg, torch.ones(b, 1, HEIGHT, c.segment_width)], 1)  # 'present' plane = 1
+        return self.net(torch.cat([cmap, seg], 3)).squeeze(1)
+
+
+class LevelGAN:
+    """Latent-generator protocol over a trained :class:`SegmentGenerator`.
+
+    Attributes: ``latent_dim``, ``segment_width``, ``height``, ``n_tiles``, ``context_columns``,
+    ``action_scale`` (1.0) and ``prior = "uniform"`` (z in [-1, 1]^d). ``decode(z, context)`` is
+    deterministic and batched.
+    """
+
+    prior = "uniform"
+
+    def __init__(self, generator: SegmentGenerator):
+        self.net = generator.eval()
+        c = generator.config
+        self.config = c
+        self.latent_dim, self.segment_width, self.height = c.latent_dim, c.segment_width, HEIGHT
+        self.n_tiles, self.context_columns, self.action_scale = c.n_tiles, c.context, float(c.action_scale)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> LevelGAN:
+        """Load ``config.json`` + ``model.safetensors`` (None: the shipped model)."""
+        from safetensors.torch import load_file
+
+        folder = Path(path) if path is not None else default_gan_path()
+        cfg_file, weights = folder / "config.json", folder / "model.safetensors"
+        if not cfg_file.is_file() or not weights.is_file():
+            raise GANInputError(f"{folder} is not a level-GAN folder: it needs config.json and model.safetensors "
+                                "(train one with scripts/train_level_gan.py, or pass None for the shipped model)")
+        net = SegmentGenerator(GANConfig(**json.loads(cfg_file.read_text())))
+        net.load_state_dict({k: v.float() for k, v in load_file(str(weights)).items()})
+        return cls(net)
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` (fp32: BatchNorm statistics stay exact)."""
+        from safetensors.torch import save_file
+
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "config.json").write_text(json.dumps(asdict(self.config), indent=2) + "\n")
+        save_file({k: v.detach().float().contiguous() for k, v in self.net.state_dict().items()},
+                  str(folder / "model.safetensors"))
+        return folder
+
+    def _check(self, z, context, has_context) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        z = np.asarray(z, dtype=np.float32)
+        if z.ndim != 2 or z.shape[1] != self.latent_dim:
+            raise GANInputError(f"decode expects z of shape (batch, {self.latent_dim}), got {z.shape}"
+                                + ("; wrap a single latent as z[None]" if z.ndim == 1 else ""))
+        if not np.isfinite(z).all() or np.abs(z).max(initial=0) > 1.0 + 1e-6:
+            raise GANInputError("decode expects z inside the prior's support [-1, 1] (finite); clip the actions")
+        b = len(z)
+        if context is None:
+            has = np.zeros(b, bool) if has_context is None else np.asarray(has_context, bool)
+            if has.any():
+                raise GANInputError("has_context is True for some rows but no context was given")
+            return torch.from_numpy(z), None, torch.zeros(b)
+        ctx = np.asarray(context)
+        if ctx.shape != (b, HEIGHT, self.context_columns):
+            raise GANInputError(f"context must have shape (batch, {HEIGHT}, {self.context_columns}) "
+                                f"(the previous segment's last columns), got {ctx.shape}")
+        if ctx.size and (ctx.min() < 0 or ctx.max() >= self.n_tiles):
+            raise GANInputError(f"context tile ids must lie in [0, {self.n_tiles - 1}]")
+        has = np.ones(b, bool) if has_context is None else np.asarray(has_context, bool).reshape(b)
+        return torch.from_numpy(z), one_hot(torch.from_numpy(ctx.astype(np.int64)), self.n_tiles), \
+            torch.from_numpy(has.astype(np.float32))
+
+    def decode_logits(self, z, context=None, has_context=None) -> np.ndarray:
+        """Tile logits (b, 14, W, n_tiles)."""
+        zt, ctx, has = self._check(z, context, has_context)
+        with torch.inference_mode():
+            return self.net(zt, ctx, has).permute(0, 2, 3, 1).numpy()
+
+    def decode(self, z, context=None, has_context=None) -> np.ndarray:
+        """z (b, d) in [-1, 1] -> segments (b, 14, W) int8. ``context``: (b, 14, C) last columns of
+        the previous segment (None: the first segment of a level); ``has_context`` (b,) bool marks
+        rows whose context is real (False rows are decoded as level starts)."""
+        zt, ctx, has = self._check(z, context, has_context)
+        with torch.inference_mode():
+            return self.net(zt, ctx, has).argmax(1).to(torch.int8).numpy()
+
+    def sample_prior(self, n: int, seed: int = 0) -> np.ndarray:
+        """``n`` first segments (null context) from uniform latents drawn with ``seed``."""
+        z = np.random.default_rng(seed).uniform(-1, 1, (n, self.latent_dim)).astype(np.float32)
+        return self.decode(z)
+
+    def sample_levels(self, n: int, n_segments: int = 8, seed: int = 0, chained: bool = True) -> np.ndarray:
+        """``n`` levels of ``n_segments`` segments, each segment conditioned on the previous one's
+        last columns (``chained=False``: every segment decoded as a level start, i.e. stitched)."""
+        rng = np.random.default_rng(seed)
+        out = np.zeros((n, HEIGHT, n_segments * self.segment_width), np.int8)
+        prev = None
+        for t in range(n_segments):
+            z = rng.uniform(-1, 1, (n, self.latent_dim)).astype(np.float32)
+            chain = chained and prev is not None and self.context_columns
+            ctx = prev[:, :, -self.context_columns:] if chain else None
+            prev = self.decode(z, ctx)
+            out[:, :, t * self.segment_width:(t + 1) * self.segment_width] = prev
+        return out
+
+
+class ColumnLMLatent:
+    """The shipped column LM as a deterministic decoder of uniform noise (a bounded-prior latent
+    generator whose own samples are exactly the LM's samples).
+
+    ``z`` in ``[-1, 1]^W`` holds one number per new column: ``u = (z + 1) / 2`` is the quantile
+    at which that column is drawn from the LM's next-column distribution, the columns ordered from
+    the most to the least likely (inverse-CDF sampling, the reparameterisation of a categorical
+    draw). Under the uniform prior this *is* sampling the LM at temperature 1; ``u`` near 0 picks
+    the LM's most likely column, near 1 its rarest. Segments continue the last
+    ``context_columns`` columns of the level so far (the LM's prompt). With ``structure`` the LM's
+    distribution is restricted to columns that keep pipes whole (the token env's rule,
+    :class:`rlcreate.levels.envs.MarioStructure`; a segment's last column opens no pipe).
+
+    Not a learned embedding: changing ``z_t`` changes column t and, through the LM's context, can
+    change every later column of the segment (the latent is not smooth in the way a GAN's is).
+    """
+
+    prior = "uniform"
+
+    def __init__(self, lm=None, segment_width: int = 16, context_columns: int = 32, structure: bool = True):
+        from rlcreate.levels.envs import MarioStructure
+        from rlcreate.levels.generators.column_lm import N_SPECIAL, ColumnLM
+
+        self.lm = lm if lm is not None else ColumnLM.load()
+        self.latent_dim = self.segment_width = int(segment_width)
+        self.height, self.n_tiles, self.action_scale = HEIGHT, N_TILES, 1.0
+        self.context_columns = int(context_columns)
+        self.n_special = N_SPECIAL
+        self.rule = MarioStructure(self.lm.columns, N_SPECIAL) if structure else None
+        self.config = {"kind": "column_lm_noise", "segment_width": self.segment_width,
+                       "context_columns": self.context_columns, "structure": bool(structure)}
+
+    def _pick(self, logits: np.ndarray, u: np.ndarray, prev: np.ndarray | None, last: bool) -> np.ndarray:
+        """Inverse-CDF draw of one column per row at quantiles ``u`` (b,)."""
+        logits = logits.astype(np.float64)
+        if self.rule is not None:
+            cand = np.broadcast_to(np.arange(logits.shape[1]), logits.shape)
+            logits = np.where(self.rule.allowed(prev, cand, last), logits, -np.inf)
+        p = np.exp(logits - logits.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        order = np.argsort(-p, axis=1, kind="stable")
+        cdf = np.cumsum(np.take_along_axis(p, order, axis=1), axis=1)
+        k = (cdf < np.minimum(u, 1 - 1e-9)[:, None] * cdf[:, -1:]).sum(axis=1)
+        return order[np.arange(len(u)), np.minimum(k, p.shape[1] - 1)]
+
+    def _decode_group(self, z: np.ndarray, prompt: np.ndarray | None) -> np.ndarray:
+        b, w = z.shape
+        u = (z.astype(np.float64) + 1.0) / 2.0
+        logits, state = self.lm.start(b, prompt_grids=prompt)
+        # the prompt's last column: pipes it opens must be closed by the first new column
+        prev = None if prompt is None else np.array([self.lm.encode_level(p[:, -1:])[0] for p in prompt])
+        ids = np.zeros((b, w), np.int64)
+        for t in range(w):
+            ids[:, t] = self._pick(logits, u[:, t], prev, last=t == w - 1)
+            prev = ids[:, t]
+            if t + 1 < w:
+                logits, state = self.lm.step(state, ids[:, t])
+        return np.stack([self.lm.decode_tokens(r) for r in ids]).astype(np.int8)
+
+    def decode(self, z, context=None, has_context=None) -> np.ndarray:
+        """z (b, W) in [-1, 1] -> segments (b, 14, W) int8; ``context`` (b, 14, k <= context_columns):
+        the level so far's last columns (None: level starts); ``has_context`` marks real rows."""
+        z = np.asarray(z, dtype=np.float32)
+        if z.ndim != 2 or z.shape[1] != self.latent_dim:
+            raise GANInputError(f"decode expects z of shape (batch, {self.latent_dim}), got {z.shape}")
+        if not np.isfinite(z).all() or np.abs(z).max(initial=0) > 1.0 + 1e-6:
+            raise GANInputError("decode expects z inside the prior's support [-1, 1] (finite); clip the actions")
+        b = len(z)
+        has = np.zeros(b, bool) if context is None else (
+            np.ones(b, bool) if has_context is None else np.asarray(has_context, bool).reshape(b))
+        if context is not None:
+            context = np.asarray(context)
+            if context.ndim != 3 or context.shape[0] != b or context.shape[1] != HEIGHT or \
+                    not 1 <= context.shape[2] <= self.context_columns:
+                raise GANInputError(f"context must have shape (batch, {HEIGHT}, 1..{self.context_columns}), "
+                                    f"got {context.shape}")
+        out = np.zeros((b, HEIGHT, self.segment_width), np.int8)
+        for flag in (False, True):
+            rows = np.flatnonzero(has == flag)
+            if len(rows):
+                out[rows] = self._decode_group(z[rows], context[rows] if flag else None)
+        return out
+
+    def sample_levels(self, n: int, n_segments: int = 8, seed: int = 0, chained: bool = True) -> np.ndarray:
+        """``n`` levels of ``n_segments`` segments from uniform latents (chained by context)."""
+        rng = np.random.default_rng(seed)
+        out = np.zeros((n, HEIGHT, n_segments * self.segment_width), np.int8)
+        for t in range(n_segments):
+            z = rng.uniform(-1, 1, (n, self.latent_dim)).astype(np.float32)
+            lo = max(0, t * self.segment_width - self.context_columns)
+            ctx = out[:, :, lo:t * self.segment_width] if (chained and t) else None
+            out[:, :, t * self.segment_width:(t + 1) * self.segment_width] = self.decode(z, ctx)
+        return out

@@ -1,0 +1,294 @@
+"""Benchmark: the latent level generator and PPO steering on it, judged on the TEST split.
+
+Reads top to bottom: config, seeding, reference sets, generator candidates, steered run, speed,
+write JSON. All sets are 64 levels x 128 columns (8 segments of 16), judged in one run by
+:func:`rlcreate.levels.quality.set_judges`: human-likeness AUC (classifier two-sample test against
+the TEST blocks; DEV for the candidates too, the split used to choose among them), element profile
+inside the human band (of 5), share of distinct 16-column segments per 16 levels, share of
+levels with a malformed pipe.
+
+Rows:
+- ``human_dev``: held-out human windows (DEV: the judge's human side is TEST);
+- ``column_lm``: the column LM's own samples; ``vae_stitched``: the old VAE, random latents;
+- ``gan:<name>``: each generator candidate's own samples (chained by context): the shipped GAN, its
+  stitched control (every segment a level start), ``column_lm`` (the column LM decoding uniform
+  noise) and any GAN folders given;
+- with ``--run`` (a MarioLatent-v1 run folder): ``steered`` (the trained policy), ``untrained``
+  (the same recipe's policy before training), ``best_of_4`` (best of 4 untrained levels per slot by
+  the recipe's objective: sampling more from the start at 4x the cost), ``own_samples`` (the GAN
+  with random latents: what a = 0 would write), with bootstrap CIs on the objective, the profile
+  and diversity, and control error per target;
+- speed: MarioLatent-v1 steps/s vs the bare GAN's batched chained sampling, in one run.
+
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_latent_generator.py --run runs/latent \\
+        --candidates column_lm --out benchmarks/latent_generator.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class Config:
+    run: str = ""
+    """Comma-separated MarioLatent-v1 run folders (config.yaml + model/ or checkpoints/); empty: no
+    steering rows."""
+    generators: int = 1
+    """1: judge the reference sets and generator candidates; 0: keep those rows (and earlier runs'
+    steering rows) from ``out``, written by an earlier run of this script, and add this run's."""
+    candidates: str = "column_lm"
+    """Comma-separated generator candidates judged besides the shipped GAN (rlcreate/models/mario-gan):
+    level-GAN folders, or ``column_lm`` (the column LM decoding uniform noise)."""
+    n: int = 64
+    """Levels per set."""
+    n_segments: int = 8
+    """Segments (of 16 columns) per level."""
+    best_of: int = 4
+    """Untrained levels per slot for the best-of-n row."""
+    boot: int = 200
+    """Bootstrap resamples for the CIs."""
+    speed_seconds: float = 5.0
+    """Wall time per speed loop."""
+    speed_envs: int = 64
+    """Levels stepped in lockstep in the speed loops."""
+    seed: int = 0
+    """Seed of every sample and of the judges' subsampling."""
+    out: str = "benchmarks/latent_generator.json"
+    """Output JSON."""
+
+
+def ci(values: np.ndarray, q=(5, 95)) -> list[float]:
+    return [float(v) for v in np.percentile(values, q)]
+
+
+def boot_profile(levels: list[np.ndarray], boot: int, seed: int) -> dict:
+    """Bootstrap (over levels) of the number of elements inside the human band."""
+    from rlcreate.levels.quality import ELEMENTS, element_profile, human_band
+
+    band = human_band(width=levels[0].shape[1], n_levels=len(levels))
+    prof = np.stack([element_profile(levels)[e] for e in ELEMENTS], 1)
+    rng = np.random.default_rng(seed)
+    lo = np.array([band[e]["low"] for e in ELEMENTS])
+    hi = np.array([band[e]["high"] for e in ELEMENTS])
+    inside = [int(((m >= lo) & (m <= hi)).sum()) for m in
+              (prof[rng.integers(0, len(levels), len(levels))].mean(0) for _ in range(boot))]
+    return {"inside_ci90": ci(np.array(inside))}
+
+
+def boot_diversity(levels: list[np.ndarray], draws: int, seed: int) -> dict:
+    """Spread of the distinct-segment share over random sets of 16 levels (without replacement)."""
+    from rlcreate.levels.quality import set_diversity
+
+    rng, k = np.random.default_rng(seed), min(16, len(levels))
+    vals = [set_diversity([levels[i] for i in rng.choice(len(levels), k, replace=False)], n_segments=None)
+            ["distinct_share"] for _ in range(draws)]
+    return {"distinct_share_mean16": float(np.mean(vals)), "distinct_share_ci90": ci(np.array(vals))}
+
+
+def objective(recipe, levels: list[np.ndarray], targets: list[dict], boot: int, seed: int) -> dict:
+    """The recipe's reward set on whole levels (fresh state, batches of 16 as the env scores them,
+    no actions in the context, so without the prior term), mean with a bootstrap CI."""
+    from rlcreate.recipe import build_reward_set
+
+    rs, totals, terms = build_reward_set(recipe), [], {}
+    for a in range(0, len(levels), 16):
+        t = {k: np.array([x[k] for x in targets[a:a + 16]]) for k in targets[0]}
+        res = rs(list(levels[a:a + 16]), progress=1.0, targets=t)
+        totals.extend(res.total.tolist())
+        for k, v in res.terms.items():
+            terms.setdefault(k, []).extend(np.asarray(v, np.float64).tolist())
+    totals = np.array(totals)
+    rng = np.random.default_rng(seed)
+    means = [totals[rng.integers(0, len(totals), len(totals))].mean() for _ in range(boot)]
+    return {"mean": float(totals.mean()), "ci90": ci(np.array(means)),
+            "terms": {k: float(np.nanmean(v)) for k, v in terms.items()}}
+
+
+def policy_levels(model, asm, n: int, seed: int, deterministic: bool = True) -> tuple[list, list]:
+    """``n`` levels and their targets from ``model`` on the recipe's env."""
+    from rlcreate.train.runner import rollout
+
+    venv = asm.make_env(16, seed, "eval")
+    model.set_random_seed(seed)
+    infos = rollout(model, venv, n, deterministic=deterministic)
+    return [i["level"] for i in infos], [i.get("targets", {}) for i in infos]
+
+
+def speed(gan, asm_reward, cfg: Config) -> dict:
+    """MarioLatent-v1 steps/s (recipe reward set; and with no reward terms) vs the bare GAN
+    decoding the same chained segments, in one run, one thread."""
+    import torch
+
+    from rlcreate.levels.envs import make_mario_latent_v1_vec
+    from rlcreate.levels.value_rewards import ResidualPrior
+    from rlcreate.rewards.compose import RewardSet, Term
+
+    torch.set_num_threads(1)
+    n, rng = cfg.speed_envs, np.random.default_rng(cfg.seed)
+    actions = rng.uniform(-0.5, 0.5, (n, gan.latent_dim)).astype(np.float32)
+
+    def timed(fn):
+        fn()
+        k, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < cfg.speed_seconds:
+            fn()
+            k += 1
+        return k * n / (time.perf_counter() - t0)
+
+    envs = {"env_recipe_rewards": make_mario_latent_v1_vec(n, cfg.n_segments, generator=gan, reward=asm_reward,
+                                                           seed=cfg.seed),
+            # the cheapest term (the prior term: one sum per level): decode, seam, features and bookkeeping
+            "env_prior_term_only": make_mario_latent_v1_vec(n, cfg.n_segments, generator=gan, reward=RewardSet(
+                [Term("prior", ResidualPrior(), 1.0)]), seed=cfg.seed)}
+    state = {"prev": None, "t": 0}
+
+    def bare():  # the generator alone writing levels segment by segment, chained by context
+        z = rng.uniform(-1, 1, (n, gan.latent_dim)).astype(np.float32)
+        ctx = None if state["t"] % cfg.n_segments == 0 else state["prev"][:, :, -gan.context_columns:]
+        state["prev"] = gan.decode(z, ctx)
+        state["t"] += 1
+
+    out = {"bare_generator_segments_per_s": timed(bare)}
+    for name, venv in envs.items():
+        venv.reset()
+        out[f"{name}_steps_per_s"] = timed(lambda v=venv: v.step(actions))
+    out["bare_generator_again_segments_per_s"] = timed(bare)  # load drifts: bracket the env loops
+    ref = (out["bare_generator_segments_per_s"] + out["bare_generator_again_segments_per_s"]) / 2
+    out["ratio_env_recipe_rewards"] = out["env_recipe_rewards_steps_per_s"] / ref
+    out["ratio_env_prior_term_only"] = out["env_prior_term_only_steps_per_s"] / ref
+    out.update(n_envs=n, seconds_per_loop=cfg.speed_seconds)
+    return out
+
+
+def generator_rows(cfg: Config, result: dict, judge, human: list, width: int) -> None:
+    """Reference sets (human DEV, column LM, old VAE) and every generator candidate's own samples."""
+    from rlcreate.levels.gan import ColumnLMLatent, LevelGAN, default_gan_path
+    from rlcreate.levels.generators.column_lm import ColumnLM
+    from rlcreate.levels.generators.latent import LatentLevelGenerator
+
+    result["sets"]["human_dev"] = judge("human_dev", human)
+    lm = list(ColumnLM.load().generate(width, batch=cfg.n, seed=cfg.seed))
+    result["sets"]["column_lm"] = judge("column_lm", lm)
+    vae = LatentLevelGenerator.load()
+    z = np.random.default_rng(cfg.seed).standard_normal((cfg.n * cfg.n_segments, vae.latent_dim)).astype(np.float32)
+    segs = vae.decode(z).reshape(cfg.n, cfg.n_segments, 14, 16).transpose(0, 2, 1, 3).reshape(cfg.n, 14, width)
+    result["sets"]["vae_stitched"] = judge("vae_stitched", list(segs))
+
+    # ---- generator candidates (own samples, chained; and stitched for the shipped one) ----
+    folders = [str(default_gan_path())] + [c for c in cfg.candidates.split(",") if c]
+    for folder in folders:
+        gan = ColumnLMLatent() if folder == "column_lm" else LevelGAN.load(folder)
+        name = {str(default_gan_path()): "shipped"}.get(folder, Path(folder).name)
+        levels = list(gan.sample_levels(cfg.n, cfg.n_segments, seed=cfg.seed + 1))
+        result["candidates"][name] = {"folder": folder, "config": getattr(gan.config, "__dict__", gan.config),
+                                      **judge(f"gan:{name}", levels, also_dev=True)}
+        if name == "shipped":
+            stitched = list(gan.sample_levels(cfg.n, cfg.n_segments, seed=cfg.seed + 1, chained=False))
+            result["candidates"]["shipped_stitched"] = judge("gan:shipped, stitched", stitched)
+
+def main(cfg: Config) -> dict:
+    import torch
+
+    from rlcreate.benchmark import environment, finish, write_json
+    from rlcreate.levels.corpus import dev_windows
+    from rlcreate.levels.quality import human_reference_segments, set_judges
+
+    # ---- seeding, in one place ----
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(1)
+    env = environment(asdict(cfg))
+    test, dev = human_reference_segments("test"), human_reference_segments("dev")
+    width = 16 * cfg.n_segments
+    result: dict = {"sets": {}, "candidates": {}}
+
+    def judge(name: str, levels, also_dev: bool = False) -> dict:
+        t0 = time.perf_counter()
+        row = {"test": set_judges(levels, test, seed=cfg.seed)}
+        if also_dev:
+            row["dev"] = set_judges(levels, dev, seed=cfg.seed)
+        print(f"{name:<28} AUC {row['test']['auc']:.3f}  profile {row['test']['profile_inside']}/5  "
+              f"distinct {row['test']['distinct_share']:.2f}  malformed {row['test']['malformed_pipe_share']:.0%}"
+              f"  ({time.perf_counter() - t0:.0f} s)", flush=True)
+        return row
+
+    if not cfg.generators and Path(cfg.out).is_file():  # keep the generator rows of an earlier run
+        import json
+
+        old = json.loads(Path(cfg.out).read_text())
+        result.update(sets=old["sets"], candidates=old["candidates"], generators_from=old.get("started"))
+        if old.get("steering"):  # earlier runs' steering rows stay; a run judged again is replaced
+            result["steering"] = old["steering"]
+    human = list(dev_windows(width, stride=width))
+    if cfg.generators or "human_dev" not in result["sets"]:
+        generator_rows(cfg, result, judge, human, width)
+
+    write_json(cfg.out, {**finish(env), **result})  # the generator rows, kept if a later step fails
+
+    # ---- steering, per run: trained vs untrained start vs best-of-n vs own samples ----
+    from stable_baselines3.common.vec_env import VecMonitor
+
+    from rlcreate.assemble import assemble
+    from rlcreate.levels.demo import control_error
+    from rlcreate.recipe import build_reward_set, load_recipe
+    from rlcreate.sb3 import load_policy, make_algo
+
+    runs = [Path(r) for r in cfg.run.split(",") if r]
+    asm = None
+    for run in runs:
+        recipe = load_recipe(run / "config.yaml")
+        asm = assemble(recipe)
+        trained = load_policy(run)
+        untrained = make_algo(recipe, VecMonitor(asm.make_env()), None)
+        gen = asm.make_env(1, 0, "eval").core.gen
+        groups: dict[str, tuple[list, list]] = {}
+        groups["steered"] = policy_levels(trained, asm, cfg.n, recipe.seed + 1)
+        groups["untrained"] = policy_levels(untrained, asm, cfg.n, recipe.seed + 1)
+        many, many_t = policy_levels(untrained, asm, cfg.n * cfg.best_of, recipe.seed + 2)
+        rs = build_reward_set(recipe)  # the objective of each untrained level, to pick the best of n
+        tot = []
+        for a in range(0, len(many), 16):
+            t = {k: np.array([x[k] for x in many_t[a:a + 16]]) for k in many_t[0]}
+            tot.extend(rs(list(many[a:a + 16]), progress=1.0, targets=t).total.tolist())
+        pick = np.array(tot).reshape(cfg.n, cfg.best_of).argmax(1)
+        groups[f"best_of_{cfg.best_of}"] = ([many[i * cfg.best_of + j] for i, j in enumerate(pick)],
+                                            [many_t[i * cfg.best_of + j] for i, j in enumerate(pick)])
+        own = list(gen.sample_levels(cfg.n, cfg.n_segments, seed=recipe.seed + 3))
+        groups["own_samples"] = (own, groups["steered"][1])  # the steered set's targets, for the control rows
+        steer = {}
+        for name, (levels, targets) in groups.items():
+            steer[name] = {**judge(f"{run.name}:{name}", levels), **boot_profile(levels, cfg.boot, cfg.seed),
+                           **boot_diversity(levels, 50, cfg.seed),
+                           "objective": objective(recipe, levels, targets, cfg.boot, cfg.seed),
+                           "control": control_error(levels, targets)}
+        steer["human_dev"] = {**result["sets"]["human_dev"], **boot_profile(human, cfg.boot, cfg.seed)}
+        result.setdefault("steering", {})[run.name] = {
+            "run": str(run), "env_id": recipe.env_id, "seed": recipe.seed,
+            "policy": getattr(trained, "rlcreate_source", "model"), "env_steps": int(trained.num_timesteps),
+            "deterministic_policy": True, "objective_note": "recipe reward set on whole levels, no prior term",
+            "groups": steer}
+        np.save(run / "bench_levels.npy", np.stack(groups["steered"][0]))
+
+    # ---- speed: the first run's (else the shipped recipe's) generator and reward set ----
+    if asm is None:
+        from importlib import resources
+
+        asm = assemble(load_recipe(Path(str(resources.files("rlcreate") / "recipes" / "mario_latent.yaml"))))
+    result["speed"] = speed(asm.make_env(1, 0, "eval").core.gen, asm.reward_set, cfg)
+    print({k: round(v, 3) for k, v in result["speed"].items() if isinstance(v, float)})
+    out = {**finish(env), **result}
+    write_json(cfg.out, out)
+    print(f"wrote {cfg.out}")
+    return out
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for f, v in asdict(Config()).items():
+        p.add_argument(f"--{f.replace('_', '-')}", type=type(v), default=v)
+    main(Config(**vars(p.parse_args())))

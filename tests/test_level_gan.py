@@ -1,0 +1,299 @@
+"""The bounded-prior level GAN (rlcreate.levels.gan), MarioLatent-v1 on top of it, and its scripts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import rlcreate  # noqa: F401
+from rlcreate.levels.gan import GANConfig, GANInputError, LevelGAN, SegmentCritic, SegmentGenerator, default_gan_path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tiny_gan():
+    torch.manual_seed(0)
+    return LevelGAN(SegmentGenerator(GANConfig(latent_dim=8, channels=8)))
+
+
+@pytest.mark.parametrize("arch", ["conv", "mlp"])
+def test_generator_and_critic_shapes(arch):
+    cfg = GANConfig(latent_dim=8, channels=8, arch=arch)
+    g, d = SegmentGenerator(cfg), SegmentCritic(cfg)
+    z = torch.rand(5, 8) * 2 - 1
+    ctx = torch.nn.functional.one_hot(torch.randint(0, 13, (5, 14, 4)), 13).permute(0, 3, 1, 2).float()
+    logits = g(z, ctx, torch.ones(5))
+    assert logits.shape == (5, 13, 14, 16)
+    assert d(torch.softmax(logits, 1), ctx, torch.ones(5)).shape == (5,)
+
+
+def test_decode_is_deterministic_and_seeded(tiny_gan):
+    a = tiny_gan.sample_levels(3, n_segments=2, seed=1)
+    b = tiny_gan.sample_levels(3, n_segments=2, seed=1)
+    c = tiny_gan.sample_levels(3, n_segments=2, seed=2)
+    assert a.shape == (3, 14, 32) and a.dtype == np.int8
+    assert (a == b).all() and not (a == c).all()
+    assert a.min() >= 0 and a.max() < 13
+
+
+def test_context_changes_the_next_segment(tiny_gan):
+    z = np.zeros((2, 8), np.float32)
+    ctx = np.stack([np.zeros((14, 4)), np.full((14, 4), 1)]).astype(np.int8)  # sky vs solid ground
+    with_ctx = tiny_gan.decode_logits(z, ctx)
+    assert not np.allclose(with_ctx[0], with_ctx[1])
+    # has_context=False rows ignore the given context: both decode as level starts
+    starts = tiny_gan.decode_logits(z, ctx, has_context=np.zeros(2, bool))
+    assert np.allclose(starts[0], starts[1])
+    assert np.allclose(starts[0], tiny_gan.decode_logits(z[:1])[0], atol=1e-5)
+
+
+def test_prior_is_bounded_and_inputs_are_checked(tiny_gan):
+    with pytest.raises(GANInputError, match=r"inside the prior's support \[-1, 1\]"):
+        tiny_gan.decode(np.full((1, 8), 1.5, np.float32))
+    with pytest.raises(GANInputError, match="wrap a single latent"):
+        tiny_gan.decode(np.zeros(8, np.float32))
+    with pytest.raises(GANInputError, match=r"context must have shape \(batch, 14, 4\)"):
+        tiny_gan.decode(np.zeros((2, 8), np.float32), context=np.zeros((2, 14, 3), np.int8))
+    with pytest.raises(GANInputError, match="not a level-GAN folder"):
+        LevelGAN.load(ROOT)
+
+
+def test_save_load_roundtrip(tiny_gan, tmp_path):
+    tiny_gan.save(tmp_path / "g")
+    again = LevelGAN.load(tmp_path / "g")
+    assert (again.sample_levels(2, 3, seed=4) == tiny_gan.sample_levels(2, 3, seed=4)).all()
+
+
+def test_shipped_gan_samples_chained_levels():
+    if not (default_gan_path() / "model.safetensors").is_file():
+        pytest.skip("shipped GAN not trained")
+    gan = LevelGAN.load()
+    assert gan.prior == "uniform" and gan.action_scale == 1.0 and gan.context_columns > 0
+    levels = gan.sample_levels(4, n_segments=8, seed=0)
+    assert levels.shape == (4, 14, 128)
+    # ground continues across seams more often than for segments decoded as level starts
+    def seam_breaks(lv):
+        g = lv[:, -1, :] != 0
+        return np.mean([(g[:, s - 1] != g[:, s]).mean() for s in range(16, 128, 16)])
+    assert seam_breaks(levels) <= seam_breaks(gan.sample_levels(4, 8, seed=0, chained=False)) + 0.05
+
+
+# ---- MarioLatent-v1 ---------------------------------------------------------------------------
+
+CHEAP = {"prior": {"reward": "residual_prior", "weight": 0.1}, "play": {"reward": "playability", "weight": 1.0}}
+
+
+def test_v1_env_passes_check_env_and_logs_saturation(tiny_gan):
+    from gymnasium.utils.env_checker import check_env as gym_check
+    from stable_baselines3.common.env_checker import check_env as sb3_check
+
+    from rlcreate.levels.envs import make_mario_latent_v1
+
+    env = make_mario_latent_v1(n_segments=2, generator=tiny_gan, reward=CHEAP)
+    gym_check(env, skip_render_check=True)
+    sb3_check(env, warn=True)
+    env.reset(seed=0)
+    _, r0, term, _, info = env.step(np.full(8, 5.0, np.float32))  # far outside the box: clipped
+    assert info["latent"]["saturated"] == 1.0 and not term and r0 == 0.0
+    assert np.all(np.abs(env.core.latents[0, 0]) < 1.0)  # tanh residual: inside the support
+    _, r1, term, _, info = env.step(np.zeros(8, np.float32))
+    assert term and info["latent"]["saturated"] == 0.0
+    # level-end scoring sees both steps' actions: the prior term is -1/2 * sum((a / 0.4)^2) over them
+    assert info["rewards"]["prior"] == pytest.approx(-0.5 * 8 / 0.4 ** 2)
+    assert info["level"].shape == (14, 32)
+
+
+def test_v1_residual_zero_action_is_the_generators_own_sample(tiny_gan):
+    from rlcreate.levels.envs import make_mario_latent_v1_vec
+
+    venv = make_mario_latent_v1_vec(n_envs=3, n_segments=3, generator=tiny_gan, reward=CHEAP, seed=5)
+    venv.reset()
+    core = venv.core
+    base, segs = [], []
+    for _ in range(3):
+        base.append(core.base.copy())
+        _, _, done, infos = venv.step(np.zeros((3, 8), np.float32))
+        segs.append(np.stack([i["segment"] for i in infos]))
+    # rebuild the level from the prior draws with the generator alone, chained by context
+    prev, expect = None, []
+    for z0 in base:
+        z = np.tanh(np.arctanh(np.clip(z0, -0.999, 0.999))).astype(np.float32)
+        prev = tiny_gan.decode(z, None if prev is None else prev[:, :, -4:])
+        expect.append(prev)
+    assert done.all()
+    assert all((a == b).all() for a, b in zip(segs, expect))
+
+
+def test_v1_rejects_bad_settings(tiny_gan):
+    from rlcreate.envs.core_vec_env import EnvConfigError
+    from rlcreate.levels.envs import make_mario_latent_v1
+    from rlcreate.levels.generators.latent import LatentLevelGenerator, LevelVAE, VAEConfig
+
+    with pytest.raises(EnvConfigError, match="latent_mode = 'box'"):
+        make_mario_latent_v1(generator=tiny_gan, reward=CHEAP, latent_mode="box")
+    with pytest.raises(EnvConfigError, match="radius = 0"):
+        make_mario_latent_v1(generator=tiny_gan, reward=CHEAP, radius=0)
+    vae = LatentLevelGenerator.from_module(LevelVAE(VAEConfig(latent_dim=8, hidden=16)))
+    with pytest.raises(EnvConfigError, match="needs a generator with a uniform"):
+        make_mario_latent_v1(generator=vae, reward=CHEAP)
+
+
+def test_v1_is_registered_next_to_v0():
+    assert {"rlcreate/MarioLatent-v0", "rlcreate/MarioLatent-v1"} <= set(gym.registry)
+
+
+def test_saturation_is_logged_to_tensorboard_keys(tiny_gan):
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.logger import configure
+
+    from rlcreate.levels.envs import make_mario_latent_v1_vec
+    from rlcreate.sb3.trainer import RewardTermsLogger
+
+    venv = make_mario_latent_v1_vec(n_envs=2, n_segments=2, generator=tiny_gan, reward=CHEAP, seed=0)
+    model = PPO("MlpPolicy", venv, n_steps=4, batch_size=8, n_epochs=1, seed=0)
+    logger = configure(None, [])
+    model.set_logger(logger)
+    seen = {}
+    orig = logger.record
+
+    def record(key, value, *a, **k):
+        seen[key] = value
+        orig(key, value, *a, **k)
+
+    logger.record = record
+    model.learn(8, callback=RewardTermsLogger(8))
+    assert 0.0 <= seen["latent/saturated"] <= 1.0 and seen["latent/norm"] > 0
+    assert "rewards/prior" in seen
+
+
+# ---- scripts ----------------------------------------------------------------------------------
+
+def _run(args: list[str]) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=900, env=env)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    return proc
+
+
+@pytest.mark.slow
+def test_train_level_gan_smoke(tmp_path):
+    _run([sys.executable, "scripts/train_level_gan.py", "--steps", "3", "--n-critic", "1", "--channels", "8",
+          "--n-levels", "8", "--out", str(tmp_path / "gan")])
+    r = json.loads((tmp_path / "gan" / "training_metrics.json").read_text())
+    assert {"auc", "profile_inside", "distinct_share", "malformed_pipe_share"} <= set(r["judges_test"])
+    assert (tmp_path / "gan" / "montage.png").is_file() and (tmp_path / "gan" / "MODEL_CARD.md").is_file()
+    assert LevelGAN.load(tmp_path / "gan").sample_levels(2, 2).shape == (2, 14, 32)
+
+
+@pytest.mark.slow
+def test_bench_latent_generator_smoke(tmp_path, tiny_gan):
+    import yaml
+
+    tiny_gan.save(tmp_path / "gan")
+    doc = yaml.safe_load((ROOT / "rlcreate" / "recipes" / "mario_latent.yaml").read_text())
+    doc["env"]["kwargs"].update(n_segments=2, generator=str(tmp_path / "gan"))
+    doc["trainer"].update(total_timesteps=64, n_envs=4, checkpoints=0, samples=2)
+    doc["trainer"]["hyper"].update(n_steps=16, batch_size=32, n_epochs=1)
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(doc))
+    _run([sys.executable, "-m", "rlcreate.cli", "train", str(tmp_path / "r.yaml"), "--out", str(tmp_path),
+          "--name", "run", "--quiet"])
+    _run([sys.executable, "scripts/bench_latent_generator.py", "--run", str(tmp_path / "run"), "--candidates",
+          f"column_lm,{tmp_path / 'gan'}", "--n", "4", "--n-segments", "2", "--boot", "5", "--best-of", "2",
+          "--speed-seconds", "0.2", "--speed-envs", "4", "--out", str(tmp_path / "b.json")])
+    r = json.loads((tmp_path / "b.json").read_text())
+    assert {"steered", "untrained", "best_of_2", "own_samples", "human_dev"} <= set(r["steering"]["run"]["groups"])
+    assert r["speed"]["ratio_env_prior_term_only"] > 0 and {"gan", "column_lm", "shipped"} <= set(r["candidates"])
+
+
+# ---- the column LM decoding uniform noise ------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_lm():
+    from rlcreate.levels import corpus
+    from rlcreate.levels.generators.column_lm import N_SPECIAL, ColumnLM, build_vocab, small_gpt2
+
+    vocab = build_vocab([b.grid() for b in corpus.training_blocks()])
+    model = small_gpt2(len(vocab) + N_SPECIAL, n_positions=64, n_embd=16, n_layer=1, n_head=2, seed=0)
+    return ColumnLM.from_model(model, vocab)
+
+
+def test_lm_latent_lowest_quantile_is_greedy_decoding(tiny_lm):
+    from rlcreate.levels.gan import ColumnLMLatent
+
+    gen = ColumnLMLatent(tiny_lm, segment_width=8, context_columns=16, structure=False)
+    seg = gen.decode(np.full((2, 8), -1.0, np.float32))
+    assert (seg == tiny_lm.generate(8, batch=2, top_k=1)).all()
+    # the highest quantile picks a different (the least likely) column
+    assert not (gen.decode(np.full((2, 8), 1.0, np.float32)) == seg).all()
+
+
+def test_lm_latent_uniform_noise_matches_the_lm_column_frequencies(tiny_lm):
+    """Under the uniform prior the first column follows the LM's own next-column distribution."""
+    from rlcreate.levels.gan import ColumnLMLatent
+
+    gen = ColumnLMLatent(tiny_lm, segment_width=1, context_columns=16, structure=False)
+    z = np.random.default_rng(0).uniform(-1, 1, (4000, 1)).astype(np.float32)
+    ids = np.array([tiny_lm.encode_level(s)[0] for s in gen.decode(z)])
+    logits, _ = tiny_lm.start(1)
+    p = np.exp(logits[0] - logits[0].max())
+    p /= p.sum()
+    top = np.argsort(-p)[:3]
+    for t in top:
+        assert abs((ids == t).mean() - p[t]) < 4 * np.sqrt(p[t] * (1 - p[t]) / len(z)) + 1e-3
+
+
+def test_lm_latent_keeps_pipes_whole_and_continues_context(tiny_lm):
+    from rlcreate.levels.gan import ColumnLMLatent
+    from rlcreate.levels.quality import malformed_pipe_share
+
+    gen = ColumnLMLatent(tiny_lm, segment_width=8, context_columns=16)
+    levels = gen.sample_levels(16, n_segments=3, seed=0)
+    assert levels.shape == (16, 14, 24) and malformed_pipe_share(list(levels)) == 0.0
+    z = np.zeros((1, 8), np.float32)
+    a = gen.decode(z, context=levels[:1, :, :8])
+    b = gen.decode(z, context=levels[1:2, :, :8])
+    c = gen.decode(z, context=levels[:1, :, :8], has_context=np.zeros(1, bool))
+    assert (c == gen.decode(z)).all()
+    assert a.shape == (1, 14, 8) and (not (a == b).all() or (levels[0, :, :8] == levels[1, :, :8]).all())
+    with pytest.raises(GANInputError, match=r"context must have shape \(batch, 14, 1..16\)"):
+        gen.decode(z, context=levels[:1, :, :20])
+
+
+def test_v1_env_with_lm_latent_passes_check_env(tiny_lm):
+    from gymnasium.utils.env_checker import check_env as gym_check
+
+    from rlcreate.levels.envs import make_mario_latent_v1
+    from rlcreate.levels.gan import ColumnLMLatent
+
+    env = make_mario_latent_v1(n_segments=3, generator=ColumnLMLatent(tiny_lm, 8, 16), reward=CHEAP)
+    gym_check(env, skip_render_check=True)
+    env.reset(seed=0)
+    for _ in range(3):
+        _, _, term, _, info = env.step(env.action_space.sample())
+    assert term and info["level"].shape == (14, 24)
+
+
+def test_demo_refuses_an_unknown_generator():
+    proc = subprocess.run([sys.executable, "-m", "rlcreate.cli", "demo", "--generator", "vae", "--out", "/nonexistent"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 2 and "--generator" in proc.stderr and "latent" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_demo_latent_runs_end_to_end(tmp_path):
+    _run([sys.executable, "-m", "rlcreate.cli", "demo", "--generator", "latent", "--timesteps", "64", "--quiet",
+          "--out", str(tmp_path / "demo")])
+    r = json.loads((tmp_path / "demo" / "summary.json").read_text())
+    assert r["recipe"] == "mario_latent.yaml" and r["env_id"] == "rlcreate/MarioLatent-v1"
+    assert {"steered", "generator", "human_dev"} <= set(r["groups"]) and r["width"] == 128
