@@ -28,9 +28,12 @@ class Config:
     """override finetune.steps (default: the recipe's)"""
     out: str = "runs/text_forms"
     """a run folder per seed under here"""
-    eval_prompts: int = 10
+    eval_prompts: int = 5
     """DEV prompts (interleaved forms) for finetune's own before/after check; the TEST judging is the
     benchmark's, so this is kept small"""
+    save_steps: int = 5
+    """checkpoint every this many steps, so a run stopped early still has a recent adapter (the
+    benchmark loads the latest checkpoint when model/ is missing)"""
 
 
 def main() -> None:
@@ -40,8 +43,9 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--out", default=Config.out)
     p.add_argument("--eval-prompts", type=int, default=Config.eval_prompts)
+    p.add_argument("--save-steps", type=int, default=Config.save_steps)
     a = p.parse_args()
-    cfg = Config(a.recipe, tuple(a.seeds), a.steps, a.out, a.eval_prompts)
+    cfg = Config(a.recipe, tuple(a.seeds), a.steps, a.out, a.eval_prompts, a.save_steps)
 
     from rlcreate.text.data import prompts
     from rlcreate.text.finetune import finetune_recipe, load_finetune_recipe
@@ -49,7 +53,8 @@ def main() -> None:
     for seed in cfg.seeds:
         recipe, section = load_finetune_recipe(cfg.recipe)
         recipe.seed = seed
-        section = dict(section or {}, eval_prompts=prompts("forms_dev")[: cfg.eval_prompts])
+        section = dict(section or {}, eval_prompts=prompts("forms_dev")[: cfg.eval_prompts],
+                       save_steps=cfg.save_steps)
         start = time.perf_counter()
         report = finetune_recipe(recipe, section, Path(cfg.out) / f"seed{seed}", steps=cfg.steps, progress_bar=False)
         print(json.dumps({"seed": seed, "steps": report["steps"], "seconds": time.perf_counter() - start}), flush=True)

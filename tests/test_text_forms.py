@@ -185,3 +185,20 @@ def test_shipped_prompt_files_match_the_generator():
 def test_unknown_split_suggests():
     with pytest.raises(FormPromptError, match="Did you mean 'test'"):
         form_prompts("tset")
+
+
+def test_multi_form_recipe_scores_each_form_only_on_its_prompts():
+    """The shipped recipe builds, and through the TRL adapter each form term scores its own
+    prompts and returns None (not applicable) on the others: rewards/<form>/mean is per form."""
+    from rlcreate.recipe import build_reward_set, load_recipe
+    from rlcreate.rewards.trl_adapter import trl_reward_funcs
+
+    recipe = load_recipe("rlcreate/recipes/text_forms.yaml")
+    funcs = {f.__name__: f for f in trl_reward_funcs(build_reward_set(recipe))}
+    assert set(FORMS) <= set(funcs)
+    prompts = [ACROSTIC, HAIKU]
+    completions = ["Salt on the wind\nEvery wave returns\nAll the blue goes on",
+                   "An old silent pond\nA frog jumps into the pond\nSplash! Water again"]
+    assert funcs["acrostic"](prompts=prompts, completions=completions) == [1.0, None]
+    assert funcs["haiku"](prompts=prompts, completions=completions) == [None, 1.0]
+    assert funcs["lipogram"](prompts=prompts, completions=completions) == [None, None]
