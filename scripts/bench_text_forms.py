@@ -64,6 +64,9 @@ class Config:
     """base (base model and baselines), tuned (GRPO models), report, or all"""
     batch: int = 100
     seed: int = 0
+    conditions: str = "base,low_temp,min_p,instruct_2shot"
+    """which base-model conditions the base stage samples (comma-separated), so they can run in
+    parallel processes"""
 
 
 def parse() -> Config:
@@ -160,7 +163,8 @@ def generate(model, tok, ps: list[str], k: int, temperature: float, min_p: float
     return [texts[i * k:(i + 1) * k] for i in range(len(ps))], [done[i * k:(i + 1) * k] for i in range(len(ps))]
 
 
-def run_condition(name: str, model, tok, ps: list[str], k: int, temperature: float, min_p: float | None = None):
+def run_condition(name: str, model, tok, ps: list[str], k: int, temperature: float, min_p: float | None = None,
+                  seed: int | None = None):
     path = cache / f"{name}.json"
     if path.is_file():
         got = json.loads(path.read_text())
@@ -168,7 +172,7 @@ def run_condition(name: str, model, tok, ps: list[str], k: int, temperature: flo
             print(f"{name}: cached", flush=True)
             return
     t0 = time.perf_counter()
-    texts, done = generate(model, tok, ps, k, temperature, min_p, cfg.seed)
+    texts, done = generate(model, tok, ps, k, temperature, min_p, cfg.seed if seed is None else seed)
     secs = time.perf_counter() - t0
     path.write_text(json.dumps({"prompts": ps, "k": k, "temperature": temperature, "min_p": min_p, "texts": texts,
                                 "finished": done, "seconds": secs}, ensure_ascii=False))
@@ -193,14 +197,24 @@ def tuned_model(run: Path):
 
 if cfg.stage in ("base", "all"):
     base = load_causal_lm("smollm2-135m-instruct")
-    run_condition("base", base.model, base.tokenizer, prompts, cfg.k_base, cfg.temperature)
-    run_condition("low_temp", base.model, base.tokenizer, prompts, 1, 0.3)
-    run_condition("min_p", base.model, base.tokenizer, prompts, 1, 1.0, 0.1)
-    asks = []
-    for r in rows:
-        p1, a1, p2, a2 = EXAMPLES[r["form"]]
-        asks.append(INSTRUCT.format(p1=p1, a1=a1, p2=p2, a2=a2, prompt=r["prompt"]))
-    run_condition("instruct_2shot", base.model, base.tokenizer, asks, 1, cfg.temperature)
+    todo = cfg.conditions.split(",")
+    # the base samples come in two halves with different seeds (base, base_b), so that two processes
+    # can draw them in parallel on a busy machine; the report joins them
+    if "base" in todo:
+        run_condition("base", base.model, base.tokenizer, prompts, cfg.k_base // 2, cfg.temperature)
+    if "base_b" in todo:
+        run_condition("base_b", base.model, base.tokenizer, prompts, cfg.k_base - cfg.k_base // 2, cfg.temperature,
+                      seed=cfg.seed + 10_000)
+    if "low_temp" in todo:
+        run_condition("low_temp", base.model, base.tokenizer, prompts, 1, 0.3)
+    if "min_p" in todo:
+        run_condition("min_p", base.model, base.tokenizer, prompts, 1, 1.0, 0.1)
+    if "instruct_2shot" in todo:
+        asks = []
+        for r in rows:
+            p1, a1, p2, a2 = EXAMPLES[r["form"]]
+            asks.append(INSTRUCT.format(p1=p1, a1=a1, p2=p2, a2=a2, prompt=r["prompt"]))
+        run_condition("instruct_2shot", base.model, base.tokenizer, asks, 1, cfg.temperature)
     del base
 
 if cfg.stage in ("tuned", "all"):
@@ -217,6 +231,26 @@ if cfg.stage not in ("report", "all"):
 from rlcreate.text.scoring import ReferenceLM  # noqa: E402
 
 cond = {p.stem: json.loads(p.read_text()) for p in cache.glob("*.json")}
+
+
+def align(c: dict) -> dict:
+    """A condition sampled with more prompts per form than this report uses: keep the first
+    n_prompts of each form (prompts are stored form by form, in the same order)."""
+    per = len(c["prompts"]) // len(FORMS)
+    if per < cfg.n_prompts:
+        raise SystemExit(f"error: a cached condition has {per} prompts per form, fewer than --n-prompts {cfg.n_prompts}")
+    keep = [fi * per + j for fi in range(len(FORMS)) for j in range(cfg.n_prompts)]
+    return {**c, "prompts": [c["prompts"][i] for i in keep], "texts": [c["texts"][i] for i in keep],
+            "finished": [c["finished"][i] for i in keep]}
+
+
+cond = {name: align(c) for name, c in cond.items()}
+if "base_b" in cond:  # join the two halves of the base samples
+    b2 = cond.pop("base_b")
+    cond["base"] = {**cond["base"], "k": cond["base"]["k"] + b2["k"], "seconds": cond["base"]["seconds"] + b2["seconds"],
+                    "texts": [a + b for a, b in zip(cond["base"]["texts"], b2["texts"])],
+                    "finished": [a + b for a, b in zip(cond["base"]["finished"], b2["finished"])]}
+k_base = cond["base"]["k"]
 missing = [c for c in ["base"] + [f"grpo_seed{s}" for s in cfg.seeds] if c not in cond]
 if missing:
     raise SystemExit(f"error: no cached samples for {missing}; run --stage base / --stage tuned first")
@@ -306,13 +340,14 @@ for f in FORMS:
     idx = np.array([i for i in range(n) if forms[i] == f])
     b1 = P["base"][idx].mean(1)
     bo4 = P["base"][idx][:, :4].max(1)
-    bo8 = P["base"][idx][:, :8].max(1)
+    bo8 = P["base"][idx][:, :8].max(1) if k_base >= 8 else np.full(len(idx), np.nan)
     g = grpo_pass[idx]
     entry = {
         "n_prompts": int(len(idx)),
         "base": {"satisfaction": round(float(b1.mean()), 4), "ci": ci(b1), "truncated": None},
         "best_of_4": {"satisfaction": round(float(bo4.mean()), 4), "ci": ci(bo4)},
-        "best_of_8": {"satisfaction": round(float(bo8.mean()), 4), "ci": ci(bo8)},
+        "best_of_8": {"satisfaction": round(float(bo8.mean()), 4), "ci": ci(bo8)} if k_base >= 8 else
+        {"satisfaction": None, "note": f"not measured: {k_base} base samples per prompt"},
         "grpo": {"satisfaction": round(float(g.mean()), 4), "ci": ci(g),
                  "ci_vs_base": ci(g - b1), "ci_vs_best_of_4": ci(g - bo4),
                  "per_seed": {s: round(float(P[gn][idx].mean()), 4) for s, gn in zip(cfg.seeds, grpo_names)},
@@ -397,3 +432,16 @@ Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
 Path(cfg.out).write_text(json.dumps(result, indent=1, ensure_ascii=False))
 print(json.dumps(summary, indent=1))
 print("truncation", trunc)
+
+# ---- a markdown table for BENCHMARKS.md
+print("\n| form | prompts | base | best-of-4 | best-of-8 | 2-shot instruction | T 0.3 | min-p | GRPO (seeds) | GRPO - base [95% CI] "
+      "| ppl ratio | distinct_k ratio | topic adherence base -> GRPO |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+for f, e in result_forms.items():
+    g = e["grpo"]
+    seeds = ", ".join(f"{v:.2f}" for v in g["per_seed"].values())
+    others = " | ".join(f"{e[c]['satisfaction']:.2f}" if c in e else "-" for c in ("instruct_2shot", "low_temp", "min_p"))
+    print(f"| {f} | {e['n_prompts']} | {e['base']['satisfaction']:.2f} | {e['best_of_4']['satisfaction']:.2f} | "
+          f"{e['best_of_8']['satisfaction'] if e['best_of_8']['satisfaction'] is None else round(e['best_of_8']['satisfaction'], 2)} | {others} | {g['satisfaction']:.2f} ({seeds}) | "
+          f"{g['satisfaction'] - e['base']['satisfaction']:+.2f} [{g['ci_vs_base'][0]:+.2f}, {g['ci_vs_base'][1]:+.2f}] | "
+          f"{g['perplexity_ratio']:.2f} | {g['distinct_k_ratio']:.2f} | {g['topic_adherence_base']:.2f} -> {g['topic_adherence']:.2f} |")
