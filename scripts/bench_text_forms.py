@@ -39,6 +39,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -393,13 +394,14 @@ for s in cfg.seeds:
         pts = [(e["step"], round(e[f"rewards/{f}/mean"], 4)) for e in log
                if e.get(f"rewards/{f}/mean") is not None and e[f"rewards/{f}/mean"] == e[f"rewards/{f}/mean"]]
         curves.setdefault(f, {})[s] = pts
-    rep = run / "finetune_report.json"
-    if rep.is_file():
-        r = json.loads(rep.read_text())
-        compute[s] = {"steps": r["steps"], "train_seconds": round(r["train_seconds"]),
-                      "prompts_x_rollouts_per_step": f"{r['settings']['prompts_per_step']} x {r['settings']['num_generations']}",
-                      "clipped_ratio_mean": round(float(np.mean([e["completions/clipped_ratio"] for e in log
-                                                                 if "completions/clipped_ratio" in e])), 4) if log else None}
+    settings = yaml.safe_load((run / "config.yaml").read_text())["finetune"]
+    compute[s] = {"steps": log[-1]["step"] if log else 0,
+                  "checkpoint": states[-1].parent.name if states else None,
+                  "train_seconds_logged": round(sum(e.get("step_time", 0.0) for e in log)),
+                  "prompts_x_rollouts_per_step": f"{settings['prompts_per_step']} x {settings['num_generations']}",
+                  "num_iterations": settings["num_iterations"], "max_completion_length": settings["max_completion_length"],
+                  "clipped_ratio_mean": round(float(np.mean([e["completions/clipped_ratio"] for e in log
+                                                             if "completions/clipped_ratio" in e])), 4) if log else None}
 for f in FORMS:
     for s, pts in curves[f].items():
         v = [y for _, y in pts]
