@@ -44,6 +44,7 @@ def main() -> None:
     p.add_argument("--out", default=Config.out)
     p.add_argument("--eval-prompts", type=int, default=Config.eval_prompts)
     p.add_argument("--save-steps", type=int, default=Config.save_steps)
+    p.add_argument("--resume", action="store_true", help="continue each seed from its latest checkpoint")
     a = p.parse_args()
     cfg = Config(a.recipe, tuple(a.seeds), a.steps, a.out, a.eval_prompts, a.save_steps)
 
@@ -56,7 +57,8 @@ def main() -> None:
         section = dict(section or {}, eval_prompts=prompts("forms_dev")[: cfg.eval_prompts],
                        save_steps=cfg.save_steps)
         start = time.perf_counter()
-        report = finetune_recipe(recipe, section, Path(cfg.out) / f"seed{seed}", steps=cfg.steps, progress_bar=False)
+        report = finetune_recipe(recipe, section, Path(cfg.out) / f"seed{seed}", steps=cfg.steps, progress_bar=False,
+                                 resume=a.resume)
         print(json.dumps({"seed": seed, "steps": report["steps"], "seconds": time.perf_counter() - start}), flush=True)
 
 
