@@ -180,16 +180,23 @@ def run_condition(name: str, model, tok, ps: list[str], k: int, temperature: flo
     print(f"{name}: {len(ps) * k} texts in {secs:.0f} s", flush=True)
 
 
+def latest_adapter(run: Path) -> Path | None:
+    """The newest checkpoint folder holding a LoRA adapter: ``checkpoints/step_<N>/`` (rlcreate
+    train) or ``trl/checkpoint-<N>/`` (older runs)."""
+    found = [p.parent for p in run.glob("checkpoints/step_*/adapter_config.json")] + \
+        [p.parent for p in run.glob("trl/checkpoint-*/adapter_config.json")]
+    return max(found, key=lambda p: int(re.sub(r"\D", "", p.name))) if found else None
+
+
 def tuned_model(run: Path):
     """The run's merged ``model/``, or (a run stopped early) the base with the LoRA adapter of its
-    latest TRL checkpoint merged in. Returns (model, tokenizer, what was loaded)."""
-    if (run / "model").is_dir():
+    latest checkpoint merged in. Returns (model, tokenizer, what was loaded)."""
+    if (run / "model" / "config.json").is_file():
         lm = load_causal_lm(str(run / "model"))
         return lm.model, lm.tokenizer, "model/"
     from peft import PeftModel
-    from rlcreate.text.finetune import latest_checkpoint
 
-    ckpt = latest_checkpoint(run / "trl")
+    ckpt = latest_adapter(run)
     if ckpt is None:
         raise SystemExit(f"error: {run} holds neither model/ nor a checkpoint; train it first")
     lm = load_causal_lm("smollm2-135m-instruct")
@@ -388,7 +395,8 @@ for f in FORMS:
 curves, compute = {}, {}
 for s in cfg.seeds:
     run = Path(cfg.runs) / f"seed{s}"
-    states = sorted(run.glob("trl/checkpoint-*/trainer_state.json"), key=lambda p: int(p.parent.name.split("-")[1]))
+    states = sorted(list(run.glob("trl/checkpoint-*/trainer_state.json")) + list(run.glob("checkpoints/step_*/trainer_state.json")),
+                    key=lambda p: int(re.sub(r"\D", "", p.parent.name)))
     log = json.loads(states[-1].read_text())["log_history"] if states else []
     for f in FORMS:
         pts = [(e["step"], round(e[f"rewards/{f}/mean"], 4)) for e in log

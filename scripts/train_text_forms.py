@@ -1,21 +1,23 @@
 """Train the multi-form recipe (rlcreate/recipes/text_forms.yaml) for several seeds, one after another.
 
-Each seed is an ordinary ``rlcreate finetune`` run (GRPO + LoRA through
-:func:`rlcreate.text.finetune.finetune_recipe`) written to ``<out>/seed<k>/``: ``model/`` (merged),
-``tb/`` (``rewards/<form>/mean``: the per-form learning curves), ``trl/checkpoint-*/trainer_state.json``
-(the same log as JSON) and ``finetune_report.json``. ``scripts/bench_text_forms.py`` then judges
-the models on TEST prompts.
+Each seed is an ordinary ``rlcreate train`` run (TRL GRPO + LoRA) of a copy of the recipe with
+``seed:`` set, written to ``<out>/seed<k>/``: ``model/`` (merged), ``tb/`` (``rewards/<form>``: the
+per-form learning curves), ``checkpoints/step_<N>/`` (LoRA adapter and TRL's ``trainer_state.json``,
+the same log as JSON). ``scripts/bench_text_forms.py`` then judges the models on TEST prompts.
 
-    OMP_NUM_THREADS=1 python scripts/train_text_forms.py --seeds 0 1 2 --steps 80
+    OMP_NUM_THREADS=1 python scripts/train_text_forms.py --seeds 0 1 2 [--steps 60] [--resume]
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
+import subprocess
+import sys
 import time
 from pathlib import Path
+
+import yaml
 
 
 @dataclasses.dataclass
@@ -27,13 +29,9 @@ class Config:
     steps: int | None = None
     """override finetune.steps (default: the recipe's)"""
     out: str = "runs/text_forms"
-    """a run folder per seed under here"""
-    eval_prompts: int = 5
-    """DEV prompts (interleaved forms) for finetune's own before/after check; the TEST judging is the
-    benchmark's, so this is kept small"""
-    save_steps: int = 5
-    """checkpoint every this many steps, so a run stopped early still has a recent adapter (the
-    benchmark loads the latest checkpoint when model/ is missing)"""
+    """a run folder per seed under here (and the per-seed recipe copies)"""
+    resume: bool = False
+    """continue each seed from its latest checkpoint"""
 
 
 def main() -> None:
@@ -42,24 +40,22 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=list(Config.seeds))
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--out", default=Config.out)
-    p.add_argument("--eval-prompts", type=int, default=Config.eval_prompts)
-    p.add_argument("--save-steps", type=int, default=Config.save_steps)
-    p.add_argument("--resume", action="store_true", help="continue each seed from its latest checkpoint")
+    p.add_argument("--resume", action="store_true")
     a = p.parse_args()
-    cfg = Config(a.recipe, tuple(a.seeds), a.steps, a.out, a.eval_prompts, a.save_steps)
+    cfg = Config(a.recipe, tuple(a.seeds), a.steps, a.out, a.resume)
 
-    from rlcreate.text.data import prompts
-    from rlcreate.text.finetune import finetune_recipe, load_finetune_recipe
-
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
     for seed in cfg.seeds:
-        recipe, section = load_finetune_recipe(cfg.recipe)
-        recipe.seed = seed
-        section = dict(section or {}, eval_prompts=prompts("forms_dev")[: cfg.eval_prompts],
-                       save_steps=cfg.save_steps)
+        data = yaml.safe_load(Path(cfg.recipe).read_text(encoding="utf-8"))
+        data["seed"] = seed
+        copy = out / f"recipe_seed{seed}.yaml"
+        copy.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+        cmd = [sys.executable, "-m", "rlcreate.cli", "train", str(copy), "--out", str(out), "--name", f"seed{seed}",
+               "--quiet"] + (["--steps", str(cfg.steps)] if cfg.steps else []) + (["--resume"] if cfg.resume else [])
         start = time.perf_counter()
-        report = finetune_recipe(recipe, section, Path(cfg.out) / f"seed{seed}", steps=cfg.steps, progress_bar=False,
-                                 resume=a.resume)
-        print(json.dumps({"seed": seed, "steps": report["steps"], "seconds": time.perf_counter() - start}), flush=True)
+        subprocess.run(cmd, check=True)
+        print(f"seed {seed}: {time.perf_counter() - start:.0f} s", flush=True)
 
 
 if __name__ == "__main__":
