@@ -81,7 +81,7 @@ BUILTIN: dict[str, BuiltinDomain] = {
         "rlcreate/TextTokens-v0": "rlcreate.text.envs:make_text_tokens_env",
     }, {
         "rlcreate/TextTokens-v0": "rlcreate.text.envs:make_text_tokens_vec_env",
-    }, ("rlcreate.text.rewards", "rlcreate.text.group_diversity")),
+    }, ("rlcreate.text.rewards", "rlcreate.text.group_diversity", "rlcreate.text.forms")),
 }
 for _entry in BUILTIN.values():
     add_reward_modules(*_entry.reward_modules)

@@ -50,6 +50,12 @@ def _smoke(tmp: Path) -> dict[str, list[str]]:
         "bench_text_steer.py": [py, "scripts/bench_text_steer.py", "--timesteps", "96", "--n", "4",
                                 "--run", str(tmp / "steer"), "--out", str(tmp / "steer.json")],
         "compare_mario_baselines.sh": ["bash", "scripts/compare_mario_baselines.sh", "128", str(tmp / "compare"), "2"],
+        "train_text_forms.py": [py, "scripts/train_text_forms.py", "--seeds", "0", "--steps", "1", "--out",
+                                str(tmp / "forms")],
+        # the benchmark needs a trained run: train one step, then judge 1 TEST prompt per form
+        "bench_text_forms.py": ["bash", "-c", f"{py} scripts/train_text_forms.py --seeds 0 --steps 1 --out {tmp}/fb && "
+                                f"{py} scripts/bench_text_forms.py --n-prompts 1 --k-base 4 --k-tuned 1 --seeds 0 "
+                                f"--runs {tmp}/fb --cache {tmp}/fb_cache --out {tmp}/forms.json"],
     }
 
 

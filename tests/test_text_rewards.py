@@ -85,7 +85,7 @@ def test_shipped_corpus_and_prompt_sets():
     assert held == dev  # the older name of the dev split keeps working
     assert not set(train) & set(dev) and not set(train) & set(test) and not set(dev) & set(test)
     assert len(set(test)) == len(test)
-    assert PROMPT_SPLITS == ("train", "dev", "test", "heldout")
+    assert PROMPT_SPLITS == ("train", "dev", "test", "heldout", "forms_train", "forms_dev", "forms_test")
 
 
 def test_unknown_prompt_split_suggests_the_right_one():

@@ -12,6 +12,9 @@ Prompt splits (disjoint topics):
   were used to choose recipe weights, so they are tuning data, not a test set.
 * ``test`` (30): for reported results only (``rlcreate eval`` on text runs, the text benchmarks).
   Never used to choose a setting; written after the recipes were tuned.
+* ``forms_train`` / ``forms_dev`` / ``forms_test``: creative-form prompts (acrostic, couplet, haiku,
+  concepts, lipogram; 40 / 15 / 100 per form) from :mod:`rlcreate.text.form_prompts`, splits sharing
+  no topic, target word or letter.
 """
 
 from __future__ import annotations
@@ -24,10 +27,12 @@ from importlib import resources
 
 __all__ = ["reference_corpus", "prompts", "PROMPT_SPLITS", "TextDataError"]
 
-PROMPT_SPLITS = ("train", "dev", "test", "heldout")
+PROMPT_SPLITS = ("train", "dev", "test", "heldout", "forms_train", "forms_dev", "forms_test")
 #: split name -> file; ``heldout`` is the dev file under its older name
 _SPLIT_FILES = {"train": "prompts_train.txt", "dev": "prompts_heldout.txt", "heldout": "prompts_heldout.txt",
-                "test": "prompts_test.txt"}
+                "test": "prompts_test.txt",
+                # creative-form prompts (rlcreate.text.form_prompts writes them; a test checks they match)
+                "forms_train": "forms_train.txt", "forms_dev": "forms_dev.txt", "forms_test": "forms_test.txt"}
 
 
 class TextDataError(UserError):
