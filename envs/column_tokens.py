@@ -283,7 +283,7 @@ class ColumnTokensEnv(CoreEnv):
     ## Action Space
     ``Discrete(k)``: the index of the offered column to append (0 = the LM's most likely).
     ``action_masks()`` allows the offers with probability >= ``min_prob`` that keep the level
-    structurally valid (:class:`~rlcreate.levels.envs.MarioStructure`: no column that is invalid on its own, a pipe's left
+    structurally valid (:class:`~rlcreate.levels.validity.MarioStructure`: no column that is invalid on its own, a pipe's left
     half followed by its right half, no pipe cut at the level's edges); see
     :meth:`ColumnTokensCore.action_masks` for the fallbacks. The mask of the current observation is
     also in ``info["action_mask"]`` (after ``reset`` and every ``step``). A masked or out-of-range

@@ -52,6 +52,7 @@ from rlcreate.envs.column_tokens import ColumnTokensCore, ColumnTokensEnv, Colum
 from rlcreate.envs.core_vec_env import EnvConfigError
 from rlcreate.envs.latent_level import LatentLevelCore, LatentLevelEnv, LatentLevelVecEnv
 from rlcreate.levels import tiles as T
+from rlcreate.levels.validity import MarioStructure
 from rlcreate.levels.features import FEATURE_NAMES, segment_difficulty, segment_features
 
 __all__ = ["segment_features", "SolverSeam", "MarioStructure", "MarioRenderer", "DEFAULT_REWARDS",
@@ -238,40 +239,6 @@ Rewards
 Version History
     v1: bounded-prior generator, context-conditioned segments, residual actions, level-end rewards.
 """
-
-
-class MarioStructure:
-    """Keeps levels structurally valid (:mod:`rlcreate.levels.validity`) column by column.
-
-    - Columns that break a validity rule on their own are never allowed. Every rule but
-      ``pipe_pairs`` looks only within a column (``enemy_not_embedded`` also looks sideways, but
-      only at solid tiles beside an enemy, which no column rule can promise), and a few corpus
-      columns break one (floating pipe tops, a floating cannon: 14 of the shipped LM's 508).
-    - Pipes are two columns wide (``pipe_pairs``): a column may follow another only if every left
-      pipe half (``<`` top, ``[`` body) in the previous column has its right half (``>`` / ``]``) in
-      the same row of the next, and every right half in the next column has its left half before
-      it. The first column may hold no right halves and the last no left halves, so a finished
-      level has no cut pipes. Checked per step on 14-bit row masks.
-    """
-
-    def __init__(self, columns: np.ndarray, n_special: int):
-        from rlcreate.levels.tiles import PIPE_BL, PIPE_BR, PIPE_TL, PIPE_TR
-        from rlcreate.levels.validity import valid_mask
-
-        cols = np.asarray(columns)
-        self.column_ok = np.concatenate([np.zeros(n_special, bool), valid_mask(cols[:, :, None])])
-        weights = 1 << np.arange(cols.shape[1], dtype=np.int64)
-        bits = lambda tile: np.concatenate([np.zeros(n_special, np.int64), (cols == tile) @ weights])  # noqa: E731
-        # per token id: the rows holding left halves / right halves, tops and bodies packed apart
-        self.left = bits(PIPE_TL) | (bits(PIPE_BL) << 16)
-        self.right = bits(PIPE_TR) | (bits(PIPE_BR) << 16)
-
-    def allowed(self, prev: np.ndarray | None, candidates: np.ndarray, last: bool) -> np.ndarray:
-        need = 0 if prev is None else self.left[np.asarray(prev)][:, None]
-        ok = (self.right[candidates] == need) & self.column_ok[candidates]
-        if last:
-            ok &= self.left[candidates] == 0
-        return ok
 
 
 def shared_column_lm(path: str | None = None):

@@ -270,7 +270,7 @@ class ColumnLMLatent:
     the LM's most likely column, near 1 its rarest. Segments continue the last
     ``context_columns`` columns of the level so far (the LM's prompt). With ``structure`` the LM's
     distribution is restricted to columns that keep pipes whole (the token env's rule,
-    :class:`rlcreate.levels.envs.MarioStructure`; a segment's last column opens no pipe).
+    :class:`rlcreate.levels.validity.MarioStructure`; a segment's last column opens no pipe).
 
     Not a learned embedding: changing ``z_t`` changes column t and, through the LM's context, can
     change every later column of the segment (the latent is not smooth in the way a GAN's is).
@@ -279,7 +279,7 @@ class ColumnLMLatent:
     prior = "uniform"
 
     def __init__(self, lm=None, segment_width: int = 16, context_columns: int = 32, structure: bool = True):
-        from rlcreate.levels.envs import MarioStructure
+        from rlcreate.levels.validity import MarioStructure
         from rlcreate.levels.generators.column_lm import N_SPECIAL, ColumnLM
 
         self.lm = lm if lm is not None else ColumnLM.load()
