@@ -39,6 +39,8 @@ class Config:
     """Where the JSON goes."""
     timeout_s: int = 600
     """Seconds per case; a case that runs past it is recorded as a hang."""
+    only: str = ""
+    """Run only the cases whose label contains this text (all when empty; the smoke test runs a few)."""
 
 
 TINY = {"name": "tiny", "seed": 0, "env": {"id": "rlcreate/MarioLatent-v0", "kwargs": {"n_segments": 2}},
@@ -222,6 +224,7 @@ def main(cfg: Config) -> dict:
     cases["play a 10,000-column level (A* agent)"] = ["play", wide]
 
     results = {}
+    cases = {k: v for k, v in cases.items() if cfg.only in k}
     for label, argv in cases.items():
         results[label] = run_cli(argv, cfg.timeout_s)
         print(f"{label:58s} exit {results[label]['exit']} rss {results[label]['peak_rss_mb']:7.1f} MB  "

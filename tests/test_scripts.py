@@ -49,6 +49,8 @@ def _smoke(tmp: Path) -> dict[str, list[str]]:
                                      str(tmp / "creativity.json")],
         "bench_text_steer.py": [py, "scripts/bench_text_steer.py", "--timesteps", "96", "--n", "4",
                                 "--run", str(tmp / "steer"), "--out", str(tmp / "steer.json")],
+        "bench_hostile.py": [py, "scripts/bench_hostile.py", "--only", "YAML", "--timeout-s", "120",
+                             "--out", str(tmp / "hostile.json")],
         "compare_mario_baselines.sh": ["bash", "scripts/compare_mario_baselines.sh", "128", str(tmp / "compare"), "2"],
         "train_text_forms.py": [py, "scripts/train_text_forms.py", "--seeds", "0", "--steps", "1", "--out",
                                 str(tmp / "forms")],
