@@ -117,6 +117,11 @@ class Trainer:
         """The model saved in ``folder`` (``RUN/model/`` or ``RUN/checkpoints/step_<N>/``)."""
         raise NotImplementedError
 
+    def initial(self, asm: Assembly) -> Model:
+        """The recipe's model before any training (what RL starts from; judged next to the trained
+        one to show what training added)."""
+        raise NotImplementedError(f"the {self.name!r} trainer cannot build its untrained model")
+
     def checkpoint_files(self) -> tuple[str, ...]:
         """Files every complete checkpoint / ``model/`` folder of this trainer holds."""
         return ("reward_state.npz", "trainer_state.json")

@@ -35,15 +35,73 @@ def test_control_error_measures_mae_and_correlation():
 
 
 @pytest.mark.slow
-def test_demo_runs_with_a_fixed_step_budget(tmp_path):
-    r = run_demo(tmp_path, timesteps=256, progress_bar=False, n_levels=16, astar_levels=0)
+def test_demo_is_a_run_folder_that_eval_and_report_read(tmp_path):
+    from rlcreate.errors import UserError
+    from rlcreate.evaluation.report import write_report
+
+    run = tmp_path / "demo"
+    r = run_demo(run, timesteps=256, progress_bar=False, n_levels=16, astar_levels=0, best_of=2)
     assert r["env_steps"] >= 256
-    assert set(r["groups"]) == {"steered", "generator", "human_dev"}
+    assert set(r["groups"]) == {"steered", "untrained_start", "best_of_2", "generator", "human_dev"}
     for g in r["groups"].values():
         assert 0.0 <= g["human_likeness"]["auc"] <= 1.0 and g["astar"] is None
-    assert np.load(tmp_path / "levels.npy").shape == (16, 14, r["width"])
-    assert json.loads((tmp_path / "summary.json").read_text())["env_steps"] == r["env_steps"]
-    assert (tmp_path / "samples" / "montage.png").is_file()
+        assert 0.0 <= g["repetition"]["repeated_share"] <= 1.0
+    assert set(r["share"]) == {"steered_minus_untrained_start", "steered_minus_best_of_2"}
+    lo, hi = r["share"]["steered_minus_untrained_start"]["ci"]
+    assert lo <= r["share"]["steered_minus_untrained_start"]["mean"] <= hi
+    # best-of-2 keeps, per request, the draw the recipe scores higher: never below the start on average
+    assert r["objective"]["best_of_2"]["mean"] >= r["objective"]["untrained_start"]["mean"] - 0.5
+    assert np.load(run / "levels.npy").shape == (16, 14, r["width"])
+    assert json.loads((run / "summary.json").read_text())["env_steps"] == r["env_steps"]
+    # the runner's run folder: what eval / report / train --resume read
+    for part in ("config.yaml", "model/policy.json", "tb", "samples", "metrics.json"):
+        assert (run / part).exists(), part
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert "human_likeness" in metrics["judges"] and "audit" in metrics
+    with pytest.raises(UserError, match="already holds a run"):
+        run_demo(run, timesteps=256, progress_bar=False, n_levels=16, astar_levels=0, best_of=0)
+    html = write_report([run], tmp_path / "report").read_text()
+    assert "Side by side" in html and "human_dev" in html
+    assert "PPO's share" in html and "No judge metrics yet" not in html and "No audit" not in html
+
+
+def test_best_of_n_keeps_the_best_draw_per_request():
+    from rlcreate.levels.share import best_of_n, mean_ci, paired_diff
+
+    a, b = [np.zeros((2, 2)), np.ones((2, 2))], [np.full((2, 2), 2), np.full((2, 2), 3)]
+    levels, pick = best_of_n([a, b], [np.array([1.0, 5.0]), np.array([2.0, 4.0])])
+    assert pick.tolist() == [1, 0] and levels[0][0, 0] == 2 and levels[1][0, 0] == 1
+    d = paired_diff([1.0, 2.0, 3.0, 4.0], [0.0, 0.0, 0.0, 0.0])
+    assert d["mean"] == 2.5 and d["ci"][0] < 2.5 < d["ci"][1]
+    assert mean_ci([1.0, float("nan"), 1.0]) == {"mean": 1.0, "ci": [1.0, 1.0], "n": 2}
+
+
+def test_level_repetition_counts_near_twins_inside_a_level():
+    from rlcreate.levels.quality import level_repetition
+
+    g = np.zeros((14, 64), np.int8)
+    g[-2:] = 1
+    assert level_repetition([g])["repeated_share"] == 1.0  # four identical flat segments
+    rng = np.random.default_rng(0)
+    noisy = rng.integers(0, 5, (14, 64)).astype(np.int8)
+    assert level_repetition([noisy])["repeated_share"] == 0.0
+
+
+def test_side_by_side_section_shows_every_set_and_the_share():
+    from rlcreate.levels.evaluate import side_by_side_html
+
+    assert side_by_side_html(None) == "" and side_by_side_html({"env_steps": 3}) == ""
+    el = {"mean": 3.0, "low": 2.0, "high": 4.0, "inside": True}
+    group = {"profile": {"elements": {e: el for e in ("pipes", "question_blocks", "enemies", "coins", "gaps")},
+                         "inside": 5, "of": 5}, "diversity": {"distinct_share": 0.6},
+             "repetition": {"repeated_share": 0.2}, "human_likeness": {"auc": 0.55},
+             "copies": {"novelty_mean": 0.04, "copy_share": 0.3}, "astar": None}
+    summary = {"groups": {"steered": group, "human_dev": group}, "n_levels": 2, "width": 128,
+               "objective": {"steered": {"mean": 8.5, "ci": [8.4, 8.6]}},
+               "share": {"steered_minus_best_of_4": {"mean": 0.1, "ci": [0.05, 0.2]}}}
+    html = side_by_side_html(summary)
+    assert "human_dev" in html and "0.550" in html and "8.500 [8.400, 8.600]" in html
+    assert "best_of_4" in html and "[+0.050, +0.200]" in html
 
 
 def test_lm_prior_kl_to_prior_starts_at_the_lm_and_reports_minus_kl():

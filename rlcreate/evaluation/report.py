@@ -139,7 +139,8 @@ def evaluate_run(run: str | Path, n: int | None = None, judges: Sequence[str] | 
 
 def _curves_png(d: dict, path: Path) -> bool:
     plt = _plt()
-    series = {k: v for k, v in d["scalars"].items() if k.startswith("rewards/") or k == "rollout/ep_rew_mean"}
+    series = {k: v for k, v in d["scalars"].items()  # train/kl*: KL to the reference and its coefficient beta
+              if k.startswith(("rewards/", "train/kl")) or k == "rollout/ep_rew_mean"}
     if not series and d["progress"]:
         p = d["progress"]
         ev = [x["evaluations"] for x in p]
@@ -152,7 +153,7 @@ def _curves_png(d: dict, path: Path) -> bool:
     rows = (k + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 2.8 * rows), squeeze=False)
     for ax, (tag, (x, y)) in zip(axes.ravel(), sorted(series.items())):
-        ax.plot(x, y, lw=1.5)
+        ax.plot(x, y, lw=1.5, marker="." if len(x) < 20 else None)  # a short run: one point per rollout
         ax.set_title(tag, fontsize=9)
         ax.set_xlabel("env steps = reward evaluations", fontsize=8)
         ax.tick_params(labelsize=7)

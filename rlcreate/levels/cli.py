@@ -43,7 +43,8 @@ def cmd_demo(args) -> int:
     from rlcreate.levels.demo import run_demo
 
     run_demo(Path(args.out), minutes=args.minutes, timesteps=args.timesteps, progress_bar=not args.quiet,
-             generator=args.generator)
+             best_of=args.best_of, resume=args.resume, overwrite=args.overwrite, seed=args.seed,
+             evaluate=not args.no_eval, generator=args.generator)
     return 0
 
 
@@ -53,6 +54,11 @@ def register(sub) -> None:
     d.add_argument("--out", type=out_arg, default="runs/demo")
     d.add_argument("--minutes", type=positive_float, default=3.0, help="ignored: the demo trains for a fixed step budget so its numbers reproduce")
     d.add_argument("--timesteps", type=int_arg(1, 10**10), default=None, help="env steps (default: the recipe's trainer.total_timesteps)")
+    d.add_argument("--best-of", type=int_arg(0, 64), default=4, help="n of the best-of-n set drawn from the untrained start (0: skip)")
+    d.add_argument("--seed", type=int_arg(0, 2**31 - 1), default=None, help="training seed (default: the recipe's)")
+    d.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+    d.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
+    d.add_argument("--no-eval", action="store_true", help="skip writing metrics.json (judges and the checkpoint audit)")
     d.add_argument("--quiet", action="store_true")
     d.add_argument("--generator", choices=("tokens", "latent"), default="tokens",
                    help="tokens: the column LM's token path (mario_tokens.yaml); latent: MarioLatent-v1 (mario_latent.yaml)")

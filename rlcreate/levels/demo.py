@@ -1,17 +1,19 @@
 """The README's main job: steer the column LM toward levels that are new, Mario-like and diverse.
 
 1. Train MaskablePPO on ``rlcreate/MarioTokens-v1`` with ``rlcreate/recipes/mario_tokens.yaml`` for
-   its fixed step budget (so the numbers reproduce): the ``lm_prior`` policy starts at the column
-   LM's own distribution and a KL-to-LM penalty keeps it near it, while value terms no noise or
-   flat floor satisfies (element profile, human-typical LM likelihood), playability, control
-   targets and a batch diversity reward steer it.
-2. Sample 64 levels from the policy (with randomness on: a greedy policy writes one level type)
-   and write 16 of them (txt + png + montage) with their metrics.
+   its fixed step budget through the same runner as ``rlcreate train`` (checkpoints, reward state,
+   ``--resume``): the ``lm_prior`` policy starts at the column LM plus a control prior and a
+   KL-to-reference penalty keeps it near it, while value terms (element profile, human-typical LM
+   likelihood), playability, control targets and batch diversity steer it.
+2. Sample 64 levels from the policy (with randomness on: a greedy policy writes one level type), 64
+   from its untrained start and best-of-n from that start, every set answering the same requests.
 3. Put them side by side with the generator's own samples (the column LM, no RL) and held-out
    human levels (DEV blocks) of the same width: element profile against the human band, human-likeness
    AUC (a classifier two-sample test no reward uses), novelty and copies against training windows,
-   set diversity, control error per target, the recipe's objective, and the A* agent's verdict
-   (Java; all sets interleaved in one run).
+   set diversity, control error per target, the recipe's objective with PPO's share (paired CIs),
+   and the A* agent's verdict (Java; all sets interleaved in one run).
+4. ``rlcreate eval`` on the run folder: judges of fresh samples and the reward-hacking audit along
+   the checkpoints (``metrics.json``), which ``rlcreate report`` shows with the side-by-side table.
 """
 
 from __future__ import annotations
@@ -60,91 +62,111 @@ def control_error(levels: list[np.ndarray], targets: list[dict]) -> dict:
     return out
 
 
-def _objective(reward_set_factory, levels: list[np.ndarray], targets: list[dict], batch: int = 16) -> dict:
-    """The recipe's composite reward of whole levels (fresh reward state, batches of ``batch`` as
-    the env scores them, the given targets): mean and std of the totals, and each term's mean."""
-    totals, terms = [], {}
-    rs = reward_set_factory()
-    for a in range(0, len(levels), batch):
-        chunk = levels[a:a + batch]
-        t = {k: np.array([x[k] for x in targets[a:a + batch]]) for k in (targets[0] if targets else {})}
-        res = rs(list(chunk), progress=1.0, targets=t)
-        totals.extend(res.total.tolist())
-        for k, v in res.terms.items():
-            terms.setdefault(k, []).extend(np.asarray(v, np.float64).tolist())
-    return {"mean": float(np.mean(totals)), "std": float(np.std(totals)),
-            "terms": {k: float(np.nanmean(v)) for k, v in terms.items()}}
-
-
 def run_demo(out: Path, minutes: float | None = None, timesteps: int | None = None, progress_bar: bool = True,
-             n_levels: int = 64, astar_levels: int = 8, astar_runs: int = 1, generator: str = "tokens") -> dict:
-    """Train, sample and compare (see the module docstring); writes ``out/summary.json``,
-    ``out/levels.npy`` (the steered levels), ``out/samples/`` and the policy in ``out/model/``.
+             n_levels: int = 64, astar_levels: int = 8, astar_runs: int = 1, best_of: int = 4,
+             resume: bool = False, overwrite: bool = False, seed: int | None = None, evaluate: bool = True,
+             generator: str = "tokens") -> dict:
+    """Train, sample and compare (see the module docstring). ``out`` is an ordinary run folder
+    (config.yaml, tb/, checkpoints/, model/, samples/, metrics.json with the audit) plus
+    ``summary.json`` (the side-by-side table) and ``levels.npy`` (the steered levels), so
+    ``rlcreate eval`` / ``report`` / ``train --resume`` work on it unchanged.
 
     ``timesteps``: env steps (default the recipe's ``trainer.total_timesteps``). The budget is a
     step count, never a wall-clock stop, so a run reproduces; ``minutes`` is accepted for the old
-    command line and ignored."""
-    from stable_baselines3.common.callbacks import CallbackList
-    from stable_baselines3.common.vec_env import VecMonitor
-
+    command line and ignored. ``best_of``: n of the best-of-n set drawn from the untrained start
+    (0: skip). ``resume`` / ``overwrite``: as ``rlcreate train`` (a folder that holds a run is
+    refused otherwise). ``evaluate``: also write ``metrics.json`` (judges + audit along the checkpoints)."""
     from rlcreate.assemble import assemble
-    from rlcreate.levels.generators.column_lm import ColumnLM
     from rlcreate.levels.corpus import dev_windows
+    from rlcreate.levels.generators.column_lm import ColumnLM
     from rlcreate.levels.quality import quality_table
-    from rlcreate.levels.samples import write_levels
+    from rlcreate.levels.share import best_of_n, recipe_scores, sample_levels, untrained_policy
     from rlcreate.recipe import build_reward_set
-    from rlcreate.sb3 import save_checkpoint
-    from rlcreate.train.runner import rollout
-    from rlcreate.sb3 import make_algo, trainer_extra, training_callbacks
+    from rlcreate.train.runner import restore, train_run
 
-    recipe = load_recipe(demo_recipe_path(generator))
-    latent = generator == "latent"  # residual policies act by their mean; the prior draws give variety
-    out.mkdir(parents=True, exist_ok=True)
-    recipe.dump(out / "config.yaml")
-    budget = int(timesteps or recipe.trainer["total_timesteps"])
-    print(f"[1/4] training {recipe.trainer['algo']} on {recipe.env_id} for {budget} env steps "
-          f"({recipe.trainer['n_envs']} levels in parallel) ...")
+    out = Path(out)
+    recipe = load_recipe(out / "config.yaml") if resume and (out / "config.yaml").is_file() \
+        else load_recipe(demo_recipe_path(generator))
+    latent = recipe.env_id.startswith("rlcreate/MarioLatent")  # residual policies act by their mean
+    if timesteps:
+        recipe.trainer["total_timesteps"] = int(timesteps)
+    if seed is not None:
+        recipe.seed = int(seed)
+    budget = int(recipe.trainer["total_timesteps"])
+    print(f"[1/5] training {recipe.trainer['algo']} on {recipe.env_id} for {budget} env steps "
+          f"({recipe.trainer['n_envs']} levels in parallel; checkpoints in {out}/checkpoints) ...")
     asm = assemble(recipe)
-    model = make_algo(recipe, VecMonitor(asm.make_env()), out / "tb")
     t0 = time.perf_counter()
-    model.learn(total_timesteps=budget, callback=CallbackList(training_callbacks(recipe, budget)),
-                progress_bar=progress_bar)
+    train_run(recipe, out, progress_bar=progress_bar, asm=asm, resume=resume, overwrite=overwrite)
     train_s = time.perf_counter() - t0
-    save_checkpoint(out / "model", model, asm.reward_set, dict(recipe.trainer["hyper"]), recipe.trainer["algo"],
-                    extra=trainer_extra(model))
-    print(f"      {model.num_timesteps} env steps in {train_s:.0f} s")
+    asm, model = restore(out, asm=asm)
+    print(f"      {model.num_timesteps} env steps; {train_s:.0f} s")
 
-    print(f"[2/4] sampling {n_levels} levels from the policy ...")
-    infos = rollout(model, asm.make_env(min(n_levels, 16), recipe.seed + 1, "eval"), n_levels, deterministic=latent)
-    steered = [i["level"] for i in infos]
-    targets = [i.get("targets", {}) for i in infos]
+    env_seed = recipe.seed + 1  # every policy set answers the same requests (targets) row by row
+    print(f"[2/5] sampling {n_levels} levels from the policy and from its untrained start ...")
+    steered, targets = sample_levels(model, asm, n_levels, env_seed, env_seed, deterministic=latent)
     np.save(out / "levels.npy", np.stack(steered))
-    write_levels([{"level": g, "targets": t} for g, t in zip(steered[:16], targets[:16])], out / "samples")
+    start_model = untrained_policy(asm)
+    draws = [sample_levels(start_model, asm, n_levels, env_seed, env_seed + 100 + k, deterministic=latent)
+             for k in range(max(best_of, 1))]
+    if any(t != targets for _, t in draws):
+        raise RuntimeError("the untrained start answered other requests than the policy (env seeding changed)")
+    start = draws[0][0]
+    score = lambda levels: recipe_scores(lambda: build_reward_set(recipe), levels, targets)  # noqa: E731
+    sets = {"steered": steered, "untrained_start": start}
+    scores = {"steered": score(steered), "untrained_start": score(start)}
+    if best_of > 1:
+        cand_scores = [scores["untrained_start"]] + [score(d[0]) for d in draws[1:]]
+        sets[f"best_of_{best_of}"], _ = best_of_n([d[0] for d in draws], cand_scores)
+        scores[f"best_of_{best_of}"] = score(sets[f"best_of_{best_of}"])
 
-    print("[3/4] the generator's own samples (no RL) and held-out human (DEV) levels ...")
+    print("[3/5] the generator's own samples (no RL) and held-out human (DEV) levels ...")
     width = steered[0].shape[1]
     if latent:  # the latent generator's own samples: uniform latents, segments chained by context
         own = list(asm.make_env(1, 0, "eval").core.gen.sample_levels(n_levels, width // 16, seed=recipe.seed + 2))
     else:
         own = list(ColumnLM.load().generate(width, batch=n_levels, seed=recipe.seed + 2))
+    scores["generator"] = score(own)
     human = list(dev_windows(width, stride=width))  # held-out human levels; TEST is the judge's human side
-    print(f"[4/4] judges{' and the A* agent' if astar_levels else ''} ...")
-    table = quality_table({"steered": steered, "generator": own, "human_dev": human}, human_split="test",
+    print(f"[4/5] judges{' and the A* agent' if astar_levels else ''} ...")
+    table = quality_table({**sets, "generator": own, "human_dev": human}, human_split="test",
                           seed=recipe.seed, astar_levels=astar_levels, astar_runs=astar_runs)
     result = {
-        "recipe": str(demo_recipe_path(generator).name), "env_id": recipe.env_id, "env_steps": int(model.num_timesteps),
-        "train_seconds": round(train_s, 1), "n_levels": n_levels, "width": int(width), "astar_levels": astar_levels,
-        "sampling": ("policy mean (deterministic=True) around uniform prior draws; generator: uniform latents"
-                     if latent else
-                     "policy sampled (deterministic=False); generator: column LM, temperature 1, full vocabulary"),
+        "recipe": recipe.name, "env_id": recipe.env_id, "env_steps": int(model.num_timesteps),
+        "seed": recipe.seed, "train_seconds": round(train_s, 1), "n_levels": n_levels, "width": int(width),
+        "astar_levels": astar_levels, "best_of": best_of, "policy": model.rlcreate_source,
+        "sampling": "policies sampled (deterministic=False), every set answering the same requests; best-of-n: n "
+                    "draws from the untrained start, the one the recipe's reward scores highest kept per request; "
+                    "generator: column LM, temperature 1, full vocabulary",
         **table,
-        "control": {"steered": control_error(steered, targets), "generator": control_error(own, targets)},
-        "objective": {"steered": _objective(lambda: build_reward_set(recipe), steered, targets),
-                      "generator": _objective(lambda: build_reward_set(recipe), own, targets)},
+        "control": {k: control_error(v, targets) for k, v in {**sets, "generator": own}.items()},
+        "objective": {k: _summary(v) for k, v in scores.items()},
+        "share": ppo_share(scores),
     }
     (out / "summary.json").write_text(json.dumps(result, indent=2))
+    if evaluate:
+        print("[5/5] rlcreate eval: judges of fresh samples and the audit along the checkpoints ...")
+        from rlcreate.evaluation.report import evaluate_run
+
+        evaluate_run(out, judges=[j for j in (recipe.judges or []) if astar_levels or j != "astar"],
+                     astar_runs=astar_runs, audit_levels=8, audit_modes=("stochastic",))  # sampled policy
     _print_summary(result, out)
     return result
+
+
+def _summary(scores: np.ndarray) -> dict:
+    from rlcreate.levels.share import mean_ci
+
+    m = mean_ci(scores)
+    return {"mean": m["mean"], "std": float(np.std(scores)), "ci": m["ci"]}
+
+
+def ppo_share(scores: dict[str, np.ndarray]) -> dict:
+    """The steered policy's recipe objective minus each other set's, paired per request, with CIs."""
+    from rlcreate.levels.share import paired_diff
+
+    return {f"steered_minus_{k}": paired_diff(scores["steered"], v) for k, v in scores.items()
+            if k != "steered" and k != "generator"}
 
 
 def _print_summary(r: dict, out: Path) -> None:
@@ -155,13 +177,15 @@ def _print_summary(r: dict, out: Path) -> None:
              format_table(r)]
     if r.get("astar_levels", 1) and all(g["astar"] is None for g in r["groups"].values()):
         lines.append("A* agent: skipped — java not found (install a Java 17 runtime to get the agent's verdict)")
-    for name in ("steered", "generator"):
-        c = r["control"][name]
+    for name, c in r["control"].items():
         lines.append(f"control ({name}): " + ", ".join(
-            f"{k} MAE {v['mae']:.2f} corr {v['corr']:+.2f} (asked {v['target_mean']:.2f}, got {v['achieved_mean']:.2f} "
-            "per 16 cols)" for k, v in c.items()))
+            f"{k} MAE {v['mae']:.2f} corr {v['corr']:+.2f}" for k, v in c.items()))
     o = r["objective"]
-    lines.append(f"recipe objective per level: steered {o['steered']['mean']:.3f} ± {o['steered']['std']:.3f}  vs  "
-                 f"generator {o['generator']['mean']:.3f} ± {o['generator']['std']:.3f}")
-    lines.append(f"levels: {out}/samples/montage.png, level_*.txt / .png; numbers: {out}/summary.json")
+    lines.append("recipe objective per level: " + ", ".join(
+        f"{k} {v['mean']:.3f} [{v['ci'][0]:.3f}, {v['ci'][1]:.3f}]" for k, v in o.items()))
+    lines.append("PPO's share (steered minus, paired per request, 95% CI): " + ", ".join(
+        f"{k.removeprefix('steered_minus_')} {v['mean']:+.3f} [{v['ci'][0]:+.3f}, {v['ci'][1]:+.3f}]"
+        for k, v in r["share"].items()))
+    lines.append(f"levels: {out}/samples/, {out}/levels.npy; numbers: {out}/summary.json; "
+                 f"report: rlcreate report {out} --out {out}/report")
     print("\n".join(lines))

@@ -173,9 +173,60 @@ def expressive_range_html(runs: list[dict], img_dir: Path) -> str:
     return "<h2>Expressive range</h2><img src='img/expressive_range.png' alt='expressive range'>"
 
 
+def side_by_side_html(summary: dict | None) -> str:
+    """The demo's table (``RUN/summary.json``): every set judged side by side with the human column,
+    control, the recipe's objective and PPO's share (steered minus its untrained start and minus
+    best-of-n from that start, paired per request, 95% CIs). '' for runs without one."""
+    from rlcreate.evaluation.html import table
+    from rlcreate.levels.quality import ELEMENTS
+
+    if not summary or "groups" not in summary:
+        return ""
+    g = summary["groups"]
+    names = list(g)
+
+    def cell(fn):
+        out = []
+        for n in names:
+            try:
+                out.append(fn(n))
+            except (KeyError, TypeError, IndexError):
+                out.append("—")
+        return out
+
+    rows = [[f"{e} per 128 cols [human band]"] + cell(lambda n, e=e: "{:.1f} [{:.1f}, {:.1f}]{}".format(
+        *(g[n]["profile"]["elements"][e][k] for k in ("mean", "low", "high")),
+        "" if g[n]["profile"]["elements"][e]["inside"] else " *")) for e in ELEMENTS]
+    rows += [["elements inside the human band"] + cell(lambda n: f"{g[n]['profile']['inside']}/{g[n]['profile']['of']}"),
+             ["distinct 16-col segments (share, per 40)"] + cell(lambda n: f"{g[n]['diversity']['distinct_share']:.2f}"),
+             ["repetition inside a level"] + cell(lambda n: f"{g[n]['repetition']['repeated_share']:.2f}"),
+             [f"human-likeness AUC vs {summary.get('human_split', 'test')} (0.5 = indistinguishable)"]
+             + cell(lambda n: f"{g[n]['human_likeness']['auc']:.3f}"),
+             ["novelty (NN distance to training windows)"] + cell(lambda n: f"{g[n]['copies']['novelty_mean']:.3f}"),
+             ["segments within copy distance"] + cell(lambda n: f"{g[n]['copies']['copy_share']:.0%}"),
+             ["A* agent: levels beaten"] + cell(lambda n: f"{g[n]['astar']['beaten']:.0%} of {g[n]['astar']['levels']}")]
+    for t in sorted({t for c in (summary.get("control") or {}).values() for t in c}):
+        rows.append([f"control {t}: corr asked/got (MAE)"] + cell(
+            lambda n, t=t: "{:+.2f} ({:.2f})".format(summary["control"][n][t]["corr"], summary["control"][n][t]["mae"])))
+    rows.append(["recipe objective per level [95% CI]"] + cell(
+        lambda n: "{:.3f} [{:.3f}, {:.3f}]".format(summary["objective"][n]["mean"], *summary["objective"][n]["ci"])))
+    h = [f"<h3>Side by side: {summary.get('n_levels')} levels of {summary.get('width')} columns per set</h3>",
+         "<p>" + esc(summary.get("sampling", "")) + ". Human = held-out DEV windows; the AUC's human side is the "
+         "TEST split. * = outside the 5th–95th percentile band of human set means.</p>",
+         table(["measure"] + names, rows)]
+    share = summary.get("share") or {}
+    if share:
+        h.append("<h3>PPO's share</h3><p>The steered policy's recipe objective minus each set's, paired per "
+                 "request (same control targets), mean and 95% bootstrap CI. A CI above 0 is what RL added.</p>")
+        h.append(table(["steered minus", "mean", "95% CI"], [
+            [k.removeprefix("steered_minus_"), f"{v['mean']:+.3f}", f"[{v['ci'][0]:+.3f}, {v['ci'][1]:+.3f}]"]
+            for k, v in share.items()]))
+    return "".join(h)
+
+
 def gallery_html(d: dict, index: int, img_dir: Path, limit: int) -> str:
-    """Rendered levels of one run with their metrics."""
-    h = ["<h3>Gallery</h3><div class='gallery'>"]
+    """The run's side-by-side table (when it has one) and rendered levels with their metrics."""
+    h = [side_by_side_html(read_json(Path(d["path"]) / "summary.json")), "<h3>Gallery</h3><div class='gallery'>"]
     folder = d["sample_dir"]
     pngs = sorted(folder.glob("level_*.png"))[:limit] if folder.is_dir() else []
     per_level = {m.get("file"): m for m in (read_json(folder / "metrics.json") or {}).get("levels", [])}

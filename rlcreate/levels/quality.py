@@ -19,7 +19,8 @@ Three measures, each compared with human levels:
   distance. Both grow with fewer segments, so sets are compared at an equal segment count
   (``n_segments``, averaged over random subsets).
 
-:func:`copy_share` gives the share of segments within copy distance of a training window.
+:func:`copy_share` gives the share of segments within copy distance of a training window;
+:func:`level_repetition` the share of a level's own segments that nearly repeat another of its segments.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from rlcreate.levels.tiles import IS_SOLID, TILES
 
 __all__ = ["ELEMENTS", "SEGMENT", "element_profile", "human_band", "profile_report", "level_segments",
            "segment_features", "human_likeness", "human_reference_segments", "set_diversity",
-           "copy_share", "distinct_tiles", "astar_interleaved", "quality_table", "format_table",
+           "copy_share", "level_repetition", "distinct_tiles", "astar_interleaved", "quality_table", "format_table",
            "judge_human_likeness", "AUC_FLAG"]
 
 #: elements of the profile (keys of :func:`rlcreate.levels.metrics.element_counts`)
@@ -219,6 +220,20 @@ def set_diversity(levels: Sequence[np.ndarray] | None = None, segments: np.ndarr
     return out
 
 
+def level_repetition(levels: Sequence[np.ndarray], threshold: float = 0.05) -> dict:
+    """Repetition inside a level: per level, the share of its aligned 16-column segments that lie
+    within ``threshold`` (fraction of tiles) of another segment of the *same* level; the mean over
+    levels (``repeated_share``; 0 = no segment repeats, 1 = every segment has a near twin)."""
+    shares = []
+    for g in _grids(levels):
+        segs, _ = level_segments([g])
+        if len(segs) < 2:
+            continue
+        mins, _ = _min_other_distance(segs.reshape(len(segs), -1))
+        shares.append(float((mins < threshold).mean()))
+    return {"repeated_share": float(np.mean(shares)) if shares else float("nan"), "levels": len(shares)}
+
+
 def copy_share(levels: Sequence[np.ndarray], max_distance: float = 0.02) -> dict:
     """Share of the levels' 16-column segments within ``max_distance`` (fraction of tiles; 0.02 =
     at most 4 of 224 tiles differ) of their nearest training window (exact search), and the mean
@@ -272,6 +287,7 @@ def quality_table(groups: dict[str, Sequence[np.ndarray]], human_split: str = "t
             "profile": profile_report(grids),
             "distinct_tiles": float(distinct_tiles(grids).mean()),
             "diversity": set_diversity(grids, n_segments=diversity_segments, seed=seed),
+            "repetition": level_repetition(grids),
             "human_likeness": human_likeness(grids, human=human, seed=seed),
             "copies": copy_share(grids),
         }
@@ -303,6 +319,7 @@ def format_table(table: dict) -> str:
     row("inside human band", lambda g: f"{g['profile']['inside']}/{g['profile']['of']}")
     row("distinct tile types", lambda g: f"{g['distinct_tiles']:.1f}")
     row("segments distinct (>=5%)", lambda g: f"{g['diversity']['distinct_share']:.0%}")
+    row("repetition inside a level", lambda g: f"{g['repetition']['repeated_share']:.0%}")
     row("mean pairwise tile distance", lambda g: f"{g['diversity']['mean_pairwise']:.3f}")
     row(f"human-likeness AUC vs {table['human_split']}", lambda g: f"{g['human_likeness']['auc']:.3f}")
     row("novelty (NN dist. to train)", lambda g: f"{g['copies']['novelty_mean']:.3f}")

@@ -62,6 +62,9 @@ class SB3Trainer(Trainer):
     def load(self, asm: Assembly, folder: Path) -> Any:
         return load_model(folder, asm.recipe.trainer.algo)
 
+    def initial(self, asm: Assembly) -> Any:
+        return make_algo(asm.recipe, asm.make_env(1, asm.recipe.seed, "eval"), None)
+
     def checkpoint_files(self) -> tuple[str, ...]:
         return POLICY_FILES
 
