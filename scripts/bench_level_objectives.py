@@ -1,0 +1,155 @@
+"""Benchmark: designer objectives learned from reward alone — PPO vs its untrained start vs best-of-n.
+
+For each objective of :mod:`rlcreate.levels.objectives` (difficulty ramp, athletic style brief,
+ground-height sketch, rhythm) the demo recipe (``mario_tokens.yaml``: profile, LM typicality, set
+profile, diversity, playability and control terms) gets one more term, the objective, with weight
+``weight``; MaskablePPO trains it from the same start (the column LM plus its control prior) for
+``timesteps`` env steps through the same runner as ``rlcreate train`` (``runs/objectives/<name>``;
+an existing run resumes). Then, every set answering the same 64 requests (control targets):
+
+- ``start`` / ``best_of_1``: the untrained start, one draw per request (equal inference cost);
+- ``best_of_4`` / ``best_of_8``: n draws from the start, the one the objective's recipe scores
+  highest kept per request (the start draws are shared by all objectives: the start policy does not
+  depend on the reward);
+- ``ppo``: one draw per request from the trained policy.
+
+Each set gets the objective's reward (the training signal), its held-out measure (different code,
+:mod:`rlcreate.levels.objective_judges`), human-likeness AUC against the TEST split and the element
+profile against the human band. ``ci_vs_start`` is the paired (per request) 95% bootstrap CI of
+PPO minus start on the objective's reward; ``heldout_ci_vs_start`` the same on the held-out measure.
+
+    OMP_NUM_THREADS=1 python scripts/bench_level_objectives.py --timesteps 49152 --out benchmarks/level_objectives.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class Config:
+    objectives: str = "difficulty_ramp,style_athletic,sketch_match,rhythm"
+    """comma-separated objective reward names (rlcreate.levels.objectives)"""
+    timesteps: int = 49152
+    """PPO env steps per objective (the demo trains 300k; this shared 2-core machine affords less)"""
+    weight: float = 8.0
+    """weight of the objective term next to the demo recipe's terms (their weighted sum is ~8.5)"""
+    n: int = 64
+    """requests (levels) per set"""
+    runs: str = "runs/objectives"
+    """folder of the per-objective training runs"""
+    train: int = 1
+    """1: train (or resume) each objective's run first; 0: evaluate existing runs only"""
+    seed: int = 0
+    out: str = "benchmarks/level_objectives.json"
+
+
+def objective_recipe(name: str, cfg: Config):
+    from rlcreate.levels.demo import demo_recipe_path
+    from rlcreate.recipe import load_recipe, parse_recipe
+
+    d = load_recipe(demo_recipe_path()).to_dict()
+    d["name"] = f"objective-{name}"
+    d["rewards"]["objective"] = {"reward": name, "weight": cfg.weight}
+    d["trainer"]["total_timesteps"] = cfg.timesteps
+    d["trainer"]["hyper"]["n_steps"] = 128  # one level per env per rollout: more updates in a small budget
+    d["trainer"]["hyper"]["batch_size"] = 256
+    d["seed"] = cfg.seed
+    return parse_recipe(d, f"<objective {name}>")
+
+
+def machine() -> dict:
+    import sklearn
+    import stable_baselines3
+    import torch
+
+    return {"platform": platform.platform(), "cpu_count": os.cpu_count(), "python": sys.version.split()[0],
+            "torch": torch.__version__, "sb3": stable_baselines3.__version__, "sklearn": sklearn.__version__,
+            "numpy": np.__version__, "load_avg_1min": os.getloadavg()[0],
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
+
+
+def judge_set(levels: list, obj_scores: np.ndarray, heldout: np.ndarray, human) -> dict:
+    from rlcreate.levels.quality import human_likeness, profile_report
+
+    prof = profile_report(levels)
+    return {"mean": float(np.mean(obj_scores)), "heldout": float(np.mean(heldout)),
+            "auc": float(human_likeness(levels, human=human)["auc"]), "profile_in_band": int(prof["inside"])}
+
+
+def main(cfg: Config) -> dict:
+    from rlcreate.assemble import assemble
+    from rlcreate.levels.objective_judges import HELDOUT
+    from rlcreate.levels.quality import human_reference_segments
+    from rlcreate.levels.share import best_of_n, paired_diff, recipe_scores, sample_levels, untrained_policy
+    from rlcreate.recipe import build_reward_set
+    from rlcreate.rewards.registry import get_reward
+    from rlcreate.train.runner import restore, train_run
+
+    t0 = time.perf_counter()
+    load0 = os.getloadavg()[0]
+    names = [s.strip() for s in cfg.objectives.split(",") if s.strip()]
+    train_s = {}
+    if cfg.train:
+        for name in names:
+            recipe, run = objective_recipe(name, cfg), Path(cfg.runs) / name
+            t = time.perf_counter()
+            print(f"training {name}: {cfg.timesteps} env steps into {run}", flush=True)
+            train_run(recipe, run, progress_bar=False, resume=(run / "config.yaml").is_file())
+            train_s[name] = round(time.perf_counter() - t, 1)
+
+    base = assemble(objective_recipe(names[0], cfg))
+    env_seed, human = cfg.seed + 1, human_reference_segments("test")
+    start = untrained_policy(base)
+    print(f"8 start draws of {cfg.n} levels ...", flush=True)
+    draws = [sample_levels(start, base, cfg.n, env_seed, env_seed + 100 + k) for k in range(8)]
+    targets = draws[0][1]
+    assert all(t == targets for _, t in draws), "start draws answered different requests"
+    result: dict = {"config": asdict(cfg), "machine": {**machine(), "load_avg_1min_at_start": load0},
+                    "train_seconds": train_s, "objectives": {}}
+    for name in names:
+        recipe = objective_recipe(name, cfg)
+        asm, model = restore(Path(cfg.runs) / name, asm=assemble(recipe))
+        ppo, t = sample_levels(model, asm, cfg.n, env_seed, env_seed)
+        assert t == targets, "the policy answered different requests"
+        reward = get_reward(name)
+        obj = lambda levels: np.asarray(reward(list(levels)), np.float64)  # noqa: E731
+        select = [recipe_scores(lambda: build_reward_set(recipe), d[0], targets) for d in draws]
+        sets = {"start": draws[0][0]}
+        for n in (1, 4, 8):
+            sets[f"best_of_{n}"], _ = best_of_n([d[0] for d in draws[:n]], select[:n])
+        sets["ppo"] = ppo
+        scores = {k: obj(v) for k, v in sets.items()}
+        held = {k: HELDOUT[name](v) for k, v in sets.items()}
+        row = {k: judge_set(v, scores[k], held[k], human) for k, v in sets.items()}
+        row["ppo"]["ci_vs_start"] = paired_diff(scores["ppo"], scores["start"])["ci"]
+        row["ppo"]["heldout_ci_vs_start"] = paired_diff(held["ppo"], held["start"])["ci"]
+        row["ppo"]["vs_best_of_4"] = paired_diff(scores["ppo"], scores["best_of_4"])
+        row["ppo"]["policy"] = model.rlcreate_source
+        row["auc"], row["profile_in_band"] = row["ppo"]["auc"], row["ppo"]["profile_in_band"]
+        result["objectives"][name] = row
+        print(f"{name:16s} " + "  ".join(f"{k} {v['mean']:.3f}/{v['heldout']:.3f}" for k, v in row.items()
+                                         if isinstance(v, dict)) +
+              f"  ppo-start CI {row['ppo']['ci_vs_start']}  AUC {row['auc']:.3f} profile {row['profile_in_band']}/5",
+              flush=True)
+    result["seconds"] = round(time.perf_counter() - t0, 1)
+    Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(cfg.out).write_text(json.dumps(result, indent=2))
+    print(f"wrote {cfg.out}")
+    return result
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for f, v in asdict(Config()).items():
+        p.add_argument(f"--{f.replace('_', '-')}", type=type(v), default=v)
+    main(Config(**vars(p.parse_args())))

@@ -1,0 +1,98 @@
+"""Designer-objective rewards and their held-out measures on levels built to have (or lack) the property."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rlcreate.levels import tiles as T
+from rlcreate.levels.objective_judges import HELDOUT
+from rlcreate.levels.objectives import DEFAULT_SKETCH, beats, path_descriptors, segment_path_difficulty
+from rlcreate.rewards.registry import get_reward
+
+
+def flat(width: int = 128, height: int = 2) -> np.ndarray:
+    g = np.zeros((14, width), np.int8)
+    g[14 - height:] = T.GROUND
+    return g
+
+
+def ramp_level(reverse: bool = False) -> np.ndarray:
+    """Pits that widen (1..8 columns) and enemies that multiply from segment to segment."""
+    g = flat()
+    for s in range(8):
+        k = 7 - s if reverse else s
+        a = s * 16 + 4
+        g[12:, a:a + k + 1] = T.EMPTY
+        g[11, s * 16 + 13:s * 16 + 13 + k // 2] = T.ENEMY
+    return g
+
+
+def test_path_descriptors_force_a_jump_over_a_pit_and_lose_mario_in_a_wide_one():
+    g = flat(48)
+    g[12:, 20:24] = T.EMPTY  # a 4-column pit: jumpable
+    d = path_descriptors(g[None])
+    assert d["air"][0, 20:24].all() and not d["air"][0, :18].any() and not d["lost"][0].any()
+    wide = flat(48)
+    wide[12:, 10:30] = T.EMPTY  # 20 columns: nobody crosses
+    assert path_descriptors(wide[None])["lost"][0].any()
+
+
+def test_difficulty_ramp_rewards_rising_difficulty_and_its_heldout_agrees():
+    ramp = get_reward("difficulty_ramp")
+    up, down = ramp_level(), ramp_level(reverse=True)
+    r = ramp([up, down, flat()])
+    assert r[0] > 0.8 and r[1] < 0.2 and r[2] == 0.5
+    held = HELDOUT["difficulty_ramp"]([up, down, flat()])
+    assert held[0] > 0.5 and held[1] < -0.5 and held[2] == 0.0
+    assert segment_path_difficulty(up[None]).shape == (1, 8)
+
+
+def test_style_athletic_counts_platforms_over_pits():
+    g = flat()
+    for a in range(8, 120, 16):
+        g[12:, a:a + 4] = T.EMPTY
+        g[8, a:a + 4] = T.BRICK
+    pits_only = flat()
+    for a in range(8, 120, 16):
+        pits_only[12:, a:a + 4] = T.EMPTY
+    r = get_reward("style_athletic")([g, pits_only, flat()])
+    assert r[0] == 1.0 and r[1] == 0.0 and r[2] == 0.0
+    held = HELDOUT["style_athletic"]([g, pits_only, flat()])
+    assert held[0] > 0.2 and held[1] == 0.0 and held[2] == 0.0
+
+
+def test_sketch_match_is_one_for_the_sketch_itself():
+    g = np.zeros((14, 128), np.int8)
+    for s, h in enumerate(DEFAULT_SKETCH):
+        g[14 - h:, s * 16:(s + 1) * 16] = T.GROUND
+    reward = get_reward("sketch_match")
+    r = reward([g, flat(height=2)])
+    assert r[0] == 1.0 and r[1] < 0.6
+    held = HELDOUT["sketch_match"]([g, flat(height=2)])
+    assert held[0] == pytest.approx(1.0) and held[1] == 0.0
+    assert get_reward("sketch_match", sketch=[2] * 8)([flat(height=2)])[0] == 1.0
+
+
+def test_rhythm_wants_one_beat_per_window():
+    g = flat()
+    for a in range(4, 128, 16):
+        g[10, a], g[10, a + 1] = T.PIPE_TL, T.PIPE_TR
+        g[11:12, a], g[11:12, a + 1] = T.PIPE_BL, T.PIPE_BR
+    assert beats(g[None])[0].sum() == 8
+    crowded = g.copy()
+    crowded[12:, 9] = T.EMPTY  # a second beat in the first window
+    r = get_reward("rhythm")([g, crowded, flat()])
+    assert r[0] == 1.0 and r[1] == 7 / 8 and r[2] == 0.0
+    held = HELDOUT["rhythm"]([g, flat()])
+    assert held[0] == 1.0 and held[1] == 0.0
+
+
+def test_objective_rewards_import_no_rl_libraries():
+    import subprocess
+    import sys
+
+    code = ("import sys, rlcreate.levels.objectives, rlcreate.levels.objective_judges; "
+            "bad = [m for m in ('gymnasium', 'stable_baselines3', 'trl') if m in sys.modules]; print(bad)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
