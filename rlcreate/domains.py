@@ -76,7 +76,8 @@ BUILTIN: dict[str, BuiltinDomain] = {
         "rlcreate/MarioLatent-v0": "rlcreate.levels.envs:make_mario_latent_vec",
         "rlcreate/MarioLatent-v1": "rlcreate.levels.envs:make_mario_latent_v1_vec",
         "rlcreate/MarioTokens-v1": "rlcreate.levels.envs:make_mario_tokens_vec",
-    }, ("rlcreate.levels.rewards", "rlcreate.levels.value_rewards", "rlcreate.levels.objectives")),
+    }, ("rlcreate.levels.rewards", "rlcreate.levels.value_rewards", "rlcreate.levels.objectives",
+        "rlcreate.levels.engagement")),
     "text": BuiltinDomain("rlcreate.text.domain:DOMAIN", {
         "rlcreate/TextTokens-v0": "rlcreate.text.envs:make_text_tokens_env",
     }, {

@@ -18,7 +18,7 @@ Each set gets the objective's reward (the training signal), its held-out measure
 profile against the human band. ``ci_vs_start`` is the paired (per request) 95% bootstrap CI of
 PPO minus start on the objective's reward; ``heldout_ci_vs_start`` the same on the held-out measure.
 
-    OMP_NUM_THREADS=1 python scripts/bench_level_objectives.py --timesteps 49152 --out benchmarks/level_objectives.json
+    OMP_NUM_THREADS=1 python scripts/bench_level_objectives.py --timesteps 65536 --out benchmarks/level_objectives.json
 """
 
 from __future__ import annotations
@@ -39,8 +39,10 @@ import numpy as np
 class Config:
     objectives: str = "difficulty_ramp,style_athletic,sketch_match,rhythm"
     """comma-separated objective reward names (rlcreate.levels.objectives)"""
-    timesteps: int = 49152
+    timesteps: int = 65536
     """PPO env steps per objective (the demo trains 300k; this shared 2-core machine affords less)"""
+    learning_rate: float = 0.001
+    """PPO learning rate (the demo's 0.0003 moves too little in this budget)"""
     weight: float = 8.0
     """weight of the objective term next to the demo recipe's terms (their weighted sum is ~8.5)"""
     n: int = 64
@@ -63,6 +65,7 @@ def objective_recipe(name: str, cfg: Config):
     d["trainer"]["total_timesteps"] = cfg.timesteps
     d["trainer"]["hyper"]["n_steps"] = 128  # one level per env per rollout: more updates in a small budget
     d["trainer"]["hyper"]["batch_size"] = 256
+    d["trainer"]["hyper"]["learning_rate"] = cfg.learning_rate
     d["seed"] = cfg.seed
     return parse_recipe(d, f"<objective {name}>")
 

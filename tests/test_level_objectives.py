@@ -96,3 +96,40 @@ def test_objective_rewards_import_no_rl_libraries():
             "bad = [m for m in ('gymnasium', 'stable_baselines3', 'trl') if m in sys.modules]; print(bad)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_tension_is_the_human_percentile_of_path_difficulty():
+    from rlcreate.levels.engagement import human_segment_difficulty, tension
+
+    ref = human_segment_difficulty()
+    t = tension(np.stack([flat(), ramp_level()]))
+    assert t.shape == (2, 8) and ((0 <= t) & (t <= 1)).all()
+    assert t[0].max() < 0.5  # flat ground is easier than the median human segment
+    assert t[1, -1] > t[1, 0] and t[1, -1] > 0.9  # the widest pit and most enemies: harder than most
+    assert np.all(np.diff(ref) >= 0)
+
+
+def test_tension_curve_prefers_the_requested_shape_and_rejects_unknown_curves():
+    from rlcreate.errors import UserError
+
+    up, down = ramp_level(), ramp_level(reverse=True)
+    rising = get_reward("tension_curve", curve="rising")([up, down])
+    assert rising[0] > rising[1]
+    assert get_reward("tension_curve", curve=[0.5] * 8)([flat()])[0] == pytest.approx(
+        get_reward("tension_curve", curve="flat")([flat()])[0])
+    with pytest.raises(UserError, match="curve = 'wavy'"):
+        get_reward("tension_curve", curve="wavy")
+
+
+def test_play_trace_reads_segments_from_ticks_and_takeoffs():
+    from rlcreate.levels.play_trace import _parse, effort_slope, segment_effort
+
+    pad = 3
+    xs = ",".join(str((pad + c) * 16) for c in range(0, 64, 2))  # 2 columns a tick over 64 columns
+    tr = _parse(xs, "1,9,17", "WIN", 64, pad)  # ticks 1, 9, 17: columns 2, 18, 34
+    assert tr.ticks.tolist() == [8, 8, 8, 8] and tr.jumps.tolist() == [1, 1, 1, 0] and tr.fail_segment == -1
+    lost = _parse(xs[: xs.index(str((pad + 40) * 16))].rstrip(","), "", "LOSE", 64, pad)
+    assert lost.fail_segment == 2 and lost.ticks.tolist() == [8, 8, 4, 0]
+    e = segment_effort(lost)
+    assert e[2] == pytest.approx(4 / 20 + 10) and np.isnan(e[3])
+    assert effort_slope(lost) > 0.8  # the play got harder until it failed

@@ -37,6 +37,9 @@ import java.nio.file.Paths;
  * {@code playAstar}. {@code --stats} adds, after each RESULT, a line
  * {@code STATS<TAB>KEY<TAB>RUN<TAB>TICKS<TAB>EXHAUSTED_TICKS<TAB>TIMER_READS}: game ticks the agent
  * planned, ticks whose search ran out of budget, and timer reads (about one per expansion).
+ * {@code --trace} adds {@code TRACE<TAB>KEY<TAB>RUN<TAB>X,X,...<TAB>T,T,...}: Mario's x in pixels
+ * (16 per tile) at every tick the agent planned, and the ticks at which he left the ground (jumps,
+ * falls off ledges included), so a play can be read segment by segment.
  */
 public class FastAstar {
     /** The engine's timer, or one with another wall-clock budget, or a count of expansions; counts its reads. */
@@ -67,6 +70,9 @@ public class FastAstar {
         private final long budgetMs;
         private final long budgetNodes;
         long ticks, exhaustedTicks, reads;
+        final StringBuilder xs = new StringBuilder();      // --trace: Mario's x (pixels) per tick
+        final StringBuilder takeoffs = new StringBuilder(); // --trace: ticks where Mario left the ground
+        private boolean wasOnGround = true;
 
         BudgetAgent(long budgetMs, long budgetNodes) {
             this.budgetMs = budgetMs;
@@ -89,6 +95,15 @@ public class FastAstar {
         public boolean[] getActions(MarioForwardModel model, MarioTimer engineTimer) {
             BudgetTimer t = timer(engineTimer);
             boolean[] actions = agent.getActions(model, t);
+            if (xs.length() > 0) {
+                xs.append(',');
+            }
+            xs.append((int) model.getMarioFloatPos()[0]);
+            boolean onGround = model.isMarioOnGround();
+            if (wasOnGround && !onGround) {
+                takeoffs.append(takeoffs.length() > 0 ? "," : "").append(ticks);
+            }
+            wasOnGround = onGround;
             ticks++;
             reads += t.reads;
             exhaustedTicks += t.exhausted ? 1 : 0;
@@ -104,15 +119,16 @@ public class FastAstar {
     public static void main(String[] args) throws Exception {
         int fps = 0;
         long budgetMs = 0, budgetNodes = 0;
-        boolean stats = false;
+        boolean stats = false, trace = false;
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--fps": fps = Integer.parseInt(args[++i]); break;
                 case "--budget-ms": budgetMs = Long.parseLong(args[++i]); break;
                 case "--budget-nodes": budgetNodes = Long.parseLong(args[++i]); break;
                 case "--stats": stats = true; break;
+                case "--trace": trace = true; break;
                 default: throw new IllegalArgumentException("unknown option " + args[i]
-                        + "; expected --fps N, --budget-ms N, --budget-nodes N, --stats");
+                        + "; expected --fps N, --budget-ms N, --budget-nodes N, --stats, --trace");
             }
         }
         if (budgetMs > 0 && budgetNodes > 0) {
@@ -147,6 +163,9 @@ public class FastAstar {
                             + r.getCompletionPercentage() + "\t" + r.getNumJumps() + "\t" + r.getKillsTotal()
                             + "\t" + r.getCurrentCoins() + "\t" + r.getCurrentLives() + "\t"
                             + r.getRemainingTime() + "\t" + seconds);
+                    if (trace) {
+                        System.out.println("TRACE\t" + key + "\t" + run + "\t" + agent.xs + "\t" + agent.takeoffs);
+                    }
                     if (stats) {
                         System.out.println("STATS\t" + key + "\t" + run + "\t" + agent.ticks + "\t"
                                 + agent.exhaustedTicks + "\t" + agent.reads);

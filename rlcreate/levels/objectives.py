@@ -164,10 +164,12 @@ class SketchMatch(RewardModule):
         h = np.cumprod(solid[:, ::-1, :], axis=1).sum(axis=1).astype(np.float64)  # (n, W)
         k = grids.shape[2] // SEGMENT
         seg = h[:, :k * SEGMENT].reshape(len(h), k, SEGMENT)
-        seg = np.where(seg > 0, seg, np.nan)
-        with np.errstate(all="ignore"):
-            med = np.nanmedian(seg, axis=2)
-        return np.nan_to_num(med, nan=0.0)
+        # median over ground columns (pits left out); an all-pit segment has height 0
+        srt = np.sort(np.where(seg > 0, seg, np.inf), axis=2)
+        m = (seg > 0).sum(axis=2)
+        lo = np.take_along_axis(srt, np.maximum((m - 1) // 2, 0)[..., None], axis=2)[..., 0]
+        hi = np.take_along_axis(srt, np.maximum(m // 2, 0)[..., None], axis=2)[..., 0]
+        return np.where(m > 0, (lo + hi) / 2, 0.0)
 
     def wanted(self, k: int) -> np.ndarray:
         return np.concatenate([self.sketch, np.full(max(k - len(self.sketch), 0), self.sketch[-1])])[:k]
