@@ -212,7 +212,8 @@ class ColumnTokensCore(TokenStreamCore):
             info["column"] = int(t)
         result = None
         if self.reward_every == "end" and done:
-            result = self.reward(list(self.levels), progress=self.progress, targets=self._target_context())
+            result = self.reward(list(self.levels), progress=self.progress, targets=self._target_context(),
+                                 token_logprobs=self.token_logprobs.astype(np.float64))  # likelihood terms reuse them
         elif self.reward_every == "column" and chunk_end:
             start = (self.t - 1) // CHUNK * CHUNK
             chunk = self.levels[:, :, start:self.t]
@@ -304,7 +305,8 @@ class ColumnTokensEnv(CoreEnv):
     ## Rewards
     The recipe's reward set (default: MarioLatent's :data:`~rlcreate.levels.envs.DEFAULT_REWARDS`).
     ``reward_every="end"`` (default): 0 on every step but the last, which scores the whole level
-    with context ``targets``. ``reward_every="column"``: every completed 16-column chunk (and a last
+    with context ``targets`` and ``token_logprobs`` (the LM's log-prob of every chosen column, already
+    computed while writing: likelihood terms need no second forward pass). ``reward_every="column"``: every completed 16-column chunk (and a last
     partial one) is scored with context ``position``, ``targets`` and ``seam_state`` (the fast
     solver's exit states at the previous chunk's edge, row x jump phase), as in MarioLatent. Scored steps
     carry every term in ``info["rewards"]``; ``info["column"]`` is the appended token id.

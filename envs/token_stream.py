@@ -23,7 +23,8 @@ def topk_offers(logits: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Logits ``(n, vocab)`` -> the ``k`` most likely ids ``(n, k)`` (most likely first, ties by id)
     and their log-probs (log-softmax; ``-inf`` logits stay ``-inf``)."""
     logits = np.asarray(logits, np.float64)
-    logp = logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
+    top = logits.max(axis=1, keepdims=True)  # log-sum-exp by max shift (logaddexp.reduce is ~5x slower)
+    logp = logits - (top + np.log(np.exp(logits - top).sum(axis=1, keepdims=True)))
     ids = np.argpartition(-logp, k - 1, axis=1)[:, :k]
     order = np.argsort(-np.take_along_axis(logp, ids, 1), axis=1, kind="stable")
     ids = np.take_along_axis(ids, order, 1)

@@ -133,3 +133,18 @@ def test_play_trace_reads_segments_from_ticks_and_takeoffs():
     e = segment_effort(lost)
     assert e[2] == pytest.approx(4 / 20 + 10) and np.isnan(e[3])
     assert effort_slope(lost) > 0.8  # the play got harder until it failed
+
+
+def test_level_variety_penalises_repeated_segments():
+    from rlcreate.levels.quality import level_repetition
+
+    rng = np.random.default_rng(1)
+    varied = flat()
+    for s in range(8):
+        varied[rng.integers(3, 10), s * 16 + s] = T.BRICK  # each segment differs in one tile: < 5%
+    noisy = rng.integers(0, 5, (14, 128)).astype(np.int8)
+    r = get_reward("level_variety")([flat(), noisy, varied])
+    assert r == [0.0, 1.0, 0.0]
+    assert 1 - level_repetition([noisy])["repeated_share"] == r[1]  # the judge's reading, other code
+    held = HELDOUT["level_variety"]([flat(), noisy])
+    assert held[0] == 0.0 and held[1] == 1.0

@@ -14,6 +14,8 @@ score here. Per level, higher = more of what the designer asked for.
 - ``rhythm`` -> :func:`rhythm_heldout`: share of gaps between consecutive pipes / pits (from
   :func:`rlcreate.levels.metrics.element_counts`-style reading: pipe tops and ground-height runs)
   within ``period ± period/4`` columns.
+- ``level_variety`` -> :func:`variety_heldout`: share of segments with structural descriptors no
+  other segment of the level shares.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import numpy as np
 
 from rlcreate.levels import tiles as T
 
-__all__ = ["ramp_heldout", "athletic_heldout", "sketch_heldout", "rhythm_heldout", "HELDOUT"]
+__all__ = ["ramp_heldout", "athletic_heldout", "sketch_heldout", "rhythm_heldout", "variety_heldout", "HELDOUT"]
 
 
 def ramp_heldout(levels: Sequence[np.ndarray], width: int = 16) -> np.ndarray:
@@ -85,6 +87,22 @@ def rhythm_heldout(levels: Sequence[np.ndarray], period: int = 16) -> np.ndarray
     return np.array(out)
 
 
+def variety_heldout(levels: Sequence[np.ndarray], width: int = 16) -> np.ndarray:
+    """Share of a level's 16-column segments whose structural descriptors
+    (:func:`rlcreate.levels.features.segment_features`, rounded to 0.05) no other segment of the
+    level shares: variety by structure rather than by tiles."""
+    from rlcreate.levels.features import segment_features
+
+    out = []
+    for g in levels:
+        g = np.asarray(g)
+        k = g.shape[1] // width
+        f = np.round(segment_features(np.stack([g[:, i * width:(i + 1) * width] for i in range(k)])) / 0.05)
+        _, inv, cnt = np.unique(f, axis=0, return_inverse=True, return_counts=True)
+        out.append(float((cnt[inv.ravel()] == 1).mean()))
+    return np.array(out)
+
+
 #: objective reward name -> its held-out measure (per level; higher = more of what was asked)
 HELDOUT = {"difficulty_ramp": ramp_heldout, "style_athletic": athletic_heldout, "sketch_match": sketch_heldout,
-           "rhythm": rhythm_heldout}
+           "rhythm": rhythm_heldout, "level_variety": variety_heldout}

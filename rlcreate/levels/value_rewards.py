@@ -226,7 +226,9 @@ class LMTypicality(RewardModule):
     style. Noise and columns the corpus never had (VAE decodes) score near 0. Range (0, 1]. Gamed
     by: flat, repeated floor (very likely under the LM) and any mix of likely filler with a few odd
     columns; it judges columns in context, not the level's design — pair with ``element_profile``
-    and ``batch_diversity``. Not a judge for runs trained with it (same model)."""
+    and ``batch_diversity``. Not a judge for runs trained with it (same model). Uses
+    ``token_logprobs`` from the context when the environment passes them (MarioTokens-v0 does: the
+    log-probs under the env's own LM, the shipped one unless the recipe names another)."""
 
     artifact = "level"
 
@@ -234,9 +236,10 @@ class LMTypicality(RewardModule):
         super().__init__(name)
         self.one_sided = bool(one_sided)
 
-    def score(self, samples: Sequence[np.ndarray], **context: Any):
+    def score(self, samples: Sequence[np.ndarray], token_logprobs: Any = None, **context: Any):
         grids = [np.asarray(g) for g in samples]
-        lp = _per_width(grids, column_loglik)
+        # the env's log-probs of the columns it wrote (same LM, same quantity) spare a forward pass
+        lp = np.asarray(token_logprobs, np.float64) if token_logprobs is not None else _per_width(grids, column_loglik)
         out = []
         for g, row in zip(grids, lp):
             mu, sd = human_loglik_stats(g.shape[1])

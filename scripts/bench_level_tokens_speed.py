@@ -1,0 +1,134 @@
+"""Benchmark: MarioTokens-v0 (the demo's settings) against the bare column LM's own sampling, in one run.
+
+At the same batch (rows written in parallel), interleaved ``repeats`` times so machine load hits
+every path alike:
+
+- ``lm``: :meth:`ColumnLM.generate` writing ``columns`` columns per row (KV cache, sampling);
+- ``env``: one episode of ``rlcreate/MarioTokens-v0`` built from ``mario_tokens.yaml`` (top-k
+  offers, masks, playable-only solver checks, control observation, the recipe's reward set at the
+  level's end), actions sampled uniformly among the allowed slots;
+- ``train``: MaskablePPO with the recipe's ``lm_prior`` policy learning one rollout of ``n_steps``
+  per row (collection + update), in env steps per second.
+
+Reports columns per second for each and the ratios env / lm and train / lm, plus a cProfile of one
+env episode (top functions by own time) to show where the env's time goes.
+
+    OMP_NUM_THREADS=1 python scripts/bench_level_tokens_speed.py --out benchmarks/level_tokens_speed.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import platform
+import pstats
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class Config:
+    batches: str = "16,64"
+    """comma-separated batch sizes (rows in parallel)"""
+    columns: int = 128
+    """columns per level (the demo's width)"""
+    repeats: int = 3
+    """interleaved repetitions; the median is reported"""
+    train: int = 1
+    """1: also time one MaskablePPO rollout + update per batch size"""
+    seed: int = 0
+    out: str = "benchmarks/level_tokens_speed.json"
+
+
+def build(batch: int, columns: int, seed: int):
+    from rlcreate.assemble import assemble
+    from rlcreate.levels.demo import demo_recipe_path
+    from rlcreate.recipe import load_recipe
+
+    recipe = load_recipe(demo_recipe_path())
+    recipe.env["kwargs"]["n_columns"] = columns
+    recipe.trainer["n_envs"] = batch
+    recipe.trainer["hyper"]["n_steps"] = columns
+    recipe.trainer["hyper"]["batch_size"] = min(256, columns * batch)
+    asm = assemble(recipe)
+    return recipe, asm, asm.make_env(batch, seed, "train")
+
+
+def env_episode(venv, rng) -> None:
+    venv.reset()
+    done = np.zeros(venv.num_envs, bool)
+    while not done.all():
+        m = venv.action_masks()
+        a = np.array([rng.choice(np.flatnonzero(r)) for r in m])
+        _, _, done, _ = venv.step(a)
+
+
+def main(cfg: Config) -> dict:
+    import torch
+    from stable_baselines3.common.vec_env import VecMonitor
+
+    from rlcreate.levels.generators.column_lm import ColumnLM
+    from rlcreate.train.sb3 import make_algo
+
+    load0 = os.getloadavg()[0]
+    lm = ColumnLM.load()
+    rng = np.random.default_rng(cfg.seed)
+    result: dict = {"config": asdict(cfg), "machine": {
+        "platform": platform.platform(), "cpu_count": os.cpu_count(), "python": sys.version.split()[0],
+        "torch": torch.__version__, "numpy": np.__version__, "torch_threads": torch.get_num_threads(),
+        "load_avg_1min_at_start": load0}, "batches": {}}
+    for batch in [int(b) for b in cfg.batches.split(",")]:
+        recipe, asm, venv = build(batch, cfg.columns, cfg.seed)
+        model = make_algo(recipe, VecMonitor(venv), None) if cfg.train else None
+        times: dict[str, list[float]] = {"lm": [], "env": [], "train": []}
+        env_episode(venv, rng)  # warm-up: numba, caches
+        lm.generate(cfg.columns, batch=batch, seed=cfg.seed)
+        for r in range(cfg.repeats):
+            t = time.perf_counter()
+            lm.generate(cfg.columns, batch=batch, seed=cfg.seed + r)
+            times["lm"].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            env_episode(venv, rng)
+            times["env"].append(time.perf_counter() - t)
+            if model is not None:
+                t = time.perf_counter()
+                model.learn(total_timesteps=cfg.columns * batch, reset_num_timesteps=False)
+                times["train"].append(time.perf_counter() - t)
+        cols = cfg.columns * batch
+        med = {k: float(np.median(v)) for k, v in times.items() if v}
+        row = {f"{k}_columns_per_s": cols / s for k, s in med.items()}
+        row["env_over_lm"] = med["lm"] / med["env"]
+        if "train" in med:
+            row["train_over_lm"] = med["lm"] / med["train"]
+        row["seconds"] = {k: [round(x, 3) for x in v] for k, v in times.items()}
+        prof = cProfile.Profile()
+        prof.enable()
+        env_episode(venv, rng)
+        prof.disable()
+        s = io.StringIO()
+        pstats.Stats(prof, stream=s).sort_stats("tottime").print_stats(15)
+        row["profile_top_tottime"] = [ln.strip() for ln in s.getvalue().splitlines() if ln.strip()][:30]
+        result["batches"][str(batch)] = row
+        print(f"batch {batch}: lm {row['lm_columns_per_s']:.0f} cols/s, env {row['env_columns_per_s']:.0f} "
+              f"({row['env_over_lm']:.2f}x), train {row.get('train_columns_per_s', float('nan')):.0f} "
+              f"({row.get('train_over_lm', float('nan')):.2f}x)", flush=True)
+        print("\n".join(row["profile_top_tottime"][:22]))
+    result["load_avg_1min_at_end"] = os.getloadavg()[0]
+    Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(cfg.out).write_text(json.dumps(result, indent=2))
+    print(f"wrote {cfg.out}")
+    return result
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for f, v in asdict(Config()).items():
+        p.add_argument(f"--{f.replace('_', '-')}", type=type(v), default=v)
+    main(Config(**vars(p.parse_args())))
