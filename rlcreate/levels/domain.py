@@ -128,9 +128,9 @@ class LevelsDomain(Domain):
         return read_levels(folder) if Path(folder).is_dir() else []
 
     def figures_html(self, runs: list[dict], img_dir: Path) -> str:
-        from rlcreate.levels.evaluate import expressive_range_html
+        from rlcreate.levels.evaluate import figures_html
 
-        return expressive_range_html(runs, img_dir)
+        return figures_html(runs, img_dir)
 
     def gallery_html(self, run_data: dict, index: int, img_dir: Path, limit: int) -> str:
         from rlcreate.levels.evaluate import gallery_html

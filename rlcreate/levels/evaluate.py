@@ -13,7 +13,8 @@ from rlcreate.evaluation.summary import composite, read_json
 from rlcreate.runbox import atomic_target, read_regular, write_bytes
 from rlcreate.evaluation.html import esc, fmt, plt
 
-__all__ = ["read_levels", "evaluate_level_run", "level_flags", "audit_levels", "expressive_range_html",
+__all__ = ["read_levels", "evaluate_level_run", "level_flags", "audit_levels", "figures_html", "side_by_side_html",
+           "expressive_range_html",
            "gallery_html", "COPIED_WINDOWS_FLAG", "PAIRWISE_FLAG"]
 
 COPIED_WINDOWS_FLAG = 0.5
@@ -141,6 +142,17 @@ def _corpus_leniency_linearity(width: int) -> np.ndarray:
                      for s in range(0, c.shape[1] - width + 1, step)])
 
 
+def figures_html(runs: list[dict], img_dir: Path) -> str:
+    """The report's level sections over all runs: each demo-style run's side-by-side table (its
+    ``summary.json``: every set judged with the human column, PPO's share), then the expressive range."""
+    parts = []
+    for d in runs:
+        table = side_by_side_html(read_json(Path(d["path"]) / "summary.json"))
+        if table:
+            parts.append(f"<h2>{esc(d['name'])}: steered vs its start, best-of-n, the LM and human levels</h2>" + table)
+    return "".join(parts) + expressive_range_html(runs, img_dir)
+
+
 def expressive_range_html(runs: list[dict], img_dir: Path) -> str:
     """Leniency x linearity of every run's levels against corpus windows (one panel each)."""
     from rlcreate.levels.qd import DEFAULT_GRID, describe
@@ -225,8 +237,8 @@ def side_by_side_html(summary: dict | None) -> str:
 
 
 def gallery_html(d: dict, index: int, img_dir: Path, limit: int) -> str:
-    """The run's side-by-side table (when it has one) and rendered levels with their metrics."""
-    h = [side_by_side_html(read_json(Path(d["path"]) / "summary.json")), "<h3>Gallery</h3><div class='gallery'>"]
+    """Rendered levels of one run with their metrics."""
+    h = ["<h3>Gallery</h3><div class='gallery'>"]
     folder = d["sample_dir"]
     pngs = sorted(folder.glob("level_*.png"))[:limit] if folder.is_dir() else []
     per_level = {m.get("file"): m for m in (read_json(folder / "metrics.json") or {}).get("levels", [])}
