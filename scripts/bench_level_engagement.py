@@ -18,7 +18,6 @@ different code and a different player from the reward. Reported, in one run:
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -73,7 +72,8 @@ def main(cfg: Config) -> dict:
     print(f"A* plays of {len(order)} levels (sets interleaved) ...", flush=True)
     traces = play_traces([sets[k][i] for k, i in order])
     if traces is None:
-        raise SystemExit("java / javac not found: the play judge needs a JDK (apt-get install openjdk-17-jdk-headless)")
+        print("skipped: java / javac not found; the play judge needs a JDK (apt-get install openjdk-17-jdk-headless)")
+        return {"skipped": "java / javac not found"}
     by: dict[str, list] = {k: [] for k in sets}
     for (k, _), tr in zip(order, traces):
         by[k].append(tr)
@@ -117,7 +117,6 @@ def main(cfg: Config) -> dict:
 
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for f, v in asdict(Config()).items():
-        p.add_argument(f"--{f.replace('_', '-')}", type=type(v), default=v)
-    main(Config(**vars(p.parse_args())))
+    from rlcreate.scripting import parse_config
+
+    main(parse_config(Config))

@@ -23,7 +23,6 @@ PPO minus start on the objective's reward; ``heldout_ci_vs_start`` the same on t
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -152,7 +151,6 @@ def main(cfg: Config) -> dict:
 
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for f, v in asdict(Config()).items():
-        p.add_argument(f"--{f.replace('_', '-')}", type=type(v), default=v)
-    main(Config(**vars(p.parse_args())))
+    from rlcreate.scripting import parse_config
+
+    main(parse_config(Config))

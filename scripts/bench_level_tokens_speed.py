@@ -18,7 +18,6 @@ env episode (top functions by own time) to show where the env's time goes.
 
 from __future__ import annotations
 
-import argparse
 import cProfile
 import io
 import json
@@ -128,7 +127,6 @@ def main(cfg: Config) -> dict:
 
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for f, v in asdict(Config()).items():
-        p.add_argument(f"--{f.replace('_', '-')}", type=type(v), default=v)
-    main(Config(**vars(p.parse_args())))
+    from rlcreate.scripting import parse_config
+
+    main(parse_config(Config))

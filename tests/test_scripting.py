@@ -86,6 +86,9 @@ FAST_HELP = {
     "rllib_ppo.py": ("--no-checkpoint", "save the final algorithm checkpoint"),
     "gen_reference.py": ("--check", "Compare instead of writing"),
     "bench_hostile.py": ("--timeout-s", "Seconds per case"),
+    "bench_level_objectives.py": ("--timesteps", "PPO env steps per objective"),
+    "bench_level_engagement.py": ("--candidates", "column-LM levels drawn per request"),
+    "bench_level_tokens_speed.py": ("--batches", "comma-separated batch sizes"),
 }
 SLOW_HELP = {
     "bench_generators.py": ("--vae-calls", "Decode calls per VAE repetition"),
