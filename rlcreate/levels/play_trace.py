@@ -75,7 +75,7 @@ def play_traces(grids: Sequence[np.ndarray], workers: int = 2, budget_nodes: int
     pad = astar.START_PAD if start_pad is None else start_pad
     grids = [np.asarray(g) for g in grids]
     classdir = astar._compiled_runner(javac)
-    cmd = [java, "-cp", f"{astar.jar_path()}{os.pathsep}{classdir}", "FastAstar", "--budget-nodes",
+    cmd = [java, f"-Xmx{astar.JVM_HEAP}", "-cp", f"{astar.jar_path()}{os.pathsep}{classdir}", "FastAstar", "--budget-nodes",
            str(budget_nodes), "--trace"]
     with tempfile.TemporaryDirectory(prefix="rlcreate-trace-") as tmp:
         jobs = []
