@@ -128,7 +128,9 @@ class StyleAthletic(RewardModule):
     """The "athletic" style brief (SMB's 1-3 and 4-3: platforms over pits): the number of pit
     columns with a platform above them per 128 columns, divided by ``target`` (default 24) and
     capped at 1. Range [0, 1]. Gamed by: a sky level of floating blocks over one long pit scores
-    fully; the playability term and the element profile (gaps in the human band) close that."""
+    fully (playability and the element profile close that), and a brick *ceiling* over a pit counts
+    as a platform: trained policies did write long ceilings over pits (seen in their levels); a
+    reachability check (can Mario land on it?) would close that hole."""
 
     artifact = "level"
 
