@@ -74,7 +74,7 @@ def main(cfg: Config) -> dict:
     from stable_baselines3.common.vec_env import VecMonitor
 
     from rlcreate.levels.generators.column_lm import ColumnLM
-    from rlcreate.train.sb3 import make_algo
+    from rlcreate.sb3.algo import make_algo
 
     load0 = os.getloadavg()[0]
     lm = ColumnLM.load()
