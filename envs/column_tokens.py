@@ -17,7 +17,7 @@ same step and the whole batch restarts with one prefill (no per-row cache splici
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence, Mapping
 
 import numpy as np
 from gymnasium import spaces
@@ -54,7 +54,7 @@ class ColumnTokensCore(TokenStreamCore):
     """
 
     def __init__(self, lm: Any, reward: Any, featurizer: Callable[[np.ndarray], np.ndarray], n_features: int,
-                 n_columns: int = 64, k: int = 8, targets: dict[str, Sequence[float]] | None = None,
+                 n_columns: int = 64, k: int = 8, targets: Mapping[str, Sequence[float]] | None = None,
                  reward_every: str = "end", n: int = 1, min_prob: float = 1e-4, hidden_clip: float = 5.0,
                  rule: ColumnRule | None = None, seam: Any = None, n_special: int = 0, renderer: Any = None,
                  strict_actions: bool = False, target_measures: dict[str, TargetMeasure] | None = None,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, Mapping
 
 import numpy as np
 from gymnasium import spaces
@@ -71,7 +71,7 @@ class LatentLevelCore:
     """
 
     def __init__(self, generator: LatentGenerator, reward: Any, featurizer: Callable[[np.ndarray], np.ndarray],
-                 n_features: int, n_segments: int = 8, targets: dict[str, Sequence[float]] | None = None,
+                 n_features: int, n_segments: int = 8, targets: Mapping[str, Sequence[float]] | None = None,
                  seam: Seam | None = None, n: int = 1, renderer: Any = None, latent_mode: str = "scaled",
                  radius: float = 1.5, reward_every: str = "segment"):
         if latent_mode not in LATENT_MODES:

@@ -25,7 +25,7 @@ def read_json(path: str | Path) -> Any:
         return None
 
 
-def composite(returns: Sequence[float]) -> dict:
+def composite(returns: Sequence[float] | np.ndarray) -> dict:
     """Mean, best and spread of composite returns (NaN entries, i.e. unscored samples, ignored)."""
     r = np.asarray(returns, np.float64)
     return {"mean": float(np.nanmean(r)), "best": float(np.nanmax(r)), "std": float(np.nanstd(r))}

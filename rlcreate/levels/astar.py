@@ -510,14 +510,15 @@ def run_astar(grids: Sequence[np.ndarray] | np.ndarray, runs: int = 1, workers: 
         if java_exe is None:
             raise JavaMissingError(f"no '{java or 'java'}' executable found on PATH: {_JAVA_HINT}")
         with tempfile.TemporaryDirectory(prefix="rlcreate-astar-") as tmp:
-            jobs = []
+            jobs: list[tuple] = []
             for key, text, t in zip(keys, texts, timers):
                 if key in missing and all(j[0] != key for j in jobs):
                     path = Path(tmp) / f"{len(jobs)}.txt"
                     path.write_text(text)
                     jobs.append((key, path, t, missing[key]))
-            if mode == "fast":
-                played = _play_fast(_compiled_runner(javac_exe), java_exe, jobs, workers, budget)
+            runner_dir = _compiled_runner(javac_exe) if mode == "fast" else None
+            if runner_dir is not None:  # mode "fast" means javac was found
+                played = _play_fast(runner_dir, java_exe, jobs, workers, budget)
             else:
                 played = _play_jar(java_exe, jobs, workers)
         width_of = {k: g.shape[1] for k, g in zip(keys, grids)}

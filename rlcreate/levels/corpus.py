@@ -52,7 +52,10 @@ def full_corpus() -> np.ndarray:
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(
                 getattr(t, "id", None) == "FULL_LEVEL_STR_WITH_PATHS" for t in node.targets):
-            grid = parse_level(node.value.value, source="mario_gpt/level.py")
+            value = node.value
+            if not isinstance(value, ast.Constant) or not isinstance(value.value, str):
+                break
+            grid = parse_level(value.value, source="mario_gpt/level.py")
             grid.setflags(write=False)
             return grid
     raise MissingPackageError("mario_gpt/level.py has no FULL_LEVEL_STR_WITH_PATHS; expected mario-gpt==0.1.3")
@@ -72,7 +75,7 @@ class Block:
 
 @functools.lru_cache(maxsize=1)
 def blocks() -> tuple[Block, ...]:
-    out = []
+    out: list[Block] = []
     for game, (lo, hi) in GAMES.items():
         starts = list(range(lo, hi, BLOCK))
         for i, s in enumerate(starts):

@@ -8,9 +8,9 @@ Envs: :mod:`rlcreate.levels.envs`; samples: :mod:`rlcreate.levels.samples`; judg
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from rlcreate.domains import BUILTIN, CliOption, Domain
+from rlcreate.domains import BUILTIN, CliOption, Domain, EvalResult
 from rlcreate.validate import int_arg
 
 __all__ = ["LevelsDomain", "DOMAIN"]
@@ -95,10 +95,10 @@ class LevelsDomain(Domain):
 
         summarise_levels([e["level"] for e in episodes], asm.reward_set)  # whole levels, as write_levels
 
-    def evaluate(self, run: Path, asm: Any, **options: Any) -> dict:
+    def evaluate(self, run: Path, asm: Any, **options: Any) -> EvalResult:
         from rlcreate.levels.evaluate import evaluate_level_run
 
-        return evaluate_level_run(run, asm, **options)
+        return cast(EvalResult, evaluate_level_run(run, asm, **options))
 
     def baseline_methods(self) -> dict[str, Any]:
         from rlcreate.levels.search import METHODS, run_search

@@ -108,11 +108,11 @@ class SolverSeam:
     def alive(self, state: np.ndarray) -> np.ndarray:
         """(n,) bool: Mario is somewhere above the bottom row (in the bottom row he is falling into
         a pit: no next column can save him)."""
-        return self.start_states(state)[:, :-1].any(axis=(1, 2))
+        return np.asarray(self.start_states(state)[:, :-1].any(axis=(1, 2)))
 
     def observe(self, state: np.ndarray) -> np.ndarray:
         """Rows where Mario stands (phase 0) or can be in any phase at the edge."""
-        return self.start_states(state).any(axis=2).astype(np.float64)
+        return np.asarray(self.start_states(state).any(axis=2), np.float64)
 
 
 class MarioRenderer:

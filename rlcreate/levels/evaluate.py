@@ -206,9 +206,11 @@ def side_by_side_html(summary: dict | None) -> str:
                 out.append("—")
         return out
 
-    rows = [[f"{e} per 128 cols [human band]"] + cell(lambda n, e=e: "{:.1f} [{:.1f}, {:.1f}]{}".format(
-        *(g[n]["profile"]["elements"][e][k] for k in ("mean", "low", "high")),
-        "" if g[n]["profile"]["elements"][e]["inside"] else " *")) for e in ELEMENTS]
+    def band(n: str, e: str) -> str:
+        el = g[n]["profile"]["elements"][e]
+        return f"{el['mean']:.1f} [{el['low']:.1f}, {el['high']:.1f}]" + ("" if el["inside"] else " *")
+
+    rows = [[f"{e} per 128 cols [human band]"] + cell(lambda n, e=e: band(n, e)) for e in ELEMENTS]
     rows += [["elements inside the human band"] + cell(lambda n: f"{g[n]['profile']['inside']}/{g[n]['profile']['of']}"),
              ["distinct 16-col segments (share, per 40)"] + cell(lambda n: f"{g[n]['diversity']['distinct_share']:.2f}"),
              ["repetition inside a level"] + cell(lambda n: f"{g[n]['repetition']['repeated_share']:.2f}"),

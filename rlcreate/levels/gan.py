@@ -124,6 +124,7 @@ class SegmentGenerator(nn.Module):
             return self.mlp(torch.cat([z, cmap.flatten(1)], 1)).view(b, c.n_tiles, HEIGHT, c.segment_width)
         h = z
         if c.context:
+            assert self.ctx_summary is not None  # built whenever the config has context
             h = torch.cat([z, torch.relu(self.ctx_summary(cmap.flatten(1)))], 1)
         h = self.fc(h).view(b, 2 * c.channels, 7, c.segment_width // 2)
         h = self.up(h)
@@ -249,11 +250,11 @@ class LevelGAN:
         last columns (``chained=False``: every segment decoded as a level start, i.e. stitched)."""
         rng = np.random.default_rng(seed)
         out = np.zeros((n, HEIGHT, n_segments * self.segment_width), np.int8)
-        prev = None
+        prev: np.ndarray | None = None
         for t in range(n_segments):
             z = rng.uniform(-1, 1, (n, self.latent_dim)).astype(np.float32)
             chain = chained and prev is not None and self.context_columns
-            ctx = prev[:, :, -self.context_columns:] if chain else None
+            ctx = prev[:, :, -self.context_columns:] if chain and prev is not None else None
             prev = self.decode(z, ctx)
             out[:, :, t * self.segment_width:(t + 1) * self.segment_width] = prev
         return out

@@ -77,7 +77,7 @@ def check_descriptors(names: Sequence[str]) -> list[str]:
     return names
 
 
-def describe(levels: Sequence[np.ndarray], names: Sequence[str]) -> np.ndarray:
+def describe(levels: Sequence[np.ndarray] | np.ndarray, names: Sequence[str]) -> np.ndarray:
     """Descriptor values ``(n_levels, len(names))`` of a list of level grids."""
     names = check_descriptors(names)
     return np.array([[DESCRIPTORS[n][0](np.asarray(g)) for n in names] for g in levels], np.float64
@@ -116,7 +116,7 @@ class BehaviourGrid:
 DEFAULT_GRID = BehaviourGrid()
 
 
-def qd_summary(levels: Sequence[np.ndarray], objectives: Sequence[float], grid: BehaviourGrid = DEFAULT_GRID,
+def qd_summary(levels: Sequence[np.ndarray] | np.ndarray, objectives: Sequence[float] | np.ndarray, grid: BehaviourGrid = DEFAULT_GRID,
                offset: float = 0.0) -> dict:
     """Coverage and QD-score of a level set in ``grid`` (see the module docstring).
 

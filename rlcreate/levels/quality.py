@@ -46,7 +46,7 @@ def _grids(levels) -> list[np.ndarray]:
     return [np.asarray(g) for g in levels]
 
 
-def element_profile(levels: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+def element_profile(levels: Sequence[np.ndarray] | np.ndarray) -> dict[str, np.ndarray]:
     """Per level, counts of each of :data:`ELEMENTS` scaled to 128 columns: ``{name: (n,)}``."""
     from rlcreate.levels.metrics import element_counts
 
@@ -91,7 +91,7 @@ def distinct_tiles(levels: Sequence[np.ndarray]) -> np.ndarray:
     return np.array([len(np.unique(g)) for g in _grids(levels)], np.float64)
 
 
-def level_segments(levels: Sequence[np.ndarray], width: int = SEGMENT) -> tuple[np.ndarray, np.ndarray]:
+def level_segments(levels: Sequence[np.ndarray] | np.ndarray, width: int = SEGMENT) -> tuple[np.ndarray, np.ndarray]:
     """Non-overlapping ``width``-column segments of every level and the index of the level each came from."""
     segs, owner = [], []
     for i, g in enumerate(_grids(levels)):
@@ -201,6 +201,8 @@ def set_diversity(levels: Sequence[np.ndarray] | None = None, segments: np.ndarr
     of different sizes are then comparable); ``*_full`` give the whole set's values.
     """
     if segments is None:
+        if levels is None:
+            raise ValueError("set_diversity needs levels or segments")
         segments, _ = level_segments(levels)
     flat = np.asarray(segments).reshape(len(segments), -1)
     mins, pair = _min_other_distance(flat)

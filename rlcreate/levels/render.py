@@ -73,10 +73,10 @@ def tile_atlas() -> np.ndarray:
     """``uint8`` array ``(len(TILES), 16, 16, 3)``: the RGB image of each tile id (read-only)."""
     tile_dir = mario_gpt_dir() / "data" / "tiles"
     size = (TILE_SIZE, TILE_SIZE)
-    sky = Image.open(tile_dir / TILE_FILES["-"]).convert("RGBA").resize(size, Image.NEAREST)
+    sky = Image.open(tile_dir / TILE_FILES["-"]).convert("RGBA").resize(size, Image.Resampling.NEAREST)
     images = []
     for ch in TILES:
-        tile = Image.open(tile_dir / TILE_FILES[ch]).convert("RGBA").resize(size, Image.NEAREST)
+        tile = Image.open(tile_dir / TILE_FILES[ch]).convert("RGBA").resize(size, Image.Resampling.NEAREST)
         images.append(np.asarray(Image.alpha_composite(sky, tile).convert("RGB")))
     atlas = np.stack(images)
     atlas.setflags(write=False)

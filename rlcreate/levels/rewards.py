@@ -182,7 +182,7 @@ class DifficultyCurve(RewardModule):
     def score(self, samples: Sequence[np.ndarray], position: Any = None, **context: Any):
         from rlcreate.levels.metrics import _column_difficulty
 
-        out = []
+        out: list[tuple[int, float]] = []  # (sample index, value), put back in order below
         for g in _shape_groups(samples):
             cols = _column_difficulty(np.stack([np.asarray(samples[i]) for i in g]))  # (m, W)
             starts = np.arange(0, cols.shape[1], self.window)

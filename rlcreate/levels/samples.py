@@ -24,7 +24,7 @@ def summarise_levels(levels: list[np.ndarray], reward_set=None) -> list[dict[str
     if reward_set is not None:
         terms = reward_set(levels, progress=1.0).terms
     for i, g in enumerate(levels):
-        m = {k: (float(v) if isinstance(v, (int, float, np.floating, np.integer)) else v)
+        m: dict[str, Any] = {k: (float(v) if isinstance(v, (int, float, np.floating, np.integer)) else v)
              for k, v in level_metrics(g, kl=corpus_pattern_kl(2), neighbours=corpus_neighbours(16)).items()}
         res = solve(g)
         m["solver_playable"] = bool(res.reached_end)
@@ -42,7 +42,7 @@ def write_levels(levels: list[dict] | list[np.ndarray], folder: Path, reward_set
     from rlcreate.levels.tiles import write_level
 
     folder.mkdir(parents=True, exist_ok=True)
-    items = [x if isinstance(x, dict) else {"level": x, "targets": {}} for x in levels]
+    items: list[dict[str, Any]] = [x if isinstance(x, dict) else {"level": x, "targets": {}} for x in levels]
     grids = [x["level"] for x in items]
     per_level = summarise_levels(grids, reward_set)
     for i, (item, m) in enumerate(zip(items, per_level)):

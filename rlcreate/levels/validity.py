@@ -92,7 +92,7 @@ def _check_ids(arr: np.ndarray, name: str) -> np.ndarray:
     return arr
 
 
-def _shift(mask: np.ndarray, drow: int, dcol: int, fill: bool) -> np.ndarray:
+def _shift(mask: np.ndarray, drow: int, dcol: int, fill: bool | int) -> np.ndarray:
     """``out[..., r, c] = mask[..., r + drow, c + dcol]``, ``fill`` outside the grid."""
     out = np.full_like(mask, fill)
     h, w = mask.shape[-2:]
