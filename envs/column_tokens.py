@@ -17,15 +17,16 @@ same step and the whole batch restarts with one prefill (no per-row cache splici
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable, Protocol, Sequence, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 from gymnasium import spaces
-from rlcreate.envs.core_vec_env import CoreEnv, CoreVecEnv, render_grid
-from rlcreate.envs.token_stream import TokenStreamCore, topk_offers
 
+from rlcreate.envs.core_vec_env import CoreEnv, CoreVecEnv, render_grid
 from rlcreate.envs.latent_level import EnvConfigError, TargetSpec
 from rlcreate.envs.target_control import TargetControl, TargetMeasure
+from rlcreate.envs.token_stream import TokenStreamCore, topk_offers
 from rlcreate.rewards.compose import RewardSet, as_reward_set
 
 __all__ = ["ColumnTokensCore", "ColumnTokensVecEnv", "ColumnTokensEnv", "ColumnRule", "LOGPROB_FLOOR", "CHUNK",

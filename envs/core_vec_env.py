@@ -7,13 +7,13 @@ method forwarding, action masks for sb3-contrib; subclasses implement ``step_wai
 
 from __future__ import annotations
 
-from rlcreate.errors import UserError
-
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.vec_env import VecEnv
+
+from rlcreate.errors import UserError
 
 __all__ = ["CoreVecEnv", "CoreEnv", "EnvConfigError", "InvalidActionError", "resolve_actions", "render_grid"]
 

@@ -28,7 +28,8 @@ for cores whose rows end at different steps. Optional: ``action_masks()``, ``pro
 from __future__ import annotations
 
 import importlib
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import gymnasium as gym
 import numpy as np

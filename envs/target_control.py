@@ -21,7 +21,7 @@ target that has a *measure* (counts on a stack of grids, e.g. enemies or gap run
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 

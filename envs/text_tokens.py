@@ -11,14 +11,14 @@ others keep decoding); :class:`TextTokensEnv` is the single-sequence Gymnasium f
 
 from __future__ import annotations
 
-
-from typing import Any, Protocol, Sequence
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 import numpy as np
 from gymnasium import spaces
+
 from rlcreate.envs.core_vec_env import CoreEnv, CoreVecEnv, EnvConfigError
 from rlcreate.envs.token_stream import TokenStreamCore
-
 from rlcreate.rewards.compose import RewardSet, as_reward_set
 
 __all__ = ["TextTokensCore", "TextTokensVecEnv", "TextTokensEnv", "TextEnvConfigError", "TokenStepper",

@@ -6,10 +6,24 @@ lazily). See :mod:`rlcreate.rewards.base` for the contract and how to write a re
 
 from rlcreate.rewards.base import RewardModule, RewardValueError, check_values
 from rlcreate.rewards.compose import RewardResult, RewardSet, Term, as_reward_set
-from rlcreate.rewards.registry import (FunctionReward, UnknownRewardError, add_reward_modules,
-                                       available_rewards, get_reward, register)
-from rlcreate.rewards.transforms import (Chain, Clip, RecipeValueError, RunningNorm, Schedule,
-                                         SweetSpot, make_transform, make_weight)
+from rlcreate.rewards.registry import (
+                                       FunctionReward,
+                                       UnknownRewardError,
+                                       add_reward_modules,
+                                       available_rewards,
+                                       get_reward,
+                                       register,
+)
+from rlcreate.rewards.transforms import (
+                                       Chain,
+                                       Clip,
+                                       RecipeValueError,
+                                       RunningNorm,
+                                       Schedule,
+                                       SweetSpot,
+                                       make_transform,
+                                       make_weight,
+)
 
 __all__ = [
     "RewardModule", "RewardValueError", "check_values",

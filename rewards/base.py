@@ -33,10 +33,11 @@ or register a plain function with ``@register`` (its ``__name__`` is its name).
 
 from __future__ import annotations
 
-from rlcreate.errors import UserError
-
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
+
+from rlcreate.errors import UserError
 
 __all__ = ["RewardModule", "RewardValueError", "check_values", "NONFINITE_POLICIES", "message_text",
            "prompt_text", "from_trl_call", "group_ids_from", "groups_of"]

@@ -9,8 +9,9 @@ total and shows as NaN in the term array.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence, overload
+from typing import Any, overload
 
 import numpy as np
 

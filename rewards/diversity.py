@@ -18,14 +18,14 @@ Reward modules (one value per sample) built on them: :class:`DistinctNReward`,
 
 from __future__ import annotations
 
-from rlcreate.errors import UserError
-
 import warnings
 from collections import Counter
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
+from rlcreate.errors import UserError
 from rlcreate.rewards.base import RewardModule
 from rlcreate.rewards.registry import register
 

@@ -31,7 +31,8 @@ This module imports no gymnasium, stable_baselines3 or trl; the embedding model 
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -19,16 +19,16 @@ an index, because an index would have to be rebuilt on every insertion.
 
 from __future__ import annotations
 
-from rlcreate.errors import UserError
-
 import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import pairwise_distances
 from sklearn.neighbors import NearestNeighbors
 
+from rlcreate.errors import UserError
 from rlcreate.rewards.base import RewardModule
 from rlcreate.rewards.registry import register
 
@@ -249,7 +249,7 @@ class NoveltyArchive:
         return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
 
     @classmethod
-    def load(cls, path: str | Path) -> "NoveltyArchive":
+    def load(cls, path: str | Path) -> NoveltyArchive:
         """Rebuild an archive written by :meth:`save`."""
         from rlcreate.safe_io import check_npz, loads_json
 

@@ -12,13 +12,13 @@ it is bound to also accepts TRL's keyword call (``GRPOTrainer(reward_funcs=[my_f
 
 from __future__ import annotations
 
-from rlcreate.errors import UserError
-
 import difflib
 import importlib
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
+from rlcreate.errors import UserError
 from rlcreate.rewards.base import RewardModule
 
 __all__ = ["register", "get_reward", "available_rewards", "UnknownRewardError", "FunctionReward",
@@ -62,7 +62,7 @@ class FunctionReward(RewardModule):
         return (FunctionReward, (self.fn, self.name))
 
 
-def _function_reward_from(module: str, qualname: str, name: str) -> "FunctionReward":
+def _function_reward_from(module: str, qualname: str, name: str) -> FunctionReward:
     obj = getattr(importlib.import_module(module), qualname)
     return FunctionReward(obj.fn if isinstance(obj, FunctionReward) else obj, name)
 

@@ -27,12 +27,12 @@ Weight schedules over training progress p in [0, 1]::
 
 from __future__ import annotations
 
-from rlcreate.errors import UserError
-
 import math
 from typing import Any
 
 import numpy as np
+
+from rlcreate.errors import UserError
 
 __all__ = ["Transform", "RunningNorm", "Clip", "SweetSpot", "Chain", "make_transform",
            "Schedule", "make_weight", "RecipeValueError"]

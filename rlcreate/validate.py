@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import difflib
 import math
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from rlcreate.errors import UserError
 

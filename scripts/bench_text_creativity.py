@@ -77,13 +77,12 @@ sys.path.insert(0, str(REPO))
 torch.manual_seed(cfg.seed)
 np.random.seed(cfg.seed)
 
-from rlcreate.text.judges import (bootstrap_ci, compare_conditions, creative_metrics,  # noqa: E402
-                                             prompt_pmi, sample_k)
-from rlcreate.text.data import prompts as shipped_prompts  # noqa: E402
-from rlcreate.text.loading import load_causal_lm  # noqa: E402
-from rlcreate.text.baselines import several_answers  # noqa: E402
-from rlcreate.text.stepping import LMStepper  # noqa: E402
 from rlcreate.recipe import load_recipe  # noqa: E402
+from rlcreate.text.baselines import several_answers  # noqa: E402
+from rlcreate.text.data import prompts as shipped_prompts  # noqa: E402
+from rlcreate.text.judges import bootstrap_ci, compare_conditions, creative_metrics, prompt_pmi, sample_k  # noqa: E402
+from rlcreate.text.loading import load_causal_lm  # noqa: E402
+from rlcreate.text.stepping import LMStepper  # noqa: E402
 from rlcreate.train.runner import train_run  # noqa: E402
 from rlcreate.trl.grpo import grpo_settings  # noqa: E402
 

@@ -4,9 +4,16 @@ import numpy as np
 import pytest
 
 from rlcreate.rewards import RewardSet, Term, get_reward
-from rlcreate.rewards.diversity import (DistinctNReward, DiversityInputError, SelfBLEUDiversity,
-                                        VendiContribution, distinct_n, one_hot_flatten, self_bleu,
-                                        vendi_score)
+from rlcreate.rewards.diversity import (
+    DistinctNReward,
+    DiversityInputError,
+    SelfBLEUDiversity,
+    VendiContribution,
+    distinct_n,
+    one_hot_flatten,
+    self_bleu,
+    vendi_score,
+)
 
 TEXTS = ["the cat sat", "the cat ran", "a dog ran"]
 

@@ -13,11 +13,11 @@ import torch
 
 from rlcreate.evaluation.audit import flag_divergence
 from rlcreate.evaluation.baselines import BaselineError, run_baseline
+from rlcreate.evaluation.report import RunFolderError, evaluate_run, load_run, write_report
+from rlcreate.levels import corpus
+from rlcreate.levels.generators.latent import LatentLevelGenerator, LevelVAE, VAEConfig
 from rlcreate.levels.judges import UnknownJudgeError, run_judges
 from rlcreate.levels.qd import DEFAULT_GRID, DescriptorError, describe, qd_summary
-from rlcreate.evaluation.report import RunFolderError, evaluate_run, load_run, write_report
-from rlcreate.levels.generators.latent import LatentLevelGenerator, LevelVAE, VAEConfig
-from rlcreate.levels import corpus
 from rlcreate.levels.tiles import parse_level
 from rlcreate.recipe import load_recipe
 

@@ -16,14 +16,14 @@ import yaml
 from rlcreate.evaluation import UnknownJudgeError
 from rlcreate.evaluation.audit import AuditError, audit_run
 from rlcreate.evaluation.baselines import BaselineError, baseline_section, read_baseline_section, run_baseline
-from rlcreate.levels.evaluate import level_flags
-from rlcreate.text.evaluate import text_flags
 from rlcreate.evaluation.report import evaluate_run, write_report
-from rlcreate.text.baselines import sample_texts
-from rlcreate.text.judges import run_text_judges
 from rlcreate.levels import corpus
+from rlcreate.levels.evaluate import level_flags
 from rlcreate.recipe import RecipeError, load_recipe, parse_recipe
+from rlcreate.text.baselines import sample_texts
 from rlcreate.text.data import reference_corpus
+from rlcreate.text.evaluate import text_flags
+from rlcreate.text.judges import run_text_judges
 
 ROOT = Path(__file__).resolve().parents[1]
 from tests.tiny_lm import tiny_lm_folder as _tiny_lm_folder

@@ -6,11 +6,24 @@ import numpy as np
 import pytest
 import torch
 
-from rlcreate.levels.generators.column_lm import (BOS_ID, N_SPECIAL, UNK_ID, ColumnLM, ColumnLMError, build_vocab,
-                                           default_column_lm_path, small_gpt2)
-from rlcreate.levels.generators.latent import (LatentLevelGenerator, LatentShapeError, LevelVAE, VAEConfig,
-                                        default_vae_path)
 from rlcreate.levels import corpus
+from rlcreate.levels.generators.column_lm import (
+    BOS_ID,
+    N_SPECIAL,
+    UNK_ID,
+    ColumnLM,
+    ColumnLMError,
+    build_vocab,
+    default_column_lm_path,
+    small_gpt2,
+)
+from rlcreate.levels.generators.latent import (
+    LatentLevelGenerator,
+    LatentShapeError,
+    LevelVAE,
+    VAEConfig,
+    default_vae_path,
+)
 from rlcreate.levels.tiles import HEIGHT, TILES
 from rlcreate.levels.validity import valid_mask
 

@@ -8,10 +8,15 @@ import pytest
 
 from rlcreate.rewards import RewardModule, RewardSet, Term, get_reward
 from rlcreate.rewards.base import RewardValueError, from_trl_call, group_ids_from, groups_of
-from rlcreate.rewards.group import (GroupReward, GroupRewardError, QualityDiversity, diversity_from_labels,
-                                    embedding_partition, greedy_partition)
+from rlcreate.rewards.group import (
+    GroupReward,
+    GroupRewardError,
+    QualityDiversity,
+    diversity_from_labels,
+    embedding_partition,
+    greedy_partition,
+)
 from rlcreate.text.group_diversity import GroupDiversity, lexical_partition
-
 from tests.tiny_lm import tiny_lm
 
 

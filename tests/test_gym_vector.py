@@ -11,7 +11,6 @@ from rlcreate.domains import env_ids
 from rlcreate.envs.core_vec_env import InvalidActionError
 from rlcreate.envs.gym_vector import CoreVectorEnv, batch_infos
 from rlcreate.rewards.compose import RewardSet, Term
-
 from tests.tiny_lm import tiny_lm as tiny_text_lm
 
 EOS = 2  # tiny_lm's EOS id
@@ -53,8 +52,8 @@ class CountingDecoder:
 
 @pytest.fixture(scope="module")
 def column_lm():
-    from rlcreate.levels.generators.column_lm import N_SPECIAL, ColumnLM, build_vocab, small_gpt2
     from rlcreate.levels import corpus
+    from rlcreate.levels.generators.column_lm import N_SPECIAL, ColumnLM, build_vocab, small_gpt2
 
     vocab = build_vocab([b.grid() for b in corpus.training_blocks()])
     model = small_gpt2(len(vocab) + N_SPECIAL, n_positions=64, n_embd=16, n_layer=1, n_head=2, seed=0)

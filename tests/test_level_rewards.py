@@ -5,8 +5,8 @@ import pytest
 
 from rlcreate.levels import corpus
 from rlcreate.levels.metrics import difficulty_profile
-from rlcreate.rewards import get_reward
 from rlcreate.levels.rewards import engagement_curve
+from rlcreate.rewards import get_reward
 
 
 def flat(width=16):

@@ -14,8 +14,15 @@ from PIL import Image
 
 from rlcreate.levels import corpus
 from rlcreate.levels.metrics import (
-    CorpusNeighbours, TilePatternKL, density, difficulty_profile, element_counts, ground_heights,
-    leniency, level_metrics, linearity,
+    CorpusNeighbours,
+    TilePatternKL,
+    density,
+    difficulty_profile,
+    element_counts,
+    ground_heights,
+    leniency,
+    level_metrics,
+    linearity,
 )
 from rlcreate.levels.render import TILE_SIZE, level_pixels, render_level, render_montage, tile_atlas
 from rlcreate.levels.tiles import CHAR_TO_ID, HEIGHT, TILES, LevelFormatError, parse_level

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 import rlcreate  # noqa: F401  (registers ids)
+from rlcreate.levels import corpus
 from rlcreate.levels.envs import make_mario_latent, make_mario_latent_vec, segment_features
 from rlcreate.levels.generators.latent import LatentLevelGenerator, LevelVAE, VAEConfig
-from rlcreate.levels import corpus
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,9 @@ import pytest
 
 import rlcreate  # noqa: F401  (registers ids)
 from rlcreate.envs.column_tokens import CHUNK, EnvConfigError
-from rlcreate.levels.envs import make_mario_tokens, make_mario_tokens_vec
-from rlcreate.levels.envs import DEFAULT_REWARDS, DEFAULT_TARGETS
-from rlcreate.levels.generators.column_lm import N_SPECIAL, ColumnLM, build_vocab, default_column_lm_path, small_gpt2
 from rlcreate.levels import corpus
+from rlcreate.levels.envs import DEFAULT_REWARDS, DEFAULT_TARGETS, make_mario_tokens, make_mario_tokens_vec
+from rlcreate.levels.generators.column_lm import N_SPECIAL, ColumnLM, build_vocab, default_column_lm_path, small_gpt2
 from rlcreate.rewards.base import RewardModule
 from rlcreate.rewards.compose import RewardSet, Term
 

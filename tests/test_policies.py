@@ -10,8 +10,8 @@ from sb3_contrib import MaskablePPO
 
 from rlcreate.envs.text_tokens import LOGPROB_FLOOR
 from rlcreate.recipe import RecipeError, parse_recipe
-from rlcreate.sb3.policies import LMPriorPolicy, PolicyConfigError, resolve_policy
 from rlcreate.sb3 import make_algo
+from rlcreate.sb3.policies import LMPriorPolicy, PolicyConfigError, resolve_policy
 from tests.test_text_env import tiny_lm, vec_env
 
 K = 8

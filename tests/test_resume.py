@@ -72,8 +72,8 @@ def _eval_returns(run: Path, n: int = 64) -> np.ndarray:
 
 @pytest.mark.slow
 def test_sigkill_then_resume(tmp_path):
-    from rlcreate.train.checkpoint import latest_checkpoint, list_checkpoints
     from rlcreate.sb3 import load_policy_folder
+    from rlcreate.train.checkpoint import latest_checkpoint, list_checkpoints
 
     recipe = tmp_path / "kill.yaml"
     recipe.write_text(yaml.safe_dump(RECIPE))

@@ -8,8 +8,19 @@ import numpy as np
 import pytest
 
 import rlcreate.rewards as R
-from rlcreate.rewards import (Clip, RecipeValueError, RewardModule, RewardSet, RewardValueError,
-                              RunningNorm, SweetSpot, Term, UnknownRewardError, get_reward, register)
+from rlcreate.rewards import (
+    Clip,
+    RecipeValueError,
+    RewardModule,
+    RewardSet,
+    RewardValueError,
+    RunningNorm,
+    SweetSpot,
+    Term,
+    UnknownRewardError,
+    get_reward,
+    register,
+)
 
 
 class Length(RewardModule):

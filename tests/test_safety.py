@@ -200,8 +200,7 @@ def test_lm_prior_policy_round_trips_without_pickle(tmp_path):
     back (without the environment) with the same action distribution."""
     import torch
 
-    from rlcreate.sb3 import load_policy_folder, save_checkpoint
-    from rlcreate.sb3 import build_algo
+    from rlcreate.sb3 import build_algo, load_policy_folder, save_checkpoint
     from tests.test_text_env import tiny_lm, vec_env
 
     env = vec_env(tiny_lm(), n=4, top_k=8, max_new_tokens=4)

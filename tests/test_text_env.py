@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 
 from rlcreate.envs.text_tokens import LOGPROB_FLOOR, TextEnvConfigError, TextTokensCore, TextTokensEnv
-from rlcreate.text.envs import make_text_tokens_env, make_text_tokens_vec_env
 from rlcreate.rewards.compose import RewardSet, Term
+from rlcreate.text.envs import make_text_tokens_env, make_text_tokens_vec_env
 from rlcreate.text.loading import PromptError
 from rlcreate.text.stepping import LMStepper
-
 from tests.tiny_lm import WORDS, tiny_lm  # noqa: F401
+
 PROMPTS = ["w1 w2 w3", "w4", "w5 w6", "w7 w8 w9 w10"]
 
 

@@ -3,12 +3,28 @@
 import pytest
 
 from rlcreate.rewards.registry import get_reward
-from rlcreate.text.form_judges import (MIN_WORDS, haiku_exact, inflections, judge, judge_syllables, spelling_rhyme,
-                                       spelling_rime)
-from rlcreate.text.form_prompts import FormPromptError, PER_FORM, form_prompts, split_pools
-from rlcreate.text.forms import (FORMS, TEMPLATES, FormError, cmu_rhyme, cmu_syllables, line_initial,
-                                 parse_form_prompt, stem_match, verse_lines, words)
-
+from rlcreate.text.form_judges import (
+    MIN_WORDS,
+    haiku_exact,
+    inflections,
+    judge,
+    judge_syllables,
+    spelling_rhyme,
+    spelling_rime,
+)
+from rlcreate.text.form_prompts import PER_FORM, FormPromptError, form_prompts, split_pools
+from rlcreate.text.forms import (
+    FORMS,
+    TEMPLATES,
+    FormError,
+    cmu_rhyme,
+    cmu_syllables,
+    line_initial,
+    parse_form_prompt,
+    stem_match,
+    verse_lines,
+    words,
+)
 
 # ------------------------------------------------------------- shared checks (hand-labelled)
 

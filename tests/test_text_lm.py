@@ -9,10 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from rlcreate.text.loading import DEFAULT_LM, ModelNotFoundError, PromptError, format_prompts, load_causal_lm, locate_smollm2_gguf, read_prompts
-
+from rlcreate.text.loading import (
+    DEFAULT_LM,
+    ModelNotFoundError,
+    PromptError,
+    format_prompts,
+    load_causal_lm,
+    locate_smollm2_gguf,
+    read_prompts,
+)
 from rlcreate.text.stepping import LMStepper
-
 from tests.tiny_lm import WORDS, tiny_lm  # noqa: F401
 
 

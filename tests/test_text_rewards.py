@@ -14,9 +14,21 @@ import numpy as np
 import pytest
 
 from rlcreate.rewards.registry import available_rewards, get_reward
-from rlcreate.text.rewards import (DULL_ANCHORS, ENGAGING_ANCHORS, EngagementProxy, Fluency, Memorization, Relevance, Surprise, TextNovelty, TextRewardError, as_texts, word_tokens)
-from rlcreate.text.scoring import ReferenceLM, ScoringError
 from rlcreate.text.data import PROMPT_SPLITS, TextDataError, prompts, reference_corpus
+from rlcreate.text.rewards import (
+    DULL_ANCHORS,
+    ENGAGING_ANCHORS,
+    EngagementProxy,
+    Fluency,
+    Memorization,
+    Relevance,
+    Surprise,
+    TextNovelty,
+    TextRewardError,
+    as_texts,
+    word_tokens,
+)
+from rlcreate.text.scoring import ReferenceLM, ScoringError
 
 NATURAL = "The old fisherman rowed slowly across the bay while the sun rose behind the hills."
 NOVEL = "Quantum accountants in velvet submarines audit the dreams of migrating jellyfish."

@@ -10,8 +10,7 @@ import pytest
 
 from rlcreate.rewards import RewardModule, RewardSet, Term, register
 from rlcreate.rewards.diversity import DistinctNReward
-from rlcreate.rewards.trl_adapter import (TRLRewardFunc, message_text, trl_reward_funcs,
-                                          trl_reward_weights)
+from rlcreate.rewards.trl_adapter import TRLRewardFunc, message_text, trl_reward_funcs, trl_reward_weights
 
 WORDS = "the cat dog sat ran on a mat big small red blue and".split()
 

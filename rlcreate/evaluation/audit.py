@@ -41,8 +41,9 @@ same LM (:mod:`rlcreate.text.judges` says why).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

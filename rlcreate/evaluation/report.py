@@ -12,17 +12,18 @@ lacks are listed as missing instead of failing, so an interrupted run still gets
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import yaml
 
 from rlcreate.domains import domain_options
 from rlcreate.errors import UserError
-from rlcreate.evaluation.summary import read_json
 from rlcreate.evaluation.html import esc as _e
 from rlcreate.evaluation.html import plt as _plt
 from rlcreate.evaluation.html import table as _table
+from rlcreate.evaluation.summary import read_json
 from rlcreate.runbox import atomic_target, read_regular, refuse_links, write_text
 from rlcreate.safe_io import MAX_YAML_BYTES, loads_yaml
 from rlcreate.train.runner import RunFolderError

@@ -11,8 +11,6 @@ the LM. RL4LMs initialises its policy from the LM for the same reason.
 
 from __future__ import annotations
 
-from rlcreate.errors import UserError
-
 from typing import Any
 
 import numpy as np
@@ -24,6 +22,7 @@ from torch import nn
 
 from rlcreate.envs.column_tokens import LOGPROB_FLOOR as COLUMN_LOGPROB_FLOOR
 from rlcreate.envs.text_tokens import LOGPROB_FLOOR
+from rlcreate.errors import UserError
 
 __all__ = ["LMPriorPolicy", "PolicyConfigError", "POLICIES", "resolve_policy"]
 

@@ -40,13 +40,13 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from rlcreate.recipe import Recipe, build_reward_set
-
 from rlcreate.runbox import write_text  # exclusive temp file + rename: never through a link
 
 __all__ = ["TEXT_METHODS", "DEFAULT_GRID", "DEFAULT_N", "sample_texts", "default_text_budget", "run_text_baseline",
@@ -123,8 +123,8 @@ def run_text_baseline(recipe: Recipe, method: str, run_dir: Path, budget: int | 
     from tqdm.auto import tqdm
 
     from rlcreate.evaluation.baselines import BaselineError
-    from rlcreate.text.stepping import LMStepper
     from rlcreate.text.runs import load_text_lm, resolve_prompts, text_settings
+    from rlcreate.text.stepping import LMStepper
 
     if method not in TEXT_METHODS:
         raise BaselineError(f"--method {method!r} does not apply to token recipes; use one of {TEXT_METHODS}")

@@ -19,11 +19,11 @@ Prompt splits (disjoint topics):
 
 from __future__ import annotations
 
-from rlcreate.errors import UserError
-
 import difflib
 import functools
 from importlib import resources
+
+from rlcreate.errors import UserError
 
 __all__ = ["reference_corpus", "prompts", "PROMPT_SPLITS", "TextDataError"]
 
@@ -39,7 +39,7 @@ class TextDataError(UserError):
     """Unknown prompt split (the message suggests the closest valid one)."""
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _read_lines(name: str) -> tuple[str, ...]:
     text = resources.files("rlcreate").joinpath("data", "text", name).read_text(encoding="utf-8")
     return tuple(line.strip() for line in text.splitlines() if line.strip())

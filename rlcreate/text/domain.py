@@ -108,8 +108,8 @@ class TextDomain(Domain):
 
     def check_baseline_section(self, section: dict) -> dict:
         from rlcreate.evaluation.baselines import BaselineError
-        from rlcreate.text.baselines import _check_grid
         from rlcreate.recipe import RecipeError
+        from rlcreate.text.baselines import _check_grid
         from rlcreate.validate import check_int
 
         out = dict(section)

@@ -13,17 +13,17 @@ prompts repeat every episode, so a cached text costs nothing.
 
 from __future__ import annotations
 
-from rlcreate.errors import MissingPackageError, UserError
-
 import importlib.util
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
+from rlcreate.errors import MissingPackageError, UserError
 
 __all__ = ["Embedder", "EmbedderInputError", "MissingPackageError", "default_embedder",
            "minilm_model_dir", "MINILM_PACKAGE"]

@@ -4,7 +4,8 @@ the card), with the offline SmolLM2 default, the shipped prompts and the domain'
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from rlcreate.envs.text_tokens import TextEnvConfigError, TextTokensCore, TextTokensEnv, TextTokensVecEnv
 from rlcreate.rewards.compose import RewardSet

@@ -3,13 +3,14 @@ section. Called through the text domain."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from rlcreate.evaluation.summary import composite, read_json
 from rlcreate.evaluation.html import esc, fmt, table
+from rlcreate.evaluation.summary import composite, read_json
 from rlcreate.trainers import TunedGenerator
 
 __all__ = ["evaluate_text_run", "text_flags", "audit_texts", "texts_html", "TEXT_COPIED_FLAG",

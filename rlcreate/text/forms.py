@@ -20,7 +20,8 @@ Sources: pronunciations from the CMU Pronouncing Dictionary through the ``pronou
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from rlcreate.errors import UserError
 from rlcreate.rewards.base import RewardModule

@@ -8,12 +8,18 @@ labels, quality x diversity) is generic and lives in :mod:`rlcreate.rewards.grou
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-from rlcreate.rewards.group import (GroupReward, GroupRewardError, diversity_from_labels, embedding_partition,
-                                    greedy_partition)
+from rlcreate.rewards.group import (
+    GroupReward,
+    GroupRewardError,
+    diversity_from_labels,
+    embedding_partition,
+    greedy_partition,
+)
 from rlcreate.rewards.registry import register
 from rlcreate.text.rewards import _embedder, as_texts
 

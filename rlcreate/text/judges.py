@@ -63,7 +63,8 @@ from __future__ import annotations
 
 import difflib
 import functools
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -80,8 +81,8 @@ FLUENCY_FLOOR_NATS = 10.0  # the fluency reward's default floor: same scale for 
 
 @functools.lru_cache(maxsize=1)
 def _corpus_ngrams() -> dict[int, frozenset]:
-    from rlcreate.text.rewards import word_tokens
     from rlcreate.text.data import reference_corpus
+    from rlcreate.text.rewards import word_tokens
 
     docs = [word_tokens(t) for t in reference_corpus()]
     return {n: frozenset(tuple(w[i:i + n]) for w in docs for i in range(len(w) - n + 1)) for n in (2, 3, 4)}

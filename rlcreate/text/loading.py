@@ -13,16 +13,17 @@ Stepping a batch token by token is :mod:`rlcreate.text.stepping`; scoring comple
 
 from __future__ import annotations
 
-from rlcreate.errors import UserError
-
 import importlib.util
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import torch
+
+from rlcreate.errors import UserError
 
 __all__ = [
     "DEFAULT_LM", "SMOLLM2_PACKAGE", "SMOLLM2_GGUF", "ModelNotFoundError", "PromptError", "LoadedLM",

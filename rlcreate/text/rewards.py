@@ -31,17 +31,18 @@ Heavy libraries (torch, transformers, sentence-transformers) load on first use, 
 
 from __future__ import annotations
 
-from rlcreate.errors import UserError
-
 import math
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
+from rlcreate.errors import UserError
 from rlcreate.rewards.base import RewardModule, message_text, prompt_text
+
 # Batch diversity for text is the reward core's (registered there as "distinct_n" and
 # "self_bleu_diversity"); re-exported so text users find every text term in one place.
 from rlcreate.rewards.diversity import DistinctNReward, SelfBLEUDiversity

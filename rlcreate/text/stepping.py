@@ -10,14 +10,14 @@ implementation (the scorer :mod:`rlcreate.text.scoring` uses it too).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from rlcreate.hf_cache import cache_argument, returned_cache
-
 from rlcreate.text.loading import _encode, format_prompts, is_chat_tokenizer
 
 __all__ = ["StepOutput", "LMStepper", "left_pad"]
