@@ -56,7 +56,7 @@ def bench_vae(cfg: BenchConfig) -> dict:
         z = rng.standard_normal((batch, gen.latent_dim)).astype(np.float32)
         assert np.array_equal(gen.decode(z), gen.decode_numpy(z))  # same levels both ways
 
-        def run(f):
+        def run(f, z=z):  # bind this batch's latents
             return lambda: [f(z) for _ in range(cfg.vae_calls)]
         ours = median_seconds(run(gen.decode), cfg.repeats) / cfg.vae_calls
         numpy_path = median_seconds(run(gen.decode_numpy), cfg.repeats) / cfg.vae_calls
@@ -69,9 +69,9 @@ def bench_column_lm(cfg: BenchConfig) -> dict:
     lm = ColumnLM.load()
     out = {}
     for batch in (1, 16):
-        ours = median_seconds(lambda: lm.generate(100, batch=batch, seed=cfg.seed), cfg.repeats)
+        ours = median_seconds(lambda batch=batch: lm.generate(100, batch=batch, seed=cfg.seed), cfg.repeats)
 
-        def hf_generate():
+        def hf_generate(batch=batch):  # bind this iteration's batch size
             bos = torch.zeros((batch, 1), dtype=torch.long)
             torch.manual_seed(cfg.seed)
             with torch.inference_mode():

@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
            "seam_state": venv.core.seam.initial(cfg.n_envs)}
     per_term = {}
     for term in venv.core.reward.terms:
-        n, t = timed(lambda: term.module(list(segs), **ctx), min(cfg.seconds, 2.0))
+        n, t = timed(lambda term=term: term.module(list(segs), **ctx), min(cfg.seconds, 2.0))
         per_term[term.name] = round(t / n * 1e3, 3)
     result = {
         "config": asdict(cfg),

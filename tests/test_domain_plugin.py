@@ -207,7 +207,7 @@ def _plant(run: Path, latents: list[float]) -> None:
 
     ckpts = checkpoints_of(run)  # step_48 and the final model/ at 96
     assert len(ckpts) == len(latents)
-    for (steps, folder, _), z in zip(ckpts, latents):
+    for (_steps, folder, _), z in zip(ckpts, latents):
         asm, model = restore(run, checkpoint=folder)
         with torch.no_grad():
             model.policy.action_net.weight.zero_()

@@ -24,9 +24,9 @@ from rlcreate.text.baselines import sample_texts
 from rlcreate.text.data import reference_corpus
 from rlcreate.text.evaluate import text_flags
 from rlcreate.text.judges import run_text_judges
+from tests.tiny_lm import tiny_lm_folder as _tiny_lm_folder
 
 ROOT = Path(__file__).resolve().parents[1]
-from tests.tiny_lm import tiny_lm_folder as _tiny_lm_folder
 
 
 @pytest.fixture(scope="module")

@@ -179,7 +179,7 @@ def test_group_reward_in_the_sb3_text_env_groups_texts_of_one_prompt():
     by_prompt = {}
     for info in infos:
         by_prompt.setdefault(info["prompt"], []).append(info)
-    for prompt, group in by_prompt.items():
+    for group in by_prompt.values():
         assert all(i["rewards"]["groups"] == len(group) for i in group)
         assert all((np.isnan(i["rewards"]["diversity"])) == (len(group) == 1) for i in group)
     assert sorted(len(g) for g, _ in sizes.groups) == sorted(len(g) for g in by_prompt.values())

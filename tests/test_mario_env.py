@@ -64,7 +64,7 @@ def test_vec_env_autoreset_and_terminal_obs(tiny_gen):
     venv = make_mario_latent_vec(n_envs=4, n_segments=2, generator=tiny_gen, seed=0)
     obs = venv.reset()
     assert obs.shape == (4, venv.observation_space.shape[0])
-    for t in range(2):
+    for _ in range(2):
         obs, rew, done, infos = venv.step(np.zeros((4, 8), np.float32))
     assert done.all() and all("terminal_observation" in i and "level" in i for i in infos)
     assert (obs[:, 2 * 9 + 14] == 0).all()  # progress back to 0 after auto-reset

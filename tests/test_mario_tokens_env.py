@@ -74,7 +74,7 @@ def test_action_appends_the_chosen_top_k_column(tiny_lm):
         if t + 1 < len(picks):
             logits, state = tiny_lm.step(state, [ranked[a]])
     assert term and not trunc
-    expected = tiny_lm.decode_tokens([np.argsort(-_log_softmax(l)[0], kind="stable")[a] for l, a in
+    expected = tiny_lm.decode_tokens([np.argsort(-_log_softmax(logits)[0], kind="stable")[a] for logits, a in
                                       zip(_replay_logits(tiny_lm, env), picks)])
     assert np.array_equal(info["level"], expected)
 
@@ -258,7 +258,7 @@ def test_vecenv_auto_reset_contract_and_masks(tiny_lm):
     for t in range(5):
         obs, rewards, done, infos = venv.step(np.array([0, 1, 2]))
         assert done.all() == (t == 4) and done.any() == (t == 4)
-    for i, info in enumerate(infos):
+    for info in infos:
         assert info["terminal_observation"][progress] == 1.0
         assert info["TimeLimit.truncated"] is False
         assert info["level"].shape == (14, 5) and set(info["rewards"]) == set(DEFAULT_REWARDS)

@@ -98,7 +98,7 @@ def reference_solve(grid, seed_cols=solver.START_COLUMNS, entries=None):
     for c in range(width):
         visited, stack, nxt = set(), [], set()
 
-        def add(r, p):
+        def add(r, p, c=c, visited=visited, stack=stack):  # bind this column's search state
             if solid[r, c]:
                 return
             supported = r + 1 < height and solid[r + 1, c]

@@ -16,6 +16,7 @@ from rlcreate.rewards.diversity import DistinctNReward
 from rlcreate.text.loading import ModelNotFoundError
 from rlcreate.text.runs import resolve_prompts, text_settings
 from rlcreate.train.runner import RunFolderError, restore, train_run
+from tests.tiny_lm import tiny_lm_folder as _tiny_lm_folder
 
 
 def train_text_recipe(recipe, run, progress_bar=False):
@@ -27,7 +28,6 @@ def generate_texts(run, n, out, seed=None):
     return asm.domain.generate(model, asm, n, out, seed=seed)
 
 REPO = Path(__file__).resolve().parents[1]
-from tests.tiny_lm import tiny_lm_folder as _tiny_lm_folder
 
 
 @pytest.fixture(scope="module")

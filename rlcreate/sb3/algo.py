@@ -92,7 +92,7 @@ def validate_hyper(algo: str, hyper: dict) -> dict:
         elif key == "policy_kwargs":
             if not isinstance(value, dict):
                 raise RecipeError(f"{field} = {value!r}: write a mapping, e.g. {{net_arch: [64, 64]}}")
-            for k, v in value.items():
+            for k in value:
                 if k not in _POLICY_KWARGS_OK:
                     close = difflib.get_close_matches(str(k), _POLICY_KWARGS_OK, n=1)
                     hint = f" Did you mean {close[0]!r}?" if close else ""
@@ -101,8 +101,8 @@ def validate_hyper(algo: str, hyper: dict) -> dict:
             arch = value.get("net_arch")
             if arch is not None:
                 layers = list(arch.values()) if isinstance(arch, dict) else [arch]
-                if not all(isinstance(l, list) and all(isinstance(u, int) and not isinstance(u, bool)
-                                                       and 1 <= u <= 65536 for u in l) for l in layers):
+                if not all(isinstance(layer, list) and all(isinstance(u, int) and not isinstance(u, bool)
+                                                           and 1 <= u <= 65536 for u in layer) for layer in layers):
                     raise RecipeError(f"{field}.net_arch = {arch!r}: write a list of layer sizes (integers "
                                       "1..65536), e.g. [64, 64], or {pi: [64], vf: [64]}")
             if "log_std_init" in value:

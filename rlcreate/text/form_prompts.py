@@ -112,7 +112,7 @@ def form_prompts(split: str, forms: tuple[str, ...] = FORMS, per_form: int | Non
     pools = split_pools()[split]
     n = PER_FORM[split] if per_form is None else per_form
     by_form = {}
-    for k, form in enumerate(forms):
+    for form in forms:
         rng = random.Random(f"{split}-{form}")
         topics = list(pools["topics"])
         rng.shuffle(topics)
