@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -66,8 +66,8 @@ class CoreVectorEnv(gym.vector.VectorEnv):
                                  "per env, or a single int")
             super().reset(seed=seeds[0], options=options)
             self._rows_rng = _RowGenerators([np.random.default_rng(s) for s in seeds])
-        else:
-            super().reset(seed=seed, options=options)
+        else:  # not a list: one int (or numpy integer) or None, which Gymnasium itself checks
+            super().reset(seed=cast("int | None", seed), options=options)
             self._rows_rng = None
         obs = self.core.reset(self._rng_for())
         self._autoreset[:] = False

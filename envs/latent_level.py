@@ -10,9 +10,9 @@ Mario ids: :mod:`rlcreate.levels.envs`); point them at another decoder by passin
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, Mapping
+from typing import Any, Protocol, cast
 
 import numpy as np
 from gymnasium import spaces
@@ -31,6 +31,15 @@ class LatentGenerator(Protocol):
     action_scale: float
 
     def decode(self, z: np.ndarray) -> np.ndarray: ...
+
+
+class ContextLatentGenerator(LatentGenerator, Protocol):
+    """A generator conditioned on the level so far: ``context_columns > 0`` promises that
+    ``decode`` also takes the last columns of each level (``None`` for a level's first segment)."""
+
+    context_columns: int
+
+    def decode(self, z: np.ndarray, context: np.ndarray | None = None) -> np.ndarray: ...
 
 
 class Seam(Protocol):
@@ -196,9 +205,9 @@ class LatentLevelCore:
         if result is not None:
             for i in range(self.n):
                 infos[i]["rewards"] = result.per_sample(i)
-        for i in np.flatnonzero(done):
-            infos[i]["level"] = self.levels[i].copy()
-            infos[i]["targets"] = {s.name: float(self.target_values[i, j]) for j, s in enumerate(self.targets)}
+        for row in np.flatnonzero(done):
+            infos[row]["level"] = self.levels[row].copy()
+            infos[row]["targets"] = {s.name: float(self.target_values[row, j]) for j, s in enumerate(self.targets)}
         total = result.total.astype(np.float32) if result is not None else np.zeros(self.n, np.float32)
         return self.observe(), total, done, infos
 
@@ -207,12 +216,13 @@ class LatentLevelCore:
         of each level so far (none for a level's first segment)."""
         if not self.context_columns:
             return self.gen.decode(z)
+        gen = cast(ContextLatentGenerator, self.gen)  # context_columns > 0: it takes context=
         out = np.zeros((self.n, self.height, self.width), np.int8)
         for t in np.unique(self.t):  # levels advance in lockstep: one group in practice
             rows = np.flatnonzero(self.t == t)
             end = int(t) * self.width
             ctx = self.levels[rows, :, max(0, end - self.context_columns):end] if t else None
-            out[rows] = self.gen.decode(z[rows], context=ctx)
+            out[rows] = gen.decode(z[rows], context=ctx)
         return out
 
 

@@ -34,8 +34,10 @@ class TokenStepper(Protocol):
 
     top_k: int
     hidden_size: int
-    eos_token_ids: Sequence[int]
     tokenizer: Any
+
+    @property  # read-only, so a stepper may hold any sequence type (LMStepper keeps a list)
+    def eos_token_ids(self) -> Sequence[int]: ...
 
     def encode_prompts(self, prompts: Sequence[str]) -> list[list[int]]: ...
 
@@ -158,9 +160,9 @@ class TextTokensCore(TokenStreamCore):
             result = self.reward(texts, prompts=prompts, progress=self.progress,
                                  token_logprobs=[list(self.token_logprobs[i]) for i in done])
             rewards[done] = result.total.astype(np.float32)
-            for j, i in enumerate(done):
-                infos[i].update(text=texts[j], prompt=prompts[j], rewards=result.per_sample(j),
-                                n_tokens=int(self.t[i]), ended_by="eos" if terminated[i] else "length")
+            for j, row in enumerate(done):
+                infos[row].update(text=texts[j], prompt=prompts[j], rewards=result.per_sample(j),
+                                  n_tokens=int(self.t[row]), ended_by="eos" if terminated[row] else "length")
         return self.observe(), rewards, terminated, truncated, infos
 
 

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from rlcreate.runbox import check_name, name_arg, out_arg, refuse_links, run_lock
 
@@ -61,7 +62,8 @@ def cmd_eval(args) -> int:
         print(f"  composite: mean={res['composite']['mean']:.3f} best={res['composite']['best']:.3f}")
     if "qd" in res:
         print(f"  qd: coverage={res['qd']['coverage']:.3f} qd_score={res['qd']['qd_score']:.3f}")
-    for term, p in (res.get("audit") or {}).get("pairs", {}).items():
+    audit: dict[str, Any] = res.get("audit") or {}
+    for term, p in audit.get("pairs", {}).items():
         for mode, q in (p.get("by_mode") or {p.get("mode", "-"): p}).items():
             print(f"  audit {term} [{mode}]: {q['verdict']} ({q.get('reason', '')})")
     for note in res["notes"]:

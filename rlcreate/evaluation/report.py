@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from rlcreate.domains import domain_options
+from rlcreate.domains import EvalResult, domain_options
 from rlcreate.errors import UserError
 from rlcreate.evaluation.html import esc as _e
 from rlcreate.evaluation.html import plt as _plt
@@ -111,7 +111,7 @@ def load_run(run: str | Path) -> dict:
 
 
 def evaluate_run(run: str | Path, n: int | None = None, judges: Sequence[str] | None = None, audit: bool = True,
-                 audit_levels: int = 8, audit_modes: Sequence[str] | None = None, **options: Any) -> dict:
+                 audit_levels: int = 8, audit_modes: Sequence[str] | None = None, **options: Any) -> EvalResult:
     """Judge a run through its domain, audit it along its checkpoints, write ``RUN/metrics.json``
     (returns it). ``n``: fresh samples from the run's policy (default the recipe's
     ``trainer.samples``); ``judges``: default the recipe's ``judges:`` list, else the domain's."""

@@ -145,6 +145,7 @@ def run_text_baseline(recipe: Recipe, method: str, run_dir: Path, budget: int | 
             raise BaselineError(f"n = {n}: several-answers asks for at least 2 answers per reply")
         groups, draws = ["several_answers"], [(1.0, 1.0)]
     else:
+        n = 1  # sampling draws one text per prompt and grid setting (n is unused by this method)
         draws = _check_grid(grid if grid is not None else DEFAULT_GRID)
         groups = [_group_name(*d) for d in draws]
     per_group = budget // n if method == "best-of-n" else budget // len(draws)

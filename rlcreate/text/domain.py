@@ -8,9 +8,9 @@ flags and the report section: :mod:`rlcreate.text.evaluate`; judges:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from rlcreate.domains import BUILTIN, CliOption, Domain
+from rlcreate.domains import BUILTIN, CliOption, Domain, EvalResult
 from rlcreate.text.evaluate import base_lm
 from rlcreate.validate import int_arg
 
@@ -88,10 +88,11 @@ class TextDomain(Domain):
         return compare_with_plain(model, asm.recipe, shared_lm(asm), asm.reward_set, n, Path(out),
                                   seed=seed)
 
-    def evaluate(self, run: Path, asm: Any, **options: Any) -> dict:
+    def evaluate(self, run: Path, asm: Any, **options: Any) -> EvalResult:
         from rlcreate.text.evaluate import evaluate_text_run
 
-        return evaluate_text_run(run, asm, **options)
+        # a plain dict: it carries text-only keys (groups, primary) that EvalResult cannot declare
+        return cast(EvalResult, evaluate_text_run(run, asm, **options))
 
     def baseline_methods(self) -> dict[str, Any]:
         from rlcreate.text.baselines import TEXT_METHODS, run_text_baseline

@@ -111,13 +111,13 @@ def judge(form: str, text: str, target: str = "") -> bool:
             return False
         counts = [sum(judge_syllables(w) for w in words(ln)) for ln in lines]
         return all(abs(c - t) <= 1 for c, t in zip(counts, (5, 7, 5)))
-    ws = words(text)
+    text_words = words(text)
     if form == "concepts":
         concepts = [c.strip() for c in target.split(",") if c.strip()]
-        present = set(ws)
-        return len(ws) >= MIN_WORDS and bool(concepts) and all(inflections(c) & present for c in concepts)
+        present = set(text_words)
+        return len(text_words) >= MIN_WORDS and bool(concepts) and all(inflections(c) & present for c in concepts)
     letter = target.strip().lower()  # lipogram
-    return len(ws) >= MIN_WORDS and len(letter) == 1 and letter not in text.lower()
+    return len(text_words) >= MIN_WORDS and len(letter) == 1 and letter not in text.lower()
 
 
 def judge_many(forms, texts, targets) -> list[bool]:

@@ -93,7 +93,8 @@ class GroupDiversity(GroupReward):
         if isinstance(memory, bool) or not isinstance(memory, int) or memory < 0:
             raise GroupRewardError(f"memory = {memory!r}: must be an integer >= 0 (texts kept per prompt)")
         self.equivalence, self.threshold, self.memory = equivalence, float(threshold), memory
-        self._embedder_spec, self._embedder = embedder, None
+        self._embedder_spec = embedder
+        self._embedder: Any = None  # built on first use from the spec
         self._seen: dict[str, list[str]] = {}
 
     def _labels(self, texts: list[str]) -> np.ndarray:

@@ -175,7 +175,7 @@ EQUIVALENCE_OPENING = 4
 PMI_BRIDGE = "\n\nWriting prompt:"
 
 
-def noveltybench_scores(texts: Sequence[str], quality: Sequence[float] | None = None,
+def noveltybench_scores(texts: Sequence[str], quality: Sequence[float] | np.ndarray | None = None,
                         threshold: float = EQUIVALENCE_JACCARD, patience: float = NOVELTYBENCH_PATIENCE,
                         opening: int = EQUIVALENCE_OPENING) -> tuple:
     """``(distinct_k, utility_k)`` of the k answers to ONE prompt, in the order they were drawn.
@@ -254,7 +254,9 @@ def judge_noveltybench(texts: list[str], prompts: Sequence[str] | None = None, l
     dk, uk, ks = [], [], []
     for idx in groups.values():
         d, u = noveltybench_scores([texts[i] for i in idx], None if quality is None else quality[idx])
-        dk.append(d), uk.append(u), ks.append(len(idx))
+        dk.append(d)
+        uk.append(u)
+        ks.append(len(idx))
     return {"distinct_k": float(np.mean(dk)), "utility_k": float(np.mean(uk)) if quality is not None else float("nan"),
             "k": int(np.median(ks)), "prompts": len(groups), "definition": "NoveltyBench v1, p=0.8, "
             "partition: same first 4 words or content-word Jaccard>=0.2, u=standalone fluency x on-topic"}

@@ -36,7 +36,7 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 
@@ -81,6 +81,10 @@ def as_texts(samples: Sequence[Any], what: str = "completion") -> list[str]:
     return [_message_text(s, what, i, last_only=False) for i, s in enumerate(samples)]
 
 
+@overload
+def _prompts_from(context: dict, n: int, required: Literal[True], module: str) -> list[str]: ...
+@overload
+def _prompts_from(context: dict, n: int, required: bool, module: str) -> list[str] | None: ...
 def _prompts_from(context: dict, n: int, required: bool, module: str) -> list[str] | None:
     prompts = context.get("prompts")
     if prompts is None:
@@ -430,7 +434,7 @@ class Memorization(RewardModule):
 
     def score(self, samples: Sequence[Any], **context: Any) -> list[float | None]:
         span = self.max_n - self.min_n + 1
-        out = []
+        out: list[float | None] = []
         for text in as_texts(samples):
             length = self.longest_match(text)
             out.append(-float(np.clip((length - self.min_n + 1) / span, 0.0, 1.0)) if length else 0.0)
@@ -503,7 +507,7 @@ class EngagementProxy(RewardModule):
         self.classifier = classifier
         self._embedder_spec = embedder
         self._embedder = None
-        self._clf = None
+        self._clf: tuple[Any, Any] | None = None  # (model, tokenizer) of a loaded classifier
         self.label_index: int | None = None
         if classifier is not None:
             self._load_classifier(classifier, label)
@@ -551,7 +555,7 @@ class EngagementProxy(RewardModule):
         texts = as_texts(samples)
         if not texts:
             return []
-        probs = self._classify(texts) if self._clf is not None else self._zero_shot(texts)
+        probs = self._classify(texts, *self._clf) if self._clf is not None else self._zero_shot(texts)
         return [float(p) if t.strip() else None for p, t in zip(probs, texts)]
 
     def _zero_shot(self, texts: list[str]) -> np.ndarray:
@@ -562,9 +566,8 @@ class EngagementProxy(RewardModule):
         margin = (emb @ good - emb @ bad) / self.temperature
         return 1.0 / (1.0 + np.exp(-margin.astype(np.float64)))  # 2-way softmax
 
-    def _classify(self, texts: list[str]) -> np.ndarray:
+    def _classify(self, texts: list[str], model: Any, tok: Any) -> np.ndarray:
         import torch
-        model, tok = self._clf
         out = []
         with torch.inference_mode():
             for b in range(0, len(texts), self.batch_size):

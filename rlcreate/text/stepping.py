@@ -92,7 +92,7 @@ class LMStepper:
         self.vocab_size = vocab
         self.device = next(model.parameters()).device
         self._cache_arg = cache_argument(model)
-        self._cache = None
+        self._cache: Any = None                      # the model's KV cache object (None before start)
         self._mask: torch.Tensor | None = None       # (b, cache_len) 1 where a row attends
         self._next_pos: torch.Tensor | None = None   # (b,) position id of each row's next token
         self._history: list[list[int]] = []          # prompt + emitted ids per row (for re-encoding)
@@ -121,7 +121,7 @@ class LMStepper:
     @torch.inference_mode()
     def step(self, token_ids: Sequence[int] | np.ndarray | torch.Tensor) -> StepOutput:
         """Append one token to every row in one forward pass; the next offer for every row."""
-        if self._mask is None:
+        if self._mask is None or self._next_pos is None:  # both are set by start()
             raise RuntimeError("LMStepper.step() called before start(prompts)")
         tokens = torch.as_tensor(np.asarray(token_ids), dtype=torch.long, device=self.device).reshape(-1)
         if tokens.shape[0] != self.batch_size:
@@ -142,7 +142,7 @@ class LMStepper:
         rows = [int(r) for r in rows]
         if len(rows) != len(prompts):
             raise ValueError(f"restart_rows got {len(rows)} rows and {len(prompts)} prompts")
-        if self._mask is None:
+        if self._mask is None or self._next_pos is None:  # both are set by start()
             raise RuntimeError("LMStepper.restart_rows() called before start(prompts)")
         if any(not 0 <= r < self.batch_size for r in rows) or len(set(rows)) != len(rows):
             raise ValueError(f"rows {rows} must be distinct indices in [0, {self.batch_size})")
@@ -173,6 +173,7 @@ class LMStepper:
 
     def _splice(self, rows: list[int], new_cache: Any, new_mask: torch.Tensor) -> None:
         """Write the new rows' KV right-aligned into the shared cache, then trim unused columns."""
+        assert self._mask is not None  # only called from restart_rows, after start()
         old_len, new_len = self._mask.shape[1], new_mask.shape[1]
         grow = max(0, new_len - old_len)
         length = old_len + grow
