@@ -136,7 +136,12 @@ def build_algo(algo: str, hyper: dict, venv=None, spaces: tuple | None = None, d
     validate_hyper(algo, hyper)
     Algo = algo_class(algo)
     policy, kwargs = _policy_and_kwargs(algo, hyper)
-    obs_space, act_space = (venv.observation_space, venv.action_space) if venv is not None else spaces
+    if venv is not None:
+        obs_space, act_space = venv.observation_space, venv.action_space
+    elif spaces is not None:
+        obs_space, act_space = spaces
+    else:
+        raise TypeError("build_algo() needs venv= (to train) or spaces= (to predict)")
     check_policy_size(hyper, obs_space, act_space)
     if venv is not None:
         check_rollout_size(hyper, venv.num_envs, venv.observation_space)
@@ -145,7 +150,7 @@ def build_algo(algo: str, hyper: dict, venv=None, spaces: tuple | None = None, d
             return Algo(policy, venv, seed=seed, verbose=0, device=device,
                         tensorboard_log=str(tb_dir) if tb_dir else None, **kwargs)
         model = Algo(policy, None, seed=seed, verbose=0, device=device, _init_setup_model=False, **kwargs)
-        model.observation_space, model.action_space = spaces
+        model.observation_space, model.action_space = obs_space, act_space
         model.n_envs = 1
         model._setup_model()
         return model

@@ -16,7 +16,7 @@ import json
 import math
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import stable_baselines3
@@ -98,7 +98,8 @@ def _tensors(sd: dict) -> dict:
 
 def _optimizer_split(opt_state: dict) -> tuple[dict, dict]:
     """torch optimizer state_dict -> (tensors, JSON-able rest)."""
-    tensors, state = {}, {}
+    tensors: dict[str, torch.Tensor] = {}
+    state: dict[str, dict] = {}
     for pid, entry in opt_state["state"].items():
         state[str(pid)] = {}
         for name, v in entry.items():
@@ -113,14 +114,15 @@ def _optimizer_split(opt_state: dict) -> tuple[dict, dict]:
 
 
 def _optimizer_join(tensors: dict, meta: dict) -> dict:
-    state = {}
+    state: dict[int, dict] = {}
     for pid, entry in meta["state"].items():
         state[int(pid)] = {name: (tensors[v["tensor"]] if "tensor" in v else v["value"]) for name, v in entry.items()}
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
 def _rng_state(venv: Any) -> tuple[dict, dict]:
-    np_state = np.random.get_state()
+    # the legacy MT19937 tuple (the default form): (kind, keys, pos, has_gauss, cached_gaussian)
+    np_state = cast("tuple[str, np.ndarray, int, int, float]", np.random.get_state())
     py_state = random.getstate()
     meta = {"numpy": {"kind": np_state[0], "pos": int(np_state[2]), "has_gauss": int(np_state[3]),
                       "cached_gaussian": repr(float(np_state[4]))},

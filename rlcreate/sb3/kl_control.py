@@ -27,11 +27,12 @@ checkpoints save (``trainer_state.json``) and ``--resume`` restores.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch as th
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 
 from rlcreate.recipe import RecipeError
 from rlcreate.validate import check_int, check_number, fail
@@ -91,13 +92,14 @@ class KLController(BaseCallback):
         return True
 
     def _on_rollout_end(self) -> None:
-        kl = measure_kl(self.model, self.max_states)
+        model = cast(OnPolicyAlgorithm, self.model)  # a rollout callback: PPO / MaskablePPO
+        kl = measure_kl(model, self.max_states)
         self.last_kl = kl
         if self.target is not None and np.isfinite(kl):
-            n = self.model.n_steps * self.model.n_envs
-            self.model.ent_coef = kl_beta_update(float(self.model.ent_coef), kl, self.target, n, self.horizon)
+            n = model.n_steps * model.n_envs
+            model.ent_coef = kl_beta_update(float(model.ent_coef), kl, self.target, n, self.horizon)
         self.logger.record("train/kl", kl)
-        self.logger.record("train/kl_beta", float(self.model.ent_coef))
+        self.logger.record("train/kl_beta", float(model.ent_coef))
 
 
 def _kl_policy(hyper: dict) -> bool:

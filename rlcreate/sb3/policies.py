@@ -11,12 +11,12 @@ the LM. RL4LMs initialises its policy from the LM for the same reason.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from sb3_contrib.common.maskable.distributions import MaskableDistribution
+from sb3_contrib.common.maskable.distributions import MaskableCategoricalDistribution, MaskableDistribution
 from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 from torch import nn
 
@@ -80,7 +80,8 @@ class LMPriorPolicy(MaskableActorCriticPolicy):
                  offer_guidance: float = 0.0, **kwargs: Any):
         self.prior_start = _check_layout(observation_space, action_space, prior_start)
         self.kl_to_prior = bool(kl_to_prior)
-        self.offer_features = _check_offer_features(observation_space, action_space, offer_features,
+        self.offer_features = _check_offer_features(cast(spaces.Box, observation_space),
+                                                    cast(spaces.Discrete, action_space), offer_features,
                                                     self.prior_start)
         if not (isinstance(offer_guidance, (int, float)) and np.isfinite(offer_guidance) and offer_guidance >= 0) \
                 or (offer_guidance and not self.offer_features):
@@ -88,8 +89,9 @@ class LMPriorPolicy(MaskableActorCriticPolicy):
                                     "offer_features > 0 (the control inputs it weights)")
         self.offer_guidance = float(offer_guidance)
         # MarioTokens-v1 observes the log-probs mapped to [0, 1] (x = 1 - lp / FLOOR): undo that
-        k = int(action_space.n)
-        self.prior_scaled = bool(np.all(observation_space.low[self.prior_start:self.prior_start + k] == 0.0))
+        k = int(cast(spaces.Discrete, action_space).n)  # _check_layout: Discrete actions, 1-D Box observations
+        low = cast(spaces.Box, observation_space).low
+        self.prior_scaled = bool(np.all(low[self.prior_start:self.prior_start + k] == 0.0))
         super().__init__(observation_space, action_space, lr_schedule, *args, **kwargs)
 
     def _build(self, lr_schedule) -> None:
@@ -112,9 +114,14 @@ class LMPriorPolicy(MaskableActorCriticPolicy):
         data["offer_guidance"] = self.offer_guidance
         return data
 
+    @property
+    def _k(self) -> int:
+        """Offered slots: the size of the Discrete action space (checked by _check_layout)."""
+        return int(cast(spaces.Discrete, self.action_space).n)
+
     def lm_logits(self, obs: th.Tensor) -> th.Tensor:
         """The LM's top-k log-probs from a batch of observations, (batch, k)."""
-        k = int(self.action_space.n)
+        k = self._k
         x = obs.float()[..., self.prior_start:self.prior_start + k]
         return COLUMN_LOGPROB_FLOOR * (1.0 - x) if self.prior_scaled else x
 
@@ -129,18 +136,19 @@ class LMPriorPolicy(MaskableActorCriticPolicy):
 
     def offer_inputs(self, obs: th.Tensor) -> th.Tensor:
         """(batch, k, 2F): each slot's gains and gains x signed schedule deficit (see the class)."""
-        k, f = int(self.action_space.n), self.offer_features
+        k, f = self._k, self.offer_features
         x = obs.float()
         gains = x[..., -k * f:].reshape(*x.shape[:-1], k, f)
         behind = 2.0 * x[..., -k * f - f:-k * f] - 1.0  # > 0 where a target is behind its schedule
         return th.cat([gains, gains * behind.unsqueeze(-2)], -1)
 
     def _distribution(self, obs: th.Tensor, latent_pi: th.Tensor,
-                      action_masks: np.ndarray | th.Tensor | None) -> MaskableDistribution:
+                      action_masks: np.ndarray | th.Tensor | None) -> MaskableCategoricalDistribution:
         logits = self.prior_logits(obs) + self.action_net(latent_pi)
         if self.offer_features:
             logits = logits + (self.offer_inputs(obs) * self.offer_net(latent_pi).unsqueeze(-2)).sum(-1)
-        distribution = self.action_dist.proba_distribution(action_logits=logits)
+        # Discrete actions (checked by _check_layout), so the action distribution is categorical
+        distribution = cast(MaskableCategoricalDistribution, self.action_dist.proba_distribution(action_logits=logits))
         if action_masks is not None:
             distribution.apply_masking(action_masks)
         return distribution
@@ -162,7 +170,7 @@ class LMPriorPolicy(MaskableActorCriticPolicy):
         distribution = self._distribution(obs, latent_pi, action_masks)
         actions = distribution.get_actions(deterministic=deterministic)
         log_prob = distribution.log_prob(actions)
-        return actions.reshape((-1, *self.action_space.shape)), values, log_prob
+        return actions.reshape((-1, *(self.action_space.shape or ()))), values, log_prob
 
     def evaluate_actions(self, obs: th.Tensor, actions: th.Tensor,
                          action_masks: th.Tensor | None = None) -> tuple[th.Tensor, th.Tensor, th.Tensor | None]:
@@ -202,7 +210,7 @@ def _check_layout(observation_space: spaces.Space, action_space: spaces.Space, p
     return start
 
 
-def _check_offer_features(observation_space: spaces.Space, action_space: spaces.Space, offer_features: int,
+def _check_offer_features(observation_space: spaces.Box, action_space: spaces.Discrete, offer_features: int,
                           prior_start: int) -> int:
     """``offer_features`` per slot must fit after the top-k log-probs at the observation's end."""
     k, dim = int(action_space.n), int(observation_space.shape[0])

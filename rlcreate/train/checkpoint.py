@@ -116,7 +116,8 @@ def save_tree(tree: dict, path: str | Path) -> Path:
     arrays: dict[str, np.ndarray] = {}
     meta = _encode(tree, arrays, "state")
     with atomic_target(path) as tmp, open(tmp, "wb") as f:  # exclusive temp file: never through a link
-        np.savez(f, __tree__=np.array(json.dumps({"format": FORMAT, "tree": meta})), **arrays)
+        # numpy's stub: **arrays could in principle name savez's allow_pickle (our keys all start "state")
+        np.savez(f, __tree__=np.array(json.dumps({"format": FORMAT, "tree": meta})), **arrays)  # type: ignore[arg-type]
         f.flush()
         os.fsync(f.fileno())
     return path

@@ -132,12 +132,12 @@ def rollout(model: Any, venv: Any, n: int, deterministic: bool = True) -> list[d
                 if v == v:
                     sums[i][k] = sums[i].get(k, 0.0) + v
                     counts[i][k] = counts[i].get(k, 0) + 1
-        for i in np.flatnonzero(done):
-            info = dict(infos[i])
-            info["episode_return"] = float(ret[i])
-            info["term_means"] = {k: sums[i][k] / counts[i][k] for k in sums[i]}
-            finished[i].append(info)
-            ret[i], sums[i], counts[i] = 0.0, {}, {}
+        for row in np.flatnonzero(done):
+            info = dict(infos[row])
+            info["episode_return"] = float(ret[row])
+            info["term_means"] = {k: sums[row][k] / counts[row][k] for k in sums[row]}
+            finished[row].append(info)
+            ret[row], sums[row], counts[row] = 0.0, {}, {}
     return [f[r] for r in range(per_row) for f in finished if len(f) > r][:n]
 
 
