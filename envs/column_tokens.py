@@ -29,11 +29,18 @@ from rlcreate.envs.target_control import TargetControl, TargetMeasure
 from rlcreate.envs.token_stream import TokenStreamCore, topk_offers
 from rlcreate.rewards.compose import RewardSet, as_reward_set
 
-__all__ = ["ColumnTokensCore", "ColumnTokensVecEnv", "ColumnTokensEnv", "ColumnRule", "LOGPROB_FLOOR", "CHUNK",
-           "REWARD_MODES"]
+__all__ = [
+    "ColumnTokensCore",
+    "ColumnTokensVecEnv",
+    "ColumnTokensEnv",
+    "ColumnRule",
+    "LOGPROB_FLOOR",
+    "CHUNK",
+    "REWARD_MODES",
+]
 
 LOGPROB_FLOOR = -20.0  # observed top-k log-probs are clipped here, then scaled to [0, 1]
-CHUNK = 16             # columns per scored chunk (reward_every="column") and per observed feature window
+CHUNK = 16  # columns per scored chunk (reward_every="column") and per observed feature window
 REWARD_MODES = ("end", "column")
 
 
@@ -54,12 +61,29 @@ class ColumnTokensCore(TokenStreamCore):
     scores with one reward-set call when rewards are due. ``reset(rng)`` restarts every row.
     """
 
-    def __init__(self, lm: Any, reward: Any, featurizer: Callable[[np.ndarray], np.ndarray], n_features: int,
-                 n_columns: int = 64, k: int = 8, targets: Mapping[str, Sequence[float]] | None = None,
-                 reward_every: str = "end", n: int = 1, min_prob: float = 1e-4, hidden_clip: float = 5.0,
-                 rule: ColumnRule | None = None, seam: Any = None, n_special: int = 0, renderer: Any = None,
-                 strict_actions: bool = False, target_measures: dict[str, TargetMeasure] | None = None,
-                 target_shaping: float = 0.0, playable_only: bool = False, reach_seam: Any = None):
+    def __init__(
+        self,
+        lm: Any,
+        reward: Any,
+        featurizer: Callable[[np.ndarray], np.ndarray],
+        n_features: int,
+        n_columns: int = 64,
+        k: int = 8,
+        targets: Mapping[str, Sequence[float]] | None = None,
+        reward_every: str = "end",
+        n: int = 1,
+        min_prob: float = 1e-4,
+        hidden_clip: float = 5.0,
+        rule: ColumnRule | None = None,
+        seam: Any = None,
+        n_special: int = 0,
+        renderer: Any = None,
+        strict_actions: bool = False,
+        target_measures: dict[str, TargetMeasure] | None = None,
+        target_shaping: float = 0.0,
+        playable_only: bool = False,
+        reach_seam: Any = None,
+    ):
         if not isinstance(n, (int, np.integer)) or n < 1:
             raise EnvConfigError(f"n_envs = {n!r}: must be an integer >= 1")
         if not isinstance(n_columns, (int, np.integer)) or n_columns < 1:
@@ -67,23 +91,29 @@ class ColumnTokensCore(TokenStreamCore):
         if n_columns > lm.max_length:
             raise EnvConfigError(
                 f"n_columns = {n_columns} exceeds the column LM's context of {lm.max_length} tokens "
-                f"(<bos> + {lm.max_length - 1} columns fed back); use n_columns <= {lm.max_length}")
+                f"(<bos> + {lm.max_length - 1} columns fed back); use n_columns <= {lm.max_length}"
+            )
         n_choices = lm.vocab_size - n_special
         if not isinstance(k, (int, np.integer)) or not 1 <= k <= n_choices:
             raise EnvConfigError(f"k = {k!r}: must be an integer in [1, {n_choices}] (the LM's column vocabulary)")
         if reward_every not in REWARD_MODES:
             raise EnvConfigError(f"reward_every = {reward_every!r}: use one of {REWARD_MODES}")
         if not 0.0 <= min_prob < 1.0:
-            raise EnvConfigError(f"min_prob = {min_prob!r}: must be in [0, 1) (probability below which a "
-                                 "top-k column is masked)")
+            raise EnvConfigError(
+                f"min_prob = {min_prob!r}: must be in [0, 1) (probability below which a top-k column is masked)"
+            )
         if not hidden_clip > 0:
             raise EnvConfigError(f"hidden_clip = {hidden_clip!r}: must be > 0")
         if playable_only and (reach_seam or seam) is None:
-            raise EnvConfigError("playable_only = True needs a seam (a solver that says where Mario can be at the "
-                                 "level's edge); the domain gives none: set playable_only: false")
+            raise EnvConfigError(
+                "playable_only = True needs a seam (a solver that says where Mario can be at the "
+                "level's edge); the domain gives none: set playable_only: false"
+            )
         if not (isinstance(target_shaping, (int, float)) and np.isfinite(target_shaping) and target_shaping >= 0):
-            raise EnvConfigError(f"target_shaping = {target_shaping!r}: must be a number >= 0 (0 = off; use the "
-                                 "weight of the recipe's target_match term)")
+            raise EnvConfigError(
+                f"target_shaping = {target_shaping!r}: must be a number >= 0 (0 = off; use the "
+                "weight of the recipe's target_match term)"
+            )
         self.lm, self.rule = lm, rule
         self._n_special = int(n_special)
         self.featurizer, self.renderer = featurizer, renderer
@@ -98,8 +128,9 @@ class ColumnTokensCore(TokenStreamCore):
         # hidden (scaled to [-1, 1]) | top-k log-probs (scaled to [0, 1]) | features of the last 16
         # columns and of the whole level so far | progress | targets | control (schedule deficits,
         # then what each offer adds to every target measure: the last k * T entries, slot-major)
-        low = np.concatenate([np.full(d, -1.0), np.zeros(k + 2 * self.n_features + 1 + len(self.targets)
-                                                         + self.control.size(k))])
+        low = np.concatenate(
+            [np.full(d, -1.0), np.zeros(k + 2 * self.n_features + 1 + len(self.targets) + self.control.size(k))]
+        )
         self.observation_space = spaces.Box(low.astype(np.float32), np.ones_like(low, np.float32), dtype=np.float32)
         self.action_space = spaces.Discrete(self.k)
         self.progress = 0.0  # training progress in [0, 1] for reward weight schedules (set by the trainer)
@@ -119,7 +150,7 @@ class ColumnTokensCore(TokenStreamCore):
         self.reach = self.reach_seam.initial(self.n) if self.reach_seam else np.zeros((self.n, 0))
         self._state = None
         self._allowed = np.ones((self.n, k), bool)  # the rule's verdict on the current offers
-        self._passes = np.ones((self.n, k), bool)   # playable_only's verdict on them
+        self._passes = np.ones((self.n, k), bool)  # playable_only's verdict on them
 
     # ------------------------------------------------------------------ episodes
 
@@ -159,11 +190,15 @@ class ColumnTokensCore(TokenStreamCore):
 
     def observe(self) -> np.ndarray:
         hidden, topk = self._observe_offers(LOGPROB_FLOOR, scaled=True)
-        tnorm = np.stack([s.normalise(self.target_values[:, j]) for j, s in enumerate(self.targets)], 1) \
-            if self.targets else np.zeros((self.n, 0))
-        control = self.control.observe(self.levels[:, :, :self.t], self.target_values, self.offered_columns())
-        rest = np.concatenate([topk, self.last_feat, self.level_feat,
-                               np.full((self.n, 1), self.t / self.n_columns), tnorm, control], 1)
+        tnorm = (
+            np.stack([s.normalise(self.target_values[:, j]) for j, s in enumerate(self.targets)], 1)
+            if self.targets
+            else np.zeros((self.n, 0))
+        )
+        control = self.control.observe(self.levels[:, :, : self.t], self.target_values, self.offered_columns())
+        rest = np.concatenate(
+            [topk, self.last_feat, self.level_feat, np.full((self.n, 1), self.t / self.n_columns), tnorm, control], 1
+        )
         return np.concatenate([hidden, np.clip(rest, 0.0, 1.0)], 1).astype(np.float32)
 
     def offered_columns(self) -> np.ndarray:
@@ -198,29 +233,38 @@ class ColumnTokensCore(TokenStreamCore):
         self.t += 1
         done = self.t >= self.n_columns
         if self.playable_only:
-            self.reach = self.reach_seam.advance(self.levels[:, :, self.t - 1:self.t], self.reach)
+            self.reach = self.reach_seam.advance(self.levels[:, :, self.t - 1 : self.t], self.reach)
         if not done:  # the final column needs no forward pass: a terminal state has no future
             logits, self._state = self.lm.step(self._state, tokens, with_hidden=True)
             self._offer(logits, prev=tokens)
-        self.last_feat = self._features(self.levels[:, :, max(0, self.t - CHUNK):self.t])
+        self.last_feat = self._features(self.levels[:, :, max(0, self.t - CHUNK) : self.t])
         chunk_end = self.t % CHUNK == 0 or done
         if chunk_end:
-            self.level_feat = self._features(self.levels[:, :, :self.t])
+            self.level_feat = self._features(self.levels[:, :, : self.t])
 
-        rewards = self.control.shaping(self.levels[:, :, :self.t], self.target_values, done).astype(np.float32)
+        rewards = self.control.shaping(self.levels[:, :, : self.t], self.target_values, done).astype(np.float32)
         infos = self._action_infos(chosen, replaced)
         for info, t in zip(infos, tokens):
             info["column"] = int(t)
         result = None
         if self.reward_every == "end" and done:
-            result = self.reward(list(self.levels), progress=self.progress, targets=self._target_context(),
-                                 token_logprobs=self.token_logprobs.astype(np.float64))  # likelihood terms reuse them
+            result = self.reward(
+                list(self.levels),
+                progress=self.progress,
+                targets=self._target_context(),
+                token_logprobs=self.token_logprobs.astype(np.float64),
+            )  # likelihood terms reuse them
         elif self.reward_every == "column" and chunk_end:
             start = (self.t - 1) // CHUNK * CHUNK
-            chunk = self.levels[:, :, start:self.t]
+            chunk = self.levels[:, :, start : self.t]
             seam = {"seam_state": self.seam_state.copy()} if self.seam else {}
-            result = self.reward(list(chunk), progress=self.progress, targets=self._target_context(),
-                                 position=np.full(self.n, (start + self.t) / 2 / self.n_columns), **seam)
+            result = self.reward(
+                list(chunk),
+                progress=self.progress,
+                targets=self._target_context(),
+                position=np.full(self.n, (start + self.t) / 2 / self.n_columns),
+                **seam,
+            )
             self._advance_seam(chunk)
         if result is not None:
             rewards += result.total.astype(np.float32)
@@ -250,6 +294,7 @@ class ColumnTokensCore(TokenStreamCore):
 
 # ---------------------------------------------------------------------------------------- VecEnv
 
+
 class ColumnTokensVecEnv(CoreVecEnv):
     """SB3 ``VecEnv`` writing ``n_envs`` levels at once, one LM forward pass per step.
 
@@ -272,6 +317,7 @@ class ColumnTokensVecEnv(CoreVecEnv):
 
 
 # ------------------------------------------------------------------------------------ single env
+
 
 class ColumnTokensEnv(CoreEnv):
     """A column language model writes a Mario level; the agent picks each next column.
@@ -353,4 +399,4 @@ class ColumnTokensEnv(CoreEnv):
         return self.core.action_masks()[0]
 
     def render(self):
-        return render_grid(self.core.renderer, self.core.levels[0, :, :self.core.t], self.render_mode)
+        return render_grid(self.core.renderer, self.core.levels[0, :, : self.core.t], self.render_mode)

@@ -40,7 +40,8 @@ def resolve_actions(actions: np.ndarray, masks: np.ndarray, strict: bool = False
             f"action {int(actions[i])} of env {i} is outside its action mask (allowed: "
             f"{np.flatnonzero(masks[i]).tolist()}) and strict_actions=True; pick actions from "
             "info['action_mask'] / action_masks(), or pass strict_actions=False to execute the first "
-            "allowed action instead (reported in info['executed_action'] and info['action_replaced'])")
+            "allowed action instead (reported in info['executed_action'] and info['action_replaced'])"
+        )
     return np.where(legal, safe, masks.argmax(axis=1)), ~legal
 
 
@@ -103,8 +104,9 @@ class CoreEnv(gym.Env):
 
     def __init__(self, core: Any, render_mode: str | None = None):
         if core.n != 1:
-            raise EnvConfigError(f"{type(self).__name__} needs a core with n=1, got n={core.n}; "
-                                 "use the VecEnv form for batches")
+            raise EnvConfigError(
+                f"{type(self).__name__} needs a core with n=1, got n={core.n}; use the VecEnv form for batches"
+            )
         modes = list(self.metadata.get("render_modes", []))
         if render_mode not in (None, *modes):
             choices = ", ".join(["None", *map(repr, modes[:-1])]) + (f" or {modes[-1]!r}" if modes else "")

@@ -62,8 +62,10 @@ class CoreVectorEnv(gym.vector.VectorEnv):
         if isinstance(seed, (list, tuple, np.ndarray)):
             seeds = list(seed)
             if len(seeds) != self.num_envs:
-                raise ValueError(f"reset(seed=[...]) got {len(seeds)} seeds for {self.num_envs} envs; pass one "
-                                 "per env, or a single int")
+                raise ValueError(
+                    f"reset(seed=[...]) got {len(seeds)} seeds for {self.num_envs} envs; pass one "
+                    "per env, or a single int"
+                )
             super().reset(seed=seeds[0], options=options)
             self._rows_rng = _RowGenerators([np.random.default_rng(s) for s in seeds])
         else:  # not a list: one int (or numpy integer) or None, which Gymnasium itself checks
@@ -153,8 +155,10 @@ class _RowGenerators:
     def _rows(self, method: str, size: Any, *args: Any, **kwargs: Any) -> np.ndarray:
         shape = (size,) if np.ndim(size) == 0 else tuple(size)
         if size is None or shape[0] != len(self.gens):
-            raise ValueError(f"per-env seeds: a core drew {size} values for {len(self.gens)} rows; it must draw "
-                             "one value (or one row of values) per row")
+            raise ValueError(
+                f"per-env seeds: a core drew {size} values for {len(self.gens)} rows; it must draw "
+                "one value (or one row of values) per row"
+            )
         rest = shape[1:] or None
         return np.stack([getattr(g, method)(*args, size=rest, **kwargs) for g in self.gens])
 
@@ -199,8 +203,7 @@ def batch_infos(rows: Sequence[dict]) -> dict:
 
 def _column(values: list, present: np.ndarray, n: int) -> np.ndarray:
     numeric = all(isinstance(v, (bool, int, float, np.number, np.bool_)) for v in values)
-    same_arrays = all(isinstance(v, np.ndarray) for v in values) and \
-        len({(v.shape, v.dtype.str) for v in values}) == 1
+    same_arrays = all(isinstance(v, np.ndarray) for v in values) and len({(v.shape, v.dtype.str) for v in values}) == 1
     if numeric or same_arrays:
         stacked = np.asarray(values)
         column = np.zeros((n, *stacked.shape[1:]), stacked.dtype)

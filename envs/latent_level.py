@@ -20,8 +20,16 @@ from gymnasium import spaces
 from rlcreate.envs.core_vec_env import CoreEnv, CoreVecEnv, EnvConfigError, render_grid
 from rlcreate.rewards.compose import RewardSet, as_reward_set
 
-__all__ = ["LatentGenerator", "Seam", "LatentLevelCore", "LatentLevelVecEnv", "LatentLevelEnv",
-           "TargetSpec", "EnvConfigError", "LATENT_MODES"]
+__all__ = [
+    "LatentGenerator",
+    "Seam",
+    "LatentLevelCore",
+    "LatentLevelVecEnv",
+    "LatentLevelEnv",
+    "TargetSpec",
+    "EnvConfigError",
+    "LATENT_MODES",
+]
 
 
 class LatentGenerator(Protocol):
@@ -79,15 +87,28 @@ class LatentLevelCore:
     ``info["latent"]`` holds the share of saturated action entries and the RMS of z per step.
     """
 
-    def __init__(self, generator: LatentGenerator, reward: Any, featurizer: Callable[[np.ndarray], np.ndarray],
-                 n_features: int, n_segments: int = 8, targets: Mapping[str, Sequence[float]] | None = None,
-                 seam: Seam | None = None, n: int = 1, renderer: Any = None, latent_mode: str = "scaled",
-                 radius: float = 1.5, reward_every: str = "segment"):
+    def __init__(
+        self,
+        generator: LatentGenerator,
+        reward: Any,
+        featurizer: Callable[[np.ndarray], np.ndarray],
+        n_features: int,
+        n_segments: int = 8,
+        targets: Mapping[str, Sequence[float]] | None = None,
+        seam: Seam | None = None,
+        n: int = 1,
+        renderer: Any = None,
+        latent_mode: str = "scaled",
+        radius: float = 1.5,
+        reward_every: str = "segment",
+    ):
         if latent_mode not in LATENT_MODES:
             raise EnvConfigError(f"latent_mode = {latent_mode!r}: use one of {', '.join(LATENT_MODES)}")
         if latent_mode != "scaled" and getattr(generator, "prior", None) != "uniform":
-            raise EnvConfigError(f"latent_mode = {latent_mode!r} needs a generator with a uniform [-1, 1] prior "
-                                 "(generator.prior == 'uniform', e.g. rlcreate.levels.gan's generators); use 'scaled'")
+            raise EnvConfigError(
+                f"latent_mode = {latent_mode!r} needs a generator with a uniform [-1, 1] prior "
+                "(generator.prior == 'uniform', e.g. rlcreate.levels.gan's generators); use 'scaled'"
+            )
         if not (isinstance(radius, (int, float)) and not isinstance(radius, bool) and 0 < radius <= 10):
             raise EnvConfigError(f"radius = {radius!r}: must be a number in (0, 10] (residual step in atanh units)")
         if reward_every not in ("segment", "end"):
@@ -151,8 +172,11 @@ class LatentLevelCore:
 
     def observe(self) -> np.ndarray:
         mean = self.feat_sum / np.maximum(self.t, 1)[:, None]
-        tnorm = np.stack([s.normalise(self.target_values[:, j]) for j, s in enumerate(self.targets)], 1) \
-            if self.targets else np.zeros((self.n, 0))
+        tnorm = (
+            np.stack([s.normalise(self.target_values[:, j]) for j, s in enumerate(self.targets)], 1)
+            if self.targets
+            else np.zeros((self.n, 0))
+        )
         seam = self.seam.observe(self.seam_state) if self.seam else np.zeros((self.n, 0))
         parts = [self.last_feat, mean, seam, (self.t / self.n_segments)[:, None], tnorm]
         if self.latent_mode == "residual":
@@ -170,7 +194,7 @@ class LatentLevelCore:
         self.actions[rows, self.t] = a
         self.latents[rows, self.t] = z
         for i, t in enumerate(self.t):
-            self.levels[i, :, t * self.width:(t + 1) * self.width] = segments[i]
+            self.levels[i, :, t * self.width : (t + 1) * self.width] = segments[i]
         done = self.t + 1 >= self.n_segments
         context = {
             "position": (self.t + 0.5) / self.n_segments,
@@ -188,11 +212,14 @@ class LatentLevelCore:
             # the whole level is scored (solved from its start: no seam state), with the actions /
             # latents of all its steps
             whole = {k: v for k, v in context.items() if k not in ("seam_state", "segment_index", "position")}
-            result = self.reward(list(self.levels.copy()), progress=self.progress, **dict(
-                whole, action=self.actions.reshape(self.n, -1), latent=self.latents.reshape(self.n, -1)))
+            result = self.reward(
+                list(self.levels.copy()),
+                progress=self.progress,
+                **dict(whole, action=self.actions.reshape(self.n, -1), latent=self.latents.reshape(self.n, -1)),
+            )
         else:
             result = None
-        stats = {"saturated": (np.abs(raw) > 0.99).mean(axis=1), "norm": np.sqrt((z ** 2).mean(axis=1))}
+        stats = {"saturated": (np.abs(raw) > 0.99).mean(axis=1), "norm": np.sqrt((z**2).mean(axis=1))}
         feats = self.featurizer(segments)
         self.last_feat = feats
         self.feat_sum += feats
@@ -200,8 +227,7 @@ class LatentLevelCore:
             self.seam_state = self.seam.advance(segments, self.seam_state)
         self.t += 1
         self._draw_base(rows)
-        infos = [{"segment": segments[i], "latent": {k: float(v[i]) for k, v in stats.items()}}
-                 for i in range(self.n)]
+        infos = [{"segment": segments[i], "latent": {k: float(v[i]) for k, v in stats.items()}} for i in range(self.n)]
         if result is not None:
             for i in range(self.n):
                 infos[i]["rewards"] = result.per_sample(i)
@@ -221,7 +247,7 @@ class LatentLevelCore:
         for t in np.unique(self.t):  # levels advance in lockstep: one group in practice
             rows = np.flatnonzero(self.t == t)
             end = int(t) * self.width
-            ctx = self.levels[rows, :, max(0, end - self.context_columns):end] if t else None
+            ctx = self.levels[rows, :, max(0, end - self.context_columns) : end] if t else None
             out[rows] = gen.decode(z[rows], context=ctx)
         return out
 
@@ -256,5 +282,6 @@ class LatentLevelEnv(CoreEnv):
     metadata = {"render_modes": ["rgb_array", "ansi"]}
 
     def render(self):
-        return render_grid(self.core.renderer, self.core.levels[0, :, :int(self.core.t[0]) * self.core.width],
-                           self.render_mode)
+        return render_grid(
+            self.core.renderer, self.core.levels[0, :, : int(self.core.t[0]) * self.core.width], self.render_mode
+        )

@@ -36,16 +36,24 @@ TargetMeasure = tuple[Callable[[np.ndarray], np.ndarray], float]
 class TargetControl:
     """Schedule deficits, per-offer gains and potential-based shaping for ``targets`` (see module)."""
 
-    def __init__(self, targets: Sequence[TargetSpec], measures: dict[str, TargetMeasure], n_columns: int,
-                 shaping: float = 0.0, per: int = 16):
+    def __init__(
+        self,
+        targets: Sequence[TargetSpec],
+        measures: dict[str, TargetMeasure],
+        n_columns: int,
+        shaping: float = 0.0,
+        per: int = 16,
+    ):
         self.active = bool(targets) and bool(measures)
         if self.active:
             missing = [t.name for t in targets if t.name not in measures]
             if missing:
                 raise EnvConfigError(f"targets {missing}: no measure for them; use targets among {sorted(measures)}")
         elif shaping > 0:
-            raise EnvConfigError(f"target_shaping = {shaping!r}: the env has no control targets with a measure "
-                                 "to shape; set targets (e.g. enemies, gaps) or target_shaping: 0")
+            raise EnvConfigError(
+                f"target_shaping = {shaping!r}: the env has no control targets with a measure "
+                "to shape; set targets (e.g. enemies, gaps) or target_shaping: 0"
+            )
         self.names = [t.name for t in targets] if self.active else []
         self.fns = [measures[n][0] for n in self.names]
         self.tols = np.array([measures[n][1] for n in self.names], np.float64)
@@ -69,7 +77,7 @@ class TargetControl:
             return np.zeros((n, 0))
         t = prefix.shape[2]
         deficit = (target_values * t / self.per - self.counts(prefix)) / self.tols
-        cols = offered.transpose(0, 2, 1).reshape(n, height, k, 1)           # (n, H, k, 1)
+        cols = offered.transpose(0, 2, 1).reshape(n, height, k, 1)  # (n, H, k, 1)
         if t:
             last = prefix[:, :, -1:]
             pairs = np.concatenate([np.broadcast_to(last[:, :, None], (n, height, k, 1)), cols], 3)

@@ -21,8 +21,7 @@ from rlcreate.envs.core_vec_env import CoreEnv, CoreVecEnv, EnvConfigError
 from rlcreate.envs.token_stream import TokenStreamCore
 from rlcreate.rewards.compose import RewardSet, as_reward_set
 
-__all__ = ["TextTokensCore", "TextTokensVecEnv", "TextTokensEnv", "TextEnvConfigError", "TokenStepper",
-           "LOGPROB_FLOOR"]
+__all__ = ["TextTokensCore", "TextTokensVecEnv", "TextTokensEnv", "TextEnvConfigError", "TokenStepper", "LOGPROB_FLOOR"]
 
 LOGPROB_FLOOR = -30.0  # observed top-k log-probs are clipped here (and -inf, a disallowed slot, maps here)
 
@@ -60,16 +59,25 @@ class TextTokensCore(TokenStreamCore):
     ``reset(rng, rows)`` restarts the given rows with freshly sampled prompts.
     """
 
-    def __init__(self, stepper: TokenStepper, reward: Any, prompts: Sequence[str], n: int = 1,
-                 max_new_tokens: int = 32, min_new_tokens: int = 0, hidden_clip: float = 10.0,
-                 strict_actions: bool = False):
+    def __init__(
+        self,
+        stepper: TokenStepper,
+        reward: Any,
+        prompts: Sequence[str],
+        n: int = 1,
+        max_new_tokens: int = 32,
+        min_new_tokens: int = 0,
+        hidden_clip: float = 10.0,
+        strict_actions: bool = False,
+    ):
         if not isinstance(n, (int, np.integer)) or n < 1:
             raise TextEnvConfigError(f"n_envs = {n!r}: must be an integer >= 1")
         if not isinstance(max_new_tokens, (int, np.integer)) or max_new_tokens < 1:
             raise TextEnvConfigError(f"max_new_tokens = {max_new_tokens!r}: must be an integer >= 1")
         if not 0 <= min_new_tokens <= max_new_tokens:
             raise TextEnvConfigError(
-                f"min_new_tokens = {min_new_tokens!r}: must be between 0 and max_new_tokens ({max_new_tokens})")
+                f"min_new_tokens = {min_new_tokens!r}: must be between 0 and max_new_tokens ({max_new_tokens})"
+            )
         if not hidden_clip > 0:
             raise TextEnvConfigError(f"hidden_clip = {hidden_clip!r}: must be > 0")
         if isinstance(prompts, str) or len(prompts) == 0:
@@ -77,7 +85,8 @@ class TextTokensCore(TokenStreamCore):
         if reward is None:
             raise TextEnvConfigError(
                 "reward = None: pass a RewardSet, a reward module or a callable "
-                "texts -> list[float], e.g. reward=RewardSet([Term('novelty', ...)])")
+                "texts -> list[float], e.g. reward=RewardSet([Term('novelty', ...)])"
+            )
         stepper.encode_prompts(list(prompts))  # validate every prompt once, up front (empty / too long)
         self.stepper = stepper
         self.reward: RewardSet = as_reward_set(reward)
@@ -157,16 +166,26 @@ class TextTokensCore(TokenStreamCore):
             tok = self.stepper.tokenizer
             texts = [tok.decode(self.emitted[i], skip_special_tokens=True) for i in done]
             prompts = [self.row_prompts[i] for i in done]
-            result = self.reward(texts, prompts=prompts, progress=self.progress,
-                                 token_logprobs=[list(self.token_logprobs[i]) for i in done])
+            result = self.reward(
+                texts,
+                prompts=prompts,
+                progress=self.progress,
+                token_logprobs=[list(self.token_logprobs[i]) for i in done],
+            )
             rewards[done] = result.total.astype(np.float32)
             for j, row in enumerate(done):
-                infos[row].update(text=texts[j], prompt=prompts[j], rewards=result.per_sample(j),
-                                  n_tokens=int(self.t[row]), ended_by="eos" if terminated[row] else "length")
+                infos[row].update(
+                    text=texts[j],
+                    prompt=prompts[j],
+                    rewards=result.per_sample(j),
+                    n_tokens=int(self.t[row]),
+                    ended_by="eos" if terminated[row] else "length",
+                )
         return self.observe(), rewards, terminated, truncated, infos
 
 
 # ---------------------------------------------------------------------------------------- VecEnv
+
 
 class TextTokensVecEnv(CoreVecEnv):
     """SB3 ``VecEnv`` writing ``n_envs`` texts at once, one LM forward pass per step.
@@ -194,6 +213,7 @@ class TextTokensVecEnv(CoreVecEnv):
 
 
 # ------------------------------------------------------------------------------------ single env
+
 
 class TextTokensEnv(CoreEnv):
     """Steer a frozen causal LM token by token toward a reward recipe.

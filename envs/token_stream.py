@@ -41,16 +41,18 @@ class TokenStreamCore:
     k: int
     strict_actions: bool
 
-    def _init_offers(self, n: int, k: int, hidden_size: int, hidden_clip: float, strict_actions: bool,
-                     empty_logprob: float = -np.inf) -> None:
+    def _init_offers(
+        self, n: int, k: int, hidden_size: int, hidden_clip: float, strict_actions: bool, empty_logprob: float = -np.inf
+    ) -> None:
         self.n, self.k = int(n), int(k)
         self.hidden_clip, self.strict_actions = float(hidden_clip), bool(strict_actions)
         self.hidden = np.zeros((self.n, hidden_size), np.float32)
         self.topk_logprobs = np.full((self.n, self.k), empty_logprob, np.float32)
         self.topk_ids = np.zeros((self.n, self.k), np.int64)
 
-    def _set_offers(self, hidden: np.ndarray, topk_logprobs: np.ndarray, topk_ids: np.ndarray,
-                    rows: np.ndarray | None = None) -> None:
+    def _set_offers(
+        self, hidden: np.ndarray, topk_logprobs: np.ndarray, topk_ids: np.ndarray, rows: np.ndarray | None = None
+    ) -> None:
         """Keep what the LM offers next (all rows, or ``rows``)."""
         where = slice(None) if rows is None else rows
         self.hidden[where], self.topk_logprobs[where], self.topk_ids[where] = hidden, topk_logprobs, topk_ids
@@ -72,8 +74,10 @@ class TokenStreamCore:
     def _action_infos(self, chosen: np.ndarray, replaced: np.ndarray) -> list[dict]:
         """Per-row infos of a step: the slot executed, whether it replaced the action, and the mask
         of the next observation (``info["action_mask"]``, where Gymnasium-style learners look)."""
-        return [{"executed_action": int(c), "action_replaced": bool(r), "action_mask": m}
-                for c, r, m in zip(chosen, replaced, self.action_masks())]
+        return [
+            {"executed_action": int(c), "action_replaced": bool(r), "action_mask": m}
+            for c, r, m in zip(chosen, replaced, self.action_masks())
+        ]
 
     def _observe_offers(self, floor: float, scaled: bool) -> tuple[np.ndarray, np.ndarray]:
         """``(hidden, top-k log-probs)`` parts of the observation. ``scaled``: hidden / clip in

@@ -39,8 +39,17 @@ from typing import Any
 
 from rlcreate.errors import UserError
 
-__all__ = ["RewardModule", "RewardValueError", "check_values", "NONFINITE_POLICIES", "message_text",
-           "prompt_text", "from_trl_call", "group_ids_from", "groups_of"]
+__all__ = [
+    "RewardModule",
+    "RewardValueError",
+    "check_values",
+    "NONFINITE_POLICIES",
+    "message_text",
+    "prompt_text",
+    "from_trl_call",
+    "group_ids_from",
+    "groups_of",
+]
 
 NONFINITE_POLICIES = ("raise", "clip", "zero")
 
@@ -95,8 +104,9 @@ class RewardModule:
         return f"{type(self).__name__}(name={self.name!r})"
 
 
-def check_values(name: str, values: Any, n: int, nonfinite: str = "raise",
-                 clip_to: tuple[float, float] = (-1e6, 1e6)) -> list[float | None]:
+def check_values(
+    name: str, values: Any, n: int, nonfinite: str = "raise", clip_to: tuple[float, float] = (-1e6, 1e6)
+) -> list[float | None]:
     """Validate one module's output: length ``n``, floats or None, finite per ``nonfinite`` policy.
 
     ``nonfinite``: ``"raise"`` (default) raises naming the module and the sample index; ``"clip"``
@@ -109,11 +119,13 @@ def check_values(name: str, values: Any, n: int, nonfinite: str = "raise",
     except TypeError:
         raise RewardValueError(
             f"reward {name!r} returned {type(values).__name__}, expected a list of {n} floats "
-            "(one per sample, None where not applicable)") from None
+            "(one per sample, None where not applicable)"
+        ) from None
     if len(values) != n:
         raise RewardValueError(
             f"reward {name!r} returned {len(values)} values for a batch of {n} samples; "
-            "return exactly one value per sample (None where not applicable)")
+            "return exactly one value per sample (None where not applicable)"
+        )
     out: list[float | None] = []
     for i, v in enumerate(values):
         if v is None:
@@ -122,13 +134,13 @@ def check_values(name: str, values: Any, n: int, nonfinite: str = "raise",
         try:
             v = float(v)
         except (TypeError, ValueError):
-            raise RewardValueError(
-                f"reward {name!r} returned {v!r} for sample {i}; expected a float or None") from None
+            raise RewardValueError(f"reward {name!r} returned {v!r} for sample {i}; expected a float or None") from None
         if not math.isfinite(v):
             if nonfinite == "raise":
                 raise RewardValueError(
                     f"reward {name!r} returned non-finite value {v} for sample {i}; fix the module or "
-                    "set the reward set's nonfinite policy to 'clip' or 'zero'")
+                    "set the reward set's nonfinite policy to 'clip' or 'zero'"
+                )
             if nonfinite == "zero" or math.isnan(v):
                 v = 0.0
             else:
@@ -148,6 +160,7 @@ def _snake(name: str) -> str:
 
 # ------------------------------------------------------------------------------ TRL's keyword call
 
+
 def message_text(item: Any) -> str:
     """A plain string, or conversational messages (``[{"role", "content"}, ...]``) -> their text.
 
@@ -165,8 +178,9 @@ def message_text(item: Any) -> str:
             if isinstance(content, str):
                 parts.append(content)
             elif isinstance(content, (list, tuple)):
-                parts.extend(b.get("text", "") for b in content
-                             if isinstance(b, dict) and b.get("type", "text") == "text")
+                parts.extend(
+                    b.get("text", "") for b in content if isinstance(b, dict) and b.get("type", "text") == "text"
+                )
         return "\n".join(parts)
     raise TypeError(f"expected a string or a list of {{'role', 'content'}} messages, got {type(item).__name__}")
 
@@ -200,14 +214,19 @@ def from_trl_call(name: str, kwargs: dict) -> tuple[list[str], dict]:
     """
     context = dict(kwargs)
     if context.get("completions") is None:
-        raise TypeError(f"reward {name!r} was called without samples: call it as reward(samples, **context), "
-                        "or as TRL does, with prompts=, completions=, completion_ids= as keywords")
+        raise TypeError(
+            f"reward {name!r} was called without samples: call it as reward(samples, **context), "
+            "or as TRL does, with prompts=, completions=, completion_ids= as keywords"
+        )
     completions = context.pop("completions")
     prompts = context.pop("prompts", None)
     samples = [message_text(c) for c in completions]
     context.setdefault("completion_ids", None)
-    context.update(raw_completions=completions, raw_prompts=prompts,
-                   prompts=None if prompts is None else [prompt_text(p) for p in prompts])
+    context.update(
+        raw_completions=completions,
+        raw_prompts=prompts,
+        prompts=None if prompts is None else [prompt_text(p) for p in prompts],
+    )
     if prompts is not None and "group_ids" not in context:
         context["group_ids"] = group_ids_from(prompts)
     return samples, context
@@ -235,8 +254,10 @@ def groups_of(n: int, context: dict) -> list[list[int]]:
         return [list(range(n))]
     ids = list(ids)
     if len(ids) != n:
-        raise RewardValueError(f"group_ids has {len(ids)} entries for a batch of {n} samples; pass one "
-                               "group id per sample (or prompts=, one per sample)")
+        raise RewardValueError(
+            f"group_ids has {len(ids)} entries for a batch of {n} samples; pass one "
+            "group id per sample (or prompts=, one per sample)"
+        )
     groups: dict[Any, list[int]] = {}
     for i, g in enumerate(ids):
         groups.setdefault(g, []).append(i)

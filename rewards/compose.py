@@ -40,8 +40,8 @@ class Term:
 
 @dataclass
 class RewardResult:
-    total: np.ndarray                       # (n,) float64
-    terms: dict[str, np.ndarray]            # transformed values, NaN where not applicable
+    total: np.ndarray  # (n,) float64
+    terms: dict[str, np.ndarray]  # transformed values, NaN where not applicable
     raw: dict[str, list] = field(default_factory=dict)  # module outputs before transforms
     weights: dict[str, float] = field(default_factory=dict)
 
@@ -76,8 +76,9 @@ class RewardSet:
     def weights_at(self, progress: float = 0.0) -> dict[str, float]:
         return {t.name: t.weight(progress) for t in self.terms}
 
-    def term_values(self, name: str, samples: Sequence[Any], progress: float = 0.0,
-                    **context: Any) -> list[float | None]:
+    def term_values(
+        self, name: str, samples: Sequence[Any], progress: float = 0.0, **context: Any
+    ) -> list[float | None]:
         """One term's transformed values (``None`` kept): what a TRL per-term reward function returns."""
         term = self._term(name)
         raw = check_values(term.name, term.module(samples, **context), len(samples), self.nonfinite)
@@ -93,8 +94,9 @@ class RewardSet:
     @overload
     def __call__(self, samples: None = None, progress: float = 0.0, **context: Any) -> list[float]: ...
 
-    def __call__(self, samples: Sequence[Any] | None = None, progress: float = 0.0,
-                 **context: Any) -> RewardResult | list[float]:
+    def __call__(
+        self, samples: Sequence[Any] | None = None, progress: float = 0.0, **context: Any
+    ) -> RewardResult | list[float]:
         """Score a batch: ``RewardResult`` (total and every term) for ``reward_set(samples, **context)``.
 
         Called the way TRL calls a reward function (``prompts=, completions=, ...`` keywords, no
@@ -146,9 +148,13 @@ class RewardSet:
                 t.transform.reset()
 
     def state_dict(self) -> dict:
-        return {t.name: {"module": t.module.state_dict() if hasattr(t.module, "state_dict") else {},
-                         "transform": t.transform.state_dict() if t.transform is not None else {}}
-                for t in self.terms}
+        return {
+            t.name: {
+                "module": t.module.state_dict() if hasattr(t.module, "state_dict") else {},
+                "transform": t.transform.state_dict() if t.transform is not None else {},
+            }
+            for t in self.terms
+        }
 
     def load_state_dict(self, state: dict) -> None:
         for t in self.terms:

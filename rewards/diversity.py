@@ -29,8 +29,16 @@ from rlcreate.errors import UserError
 from rlcreate.rewards.base import RewardModule
 from rlcreate.rewards.registry import register
 
-__all__ = ["distinct_n", "self_bleu", "vendi_score", "one_hot_flatten", "DiversityInputError",
-           "DistinctNReward", "SelfBLEUDiversity", "VendiContribution"]
+__all__ = [
+    "distinct_n",
+    "self_bleu",
+    "vendi_score",
+    "one_hot_flatten",
+    "DiversityInputError",
+    "DistinctNReward",
+    "SelfBLEUDiversity",
+    "VendiContribution",
+]
 
 
 class DiversityInputError(UserError):
@@ -48,12 +56,13 @@ def _tokens(sample: Any, tokenize: Callable | None) -> list:
         return [col.tobytes() for col in np.ascontiguousarray(sample.T)]
     if isinstance(sample, (list, tuple)):
         return list(sample)
-    raise DiversityInputError(f"cannot read n-grams from a {type(sample).__name__}; pass texts, "
-                              "2-D level grids or token sequences")
+    raise DiversityInputError(
+        f"cannot read n-grams from a {type(sample).__name__}; pass texts, 2-D level grids or token sequences"
+    )
 
 
 def _ngrams(tokens: Sequence, n: int) -> list[tuple]:
-    return [tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
+    return [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
 
 
 def _check_n(n: Any) -> int:
@@ -75,6 +84,7 @@ def distinct_n(samples: Sequence[Any], n: int = 2, tokenize: Callable | None = N
 # ---- self-BLEU ------------------------------------------------------------------------------------
 def _bleu(tokenize: str):
     from sacrebleu.metrics import BLEU
+
     # effective_order: short sentences without 4-gram matches still get a meaningful score
     return BLEU(effective_order=True, tokenize=tokenize)
 
@@ -82,8 +92,10 @@ def _bleu(tokenize: str):
 def _check_texts(samples: Sequence[Any], what: str) -> list[str]:
     bad = [type(s).__name__ for s in samples if not isinstance(s, str)]
     if bad:
-        raise DiversityInputError(f"{what} works on texts; got {bad[0]} (for level grids use "
-                                  "distinct_n over columns or vendi_score of one_hot_flatten)")
+        raise DiversityInputError(
+            f"{what} works on texts; got {bad[0]} (for level grids use "
+            "distinct_n over columns or vendi_score of one_hot_flatten)"
+        )
     return list(samples)
 
 
@@ -122,9 +134,12 @@ def _self_bleu_each(texts: list[str], tokenize: str) -> list[float]:
             clip = second if who == i else top
             total[len(g) - 1] += c
             correct[len(g) - 1] += min(c, clip)
-        ref_len = bleu._get_closest_ref_len(lens[i], lens[:i] + lens[i + 1:])
-        scores.append(bleu.compute_bleu(correct, total, lens[i], ref_len, bleu.smooth_method,
-                                        bleu.smooth_value, bleu.effective_order, order).score)
+        ref_len = bleu._get_closest_ref_len(lens[i], lens[:i] + lens[i + 1 :])
+        scores.append(
+            bleu.compute_bleu(
+                correct, total, lens[i], ref_len, bleu.smooth_method, bleu.smooth_value, bleu.effective_order, order
+            ).score
+        )
     return scores
 
 
@@ -149,8 +164,9 @@ def one_hot_flatten(grids: Any, n_classes: int | None = None) -> np.ndarray:
     """
     g = np.asarray(grids)
     if g.ndim < 2 or not np.issubdtype(g.dtype, np.integer):
-        raise DiversityInputError(f"one_hot_flatten needs integer grids of shape (n, ...); got "
-                                  f"{g.dtype} array of shape {g.shape}")
+        raise DiversityInputError(
+            f"one_hot_flatten needs integer grids of shape (n, ...); got {g.dtype} array of shape {g.shape}"
+        )
     if g.size and g.min() < 0:
         raise DiversityInputError(f"one_hot_flatten needs values >= 0; got {int(g.min())}")
     k = int(g.max()) + 1 if n_classes is None else int(n_classes)
@@ -164,6 +180,7 @@ def one_hot_flatten(grids: Any, n_classes: int | None = None) -> np.ndarray:
 
 def _vendi_of_kernel(K: np.ndarray, q: float) -> float:
     from vendi_score import vendi
+
     with warnings.catch_warnings():
         # vendi_score 0.0.3 tests `type(K) == scipy.sparse.csr.csr_matrix`; that scipy namespace is
         # deprecated (a DeprecationWarning under scipy 1.17) and goes away in scipy 2.0.
@@ -172,6 +189,7 @@ def _vendi_of_kernel(K: np.ndarray, q: float) -> float:
             return float(vendi.score_K(K, q=q))
         except AttributeError:  # scipy >= 2: the same formula, with the package's own entropy
             import scipy.linalg
+
             return float(np.exp(vendi.entropy_q(scipy.linalg.eigvalsh(K / K.shape[0]), q=q)))
 
 
@@ -184,8 +202,10 @@ def _cosine_kernel(X: Any) -> np.ndarray:
         raise DiversityInputError("embeddings contain NaN or inf")
     norm = np.linalg.norm(X, axis=1, keepdims=True)
     if (norm == 0).any():
-        raise DiversityInputError(f"row {int(np.flatnonzero(norm[:, 0] == 0)[0])} is all zeros; "
-                                  "cosine similarity is undefined for a zero embedding")
+        raise DiversityInputError(
+            f"row {int(np.flatnonzero(norm[:, 0] == 0)[0])} is all zeros; "
+            "cosine similarity is undefined for a zero embedding"
+        )
     X = X / norm
     return X @ X.T
 
@@ -233,8 +253,7 @@ class DistinctNReward(RewardModule):
 
     MODES = ("sample", "unique", "loo")
 
-    def __init__(self, n: int = 2, mode: str = "sample", tokenize: Callable | None = None,
-                 name: str | None = None):
+    def __init__(self, n: int = 2, mode: str = "sample", tokenize: Callable | None = None, name: str | None = None):
         super().__init__(name)
         self.n = _check_n(n)
         if mode not in self.MODES:
@@ -252,8 +271,7 @@ class DistinctNReward(RewardModule):
             docs.update(c.keys())
             total.update(c)
         if self.mode == "unique":
-            return [sum(v for g, v in c.items() if docs[g] == 1) / sum(c.values()) if c else None
-                    for c in per]
+            return [sum(v for g, v in c.items() if docs[g] == 1) / sum(c.values()) if c else None for c in per]
         U, T = len(total), sum(total.values())
         full = U / T if T else 0.0
         out: list[float | None] = []
@@ -287,8 +305,10 @@ class SelfBLEUDiversity(RewardModule):
         if len(texts) < 2:
             return [None] * len(texts)
         bleu = _self_bleu_each(texts, self.tokenize)
-        return [None if not t.strip() else min(max(1.0 - b / 100.0, 0.0), 1.0)  # BLEU can read 100.0000001
-                for t, b in zip(texts, bleu)]
+        return [
+            None if not t.strip() else min(max(1.0 - b / 100.0, 0.0), 1.0)  # BLEU can read 100.0000001
+            for t, b in zip(texts, bleu)
+        ]
 
 
 @register("vendi_contribution")
@@ -313,8 +333,9 @@ class VendiContribution(RewardModule):
         if embed == "one_hot":
             embed = one_hot_flatten
         if embed is not None and not callable(embed):
-            raise DiversityInputError(f"embed={embed!r}; pass a callable samples -> (n, d), "
-                                      "'one_hot' for level grids, or None for vectors")
+            raise DiversityInputError(
+                f"embed={embed!r}; pass a callable samples -> (n, d), 'one_hot' for level grids, or None for vectors"
+            )
         self.embed, self.q = embed, float(q)
 
     def score(self, samples: Sequence[Any], **context: Any) -> list[float | None]:

@@ -40,8 +40,14 @@ from rlcreate.errors import UserError
 from rlcreate.rewards.base import RewardModule, check_values, groups_of
 from rlcreate.rewards.registry import get_reward, register
 
-__all__ = ["GroupReward", "QualityDiversity", "GroupRewardError", "greedy_partition",
-           "embedding_partition", "diversity_from_labels"]
+__all__ = [
+    "GroupReward",
+    "QualityDiversity",
+    "GroupRewardError",
+    "greedy_partition",
+    "embedding_partition",
+    "diversity_from_labels",
+]
 
 
 class GroupRewardError(UserError):
@@ -49,6 +55,7 @@ class GroupRewardError(UserError):
 
 
 # ------------------------------------------------------------------------------------ partitions
+
 
 def greedy_partition(n: int, same: Callable[[int, int], bool]) -> np.ndarray:
     """Class labels of ``n`` items, NoveltyBench's way: item ``i`` joins the first existing class
@@ -87,6 +94,7 @@ def diversity_from_labels(labels: np.ndarray, n_scored: int | None = None) -> li
 
 # ------------------------------------------------------------------------------------ base class
 
+
 def _slice_context(context: dict, idx: list[int], n: int) -> dict:
     """Per-sample context lists (length ``n``) cut down to the group; everything else as is."""
     out = {}
@@ -114,14 +122,16 @@ class GroupReward(RewardModule):
         n = len(samples)
         out: list[float | None] = [None] * n
         for idx in groups_of(n, context):
-            vals = check_values(self.name, self.score_group([samples[i] for i in idx],
-                                                            **_slice_context(context, idx, n)), len(idx))
+            vals = check_values(
+                self.name, self.score_group([samples[i] for i in idx], **_slice_context(context, idx, n)), len(idx)
+            )
             for i, v in zip(idx, vals):
                 out[i] = v
         return out
 
 
 # ----------------------------------------------------------------------------- quality x diversity
+
 
 def _quality_set(spec: Any):
     """``{name: weight | {reward, weight, transform, args}}``, a RewardSet or a reward -> a RewardSet."""
@@ -135,12 +145,15 @@ def _quality_set(spec: Any):
     for name, term in spec.items():
         term = {"weight": term} if isinstance(term, (int, float)) and not isinstance(term, bool) else term
         if not isinstance(term, dict):
-            raise GroupRewardError(f"quality.{name} = {term!r}: write a weight or "
-                                   "{reward: NAME, weight: W, transform: ..., args: {...}}")
+            raise GroupRewardError(
+                f"quality.{name} = {term!r}: write a weight or "
+                "{reward: NAME, weight: W, transform: ..., args: {...}}"
+            )
         unknown = set(term) - {"reward", "weight", "transform", "args"}
         if unknown:
-            raise GroupRewardError(f"quality.{name}: unknown keys {sorted(unknown)}; "
-                                   "known: reward, weight, transform, args")
+            raise GroupRewardError(
+                f"quality.{name}: unknown keys {sorted(unknown)}; known: reward, weight, transform, args"
+            )
         module = get_reward(str(term.get("reward", name)), **dict(term.get("args") or {}))
         terms.append(Term(name, module, term.get("weight", 1.0), term.get("transform")))
     return RewardSet(terms)
@@ -178,8 +191,10 @@ class QualityDiversity(RewardModule):
             # by name: the text domain registers group_diversity (this layer imports no domain)
             diversity = get_reward("group_diversity", **(diversity or {}))
         if not callable(diversity):
-            raise GroupRewardError(f"diversity = {diversity!r}: pass GroupDiversity keyword arguments "
-                                   "(e.g. {threshold: 0.75}) or a group reward module")
+            raise GroupRewardError(
+                f"diversity = {diversity!r}: pass GroupDiversity keyword arguments "
+                "(e.g. {threshold: 0.75}) or a group reward module"
+            )
         self.diversity = diversity
         if isinstance(floor, bool) or not isinstance(floor, (int, float)) or not 0 <= floor <= 1:
             raise GroupRewardError(f"floor = {floor!r}: must be in [0, 1]")

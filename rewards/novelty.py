@@ -32,8 +32,16 @@ from rlcreate.errors import UserError
 from rlcreate.rewards.base import RewardModule
 from rlcreate.rewards.registry import register
 
-__all__ = ["NoveltyArchive", "NoveltyReward", "NoveltyConfigError",
-           "METRICS", "INSERTION_RULES", "EVICTION_RULES", "COMBINE_RULES", "AGAINST"]
+__all__ = [
+    "NoveltyArchive",
+    "NoveltyReward",
+    "NoveltyConfigError",
+    "METRICS",
+    "INSERTION_RULES",
+    "EVICTION_RULES",
+    "COMBINE_RULES",
+    "AGAINST",
+]
 
 METRICS = ("euclidean", "cosine", "hamming")
 INSERTION_RULES = ("threshold", "random", "all")
@@ -121,13 +129,25 @@ class NoveltyArchive:
     ``"threshold"`` rule: with an empty memory everything is new.
     """
 
-    def __init__(self, reference: np.ndarray | None = None, *, k: int = 15,
-                 metric: str = "euclidean", capacity: int = 10_000, insertion: str = "threshold",
-                 threshold: float | None = None, p_insert: float = 0.1,
-                 adapt_window: int | None = 2500, raise_above: int = 4,
-                 raise_factor: float = 1.2, lower_factor: float = 0.95,
-                 eviction: str = "fifo", combine: str = "pooled", seed: int = 0,
-                 n_values: int | None = None):
+    def __init__(
+        self,
+        reference: np.ndarray | None = None,
+        *,
+        k: int = 15,
+        metric: str = "euclidean",
+        capacity: int = 10_000,
+        insertion: str = "threshold",
+        threshold: float | None = None,
+        p_insert: float = 0.1,
+        adapt_window: int | None = 2500,
+        raise_above: int = 4,
+        raise_factor: float = 1.2,
+        lower_factor: float = 0.95,
+        eviction: str = "fifo",
+        combine: str = "pooled",
+        seed: int = 0,
+        n_values: int | None = None,
+    ):
         self.k = _positive_int("k", k)
         self.metric = _choice("metric", metric, METRICS)
         self.capacity = _positive_int("capacity", capacity)
@@ -135,23 +155,29 @@ class NoveltyArchive:
         self.eviction = _choice("eviction", eviction, EVICTION_RULES)
         self.combine = _choice("combine", combine, COMBINE_RULES)
         if threshold is not None and not (np.isfinite(threshold) and threshold >= 0):
-            raise NoveltyConfigError(f"threshold={threshold!r} must be a finite number >= 0, or None "
-                                     "to start from the first batch's median novelty")
+            raise NoveltyConfigError(
+                f"threshold={threshold!r} must be a finite number >= 0, or None "
+                "to start from the first batch's median novelty"
+            )
         if not 0.0 <= p_insert <= 1.0:
             raise NoveltyConfigError(f"p_insert={p_insert!r} must be a probability in [0, 1]")
         if adapt_window is not None:
             adapt_window = _positive_int("adapt_window", adapt_window)
         if not (raise_factor >= 1.0 and 0.0 < lower_factor <= 1.0):
-            raise NoveltyConfigError(f"raise_factor={raise_factor!r} must be >= 1 and lower_factor="
-                                     f"{lower_factor!r} in (0, 1] so the threshold moves the right way")
+            raise NoveltyConfigError(
+                f"raise_factor={raise_factor!r} must be >= 1 and lower_factor="
+                f"{lower_factor!r} in (0, 1] so the threshold moves the right way"
+            )
         self.initial_threshold = None if threshold is None else float(threshold)
         self.p_insert = float(p_insert)
         self.adapt_window, self.raise_above = adapt_window, int(raise_above)
         self.raise_factor, self.lower_factor = float(raise_factor), float(lower_factor)
         self.seed = int(seed)
         if n_values is not None and (self.metric != "hamming" or not 2 <= int(n_values) <= 64):
-            raise NoveltyConfigError(f"n_values={n_values!r} applies to metric='hamming' over integer rows "
-                                     "with values in [0, n_values), 2 <= n_values <= 64")
+            raise NoveltyConfigError(
+                f"n_values={n_values!r} applies to metric='hamming' over integer rows "
+                "with values in [0, n_values), 2 <= n_values <= 64"
+            )
         self.n_values = None if n_values is None else int(n_values)
 
         self.reference: np.ndarray | None = None
@@ -174,7 +200,7 @@ class NoveltyArchive:
     # ---- state -------------------------------------------------------------------------------
     def reset(self) -> None:
         """Empty the archive, restore the initial threshold and re-seed; the reference stays."""
-        self._buf = np.zeros((0, 0))      # (capacity, dim), allocated on first insertion
+        self._buf = np.zeros((0, 0))  # (capacity, dim), allocated on first insertion
         self._stamp = np.full(self.capacity, -1, dtype=np.int64)  # insertion counter per slot
         self._size = 0
         self._inserted_total = 0
@@ -198,8 +224,8 @@ class NoveltyArchive:
         """Mutable state (archive, threshold, counters, RNG); the reference is not included —
         it is rebuilt from its source. Use :meth:`save` for a self-contained file."""
         return {
-            "slots": self._buf[:self._size].copy() if self._size else np.zeros((0, self.dim or 0)),
-            "stamps": self._stamp[:self._size].copy(),
+            "slots": self._buf[: self._size].copy() if self._size else np.zeros((0, self.dim or 0)),
+            "stamps": self._stamp[: self._size].copy(),
             "threshold": np.nan if self.threshold is None else self.threshold,
             "inserted_total": self._inserted_total,
             "window_evals": self._window_evals,
@@ -213,16 +239,18 @@ class NoveltyArchive:
         if len(slots):
             slots = self._as_rows(slots, "state['slots']")
             if len(slots) > self.capacity:
-                raise NoveltyConfigError(f"state has {len(slots)} archive entries but capacity is "
-                                         f"{self.capacity}; build the archive with capacity >= {len(slots)}")
+                raise NoveltyConfigError(
+                    f"state has {len(slots)} archive entries but capacity is "
+                    f"{self.capacity}; build the archive with capacity >= {len(slots)}"
+                )
             # Same slots and stamps as saved, so FIFO and random eviction continue exactly.
             self._ensure_buffer(slots)
             self._size = len(slots)
-            self._buf[:self._size] = slots
+            self._buf[: self._size] = slots
             if self.n_values:
-                self._codes[:self._size] = _onehot_codes(slots, self.n_values)
-            self._sqnorm[:self._size] = (slots.astype(np.float64) ** 2).sum(axis=1)
-            self._stamp[:self._size] = np.asarray(state["stamps"], dtype=np.int64)
+                self._codes[: self._size] = _onehot_codes(slots, self.n_values)
+            self._sqnorm[: self._size] = (slots.astype(np.float64) ** 2).sum(axis=1)
+            self._stamp[: self._size] = np.asarray(state["stamps"], dtype=np.int64)
         thr = float(state["threshold"])
         self.threshold = None if np.isnan(thr) else thr
         self._inserted_total = int(state["inserted_total"])
@@ -232,20 +260,33 @@ class NoveltyArchive:
         self._rng.bit_generator.state = loads_json(str(state["rng"]), "novelty archive rng")
 
     def _settings(self) -> dict:
-        return dict(k=self.k, metric=self.metric, capacity=self.capacity, insertion=self.insertion,
-                    threshold=self.initial_threshold, p_insert=self.p_insert,
-                    adapt_window=self.adapt_window, raise_above=self.raise_above,
-                    raise_factor=self.raise_factor, lower_factor=self.lower_factor,
-                    eviction=self.eviction, combine=self.combine, seed=self.seed, n_values=self.n_values)
+        return dict(
+            k=self.k,
+            metric=self.metric,
+            capacity=self.capacity,
+            insertion=self.insertion,
+            threshold=self.initial_threshold,
+            p_insert=self.p_insert,
+            adapt_window=self.adapt_window,
+            raise_above=self.raise_above,
+            raise_factor=self.raise_factor,
+            lower_factor=self.lower_factor,
+            eviction=self.eviction,
+            combine=self.combine,
+            seed=self.seed,
+            n_values=self.n_values,
+        )
 
     def save(self, path: str | Path) -> Path:
         """Write settings, reference and state to one ``.npz`` file (no pickle)."""
         path = Path(path)
         state = self.state_dict()
         np.savez_compressed(
-            path, settings=json.dumps(self._settings()),
+            path,
+            settings=json.dumps(self._settings()),
             reference=self.reference if self.reference is not None else np.zeros((0, 0)),
-            **state)
+            **state,
+        )
         return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
 
     @classmethod
@@ -258,8 +299,7 @@ class NoveltyArchive:
             settings = loads_json(str(data["settings"]), f"{path}: settings")
             ref = data["reference"]
             obj = cls(ref if ref.size else None, **settings)
-            obj.load_state_dict({key: data[key] for key in data.files
-                                 if key not in ("settings", "reference")})
+            obj.load_state_dict({key: data[key] for key in data.files if key not in ("settings", "reference")})
         return obj
 
     # ---- queries -------------------------------------------------------------------------------
@@ -288,7 +328,7 @@ class NoveltyArchive:
             return per_set.min(axis=0) if self.combine == "min" else per_set.mean(axis=0)
         pooled = np.concatenate(sets, axis=1)
         pooled.sort(axis=1)
-        return pooled[:, :self.k].mean(axis=1)
+        return pooled[:, : self.k].mean(axis=1)
 
     def _archive_knn(self, X: np.ndarray, within_batch: bool) -> np.ndarray:
         parts = []
@@ -308,9 +348,9 @@ class NoveltyArchive:
 
     def _archive_nearest(self, X: np.ndarray, kk: int) -> np.ndarray:
         """Distances from each row of X to its kk nearest archive entries, shape (n, kk)."""
-        Y = self._buf[:self._size]  # live entries are a prefix: slots fill in order, then get reused
+        Y = self._buf[: self._size]  # live entries are a prefix: slots fill in order, then get reused
         if self.metric == "hamming" and self.n_values:
-            return _CodesIndex(self._codes[:self._size], X.shape[1], self.n_values).kneighbors(X, kk)[0]
+            return _CodesIndex(self._codes[: self._size], X.shape[1], self.n_values).kneighbors(X, kk)[0]
         if self.metric == "hamming":
             d = pairwise_distances(X, Y, metric="hamming")
             return np.partition(d, kk - 1, axis=1)[:, :kk] if kk < d.shape[1] else d
@@ -321,10 +361,13 @@ class NoveltyArchive:
         if self.metric == "cosine":
             approx = -(_unit(X) @ Y.T)
         else:
-            approx = self._sqnorm[:self._size][None, :] - 2.0 * (X @ Y.T)  # |x|^2 is constant per row
-        idx = np.argpartition(approx, kk - 1, axis=1)[:, :kk] if kk < len(Y) else \
-            np.broadcast_to(np.arange(len(Y)), (len(X), len(Y)))
-        cand = Y[idx].astype(np.float64)                       # (n, kk, dim)
+            approx = self._sqnorm[: self._size][None, :] - 2.0 * (X @ Y.T)  # |x|^2 is constant per row
+        idx = (
+            np.argpartition(approx, kk - 1, axis=1)[:, :kk]
+            if kk < len(Y)
+            else np.broadcast_to(np.arange(len(Y)), (len(X), len(Y)))
+        )
+        cand = Y[idx].astype(np.float64)  # (n, kk, dim)
         x = X.astype(np.float64)[:, None, :]
         if self.metric == "cosine":
             return np.maximum(1.0 - np.einsum("nkd,nkd->nk", _unit(x), cand), 0.0)
@@ -400,7 +443,8 @@ class NoveltyArchive:
         X = np.asarray(X)
         if X.ndim < 2:
             raise NoveltyConfigError(
-                f"{what} has shape {X.shape}; expected (n, d) embeddings or (n, ...) grids, one row per sample")
+                f"{what} has shape {X.shape}; expected (n, d) embeddings or (n, ...) grids, one row per sample"
+            )
         X = X.reshape(len(X), -1)
         if not np.issubdtype(X.dtype, np.number) and X.dtype != bool:
             raise NoveltyConfigError(f"{what} has dtype {X.dtype}; expected numbers")
@@ -413,13 +457,16 @@ class NoveltyArchive:
         elif X.shape[1] != self.dim:
             raise NoveltyConfigError(
                 f"{what} rows have {X.shape[1]} values but this archive holds {self.dim}-value rows "
-                f"(shape {X.shape}); embed every sample the same way as the reference")
+                f"(shape {X.shape}); embed every sample the same way as the reference"
+            )
         return X
 
     def __repr__(self) -> str:
         ref = 0 if self.reference is None else len(self.reference)
-        return (f"NoveltyArchive(k={self.k}, metric={self.metric!r}, reference={ref}, "
-                f"archive={self._size}/{self.capacity}, insertion={self.insertion!r})")
+        return (
+            f"NoveltyArchive(k={self.k}, metric={self.metric!r}, reference={ref}, "
+            f"archive={self._size}/{self.capacity}, insertion={self.insertion!r})"
+        )
 
 
 @register("novelty")
@@ -452,15 +499,23 @@ class NoveltyReward(RewardModule):
         update: insert into the archive after scoring.
     """
 
-    def __init__(self, archive: NoveltyArchive | dict | None = None, embed: Callable | None = None, *,
-                 against: str = "both", within_batch: bool = True, update: bool = True,
-                 name: str | None = None):
+    def __init__(
+        self,
+        archive: NoveltyArchive | dict | None = None,
+        embed: Callable | None = None,
+        *,
+        against: str = "both",
+        within_batch: bool = True,
+        update: bool = True,
+        name: str | None = None,
+    ):
         super().__init__(name)
         if archive is None or isinstance(archive, dict):  # settings from a recipe
             archive = NoveltyArchive(**(archive or {}))
         if not isinstance(archive, NoveltyArchive):
-            raise NoveltyConfigError(f"archive must be a NoveltyArchive or a dict of its settings, "
-                                     f"got {type(archive).__name__}")
+            raise NoveltyConfigError(
+                f"archive must be a NoveltyArchive or a dict of its settings, got {type(archive).__name__}"
+            )
         self.archive = archive
         if embed is not None and not callable(embed):
             raise NoveltyConfigError(f"embed={embed!r} is not callable; pass samples -> (n, d) array or None")
@@ -474,8 +529,9 @@ class NoveltyReward(RewardModule):
             return []
         E = np.asarray(self.embed(samples) if self.embed is not None else samples)
         if len(E) != len(samples):
-            raise NoveltyConfigError(f"embed returned {len(E)} rows for {len(samples)} samples; "
-                                     "it must return one embedding per sample")
+            raise NoveltyConfigError(
+                f"embed returned {len(E)} rows for {len(samples)} samples; it must return one embedding per sample"
+            )
         nov = self.archive.novelty(E, self.against, within_batch=self.within_batch)
         if self.update:
             self.archive.add(E, novelty=nov if self.against == "both" else None)

@@ -21,8 +21,7 @@ from typing import Any
 from rlcreate.errors import UserError
 from rlcreate.rewards.base import RewardModule
 
-__all__ = ["register", "get_reward", "available_rewards", "UnknownRewardError", "FunctionReward",
-           "add_reward_modules"]
+__all__ = ["register", "get_reward", "available_rewards", "UnknownRewardError", "FunctionReward", "add_reward_modules"]
 
 _REGISTRY: dict[str, Callable] = {}
 # Modules whose import registers rewards; imported lazily on first lookup so that
@@ -74,8 +73,10 @@ def register(name: Any = None, *, overwrite: bool = False):
     def deco(obj):
         key = name if isinstance(name, str) else (getattr(obj, "name", "") or obj.__name__)
         if key in _REGISTRY and _REGISTRY[key] is not obj and not overwrite:
-            raise ValueError(f"a reward named {key!r} is already registered ({_REGISTRY[key]!r}); "
-                             "pick another name or pass overwrite=True")
+            raise ValueError(
+                f"a reward named {key!r} is already registered ({_REGISTRY[key]!r}); "
+                "pick another name or pass overwrite=True"
+            )
         if isinstance(obj, type) and issubclass(obj, RewardModule) and not obj.name:
             obj.name = key
         _REGISTRY[key] = obj
@@ -133,7 +134,8 @@ def get_reward(name: str, **kwargs: Any) -> Callable:
             hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
             raise UnknownRewardError(
                 f"unknown reward {name!r}.{hint} Registered: {sorted(_REGISTRY)}; or give a user "
-                "reward as 'package.module:callable'")
+                "reward as 'package.module:callable'"
+            )
         obj = _REGISTRY[name]
     if isinstance(obj, type):
         return obj(**kwargs)
@@ -151,8 +153,10 @@ def _import_path(path: str) -> Any:
     try:
         mod = importlib.import_module(mod_name)
     except ImportError as exc:
-        raise UnknownRewardError(f"cannot import module {mod_name!r} for reward {path!r}: {exc}; "
-                                 "check the path is 'package.module:callable' and the package is installed") from None
+        raise UnknownRewardError(
+            f"cannot import module {mod_name!r} for reward {path!r}: {exc}; "
+            "check the path is 'package.module:callable' and the package is installed"
+        ) from None
     obj = mod
     for part in attr.split("."):
         if not hasattr(obj, part):
@@ -164,6 +168,8 @@ def _import_path(path: str) -> Any:
         return obj
     if any(obj is v or getattr(v, "__wrapped__", None) is obj for v in _REGISTRY.values()):
         return obj
-    raise UnknownRewardError(f"reward {path!r} is a {type(obj).__name__}, not a reward: a 'package.module:Name' "
-                             "path must name a RewardModule subclass or a function decorated with "
-                             "@rlcreate.rewards.register")
+    raise UnknownRewardError(
+        f"reward {path!r} is a {type(obj).__name__}, not a reward: a 'package.module:Name' "
+        "path must name a RewardModule subclass or a function decorated with "
+        "@rlcreate.rewards.register"
+    )

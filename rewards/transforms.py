@@ -34,8 +34,17 @@ import numpy as np
 
 from rlcreate.errors import UserError
 
-__all__ = ["Transform", "RunningNorm", "Clip", "SweetSpot", "Chain", "make_transform",
-           "Schedule", "make_weight", "RecipeValueError"]
+__all__ = [
+    "Transform",
+    "RunningNorm",
+    "Clip",
+    "SweetSpot",
+    "Chain",
+    "make_transform",
+    "Schedule",
+    "make_weight",
+    "RecipeValueError",
+]
 
 
 class RecipeValueError(UserError):
@@ -88,7 +97,7 @@ class RunningNorm(Transform):
             total = self.count + n
             delta = mean - self.mean
             self.mean += delta * n / total
-            self.m2 += m2 + delta ** 2 * self.count * n / total
+            self.m2 += m2 + delta**2 * self.count * n / total
             self.count = total
         std = math.sqrt(self.m2 / self.count) if self.count > 1 else 1.0
         return np.clip((x - self.mean) / (std + self.eps), -self.clip, self.clip)
@@ -121,8 +130,10 @@ class SweetSpot(Transform):
         self.target = _finite("sweet_spot target", target)
         self.width = _finite("sweet_spot width", width)
         if self.width <= 0:
-            raise RecipeValueError(f"sweet_spot width = {width!r} must be > 0 (how far from the target "
-                                   "the reward halves, roughly); try 0.1")
+            raise RecipeValueError(
+                f"sweet_spot width = {width!r} must be > 0 (how far from the target "
+                "the reward halves, roughly); try 0.1"
+            )
         if shape not in ("gaussian", "triangle"):
             raise RecipeValueError(f"sweet_spot shape = {shape!r}; use 'gaussian' or 'triangle'")
         self.shape = shape
@@ -167,14 +178,17 @@ def make_transform(spec: Any, field: str = "transform") -> Transform | None:
     if isinstance(spec, str):
         spec = {spec: {}}
     if not isinstance(spec, dict) or len(spec) != 1:
-        raise RecipeValueError(f"{field} = {spec!r}: write one of {sorted(_TRANSFORMS)} "
-                               "(e.g. {sweet_spot: {target: 0.3, width: 0.1}}) or a list of them")
-    (kind, args), = spec.items()
+        raise RecipeValueError(
+            f"{field} = {spec!r}: write one of {sorted(_TRANSFORMS)} "
+            "(e.g. {sweet_spot: {target: 0.3, width: 0.1}}) or a list of them"
+        )
+    ((kind, args),) = spec.items()
     if kind not in _TRANSFORMS:
         from rlcreate.validate import suggest
 
-        raise RecipeValueError(f"{field}: unknown transform {kind!r}; known: {sorted(_TRANSFORMS)}."
-                               f"{suggest(kind, _TRANSFORMS)}")
+        raise RecipeValueError(
+            f"{field}: unknown transform {kind!r}; known: {sorted(_TRANSFORMS)}.{suggest(kind, _TRANSFORMS)}"
+        )
     cls = _TRANSFORMS[kind]
     try:
         if isinstance(args, (list, tuple)):
@@ -197,8 +211,16 @@ class Schedule:
 
     KINDS = ("constant", "linear", "cosine", "step")
 
-    def __init__(self, kind: str = "constant", start: float = 1.0, end: float | None = None,
-                 begin: float = 0.0, until: float = 1.0, at: float = 0.5, field: str = "weight"):
+    def __init__(
+        self,
+        kind: str = "constant",
+        start: float = 1.0,
+        end: float | None = None,
+        begin: float = 0.0,
+        until: float = 1.0,
+        at: float = 0.5,
+        field: str = "weight",
+    ):
         if kind not in self.KINDS:
             raise RecipeValueError(f"{field}.schedule = {kind!r}; use one of {self.KINDS}")
         self.kind = kind
@@ -236,7 +258,9 @@ def make_weight(spec: Any, field: str = "weight") -> Schedule:
         if unknown:
             raise RecipeValueError(f"{field}: unknown schedule keys {sorted(unknown)}; known: {sorted(known)}")
         if "start" not in spec:  # {} or a schedule without its start value is a typo, not weight 1
-            raise RecipeValueError(f"{field} = {spec!r}: a schedule needs at least start, e.g. "
-                                   "{schedule: linear, start: 0.0, end: 1.0}; or write a number")
+            raise RecipeValueError(
+                f"{field} = {spec!r}: a schedule needs at least start, e.g. "
+                "{schedule: linear, start: 0.0, end: 1.0}; or write a number"
+            )
         return Schedule(kind, field=field, **args)
     return Schedule("constant", start=_finite(field, spec), field=field)

@@ -70,13 +70,17 @@ class TRLRewardFunc:
         self.scheduled = matches[0].weight.kind != "constant"
         self._weight = matches[0].weight
 
-    def __call__(self, prompts: Any = None, completions: Any = None, completion_ids: Any = None,
-                 **kwargs: Any) -> list[float | None]:
+    def __call__(
+        self, prompts: Any = None, completions: Any = None, completion_ids: Any = None, **kwargs: Any
+    ) -> list[float | None]:
         if completions is None:
-            raise TypeError(f"reward {self.term_name!r} was called without completions=; TRL passes "
-                            "prompts=, completions=, completion_ids= as keywords")
-        samples, context = from_trl_call(self.term_name, dict(kwargs, prompts=prompts, completions=completions,
-                                                              completion_ids=completion_ids))
+            raise TypeError(
+                f"reward {self.term_name!r} was called without completions=; TRL passes "
+                "prompts=, completions=, completion_ids= as keywords"
+            )
+        samples, context = from_trl_call(
+            self.term_name, dict(kwargs, prompts=prompts, completions=completions, completion_ids=completion_ids)
+        )
         progress = training_progress(kwargs.get("trainer_state"))
         values = self.reward_set.term_values(self.term_name, samples, progress=progress, **context)
         if self.scheduled:

@@ -80,9 +80,11 @@ def check_can_finish(asm: Assembly) -> None:
     trainer = asm.trainer
     missing = asm.domain.cannot_finish(trainer.produces)
     if missing:
-        raise RecipeError(f"env.id = {asm.recipe.env_id!r} with trainer.algo = {asm.recipe.trainer.algo!r}: the "
-                          f"{asm.domain.name!r} domain cannot finish a run: it does not implement "
-                          f"{', '.join(missing)}; add it to the domain, or use a trainer.algo whose model it can use")
+        raise RecipeError(
+            f"env.id = {asm.recipe.env_id!r} with trainer.algo = {asm.recipe.trainer.algo!r}: the "
+            f"{asm.domain.name!r} domain cannot finish a run: it does not implement "
+            f"{', '.join(missing)}; add it to the domain, or use a trainer.algo whose model it can use"
+        )
 
 
 def call_env_factory(factory: Callable, kwargs: dict, **fixed: Any):
@@ -93,8 +95,10 @@ def call_env_factory(factory: Callable, kwargs: dict, **fixed: Any):
     known = [n for n, p in params.items() if p.kind is p.KEYWORD_ONLY or p.kind is p.POSITIONAL_OR_KEYWORD]
     for key in kwargs:
         if key in fixed:
-            raise RecipeError(f"env.kwargs.{key}: set by rlcreate from the recipe (trainer / targets / "
-                              "rewards sections); remove it from env.kwargs")
+            raise RecipeError(
+                f"env.kwargs.{key}: set by rlcreate from the recipe (trainer / targets / "
+                "rewards sections); remove it from env.kwargs"
+            )
         if not takes_any and key not in known:
             allowed = sorted(set(known) - set(fixed))
             raise RecipeError(f"env.kwargs: unknown key {key!r}.{suggest(key, allowed)} Known keys: {allowed}")
@@ -103,10 +107,13 @@ def call_env_factory(factory: Callable, kwargs: dict, **fixed: Any):
     except TypeError as exc:
         m = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
         if not m:  # a value of the wrong type (min_prob: "abc"): a recipe mistake, not a crash
-            raise RecipeError(f"env.kwargs = {kwargs!r}: {exc}; see the environment's docstring for its "
-                              "arguments and their types") from None
-        raise RecipeError(f"env.kwargs: unknown key {m.group(1)!r}.{suggest(m.group(1), known)} "
-                          f"See the environment's docstring for its arguments") from None
+            raise RecipeError(
+                f"env.kwargs = {kwargs!r}: {exc}; see the environment's docstring for its arguments and their types"
+            ) from None
+        raise RecipeError(
+            f"env.kwargs: unknown key {m.group(1)!r}.{suggest(m.group(1), known)} "
+            f"See the environment's docstring for its arguments"
+        ) from None
     except UserError as exc:
         if str(exc).startswith("env.kwargs"):
             raise
@@ -135,9 +142,11 @@ def dry_run(asm: Assembly, max_steps: int = 10_000) -> None:
     except UserError as exc:
         raise RecipeError(f"rewards: a dry-run episode of {asm.recipe.env_id} failed: {exc}") from None
     except Exception as exc:  # a reward or env that cannot run this recipe: say which, don't crash
-        raise RecipeError(f"rewards: a dry-run episode of {asm.recipe.env_id} failed ({type(exc).__name__}: "
-                          f"{exc}); check that every term's reward scores this environment's artifacts "
-                          f"(`rlcreate rewards` lists them by kind)") from None
+        raise RecipeError(
+            f"rewards: a dry-run episode of {asm.recipe.env_id} failed ({type(exc).__name__}: "
+            f"{exc}); check that every term's reward scores this environment's artifacts "
+            f"(`rlcreate rewards` lists them by kind)"
+        ) from None
     finally:
         venv.close()
         asm.reward_set.load_state_dict(state)

@@ -19,8 +19,22 @@ from typing import Any
 
 __all__ = ["environment", "finish", "write_json"]
 
-PACKAGES = ("rlcreate", "torch", "numpy", "gymnasium", "stable-baselines3", "sb3-contrib", "transformers", "trl",
-            "peft", "sentence-transformers", "faiss-cpu", "scikit-learn", "numba", "ray")
+PACKAGES = (
+    "rlcreate",
+    "torch",
+    "numpy",
+    "gymnasium",
+    "stable-baselines3",
+    "sb3-contrib",
+    "transformers",
+    "trl",
+    "peft",
+    "sentence-transformers",
+    "faiss-cpu",
+    "scikit-learn",
+    "numba",
+    "ray",
+)
 
 
 def _version(name: str) -> str | None:
@@ -38,10 +52,15 @@ def environment(settings: dict | None = None, command: str | None = None) -> dic
     return {
         "command": command or " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "settings": settings or {},
-        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                    "cpu_count": os.cpu_count(), "python": platform.python_version(),
-                    "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "torch_threads": threads,
-                    "load_avg_at_start": list(os.getloadavg())},
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(),
+            "python": platform.python_version(),
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+            "torch_threads": threads,
+            "load_avg_at_start": list(os.getloadavg()),
+        },
         "versions": {p: v for p in PACKAGES if (v := _version(p)) is not None},
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "_t0": time.perf_counter(),

@@ -57,8 +57,9 @@ def _parse_targets(text: str | None) -> dict[str, float]:
         try:
             number = float(value)
         except ValueError:
-            raise UserError(f"--targets {text!r}: write name=value pairs separated by commas, "
-                            "e.g. --targets enemies=2,gaps=1") from None
+            raise UserError(
+                f"--targets {text!r}: write name=value pairs separated by commas, e.g. --targets enemies=2,gaps=1"
+            ) from None
         if not math.isfinite(number) or number < 0:
             raise UserError(f"--targets {name.strip()}={value.strip()}: a target must be a finite number >= 0")
         out[name.strip()] = number
@@ -87,13 +88,14 @@ def cmd_train(args) -> int:
         elif args.resume and (run_dir / "config.yaml").is_file():
             saved = load_recipe(run_dir / "config.yaml")
             if _comparable(saved) != _comparable(recipe):
-                raise UserError(f"--resume: {args.recipe} differs from the recipe {run_dir}/config.yaml was trained "
-                                f"with; resume with `rlcreate train {run_dir} --resume`, or train a new --name")
+                raise UserError(
+                    f"--resume: {args.recipe} differs from the recipe {run_dir}/config.yaml was trained "
+                    f"with; resume with `rlcreate train {run_dir} --resume`, or train a new --name"
+                )
             recipe = saved
         if args.steps:
             trainer_for(recipe.trainer.algo).set_budget(recipe, args.steps)
-        summary = train_run(recipe, run_dir, progress_bar=not args.quiet, resume=args.resume,
-                            overwrite=args.overwrite)
+        summary = train_run(recipe, run_dir, progress_bar=not args.quiet, resume=args.resume, overwrite=args.overwrite)
     if summary or process_is_main():
         print(f"run written to {run_dir}")
         _print_means(summary)
@@ -143,9 +145,11 @@ def cmd_check(args) -> int:
 
     recipe = load_recipe(args.recipe)
     asm = check_recipe(recipe)
-    print(f"{args.recipe}: OK — env {recipe.env_id} (domain {asm.domain.name}, built), rewards "
-          f"{asm.reward_set.names}, targets {sorted(recipe.targets)}, trainer {recipe.trainer.algo} "
-          f"({asm.trainer.name}) x {asm.trainer.budget(recipe)} steps")
+    print(
+        f"{args.recipe}: OK — env {recipe.env_id} (domain {asm.domain.name}, built), rewards "
+        f"{asm.reward_set.names}, targets {sorted(recipe.targets)}, trainer {recipe.trainer.algo} "
+        f"({asm.trainer.name}) x {asm.trainer.budget(recipe)} steps"
+    )
     return 0
 
 
@@ -166,23 +170,34 @@ def _print_means(summary: dict) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rlcreate", description="Steer pretrained generators with RL "
-                                "toward creative objectives.")
+    p = argparse.ArgumentParser(
+        prog="rlcreate", description="Steer pretrained generators with RL toward creative objectives."
+    )
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = p.add_subparsers(dest="command", required=True)
 
     for command, helptext, algo in (
-            ("train", "train a recipe with its trainer (PPO / MaskablePPO / GRPO) into runs/<name>/", None),
-            ("finetune", "alias of train with trainer.algo: grpo (TRL GRPO + LoRA on the LM itself)", "grpo")):
+        ("train", "train a recipe with its trainer (PPO / MaskablePPO / GRPO) into runs/<name>/", None),
+        ("finetune", "alias of train with trainer.algo: grpo (TRL GRPO + LoRA on the LM itself)", "grpo"),
+    ):
         t = sub.add_parser(command, help=helptext)
         t.add_argument("recipe", help="recipe YAML (or, with --resume, a run folder)")
         t.add_argument("--out", type=out_arg, default="runs")
         t.add_argument("--name", type=name_arg, default=None, help="run folder name (default: the recipe's name)")
-        t.add_argument("--steps", "--timesteps", dest="steps", type=int_arg(1, 10**10), default=None,
-                       help="override the training budget: trainer.total_timesteps (SB3, env steps) or "
-                            "finetune.steps (GRPO, optimiser steps)")
-        t.add_argument("--resume", action="store_true", help="continue a killed or finished run from its latest "
-                       "checkpoint (weights, optimizer, reward state)")
+        t.add_argument(
+            "--steps",
+            "--timesteps",
+            dest="steps",
+            type=int_arg(1, 10**10),
+            default=None,
+            help="override the training budget: trainer.total_timesteps (SB3, env steps) or "
+            "finetune.steps (GRPO, optimiser steps)",
+        )
+        t.add_argument(
+            "--resume",
+            action="store_true",
+            help="continue a killed or finished run from its latest checkpoint (weights, optimizer, reward state)",
+        )
         t.add_argument("--overwrite", action="store_true", help="replace the run already in the run folder")
         t.add_argument("--quiet", action="store_true")
         t.set_defaults(fn=cmd_train, algo=algo)
@@ -191,8 +206,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("run")
     g.add_argument("--n", type=int_arg(1, 100000), default=8)
     g.add_argument("--targets", default=None, help="fixed control targets, e.g. enemies=2,gaps=1")
-    g.add_argument("--out", type=out_arg, default=None,
-                   help="folder for the samples (default RUN/generated); an earlier generate's output is replaced")
+    g.add_argument(
+        "--out",
+        type=out_arg,
+        default=None,
+        help="folder for the samples (default RUN/generated); an earlier generate's output is replaced",
+    )
     g.add_argument("--seed", type=int_arg(0, 2**32 - 1), default=None)
     g.set_defaults(fn=cmd_generate)
 

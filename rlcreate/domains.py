@@ -34,9 +34,22 @@ if TYPE_CHECKING:  # types only: the layers above (assemble, recipe, SB3) are ne
 from rlcreate.errors import UserError
 from rlcreate.rewards.registry import add_reward_modules
 
-__all__ = ["Domain", "UnsupportedError", "register_domain", "domain_of", "env_ids", "entry_points", "vector_factories",
-           "builtin_domains", "BUILTIN", "BuiltinDomain", "register_envs",
-           "CliOption", "domain_options", "EvalResult"]
+__all__ = [
+    "Domain",
+    "UnsupportedError",
+    "register_domain",
+    "domain_of",
+    "env_ids",
+    "entry_points",
+    "vector_factories",
+    "builtin_domains",
+    "BUILTIN",
+    "BuiltinDomain",
+    "register_envs",
+    "CliOption",
+    "domain_options",
+    "EvalResult",
+]
 
 
 class UnsupportedError(UserError):
@@ -61,28 +74,42 @@ class CliOption:
 class BuiltinDomain(NamedTuple):
     """A built-in domain, named lazily so that ``import rlcreate`` imports no domain module."""
 
-    domain: str                  #: ``"module:attribute"`` of the Domain instance
-    envs: dict[str, str]         #: env id -> single-env entry point
+    domain: str  #: ``"module:attribute"`` of the Domain instance
+    envs: dict[str, str]  #: env id -> single-env entry point
     vector_envs: dict[str, str]  #: env id -> batched factory behind its Gymnasium vector entry point
     reward_modules: tuple[str, ...] = ()  #: modules whose import registers the domain's rewards
 
 
 BUILTIN: dict[str, BuiltinDomain] = {
-    "levels": BuiltinDomain("rlcreate.levels.domain:DOMAIN", {
-        "rlcreate/MarioLatent-v0": "rlcreate.levels.envs:make_mario_latent",
-        "rlcreate/MarioLatent-v1": "rlcreate.levels.envs:make_mario_latent_v1",
-        "rlcreate/MarioTokens-v1": "rlcreate.levels.envs:make_mario_tokens",
-    }, {
-        "rlcreate/MarioLatent-v0": "rlcreate.levels.envs:make_mario_latent_vec",
-        "rlcreate/MarioLatent-v1": "rlcreate.levels.envs:make_mario_latent_v1_vec",
-        "rlcreate/MarioTokens-v1": "rlcreate.levels.envs:make_mario_tokens_vec",
-    }, ("rlcreate.levels.rewards", "rlcreate.levels.value_rewards", "rlcreate.levels.objectives",
-        "rlcreate.levels.engagement")),
-    "text": BuiltinDomain("rlcreate.text.domain:DOMAIN", {
-        "rlcreate/TextTokens-v0": "rlcreate.text.envs:make_text_tokens_env",
-    }, {
-        "rlcreate/TextTokens-v0": "rlcreate.text.envs:make_text_tokens_vec_env",
-    }, ("rlcreate.text.rewards", "rlcreate.text.group_diversity", "rlcreate.text.forms")),
+    "levels": BuiltinDomain(
+        "rlcreate.levels.domain:DOMAIN",
+        {
+            "rlcreate/MarioLatent-v0": "rlcreate.levels.envs:make_mario_latent",
+            "rlcreate/MarioLatent-v1": "rlcreate.levels.envs:make_mario_latent_v1",
+            "rlcreate/MarioTokens-v1": "rlcreate.levels.envs:make_mario_tokens",
+        },
+        {
+            "rlcreate/MarioLatent-v0": "rlcreate.levels.envs:make_mario_latent_vec",
+            "rlcreate/MarioLatent-v1": "rlcreate.levels.envs:make_mario_latent_v1_vec",
+            "rlcreate/MarioTokens-v1": "rlcreate.levels.envs:make_mario_tokens_vec",
+        },
+        (
+            "rlcreate.levels.rewards",
+            "rlcreate.levels.value_rewards",
+            "rlcreate.levels.objectives",
+            "rlcreate.levels.engagement",
+        ),
+    ),
+    "text": BuiltinDomain(
+        "rlcreate.text.domain:DOMAIN",
+        {
+            "rlcreate/TextTokens-v0": "rlcreate.text.envs:make_text_tokens_env",
+        },
+        {
+            "rlcreate/TextTokens-v0": "rlcreate.text.envs:make_text_tokens_vec_env",
+        },
+        ("rlcreate.text.rewards", "rlcreate.text.group_diversity", "rlcreate.text.forms"),
+    ),
 }
 for _entry in BUILTIN.values():
     add_reward_modules(*_entry.reward_modules)
@@ -98,13 +125,13 @@ class EvalResult(TypedDict, total=False):
     """What :meth:`Domain.evaluate` returns and ``RUN/metrics.json`` holds (``eval`` and ``report``
     read it). Domains may add keys; these are the ones the generic layers read."""
 
-    source: str                              #: what was judged ("fresh samples of model/", "samples/")
-    judges: dict[str, dict[str, object]]     #: judge -> measure -> value ({"skipped": why} when skipped)
-    composite: dict[str, float]              #: the recipe's reward on the judged samples: mean, best, ...
-    flags: dict[str, dict[str, object]]      #: memorisation / collapse: {"flag": bool, "reason": str, ...}
-    notes: list[str]                         #: lines ``eval`` prints (FLAG ..., skipped judges)
-    qd: dict[str, float]                     #: quality-diversity coverage and score (levels)
-    audit: dict[str, object]                 #: the reward-hacking audit along checkpoints (added by eval)
+    source: str  #: what was judged ("fresh samples of model/", "samples/")
+    judges: dict[str, dict[str, object]]  #: judge -> measure -> value ({"skipped": why} when skipped)
+    composite: dict[str, float]  #: the recipe's reward on the judged samples: mean, best, ...
+    flags: dict[str, dict[str, object]]  #: memorisation / collapse: {"flag": bool, "reason": str, ...}
+    notes: list[str]  #: lines ``eval`` prints (FLAG ..., skipped judges)
+    qd: dict[str, float]  #: quality-diversity coverage and score (levels)
+    audit: dict[str, object]  #: the reward-hacking audit along checkpoints (added by eval)
 
 
 class Domain:
@@ -150,8 +177,13 @@ class Domain:
         if path is None:
             raise self.unsupported(f"building {asm.recipe.env_id} (no batched factory in vector_envs)")
         module, attr = path.split(":")
-        return asm.call_factory(getattr(importlib.import_module(module), attr), n_envs=n_envs,
-                                targets=asm.recipe.targets, reward=asm.reward_set, seed=seed)
+        return asm.call_factory(
+            getattr(importlib.import_module(module), attr),
+            n_envs=n_envs,
+            targets=asm.recipe.targets,
+            reward=asm.reward_set,
+            seed=seed,
+        )
 
     def check(self, recipe: Recipe) -> None:
         """Domain-specific recipe checks beyond building the environment (judge names, files it
@@ -184,8 +216,15 @@ class Domain:
         """Score finished episodes' samples the way written samples are scored (used by ``check``'s
         dry run; a domain that scores samples beyond the env's own rewards overrides it)."""
 
-    def generate(self, model: Policy, asm: Assembly, n: int, out: Path, targets: dict[str, float] | None = None,
-                 seed: int | None = None) -> dict[str, object]:
+    def generate(
+        self,
+        model: Policy,
+        asm: Assembly,
+        n: int,
+        out: Path,
+        targets: dict[str, float] | None = None,
+        seed: int | None = None,
+    ) -> dict[str, object]:
         """Write ``n`` samples of ``model`` (with control ``targets``) into ``out``; returns their summary."""
         raise self.unsupported("generating samples")
 
@@ -209,8 +248,9 @@ class Domain:
     #: reward module name -> (judge, measure, what the pair checks)
     counterparts: dict[str, tuple[str, str, str]] = {}
 
-    def audit_checkpoint(self, asm: Assembly, model: Policy, progress: float, n: int, deterministic: bool,
-                         seed: int, judges: list[str]) -> tuple[dict[str, float], dict[str, dict], dict[str, dict]]:
+    def audit_checkpoint(
+        self, asm: Assembly, model: Policy, progress: float, n: int, deterministic: bool, seed: int, judges: list[str]
+    ) -> tuple[dict[str, float], dict[str, dict], dict[str, dict]]:
         """Roll out ``model`` for ``n`` samples; returns (mean reward terms, judged, flags)."""
         raise self.unsupported("the reward-hacking audit")
 
@@ -236,7 +276,7 @@ class Domain:
         return UnsupportedError(f"the {self.name!r} domain does not support {what}")
 
 
-_DOMAINS: dict[str, Domain] = {}          # loaded or registered instances by name
+_DOMAINS: dict[str, Domain] = {}  # loaded or registered instances by name
 _ENV_DOMAIN: dict[str, str] = {env: name for name, entry in BUILTIN.items() for env in entry.envs}
 
 
@@ -303,12 +343,15 @@ def domain_options(command: str, given: dict[str, Any], domain: Domain) -> dict[
     for dest, value in given.items():
         if value is None:
             continue
-        owners = sorted(d.name for d in builtin_domains()
-                        if any(o.dest == dest for o in d.cli_options.get(command, ())))
+        owners = sorted(
+            d.name for d in builtin_domains() if any(o.dest == dest for o in d.cli_options.get(command, ()))
+        )
         if owners and dest not in own:  # other keywords are the Python API's own (e.g. a loaded LM)
             flag = "--" + dest.replace("_", "-")
-            raise UnsupportedError(f"{command} {flag}: an option of the {' / '.join(owners)} domain; "
-                                   f"this run is a {domain.name!r} run, so remove {flag}")
+            raise UnsupportedError(
+                f"{command} {flag}: an option of the {' / '.join(owners)} domain; "
+                f"this run is a {domain.name!r} run, so remove {flag}"
+            )
         out[dest] = value
     return out
 
@@ -322,9 +365,11 @@ def add_domain_options(parser: Any, command: str) -> list[str]:
             if opt.dest in seen:  # two domains share an option: added once
                 continue
             seen[opt.dest] = opt
-            parser.add_argument(*opt.flags, dest=opt.dest, type=opt.type, default=None,
-                                help=f"[{domain.name}] {opt.help}")
+            parser.add_argument(
+                *opt.flags, dest=opt.dest, type=opt.type, default=None, help=f"[{domain.name}] {opt.help}"
+            )
     return list(seen)
+
 
 def register_envs() -> None:
     """Register every domain's Gymnasium ids and their vector entry points; safe to call again after

@@ -45,8 +45,17 @@ from rlcreate.trainers import section_algo, trainer_for
 from rlcreate.trainers import sections as trainer_sections
 from rlcreate.validate import check_choice, check_device, check_int, check_keys, check_number, fail
 
-__all__ = ["Recipe", "RecipeError", "EnvSection", "TermSection", "TrainerSection", "load_recipe",
-           "parse_recipe", "build_reward_set", "checkpoint_every"]
+__all__ = [
+    "Recipe",
+    "RecipeError",
+    "EnvSection",
+    "TermSection",
+    "TrainerSection",
+    "load_recipe",
+    "parse_recipe",
+    "build_reward_set",
+    "checkpoint_every",
+]
 
 
 class RecipeError(RecipeValueError):
@@ -123,8 +132,7 @@ class TrainerSection(_Section):
 
 
 # plus every trainer's own section (rlcreate.trainers.sections()); baselines: rlcreate.evaluation.baselines
-TOP_KEYS = {"name", "seed", "env", "rewards", "targets", "trainer", "nonfinite", "judges", "description",
-            "baselines"}
+TOP_KEYS = {"name", "seed", "env", "rewards", "targets", "trainer", "nonfinite", "judges", "description", "baselines"}
 NONFINITE = ("raise", "clip", "zero")
 
 
@@ -158,10 +166,17 @@ class Recipe:
         return self.env.kwargs
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "seed": self.seed, "env": asdict(self.env),
-                "rewards": {k: asdict(v) for k, v in self.rewards.items()},
-                "targets": copy.deepcopy(self.targets), "trainer": asdict(self.trainer),
-                "nonfinite": self.nonfinite, "judges": list(self.judges), **self._settings_dict()}
+        return {
+            "name": self.name,
+            "seed": self.seed,
+            "env": asdict(self.env),
+            "rewards": {k: asdict(v) for k, v in self.rewards.items()},
+            "targets": copy.deepcopy(self.targets),
+            "trainer": asdict(self.trainer),
+            "nonfinite": self.nonfinite,
+            "judges": list(self.judges),
+            **self._settings_dict(),
+        }
 
     def _settings_dict(self) -> dict:
         """The trainer's own section (e.g. ``finetune:``), when it has one."""
@@ -179,8 +194,9 @@ class Recipe:
         """A copy whose targets named in ``fixed`` are pinned to one value each."""
         unknown = sorted(set(fixed) - set(self.targets))
         if unknown:
-            raise RecipeError(f"--targets names {unknown} are not control targets of this run; "
-                              f"its targets are {sorted(self.targets)}")
+            raise RecipeError(
+                f"--targets names {unknown} are not control targets of this run; its targets are {sorted(self.targets)}"
+            )
         out = copy.deepcopy(self)
         out.targets.update({k: [float(v), float(v)] for k, v in fixed.items()})
         return out
@@ -190,8 +206,10 @@ def load_recipe(path: str | Path, algo: str | None = None) -> Recipe:
     """The validated recipe of a YAML file; ``algo`` overrides its ``trainer.algo``."""
     path = Path(path)
     if not path.is_file():
-        raise RecipeError(f"recipe file {str(path)!r} does not exist; pass a YAML file such as "
-                          "rlcreate/recipes/mario_latent.yaml (the shipped recipes live there)")
+        raise RecipeError(
+            f"recipe file {str(path)!r} does not exist; pass a YAML file such as "
+            "rlcreate/recipes/mario_latent.yaml (the shipped recipes live there)"
+        )
     data = load_yaml(path, "recipe")  # size, alias, depth and duplicate-key budgets (rlcreate.safe_io)
     if algo is not None and isinstance(data, dict):
         trainer = data.get("trainer")
@@ -218,8 +236,9 @@ def _mapping(where: str, value: Any, example: str) -> dict:
 
 def parse_recipe(data: Any, source: str = "<recipe>") -> Recipe:
     if not isinstance(data, dict):
-        raise RecipeError(f"{source}: a recipe is a YAML mapping (name:, env:, rewards:, trainer:), "
-                          f"got {type(data).__name__}")
+        raise RecipeError(
+            f"{source}: a recipe is a YAML mapping (name:, env:, rewards:, trainer:), got {type(data).__name__}"
+        )
     owned = trainer_sections()  # section -> trainer name
     check_keys(source, data, TOP_KEYS | set(owned), RecipeError)
     name = data.get("name") or (Path(source).stem if source != "<recipe>" else "run")
@@ -239,13 +258,19 @@ def parse_recipe(data: Any, source: str = "<recipe>") -> Recipe:
     if raw_rewards is None:
         raw_rewards = domain.default_rewards(env.id)
     if not isinstance(raw_rewards, dict) or not raw_rewards:
-        raise fail("rewards", raw_rewards, "write at least one reward term, e.g. rewards: {playability: "
-                   "{weight: 1.0}}, or leave rewards: out for the environment's defaults", RecipeError)
+        raise fail(
+            "rewards",
+            raw_rewards,
+            "write at least one reward term, e.g. rewards: {playability: "
+            "{weight: 1.0}}, or leave rewards: out for the environment's defaults",
+            RecipeError,
+        )
     rewards = {str(term): _term(str(term), spec) for term, spec in raw_rewards.items()}
 
     raw_targets = data.get("targets")
-    targets_raw = domain.default_targets(env.id) if raw_targets is None else \
-        _mapping("targets", raw_targets, "{enemies: [0, 2]}")
+    targets_raw = (
+        domain.default_targets(env.id) if raw_targets is None else _mapping("targets", raw_targets, "{enemies: [0, 2]}")
+    )
     targets = {str(k): _target(str(k), v) for k, v in targets_raw.items()}
 
     trainer_raw = _section(TrainerSection, "trainer", data.get("trainer"))
@@ -255,8 +280,10 @@ def parse_recipe(data: Any, source: str = "<recipe>") -> Recipe:
     plugin = trainer_for(trainer.algo, RecipeError)
     for s in given:
         if s != plugin.section:
-            raise RecipeError(f"{s}: holds the settings of another trainer than trainer.algo = {trainer.algo!r} "
-                              f"({plugin.name}); set trainer.algo: {section_algo(s)} to use it, or remove the section")
+            raise RecipeError(
+                f"{s}: holds the settings of another trainer than trainer.algo = {trainer.algo!r} "
+                f"({plugin.name}); set trainer.algo: {section_algo(s)} to use it, or remove the section"
+            )
     check_int("trainer.total_timesteps", trainer.total_timesteps, 1, error=RecipeError)
     check_int("trainer.n_envs", trainer.n_envs, 1, 4096, RecipeError)
     check_int("trainer.checkpoints", trainer.checkpoints, 0, 1000, RecipeError)
@@ -296,9 +323,12 @@ def _term(term: str, spec: Any) -> TermSection:
 
 
 def _target(name: str, rng: Any) -> list[float]:
-    ok = (isinstance(rng, (list, tuple)) and len(rng) == 2
-          and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in rng)
-          and 0 <= rng[0] <= rng[1])
+    ok = (
+        isinstance(rng, (list, tuple))
+        and len(rng) == 2
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in rng)
+        and 0 <= rng[0] <= rng[1]
+    )
     if not ok:
         raise fail(f"targets.{name}", rng, "write [low, high] with finite numbers, 0 <= low <= high", RecipeError)
     return [float(rng[0]), float(rng[1])]
@@ -322,9 +352,13 @@ def build_reward_set(recipe: Recipe) -> RewardSet:
             raise fail(f"rewards.{name}.args", spec.args, str(exc).strip("'\""), RecipeError) from None
         wants = getattr(module, "artifact", None)
         if wants and artifact and wants != artifact:
-            raise fail(f"rewards.{name}.reward", spec.reward,
-                       f"scores {wants}s but {recipe.env_id} makes {artifact}s; use a {artifact} reward "
-                       "(`rlcreate rewards` lists them by kind)", RecipeError)
+            raise fail(
+                f"rewards.{name}.reward",
+                spec.reward,
+                f"scores {wants}s but {recipe.env_id} makes {artifact}s; use a {artifact} reward "
+                "(`rlcreate rewards` lists them by kind)",
+                RecipeError,
+            )
         terms.append(Term(name, module, spec.weight, spec.transform))
     return RewardSet(terms, nonfinite=recipe.nonfinite)
 
@@ -339,8 +373,10 @@ def checkpoint_every(value: Any) -> dict | None:
     if isinstance(value, int) and not isinstance(value, bool):
         value = {"steps": value}
     if not isinstance(value, dict) or not value or set(value) - {"steps", "minutes"}:
-        raise RecipeError(f"trainer.checkpoint_every = {value!r}: write a number of env steps (e.g. 5000) "
-                          "or a mapping {steps: 5000, minutes: 10}")
+        raise RecipeError(
+            f"trainer.checkpoint_every = {value!r}: write a number of env steps (e.g. 5000) "
+            "or a mapping {steps: 5000, minutes: 10}"
+        )
     out: dict[str, Any] = {"steps": None, "minutes": None}
     steps = value.get("steps")
     if steps is not None:
@@ -349,8 +385,12 @@ def checkpoint_every(value: Any) -> dict | None:
         out["steps"] = steps
     minutes = value.get("minutes")
     if minutes is not None:
-        if (isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not math.isfinite(minutes)
-                or minutes <= 0):
+        if (
+            isinstance(minutes, bool)
+            or not isinstance(minutes, (int, float))
+            or not math.isfinite(minutes)
+            or minutes <= 0
+        ):
             raise RecipeError(f"trainer.checkpoint_every.minutes = {minutes!r}: must be a positive number")
         out["minutes"] = float(minutes)
     return out

@@ -32,10 +32,30 @@ from pathlib import Path
 
 from rlcreate.errors import UserError
 
-__all__ = ["RunBoxError", "RunLockedError", "NAME_RULE", "MAX_NAME", "check_name", "check_out_dir", "refuse_links",
-           "inside", "write_bytes", "write_text", "atomic_target", "replace_folder", "remove", "read_regular",
-           "run_lock", "lock_path", "LOCK_SUFFIX", "describe_os_error", "name_arg", "out_arg",
-           "check_replaceable", "GENERATED_MARKER"]
+__all__ = [
+    "RunBoxError",
+    "RunLockedError",
+    "NAME_RULE",
+    "MAX_NAME",
+    "check_name",
+    "check_out_dir",
+    "refuse_links",
+    "inside",
+    "write_bytes",
+    "write_text",
+    "atomic_target",
+    "replace_folder",
+    "remove",
+    "read_regular",
+    "run_lock",
+    "lock_path",
+    "LOCK_SUFFIX",
+    "describe_os_error",
+    "name_arg",
+    "out_arg",
+    "check_replaceable",
+    "GENERATED_MARKER",
+]
 
 MAX_NAME = 100
 NAME_RULE = f"use 1-{MAX_NAME} letters, digits, '-', '_' or '.', not starting with '.' (it names a folder)"
@@ -86,8 +106,9 @@ def check_out_dir(field: str, value: str | os.PathLike) -> Path:
     """An output folder (``--out``): it may not exist yet, but must not be a file or a device."""
     path = Path(value)
     if (path.exists() or path.is_symlink()) and not path.is_dir():
-        raise RunBoxError(f"{field} = {str(value)!r}: exists and is not a folder; pass a folder (it is created "
-                          "if missing)")
+        raise RunBoxError(
+            f"{field} = {str(value)!r}: exists and is not a folder; pass a folder (it is created if missing)"
+        )
     return path
 
 
@@ -101,9 +122,11 @@ def refuse_links(root: str | os.PathLike) -> Path:
             count += 1
             p = Path(folder) / name
             if p.is_symlink():
-                raise RunBoxError(f"{p}: a symbolic link inside the run folder {str(root)!r}; rlcreate never "
-                                  "follows links in run folders (they could read or overwrite files outside "
-                                  "it): remove the link or copy the real file in its place")
+                raise RunBoxError(
+                    f"{p}: a symbolic link inside the run folder {str(root)!r}; rlcreate never "
+                    "follows links in run folders (they could read or overwrite files outside "
+                    "it): remove the link or copy the real file in its place"
+                )
         if count > _MAX_ENTRIES:
             raise RunBoxError(f"{str(root)!r}: more than {_MAX_ENTRIES} entries; not a run folder")
     return root
@@ -120,8 +143,10 @@ def _check_components(root: Path, path: Path) -> None:
         except FileNotFoundError:
             return
         if stat.S_ISLNK(st.st_mode):
-            raise RunBoxError(f"{cur}: a symbolic link inside the run folder {str(root)!r}; rlcreate never "
-                              "follows links in run folders: remove it")
+            raise RunBoxError(
+                f"{cur}: a symbolic link inside the run folder {str(root)!r}; rlcreate never "
+                "follows links in run folders: remove it"
+            )
 
 
 def inside(root: str | os.PathLike, *parts: str | os.PathLike) -> Path:
@@ -136,6 +161,7 @@ def inside(root: str | os.PathLike, *parts: str | os.PathLike) -> Path:
 
 
 # --------------------------------------------------------------------------------- writes
+
 
 def _tmp_name(path: Path) -> Path:
     # keeps the suffix: libraries that write by path (PIL, matplotlib) pick the format from it
@@ -244,8 +270,10 @@ def check_replaceable(folder: str | os.PathLike, field: str = "--out") -> Path:
     plain_files = all(p.is_file() and not p.is_symlink() for p in entries)
     ours = GENERATED_MARKER in names or ("metrics.json" in names and "config.yaml" not in names and plain_files)
     if entries and not ours:
-        raise RunBoxError(f"{field} = {str(folder)!r}: holds files `rlcreate generate` did not write; pass a new or "
-                          "empty folder (generate replaces its own earlier output as a whole)")
+        raise RunBoxError(
+            f"{field} = {str(folder)!r}: holds files `rlcreate generate` did not write; pass a new or "
+            "empty folder (generate replaces its own earlier output as a whole)"
+        )
     return folder
 
 
@@ -272,8 +300,9 @@ def read_regular(path: str | os.PathLike, root: str | os.PathLike, cap: int = 64
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_size > cap:
-            raise RunBoxError(f"{path}: not a plain file of the run (a device, a hard link or over {cap} bytes); "
-                              "not embedded")
+            raise RunBoxError(
+                f"{path}: not a plain file of the run (a device, a hard link or over {cap} bytes); not embedded"
+            )
         with os.fdopen(os.dup(fd), "rb") as f:
             return f.read(cap + 1)
     finally:
@@ -281,6 +310,7 @@ def read_regular(path: str | os.PathLike, root: str | os.PathLike, cap: int = 64
 
 
 # --------------------------------------------------------------------------------- lock
+
 
 def lock_path(run_dir: str | os.PathLike) -> Path:
     """Where a run folder's lock lives: next to it (``runs/.NAME.rlcreate-lock``), so locking never
@@ -313,8 +343,9 @@ def run_lock(run_dir: str | os.PathLike, command: str = "rlcreate") -> Iterator[
             holder = pid_path.read_text(encoding="utf-8").strip()[:80] or "unknown"
         except OSError:
             holder = "unknown"
-        raise RunLockedError(f"{run_dir}: in use by another rlcreate process ({holder}); wait for it to "
-                             "finish or stop it, then rerun") from None
+        raise RunLockedError(
+            f"{run_dir}: in use by another rlcreate process ({holder}); wait for it to finish or stop it, then rerun"
+        ) from None
     try:
         write_text(pid_path, f"pid {os.getpid()}, {command}\n", fsync=False)
         yield run_dir
@@ -325,13 +356,16 @@ def run_lock(run_dir: str | os.PathLike, command: str = "rlcreate") -> Iterator[
 
 # --------------------------------------------------------------------------------- OS errors
 
+
 def describe_os_error(exc: OSError) -> str:
     """One line for an OS error at a read or write: the path, what happened and the fix."""
     where = exc.filename or "a file"
     what = exc.strerror or str(exc)
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        fix = ("free disk space (or pass --out on another disk) and rerun; files already saved are kept "
-               "(an interrupted training continues with --resume)")
+        fix = (
+            "free disk space (or pass --out on another disk) and rerun; files already saved are kept "
+            "(an interrupted training continues with --resume)"
+        )
     elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         fix = "write somewhere you may write (another --out), or fix the permissions"
     elif exc.errno == errno.ENAMETOOLONG:

@@ -37,9 +37,26 @@ import yaml
 
 from rlcreate.errors import UserError
 
-__all__ = ["UnsafeInputError", "MAX_YAML_BYTES", "MAX_JSON_BYTES", "MAX_DEPTH", "MAX_NODES", "MAX_NPZ_BYTES",
-           "MAX_SAFETENSORS_BYTES", "MAX_POLICY_PARAMS", "read_bounded", "load_yaml", "loads_yaml", "load_json",
-           "loads_json", "check_npz", "check_safetensors", "state_int", "state_float", "check_param_budget"]
+__all__ = [
+    "UnsafeInputError",
+    "MAX_YAML_BYTES",
+    "MAX_JSON_BYTES",
+    "MAX_DEPTH",
+    "MAX_NODES",
+    "MAX_NPZ_BYTES",
+    "MAX_SAFETENSORS_BYTES",
+    "MAX_POLICY_PARAMS",
+    "read_bounded",
+    "load_yaml",
+    "loads_yaml",
+    "load_json",
+    "loads_json",
+    "check_npz",
+    "check_safetensors",
+    "state_int",
+    "state_float",
+    "check_param_budget",
+]
 
 #: Largest YAML file read (recipes and config.yaml are a few KB).
 MAX_YAML_BYTES = 1 * 2**20
@@ -63,6 +80,7 @@ class UnsafeInputError(UserError):
 
 # --------------------------------------------------------------------------------- reading bytes
 
+
 def read_bounded(path: str | Path, cap: int, what: str = "file") -> bytes:
     """The bytes of a regular file of at most ``cap`` bytes (never reads more than ``cap + 1``).
 
@@ -81,8 +99,10 @@ def read_bounded(path: str | Path, cap: int, what: str = "file") -> bytes:
         if not stat.S_ISREG(st.st_mode):
             raise UnsafeInputError(f"{path}: not a regular file; pass a {what}")
         if st.st_size > cap:
-            raise UnsafeInputError(f"{path}: {st.st_size} bytes, over the {cap}-byte limit for a {what}; "
-                                   "this is not a file rlcreate writes")
+            raise UnsafeInputError(
+                f"{path}: {st.st_size} bytes, over the {cap}-byte limit for a {what}; "
+                "this is not a file rlcreate writes"
+            )
         chunks, total = [], 0
         while total <= cap:
             chunk = os.read(fd, min(1 << 20, cap + 1 - total))
@@ -109,6 +129,7 @@ def _text(data: bytes, source: str) -> str:
 
 # --------------------------------------------------------------------------------- YAML
 
+
 class _BoundedLoader(yaml.SafeLoader):
     """``yaml.SafeLoader`` that counts nodes after alias expansion, caps depth and refuses
     duplicate keys (all while composing, so nothing large is ever built)."""
@@ -121,8 +142,10 @@ class _BoundedLoader(yaml.SafeLoader):
     def _charge(self, n: int) -> None:
         self._nodes += n
         if self._nodes > MAX_NODES:
-            raise UnsafeInputError(f"{self._source}: more than {MAX_NODES} YAML nodes after expanding aliases "
-                                   "(&anchor / *alias); write the values out, or use fewer aliases")
+            raise UnsafeInputError(
+                f"{self._source}: more than {MAX_NODES} YAML nodes after expanding aliases "
+                "(&anchor / *alias); write the values out, or use fewer aliases"
+            )
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
@@ -131,8 +154,9 @@ class _BoundedLoader(yaml.SafeLoader):
         self._depth += 1
         if self._depth > MAX_DEPTH:
             mark = self.peek_event().start_mark
-            raise UnsafeInputError(f"{self._source}: YAML nested more than {MAX_DEPTH} levels deep (line "
-                                   f"{mark.line + 1}); flatten it")
+            raise UnsafeInputError(
+                f"{self._source}: YAML nested more than {MAX_DEPTH} levels deep (line {mark.line + 1}); flatten it"
+            )
         start = self._nodes
         self._charge(1)
         anchor = getattr(self.peek_event(), "anchor", None)
@@ -155,9 +179,11 @@ class _BoundedLoader(yaml.SafeLoader):
                 except TypeError:  # unhashable key: the base class reports it
                     continue
                 if duplicate:
-                    raise UnsafeInputError(f"{self._source}: duplicate key {key!r} (line "
-                                           f"{key_node.start_mark.line + 1}); YAML would silently keep only "
-                                           "the last one: write each key once")
+                    raise UnsafeInputError(
+                        f"{self._source}: duplicate key {key!r} (line "
+                        f"{key_node.start_mark.line + 1}); YAML would silently keep only "
+                        "the last one: write each key once"
+                    )
         return super().construct_mapping(node, deep)
 
 
@@ -205,13 +231,15 @@ def loads_json(text: str, source: str = "<json>", finite: bool = False) -> Any:
     """Parse JSON with a depth cap (and, with ``finite``, NaN / Infinity refused)."""
     depth = _json_depth(text)
     if depth > MAX_DEPTH:
-        raise UnsafeInputError(f"{source}: JSON nested {depth} levels deep (at most {MAX_DEPTH}); "
-                               "this is not a file rlcreate writes")
+        raise UnsafeInputError(
+            f"{source}: JSON nested {depth} levels deep (at most {MAX_DEPTH}); this is not a file rlcreate writes"
+        )
     try:
         return json.loads(text, parse_constant=_refuse_constant if finite else None)
     except (ValueError, RecursionError) as exc:
-        raise UnsafeInputError(f"{source}: not valid JSON ({str(exc)[:160]}); it may be truncated or "
-                               "not written by rlcreate") from None
+        raise UnsafeInputError(
+            f"{source}: not valid JSON ({str(exc)[:160]}); it may be truncated or not written by rlcreate"
+        ) from None
 
 
 def load_json(path: str | Path, what: str = "JSON file", finite: bool = False, cap: int = MAX_JSON_BYTES) -> Any:
@@ -221,11 +249,14 @@ def load_json(path: str | Path, what: str = "JSON file", finite: bool = False, c
 
 # --------------------------------------------------------------------------------- numbers in state files
 
+
 def state_int(value: Any, field: str, low: int = 0, high: int = 2**62) -> int:
     """An integer from a state file (bools, floats, strings refused), in ``[low, high]``."""
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise UnsafeInputError(f"{field} = {str(value)[:60]!r}: must be an integer in [{low}, {high}]; "
-                               "the file is damaged or was not written by rlcreate")
+        raise UnsafeInputError(
+            f"{field} = {str(value)[:60]!r}: must be an integer in [{low}, {high}]; "
+            "the file is damaged or was not written by rlcreate"
+        )
     return value
 
 
@@ -236,22 +267,31 @@ def state_float(value: Any, field: str, low: float = -math.inf, high: float = ma
             value = float(value)
         except ValueError:
             pass
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or not low <= value <= high:
-        raise UnsafeInputError(f"{field} = {str(value)[:60]!r}: must be a finite number in [{low}, {high}]; "
-                               "the file is damaged or was not written by rlcreate")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or not low <= value <= high
+    ):
+        raise UnsafeInputError(
+            f"{field} = {str(value)[:60]!r}: must be a finite number in [{low}, {high}]; "
+            "the file is damaged or was not written by rlcreate"
+        )
     return float(value)
 
 
 def check_param_budget(count: int, what: str) -> int:
     """Refuse a model of more than :data:`MAX_POLICY_PARAMS` parameters before it is allocated."""
     if count > MAX_POLICY_PARAMS:
-        raise UnsafeInputError(f"{what}: {count:,} parameters, over the budget of {MAX_POLICY_PARAMS:,} "
-                               "(rlcreate.safe_io.MAX_POLICY_PARAMS); use smaller layers (net_arch) or spaces")
+        raise UnsafeInputError(
+            f"{what}: {count:,} parameters, over the budget of {MAX_POLICY_PARAMS:,} "
+            "(rlcreate.safe_io.MAX_POLICY_PARAMS); use smaller layers (net_arch) or spaces"
+        )
     return count
 
 
 # --------------------------------------------------------------------------------- arrays
+
 
 def check_npz(path: str | Path, cap: int = MAX_NPZ_BYTES) -> None:
     """Refuse an ``.npz`` whose members declare more than ``cap`` bytes in total, hold objects
@@ -259,8 +299,10 @@ def check_npz(path: str | Path, cap: int = MAX_NPZ_BYTES) -> None:
     path = Path(path)
 
     def bad(detail: str) -> UnsafeInputError:
-        return UnsafeInputError(f"{path}: not a readable rlcreate state file ({detail}); it may be truncated, "
-                                "damaged or not written by rlcreate")
+        return UnsafeInputError(
+            f"{path}: not a readable rlcreate state file ({detail}); it may be truncated, "
+            "damaged or not written by rlcreate"
+        )
 
     try:
         with zipfile.ZipFile(path) as zf:
@@ -276,15 +318,19 @@ def check_npz(path: str | Path, cap: int = MAX_NPZ_BYTES) -> None:
                     version = np.lib.format.read_magic(f)
                     if version not in ((1, 0), (2, 0), (3, 0)):
                         raise bad(f"unknown .npy version {version}")
-                    reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
-                        np.lib.format.read_array_header_2_0
+                    reader = (
+                        np.lib.format.read_array_header_1_0
+                        if version == (1, 0)
+                        else np.lib.format.read_array_header_2_0
+                    )
                     shape, _, dtype = reader(f, max_header_size=10_000)
                 if dtype.hasobject:
                     raise bad(f"member {info.filename!r} holds Python objects, i.e. pickle; rlcreate never unpickles")
                 nbytes = math.prod(shape) * dtype.itemsize
                 if nbytes > info.file_size:
-                    raise bad(f"member {info.filename!r} declares shape {shape} ({nbytes} bytes) but holds "
-                              f"{info.file_size}")
+                    raise bad(
+                        f"member {info.filename!r} declares shape {shape} ({nbytes} bytes) but holds {info.file_size}"
+                    )
                 total += nbytes
             if total > cap:
                 raise bad(f"declares {total} bytes of arrays, over the {cap}-byte cap")
@@ -294,12 +340,26 @@ def check_npz(path: str | Path, cap: int = MAX_NPZ_BYTES) -> None:
         raise bad(f"{type(exc).__name__}: {str(exc)[:120]}") from None
 
 
-_ST_DTYPES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1,
-              "U16": 2, "U32": 4, "U64": 8, "BOOL": 1}
+_ST_DTYPES = {
+    "F64": 8,
+    "F32": 4,
+    "F16": 2,
+    "BF16": 2,
+    "I64": 8,
+    "I32": 4,
+    "I16": 2,
+    "I8": 1,
+    "U8": 1,
+    "U16": 2,
+    "U32": 4,
+    "U64": 8,
+    "BOOL": 1,
+}
 
 
-def check_safetensors(path: str | Path, expected: dict[str, tuple] | None = None,
-                      cap: int = MAX_SAFETENSORS_BYTES) -> dict[str, tuple]:
+def check_safetensors(
+    path: str | Path, expected: dict[str, tuple] | None = None, cap: int = MAX_SAFETENSORS_BYTES
+) -> dict[str, tuple]:
     """Read a safetensors header (8-byte length + JSON) and check declared dtypes, shapes and
     offsets against the file size and ``cap`` (and ``expected`` ``{name: shape}`` when given),
     before any tensor is read. Returns ``{name: shape}``."""
@@ -309,12 +369,15 @@ def check_safetensors(path: str | Path, expected: dict[str, tuple] | None = None
         with open(path, "rb") as f:
             head = f.read(8)
             if len(head) < 8:
-                raise UnsafeInputError(f"{path}: not a readable safetensors file (truncated); the checkpoint is "
-                                       "damaged")
+                raise UnsafeInputError(
+                    f"{path}: not a readable safetensors file (truncated); the checkpoint is damaged"
+                )
             (n,) = struct.unpack("<Q", head)
             if n > min(size - 8, MAX_JSON_BYTES):
-                raise UnsafeInputError(f"{path}: not a readable safetensors file (a header of {n} bytes does not fit "
-                                       "the file); it may be truncated or not written by rlcreate")
+                raise UnsafeInputError(
+                    f"{path}: not a readable safetensors file (a header of {n} bytes does not fit "
+                    "the file); it may be truncated or not written by rlcreate"
+                )
             header = loads_json(_text(f.read(n), str(path)), str(path))
     except OSError as exc:
         raise UnsafeInputError(f"{path}: cannot read it ({exc.strerror})") from None
@@ -324,18 +387,29 @@ def check_safetensors(path: str | Path, expected: dict[str, tuple] | None = None
     for name, entry in header.items():
         if name == "__metadata__":
             continue
-        ok = (isinstance(entry, dict) and entry.get("dtype") in _ST_DTYPES
-              and isinstance(entry.get("shape"), list) and len(entry["shape"]) <= 8
-              and all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= 2**40 for s in entry["shape"]))
+        ok = (
+            isinstance(entry, dict)
+            and entry.get("dtype") in _ST_DTYPES
+            and isinstance(entry.get("shape"), list)
+            and len(entry["shape"]) <= 8
+            and all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= 2**40 for s in entry["shape"])
+        )
         if not ok:
             raise UnsafeInputError(f"{path}: tensor {str(name)[:60]!r} has a malformed header entry")
         shape = tuple(entry["shape"])
         nbytes = math.prod(shape) * _ST_DTYPES[entry["dtype"]]
         offsets = entry.get("data_offsets")
-        if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)
-                and 0 <= offsets[0] <= offsets[1] <= size - 8 - n and offsets[1] - offsets[0] == nbytes):
-            raise UnsafeInputError(f"{path}: tensor {str(name)[:60]!r} declares shape {shape} that does not fit "
-                                   "its data in the file; the file is damaged")
+        if not (
+            isinstance(offsets, list)
+            and len(offsets) == 2
+            and all(isinstance(o, int) for o in offsets)
+            and 0 <= offsets[0] <= offsets[1] <= size - 8 - n
+            and offsets[1] - offsets[0] == nbytes
+        ):
+            raise UnsafeInputError(
+                f"{path}: tensor {str(name)[:60]!r} declares shape {shape} that does not fit "
+                "its data in the file; the file is damaged"
+            )
         total += nbytes
         shapes[name] = shape
     if total > cap:
@@ -344,6 +418,8 @@ def check_safetensors(path: str | Path, expected: dict[str, tuple] | None = None
         want = {k: tuple(v) for k, v in expected.items()}
         if want != shapes:
             diff = sorted(set(want.items()) ^ set(shapes.items()))[:3]
-            raise UnsafeInputError(f"{path}: tensors do not match the policy described by policy.json "
-                                   f"(first differences: {diff}); the checkpoint is damaged or foreign")
+            raise UnsafeInputError(
+                f"{path}: tensors do not match the policy described by policy.json "
+                f"(first differences: {diff}); the checkpoint is damaged or foreign"
+            )
     return shapes

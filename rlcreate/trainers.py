@@ -45,8 +45,19 @@ if TYPE_CHECKING:  # annotations only: the recipe and assembly layers sit above 
     from rlcreate.assemble import Assembly
     from rlcreate.recipe import Recipe
 
-__all__ = ["Trainer", "TunedGenerator", "Model", "BuiltinTrainer", "BUILTIN", "register_trainer", "trainer_for",
-           "algos", "sections", "section_algo", "MODEL_KINDS"]
+__all__ = [
+    "Trainer",
+    "TunedGenerator",
+    "Model",
+    "BuiltinTrainer",
+    "BUILTIN",
+    "register_trainer",
+    "trainer_for",
+    "algos",
+    "sections",
+    "section_algo",
+    "MODEL_KINDS",
+]
 
 #: the kinds of model a trainer produces
 MODEL_KINDS = ("policy", "generator")
@@ -106,8 +117,9 @@ class Trainer:
         adapters), so ``rlcreate check`` fails where ``train`` would."""
         raise NotImplementedError
 
-    def train(self, asm: Assembly, run_dir: Path, resume: bool = False, overwrite: bool = False,
-              progress_bar: bool = True) -> Model | None:
+    def train(
+        self, asm: Assembly, run_dir: Path, resume: bool = False, overwrite: bool = False, progress_bar: bool = True
+    ) -> Model | None:
         """Train into ``run_dir`` (the layout above; ``resume``: from its latest checkpoint) and return
         the trained model (``None`` in the helper processes of a multi-process run, which write
         nothing). Everything checkable fails before ``run_dir`` is written."""
@@ -130,9 +142,9 @@ class Trainer:
 class BuiltinTrainer(NamedTuple):
     """A built-in trainer, named lazily so that ``import rlcreate`` imports no trainer module."""
 
-    trainer: str              #: ``"module:attribute"`` of the Trainer instance
-    algos: tuple[str, ...]    #: ``trainer.algo`` values it runs
-    section: str = ""         #: its own top-level recipe section
+    trainer: str  #: ``"module:attribute"`` of the Trainer instance
+    algos: tuple[str, ...]  #: ``trainer.algo`` values it runs
+    section: str = ""  #: its own top-level recipe section
 
 
 BUILTIN: dict[str, BuiltinTrainer] = {
@@ -179,4 +191,3 @@ def trainer_for(algo: str, error: type[UserError] = UserError) -> Trainer:
         module, attr = BUILTIN[name].trainer.split(":")
         _TRAINERS[name] = getattr(importlib.import_module(module), attr)
     return _TRAINERS[name]
-

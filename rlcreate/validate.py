@@ -14,8 +14,18 @@ from typing import Any
 
 from rlcreate.errors import UserError
 
-__all__ = ["ValidationError", "fail", "suggest", "check_choice", "check_keys", "check_int", "check_number",
-           "int_arg", "positive_float", "check_device"]
+__all__ = [
+    "ValidationError",
+    "fail",
+    "suggest",
+    "check_choice",
+    "check_keys",
+    "check_int",
+    "check_number",
+    "int_arg",
+    "positive_float",
+    "check_device",
+]
 
 
 class ValidationError(UserError):
@@ -33,8 +43,9 @@ def fail(field: str, value: Any, rule: str, error: type[UserError] = ValidationE
     return error(f"{field} = {value!r}: {rule}")
 
 
-def check_choice(field: str, value: Any, known: Iterable[str], what: str = "a known name",
-                 error: type[UserError] = ValidationError) -> Any:
+def check_choice(
+    field: str, value: Any, known: Iterable[str], what: str = "a known name", error: type[UserError] = ValidationError
+) -> Any:
     known = list(known)
     if value not in known:
         raise fail(field, value, f"not {what}.{suggest(value, known)} Known: {sorted(map(str, known))}", error)
@@ -49,8 +60,9 @@ def check_keys(field: str, got: dict, known: Iterable[str], error: type[UserErro
             raise error(f"{field}: unknown key {key!r}.{suggest(key, known)} Known keys: {known}")
 
 
-def check_int(field: str, value: Any, low: int | None = None, high: int | None = None,
-              error: type[UserError] = ValidationError) -> int:
+def check_int(
+    field: str, value: Any, low: int | None = None, high: int | None = None, error: type[UserError] = ValidationError
+) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise fail(field, value, "must be an integer", error)
     if low is not None and value < low or high is not None and value > high:
@@ -59,8 +71,14 @@ def check_int(field: str, value: Any, low: int | None = None, high: int | None =
     return value
 
 
-def check_number(field: str, value: Any, low: float | None = None, high: float | None = None,
-                 low_open: bool = False, error: type[UserError] = ValidationError) -> float:
+def check_number(
+    field: str,
+    value: Any,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    error: type[UserError] = ValidationError,
+) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise fail(field, value, "must be a finite number", error)
     if low is not None and (value <= low if low_open else value < low):
@@ -89,15 +107,16 @@ def check_device(field: str, value: Any, available: bool = True, error: type[Use
         else:
             found = False
         if not found:
-            raise fail(field, value, "no such device on this machine; use cpu (or a device this machine has)",
-                       error)
+            raise fail(field, value, "no such device on this machine; use cpu (or a device this machine has)", error)
     return value
 
 
 # argparse types: a bad option exits 2 with one line naming the value
 
+
 def int_arg(low: int, high: int | None = None):
     """argparse type: an integer in [low, high]; a bad value exits 2 with one clear message."""
+
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -107,6 +126,7 @@ def int_arg(low: int, high: int | None = None):
             span = f">= {low}" if high is None else f"in [{low}, {high}]"
             raise argparse.ArgumentTypeError(f"{text!r}: must be an integer {span}")
         return value
+
     return parse
 
 

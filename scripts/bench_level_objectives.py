@@ -124,8 +124,8 @@ def main(cfg: Config) -> dict:
         ppo, t = sample_levels(model, asm, cfg.n, env_seed, env_seed)
         assert t == targets, "the policy answered different requests"
         reward = get_reward(name)
-        obj = lambda levels: np.asarray(reward(list(levels)), np.float64)  # noqa: E731
-        select = [recipe_scores(lambda: build_reward_set(recipe), d[0], targets) for d in draws]
+        obj = lambda levels, reward=reward: np.asarray(reward(list(levels)), np.float64)  # noqa: E731
+        select = [recipe_scores(lambda recipe=recipe: build_reward_set(recipe), d[0], targets) for d in draws]
         sets = {"start": draws[0][0]}
         for n in (1, 4, 8):
             sets[f"best_of_{n}"], _ = best_of_n([d[0] for d in draws[:n]], select[:n])

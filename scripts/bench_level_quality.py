@@ -59,9 +59,9 @@ def load_run_levels(folder: Path) -> list[np.ndarray]:
 
 def reference_sets(n: int, width: int, seed: int) -> dict[str, list[np.ndarray]]:
     """Held-out human (DEV) windows, column-LM samples and VAE prior samples of ``width`` columns."""
+    from rlcreate.levels.corpus import dev_windows
     from rlcreate.levels.generators.column_lm import ColumnLM
     from rlcreate.levels.generators.latent import LatentLevelGenerator
-    from rlcreate.levels.corpus import dev_windows
 
     lm = ColumnLM.load()
     lm_levels = list(lm.generate(width, batch=n, seed=seed))
@@ -82,8 +82,8 @@ def untrained_levels(folder: Path, n: int) -> tuple[list[np.ndarray], list[dict]
 
     from rlcreate.assemble import assemble
     from rlcreate.recipe import load_recipe
-    from rlcreate.train.runner import rollout
     from rlcreate.sb3 import make_algo
+    from rlcreate.train.runner import rollout
 
     recipe = load_recipe(folder / "config.yaml")
     asm = assemble(recipe)

@@ -4,7 +4,8 @@
 # mapping installs them), so the sources are staged into a temporary folder first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-.venv/bin/python}
+ROOT=$(pwd)
+PY=${PYTHON:-$ROOT/.venv/bin/python}
 "$PY" -m ruff check rlcreate envs rewards tests scripts
 "$PY" -m ruff format --check rlcreate envs rewards
 stage=$(mktemp -d)
@@ -18,4 +19,4 @@ from tests.test_architecture import stage_package
 
 stage_package(Path(sys.argv[1]))
 PY
-(cd "$stage" && "$OLDPWD/$PY" -m mypy rlcreate --config-file "$OLDPWD/pyproject.toml")
+(cd "$stage" && "$PY" -m mypy rlcreate --config-file "$ROOT/pyproject.toml" --cache-dir "$stage/.mypy_cache")

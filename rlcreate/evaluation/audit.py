@@ -58,13 +58,19 @@ class AuditError(UserError):
     """Bad audit settings; the message names the value and the fix."""
 
 
-def flag_divergence(steps: Sequence[int], proxy: Sequence[float], judge: Sequence[float], min_rise: float = 0.02,
-                    stall_ratio: float = 0.25) -> dict:
+def flag_divergence(
+    steps: Sequence[int],
+    proxy: Sequence[float],
+    judge: Sequence[float],
+    min_rise: float = 0.02,
+    stall_ratio: float = 0.25,
+) -> dict:
     """Verdict on one proxy/judge pair measured at ``steps`` (see the module docstring)."""
     p, j = np.asarray(proxy, np.float64), np.asarray(judge, np.float64)
     if not (len(steps) == len(p) == len(j)):
-        raise ValueError(f"steps, proxy and judge must have one value per checkpoint; got lengths "
-                         f"{len(steps)}, {len(p)}, {len(j)}")
+        raise ValueError(
+            f"steps, proxy and judge must have one value per checkpoint; got lengths {len(steps)}, {len(p)}, {len(j)}"
+        )
     out: dict[str, Any] = {"steps": [int(s) for s in steps], "proxy": p.tolist(), "judge": j.tolist()}
     if len(p) < 2:
         return {**out, "verdict": "insufficient", "reason": "fewer than two checkpoints"}
@@ -74,11 +80,13 @@ def flag_divergence(steps: Sequence[int], proxy: Sequence[float], judge: Sequenc
     rho = float(spearmanr(p, j).statistic) if np.ptp(p) > 0 and np.ptp(j) > 0 else float("nan")
     out.update(proxy_change=dp, judge_change=dj, spearman=rho)
     if dp > min_rise and dj < -min_rise:
-        return {**out, "verdict": "diverged",
-                "reason": f"proxy rose by {dp:+.3f} while the judge fell by {dj:+.3f}"}
+        return {**out, "verdict": "diverged", "reason": f"proxy rose by {dp:+.3f} while the judge fell by {dj:+.3f}"}
     if dp > min_rise and dj < stall_ratio * dp:
-        return {**out, "verdict": "stalled",
-                "reason": f"proxy rose by {dp:+.3f}; the judge moved only {dj:+.3f} (< {stall_ratio} x the rise)"}
+        return {
+            **out,
+            "verdict": "stalled",
+            "reason": f"proxy rose by {dp:+.3f}; the judge moved only {dj:+.3f} (< {stall_ratio} x the rise)",
+        }
     return {**out, "verdict": "ok", "reason": f"proxy {dp:+.3f}, judge {dj:+.3f}"}
 
 
@@ -89,8 +97,9 @@ def checkpoints_of(run: Path) -> list[tuple[int, Path, Path | None]]:
     from rlcreate.train.checkpoint import checkpoint_steps, latest_checkpoint, list_checkpoints
 
     run = Path(run)
-    out: list[tuple[int, Path, Path | None]] = [(steps, folder, folder / "reward_state.npz")
-                                                for steps, folder in list_checkpoints(run)]
+    out: list[tuple[int, Path, Path | None]] = [
+        (steps, folder, folder / "reward_state.npz") for steps, folder in list_checkpoints(run)
+    ]
     found = latest_checkpoint(run)
     if found is not None and found[0] == run / "model":
         steps = checkpoint_steps(run / "model")
@@ -99,8 +108,15 @@ def checkpoints_of(run: Path) -> list[tuple[int, Path, Path | None]]:
     return out
 
 
-def audit_run(run: str | Path, n_levels: int = 8, min_rise: float = 0.02, stall_ratio: float = 0.25,
-              write: bool = True, modes: Sequence[str] = MODES, asm: Any = None) -> dict:
+def audit_run(
+    run: str | Path,
+    n_levels: int = 8,
+    min_rise: float = 0.02,
+    stall_ratio: float = 0.25,
+    write: bool = True,
+    modes: Sequence[str] = MODES,
+    asm: Any = None,
+) -> dict:
     """Audit a trained run along its checkpoints; writes ``RUN/audit.json``.
 
     ``n_levels``: samples (levels or texts) per checkpoint and mode. ``modes``: rollout modes,
@@ -118,10 +134,19 @@ def audit_run(run: str | Path, n_levels: int = 8, min_rise: float = 0.02, stall_
         asm = assemble(read_run_recipe(run))
     recipe, counterparts = asm.recipe, asm.domain.counterparts
     ckpts = checkpoints_of(run)
-    pairs = {term: counterparts[spec["reward"]] for term, spec in recipe.rewards.items()
-             if spec["reward"] in counterparts}
-    result: dict[str, Any] = {"run": str(run), "n_levels": n_levels, "checkpoints": [c[0] for c in ckpts],
-                              "modes": modes, "pairs": {}, "flags": {}, "flag_series": {}, "notes": []}
+    pairs = {
+        term: counterparts[spec["reward"]] for term, spec in recipe.rewards.items() if spec["reward"] in counterparts
+    }
+    result: dict[str, Any] = {
+        "run": str(run),
+        "n_levels": n_levels,
+        "checkpoints": [c[0] for c in ckpts],
+        "modes": modes,
+        "pairs": {},
+        "flags": {},
+        "flag_series": {},
+        "notes": [],
+    }
     if not ckpts:
         result["notes"].append("no checkpoints/step_<N>/ in the run: nothing to audit along training")
     if not pairs:
@@ -133,9 +158,9 @@ def audit_run(run: str | Path, n_levels: int = 8, min_rise: float = 0.02, stall_
         asm, model = restore(run, checkpoint=folder, asm=asm)  # the checkpoint's policy and reward state
         progress = steps / max(asm.trainer.budget(recipe), 1)
         for mode in modes:
-            terms, judged, flags = asm.domain.audit_checkpoint(asm, model, progress, n_levels,
-                                                               mode == "deterministic", recipe.seed + 1,
-                                                               judges_needed)
+            terms, judged, flags = asm.domain.audit_checkpoint(
+                asm, model, progress, n_levels, mode == "deterministic", recipe.seed + 1, judges_needed
+            )
             result["flag_series"].setdefault(mode, []).append({"steps": steps, **flags})
             result["flags"][mode] = flags  # the last checkpoint's flags stand
             for term, (judge, measure, _) in pairs.items():
@@ -146,13 +171,26 @@ def audit_run(run: str | Path, n_levels: int = 8, min_rise: float = 0.02, stall_
                 series[mode][term]["judge"].append(float(judged[judge][measure]))
     for term, (judge, measure, what) in pairs.items():
         if term in skipped:
-            result["pairs"][term] = {"verdict": "skipped", "reason": skipped[term], "judge": f"{judge}.{measure}",
-                                     "checks": what}
+            result["pairs"][term] = {
+                "verdict": "skipped",
+                "reason": skipped[term],
+                "judge": f"{judge}.{measure}",
+                "checks": what,
+            }
             continue
-        by_mode = {m: flag_divergence([c[0] for c in ckpts], series[m][term]["proxy"], series[m][term]["judge"],
-                                      min_rise, stall_ratio) for m in modes}
-        result["pairs"][term] = {**by_mode[modes[0]], "mode": modes[0], "judge_name": f"{judge}.{measure}",
-                                 "checks": what, "by_mode": by_mode}
+        by_mode = {
+            m: flag_divergence(
+                [c[0] for c in ckpts], series[m][term]["proxy"], series[m][term]["judge"], min_rise, stall_ratio
+            )
+            for m in modes
+        }
+        result["pairs"][term] = {
+            **by_mode[modes[0]],
+            "mode": modes[0],
+            "judge_name": f"{judge}.{measure}",
+            "checks": what,
+            "by_mode": by_mode,
+        }
     for mode, flags in result["flags"].items():
         for kind in ("memorisation", "collapse"):
             if flags[kind]["flag"]:

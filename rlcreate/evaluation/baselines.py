@@ -25,8 +25,14 @@ from rlcreate.errors import UserError
 from rlcreate.recipe import Recipe, RecipeError
 from rlcreate.validate import check_choice, check_int, check_keys, fail
 
-__all__ = ["BaselineError", "GENERIC_KEYS", "baseline_section", "read_baseline_section", "run_baseline",
-           "known_methods"]
+__all__ = [
+    "BaselineError",
+    "GENERIC_KEYS",
+    "baseline_section",
+    "read_baseline_section",
+    "run_baseline",
+    "known_methods",
+]
 
 GENERIC_KEYS = ("method", "budget", "batch")
 
@@ -68,8 +74,9 @@ def baseline_section(raw: Any, recipe: Recipe | None = None) -> dict:
 
     domain = domain_of(recipe.env_id)
     if "method" in out:
-        check_choice("baselines.method", out["method"], domain.baseline_methods(),
-                     f"a baseline of {recipe.env_id}", RecipeError)
+        check_choice(
+            "baselines.method", out["method"], domain.baseline_methods(), f"a baseline of {recipe.env_id}", RecipeError
+        )
     extra = {k: v for k, v in out.items() if k not in GENERIC_KEYS}
     return {**{k: v for k, v in out.items() if k in GENERIC_KEYS}, **domain.check_baseline_section(extra)}
 
@@ -82,8 +89,16 @@ def read_baseline_section(path: str | Path, recipe: Recipe | None = None) -> dic
     return baseline_section(raw.get("baselines") if isinstance(raw, dict) else None, recipe)
 
 
-def run_baseline(recipe: Recipe, method: str, run_dir: Path, budget: int | None = None, batch: int | None = None,
-                 section: dict | None = None, progress_bar: bool = True, **options: Any) -> dict:
+def run_baseline(
+    recipe: Recipe,
+    method: str,
+    run_dir: Path,
+    budget: int | None = None,
+    batch: int | None = None,
+    section: dict | None = None,
+    progress_bar: bool = True,
+    **options: Any,
+) -> dict:
     """Run the recipe domain's baseline ``method`` with ``budget`` reward evaluations (default: the
     recipe's ``trainer.total_timesteps``) into ``run_dir``; returns ``baseline.json``'s content.
     ``options`` are the method's own (``descriptors`` for level searches, ``n`` for best-of-n, ...)."""
@@ -100,5 +115,6 @@ def run_baseline(recipe: Recipe, method: str, run_dir: Path, budget: int | None 
     if budget is not None:
         check_int("--budget", budget, 1, error=BaselineError)
     options = {**{k: section[k] for k in asm.domain.baseline_keys if k in section}, **options}
-    return methods[method](asm, method, Path(run_dir), budget=budget, batch=batch, section=section,
-                           progress_bar=progress_bar, **options)
+    return methods[method](
+        asm, method, Path(run_dir), budget=budget, batch=batch, section=section, progress_bar=progress_bar, **options
+    )

@@ -64,11 +64,15 @@ def load_run(run: str | Path) -> dict:
     """Everything a report can show about a run folder, and the list of what is missing."""
     run = Path(run)
     if not run.is_dir():
-        raise RunFolderError(f"{str(run)!r} is not a folder; pass run folders written by `rlcreate train` "
-                             "or `rlcreate baseline`, e.g. runs/mario-latent")
+        raise RunFolderError(
+            f"{str(run)!r} is not a folder; pass run folders written by `rlcreate train` "
+            "or `rlcreate baseline`, e.g. runs/mario-latent"
+        )
     if not (run / "config.yaml").is_file():
-        raise RunFolderError(f"{str(run)!r} is not a run folder (no config.yaml); pass run folders written by "
-                             "`rlcreate train` or `rlcreate baseline`, e.g. runs/mario-latent")
+        raise RunFolderError(
+            f"{str(run)!r} is not a run folder (no config.yaml); pass run folders written by "
+            "`rlcreate train` or `rlcreate baseline`, e.g. runs/mario-latent"
+        )
     refuse_links(run)  # a report embeds only the run's own files
     d: dict[str, Any] = {"path": run, "name": run.name, "missing": []}
     d["config_text"] = read_regular(run / "config.yaml", run, MAX_YAML_BYTES).decode("utf-8", "replace")
@@ -110,8 +114,15 @@ def load_run(run: str | Path) -> dict:
 # rlcreate eval
 
 
-def evaluate_run(run: str | Path, n: int | None = None, judges: Sequence[str] | None = None, audit: bool = True,
-                 audit_levels: int = 8, audit_modes: Sequence[str] | None = None, **options: Any) -> EvalResult:
+def evaluate_run(
+    run: str | Path,
+    n: int | None = None,
+    judges: Sequence[str] | None = None,
+    audit: bool = True,
+    audit_levels: int = 8,
+    audit_modes: Sequence[str] | None = None,
+    **options: Any,
+) -> EvalResult:
     """Judge a run through its domain, audit it along its checkpoints, write ``RUN/metrics.json``
     (returns it). ``n``: fresh samples from the run's policy (default the recipe's
     ``trainer.samples``); ``judges``: default the recipe's ``judges:`` list, else the domain's."""
@@ -140,13 +151,19 @@ def evaluate_run(run: str | Path, n: int | None = None, judges: Sequence[str] | 
 
 def _curves_png(d: dict, path: Path) -> bool:
     plt = _plt()
-    series = {k: v for k, v in d["scalars"].items()  # train/kl*: KL to the reference and its coefficient beta
-              if k.startswith(("rewards/", "train/kl")) or k == "rollout/ep_rew_mean"}
+    series = {
+        k: v
+        for k, v in d["scalars"].items()  # train/kl*: KL to the reference and its coefficient beta
+        if k.startswith(("rewards/", "train/kl")) or k == "rollout/ep_rew_mean"
+    }
     if not series and d["progress"]:
         p = d["progress"]
         ev = [x["evaluations"] for x in p]
-        series = {"search/best": (ev, [x["best"] for x in p]), "search/mean": (ev, [x["mean"] for x in p]),
-                  "search/best_so_far": (ev, [x["best_so_far"] for x in p])}
+        series = {
+            "search/best": (ev, [x["best"] for x in p]),
+            "search/mean": (ev, [x["mean"] for x in p]),
+            "search/best_so_far": (ev, [x["best_so_far"] for x in p]),
+        }
     if not series:
         return False
     k = len(series)
@@ -186,8 +203,10 @@ def _judge_rows(runs: list[dict]) -> list[list[Any]]:
             for m, v in vals.items():
                 if (isinstance(v, (int, float)) or m == "skipped") and (j, m) not in keys:
                     keys.append((j, m))
-    return [[f"{j}.{m}"] + [((d["metrics"] or {}).get("judges") or {}).get(j, {}).get(m, "—") for d in runs]
-            for j, m in keys]
+    return [
+        [f"{j}.{m}"] + [((d["metrics"] or {}).get("judges") or {}).get(j, {}).get(m, "—") for d in runs]
+        for j, m in keys
+    ]
 
 
 def _comparison_rows(runs: list[dict]) -> list[list[Any]]:
@@ -196,9 +215,19 @@ def _comparison_rows(runs: list[dict]) -> list[list[Any]]:
         m = d["metrics"] or {}
         comp, qd = m.get("composite") or {}, m.get("qd") or {}
         search = d["baseline"] or {}
-        rows.append([d["name"], d["kind"], search.get("evaluations", _last_step(d)), search.get("best_return", "—"),
-                     comp.get("mean", "—"), comp.get("best", "—"),
-                     qd.get("coverage", "—"), qd.get("qd_score", "—"), (search.get("all_evaluated_qd") or {}).get("coverage", "—")])
+        rows.append(
+            [
+                d["name"],
+                d["kind"],
+                search.get("evaluations", _last_step(d)),
+                search.get("best_return", "—"),
+                comp.get("mean", "—"),
+                comp.get("best", "—"),
+                qd.get("coverage", "—"),
+                qd.get("qd_score", "—"),
+                (search.get("all_evaluated_qd") or {}).get("coverage", "—"),
+            ]
+        )
     return rows
 
 
@@ -216,16 +245,33 @@ def _audit_html(audit: dict | None) -> str:
         for mode, q in (p.get("by_mode") or {p.get("mode", ""): p}).items():
             v = q.get("verdict")
             cls = "ok" if v in ("ok",) else "flag"
-            rows.append([term, p.get("judge_name", p.get("judge", "")), _e(mode or "deterministic"),
-                         f"<span class='{cls}'>{_e(v)}</span>", _e(q.get("reason", "")),
-                         ", ".join(f"{x:.3f}" for x in q.get("proxy", []) if isinstance(x, float)),
-                         ", ".join(f"{x:.3f}" for x in q.get("judge", []) if isinstance(x, float))])
+            rows.append(
+                [
+                    term,
+                    p.get("judge_name", p.get("judge", "")),
+                    _e(mode or "deterministic"),
+                    f"<span class='{cls}'>{_e(v)}</span>",
+                    _e(q.get("reason", "")),
+                    ", ".join(f"{x:.3f}" for x in q.get("proxy", []) if isinstance(x, float)),
+                    ", ".join(f"{x:.3f}" for x in q.get("judge", []) if isinstance(x, float)),
+                ]
+            )
     for mode, flags in (audit.get("flags") or {}).items():
-        parts.append("<p>" + _e(mode) + " rollouts, last checkpoint: " + "; ".join(
-            f"<span class='{'flag' if f['flag'] else 'ok'}'>{_e(k)}: {'FLAGGED' if f['flag'] else 'ok'}</span> "
-            f"({_e(f['reason'])})" for k, f in flags.items()) + "</p>")
-    head = "".join(f"<th>{h}</th>" for h in ["term", "judge", "rollouts", "verdict", "why", "proxy by checkpoint",
-                                             "judge by checkpoint"])
+        parts.append(
+            "<p>"
+            + _e(mode)
+            + " rollouts, last checkpoint: "
+            + "; ".join(
+                f"<span class='{'flag' if f['flag'] else 'ok'}'>{_e(k)}: {'FLAGGED' if f['flag'] else 'ok'}</span> "
+                f"({_e(f['reason'])})"
+                for k, f in flags.items()
+            )
+            + "</p>"
+        )
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in ["term", "judge", "rollouts", "verdict", "why", "proxy by checkpoint", "judge by checkpoint"]
+    )
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
     steps = ", ".join(str(s) for s in audit.get("checkpoints", []))
     return "".join(parts) + f"<p>checkpoints (steps): {_e(steps)}</p><table><tr>{head}</tr>{body}</table>"
@@ -243,18 +289,39 @@ def write_report(runs: Sequence[str | Path], out: str | Path, gallery: int = 6) 
     out = Path(out)
     img = out / "img"
     img.mkdir(parents=True, exist_ok=True)
-    h = [f"<!doctype html><html><head><meta charset='utf-8'><title>rlcreate report</title><style>{_CSS}</style>"
-         "</head><body>", f"<h1>rlcreate report: {_e(', '.join(d['name'] for d in data))}</h1>"]
-    h.append("<h2>Comparison</h2><p>Composite = the recipe's reward summed over an episode. RL: policy "
-             "rollouts; baselines: best found during search and the written samples. QD in the domain's "
-             "fixed behaviour grid.</p>")
-    h.append(_table(["run", "kind", "reward evaluations", "search best", "composite mean", "composite best",
-                     "QD coverage (samples)", "QD-score (samples)", "coverage (all evaluated)"],
-                    _comparison_rows(data)))
+    h = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>rlcreate report</title><style>{_CSS}</style>"
+        "</head><body>",
+        f"<h1>rlcreate report: {_e(', '.join(d['name'] for d in data))}</h1>",
+    ]
+    h.append(
+        "<h2>Comparison</h2><p>Composite = the recipe's reward summed over an episode. RL: policy "
+        "rollouts; baselines: best found during search and the written samples. QD in the domain's "
+        "fixed behaviour grid.</p>"
+    )
+    h.append(
+        _table(
+            [
+                "run",
+                "kind",
+                "reward evaluations",
+                "search best",
+                "composite mean",
+                "composite best",
+                "QD coverage (samples)",
+                "QD-score (samples)",
+                "coverage (all evaluated)",
+            ],
+            _comparison_rows(data),
+        )
+    )
     h.append("<h2>Judges</h2>")
     rows = _judge_rows(data)
-    h.append(_table(["measure"] + [d["name"] for d in data], rows) if rows else
-             "<p class='missing'>No judge metrics yet: run <code>rlcreate eval RUN</code>.</p>")
+    h.append(
+        _table(["measure"] + [d["name"] for d in data], rows)
+        if rows
+        else "<p class='missing'>No judge metrics yet: run <code>rlcreate eval RUN</code>.</p>"
+    )
     for domain in {id(d["domain"]): d["domain"] for d in data if d["domain"]}.values():
         h.append(domain.figures_html([d for d in data if d["domain"] is domain], img))
     for i, d in enumerate(data):
@@ -263,8 +330,14 @@ def write_report(runs: Sequence[str | Path], out: str | Path, gallery: int = 6) 
             h.append(f"<div class='missing'>missing: {_e(m)}</div>")
         for note in (d["metrics"] or {}).get("notes", []):
             h.append(f"<div class='missing'>{_e(note)}</div>")
-        h.append("<h3>Recipe</h3>" + (f"<details><summary>config.yaml</summary><pre>{_e(d['config_text'])}</pre></details>"
-                                      if d["config_text"] else "<p>—</p>"))
+        h.append(
+            "<h3>Recipe</h3>"
+            + (
+                f"<details><summary>config.yaml</summary><pre>{_e(d['config_text'])}</pre></details>"
+                if d["config_text"]
+                else "<p>—</p>"
+            )
+        )
         h.append("<h3>Training curves</h3>" if not d["baseline"] else "<h3>Search progress</h3>")
         if _curves_png(d, img / f"curves_{i}.png"):
             h.append(f"<img src='img/curves_{i}.png' alt='curves {_e(d['name'])}'>")

@@ -42,8 +42,6 @@ Public API: :func:`java_available`, :func:`run_astar`, :func:`astar_or_none`, :f
 
 from __future__ import annotations
 
-from rlcreate.errors import UserError
-
 import hashlib
 import json
 import logging
@@ -53,22 +51,39 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
+from rlcreate.errors import UserError
 from rlcreate.levels.corpus import mario_gpt_dir
 from rlcreate.levels.tiles import GROUND, HEIGHT, TILES, level_to_text
 from rlcreate.safe_io import load_json
 
 __all__ = [
-    "AstarResult", "AstarSummary", "JavaMissingError", "AstarRunError", "AstarSettingsError",
-    "java_available", "run_astar", "astar_or_none", "default_timer", "cache_dir", "jar_path", "MAX_TIMER",
-    "MAX_COLUMNS", "JVM_HEAP",
-    "parse_jar_output", "parse_runner_line", "RUNNERS", "BUDGET_NODES", "START_PAD", "with_entry",
+    "AstarResult",
+    "AstarSummary",
+    "JavaMissingError",
+    "AstarRunError",
+    "AstarSettingsError",
+    "java_available",
+    "run_astar",
+    "astar_or_none",
+    "default_timer",
+    "cache_dir",
+    "jar_path",
+    "MAX_TIMER",
+    "MAX_COLUMNS",
+    "JVM_HEAP",
+    "parse_jar_output",
+    "parse_runner_line",
+    "RUNNERS",
+    "BUDGET_NODES",
+    "START_PAD",
+    "with_entry",
     "harness_settings",
 ]
 
@@ -86,8 +101,10 @@ BUDGET_NODES = 2000
 START_PAD = 3
 #: Tiles the engine's ``MarioLevel.isSolid`` counts when it picks Mario's spawn row (not ``b``).
 _ENGINE_SOLID = frozenset("XS?Q<>[]B")
-_JAVA_HINT = ("install a Java 17 runtime, e.g. apt-get install openjdk-17-jre-headless "
-              "(openjdk-17-jdk-headless adds javac for the fast runner); the A* check is skipped")
+_JAVA_HINT = (
+    "install a Java 17 runtime, e.g. apt-get install openjdk-17-jre-headless "
+    "(openjdk-17-jdk-headless adds javac for the fast runner); the A* check is skipped"
+)
 
 
 class JavaMissingError(UserError, RuntimeError):
@@ -107,13 +124,13 @@ class AstarSettingsError(UserError):
 class AstarResult:
     """One play of one level by the A* agent."""
 
-    status: str          # 'WIN' | 'LOSE' | 'TIME_OUT'
-    completion: float    # fraction of the level's length Mario got through, 0..1
+    status: str  # 'WIN' | 'LOSE' | 'TIME_OUT'
+    completion: float  # fraction of the level's length Mario got through, 0..1
     jumps: int
     kills: int
     coins: int
     lives: int
-    runtime_s: float     # wall-clock seconds of this play (JVM start-up excluded for the fast runner)
+    runtime_s: float  # wall-clock seconds of this play (JVM start-up excluded for the fast runner)
 
     @property
     def won(self) -> bool:
@@ -212,15 +229,20 @@ def with_entry(grid: np.ndarray, pad: int = START_PAD) -> np.ndarray:
         return grid
     row = next((r for r in map(_engine_floor, grid.T) if r is not None), HEIGHT - 2)
     platform = np.zeros((HEIGHT, pad), dtype=grid.dtype)
-    platform[max(row, 0) + 1:, :] = GROUND
+    platform[max(row, 0) + 1 :, :] = GROUND
     return np.concatenate([platform, grid], axis=1)
 
 
-def harness_settings(budget_nodes: int | None = BUDGET_NODES, budget_ms: int | None = None,
-                     start_pad: int = START_PAD) -> dict:
+def harness_settings(
+    budget_nodes: int | None = BUDGET_NODES, budget_ms: int | None = None, start_pad: int = START_PAD
+) -> dict:
     """The settings a measurement ran with, for benchmark JSON (``budget`` as the runner sees it)."""
-    return {"budget": _budget_tag(budget_nodes, budget_ms), "start_pad": start_pad,
-            "timer": "width // 10 + 5 game-seconds", "deterministic": budget_nodes is not None}
+    return {
+        "budget": _budget_tag(budget_nodes, budget_ms),
+        "start_pad": start_pad,
+        "timer": "width // 10 + 5 game-seconds",
+        "deterministic": budget_nodes is not None,
+    }
 
 
 def _budget_tag(budget_nodes: int | None, budget_ms: int | None) -> str:
@@ -238,8 +260,11 @@ def _budget_tag(budget_nodes: int | None, budget_ms: int | None) -> str:
 # output parsing
 
 _JAR_PATTERNS = {
-    "status": r"Game Status:\s*(\w+)", "completion": r"Percentage Completion:\s*([-\d.Ee]+)",
-    "lives": r"Lives:\s*(-?\d+)", "coins": r"Coins:\s*(-?\d+)", "kills": r"Total Kills:\s*(-?\d+)",
+    "status": r"Game Status:\s*(\w+)",
+    "completion": r"Percentage Completion:\s*([-\d.Ee]+)",
+    "lives": r"Lives:\s*(-?\d+)",
+    "coins": r"Coins:\s*(-?\d+)",
+    "kills": r"Total Kills:\s*(-?\d+)",
     "jumps": r"Jumps:\s*(-?\d+)",
 }
 
@@ -254,9 +279,15 @@ def parse_jar_output(text: str, runtime_s: float = float("nan")) -> AstarResult:
         found[field] = m.group(1)
     if found["status"] not in STATUSES:
         raise AstarRunError(f"unknown game status {found['status']!r}; expected one of {STATUSES}")
-    return AstarResult(status=found["status"], completion=float(found["completion"]),
-                       jumps=int(found["jumps"]), kills=int(found["kills"]), coins=int(found["coins"]),
-                       lives=int(found["lives"]), runtime_s=runtime_s)
+    return AstarResult(
+        status=found["status"],
+        completion=float(found["completion"]),
+        jumps=int(found["jumps"]),
+        kills=int(found["kills"]),
+        coins=int(found["coins"]),
+        lives=int(found["lives"]),
+        runtime_s=runtime_s,
+    )
 
 
 def parse_runner_line(line: str) -> tuple[str, int, AstarResult]:
@@ -265,12 +296,16 @@ def parse_runner_line(line: str) -> tuple[str, int, AstarResult]:
     if len(parts) != 11 or parts[0] != "RESULT" or parts[3] not in STATUSES:
         raise AstarRunError(f"FastAstar printed an unexpected line: {line!r}")
     key, run, status, completion, jumps, kills, coins, lives, _remaining_ms, seconds = parts[1:]
-    return key, int(run), AstarResult(status, float(completion), int(jumps), int(kills), int(coins),
-                                      int(lives), float(seconds))
+    return (
+        key,
+        int(run),
+        AstarResult(status, float(completion), int(jumps), int(kills), int(coins), int(lives), float(seconds)),
+    )
 
 
 # ----------------------------------------------------------------------------------------------
 # the subprocess layer (one function, so tests can count JVM launches)
+
 
 def _launch(cmd: list[str], stdin_text: str | None, timeout: float) -> str:
     """Run one Java process; return its stdout or raise AstarRunError with its stderr tail."""
@@ -279,12 +314,15 @@ def _launch(cmd: list[str], stdin_text: str | None, timeout: float) -> str:
     except subprocess.TimeoutExpired as exc:
         raise AstarRunError(f"{cmd[0]} ran past {timeout:.0f} s: {' '.join(cmd)}") from exc
     if proc.returncode != 0 and "OutOfMemoryError" in proc.stderr:
-        raise AstarRunError(f"the A* agent ran out of its -Xmx{JVM_HEAP} Java heap (rlcreate.levels.astar.JVM_HEAP); "
-                            "play narrower levels, or raise JVM_HEAP if this machine has the memory")
+        raise AstarRunError(
+            f"the A* agent ran out of its -Xmx{JVM_HEAP} Java heap (rlcreate.levels.astar.JVM_HEAP); "
+            "play narrower levels, or raise JVM_HEAP if this machine has the memory"
+        )
     if proc.returncode != 0:
         tail = " ".join(proc.stderr[-600:].split())
-        raise AstarRunError(f"{cmd[0]} exited with code {proc.returncode} ({tail}); check the Java runtime "
-                            "(Java 17) and the level")
+        raise AstarRunError(
+            f"{cmd[0]} exited with code {proc.returncode} ({tail}); check the Java runtime (Java 17) and the level"
+        )
     return proc.stdout
 
 
@@ -310,6 +348,7 @@ def _compiled_runner(javac: str | None) -> Path | None:
 
 # ----------------------------------------------------------------------------------------------
 # cache
+
 
 def _cache_file() -> Path:
     return cache_dir() / "astar_results.json"
@@ -358,6 +397,7 @@ def _save_cache(new: dict[str, list[dict]]) -> None:
 # ----------------------------------------------------------------------------------------------
 # running
 
+
 def _budget_args(budget: str) -> list[str]:
     """FastAstar options for a budget tag from :func:`_budget_tag`."""
     if budget.startswith("nodes"):
@@ -378,8 +418,9 @@ def _wall_per_game_second(budget: str) -> float:
     return 1.5
 
 
-def _play_fast(classdir: Path, java: str, jobs: list[tuple[str, Path, int, int]], workers: int,
-               budget: str = "engine40ms") -> dict[str, list[AstarResult]]:
+def _play_fast(
+    classdir: Path, java: str, jobs: list[tuple[str, Path, int, int]], workers: int, budget: str = "engine40ms"
+) -> dict[str, list[AstarResult]]:
     """Play jobs (key, level file, timer, runs) in ``workers`` JVMs running FastAstar."""
     jobs = sorted(jobs, key=lambda j: -j[2] * j[3])  # longest first, dealt round-robin
     chunks = [jobs[i::workers] for i in range(workers) if jobs[i::workers]]
@@ -411,8 +452,11 @@ def _play_jar(java: str, jobs: list[tuple[str, Path, int, int]], workers: int) -
     def play(item):
         key, path = item
         start = time.perf_counter()
-        text = _launch([java, f"-Xmx{JVM_HEAP}", "-jar", str(jar_path()), str(path), "norender"], None,
-                       timeout=60 + 1.5 * _JAR_TIMER)
+        text = _launch(
+            [java, f"-Xmx{JVM_HEAP}", "-jar", str(jar_path()), str(path), "norender"],
+            None,
+            timeout=60 + 1.5 * _JAR_TIMER,
+        )
         return key, parse_jar_output(text, runtime_s=time.perf_counter() - start)
 
     out: dict[str, list[AstarResult]] = {k: [] for k, *_ in jobs}
@@ -425,10 +469,14 @@ def _play_jar(java: str, jobs: list[tuple[str, Path, int, int]], workers: int) -
 def _as_grids(grids) -> list[np.ndarray]:
     if isinstance(grids, np.ndarray):
         if grids.ndim == 2:
-            raise AstarSettingsError(f"run_astar takes a batch of grids; got one grid of shape {grids.shape}: "
-                                     "wrap it in a list, e.g. run_astar([grid])")
+            raise AstarSettingsError(
+                f"run_astar takes a batch of grids; got one grid of shape {grids.shape}: "
+                "wrap it in a list, e.g. run_astar([grid])"
+            )
         if grids.ndim != 3:
-            raise AstarSettingsError(f"run_astar takes grids of shape (n, 14, W) or a list of (14, W); got {grids.shape}")
+            raise AstarSettingsError(
+                f"run_astar takes grids of shape (n, 14, W) or a list of (14, W); got {grids.shape}"
+            )
     return [np.asarray(g) for g in grids]
 
 
@@ -441,10 +489,18 @@ def _own_completion(result: AstarResult, width: int, pad: int) -> AstarResult:
     return AstarResult(**{**asdict(result), "completion": float(min(max(own, 0.0), 1.0))})
 
 
-def run_astar(grids: Sequence[np.ndarray] | np.ndarray, runs: int = 1, workers: int = 2, cache: bool = True,
-              timer: int | None = None, runner: str = "auto", java: str | None = None,
-              budget_nodes: int | None = BUDGET_NODES, budget_ms: int | None = None,
-              start_pad: int = START_PAD) -> list[AstarSummary]:
+def run_astar(
+    grids: Sequence[np.ndarray] | np.ndarray,
+    runs: int = 1,
+    workers: int = 2,
+    cache: bool = True,
+    timer: int | None = None,
+    runner: str = "auto",
+    java: str | None = None,
+    budget_nodes: int | None = BUDGET_NODES,
+    budget_ms: int | None = None,
+    start_pad: int = START_PAD,
+) -> list[AstarSummary]:
     """Play each level ``runs`` times with the A* agent; one :class:`AstarSummary` per grid, in order.
 
     Args:
@@ -480,9 +536,11 @@ def run_astar(grids: Sequence[np.ndarray] | np.ndarray, runs: int = 1, workers: 
     grids = _as_grids(grids)
     wide = max((g.shape[1] for g in grids), default=0)
     if wide > MAX_COLUMNS:
-        raise AstarSettingsError(f"a level of {wide} columns is wider than the A* agent's limit of {MAX_COLUMNS} "
-                                 f"columns (rlcreate.levels.astar.MAX_COLUMNS; its JVM runs with -Xmx{JVM_HEAP}); "
-                                 "cut the level into pieces and play each")
+        raise AstarSettingsError(
+            f"a level of {wide} columns is wider than the A* agent's limit of {MAX_COLUMNS} "
+            f"columns (rlcreate.levels.astar.MAX_COLUMNS; its JVM runs with -Xmx{JVM_HEAP}); "
+            "cut the level into pieces and play each"
+        )
     texts = [level_to_text(with_entry(g, start_pad)) for g in grids]
 
     java_exe = shutil.which(java or "java")
@@ -491,16 +549,19 @@ def run_astar(grids: Sequence[np.ndarray] | np.ndarray, runs: int = 1, workers: 
         sibling = Path(java_exe).resolve().parent / "javac"
         javac_exe = str(sibling) if sibling.exists() else shutil.which("javac")
         if runner == "fast" and javac_exe is None:
-            raise JavaMissingError("runner='fast' compiles FastAstar.java and needs javac: install a JDK, "
-                                   "e.g. apt-get install openjdk-17-jdk-headless, or use runner='jar'")
+            raise JavaMissingError(
+                "runner='fast' compiles FastAstar.java and needs javac: install a JDK, "
+                "e.g. apt-get install openjdk-17-jdk-headless, or use runner='jar'"
+            )
     mode = "fast" if (runner != "jar" and javac_exe is not None) else "jar"
 
     timers = [_JAR_TIMER if mode == "jar" else (timer or default_timer(g.shape[1])) for g in grids]
     hashes = [hashlib.sha256(level_to_text(g).encode()).hexdigest()[:20] for g in grids]
     # every setting that changes a play is in the key: results made with other settings (or by an
     # older FastAstar) are never reused
-    setting = (f"{mode}-{hashlib.sha256(_RUNNER_SOURCE.read_bytes()).hexdigest()[:8]}|{budget}"
-               if mode == "fast" else "jar")
+    setting = (
+        f"{mode}-{hashlib.sha256(_RUNNER_SOURCE.read_bytes()).hexdigest()[:8]}|{budget}" if mode == "fast" else "jar"
+    )
     keys = [f"{h}|{setting}|t{t}|p{start_pad}" for h, t in zip(hashes, timers)]
 
     stored = _load_cache() if cache else {}

@@ -17,8 +17,10 @@ def cmd_play(args) -> int:
 
     grid = read_level(args.level)
     res = solve(grid)
-    print(f"fast solver: {'playable' if res.reached_end else 'not playable'} "
-          f"(furthest column {res.furthest_col + 1}/{grid.shape[1]})")
+    print(
+        f"fast solver: {'playable' if res.reached_end else 'not playable'} "
+        f"(furthest column {res.furthest_col + 1}/{grid.shape[1]})"
+    )
     from rlcreate.levels.astar import astar_or_none
 
     summary = astar_or_none([grid], runs=args.runs)
@@ -42,26 +44,57 @@ def cmd_render(args) -> int:
 def cmd_demo(args) -> int:
     from rlcreate.levels.demo import run_demo
 
-    run_demo(Path(args.out), minutes=args.minutes, timesteps=args.timesteps, progress_bar=not args.quiet,
-             best_of=args.best_of, resume=args.resume, overwrite=args.overwrite, seed=args.seed,
-             evaluate=not args.no_eval, generator=args.generator)
+    run_demo(
+        Path(args.out),
+        minutes=args.minutes,
+        timesteps=args.timesteps,
+        progress_bar=not args.quiet,
+        best_of=args.best_of,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        seed=args.seed,
+        evaluate=not args.no_eval,
+        generator=args.generator,
+    )
     return 0
 
 
 def register(sub) -> None:
-    d = sub.add_parser("demo", help="steer the column LM (mario_tokens.yaml) for a fixed step budget; compare its "
-                                    "levels with the LM's own samples and human levels")
+    d = sub.add_parser(
+        "demo",
+        help="steer the column LM (mario_tokens.yaml) for a fixed step budget; compare its "
+        "levels with the LM's own samples and human levels",
+    )
     d.add_argument("--out", type=out_arg, default="runs/demo")
-    d.add_argument("--minutes", type=positive_float, default=3.0, help="ignored: the demo trains for a fixed step budget so its numbers reproduce")
-    d.add_argument("--timesteps", type=int_arg(1, 10**10), default=None, help="env steps (default: the recipe's trainer.total_timesteps)")
-    d.add_argument("--best-of", type=int_arg(0, 64), default=4, help="n of the best-of-n set drawn from the untrained start (0: skip)")
+    d.add_argument(
+        "--minutes",
+        type=positive_float,
+        default=3.0,
+        help="ignored: the demo trains for a fixed step budget so its numbers reproduce",
+    )
+    d.add_argument(
+        "--timesteps",
+        type=int_arg(1, 10**10),
+        default=None,
+        help="env steps (default: the recipe's trainer.total_timesteps)",
+    )
+    d.add_argument(
+        "--best-of",
+        type=int_arg(0, 64),
+        default=4,
+        help="n of the best-of-n set drawn from the untrained start (0: skip)",
+    )
     d.add_argument("--seed", type=int_arg(0, 2**31 - 1), default=None, help="training seed (default: the recipe's)")
     d.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
     d.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
     d.add_argument("--no-eval", action="store_true", help="skip writing metrics.json (judges and the checkpoint audit)")
     d.add_argument("--quiet", action="store_true")
-    d.add_argument("--generator", choices=("tokens", "latent"), default="tokens",
-                   help="tokens: the column LM's token path (mario_tokens.yaml); latent: MarioLatent-v1 (mario_latent.yaml)")
+    d.add_argument(
+        "--generator",
+        choices=("tokens", "latent"),
+        default="tokens",
+        help="tokens: the column LM's token path (mario_tokens.yaml); latent: MarioLatent-v1 (mario_latent.yaml)",
+    )
     d.set_defaults(fn=cmd_demo)
 
     pl = sub.add_parser("play", help="fast-solver and A* verdicts for a level file")
@@ -73,4 +106,3 @@ def register(sub) -> None:
     rd.add_argument("level")
     rd.add_argument("-o", "--output", required=True)
     rd.set_defaults(fn=cmd_render)
-

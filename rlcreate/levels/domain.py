@@ -24,14 +24,22 @@ class LevelsDomain(Domain):
     reward_modules = BUILTIN["levels"].reward_modules
     cli_options = {
         "eval": (CliOption(("--astar-runs",), "A* plays per level (default 2)", int_arg(1, 100)),),
-        "baseline": (CliOption(("--descriptors",), "QD behaviour descriptors, comma-separated (default "
-                               "leniency,linearity)", lambda text: [t.strip() for t in text.split(",") if t.strip()]),),
+        "baseline": (
+            CliOption(
+                ("--descriptors",),
+                "QD behaviour descriptors, comma-separated (default leniency,linearity)",
+                lambda text: [t.strip() for t in text.split(",") if t.strip()],
+            ),
+        ),
     }
     baseline_keys = ("descriptors",)
     counterparts = {
         "playability": ("astar", "win_rate", "fast-solver playability vs the real A* agent's win rate"),
-        "level_novelty": ("novelty", "heldout_distance",
-                          "novelty (training windows + own archive) vs distance to held-out corpus windows"),
+        "level_novelty": (
+            "novelty",
+            "heldout_distance",
+            "novelty (training windows + own archive) vs distance to held-out corpus windows",
+        ),
         "style_coherence": ("tile_kl", "coherence_3x3", "exp(-KL) with 2x2 patterns vs exp(-KL) with 3x3 patterns"),
     }
 
@@ -61,8 +69,8 @@ class LevelsDomain(Domain):
 
     def check(self, recipe: Any) -> None:
         from rlcreate.levels.judges import check_judges
-        from rlcreate.recipe import RecipeError
         from rlcreate.levels.rewards import TARGET_MEASURES
+        from rlcreate.recipe import RecipeError
         from rlcreate.validate import check_choice
 
         check_judges(recipe.judges)
@@ -74,8 +82,9 @@ class LevelsDomain(Domain):
                 raise RecipeError(f"targets.{name} = {[low, high]}: counts per 16 columns must lie in [0, {most}]")
 
     # ---------------------------------------------------------------- runs
-    def generate(self, model: Any, asm: Any, n: int, out: Path, targets: dict | None = None,
-                 seed: int | None = None) -> dict:
+    def generate(
+        self, model: Any, asm: Any, n: int, out: Path, targets: dict | None = None, seed: int | None = None
+    ) -> dict:
         from rlcreate.assemble import Assembly
         from rlcreate.levels.samples import write_levels
         from rlcreate.train.runner import rollout
@@ -87,8 +96,9 @@ class LevelsDomain(Domain):
         venv = asm.make_env(min(n, 16), seed, purpose="eval")
         model.set_random_seed(seed)
         episodes = rollout(model, venv, n, deterministic=not self.sampled(asm))
-        return write_levels([{"level": e["level"], "targets": e.get("targets", {})} for e in episodes],
-                            Path(out), asm.reward_set)
+        return write_levels(
+            [{"level": e["level"], "targets": e.get("targets", {})} for e in episodes], Path(out), asm.reward_set
+        )
 
     def score_samples(self, asm: Any, episodes: list[dict]) -> None:
         from rlcreate.levels.samples import summarise_levels
@@ -110,8 +120,9 @@ class LevelsDomain(Domain):
 
         return check_search_section(section)
 
-    def audit_checkpoint(self, asm: Any, model: Any, progress: float, n: int, deterministic: bool,
-                         seed: int, judges: list[str]) -> tuple[dict, dict, dict]:
+    def audit_checkpoint(
+        self, asm: Any, model: Any, progress: float, n: int, deterministic: bool, seed: int, judges: list[str]
+    ) -> tuple[dict, dict, dict]:
         from rlcreate.levels.evaluate import audit_levels
 
         return audit_levels(asm, model, progress, n, deterministic, seed, judges)

@@ -14,7 +14,8 @@ agent's ticks and take-offs per segment).
 from __future__ import annotations
 
 import functools
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -61,7 +62,9 @@ def curve_values(curve: str | Sequence[float], k: int) -> np.ndarray:
         if curve not in CURVES:
             from rlcreate.errors import UserError
 
-            raise UserError(f"tension_curve: curve = {curve!r}: use one of {sorted(CURVES)} or a list of values in [0, 1]")
+            raise UserError(
+                f"tension_curve: curve = {curve!r}: use one of {sorted(CURVES)} or a list of values in [0, 1]"
+            )
         return CURVES[curve]((np.arange(k) + 0.5) / k)
     v = np.asarray(curve, np.float64)
     return np.concatenate([v, np.full(max(k - len(v), 0), v[-1])])[:k]

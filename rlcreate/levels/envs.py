@@ -52,13 +52,26 @@ from rlcreate.envs.column_tokens import ColumnTokensCore, ColumnTokensEnv, Colum
 from rlcreate.envs.core_vec_env import EnvConfigError
 from rlcreate.envs.latent_level import LatentLevelCore, LatentLevelEnv, LatentLevelVecEnv
 from rlcreate.levels import tiles as T
+from rlcreate.levels.features import FEATURE_NAMES, segment_features
 from rlcreate.levels.validity import MarioStructure
-from rlcreate.levels.features import FEATURE_NAMES, segment_difficulty, segment_features
 
-__all__ = ["segment_features", "SolverSeam", "MarioStructure", "MarioRenderer", "DEFAULT_REWARDS",
-           "DEFAULT_TARGETS", "make_mario_latent", "make_mario_latent_vec", "make_mario_tokens",
-           "make_mario_tokens_vec", "default_reward_set", "FEATURE_NAMES", "make_mario_latent_v1",
-           "make_mario_latent_v1_vec", "V1_CARD"]
+__all__ = [
+    "segment_features",
+    "SolverSeam",
+    "MarioStructure",
+    "MarioRenderer",
+    "DEFAULT_REWARDS",
+    "DEFAULT_TARGETS",
+    "make_mario_latent",
+    "make_mario_latent_vec",
+    "make_mario_tokens",
+    "make_mario_tokens_vec",
+    "default_reward_set",
+    "FEATURE_NAMES",
+    "make_mario_latent_v1",
+    "make_mario_latent_v1_vec",
+    "V1_CARD",
+]
 
 #: default reward terms of the Mario envs (term -> recipe spec): the one definition, used by every
 #: recipe that leaves `rewards:` out
@@ -67,8 +80,7 @@ DEFAULT_REWARDS: dict[str, dict] = {
     # novelty is a sweet spot: corpus segments sit at ~0.04 from their nearest training window and
     # a flat-ground copy at ~0.03 once it is in the archive; 0.08 asks for new but not chaotic (at
     # 0.10 a 200k-step policy drifted to jagged terrain the A* agent beat only 75% of the time)
-    "novelty": {"weight": 1.0, "reward": "level_novelty",
-                "transform": {"sweet_spot": {"target": 0.08, "width": 0.04}}},
+    "novelty": {"weight": 1.0, "reward": "level_novelty", "transform": {"sweet_spot": {"target": 0.08, "width": 0.04}}},
     "coherence": {"weight": 0.5, "reward": "style_coherence"},
     "structure": {"weight": 0.5, "reward": "validity"},
     "engagement": {"weight": 1.0, "reward": "difficulty_curve"},
@@ -136,8 +148,10 @@ def latent_generator(generator: Any = None):
     if generator is None or isinstance(generator, str) or hasattr(generator, "__fspath__"):
         return LatentLevelGenerator.load(generator)
     if not hasattr(generator, "decode"):
-        raise EnvConfigError(f"generator = {type(generator).__name__}: pass a latent generator, a level-VAE "
-                             "folder or None (the shipped VAE)")
+        raise EnvConfigError(
+            f"generator = {type(generator).__name__}: pass a latent generator, a level-VAE "
+            "folder or None (the shipped VAE)"
+        )
     return generator
 
 
@@ -145,8 +159,9 @@ def default_reward_set(rewards: dict[str, dict] | None = None, nonfinite: str = 
     """The Mario default reward terms (or ``rewards`` in recipe form) as a RewardSet."""
     from rlcreate.recipe import build_reward_set, parse_recipe
 
-    recipe = parse_recipe({"env": {"id": "rlcreate/MarioLatent-v0"}, "rewards": rewards or DEFAULT_REWARDS,
-                           "nonfinite": nonfinite})
+    recipe = parse_recipe(
+        {"env": {"id": "rlcreate/MarioLatent-v0"}, "rewards": rewards or DEFAULT_REWARDS, "nonfinite": nonfinite}
+    )
     return build_reward_set(recipe)
 
 
@@ -155,19 +170,38 @@ def _reward(reward: Any):
 
 
 def _core(n: int, n_segments: int, targets, reward, generator) -> LatentLevelCore:
-    return LatentLevelCore(latent_generator(generator), _reward(reward), segment_features, len(FEATURE_NAMES),
-                           n_segments=n_segments, targets=DEFAULT_TARGETS if targets is None else targets,
-                           seam=SolverSeam(), n=n, renderer=MarioRenderer())
+    return LatentLevelCore(
+        latent_generator(generator),
+        _reward(reward),
+        segment_features,
+        len(FEATURE_NAMES),
+        n_segments=n_segments,
+        targets=DEFAULT_TARGETS if targets is None else targets,
+        seam=SolverSeam(),
+        n=n,
+        renderer=MarioRenderer(),
+    )
 
 
-def make_mario_latent(n_segments: int = 8, targets: dict | None = None, reward: Any = None,
-                      generator: Any = None, render_mode: str | None = None) -> LatentLevelEnv:
+def make_mario_latent(
+    n_segments: int = 8,
+    targets: dict | None = None,
+    reward: Any = None,
+    generator: Any = None,
+    render_mode: str | None = None,
+) -> LatentLevelEnv:
     """Single-env ``rlcreate/MarioLatent-v0`` (what ``gymnasium.make`` returns)."""
     return LatentLevelEnv(_core(1, n_segments, targets, reward, generator), render_mode=render_mode)
 
 
-def make_mario_latent_vec(n_envs: int = 16, n_segments: int = 8, targets: dict | None = None,
-                          reward: Any = None, generator: Any = None, seed: int | None = None) -> LatentLevelVecEnv:
+def make_mario_latent_vec(
+    n_envs: int = 16,
+    n_segments: int = 8,
+    targets: dict | None = None,
+    reward: Any = None,
+    generator: Any = None,
+    seed: int | None = None,
+) -> LatentLevelVecEnv:
     """Batched ``MarioLatent-v0`` as an SB3 VecEnv: ``n_envs`` levels per decoder call."""
     return LatentLevelVecEnv(_core(n_envs, n_segments, targets, reward, generator), seed=seed)
 
@@ -185,35 +219,64 @@ def bounded_generator(generator: Any = None):
     if isinstance(generator, str) or hasattr(generator, "__fspath__"):
         return LevelGAN.load(generator)
     if not hasattr(generator, "decode"):
-        raise EnvConfigError(f"generator = {type(generator).__name__}: pass None / 'column_lm' (the column LM "
-                             "decoding uniform noise), 'gan' (the shipped level GAN), a level-GAN folder or a "
-                             "latent generator")
+        raise EnvConfigError(
+            f"generator = {type(generator).__name__}: pass None / 'column_lm' (the column LM "
+            "decoding uniform noise), 'gan' (the shipped level GAN), a level-GAN folder or a "
+            "latent generator"
+        )
     return generator
 
 
-def _core_v1(n: int, n_segments: int, targets, reward, generator, latent_mode: str, radius: float,
-             reward_every: str) -> LatentLevelCore:
-    return LatentLevelCore(bounded_generator(generator), _reward(reward), segment_features, len(FEATURE_NAMES),
-                           n_segments=n_segments, targets=DEFAULT_TARGETS if targets is None else targets,
-                           seam=SolverSeam(), n=n, renderer=MarioRenderer(), latent_mode=latent_mode,
-                           radius=radius, reward_every=reward_every)
+def _core_v1(
+    n: int, n_segments: int, targets, reward, generator, latent_mode: str, radius: float, reward_every: str
+) -> LatentLevelCore:
+    return LatentLevelCore(
+        bounded_generator(generator),
+        _reward(reward),
+        segment_features,
+        len(FEATURE_NAMES),
+        n_segments=n_segments,
+        targets=DEFAULT_TARGETS if targets is None else targets,
+        seam=SolverSeam(),
+        n=n,
+        renderer=MarioRenderer(),
+        latent_mode=latent_mode,
+        radius=radius,
+        reward_every=reward_every,
+    )
 
 
-def make_mario_latent_v1(n_segments: int = 8, targets: dict | None = None, reward: Any = None,
-                         generator: Any = None, latent_mode: str = "residual", radius: float = 1.5,
-                         reward_every: str = "end", render_mode: str | None = None) -> LatentLevelEnv:
+def make_mario_latent_v1(
+    n_segments: int = 8,
+    targets: dict | None = None,
+    reward: Any = None,
+    generator: Any = None,
+    latent_mode: str = "residual",
+    radius: float = 1.5,
+    reward_every: str = "end",
+    render_mode: str | None = None,
+) -> LatentLevelEnv:
     """Single-env ``rlcreate/MarioLatent-v1`` (see :data:`V1_CARD`)."""
-    return LatentLevelEnv(_core_v1(1, n_segments, targets, reward, generator, latent_mode, radius, reward_every),
-                          render_mode=render_mode)
+    return LatentLevelEnv(
+        _core_v1(1, n_segments, targets, reward, generator, latent_mode, radius, reward_every), render_mode=render_mode
+    )
 
 
-def make_mario_latent_v1_vec(n_envs: int = 16, n_segments: int = 8, targets: dict | None = None,
-                             reward: Any = None, generator: Any = None, seed: int | None = None,
-                             latent_mode: str = "residual", radius: float = 1.5,
-                             reward_every: str = "end") -> LatentLevelVecEnv:
+def make_mario_latent_v1_vec(
+    n_envs: int = 16,
+    n_segments: int = 8,
+    targets: dict | None = None,
+    reward: Any = None,
+    generator: Any = None,
+    seed: int | None = None,
+    latent_mode: str = "residual",
+    radius: float = 1.5,
+    reward_every: str = "end",
+) -> LatentLevelVecEnv:
     """Batched ``MarioLatent-v1`` as an SB3 VecEnv: ``n_envs`` levels per decoder call."""
-    return LatentLevelVecEnv(_core_v1(n_envs, n_segments, targets, reward, generator, latent_mode, radius,
-                                      reward_every), seed=seed)
+    return LatentLevelVecEnv(
+        _core_v1(n_envs, n_segments, targets, reward, generator, latent_mode, radius, reward_every), seed=seed
+    )
 
 
 #: The card of ``rlcreate/MarioLatent-v1`` (differences from v0's card above).
@@ -260,44 +323,86 @@ def _load_column_lm(folder: str, stamp: tuple):
     return ColumnLM.load(folder)
 
 
-def _tokens_core(n: int, n_columns: int, k: int, reward: Any, targets: dict | None, lm: Any, reward_every: str,
-          structure: bool = True, playable_margin: int = 0, **kwargs: Any) -> ColumnTokensCore:
+def _tokens_core(
+    n: int,
+    n_columns: int,
+    k: int,
+    reward: Any,
+    targets: dict | None,
+    lm: Any,
+    reward_every: str,
+    structure: bool = True,
+    playable_margin: int = 0,
+    **kwargs: Any,
+) -> ColumnTokensCore:
     from rlcreate.levels.generators.column_lm import N_SPECIAL, ColumnLM
     from rlcreate.levels.solver import APEX_STEPS
 
     if isinstance(playable_margin, bool) or playable_margin not in range(APEX_STEPS + 1):
-        raise EnvConfigError(f"playable_margin = {playable_margin!r}: use an integer in 0..{APEX_STEPS} (columns "
-                             "by which playable_only shortens the solver's longest jumps)")
+        raise EnvConfigError(
+            f"playable_margin = {playable_margin!r}: use an integer in 0..{APEX_STEPS} (columns "
+            "by which playable_only shortens the solver's longest jumps)"
+        )
 
     if lm is None or isinstance(lm, str) or hasattr(lm, "__fspath__"):
         lm = shared_column_lm(None if lm is None else str(lm))
     elif not isinstance(lm, ColumnLM):
-        raise EnvConfigError(f"lm = {type(lm).__name__}: pass a ColumnLM, a column-LM folder or None "
-                             "(the shipped model)")
+        raise EnvConfigError(
+            f"lm = {type(lm).__name__}: pass a ColumnLM, a column-LM folder or None (the shipped model)"
+        )
     from rlcreate.levels.rewards import TARGET_MEASURES
 
-    return ColumnTokensCore(lm, _reward(reward), segment_features, len(FEATURE_NAMES), n_columns=n_columns, k=k,
-                            targets=DEFAULT_TARGETS if targets is None else targets,
-                            reward_every=reward_every, n=n,
-                            rule=MarioStructure(lm.columns, N_SPECIAL) if structure else None,
-                            seam=SolverSeam(), reach_seam=SolverSeam(apex_steps=APEX_STEPS - playable_margin),
-                            n_special=N_SPECIAL, renderer=MarioRenderer(),
-                            target_measures=TARGET_MEASURES, **kwargs)
+    return ColumnTokensCore(
+        lm,
+        _reward(reward),
+        segment_features,
+        len(FEATURE_NAMES),
+        n_columns=n_columns,
+        k=k,
+        targets=DEFAULT_TARGETS if targets is None else targets,
+        reward_every=reward_every,
+        n=n,
+        rule=MarioStructure(lm.columns, N_SPECIAL) if structure else None,
+        seam=SolverSeam(),
+        reach_seam=SolverSeam(apex_steps=APEX_STEPS - playable_margin),
+        n_special=N_SPECIAL,
+        renderer=MarioRenderer(),
+        target_measures=TARGET_MEASURES,
+        **kwargs,
+    )
 
 
-def make_mario_tokens(n_columns: int = 64, k: int = 8, reward: Any = None, targets: dict | None = None,
-                      lm: Any = None, reward_every: str = "end", render_mode: str | None = None,
-                      **kwargs: Any) -> ColumnTokensEnv:
+def make_mario_tokens(
+    n_columns: int = 64,
+    k: int = 8,
+    reward: Any = None,
+    targets: dict | None = None,
+    lm: Any = None,
+    reward_every: str = "end",
+    render_mode: str | None = None,
+    **kwargs: Any,
+) -> ColumnTokensEnv:
     """Single-env ``rlcreate/MarioTokens-v1`` (what ``gymnasium.make`` returns). ``kwargs``:
     ``min_prob``, ``hidden_clip``, ``structure``, ``target_shaping``, ``playable_only``,
     ``playable_margin`` (0..2 columns by which playable_only's solver shortens every jump; default 0:
     16 guided-LM levels per setting were beaten by the A* agent 69%, 69%, 75% with margins 0, 1, 2)."""
-    return ColumnTokensEnv(_tokens_core(1, n_columns, k, reward, targets, lm, reward_every, **kwargs),
-                           render_mode=render_mode)
+    return ColumnTokensEnv(
+        _tokens_core(1, n_columns, k, reward, targets, lm, reward_every, **kwargs), render_mode=render_mode
+    )
 
 
-def make_mario_tokens_vec(n_envs: int = 16, n_columns: int = 64, k: int = 8, targets: dict | None = None,
-                          reward: Any = None, seed: int | None = None, lm: Any = None,
-                          reward_every: str = "end", **kwargs: Any) -> ColumnTokensVecEnv:
+def make_mario_tokens_vec(
+    n_envs: int = 16,
+    n_columns: int = 64,
+    k: int = 8,
+    targets: dict | None = None,
+    reward: Any = None,
+    seed: int | None = None,
+    lm: Any = None,
+    reward_every: str = "end",
+    **kwargs: Any,
+) -> ColumnTokensVecEnv:
     """Batched ``MarioTokens-v1`` as an SB3 VecEnv: ``n_envs`` levels per LM forward pass."""
-    return ColumnTokensVecEnv(_tokens_core(n_envs, n_columns, k, reward, targets, lm, reward_every, **kwargs), seed=seed)
+    return ColumnTokensVecEnv(
+        _tokens_core(n_envs, n_columns, k, reward, targets, lm, reward_every, **kwargs), seed=seed
+    )

@@ -3,19 +3,29 @@ report's level sections (expressive range, gallery). Called through the levels d
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from rlcreate.errors import UserError
+from rlcreate.evaluation.html import esc, fmt, plt
 from rlcreate.evaluation.summary import composite, read_json
 from rlcreate.runbox import atomic_target, read_regular, write_bytes
-from rlcreate.evaluation.html import esc, fmt, plt
 
-__all__ = ["read_levels", "evaluate_level_run", "level_flags", "audit_levels", "figures_html", "side_by_side_html",
-           "expressive_range_html",
-           "gallery_html", "COPIED_WINDOWS_FLAG", "PAIRWISE_FLAG"]
+__all__ = [
+    "read_levels",
+    "evaluate_level_run",
+    "level_flags",
+    "audit_levels",
+    "figures_html",
+    "side_by_side_html",
+    "expressive_range_html",
+    "gallery_html",
+    "COPIED_WINDOWS_FLAG",
+    "PAIRWISE_FLAG",
+]
 
 COPIED_WINDOWS_FLAG = 0.5
 PAIRWISE_FLAG = 0.02
@@ -44,16 +54,27 @@ def level_flags(levels: Sequence[np.ndarray], judged: dict | None = None) -> dic
         reasons.append(f"all {len(levels)} samples fall in one leniency x linearity cell")
     if pairwise == pairwise and pairwise < PAIRWISE_FLAG:
         reasons.append(f"mean pairwise tile distance {pairwise:.3f} < {PAIRWISE_FLAG}")
-    return {"memorisation": {"flag": copied > COPIED_WINDOWS_FLAG, "copied_windows": copied,
-                             "threshold": COPIED_WINDOWS_FLAG, "heldout_corpus": 0.10,
-                             "reason": f"{copied:.0%} of 16-column windows copy a training window"},
-            "collapse": {"flag": bool(reasons), "cells": cells, "pairwise_tile_distance": pairwise,
-                         "distinct_columns": judged["diversity"].get("distinct_columns"),
-                         "reason": "; ".join(reasons) or f"{cells} cells, pairwise distance {pairwise:.3f}"}}
+    return {
+        "memorisation": {
+            "flag": copied > COPIED_WINDOWS_FLAG,
+            "copied_windows": copied,
+            "threshold": COPIED_WINDOWS_FLAG,
+            "heldout_corpus": 0.10,
+            "reason": f"{copied:.0%} of 16-column windows copy a training window",
+        },
+        "collapse": {
+            "flag": bool(reasons),
+            "cells": cells,
+            "pairwise_tile_distance": pairwise,
+            "distinct_columns": judged["diversity"].get("distinct_columns"),
+            "reason": "; ".join(reasons) or f"{cells} cells, pairwise distance {pairwise:.3f}",
+        },
+    }
 
 
-def evaluate_level_run(run: Path, asm: Any, n: int | None = None, judges: Sequence[str] | None = None,
-                       astar_runs: int = 2, **_: Any) -> dict:
+def evaluate_level_run(
+    run: Path, asm: Any, n: int | None = None, judges: Sequence[str] | None = None, astar_runs: int = 2, **_: Any
+) -> dict:
     """Judge a level run: a run with a final policy is rolled out for ``n`` fresh levels (default the
     recipe's ``trainer.samples``; written to ``RUN/eval_samples/``), which also gives their composite
     returns; otherwise the levels in ``RUN/samples/`` are judged (a baseline stored their returns)."""
@@ -84,8 +105,10 @@ def evaluate_level_run(run: Path, asm: Any, n: int | None = None, judges: Sequen
     else:
         levels = read_levels(run / "samples")
         if not levels:
-            raise RunFolderError(f"{run}: no policy (model/ or checkpoints/) and no samples/level_*.txt; nothing to evaluate "
-                                 "(train the run to the end, or write samples with `rlcreate generate`)")
+            raise RunFolderError(
+                f"{run}: no policy (model/ or checkpoints/) and no samples/level_*.txt; nothing to evaluate "
+                "(train the run to the end, or write samples with `rlcreate generate`)"
+            )
         if n and n != len(levels):
             notes.append(f"--n {n} ignored: this run has no policy to generate from; judged its {len(levels)} samples")
         summary = read_json(run / "samples" / "metrics.json") or {}
@@ -93,8 +116,12 @@ def evaluate_level_run(run: Path, asm: Any, n: int | None = None, judges: Sequen
         if len(stored) == len(levels) and all(r is not None for r in stored):
             returns = np.array(stored, np.float64)
         source = f"{len(levels)} levels in samples/"
-    result: dict[str, Any] = {"run": run.name, "source": source, "n_levels": len(levels),
-                              "judges": run_judges(levels, names, astar_runs=astar_runs)}
+    result: dict[str, Any] = {
+        "run": run.name,
+        "source": source,
+        "n_levels": len(levels),
+        "judges": run_judges(levels, names, astar_runs=astar_runs),
+    }
     if returns is not None:
         result["composite"] = composite(returns)
         result["qd"] = qd_summary(levels, returns)
@@ -104,8 +131,10 @@ def evaluate_level_run(run: Path, asm: Any, n: int | None = None, judges: Sequen
     result["flags"] = level_flags(levels, result["judges"])
     human = result["judges"].get("human_likeness") or {}
     if human.get("flagged"):
-        notes.append(f"FLAG not human-like: a classifier tells these levels from held-out human levels with "
-                     f"AUC {human['auc']:.3f} (> 0.70)")
+        notes.append(
+            f"FLAG not human-like: a classifier tells these levels from held-out human levels with "
+            f"AUC {human['auc']:.3f} (> 0.70)"
+        )
     baseline = read_json(run / "baseline.json")
     if baseline:
         result["search"] = {k: baseline.get(k) for k in ("method", "evaluations", "best_return", "all_evaluated_qd")}
@@ -113,8 +142,16 @@ def evaluate_level_run(run: Path, asm: Any, n: int | None = None, judges: Sequen
     return result
 
 
-def audit_levels(asm: Any, model: Any, progress: float, n: int, deterministic: bool, seed: int,
-                 judges: list[str], astar_runs: int = 1) -> tuple[dict, dict, dict]:
+def audit_levels(
+    asm: Any,
+    model: Any,
+    progress: float,
+    n: int,
+    deterministic: bool,
+    seed: int,
+    judges: list[str],
+    astar_runs: int = 1,
+) -> tuple[dict, dict, dict]:
     """One audit point: ``n`` levels of ``model`` -> (mean reward terms, judged, flags)."""
     from rlcreate.levels.judges import run_judges
     from rlcreate.train.runner import rollout
@@ -124,13 +161,16 @@ def audit_levels(asm: Any, model: Any, progress: float, n: int, deterministic: b
     model.set_random_seed(seed)  # stochastic mode: the same action draws on every audit
     episodes = rollout(model, venv, n, deterministic=deterministic)
     levels = [e["level"] for e in episodes]
-    terms = {k: float(np.mean([e["term_means"][k] for e in episodes if k in e["term_means"]]))
-             for k in episodes[0]["term_means"]}
+    terms = {
+        k: float(np.mean([e["term_means"][k] for e in episodes if k in e["term_means"]]))
+        for k in episodes[0]["term_means"]
+    }
     judged = run_judges(levels, sorted(set(judges) | {"novelty", "diversity"}), astar_runs=astar_runs)
     return terms, judged, level_flags(levels, judged)
 
 
 # ---------------------------------------------------------------------------------------- report
+
 
 def _corpus_leniency_linearity(width: int) -> np.ndarray:
     from rlcreate.levels import corpus
@@ -138,8 +178,12 @@ def _corpus_leniency_linearity(width: int) -> np.ndarray:
 
     c = corpus.full_corpus()
     step = max(width // 4, 1)
-    return np.array([[leniency(c[:, s:s + width]), linearity(c[:, s:s + width])]
-                     for s in range(0, c.shape[1] - width + 1, step)])
+    return np.array(
+        [
+            [leniency(c[:, s : s + width]), linearity(c[:, s : s + width])]
+            for s in range(0, c.shape[1] - width + 1, step)
+        ]
+    )
 
 
 def figures_html(runs: list[dict], img_dir: Path) -> str:
@@ -164,8 +208,9 @@ def expressive_range_html(runs: list[dict], img_dir: Path) -> str:
     (lx, hx), (ly, hy) = DEFAULT_GRID.bounds
     bins = [np.linspace(lx, hx, 29), np.linspace(ly, hy, 29)]
     corpus = _corpus_leniency_linearity(runs[0]["samples"][0].shape[1])
-    panels = [("corpus windows", corpus)] + [(d["name"], describe(d["samples"], ["leniency", "linearity"]))
-                                             for d in runs]
+    panels = [("corpus windows", corpus)] + [
+        (d["name"], describe(d["samples"], ["leniency", "linearity"])) for d in runs
+    ]
     fig, axes = pyplot.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.2), squeeze=False)
     for ax, (title, pts) in zip(axes.ravel(), panels):
         ax.hist2d(np.clip(pts[:, 0], lx, hx), np.clip(pts[:, 1], ly, hy), bins=bins, cmap="viridis", cmin=1)
@@ -211,30 +256,52 @@ def side_by_side_html(summary: dict | None) -> str:
         return f"{el['mean']:.1f} [{el['low']:.1f}, {el['high']:.1f}]" + ("" if el["inside"] else " *")
 
     rows = [[f"{e} per 128 cols [human band]"] + cell(lambda n, e=e: band(n, e)) for e in ELEMENTS]
-    rows += [["elements inside the human band"] + cell(lambda n: f"{g[n]['profile']['inside']}/{g[n]['profile']['of']}"),
-             ["distinct 16-col segments (share, per 40)"] + cell(lambda n: f"{g[n]['diversity']['distinct_share']:.2f}"),
-             ["repetition inside a level"] + cell(lambda n: f"{g[n]['repetition']['repeated_share']:.2f}"),
-             [f"human-likeness AUC vs {summary.get('human_split', 'test')} (0.5 = indistinguishable)"]
-             + cell(lambda n: f"{g[n]['human_likeness']['auc']:.3f}"),
-             ["novelty (NN distance to training windows)"] + cell(lambda n: f"{g[n]['copies']['novelty_mean']:.3f}"),
-             ["segments within copy distance"] + cell(lambda n: f"{g[n]['copies']['copy_share']:.0%}"),
-             ["A* agent: levels beaten"] + cell(lambda n: f"{g[n]['astar']['beaten']:.0%} of {g[n]['astar']['levels']}")]
+    rows += [
+        ["elements inside the human band"] + cell(lambda n: f"{g[n]['profile']['inside']}/{g[n]['profile']['of']}"),
+        ["distinct 16-col segments (share, per 40)"] + cell(lambda n: f"{g[n]['diversity']['distinct_share']:.2f}"),
+        ["repetition inside a level"] + cell(lambda n: f"{g[n]['repetition']['repeated_share']:.2f}"),
+        [f"human-likeness AUC vs {summary.get('human_split', 'test')} (0.5 = indistinguishable)"]
+        + cell(lambda n: f"{g[n]['human_likeness']['auc']:.3f}"),
+        ["novelty (NN distance to training windows)"] + cell(lambda n: f"{g[n]['copies']['novelty_mean']:.3f}"),
+        ["segments within copy distance"] + cell(lambda n: f"{g[n]['copies']['copy_share']:.0%}"),
+        ["A* agent: levels beaten"] + cell(lambda n: f"{g[n]['astar']['beaten']:.0%} of {g[n]['astar']['levels']}"),
+    ]
     for t in sorted({t for c in (summary.get("control") or {}).values() for t in c}):
-        rows.append([f"control {t}: corr asked/got (MAE)"] + cell(
-            lambda n, t=t: "{:+.2f} ({:.2f})".format(summary["control"][n][t]["corr"], summary["control"][n][t]["mae"])))
-    rows.append(["recipe objective per level [95% CI]"] + cell(
-        lambda n: "{:.3f} [{:.3f}, {:.3f}]".format(summary["objective"][n]["mean"], *summary["objective"][n]["ci"])))
-    h = [f"<h3>Side by side: {summary.get('n_levels')} levels of {summary.get('width')} columns per set</h3>",
-         "<p>" + esc(summary.get("sampling", "")) + ". Human = held-out DEV windows; the AUC's human side is the "
-         "TEST split. * = outside the 5th–95th percentile band of human set means.</p>",
-         table(["measure"] + names, rows)]
+        rows.append(
+            [f"control {t}: corr asked/got (MAE)"]
+            + cell(
+                lambda n, t=t: "{:+.2f} ({:.2f})".format(
+                    summary["control"][n][t]["corr"], summary["control"][n][t]["mae"]
+                )
+            )
+        )
+    rows.append(
+        ["recipe objective per level [95% CI]"]
+        + cell(
+            lambda n: "{:.3f} [{:.3f}, {:.3f}]".format(summary["objective"][n]["mean"], *summary["objective"][n]["ci"])
+        )
+    )
+    h = [
+        f"<h3>Side by side: {summary.get('n_levels')} levels of {summary.get('width')} columns per set</h3>",
+        "<p>" + esc(summary.get("sampling", "")) + ". Human = held-out DEV windows; the AUC's human side is the "
+        "TEST split. * = outside the 5th–95th percentile band of human set means.</p>",
+        table(["measure"] + names, rows),
+    ]
     share = summary.get("share") or {}
     if share:
-        h.append("<h3>PPO's share</h3><p>The steered policy's recipe objective minus each set's, paired per "
-                 "request (same control targets), mean and 95% bootstrap CI. A CI above 0 is what RL added.</p>")
-        h.append(table(["steered minus", "mean", "95% CI"], [
-            [k.removeprefix("steered_minus_"), f"{v['mean']:+.3f}", f"[{v['ci'][0]:+.3f}, {v['ci'][1]:+.3f}]"]
-            for k, v in share.items()]))
+        h.append(
+            "<h3>PPO's share</h3><p>The steered policy's recipe objective minus each set's, paired per "
+            "request (same control targets), mean and 95% bootstrap CI. A CI above 0 is what RL added.</p>"
+        )
+        h.append(
+            table(
+                ["steered minus", "mean", "95% CI"],
+                [
+                    [k.removeprefix("steered_minus_"), f"{v['mean']:+.3f}", f"[{v['ci'][0]:+.3f}, {v['ci'][1]:+.3f}]"]
+                    for k, v in share.items()
+                ],
+            )
+        )
     return "".join(h)
 
 
@@ -251,8 +318,11 @@ def gallery_html(d: dict, index: int, img_dir: Path, limit: int) -> str:
         except (UserError, OSError):
             continue
         m = per_level.get(p.with_suffix(".txt").name, {})
-        label = ", ".join(f"{k}={fmt(m[k])}" for k in ("episode_return", "leniency", "linearity", "enemies",
-                                                        "solver_playable") if k in m)
+        label = ", ".join(
+            f"{k}={fmt(m[k])}"
+            for k in ("episode_return", "leniency", "linearity", "enemies", "solver_playable")
+            if k in m
+        )
         h.append(f"<p>{esc(p.name)} {esc(label)}</p><img src='img/{dst.name}' alt='{esc(p.name)}'>")
     if not pngs:
         h.append("<p class='missing'>no rendered levels</p>")

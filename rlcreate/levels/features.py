@@ -31,9 +31,20 @@ def segment_features(segments: np.ndarray) -> np.ndarray:
     # height of the highest solid tile per column (0 = none), rows counted from the bottom
     any_solid = solid.any(axis=1)
     top = np.where(any_solid, T.HEIGHT - solid.argmax(axis=1), 0)
-    feats = np.stack([count(0), gaps, count(1), count(2), count(3), count(4), top.mean(1),
-                      np.abs(np.diff(top, axis=1)).mean(1),
-                      segment_difficulty(g)], 1)
+    feats = np.stack(
+        [
+            count(0),
+            gaps,
+            count(1),
+            count(2),
+            count(3),
+            count(4),
+            top.mean(1),
+            np.abs(np.diff(top, axis=1)).mean(1),
+            segment_difficulty(g),
+        ],
+        1,
+    )
     return feats / _FEATURE_SCALE
 
 

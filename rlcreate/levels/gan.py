@@ -33,8 +33,16 @@ from torch import nn
 from rlcreate.errors import UserError
 from rlcreate.levels.tiles import HEIGHT, TILES
 
-__all__ = ["GANConfig", "SegmentGenerator", "SegmentCritic", "LevelGAN", "ColumnLMLatent", "GANInputError",
-           "default_gan_path", "one_hot"]
+__all__ = [
+    "GANConfig",
+    "SegmentGenerator",
+    "SegmentCritic",
+    "LevelGAN",
+    "ColumnLMLatent",
+    "GANInputError",
+    "default_gan_path",
+    "one_hot",
+]
 
 N_TILES = len(TILES)
 
@@ -103,18 +111,27 @@ class SegmentGenerator(nn.Module):
             raise GANInputError(f"arch = {c.arch!r}: use 'conv' or 'mlp'")
         if c.arch == "mlp":
             hid = 8 * ch
-            self.mlp = nn.Sequential(nn.Linear(c.latent_dim + n_ctx, hid), nn.BatchNorm1d(hid), nn.ReLU(),
-                                     nn.Linear(hid, hid), nn.BatchNorm1d(hid), nn.ReLU(),
-                                     nn.Linear(hid, c.n_tiles * HEIGHT * w))
+            self.mlp = nn.Sequential(
+                nn.Linear(c.latent_dim + n_ctx, hid),
+                nn.BatchNorm1d(hid),
+                nn.ReLU(),
+                nn.Linear(hid, hid),
+                nn.BatchNorm1d(hid),
+                nn.ReLU(),
+                nn.Linear(hid, c.n_tiles * HEIGHT * w),
+            )
             return
         self.ctx_summary = nn.Linear(n_ctx, 64) if c.context else None
-        self.fc = nn.Sequential(nn.Linear(c.latent_dim + (64 if c.context else 0), 2 * ch * 7 * (w // 2)),
-                                nn.BatchNorm1d(2 * ch * 7 * (w // 2)), nn.ReLU())
+        self.fc = nn.Sequential(
+            nn.Linear(c.latent_dim + (64 if c.context else 0), 2 * ch * 7 * (w // 2)),
+            nn.BatchNorm1d(2 * ch * 7 * (w // 2)),
+            nn.ReLU(),
+        )
         self.up = nn.Sequential(nn.ConvTranspose2d(2 * ch, ch, 4, 2, 1), nn.BatchNorm2d(ch), nn.ReLU())
         self.ctx_embed = nn.Conv2d(c.n_tiles + 1, ch, 1)
         self.body = nn.Sequential(
-            nn.Conv2d(ch, ch, 3, 1, 1), nn.BatchNorm2d(ch), nn.ReLU(),
-            nn.Conv2d(ch, c.n_tiles, 3, 1, 1))
+            nn.Conv2d(ch, ch, 3, 1, 1), nn.BatchNorm2d(ch), nn.ReLU(), nn.Conv2d(ch, c.n_tiles, 3, 1, 1)
+        )
 
     def forward(self, z: torch.Tensor, ctx: torch.Tensor | None = None, has: torch.Tensor | None = None):
         c, b = self.config, len(z)
@@ -130,7 +147,7 @@ class SegmentGenerator(nn.Module):
         h = self.up(h)
         if c.context:
             h = torch.cat([self.ctx_embed(cmap), h], 3)
-        return self.body(h)[:, :, :, c.context:]
+        return self.body(h)[:, :, :, c.context :]
 
 
 class SegmentCritic(nn.Module):
@@ -143,14 +160,23 @@ class SegmentCritic(nn.Module):
         self.config = c = config or GANConfig()
         ch = c.channels
         if c.arch == "mlp":
-            self.net = nn.Sequential(nn.Flatten(), nn.Linear((c.n_tiles + 1) * HEIGHT * (c.context + c.segment_width),
-                                                             8 * ch), nn.LeakyReLU(0.2),
-                                     nn.Linear(8 * ch, 4 * ch), nn.LeakyReLU(0.2), nn.Linear(4 * ch, 1))
+            self.net = nn.Sequential(
+                nn.Flatten(),
+                nn.Linear((c.n_tiles + 1) * HEIGHT * (c.context + c.segment_width), 8 * ch),
+                nn.LeakyReLU(0.2),
+                nn.Linear(8 * ch, 4 * ch),
+                nn.LeakyReLU(0.2),
+                nn.Linear(4 * ch, 1),
+            )
             return
         self.net = nn.Sequential(
-            nn.Conv2d(c.n_tiles + 1, ch, 3, 1, 1), nn.LeakyReLU(0.2),
-            nn.Conv2d(ch, 2 * ch, 4, 2, 1), nn.LeakyReLU(0.2),          # 7 x (C+W)/2
-            nn.Flatten(), nn.Linear(2 * ch * 7 * ((c.context + c.segment_width) // 2), 1))
+            nn.Conv2d(c.n_tiles + 1, ch, 3, 1, 1),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(ch, 2 * ch, 4, 2, 1),
+            nn.LeakyReLU(0.2),  # 7 x (C+W)/2
+            nn.Flatten(),
+            nn.Linear(2 * ch * 7 * ((c.context + c.segment_width) // 2), 1),
+        )
 
     def forward(self, seg: torch.Tensor, ctx: torch.Tensor | None = None, has: torch.Tensor | None = None):
         """``seg``: (b, 13, 14, W) one-hot or soft tiles; ``ctx``: (b, 13, 14, C)."""
@@ -186,8 +212,10 @@ class LevelGAN:
         folder = Path(path) if path is not None else default_gan_path()
         cfg_file, weights = folder / "config.json", folder / "model.safetensors"
         if not cfg_file.is_file() or not weights.is_file():
-            raise GANInputError(f"{folder} is not a level-GAN folder: it needs config.json and model.safetensors "
-                                "(train one with scripts/train_level_gan.py, or pass None for the shipped model)")
+            raise GANInputError(
+                f"{folder} is not a level-GAN folder: it needs config.json and model.safetensors "
+                "(train one with scripts/train_level_gan.py, or pass None for the shipped model)"
+            )
         net = SegmentGenerator(GANConfig(**json.loads(cfg_file.read_text())))
         net.load_state_dict({k: v.float() for k, v in load_file(str(weights)).items()})
         return cls(net)
@@ -199,15 +227,19 @@ class LevelGAN:
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "config.json").write_text(json.dumps(asdict(self.config), indent=2) + "\n")
-        save_file({k: v.detach().float().contiguous() for k, v in self.net.state_dict().items()},
-                  str(folder / "model.safetensors"))
+        save_file(
+            {k: v.detach().float().contiguous() for k, v in self.net.state_dict().items()},
+            str(folder / "model.safetensors"),
+        )
         return folder
 
     def _check(self, z, context, has_context) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         z = np.asarray(z, dtype=np.float32)
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
-            raise GANInputError(f"decode expects z of shape (batch, {self.latent_dim}), got {z.shape}"
-                                + ("; wrap a single latent as z[None]" if z.ndim == 1 else ""))
+            raise GANInputError(
+                f"decode expects z of shape (batch, {self.latent_dim}), got {z.shape}"
+                + ("; wrap a single latent as z[None]" if z.ndim == 1 else "")
+            )
         if not np.isfinite(z).all() or np.abs(z).max(initial=0) > 1.0 + 1e-6:
             raise GANInputError("decode expects z inside the prior's support [-1, 1] (finite); clip the actions")
         b = len(z)
@@ -218,13 +250,18 @@ class LevelGAN:
             return torch.from_numpy(z), None, torch.zeros(b)
         ctx = np.asarray(context)
         if ctx.shape != (b, HEIGHT, self.context_columns):
-            raise GANInputError(f"context must have shape (batch, {HEIGHT}, {self.context_columns}) "
-                                f"(the previous segment's last columns), got {ctx.shape}")
+            raise GANInputError(
+                f"context must have shape (batch, {HEIGHT}, {self.context_columns}) "
+                f"(the previous segment's last columns), got {ctx.shape}"
+            )
         if ctx.size and (ctx.min() < 0 or ctx.max() >= self.n_tiles):
             raise GANInputError(f"context tile ids must lie in [0, {self.n_tiles - 1}]")
         has = np.ones(b, bool) if has_context is None else np.asarray(has_context, bool).reshape(b)
-        return torch.from_numpy(z), one_hot(torch.from_numpy(ctx.astype(np.int64)), self.n_tiles), \
-            torch.from_numpy(has.astype(np.float32))
+        return (
+            torch.from_numpy(z),
+            one_hot(torch.from_numpy(ctx.astype(np.int64)), self.n_tiles),
+            torch.from_numpy(has.astype(np.float32)),
+        )
 
     def decode_logits(self, z, context=None, has_context=None) -> np.ndarray:
         """Tile logits (b, 14, W, n_tiles)."""
@@ -254,9 +291,9 @@ class LevelGAN:
         for t in range(n_segments):
             z = rng.uniform(-1, 1, (n, self.latent_dim)).astype(np.float32)
             chain = chained and prev is not None and self.context_columns
-            ctx = prev[:, :, -self.context_columns:] if chain and prev is not None else None
+            ctx = prev[:, :, -self.context_columns :] if chain and prev is not None else None
             prev = self.decode(z, ctx)
-            out[:, :, t * self.segment_width:(t + 1) * self.segment_width] = prev
+            out[:, :, t * self.segment_width : (t + 1) * self.segment_width] = prev
         return out
 
 
@@ -280,8 +317,8 @@ class ColumnLMLatent:
     prior = "uniform"
 
     def __init__(self, lm=None, segment_width: int = 16, context_columns: int = 32, structure: bool = True):
-        from rlcreate.levels.validity import MarioStructure
         from rlcreate.levels.generators.column_lm import N_SPECIAL, ColumnLM
+        from rlcreate.levels.validity import MarioStructure
 
         self.lm = lm if lm is not None else ColumnLM.load()
         self.latent_dim = self.segment_width = int(segment_width)
@@ -289,8 +326,12 @@ class ColumnLMLatent:
         self.context_columns = int(context_columns)
         self.n_special = N_SPECIAL
         self.rule = MarioStructure(self.lm.columns, N_SPECIAL) if structure else None
-        self.config = {"kind": "column_lm_noise", "segment_width": self.segment_width,
-                       "context_columns": self.context_columns, "structure": bool(structure)}
+        self.config = {
+            "kind": "column_lm_noise",
+            "segment_width": self.segment_width,
+            "context_columns": self.context_columns,
+            "structure": bool(structure),
+        }
 
     def _pick(self, logits: np.ndarray, u: np.ndarray, prev: np.ndarray | None, last: bool) -> np.ndarray:
         """Inverse-CDF draw of one column per row at quantiles ``u`` (b,)."""
@@ -328,14 +369,22 @@ class ColumnLMLatent:
         if not np.isfinite(z).all() or np.abs(z).max(initial=0) > 1.0 + 1e-6:
             raise GANInputError("decode expects z inside the prior's support [-1, 1] (finite); clip the actions")
         b = len(z)
-        has = np.zeros(b, bool) if context is None else (
-            np.ones(b, bool) if has_context is None else np.asarray(has_context, bool).reshape(b))
+        has = (
+            np.zeros(b, bool)
+            if context is None
+            else (np.ones(b, bool) if has_context is None else np.asarray(has_context, bool).reshape(b))
+        )
         if context is not None:
             context = np.asarray(context)
-            if context.ndim != 3 or context.shape[0] != b or context.shape[1] != HEIGHT or \
-                    not 1 <= context.shape[2] <= self.context_columns:
-                raise GANInputError(f"context must have shape (batch, {HEIGHT}, 1..{self.context_columns}), "
-                                    f"got {context.shape}")
+            if (
+                context.ndim != 3
+                or context.shape[0] != b
+                or context.shape[1] != HEIGHT
+                or not 1 <= context.shape[2] <= self.context_columns
+            ):
+                raise GANInputError(
+                    f"context must have shape (batch, {HEIGHT}, 1..{self.context_columns}), got {context.shape}"
+                )
         out = np.zeros((b, HEIGHT, self.segment_width), np.int8)
         for flag in (False, True):
             rows = np.flatnonzero(has == flag)
@@ -350,6 +399,6 @@ class ColumnLMLatent:
         for t in range(n_segments):
             z = rng.uniform(-1, 1, (n, self.latent_dim)).astype(np.float32)
             lo = max(0, t * self.segment_width - self.context_columns)
-            ctx = out[:, :, lo:t * self.segment_width] if (chained and t) else None
-            out[:, :, t * self.segment_width:(t + 1) * self.segment_width] = self.decode(z, ctx)
+            ctx = out[:, :, lo : t * self.segment_width] if (chained and t) else None
+            out[:, :, t * self.segment_width : (t + 1) * self.segment_width] = self.decode(z, ctx)
         return out

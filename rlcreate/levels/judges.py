@@ -34,18 +34,17 @@ returns ``{judge: {measure: value}}``. Each judge is independent of the reward t
 
 from __future__ import annotations
 
-from rlcreate.evaluation import UnknownJudgeError
-
-from rlcreate.validate import suggest
 import functools
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
+
+from rlcreate.evaluation import UnknownJudgeError
+from rlcreate.validate import suggest
 
 __all__ = ["JUDGES", "UnknownJudgeError", "check_judges", "run_judges", "DEFAULT_JUDGES"]
 
 DEFAULT_JUDGES = ("astar", "tile_kl", "expressive_range", "novelty", "validity", "solver", "diversity")
-
 
 
 @functools.lru_cache(maxsize=4)
@@ -74,12 +73,12 @@ def _heldout_reference_median(width: int) -> float:
     for b in corpus.held_out_blocks():
         g = b.grid()
         for s in range(0, g.shape[1] - width + 1, width):
-            vals.append(nn.level_distance(g[:, s:s + width]))
+            vals.append(nn.level_distance(g[:, s : s + width]))
     return float(np.median(vals)) if vals else float("nan")
 
 
 def _windows16(levels: Sequence[np.ndarray]) -> np.ndarray:
-    out = [g[:, s:s + 16] for g in levels for s in range(0, g.shape[1] - 15, 16)]
+    out = [g[:, s : s + 16] for g in levels for s in range(0, g.shape[1] - 15, 16)]
     return np.stack(out)
 
 
@@ -87,22 +86,31 @@ def judge_astar(levels, astar_runs: int = 2, workers: int = 2, **_) -> dict:
     from rlcreate.levels.astar import java_available, run_astar
 
     if not java_available():
-        return {"skipped": "java not found: install a Java 17 runtime (apt-get install openjdk-17-jdk-headless) "
-                           "to judge playability with the A* agent"}
+        return {
+            "skipped": "java not found: install a Java 17 runtime (apt-get install openjdk-17-jdk-headless) "
+            "to judge playability with the A* agent"
+        }
     summaries = run_astar(list(levels), runs=astar_runs, workers=workers)
-    return {"win_rate": float(np.mean([s.win_rate for s in summaries])),
-            "beaten": float(np.mean([s.win_rate >= 0.5 for s in summaries])),
-            "completion": float(np.mean([s.mean_completion for s in summaries])),
-            "jumps": float(np.mean([np.mean([r.jumps for r in s.results]) for s in summaries])),
-            "runs_per_level": int(astar_runs), "per_level_win_rate": [float(s.win_rate) for s in summaries]}
+    return {
+        "win_rate": float(np.mean([s.win_rate for s in summaries])),
+        "beaten": float(np.mean([s.win_rate >= 0.5 for s in summaries])),
+        "completion": float(np.mean([s.mean_completion for s in summaries])),
+        "jumps": float(np.mean([np.mean([r.jumps for r in s.results]) for s in summaries])),
+        "runs_per_level": int(astar_runs),
+        "per_level_win_rate": [float(s.win_rate) for s in summaries],
+    }
 
 
 def judge_tile_kl(levels, **_) -> dict:
     stack = _same_width(levels)
     kl2 = _kl(2).batch(stack) if stack is not None else np.array([_kl(2)(g) for g in levels])
     kl3 = _kl(3).batch(stack) if stack is not None else np.array([_kl(3)(g) for g in levels])
-    return {"kl_2x2": float(kl2.mean()), "kl_3x3": float(kl3.mean()),
-            "coherence_3x3": float(np.exp(-kl3).mean()), "per_level_kl_3x3": kl3.tolist()}
+    return {
+        "kl_2x2": float(kl2.mean()),
+        "kl_3x3": float(kl3.mean()),
+        "coherence_3x3": float(np.exp(-kl3).mean()),
+        "per_level_kl_3x3": kl3.tolist(),
+    }
 
 
 def judge_expressive_range(levels, **_) -> dict:
@@ -121,10 +129,13 @@ def judge_novelty(levels, **_) -> dict:
     train = np.array([_neighbours("train").level_distance(g) for g in levels])
     held = np.array([_neighbours("heldout").level_distance(g) for g in levels])
     copies = float((_neighbours("train").distance(_windows16(levels)) == 0).mean())
-    return {"train_distance": float(train.mean()), "heldout_distance": float(held.mean()),
-            "copied_windows": copies,
-            "heldout_reference_median": _heldout_reference_median(max(widths)) if len(widths) == 1 else float("nan"),
-            "per_level_train_distance": train.tolist()}
+    return {
+        "train_distance": float(train.mean()),
+        "heldout_distance": float(held.mean()),
+        "copied_windows": copies,
+        "heldout_reference_median": _heldout_reference_median(max(widths)) if len(widths) == 1 else float("nan"),
+        "per_level_train_distance": train.tolist(),
+    }
 
 
 def judge_validity(levels, **_) -> dict:
@@ -137,8 +148,10 @@ def judge_solver(levels, **_) -> dict:
     from rlcreate.levels.solver import solve
 
     res = [solve(g) for g in levels]
-    return {"playable": float(np.mean([r.reached_end for r in res])),
-            "completion": float(np.mean([(r.furthest_col + 1) / g.shape[1] for r, g in zip(res, levels)]))}
+    return {
+        "playable": float(np.mean([r.reached_end for r in res])),
+        "completion": float(np.mean([(r.furthest_col + 1) / g.shape[1] for r, g in zip(res, levels)])),
+    }
 
 
 def judge_diversity(levels, **_) -> dict:
@@ -163,8 +176,13 @@ def _same_width(levels) -> np.ndarray | None:
 
 
 JUDGES: dict[str, Callable[..., dict]] = {
-    "astar": judge_astar, "tile_kl": judge_tile_kl, "expressive_range": judge_expressive_range,
-    "novelty": judge_novelty, "validity": judge_validity, "solver": judge_solver, "diversity": judge_diversity,
+    "astar": judge_astar,
+    "tile_kl": judge_tile_kl,
+    "expressive_range": judge_expressive_range,
+    "novelty": judge_novelty,
+    "validity": judge_validity,
+    "solver": judge_solver,
+    "diversity": judge_diversity,
     "human_likeness": judge_human_likeness,
 }
 
@@ -177,8 +195,9 @@ def check_judges(names: Sequence[str]) -> list[str]:
     return list(names)
 
 
-def run_judges(levels: Sequence[np.ndarray], names: Sequence[str] = DEFAULT_JUDGES, astar_runs: int = 2,
-               workers: int = 2) -> dict[str, dict]:
+def run_judges(
+    levels: Sequence[np.ndarray], names: Sequence[str] = DEFAULT_JUDGES, astar_runs: int = 2, workers: int = 2
+) -> dict[str, dict]:
     """Compute the named judges on level grids ``(14, W)``; ``{judge: {measure: value}}``."""
     names = check_judges(names)
     levels = [np.asarray(g) for g in levels]

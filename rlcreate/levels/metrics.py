@@ -68,18 +68,35 @@ Terrain
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from rlcreate.levels.tiles import (
-    CANNON, COIN, ENEMY, HEIGHT, IS_SOLID, PIPE_TL, PIPE_TR, QCOIN, QUESTION, BRICK, TILES,
+    BRICK,
+    CANNON,
+    COIN,
+    ENEMY,
+    HEIGHT,
+    IS_SOLID,
+    PIPE_TL,
+    PIPE_TR,
+    QCOIN,
+    QUESTION,
+    TILES,
     LevelFormatError,
 )
 from rlcreate.levels.validity import check_grid, check_grids, is_valid
 
 __all__ = [
-    "element_counts", "ground_heights", "standable", "leniency", "linearity", "density",
-    "difficulty_profile", "TilePatternKL", "CorpusNeighbours", "level_metrics",
+    "element_counts",
+    "ground_heights",
+    "standable",
+    "leniency",
+    "linearity",
+    "density",
+    "difficulty_profile",
+    "TilePatternKL",
+    "CorpusNeighbours",
+    "level_metrics",
 ]
 
 _MAX_STACKED_SURFACES = HEIGHT // 2
@@ -229,13 +246,15 @@ class TilePatternKL:
         s = self.size
         n, h, w = g.shape
         if w < s:
-            raise LevelFormatError(f"levels of shape {g.shape[1:]} are narrower than the {s}x{s} "
-                                   f"tile patterns; use levels at least {s} columns wide")
+            raise LevelFormatError(
+                f"levels of shape {g.shape[1:]} are narrower than the {s}x{s} "
+                f"tile patterns; use levels at least {s} columns wide"
+            )
         codes = np.zeros((n, h - s + 1, w - s + 1), np.int64)
         base = 1
-        for dr in range(s):          # loops over the s*s pattern offsets, not over cells
+        for dr in range(s):  # loops over the s*s pattern offsets, not over cells
             for dc in range(s):
-                codes += g[:, dr:dr + h - s + 1, dc:dc + w - s + 1].astype(np.int64) * base
+                codes += g[:, dr : dr + h - s + 1, dc : dc + w - s + 1].astype(np.int64) * base
                 base *= _N_TILES
         return codes.reshape(n, -1)
 
@@ -259,7 +278,7 @@ class TilePatternKL:
         n_found = np.bincount(rows, weights=found, minlength=n)
         n_unique = np.bincount(rows, minlength=n)
         union = self._ref_codes.size + n_unique - n_found
-        z = 1.0 + eps * union                                 # same normaliser for P' and Q'
+        z = 1.0 + eps * union  # same normaliser for P' and Q'
         p_s = (p + eps) / z[rows]
         q_s = (q + eps) / z[rows]
         seen = np.bincount(rows, weights=p_s * np.log(p_s / q_s), minlength=n)
@@ -319,7 +338,8 @@ class CorpusNeighbours:
         if g.shape[2] != self.width:
             raise LevelFormatError(
                 f"segments have shape {g.shape[1:]} but the index holds windows of width {self.width}; "
-                f"pass segments of shape ({HEIGHT}, {self.width}) or use level_distance for longer levels")
+                f"pass segments of shape ({HEIGHT}, {self.width}) or use level_distance for longer levels"
+            )
         if self._ivf is not None:
             D, _ = self._ivf.search(pack_grids(g), k)
             return D.astype(np.float64).mean(axis=1) / (2.0 * HEIGHT * self.width)
@@ -330,19 +350,22 @@ class CorpusNeighbours:
         g = check_grid(grid)
         w = self.width
         if g.shape[1] < w:
-            raise LevelFormatError(f"level of shape {g.shape} is narrower than the index windows "
-                                   f"({HEIGHT}, {w}); use distance() on same-width segments")
+            raise LevelFormatError(
+                f"level of shape {g.shape} is narrower than the index windows "
+                f"({HEIGHT}, {w}); use distance() on same-width segments"
+            )
         starts = list(range(0, g.shape[1] - w + 1, w))
         if starts[-1] + w < g.shape[1]:
-            starts.append(g.shape[1] - w)                   # cover the remainder, right-aligned
-        return float(self.distance(np.stack([g[:, s:s + w] for s in starts])).mean())
+            starts.append(g.shape[1] - w)  # cover the remainder, right-aligned
+        return float(self.distance(np.stack([g[:, s : s + w] for s in starts])).mean())
 
     def __repr__(self) -> str:
         return f"CorpusNeighbours(width={self.width}, windows={self.n_windows})"
 
 
-def level_metrics(grid, kl: TilePatternKL | None = None,
-                  neighbours: CorpusNeighbours | None = None) -> dict[str, float]:
+def level_metrics(
+    grid, kl: TilePatternKL | None = None, neighbours: CorpusNeighbours | None = None
+) -> dict[str, float]:
     """All scalar metrics of one level, for reports: counts, leniency, linearity, density,
     mean/max difficulty, validity (1.0/0.0), and ``kl`` / ``novelty`` when those scorers are given."""
     g = check_grid(grid)
@@ -351,13 +374,18 @@ def level_metrics(grid, kl: TilePatternKL | None = None,
     profile = difficulty_profile(g)
     out: dict[str, float] = {"width": float(g.shape[1])}
     out.update({k: float(v) for k, v in c.items()})
-    out.update({
-        "mean_gap_size": float(np.mean(sizes)) if sizes else 0.0,
-        "max_gap_size": float(max(sizes)) if sizes else 0.0,
-        "leniency": leniency(g), "linearity": linearity(g), "density": density(g),
-        "difficulty_mean": float(profile.mean()), "difficulty_max": float(profile.max()),
-        "valid": float(is_valid(g)),
-    })
+    out.update(
+        {
+            "mean_gap_size": float(np.mean(sizes)) if sizes else 0.0,
+            "max_gap_size": float(max(sizes)) if sizes else 0.0,
+            "leniency": leniency(g),
+            "linearity": linearity(g),
+            "density": density(g),
+            "difficulty_mean": float(profile.mean()),
+            "difficulty_max": float(profile.max()),
+            "valid": float(is_valid(g)),
+        }
+    )
     if kl is not None:
         out["kl"] = kl(g)
     if neighbours is not None:

@@ -20,7 +20,7 @@ score here. Per level, higher = more of what the designer asked for.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -62,7 +62,7 @@ def sketch_heldout(levels: Sequence[np.ndarray], sketch: Sequence[float] | None 
     for g in levels:
         g = np.asarray(g)
         k = g.shape[1] // width
-        segs = np.stack([g[:, i * width:(i + 1) * width] for i in range(k)])
+        segs = np.stack([g[:, i * width : (i + 1) * width] for i in range(k)])
         top = segment_features(segs)[:, 6]  # mean highest solid tile (scaled)
         want = np.concatenate([sk, np.full(max(k - len(sk), 0), sk[-1])])[:k]
         out.append(float(np.corrcoef(top, want)[0, 1]) if np.ptp(top) > 0 else 0.0)
@@ -97,12 +97,17 @@ def variety_heldout(levels: Sequence[np.ndarray], width: int = 16) -> np.ndarray
     for g in levels:
         g = np.asarray(g)
         k = g.shape[1] // width
-        f = np.round(segment_features(np.stack([g[:, i * width:(i + 1) * width] for i in range(k)])) / 0.05)
+        f = np.round(segment_features(np.stack([g[:, i * width : (i + 1) * width] for i in range(k)])) / 0.05)
         _, inv, cnt = np.unique(f, axis=0, return_inverse=True, return_counts=True)
         out.append(float((cnt[inv.ravel()] == 1).mean()))
     return np.array(out)
 
 
 #: objective reward name -> its held-out measure (per level; higher = more of what was asked)
-HELDOUT = {"difficulty_ramp": ramp_heldout, "style_athletic": athletic_heldout, "sketch_match": sketch_heldout,
-           "rhythm": rhythm_heldout, "level_variety": variety_heldout}
+HELDOUT = {
+    "difficulty_ramp": ramp_heldout,
+    "style_athletic": athletic_heldout,
+    "sketch_match": sketch_heldout,
+    "rhythm": rhythm_heldout,
+    "level_variety": variety_heldout,
+}

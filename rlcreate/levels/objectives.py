@@ -14,7 +14,8 @@ measure computed by different code in :mod:`rlcreate.levels.objective_judges`.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -22,8 +23,17 @@ from rlcreate.levels import tiles as T
 from rlcreate.rewards.base import RewardModule
 from rlcreate.rewards.registry import register
 
-__all__ = ["path_descriptors", "segment_path_difficulty", "DifficultyRamp", "StyleAthletic", "SketchMatch",
-           "Rhythm", "LevelVariety", "DEFAULT_SKETCH", "beats"]
+__all__ = [
+    "path_descriptors",
+    "segment_path_difficulty",
+    "DifficultyRamp",
+    "StyleAthletic",
+    "SketchMatch",
+    "Rhythm",
+    "LevelVariety",
+    "DEFAULT_SKETCH",
+    "beats",
+]
 
 SEGMENT = 16
 #: a designer's coarse sketch: ground height (tiles from the bottom) per 16 columns — a hill
@@ -45,7 +55,7 @@ def path_descriptors(grids: np.ndarray) -> dict[str, np.ndarray]:
     enemy = np.zeros((n, w), bool)
     state = None
     for c in range(w):
-        *_, state = solve_batch(g[:, :, c:c + 1], state)
+        *_, state = solve_batch(g[:, :, c : c + 1], state)
         rows = state.any(axis=2)  # (n, 14) rows Mario can occupy leaving column c
         stand = state[:, :, 0].any(axis=1)
         alive = rows.any(axis=1)
@@ -64,13 +74,13 @@ def segment_path_difficulty(grids: np.ndarray, width: int = SEGMENT) -> np.ndarr
     d = path_descriptors(grids)
     n, w = d["air"].shape
     k = w // width
-    air = d["air"][:, :k * width].reshape(n, k, width)
+    air = d["air"][:, : k * width].reshape(n, k, width)
     longest = np.zeros((n, k))
     run = np.zeros((n, k))
     for c in range(width):
         run = np.where(air[:, :, c], run + 1, 0)
         longest = np.maximum(longest, run)
-    share = lambda x: x[:, :k * width].reshape(n, k, width).mean(axis=2)  # noqa: E731
+    share = lambda x: x[:, : k * width].reshape(n, k, width).mean(axis=2)  # noqa: E731
     return share(d["air"]) + share(d["enemy_on_path"]) + share(d["lost"]) + longest / 9.0
 
 
@@ -94,7 +104,7 @@ def _rowwise_corr(y: np.ndarray) -> np.ndarray:
     x = np.arange(y.shape[1], dtype=np.float64)
     x -= x.mean()
     yc = y - y.mean(axis=1, keepdims=True)
-    den = np.sqrt((yc ** 2).sum(axis=1) * (x ** 2).sum())
+    den = np.sqrt((yc**2).sum(axis=1) * (x**2).sum())
     return np.where(den > 0, (yc * x).sum(axis=1) / np.where(den > 0, den, 1), 0.0)
 
 
@@ -166,7 +176,7 @@ class SketchMatch(RewardModule):
         solid = T.IS_SOLID[grids.astype(np.intp)]
         h = np.cumprod(solid[:, ::-1, :], axis=1).sum(axis=1).astype(np.float64)  # (n, W)
         k = grids.shape[2] // SEGMENT
-        seg = h[:, :k * SEGMENT].reshape(len(h), k, SEGMENT)
+        seg = h[:, : k * SEGMENT].reshape(len(h), k, SEGMENT)
         # median over ground columns (pits left out); an all-pit segment has height 0
         srt = np.sort(np.where(seg > 0, seg, np.inf), axis=2)
         m = (seg > 0).sum(axis=2)
@@ -213,7 +223,7 @@ class Rhythm(RewardModule):
         def fn(g):
             b = beats(g)
             k = g.shape[2] // self.period
-            per = b[:, :k * self.period].reshape(len(b), k, self.period).sum(axis=2)
+            per = b[:, : k * self.period].reshape(len(b), k, self.period).sum(axis=2)
             return (per == 1).mean(axis=1)
 
         return _per_sample(samples, fn)
@@ -237,7 +247,7 @@ class LevelVariety(RewardModule):
         def fn(g):
             n, h, w = g.shape
             k = w // SEGMENT
-            segs = g[:, :, :k * SEGMENT].reshape(n, h, k, SEGMENT).transpose(0, 2, 1, 3).reshape(n, k, -1)
+            segs = g[:, :, : k * SEGMENT].reshape(n, h, k, SEGMENT).transpose(0, 2, 1, 3).reshape(n, k, -1)
             d = (segs[:, :, None, :] != segs[:, None, :, :]).mean(axis=3)  # (n, k, k)
             d[:, np.arange(k), np.arange(k)] = np.inf
             return 1.0 - (d.min(axis=2) < self.threshold).mean(axis=1)

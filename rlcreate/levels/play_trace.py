@@ -18,10 +18,10 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -60,8 +60,9 @@ def _parse(xs: str, takeoffs: str, status: str, width: int, pad: int) -> PlayTra
     return PlayTrace(status, ticks, jumps, fail)
 
 
-def play_traces(grids: Sequence[np.ndarray], workers: int = 2, budget_nodes: int | None = None,
-                start_pad: int | None = None) -> list[PlayTrace] | None:
+def play_traces(
+    grids: Sequence[np.ndarray], workers: int = 2, budget_nodes: int | None = None, start_pad: int | None = None
+) -> list[PlayTrace] | None:
     """One traced A* play per level (deterministic under the node budget); None when java or
     javac is missing (the trace needs the compiled runner)."""
     from rlcreate.levels import astar
@@ -75,8 +76,16 @@ def play_traces(grids: Sequence[np.ndarray], workers: int = 2, budget_nodes: int
     pad = astar.START_PAD if start_pad is None else start_pad
     grids = [np.asarray(g) for g in grids]
     classdir = astar._compiled_runner(javac)
-    cmd = [java, f"-Xmx{astar.JVM_HEAP}", "-cp", f"{astar.jar_path()}{os.pathsep}{classdir}", "FastAstar", "--budget-nodes",
-           str(budget_nodes), "--trace"]
+    cmd = [
+        java,
+        f"-Xmx{astar.JVM_HEAP}",
+        "-cp",
+        f"{astar.jar_path()}{os.pathsep}{classdir}",
+        "FastAstar",
+        "--budget-nodes",
+        str(budget_nodes),
+        "--trace",
+    ]
     with tempfile.TemporaryDirectory(prefix="rlcreate-trace-") as tmp:
         jobs = []
         for i, g in enumerate(grids):
@@ -111,7 +120,7 @@ def segment_effort(trace: PlayTrace) -> np.ndarray:
     if trace.fail_segment >= 0:
         e = e.copy()
         e[trace.fail_segment] += 10.0
-        e[trace.fail_segment + 1:] = np.nan
+        e[trace.fail_segment + 1 :] = np.nan
     return e
 
 

@@ -17,13 +17,13 @@ Descriptors (per level): ``leniency`` and ``linearity`` (Smith & Whitehead), ``d
 
 from __future__ import annotations
 
-from rlcreate.errors import UserError
-
-from rlcreate.validate import suggest
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
+
+from rlcreate.errors import UserError
+from rlcreate.validate import suggest
 
 __all__ = ["DESCRIPTORS", "BehaviourGrid", "DEFAULT_GRID", "DescriptorError", "describe", "qd_summary"]
 
@@ -68,20 +68,23 @@ def check_descriptors(names: Sequence[str]) -> list[str]:
     """Validate descriptor names (``DescriptorError`` with a "Did you mean" for typos)."""
     names = list(names)
     if not names:
-        raise DescriptorError("no behaviour descriptors given; name one or two of "
-                              f"{sorted(DESCRIPTORS)}, e.g. leniency,linearity")
+        raise DescriptorError(
+            f"no behaviour descriptors given; name one or two of {sorted(DESCRIPTORS)}, e.g. leniency,linearity"
+        )
     for n in names:
         if n not in DESCRIPTORS:
-            raise DescriptorError(f"unknown behaviour descriptor {n!r}.{suggest(n, DESCRIPTORS)} "
-                                  f"Known: {sorted(DESCRIPTORS)}")
+            raise DescriptorError(
+                f"unknown behaviour descriptor {n!r}.{suggest(n, DESCRIPTORS)} Known: {sorted(DESCRIPTORS)}"
+            )
     return names
 
 
 def describe(levels: Sequence[np.ndarray] | np.ndarray, names: Sequence[str]) -> np.ndarray:
     """Descriptor values ``(n_levels, len(names))`` of a list of level grids."""
     names = check_descriptors(names)
-    return np.array([[DESCRIPTORS[n][0](np.asarray(g)) for n in names] for g in levels], np.float64
-                    ).reshape(len(levels), len(names))
+    return np.array([[DESCRIPTORS[n][0](np.asarray(g)) for n in names] for g in levels], np.float64).reshape(
+        len(levels), len(names)
+    )
 
 
 @dataclass(frozen=True)
@@ -95,8 +98,7 @@ class BehaviourGrid:
     def __post_init__(self):
         check_descriptors(self.names)
         if len(self.cells) != len(self.names) or any(int(c) < 1 for c in self.cells):
-            raise DescriptorError(f"cells = {self.cells!r}: give one positive cell count per descriptor "
-                                  f"{self.names!r}")
+            raise DescriptorError(f"cells = {self.cells!r}: give one positive cell count per descriptor {self.names!r}")
 
     @property
     def bounds(self) -> list[tuple[float, float]]:
@@ -106,8 +108,9 @@ class BehaviourGrid:
         """An empty pyribs ``GridArchive`` over this grid."""
         from ribs.archives import GridArchive
 
-        return GridArchive(solution_dim=solution_dim, dims=list(self.cells), ranges=self.bounds,
-                           qd_score_offset=offset, seed=seed)
+        return GridArchive(
+            solution_dim=solution_dim, dims=list(self.cells), ranges=self.bounds, qd_score_offset=offset, seed=seed
+        )
 
     def to_dict(self) -> dict:
         return {"descriptors": list(self.names), "cells": list(self.cells), "ranges": [list(r) for r in self.bounds]}
@@ -116,8 +119,12 @@ class BehaviourGrid:
 DEFAULT_GRID = BehaviourGrid()
 
 
-def qd_summary(levels: Sequence[np.ndarray] | np.ndarray, objectives: Sequence[float] | np.ndarray, grid: BehaviourGrid = DEFAULT_GRID,
-               offset: float = 0.0) -> dict:
+def qd_summary(
+    levels: Sequence[np.ndarray] | np.ndarray,
+    objectives: Sequence[float] | np.ndarray,
+    grid: BehaviourGrid = DEFAULT_GRID,
+    offset: float = 0.0,
+) -> dict:
     """Coverage and QD-score of a level set in ``grid`` (see the module docstring).
 
     ``objectives``: one quality value per level (the composite episode return). Returns
@@ -134,7 +141,12 @@ def qd_summary(levels: Sequence[np.ndarray] | np.ndarray, objectives: Sequence[f
         return {**out, "coverage": 0.0, "qd_score": 0.0, "filled": 0}
     archive = grid.archive(offset=offset)
     # Clip so an objective below the offset counts 0 rather than reducing the QD-score.
-    archive.add(np.arange(len(levels), dtype=np.float64)[:, None], np.maximum(obj, offset),
-                describe(levels, grid.names))
-    return {**out, "coverage": float(archive.stats.coverage), "qd_score": float(archive.stats.qd_score),
-            "filled": int(archive.stats.num_elites)}
+    archive.add(
+        np.arange(len(levels), dtype=np.float64)[:, None], np.maximum(obj, offset), describe(levels, grid.names)
+    )
+    return {
+        **out,
+        "coverage": float(archive.stats.coverage),
+        "qd_score": float(archive.stats.qd_score),
+        "filled": int(archive.stats.num_elites),
+    }

@@ -25,16 +25,32 @@ Three measures, each compared with human levels:
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from rlcreate.levels.tiles import IS_SOLID, TILES
 
-__all__ = ["ELEMENTS", "SEGMENT", "element_profile", "human_band", "profile_report", "level_segments",
-           "segment_features", "human_likeness", "human_reference_segments", "set_diversity",
-           "copy_share", "level_repetition", "distinct_tiles", "astar_interleaved", "quality_table", "format_table",
-           "judge_human_likeness", "AUC_FLAG"]
+__all__ = [
+    "ELEMENTS",
+    "SEGMENT",
+    "element_profile",
+    "human_band",
+    "profile_report",
+    "level_segments",
+    "segment_features",
+    "human_likeness",
+    "human_reference_segments",
+    "set_diversity",
+    "copy_share",
+    "level_repetition",
+    "distinct_tiles",
+    "astar_interleaved",
+    "quality_table",
+    "format_table",
+    "judge_human_likeness",
+    "AUC_FLAG",
+]
 
 #: elements of the profile (keys of :func:`rlcreate.levels.metrics.element_counts`)
 ELEMENTS = ("pipes", "question_blocks", "enemies", "coins", "gaps")
@@ -55,8 +71,9 @@ def element_profile(levels: Sequence[np.ndarray] | np.ndarray) -> dict[str, np.n
     return {e: np.array([r[e] * PER / g.shape[1] for r, g in zip(rows, grids)], np.float64) for e in ELEMENTS}
 
 
-def human_band(width: int = 128, n_levels: int = 64, draws: int = 2000, seed: int = 0,
-               quantiles: tuple[float, float] = (5.0, 95.0)) -> dict[str, dict[str, float]]:
+def human_band(
+    width: int = 128, n_levels: int = 64, draws: int = 2000, seed: int = 0, quantiles: tuple[float, float] = (5.0, 95.0)
+) -> dict[str, dict[str, float]]:
     """5th-95th percentile band of the set mean of each element (per 128 columns) over ``draws``
     sets of ``n_levels`` random human windows of ``width`` columns (whole corpus, stride 1)."""
     from rlcreate.levels.corpus import corpus_windows
@@ -81,8 +98,12 @@ def profile_report(levels: Sequence[np.ndarray], band: dict | None = None) -> di
     per = {}
     for e in ELEMENTS:
         m = float(prof[e].mean())
-        per[e] = {"mean": m, "low": band[e]["low"], "high": band[e]["high"],
-                  "inside": bool(band[e]["low"] <= m <= band[e]["high"])}
+        per[e] = {
+            "mean": m,
+            "low": band[e]["low"],
+            "high": band[e]["high"],
+            "inside": bool(band[e]["low"] <= m <= band[e]["high"]),
+        }
     return {"elements": per, "inside": int(sum(v["inside"] for v in per.values())), "of": len(ELEMENTS)}
 
 
@@ -96,7 +117,7 @@ def level_segments(levels: Sequence[np.ndarray] | np.ndarray, width: int = SEGME
     segs, owner = [], []
     for i, g in enumerate(_grids(levels)):
         for s in range(0, g.shape[1] - width + 1, width):
-            segs.append(g[:, s:s + width])
+            segs.append(g[:, s : s + width])
             owner.append(i)
     return np.stack(segs).astype(np.int8), np.array(owner)
 
@@ -128,14 +149,19 @@ def human_reference_segments(split: str = "test", stride: int = 4) -> tuple[np.n
     for i, b in enumerate(blocks):
         g = b.grid()
         for s in range(0, g.shape[1] - SEGMENT + 1, stride):
-            segs.append(g[:, s:s + SEGMENT])
+            segs.append(g[:, s : s + SEGMENT])
             groups.append(i)
     return np.stack(segs).astype(np.int8), np.array(groups)
 
 
-def human_likeness(levels: Sequence[np.ndarray] | None = None, human: tuple[np.ndarray, np.ndarray] | None = None,
-                   generated_segments: tuple[np.ndarray, np.ndarray] | None = None, n_splits: int = 5,
-                   seed: int = 0, max_generated: int = 600) -> dict:
+def human_likeness(
+    levels: Sequence[np.ndarray] | None = None,
+    human: tuple[np.ndarray, np.ndarray] | None = None,
+    generated_segments: tuple[np.ndarray, np.ndarray] | None = None,
+    n_splits: int = 5,
+    seed: int = 0,
+    max_generated: int = 600,
+) -> dict:
     """Classifier two-sample test: cross-validated ROC AUC of telling generated 16-column segments
     from human ones. Returns ``{"auc", "auc_logreg", "auc_boost", "n_generated", "n_human"}``;
     ``auc`` is the larger of the two classifiers' (the stricter judge).
@@ -170,8 +196,10 @@ def human_likeness(levels: Sequence[np.ndarray] | None = None, human: tuple[np.n
     onehot, summary = segment_features(x)
     models = {
         "auc_logreg": (LogisticRegression(C=0.1, max_iter=2000, class_weight="balanced"), onehot),
-        "auc_boost": (HistGradientBoostingClassifier(max_iter=150, learning_rate=0.1, class_weight="balanced",
-                                                     random_state=seed), summary),
+        "auc_boost": (
+            HistGradientBoostingClassifier(max_iter=150, learning_rate=0.1, class_weight="balanced", random_state=seed),
+            summary,
+        ),
     }
     out = {}
     for name, (model, feats) in models.items():
@@ -191,8 +219,14 @@ def _min_other_distance(flat: np.ndarray) -> tuple[np.ndarray, float]:
     return diff.min(axis=1), mean_pair
 
 
-def set_diversity(levels: Sequence[np.ndarray] | None = None, segments: np.ndarray | None = None,
-                  threshold: float = 0.05, n_segments: int | None = 40, draws: int = 20, seed: int = 0) -> dict:
+def set_diversity(
+    levels: Sequence[np.ndarray] | None = None,
+    segments: np.ndarray | None = None,
+    threshold: float = 0.05,
+    n_segments: int | None = 40,
+    draws: int = 20,
+    seed: int = 0,
+) -> dict:
     """Diversity of a set of levels from its non-overlapping 16-column segments.
 
     ``distinct_share``: share of segments that differ from every other segment of the set in at
@@ -206,8 +240,11 @@ def set_diversity(levels: Sequence[np.ndarray] | None = None, segments: np.ndarr
         segments, _ = level_segments(levels)
     flat = np.asarray(segments).reshape(len(segments), -1)
     mins, pair = _min_other_distance(flat)
-    out = {"distinct_share_full": float((mins >= threshold).mean()), "mean_pairwise_full": pair,
-           "n_segments_full": int(len(flat))}
+    out = {
+        "distinct_share_full": float((mins >= threshold).mean()),
+        "mean_pairwise_full": pair,
+        "n_segments_full": int(len(flat)),
+    }
     if n_segments is not None and len(flat) >= n_segments:
         rng = np.random.default_rng(seed)
         shares, pairs = [], []
@@ -244,12 +281,16 @@ def copy_share(levels: Sequence[np.ndarray], max_distance: float = 0.02) -> dict
 
     segs, _ = level_segments(levels)
     d = corpus_neighbours(SEGMENT).distance(segs)
-    return {"copy_share": float((d <= max_distance).mean()), "novelty_mean": float(d.mean()),
-            "exact_copy_share": float((d == 0).mean())}
+    return {
+        "copy_share": float((d <= max_distance).mean()),
+        "novelty_mean": float(d.mean()),
+        "exact_copy_share": float((d == 0).mean()),
+    }
 
 
-def astar_interleaved(groups: dict[str, Sequence[np.ndarray]], n_per_group: int = 16, runs: int = 3,
-                      workers: int = 2, **harness) -> dict[str, dict] | None:
+def astar_interleaved(
+    groups: dict[str, Sequence[np.ndarray]], n_per_group: int = 16, runs: int = 3, workers: int = 2, **harness
+) -> dict[str, dict] | None:
     """Play the first ``n_per_group`` levels of every group with the A* agent in ONE call, the groups
     interleaved level by level (compare groups only within one run: with a wall-clock search budget
     outcomes depend on machine load). ``beaten``: share of levels won at least once in ``runs``
@@ -268,14 +309,25 @@ def astar_interleaved(groups: dict[str, Sequence[np.ndarray]], n_per_group: int 
     out: dict[str, dict] = {}
     for k in picked:
         s = [r for (g, _), r in zip(order, res) if g == k]
-        out[k] = {"levels": len(s), "runs_per_level": runs, "beaten": float(np.mean([r.win_rate > 0 for r in s])),
-                  "win_rate": float(np.mean([r.win_rate for r in s])),
-                  "completion": float(np.mean([r.mean_completion for r in s])), "harness": settings}
+        out[k] = {
+            "levels": len(s),
+            "runs_per_level": runs,
+            "beaten": float(np.mean([r.win_rate > 0 for r in s])),
+            "win_rate": float(np.mean([r.win_rate for r in s])),
+            "completion": float(np.mean([r.mean_completion for r in s])),
+            "harness": settings,
+        }
     return out
 
 
-def quality_table(groups: dict[str, Sequence[np.ndarray]], human_split: str = "test", seed: int = 0,
-                  astar_levels: int = 0, astar_runs: int = 3, diversity_segments: int = 40) -> dict:
+def quality_table(
+    groups: dict[str, Sequence[np.ndarray]],
+    human_split: str = "test",
+    seed: int = 0,
+    astar_levels: int = 0,
+    astar_runs: int = 3,
+    diversity_segments: int = 40,
+) -> dict:
     """The issue-9 table for named sets of levels: element profile (per 128 columns, with the human
     band for the set's size and width), distinct tiles, set diversity, human-likeness AUC against
     the ``human_split`` segments, copy share / novelty against training windows, and (when
@@ -285,7 +337,8 @@ def quality_table(groups: dict[str, Sequence[np.ndarray]], human_split: str = "t
     for name, levels in groups.items():
         grids = _grids(levels)
         rows[name] = {
-            "n_levels": len(grids), "width": int(grids[0].shape[1]),
+            "n_levels": len(grids),
+            "width": int(grids[0].shape[1]),
             "profile": profile_report(grids),
             "distinct_tiles": float(distinct_tiles(grids).mean()),
             "diversity": set_diversity(grids, n_segments=diversity_segments, seed=seed),
@@ -315,9 +368,15 @@ def format_table(table: dict) -> str:
         lines.append(f"{label:<34}" + "".join(f"{c:>20}" for c in cells))
 
     for e in ELEMENTS:
-        row(f"{e} (human band)", lambda g, e=e: "{:.1f} [{:.1f},{:.1f}]{}".format(
-            g["profile"]["elements"][e]["mean"], g["profile"]["elements"][e]["low"],
-            g["profile"]["elements"][e]["high"], "" if g["profile"]["elements"][e]["inside"] else "*"))
+        row(
+            f"{e} (human band)",
+            lambda g, e=e: "{:.1f} [{:.1f},{:.1f}]{}".format(
+                g["profile"]["elements"][e]["mean"],
+                g["profile"]["elements"][e]["low"],
+                g["profile"]["elements"][e]["high"],
+                "" if g["profile"]["elements"][e]["inside"] else "*",
+            ),
+        )
     row("inside human band", lambda g: f"{g['profile']['inside']}/{g['profile']['of']}")
     row("distinct tile types", lambda g: f"{g['distinct_tiles']:.1f}")
     row("segments distinct (>=5%)", lambda g: f"{g['diversity']['distinct_share']:.0%}")
@@ -344,8 +403,13 @@ def judge_human_likeness(levels: Sequence[np.ndarray], **_) -> dict:
         return {"skipped": f"needs at least 2 levels of >= {SEGMENT} columns"}
     hl = human_likeness(grids)
     same = len({g.shape for g in grids}) == 1
-    out = {"auc": hl["auc"], "auc_logreg": hl["auc_logreg"], "auc_boost": hl["auc_boost"],
-           "distinct_share": set_diversity(grids)["distinct_share"], "flagged": bool(hl["auc"] > AUC_FLAG)}
+    out = {
+        "auc": hl["auc"],
+        "auc_logreg": hl["auc_logreg"],
+        "auc_boost": hl["auc_boost"],
+        "distinct_share": set_diversity(grids)["distinct_share"],
+        "flagged": bool(hl["auc"] > AUC_FLAG),
+    }
     if same:
         prof = profile_report(grids)
         out["profile_inside"] = prof["inside"]
@@ -370,8 +434,9 @@ def malformed_pipe_share(levels: Sequence[np.ndarray]) -> float:
     return float(bad.mean())
 
 
-def set_judges(levels: Sequence[np.ndarray], human: tuple[np.ndarray, np.ndarray] | None = None,
-               seed: int = 0, per_set: int = 16) -> dict:
+def set_judges(
+    levels: Sequence[np.ndarray], human: tuple[np.ndarray, np.ndarray] | None = None, seed: int = 0, per_set: int = 16
+) -> dict:
     """The generator judges of a set of equal-width levels in one dict: human-likeness AUC (against
     ``human`` segments, default TEST), element profile inside the human band (``profile_inside`` of
     5), the share of distinct 16-column segments per ``per_set`` levels (``distinct_share``,
@@ -381,8 +446,14 @@ def set_judges(levels: Sequence[np.ndarray], human: tuple[np.ndarray, np.ndarray
     prof = profile_report(grids)
     n_seg = per_set * (grids[0].shape[1] // SEGMENT)
     div = set_diversity(grids, n_segments=n_seg, seed=seed)
-    return {"auc": hl["auc"], "auc_logreg": hl["auc_logreg"], "auc_boost": hl["auc_boost"],
-            "profile_inside": prof["inside"],
-            "profile": {e: round(v["mean"], 2) for e, v in prof["elements"].items()},
-            "distinct_share": div["distinct_share"], "mean_pairwise": div["mean_pairwise"],
-            "malformed_pipe_share": malformed_pipe_share(grids), "n_levels": len(grids)}
+    return {
+        "auc": hl["auc"],
+        "auc_logreg": hl["auc_logreg"],
+        "auc_boost": hl["auc_boost"],
+        "profile_inside": prof["inside"],
+        "profile": {e: round(v["mean"], 2) for e, v in prof["elements"].items()},
+        "distinct_share": div["distinct_share"],
+        "mean_pairwise": div["mean_pairwise"],
+        "malformed_pipe_share": malformed_pipe_share(grids),
+        "n_levels": len(grids),
+    }

@@ -8,15 +8,26 @@ distributions, nearest-neighbour indices) is built once per process and shared.
 from __future__ import annotations
 
 import functools
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from rlcreate.rewards.base import RewardModule
 from rlcreate.rewards.registry import register
 
-__all__ = ["TARGET_MEASURES", "Playability", "LevelNovelty", "StyleCoherence", "DifficultyCurve", "TargetMatch", "engagement_curve",
-           "corpus_neighbours", "corpus_pattern_kl", "level_windows"]
+__all__ = [
+    "TARGET_MEASURES",
+    "Playability",
+    "LevelNovelty",
+    "StyleCoherence",
+    "DifficultyCurve",
+    "TargetMatch",
+    "engagement_curve",
+    "corpus_neighbours",
+    "corpus_pattern_kl",
+    "level_windows",
+]
 
 SEGMENT = 16
 
@@ -41,7 +52,7 @@ def level_windows(level: np.ndarray, width: int = SEGMENT) -> np.ndarray:
     n = max(level.shape[1] // width, 1)
     if level.shape[1] < width:
         return np.pad(level, ((0, 0), (0, width - level.shape[1])))[None]
-    return np.stack([level[:, i * width:(i + 1) * width] for i in range(n)])
+    return np.stack([level[:, i * width : (i + 1) * width] for i in range(n)])
 
 
 @register("playability")
@@ -80,15 +91,23 @@ class LevelNovelty(RewardModule):
 
     artifact = "level"
 
-    def __init__(self, k: int = 5, capacity: int = 2000, archive_weight: float = 0.5, width: int = SEGMENT,
-                 approximate: bool = True, name: str | None = None):
+    def __init__(
+        self,
+        k: int = 5,
+        capacity: int = 2000,
+        archive_weight: float = 0.5,
+        width: int = SEGMENT,
+        approximate: bool = True,
+        name: str | None = None,
+    ):
         super().__init__(name)
         self.approximate = approximate
         from rlcreate.rewards.novelty import NoveltyArchive
 
         self.width, self.archive_weight = width, float(archive_weight)
-        self.archive = NoveltyArchive(None, k=k, metric="hamming", n_values=13, capacity=capacity, insertion="random",
-                                      p_insert=0.1, seed=0)
+        self.archive = NoveltyArchive(
+            None, k=k, metric="hamming", n_values=13, capacity=capacity, insertion="random", p_insert=0.1, seed=0
+        )
 
     def _corpus_distance(self, windows: np.ndarray) -> np.ndarray:
         return corpus_neighbours(self.width, approximate=self.approximate).distance(windows)
@@ -142,8 +161,11 @@ class StyleCoherence(RewardModule):
         self.size = size
 
     def score(self, samples: Sequence[np.ndarray], **context: Any):
-        kl = corpus_pattern_kl(self.size).batch(np.stack(samples)) if _same_shape(samples) else \
-            np.array([corpus_pattern_kl(self.size)(np.asarray(g)) for g in samples])
+        kl = (
+            corpus_pattern_kl(self.size).batch(np.stack(samples))
+            if _same_shape(samples)
+            else np.array([corpus_pattern_kl(self.size)(np.asarray(g)) for g in samples])
+        )
         return np.exp(-np.asarray(kl, dtype=np.float64)).tolist()
 
 
@@ -243,8 +265,10 @@ class TargetMatch(RewardModule):
         for g in _shape_groups(samples):
             grids = np.stack([np.asarray(samples[i]) for i in g])
             per16 = SEGMENT / grids.shape[2]
-            errs = [np.abs(fn(grids) * per16 - np.asarray(targets[t], dtype=np.float64)[g]) / tol
-                    for t, (fn, tol) in ((t, TARGET_MEASURES[t]) for t in targets)]
+            errs = [
+                np.abs(fn(grids) * per16 - np.asarray(targets[t], dtype=np.float64)[g]) / tol
+                for t, (fn, tol) in ((t, TARGET_MEASURES[t]) for t in targets)
+            ]
             out[g] = np.maximum(0.0, 1.0 - np.mean(errs, axis=0))
         return out.tolist()
 

@@ -15,17 +15,19 @@ __all__ = ["write_levels", "summarise_levels"]
 def summarise_levels(levels: list[np.ndarray], reward_set=None) -> list[dict[str, Any]]:
     """Per-level metrics (and whole-level reward terms when a reward set is given)."""
     from rlcreate.levels.metrics import level_metrics
+    from rlcreate.levels.rewards import corpus_neighbours, corpus_pattern_kl
     from rlcreate.levels.solver import solve
     from rlcreate.levels.validity import is_valid
-    from rlcreate.levels.rewards import corpus_neighbours, corpus_pattern_kl
 
     rows = []
     terms = None
     if reward_set is not None:
         terms = reward_set(levels, progress=1.0).terms
     for i, g in enumerate(levels):
-        m: dict[str, Any] = {k: (float(v) if isinstance(v, (int, float, np.floating, np.integer)) else v)
-             for k, v in level_metrics(g, kl=corpus_pattern_kl(2), neighbours=corpus_neighbours(16)).items()}
+        m: dict[str, Any] = {
+            k: (float(v) if isinstance(v, (int, float, np.floating, np.integer)) else v)
+            for k, v in level_metrics(g, kl=corpus_pattern_kl(2), neighbours=corpus_neighbours(16)).items()
+        }
         res = solve(g)
         m["solver_playable"] = bool(res.reached_end)
         m["valid"] = bool(is_valid(g))
@@ -38,8 +40,8 @@ def summarise_levels(levels: list[np.ndarray], reward_set=None) -> list[dict[str
 def write_levels(levels: list[dict] | list[np.ndarray], folder: Path, reward_set=None) -> dict:
     """Write ``level_XXX.txt`` / ``.png``, a montage and ``metrics.json``; returns the summary."""
     from rlcreate.levels.render import render_level, render_montage
-    from rlcreate.runbox import write_text
     from rlcreate.levels.tiles import write_level
+    from rlcreate.runbox import write_text
 
     folder.mkdir(parents=True, exist_ok=True)
     items: list[dict[str, Any]] = [x if isinstance(x, dict) else {"level": x, "targets": {}} for x in levels]
@@ -50,9 +52,17 @@ def write_levels(levels: list[dict] | list[np.ndarray], folder: Path, reward_set
         render_level(item["level"], folder / f"level_{i:03d}.png")
         m["file"] = f"level_{i:03d}.txt"
         m["targets"] = {k: float(v) for k, v in item["targets"].items()}
-    render_montage(grids[:16], folder / "montage.png", ncols=2, labels=[f"level_{i:03d}" for i in range(len(grids[:16]))])
-    summary = {"n": len(grids), "levels": per_level,
-               "mean": {k: float(np.mean([m[k] for m in per_level]))
-                        for k, v in per_level[0].items() if isinstance(v, (int, float, bool))}}
+    render_montage(
+        grids[:16], folder / "montage.png", ncols=2, labels=[f"level_{i:03d}" for i in range(len(grids[:16]))]
+    )
+    summary = {
+        "n": len(grids),
+        "levels": per_level,
+        "mean": {
+            k: float(np.mean([m[k] for m in per_level]))
+            for k, v in per_level[0].items()
+            if isinstance(v, (int, float, bool))
+        },
+    }
     write_text(folder / "metrics.json", json.dumps(summary, indent=2))
     return summary

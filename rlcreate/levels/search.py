@@ -34,7 +34,6 @@ import numpy as np
 
 from rlcreate.evaluation.baselines import BaselineError
 from rlcreate.recipe import RecipeError
-
 from rlcreate.runbox import write_text  # exclusive temp file + rename: never through a link
 
 __all__ = ["METHODS", "LevelEvaluator", "run_search", "SearchResult", "check_search_section"]
@@ -53,11 +52,13 @@ def check_search_section(section: dict) -> dict:
     if "descriptors" in out:
         d = out["descriptors"]
         if isinstance(d, str) or not isinstance(d, list):
-            raise RecipeError(f"baselines.descriptors = {d!r}: write a list of one or two descriptor names, "
-                              "e.g. [enemies, leniency]")
+            raise RecipeError(
+                f"baselines.descriptors = {d!r}: write a list of one or two descriptor names, e.g. [enemies, leniency]"
+            )
         if len(d) > 2:
-            raise RecipeError(f"baselines.descriptors = {d!r}: the QD grid takes one or two descriptors; drop "
-                              f"{len(d) - 2} of them")
+            raise RecipeError(
+                f"baselines.descriptors = {d!r}: the QD grid takes one or two descriptors; drop {len(d) - 2} of them"
+            )
         try:
             check_descriptors(d)
         except DescriptorError as err:
@@ -77,8 +78,10 @@ class LevelEvaluator:
         self.venv, self.reward_set = asm.make_env(batch, seed), asm.reward_set
         self.core = self.venv.core
         if not hasattr(self.core, "gen"):
-            raise BaselineError(f"env.id = {asm.recipe.env_id!r}: search baselines need a latent-space "
-                                "environment such as rlcreate/MarioLatent-v0")
+            raise BaselineError(
+                f"env.id = {asm.recipe.env_id!r}: search baselines need a latent-space "
+                "environment such as rlcreate/MarioLatent-v0"
+            )
         self.batch, self.budget = int(batch), int(budget)
         self.n_segments, self.latent_dim = self.core.n_segments, int(self.core.action_space.shape[0])
         self.dim = self.n_segments * self.latent_dim
@@ -88,14 +91,16 @@ class LevelEvaluator:
     def __call__(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         X = np.asarray(X, np.float32)
         if X.shape != (self.batch, self.dim):
-            raise BaselineError(f"candidates have shape {X.shape}; expected ({self.batch}, {self.dim}) = "
-                                f"(batch, n_segments x latent_dim)")
+            raise BaselineError(
+                f"candidates have shape {X.shape}; expected ({self.batch}, {self.dim}) = "
+                f"(batch, n_segments x latent_dim)"
+            )
         self.core.progress = min(self.evaluations / max(self.budget, 1), 1.0)
         self.core.reset(self.rng)
         returns = np.zeros(self.batch)
         term_sums: dict[str, np.ndarray] = {}
         for t in range(self.n_segments):
-            _, rew, _, infos = self.core.step(X[:, t * self.latent_dim:(t + 1) * self.latent_dim])
+            _, rew, _, infos = self.core.step(X[:, t * self.latent_dim : (t + 1) * self.latent_dim])
             returns += rew
             for name in infos[0]["rewards"]:
                 vals = np.array([info["rewards"][name] for info in infos])
@@ -133,8 +138,9 @@ def _optimizer(method: str, ev: LevelEvaluator, seed: int, descriptors: list[str
     if method == "cma":
         import cma
 
-        return cma.CMAEvolutionStrategy(np.zeros(ev.dim), prior_sigma, {"popsize": ev.batch, "bounds": [-1, 1],
-                                                                        "seed": seed + 1, "verbose": -9}), None
+        return cma.CMAEvolutionStrategy(
+            np.zeros(ev.dim), prior_sigma, {"popsize": ev.batch, "bounds": [-1, 1], "seed": seed + 1, "verbose": -9}
+        ), None
     if method not in ("map-elites", "cma-me"):
         return None, None
     from ribs.emitters import EvolutionStrategyEmitter, GaussianEmitter
@@ -144,17 +150,36 @@ def _optimizer(method: str, ev: LevelEvaluator, seed: int, descriptors: list[str
     bounds = [(-1.0, 1.0)] * ev.dim
     n_em = 4 if ev.batch % 4 == 0 and ev.batch >= 8 else 1
     if method == "map-elites":
-        emitters = [GaussianEmitter(archive, sigma=prior_sigma / 2, x0=np.zeros(ev.dim), bounds=bounds,
-                                    batch_size=ev.batch // n_em, seed=seed + i) for i in range(n_em)]
+        emitters = [
+            GaussianEmitter(
+                archive,
+                sigma=prior_sigma / 2,
+                x0=np.zeros(ev.dim),
+                bounds=bounds,
+                batch_size=ev.batch // n_em,
+                seed=seed + i,
+            )
+            for i in range(n_em)
+        ]
     else:
-        emitters = [EvolutionStrategyEmitter(archive, x0=np.zeros(ev.dim), sigma0=prior_sigma, ranker="2imp",
-                                             bounds=bounds, batch_size=ev.batch // n_em, seed=seed + i)
-                    for i in range(n_em)]
+        emitters = [
+            EvolutionStrategyEmitter(
+                archive,
+                x0=np.zeros(ev.dim),
+                sigma0=prior_sigma,
+                ranker="2imp",
+                bounds=bounds,
+                batch_size=ev.batch // n_em,
+                seed=seed + i,
+            )
+            for i in range(n_em)
+        ]
     return None, Scheduler(archive, emitters)
 
 
-def _search(method: str, ev: LevelEvaluator, generations: int, seed: int, descriptors: list[str],
-            keep: int, progress_bar: bool) -> tuple[SearchResult, list]:
+def _search(
+    method: str, ev: LevelEvaluator, generations: int, seed: int, descriptors: list[str], keep: int, progress_bar: bool
+) -> tuple[SearchResult, list]:
     from tqdm.auto import tqdm
 
     from rlcreate.levels.qd import DEFAULT_GRID, describe
@@ -182,12 +207,22 @@ def _search(method: str, ev: LevelEvaluator, generations: int, seed: int, descri
             scheduler.tell(returns, meas)
         result.keep(returns, levels, _targets_of(ev.core), keep)
         best = max(best, float(returns.max()))
-        result.progress.append({"generation": gen, "evaluations": ev.evaluations, "best": float(returns.max()),
-                                "mean": float(returns.mean()), "best_so_far": best,
-                                "coverage_all": float(fixed.stats.coverage)})
+        result.progress.append(
+            {
+                "generation": gen,
+                "evaluations": ev.evaluations,
+                "best": float(returns.max()),
+                "mean": float(returns.mean()),
+                "best_so_far": best,
+                "coverage_all": float(fixed.stats.coverage),
+            }
+        )
     result.evaluations = ev.evaluations
-    result.all_grid = {"coverage": float(fixed.stats.coverage), "qd_score": float(fixed.stats.qd_score),
-                       "filled": int(fixed.stats.num_elites)}
+    result.all_grid = {
+        "coverage": float(fixed.stats.coverage),
+        "qd_score": float(fixed.stats.qd_score),
+        "filled": int(fixed.stats.num_elites),
+    }
     elites = []
     if scheduler is not None:
         data = scheduler.archive.data()
@@ -205,7 +240,7 @@ def _products(result: SearchResult, elites: list, ev: LevelEvaluator, n: int, se
     X = np.concatenate([X, np.zeros((-len(X) % ev.batch, ev.dim), np.float32)])
     items, returns = [], []
     for s in range(0, len(pick), ev.batch):
-        r, lv, _ = ev(X[s:s + ev.batch])
+        r, lv, _ = ev(X[s : s + ev.batch])
         tg = _targets_of(ev.core)
         take = min(ev.batch, len(pick) - s)
         items += [{"level": lv[i], "targets": tg[i]} for i in range(take)]
@@ -213,9 +248,17 @@ def _products(result: SearchResult, elites: list, ev: LevelEvaluator, n: int, se
     return items, returns
 
 
-def run_search(asm: Any, method: str, run_dir: Path, budget: int | None = None, batch: int | None = None,
-               section: dict | None = None, progress_bar: bool = True, descriptors: list[str] | None = None,
-               **unused: Any) -> dict:
+def run_search(
+    asm: Any,
+    method: str,
+    run_dir: Path,
+    budget: int | None = None,
+    batch: int | None = None,
+    section: dict | None = None,
+    progress_bar: bool = True,
+    descriptors: list[str] | None = None,
+    **unused: Any,
+) -> dict:
     """Run one level search ``method`` with ``budget`` reward evaluations (default: the recipe's
     ``trainer.total_timesteps``, the RL run's budget) and write ``run_dir``. Returns ``baseline.json``'s
     content. ``batch``: candidates per generation (default ``trainer.n_envs``; CMA-ES's population
@@ -235,8 +278,10 @@ def run_search(asm: Any, method: str, run_dir: Path, budget: int | None = None, 
     ev = LevelEvaluator(asm, batch, budget, seed=recipe.seed)
     per_gen = batch * ev.n_segments
     if budget < per_gen:
-        raise BaselineError(f"--budget {budget}: one generation of {batch} levels x {ev.n_segments} segments "
-                            f"costs {per_gen} evaluations; give --budget >= {per_gen} or a smaller --batch")
+        raise BaselineError(
+            f"--budget {budget}: one generation of {batch} levels x {ev.n_segments} segments "
+            f"costs {per_gen} evaluations; give --budget >= {per_gen} or a smaller --batch"
+        )
     generations = budget // per_gen  # whole generations only, so evaluations <= budget
     n_samples = recipe.trainer["samples"]
     t0 = time.perf_counter()
@@ -256,11 +301,20 @@ def run_search(asm: Any, method: str, run_dir: Path, budget: int | None = None, 
     summary["mean"]["episode_return"] = float(np.mean(returns))
     write_text(run_dir / "samples" / "metrics.json", json.dumps(summary, indent=2))
     write_text(run_dir / "progress.json", json.dumps(result.progress, indent=1))
-    info = {"method": method, "budget": budget, "evaluations": result.evaluations, "generations": generations,
-            "batch": batch, "n_segments": ev.n_segments, "descriptors": descriptors,
-            "best_return": max(p["best_so_far"] for p in result.progress),
-            "final_mean_return": result.progress[-1]["mean"], "samples_mean_return": float(np.mean(returns)),
-            "all_evaluated_qd": result.all_grid, "seconds": round(seconds, 2),
-            "evaluations_per_second": round(result.evaluations / max(seconds, 1e-9), 1)}
+    info = {
+        "method": method,
+        "budget": budget,
+        "evaluations": result.evaluations,
+        "generations": generations,
+        "batch": batch,
+        "n_segments": ev.n_segments,
+        "descriptors": descriptors,
+        "best_return": max(p["best_so_far"] for p in result.progress),
+        "final_mean_return": result.progress[-1]["mean"],
+        "samples_mean_return": float(np.mean(returns)),
+        "all_evaluated_qd": result.all_grid,
+        "seconds": round(seconds, 2),
+        "evaluations_per_second": round(result.evaluations / max(seconds, 1e-9), 1),
+    }
     write_text(run_dir / "baseline.json", json.dumps(info, indent=2))
     return info

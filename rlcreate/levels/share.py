@@ -10,7 +10,8 @@ Differences are paired per request and get percentile-bootstrap CIs.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -23,8 +24,9 @@ def untrained_policy(asm: Any) -> Any:
     return asm.trainer.initial(asm)
 
 
-def sample_levels(model: Any, asm: Any, n: int, env_seed: int, policy_seed: int,
-                  deterministic: bool = False) -> tuple[list[np.ndarray], list[dict]]:
+def sample_levels(
+    model: Any, asm: Any, n: int, env_seed: int, policy_seed: int, deterministic: bool = False
+) -> tuple[list[np.ndarray], list[dict]]:
     """``n`` levels of ``model`` and their control targets; row i answers the i-th request of
     ``env_seed`` whatever the policy."""
     from rlcreate.train.runner import rollout
@@ -36,15 +38,16 @@ def sample_levels(model: Any, asm: Any, n: int, env_seed: int, policy_seed: int,
     return [e["level"] for e in eps], [e.get("targets", {}) for e in eps]
 
 
-def recipe_scores(asm_factory: Callable[[], Any], levels: Sequence[np.ndarray], targets: Sequence[dict],
-                  batch: int = 16) -> np.ndarray:
+def recipe_scores(
+    asm_factory: Callable[[], Any], levels: Sequence[np.ndarray], targets: Sequence[dict], batch: int = 16
+) -> np.ndarray:
     """Per level, the recipe's composite reward as the env scores finished levels (batches of
     ``batch``, fresh reward state, progress 1, each level's own targets)."""
     rs = asm_factory()
     out: list[float] = []
     for a in range(0, len(levels), batch):
-        chunk = list(levels[a:a + batch])
-        t = {k: np.array([x[k] for x in targets[a:a + batch]]) for k in (targets[0] if targets else {})}
+        chunk = list(levels[a : a + batch])
+        t = {k: np.array([x[k] for x in targets[a : a + batch]]) for k in (targets[0] if targets else {})}
         out.extend(np.asarray(rs(chunk, progress=1.0, targets=t).total, np.float64).tolist())
     return np.array(out)
 
@@ -65,10 +68,19 @@ def mean_ci(values: Any, seed: int = 0) -> dict:
     if len(x) < 2 or np.all(x == x[0]):
         m = float(x.mean()) if len(x) else float("nan")
         return {"mean": m, "ci": [m, m], "n": int(len(x))}
-    r = bootstrap((x,), np.mean, confidence_level=0.95, n_resamples=2000, method="percentile",
-                  random_state=np.random.default_rng(seed))
-    return {"mean": float(x.mean()), "ci": [float(r.confidence_interval.low), float(r.confidence_interval.high)],
-            "n": int(len(x))}
+    r = bootstrap(
+        (x,),
+        np.mean,
+        confidence_level=0.95,
+        n_resamples=2000,
+        method="percentile",
+        random_state=np.random.default_rng(seed),
+    )
+    return {
+        "mean": float(x.mean()),
+        "ci": [float(r.confidence_interval.low), float(r.confidence_interval.high)],
+        "n": int(len(x)),
+    }
 
 
 def paired_diff(a: Any, b: Any, seed: int = 0) -> dict:

@@ -51,18 +51,26 @@ Public API: :func:`solve` (with seam state for incremental checks), :func:`is_pl
 
 from __future__ import annotations
 
-from rlcreate.errors import UserError
-
 from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
 
+from rlcreate.errors import UserError
 from rlcreate.levels.tiles import HEIGHT, IS_SOLID
 
 __all__ = [
-    "JUMP_HEIGHT", "APEX_STEPS", "START_COLUMNS", "N_PHASES", "SolveResult", "SolverInputError",
-    "solve", "is_playable", "playable_batch", "completion", "solve_batch",
+    "JUMP_HEIGHT",
+    "APEX_STEPS",
+    "START_COLUMNS",
+    "N_PHASES",
+    "SolveResult",
+    "SolverInputError",
+    "solve",
+    "is_playable",
+    "playable_batch",
+    "completion",
+    "solve_batch",
 ]
 
 #: rows Mario rises in a full jump (the agent lands on a 4-high step, not on a 5-high one).
@@ -126,7 +134,7 @@ def _sweep(grid, lut, entries, seed_cols, fall=_FALL):
     fast = fall + SLOW_FALL
     height, width = grid.shape
     n_tiles = lut.shape[0]
-    m = np.zeros(N_PHASES, np.int64)   # states in the current column
+    m = np.zeros(N_PHASES, np.int64)  # states in the current column
     cur = np.zeros(N_PHASES, np.int64)  # states entering the current column
     for r in range(height):
         for p in range(N_PHASES):
@@ -143,7 +151,7 @@ def _sweep(grid, lut, entries, seed_cols, fall=_FALL):
             if not lut[t]:
                 free |= 1 << r
         solid = ~free & ((1 << height) - 1)
-        sup = (solid >> 1) & free          # free cells with a solid tile right below
+        sup = (solid >> 1) & free  # free cells with a solid tile right below
         for p in range(N_PHASES):
             m[p] = cur[p] & free
         if c < seed_cols:
@@ -163,14 +171,14 @@ def _sweep(grid, lut, entries, seed_cols, fall=_FALL):
         furthest = c
         while True:  # closure under the moves that stay in this column
             before = m[_GROUND]
-            m[_FIRST_RISE] |= m[_GROUND]                    # jump
+            m[_FIRST_RISE] |= m[_GROUND]  # jump
             for k in range(_FIRST_RISE, _FIRST_APEX):
-                m[fall] |= m[k]                            # release the jump
-                m[k + 1] |= (m[k] >> 1) & free              # rise one row; head bump stops it
+                m[fall] |= m[k]  # release the jump
+                m[k + 1] |= (m[k] >> 1) & free  # rise one row; head bump stops it
             for k in range(_FIRST_APEX, fall):
-                m[_GROUND] |= m[k] & sup                    # land
+                m[_GROUND] |= m[k] & sup  # land
                 m[k] &= ~sup
-                m[k + 1] |= m[k]                            # apex: no vertical motion
+                m[k + 1] |= m[k]  # apex: no vertical motion
             while True:  # fall row by row in this column, counting rows fallen (a solid tile below stops it)
                 grew = False
                 for k in range(fall, fast + 1):
@@ -182,7 +190,7 @@ def _sweep(grid, lut, entries, seed_cols, fall=_FALL):
                 if not grew:
                     break
             for k in range(fall, fast + 1):
-                m[_GROUND] |= m[k] & sup                    # land
+                m[_GROUND] |= m[k] & sup  # land
                 m[k] &= ~sup
             if m[_GROUND] == before:
                 break
@@ -194,7 +202,7 @@ def _sweep(grid, lut, entries, seed_cols, fall=_FALL):
         for k in range(_FIRST_APEX, fall):
             cur[k + 1] |= m[k]
         for k in range(fall, fast):
-            cur[k + 1] |= (m[k] << 1) & free                # slow fall: one row per column
+            cur[k + 1] |= (m[k] << 1) & free  # slow fall: one row per column
         cur[fast] |= (((m[fast] << 1) & free) << 1) & free  # fast fall: two rows per column
     end_rows = np.zeros(height, np.bool_)
     exit_state = np.zeros((height, N_PHASES), np.bool_)
@@ -210,19 +218,22 @@ def _as_grid(grid) -> np.ndarray:
     if grid.ndim != 2 or grid.shape[0] != HEIGHT or grid.shape[1] == 0:
         raise SolverInputError(
             f"solve expects one level grid of shape ({HEIGHT}, W) with W >= 1, got shape {grid.shape}; "
-            "for a batch of levels use playable_batch")
+            "for a batch of levels use playable_batch"
+        )
     if not np.issubdtype(grid.dtype, np.integer):
-        raise SolverInputError(f"level grids hold integer tile ids, got dtype {grid.dtype}; parse text with parse_level")
+        raise SolverInputError(
+            f"level grids hold integer tile ids, got dtype {grid.dtype}; parse text with parse_level"
+        )
     if grid.dtype != np.int8:
         if grid.min() < 0 or grid.max() >= len(_SOLID_LUT):
             raise SolverInputError(
-                f"tile ids must lie in 0..{len(_SOLID_LUT) - 1}, got values {int(grid.min())}..{int(grid.max())}")
+                f"tile ids must lie in 0..{len(_SOLID_LUT) - 1}, got values {int(grid.min())}..{int(grid.max())}"
+            )
         grid = grid.astype(np.int8)
     return grid
 
 
-def solve(grid: np.ndarray, start_rows: np.ndarray | None = None,
-          start_state: np.ndarray | None = None) -> SolveResult:
+def solve(grid: np.ndarray, start_rows: np.ndarray | None = None, start_state: np.ndarray | None = None) -> SolveResult:
     """Reachability of one ``(14, W)`` grid from its left edge.
 
     Args:
@@ -242,20 +253,29 @@ def solve(grid: np.ndarray, start_rows: np.ndarray | None = None,
         start_state = np.asarray(start_state, dtype=bool)
         if start_state.shape != (HEIGHT, N_PHASES):
             raise SolverInputError(
-                f"start_state must have shape ({HEIGHT}, {N_PHASES}) (a SolveResult.exit_state), got {start_state.shape}")
+                f"start_state must have shape ({HEIGHT}, {N_PHASES}) (a SolveResult.exit_state), got {start_state.shape}"
+            )
         entries[:] = start_state
     elif start_rows is not None:
         start_rows = np.asarray(start_rows, dtype=bool)
         if start_rows.shape != (HEIGHT,):
-            raise SolverInputError(f"start_rows must have shape ({HEIGHT},) (a SolveResult.end_rows), got {start_rows.shape}")
+            raise SolverInputError(
+                f"start_rows must have shape ({HEIGHT},) (a SolveResult.end_rows), got {start_rows.shape}"
+            )
         entries[start_rows, _GROUND] = True
     else:
         seed_cols = START_COLUMNS
     furthest, end_rows, exit_state, bad_tile = _sweep(grid, _SOLID_LUT, entries, seed_cols)
     if bad_tile != -1:
-        raise SolverInputError(f"tile ids must lie in 0..{len(_SOLID_LUT) - 1}, got {bad_tile}; parse text with parse_level")
-    return SolveResult(reached_end=bool(furthest == grid.shape[1] - 1), furthest_col=int(furthest),
-                       end_rows=end_rows, exit_state=exit_state)
+        raise SolverInputError(
+            f"tile ids must lie in 0..{len(_SOLID_LUT) - 1}, got {bad_tile}; parse text with parse_level"
+        )
+    return SolveResult(
+        reached_end=bool(furthest == grid.shape[1] - 1),
+        furthest_col=int(furthest),
+        end_rows=end_rows,
+        exit_state=exit_state,
+    )
 
 
 def is_playable(grid: np.ndarray) -> bool:
@@ -286,7 +306,8 @@ def playable_batch(grids) -> np.ndarray:
     if isinstance(grids, np.ndarray):
         if grids.ndim != 3 or grids.shape[1] != HEIGHT or grids.shape[2] == 0:
             raise SolverInputError(
-                f"playable_batch expects shape (n, {HEIGHT}, W) or a list of grids, got {grids.shape}")
+                f"playable_batch expects shape (n, {HEIGHT}, W) or a list of grids, got {grids.shape}"
+            )
         if grids.dtype != np.int8:
             grids = _as_grid(grids.reshape(HEIGHT, -1)).reshape(grids.shape)  # checks ids, casts
         out, bad = _batch(np.ascontiguousarray(grids), _SOLID_LUT)
@@ -332,10 +353,11 @@ def solve_batch(grids: np.ndarray, start_states: np.ndarray | None = None, apex_
     else:
         entries = np.ascontiguousarray(np.asarray(start_states, dtype=np.bool_))
         if entries.shape != (len(g), HEIGHT, N_PHASES):
-            raise SolverInputError(f"start_states must have shape ({len(g)}, {HEIGHT}, {N_PHASES}), got {entries.shape}")
+            raise SolverInputError(
+                f"start_states must have shape ({len(g)}, {HEIGHT}, {N_PHASES}), got {entries.shape}"
+            )
     seed_cols = np.where(entries.any(axis=(1, 2)), 0, START_COLUMNS).astype(np.int64)
-    furthest, end_rows, exit_state, bad = _sweep_batch(g, _SOLID_LUT, entries, seed_cols,
-                                                       _FIRST_APEX + apex_steps)
+    furthest, end_rows, exit_state, bad = _sweep_batch(g, _SOLID_LUT, entries, seed_cols, _FIRST_APEX + apex_steps)
     if bad != -1:
         raise SolverInputError(f"tile ids must lie in 0..{len(_SOLID_LUT) - 1}, got {bad}; parse text with parse_level")
     return furthest == g.shape[2] - 1, furthest, end_rows, exit_state

@@ -7,19 +7,29 @@ is read as empty sky: it is an annotation, not part of the level.
 
 from __future__ import annotations
 
-from rlcreate.errors import UserError
-
 from pathlib import Path
 
 import numpy as np
+
+from rlcreate.errors import UserError
 
 HEIGHT = 14
 #: VGLC characters in id order. Id 0 is empty sky.
 TILES = "-XS?QoE<>[]Bb"
 TILE_NAMES = {
-    "-": "empty", "X": "ground", "S": "brick", "?": "question block", "Q": "question block (coin)",
-    "o": "coin", "E": "enemy", "<": "pipe top left", ">": "pipe top right", "[": "pipe body left",
-    "]": "pipe body right", "B": "cannon top", "b": "cannon support",
+    "-": "empty",
+    "X": "ground",
+    "S": "brick",
+    "?": "question block",
+    "Q": "question block (coin)",
+    "o": "coin",
+    "E": "enemy",
+    "<": "pipe top left",
+    ">": "pipe top right",
+    "[": "pipe body left",
+    "]": "pipe body right",
+    "B": "cannon top",
+    "b": "cannon support",
 }
 CHAR_TO_ID = {c: i for i, c in enumerate(TILES)}
 #: characters accepted on read and what they become (annotations only).
@@ -61,7 +71,8 @@ def parse_level(text: str, source: str = "<level>") -> np.ndarray:
     if len(lines) != HEIGHT:
         raise LevelFormatError(
             f"{source}: a Mario level has {HEIGHT} lines (rows), found {len(lines)}; "
-            "write one line per row, all of the same width")
+            "write one line per row, all of the same width"
+        )
     width = len(lines[0])
     if width == 0:
         raise LevelFormatError(f"{source}: line 1 is empty; a level needs at least one column")
@@ -69,7 +80,8 @@ def parse_level(text: str, source: str = "<level>") -> np.ndarray:
         if len(line) != width:
             raise LevelFormatError(
                 f"{source}: line {row + 1} has {len(line)} columns but line 1 has {width}; "
-                "all rows must have the same width")
+                "all rows must have the same width"
+            )
     flat = "".join(lines)
     try:
         codes = np.frombuffer(flat.encode("ascii"), dtype=np.uint8)
@@ -81,7 +93,8 @@ def parse_level(text: str, source: str = "<level>") -> np.ndarray:
         row, col = divmod(pos, width)
         raise LevelFormatError(
             f"{source}: line {row + 1}, column {col + 1}: unknown tile {flat[pos]!r}; "
-            f"known tiles are {TILES!r} (and 'x', the path overlay, read as empty)")
+            f"known tiles are {TILES!r} (and 'x', the path overlay, read as empty)"
+        )
     return ids.astype(np.int8).reshape(HEIGHT, width)
 
 
@@ -108,8 +121,10 @@ def read_level(path: str | Path, max_width: int = MAX_FILE_WIDTH) -> np.ndarray:
     size = path.stat().st_size
     limit = HEIGHT * (max_width + 2)
     if size > limit:
-        raise LevelFormatError(f"{path}: {size:,} bytes is too large for a level file (at most {limit:,} bytes: "
-                               f"14 rows of up to {max_width:,} columns); cut the level into pieces")
+        raise LevelFormatError(
+            f"{path}: {size:,} bytes is too large for a level file (at most {limit:,} bytes: "
+            f"14 rows of up to {max_width:,} columns); cut the level into pieces"
+        )
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -118,8 +133,9 @@ def read_level(path: str | Path, max_width: int = MAX_FILE_WIDTH) -> np.ndarray:
         raise LevelFormatError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     grid = parse_level(text, source=str(path))
     if grid.shape[1] > max_width:
-        raise LevelFormatError(f"{path}: {grid.shape[1]:,} columns is wider than the {max_width:,} allowed; "
-                               "cut the level into pieces")
+        raise LevelFormatError(
+            f"{path}: {grid.shape[1]:,} columns is wider than the {max_width:,} allowed; cut the level into pieces"
+        )
     return grid
 
 

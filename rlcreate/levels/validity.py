@@ -48,11 +48,30 @@ from __future__ import annotations
 import numpy as np
 
 from rlcreate.levels.tiles import (
-    CANNON, CANNON_BASE, EMPTY, ENEMY, HEIGHT, IS_SOLID, PIPE_BL, PIPE_BR, PIPE_TL, PIPE_TR, TILES,
+    CANNON,
+    CANNON_BASE,
+    EMPTY,
+    ENEMY,
+    HEIGHT,
+    IS_SOLID,
+    PIPE_BL,
+    PIPE_BR,
+    PIPE_TL,
+    PIPE_TR,
+    TILES,
     LevelFormatError,
 )
 
-__all__ = ["RULES", "check_grid", "check_grids", "rule_masks", "valid_mask", "is_valid", "level_problems", "MarioStructure"]
+__all__ = [
+    "RULES",
+    "check_grid",
+    "check_grids",
+    "rule_masks",
+    "valid_mask",
+    "is_valid",
+    "level_problems",
+    "MarioStructure",
+]
 
 RULES = ("pipe_pairs", "pipe_capped", "pipe_anchored", "cannon_supported", "enemy_not_embedded")
 
@@ -67,7 +86,8 @@ def check_grid(grid, name: str = "grid") -> np.ndarray:
     if arr.ndim != 2 or arr.shape[0] != HEIGHT or arr.shape[1] < 1:
         raise LevelFormatError(
             f"{name} must have shape ({HEIGHT}, W) with W >= 1 (rows, columns), got shape {arr.shape}; "
-            f"pass one level, or use the batched function for a stack of shape (n, {HEIGHT}, W)")
+            f"pass one level, or use the batched function for a stack of shape (n, {HEIGHT}, W)"
+        )
     return _check_ids(arr, name)
 
 
@@ -77,18 +97,20 @@ def check_grids(grids, name: str = "grids") -> np.ndarray:
     if arr.ndim != 3 or arr.shape[1] != HEIGHT or arr.shape[2] < 1:
         raise LevelFormatError(
             f"{name} must have shape (n, {HEIGHT}, W) (levels, rows, columns), got shape {arr.shape}; "
-            f"stack same-width levels with np.stack, or pass a single level to the one-level function")
+            f"stack same-width levels with np.stack, or pass a single level to the one-level function"
+        )
     return _check_ids(arr, name)
 
 
 def _check_ids(arr: np.ndarray, name: str) -> np.ndarray:
     if not np.issubdtype(arr.dtype, np.integer):
-        raise LevelFormatError(f"{name} must hold integer tile ids, got dtype {arr.dtype}; "
-                               "parse text with rlcreate.levels.tiles.parse_level")
+        raise LevelFormatError(
+            f"{name} must hold integer tile ids, got dtype {arr.dtype}; "
+            "parse text with rlcreate.levels.tiles.parse_level"
+        )
     if arr.size and (arr.min() < 0 or arr.max() >= len(TILES)):
         bad = arr[(arr < 0) | (arr >= len(TILES))].flat[0]
-        raise LevelFormatError(f"{name} holds tile id {int(bad)}, outside 0..{len(TILES) - 1} "
-                               f"(ids index {TILES!r})")
+        raise LevelFormatError(f"{name} holds tile id {int(bad)}, outside 0..{len(TILES) - 1} (ids index {TILES!r})")
     return arr
 
 
@@ -99,7 +121,7 @@ def _shift(mask: np.ndarray, drow: int, dcol: int, fill: bool | int) -> np.ndarr
     rs, re = max(0, -drow), h - max(0, drow)
     cs, ce = max(0, -dcol), w - max(0, dcol)
     if rs < re and cs < ce:
-        out[..., rs:re, cs:ce] = mask[..., rs + drow:re + drow, cs + dcol:ce + dcol]
+        out[..., rs:re, cs:ce] = mask[..., rs + drow : re + drow, cs + dcol : ce + dcol]
     return out
 
 
@@ -122,7 +144,7 @@ def _bad_runs(member: np.ndarray, top: np.ndarray, solid: np.ndarray) -> tuple[n
     top_at_lower = np.take_along_axis(top, lower_row, axis=-2)
     capped = top | (rows == 0) | top_at_lower
     hangs = np.take_along_axis(_shift(solid, -1, 0, True), upper_row, axis=-2)  # row 0: from above
-    stands = _shift(solid, 1, 0, True)                                          # bottom row: ground
+    stands = _shift(solid, 1, 0, True)  # bottom row: ground
     return upper_end & ~capped, lower_end & ~(stands | hangs)
 
 
@@ -130,12 +152,14 @@ def _violations(g: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
     """Per-cell violation masks for a stack ``(n, 14, W)``, by rule and then by kind of problem."""
     solid = IS_SOLID[g]
     tl, tr, bl, br = (g == PIPE_TL), (g == PIPE_TR), (g == PIPE_BL), (g == PIPE_BR)
-    right = lambda m: _shift(m, 0, 1, True)   # noqa: E731  (edges: the unknown neighbour is fine)
-    left = lambda m: _shift(m, 0, -1, True)   # noqa: E731
+    right = lambda m: _shift(m, 0, 1, True)  # noqa: E731  (edges: the unknown neighbour is fine)
+    left = lambda m: _shift(m, 0, -1, True)  # noqa: E731
     out: dict[str, dict[str, np.ndarray]] = {}
     out["pipe_pairs"] = {
-        "tl_unpaired": tl & ~right(tr), "tr_unpaired": tr & ~left(tl),
-        "bl_unpaired": bl & ~right(br), "br_unpaired": br & ~left(bl),
+        "tl_unpaired": tl & ~right(tr),
+        "tr_unpaired": tr & ~left(tl),
+        "bl_unpaired": bl & ~right(br),
+        "br_unpaired": br & ~left(bl),
     }
     capped, anchored = {}, {}
     for side, member, top in (("left", tl | bl, tl), ("right", tr | br, tr)):
@@ -166,8 +190,9 @@ def _violations(g: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
 def rule_masks(grids) -> dict[str, np.ndarray]:
     """For a stack ``(n, 14, W)``: ``{rule: bool array (n,)}``, True where the level passes the rule."""
     g = check_grids(grids)
-    return {rule: ~np.any([m.any(axis=(-2, -1)) for m in kinds.values()], axis=0)
-            for rule, kinds in _violations(g).items()}
+    return {
+        rule: ~np.any([m.any(axis=(-2, -1)) for m in kinds.values()], axis=0) for rule, kinds in _violations(g).items()
+    }
 
 
 def valid_mask(grids) -> np.ndarray:
@@ -210,20 +235,28 @@ def level_problems(grid) -> list[str]:
     add(p["br_unpaired"], lambda r, c: f"pipe_pairs: pipe body ']' at row {r}, col {c} has no '[' to its left")
     for side, members, top in (("left", (PIPE_TL, PIPE_BL), "<"), ("right", (PIPE_TR, PIPE_BR), ">")):
         member = np.isin(g, members)
-        for rule, msg in (("pipe_capped", f"has no pipe top '{top}' at its upper or lower end"),
-                          ("pipe_anchored", "floats: no solid tile (or level edge) below its lower end "
-                                            "or above its upper end")):
+        for rule, msg in (
+            ("pipe_capped", f"has no pipe top '{top}' at its upper or lower end"),
+            ("pipe_anchored", "floats: no solid tile (or level edge) below its lower end or above its upper end"),
+        ):
             for r, c in zip(*np.nonzero(v[rule][side])):
                 lo, hi = _run_extent(member[:, c], int(r))
                 problems.append((int(c), lo, f"{rule}: {side} pipe half at col {c}, rows {lo}-{hi} {msg}"))
     cs = v["cannon_supported"]
-    add(cs["unsupported"], lambda r, c: f"cannon_supported: cannon {TILES[g[r, c]]!r} at row {r}, col {c} "
-                                        "has nothing solid below it")
-    add(cs["base_without_top"], lambda r, c: f"cannon_supported: cannon support 'b' at row {r}, col {c} "
-                                             "has no 'B' or 'b' above it")
-    add(v["enemy_not_embedded"]["embedded"],
-        lambda r, c: f"enemy_not_embedded: enemy 'E' at row {r}, col {c} is enclosed by solid tiles "
-                     "above, left and right")
+    add(
+        cs["unsupported"],
+        lambda r, c: f"cannon_supported: cannon {TILES[g[r, c]]!r} at row {r}, col {c} has nothing solid below it",
+    )
+    add(
+        cs["base_without_top"],
+        lambda r, c: f"cannon_supported: cannon support 'b' at row {r}, col {c} has no 'B' or 'b' above it",
+    )
+    add(
+        v["enemy_not_embedded"]["embedded"],
+        lambda r, c: (
+            f"enemy_not_embedded: enemy 'E' at row {r}, col {c} is enclosed by solid tiles above, left and right"
+        ),
+    )
     return [msg for _, _, msg in sorted(problems)]
 
 

@@ -26,20 +26,31 @@ likelihood; the independent judge is the classifier two-sample test on the TEST 
 from __future__ import annotations
 
 import functools
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-from rlcreate.rewards.base import RewardModule
 from rlcreate.levels.features import segment_features
+from rlcreate.rewards.base import RewardModule
 from rlcreate.rewards.registry import register
 
-__all__ = ["ElementProfile", "SetProfile", "LMLogProb", "LMTypicality", "LatentPrior", "ResidualPrior",
-           "BatchDiversity",
-           "column_loglik", "human_element_stats", "human_loglik_stats"]
+__all__ = [
+    "ElementProfile",
+    "SetProfile",
+    "LMLogProb",
+    "LMTypicality",
+    "LatentPrior",
+    "ResidualPrior",
+    "BatchDiversity",
+    "column_loglik",
+    "human_element_stats",
+    "human_loglik_stats",
+]
 
 
 # ------------------------------------------------------------------------------------- references
+
 
 @functools.lru_cache(maxsize=8)
 def human_element_stats(width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -60,8 +71,9 @@ def _column_lm(path: str | None = None):
     return ColumnLM.load(path)
 
 
-def column_loglik(levels: Sequence[np.ndarray], lm: Any = None, oov_logprob: float = -20.0,
-                  batch: int = 64) -> np.ndarray:
+def column_loglik(
+    levels: Sequence[np.ndarray], lm: Any = None, oov_logprob: float = -20.0, batch: int = 64
+) -> np.ndarray:
     """Per level, the column LM's log-probability of every column given the previous ones (from
     ``<bos>``), shape ``(n, W)``. Columns outside the LM's vocabulary score ``oov_logprob`` (they
     cannot be generated). Levels longer than the LM's context are scored in context-sized pieces."""
@@ -79,12 +91,12 @@ def column_loglik(levels: Sequence[np.ndarray], lm: Any = None, oov_logprob: flo
     nearest = np.array([lm.encode_level(g, oov="nearest") for g in grids]) if oov.any() else ids
     for a in range(0, len(grids), batch):
         for s in range(0, width, piece):
-            tok = torch.as_tensor(nearest[a:a + batch, s:s + piece], dtype=torch.long)
+            tok = torch.as_tensor(nearest[a : a + batch, s : s + piece], dtype=torch.long)
             inp = torch.cat([torch.full((len(tok), 1), BOS_ID, dtype=torch.long), tok[:, :-1]], 1)
             with torch.inference_mode():
                 logits = lm._masked(lm.model(input_ids=inp).logits)
             lp = torch.log_softmax(logits, -1).gather(2, tok[:, :, None])[:, :, 0]
-            out[a:a + batch, s:s + piece] = lp.double().numpy()
+            out[a : a + batch, s : s + piece] = lp.double().numpy()
     out[oov] = oov_logprob
     return out
 
@@ -102,6 +114,7 @@ def human_loglik_stats(width: int) -> tuple[float, float]:
 
 
 # ----------------------------------------------------------------------------------------- rewards
+
 
 @register("element_profile")
 class ElementProfile(RewardModule):
@@ -201,8 +214,9 @@ class LMLogProb(RewardModule):
         self.per_column = bool(per_column)
 
     def score(self, samples: Sequence[np.ndarray], token_logprobs: Any = None, **context: Any):
-        lp = np.asarray(token_logprobs, np.float64) if token_logprobs is not None else \
-            _per_width(samples, column_loglik)
+        lp = (
+            np.asarray(token_logprobs, np.float64) if token_logprobs is not None else _per_width(samples, column_loglik)
+        )
         if isinstance(lp, list):
             return [float(x.mean() if self.per_column else x.sum()) for x in lp]
         return (lp.mean(axis=1) if self.per_column else lp.sum(axis=1)).tolist()
@@ -264,8 +278,8 @@ class LatentPrior(RewardModule):
             return [None] * len(samples)
         z = np.asarray(latent, np.float64).reshape(len(samples), -1)
         d = z.shape[1]
-        u = ((z ** 2).sum(axis=1) - d) / np.sqrt(2.0 * d)
-        return np.exp(-0.5 * u ** 2).tolist()
+        u = ((z**2).sum(axis=1) - d) / np.sqrt(2.0 * d)
+        return np.exp(-0.5 * u**2).tolist()
 
 
 @register("residual_prior")
@@ -294,7 +308,7 @@ class ResidualPrior(RewardModule):
         if action is None:
             return [None] * len(samples)
         a = np.asarray(action, np.float64).reshape(len(samples), -1) / self.scale
-        return (-0.5 * (a ** 2).sum(axis=1)).tolist()
+        return (-0.5 * (a**2).sum(axis=1)).tolist()
 
 
 def _structure(grids: np.ndarray) -> np.ndarray:
@@ -304,7 +318,7 @@ def _structure(grids: np.ndarray) -> np.ndarray:
     n, h, w = grids.shape
     seg = max(1, w // 16)
     width = w // seg
-    parts = grids[:, :, :seg * width].reshape(n, h, seg, width).transpose(0, 2, 1, 3).reshape(n * seg, h, width)
+    parts = grids[:, :, : seg * width].reshape(n, h, seg, width).transpose(0, 2, 1, 3).reshape(n * seg, h, width)
     return segment_features(parts).reshape(n, -1)
 
 

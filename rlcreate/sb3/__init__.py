@@ -30,9 +30,25 @@ from rlcreate.sb3.trainer import (
 )
 from rlcreate.trainers import Trainer
 
-__all__ = ["SB3Trainer", "TRAINER", "make_algo", "build_algo", "algo_class", "validate_hyper", "check_rollout_size",
-           "train_recipe", "training_callbacks", "trainer_extra", "RewardTermsLogger", "CheckpointWithRewardState",
-           "load_model", "load_policy", "export_sb3_zip", "save_checkpoint", "load_policy_folder"]
+__all__ = [
+    "SB3Trainer",
+    "TRAINER",
+    "make_algo",
+    "build_algo",
+    "algo_class",
+    "validate_hyper",
+    "check_rollout_size",
+    "train_recipe",
+    "training_callbacks",
+    "trainer_extra",
+    "RewardTermsLogger",
+    "CheckpointWithRewardState",
+    "load_model",
+    "load_policy",
+    "export_sb3_zip",
+    "save_checkpoint",
+    "load_policy_folder",
+]
 
 
 class SB3Trainer(Trainer):
@@ -54,10 +70,12 @@ class SB3Trainer(Trainer):
         finally:
             venv.close()
 
-    def train(self, asm: Assembly, run_dir: Path, resume: bool = False, overwrite: bool = False,
-              progress_bar: bool = True) -> Any:
-        return train_recipe(asm.recipe, VecMonitor(asm.make_env()), Path(run_dir), progress_bar, resume=resume,
-                            overwrite=overwrite)
+    def train(
+        self, asm: Assembly, run_dir: Path, resume: bool = False, overwrite: bool = False, progress_bar: bool = True
+    ) -> Any:
+        return train_recipe(
+            asm.recipe, VecMonitor(asm.make_env()), Path(run_dir), progress_bar, resume=resume, overwrite=overwrite
+        )
 
     def load(self, asm: Assembly, folder: Path) -> Any:
         return load_model(folder, asm.recipe.trainer.algo)

@@ -22,25 +22,55 @@ from rlcreate.sb3.kl_control import validate_kl_control
 from rlcreate.sb3.policies import POLICIES, resolve_policy
 from rlcreate.validate import check_device, check_int, check_number
 
-__all__ = ["algo_class", "validate_hyper", "build_algo", "check_rollout_size", "make_algo", "ALGOS",
-           "MAX_ROLLOUT_BYTES"]
+__all__ = [
+    "algo_class",
+    "validate_hyper",
+    "build_algo",
+    "check_rollout_size",
+    "make_algo",
+    "ALGOS",
+    "MAX_ROLLOUT_BYTES",
+]
 
 #: ``trainer.algo`` values this trainer runs
 ALGOS = ("ppo", "maskable_ppo")
 _ALGO_FIXED = ("self", "policy", "env", "seed", "verbose", "device", "tensorboard_log", "_init_setup_model")
 # Hyper-parameters that are numbers: (low, high, low is exclusive); None = unbounded.
-_HYPER_RANGES = {"learning_rate": (0.0, None, True), "gamma": (0.0, 1.0, False), "gae_lambda": (0.0, 1.0, False),
-                 "clip_range": (0.0, None, True), "ent_coef": (0.0, None, False), "vf_coef": (0.0, None, False),
-                 "max_grad_norm": (0.0, None, True)}
+_HYPER_RANGES = {
+    "learning_rate": (0.0, None, True),
+    "gamma": (0.0, 1.0, False),
+    "gae_lambda": (0.0, 1.0, False),
+    "clip_range": (0.0, None, True),
+    "ent_coef": (0.0, None, False),
+    "vf_coef": (0.0, None, False),
+    "max_grad_norm": (0.0, None, True),
+}
 # Integers: (low, high). The highs are far beyond any useful run; they stop a typo (2**40 steps per
 # rollout, 10**12 epochs) from allocating petabytes or never finishing.
-_HYPER_INTS = {"n_steps": (1, 2**20), "batch_size": (2, 2**24), "n_epochs": (1, 10_000),
-               "stats_window_size": (1, 10**6), "sde_sample_freq": (-1, 10**6)}
+_HYPER_INTS = {
+    "n_steps": (1, 2**20),
+    "batch_size": (2, 2**24),
+    "n_epochs": (1, 10_000),
+    "stats_window_size": (1, 10**6),
+    "sde_sample_freq": (-1, 10**6),
+}
 #: Largest rollout buffer a recipe may ask for (n_steps x n_envs x observation size, float32).
 MAX_ROLLOUT_BYTES = 4 * 2**30
-_POLICY_KWARGS_OK = ("net_arch", "ortho_init", "log_std_init", "full_std", "use_expln", "squash_output",
-                     "share_features_extractor", "normalize_images", "optimizer_kwargs", "prior_start",
-                     "kl_to_prior", "offer_features", "offer_guidance")
+_POLICY_KWARGS_OK = (
+    "net_arch",
+    "ortho_init",
+    "log_std_init",
+    "full_std",
+    "use_expln",
+    "squash_output",
+    "share_features_extractor",
+    "normalize_images",
+    "optimizer_kwargs",
+    "prior_start",
+    "kl_to_prior",
+    "offer_features",
+    "offer_guidance",
+)
 
 
 def algo_class(algo: str):
@@ -96,15 +126,21 @@ def validate_hyper(algo: str, hyper: dict) -> dict:
                 if k not in _POLICY_KWARGS_OK:
                     close = difflib.get_close_matches(str(k), _POLICY_KWARGS_OK, n=1)
                     hint = f" Did you mean {close[0]!r}?" if close else ""
-                    raise RecipeError(f"{field}: unknown or unsupported key {k!r}.{hint} Supported: "
-                                      f"{list(_POLICY_KWARGS_OK)}")
+                    raise RecipeError(
+                        f"{field}: unknown or unsupported key {k!r}.{hint} Supported: {list(_POLICY_KWARGS_OK)}"
+                    )
             arch = value.get("net_arch")
             if arch is not None:
                 layers = list(arch.values()) if isinstance(arch, dict) else [arch]
-                if not all(isinstance(layer, list) and all(isinstance(u, int) and not isinstance(u, bool)
-                                                           and 1 <= u <= 65536 for u in layer) for layer in layers):
-                    raise RecipeError(f"{field}.net_arch = {arch!r}: write a list of layer sizes (integers "
-                                      "1..65536), e.g. [64, 64], or {pi: [64], vf: [64]}")
+                if not all(
+                    isinstance(layer, list)
+                    and all(isinstance(u, int) and not isinstance(u, bool) and 1 <= u <= 65536 for u in layer)
+                    for layer in layers
+                ):
+                    raise RecipeError(
+                        f"{field}.net_arch = {arch!r}: write a list of layer sizes (integers "
+                        "1..65536), e.g. [64, 64], or {pi: [64], vf: [64]}"
+                    )
             if "log_std_init" in value:
                 check_number(f"{field}.log_std_init", value["log_std_init"], -20.0, 20.0, error=RecipeError)
             if "optimizer_kwargs" in value and not isinstance(value["optimizer_kwargs"], dict):
@@ -123,14 +159,23 @@ def _policy_and_kwargs(algo: str, hyper: dict) -> tuple[Any, dict]:
     policy = hyper.pop("policy", "MlpPolicy")
     if policy == "lm_prior":  # our policy names -> classes (rlcreate.sb3.policies)
         if algo != "maskable_ppo":
-            raise RecipeError(f"trainer.hyper.policy = 'lm_prior' with trainer.algo = {algo!r}: "
-                              "the lm_prior policy is a MaskablePPO policy; set trainer.algo: maskable_ppo")
+            raise RecipeError(
+                f"trainer.hyper.policy = 'lm_prior' with trainer.algo = {algo!r}: "
+                "the lm_prior policy is a MaskablePPO policy; set trainer.algo: maskable_ppo"
+            )
         policy = resolve_policy(policy)
     return policy, hyper
 
 
-def build_algo(algo: str, hyper: dict, venv=None, spaces: tuple | None = None, device: str = "cpu",
-               tb_dir: Path | None = None, seed: int | None = None):
+def build_algo(
+    algo: str,
+    hyper: dict,
+    venv=None,
+    spaces: tuple | None = None,
+    device: str = "cpu",
+    tb_dir: Path | None = None,
+    seed: int | None = None,
+):
     """``PPO`` / ``MaskablePPO`` from plain data: on ``venv`` (to train), or without an environment
     from ``spaces = (observation_space, action_space)`` (to predict from a saved policy)."""
     validate_hyper(algo, hyper)
@@ -147,16 +192,24 @@ def build_algo(algo: str, hyper: dict, venv=None, spaces: tuple | None = None, d
         check_rollout_size(hyper, venv.num_envs, venv.observation_space)
     try:
         if venv is not None:
-            return Algo(policy, venv, seed=seed, verbose=0, device=device,
-                        tensorboard_log=str(tb_dir) if tb_dir else None, **kwargs)
+            return Algo(
+                policy,
+                venv,
+                seed=seed,
+                verbose=0,
+                device=device,
+                tensorboard_log=str(tb_dir) if tb_dir else None,
+                **kwargs,
+            )
         model = Algo(policy, None, seed=seed, verbose=0, device=device, _init_setup_model=False, **kwargs)
         model.observation_space, model.action_space = obs_space, act_space
         model.n_envs = 1
         model._setup_model()
         return model
     except (TypeError, ValueError, AssertionError) as exc:
-        raise RecipeError(f"trainer.hyper = {hyper!r}: {exc}; see the {Algo.__name__} documentation "
-                          "for valid arguments") from None
+        raise RecipeError(
+            f"trainer.hyper = {hyper!r}: {exc}; see the {Algo.__name__} documentation for valid arguments"
+        ) from None
 
 
 def _space_width(space) -> int:
@@ -188,8 +241,10 @@ def check_policy_size(hyper: dict, observation_space, action_space) -> int:
 
     (pi_count, pi_last), (vf_count, vf_last) = mlp(pi), mlp(vf)
     total = pi_count + vf_count + (pi_last + 1) * n_out + n_out + vf_last + 1
-    return check_param_budget(total, f"trainer.hyper.policy_kwargs.net_arch = {arch!r} on observations of "
-                                     f"{n_in} inputs and {n_out} action outputs")
+    return check_param_budget(
+        total,
+        f"trainer.hyper.policy_kwargs.net_arch = {arch!r} on observations of {n_in} inputs and {n_out} action outputs",
+    )
 
 
 def check_rollout_size(hyper: dict, n_envs: int, observation_space) -> None:
@@ -197,9 +252,11 @@ def check_rollout_size(hyper: dict, n_envs: int, observation_space) -> None:
     n_steps = int(hyper.get("n_steps", 2048))
     size = n_steps * int(n_envs) * (int(np.prod(observation_space.shape or (1,))) + 8) * 4
     if size > MAX_ROLLOUT_BYTES:
-        raise RecipeError(f"trainer.hyper.n_steps = {n_steps} with trainer.n_envs = {n_envs} needs a "
-                          f"{size / 2**30:.1f} GiB rollout buffer (at most {MAX_ROLLOUT_BYTES // 2**30} GiB); "
-                          "lower n_steps or n_envs")
+        raise RecipeError(
+            f"trainer.hyper.n_steps = {n_steps} with trainer.n_envs = {n_envs} needs a "
+            f"{size / 2**30:.1f} GiB rollout buffer (at most {MAX_ROLLOUT_BYTES // 2**30} GiB); "
+            "lower n_steps or n_envs"
+        )
 
 
 def make_algo(recipe: Recipe, venv, tb_dir: Path | None):
@@ -210,6 +267,11 @@ def make_algo(recipe: Recipe, venv, tb_dir: Path | None):
     check_device("trainer.device", recipe.trainer["device"], error=RecipeError)  # exists on this machine
     check_policy_size(dict(recipe.trainer["hyper"]), venv.observation_space, venv.action_space)
     check_rollout_size(dict(recipe.trainer["hyper"]), recipe.trainer["n_envs"], venv.observation_space)
-    return build_algo(recipe.trainer["algo"], dict(recipe.trainer["hyper"]), venv=venv,
-                      device=recipe.trainer["device"], tb_dir=tb_dir, seed=recipe.seed)
-
+    return build_algo(
+        recipe.trainer["algo"],
+        dict(recipe.trainer["hyper"]),
+        venv=venv,
+        device=recipe.trainer["device"],
+        tb_dir=tb_dir,
+        seed=recipe.seed,
+    )

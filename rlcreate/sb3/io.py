@@ -29,8 +29,14 @@ from rlcreate.safe_io import state_float, state_int
 from rlcreate.sb3.algo import ALGOS, build_algo
 from rlcreate.train.checkpoint import FORMAT, StateFormatError, _load_safetensors, _read_json, atomic_folder, save_tree
 
-__all__ = ["POLICY_FILES", "save_checkpoint", "load_policy_folder", "restore_trainer_state", "space_to_json",
-           "space_from_json"]
+__all__ = [
+    "POLICY_FILES",
+    "save_checkpoint",
+    "load_policy_folder",
+    "restore_trainer_state",
+    "space_to_json",
+    "space_from_json",
+]
 
 #: what a complete SB3 checkpoint (``checkpoints/step_<N>/`` or ``model/``) holds
 POLICY_FILES = ("policy.json", "policy.safetensors", "reward_state.npz", "trainer_state.json")
@@ -39,12 +45,17 @@ MAX_SPACE_SIZE = 1_000_000
 
 # --------------------------------------------------------------------------------- spaces
 
+
 def space_to_json(space: Any) -> dict:
     """A Gymnasium Box / Discrete / MultiDiscrete / MultiBinary space as JSON data."""
     if isinstance(space, spaces.Box):
-        return {"type": "Box", "shape": list(space.shape), "dtype": str(space.dtype),
-                "low": [repr(float(v)) for v in space.low.ravel()],
-                "high": [repr(float(v)) for v in space.high.ravel()]}
+        return {
+            "type": "Box",
+            "shape": list(space.shape),
+            "dtype": str(space.dtype),
+            "low": [repr(float(v)) for v in space.low.ravel()],
+            "high": [repr(float(v)) for v in space.high.ravel()],
+        }
     if isinstance(space, spaces.Discrete):
         return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
     if isinstance(space, spaces.MultiDiscrete):
@@ -63,10 +74,16 @@ def space_from_json(d: dict) -> Any:
         kind = d["type"]
         if kind == "Box":
             shape = tuple(state_int(s, "policy.json: Box shape", 0, MAX_SPACE_SIZE) for s in d["shape"])
-            if len(shape) > 8 or math.prod(shape) > MAX_SPACE_SIZE or len(d["low"]) != math.prod(shape) \
-                    or len(d["high"]) != math.prod(shape):
-                raise StateFormatError(f"policy.json: Box shape {shape[:8]} with {len(d['low'])} bounds: not a "
-                                       f"consistent space of at most {MAX_SPACE_SIZE} entries")
+            if (
+                len(shape) > 8
+                or math.prod(shape) > MAX_SPACE_SIZE
+                or len(d["low"]) != math.prod(shape)
+                or len(d["high"]) != math.prod(shape)
+            ):
+                raise StateFormatError(
+                    f"policy.json: Box shape {shape[:8]} with {len(d['low'])} bounds: not a "
+                    f"consistent space of at most {MAX_SPACE_SIZE} entries"
+                )
             dtype = np.dtype(str(d["dtype"]))
             if dtype.kind not in "fiu":
                 raise StateFormatError(f"policy.json: Box dtype {dtype} is not numeric")
@@ -74,13 +91,17 @@ def space_from_json(d: dict) -> Any:
             high = np.array([float(v) for v in d["high"]]).reshape(shape).astype(dtype)
             return spaces.Box(low, high, shape, dtype=dtype)
         if kind == "Discrete":
-            return spaces.Discrete(state_int(d["n"], "policy.json: Discrete n", 1, MAX_SPACE_SIZE),
-                                   start=state_int(d.get("start", 0), "policy.json: Discrete start", -2**62))
+            return spaces.Discrete(
+                state_int(d["n"], "policy.json: Discrete n", 1, MAX_SPACE_SIZE),
+                start=state_int(d.get("start", 0), "policy.json: Discrete start", -(2**62)),
+            )
         if kind == "MultiDiscrete":
             nvec = [state_int(v, "policy.json: MultiDiscrete nvec", 1, MAX_SPACE_SIZE) for v in d["nvec"]]
             if not 0 < len(nvec) <= MAX_SPACE_SIZE or sum(nvec) > MAX_SPACE_SIZE:
-                raise StateFormatError(f"policy.json: MultiDiscrete of {len(nvec)} dimensions summing to {sum(nvec)}: "
-                                       f"over {MAX_SPACE_SIZE}")
+                raise StateFormatError(
+                    f"policy.json: MultiDiscrete of {len(nvec)} dimensions summing to {sum(nvec)}: "
+                    f"over {MAX_SPACE_SIZE}"
+                )
             return spaces.MultiDiscrete(nvec)
         if kind == "MultiBinary":
             return spaces.MultiBinary(state_int(d["n"], "policy.json: MultiBinary n", 1, MAX_SPACE_SIZE))
@@ -90,6 +111,7 @@ def space_from_json(d: dict) -> Any:
 
 
 # --------------------------------------------------------------------------------- save
+
 
 def _tensors(sd: dict) -> dict:
     # clone(): safetensors refuses tensors that share storage
@@ -124,9 +146,15 @@ def _rng_state(venv: Any) -> tuple[dict, dict]:
     # the legacy MT19937 tuple (the default form): (kind, keys, pos, has_gauss, cached_gaussian)
     np_state = cast("tuple[str, np.ndarray, int, int, float]", np.random.get_state())
     py_state = random.getstate()
-    meta = {"numpy": {"kind": np_state[0], "pos": int(np_state[2]), "has_gauss": int(np_state[3]),
-                      "cached_gaussian": repr(float(np_state[4]))},
-            "python": [py_state[0], list(py_state[1]), py_state[2]]}
+    meta = {
+        "numpy": {
+            "kind": np_state[0],
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": repr(float(np_state[4])),
+        },
+        "python": [py_state[0], list(py_state[1]), py_state[2]],
+    }
     core = _inner_env(venv)
     if core is not None and hasattr(core, "_rng"):
         meta["env"] = core._rng.bit_generator.state
@@ -140,33 +168,54 @@ def _inner_env(venv: Any) -> Any:
     return venv
 
 
-def save_checkpoint(folder: Path, model: Any, reward_set: Any, hyper: dict, algo: str, venv: Any = None,
-                    extra: dict | None = None) -> Path:
+def save_checkpoint(
+    folder: Path, model: Any, reward_set: Any, hyper: dict, algo: str, venv: Any = None, extra: dict | None = None
+) -> Path:
     """Write policy, optimizer, reward state and trainer state into ``folder`` atomically."""
     with atomic_folder(folder) as tmp:
         save_file(_tensors(model.policy.state_dict()), str(tmp / "policy.safetensors"))
         opt_tensors, opt_meta = _optimizer_split(model.policy.optimizer.state_dict())
         save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
         (tmp / "optimizer.json").write_text(json.dumps(opt_meta))
-        description = {"format": FORMAT, "algo": algo, "hyper": hyper,
-                       "observation_space": space_to_json(model.observation_space),
-                       "action_space": space_to_json(model.action_space),
-                       "num_timesteps": int(model.num_timesteps), "n_updates": int(getattr(model, "_n_updates", 0)),
-                       "versions": {"stable_baselines3": stable_baselines3.__version__, "torch": torch.__version__}}
+        description = {
+            "format": FORMAT,
+            "algo": algo,
+            "hyper": hyper,
+            "observation_space": space_to_json(model.observation_space),
+            "action_space": space_to_json(model.action_space),
+            "num_timesteps": int(model.num_timesteps),
+            "n_updates": int(getattr(model, "_n_updates", 0)),
+            "versions": {"stable_baselines3": stable_baselines3.__version__, "torch": torch.__version__},
+        }
         (tmp / "policy.json").write_text(json.dumps(description, indent=2))
         save_tree(reward_set.state_dict() if reward_set is not None else {}, tmp / "reward_state.npz")
         rng_tensors, rng_meta = _rng_state(venv)
         save_file(rng_tensors, str(tmp / "rng.safetensors"))
-        (tmp / "trainer_state.json").write_text(json.dumps(
-            {"num_timesteps": int(model.num_timesteps), "n_updates": int(getattr(model, "_n_updates", 0)),
-             "rng": rng_meta, **(extra or {})}, indent=2))
+        (tmp / "trainer_state.json").write_text(
+            json.dumps(
+                {
+                    "num_timesteps": int(model.num_timesteps),
+                    "n_updates": int(getattr(model, "_n_updates", 0)),
+                    "rng": rng_meta,
+                    **(extra or {}),
+                },
+                indent=2,
+            )
+        )
     return Path(folder)
 
 
 # --------------------------------------------------------------------------------- load
 
-def load_policy_folder(folder: Path, venv: Any = None, device: str = "cpu", optimizer: bool = False,
-                       tb_dir: Path | None = None, seed: int | None = None) -> Any:
+
+def load_policy_folder(
+    folder: Path,
+    venv: Any = None,
+    device: str = "cpu",
+    optimizer: bool = False,
+    tb_dir: Path | None = None,
+    seed: int | None = None,
+) -> Any:
     """Rebuild the SB3 algorithm described by ``folder/policy.json`` and load its weights.
 
     With ``venv`` the algorithm is attached to it (for further training, its spaces must match);
@@ -181,24 +230,37 @@ def load_policy_folder(folder: Path, venv: Any = None, device: str = "cpu", opti
     obs_space = space_from_json(desc.get("observation_space") or {})
     act_space = space_from_json(desc.get("action_space") or {})
     if venv is not None and (venv.observation_space != obs_space or venv.action_space != act_space):
-        raise StateFormatError(f"{folder}: the saved policy's spaces ({obs_space}, {act_space}) do not match the "
-                               f"environment's ({venv.observation_space}, {venv.action_space}); the run's recipe "
-                               "or environment changed since it was trained")
+        raise StateFormatError(
+            f"{folder}: the saved policy's spaces ({obs_space}, {act_space}) do not match the "
+            f"environment's ({venv.observation_space}, {venv.action_space}); the run's recipe "
+            "or environment changed since it was trained"
+        )
     num_timesteps = state_int(desc.get("num_timesteps", 0), f"{folder / 'policy.json'}: num_timesteps")
     n_updates = state_int(desc.get("n_updates", 0), f"{folder / 'policy.json'}: n_updates")
-    model = build_algo(desc["algo"], dict(desc["hyper"]), venv=venv, spaces=(obs_space, act_space),
-                       device=device, tb_dir=tb_dir, seed=seed)  # parameter budget checked before allocating
+    model = build_algo(
+        desc["algo"],
+        dict(desc["hyper"]),
+        venv=venv,
+        spaces=(obs_space, act_space),
+        device=device,
+        tb_dir=tb_dir,
+        seed=seed,
+    )  # parameter budget checked before allocating
     expected = {k: tuple(v.shape) for k, v in model.policy.state_dict().items()}
     weights = _load_safetensors(folder / "policy.safetensors", expected)
     try:
         model.policy.load_state_dict(weights, strict=True)
     except (RuntimeError, KeyError) as exc:
-        raise StateFormatError(f"{folder / 'policy.safetensors'}: weights do not fit the described policy "
-                               f"({str(exc)[:160]})") from None
+        raise StateFormatError(
+            f"{folder / 'policy.safetensors'}: weights do not fit the described policy ({str(exc)[:160]})"
+        ) from None
     if optimizer:
         try:
-            model.policy.optimizer.load_state_dict(_optimizer_join(
-                _load_safetensors(folder / "optimizer.safetensors"), _read_json(folder / "optimizer.json", False)))
+            model.policy.optimizer.load_state_dict(
+                _optimizer_join(
+                    _load_safetensors(folder / "optimizer.safetensors"), _read_json(folder / "optimizer.json", False)
+                )
+            )
         except (RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError) as exc:
             raise StateFormatError(f"{folder}: optimizer state does not fit the policy ({str(exc)[:160]})") from None
     model.num_timesteps, model._n_updates = num_timesteps, n_updates
@@ -221,15 +283,25 @@ def restore_trainer_state(folder: Path, model: Any, venv: Any = None) -> dict:
         keys = tensors["numpy_keys"]
         if tuple(keys.shape) != (624,) or npm["kind"] != "MT19937":
             raise ValueError("numpy RNG state is not an MT19937 state")
-        np.random.set_state((npm["kind"], keys.numpy().astype(np.uint32), state_int(npm["pos"], f"{path}: pos", 0, 624),
-                             state_int(npm["has_gauss"], f"{path}: has_gauss", 0, 1),
-                             state_float(npm["cached_gaussian"], f"{path}: cached_gaussian")))
+        np.random.set_state(
+            (
+                npm["kind"],
+                keys.numpy().astype(np.uint32),
+                state_int(npm["pos"], f"{path}: pos", 0, 624),
+                state_int(npm["has_gauss"], f"{path}: has_gauss", 0, 1),
+                state_float(npm["cached_gaussian"], f"{path}: cached_gaussian"),
+            )
+        )
         py = rng["python"]
         if not (isinstance(py, list) and len(py) == 3 and isinstance(py[1], list) and len(py[1]) == 625):
             raise ValueError("python RNG state is malformed")
-        random.setstate((state_int(py[0], f"{path}: python version", 0, 10),
-                         tuple(state_int(v, f"{path}: python state", 0, 2**32) for v in py[1]),
-                         None if py[2] is None else state_float(py[2], f"{path}: python gauss")))
+        random.setstate(
+            (
+                state_int(py[0], f"{path}: python version", 0, 10),
+                tuple(state_int(v, f"{path}: python state", 0, 2**32) for v in py[1]),
+                None if py[2] is None else state_float(py[2], f"{path}: python gauss"),
+            )
+        )
         core = _inner_env(venv)
         if "env" in rng and core is not None and hasattr(core, "_rng"):
             core._reset_seeds()  # resume continues the saved stream instead of re-seeding
@@ -242,5 +314,3 @@ def restore_trainer_state(folder: Path, model: Any, venv: Any = None) -> dict:
         meta["ent_coef"] = state_float(meta["ent_coef"], f"{path}: ent_coef", 0.0)
     model.num_timesteps, model._n_updates = num_timesteps, n_updates
     return meta
-
-

@@ -37,8 +37,15 @@ from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from rlcreate.recipe import RecipeError
 from rlcreate.validate import check_int, check_number, fail
 
-__all__ = ["KLController", "kl_beta_update", "measure_kl", "kl_controller_for", "validate_kl_control",
-           "ERROR_CLIP", "DEFAULT_HORIZON"]
+__all__ = [
+    "KLController",
+    "kl_beta_update",
+    "measure_kl",
+    "kl_controller_for",
+    "validate_kl_control",
+    "ERROR_CLIP",
+    "DEFAULT_HORIZON",
+]
 
 #: Ziegler et al.'s clip on the proportional error.
 ERROR_CLIP = 0.2
@@ -68,8 +75,9 @@ def measure_kl(model: Any, max_states: int = 4096) -> float:
     masks = getattr(buf, "action_masks", None)
     kwargs = {"action_masks": buf.to_torch(masks.reshape(-1, buf.mask_dims)[idx])} if masks is not None else {}
     with th.no_grad():
-        _, _, neg_kl = model.policy.evaluate_actions(buf.to_torch(obs), buf.to_torch(actions).long().flatten(),
-                                                     **kwargs)
+        _, _, neg_kl = model.policy.evaluate_actions(
+            buf.to_torch(obs), buf.to_torch(actions).long().flatten(), **kwargs
+        )
     return float(-neg_kl.float().mean())
 
 
@@ -119,12 +127,22 @@ def validate_kl_control(trainer: Any, error: type | None = None) -> None:
     check_number("trainer.kl_target", target, 0.0, None, low_open=True, error=error)
     hyper = trainer.get("hyper") or {}
     if not _kl_policy(hyper):
-        raise fail("trainer.kl_target", target, "needs a KL to control: set trainer.hyper.policy: lm_prior and "
-                   "trainer.hyper.policy_kwargs: {kl_to_prior: true} (or remove kl_target)", error)
+        raise fail(
+            "trainer.kl_target",
+            target,
+            "needs a KL to control: set trainer.hyper.policy: lm_prior and "
+            "trainer.hyper.policy_kwargs: {kl_to_prior: true} (or remove kl_target)",
+            error,
+        )
     beta = hyper.get("ent_coef", 0.0)
     if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not beta > 0:
-        raise fail("trainer.kl_target", target, f"starts from beta = trainer.hyper.ent_coef, which is {beta!r}; "
-                   "set trainer.hyper.ent_coef > 0 (e.g. 0.05), or remove kl_target", error)
+        raise fail(
+            "trainer.kl_target",
+            target,
+            f"starts from beta = trainer.hyper.ent_coef, which is {beta!r}; "
+            "set trainer.hyper.ent_coef > 0 (e.g. 0.05), or remove kl_target",
+            error,
+        )
 
 
 def kl_controller_for(trainer: Any) -> KLController | None:

@@ -75,23 +75,35 @@ class LMPriorPolicy(MaskableActorCriticPolicy):
             instead, PPO and the KL to the plain LM wore g = 6 down to corr 0.69 in 300k steps.
     """
 
-    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, lr_schedule,
-                 *args: Any, prior_start: int | None = None, kl_to_prior: bool = False, offer_features: int = 0,
-                 offer_guidance: float = 0.0, **kwargs: Any):
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        lr_schedule,
+        *args: Any,
+        prior_start: int | None = None,
+        kl_to_prior: bool = False,
+        offer_features: int = 0,
+        offer_guidance: float = 0.0,
+        **kwargs: Any,
+    ):
         self.prior_start = _check_layout(observation_space, action_space, prior_start)
         self.kl_to_prior = bool(kl_to_prior)
-        self.offer_features = _check_offer_features(cast(spaces.Box, observation_space),
-                                                    cast(spaces.Discrete, action_space), offer_features,
-                                                    self.prior_start)
-        if not (isinstance(offer_guidance, (int, float)) and np.isfinite(offer_guidance) and offer_guidance >= 0) \
-                or (offer_guidance and not self.offer_features):
-            raise PolicyConfigError(f"offer_guidance = {offer_guidance!r}: must be a finite number >= 0, and needs "
-                                    "offer_features > 0 (the control inputs it weights)")
+        self.offer_features = _check_offer_features(
+            cast(spaces.Box, observation_space), cast(spaces.Discrete, action_space), offer_features, self.prior_start
+        )
+        if not (isinstance(offer_guidance, (int, float)) and np.isfinite(offer_guidance) and offer_guidance >= 0) or (
+            offer_guidance and not self.offer_features
+        ):
+            raise PolicyConfigError(
+                f"offer_guidance = {offer_guidance!r}: must be a finite number >= 0, and needs "
+                "offer_features > 0 (the control inputs it weights)"
+            )
         self.offer_guidance = float(offer_guidance)
         # MarioTokens-v1 observes the log-probs mapped to [0, 1] (x = 1 - lp / FLOOR): undo that
         k = int(cast(spaces.Discrete, action_space).n)  # _check_layout: Discrete actions, 1-D Box observations
         low = cast(spaces.Box, observation_space).low
-        self.prior_scaled = bool(np.all(low[self.prior_start:self.prior_start + k] == 0.0))
+        self.prior_scaled = bool(np.all(low[self.prior_start : self.prior_start + k] == 0.0))
         super().__init__(observation_space, action_space, lr_schedule, *args, **kwargs)
 
     def _build(self, lr_schedule) -> None:
@@ -122,7 +134,7 @@ class LMPriorPolicy(MaskableActorCriticPolicy):
     def lm_logits(self, obs: th.Tensor) -> th.Tensor:
         """The LM's top-k log-probs from a batch of observations, (batch, k)."""
         k = self._k
-        x = obs.float()[..., self.prior_start:self.prior_start + k]
+        x = obs.float()[..., self.prior_start : self.prior_start + k]
         return COLUMN_LOGPROB_FLOOR * (1.0 - x) if self.prior_scaled else x
 
     def prior_logits(self, obs: th.Tensor) -> th.Tensor:
@@ -131,19 +143,20 @@ class LMPriorPolicy(MaskableActorCriticPolicy):
         lm = self.lm_logits(obs)
         if not self.offer_guidance:
             return lm
-        guided = lm + self.offer_guidance * self.offer_inputs(obs)[..., self.offer_features:].sum(-1)
+        guided = lm + self.offer_guidance * self.offer_inputs(obs)[..., self.offer_features :].sum(-1)
         return guided - th.logsumexp(guided, -1, keepdim=True) + th.logsumexp(lm, -1, keepdim=True)
 
     def offer_inputs(self, obs: th.Tensor) -> th.Tensor:
         """(batch, k, 2F): each slot's gains and gains x signed schedule deficit (see the class)."""
         k, f = self._k, self.offer_features
         x = obs.float()
-        gains = x[..., -k * f:].reshape(*x.shape[:-1], k, f)
-        behind = 2.0 * x[..., -k * f - f:-k * f] - 1.0  # > 0 where a target is behind its schedule
+        gains = x[..., -k * f :].reshape(*x.shape[:-1], k, f)
+        behind = 2.0 * x[..., -k * f - f : -k * f] - 1.0  # > 0 where a target is behind its schedule
         return th.cat([gains, gains * behind.unsqueeze(-2)], -1)
 
-    def _distribution(self, obs: th.Tensor, latent_pi: th.Tensor,
-                      action_masks: np.ndarray | th.Tensor | None) -> MaskableCategoricalDistribution:
+    def _distribution(
+        self, obs: th.Tensor, latent_pi: th.Tensor, action_masks: np.ndarray | th.Tensor | None
+    ) -> MaskableCategoricalDistribution:
         logits = self.prior_logits(obs) + self.action_net(latent_pi)
         if self.offer_features:
             logits = logits + (self.offer_inputs(obs) * self.offer_net(latent_pi).unsqueeze(-2)).sum(-1)
@@ -163,8 +176,9 @@ class LMPriorPolicy(MaskableActorCriticPolicy):
     # The three entry points below mirror MaskableActorCriticPolicy's, with the raw observation
     # passed on to the distribution (the parent builds it from the latent code alone).
 
-    def forward(self, obs: th.Tensor, deterministic: bool = False,
-                action_masks: np.ndarray | None = None) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+    def forward(
+        self, obs: th.Tensor, deterministic: bool = False, action_masks: np.ndarray | None = None
+    ) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
         latent_pi, latent_vf = self._latents(obs)
         values = self.value_net(latent_vf)
         distribution = self._distribution(obs, latent_pi, action_masks)
@@ -172,8 +186,9 @@ class LMPriorPolicy(MaskableActorCriticPolicy):
         log_prob = distribution.log_prob(actions)
         return actions.reshape((-1, *(self.action_space.shape or ()))), values, log_prob
 
-    def evaluate_actions(self, obs: th.Tensor, actions: th.Tensor,
-                         action_masks: th.Tensor | None = None) -> tuple[th.Tensor, th.Tensor, th.Tensor | None]:
+    def evaluate_actions(
+        self, obs: th.Tensor, actions: th.Tensor, action_masks: th.Tensor | None = None
+    ) -> tuple[th.Tensor, th.Tensor, th.Tensor | None]:
         latent_pi, latent_vf = self._latents(obs)
         distribution = self._distribution(obs, latent_pi, action_masks)
         entropy = distribution.entropy()
@@ -190,37 +205,49 @@ class LMPriorPolicy(MaskableActorCriticPolicy):
 def _check_layout(observation_space: spaces.Space, action_space: spaces.Space, prior_start: int | None) -> int:
     """Where the top-k log-probs sit in the observation; errors say what layout is expected."""
     if not isinstance(action_space, spaces.Discrete):
-        raise PolicyConfigError(f"action space {action_space}: the lm_prior policy needs Discrete(k) actions "
-                                "(one per offered token), as in rlcreate/TextTokens-v0")
+        raise PolicyConfigError(
+            f"action space {action_space}: the lm_prior policy needs Discrete(k) actions "
+            "(one per offered token), as in rlcreate/TextTokens-v0"
+        )
     if not (isinstance(observation_space, spaces.Box) and len(observation_space.shape) == 1):
-        raise PolicyConfigError(f"observation space {observation_space}: the lm_prior policy needs a 1-D Box "
-                                "holding the top-k log-probs, as in rlcreate/TextTokens-v0")
+        raise PolicyConfigError(
+            f"observation space {observation_space}: the lm_prior policy needs a 1-D Box "
+            "holding the top-k log-probs, as in rlcreate/TextTokens-v0"
+        )
     k, dim = int(action_space.n), int(observation_space.shape[0])
     start = dim - k - 1 if prior_start is None else int(prior_start)
     if start < 0 or start + k > dim:
-        raise PolicyConfigError(f"prior_start = {start}: the top-k log-probs [{start}:{start + k}] do not fit an "
-                                f"observation of shape ({dim},) with k = {k}; pass prior_start in policy_kwargs")
-    low, high = observation_space.low[start:start + k], observation_space.high[start:start + k]
+        raise PolicyConfigError(
+            f"prior_start = {start}: the top-k log-probs [{start}:{start + k}] do not fit an "
+            f"observation of shape ({dim},) with k = {k}; pass prior_start in policy_kwargs"
+        )
+    low, high = observation_space.low[start : start + k], observation_space.high[start : start + k]
     scaled = np.all(low == 0.0) and np.all(high == 1.0) and prior_start is not None  # MarioTokens-v1 layout
     if not scaled and not (np.all(low == LOGPROB_FLOOR) and np.all(high == 0.0)):
         raise PolicyConfigError(
             f"observation entries [{start}:{start + k}] have bounds [{low.min()}, {high.max()}], not the log-prob "
             f"bounds [{LOGPROB_FLOOR}, 0]: the lm_prior policy reads the LM's top-k log-probs there; use it with "
-            "rlcreate/TextTokens-v0 or pass the right prior_start in policy_kwargs")
+            "rlcreate/TextTokens-v0 or pass the right prior_start in policy_kwargs"
+        )
     return start
 
 
-def _check_offer_features(observation_space: spaces.Box, action_space: spaces.Discrete, offer_features: int,
-                          prior_start: int) -> int:
+def _check_offer_features(
+    observation_space: spaces.Box, action_space: spaces.Discrete, offer_features: int, prior_start: int
+) -> int:
     """``offer_features`` per slot must fit after the top-k log-probs at the observation's end."""
     k, dim = int(action_space.n), int(observation_space.shape[0])
     if isinstance(offer_features, bool) or not isinstance(offer_features, (int, np.integer)) or offer_features < 0:
-        raise PolicyConfigError(f"offer_features = {offer_features!r}: must be an integer >= 0 (features per "
-                                "offered slot at the end of the observation; 0 = none)")
+        raise PolicyConfigError(
+            f"offer_features = {offer_features!r}: must be an integer >= 0 (features per "
+            "offered slot at the end of the observation; 0 = none)"
+        )
     if offer_features and dim - (k + 1) * offer_features < prior_start + k:
-        raise PolicyConfigError(f"offer_features = {offer_features}: {offer_features} deficits and {k} slots x "
-                                f"{offer_features} gains do not fit after the top-k log-probs in an observation of "
-                                f"shape ({dim},); use the number of control targets of rlcreate/MarioTokens-v1, or 0")
+        raise PolicyConfigError(
+            f"offer_features = {offer_features}: {offer_features} deficits and {k} slots x "
+            f"{offer_features} gains do not fit after the top-k log-probs in an observation of "
+            f"shape ({dim},); use the number of control targets of rlcreate/MarioTokens-v1, or 0"
+        )
     return int(offer_features)
 
 

@@ -25,9 +25,18 @@ from rlcreate.train.checkpoint import StateFormatError, latest_checkpoint, load_
 from rlcreate.train.runner import check_run_dir, open_run_dir
 from rlcreate.validate import check_device
 
-__all__ = ["RewardTermsLogger", "CheckpointWithRewardState", "train_recipe", "load_policy", "export_sb3_zip",
-           "load_model", "load_reward_state_file", "trainer_extra", "training_callbacks",
-           "DEFAULT_CHECKPOINT_MINUTES"]
+__all__ = [
+    "RewardTermsLogger",
+    "CheckpointWithRewardState",
+    "train_recipe",
+    "load_policy",
+    "export_sb3_zip",
+    "load_model",
+    "load_reward_state_file",
+    "trainer_extra",
+    "training_callbacks",
+    "DEFAULT_CHECKPOINT_MINUTES",
+]
 
 #: Wall-time checkpoint interval when the recipe sets no ``trainer.checkpoint_every``.
 DEFAULT_CHECKPOINT_MINUTES = 10.0
@@ -80,8 +89,16 @@ class CheckpointWithRewardState(BaseCallback):
     and every ``minutes`` of wall time, at the first rollout boundary after the interval (so a
     resumed run starts a fresh rollout exactly where the saved one would have)."""
 
-    def __init__(self, folder: Path, every: int | None, reward_set: Any, hyper: dict, algo: str,
-                 minutes: float | None = None, start_steps: int = 0):
+    def __init__(
+        self,
+        folder: Path,
+        every: int | None,
+        reward_set: Any,
+        hyper: dict,
+        algo: str,
+        minutes: float | None = None,
+        start_steps: int = 0,
+    ):
         super().__init__()
         self.folder, self.reward_set, self.hyper, self.algo = Path(folder), reward_set, hyper, algo
         self.every = max(int(every), 1) if every else None
@@ -99,8 +116,15 @@ class CheckpointWithRewardState(BaseCallback):
             self.save()
 
     def save(self) -> None:
-        save_checkpoint(self.folder / f"step_{self.num_timesteps:09d}", self.model, self.reward_set,
-                        self.hyper, self.algo, venv=self.training_env, extra=trainer_extra(self.model))
+        save_checkpoint(
+            self.folder / f"step_{self.num_timesteps:09d}",
+            self.model,
+            self.reward_set,
+            self.hyper,
+            self.algo,
+            venv=self.training_env,
+            extra=trainer_extra(self.model),
+        )
         if self.every:
             self._next = (self.num_timesteps // self.every + 1) * self.every
         self._last = time.monotonic()
@@ -119,8 +143,15 @@ def _checkpoint_schedule(recipe: Recipe, total: int) -> tuple[int | None, float 
     return max(total // n, 1), DEFAULT_CHECKPOINT_MINUTES
 
 
-def train_recipe(recipe: Recipe, venv, run_dir: Path, progress_bar: bool = True,
-                 total_timesteps: int | None = None, resume: bool = False, overwrite: bool = False):
+def train_recipe(
+    recipe: Recipe,
+    venv,
+    run_dir: Path,
+    progress_bar: bool = True,
+    total_timesteps: int | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+):
     """Train PPO/MaskablePPO on ``venv``; writes config, TensorBoard logs, checkpoints, ``model/``.
     The reward set whose state the checkpoints save is the one the environment holds (one owner).
 
@@ -137,8 +168,9 @@ def train_recipe(recipe: Recipe, venv, run_dir: Path, progress_bar: bool = True,
     source = latest_checkpoint(run_dir, POLICY_FILES) if resume else None
     if source is not None:
         folder, label = source
-        model = load_policy_folder(folder, venv=venv, optimizer=True, tb_dir=run_dir / "tb", seed=recipe.seed,
-                                   device=recipe.trainer["device"])
+        model = load_policy_folder(
+            folder, venv=venv, optimizer=True, tb_dir=run_dir / "tb", seed=recipe.seed, device=recipe.trainer["device"]
+        )
         load_reward_state(folder, reward_set)
         meta = restore_trainer_state(folder, model, venv)
         if "ent_coef" in meta:  # the KL controller's current beta (rlcreate.sb3.kl_control)
@@ -153,11 +185,19 @@ def train_recipe(recipe: Recipe, venv, run_dir: Path, progress_bar: bool = True,
     every, minutes = _checkpoint_schedule(recipe, total)
     callbacks = training_callbacks(recipe, total)
     if every or minutes:
-        callbacks.append(CheckpointWithRewardState(run_dir / "checkpoints", every, reward_set, hyper, algo,
-                                                   minutes=minutes, start_steps=done))
+        callbacks.append(
+            CheckpointWithRewardState(
+                run_dir / "checkpoints", every, reward_set, hyper, algo, minutes=minutes, start_steps=done
+            )
+        )
     if done < total:
-        model.learn(total_timesteps=total - done, callback=CallbackList(callbacks), tb_log_name="train",
-                    progress_bar=progress_bar, reset_num_timesteps=source is None)
+        model.learn(
+            total_timesteps=total - done,
+            callback=CallbackList(callbacks),
+            tb_log_name="train",
+            progress_bar=progress_bar,
+            reset_num_timesteps=source is None,
+        )
     save_checkpoint(run_dir / "model", model, reward_set, hyper, algo, venv=venv, extra=trainer_extra(model))
     return model
 
@@ -181,10 +221,15 @@ def load_policy(run_dir: Path, algo: str | None = None, venv=None):
     model's ``rlcreate_source`` says which checkpoint was used (``rlcreate_folder``: its folder)."""
     found = latest_checkpoint(Path(run_dir), POLICY_FILES)
     if found is None:
-        legacy = " (it has an SB3 model.zip from an older rlcreate: those unpickle on load and are not read)" \
-            if (Path(run_dir) / "model.zip").exists() else ""
-        raise UserError(f"{str(run_dir)!r} has no trained policy (no model/ and no complete checkpoints/step_*)"
-                        f"{legacy}; train it with `rlcreate train`, or resume an interrupted run with --resume")
+        legacy = (
+            " (it has an SB3 model.zip from an older rlcreate: those unpickle on load and are not read)"
+            if (Path(run_dir) / "model.zip").exists()
+            else ""
+        )
+        raise UserError(
+            f"{str(run_dir)!r} has no trained policy (no model/ and no complete checkpoints/step_*)"
+            f"{legacy}; train it with `rlcreate train`, or resume an interrupted run with --resume"
+        )
     folder, label = found
     model = load_policy_folder(folder, venv=venv)
     model.rlcreate_source, model.rlcreate_folder = label, folder
@@ -196,8 +241,10 @@ def load_model(folder: Path, algo: str | None = None, venv=None):
     rebuilt from ``policy.json`` + safetensors. ``algo`` is checked against the description."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise UserError(f"{str(folder)!r} is not a checkpoint folder (policy.json + policy.safetensors); "
-                        "rlcreate does not read SB3 .zip files, which unpickle on load")
+        raise UserError(
+            f"{str(folder)!r} is not a checkpoint folder (policy.json + policy.safetensors); "
+            "rlcreate does not read SB3 .zip files, which unpickle on load"
+        )
     model = load_policy_folder(folder, venv=venv)
     if algo is not None and algo_class(algo) is not type(model):
         raise StateFormatError(f"{folder}: holds a {type(model).__name__} policy but the run's recipe says {algo!r}")

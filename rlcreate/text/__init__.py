@@ -17,8 +17,17 @@ from __future__ import annotations
 import importlib
 
 _LAZY = {
-    "rlcreate.text.loading": ("DEFAULT_LM", "LoadedLM", "ModelNotFoundError", "PromptError", "cache_root",
-                              "format_prompts", "load_causal_lm", "locate_smollm2_gguf", "read_prompts"),
+    "rlcreate.text.loading": (
+        "DEFAULT_LM",
+        "LoadedLM",
+        "ModelNotFoundError",
+        "PromptError",
+        "cache_root",
+        "format_prompts",
+        "load_causal_lm",
+        "locate_smollm2_gguf",
+        "read_prompts",
+    ),
     "rlcreate.text.stepping": ("LMStepper", "StepOutput"),
     "rlcreate.text.scoring": ("ReferenceLM",),
     "rlcreate.text.embed": ("Embedder", "default_embedder"),

@@ -49,8 +49,18 @@ import numpy as np
 from rlcreate.recipe import Recipe, build_reward_set
 from rlcreate.runbox import write_text  # exclusive temp file + rename: never through a link
 
-__all__ = ["TEXT_METHODS", "DEFAULT_GRID", "DEFAULT_N", "sample_texts", "default_text_budget", "run_text_baseline",
-           "write_text_samples", "several_answers", "SEVERAL_ANSWERS_ASK", "DEFAULT_ANSWERS_PER_REPLY"]
+__all__ = [
+    "TEXT_METHODS",
+    "DEFAULT_GRID",
+    "DEFAULT_N",
+    "sample_texts",
+    "default_text_budget",
+    "run_text_baseline",
+    "write_text_samples",
+    "several_answers",
+    "SEVERAL_ANSWERS_ASK",
+    "DEFAULT_ANSWERS_PER_REPLY",
+]
 
 TEXT_METHODS = ("sampling", "best-of-n", "several-answers")
 SEVERAL_ANSWERS_ASK = "{prompt} Give {m} very different answers, numbered 1 to {m}, each one or two sentences."
@@ -59,16 +69,36 @@ DEFAULT_GRID = ((0.7, 0.9), (0.7, 1.0), (1.0, 0.9), (1.0, 1.0), (1.3, 0.9), (1.3
 DEFAULT_N = 8
 
 
-def sample_texts(stepper, prompts: Sequence[str], max_new_tokens: int, min_new_tokens: int = 0,
-                 temperature: float = 1.0, top_p: float = 1.0, seed: int = 0) -> list[str]:
+def sample_texts(
+    stepper,
+    prompts: Sequence[str],
+    max_new_tokens: int,
+    min_new_tokens: int = 0,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    seed: int = 0,
+) -> list[str]:
     """Ancestral samples of the stepper's LM, one per prompt, EOS masked before ``min_new_tokens``
     as the environment does (a fair baseline must too): :meth:`LMStepper.sample`."""
-    return stepper.sample(list(prompts), max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                          seed=seed, min_new_tokens=min_new_tokens)
+    return stepper.sample(
+        list(prompts),
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        seed=seed,
+        min_new_tokens=min_new_tokens,
+    )
 
 
-def several_answers(stepper, prompts: Sequence[str], m: int, max_new_tokens: int, temperature: float = 1.0,
-                    top_p: float = 1.0, seed: int = 0) -> tuple[list[list[str]], list[str]]:
+def several_answers(
+    stepper,
+    prompts: Sequence[str],
+    m: int,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    seed: int = 0,
+) -> tuple[list[list[str]], list[str]]:
     """One reply per prompt asking for ``m`` very different numbered answers
     (:data:`SEVERAL_ANSWERS_ASK`, ``m x max_new_tokens`` new tokens); returns the parsed answers per
     prompt (at most ``m``; numbering ``1.``/``1)``/``1:``, else one answer per line) and the replies."""
@@ -99,20 +129,34 @@ def _check_grid(grid: Any) -> list[tuple[float, float]]:
 
     out = []
     for item in grid:
-        ok = isinstance(item, (list, tuple)) and len(item) == 2 and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in item)
+        ok = (
+            isinstance(item, (list, tuple))
+            and len(item) == 2
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in item)
+        )
         if not ok or item[0] <= 0 or not 0 < item[1] <= 1:
-            raise BaselineError(f"baselines.grid item {item!r}: write [temperature, top_p] with temperature > 0 "
-                                "and 0 < top_p <= 1, e.g. [[0.7, 0.9], [1.0, 1.0]]")
+            raise BaselineError(
+                f"baselines.grid item {item!r}: write [temperature, top_p] with temperature > 0 "
+                "and 0 < top_p <= 1, e.g. [[0.7, 0.9], [1.0, 1.0]]"
+            )
         out.append((float(item[0]), float(item[1])))
     if not out:
         raise BaselineError("baselines.grid is empty; give at least one [temperature, top_p] pair")
     return out
 
 
-def run_text_baseline(recipe: Recipe, method: str, run_dir: Path, budget: int | None = None,
-                      batch: int | None = None, n: int | None = None, grid: Sequence | None = None,
-                      lm: Any = None, section: dict | None = None, progress_bar: bool = True) -> dict:
+def run_text_baseline(
+    recipe: Recipe,
+    method: str,
+    run_dir: Path,
+    budget: int | None = None,
+    batch: int | None = None,
+    n: int | None = None,
+    grid: Sequence | None = None,
+    lm: Any = None,
+    section: dict | None = None,
+    progress_bar: bool = True,
+) -> dict:
     """Run a text baseline with ``budget`` scored texts and write ``run_dir``; returns ``baseline.json``.
 
     ``batch``: texts per LM batch (default ``trainer.n_envs``; best-of-n rounds it to a multiple of
@@ -153,12 +197,15 @@ def run_text_baseline(recipe: Recipe, method: str, run_dir: Path, budget: int | 
         per_group = budget
     if per_group < 1:
         need = n if method == "best-of-n" else len(draws)
-        raise BaselineError(f"--budget {budget}: {method} needs at least {need} evaluations (one per "
-                            f"{'candidate of one prompt' if method == 'best-of-n' else 'grid setting'}); "
-                            f"give --budget >= {need}")
+        raise BaselineError(
+            f"--budget {budget}: {method} needs at least {need} evaluations (one per "
+            f"{'candidate of one prompt' if method == 'best-of-n' else 'grid setting'}); "
+            f"give --budget >= {need}"
+        )
     lm = lm if lm is not None else load_text_lm(settings)
-    stepper = LMStepper(lm[0], lm[1], top_k=1, system=settings["system"],
-                        max_prompt_tokens=settings["max_prompt_tokens"])
+    stepper = LMStepper(
+        lm[0], lm[1], top_k=1, system=settings["system"], max_prompt_tokens=settings["max_prompt_tokens"]
+    )
     reward_set = build_reward_set(recipe)
     term_names = list(reward_set.names)
     # per group: (prompt, text, total, terms) of every selected / sampled text, in order
@@ -178,10 +225,11 @@ def run_text_baseline(recipe: Recipe, method: str, run_dir: Path, budget: int | 
             if evaluations >= budget:
                 break
             draw_prompts = [prompts[(cursor + i) % len(prompts)] for i in range(rows_per_round)]
-            answers, _ = several_answers(stepper, draw_prompts, n, settings["max_new_tokens"],
-                                         seed=recipe.seed * 1_000_003 + evaluations)
-            batch_prompts = [p for p, a in zip(draw_prompts, answers) for _ in a][:budget - evaluations]
-            texts = [t for a in answers for t in a][:len(batch_prompts)]
+            answers, _ = several_answers(
+                stepper, draw_prompts, n, settings["max_new_tokens"], seed=recipe.seed * 1_000_003 + evaluations
+            )
+            batch_prompts = [p for p, a in zip(draw_prompts, answers) for _ in a][: budget - evaluations]
+            texts = [t for a in answers for t in a][: len(batch_prompts)]
             cursor += rows_per_round
             if not texts:
                 continue
@@ -190,24 +238,48 @@ def run_text_baseline(recipe: Recipe, method: str, run_dir: Path, budget: int | 
             evaluations += len(texts)
             bar.update(len(texts))
             best_so_far = max(best_so_far, float(totals.max()))
-            progress.append({"round": r, "group": groups[0], "evaluations": evaluations, "best": float(totals.max()),
-                             "mean": float(totals.mean()), "best_so_far": best_so_far})
-            kept[groups[0]] += [(p, t, float(totals[i]), result.per_sample(i))
-                                for i, (p, t) in enumerate(zip(batch_prompts, texts))]
+            progress.append(
+                {
+                    "round": r,
+                    "group": groups[0],
+                    "evaluations": evaluations,
+                    "best": float(totals.max()),
+                    "mean": float(totals.mean()),
+                    "best_so_far": best_so_far,
+                }
+            )
+            kept[groups[0]] += [
+                (p, t, float(totals[i]), result.per_sample(i)) for i, (p, t) in enumerate(zip(batch_prompts, texts))
+            ]
             continue
         for g, (temperature, top_p) in zip(groups if method == "sampling" else groups[:1], draws):
             draw_prompts = [prompts[(cursor + i) % len(prompts)] for i in range(take)]
             reps = n if method == "best-of-n" else 1
             batch_prompts = [p for p in draw_prompts for _ in range(reps)]
-            texts = sample_texts(stepper, batch_prompts, settings["max_new_tokens"], settings["min_new_tokens"],
-                                 temperature, top_p, seed=recipe.seed * 1_000_003 + evaluations)
+            texts = sample_texts(
+                stepper,
+                batch_prompts,
+                settings["max_new_tokens"],
+                settings["min_new_tokens"],
+                temperature,
+                top_p,
+                seed=recipe.seed * 1_000_003 + evaluations,
+            )
             result = reward_set(texts, prompts=batch_prompts, progress=min(evaluations / budget, 1.0))
             totals = np.asarray(result.total, np.float64)
             evaluations += len(texts)
             bar.update(len(texts))
             best_so_far = max(best_so_far, float(totals.max()))
-            progress.append({"round": r, "group": g, "evaluations": evaluations, "best": float(totals.max()),
-                             "mean": float(totals.mean()), "best_so_far": best_so_far})
+            progress.append(
+                {
+                    "round": r,
+                    "group": g,
+                    "evaluations": evaluations,
+                    "best": float(totals.max()),
+                    "mean": float(totals.mean()),
+                    "best_so_far": best_so_far,
+                }
+            )
             if method == "best-of-n":
                 for j, p in enumerate(draw_prompts):
                     cand = range(j * n, (j + 1) * n)
@@ -215,8 +287,9 @@ def run_text_baseline(recipe: Recipe, method: str, run_dir: Path, budget: int | 
                     kept["best_of_n"].append((p, texts[pick], float(totals[pick]), result.per_sample(pick)))
                     kept["first_of_n"].append((p, texts[j * n], float(totals[j * n]), result.per_sample(j * n)))
             else:
-                kept[g] += [(p, t, float(totals[i]), result.per_sample(i))
-                            for i, (p, t) in enumerate(zip(batch_prompts, texts))]
+                kept[g] += [
+                    (p, t, float(totals[i]), result.per_sample(i)) for i, (p, t) in enumerate(zip(batch_prompts, texts))
+                ]
         cursor += take
     bar.close()
     seconds = time.perf_counter() - t0
@@ -237,14 +310,25 @@ def run_text_baseline(recipe: Recipe, method: str, run_dir: Path, budget: int | 
     config = recipe.to_dict()
     config["baselines"] = {**(section or {}), "method": method, "budget": budget}
     write_text(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
-    summary = write_text_samples(records, run_dir / "samples", term_names, settings,
-                                 _descriptions(method, draws, n), primary)
+    summary = write_text_samples(
+        records, run_dir / "samples", term_names, settings, _descriptions(method, draws, n), primary
+    )
     write_text(run_dir / "progress.json", json.dumps(progress, indent=1))
-    info = {"method": method, "domain": "text", "budget": budget, "evaluations": evaluations, "batch": batch,
-            "primary": primary, "group_means": means, "best_return": best_so_far,
-            "final_mean_return": progress[-1]["mean"], "samples_mean_return": summary["mean"][f"{primary}/total"],
-            "prompts": settings["eval_prompts"] if isinstance(settings["eval_prompts"], str) else "custom",
-            "seconds": round(seconds, 2), "evaluations_per_second": round(evaluations / max(seconds, 1e-9), 2)}
+    info = {
+        "method": method,
+        "domain": "text",
+        "budget": budget,
+        "evaluations": evaluations,
+        "batch": batch,
+        "primary": primary,
+        "group_means": means,
+        "best_return": best_so_far,
+        "final_mean_return": progress[-1]["mean"],
+        "samples_mean_return": summary["mean"][f"{primary}/total"],
+        "prompts": settings["eval_prompts"] if isinstance(settings["eval_prompts"], str) else "custom",
+        "seconds": round(seconds, 2),
+        "evaluations_per_second": round(evaluations / max(seconds, 1e-9), 2),
+    }
     if method == "best-of-n":
         info.update(n=n, selections=len(kept["best_of_n"]))
     elif method == "several-answers":
@@ -255,8 +339,15 @@ def run_text_baseline(recipe: Recipe, method: str, run_dir: Path, budget: int | 
     return info
 
 
-def write_text_samples(records: list[dict], out_dir: Path, term_names: Sequence[str], settings: dict,
-                       groups: dict[str, str], primary: str, title: str = "Baseline texts") -> dict:
+def write_text_samples(
+    records: list[dict],
+    out_dir: Path,
+    term_names: Sequence[str],
+    settings: dict,
+    groups: dict[str, str],
+    primary: str,
+    title: str = "Baseline texts",
+) -> dict:
     """``texts.json``, ``texts.md`` and ``metrics.json`` in the layout of
     :func:`rlcreate.text.runs.write_comparison` (which is fixed to the steered / plain / lm_topk
     groups), for any named groups; ``metrics.json`` also names the ``primary`` group."""
@@ -266,20 +357,35 @@ def write_text_samples(records: list[dict], out_dir: Path, term_names: Sequence[
         mean[f"{g}/total"] = _nanmean([r[g]["total"] for r in records])
         for t in term_names:
             mean[f"{g}/{t}"] = _nanmean([r[g]["terms"].get(t) for r in records])
-    summary = {"n": len(records), "mean": mean, "terms": list(term_names), "primary": primary,
-               "settings": {k: settings[k] for k in ("lm", "eval_prompts", "top_k", "max_new_tokens")},
-               "groups": dict(groups)}
+    summary = {
+        "n": len(records),
+        "mean": mean,
+        "terms": list(term_names),
+        "primary": primary,
+        "settings": {k: settings[k] for k in ("lm", "eval_prompts", "top_k", "max_new_tokens")},
+        "groups": dict(groups),
+    }
     write_text(out_dir / "texts.json", json.dumps(records, indent=2, ensure_ascii=False))
     write_text(out_dir / "metrics.json", json.dumps(summary, indent=2))
     head = ["group", "total"] + list(term_names)
-    lines = [f"# {title} (primary group: {primary})", "", "Mean reward over the samples:", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = [
+        f"# {title} (primary group: {primary})",
+        "",
+        "Mean reward over the samples:",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
     for g in groups:
-        lines.append("| " + " | ".join([g, f"{mean[f'{g}/total']:.3f}"] + [f"{mean[f'{g}/{t}']:.3f}" for t in term_names]) + " |")
+        lines.append(
+            "| " + " | ".join([g, f"{mean[f'{g}/total']:.3f}"] + [f"{mean[f'{g}/{t}']:.3f}" for t in term_names]) + " |"
+        )
     lines += ["", "| prompt | group | total | text |", "|---|---|---|---|"]
     for r in records:
         for i, g in enumerate(groups):
-            lines.append(f"| {_cell(r[g]['prompt']) if i == 0 else ''} | {g} | {r[g]['total']:.3f} | {_cell(r[g]['text'])} |")
+            lines.append(
+                f"| {_cell(r[g]['prompt']) if i == 0 else ''} | {g} | {r[g]['total']:.3f} | {_cell(r[g]['text'])} |"
+            )
     write_text(out_dir / "texts.md", "\n".join(lines) + "\n")
     return summary
 
@@ -295,9 +401,13 @@ def _cell(text: str) -> str:
 
 def _descriptions(method: str, draws, n: int) -> dict[str, str]:
     if method == "several-answers":
-        return {"several_answers": f"answers parsed from one reply asking for {n} very different numbered answers "
-                                   "(T=1, full vocabulary)"}
+        return {
+            "several_answers": f"answers parsed from one reply asking for {n} very different numbered answers "
+            "(T=1, full vocabulary)"
+        }
     if method == "best-of-n":
-        return {"best_of_n": f"best of {n} plain samples (T=1, full vocabulary) by the recipe's composite reward",
-                "first_of_n": f"the first of the {n} candidates: one plain sample, no reranking"}
+        return {
+            "best_of_n": f"best of {n} plain samples (T=1, full vocabulary) by the recipe's composite reward",
+            "first_of_n": f"the first of the {n} candidates: one plain sample, no reranking",
+        }
     return {_group_name(t, p): f"ancestral sampling, temperature {t:g}, top-p {p:g}" for t, p in draws}

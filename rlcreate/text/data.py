@@ -29,10 +29,16 @@ __all__ = ["reference_corpus", "prompts", "PROMPT_SPLITS", "TextDataError"]
 
 PROMPT_SPLITS = ("train", "dev", "test", "heldout", "forms_train", "forms_dev", "forms_test")
 #: split name -> file; ``heldout`` is the dev file under its older name
-_SPLIT_FILES = {"train": "prompts_train.txt", "dev": "prompts_heldout.txt", "heldout": "prompts_heldout.txt",
-                "test": "prompts_test.txt",
-                # creative-form prompts (rlcreate.text.form_prompts writes them; a test checks they match)
-                "forms_train": "forms_train.txt", "forms_dev": "forms_dev.txt", "forms_test": "forms_test.txt"}
+_SPLIT_FILES = {
+    "train": "prompts_train.txt",
+    "dev": "prompts_heldout.txt",
+    "heldout": "prompts_heldout.txt",
+    "test": "prompts_test.txt",
+    # creative-form prompts (rlcreate.text.form_prompts writes them; a test checks they match)
+    "forms_train": "forms_train.txt",
+    "forms_dev": "forms_dev.txt",
+    "forms_test": "forms_test.txt",
+}
 
 
 class TextDataError(UserError):

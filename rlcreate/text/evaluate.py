@@ -13,8 +13,15 @@ from rlcreate.evaluation.html import esc, fmt, table
 from rlcreate.evaluation.summary import composite, read_json
 from rlcreate.trainers import TunedGenerator
 
-__all__ = ["evaluate_text_run", "text_flags", "audit_texts", "texts_html", "TEXT_COPIED_FLAG",
-           "TEXT_SELF_BLEU_FLAG", "TEXT_DISTINCT2_FLAG"]
+__all__ = [
+    "evaluate_text_run",
+    "text_flags",
+    "audit_texts",
+    "texts_html",
+    "TEXT_COPIED_FLAG",
+    "TEXT_SELF_BLEU_FLAG",
+    "TEXT_DISTINCT2_FLAG",
+]
 
 TEXT_COPIED_FLAG = 0.5
 TEXT_SELF_BLEU_FLAG = 50.0
@@ -37,11 +44,20 @@ def text_flags(texts: Sequence[str], judged: dict | None = None) -> dict:
         reasons.append(f"self-BLEU {sb:.1f} > {TEXT_SELF_BLEU_FLAG:g}")
     if d2 < TEXT_DISTINCT2_FLAG:
         reasons.append(f"distinct-2 {d2:.2f} < {TEXT_DISTINCT2_FLAG}")
-    return {"memorisation": {"flag": copied > TEXT_COPIED_FLAG, "copied": copied, "threshold": TEXT_COPIED_FLAG,
-                             "reason": f"{copied:.0%} of texts share a run of >= {COPIED_RUN_WORDS} words "
-                                       "with the corpus"},
-            "collapse": {"flag": bool(reasons), "self_bleu": sb, "distinct_2": d2,
-                         "reason": "; ".join(reasons) or f"self-BLEU {sb:.1f}, distinct-2 {d2:.2f}"}}
+    return {
+        "memorisation": {
+            "flag": copied > TEXT_COPIED_FLAG,
+            "copied": copied,
+            "threshold": TEXT_COPIED_FLAG,
+            "reason": f"{copied:.0%} of texts share a run of >= {COPIED_RUN_WORDS} words with the corpus",
+        },
+        "collapse": {
+            "flag": bool(reasons),
+            "self_bleu": sb,
+            "distinct_2": d2,
+            "reason": "; ".join(reasons) or f"self-BLEU {sb:.1f}, distinct-2 {d2:.2f}",
+        },
+    }
 
 
 def shared_lm(asm: Any):
@@ -65,8 +81,7 @@ def base_lm(asm: Any, tuned: TunedGenerator):
     return asm.shared["base_lm"]
 
 
-def evaluate_text_run(run: Path, asm: Any, n: int | None = None, judges: Sequence[str] | None = None,
-                      **_: Any) -> dict:
+def evaluate_text_run(run: Path, asm: Any, n: int | None = None, judges: Sequence[str] | None = None, **_: Any) -> dict:
     """Judge a text run's texts. With ``n`` and a final policy, ``n`` fresh steered / plain / LM-top-k
     texts on the eval prompts (written to ``RUN/eval_samples/``); otherwise the run's
     ``samples/texts.json``. Every group of texts is judged; the run's own group (``primary``:
@@ -79,8 +94,10 @@ def evaluate_text_run(run: Path, asm: Any, n: int | None = None, judges: Sequenc
         from rlcreate.text.judges import evaluate_finetune_run
 
         if not has_policy(run):
-            raise RunFolderError(f"{run}: no model/ and no complete checkpoints/step_*: nothing to evaluate; "
-                                 "train it with `rlcreate train` (--resume continues an interrupted run)")
+            raise RunFolderError(
+                f"{run}: no model/ and no complete checkpoints/step_*: nothing to evaluate; "
+                "train it with `rlcreate train` (--resume continues an interrupted run)"
+            )
         asm, tuned = restore(run, asm=asm)
         tuned_result = evaluate_finetune_run(run, tuned, n_prompts=n, lm=base_lm(asm, tuned))
         tuned_result["flags"] = text_flags(tuned_result.pop("texts"), tuned_result["judges"])
@@ -98,13 +115,21 @@ def evaluate_text_run(run: Path, asm: Any, n: int | None = None, judges: Sequenc
         source = f"texts in {folder.name}/"
     records = read_json(folder / "texts.json")
     if not records:
-        raise RunFolderError(f"{run}: no {folder.name}/texts.json; nothing to evaluate (train the run to the end, "
-                             "or write texts with `rlcreate generate RUN --n 16`)")
+        raise RunFolderError(
+            f"{run}: no {folder.name}/texts.json; nothing to evaluate (train the run to the end, "
+            "or write texts with `rlcreate generate RUN --n 16`)"
+        )
     primary = (read_json(folder / "metrics.json") or {}).get("primary", "steered")
     groups = [g for g in records[0] if g != "prompt"]
     lm = shared_lm(asm) if "perplexity" in names else None
-    result: dict[str, Any] = {"run": run.name, "domain": "text", "source": source, "n_levels": len(records),
-                              "primary": primary, "groups": {}}
+    result: dict[str, Any] = {
+        "run": run.name,
+        "domain": "text",
+        "source": source,
+        "n_levels": len(records),
+        "primary": primary,
+        "groups": {},
+    }
     for g in groups:
         texts = [r[g]["text"] for r in records]
         totals = np.array([r[g]["total"] for r in records], np.float64)
@@ -120,8 +145,9 @@ def evaluate_text_run(run: Path, asm: Any, n: int | None = None, judges: Sequenc
     return result
 
 
-def audit_texts(asm: Any, model: Any, progress: float, n: int, deterministic: bool, seed: int,
-                judges: list[str]) -> tuple[dict, dict, dict]:
+def audit_texts(
+    asm: Any, model: Any, progress: float, n: int, deterministic: bool, seed: int, judges: list[str]
+) -> tuple[dict, dict, dict]:
     """One audit point: ``n`` texts of ``model`` (a steering policy, or a tuned LM) on the eval prompts
     -> (mean terms, judged, flags)."""
     from rlcreate.text.judges import run_text_judges
@@ -129,8 +155,9 @@ def audit_texts(asm: Any, model: Any, progress: float, n: int, deterministic: bo
 
     if isinstance(model, TunedGenerator):
         texts, prompts, terms = _tuned_texts(asm, model, n, deterministic, seed)
-        judged = run_text_judges(texts, sorted(set(judges) | {"memorization", "distinct", "self_bleu"}),
-                                 prompts=prompts, lm=shared_lm(asm))
+        judged = run_text_judges(
+            texts, sorted(set(judges) | {"memorization", "distinct", "self_bleu"}), prompts=prompts, lm=shared_lm(asm)
+        )
         return terms, judged, text_flags(texts, judged)
     venv = asm.make_env(min(n, 16), seed, purpose="eval")
     venv.set_progress(progress)
@@ -141,13 +168,15 @@ def audit_texts(asm: Any, model: Any, progress: float, n: int, deterministic: bo
     for k in episodes[0]["rewards"]:
         vals = [e["rewards"][k] for e in episodes if e["rewards"][k] == e["rewards"][k]]
         terms[k] = float(np.mean(vals)) if vals else float("nan")
-    judged = run_text_judges(texts, sorted(set(judges) | {"memorization", "distinct", "self_bleu"}),
-                             prompts=prompts, lm=shared_lm(asm))
+    judged = run_text_judges(
+        texts, sorted(set(judges) | {"memorization", "distinct", "self_bleu"}), prompts=prompts, lm=shared_lm(asm)
+    )
     return terms, judged, text_flags(texts, judged)
 
 
-def _tuned_texts(asm: Any, tuned: TunedGenerator, n: int, deterministic: bool,
-                 seed: int) -> tuple[list[str], list[str], dict]:
+def _tuned_texts(
+    asm: Any, tuned: TunedGenerator, n: int, deterministic: bool, seed: int
+) -> tuple[list[str], list[str], dict]:
     """``n`` completions of a tuned LM on the eval prompts and the mean of every reward term over
     them (scored from the checkpoint's reward state, which is restored afterwards)."""
     import copy
@@ -167,24 +196,28 @@ def _tuned_texts(asm: Any, tuned: TunedGenerator, n: int, deterministic: bool,
 
 def texts_html(d: dict, limit: int) -> str:
     """The first ``limit`` prompt draws: every group's text with its composite, terms and judge scores."""
-    records = d["samples"][:max(limit, 1)]
+    records = d["samples"][: max(limit, 1)]
     if not records:
         return "<p class='missing'>no texts</p>"
     primary = (read_json(d["sample_dir"] / "metrics.json") or {}).get("primary", "steered")
     groups = [g for g in records[0] if g != "prompt"]
     groups.sort(key=lambda g: g != primary)  # the run's own texts first
-    judged = ((d["metrics"] or {}).get("groups") or {})
+    judged = (d["metrics"] or {}).get("groups") or {}
     terms = list(records[0][groups[0]]["terms"])
     head = ["prompt", "group", "text", "total"] + terms + ["perplexity (standalone)", "longest corpus run"]
     rows = []
     for j, r in enumerate(records):
         for g in groups:
             jg = (judged.get(g) or {}).get("judges") or {}
-            nll = ((jg.get("perplexity") or {}).get("per_text_nll") or [])
-            run_len = ((jg.get("memorization") or {}).get("per_text_longest") or [])
+            nll = (jg.get("perplexity") or {}).get("per_text_nll") or []
+            run_len = (jg.get("memorization") or {}).get("per_text_longest") or []
             ppl = float(np.exp(nll[j])) if j < len(nll) and nll[j] == nll[j] else "—"
-            cells = [esc(r["prompt"]) if g == groups[0] else "", f"<b>{esc(g)}</b>" if g == primary else esc(g),
-                     f"<div style='text-align:left;max-width:520px'>{esc(r[g]['text'])}</div>", fmt(r[g]["total"])]
+            cells = [
+                esc(r["prompt"]) if g == groups[0] else "",
+                f"<b>{esc(g)}</b>" if g == primary else esc(g),
+                f"<div style='text-align:left;max-width:520px'>{esc(r[g]['text'])}</div>",
+                fmt(r[g]["total"]),
+            ]
             cells += [fmt(r[g]["terms"].get(t, "—")) for t in terms]
             cells += [fmt(ppl), fmt(run_len[j]) if j < len(run_len) else "—"]
             rows.append(cells)
@@ -192,10 +225,15 @@ def texts_html(d: dict, limit: int) -> str:
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
     by_group = ""
     if judged:
-        keys = [(j, m) for j, vals in judged[next(iter(judged))]["judges"].items() for m, v in vals.items()
-                if isinstance(v, (int, float))]
+        keys = [
+            (j, m)
+            for j, vals in judged[next(iter(judged))]["judges"].items()
+            for m, v in vals.items()
+            if isinstance(v, (int, float))
+        ]
         by_group = "<p>Judges by group (bold: this run's own texts):</p>" + table(
-            ["measure"] + list(judged), [[f"{j}.{m}"] + [judged[g]["judges"].get(j, {}).get(m, "—") for g in judged]
-                                         for j, m in keys] +
-            [["composite mean"] + [(judged[g].get("composite") or {}).get("mean", "—") for g in judged]])
+            ["measure"] + list(judged),
+            [[f"{j}.{m}"] + [judged[g]["judges"].get(j, {}).get(m, "—") for g in judged] for j, m in keys]
+            + [["composite mean"] + [(judged[g].get("composite") or {}).get("mean", "—") for g in judged]],
+        )
     return "<h3>Texts</h3>" + by_group + f"<table><tr>{head_html}</tr>{body}</table>"

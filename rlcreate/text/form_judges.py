@@ -33,8 +33,16 @@ import re
 
 from rlcreate.text.forms import FORMS, FormError, line_initial, verse_lines, words
 
-__all__ = ["judge", "judge_many", "spelling_rime", "spelling_rhyme", "judge_syllables", "inflections",
-           "haiku_exact", "MIN_WORDS"]
+__all__ = [
+    "judge",
+    "judge_many",
+    "spelling_rime",
+    "spelling_rhyme",
+    "judge_syllables",
+    "inflections",
+    "haiku_exact",
+    "MIN_WORDS",
+]
 
 MIN_WORDS = 12
 
@@ -55,7 +63,7 @@ def spelling_rime(word: str) -> str:
     groups = list(re.finditer(r"[aeiouy]+", body))
     if not groups:
         return w
-    return w[groups[-1].start():]
+    return w[groups[-1].start() :]
 
 
 def spelling_rhyme(a: str, b: str) -> bool:
@@ -98,14 +106,18 @@ def judge(form: str, text: str, target: str = "") -> bool:
     lines = verse_lines(text)
     if form == "acrostic":
         word = re.sub(r"[^A-Z]", "", target.upper())
-        return bool(word) and len(lines) == len(word) and all(
-            line_initial(ln) == ch and len(words(ln)) >= 2 for ln, ch in zip(lines, word))
+        return (
+            bool(word)
+            and len(lines) == len(word)
+            and all(line_initial(ln) == ch and len(words(ln)) >= 2 for ln, ch in zip(lines, word))
+        )
     if form == "couplet":
         if len(lines) < 2 or len(lines) % 2:
             return False
         ws = [words(ln) for ln in lines]
         return all(len(w) >= 3 for w in ws) and all(
-            spelling_rhyme(ws[i][-1], ws[i + 1][-1]) for i in range(0, len(ws), 2))
+            spelling_rhyme(ws[i][-1], ws[i + 1][-1]) for i in range(0, len(ws), 2)
+        )
     if form == "haiku":
         if len(lines) != 3:
             return False

@@ -82,9 +82,12 @@ def split_pools() -> dict[str, dict[str, list[str]]]:
     w_cut = (len(pool) * 5 // 10, len(pool) * 6 // 10)
     return {
         "train": {"topics": topics[: t_cut[0]], "words": pool[: w_cut[0]], "letters": list(_LETTERS["train"])},
-        "dev": {"topics": topics[t_cut[0]: t_cut[1]], "words": pool[w_cut[0]: w_cut[1]],
-                "letters": list(_LETTERS["dev"])},
-        "test": {"topics": topics[t_cut[1]:], "words": pool[w_cut[1]:], "letters": list(_LETTERS["test"])},
+        "dev": {
+            "topics": topics[t_cut[0] : t_cut[1]],
+            "words": pool[w_cut[0] : w_cut[1]],
+            "letters": list(_LETTERS["dev"]),
+        },
+        "test": {"topics": topics[t_cut[1] :], "words": pool[w_cut[1] :], "letters": list(_LETTERS["test"])},
     }
 
 
@@ -120,7 +123,13 @@ def form_prompts(split: str, forms: tuple[str, ...] = FORMS, per_form: int | Non
         for i in range(n):
             topic = topics[i % len(topics)]
             written, target = _target(form, rng, pools)
-            rows.append({"prompt": TEMPLATES[form].format(topic=topic, target=written), "form": form,
-                         "topic": topic, "target": target})
+            rows.append(
+                {
+                    "prompt": TEMPLATES[form].format(topic=topic, target=written),
+                    "form": form,
+                    "topic": topic,
+                    "target": target,
+                }
+            )
         by_form[form] = rows
     return [by_form[f][i] for i in range(n) for f in forms]

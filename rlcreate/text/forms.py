@@ -28,9 +28,25 @@ from rlcreate.rewards.base import RewardModule
 from rlcreate.rewards.registry import register
 from rlcreate.text.rewards import as_texts
 
-__all__ = ["FORMS", "TEMPLATES", "FormError", "parse_form_prompt", "form_targets", "verse_lines", "line_initial",
-           "words", "cmu_syllables", "cmu_rhyme", "stem_match", "AcrosticReward", "CoupletReward", "HaikuReward",
-           "ConceptsReward", "LipogramReward", "FORM_REWARDS"]
+__all__ = [
+    "FORMS",
+    "TEMPLATES",
+    "FormError",
+    "parse_form_prompt",
+    "form_targets",
+    "verse_lines",
+    "line_initial",
+    "words",
+    "cmu_syllables",
+    "cmu_rhyme",
+    "stem_match",
+    "AcrosticReward",
+    "CoupletReward",
+    "HaikuReward",
+    "ConceptsReward",
+    "LipogramReward",
+    "FORM_REWARDS",
+]
 
 FORMS = ("acrostic", "couplet", "haiku", "concepts", "lipogram")
 
@@ -38,21 +54,27 @@ FORMS = ("acrostic", "couplet", "haiku", "concepts", "lipogram")
 #: or the banned letter. :func:`parse_form_prompt` inverts these.
 TEMPLATES = {
     "acrostic": "Write an acrostic poem about {topic}. The first letters of its lines spell {target}, "
-                "one line per letter.",
+    "one line per letter.",
     "couplet": "Write a rhyming couplet about {topic}: two lines whose last words rhyme.",
     "haiku": "Write a haiku about {topic}: three lines of 5, 7 and 5 syllables.",
     "concepts": "Write two sentences about {topic} that use the words {target}.",
     "lipogram": "Write two sentences about {topic} without using the letter {target}.",
 }
 _PARSERS = {
-    "acrostic": re.compile(r"^Write an acrostic poem about (?P<topic>.+?)\. The first letters of its lines "
-                           r"spell (?P<target>[A-Z]+), one line per letter\.$"),
+    "acrostic": re.compile(
+        r"^Write an acrostic poem about (?P<topic>.+?)\. The first letters of its lines "
+        r"spell (?P<target>[A-Z]+), one line per letter\.$"
+    ),
     "couplet": re.compile(r"^Write a rhyming couplet about (?P<topic>.+?): two lines whose last words rhyme\.$"),
     "haiku": re.compile(r"^Write a haiku about (?P<topic>.+?): three lines of 5, 7 and 5 syllables\.$"),
-    "concepts": re.compile(r"^Write two sentences about (?P<topic>.+?) that use the words "
-                           r"(?P<target>\"[a-z]+\", \"[a-z]+\" and \"[a-z]+\")\.$"),
-    "lipogram": re.compile(r"^Write two sentences about (?P<topic>.+?) without using the letter "
-                           r"\"(?P<target>[a-z])\"\.$"),
+    "concepts": re.compile(
+        r"^Write two sentences about (?P<topic>.+?) that use the words "
+        r"(?P<target>\"[a-z]+\", \"[a-z]+\" and \"[a-z]+\")\.$"
+    ),
+    "lipogram": re.compile(
+        r"^Write two sentences about (?P<topic>.+?) without using the letter "
+        r"\"(?P<target>[a-z])\"\.$"
+    ),
 }
 
 
@@ -86,12 +108,16 @@ def form_targets(n: int, context: dict) -> list[tuple[str, str] | None]:
             forms = [forms] * n
         targets = [""] * n if targets is None else ([targets] * n if isinstance(targets, str) else list(targets))
         if len(forms) != n or len(targets) != n:
-            raise FormError(f"got {len(forms)} forms / {len(targets)} targets for {n} completions; pass one "
-                            "per completion (repeat a prompt's columns for each of its completions)")
+            raise FormError(
+                f"got {len(forms)} forms / {len(targets)} targets for {n} completions; pass one "
+                "per completion (repeat a prompt's columns for each of its completions)"
+            )
         return [(str(f), str(t)) for f, t in zip(forms, targets)]
     if prompts is None:
-        raise FormError("a form reward needs the prompts (or form=/target= columns): call it as "
-                        "reward(completions, prompts=[...]) with prompts written from rlcreate.text.forms.TEMPLATES")
+        raise FormError(
+            "a form reward needs the prompts (or form=/target= columns): call it as "
+            "reward(completions, prompts=[...]) with prompts written from rlcreate.text.forms.TEMPLATES"
+        )
     if isinstance(prompts, str):
         prompts = [prompts] * n
     prompts = as_texts(prompts, "prompt")
@@ -135,6 +161,7 @@ def line_initial(line: str) -> str:
 
 # ---------------------------------------------------------------------- pronunciation (reward side)
 
+
 def _cmu_phones(word: str) -> list[str]:
     import pronouncing  # CMU dict; loaded on first use
 
@@ -177,8 +204,18 @@ def cmu_rhyme(a: str, b: str) -> bool:
 
 def _strip_suffix(w: str) -> str:
     """Crude suffix-stripping stem: ``running`` -> ``run``, ``stories`` -> ``story``, ``baked`` -> ``bak``."""
-    for suf, repl in (("ies", "y"), ("ied", "y"), ("ier", "y"), ("iest", "y"), ("ing", ""), ("est", ""),
-                      ("es", ""), ("ed", ""), ("er", ""), ("s", "")):
+    for suf, repl in (
+        ("ies", "y"),
+        ("ied", "y"),
+        ("ier", "y"),
+        ("iest", "y"),
+        ("ing", ""),
+        ("est", ""),
+        ("es", ""),
+        ("ed", ""),
+        ("er", ""),
+        ("s", ""),
+    ):
         if w.endswith(suf) and len(w) - len(suf) >= 2:
             w = w[: -len(suf)] + repl
             if len(w) >= 3 and w[-1] == w[-2] and w[-1] not in "aeiouls":  # runn -> run
@@ -199,6 +236,7 @@ def stem_match(concept: str, word: str) -> bool:
 
 
 # ---------------------------------------------------------------------------------- rewards
+
 
 class _FormReward(RewardModule):
     artifact = "text"
@@ -237,8 +275,7 @@ class AcrosticReward(_FormReward):
         if not word:
             raise FormError(f"acrostic target {target!r} has no letters; the prompt must name a word")
         lines = verse_lines(text)
-        hits = sum(1 for i, ln in enumerate(lines[: len(word)])
-                   if line_initial(ln) == word[i] and len(words(ln)) >= 2)
+        hits = sum(1 for i, ln in enumerate(lines[: len(word)]) if line_initial(ln) == word[i] and len(words(ln)) >= 2)
         return hits / max(len(word), len(lines))
 
 
@@ -353,5 +390,10 @@ class LipogramReward(_FormReward):
         return clean / len(ws) * min(1.0, len(ws) / 12)
 
 
-FORM_REWARDS = {"acrostic": AcrosticReward, "couplet": CoupletReward, "haiku": HaikuReward,
-                "concepts": ConceptsReward, "lipogram": LipogramReward}
+FORM_REWARDS = {
+    "acrostic": AcrosticReward,
+    "couplet": CoupletReward,
+    "haiku": HaikuReward,
+    "concepts": ConceptsReward,
+    "lipogram": LipogramReward,
+}

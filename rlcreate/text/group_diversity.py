@@ -82,8 +82,14 @@ class GroupDiversity(GroupReward):
         memory: texts remembered per prompt (0 = off).
     """
 
-    def __init__(self, equivalence: str = "embedding", threshold: float | None = None, embedder: Any = None,
-                 memory: int = 0, name: str | None = None):
+    def __init__(
+        self,
+        equivalence: str = "embedding",
+        threshold: float | None = None,
+        embedder: Any = None,
+        memory: int = 0,
+        name: str | None = None,
+    ):
         super().__init__(name)
         if equivalence not in EQUIVALENCES:
             raise GroupRewardError(f"equivalence = {equivalence!r}: use one of {EQUIVALENCES}")
@@ -113,7 +119,7 @@ class GroupDiversity(GroupReward):
         past = list(self._seen.get(key, [])) if key is not None else []
         values = diversity_from_labels(self._labels(texts + past), n_scored=len(texts))
         if key is not None:
-            self._seen[key] = (past + texts)[-self.memory:]
+            self._seen[key] = (past + texts)[-self.memory :]
         return values
 
     def reset(self) -> None:

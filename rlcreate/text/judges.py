@@ -70,9 +70,23 @@ import numpy as np
 
 from rlcreate.runbox import write_text  # exclusive temp file + rename: never through a link
 
-__all__ = ["TEXT_JUDGES", "DEFAULT_TEXT_JUDGES", "run_text_judges", "check_text_judges", "COPIED_RUN_WORDS",
-           "noveltybench_scores", "prompt_pmi", "prompt_word_recall", "creative_metrics", "compare_conditions",
-           "bootstrap_ci", "evaluate_finetune_run", "sample_k", "NOVELTYBENCH_PATIENCE", "EQUIVALENCE_JACCARD"]
+__all__ = [
+    "TEXT_JUDGES",
+    "DEFAULT_TEXT_JUDGES",
+    "run_text_judges",
+    "check_text_judges",
+    "COPIED_RUN_WORDS",
+    "noveltybench_scores",
+    "prompt_pmi",
+    "prompt_word_recall",
+    "creative_metrics",
+    "compare_conditions",
+    "bootstrap_ci",
+    "evaluate_finetune_run",
+    "sample_k",
+    "NOVELTYBENCH_PATIENCE",
+    "EQUIVALENCE_JACCARD",
+]
 
 DEFAULT_TEXT_JUDGES = ("ngram_novelty", "distinct", "self_bleu", "perplexity", "memorization", "length")
 COPIED_RUN_WORDS = 8  # a shared run this long is a copied clause, not a common phrase
@@ -85,7 +99,7 @@ def _corpus_ngrams() -> dict[int, frozenset]:
     from rlcreate.text.rewards import word_tokens
 
     docs = [word_tokens(t) for t in reference_corpus()]
-    return {n: frozenset(tuple(w[i:i + n]) for w in docs for i in range(len(w) - n + 1)) for n in (2, 3, 4)}
+    return {n: frozenset(tuple(w[i : i + n]) for w in docs for i in range(len(w) - n + 1)) for n in (2, 3, 4)}
 
 
 @functools.lru_cache(maxsize=1)
@@ -101,7 +115,7 @@ def judge_ngram_novelty(texts: list[str], **_) -> dict:
     ref = _corpus_ngrams()
     out: dict[str, Any] = {}
     for n, known in ref.items():
-        grams = [tuple(w[i:i + n]) for w in map(word_tokens, texts) for i in range(len(w) - n + 1)]
+        grams = [tuple(w[i : i + n]) for w in map(word_tokens, texts) for i in range(len(w) - n + 1)]
         out[f"novel_{n}grams"] = float(np.mean([g not in known for g in grams])) if grams else float("nan")
     return out
 
@@ -140,9 +154,12 @@ def judge_perplexity(texts: list[str], prompts: Sequence[str] | None = None, lm:
     standalone = ReferenceLM(model, tok, chat=False, cache_size=0)
     ppl, median, per_text = _nll_summary(standalone.token_stats(texts, None))
     scaled = [float(np.clip(1.0 - v / FLUENCY_FLOOR_NATS, 0.0, 1.0)) for v in per_text if v == v]
-    out = {"perplexity": ppl, "median_text_perplexity": median,
-           "fluency_standalone": float(np.mean(scaled)) if scaled else float("nan"),
-           "per_text_nll": per_text}
+    out = {
+        "perplexity": ppl,
+        "median_text_perplexity": median,
+        "fluency_standalone": float(np.mean(scaled)) if scaled else float("nan"),
+        "per_text_nll": per_text,
+    }
     if prompts is not None:
         in_context = ReferenceLM(model, tok, cache_size=0)  # chat template decided by the tokenizer
         out["perplexity_in_context"] = _nll_summary(in_context.token_stats(texts, list(prompts)))[0]
@@ -152,8 +169,12 @@ def judge_perplexity(texts: list[str], prompts: Sequence[str] | None = None, lm:
 def judge_memorization(texts: list[str], **_) -> dict:
     index = _memorization_index()
     longest = np.array([index.longest_match(t) for t in texts], np.float64)
-    return {"mean_longest": float(longest.mean()), "max_longest": float(longest.max()),
-            "copied": float((longest >= COPIED_RUN_WORDS).mean()), "per_text_longest": longest.tolist()}
+    return {
+        "mean_longest": float(longest.mean()),
+        "max_longest": float(longest.max()),
+        "copied": float((longest >= COPIED_RUN_WORDS).mean()),
+        "per_text_longest": longest.tolist(),
+    }
 
 
 def judge_length(texts: list[str], **_) -> dict:
@@ -165,7 +186,7 @@ def judge_length(texts: list[str], **_) -> dict:
 
 # ------------------------------------------------------------------ NoveltyBench and adherence
 
-NOVELTYBENCH_PATIENCE = 0.8   # NoveltyBench's p: the chance a user asks once more
+NOVELTYBENCH_PATIENCE = 0.8  # NoveltyBench's p: the chance a user asks once more
 # Two answers are the same answer when they share their first EQUIVALENCE_OPENING words or their
 # content-word Jaccard is >= EQUIVALENCE_JACCARD. Chosen on DEV prompts (SmolLM2 samples, 1,120
 # pairs) as the lexical rule that best agrees with MiniLM cosine >= 0.75 (F1 0.64; Jaccard >= 0.5
@@ -175,9 +196,13 @@ EQUIVALENCE_OPENING = 4
 PMI_BRIDGE = "\n\nWriting prompt:"
 
 
-def noveltybench_scores(texts: Sequence[str], quality: Sequence[float] | np.ndarray | None = None,
-                        threshold: float = EQUIVALENCE_JACCARD, patience: float = NOVELTYBENCH_PATIENCE,
-                        opening: int = EQUIVALENCE_OPENING) -> tuple:
+def noveltybench_scores(
+    texts: Sequence[str],
+    quality: Sequence[float] | np.ndarray | None = None,
+    threshold: float = EQUIVALENCE_JACCARD,
+    patience: float = NOVELTYBENCH_PATIENCE,
+    opening: int = EQUIVALENCE_OPENING,
+) -> tuple:
     """``(distinct_k, utility_k)`` of the k answers to ONE prompt, in the order they were drawn.
     ``quality``: u_i in [0, 1] per answer (``None``: utility_k is NaN)."""
     from rlcreate.text.group_diversity import lexical_partition
@@ -188,7 +213,7 @@ def noveltybench_scores(texts: Sequence[str], quality: Sequence[float] | np.ndar
         return float(len(set(labels.tolist()))), float("nan")
     new = np.array([labels[i] not in labels[:i] for i in range(k)], np.float64)
     disc = patience ** np.arange(k)
-    norm = (1 - patience) / (1 - patience ** k)
+    norm = (1 - patience) / (1 - patience**k)
     return float(len(set(labels.tolist()))), float(norm * np.sum(disc * new * np.asarray(quality, np.float64)))
 
 
@@ -204,8 +229,9 @@ def prompt_pmi(texts: Sequence[str], prompts: Sequence[str], lm: Any) -> list[fl
     the base LM read as plain text (nats per token; > 0: the text points at its prompt)."""
     ref = _plain_lm(lm)
     bridge = PMI_BRIDGE.strip()
-    with_text = ref.token_stats([f" {p}" for p in prompts],
-                                [f"{t.strip()}{PMI_BRIDGE}" if t.strip() else bridge for t in texts])
+    with_text = ref.token_stats(
+        [f" {p}" for p in prompts], [f"{t.strip()}{PMI_BRIDGE}" if t.strip() else bridge for t in texts]
+    )
     unique = sorted(set(prompts))
     base = dict(zip(unique, ref.token_stats([f" {p}" for p in unique], [bridge] * len(unique))))
     return [float((w.logprobs.sum() - base[p].logprobs.sum()) / max(w.n, 1)) for w, p in zip(with_text, prompts)]
@@ -217,8 +243,23 @@ def prompt_word_recall(texts: Sequence[str], prompts: Sequence[str]) -> list[flo
 
     out = []
     for t, p in zip(texts, prompts):
-        want = content_words(p) - {"write", "describe", "tell", "short", "story", "scene", "line", "opening",
-                                   "sentence", "poem", "letter", "diary", "entry", "speech", "conversation"}
+        want = content_words(p) - {
+            "write",
+            "describe",
+            "tell",
+            "short",
+            "story",
+            "scene",
+            "line",
+            "opening",
+            "sentence",
+            "poem",
+            "letter",
+            "diary",
+            "entry",
+            "speech",
+            "conversation",
+        }
         out.append(float(len(want & content_words(t)) / len(want)) if want else float("nan"))
     return out
 
@@ -257,15 +298,25 @@ def judge_noveltybench(texts: list[str], prompts: Sequence[str] | None = None, l
         dk.append(d)
         uk.append(u)
         ks.append(len(idx))
-    return {"distinct_k": float(np.mean(dk)), "utility_k": float(np.mean(uk)) if quality is not None else float("nan"),
-            "k": int(np.median(ks)), "prompts": len(groups), "definition": "NoveltyBench v1, p=0.8, "
-            "partition: same first 4 words or content-word Jaccard>=0.2, u=standalone fluency x on-topic"}
+    return {
+        "distinct_k": float(np.mean(dk)),
+        "utility_k": float(np.mean(uk)) if quality is not None else float("nan"),
+        "k": int(np.median(ks)),
+        "prompts": len(groups),
+        "definition": "NoveltyBench v1, p=0.8, "
+        "partition: same first 4 words or content-word Jaccard>=0.2, u=standalone fluency x on-topic",
+    }
 
 
 TEXT_JUDGES: dict[str, Callable[..., dict]] = {
-    "ngram_novelty": judge_ngram_novelty, "distinct": judge_distinct, "self_bleu": judge_self_bleu,
-    "perplexity": judge_perplexity, "memorization": judge_memorization, "length": judge_length,
-    "noveltybench": judge_noveltybench, "adherence": judge_adherence,
+    "ngram_novelty": judge_ngram_novelty,
+    "distinct": judge_distinct,
+    "self_bleu": judge_self_bleu,
+    "perplexity": judge_perplexity,
+    "memorization": judge_memorization,
+    "length": judge_length,
+    "noveltybench": judge_noveltybench,
+    "adherence": judge_adherence,
 }
 
 
@@ -277,13 +328,16 @@ def check_text_judges(names: Sequence[str]) -> list[str]:
         if n not in TEXT_JUDGES:
             close = difflib.get_close_matches(str(n), TEXT_JUDGES, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise UnknownJudgeError(f"judges: unknown text judge {n!r}.{hint} "
-                                    f"Text judges: {sorted(TEXT_JUDGES)}")
+            raise UnknownJudgeError(f"judges: unknown text judge {n!r}.{hint} Text judges: {sorted(TEXT_JUDGES)}")
     return list(names)
 
 
-def run_text_judges(texts: Sequence[str], names: Sequence[str] = DEFAULT_TEXT_JUDGES,
-                    prompts: Sequence[str] | None = None, lm: Any = None) -> dict[str, dict]:
+def run_text_judges(
+    texts: Sequence[str],
+    names: Sequence[str] = DEFAULT_TEXT_JUDGES,
+    prompts: Sequence[str] | None = None,
+    lm: Any = None,
+) -> dict[str, dict]:
     """Compute the named judges on ``texts``; ``{judge: {measure: value}}``.
 
     ``prompts``: one per text (only ``perplexity_in_context`` uses them). ``lm``: the base LM as a
@@ -298,6 +352,7 @@ def run_text_judges(texts: Sequence[str], names: Sequence[str] = DEFAULT_TEXT_JU
 
 
 # ------------------------------------------------------------------ paired creative evaluation
+
 
 def creative_metrics(groups: Sequence[Sequence[str]], prompts: Sequence[str], lm: Any) -> dict[str, np.ndarray]:
     """Every creative-writing measure per prompt: ``groups[i]`` are the k texts drawn for
@@ -322,9 +377,23 @@ def creative_metrics(groups: Sequence[Sequence[str]], prompts: Sequence[str], lm
     recall = np.array(prompt_word_recall(flat, flat_prompts))
     flu = np.array([np.clip(1 - v / FLUENCY_FLOOR_NATS, 0, 1) if v == v else 0.0 for v in standalone])
     known3 = _corpus_ngrams()[3]
-    rows: dict[str, list[float]] = {k: [] for k in (
-        "distinct_k", "utility_k", "distinct_1", "distinct_2", "self_bleu", "novel_3grams", "perplexity",
-        "fluency_standalone", "prompt_pmi", "on_topic", "prompt_word_recall", "words")}
+    rows: dict[str, list[float]] = {
+        k: []
+        for k in (
+            "distinct_k",
+            "utility_k",
+            "distinct_1",
+            "distinct_2",
+            "self_bleu",
+            "novel_3grams",
+            "perplexity",
+            "fluency_standalone",
+            "prompt_pmi",
+            "on_topic",
+            "prompt_word_recall",
+            "words",
+        )
+    }
     start = 0
     for g in groups:
         sl = slice(start, start + len(g))
@@ -336,14 +405,16 @@ def creative_metrics(groups: Sequence[Sequence[str]], prompts: Sequence[str], lm
         rows["distinct_1"].append(distinct_n(texts, 1, tokenize=word_tokens))
         rows["distinct_2"].append(distinct_n(texts, 2, tokenize=word_tokens))
         rows["self_bleu"].append(self_bleu(texts) if len(texts) > 1 else float("nan"))
-        grams = [tuple(w[i:i + 3]) for w in map(word_tokens, texts) for i in range(len(w) - 2)]
+        grams = [tuple(w[i : i + 3]) for w in map(word_tokens, texts) for i in range(len(w) - 2)]
         rows["novel_3grams"].append(float(np.mean([x not in known3 for x in grams])) if grams else float("nan"))
         lps = [s.logprobs for s in in_context[sl] if s.n]
         rows["perplexity"].append(float(np.exp(-np.concatenate(lps).mean())) if lps else float("nan"))
         rows["fluency_standalone"].append(float(flu[sl].mean()))
         rows["prompt_pmi"].append(float(pmi[sl].mean()))
         rows["on_topic"].append(float((pmi[sl] > 0).mean()))
-        rows["prompt_word_recall"].append(float(np.nanmean(recall[sl])) if np.isfinite(recall[sl]).any() else float("nan"))
+        rows["prompt_word_recall"].append(
+            float(np.nanmean(recall[sl])) if np.isfinite(recall[sl]).any() else float("nan")
+        )
         rows["words"].append(float(np.mean([len(word_tokens(t)) for t in texts])))
     return {k: np.array(v, np.float64) for k, v in rows.items()}
 
@@ -358,8 +429,14 @@ def bootstrap_ci(values: Any, confidence: float = 0.95, n_resamples: int = 2000,
         return float("nan"), float("nan"), float("nan")
     if len(x) == 1 or np.all(x == x[0]):
         return float(x.mean()), float(x.mean()), float(x.mean())
-    res = bootstrap((x,), np.mean, confidence_level=confidence, n_resamples=n_resamples, method="percentile",
-                    random_state=np.random.default_rng(seed))
+    res = bootstrap(
+        (x,),
+        np.mean,
+        confidence_level=confidence,
+        n_resamples=n_resamples,
+        method="percentile",
+        random_state=np.random.default_rng(seed),
+    )
     return float(x.mean()), float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
@@ -388,9 +465,18 @@ def compare_conditions(per_prompt: dict[str, dict[str, np.ndarray]], baseline: s
     return out
 
 
-def sample_k(model: Any, tokenizer: Any, prompts: Sequence[str], k: int, max_new_tokens: int,
-             temperature: float = 1.0, top_p: float = 1.0, seed: int = 0, system: str | None = None,
-             batch: int = 32) -> list[list[str]]:
+def sample_k(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[str],
+    k: int,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    seed: int = 0,
+    system: str | None = None,
+    batch: int = 32,
+) -> list[list[str]]:
     """``k`` ancestral samples per prompt (full vocabulary unless ``top_p`` < 1), seeded so that two
     models given the same arguments get paired draws. Returns one list of k texts per prompt."""
     from rlcreate.text.stepping import LMStepper
@@ -399,13 +485,25 @@ def sample_k(model: Any, tokenizer: Any, prompts: Sequence[str], k: int, max_new
     flat = [p for p in prompts for _ in range(k)]
     texts: list[str] = []
     for start in range(0, len(flat), batch):
-        texts += stepper.sample(flat[start:start + batch], max_new_tokens=max_new_tokens,
-                                temperature=temperature, top_p=top_p, seed=seed + start)
-    return [texts[i * k:(i + 1) * k] for i in range(len(prompts))]
+        texts += stepper.sample(
+            flat[start : start + batch],
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            seed=seed + start,
+        )
+    return [texts[i * k : (i + 1) * k] for i in range(len(prompts))]
 
 
-def evaluate_finetune_run(run: Any, tuned: Any, k: int = 8, split: str = "test", n_prompts: int | None = None,
-                          lm: Any = None, seed: int = 1234) -> dict:
+def evaluate_finetune_run(
+    run: Any,
+    tuned: Any,
+    k: int = 8,
+    split: str = "test",
+    n_prompts: int | None = None,
+    lm: Any = None,
+    seed: int = 1234,
+) -> dict:
     """``rlcreate eval`` for a run whose trainer fine-tuned the LM itself (GRPO): the base model
     (``tuned.base``; ``lm`` when already loaded) and the tuned one (a
     :class:`rlcreate.trainers.TunedGenerator`) each write ``k`` texts per prompt of the ``split``
@@ -424,19 +522,28 @@ def evaluate_finetune_run(run: Any, tuned: Any, k: int = 8, split: str = "test",
     if lm is None:
         lm = load_causal_lm(tuned.base)
     base_pair = (lm.model, lm.tokenizer) if hasattr(lm, "model") else tuple(lm)
-    draws = {name: sample_k(m, t, prompts, k, s["max_new_tokens"], s["temperature"], seed=seed,
-                            system=s.get("system"))
-             for name, (m, t) in (("base", base_pair), ("tuned", (tuned.model, tuned.tokenizer)))}
+    draws = {
+        name: sample_k(m, t, prompts, k, s["max_new_tokens"], s["temperature"], seed=seed, system=s.get("system"))
+        for name, (m, t) in (("base", base_pair), ("tuned", (tuned.model, tuned.tokenizer)))
+    }
     per_prompt = {name: creative_metrics(groups, prompts, base_pair) for name, groups in draws.items()}
     summary = compare_conditions(per_prompt, baseline="base")
-    summary.update(split=split, k=k, prompts=len(prompts), seed=seed, model=tuned.rlcreate_source,
-                   sampler=f"ancestral, temperature {s['temperature']}, full vocabulary, "
-                           f"{s['max_new_tokens']} new tokens",
-                   judges_model=f"base LM {tuned.base} (perplexity, fluency, PMI); no MiniLM")
+    summary.update(
+        split=split,
+        k=k,
+        prompts=len(prompts),
+        seed=seed,
+        model=tuned.rlcreate_source,
+        sampler=f"ancestral, temperature {s['temperature']}, full vocabulary, {s['max_new_tokens']} new tokens",
+        judges_model=f"base LM {tuned.base} (perplexity, fluency, PMI); no MiniLM",
+    )
     out = run / f"eval_{split}"
     out.mkdir(exist_ok=True)
-    pairs = [{"prompt": p, "base": b, "tuned": t} for p, bs, ts in zip(prompts, draws["base"], draws["tuned"])
-             for b, t in zip(bs, ts)]
+    pairs = [
+        {"prompt": p, "base": b, "tuned": t}
+        for p, bs, ts in zip(prompts, draws["base"], draws["tuned"])
+        for b, t in zip(bs, ts)
+    ]
     write_text(out / "paired_samples.json", json.dumps(pairs, indent=2, ensure_ascii=False))
     write_text(out / "creative_metrics.json", json.dumps(summary, indent=2))
     # the report's usual shape: judges per group (cheap set judges; the model-based measures are in
@@ -448,8 +555,18 @@ def evaluate_finetune_run(run: Any, tuned: Any, k: int = 8, split: str = "test",
         judged = run_text_judges(flat, cheap, prompts=[p for p in prompts for _ in range(k)])
         judged["creative"] = {m: v["mean"] for m, v in summary["conditions"][name].items()}
         groups[name] = {"judges": judged}
-    return {"run": run.name, "domain": "text", "kind": "finetune", "primary": "tuned",
-            "source": f"{k} fresh texts per {split.upper()} prompt ({len(prompts)} prompts) from the base and the "
-                      f"tuned model ({tuned.rlcreate_source}), same seeds (eval_{split}/paired_samples.json)",
-            "n_levels": len(pairs), "groups": groups, "judges": groups["tuned"]["judges"], "creative": summary,
-            "paired_examples": pairs[::k][:6], "texts": [t for g in draws["tuned"] for t in g], "notes": []}
+    return {
+        "run": run.name,
+        "domain": "text",
+        "kind": "finetune",
+        "primary": "tuned",
+        "source": f"{k} fresh texts per {split.upper()} prompt ({len(prompts)} prompts) from the base and the "
+        f"tuned model ({tuned.rlcreate_source}), same seeds (eval_{split}/paired_samples.json)",
+        "n_levels": len(pairs),
+        "groups": groups,
+        "judges": groups["tuned"]["judges"],
+        "creative": summary,
+        "paired_examples": pairs[::k][:6],
+        "texts": [t for g in draws["tuned"] for t in g],
+        "notes": [],
+    }

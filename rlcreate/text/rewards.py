@@ -51,9 +51,19 @@ from rlcreate.rewards.registry import register
 from rlcreate.text.scoring import ReferenceLM, TokenStats, default_reference_lm
 
 __all__ = [
-    "TextRewardError", "as_texts",
-    "TextNovelty", "Fluency", "Surprise", "Relevance", "Memorization", "EngagementProxy",
-    "ENGAGING_ANCHORS", "DULL_ANCHORS", "word_tokens", "DistinctNReward", "SelfBLEUDiversity",
+    "TextRewardError",
+    "as_texts",
+    "TextNovelty",
+    "Fluency",
+    "Surprise",
+    "Relevance",
+    "Memorization",
+    "EngagementProxy",
+    "ENGAGING_ANCHORS",
+    "DULL_ANCHORS",
+    "word_tokens",
+    "DistinctNReward",
+    "SelfBLEUDiversity",
 ]
 
 
@@ -63,6 +73,7 @@ class TextRewardError(UserError):
 
 # ------------------------------------------------------------------------------------ inputs
 
+
 def _message_text(x: Any, what: str, i: int, last_only: bool) -> str:
     """One sample's text by the reward core's converter (TRL's conversational format included);
     a prompt's text is its last user turn. A wrong type is a user error naming the item."""
@@ -71,7 +82,8 @@ def _message_text(x: Any, what: str, i: int, last_only: bool) -> str:
     except TypeError:
         raise TextRewardError(
             f"{what} {i} is a {type(x).__name__}; expected a str or a list of {{'role', 'content'}} "
-            "messages (TRL's conversational format)") from None
+            "messages (TRL's conversational format)"
+        ) from None
 
 
 def as_texts(samples: Sequence[Any], what: str = "completion") -> list[str]:
@@ -91,19 +103,23 @@ def _prompts_from(context: dict, n: int, required: bool, module: str) -> list[st
         if required:
             raise TextRewardError(
                 f"{module} needs the prompts: call it as reward(completions, prompts=[...]) with one "
-                f"prompt per completion ({n} here)")
+                f"prompt per completion ({n} here)"
+            )
         return None
     if isinstance(prompts, str):
         prompts = [prompts] * n  # one prompt shared by the whole batch
     prompts = [_message_text(p, "prompt", i, last_only=True) for i, p in enumerate(prompts)]
     if len(prompts) != n:
-        raise TextRewardError(f"{module}: got {len(prompts)} prompts for {n} completions; pass one "
-                              "prompt per completion (repeat a prompt for each of its completions)")
+        raise TextRewardError(
+            f"{module}: got {len(prompts)} prompts for {n} completions; pass one "
+            "prompt per completion (repeat a prompt for each of its completions)"
+        )
     return prompts
 
 
 def _shipped_corpus() -> list[str]:
     from rlcreate.text.data import reference_corpus
+
     return reference_corpus()
 
 
@@ -114,15 +130,18 @@ def _corpus_arg(corpus: Any, field: str) -> list[str]:
     if isinstance(corpus, (str, os.PathLike)):
         path = Path(corpus).expanduser()
         if not path.is_file():
-            raise TextRewardError(f"{field}={str(corpus)!r} is not a file; pass 'shipped' (the packaged "
-                                  "corpus), a UTF-8 text file with one text per line, or a list of strings")
+            raise TextRewardError(
+                f"{field}={str(corpus)!r} is not a file; pass 'shipped' (the packaged "
+                "corpus), a UTF-8 text file with one text per line, or a list of strings"
+            )
         from rlcreate.safe_io import read_bounded
 
         try:  # at most 64 MB: a reference corpus is text, and a larger file would only fill memory
             lines = read_bounded(path, 64 * 2**20, "reference corpus").decode("utf-8").splitlines()
         except UnicodeDecodeError as err:
-            raise TextRewardError(f"{field}={str(path)!r} is not UTF-8 text ({err.reason} at byte "
-                                  f"{err.start}); re-save it as UTF-8") from None
+            raise TextRewardError(
+                f"{field}={str(path)!r} is not UTF-8 text ({err.reason} at byte {err.start}); re-save it as UTF-8"
+            ) from None
         texts = [ln.strip() for ln in lines if ln.strip()]
     else:
         texts = as_texts(list(corpus), what=f"{field} item")
@@ -134,17 +153,21 @@ def _corpus_arg(corpus: Any, field: str) -> list[str]:
 
 def _embedder(embedder: Any):
     from rlcreate.text.embed import Embedder, default_embedder
+
     if embedder is None:
         return default_embedder()
     if isinstance(embedder, (str, os.PathLike)):
         return Embedder(embedder)
     if not callable(getattr(embedder, "embed", None)):
-        raise TextRewardError(f"embedder={embedder!r} has no embed(texts) method; pass an "
-                              "rlcreate.text.embed.Embedder, a sentence-transformers folder, or None")
+        raise TextRewardError(
+            f"embedder={embedder!r} has no embed(texts) method; pass an "
+            "rlcreate.text.embed.Embedder, a sentence-transformers folder, or None"
+        )
     return embedder
 
 
 # ----------------------------------------------------------------------------- reference LM
+
 
 def _reference_lm(lm: Any) -> ReferenceLM:
     if lm is None or isinstance(lm, (str, os.PathLike)):
@@ -153,8 +176,10 @@ def _reference_lm(lm: Any) -> ReferenceLM:
         return lm
     if isinstance(lm, (tuple, list)) and len(lm) == 2:  # (model, tokenizer), e.g. a LoadedLM
         return ReferenceLM(lm[0], lm[1])
-    raise TextRewardError(f"lm={lm!r}: pass a ReferenceLM, a (model, tokenizer) pair, a model "
-                          "name/folder for load_causal_lm, or None for the offline SmolLM2 default")
+    raise TextRewardError(
+        f"lm={lm!r}: pass a ReferenceLM, a (model, tokenizer) pair, a model "
+        "name/folder for load_causal_lm, or None for the offline SmolLM2 default"
+    )
 
 
 class _LMReward(RewardModule):
@@ -184,6 +209,7 @@ class _LMReward(RewardModule):
 
 
 # ----------------------------------------------------------------------------------- modules
+
 
 @register("fluency")
 class Fluency(_LMReward):
@@ -222,8 +248,10 @@ class Fluency(_LMReward):
         return [float(s.logprobs.mean()) if s.n else None for s in self._stats(samples, context)]
 
     def score(self, samples: Sequence[Any], **context: Any) -> list[float | None]:
-        return [None if v is None else float(np.clip(1.0 + v / self.floor_nats, 0.0, 1.0))
-                for v in self.mean_logprob(samples, **context)]
+        return [
+            None if v is None else float(np.clip(1.0 + v / self.floor_nats, 0.0, 1.0))
+            for v in self.mean_logprob(samples, **context)
+        ]
 
 
 SURPRISE_MEASURES = ("excess", "surprisal")
@@ -308,18 +336,29 @@ class TextNovelty(NoveltyReward):
 
     artifact = "text"
 
-    def __init__(self, reference: Any = "shipped", embedder: Any = None, *, k: int = 5,
-                 against: str = "both", within_batch: bool = True, update: bool = True,
-                 capacity: int = 10_000, insertion: str = "threshold", threshold: float | None = None,
-                 seed: int = 0, name: str | None = None):
+    def __init__(
+        self,
+        reference: Any = "shipped",
+        embedder: Any = None,
+        *,
+        k: int = 5,
+        against: str = "both",
+        within_batch: bool = True,
+        update: bool = True,
+        capacity: int = 10_000,
+        insertion: str = "threshold",
+        threshold: float | None = None,
+        seed: int = 0,
+        name: str | None = None,
+    ):
         self.embedder = _embedder(embedder)
         ref = None
         if reference is not None:
             ref = self.embedder.embed(_corpus_arg(reference, "reference"))
-        archive = NoveltyArchive(ref, k=k, metric="cosine", capacity=capacity, insertion=insertion,
-                                 threshold=threshold, seed=seed)
-        super().__init__(archive, self._embed, against=against, within_batch=within_batch,
-                         update=update, name=name)
+        archive = NoveltyArchive(
+            ref, k=k, metric="cosine", capacity=capacity, insertion=insertion, threshold=threshold, seed=seed
+        )
+        super().__init__(archive, self._embed, against=against, within_batch=within_batch, update=update, name=name)
 
     def _embed(self, samples: Sequence[Any]) -> np.ndarray:
         return self.embedder.embed(as_texts(samples))
@@ -361,7 +400,7 @@ class Relevance(RewardModule):
         if not texts:
             return []
         emb = self.embedder.embed(texts + prompts)
-        sims = (emb[:len(texts)] * emb[len(texts):]).sum(axis=1)
+        sims = (emb[: len(texts)] * emb[len(texts) :]).sum(axis=1)
         return [float(np.clip(s, -1.0, 1.0)) if t.strip() else None for s, t in zip(sims, texts)]
 
 
@@ -418,7 +457,7 @@ class Memorization(RewardModule):
             for n in range(min_n, min(max_n, len(words)) + 1):
                 grams = self._index[n]
                 for i in range(len(words) - n + 1):
-                    grams.add(hash(tuple(words[i:i + n])))
+                    grams.add(hash(tuple(words[i : i + n])))
         self.corpus_ngrams = sum(len(s) for s in self._index.values())
 
     def longest_match(self, text: str) -> int:
@@ -427,7 +466,7 @@ class Memorization(RewardModule):
         longest = 0
         for n in range(self.min_n, min(self.max_n, len(words)) + 1):
             grams = self._index[n]
-            if not any(hash(tuple(words[i:i + n])) in grams for i in range(len(words) - n + 1)):
+            if not any(hash(tuple(words[i : i + n])) in grams for i in range(len(words) - n + 1)):
                 break  # no n-gram matches, so no longer one can
             longest = n
         return longest
@@ -492,10 +531,17 @@ class EngagementProxy(RewardModule):
 
     artifact = "text"
 
-    def __init__(self, embedder: Any = None, temperature: float = 0.05, classifier: str | None = None,
-                 label: str | int | None = None, batch_size: int = 32,
-                 engaging_anchors: Sequence[str] = ENGAGING_ANCHORS,
-                 dull_anchors: Sequence[str] = DULL_ANCHORS, name: str | None = None):
+    def __init__(
+        self,
+        embedder: Any = None,
+        temperature: float = 0.05,
+        classifier: str | None = None,
+        label: str | int | None = None,
+        batch_size: int = 32,
+        engaging_anchors: Sequence[str] = ENGAGING_ANCHORS,
+        dull_anchors: Sequence[str] = DULL_ANCHORS,
+        name: str | None = None,
+    ):
         super().__init__(name)
         if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
             raise TextRewardError(f"temperature={temperature!r} must be a positive number; try 0.05")
@@ -514,6 +560,7 @@ class EngagementProxy(RewardModule):
 
     def _load_classifier(self, classifier: str, label: str | int | None) -> None:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
         local = Path(str(classifier)).expanduser().is_dir()
         try:
             tok = AutoTokenizer.from_pretrained(classifier, local_files_only=True)
@@ -524,7 +571,8 @@ class EngagementProxy(RewardModule):
                 f"classifier={classifier!r}: could not load a sequence-classification model from this "
                 f"{where}: {str(err).splitlines()[0] if str(err) else type(err).__name__}. Pass a local "
                 "folder saved with save_pretrained, or leave classifier unset for the offline "
-                "zero-shot MiniLM proxy") from None
+                "zero-shot MiniLM proxy"
+            ) from None
         id2label = {int(k): str(v) for k, v in model.config.id2label.items()}
         if label is None:
             index = max(id2label)
@@ -533,8 +581,10 @@ class EngagementProxy(RewardModule):
         else:
             names = {v: k for k, v in id2label.items()}
             if label not in names:
-                raise TextRewardError(f"label={label!r} is not a class of {classifier!r}; its labels are "
-                                      f"{sorted(names)} (or pass an index 0..{len(id2label) - 1})")
+                raise TextRewardError(
+                    f"label={label!r} is not a class of {classifier!r}; its labels are "
+                    f"{sorted(names)} (or pass an index 0..{len(id2label) - 1})"
+                )
             index = names[label]
         if not 0 <= index < model.config.num_labels:
             raise TextRewardError(f"label index {index} is out of range for {model.config.num_labels} classes")
@@ -568,11 +618,13 @@ class EngagementProxy(RewardModule):
 
     def _classify(self, texts: list[str], model: Any, tok: Any) -> np.ndarray:
         import torch
+
         out = []
         with torch.inference_mode():
             for b in range(0, len(texts), self.batch_size):
-                enc = tok(texts[b:b + self.batch_size], padding=True, truncation=True,
-                          max_length=512, return_tensors="pt")
+                enc = tok(
+                    texts[b : b + self.batch_size], padding=True, truncation=True, max_length=512, return_tensors="pt"
+                )
                 logits = model(**enc).logits.float()
                 out.append(torch.softmax(logits, dim=-1)[:, self.label_index].cpu().numpy())
         return np.concatenate(out)

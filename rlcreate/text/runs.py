@@ -51,13 +51,30 @@ from rlcreate.runbox import write_text  # exclusive temp file + rename: never th
 from rlcreate.train.runner import rollout
 from rlcreate.validate import check_keys, suggest
 
-__all__ = ["TEXT_ENV_KEYS", "TextSettings", "text_settings", "resolve_prompts", "load_text_lm",
-           "build_text_env", "compare_with_plain", "score_texts", "write_comparison"]
+__all__ = [
+    "TEXT_ENV_KEYS",
+    "TextSettings",
+    "text_settings",
+    "resolve_prompts",
+    "load_text_lm",
+    "build_text_env",
+    "compare_with_plain",
+    "score_texts",
+    "write_comparison",
+]
 from rlcreate.text.data import PROMPT_SPLITS  # train, dev, test, heldout (= dev)
 
-_DEFAULTS = {"lm": "smollm2-135m-instruct", "prompts": "train", "eval_prompts": "heldout", "top_k": 16,
-             "max_new_tokens": 32, "min_new_tokens": 0, "system": None, "hidden_clip": 10.0,
-             "max_prompt_tokens": 512}
+_DEFAULTS = {
+    "lm": "smollm2-135m-instruct",
+    "prompts": "train",
+    "eval_prompts": "heldout",
+    "top_k": 16,
+    "max_new_tokens": 32,
+    "min_new_tokens": 0,
+    "system": None,
+    "hidden_clip": 10.0,
+    "max_prompt_tokens": 512,
+}
 TEXT_ENV_KEYS = frozenset(_DEFAULTS)
 GROUPS = ("steered", "plain", "lm_topk")
 
@@ -76,14 +93,18 @@ def text_settings(recipe: Recipe) -> TextSettings:
         if isinstance(v, bool) or not isinstance(v, int) or v < low:
             raise RecipeError(f"env.kwargs.{key} = {v!r}: must be an integer >= {low}")
     if s["min_new_tokens"] > s["max_new_tokens"]:
-        raise RecipeError(f"env.kwargs.min_new_tokens = {s['min_new_tokens']}: must not exceed "
-                          f"max_new_tokens ({s['max_new_tokens']}); lower it or raise max_new_tokens")
+        raise RecipeError(
+            f"env.kwargs.min_new_tokens = {s['min_new_tokens']}: must not exceed "
+            f"max_new_tokens ({s['max_new_tokens']}); lower it or raise max_new_tokens"
+        )
     hc = s["hidden_clip"]
     if isinstance(hc, bool) or not isinstance(hc, (int, float)) or not math.isfinite(hc) or hc <= 0:
         raise RecipeError(f"env.kwargs.hidden_clip = {hc!r}: must be a positive number, e.g. 10.0")
     if not isinstance(s["lm"], str) or not s["lm"].strip():
-        raise RecipeError(f"env.kwargs.lm = {s['lm']!r}: write a model folder, a hub id in the local "
-                          "cache, or smollm2-135m-instruct (the offline default)")
+        raise RecipeError(
+            f"env.kwargs.lm = {s['lm']!r}: write a model folder, a hub id in the local "
+            "cache, or smollm2-135m-instruct (the offline default)"
+        )
     if s["system"] is not None and not isinstance(s["system"], str):
         raise RecipeError(f"env.kwargs.system = {s['system']!r}: must be a string or left out")
     return s
@@ -99,14 +120,18 @@ def resolve_prompts(value: Any, field: str) -> list[str]:
     if isinstance(value, list):
         bad = [i for i, p in enumerate(value) if not isinstance(p, str) or not p.strip()]
         if not value or bad:
-            raise RecipeError(f"{field} = {value!r:.80}: prompt {bad[0] if bad else 0} is empty or not a "
-                              "string; give a non-empty list of non-empty strings")
+            raise RecipeError(
+                f"{field} = {value!r:.80}: prompt {bad[0] if bad else 0} is empty or not a "
+                "string; give a non-empty list of non-empty strings"
+            )
         return [p.strip() for p in value]
     if isinstance(value, str):
         if not Path(value).expanduser().is_file():
-            raise RecipeError(f"{field} = {value!r}: not a prompt split nor an existing file."
-                              f"{suggest(value, PROMPT_SPLITS)} Use "
-                              f"{' or '.join(PROMPT_SPLITS)}, a UTF-8 file with one prompt a line, or a list")
+            raise RecipeError(
+                f"{field} = {value!r}: not a prompt split nor an existing file."
+                f"{suggest(value, PROMPT_SPLITS)} Use "
+                f"{' or '.join(PROMPT_SPLITS)}, a UTF-8 file with one prompt a line, or a list"
+            )
         try:
             return read_prompts(Path(value).expanduser())
         except PromptError as err:
@@ -127,12 +152,24 @@ def load_text_lm(settings: TextSettings):
 def _stepper(lm, settings: TextSettings):
     from rlcreate.text.stepping import LMStepper
 
-    return LMStepper(lm[0], lm[1], top_k=settings["top_k"], system=settings["system"],
-                     max_prompt_tokens=settings["max_prompt_tokens"])
+    return LMStepper(
+        lm[0],
+        lm[1],
+        top_k=settings["top_k"],
+        system=settings["system"],
+        max_prompt_tokens=settings["max_prompt_tokens"],
+    )
 
 
-def build_text_env(recipe: Recipe, lm=None, reward=None, prompts_field: str = "prompts",
-                   n_envs: int | None = None, seed: int | None = None, settings: TextSettings | None = None):
+def build_text_env(
+    recipe: Recipe,
+    lm=None,
+    reward=None,
+    prompts_field: str = "prompts",
+    n_envs: int | None = None,
+    seed: int | None = None,
+    settings: TextSettings | None = None,
+):
     """The recipe's TextTokens VecEnv over ``prompts_field`` (``prompts`` or ``eval_prompts``).
 
     Prompts are validated against the LM (empty, over ``max_prompt_tokens``) here, before anything is
@@ -146,9 +183,15 @@ def build_text_env(recipe: Recipe, lm=None, reward=None, prompts_field: str = "p
     lm = lm if lm is not None else load_text_lm(settings)
     reward = reward if reward is not None else build_reward_set(recipe)
     try:
-        core = TextTokensCore(_stepper(lm, settings), reward, prompts, n=n_envs or recipe.trainer["n_envs"],
-                              max_new_tokens=settings["max_new_tokens"],
-                              min_new_tokens=settings["min_new_tokens"], hidden_clip=settings["hidden_clip"])
+        core = TextTokensCore(
+            _stepper(lm, settings),
+            reward,
+            prompts,
+            n=n_envs or recipe.trainer["n_envs"],
+            max_new_tokens=settings["max_new_tokens"],
+            min_new_tokens=settings["min_new_tokens"],
+            hidden_clip=settings["hidden_clip"],
+        )
     except PromptError as err:
         raise RecipeError(f"env.kwargs.{prompts_field}: {err}") from None
     venv = TextTokensVecEnv(core, seed=recipe.seed if seed is None else seed)
@@ -167,6 +210,7 @@ class _Unscored:
 
 # ------------------------------------------------------------------------------------ comparison
 
+
 def score_texts(reward_set, texts: Sequence[str], prompts: Sequence[str], state: dict | None) -> list[dict]:
     """Every text's reward terms and total, the batch scored from reward ``state`` (then restored)."""
     if state is not None:
@@ -178,8 +222,9 @@ def score_texts(reward_set, texts: Sequence[str], prompts: Sequence[str], state:
     return rows
 
 
-def compare_with_plain(model, recipe: Recipe, lm, reward_set, n: int, out_dir: Path, seed: int = 1,
-                       settings: TextSettings | None = None) -> dict:
+def compare_with_plain(
+    model, recipe: Recipe, lm, reward_set, n: int, out_dir: Path, seed: int = 1, settings: TextSettings | None = None
+) -> dict:
     """Write steered, plain and LM-top-k texts on the eval prompts with their reward terms.
 
     Files: ``texts.json`` (one record per prompt draw: prompt and the three texts with terms),
@@ -190,8 +235,9 @@ def compare_with_plain(model, recipe: Recipe, lm, reward_set, n: int, out_dir: P
     n = int(n)
     if n < 1:
         raise RecipeError(f"n = {n}: ask for at least one sample")
-    venv = build_text_env(recipe, lm=lm, reward=_Unscored(), prompts_field="eval_prompts",
-                          n_envs=min(n, 16), seed=seed, settings=settings)
+    venv = build_text_env(
+        recipe, lm=lm, reward=_Unscored(), prompts_field="eval_prompts", n_envs=min(n, 16), seed=seed, settings=settings
+    )
     model.set_random_seed(seed)  # the policy samples its actions: same seed, same texts
 
     steered = rollout(model, venv, n, deterministic=False)
@@ -213,8 +259,9 @@ def compare_with_plain(model, recipe: Recipe, lm, reward_set, n: int, out_dir: P
     plain_texts: list[str] = []
     stepper = venv.core.stepper
     for start in range(0, n, 32):
-        plain_texts += stepper.sample(prompts[start:start + 32], max_new_tokens=settings["max_new_tokens"],
-                                      temperature=1.0, seed=seed + start)
+        plain_texts += stepper.sample(
+            prompts[start : start + 32], max_new_tokens=settings["max_new_tokens"], temperature=1.0, seed=seed + start
+        )
     state = copy.deepcopy(reward_set.state_dict())
     groups = {
         "steered": ([i["text"] for i in steered], prompts),
@@ -246,11 +293,17 @@ def write_comparison(records: list[dict], out_dir: Path, term_names: Sequence[st
             mean[f"{g}/{t}"] = _nanmean([r[g]["terms"][t] for r in records])
     mean["steered_minus_plain"] = mean["steered/total"] - mean["plain/total"]
     mean["steered_minus_lm_topk"] = mean["steered/total"] - mean["lm_topk/total"]
-    summary = {"n": len(records), "mean": mean, "terms": list(term_names),
-               "settings": {k: settings[k] for k in ("lm", "eval_prompts", "top_k", "max_new_tokens")},
-               "groups": {"steered": "trained policy over the LM's top-k tokens (sampled)",
-                          "plain": "ancestral sampling of the same LM, temperature 1, full vocabulary",
-                          "lm_topk": "the LM's distribution renormalised over the same top-k tokens"}}
+    summary = {
+        "n": len(records),
+        "mean": mean,
+        "terms": list(term_names),
+        "settings": {k: settings[k] for k in ("lm", "eval_prompts", "top_k", "max_new_tokens")},
+        "groups": {
+            "steered": "trained policy over the LM's top-k tokens (sampled)",
+            "plain": "ancestral sampling of the same LM, temperature 1, full vocabulary",
+            "lm_topk": "the LM's distribution renormalised over the same top-k tokens",
+        },
+    }
     write_text(out_dir / "texts.json", json.dumps(records, indent=2, ensure_ascii=False))
     write_text(out_dir / "metrics.json", json.dumps(summary, indent=2))
     write_text(out_dir / "texts.md", _markdown(records, term_names, mean))
@@ -263,15 +316,29 @@ def _cell(text: str) -> str:
 
 def _markdown(records: list[dict], term_names: Sequence[str], mean: dict) -> str:
     head = ["group", "total"] + list(term_names)
-    lines = ["# Steered vs plain texts", "", "Mean reward over all samples:", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = [
+        "# Steered vs plain texts",
+        "",
+        "Mean reward over all samples:",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
     for g in GROUPS:
-        lines.append("| " + " | ".join([g, f"{mean[f'{g}/total']:.3f}"] +
-                                       [f"{mean[f'{g}/{t}']:.3f}" for t in term_names]) + " |")
-    lines += ["", "Per prompt (steered and plain share the prompt):", "",
-              "| prompt | group | total | text |", "|---|---|---|---|"]
+        lines.append(
+            "| " + " | ".join([g, f"{mean[f'{g}/total']:.3f}"] + [f"{mean[f'{g}/{t}']:.3f}" for t in term_names]) + " |"
+        )
+    lines += [
+        "",
+        "Per prompt (steered and plain share the prompt):",
+        "",
+        "| prompt | group | total | text |",
+        "|---|---|---|---|",
+    ]
     for r in records:
         for g in ("steered", "plain"):
-            lines.append(f"| {_cell(r['prompt']) if g == 'steered' else ''} | {g} | "
-                         f"{r[g]['total']:.3f} | {_cell(r[g]['text'])} |")
+            lines.append(
+                f"| {_cell(r['prompt']) if g == 'steered' else ''} | {g} | "
+                f"{r[g]['total']:.3f} | {_cell(r[g]['text'])} |"
+            )
     return "\n".join(lines) + "\n"

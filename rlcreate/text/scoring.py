@@ -57,13 +57,25 @@ class ReferenceLM:
         cache_size: (context, completion) pairs whose scores are kept (0: no cache).
     """
 
-    def __init__(self, model: Any = None, tokenizer: Any = None, *, name_or_path: str | None = None,
-                 batch_size: int = 16, max_completion_tokens: int = 256, max_prompt_tokens: int = 512,
-                 chat: bool | None = None, cache_size: int = 4096):
+    def __init__(
+        self,
+        model: Any = None,
+        tokenizer: Any = None,
+        *,
+        name_or_path: str | None = None,
+        batch_size: int = 16,
+        max_completion_tokens: int = 256,
+        max_prompt_tokens: int = 512,
+        chat: bool | None = None,
+        cache_size: int = 4096,
+    ):
         if (model is None) != (tokenizer is None):
             raise ScoringError("pass both model and tokenizer, or neither (then name_or_path is loaded)")
-        for field, v in (("batch_size", batch_size), ("max_completion_tokens", max_completion_tokens),
-                         ("max_prompt_tokens", max_prompt_tokens)):
+        for field, v in (
+            ("batch_size", batch_size),
+            ("max_completion_tokens", max_completion_tokens),
+            ("max_prompt_tokens", max_prompt_tokens),
+        ):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ScoringError(f"{field}={v!r} must be an integer >= 1")
         from rlcreate.text.loading import DEFAULT_LM, is_chat_tokenizer, load_causal_lm  # torch, lazily
@@ -84,6 +96,7 @@ class ReferenceLM:
         self._lock = threading.Lock()
         self.sequences_scored = 0  # cache misses that went through the model
         import inspect
+
         self._accepts_logits_to_keep = "logits_to_keep" in inspect.signature(model.forward).parameters
 
     def _context_ids(self, prompts: Sequence[str] | None, n: int) -> list[list[int]]:
@@ -99,15 +112,17 @@ class ReferenceLM:
             text = format_prompts(self.tokenizer, [p], chat=self.chat)[0]
             # a chat template writes its special tokens as text; don't add BOS a second time
             ids = self.tokenizer(text, add_special_tokens=not self.chat)["input_ids"]
-            out.append(list(ids)[-self.max_prompt_tokens:])
+            out.append(list(ids)[-self.max_prompt_tokens :])
         return out
 
     def token_stats(self, completions: Sequence[str], prompts: Sequence[str] | None = None) -> list[TokenStats]:
         """Per-token log-probs and predictive entropies of each completion (in nats)."""
         completions = list(completions)
         ctx = self._context_ids(prompts, len(completions))
-        comp = [list(self.tokenizer(c, add_special_tokens=False)["input_ids"])[:self.max_completion_tokens]
-                for c in completions]
+        comp = [
+            list(self.tokenizer(c, add_special_tokens=False)["input_ids"])[: self.max_completion_tokens]
+            for c in completions
+        ]
         results: list[TokenStats | None] = [None] * len(completions)
         todo: dict[tuple, list[int]] = {}
         with self._lock:
@@ -121,7 +136,7 @@ class ReferenceLM:
                     todo.setdefault(key, []).append(i)
         keys = sorted(todo, key=lambda k: len(k[0]) + len(k[1]))
         for b in range(0, len(keys), self.batch_size):
-            chunk = keys[b:b + self.batch_size]
+            chunk = keys[b : b + self.batch_size]
             for key, stats in zip(chunk, self._forward(chunk)):
                 for i in todo[key]:
                     results[i] = stats
@@ -163,12 +178,11 @@ class ReferenceLM:
             for r, j in enumerate(live):
                 m = spans[j][1]
                 # the logit at position p predicts token p + 1: the last m + 1 positions minus one
-                logp = torch.log_softmax(logits[r, keep - m - 1:keep - 1].float(), dim=-1)
-                target = ids[r, width - m:]
+                logp = torch.log_softmax(logits[r, keep - m - 1 : keep - 1].float(), dim=-1)
+                target = ids[r, width - m :]
                 lp = logp.gather(1, target[:, None])[:, 0]
                 ent = -(logp.exp() * logp).sum(-1)
-                out[j] = TokenStats(lp.cpu().numpy().astype(np.float32),
-                                    ent.cpu().numpy().astype(np.float32))
+                out[j] = TokenStats(lp.cpu().numpy().astype(np.float32), ent.cpu().numpy().astype(np.float32))
         return out
 
     def clear_cache(self) -> None:

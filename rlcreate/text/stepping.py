@@ -32,8 +32,8 @@ def left_pad(ids: Sequence[Sequence[int]], pad_id: int, device: Any = "cpu"):
     mask = torch.zeros((len(ids), width), dtype=torch.long)
     for i, x in enumerate(ids):
         if len(x):
-            input_ids[i, width - len(x):] = torch.tensor(list(x), dtype=torch.long)
-            mask[i, width - len(x):] = 1
+            input_ids[i, width - len(x) :] = torch.tensor(list(x), dtype=torch.long)
+            mask[i, width - len(x) :] = 1
     pos = (mask.cumsum(dim=1) - 1).clamp(min=0)
     return input_ids.to(device), mask.to(device), pos.to(device)
 
@@ -70,9 +70,17 @@ class LMStepper:
     EOS, so a policy cannot emit tokens that carry no text.
     """
 
-    def __init__(self, model: Any, tokenizer: Any, top_k: int = 16, system: str | None = None,
-                 chat: bool | None = None, max_prompt_tokens: int = 512,
-                 suppress_token_ids: Sequence[int] | None = None, return_full_logprobs: bool = False):
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        top_k: int = 16,
+        system: str | None = None,
+        chat: bool | None = None,
+        max_prompt_tokens: int = 512,
+        suppress_token_ids: Sequence[int] | None = None,
+        return_full_logprobs: bool = False,
+    ):
         vocab = int(model.get_output_embeddings().weight.shape[0])
         if not 1 <= top_k <= vocab:
             raise ValueError(f"top_k={top_k} must be between 1 and the vocabulary size {vocab}")
@@ -81,21 +89,26 @@ class LMStepper:
         self.chat = is_chat_tokenizer(tokenizer) if chat is None else chat
         self.return_full_logprobs = return_full_logprobs
         self.eos_token_ids = _eos_ids(model, tokenizer)
-        self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else \
-            (self.eos_token_ids[0] if self.eos_token_ids else 0)
+        self.pad_token_id = (
+            tokenizer.pad_token_id
+            if tokenizer.pad_token_id is not None
+            else (self.eos_token_ids[0] if self.eos_token_ids else 0)
+        )
         if suppress_token_ids is None:
-            suppress_token_ids = [t for t in (tokenizer.bos_token_id, tokenizer.unk_token_id,
-                                              tokenizer.pad_token_id)
-                                  if t is not None and t not in self.eos_token_ids]
+            suppress_token_ids = [
+                t
+                for t in (tokenizer.bos_token_id, tokenizer.unk_token_id, tokenizer.pad_token_id)
+                if t is not None and t not in self.eos_token_ids
+            ]
         self.suppress_token_ids = sorted({int(t) for t in suppress_token_ids if 0 <= int(t) < vocab})
         self.hidden_size = int(model.config.get_text_config().hidden_size)
         self.vocab_size = vocab
         self.device = next(model.parameters()).device
         self._cache_arg = cache_argument(model)
-        self._cache: Any = None                      # the model's KV cache object (None before start)
-        self._mask: torch.Tensor | None = None       # (b, cache_len) 1 where a row attends
-        self._next_pos: torch.Tensor | None = None   # (b,) position id of each row's next token
-        self._history: list[list[int]] = []          # prompt + emitted ids per row (for re-encoding)
+        self._cache: Any = None  # the model's KV cache object (None before start)
+        self._mask: torch.Tensor | None = None  # (b, cache_len) 1 where a row attends
+        self._next_pos: torch.Tensor | None = None  # (b,) position id of each row's next token
+        self._history: list[list[int]] = []  # prompt + emitted ids per row (for re-encoding)
 
     @property
     def batch_size(self) -> int:
@@ -129,9 +142,15 @@ class LMStepper:
         for row, tok in zip(self._history, tokens.tolist()):
             row.append(tok)
         self._mask = torch.cat([self._mask, self._mask.new_ones((self.batch_size, 1))], dim=1)
-        out = self.model(input_ids=tokens[:, None], attention_mask=self._mask,
-                         position_ids=self._next_pos[:, None], **{self._cache_arg: self._cache},
-                         use_cache=True, logits_to_keep=1, output_hidden_states=True)
+        out = self.model(
+            input_ids=tokens[:, None],
+            attention_mask=self._mask,
+            position_ids=self._next_pos[:, None],
+            **{self._cache_arg: self._cache},
+            use_cache=True,
+            logits_to_keep=1,
+            output_hidden_states=True,
+        )
         self._cache = returned_cache(out)
         self._next_pos = self._next_pos + 1
         return self._offer(out.logits[:, -1], out.hidden_states[-1][:, -1])
@@ -152,8 +171,14 @@ class LMStepper:
         if len(rows) == self.batch_size or not _is_plain_dynamic_cache(self._cache):
             return _select(self._prefill_all(), rows)
         input_ids, mask, pos = self._left_pad(ids)
-        out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=pos, use_cache=True,
-                         logits_to_keep=1, output_hidden_states=True)
+        out = self.model(
+            input_ids=input_ids,
+            attention_mask=mask,
+            position_ids=pos,
+            use_cache=True,
+            logits_to_keep=1,
+            output_hidden_states=True,
+        )
         self._splice(rows, returned_cache(out), mask)
         self._next_pos[rows] = mask.sum(dim=1)
         return self._offer(out.logits[:, -1], out.hidden_states[-1][:, -1])
@@ -165,8 +190,14 @@ class LMStepper:
 
     def _prefill_all(self) -> StepOutput:
         input_ids, mask, pos = self._left_pad(self._history)
-        out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=pos, use_cache=True,
-                         logits_to_keep=1, output_hidden_states=True)
+        out = self.model(
+            input_ids=input_ids,
+            attention_mask=mask,
+            position_ids=pos,
+            use_cache=True,
+            logits_to_keep=1,
+            output_hidden_states=True,
+        )
         self._cache, self._mask = returned_cache(out), mask
         self._next_pos = mask.sum(dim=1)
         return self._offer(out.logits[:, -1], out.hidden_states[-1][:, -1])
@@ -180,13 +211,13 @@ class LMStepper:
         index = torch.tensor(rows, device=self.device)
         mask = torch.nn.functional.pad(self._mask, (grow, 0))
         mask[index] = 0
-        mask[index, length - new_len:] = new_mask
+        mask[index, length - new_len :] = new_mask
         for layer, new_layer in zip(self._cache.layers, new_cache.layers):
             for attr in ("keys", "values"):
                 old = getattr(layer, attr)
                 if grow:
                     old = torch.nn.functional.pad(old, (0, 0, grow, 0))
-                old[index, :, length - new_len:] = getattr(new_layer, attr)
+                old[index, :, length - new_len :] = getattr(new_layer, attr)
                 old[index, :, : length - new_len] = 0
                 setattr(layer, attr, old)
         # Drop leading columns no row attends to, so the cache stays ~ max(prompt + generated) long.
@@ -208,13 +239,21 @@ class LMStepper:
             hidden=hidden.float().cpu().numpy(),
             topk_logprobs=top_lp.cpu().numpy().astype(np.float32),
             topk_ids=top_ids.cpu().numpy().astype(np.int64),
-            logprobs_full=logprobs.cpu().numpy() if self.return_full_logprobs else None)
+            logprobs_full=logprobs.cpu().numpy() if self.return_full_logprobs else None,
+        )
 
     # ------------------------------------------------------------------ baseline sampling
 
     @torch.inference_mode()
-    def sample(self, prompts: Sequence[str], max_new_tokens: int = 32, temperature: float = 1.0,
-               top_p: float = 1.0, seed: int = 0, min_new_tokens: int = 0) -> list[str]:
+    def sample(
+        self,
+        prompts: Sequence[str],
+        max_new_tokens: int = 32,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        seed: int = 0,
+        min_new_tokens: int = 0,
+    ) -> list[str]:
         """Plain ancestral sampling (temperature, nucleus) of a continuation per prompt, for baselines.
 
         Uses the same batched KV-cache stepping as the environment; a row stops at EOS, which is
@@ -269,7 +308,7 @@ def _eos_ids(model: Any, tokenizer: Any) -> list[int]:
     ids: list[int] = []
     for source in (getattr(model, "generation_config", None), getattr(model, "config", None), tokenizer):
         value = getattr(source, "eos_token_id", None) if source is not None else None
-        for v in (value if isinstance(value, (list, tuple)) else [value]):
+        for v in value if isinstance(value, (list, tuple)) else [value]:
             if v is not None and int(v) not in ids:
                 ids.append(int(v))
     return ids
@@ -277,9 +316,14 @@ def _eos_ids(model: Any, tokenizer: Any) -> list[int]:
 
 def _is_plain_dynamic_cache(cache: Any) -> bool:
     from transformers.cache_utils import DynamicCache, DynamicLayer
+
     return type(cache) is DynamicCache and all(type(layer) is DynamicLayer for layer in cache.layers)
 
 
 def _select(out: StepOutput, rows: Sequence[int]) -> StepOutput:
-    return StepOutput(out.hidden[rows], out.topk_logprobs[rows], out.topk_ids[rows],
-                      None if out.logprobs_full is None else out.logprobs_full[rows])
+    return StepOutput(
+        out.hidden[rows],
+        out.topk_logprobs[rows],
+        out.topk_ids[rows],
+        None if out.logprobs_full is None else out.logprobs_full[rows],
+    )

@@ -23,8 +23,10 @@ from rlcreate.trainers import TunedGenerator
 
 __all__ = ["compare_with_base", "sample_tuned", "eval_prompt_draws"]
 
-GROUPS = {"tuned": "the fine-tuned model, sampled as trained (temperature, full vocabulary)",
-          "base": "the base model it was tuned from, sampled the same way with the same seeds"}
+GROUPS = {
+    "tuned": "the fine-tuned model, sampled as trained (temperature, full vocabulary)",
+    "base": "the base model it was tuned from, sampled the same way with the same seeds",
+}
 
 
 def eval_prompt_draws(tuned: TunedGenerator, settings: dict, n: int) -> list[str]:
@@ -34,30 +36,51 @@ def eval_prompt_draws(tuned: TunedGenerator, settings: dict, n: int) -> list[str
     return [prompts[i % len(prompts)] for i in range(int(n))]
 
 
-def sample_tuned(model: Any, tokenizer: Any, prompts: Sequence[str], sampling: dict, seed: int,
-                 deterministic: bool = False) -> list[str]:
+def sample_tuned(
+    model: Any, tokenizer: Any, prompts: Sequence[str], sampling: dict, seed: int, deterministic: bool = False
+) -> list[str]:
     """One completion per prompt, sampled as ``sampling`` says (greedy when ``deterministic``), seeded."""
-    stepper = LMStepper(model, tokenizer, top_k=1, system=sampling.get("system"),
-                        max_prompt_tokens=sampling.get("max_prompt_tokens", 512))
+    stepper = LMStepper(
+        model,
+        tokenizer,
+        top_k=1,
+        system=sampling.get("system"),
+        max_prompt_tokens=sampling.get("max_prompt_tokens", 512),
+    )
     out: list[str] = []
     for start in range(0, len(prompts), 32):
-        out += stepper.sample(list(prompts[start:start + 32]), max_new_tokens=int(sampling["max_new_tokens"]),
-                              temperature=0.0 if deterministic else float(sampling["temperature"]), seed=seed + start)
+        out += stepper.sample(
+            list(prompts[start : start + 32]),
+            max_new_tokens=int(sampling["max_new_tokens"]),
+            temperature=0.0 if deterministic else float(sampling["temperature"]),
+            seed=seed + start,
+        )
     return out
 
 
-def compare_with_base(tuned: TunedGenerator, recipe: Any, base_lm: Any, reward_set: Any, n: int, out_dir: Path,
-                      seed: int) -> dict:
+def compare_with_base(
+    tuned: TunedGenerator, recipe: Any, base_lm: Any, reward_set: Any, n: int, out_dir: Path, seed: int
+) -> dict:
     """Write ``n`` tuned and ``n`` base completions of the eval prompts with their reward terms."""
     settings = text_settings(recipe)
     prompts = eval_prompt_draws(tuned, settings, n)
-    texts = {"tuned": sample_tuned(tuned.model, tuned.tokenizer, prompts, tuned.sampling, seed),
-             "base": sample_tuned(base_lm[0], base_lm[1], prompts, tuned.sampling, seed)}
+    texts = {
+        "tuned": sample_tuned(tuned.model, tuned.tokenizer, prompts, tuned.sampling, seed),
+        "base": sample_tuned(base_lm[0], base_lm[1], prompts, tuned.sampling, seed),
+    }
     state = copy.deepcopy(reward_set.state_dict())
     scored = {g: score_texts(reward_set, texts[g], prompts, state) for g in GROUPS}
-    records = [{"prompt": p, **{g: {"text": texts[g][j], "prompt": p, **scored[g][j]} for g in GROUPS}}
-               for j, p in enumerate(prompts)]
-    summary = write_text_samples(records, Path(out_dir), reward_set.names,
-                                 {**settings, "lm": tuned.base, "max_new_tokens": tuned.sampling["max_new_tokens"]},
-                                 GROUPS, primary="tuned", title="Tuned vs base texts")
+    records = [
+        {"prompt": p, **{g: {"text": texts[g][j], "prompt": p, **scored[g][j]} for g in GROUPS}}
+        for j, p in enumerate(prompts)
+    ]
+    summary = write_text_samples(
+        records,
+        Path(out_dir),
+        reward_set.names,
+        {**settings, "lm": tuned.base, "max_new_tokens": tuned.sampling["max_new_tokens"]},
+        GROUPS,
+        primary="tuned",
+        title="Tuned vs base texts",
+    )
     return summary

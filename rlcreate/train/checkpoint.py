@@ -32,15 +32,37 @@ from rlcreate.errors import UserError
 from rlcreate.runbox import atomic_target, remove
 from rlcreate.safe_io import UnsafeInputError, check_npz, check_safetensors, load_json, loads_json
 
-__all__ = ["StateFormatError", "FORMAT", "save_tree", "load_tree", "atomic_folder", "load_reward_state",
-           "list_checkpoints", "latest_checkpoint", "checkpoint_steps", "clear_run_outputs", "RUN_OUTPUTS",
-           "CHECKPOINT_FILES"]
+__all__ = [
+    "StateFormatError",
+    "FORMAT",
+    "save_tree",
+    "load_tree",
+    "atomic_folder",
+    "load_reward_state",
+    "list_checkpoints",
+    "latest_checkpoint",
+    "checkpoint_steps",
+    "clear_run_outputs",
+    "RUN_OUTPUTS",
+    "CHECKPOINT_FILES",
+]
 
 FORMAT = "rlcreate-checkpoint/1"
 _STEP_DIR = re.compile(r"step_(\d+)")
 # What `train` writes into a run folder (and what `train --overwrite` removes; nothing else).
-RUN_OUTPUTS = ("config.yaml", "tb", "checkpoints", "model", "samples", "eval_samples", "generated",
-               "metrics.json", "audit.json", "model.zip", "reward_state.pkl")
+RUN_OUTPUTS = (
+    "config.yaml",
+    "tb",
+    "checkpoints",
+    "model",
+    "samples",
+    "eval_samples",
+    "generated",
+    "metrics.json",
+    "audit.json",
+    "model.zip",
+    "reward_state.pkl",
+)
 #: what every complete checkpoint folder holds, whatever the trainer (it adds its own files)
 CHECKPOINT_FILES = ("reward_state.npz", "trainer_state.json")
 
@@ -50,6 +72,7 @@ class StateFormatError(UserError):
 
 
 # --------------------------------------------------------------------------------- state trees
+
 
 def _encode(x: Any, arrays: dict[str, np.ndarray], where: str) -> Any:
     if isinstance(x, dict):
@@ -75,8 +98,10 @@ def _encode(x: Any, arrays: dict[str, np.ndarray], where: str) -> Any:
         return {"t": "py", "v": x}
     if isinstance(x, float):
         return {"t": "float", "v": repr(x)}  # repr round-trips exactly, nan/inf included
-    raise TypeError(f"{where}: cannot save a {type(x).__name__} without pickle; state_dict() must hold "
-                    "dicts, lists, numbers, strings, None and numeric arrays")
+    raise TypeError(
+        f"{where}: cannot save a {type(x).__name__} without pickle; state_dict() must hold "
+        "dicts, lists, numbers, strings, None and numeric arrays"
+    )
 
 
 def _decode(node: Any, data: Any, where: str) -> Any:
@@ -137,14 +162,19 @@ def load_tree(path: str | Path) -> dict:
         raise
     except (OSError, ValueError, KeyError, TypeError, EOFError) as exc:
         # ValueError covers np.load's refusal of pickled object arrays and bad zip members
-        raise StateFormatError(f"{path}: not a readable rlcreate state file ({type(exc).__name__}: "
-                               f"{str(exc)[:120]}); it may be truncated or not written by rlcreate") from None
+        raise StateFormatError(
+            f"{path}: not a readable rlcreate state file ({type(exc).__name__}: "
+            f"{str(exc)[:120]}); it may be truncated or not written by rlcreate"
+        ) from None
     except Exception as exc:  # zipfile.BadZipFile and friends
-        raise StateFormatError(f"{path}: not a readable rlcreate state file ({type(exc).__name__}); "
-                               "it may be truncated or not written by rlcreate") from None
+        raise StateFormatError(
+            f"{path}: not a readable rlcreate state file ({type(exc).__name__}); "
+            "it may be truncated or not written by rlcreate"
+        ) from None
 
 
 # --------------------------------------------------------------------------------- atomic folders
+
 
 def _fsync_tree(folder: Path) -> None:
     for p in folder.rglob("*"):
@@ -185,6 +215,7 @@ def clear_run_outputs(run_dir: Path) -> None:
 
 # --------------------------------------------------------------------------------- load
 
+
 def _read_json(path: Path, finite: bool = True) -> dict:
     try:
         out = load_json(path, path.name, finite=finite)  # size and depth caps (rlcreate.safe_io)
@@ -205,12 +236,16 @@ def _load_safetensors(path: Path, expected: dict | None = None) -> dict:
     try:
         out = load_file(str(path))
     except Exception as exc:  # safetensors raises its own SafetensorError for truncated/foreign files
-        raise StateFormatError(f"{path}: not a readable safetensors file ({type(exc).__name__}); "
-                               "it may be truncated or not written by rlcreate") from None
+        raise StateFormatError(
+            f"{path}: not a readable safetensors file ({type(exc).__name__}); "
+            "it may be truncated or not written by rlcreate"
+        ) from None
     for name, t in out.items():
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-            raise StateFormatError(f"{path}: tensor {name!r} holds NaN or infinite values; the checkpoint is "
-                                   "damaged (resume from an earlier one, or retrain)")
+            raise StateFormatError(
+                f"{path}: tensor {name!r} holds NaN or infinite values; the checkpoint is "
+                "damaged (resume from an earlier one, or retrain)"
+            )
     return out
 
 
@@ -223,12 +258,14 @@ def load_reward_state(folder: Path, reward_set: Any) -> bool:
     try:
         reward_set.load_state_dict(state)
     except (KeyError, ValueError, TypeError, IndexError) as exc:
-        raise StateFormatError(f"{path}: does not fit this run's reward terms ({type(exc).__name__}: "
-                               f"{str(exc)[:120]})") from None
+        raise StateFormatError(
+            f"{path}: does not fit this run's reward terms ({type(exc).__name__}: {str(exc)[:120]})"
+        ) from None
     return True
 
 
 # --------------------------------------------------------------------------------- finding them
+
 
 def _complete(folder: Path, files: tuple[str, ...] = CHECKPOINT_FILES) -> bool:
     return all((folder / f).is_file() for f in files)
@@ -269,6 +306,5 @@ def latest_checkpoint(run: Path, files: tuple[str, ...] = CHECKPOINT_FILES) -> t
     ckpts = list_checkpoints(run, files)
     if ckpts:
         steps, folder = ckpts[-1]
-        return folder, (f"latest checkpoint (checkpoints/{folder.name}, {steps} steps): "
-                        "training did not finish")
+        return folder, (f"latest checkpoint (checkpoints/{folder.name}, {steps} steps): training did not finish")
     return None

@@ -19,16 +19,30 @@ from rlcreate.errors import UserError
 from rlcreate.recipe import Recipe, load_recipe
 from rlcreate.train.checkpoint import RUN_OUTPUTS, clear_run_outputs, latest_checkpoint, load_reward_state
 
-__all__ = ["RunFolderError", "train_run", "restore", "has_policy", "read_run_recipe", "rollout", "check_run_dir",
-           "open_run_dir"]
+__all__ = [
+    "RunFolderError",
+    "train_run",
+    "restore",
+    "has_policy",
+    "read_run_recipe",
+    "rollout",
+    "check_run_dir",
+    "open_run_dir",
+]
 
 
 class RunFolderError(UserError):
     """A path that is not a (finished) run folder; the message says what a run folder holds."""
 
 
-def train_run(recipe: Recipe, run_dir: Path, progress_bar: bool = True, asm: Assembly | None = None,
-              resume: bool = False, overwrite: bool = False) -> dict:
+def train_run(
+    recipe: Recipe,
+    run_dir: Path,
+    progress_bar: bool = True,
+    asm: Assembly | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> dict:
     """Train the recipe with its trainer into ``run_dir`` and write its samples through its domain;
     returns the samples summary. Everything that can be wrong with the recipe fails before
     ``run_dir`` is written. A folder that holds a run is refused unless ``resume`` (continue from
@@ -53,8 +67,10 @@ def check_run_dir(run_dir: Path, resume: bool = False, overwrite: bool = False) 
     if resume and not (run_dir / "config.yaml").is_file():
         raise UserError(f"--resume: {str(run_dir)!r} holds no run (no config.yaml); train it first without --resume")
     if not resume and not overwrite and run_dir.is_dir() and any((run_dir / n).exists() for n in RUN_OUTPUTS):
-        raise UserError(f"{str(run_dir)!r} already holds a run; pass --resume to continue it from its latest "
-                        "checkpoint, --overwrite to replace it, or another --name")
+        raise UserError(
+            f"{str(run_dir)!r} already holds a run; pass --resume to continue it from its latest "
+            "checkpoint, --overwrite to replace it, or another --name"
+        )
 
 
 def open_run_dir(recipe: Recipe, run_dir: Path, overwrite: bool = False) -> None:
@@ -79,8 +95,10 @@ def read_run_recipe(run: str | Path) -> Recipe:
 
     run = Path(run)
     if not (run / "config.yaml").is_file():
-        raise RunFolderError(f"{str(run)!r} is not a run folder (no config.yaml); pass a folder written by "
-                             "`rlcreate train` or `rlcreate baseline`, e.g. runs/mario-latent")
+        raise RunFolderError(
+            f"{str(run)!r} is not a run folder (no config.yaml); pass a folder written by "
+            "`rlcreate train` or `rlcreate baseline`, e.g. runs/mario-latent"
+        )
     refuse_links(run)  # a run folder is a closed box: nothing in it is read through a link
     return load_recipe(run / "config.yaml")
 
@@ -99,8 +117,10 @@ def restore(run: str | Path, checkpoint: Path | None = None, asm: Assembly | Non
     if checkpoint is None:
         found = latest_checkpoint(run, asm.trainer.checkpoint_files())
         if found is None:
-            raise RunFolderError(f"{str(run)!r} has no policy (no model/ and no complete checkpoints/step_*); "
-                                 "train it with `rlcreate train` (--resume continues an interrupted run)")
+            raise RunFolderError(
+                f"{str(run)!r} has no policy (no model/ and no complete checkpoints/step_*); "
+                "train it with `rlcreate train` (--resume continues an interrupted run)"
+            )
         checkpoint, label = found
     else:
         label = f"checkpoint {Path(checkpoint).name}"

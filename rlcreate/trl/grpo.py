@@ -87,8 +87,17 @@ from rlcreate.train.runner import open_run_dir
 from rlcreate.trainers import Trainer, TunedGenerator
 from rlcreate.validate import check_int, check_keys, check_number, fail
 
-__all__ = ["FinetuneSection", "LoraSection", "GRPOSettings", "GRPOTrainerPlugin", "TRAINER", "grpo_settings",
-           "process_rank", "TimedReward", "CHECKPOINT_FILES"]
+__all__ = [
+    "FinetuneSection",
+    "LoraSection",
+    "GRPOSettings",
+    "GRPOTrainerPlugin",
+    "TRAINER",
+    "grpo_settings",
+    "process_rank",
+    "TimedReward",
+    "CHECKPOINT_FILES",
+]
 
 #: what a complete GRPO checkpoint holds (``model/`` holds the merged model instead of the adapter)
 CHECKPOINT_FILES = ("reward_state.npz", "trainer_state.json")
@@ -98,6 +107,7 @@ STAGING = ".tmp-trl"
 
 
 # ---------------------------------------------------------------------------------- recipe section
+
 
 @dataclass
 class LoraSection:
@@ -181,8 +191,12 @@ def parse_finetune_section(raw: Any) -> FinetuneSection:
         lora.target_modules = [lora.target_modules]
     tm = lora.target_modules
     if not isinstance(tm, list) or not tm or not all(isinstance(m, str) and m for m in tm):
-        raise fail("finetune.lora.target_modules", tm, "write a list of module names, e.g. [q_proj, v_proj] "
-                   "(Llama/SmolLM2) or [c_attn] (GPT-2)", RecipeError)
+        raise fail(
+            "finetune.lora.target_modules",
+            tm,
+            "write a list of module names, e.g. [q_proj, v_proj] (Llama/SmolLM2) or [c_attn] (GPT-2)",
+            RecipeError,
+        )
     return s
 
 
@@ -201,8 +215,13 @@ class GRPOSettings:
 
     def sampling(self) -> dict:
         """How the tuned model is sampled (the ``TunedGenerator.sampling`` of this run)."""
-        return {"temperature": float(self.section.temperature), "max_new_tokens": self.max_completion_length,
-                "system": self.system, "max_prompt_tokens": self.max_prompt_tokens, "eval_prompts": self.eval_prompts}
+        return {
+            "temperature": float(self.section.temperature),
+            "max_new_tokens": self.max_completion_length,
+            "system": self.system,
+            "max_prompt_tokens": self.max_prompt_tokens,
+            "eval_prompts": self.eval_prompts,
+        }
 
 
 def grpo_settings(recipe: Recipe) -> GRPOSettings:
@@ -210,15 +229,19 @@ def grpo_settings(recipe: Recipe) -> GRPOSettings:
     text = text_settings(recipe)
     s = recipe.settings if recipe.settings is not None else FinetuneSection()
     return GRPOSettings(
-        section=s, model=s.model or text["lm"],
+        section=s,
+        model=s.model or text["lm"],
         max_completion_length=s.max_completion_length or text["max_new_tokens"],
         train_prompts=text["prompts"] if s.train_prompts is None else s.train_prompts,
         eval_prompts=text["eval_prompts"] if s.eval_prompts is None else s.eval_prompts,
-        save_steps=s.save_steps or max(1, s.steps // 4), system=text["system"],
-        max_prompt_tokens=text["max_prompt_tokens"])
+        save_steps=s.save_steps or max(1, s.steps // 4),
+        system=text["system"],
+        max_prompt_tokens=text["max_prompt_tokens"],
+    )
 
 
 # ----------------------------------------------------------------------------------------- helpers
+
 
 def process_rank() -> tuple[int, int]:
     """``(rank, world_size)`` of this process as the launcher set them (``torchrun`` and
@@ -250,12 +273,19 @@ def _format_for_trl(tokenizer, prompts: Sequence[str], system: str | None) -> li
 
 
 def _check_lora_targets(model, targets: list[str]) -> None:
-    linear = sorted({name.rsplit(".", 1)[-1] for name, mod in model.named_modules()
-                     if isinstance(mod, torch.nn.Linear) or type(mod).__name__ == "Conv1D"})
+    linear = sorted(
+        {
+            name.rsplit(".", 1)[-1]
+            for name, mod in model.named_modules()
+            if isinstance(mod, torch.nn.Linear) or type(mod).__name__ == "Conv1D"
+        }
+    )
     missing = [t for t in targets if t not in linear]
     if missing:
-        raise RecipeError(f"finetune.lora.target_modules = {targets!r}: this model has no layer named "
-                          f"{missing}; its linear layers are {linear}")
+        raise RecipeError(
+            f"finetune.lora.target_modules = {targets!r}: this model has no layer named "
+            f"{missing}; its linear layers are {linear}"
+        )
 
 
 def _load_lm(name: str) -> LoadedLM:
@@ -288,6 +318,7 @@ def _on_gpu() -> bool:
 
 # ------------------------------------------------------------------------------------- the trainer
 
+
 class GRPOTrainerPlugin(Trainer):
     """TRL ``GRPOTrainer`` + peft LoRA on the recipe's reward set; makes a tuned causal LM."""
 
@@ -301,8 +332,10 @@ class GRPOTrainerPlugin(Trainer):
 
     def validate(self, recipe: Recipe) -> None:
         if recipe.trainer.hyper or recipe.trainer.kl_target is not None:
-            raise RecipeError("trainer.hyper / trainer.kl_target are SB3 settings; with trainer.algo: grpo set "
-                              "the GRPO settings in the finetune: section (learning_rate, beta, ...)")
+            raise RecipeError(
+                "trainer.hyper / trainer.kl_target are SB3 settings; with trainer.algo: grpo set "
+                "the GRPO settings in the finetune: section (learning_rate, beta, ...)"
+            )
         if "generator" in domain_of(recipe.env_id).generates_from:  # else `check` says the domain cannot
             grpo_settings(recipe)  # env.kwargs hold what GRPO reads (model, prompts, lengths)
 
@@ -322,19 +355,26 @@ class GRPOTrainerPlugin(Trainer):
         the first training prompt with the reward set (state restored), as training will."""
         s = grpo_settings(asm.recipe)
         policy, train_prompts, _ = _prepare(asm, s)
-        texts = LMStepper(policy.model, policy.tokenizer, top_k=1, system=s.system,
-                          max_prompt_tokens=s.max_prompt_tokens).sample(
-            train_prompts[:1] * 2, max_new_tokens=min(s.max_completion_length, 8),
-            temperature=s.section.temperature, seed=asm.recipe.seed)
+        texts = LMStepper(
+            policy.model, policy.tokenizer, top_k=1, system=s.system, max_prompt_tokens=s.max_prompt_tokens
+        ).sample(
+            train_prompts[:1] * 2,
+            max_new_tokens=min(s.max_completion_length, 8),
+            temperature=s.section.temperature,
+            seed=asm.recipe.seed,
+        )
         state = copy.deepcopy(asm.reward_set.state_dict())
         try:
             score_texts(asm.reward_set, texts, train_prompts[:1] * 2, state)
         except Exception as exc:  # a reward that cannot score these texts: say which, don't crash
-            raise RecipeError(f"rewards: scoring two sampled completions failed ({type(exc).__name__}: {exc}); "
-                              "check that every term's reward scores texts") from None
+            raise RecipeError(
+                f"rewards: scoring two sampled completions failed ({type(exc).__name__}: {exc}); "
+                "check that every term's reward scores texts"
+            ) from None
 
-    def train(self, asm: Assembly, run_dir: Path, resume: bool = False, overwrite: bool = False,
-              progress_bar: bool = True) -> TunedGenerator | None:
+    def train(
+        self, asm: Assembly, run_dir: Path, resume: bool = False, overwrite: bool = False, progress_bar: bool = True
+    ) -> TunedGenerator | None:
         recipe, run_dir = asm.recipe, Path(run_dir)
         s = grpo_settings(recipe)
         policy, train_prompts, _ = _prepare(asm, s)
@@ -351,8 +391,18 @@ class GRPOTrainerPlugin(Trainer):
         if main:
             open_run_dir(recipe, run_dir, overwrite=overwrite)
         rewards = [TimedReward(f) for f in trl_reward_funcs(asm.reward_set)]  # the one reward set
-        trainer = _grpo_trainer(recipe, s, policy, train_prompts, run_dir, progress_bar, rewards,
-                                trl_reward_weights(asm.reward_set), asm.reward_set, main)
+        trainer = _grpo_trainer(
+            recipe,
+            s,
+            policy,
+            train_prompts,
+            run_dir,
+            progress_bar,
+            rewards,
+            trl_reward_weights(asm.reward_set),
+            asm.reward_set,
+            main,
+        )
         start = time.perf_counter()
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint is not None else None)
         seconds = time.perf_counter() - start
@@ -362,14 +412,23 @@ class GRPOTrainerPlugin(Trainer):
         if not main:  # other ranks only train: the main process writes model/ and the samples
             print(f"rank {rank} of {world}: trained {steps} steps (rank 0 writes the run folder)")
             return None
-        timing = {"train_seconds": seconds, "reward_seconds": sum(f.seconds for f in rewards),
-                  "reward_calls": sum(f.calls for f in rewards), "world_size": world}
+        timing = {
+            "train_seconds": seconds,
+            "reward_seconds": sum(f.seconds for f in rewards),
+            "reward_calls": sum(f.calls for f in rewards),
+            "world_size": world,
+        }
         timing["reward_share"] = timing["reward_seconds"] / seconds if seconds > 0 else float("nan")
         history = trainer.state.log_history
         clip = [e["clip_ratio/region_mean"] for e in history if "clip_ratio/region_mean" in e]
         merged = trainer.model.merge_and_unload().to("cpu").eval()
-        state = {"num_timesteps": steps, "base": s.model, "sampling": s.sampling(), "timing": timing,
-                 "clip_ratio_region_mean": sum(clip) / len(clip) if clip else None}
+        state = {
+            "num_timesteps": steps,
+            "base": s.model,
+            "sampling": s.sampling(),
+            "timing": timing,
+            "clip_ratio_region_mean": sum(clip) / len(clip) if clip else None,
+        }
         with atomic_folder(run_dir / "model") as tmp:
             merged.save_pretrained(tmp)
             policy.tokenizer.save_pretrained(tmp)
@@ -419,34 +478,68 @@ class RewardTermsToTensorBoard(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         for key, value in (logs or {}).items():
             if key.startswith("rewards/") and key.endswith("/mean") and isinstance(value, (int, float)):
-                self.writer.add_scalar(key[:-len("/mean")], float(value), state.global_step)
+                self.writer.add_scalar(key[: -len("/mean")], float(value), state.global_step)
         return control
 
 
-def _grpo_trainer(recipe: Recipe, s: GRPOSettings, policy: LoadedLM, prompts: list[str], run_dir: Path,
-                  progress_bar: bool, reward_funcs, reward_weights, reward_set, main: bool = True):
+def _grpo_trainer(
+    recipe: Recipe,
+    s: GRPOSettings,
+    policy: LoadedLM,
+    prompts: list[str],
+    run_dir: Path,
+    progress_bar: bool,
+    reward_funcs,
+    reward_weights,
+    reward_set,
+    main: bool = True,
+):
     f = s.section
     staging = run_dir / "checkpoints" / STAGING
     args = GRPOConfig(
-        output_dir=str(staging), max_steps=f.steps,
+        output_dir=str(staging),
+        max_steps=f.steps,
         per_device_train_batch_size=f.num_generations * f.prompts_per_step,
-        num_generations=f.num_generations, max_completion_length=s.max_completion_length,
-        learning_rate=f.learning_rate, num_iterations=f.num_iterations, epsilon=f.epsilon,
-        beta=f.beta, temperature=f.temperature, reward_weights=reward_weights,
-        logging_steps=1, save_strategy="steps", save_steps=s.save_steps, report_to="none",
-        disable_tqdm=not progress_bar, seed=recipe.seed,
+        num_generations=f.num_generations,
+        max_completion_length=s.max_completion_length,
+        learning_rate=f.learning_rate,
+        num_iterations=f.num_iterations,
+        epsilon=f.epsilon,
+        beta=f.beta,
+        temperature=f.temperature,
+        reward_weights=reward_weights,
+        logging_steps=1,
+        save_strategy="steps",
+        save_steps=s.save_steps,
+        report_to="none",
+        disable_tqdm=not progress_bar,
+        seed=recipe.seed,
         # CPU: bf16 matmuls are slow or unsupported; on GPUs (multi-GPU launches) bf16 where supported
-        bf16=_on_gpu() and torch.cuda.is_bf16_supported(), use_cpu=not _on_gpu(),
-        activation_checkpointing=False)        # 135M params fit; recomputation only costs time here
-    lora = LoraConfig(r=f.lora.r, lora_alpha=f.lora.alpha, lora_dropout=f.lora.dropout,
-                      target_modules=f.lora.target_modules, task_type="CAUSAL_LM")
+        bf16=_on_gpu() and torch.cuda.is_bf16_supported(),
+        use_cpu=not _on_gpu(),
+        activation_checkpointing=False,
+    )  # 135M params fit; recomputation only costs time here
+    lora = LoraConfig(
+        r=f.lora.r,
+        lora_alpha=f.lora.alpha,
+        lora_dropout=f.lora.dropout,
+        target_modules=f.lora.target_modules,
+        task_type="CAUSAL_LM",
+    )
     data = Dataset.from_dict({"prompt": _format_for_trl(policy.tokenizer, prompts, s.system)})
     callbacks = [StepFolders(staging, run_dir / "checkpoints", reward_set, main)]
     if main:  # one TensorBoard writer: TRL's logs under train/, the reward terms as rewards/<term>
         writer = SummaryWriter(str(run_dir / "tb"))
         callbacks += [TensorBoardCallback(tb_writer=writer), RewardTermsToTensorBoard(writer)]
-    trainer = GRPOTrainer(model=policy.model, reward_funcs=reward_funcs, args=args, train_dataset=data,
-                          processing_class=policy.tokenizer, peft_config=lora, callbacks=callbacks)
+    trainer = GRPOTrainer(
+        model=policy.model,
+        reward_funcs=reward_funcs,
+        args=args,
+        train_dataset=data,
+        processing_class=policy.tokenizer,
+        peft_config=lora,
+        callbacks=callbacks,
+    )
     if not progress_bar:  # --quiet: without tqdm, transformers would print every log dict instead
         trainer.remove_callback(PrinterCallback)
     return trainer

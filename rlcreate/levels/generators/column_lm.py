@@ -17,21 +17,28 @@ Generation masks the two special tokens (their logits are -inf), so every sample
 
 from __future__ import annotations
 
-from rlcreate.errors import UserError
-
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 
+from rlcreate.errors import UserError
 from rlcreate.hf_cache import cache_argument, returned_cache
+from rlcreate.levels.tiles import CHAR_TO_ID, HEIGHT, TILES
 
-from rlcreate.levels.tiles import HEIGHT, TILES, CHAR_TO_ID
-
-__all__ = ["ColumnLM", "ColumnLMState", "ColumnLMError", "BOS_ID", "UNK_ID", "N_SPECIAL",
-           "default_column_lm_path", "build_vocab", "small_gpt2"]
+__all__ = [
+    "ColumnLM",
+    "ColumnLMState",
+    "ColumnLMError",
+    "BOS_ID",
+    "UNK_ID",
+    "N_SPECIAL",
+    "default_column_lm_path",
+    "build_vocab",
+    "small_gpt2",
+]
 
 BOS_ID, UNK_ID, N_SPECIAL = 0, 1, 2
 COLUMNS_FILE = "columns.txt"
@@ -61,14 +68,22 @@ def build_vocab(grids: Sequence[np.ndarray]) -> list[str]:
     return sorted(counts, key=lambda t: (-counts[t], t))
 
 
-def small_gpt2(vocab_size: int, n_positions: int = 512, n_embd: int = 128, n_layer: int = 4,
-               n_head: int = 4, seed: int = 0):
+def small_gpt2(
+    vocab_size: int, n_positions: int = 512, n_embd: int = 128, n_layer: int = 4, n_head: int = 4, seed: int = 0
+):
     """A randomly initialised GPT-2 sized for the column vocabulary (seeded)."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(seed)
-    cfg = GPT2Config(vocab_size=vocab_size, n_positions=n_positions, n_embd=n_embd, n_layer=n_layer,
-                     n_head=n_head, bos_token_id=BOS_ID, eos_token_id=BOS_ID)
+    cfg = GPT2Config(
+        vocab_size=vocab_size,
+        n_positions=n_positions,
+        n_embd=n_embd,
+        n_layer=n_layer,
+        n_head=n_head,
+        bos_token_id=BOS_ID,
+        eos_token_id=BOS_ID,
+    )
     return GPT2LMHeadModel(cfg)
 
 
@@ -99,8 +114,9 @@ class ColumnLM:
             raise ColumnLMError(
                 f"model vocab_size is {self.model.config.vocab_size} but the vocabulary has {len(cols)} columns "
                 f"+ {N_SPECIAL} special tokens = {len(cols) + N_SPECIAL}; build the model with "
-                "vocab_size=len(columns) + N_SPECIAL")
-        self.columns = cols                          # (n_columns, 14) int8, token id = index + N_SPECIAL
+                "vocab_size=len(columns) + N_SPECIAL"
+            )
+        self.columns = cols  # (n_columns, 14) int8, token id = index + N_SPECIAL
         self.vocab_size = len(cols) + N_SPECIAL
         self.max_length = int(self.model.config.n_positions)  # tokens including <bos>
         self._index = {c.tobytes(): i + N_SPECIAL for i, c in enumerate(cols)}
@@ -114,8 +130,7 @@ class ColumnLM:
         else:
             bad = [c for c in columns if len(c) != HEIGHT or any(ch not in CHAR_TO_ID for ch in c)]
             if bad:
-                raise ColumnLMError(
-                    f"vocabulary column {bad[0]!r} is not {HEIGHT} characters from {TILES!r}")
+                raise ColumnLMError(f"vocabulary column {bad[0]!r} is not {HEIGHT} characters from {TILES!r}")
             arr = np.array([[CHAR_TO_ID[ch] for ch in c] for c in columns], dtype=np.int8).reshape(-1, HEIGHT)
         if arr.ndim != 2 or arr.shape[1] != HEIGHT:
             raise ColumnLMError(f"columns must have shape (n, {HEIGHT}), got {arr.shape}")
@@ -125,12 +140,12 @@ class ColumnLM:
 
     # ---- construction / persistence -------------------------------------------------------------
     @classmethod
-    def from_model(cls, model, vocab: Sequence[str] | np.ndarray) -> "ColumnLM":
+    def from_model(cls, model, vocab: Sequence[str] | np.ndarray) -> ColumnLM:
         """Wrap an in-memory causal LM and its column vocabulary (strings or a (n, 14) array)."""
         return cls(model, vocab)
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> "ColumnLM":
+    def load(cls, path: str | Path | None = None) -> ColumnLM:
         """Load a Hugging Face model folder plus ``columns.txt`` (None: the shipped model)."""
         from transformers import AutoModelForCausalLM
 
@@ -138,7 +153,8 @@ class ColumnLM:
         if not (folder / COLUMNS_FILE).is_file() or not (folder / "config.json").is_file():
             raise FileNotFoundError(
                 f"{folder} is not a column-LM folder: it needs config.json, the model weights and "
-                f"{COLUMNS_FILE} (train one with scripts/train_column_lm.py, or pass path=None)")
+                f"{COLUMNS_FILE} (train one with scripts/train_column_lm.py, or pass path=None)"
+            )
         model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32)
         from rlcreate.safe_io import read_bounded
 
@@ -177,7 +193,8 @@ class ColumnLM:
                 if oov == "error":
                     raise ColumnLMError(
                         f"column {x} ({_column_text(col)!r}, top to bottom) is not in the vocabulary; "
-                        "pass oov='nearest' or oov='unk'")
+                        "pass oov='nearest' or oov='unk'"
+                    )
                 tok = UNK_ID if oov == "unk" else int((self.columns != col).sum(1).argmin()) + N_SPECIAL
             ids.append(tok)
         return ids
@@ -188,8 +205,8 @@ class ColumnLM:
         bad = [i for i in ids if i < N_SPECIAL or i >= self.vocab_size]
         if bad:
             raise ColumnLMError(
-                f"token id {bad[0]} is not a column (columns are {N_SPECIAL}..{self.vocab_size - 1}; "
-                f"{UNK_ID} is <unk>)")
+                f"token id {bad[0]} is not a column (columns are {N_SPECIAL}..{self.vocab_size - 1}; {UNK_ID} is <unk>)"
+            )
         if not ids:
             return np.zeros((HEIGHT, 0), np.int8)
         return self.columns[np.array(ids) - N_SPECIAL].T.copy()
@@ -204,7 +221,8 @@ class ColumnLM:
             p = np.broadcast_to(p, (batch, *p.shape))
         if p.ndim != 3 or p.shape[0] != batch or p.shape[1] != HEIGHT:
             raise ColumnLMError(
-                f"prompt_grids must be one ({HEIGHT}, W) grid or a batch ({batch}, {HEIGHT}, W), got {np.shape(prompt_grids)}")
+                f"prompt_grids must be one ({HEIGHT}, W) grid or a batch ({batch}, {HEIGHT}, W), got {np.shape(prompt_grids)}"
+            )
         ids = torch.tensor([self.encode_level(g) for g in p], dtype=torch.long).reshape(batch, -1)
         return torch.cat([bos, ids], dim=1)
 
@@ -224,7 +242,8 @@ class ColumnLM:
         if ids.shape[1] > self.max_length:
             raise ColumnLMError(
                 f"prompt of {ids.shape[1] - 1} columns exceeds the model's context of {self.max_length - 1} "
-                "columns; pass a shorter prompt (e.g. its last columns)")
+                "columns; pass a shorter prompt (e.g. its last columns)"
+            )
         out = self.model(input_ids=ids, use_cache=True, logits_to_keep=1, output_hidden_states=with_hidden)
         state = ColumnLMState(returned_cache(out), ids.shape[1], batch, self._last_hidden(out, with_hidden))
         return self._masked(out.logits[:, -1]).numpy(), state
@@ -237,13 +256,20 @@ class ColumnLM:
         if ids.numel() != state.batch:
             raise ColumnLMError(f"step got {ids.numel()} token ids for a batch of {state.batch}")
         if (ids < N_SPECIAL).any() or (ids >= self.vocab_size).any():
-            raise ColumnLMError(f"token ids must be columns in [{N_SPECIAL}, {self.vocab_size - 1}], got {ids.tolist()}")
+            raise ColumnLMError(
+                f"token ids must be columns in [{N_SPECIAL}, {self.vocab_size - 1}], got {ids.tolist()}"
+            )
         if state.length >= self.max_length:
             raise ColumnLMError(
                 f"the sequence already holds {state.length} tokens, the model's context ({self.max_length}); "
-                "start a new sequence with the last columns as prompt")
-        out = self.model(input_ids=ids[:, None], **{self._cache_arg: state.past_key_values}, use_cache=True,
-                         output_hidden_states=with_hidden)
+                "start a new sequence with the last columns as prompt"
+            )
+        out = self.model(
+            input_ids=ids[:, None],
+            **{self._cache_arg: state.past_key_values},
+            use_cache=True,
+            output_hidden_states=with_hidden,
+        )
         new = ColumnLMState(returned_cache(out), state.length + 1, state.batch, self._last_hidden(out, with_hidden))
         return self._masked(out.logits[:, -1]).numpy(), new
 
@@ -254,8 +280,15 @@ class ColumnLM:
 
     # ---- sampling -------------------------------------------------------------------------------
     @torch.inference_mode()
-    def generate(self, n_columns: int, batch: int = 1, seed: int = 0, temperature: float = 1.0,
-                 top_k: int | None = None, prompt=None) -> np.ndarray:
+    def generate(
+        self,
+        n_columns: int,
+        batch: int = 1,
+        seed: int = 0,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        prompt=None,
+    ) -> np.ndarray:
         """Sample ``n_columns`` new columns per sequence -> ``(batch, 14, n_columns)`` int8.
 
         The prompt (a (14, W) grid or a batch of them) conditions generation and is not included in
@@ -273,7 +306,8 @@ class ColumnLM:
         if 1 + prompt_len + n_columns - 1 > self.max_length:
             raise ColumnLMError(
                 f"n_columns={n_columns} after a {prompt_len}-column prompt exceeds the model's context: at most "
-                f"{self.max_length - prompt_len} columns; generate in pieces, prompting each with the previous tail")
+                f"{self.max_length - prompt_len} columns; generate in pieces, prompting each with the previous tail"
+            )
         gen = torch.Generator().manual_seed(int(seed))
         ids = self._prompt_ids(batch, prompt)
         out = self.model(input_ids=ids, use_cache=True, logits_to_keep=1)

@@ -17,8 +17,6 @@ the numpy copy is kept as a reference and for that comparison.
 
 from __future__ import annotations
 
-from rlcreate.errors import UserError
-
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from rlcreate.errors import UserError
 from rlcreate.levels.tiles import HEIGHT, TILES
 
 __all__ = ["VAEConfig", "LevelVAE", "LatentLevelGenerator", "LatentShapeError", "default_vae_path"]
@@ -81,8 +80,12 @@ class LevelVAE(nn.Module):
         self.to_mu = nn.Linear(c.hidden, c.latent_dim)
         self.to_logvar = nn.Linear(c.hidden, c.latent_dim)
         self.decoder = nn.Sequential(
-            nn.Linear(c.latent_dim, c.hidden), nn.ReLU(), nn.Linear(c.hidden, c.hidden), nn.ReLU(),
-            nn.Linear(c.hidden, n_in))
+            nn.Linear(c.latent_dim, c.hidden),
+            nn.ReLU(),
+            nn.Linear(c.hidden, c.hidden),
+            nn.ReLU(),
+            nn.Linear(c.hidden, n_in),
+        )
 
     def one_hot_index(self, grids: torch.Tensor) -> torch.Tensor:
         """(b, 14, W) tile ids -> (b, 14*W) indices of the hot entries in the flattened one-hot."""
@@ -125,17 +128,18 @@ class LatentLevelGenerator:
         self.action_scale = float(c.action_scale)
         # numpy copy of the decoder MLP (Linear, ReLU, Linear, ReLU, Linear), see decode_numpy
         linears = [m for m in vae.decoder if isinstance(m, nn.Linear)]
-        self._np_layers = [(m.weight.detach().float().numpy().T.copy(), m.bias.detach().float().numpy().copy())
-                           for m in linears]
+        self._np_layers = [
+            (m.weight.detach().float().numpy().T.copy(), m.bias.detach().float().numpy().copy()) for m in linears
+        ]
 
     # ---- construction -------------------------------------------------------------------------
     @classmethod
-    def from_module(cls, vae: LevelVAE) -> "LatentLevelGenerator":
+    def from_module(cls, vae: LevelVAE) -> LatentLevelGenerator:
         """Wrap an in-memory (possibly untrained) :class:`LevelVAE`."""
         return cls(vae)
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> "LatentLevelGenerator":
+    def load(cls, path: str | Path | None = None) -> LatentLevelGenerator:
         """Load ``config.json`` + ``model.safetensors`` from ``path`` (None: the shipped model)."""
         from safetensors.torch import load_file
 
@@ -144,7 +148,8 @@ class LatentLevelGenerator:
         if not cfg_file.is_file() or not weights.is_file():
             raise FileNotFoundError(
                 f"{folder} is not a level-VAE folder: it needs config.json and model.safetensors "
-                "(train one with scripts/train_level_vae.py, or pass path=None for the shipped model)")
+                "(train one with scripts/train_level_vae.py, or pass path=None for the shipped model)"
+            )
         from rlcreate.safe_io import load_json
 
         config = VAEConfig(**load_json(cfg_file, "VAE config.json"))
@@ -164,8 +169,10 @@ class LatentLevelGenerator:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "config.json").write_text(json.dumps(asdict(self.config), indent=2) + "\n")
         dtype = torch.float16 if fp16 else torch.float32
-        save_file({k: v.detach().to(dtype).contiguous() for k, v in self.vae.state_dict().items()},
-                  str(folder / "model.safetensors"))
+        save_file(
+            {k: v.detach().to(dtype).contiguous() for k, v in self.vae.state_dict().items()},
+            str(folder / "model.safetensors"),
+        )
         return folder
 
     # ---- protocol -----------------------------------------------------------------------------
@@ -174,7 +181,8 @@ class LatentLevelGenerator:
         if z.ndim == 1:
             raise LatentShapeError(
                 f"decode expects a batch of latents of shape (batch, {self.latent_dim}), got {z.shape}; "
-                "wrap a single latent as z[None]")
+                "wrap a single latent as z[None]"
+            )
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise LatentShapeError(f"decode expects shape (batch, {self.latent_dim}), got {z.shape}")
         if not np.isfinite(z).all():
@@ -212,7 +220,8 @@ class LatentLevelGenerator:
             g = g[None]
         if g.ndim != 3 or g.shape[1:] != (HEIGHT, self.segment_width):
             raise LatentShapeError(
-                f"encode expects grids of shape (batch, {HEIGHT}, {self.segment_width}), got {np.shape(grids)}")
+                f"encode expects grids of shape (batch, {HEIGHT}, {self.segment_width}), got {np.shape(grids)}"
+            )
         if g.min() < 0 or g.max() >= self.n_tiles:
             raise LatentShapeError(f"tile ids must lie in [0, {self.n_tiles - 1}], got [{g.min()}, {g.max()}]")
         with torch.inference_mode():
