@@ -199,7 +199,7 @@ def test_cli_baseline_eval_report(tiny, tmp_path):
     root, _ = tiny
     r = _cli("baseline", root / "tiny.yaml", "--method", "map-elites", "--budget", "32", "--out", tmp_path, "--quiet")
     assert r.returncode == 0, r.stderr
-    run = tmp_path / "mario-latent-map-elites"
+    run = tmp_path / "legacy-mario-latent-map-elites"  # <recipe name>-<method>
     assert "32 reward evaluations" in r.stdout
     r = _cli("eval", run, "--judges", "validity,tile_kl")
     assert r.returncode == 0, r.stderr
