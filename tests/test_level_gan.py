@@ -295,5 +295,5 @@ def test_demo_latent_runs_end_to_end(tmp_path):
     _run([sys.executable, "-m", "rlcreate.cli", "demo", "--generator", "latent", "--timesteps", "64", "--quiet",
           "--out", str(tmp_path / "demo")])
     r = json.loads((tmp_path / "demo" / "summary.json").read_text())
-    assert r["recipe"] == "mario_latent.yaml" and r["env_id"] == "rlcreate/MarioLatent-v1"
-    assert {"steered", "generator", "human_dev"} <= set(r["groups"]) and r["width"] == 128
+    assert r["recipe"] == "mario-latent" and r["env_id"] == "rlcreate/MarioLatent-v1"  # the latent recipe's name
+    assert {"steered", "untrained_start", "best_of_4", "generator", "human_dev"} <= set(r["groups"]) and r["width"] == 128
