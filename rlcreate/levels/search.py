@@ -102,7 +102,7 @@ class LevelEvaluator:
         for t in range(self.n_segments):
             _, rew, _, infos = self.core.step(X[:, t * self.latent_dim : (t + 1) * self.latent_dim])
             returns += rew
-            for name in infos[0]["rewards"]:
+            for name in infos[0].get("rewards", {}):  # a core scoring whole levels rewards only the last step
                 vals = np.array([info["rewards"][name] for info in infos])
                 term_sums[name] = term_sums.get(name, 0.0) + np.nan_to_num(vals)
         self.evaluations += self.batch * self.n_segments
