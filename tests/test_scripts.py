@@ -23,7 +23,11 @@ TESTED_ELSEWHERE = {"cleanrl_ppo.py": "test_cleanrl.py", "rllib_ppo.py": "test_r
 
 def _run(args: list[str], cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+    try:
+        proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired as exc:  # say which step hung: the output so far, not just the command
+        out = [(s.decode(errors="replace") if isinstance(s, bytes) else s or "") for s in (exc.stdout, exc.stderr)]
+        raise AssertionError(f"timed out after {timeout} s:\n{out[0][-2000:]}\n{out[1][-4000:]}") from None
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     return proc
 

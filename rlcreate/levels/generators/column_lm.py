@@ -155,7 +155,8 @@ class ColumnLM:
                 f"{folder} is not a column-LM folder: it needs config.json, the model weights and "
                 f"{COLUMNS_FILE} (train one with scripts/train_column_lm.py, or pass path=None)"
             )
-        model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32)
+        # local_files_only: a folder must never reach for the hub (an offline machine can hang on it)
+        model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32, local_files_only=True)
         from rlcreate.safe_io import read_bounded
 
         columns = read_bounded(folder / COLUMNS_FILE, 16 * 2**20, COLUMNS_FILE).decode("utf-8").splitlines()
