@@ -4,7 +4,7 @@ A script declares its settings as a dataclass with a docstring under each field 
 :func:`parse_config`; `tyro <https://brentyi.github.io/tyro/>`_ turns the fields into flags
 (``n_envs`` -> ``--n-envs``; a bool -> ``--flag / --no-flag``), reads the attribute docstrings for
 ``--help``, and checks every value against the field's type (a bad value exits with code 2 and
-names the flag). The script's module docstring is the ``--help`` description::
+names the flag, in one ``error:`` line). The script's module docstring is the ``--help`` description::
 
     @dataclass
     class Config:
@@ -20,7 +20,10 @@ names the flag). The script's module docstring is the ``--help`` description::
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import re
 import sys
 from collections.abc import Sequence
 from typing import Annotated, Any, TypeVar
@@ -70,4 +73,36 @@ def parse_config(config_cls: type[T], argv: Sequence[str] | None = None, *, desc
     if description is None:
         module = sys.modules.get(config_cls.__module__)
         description = (getattr(module, "__doc__", None) or config_cls.__doc__ or "").strip()
-    return tyro.cli(config_cls, args=argv, description=description, config=(tyro.conf.PositionalMetavarFromFieldName,))
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            return tyro.cli(
+                config_cls, args=argv, description=description, config=(tyro.conf.PositionalMetavarFromFieldName,)
+            )
+    except SystemExit as exc:
+        if exc.code in (0, None):
+            sys.stderr.write(captured.getvalue())
+            raise
+        print(f"error: {one_line_error(captured.getvalue())}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+_RULE = re.compile(r"^[-─━ ]{3,}$")
+
+
+def one_line_error(box: str) -> str:
+    """tyro's error box (a title, the message, a rule, the argument's help, a rule, where --help is)
+    as one line, so a bad flag reads like every other user error of the project (``error: ...``)."""
+    lines = [line.strip().strip("│|╭╮╰╯").strip() for line in box.splitlines()]
+    lines = [line for line in lines if line][1:]  # the first line is the box's title ("Value error")
+    blocks: list[list[str]] = [[]]
+    for line in lines:
+        if _RULE.match(line):
+            blocks.append([])
+        else:
+            blocks[-1].append(line)
+    blocks = [b for b in blocks if b]
+    message = " ".join(blocks[0]) if blocks else "bad command-line arguments"
+    pointer = " ".join(blocks[-1]) if len(blocks) > 1 and "--help" in " ".join(blocks[-1]) else ""
+    pointer = re.sub(r"^For full helptext, (see|run:?)\s*", "", pointer)
+    return f"{message} (see {pointer})" if pointer else message

@@ -1,6 +1,6 @@
 """Scripts parse their config dataclass with one helper (rlcreate.scripting.parse_config, tyro):
 flags from field names, --help from field docstrings, JSON dicts, positional arguments, bad values
-exit 2 naming the flag. The --help of the converted scripts runs for real in a subprocess."""
+exit 2 naming the flag in one ``error:`` line. The --help of the converted scripts runs for real in a subprocess."""
 
 from __future__ import annotations
 
@@ -61,8 +61,9 @@ def test_bad_values_exit_2_and_name_the_flag(capsys, argv, flag, words):
     with pytest.raises(SystemExit) as exit_:
         parse_config(Cfg, argv)
     assert exit_.value.code == 2
-    err = " ".join(capsys.readouterr().err.split())
-    assert flag in err and words in err, err
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err  # one line, as every user error
+    assert flag in err and words in err and "--help" in err, err
 
 
 def _help(script: str) -> str:
