@@ -172,6 +172,7 @@ def test_eval_and_report_on_rl_and_baseline(rl_run, tiny, tmp_path, monkeypatch)
         assert (page.parent / src).is_file(), src
     assert "img/expressive_range.png" in text and "img/curves_0.png" in text
     assert "baseline: random" in text and "Audit" in text
+    assert "not what rlcreate writes" not in text  # rlcreate's own files pass the report's shape checks
 
 
 def test_report_on_incomplete_run(tiny, tmp_path):
@@ -185,6 +186,22 @@ def test_report_on_incomplete_run(tiny, tmp_path):
     assert load_run(run)["missing"]
     with pytest.raises(RunFolderError, match="not a folder"):
         write_report([tmp_path / "nope"], tmp_path / "rep2")
+
+
+def test_report_lists_damaged_json_files_instead_of_crashing(tiny, tmp_path):
+    # a run folder may come from someone else: JSON of the wrong shape must not end in a traceback
+    root, _ = tiny
+    run = tmp_path / "damaged"
+    run.mkdir()
+    (run / "config.yaml").write_text((root / "tiny.yaml").read_text())
+    (run / "baseline.json").write_text('["cma"]')
+    (run / "progress.json").write_text('[{"evaluations": 1}]')
+    (run / "metrics.json").write_text('{"judges": {"tile_kl": 3}}')
+    (run / "audit.json").write_text('{"pairs": {}, "flags": {"stochastic": {"collapse": {}}}}')
+    text = write_report([run], tmp_path / "rep").read_text()
+    for name in ("baseline.json", "progress.json", "metrics.json", "audit.json"):
+        assert f"missing: {name}: not what rlcreate writes" in text
+    assert "(RL)" in text  # a baseline.json without a method does not make it a baseline run
 
 
 # ---- CLI ------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ lacks are listed as missing instead of failing, so an interrupted run still gets
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -82,9 +82,9 @@ def load_run(run: str | Path) -> dict:
         d["config"] = None
     if d["config"] is None:
         d["missing"].append("config.yaml (the recipe)")
-    d["baseline"] = read_json(run / "baseline.json")
+    d["baseline"] = _read_checked(run, "baseline.json", _baseline_ok, d["missing"])
     d["kind"] = f"baseline: {d['baseline']['method']}" if d["baseline"] else "RL"
-    d["progress"] = read_json(run / "progress.json")
+    d["progress"] = _read_checked(run, "progress.json", _progress_ok, d["missing"])
     d["scalars"] = read_scalars(run / "tb") if (run / "tb").is_dir() else {}
     if not d["baseline"]:
         if not d["scalars"]:
@@ -103,11 +103,72 @@ def load_run(run: str | Path) -> dict:
     d["samples"] = d["domain"].read_samples(sample_dir) if d["domain"] else []
     if not d["samples"]:
         d["missing"].append(f"{sample_dir.name}/ {d['domain'].artifact if d['domain'] else 'sample'}s")
-    d["metrics"] = read_json(run / "metrics.json")
-    if d["metrics"] is None:
+    d["metrics"] = _read_checked(run, "metrics.json", _metrics_ok, d["missing"])
+    if not (run / "metrics.json").is_file():
         d["missing"].append("metrics.json (run `rlcreate eval RUN` for judges)")
-    d["audit"] = read_json(run / "audit.json") or (d["metrics"] or {}).get("audit")
+    d["audit"] = _read_checked(run, "audit.json", _audit_ok, d["missing"]) or (d["metrics"] or {}).get("audit")
     return d
+
+
+# The JSON files a report shows come from a folder that may come from someone else: one that is not
+# valid JSON or not shaped like what rlcreate writes is listed as unreadable, never a traceback
+# halfway through the page.
+
+
+def _read_checked(run: Path, name: str, ok: Callable[[Any], bool], missing: list[str]) -> Any:
+    """``run/name`` parsed, or None: absent, or listed in ``missing`` when ``ok`` refuses it."""
+    path = run / name
+    value = read_json(path)
+    if path.is_file() and (value is None or not ok(value)):
+        missing.append(f"{name}: not what rlcreate writes (damaged or hand-edited); ignored")
+        return None
+    return value
+
+
+def _maps(x: Any) -> bool:
+    """A dict whose values are all dicts."""
+    return isinstance(x, dict) and all(isinstance(v, dict) for v in x.values())
+
+
+def _number_list(x: Any) -> bool:
+    return isinstance(x, list) and all(isinstance(v, (int, float)) for v in x)
+
+
+def _baseline_ok(b: Any) -> bool:
+    return (
+        isinstance(b, dict) and isinstance(b.get("method"), str) and isinstance(b.get("all_evaluated_qd") or {}, dict)
+    )
+
+
+def _progress_ok(p: Any) -> bool:
+    keys = ("evaluations", "best", "mean", "best_so_far")
+    return isinstance(p, list) and all(isinstance(x, dict) and _number_list([x.get(k) for k in keys]) for x in p)
+
+
+def _metrics_ok(m: Any) -> bool:
+    return (
+        isinstance(m, dict)
+        and _maps(m.get("judges") or {})
+        and isinstance(m.get("composite") or {}, dict)
+        and isinstance(m.get("qd") or {}, dict)
+        and isinstance(m.get("notes") or [], list)
+        and (m.get("audit") is None or _audit_ok(m["audit"]))
+    )
+
+
+def _audit_ok(a: Any) -> bool:
+    if not (isinstance(a, dict) and _maps(a.get("pairs") or {}) and _maps(a.get("flags") or {})):
+        return False
+    pairs, flags = (a.get("pairs") or {}).values(), (a.get("flags") or {}).values()
+    if not all(_maps(p.get("by_mode") or {}) for p in pairs):
+        return False
+    rows = [q for p in pairs for q in [p, *(p.get("by_mode") or {}).values()]]
+    return (
+        all(isinstance(n, str) for n in a.get("notes") or [])
+        and _number_list(a.get("checkpoints") or [])
+        and all(_number_list(q.get("proxy") or []) and isinstance(q.get("judge") or [], (list, str)) for q in rows)
+        and all(isinstance(f, dict) and "flag" in f and "reason" in f for by_kind in flags for f in by_kind.values())
+    )
 
 
 # ---------------------------------------------------------------------------------------------
