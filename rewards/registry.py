@@ -122,6 +122,8 @@ def get_reward(name: str, **kwargs: Any) -> Callable:
     """Instantiate a reward by registry name or ``"package.module:callable"`` path.
 
     Classes are called with ``kwargs``; registered functions are wrapped in :class:`FunctionReward`.
+    A function or a ready-made instance takes no ``kwargs``: they raise ``TypeError`` rather than
+    being dropped (a recipe's ``args:`` would otherwise do nothing).
     """
     if not isinstance(name, str) or not name:
         raise UnknownRewardError(f"reward name must be a non-empty string, got {name!r}")
@@ -139,11 +141,15 @@ def get_reward(name: str, **kwargs: Any) -> Callable:
         obj = _REGISTRY[name]
     if isinstance(obj, type):
         return obj(**kwargs)
+    if kwargs and (isinstance(obj, RewardModule) or callable(obj)):
+        kind = "an instance" if isinstance(obj, RewardModule) else "a function"
+        raise TypeError(
+            f"reward {name!r} is {kind}, which takes no arguments (got {sorted(kwargs)}); remove them, "
+            "or register a RewardModule subclass whose __init__ takes them"
+        )
     if isinstance(obj, RewardModule):
         return obj
     if callable(obj):
-        if kwargs:
-            return obj(**kwargs)  # a factory function
         return FunctionReward(obj, name=name.rsplit(":", 1)[-1] if ":" in name else name)
     raise UnknownRewardError(f"{name!r} is a {type(obj).__name__}, not a reward class or function")
 

@@ -135,6 +135,13 @@ def test_registry_decorator_dotted_path_and_suggestions():
         get_reward("no_such_pkg.mod:fn")
     with pytest.raises(ValueError, match="already registered"):
         register("test_len_reward")(Const)
+    # arguments a function or a ready-made instance cannot take are an error, never silently dropped
+    with pytest.raises(TypeError, match=r"'test_upper_ratio' is a function, which takes no arguments \(got \['k'\]\)"):
+        get_reward("test_upper_ratio", k=2)
+    register("test_const_instance")(Const([1.0]))
+    assert get_reward("test_const_instance")(["a"]) == [1.0]
+    with pytest.raises(TypeError, match="'test_const_instance' is an instance, which takes no arguments"):
+        get_reward("test_const_instance", values=[2.0])
 
 
 def test_state_dict_round_trip_through_reward_set():
