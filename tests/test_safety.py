@@ -195,6 +195,25 @@ def test_state_tree_round_trip_is_exact(tmp_path):
         save_tree({"f": lambda x: x}, tmp_path / "bad.npz")
 
 
+@pytest.mark.parametrize("tree", [{"novelty": [1, 2]}, {"novelty": {"module": [], "transform": {}}}])
+def test_reward_state_of_the_wrong_shape_is_one_error(tmp_path, tree):
+    # a list saved where a term's state dict belongs used to escape as an AttributeError traceback
+    from rlcreate.recipe import build_reward_set, parse_recipe
+    from rlcreate.train.checkpoint import StateFormatError, load_reward_state, save_tree
+
+    save_tree(tree, tmp_path / "reward_state.npz")
+    with pytest.raises(StateFormatError, match="does not fit this run's reward terms"):
+        load_reward_state(tmp_path, build_reward_set(parse_recipe(TINY)))
+
+
+def test_state_file_whose_header_is_not_a_mapping_is_named(tmp_path):
+    from rlcreate.train.checkpoint import StateFormatError, load_tree
+
+    np.savez(tmp_path / "s.npz", __tree__=np.array(json.dumps([1, 2])))
+    with pytest.raises(StateFormatError, match=r"not an rlcreate state file \(format None\)"):
+        load_tree(tmp_path / "s.npz")
+
+
 def test_lm_prior_policy_round_trips_without_pickle(tmp_path):
     """The text domain's lm_prior MaskablePPO policy saves as safetensors + policy.json and comes
     back (without the environment) with the same action distribution."""

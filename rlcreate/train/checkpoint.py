@@ -155,8 +155,9 @@ def load_tree(path: str | Path) -> dict:
     try:
         with np.load(path, allow_pickle=False) as data:
             head = loads_json(str(data["__tree__"]), f"{path}: __tree__")
-            if not isinstance(head, dict) or head.get("format") != FORMAT:
-                raise StateFormatError(f"{path}: not an rlcreate state file (format {head.get('format')!r})")
+            fmt = head.get("format") if isinstance(head, dict) else None
+            if fmt != FORMAT:
+                raise StateFormatError(f"{path}: not an rlcreate state file (format {fmt!r})")
             return _decode(head["tree"], data, "state")
     except UserError:
         raise
@@ -257,7 +258,8 @@ def load_reward_state(folder: Path, reward_set: Any) -> bool:
     state = load_tree(path)
     try:
         reward_set.load_state_dict(state)
-    except (KeyError, ValueError, TypeError, IndexError) as exc:
+    # AttributeError: a list saved where a term's state dict belongs
+    except (KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
         raise StateFormatError(
             f"{path}: does not fit this run's reward terms ({type(exc).__name__}: {str(exc)[:120]})"
         ) from None
