@@ -11,6 +11,9 @@ lists). :meth:`RewardModule.__call__` accepts that call too (:func:`from_trl_cal
 a valid ``GRPOTrainer(reward_funcs=[module])`` entry as it is. The object TRL calls is the object
 you made: a stateful module shared by two trainers (or a trainer and an env) shares its state.
 
+A :class:`~rlcreate.rewards.compose.RewardSet` adds ``progress`` (training progress in [0, 1]) to
+every module's context; modules that need no schedule ignore it.
+
 Group rewards (:mod:`rlcreate.rewards.group`) score the samples of one prompt together; the group
 comes in the context as ``group_ids`` (derived from identical ``prompts`` when absent, see
 :func:`groups_of`). A per-sample reward ignores it.

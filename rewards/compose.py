@@ -4,7 +4,9 @@
 optional transform and ``w_i`` its weight (a number or a schedule over training progress). Every
 term's value is returned next to the total, so environments put them in ``info["rewards"]`` and
 trainers log them as ``rewards/<name>``. A module's ``None`` ("not applicable") contributes 0 to the
-total and shows as NaN in the term array.
+total and shows as NaN in the term array. Modules get the progress in their context too
+(``progress=``), so a module that holds its own weighted terms (quality x diversity) schedules them
+the same way.
 """
 
 from __future__ import annotations
@@ -81,7 +83,9 @@ class RewardSet:
     ) -> list[float | None]:
         """One term's transformed values (``None`` kept): what a TRL per-term reward function returns."""
         term = self._term(name)
-        raw = check_values(term.name, term.module(samples, **context), len(samples), self.nonfinite)
+        raw = check_values(
+            term.name, term.module(samples, **{**context, "progress": progress}), len(samples), self.nonfinite
+        )
         vals = self._transform(term, raw)
         return [None if r is None else float(v) for r, v in zip(raw, vals)]
 
@@ -121,6 +125,7 @@ class RewardSet:
         n = len(samples)
         total = np.zeros(n)
         terms, raws, weights = {}, {}, {}
+        context = {**context, "progress": progress}  # modules with their own schedules read it
         for term in self.terms:
             raw = check_values(term.name, term.module(samples, **context), n, self.nonfinite)
             vals = self._transform(term, raw)

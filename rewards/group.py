@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from rlcreate.errors import UserError
-from rlcreate.rewards.base import RewardModule, check_values, groups_of
+from rlcreate.rewards.base import RewardModule, check_values, groups_of, training_progress
 from rlcreate.rewards.registry import get_reward, register
 
 __all__ = [
@@ -165,7 +165,8 @@ class QualityDiversity(RewardModule):
 
     Measures: ``max(quality, 0) * (floor + (1 - floor) * diversity)`` per sample, where quality is
     the weighted sum of the ``quality`` terms (a :class:`~rlcreate.rewards.compose.RewardSet`; None
-    terms count 0) and diversity is :class:`~rlcreate.text.group_diversity.GroupDiversity` over the sample's group. A sample
+    terms count 0; their weight schedules follow the training progress) and diversity is
+    :class:`~rlcreate.text.group_diversity.GroupDiversity` over the sample's group. A sample
     without a group to compare with (diversity ``None``) keeps its quality. When the TRL trainer
     calls it, the two factors are logged as ``rewards/<name>/quality`` and ``.../diversity``; in
     every call they are kept in ``last_parts``.
@@ -203,7 +204,10 @@ class QualityDiversity(RewardModule):
 
     def score(self, samples: Sequence[Any], **context: Any) -> list[float | None]:
         ctx = {k: v for k, v in context.items() if k != "progress"}
-        quality = self.quality(samples, progress=float(context.get("progress", 0.0) or 0.0), **ctx).total
+        # the progress of the reward set that holds this term; when TRL calls it directly, its step
+        progress = context.get("progress")
+        progress = training_progress(context.get("trainer_state")) if progress is None else float(progress)
+        quality = self.quality(samples, progress=progress, **ctx).total
         div = check_values(f"{self.name}.diversity", self.diversity(samples, **ctx), len(samples))
         factor = np.array([1.0 if d is None else self.floor + (1 - self.floor) * d for d in div])
         values = np.maximum(quality, 0.0) * factor

@@ -161,6 +161,20 @@ def test_quality_x_diversity_as_a_reward_set_term_with_per_term_values():
     assert res.terms["groups"].tolist() == [2.0, 2.0, 1.0]
 
 
+def test_quality_x_diversity_schedules_its_quality_terms_with_training_progress():
+    # the quality terms' weight schedules used to stay at progress 0: nothing passed progress on
+    ramp = RewardSet([Term("w", Words(), weight={"schedule": "linear", "start": 0.0, "end": 1.0})])
+    qd = QualityDiversity(quality=ramp, diversity={"equivalence": "lexical"})
+    rs = RewardSet([Term("darling", qd)])
+    assert rs(["two words"], progress=0.0).terms["darling"] == pytest.approx([0.0])
+    assert rs(["two words"], progress=1.0).terms["darling"] == pytest.approx([0.2])
+
+    class State:  # what TRL passes: global_step / max_steps
+        global_step, max_steps = 1, 2
+
+    assert qd(prompts=["p"], completions=["two words"], trainer_state=State()) == pytest.approx([0.1])
+
+
 # ------------------------------------------------------------------------------ SB3 text env
 
 def test_group_reward_in_the_sb3_text_env_groups_texts_of_one_prompt():
