@@ -3,12 +3,13 @@ one process at a time writes it.
 
 A run folder may come from someone else. rlcreate therefore
 
-* refuses a run folder holding a symbolic link anywhere inside it (:func:`refuse_links`), and a
-  path under it that leaves it (``..``, absolute parts, a link on the way: :func:`inside`);
+* refuses a run folder holding a symbolic link anywhere inside it (:func:`refuse_links`) when a
+  command opens it; the paths it then uses under the folder are rlcreate's own fixed names;
 * writes every file through a temporary file created exclusively (``O_CREAT | O_EXCL |
   O_NOFOLLOW``) next to it and renamed into place (:func:`write_bytes`, :func:`write_text`,
-  :func:`atomic_target` for libraries that write by path), so a planted link is replaced, never
-  written through, and a kill or a full disk leaves the previous file intact;
+  :func:`atomic_target` for libraries that write by path; whole folders with :func:`replace_folder`),
+  so a planted link is replaced, never written through, and a kill or a full disk leaves the
+  previous file intact;
 * deletes without following links (:func:`remove`);
 * reads files it embeds elsewhere (the HTML report) only if they are regular files inside the run
   (:func:`read_regular`);
@@ -40,7 +41,6 @@ __all__ = [
     "check_name",
     "check_out_dir",
     "refuse_links",
-    "inside",
     "write_bytes",
     "write_text",
     "atomic_target",
@@ -149,17 +149,6 @@ def _check_components(root: Path, path: Path) -> None:
             )
 
 
-def inside(root: str | os.PathLike, *parts: str | os.PathLike) -> Path:
-    """``root / parts`` when it stays inside ``root``: no absolute part, no ``..``, no link on the way."""
-    root = Path(root)
-    rel = Path(*parts) if parts else Path()
-    if rel.is_absolute() or ".." in rel.parts:
-        raise RunBoxError(f"{rel}: leaves the run folder {str(root)!r}; use a path inside it")
-    path = root / rel
-    _check_components(root, path)
-    return path
-
-
 # --------------------------------------------------------------------------------- writes
 
 
@@ -227,20 +216,25 @@ def _unlink_quietly(path: Path) -> None:
 
 
 @contextmanager
-def replace_folder(final: str | os.PathLike) -> Iterator[Path]:
-    """Yield a fresh temporary sibling folder; on success it replaces ``final`` as a whole (the old
-    folder is moved aside and removed), so readers see all old files or all new ones."""
+def replace_folder(final: str | os.PathLike, fsync: bool = False) -> Iterator[Path]:
+    """Yield a fresh temporary sibling folder; on success it replaces ``final`` as a whole in one
+    rename (an older ``final`` is moved aside and removed), so readers see all old files or all new
+    ones and a kill leaves the old folder whole. ``fsync``: flush every file before the rename
+    (checkpoints). Temporaries start with ``.tmp-`` (a resumed run removes stale ones)."""
     import tempfile
 
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     _refuse_link_parent(final)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent))
+    # a fresh, unpredictable folder (mkdtemp creates it exclusively): nothing planted can be in it
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-{os.getpid()}-", dir=final.parent))
     try:
         yield tmp
-        if final.is_symlink() or final.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".old-{final.name}-", dir=final.parent))
-            os.replace(final, old / "x")  # rename (not follow) whatever sits at final
+        if fsync:
+            _fsync_tree(tmp)
+        if final.is_symlink() or final.exists():  # a rename onto a folder fails: move the old one aside
+            old = Path(tempfile.mkdtemp(prefix=f".tmp-old-{final.name}-", dir=final.parent))
+            os.replace(final, old / final.name)  # renames whatever sits at final (a link itself), never follows it
             os.replace(tmp, final)
             remove(old)
         else:
@@ -248,6 +242,13 @@ def replace_folder(final: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp.exists():
             remove(tmp)
+
+
+def _fsync_tree(folder: Path) -> None:
+    for p in folder.rglob("*"):
+        if p.is_file() and not p.is_symlink():
+            with open(p, "rb") as f:
+                os.fsync(f.fileno())
 
 
 #: Written into a folder ``generate`` filled, so a later ``generate`` may replace it as a whole.

@@ -57,10 +57,13 @@ __all__ = [
     "sections",
     "section_algo",
     "MODEL_KINDS",
+    "CHECKPOINT_FILES",
 ]
 
 #: the kinds of model a trainer produces
 MODEL_KINDS = ("policy", "generator")
+#: what every complete checkpoint / ``model/`` folder holds, whatever the trainer (it adds its own)
+CHECKPOINT_FILES = ("reward_state.npz", "trainer_state.json")
 
 
 @dataclass
@@ -136,7 +139,7 @@ class Trainer:
 
     def checkpoint_files(self) -> tuple[str, ...]:
         """Files every complete checkpoint / ``model/`` folder of this trainer holds."""
-        return ("reward_state.npz", "trainer_state.json")
+        return CHECKPOINT_FILES
 
 
 class BuiltinTrainer(NamedTuple):

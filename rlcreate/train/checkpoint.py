@@ -21,16 +21,16 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from rlcreate.errors import UserError
-from rlcreate.runbox import atomic_target, remove
+from rlcreate.runbox import atomic_target, remove, replace_folder
 from rlcreate.safe_io import UnsafeInputError, check_npz, check_safetensors, load_json, loads_json
+from rlcreate.trainers import CHECKPOINT_FILES  # the layout every trainer writes
 
 __all__ = [
     "StateFormatError",
@@ -63,8 +63,6 @@ RUN_OUTPUTS = (
     "model.zip",
     "reward_state.pkl",
 )
-#: what every complete checkpoint folder holds, whatever the trainer (it adds its own files)
-CHECKPOINT_FILES = ("reward_state.npz", "trainer_state.json")
 
 
 class StateFormatError(UserError):
@@ -177,35 +175,10 @@ def load_tree(path: str | Path) -> dict:
 # --------------------------------------------------------------------------------- atomic folders
 
 
-def _fsync_tree(folder: Path) -> None:
-    for p in folder.rglob("*"):
-        if p.is_file():
-            with open(p, "rb") as f:
-                os.fsync(f.fileno())
-
-
-@contextmanager
-def atomic_folder(final: Path) -> Iterator[Path]:
-    """Yield a temporary sibling folder; on success it replaces ``final`` in one rename."""
-    import tempfile
-
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    # a fresh, unpredictable folder (mkdtemp creates it exclusively): nothing planted can be in it
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-{os.getpid()}-", dir=final.parent))
-    try:
-        yield tmp
-        _fsync_tree(tmp)
-        if final.exists() or final.is_symlink():  # move an older copy aside first (rename onto a folder fails)
-            old = Path(tempfile.mkdtemp(prefix=f".tmp-old-{final.name}-", dir=final.parent))
-            os.replace(final, old / final.name)  # renames a link itself, never what it points to
-            os.replace(tmp, final)
-            remove(old)
-        else:
-            os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            remove(tmp)
+def atomic_folder(final: Path) -> AbstractContextManager[Path]:
+    """Yield a temporary sibling folder; on success its files are flushed and it replaces ``final``
+    in one rename (:func:`rlcreate.runbox.replace_folder` with ``fsync``)."""
+    return replace_folder(final, fsync=True)
 
 
 def clear_run_outputs(run_dir: Path) -> None:
