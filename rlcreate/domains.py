@@ -19,17 +19,16 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias, TypedDict
+from typing import TYPE_CHECKING, Any, NamedTuple, TypedDict
 
 if TYPE_CHECKING:  # types only: the layers above (assemble, recipe, SB3) are never imported here
     import argparse
 
-    from stable_baselines3.common.base_class import BaseAlgorithm
     from stable_baselines3.common.vec_env import VecEnv
 
     from rlcreate.assemble import Assembly
     from rlcreate.recipe import Recipe
-    from rlcreate.trainers import TunedGenerator
+    from rlcreate.trainers import Model
 
 from rlcreate.errors import UserError
 from rlcreate.rewards.registry import add_reward_modules
@@ -115,8 +114,6 @@ for _entry in BUILTIN.values():
     add_reward_modules(*_entry.reward_modules)
 
 
-#: a trained model as trainers load it (an SB3 algorithm; a tuned LM from the TRL trainer)
-Policy: TypeAlias = "BaseAlgorithm | TunedGenerator"
 #: a baseline method: ``fn(asm, method, run_dir, budget=, batch=, section=, progress_bar=, **options) -> info``
 BaselineMethod = Callable[..., dict]
 
@@ -208,7 +205,7 @@ class Domain:
         return missing
 
     # ---------------------------------------------------------------- runs
-    def finish_training(self, model: Policy, asm: Assembly, run_dir: Path) -> dict[str, object]:
+    def finish_training(self, model: Model, asm: Assembly, run_dir: Path) -> dict[str, object]:
         """Write ``run_dir/samples/`` after training; returns the samples summary."""
         return self.generate(model, asm, asm.recipe.trainer["samples"], run_dir / "samples")
 
@@ -218,7 +215,7 @@ class Domain:
 
     def generate(
         self,
-        model: Policy,
+        model: Model,
         asm: Assembly,
         n: int,
         out: Path,
@@ -249,7 +246,7 @@ class Domain:
     counterparts: dict[str, tuple[str, str, str]] = {}
 
     def audit_checkpoint(
-        self, asm: Assembly, model: Policy, progress: float, n: int, deterministic: bool, seed: int, judges: list[str]
+        self, asm: Assembly, model: Model, progress: float, n: int, deterministic: bool, seed: int, judges: list[str]
     ) -> tuple[dict[str, float], dict[str, dict], dict[str, dict]]:
         """Roll out ``model`` for ``n`` samples; returns (mean reward terms, judged, flags)."""
         raise self.unsupported("the reward-hacking audit")

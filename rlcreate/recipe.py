@@ -36,6 +36,7 @@ import yaml
 
 from rlcreate.domains import domain_of, env_ids
 from rlcreate.errors import UserError
+from rlcreate.rewards.base import NONFINITE_POLICIES
 from rlcreate.rewards.compose import RewardSet, Term
 from rlcreate.rewards.registry import get_reward
 from rlcreate.rewards.transforms import RecipeValueError, make_transform, make_weight
@@ -133,7 +134,6 @@ class TrainerSection(_Section):
 
 # plus every trainer's own section (rlcreate.trainers.sections()); baselines: rlcreate.evaluation.baselines
 TOP_KEYS = {"name", "seed", "env", "rewards", "targets", "trainer", "nonfinite", "judges", "description", "baselines"}
-NONFINITE = ("raise", "clip", "zero")
 
 
 @dataclass
@@ -299,7 +299,7 @@ def parse_recipe(data: Any, source: str = "<recipe>") -> Recipe:
         check_number("trainer.kl_target", trainer.kl_target, 0.0, None, low_open=True, error=RecipeError)
     check_int("trainer.kl_horizon", trainer.kl_horizon, 1, 10**12, RecipeError)
 
-    nonfinite = check_choice("nonfinite", data.get("nonfinite", "raise"), NONFINITE, "a policy", RecipeError)
+    nonfinite = check_choice("nonfinite", data.get("nonfinite", "raise"), NONFINITE_POLICIES, "a policy", RecipeError)
     judges = data.get("judges") or []
     if not isinstance(judges, list) or not all(isinstance(j, str) for j in judges):
         raise fail("judges", judges, "write a list of judge names, e.g. [astar, tile_kl]", RecipeError)

@@ -84,7 +84,7 @@ from rlcreate.text.runs import resolve_prompts, score_texts, text_settings
 from rlcreate.text.stepping import LMStepper
 from rlcreate.train.checkpoint import atomic_folder, latest_checkpoint, load_reward_state, save_tree
 from rlcreate.train.runner import open_run_dir
-from rlcreate.trainers import Trainer, TunedGenerator
+from rlcreate.trainers import CHECKPOINT_FILES, Trainer, TunedGenerator
 from rlcreate.validate import check_int, check_keys, check_number, fail
 
 __all__ = [
@@ -96,12 +96,9 @@ __all__ = [
     "grpo_settings",
     "process_rank",
     "TimedReward",
-    "CHECKPOINT_FILES",
 ]
 
-#: what a complete GRPO checkpoint holds (``model/`` holds the merged model instead of the adapter)
-CHECKPOINT_FILES = ("reward_state.npz", "trainer_state.json")
-_ADAPTER = "adapter_model.safetensors"
+_ADAPTER = "adapter_model.safetensors"  # a resumable GRPO checkpoint holds it (model/: the merged model)
 #: where TRL writes checkpoint-<N> before it becomes checkpoints/step_<N>/ (removed as stale on resume)
 STAGING = ".tmp-trl"
 
@@ -346,9 +343,6 @@ class GRPOTrainerPlugin(Trainer):
         if recipe.settings is None:
             recipe.settings = FinetuneSection()
         recipe.settings.steps = int(steps)
-
-    def checkpoint_files(self) -> tuple[str, ...]:
-        return CHECKPOINT_FILES
 
     def check(self, asm: Assembly) -> None:
         """Load the model, check prompts and LoRA targets, and score two base-model completions of
