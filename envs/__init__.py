@@ -3,4 +3,12 @@
 Import what you need, e.g. ``from rlcreate.envs.latent_level import LatentLevelCore``.
 """
 
-__all__ = ["core_vec_env", "latent_level", "column_tokens", "text_tokens", "gym_vector"]
+__all__ = [
+    "core_vec_env",
+    "latent_level",
+    "token_stream",
+    "column_tokens",
+    "text_tokens",
+    "target_control",
+    "gym_vector",
+]

@@ -17,7 +17,7 @@ Shipped:
   (a fine-tuned DeBERTa), which cannot be installed offline; here equivalence is
   ``"embedding"`` (default): cosine similarity of all-MiniLM-L6-v2 sentence embeddings
   >= ``threshold`` (0.75), or ``"lexical"``: Jaccard overlap of content-word sets >= ``threshold``
-  (no model; :func:`lexical_partition`). The partition is NoveltyBench's greedy one
+  (no model; :func:`rlcreate.text.group_diversity.lexical_partition`). The partition is NoveltyBench's greedy one
   (:func:`greedy_partition`): each sample joins the first class whose first member it is
   equivalent to, else opens a new class.
 * :class:`QualityDiversity` (``quality_x_diversity``) — DARLING's multiplicative composition,

@@ -12,9 +12,11 @@ Novelty of x against a set S is the mean distance to its ``k`` nearest neighbour
 when S has fewer than ``k`` points; NaN when S is empty). :class:`NoveltyReward` wraps an archive
 and an ``embed`` callable as a reward module.
 
-No nearest-neighbour library here besides scikit-learn (faiss is not a dependency). The archive is
-searched brute force on a preallocated buffer with scikit-learn's ``pairwise_distances`` instead of
-an index, because an index would have to be rebuilt on every insertion.
+The reference is indexed with scikit-learn's ``NearestNeighbors``, or, for integer grids with
+``n_values`` set, searched exactly in Hamming distance with faiss' popcount kernels over packed
+one-hot codes. The archive is searched brute force on a preallocated buffer instead of an index,
+because an index would have to be rebuilt on every insertion (Euclidean / cosine by hand with cached
+norms, Hamming with scikit-learn's ``pairwise_distances`` or faiss).
 """
 
 from __future__ import annotations
