@@ -161,6 +161,8 @@ def test_eval_and_report_on_rl_and_baseline(rl_run, tiny, tmp_path, monkeypatch)
     pairs = res["audit"]["pairs"]
     assert set(pairs) == {"playability", "novelty", "coherence"}
     assert pairs["playability"]["verdict"] == "skipped" and "java" in pairs["playability"]["reason"]
+    assert pairs["playability"]["judge_name"].startswith("astar.")  # named like every other pair
+    assert all(isinstance(p.get("judge", []), list) for p in pairs.values())  # "judge" is always a series
     assert pairs["novelty"]["verdict"] in ("ok", "stalled", "diverged") and len(pairs["novelty"]["proxy"]) == 2
     assert res["audit"]["checkpoints"] == [64, 128]
     assert json.loads((rl_run / "metrics.json").read_text())["judges"]["tile_kl"]["kl_3x3"] > 0

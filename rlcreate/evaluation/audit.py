@@ -90,17 +90,19 @@ def flag_divergence(
     return {**out, "verdict": "ok", "reason": f"proxy {dp:+.3f}, judge {dj:+.3f}"}
 
 
-def checkpoints_of(run: Path) -> list[tuple[int, Path, Path | None]]:
+def checkpoints_of(run: Path, files: tuple[str, ...] | None = None) -> list[tuple[int, Path, Path | None]]:
     """``(steps, checkpoint folder, reward-state file)`` of a run's complete checkpoints, oldest
     first (``checkpoints/step_<N>/``; half-written ones of a killed run are skipped), ending with the
-    final ``model/`` when training finished after the last checkpoint."""
-    from rlcreate.train.checkpoint import checkpoint_steps, latest_checkpoint, list_checkpoints
+    final ``model/`` when training finished after the last checkpoint. ``files``: what a complete
+    folder holds (the run's ``trainer.checkpoint_files()``, as :func:`~rlcreate.train.runner.restore`
+    asks; default the files every trainer writes)."""
+    from rlcreate.train.checkpoint import CHECKPOINT_FILES, checkpoint_steps, latest_checkpoint, list_checkpoints
 
-    run = Path(run)
+    run, files = Path(run), files or CHECKPOINT_FILES
     out: list[tuple[int, Path, Path | None]] = [
-        (steps, folder, folder / "reward_state.npz") for steps, folder in list_checkpoints(run)
+        (steps, folder, folder / "reward_state.npz") for steps, folder in list_checkpoints(run, files)
     ]
-    found = latest_checkpoint(run)
+    found = latest_checkpoint(run, files)
     if found is not None and found[0] == run / "model":
         steps = checkpoint_steps(run / "model")
         if not out or steps > out[-1][0]:
@@ -133,7 +135,7 @@ def audit_run(
 
         asm = assemble(read_run_recipe(run))
     recipe, counterparts = asm.recipe, asm.domain.counterparts
-    ckpts = checkpoints_of(run)
+    ckpts = checkpoints_of(run, asm.trainer.checkpoint_files())  # the folders restore() can load
     pairs = {
         term: counterparts[spec["reward"]] for term, spec in recipe.rewards.items() if spec["reward"] in counterparts
     }
@@ -174,7 +176,7 @@ def audit_run(
             result["pairs"][term] = {
                 "verdict": "skipped",
                 "reason": skipped[term],
-                "judge": f"{judge}.{measure}",
+                "judge_name": f"{judge}.{measure}",  # as in every other pair ("judge" holds its series)
                 "checks": what,
             }
             continue

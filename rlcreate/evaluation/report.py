@@ -200,7 +200,7 @@ def evaluate_run(
         flag = (result.get("flags") or {}).get(kind) or {}
         if flag.get("flag"):
             notes.append(f"FLAG {kind}: {flag['reason']}")
-    if audit and checkpoints_of(run):
+    if audit and checkpoints_of(run, asm.trainer.checkpoint_files()):
         result["audit"] = audit_run(run, n_levels=audit_levels, modes=audit_modes or MODES, asm=asm)
     write_text(run / "metrics.json", json.dumps(result, indent=2))  # never through a link
     return result
@@ -309,7 +309,7 @@ def _audit_html(audit: dict | None) -> str:
             rows.append(
                 [
                     term,
-                    p.get("judge_name", p.get("judge", "")),
+                    p.get("judge_name", p.get("judge", "")),  # "judge": a skipped pair of older audits
                     _e(mode or "deterministic"),
                     f"<span class='{cls}'>{_e(v)}</span>",
                     _e(q.get("reason", "")),
