@@ -141,6 +141,10 @@ def test_baselines_section_validation(tiny):
         baseline_section({"descriptors": ["enemies"]}, text_recipe)
     with pytest.raises(RecipeError, match="temperature > 0"):
         baseline_section({"grid": [[0, 1.0]]}, text_recipe)
+    # baselines.batch takes what --batch takes (best-of-n runs with 1; level searches refuse < 2 themselves)
+    assert baseline_section({"batch": 1}, text_recipe) == {"batch": 1}
+    with pytest.raises(RecipeError, match="baselines.batch = 0: must be an integer >= 1"):
+        baseline_section({"batch": 0}, text_recipe)
     # parse_recipe accepts the section (validated here, not there)
     data = yaml.safe_load((ROOT / "rlcreate" / "recipes" / "legacy_mario_latent.yaml").read_text())
     data["baselines"] = {"descriptors": ["enemies", "leniency"]}

@@ -65,9 +65,9 @@ def baseline_section(raw: Any, recipe: Recipe | None = None) -> dict:
     known = GENERIC_KEYS + tuple(dict.fromkeys(k for d in builtin_domains() for k in d.baseline_keys))
     check_keys("baselines", raw, known, RecipeError)
     out = dict(raw)
-    for key, low in (("budget", 1), ("batch", 2)):
+    for key in ("budget", "batch"):  # >= 1 as --budget / --batch; a method needing more says so
         if key in out:
-            check_int(f"baselines.{key}", out[key], low, error=RecipeError)
+            check_int(f"baselines.{key}", out[key], 1, error=RecipeError)
     if recipe is None:
         return out
     from rlcreate.domains import domain_of
