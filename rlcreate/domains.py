@@ -315,10 +315,8 @@ def domain_of(env_id: str) -> Domain:
     """The domain that owns ``env_id`` (loaded on first use)."""
     from rlcreate.validate import check_choice
 
-    name = _ENV_DOMAIN.get(env_id)
-    if name is None:
-        check_choice("env.id", env_id, env_ids(), what="an rlcreate environment")
-        raise AssertionError("check_choice raises for an unknown id")
+    check_choice("env.id", env_id, env_ids(), what="an rlcreate environment")
+    name = _ENV_DOMAIN[env_id]
     if name not in _DOMAINS:
         module, attr = BUILTIN[name].domain.split(":")
         _DOMAINS[name] = getattr(importlib.import_module(module), attr)

@@ -205,6 +205,11 @@ class Recipe:
 def load_recipe(path: str | Path, algo: str | None = None) -> Recipe:
     """The validated recipe of a YAML file; ``algo`` overrides its ``trainer.algo``."""
     path = Path(path)
+    if path.is_dir():
+        raise RecipeError(
+            f"{str(path)!r} is a folder, not a recipe file; pass a YAML file such as "
+            "rlcreate/recipes/mario_latent.yaml (a run folder's recipe is its config.yaml)"
+        )
     if not path.is_file():
         raise RecipeError(
             f"recipe file {str(path)!r} does not exist; pass a YAML file such as "

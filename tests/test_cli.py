@@ -64,6 +64,9 @@ def test_missing_recipe_and_run_folder(tmp_path):
     assert proc.returncode == 2 and "does not exist" in proc.stderr
     proc = run("generate", tmp_path)
     assert proc.returncode == 2 and "is not a run folder" in proc.stderr
+    # a folder given as a recipe (train RUN --resume of a folder without config.yaml) is named as one
+    proc = run("train", tmp_path, "--resume")
+    assert proc.returncode == 2 and "is a folder, not a recipe file" in proc.stderr
 
 
 def test_check_and_rewards_list():
