@@ -31,7 +31,6 @@ __all__ = [
     "baseline_section",
     "read_baseline_section",
     "run_baseline",
-    "known_methods",
 ]
 
 GENERIC_KEYS = ("method", "budget", "batch")
@@ -39,17 +38,6 @@ GENERIC_KEYS = ("method", "budget", "batch")
 
 class BaselineError(UserError):
     """A baseline cannot run with these settings; the message names the value and the fix."""
-
-
-def known_methods() -> dict[str, list[str]]:
-    """Baseline methods of every known domain: domain name -> methods."""
-    from rlcreate.domains import domain_of, env_ids
-
-    out: dict[str, list[str]] = {}
-    for env_id in env_ids():
-        d = domain_of(env_id)
-        out.setdefault(d.name, sorted(d.baseline_methods()))
-    return out
 
 
 def baseline_section(raw: Any, recipe: Recipe | None = None) -> dict:
