@@ -398,4 +398,9 @@ def checkpoint_every(value: Any) -> dict | None:
         ):
             raise RecipeError(f"trainer.checkpoint_every.minutes = {minutes!r}: must be a positive number")
         out["minutes"] = float(minutes)
+    if out["steps"] is None and out["minutes"] is None:  # else no checkpoint at all, silently
+        raise RecipeError(
+            f"trainer.checkpoint_every = {value!r}: give steps or minutes (or both), e.g. {{steps: 5000}}; "
+            "for no checkpoints set trainer.checkpoints: 0 and leave checkpoint_every out"
+        )
     return out

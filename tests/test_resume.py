@@ -168,7 +168,9 @@ def test_atomic_folder_leaves_nothing_on_failure(tmp_path):
 def test_checkpoint_every_is_validated():
     from rlcreate.recipe import RecipeError, parse_recipe
 
-    for bad in (0, -5, {"minutes": float("nan")}, {"minutes": 0}, {"steps": 1.5}, {"hours": 1}, "often"):
+    bad_values = (0, -5, {"minutes": float("nan")}, {"minutes": 0}, {"steps": 1.5}, {"hours": 1}, "often",
+                  {"steps": None}, {"steps": None, "minutes": None})  # the last two used to mean: no checkpoints
+    for bad in bad_values:
         with pytest.raises(RecipeError, match="checkpoint_every"):
             parse_recipe({**RECIPE, "trainer": {**RECIPE["trainer"], "checkpoint_every": bad}})
     ok = parse_recipe({**RECIPE, "trainer": {**RECIPE["trainer"], "checkpoint_every": {"minutes": 5}}})
