@@ -26,7 +26,7 @@ from contextlib import ExitStack, nullcontext
 from pathlib import Path
 
 from rlcreate.errors import UserError
-from rlcreate.recipe import load_recipe
+from rlcreate.recipe import MAX_SEED, load_recipe
 from rlcreate.runbox import (
     GENERATED_MARKER,
     check_replaceable,
@@ -212,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="folder for the samples (default RUN/generated); an earlier generate's output is replaced",
     )
-    g.add_argument("--seed", type=int_arg(0, 2**32 - 1), default=None)
+    g.add_argument("--seed", type=int_arg(0, MAX_SEED), default=None)
     g.set_defaults(fn=cmd_generate)
 
     c = sub.add_parser("check", help="validate a recipe")

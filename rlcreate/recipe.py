@@ -132,6 +132,8 @@ class TrainerSection(_Section):
     """Env steps over which the adaptive beta moves by at most a factor e^0.2 (Ziegler et al.'s horizon)."""
 
 
+#: largest seed a recipe or --seed takes (offsets such as seed + 1 stay valid numpy seeds)
+MAX_SEED = 2**31 - 1
 # plus every trainer's own section (rlcreate.trainers.sections()); baselines: rlcreate.evaluation.baselines
 TOP_KEYS = {"name", "seed", "env", "rewards", "targets", "trainer", "nonfinite", "judges", "description", "baselines"}
 
@@ -141,7 +143,7 @@ class Recipe:
     name: str
     """Run folder name under runs/ (letters, digits, '-', '_', '.')."""
     seed: int
-    """Seed of environments, policy and samples."""
+    """Seed of environments, policy and samples (0 to 2**31 - 1)."""
     env: EnvSection
     rewards: dict[str, TermSection]
     """Reward terms by name; default: the environment's default terms."""
@@ -251,7 +253,8 @@ def parse_recipe(data: Any, source: str = "<recipe>") -> Recipe:
         check_name("name", name)  # the run folder's name: one plain path component (rlcreate.runbox)
     except UserError as exc:
         raise RecipeError(str(exc)) from None
-    seed = check_int("seed", data.get("seed", 0), 0, 2**32 - 1, RecipeError)
+    # < 2**31: commands derive seeds as seed + k, and numpy's legacy seeding (SB3) stops at 2**32 - 1
+    seed = check_int("seed", data.get("seed", 0), 0, MAX_SEED, RecipeError)
 
     env_raw = {"id": data["env"]} if isinstance(data.get("env"), str) else data.get("env")
     env = EnvSection(**_section(EnvSection, "env", env_raw))

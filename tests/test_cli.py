@@ -47,6 +47,8 @@ def test_render_and_play_a_corpus_level(tmp_path):
     ("env: {id: rlcreate/MarioLatent-v0}\nrewards: {playability: 1.0}\ntrainr: {}\n", "unknown key 'trainr'. Did you mean 'trainer'"),
     ("env: {id: rlcreate/MarioLatent-v0}\nrewards: {playability: 1.0}\ntargets: {enemies: [3, 1]}\n", r"targets.enemies = \[3, 1\]"),
     ("env: [unclosed\n", "not valid YAML"),
+    # eval seeds numpy with seed + 1, which numpy refuses past 2**32 - 1: such a seed used to crash eval
+    ("env: {id: rlcreate/MarioLatent-v0}\nrewards: {playability: 1.0}\nseed: 4294967295\n", r"seed = 4294967295: must be an integer in \[0, 2147483647\]"),
 ])
 def test_recipe_errors_exit_2_with_field_value_fix(tmp_path, recipe_text, message):
     import re
