@@ -123,7 +123,7 @@ def test_generic_layers_have_no_domain_dispatch(rel):
 
 
 
-# ---- regressions (issue 8) -----------------------------------------------------------------------
+# ---- regressions ---------------------------------------------------------------------------------
 
 TINY = "trainer: {total_timesteps: 64, n_envs: 4, checkpoints: 1, samples: 2, hyper: {n_steps: 16, batch_size: 32, n_epochs: 1}}\n"
 

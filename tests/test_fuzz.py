@@ -1,4 +1,4 @@
-"""Bounded, seeded fuzzing of rlcreate's inputs through the CLI entry point (issue 12, part 3).
+"""Bounded, seeded fuzzing of rlcreate's inputs through the CLI entry point.
 
 Every case runs ``rlcreate.cli.main([...])`` in-process under a per-case alarm. A case passes when
 the command exits 0, or exits 2 with exactly one ``error:`` line (argparse usage errors included);

@@ -1,4 +1,4 @@
-"""Training survives SIGKILL (issue 12, part 2).
+"""Training survives SIGKILL.
 
 A real ``rlcreate train`` process is killed with SIGKILL at a random (seeded) moment after its first
 checkpoint. The test then checks that

@@ -1,4 +1,4 @@
-"""Opening a run folder or checking a recipe never executes code (issue 12, part 1).
+"""Opening a run folder or checking a recipe never executes code.
 
 Each route a shared run folder or recipe could use to run code gets a planted payload; the test
 proves the payload did NOT run (its sentinel file is absent) and that rlcreate refused with a
