@@ -120,9 +120,9 @@ def cmd_generate(args) -> int:
     from rlcreate.train.runner import read_run_recipe, restore
 
     run = Path(args.run)
-    read_run_recipe(run)  # a run folder (config.yaml) before anything else
-    out = Path(args.out) if args.out else run / "generated"
     targets = _parse_targets(args.targets)
+    read_run_recipe(run).with_targets(targets)  # a run folder (config.yaml), its target names, before any loading
+    out = Path(args.out) if args.out else run / "generated"
     check_replaceable(out)  # never replaces a folder generate did not write (a run, someone's files)
     with ExitStack() as stack:
         stack.enter_context(run_lock(run, "generate"))

@@ -257,8 +257,9 @@ GENERATED_MARKER = ".rlcreate-generated"
 
 def check_replaceable(folder: str | os.PathLike, field: str = "--out") -> Path:
     """A folder ``generate`` may replace as a whole: missing, empty, or written by ``generate``
-    (its marker, or only files with a ``metrics.json`` and no ``config.yaml``, as older versions
-    wrote). Anything else (a run folder, someone's documents) is refused, never deleted."""
+    (its marker, or, as older versions wrote, only files with a ``metrics.json`` and no
+    ``config.yaml`` that are not a run's own ``samples/`` / ``eval_samples/``). Anything else (a run
+    folder, a run's training samples, someone's documents) is refused, never deleted."""
     folder = Path(folder)
     if folder.is_symlink():
         raise RunBoxError(f"{field} = {str(folder)!r}: a symbolic link; pass a real folder")
@@ -269,7 +270,10 @@ def check_replaceable(folder: str | os.PathLike, field: str = "--out") -> Path:
     entries = list(folder.iterdir())
     names = {p.name for p in entries}
     plain_files = all(p.is_file() and not p.is_symlink() for p in entries)
-    ours = GENERATED_MARKER in names or ("metrics.json" in names and "config.yaml" not in names and plain_files)
+    # train and eval write the same kind of folder into a run (samples/, eval_samples/): not generate's
+    run_samples = (folder.parent / "config.yaml").is_file() and folder.name != "generated"
+    legacy = "metrics.json" in names and "config.yaml" not in names and plain_files and not run_samples
+    ours = GENERATED_MARKER in names or legacy
     if entries and not ours:
         raise RunBoxError(
             f"{field} = {str(folder)!r}: holds files `rlcreate generate` did not write; pass a new or "

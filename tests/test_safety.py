@@ -342,6 +342,8 @@ def test_report_embeds_only_plain_files_of_the_run(run, tmp_path):
     (["report", "{tmp}/empty"], ["not a run folder"]),
     (["report", "/"], ["not a run folder"]),
     (["generate", "{run}", "--out", "{run}"], ["--out", "did not write"]),
+    (["generate", "{run}", "--out", "{run}/samples"], ["--out", "did not write"]),  # train's samples are kept
+    (["baseline", "{recipe}", "--method", "../x", "--out", "{tmp}"], ["--method", "not a baseline"]),
 ])
 def test_names_and_output_folders_are_checked_in_every_command(run, tmp_path, argv, words):
     recipe = tmp_path / "tiny.yaml"

@@ -32,6 +32,11 @@ def cmd_baseline(args) -> int:
             "no --method given and the recipe's baselines: section names none; pass e.g. "
             "--method cma (levels) or --method best-of-n (texts)"
         )
+    from rlcreate.domains import domain_of
+    from rlcreate.validate import check_choice
+
+    # the method names the default run folder, so it is checked before the name is
+    check_choice("--method", method, domain_of(recipe.env_id).baseline_methods(), "a baseline", BaselineError)
     run_dir = Path(args.out) / check_name("--name", args.name or f"{recipe.name}-{method}")
     with run_lock(run_dir, "baseline"):  # one writer per run folder
         if run_dir.is_dir():
