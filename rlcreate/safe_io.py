@@ -27,10 +27,11 @@ import json
 import math
 import os
 import re
+import stat
 import struct
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import yaml
@@ -46,6 +47,7 @@ __all__ = [
     "MAX_NPZ_BYTES",
     "MAX_SAFETENSORS_BYTES",
     "MAX_POLICY_PARAMS",
+    "open_regular",
     "read_bounded",
     "load_yaml",
     "loads_yaml",
@@ -81,40 +83,37 @@ class UnsafeInputError(UserError):
 # --------------------------------------------------------------------------------- reading bytes
 
 
-def read_bounded(path: str | Path, cap: int, what: str = "file") -> bytes:
-    """The bytes of a regular file of at most ``cap`` bytes (never reads more than ``cap + 1``).
-
-    Devices, FIFOs and folders are refused (reading ``/dev/zero`` or a FIFO would never end)."""
+def open_regular(path: str | Path, what: str = "file") -> BinaryIO:
+    """``path`` opened for reading if it is a regular file. Devices, FIFOs and folders are refused
+    before anything reads them: opening a FIFO planted in a run folder would wait forever, reading
+    ``/dev/zero`` would never end."""
     path = Path(path)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # O_NONBLOCK: a FIFO opens at once (and is refused)
     except FileNotFoundError:
         raise UnsafeInputError(f"{path}: no such file; pass an existing {what}") from None
     except OSError as exc:
         raise UnsafeInputError(f"{path}: cannot open it ({exc.strerror}); pass a readable {what}") from None
-    try:
-        import stat
-
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise UnsafeInputError(f"{path}: not a regular file; pass a {what}")
-        if st.st_size > cap:
-            raise UnsafeInputError(
-                f"{path}: {st.st_size} bytes, over the {cap}-byte limit for a {what}; "
-                "this is not a file rlcreate writes"
-            )
-        chunks, total = [], 0
-        while total <= cap:
-            chunk = os.read(fd, min(1 << 20, cap + 1 - total))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            total += len(chunk)
-    except OSError as exc:
-        raise UnsafeInputError(f"{path}: cannot read it ({exc.strerror}); pass a readable {what}") from None
-    finally:
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
-    data = b"".join(chunks)
+        raise UnsafeInputError(f"{path}: not a regular file; pass a {what}")
+    return os.fdopen(fd, "rb")
+
+
+def read_bounded(path: str | Path, cap: int, what: str = "file") -> bytes:
+    """The bytes of a regular file of at most ``cap`` bytes (never reads more than ``cap + 1``;
+    devices, FIFOs and folders refused by :func:`open_regular`)."""
+    path = Path(path)
+    with open_regular(path, what) as f:
+        try:
+            size = os.fstat(f.fileno()).st_size
+            if size > cap:
+                raise UnsafeInputError(
+                    f"{path}: {size} bytes, over the {cap}-byte limit for a {what}; this is not a file rlcreate writes"
+                )
+            data = f.read(cap + 1)
+        except OSError as exc:
+            raise UnsafeInputError(f"{path}: cannot read it ({exc.strerror}); pass a readable {what}") from None
     if len(data) > cap:
         raise UnsafeInputError(f"{path}: over the {cap}-byte limit for a {what}")
     return data
@@ -305,7 +304,7 @@ def check_npz(path: str | Path, cap: int = MAX_NPZ_BYTES) -> None:
         )
 
     try:
-        with zipfile.ZipFile(path) as zf:
+        with open_regular(path, "state file") as raw, zipfile.ZipFile(raw) as zf:
             infos = zf.infolist()
             if len(infos) > 100_000:
                 raise bad(f"{len(infos)} members")
@@ -365,8 +364,8 @@ def check_safetensors(
     before any tensor is read. Returns ``{name: shape}``."""
     path = Path(path)
     try:
-        size = path.stat().st_size
-        with open(path, "rb") as f:
+        with open_regular(path, "safetensors file") as f:
+            size = os.fstat(f.fileno()).st_size
             head = f.read(8)
             if len(head) < 8:
                 raise UnsafeInputError(

@@ -10,7 +10,8 @@ Each case must end in a refusal (a :class:`rlcreate.errors.UserError` naming the
 * ``.npz`` state: a zip bomb (1.2 GB of zeros in a ~5 MB file), a crafted ``.npy`` header
   declaring 80 GB, a pickled object member;
 * safetensors: a header declaring a 4 GB tensor in a 100-byte file;
-* ``policy.json``: layers of 8192 x 8192, ``Discrete(1e12)`` actions, ``[65536] * 4`` layers.
+* ``policy.json``: layers of 8192 x 8192, ``Discrete(1e12)`` actions, ``[65536] * 4`` layers;
+* a FIFO where a state file belongs (opening it would wait for a writer forever).
 """
 
 from __future__ import annotations
@@ -252,6 +253,16 @@ def test_policy_json_over_the_parameter_budget_is_refused(tmp_path):
     assert len(lines) == 3, proc.stdout
     assert "MAX_POLICY_PARAMS" in lines[0] and "MAX_POLICY_PARAMS" in lines[1]
     assert "Discrete n" in lines[2]
+
+
+@pytest.mark.parametrize("reader", ["check_safetensors", "check_npz", "load_json", "load_yaml"])
+def test_a_fifo_in_place_of_a_state_file_is_refused_not_waited_on(tmp_path, reader):
+    """A FIFO planted in a run folder (model/optimizer.safetensors) made `train --resume` wait forever:
+    opening one for reading blocks until a writer comes. Every bounded reader refuses it at once."""
+    fifo = tmp_path / "state"
+    os.mkfifo(fifo)
+    msg = refused(f"{reader}({str(fifo)!r})", setup=f"from rlcreate.safe_io import {reader}")
+    assert "not a regular file" in msg
 
 
 def test_a_level_too_wide_for_the_astar_agent_is_refused_up_front():
