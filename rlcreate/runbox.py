@@ -114,18 +114,26 @@ def check_out_dir(field: str, value: str | os.PathLike) -> Path:
 
 def refuse_links(root: str | os.PathLike) -> Path:
     """Refuse a run folder with a symbolic link anywhere inside it (rlcreate would otherwise read,
-    write or delete what the link points to). ``root`` itself is the user's own path."""
+    write or delete what the link points to), or anything but folders and regular files (a FIFO
+    would make whatever opens it, rlcreate or a library, wait forever; a device never ends). ``root``
+    itself is the user's own path."""
     root = Path(root)
     count = 0
     for folder, dirs, files in os.walk(root, followlinks=False):
         for name in dirs + files:
             count += 1
             p = Path(folder) / name
-            if p.is_symlink():
+            mode = os.lstat(p).st_mode
+            if stat.S_ISLNK(mode):
                 raise RunBoxError(
                     f"{p}: a symbolic link inside the run folder {str(root)!r}; rlcreate never "
                     "follows links in run folders (they could read or overwrite files outside "
                     "it): remove the link or copy the real file in its place"
+                )
+            if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+                raise RunBoxError(
+                    f"{p}: not a file or folder (a FIFO, socket or device) inside the run folder "
+                    f"{str(root)!r}; a run folder holds only plain files: remove it"
                 )
         if count > _MAX_ENTRIES:
             raise RunBoxError(f"{str(root)!r}: more than {_MAX_ENTRIES} entries; not a run folder")

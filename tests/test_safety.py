@@ -15,6 +15,7 @@ The payload is ``open(SENTINEL, "w")`` via ``__reduce__``: unpickling it creates
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import shutil
 import zipfile
@@ -292,6 +293,32 @@ def test_links_in_a_run_folder_are_refused_and_never_followed(run, tmp_path, pla
     _one_error(code, err, "symbolic link", plant.split("/")[0])
     assert victim.read_text() == "precious" and (folder / ".tmp-keep" / "data").read_text() == "precious"
     assert link.is_symlink()
+
+
+@pytest.mark.parametrize("command", ["resume", "generate", "eval", "report"])
+def test_a_fifo_in_a_run_folder_is_refused_not_waited_on(run, tmp_path, command):
+    # opening a FIFO for reading waits for a writer: train --resume hung on one planted as
+    # model/optimizer.safetensors; a run folder holds only files and folders
+    import signal
+
+    bad = _copy(run, tmp_path)
+    (bad / "model" / "optimizer.safetensors").unlink()
+    os.mkfifo(bad / "model" / "optimizer.safetensors")
+    shutil.rmtree(bad / "checkpoints")  # so resume reads model/
+    argv = {"resume": ["train", bad, "--resume", "--quiet"], "generate": ["generate", bad, "--n", "2"],
+            "eval": ["eval", bad, "--no-audit", "--n", "2"], "report": ["report", bad, "--out", tmp_path / "rep"]}
+
+    def hung(*_):
+        raise TimeoutError(f"{command} waited on the FIFO")
+
+    old = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(120)
+    try:
+        code, err = _cli(*argv[command])
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+    _one_error(code, err, "not a file or folder", "optimizer.safetensors")
 
 
 def test_writes_replace_a_link_instead_of_writing_through_it(tmp_path):
