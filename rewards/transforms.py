@@ -106,7 +106,13 @@ class RunningNorm(Transform):
         return {"count": self.count, "mean": self.mean, "m2": self.m2}
 
     def load_state_dict(self, state: dict) -> None:
-        self.count, self.mean, self.m2 = int(state["count"]), float(state["mean"]), float(state["m2"])
+        # checked like every number read from a state file: a negative m2 would fail in sqrt mid-run,
+        # a NaN mean would silently zero the term
+        from rlcreate.safe_io import state_float, state_int
+
+        self.count = state_int(state["count"], "normalize state count")
+        self.mean = state_float(state["mean"], "normalize state mean")
+        self.m2 = state_float(state["m2"], "normalize state m2", low=0.0)
 
 
 class Clip(Transform):

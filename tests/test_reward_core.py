@@ -94,6 +94,12 @@ def test_running_norm_standardises_and_saves_state():
     copy.load_state_dict(norm.state_dict())
     assert copy.mean == norm.mean and copy.count == norm.count
     assert Clip(-1, 1)(np.array([-3.0, 0.5, 3.0])).tolist() == [-1.0, 0.5, 1.0]
+    # a damaged state is refused on load, not met later as a sqrt error or silently NaN terms
+    from rlcreate.errors import UserError
+
+    for bad, word in (({"m2": -5.0}, "m2"), ({"mean": float("nan")}, "mean"), ({"count": -1}, "count")):
+        with pytest.raises(UserError, match=word):
+            RunningNorm().load_state_dict({**norm.state_dict(), **bad})
 
 
 def test_transform_specs_from_recipes():
