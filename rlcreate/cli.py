@@ -38,7 +38,7 @@ from rlcreate.runbox import (
     run_lock,
     write_text,
 )
-from rlcreate.trainers import trainer_for
+from rlcreate.trainers import process_rank, trainer_for
 from rlcreate.validate import int_arg
 
 __all__ = ["main", "build_parser", "EXIT_USER_ERROR"]
@@ -104,9 +104,7 @@ def cmd_train(args) -> int:
 
 def process_is_main() -> bool:
     """False in the helper processes of a multi-process launch (``torchrun`` sets ``RANK``)."""
-    import os
-
-    return os.environ.get("RANK", "0") == "0"
+    return process_rank()[0] == 0
 
 
 def _comparable(recipe) -> dict:

@@ -58,6 +58,7 @@ __all__ = [
     "section_algo",
     "MODEL_KINDS",
     "CHECKPOINT_FILES",
+    "process_rank",
 ]
 
 #: the kinds of model a trainer produces
@@ -157,6 +158,15 @@ BUILTIN: dict[str, BuiltinTrainer] = {
 _TRAINERS: dict[str, Trainer] = {}  # loaded or registered instances by name
 _ALGO_TRAINER: dict[str, str] = {algo: name for name, entry in BUILTIN.items() for algo in entry.algos}
 _SECTIONS: dict[str, str] = {entry.section: name for name, entry in BUILTIN.items() if entry.section}
+
+
+def process_rank() -> tuple[int, int]:
+    """``(rank, world_size)`` of this process as the launcher set them (``torchrun`` and
+    ``accelerate launch`` export ``RANK`` and ``WORLD_SIZE``); ``(0, 1)`` for a plain run. Only rank
+    0 writes the run folder."""
+    import os
+
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def register_trainer(trainer: Trainer) -> Trainer:

@@ -84,7 +84,7 @@ from rlcreate.text.runs import resolve_prompts, score_texts, text_settings
 from rlcreate.text.stepping import LMStepper
 from rlcreate.train.checkpoint import atomic_folder, latest_checkpoint, load_reward_state, save_tree
 from rlcreate.train.runner import open_run_dir
-from rlcreate.trainers import CHECKPOINT_FILES, Trainer, TunedGenerator
+from rlcreate.trainers import CHECKPOINT_FILES, Trainer, TunedGenerator, process_rank
 from rlcreate.validate import check_int, check_keys, check_number, fail
 
 __all__ = [
@@ -238,12 +238,6 @@ def grpo_settings(recipe: Recipe) -> GRPOSettings:
 
 
 # ----------------------------------------------------------------------------------------- helpers
-
-
-def process_rank() -> tuple[int, int]:
-    """``(rank, world_size)`` of this process as the launcher set them (``torchrun`` and
-    ``accelerate launch`` export ``RANK`` and ``WORLD_SIZE``); ``(0, 1)`` for a plain run."""
-    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
 
 
 class TimedReward:
