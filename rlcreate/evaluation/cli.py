@@ -36,7 +36,8 @@ def cmd_baseline(args) -> int:
     from rlcreate.validate import check_choice
 
     # the method names the default run folder, so it is checked before the name is
-    check_choice("--method", method, domain_of(recipe.env_id).baseline_methods(), "a baseline", BaselineError)
+    methods = domain_of(recipe.env_id).baseline_methods()
+    check_choice("--method", method, methods, f"a baseline for {recipe.env_id}", BaselineError)
     run_dir = Path(args.out) / check_name("--name", args.name or f"{recipe.name}-{method}")
     with run_lock(run_dir, "baseline"):  # one writer per run folder
         if run_dir.is_dir():
