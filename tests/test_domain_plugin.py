@@ -194,6 +194,30 @@ def test_check_fails_for_a_domain_that_cannot_finish_a_run(maze_domain, tmp_path
     assert "the 'maze-no-samples' domain cannot finish a run: it does not implement generate" in err, err
 
 
+class MazeRecorder(MazeReachable):
+    """Scores like maze_reachable and keeps what it scored. Range [0, 1]. Gamed by an empty maze."""
+
+    seen: list = []
+
+    def score(self, samples, **context):
+        MazeRecorder.seen.extend(np.asarray(s).tolist() for s in samples)
+        return super().score(samples, **context)
+
+
+def test_check_runs_the_same_dry_run_episode_every_time(maze_domain):
+    # the dry run's continuous actions came from an unseeded action space: check was not repeatable
+    from rlcreate.assemble import assemble, dry_run
+    from rlcreate.recipe import parse_recipe
+
+    recipe = parse_recipe({"env": MAZE_ID, "rewards": {"r": {"reward": "tests.test_domain_plugin:MazeRecorder"}}})
+    runs = []
+    for _ in range(2):
+        MazeRecorder.seen = []
+        dry_run(assemble(recipe))
+        runs.append(MazeRecorder.seen)
+    assert runs[0] and runs[0] == runs[1]
+
+
 # ---- the audit on a planted run: checkpoints whose policies are set by hand ----------------------
 
 def _plant(run: Path, latents: list[float]) -> None:
