@@ -234,7 +234,8 @@ def _curves_png(d: dict, path: Path) -> bool:
     for ax, (tag, (x, y)) in zip(axes.ravel(), sorted(series.items())):
         ax.plot(x, y, lw=1.5, marker="." if len(x) < 20 else None)  # a short run: one point per rollout
         ax.set_title(tag, fontsize=9)
-        ax.set_xlabel("env steps = reward evaluations", fontsize=8)
+        # SB3 logs at env steps, TRL at optimiser steps, a baseline's progress.json at evaluations
+        ax.set_xlabel("reward evaluations" if d["baseline"] else "training steps", fontsize=8)
         ax.tick_params(labelsize=7)
     for ax in axes.ravel()[k:]:
         ax.axis("off")
