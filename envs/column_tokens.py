@@ -340,7 +340,7 @@ class ColumnTokensEnv(CoreEnv):
     ``strict_actions=True`` it raises :class:`~rlcreate.envs.core_vec_env.InvalidActionError`.
 
     ## Observation Space
-    ``Box(float32, (d + k + 2F + 1 + T,))``: the LM's last-layer hidden state (after its final norm,
+    ``Box(float32, (d + k + 2F + 1 + T + C,))``, ``C = (1 + k) * T`` with target measures, else 0: the LM's last-layer hidden state (after its final norm,
     ``d = n_embd``) divided by ``hidden_clip`` and clipped to ``[-1, 1]``; the top-k log-probs clipped
     to ``[-20, 0]`` and mapped to ``[0, 1]``; F = 9 features (:func:`rlcreate.levels.envs.segment_features`)
     of the last 16 columns and of the whole level so far (updated every 16 columns); progress
