@@ -124,7 +124,9 @@ class ColumnTokensCore(TokenStreamCore):
         self.min_logprob = float(np.log(min_prob)) if min_prob > 0 else -np.inf
         self.targets = [TargetSpec(name, float(v[0]), float(v[1])) for name, v in (targets or {}).items()]
         self.n_features = int(n_features)
-        self.control = TargetControl(self.targets, target_measures or {}, self.n_columns, float(target_shaping))
+        self.control = TargetControl(
+            self.targets, target_measures or {}, self.n_columns, float(target_shaping), columns=lm.columns
+        )
         # hidden (scaled to [-1, 1]) | top-k log-probs (scaled to [0, 1]) | features of the last 16
         # columns and of the whole level so far | progress | targets | control (schedule deficits,
         # then what each offer adds to every target measure: the last k * T entries, slot-major)
@@ -151,6 +153,13 @@ class ColumnTokensCore(TokenStreamCore):
         self._state = None
         self._allowed = np.ones((self.n, k), bool)  # the rule's verdict on the current offers
         self._passes = np.ones((self.n, k), bool)  # playable_only's verdict on them
+        # per offer: its tile column; per row: the last column's token (-1 before the first); both
+        # set with the offers, so masks, observation and control read them instead of recomputing
+        self._offered = np.zeros((self.n, k, lm.columns.shape[1]), lm.columns.dtype)
+        self._last = np.full(self.n, -1, np.int64)
+        self._masks = self._compute_masks()
+        self._tnorm = np.zeros((self.n, len(self.targets)))
+        self._counts = self.control.counts(self.levels[:, :, :0])  # control measures of the levels so far
 
     # ------------------------------------------------------------------ episodes
 
@@ -159,6 +168,7 @@ class ColumnTokensCore(TokenStreamCore):
         logits, self._state = self.lm.start(self.n, with_hidden=True)
         self.t = 0
         self.reach[:] = 0
+        self._last[:] = -1
         self._offer(logits, prev=None)
         self.levels[:] = 0
         self.token_logprobs[:] = 0
@@ -166,8 +176,10 @@ class ColumnTokensCore(TokenStreamCore):
         self.level_feat[:] = 0
         self.seam_state[:] = 0
         self.control.reset(self.n)
+        self._counts = self.control.counts(self.levels[:, :, :0])
         for j, spec in enumerate(self.targets):
             self.target_values[:, j] = rng.uniform(spec.low, spec.high, size=self.n)
+            self._tnorm[:, j] = spec.normalise(self.target_values[:, j])
         return self.observe()
 
     def _offer(self, logits: np.ndarray, prev: np.ndarray | None) -> None:
@@ -176,41 +188,70 @@ class ColumnTokensCore(TokenStreamCore):
         ids, logprobs = topk_offers(logits, self.k)
         assert self._state is not None, "reset() starts the LM before the first offer"
         self._set_offers(self._state.hidden, logprobs, ids)
+        self._offered = self.lm.columns[self._column_index(self.topk_ids)]
         if self.rule is not None:
             self._allowed = self.rule.allowed(prev, self.topk_ids, last=self.t == self.n_columns - 1)
         if self.playable_only:
             self._passes = self._passable()
+        self._masks = self._compute_masks()
+
+    def _column_index(self, ids: np.ndarray) -> np.ndarray:
+        """Token ids -> rows of ``lm.columns`` (a special token, masked anyway, maps to column 0)."""
+        return np.maximum(ids - self._n_special, 0)
 
     def _passable(self) -> np.ndarray:
         """(n, k) bool: offers after which the seam says Mario is still alive (one solver call on all
         n x k candidate columns from the current exit states)."""
-        cols = self.offered_columns().reshape(self.n * self.k, -1, 1)
+        if hasattr(self.reach_seam, "alive_after"):  # one compiled call, no exit states built
+            return self.reach_seam.alive_after(self._offered, self.reach)
+        cols = self._offered.reshape(self.n * self.k, -1, 1)
         exits = self.reach_seam.advance(cols, np.repeat(self.reach, self.k, axis=0))
         return self.reach_seam.alive(exits).reshape(self.n, self.k)
 
     def observe(self) -> np.ndarray:
         hidden, topk = self._observe_offers(LOGPROB_FLOOR, scaled=True)
-        tnorm = (
-            np.stack([s.normalise(self.target_values[:, j]) for j, s in enumerate(self.targets)], 1)
-            if self.targets
-            else np.zeros((self.n, 0))
+        control = self.control.observe(
+            self.levels[:, :, : self.t],
+            self.target_values,
+            self._offered,
+            counts=self._counts,
+            last_ids=self._last,
+            offer_ids=self._column_index(self.topk_ids),
         )
-        control = self.control.observe(self.levels[:, :, : self.t], self.target_values, self.offered_columns())
-        rest = np.concatenate(
-            [topk, self.last_feat, self.level_feat, np.full((self.n, 1), self.t / self.n_columns), tnorm, control], 1
+        d = hidden.shape[1]
+        out = np.empty((self.n, self.observation_space.shape[0]), np.float32)
+        out[:, :d] = hidden
+        out[:, d:] = np.clip(
+            np.concatenate(
+                [
+                    topk,
+                    self.last_feat,
+                    self.level_feat,
+                    np.full((self.n, 1), self.t / self.n_columns),
+                    self._tnorm,
+                    control,
+                ],
+                1,
+            ),
+            0.0,
+            1.0,
         )
-        return np.concatenate([hidden, np.clip(rest, 0.0, 1.0)], 1).astype(np.float32)
+        return out
 
     def offered_columns(self) -> np.ndarray:
         """(n, k, H) the tile columns on offer (a special token, masked anyway, shows as column 0)."""
-        return self.lm.columns[np.maximum(self.topk_ids - self._n_special, 0)]
+        return self._offered
 
     def action_masks(self) -> np.ndarray:
         """(n, k) bool: top-k slots a policy may pick — a column (special tokens are -inf in the LM's
         logits) with probability >= ``min_prob`` that the column rule allows and (``playable_only``)
         after which Mario can still be somewhere. Per row, the first non-empty of: all three; rule
         and passable at any probability; rule with ``min_prob``; rule at any probability; ``min_prob``
-        alone. Every row has at least one allowed slot."""
+        alone. Every row has at least one allowed slot. Computed once per offer (read-only: the same
+        array until the next step)."""
+        return self._masks
+
+    def _compute_masks(self) -> np.ndarray:
         real = np.isfinite(self.topk_logprobs)
         likely = real & (self.topk_logprobs >= self.min_logprob)
         likely[:, 0] = True  # the most likely column is a column (special tokens are -inf)
@@ -229,11 +270,13 @@ class ColumnTokensCore(TokenStreamCore):
         rows = np.arange(self.n)
         chosen, replaced, tokens, logps = self._pick(actions)
         self.token_logprobs[:, self.t] = logps
-        self.levels[:, :, self.t] = self.lm.columns[tokens - self._n_special]
+        self.levels[:, :, self.t] = self._offered[rows, chosen]  # = lm.columns[tokens - n_special]
         self.t += 1
         done = self.t >= self.n_columns
         if self.playable_only:
             self.reach = self.reach_seam.advance(self.levels[:, :, self.t - 1 : self.t], self.reach)
+        self._last = self._column_index(tokens)
+        self._counts = self.control.counts(self.levels[:, :, : self.t])
         if not done:  # the final column needs no forward pass: a terminal state has no future
             logits, self._state = self.lm.step(self._state, tokens, with_hidden=True)
             self._offer(logits, prev=tokens)
@@ -242,10 +285,12 @@ class ColumnTokensCore(TokenStreamCore):
         if chunk_end:
             self.level_feat = self._features(self.levels[:, :, : self.t])
 
-        rewards = self.control.shaping(self.levels[:, :, : self.t], self.target_values, done).astype(np.float32)
+        rewards = self.control.shaping(
+            self.levels[:, :, : self.t], self.target_values, done, counts=self._counts
+        ).astype(np.float32)
         infos = self._action_infos(chosen, replaced)
-        for info, t in zip(infos, tokens):
-            info["column"] = int(t)
+        for info, t in zip(infos, tokens.tolist()):
+            info["column"] = t
         result = None
         if self.reward_every == "end" and done:
             result = self.reward(

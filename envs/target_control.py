@@ -43,6 +43,7 @@ class TargetControl:
         n_columns: int,
         shaping: float = 0.0,
         per: int = 16,
+        columns: np.ndarray | None = None,
     ):
         self.active = bool(targets) and bool(measures)
         if self.active:
@@ -59,6 +60,14 @@ class TargetControl:
         self.tols = np.array([measures[n][1] for n in self.names], np.float64)
         self.n_columns, self.shaping_weight, self.per = int(n_columns), float(shaping), int(per)
         self._potential = np.zeros(0)
+        # a token env's column vocabulary (V, H): the gain of appending column c after column l is
+        # then looked up in a (V + 1, V, T) table (row V: no last column), each row computed the
+        # first time its last column occurs, with the same measure calls as the grid path
+        self.columns = None if columns is None else np.asarray(columns)
+        if self.columns is not None and self.active:
+            v = len(self.columns)
+            self._gains = np.zeros((v + 1, v, len(self.names)))
+            self._built = np.zeros(v + 1, bool)
 
     def size(self, k: int) -> int:
         """Observation entries: one deficit per target, then k offers x targets."""
@@ -70,29 +79,62 @@ class TargetControl:
             return np.zeros((prefix.shape[0], len(self.fns)))
         return np.stack([fn(prefix) for fn in self.fns], 1).astype(np.float64)
 
-    def observe(self, prefix: np.ndarray, target_values: np.ndarray, offered: np.ndarray) -> np.ndarray:
-        """``(n, size(k))``: squashed deficits, then per-offer gains (slot-major), all in [0, 1]."""
+    def observe(
+        self,
+        prefix: np.ndarray,
+        target_values: np.ndarray,
+        offered: np.ndarray,
+        counts: np.ndarray | None = None,
+        last_ids: np.ndarray | None = None,
+        offer_ids: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """``(n, size(k))``: squashed deficits, then per-offer gains (slot-major), all in [0, 1].
+        ``counts``: ``counts(prefix)`` if already computed. With a column vocabulary, ``last_ids``
+        (n,) (the last column's row in it, -1 for none) and ``offer_ids`` (n, k) give the gains by
+        table lookup instead of measuring every ``[last, offer]`` pair."""
         n, k, height = offered.shape
         if not self.active:
             return np.zeros((n, 0))
         t = prefix.shape[2]
-        deficit = (target_values * t / self.per - self.counts(prefix)) / self.tols
-        cols = offered.transpose(0, 2, 1).reshape(n, height, k, 1)  # (n, H, k, 1)
-        if t:
-            last = prefix[:, :, -1:]
-            pairs = np.concatenate([np.broadcast_to(last[:, :, None], (n, height, k, 1)), cols], 3)
-            windows = pairs.transpose(0, 2, 1, 3).reshape(n * k, height, 2)
-            base = np.repeat(self.counts(last), k, axis=0)
+        deficit = (target_values * t / self.per - (self.counts(prefix) if counts is None else counts)) / self.tols
+        if self.columns is not None and last_ids is not None and offer_ids is not None:
+            rows = np.where(last_ids < 0, len(self.columns), last_ids)
+            self._build_gains(rows)
+            gains = self._gains[rows[:, None], offer_ids].reshape(n, k * len(self.names))
         else:
-            windows, base = cols.transpose(0, 2, 1, 3).reshape(n * k, height, 1), np.zeros(1)
-        gains = (self.counts(windows) - base).reshape(n, k * len(self.names))
+            cols = offered.transpose(0, 2, 1).reshape(n, height, k, 1)  # (n, H, k, 1)
+            if t:
+                last = prefix[:, :, -1:]
+                pairs = np.concatenate([np.broadcast_to(last[:, :, None], (n, height, k, 1)), cols], 3)
+                windows = pairs.transpose(0, 2, 1, 3).reshape(n * k, height, 2)
+                base = np.repeat(self.counts(last), k, axis=0)
+            else:
+                windows, base = cols.transpose(0, 2, 1, 3).reshape(n * k, height, 1), np.zeros(1)
+            gains = (self.counts(windows) - base).reshape(n, k * len(self.names))
         return np.concatenate([0.5 + 0.5 * np.tanh(deficit), np.clip(gains, 0.0, 2.0) / 2.0], 1)
+
+    def _build_gains(self, last: np.ndarray) -> None:
+        """Fill the gain table's rows for last columns ``last`` (V = none) not built yet, as the grid
+        path computes them: measure of ``[last, c]`` minus that of ``[last]`` (of ``[c]`` after no
+        column)."""
+        assert self.columns is not None
+        cols = self.columns[:, :, None]  # (V, H, 1)
+        for row in np.unique(last[~self._built[last]]):
+            if row == len(self.columns):
+                self._gains[row] = self.counts(cols)
+            else:
+                first = np.broadcast_to(self.columns[row][None, :, None], cols.shape)
+                self._gains[row] = self.counts(np.concatenate([first, cols], 2)) - self.counts(first[:1])
+            self._built[row] = True
 
     def reset(self, n: int) -> None:
         self._potential = np.zeros(n)
 
-    def shaping(self, prefix: np.ndarray, target_values: np.ndarray, done: bool) -> np.ndarray:
-        """``(n,)`` shaping reward of the step that wrote the last column of ``prefix``."""
+    def shaping(
+        self, prefix: np.ndarray, target_values: np.ndarray, done: bool, counts: np.ndarray | None = None
+    ) -> np.ndarray:
+        """``(n,)`` shaping reward of the step that wrote the last column of ``prefix`` (``counts``:
+        ``counts(prefix)`` if already computed)."""
         n = prefix.shape[0]
         if not self.active or self.shaping_weight == 0:
             return np.zeros(n)
@@ -101,7 +143,7 @@ class TargetControl:
         new = np.zeros(n)
         if not done:
             t = prefix.shape[2]
-            err = np.abs(self.counts(prefix) - target_values * t / self.per) / self.tols
+            err = np.abs((self.counts(prefix) if counts is None else counts) - target_values * t / self.per) / self.tols
             new = -self.shaping_weight * self.per / self.n_columns * err.mean(1)
         reward, self._potential = new - self._potential, new
         return reward

@@ -20,15 +20,19 @@ __all__ = ["TokenStreamCore", "topk_offers"]
 
 
 def topk_offers(logits: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Logits ``(n, vocab)`` -> the ``k`` most likely ids ``(n, k)`` (most likely first, ties by id)
-    and their log-probs (log-softmax; ``-inf`` logits stay ``-inf``)."""
-    logits = np.asarray(logits, np.float64)
-    top = logits.max(axis=1, keepdims=True)  # log-sum-exp by max shift (logaddexp.reduce is ~5x slower)
-    logp = logits - (top + np.log(np.exp(logits - top).sum(axis=1, keepdims=True)))
-    ids = np.argpartition(-logp, k - 1, axis=1)[:, :k]
-    order = np.argsort(-np.take_along_axis(logp, ids, 1), axis=1, kind="stable")
+    """Logits ``(n, vocab)`` -> the ``k`` most likely ids ``(n, k)`` (most likely first; among equal
+    logits, the order ``np.argpartition`` leaves) and their log-probs (log-softmax in float64;
+    ``-inf`` logits stay ``-inf``)."""
+    logits = np.asarray(logits)
+    # select on the logits themselves: the same comparisons as on the log-probs (a shift), so the
+    # same ids in the same order, without a float64 copy of the whole vocabulary to partition
+    ids = np.argpartition(-logits, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(logits, ids, 1), axis=1, kind="stable")
     ids = np.take_along_axis(ids, order, 1)
-    return ids, np.take_along_axis(logp, ids, 1).astype(np.float32)
+    wide = logits.astype(np.float64)
+    top = wide.max(axis=1, keepdims=True)  # log-sum-exp by max shift (logaddexp.reduce is ~5x slower)
+    lse = top + np.log(np.exp(wide - top).sum(axis=1, keepdims=True))
+    return ids, (np.take_along_axis(wide, ids, 1) - lse).astype(np.float32)
 
 
 class TokenStreamCore:

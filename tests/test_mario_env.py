@@ -70,6 +70,32 @@ def test_vec_env_autoreset_and_terminal_obs(tiny_gen):
     assert (obs[:, 2 * 9 + 14] == 0).all()  # progress back to 0 after auto-reset
 
 
+def test_segment_features_equal_the_per_element_definition():
+    """The histogram-based counts and the argmin ground heights give exactly the values of the
+    direct definitions (np.isin per element; solid tiles stacked up by a cumulative product)."""
+    from rlcreate.levels import tiles as T
+    from rlcreate.levels.metrics import _column_difficulty
+
+    rng = np.random.default_rng(0)
+    windows = corpus.training_windows(16, stride=16)
+    for g in (windows, windows[:, :, :2], rng.integers(0, len(T.TILES), size=(20, 14, 16)).astype(np.int8)):
+        f = segment_features(g)
+        groups = ((T.ENEMY,), (T.BRICK, T.QUESTION, T.QCOIN), (T.COIN,), (T.PIPE_TL,), (T.CANNON,))
+        counts = [np.isin(g, ids).sum(axis=(1, 2)) for ids in groups]
+        scale = np.array([4, 16, 80, 16, 4, 2, 14, 4, 1], np.float64)
+        assert np.array_equal(f[:, [0, 2, 3, 4, 5]] * scale[[0, 2, 3, 4, 5]], np.stack(counts, 1))
+        gi = g.astype(np.intp)
+        solid = T.IS_SOLID[gi]
+        heights = np.cumprod(solid[:, ::-1], axis=1).sum(axis=1)
+        climb = np.zeros(heights.shape)
+        ground = heights > 0
+        climb[:, 1:] = np.where(ground[:, 1:] & ground[:, :-1], np.maximum(np.diff(heights, axis=1), 0), 0)
+        want = (gi == T.ENEMY).sum(1) + (gi == T.CANNON).sum(1) + ~solid.any(axis=1) + 0.25 * climb
+        assert np.array_equal(_column_difficulty(gi), want)
+    with pytest.raises(ValueError, match="tile ids must lie in 0..12"):
+        segment_features(np.full((1, 14, 2), 13))
+
+
 def test_segment_features_on_corpus_are_in_unit_range():
     f = segment_features(corpus.training_windows(16, stride=16))
     assert f.shape[1] == 9 and (f >= 0).all()

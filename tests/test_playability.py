@@ -394,6 +394,32 @@ def test_solve_batch_matches_solve_and_chains_exactly():
         assert ok == solve(np.concatenate(list(pieces), axis=1)).reached_end
 
 
+def test_alive_after_column_equals_solving_every_candidate_column():
+    """The env's per-offer mask kernel gives what solve_batch gives on each candidate as a one-column
+    grid (alive = a state above the bottom row), from fresh starts and from real mid-level states
+    (jumps and falls in flight), for every apex setting."""
+    from rlcreate.levels import corpus
+    from rlcreate.levels.solver import SolverInputError, alive_after_column, solve_batch
+
+    level = np.concatenate([b.grid() for b in corpus.blocks()[:6]], axis=1)
+    rng = np.random.default_rng(0)
+    k = 24
+    for apex in range(3):
+        states = [np.zeros((HEIGHT, solver.N_PHASES), bool)]  # fresh start
+        for x in rng.choice(level.shape[1] - 1, size=40, replace=False):
+            states.append(solve_batch(level[None, :, : x + 1], apex_steps=apex)[3][0])
+        states = np.stack(states)
+        cand = level.T[rng.integers(0, level.shape[1], size=(len(states), k))]  # (n, k, 14)
+        cand[:, 0] = 0  # an empty column (a pit) among the candidates
+        got = alive_after_column(cand, states, apex_steps=apex)
+        exits = solve_batch(cand.reshape(-1, HEIGHT, 1), np.repeat(states, k, axis=0), apex_steps=apex)[3]
+        want = exits[:, :-1].any(axis=(1, 2)).reshape(len(states), k)
+        assert np.array_equal(got, want)
+        assert want.any() and not want.all()  # both outcomes occur
+    with pytest.raises(SolverInputError, match="start_states"):
+        alive_after_column(cand, states[:1])
+
+
 def test_apex_steps_sets_the_widest_crossable_gap():
     from rlcreate.levels.solver import JUMP_HEIGHT, SolverInputError, solve_batch
 

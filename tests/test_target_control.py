@@ -42,6 +42,26 @@ def test_offer_gains_count_enemies_and_start_of_gap_runs_only():
     assert (obs[0, 2:].reshape(3, 2) * 2)[2].tolist() == [0, 0]
 
 
+def test_gain_table_of_a_column_vocabulary_equals_measuring_every_pair():
+    """With the token env's column vocabulary, gains come from a lazily built table: the same
+    values as measuring each [last, offer] window (and [offer] at the level start)."""
+    rng = np.random.default_rng(0)
+    vocab = np.stack([column(g, e) for g in (True, False) for e in (True, False)])  # (4, H)
+    vocab[1, 3] = T.ENEMY  # a column with two enemies
+    grid_path = TargetControl(SPECS, TARGET_MEASURES, n_columns=32)
+    table_path = TargetControl(SPECS, TARGET_MEASURES, n_columns=32, columns=vocab)
+    n, k = 5, 3
+    for t in range(4):
+        last = rng.integers(0, len(vocab), size=n) if t else np.full(n, -1)
+        prefix = vocab[last].T[None].transpose(2, 1, 0) if t else np.zeros((n, H, 0), np.int64)
+        offer_ids = rng.integers(0, len(vocab), size=(n, k))
+        targets = rng.uniform(0, 1, size=(n, 2))
+        want = grid_path.observe(prefix, targets, vocab[offer_ids])
+        got = table_path.observe(prefix, targets, vocab[offer_ids], last_ids=last, offer_ids=offer_ids)
+        assert np.array_equal(got, want)
+    assert table_path._built.sum() >= 2  # rows are built on demand
+
+
 def test_deficit_is_half_on_schedule_and_moves_with_the_counts():
     control = TargetControl(SPECS, TARGET_MEASURES, n_columns=32)
     offered = np.stack([column()] * 2)[None]

@@ -117,6 +117,13 @@ class SolverSeam:
     def start_states(self, state: np.ndarray) -> np.ndarray:
         return np.asarray(state).reshape(len(state), T.HEIGHT, self.phases) > 0
 
+    def alive_after(self, columns: np.ndarray, state: np.ndarray) -> np.ndarray:
+        """(n, k) bool: ``alive(advance(c, state))`` for each of ``k`` candidate columns ``(n, k, 14)``
+        per row, in one compiled call (MarioTokens' ``playable_only`` mask checks every offer)."""
+        from rlcreate.levels.solver import alive_after_column
+
+        return alive_after_column(columns, self.start_states(state), apex_steps=self.apex_steps)
+
     def alive(self, state: np.ndarray) -> np.ndarray:
         """(n,) bool: Mario is somewhere above the bottom row (in the bottom row he is falling into
         a pit: no next column can save him)."""

@@ -171,15 +171,21 @@ def density(grid) -> float:
     return float(standable(grid).sum(axis=0).mean() / _MAX_STACKED_SURFACES)
 
 
+_DANGER = np.isin(np.arange(len(TILES)), (ENEMY, CANNON)).astype(np.int64)  # tiles counted per column
+
+
 def _column_difficulty(g: np.ndarray) -> np.ndarray:
-    """Per-column difficulty terms of a stack ``(n, 14, W)`` -> ``(n, W)`` (module docstring)."""
+    """Per-column difficulty terms of a stack ``(n, 14, W)`` -> ``(n, W)`` (module docstring).
+    Lookups and one argmin instead of comparisons and a cumulative product: the envs call it on
+    every step."""
     solid = IS_SOLID[g]
-    heights = np.cumprod(solid[:, ::-1], axis=1).sum(axis=1)
+    up = solid[:, ::-1]  # bottom row first
+    heights = np.where(up.all(axis=1), g.shape[1], up.argmin(axis=1))  # solid tiles stacked from the bottom
     gap = heights == 0
     climb = np.zeros(heights.shape)
     both_ground = ~gap[:, 1:] & ~gap[:, :-1]
     climb[:, 1:] = np.where(both_ground, np.maximum(np.diff(heights, axis=1), 0), 0)
-    return ((g == ENEMY).sum(1) + (g == CANNON).sum(1) + ~solid.any(axis=1) + 0.25 * climb).astype(np.float64)
+    return (_DANGER[g].sum(1) + ~solid.any(axis=1) + 0.25 * climb).astype(np.float64)
 
 
 def difficulty_profile(grid, window: int = 8) -> np.ndarray:

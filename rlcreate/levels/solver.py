@@ -71,6 +71,7 @@ __all__ = [
     "playable_batch",
     "completion",
     "solve_batch",
+    "alive_after_column",
 ]
 
 #: rows Mario rises in a full jump (the agent lands on a 4-high step, not on a 5-high one).
@@ -122,6 +123,82 @@ class SolveResult:
 # movement rule is a shift and an AND over all rows at once. Hand-written because no library
 # models Mario's jumps; tests check it against a plain per-state search of the same rules.
 @njit(cache=True)
+def _column(m, cur, free, height, seeded, fall):
+    """One column of the sweep, in place: ``cur`` (the states entering a column whose free cells are
+    the bitmask ``free``) becomes the states entering the next column; ``m`` ends as the states
+    inside this column. ``seeded``: Mario may also start standing here. Returns whether any state
+    entered the column (if none, ``cur`` is all 0)."""
+    fast = fall + SLOW_FALL
+    solid = ~free & ((1 << height) - 1)
+    sup = (solid >> 1) & free  # free cells with a solid tile right below
+    for p in range(N_PHASES):
+        m[p] = cur[p] & free
+    if seeded:
+        m[_GROUND] |= sup
+    # standing needs support; airborne states (apex, falling) with support land
+    m[fall] |= m[_GROUND] & ~sup
+    m[_GROUND] &= sup
+    for p in range(_FIRST_APEX, fast + 1):
+        m[_GROUND] |= m[p] & sup
+        m[p] &= ~sup
+    entered = 0
+    for p in range(N_PHASES):
+        entered |= m[p]
+    if entered == 0:
+        cur[:] = 0
+        return False
+    while True:  # closure under the moves that stay in this column
+        before = m[_GROUND]
+        m[_FIRST_RISE] |= m[_GROUND]  # jump
+        for k in range(_FIRST_RISE, _FIRST_APEX):
+            m[fall] |= m[k]  # release the jump
+            m[k + 1] |= (m[k] >> 1) & free  # rise one row; head bump stops it
+        for k in range(_FIRST_APEX, fall):
+            m[_GROUND] |= m[k] & sup  # land
+            m[k] &= ~sup
+            m[k + 1] |= m[k]  # apex: no vertical motion
+        while True:  # fall row by row in this column, counting rows fallen (a solid tile below stops it)
+            grew = False
+            for k in range(fall, fast + 1):
+                drop = (m[k] << 1) & free
+                nxt = k + 1 if k < fast else fast
+                if drop & ~m[nxt]:
+                    m[nxt] |= drop
+                    grew = True
+            if not grew:
+                break
+        for k in range(fall, fast + 1):
+            m[_GROUND] |= m[k] & sup  # land
+            m[k] &= ~sup
+        if m[_GROUND] == before:
+            break
+    # each state's step ends in (row, phase); it enters the next column if that cell is free
+    cur[:] = 0
+    cur[_GROUND] = m[_GROUND]
+    for k in range(_FIRST_RISE, _FIRST_APEX):
+        cur[k + 1] |= (m[k] >> 1) & free
+    for k in range(_FIRST_APEX, fall):
+        cur[k + 1] |= m[k]
+    for k in range(fall, fast):
+        cur[k + 1] |= (m[k] << 1) & free  # slow fall: one row per column
+    cur[fast] |= (((m[fast] << 1) & free) << 1) & free  # fast fall: two rows per column
+    return True
+
+
+@njit(cache=True)
+def _free_mask(grid, c, lut):
+    """Bitmask of the non-solid cells of column ``c`` (bit r = row r), or -1 - tile id for a bad tile."""
+    free = 0
+    for r in range(grid.shape[0]):
+        t = grid[r, c]
+        if t < 0 or t >= lut.shape[0]:
+            return -1 - t
+        if not lut[t]:
+            free |= 1 << r
+    return free
+
+
+@njit(cache=True)
 def _sweep(grid, lut, entries, seed_cols, fall=_FALL):
     """Left-to-right sweep.
 
@@ -131,9 +208,7 @@ def _sweep(grid, lut, entries, seed_cols, fall=_FALL):
     fallen at one row per column, ``fall + SLOW_FALL`` falls two rows per column (phases after it
     stay empty).
     """
-    fast = fall + SLOW_FALL
     height, width = grid.shape
-    n_tiles = lut.shape[0]
     m = np.zeros(N_PHASES, np.int64)  # states in the current column
     cur = np.zeros(N_PHASES, np.int64)  # states entering the current column
     for r in range(height):
@@ -141,69 +216,12 @@ def _sweep(grid, lut, entries, seed_cols, fall=_FALL):
             if entries[r, p]:
                 cur[p] |= 1 << r
     furthest = -1
-    free = 0
     for c in range(width):
-        free = 0
-        for r in range(height):
-            t = grid[r, c]
-            if t < 0 or t >= n_tiles:
-                return -1, np.zeros(height, np.bool_), np.zeros((height, N_PHASES), np.bool_), t
-            if not lut[t]:
-                free |= 1 << r
-        solid = ~free & ((1 << height) - 1)
-        sup = (solid >> 1) & free  # free cells with a solid tile right below
-        for p in range(N_PHASES):
-            m[p] = cur[p] & free
-        if c < seed_cols:
-            m[_GROUND] |= sup
-        # standing needs support; airborne states (apex, falling) with support land
-        m[fall] |= m[_GROUND] & ~sup
-        m[_GROUND] &= sup
-        for p in range(_FIRST_APEX, fast + 1):
-            m[_GROUND] |= m[p] & sup
-            m[p] &= ~sup
-        entered = 0
-        for p in range(N_PHASES):
-            entered |= m[p]
-        if entered == 0:
-            cur[:] = 0
-            continue
-        furthest = c
-        while True:  # closure under the moves that stay in this column
-            before = m[_GROUND]
-            m[_FIRST_RISE] |= m[_GROUND]  # jump
-            for k in range(_FIRST_RISE, _FIRST_APEX):
-                m[fall] |= m[k]  # release the jump
-                m[k + 1] |= (m[k] >> 1) & free  # rise one row; head bump stops it
-            for k in range(_FIRST_APEX, fall):
-                m[_GROUND] |= m[k] & sup  # land
-                m[k] &= ~sup
-                m[k + 1] |= m[k]  # apex: no vertical motion
-            while True:  # fall row by row in this column, counting rows fallen (a solid tile below stops it)
-                grew = False
-                for k in range(fall, fast + 1):
-                    drop = (m[k] << 1) & free
-                    nxt = k + 1 if k < fast else fast
-                    if drop & ~m[nxt]:
-                        m[nxt] |= drop
-                        grew = True
-                if not grew:
-                    break
-            for k in range(fall, fast + 1):
-                m[_GROUND] |= m[k] & sup  # land
-                m[k] &= ~sup
-            if m[_GROUND] == before:
-                break
-        # each state's step ends in (row, phase); it enters the next column if that cell is free
-        cur[:] = 0
-        cur[_GROUND] = m[_GROUND]
-        for k in range(_FIRST_RISE, _FIRST_APEX):
-            cur[k + 1] |= (m[k] >> 1) & free
-        for k in range(_FIRST_APEX, fall):
-            cur[k + 1] |= m[k]
-        for k in range(fall, fast):
-            cur[k + 1] |= (m[k] << 1) & free  # slow fall: one row per column
-        cur[fast] |= (((m[fast] << 1) & free) << 1) & free  # fast fall: two rows per column
+        free = _free_mask(grid, c, lut)
+        if free < 0:
+            return -1, np.zeros(height, np.bool_), np.zeros((height, N_PHASES), np.bool_), -1 - free
+        if _column(m, cur, free, height, c < seed_cols, fall):
+            furthest = c
     end_rows = np.zeros(height, np.bool_)
     exit_state = np.zeros((height, N_PHASES), np.bool_)
     for r in range(height):
@@ -361,3 +379,58 @@ def solve_batch(grids: np.ndarray, start_states: np.ndarray | None = None, apex_
     if bad != -1:
         raise SolverInputError(f"tile ids must lie in 0..{len(_SOLID_LUT) - 1}, got {bad}; parse text with parse_level")
     return furthest == g.shape[2] - 1, furthest, end_rows, exit_state
+
+
+@njit(cache=True)
+def _alive_after(columns, lut, entries, fall):
+    n, k, height = columns.shape
+    alive = np.zeros((n, k), np.bool_)
+    start = np.zeros(N_PHASES, np.int64)
+    m = np.zeros(N_PHASES, np.int64)
+    cur = np.zeros(N_PHASES, np.int64)
+    above_bottom = (1 << (height - 1)) - 1
+    for i in range(n):
+        start[:] = 0
+        for r in range(height):
+            for p in range(N_PHASES):
+                if entries[i, r, p]:
+                    start[p] |= 1 << r
+        fresh = True
+        for p in range(N_PHASES):
+            if start[p]:
+                fresh = False
+        for j in range(k):
+            free = _free_mask(columns[i, j].reshape(height, 1), 0, lut)
+            if free < 0:
+                return alive, -1 - free
+            cur[:] = start
+            _column(m, cur, free, height, fresh, fall)
+            for p in range(N_PHASES):
+                if cur[p] & above_bottom:
+                    alive[i, j] = True
+    return alive, -1
+
+
+def alive_after_column(columns: np.ndarray, start_states: np.ndarray, apex_steps: int = APEX_STEPS) -> np.ndarray:
+    """For ``k`` candidate next columns per row, whether Mario is still alive after each.
+
+    ``columns``: ``(n, k, 14)`` int8 tile columns; ``start_states``: ``(n, 14, N_PHASES)`` bool exit
+    states of the levels so far (all False: start fresh, as in :func:`solve_batch`). Returns
+    ``(n, k)`` bool: the exit state after the candidate has a state above the bottom row (in the
+    bottom row Mario is falling into a pit). The same as :func:`solve_batch` on every candidate as a
+    one-column grid, in one compiled call that builds no exit states (the env's per-step
+    ``playable_only`` mask checks every offer).
+    """
+    if apex_steps not in range(APEX_STEPS + 1):
+        raise SolverInputError(f"apex_steps = {apex_steps!r}: use an integer in 0..{APEX_STEPS}")
+    cols = np.ascontiguousarray(np.asarray(columns).astype(np.int8, copy=False))
+    entries = np.ascontiguousarray(np.asarray(start_states, dtype=np.bool_))
+    if cols.ndim != 3 or cols.shape[2] != HEIGHT or entries.shape != (cols.shape[0], HEIGHT, N_PHASES):
+        raise SolverInputError(
+            f"alive_after_column expects columns (n, k, {HEIGHT}) and start_states (n, {HEIGHT}, {N_PHASES}), "
+            f"got {cols.shape} and {entries.shape}"
+        )
+    alive, bad = _alive_after(cols, _SOLID_LUT, entries, _FIRST_APEX + apex_steps)
+    if bad != -1:
+        raise SolverInputError(f"tile ids must lie in 0..{len(_SOLID_LUT) - 1}, got {bad}; parse text with parse_level")
+    return alive
