@@ -13,6 +13,7 @@ rows restart on their own).
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from rlcreate.envs.core_vec_env import resolve_actions
 
@@ -24,15 +25,30 @@ def topk_offers(logits: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     logits, the order ``np.argpartition`` leaves) and their log-probs (log-softmax in float64;
     ``-inf`` logits stay ``-inf``)."""
     logits = np.asarray(logits)
-    # select on the logits themselves: the same comparisons as on the log-probs (a shift), so the
-    # same ids in the same order, without a float64 copy of the whole vocabulary to partition
-    ids = np.argpartition(-logits, k - 1, axis=1)[:, :k]
-    order = np.argsort(-np.take_along_axis(logits, ids, 1), axis=1, kind="stable")
-    ids = np.take_along_axis(ids, order, 1)
+    ids = _topk_without_ties(logits, k)
+    if ids is None:  # equal logits in or at the edge of the top k: numpy decides their order
+        # select on the logits themselves: the same comparisons as on the log-probs (a shift), so
+        # the same ids in the same order, without a float64 copy of the vocabulary to partition
+        ids = np.argpartition(-logits, k - 1, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(logits, ids, 1), axis=1, kind="stable")
+        ids = np.take_along_axis(ids, order, 1)
     wide = logits.astype(np.float64)
     top = wide.max(axis=1, keepdims=True)  # log-sum-exp by max shift (logaddexp.reduce is ~5x slower)
     lse = top + np.log(np.exp(wide - top).sum(axis=1, keepdims=True))
     return ids, (np.take_along_axis(wide, ids, 1) - lse).astype(np.float32)
+
+
+def _topk_without_ties(logits: np.ndarray, k: int) -> np.ndarray | None:
+    """The top-k ids by ``torch.topk`` (about twice as fast as numpy's partition on a batch of rows),
+    or None when two of the k + 1 largest logits of a row are equal: only then could the order
+    differ from numpy's, so the caller's numpy path keeps the ids exactly as they always were."""
+    if logits.dtype != np.float32 or logits.ndim != 2 or k >= logits.shape[1]:
+        return None
+    vals, ids = torch.topk(torch.from_numpy(np.ascontiguousarray(logits)), k + 1, dim=1)
+    vals_np = vals.numpy()
+    if not (vals_np[:, 1:] < vals_np[:, :-1]).all():  # a tie, or -inf / NaN among the top k + 1
+        return None
+    return ids.numpy()[:, :k]
 
 
 class TokenStreamCore:

@@ -378,3 +378,26 @@ def test_playable_only_without_a_seam_is_a_config_error(tiny_lm):
     with pytest.raises(EnvConfigError, match="playable_only = True needs a seam"):
         ColumnTokensCore(tiny_lm, RewardSet([Term("rec", Recorder())]), segment_features, len(FEATURE_NAMES), n_columns=8, k=4,
                          playable_only=True)
+
+
+def test_topk_offers_equal_a_plain_numpy_top_k_with_and_without_ties():
+    """The torch fast path of topk_offers gives exactly the ids, order and log-probs of a plain
+    numpy top-k (argpartition of the log-probs, stable sort); rows with equal logits fall back to it."""
+    from rlcreate.envs.token_stream import topk_offers
+
+    def reference(logits, k):
+        logp = _log_softmax(logits)
+        ids = np.argpartition(-logp, k - 1, axis=1)[:, :k]
+        ids = np.take_along_axis(ids, np.argsort(-np.take_along_axis(logp, ids, 1), axis=1, kind="stable"), 1)
+        return ids, np.take_along_axis(logp, ids, 1).astype(np.float32)
+
+    rng = np.random.default_rng(0)
+    for trial in range(60):
+        logits = (rng.standard_normal((8, 300)) * 3).astype(np.float32)
+        if trial % 3 == 1:  # many exact ties
+            logits = (rng.integers(-20, 20, (8, 300)) / 4).astype(np.float32)
+        logits[:, :2] = -np.inf  # special tokens
+        for k in (1, 5, 32):
+            ids, logp = topk_offers(logits, k)
+            want_ids, want_logp = reference(logits, k)
+            assert np.array_equal(ids, want_ids) and np.allclose(logp, want_logp, rtol=0, atol=1e-6)
