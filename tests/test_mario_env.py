@@ -92,7 +92,7 @@ def test_segment_features_equal_the_per_element_definition():
         climb[:, 1:] = np.where(ground[:, 1:] & ground[:, :-1], np.maximum(np.diff(heights, axis=1), 0), 0)
         want = (gi == T.ENEMY).sum(1) + (gi == T.CANNON).sum(1) + ~solid.any(axis=1) + 0.25 * climb
         assert np.array_equal(_column_difficulty(gi), want)
-    with pytest.raises(ValueError, match="tile ids must lie in 0..12"):
+    with pytest.raises(ValueError, match="tile id 13, outside 0..12"):
         segment_features(np.full((1, 14, 2), 13))
 
 

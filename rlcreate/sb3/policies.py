@@ -16,7 +16,11 @@ from typing import Any, cast
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from sb3_contrib.common.maskable.distributions import MaskableCategoricalDistribution, MaskableDistribution
+from sb3_contrib.common.maskable.distributions import (
+    MaskableCategorical,
+    MaskableCategoricalDistribution,
+    MaskableDistribution,
+)
 from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 from torch import nn
 
@@ -137,13 +141,15 @@ class LMPriorPolicy(MaskableActorCriticPolicy):
         x = obs.float()[..., self.prior_start : self.prior_start + k]
         return COLUMN_LOGPROB_FLOOR * (1.0 - x) if self.prior_scaled else x
 
-    def prior_logits(self, obs: th.Tensor) -> th.Tensor:
+    def prior_logits(self, obs: th.Tensor, offer: th.Tensor | None = None) -> th.Tensor:
         """The reference's log-probs over the k slots: the LM's, plus the control prior when
-        ``offer_guidance`` > 0 (renormalised to the same top-k mass), (batch, k)."""
+        ``offer_guidance`` > 0 (renormalised to the same top-k mass), (batch, k). ``offer``:
+        ``offer_inputs(obs)`` if already computed."""
         lm = self.lm_logits(obs)
         if not self.offer_guidance:
             return lm
-        guided = lm + self.offer_guidance * self.offer_inputs(obs)[..., self.offer_features :].sum(-1)
+        offer = self.offer_inputs(obs) if offer is None else offer
+        guided = lm + self.offer_guidance * offer[..., self.offer_features :].sum(-1)
         return guided - th.logsumexp(guided, -1, keepdim=True) + th.logsumexp(lm, -1, keepdim=True)
 
     def offer_inputs(self, obs: th.Tensor) -> th.Tensor:
@@ -156,15 +162,23 @@ class LMPriorPolicy(MaskableActorCriticPolicy):
 
     def _distribution(
         self, obs: th.Tensor, latent_pi: th.Tensor, action_masks: np.ndarray | th.Tensor | None
-    ) -> MaskableCategoricalDistribution:
-        logits = self.prior_logits(obs) + self.action_net(latent_pi)
-        if self.offer_features:
-            logits = logits + (self.offer_inputs(obs) * self.offer_net(latent_pi).unsqueeze(-2)).sum(-1)
-        # Discrete actions (checked by _check_layout), so the action distribution is categorical
-        distribution = cast(MaskableCategoricalDistribution, self.action_dist.proba_distribution(action_logits=logits))
-        if action_masks is not None:
-            distribution.apply_masking(action_masks)
-        return distribution
+    ) -> tuple[MaskableCategoricalDistribution, th.Tensor]:
+        """The masked action distribution and the reference's log-probs (``prior_logits``), each
+        computed once per call (the KL term reuses the latter)."""
+        offer = self.offer_inputs(obs) if self.offer_features else None
+        prior = self.prior_logits(obs, offer)
+        logits = prior + self.action_net(latent_pi)
+        if offer is not None:
+            logits = logits + (offer * self.offer_net(latent_pi).unsqueeze(-2)).sum(-1)
+        # Discrete actions (checked by _check_layout), so the action distribution is categorical.
+        # Built once with its masks (SB3's proba_distribution + apply_masking build it three
+        # times; the final logits are the same) and without torch's argument validation, which
+        # checks every tensor on every call of the rollout and the update.
+        distribution = cast(MaskableCategoricalDistribution, self.action_dist)
+        distribution.distribution = MaskableCategorical(
+            logits=logits.view(-1, self._k), validate_args=False, masks=action_masks
+        )
+        return distribution, prior
 
     def _latents(self, obs: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
         features = self.extract_features(obs)
@@ -181,7 +195,7 @@ class LMPriorPolicy(MaskableActorCriticPolicy):
     ) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
         latent_pi, latent_vf = self._latents(obs)
         values = self.value_net(latent_vf)
-        distribution = self._distribution(obs, latent_pi, action_masks)
+        distribution, _ = self._distribution(obs, latent_pi, action_masks)
         actions = distribution.get_actions(deterministic=deterministic)
         log_prob = distribution.log_prob(actions)
         return actions.reshape((-1, *(self.action_space.shape or ()))), values, log_prob
@@ -190,16 +204,16 @@ class LMPriorPolicy(MaskableActorCriticPolicy):
         self, obs: th.Tensor, actions: th.Tensor, action_masks: th.Tensor | None = None
     ) -> tuple[th.Tensor, th.Tensor, th.Tensor | None]:
         latent_pi, latent_vf = self._latents(obs)
-        distribution = self._distribution(obs, latent_pi, action_masks)
+        distribution, prior = self._distribution(obs, latent_pi, action_masks)
         entropy = distribution.entropy()
         if self.kl_to_prior:  # H(pi) + E_pi[log p_LM] = -KL(pi || p_LM), exact over the offered slots
-            entropy = entropy + (distribution.distribution.probs * self.prior_logits(obs)).sum(-1)
+            entropy = entropy + (distribution.distribution.probs * prior).sum(-1)
         return self.value_net(latent_vf), distribution.log_prob(actions), entropy
 
     def get_distribution(self, obs: th.Tensor, action_masks: np.ndarray | None = None) -> MaskableDistribution:
         features = super(MaskableActorCriticPolicy, self).extract_features(obs, self.pi_features_extractor)
         latent_pi = self.mlp_extractor.forward_actor(features)
-        return self._distribution(obs, latent_pi, action_masks)
+        return self._distribution(obs, latent_pi, action_masks)[0]
 
 
 def _check_layout(observation_space: spaces.Space, action_space: spaces.Space, prior_start: int | None) -> int:
