@@ -1,17 +1,20 @@
-"""Benchmark: MarioTokens-v0 (the demo's settings) against the bare column LM's own sampling, in one run.
+"""Benchmark: MarioTokens-v1 (the demo's settings) against the bare column LM's own sampling, in one run.
 
 At the same batch (rows written in parallel), interleaved ``repeats`` times so machine load hits
 every path alike:
 
 - ``lm``: :meth:`ColumnLM.generate` writing ``columns`` columns per row (KV cache, sampling);
-- ``env``: one episode of ``rlcreate/MarioTokens-v0`` built from ``mario_tokens.yaml`` (top-k
+- ``env``: one episode of ``rlcreate/MarioTokens-v1`` built from ``mario_tokens.yaml`` (top-k
   offers, masks, playable-only solver checks, control observation, the recipe's reward set at the
   level's end), actions sampled uniformly among the allowed slots;
+- ``env_own``: the same episode with the LM's outputs of an earlier episode replayed instead of
+  running it: what the env costs beyond the LM's forward passes;
 - ``train``: MaskablePPO with the recipe's ``lm_prior`` policy learning one rollout of ``n_steps``
-  per row (collection + update), in env steps per second.
+  per row (collection + update), in env steps per second; ``train_update`` is the PPO update's part.
 
-Reports columns per second for each and the ratios env / lm and train / lm, plus a cProfile of one
-env episode (top functions by own time) to show where the env's time goes.
+Reports columns per second for each and the ratios env / lm and train / lm from the median times
+(and, as a check on load spikes, from the fastest repeat of each path), plus cProfiles of one env
+episode and of one training call (top functions by own time) to show where the time goes.
 
     OMP_NUM_THREADS=1 python scripts/bench_level_tokens_speed.py --out benchmarks/level_tokens_speed.json
 """
@@ -38,7 +41,7 @@ class Config:
     """comma-separated batch sizes (rows in parallel)"""
     columns: int = 128
     """columns per level (the demo's width)"""
-    repeats: int = 3
+    repeats: int = 5
     """interleaved repetitions; the median is reported"""
     train: int = 1
     """1: also time one MaskablePPO rollout + update per batch size"""
@@ -69,6 +72,46 @@ def env_episode(venv, rng) -> None:
         _, _, done, _ = venv.step(a)
 
 
+class Replay:
+    """Stands in for ``lm.step`` and returns the outputs recorded from a real episode, in order."""
+
+    def __init__(self, lm):
+        self.lm, self.outputs, self.real = lm, [], lm.step
+
+    def record(self, state, ids, with_hidden: bool = False):
+        out = self.real(state, ids, with_hidden=with_hidden)
+        self.outputs.append(out)
+        return out
+
+    def episode(self, venv, rng) -> float:
+        """Seconds of one env episode with the recorded LM outputs (the LM restored afterwards)."""
+        outputs = iter(self.outputs)
+        self.lm.step = lambda state, ids, with_hidden=False: next(outputs)
+        try:
+            t = time.perf_counter()
+            env_episode(venv, rng)
+            return time.perf_counter() - t
+        finally:
+            self.lm.step = self.real
+
+
+def timed(fn, seconds: list[float]):
+    """``fn`` that appends its wall time to ``seconds`` on every call."""
+
+    def call() -> None:
+        t = time.perf_counter()
+        fn()
+        seconds.append(time.perf_counter() - t)
+
+    return call
+
+
+def top_tottime(prof: cProfile.Profile, n: int) -> list[str]:
+    s = io.StringIO()
+    pstats.Stats(prof, stream=s).sort_stats("tottime").print_stats(n)
+    return [ln.strip() for ln in s.getvalue().splitlines() if ln.strip()][: n + 4]
+
+
 def main(cfg: Config) -> dict:
     import torch
     from stable_baselines3.common.vec_env import VecMonitor
@@ -86,9 +129,18 @@ def main(cfg: Config) -> dict:
     for batch in [int(b) for b in cfg.batches.split(",")]:
         recipe, asm, venv = build(batch, cfg.columns, cfg.seed)
         model = make_algo(recipe, VecMonitor(venv), None) if cfg.train else None
-        times: dict[str, list[float]] = {"lm": [], "env": [], "train": []}
+        times: dict[str, list[float]] = {"lm": [], "env": [], "env_own": [], "train": [], "train_update": []}
+        if model is not None:  # time the PPO update inside learn() apart from the rollout
+            model.train = timed(model.train, times["train_update"])  # type: ignore[method-assign]
         env_episode(venv, rng)  # warm-up: numba, caches
         lm.generate(cfg.columns, batch=batch, seed=cfg.seed)
+        replay = Replay(venv.core.lm)
+        venv.core.lm.step = replay.record
+        env_episode(venv, rng)  # records the LM outputs that env_own replays
+        venv.core.lm.step = replay.real
+        if model is not None:
+            model.learn(total_timesteps=cfg.columns * batch, reset_num_timesteps=False)
+            times["train_update"].clear()
         for r in range(cfg.repeats):
             t = time.perf_counter()
             lm.generate(cfg.columns, batch=batch, seed=cfg.seed + r)
@@ -96,28 +148,40 @@ def main(cfg: Config) -> dict:
             t = time.perf_counter()
             env_episode(venv, rng)
             times["env"].append(time.perf_counter() - t)
+            times["env_own"].append(replay.episode(venv, rng))
             if model is not None:
                 t = time.perf_counter()
                 model.learn(total_timesteps=cfg.columns * batch, reset_num_timesteps=False)
                 times["train"].append(time.perf_counter() - t)
         cols = cfg.columns * batch
         med = {k: float(np.median(v)) for k, v in times.items() if v}
+        fastest = {k: float(np.min(v)) for k, v in times.items() if v}
         row = {f"{k}_columns_per_s": cols / s for k, s in med.items()}
         row["env_over_lm"] = med["lm"] / med["env"]
+        row["env_over_lm_fastest_repeat"] = fastest["lm"] / fastest["env"]
+        row["env_own_share_of_env"] = med["env_own"] / med["env"]
         if "train" in med:
             row["train_over_lm"] = med["lm"] / med["train"]
+            row["train_over_lm_fastest_repeat"] = fastest["lm"] / fastest["train"]
+            row["train_update_share_of_train"] = med["train_update"] / med["train"]
         row["seconds"] = {k: [round(x, 3) for x in v] for k, v in times.items()}
         prof = cProfile.Profile()
         prof.enable()
         env_episode(venv, rng)
         prof.disable()
-        s = io.StringIO()
-        pstats.Stats(prof, stream=s).sort_stats("tottime").print_stats(15)
-        row["profile_top_tottime"] = [ln.strip() for ln in s.getvalue().splitlines() if ln.strip()][:30]
+        row["profile_top_tottime"] = top_tottime(prof, 15)
+        if model is not None:
+            prof = cProfile.Profile()
+            prof.enable()
+            model.learn(total_timesteps=cfg.columns * batch, reset_num_timesteps=False)
+            prof.disable()
+            row["profile_train_top_tottime"] = top_tottime(prof, 15)
         result["batches"][str(batch)] = row
         print(f"batch {batch}: lm {row['lm_columns_per_s']:.0f} cols/s, env {row['env_columns_per_s']:.0f} "
-              f"({row['env_over_lm']:.2f}x), train {row.get('train_columns_per_s', float('nan')):.0f} "
-              f"({row.get('train_over_lm', float('nan')):.2f}x)", flush=True)
+              f"({row['env_over_lm']:.2f}x; fastest repeats {row['env_over_lm_fastest_repeat']:.2f}x; env's own "
+              f"share {row['env_own_share_of_env']:.2f}), train {row.get('train_columns_per_s', float('nan')):.0f} "
+              f"({row.get('train_over_lm', float('nan')):.2f}x; update share "
+              f"{row.get('train_update_share_of_train', float('nan')):.2f})", flush=True)
         print("\n".join(row["profile_top_tottime"][:22]))
     result["load_avg_1min_at_end"] = os.getloadavg()[0]
     Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
