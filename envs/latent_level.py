@@ -43,7 +43,9 @@ class LatentGenerator(Protocol):
 
 class ContextLatentGenerator(LatentGenerator, Protocol):
     """A generator conditioned on the level so far: ``context_columns > 0`` promises that
-    ``decode`` also takes the last columns of each level (``None`` for a level's first segment)."""
+    ``decode`` also takes the last columns of each level (``None`` for a level's first segment).
+    One with ``takes_final = True`` also gets ``final=`` (is this the level's last segment?), so it
+    may leave a structure open at a seam for the next segment to close."""
 
     context_columns: int
 
@@ -248,7 +250,10 @@ class LatentLevelCore:
             rows = np.flatnonzero(self.t == t)
             end = int(t) * self.width
             ctx = self.levels[rows, :, max(0, end - self.context_columns) : end] if t else None
-            out[rows] = gen.decode(z[rows], context=ctx)
+            if getattr(gen, "takes_final", False):  # it may leave a seam open unless told the level ends
+                out[rows] = gen.decode(z[rows], context=ctx, final=bool(t == self.n_segments - 1))  # type: ignore[call-arg]
+            else:
+                out[rows] = gen.decode(z[rows], context=ctx)
         return out
 
 

@@ -33,6 +33,23 @@ from pathlib import Path
 
 import numpy as np
 
+#: The column LM decoding uniform noise (:class:`rlcreate.levels.gan.ColumnLMLatent`) under every
+#: setting tried; ``column_lm`` is the shipped default (context 32, seams left open for the next
+#: segment, coin and pipe offsets 0.1), ``column_lm_v0`` the one shipped before.
+COLUMN_LM_VARIANTS: dict[str, dict] = {
+    "column_lm": {},
+    "column_lm_v0": {"context_columns": 32, "close_every_segment": True, "element_bias": {}},
+    "column_lm_ctx32_open": {"context_columns": 32, "element_bias": {}},
+    "column_lm_ctx64_open": {"context_columns": 64, "element_bias": {}},
+    "column_lm_ctx128_open": {"context_columns": 128, "element_bias": {}},
+    "column_lm_ctx64_coins05": {"context_columns": 64, "element_bias": {"coins": 0.5}},
+    "column_lm_ctx64_coins01_pipes005": {"context_columns": 64, "element_bias": {"coins": 0.1, "pipes": 0.05}},
+    "column_lm_ctx64_coins015_pipes01": {"context_columns": 64, "element_bias": {"coins": 0.15, "pipes": 0.1}},
+    "column_lm_ctx64_coins01_pipes01": {"context_columns": 64},
+    "column_lm_no_structure": {"context_columns": 32, "structure": False, "element_bias": {}},
+    "column_lm_elements_order": {"order": "elements"},  # same distribution, columns lined up by enemies / gaps
+}
+
 
 @dataclass
 class Config:
@@ -42,9 +59,12 @@ class Config:
     generators: int = 1
     """1: judge the reference sets and generator candidates; 0: keep those rows (and earlier runs'
     steering rows) from ``out``, written by an earlier run of this script, and add this run's."""
-    candidates: str = "column_lm"
+    candidates: str = ",".join(COLUMN_LM_VARIANTS)
     """Comma-separated generator candidates judged besides the shipped GAN (rlcreate/models/mario-gan):
-    level-GAN folders, or ``column_lm`` (the column LM decoding uniform noise)."""
+    level-GAN folders, or names of :data:`COLUMN_LM_VARIANTS` (``column_lm``: the shipped default)."""
+    calibration_n: int = 320
+    """Levels per column-LM variant for the calibration rows (element means against the TRAINING
+    split's, the only split the shipped offsets were chosen on); 0: skip."""
     n: int = 64
     """Levels per set."""
     n_segments: int = 8
@@ -146,12 +166,15 @@ def speed(gan, asm_reward, cfg: Config) -> dict:
             # the cheapest term (the prior term: one sum per level): decode, seam, features and bookkeeping
             "env_prior_term_only": make_mario_latent_v1_vec(n, cfg.n_segments, generator=gan, reward=RewardSet(
                 [Term("prior", ResidualPrior(), 1.0)]), seed=cfg.seed)}
-    state = {"prev": None, "t": 0}
+    w = gan.segment_width
+    state = {"level": np.zeros((n, 14, cfg.n_segments * w), np.int8), "t": 0}
 
-    def bare():  # the generator alone writing levels segment by segment, chained by context
+    def bare():  # the generator alone writing levels segment by segment, chained by context as the env does
         z = rng.uniform(-1, 1, (n, gan.latent_dim)).astype(np.float32)
-        ctx = None if state["t"] % cfg.n_segments == 0 else state["prev"][:, :, -gan.context_columns:]
-        state["prev"] = gan.decode(z, ctx)
+        t = state["t"] % cfg.n_segments
+        ctx = None if t == 0 else state["level"][:, :, max(0, t * w - gan.context_columns): t * w]
+        kw = {"final": t == cfg.n_segments - 1} if getattr(gan, "takes_final", False) else {}
+        state["level"][:, :, t * w:(t + 1) * w] = gan.decode(z, ctx, **kw)
         state["t"] += 1
 
     out = {"bare_generator_segments_per_s": timed(bare)}
@@ -173,7 +196,8 @@ def generator_rows(cfg: Config, result: dict, judge, human: list, width: int) ->
     from rlcreate.levels.generators.latent import LatentLevelGenerator
 
     result["sets"]["human_dev"] = judge("human_dev", human)
-    lm = list(ColumnLM.load().generate(width, batch=cfg.n, seed=cfg.seed))
+    lm_model = ColumnLM.load()
+    lm = list(lm_model.generate(width, batch=cfg.n, seed=cfg.seed))
     result["sets"]["column_lm"] = judge("column_lm", lm)
     vae = LatentLevelGenerator.load()
     z = np.random.default_rng(cfg.seed).standard_normal((cfg.n * cfg.n_segments, vae.latent_dim)).astype(np.float32)
@@ -183,7 +207,10 @@ def generator_rows(cfg: Config, result: dict, judge, human: list, width: int) ->
     # ---- generator candidates (own samples, chained; and stitched for the shipped one) ----
     folders = [str(default_gan_path())] + [c for c in cfg.candidates.split(",") if c]
     for folder in folders:
-        gan = ColumnLMLatent() if folder == "column_lm" else LevelGAN.load(folder)
+        if folder in COLUMN_LM_VARIANTS:
+            gan = ColumnLMLatent(lm=lm_model, **COLUMN_LM_VARIANTS[folder])
+        else:
+            gan = LevelGAN.load(folder)
         name = {str(default_gan_path()): "shipped"}.get(folder, Path(folder).name)
         levels = list(gan.sample_levels(cfg.n, cfg.n_segments, seed=cfg.seed + 1))
         result["candidates"][name] = {"folder": folder, "config": getattr(gan.config, "__dict__", gan.config),
@@ -191,6 +218,26 @@ def generator_rows(cfg: Config, result: dict, judge, human: list, width: int) ->
         if name == "shipped":
             stitched = list(gan.sample_levels(cfg.n, cfg.n_segments, seed=cfg.seed + 1, chained=False))
             result["candidates"]["shipped_stitched"] = judge("gan:shipped, stitched", stitched)
+    if cfg.calibration_n:
+        result["calibration"] = calibration(cfg, lm_model, width)
+
+
+def calibration(cfg: Config, lm_model, width: int) -> dict:
+    """Element means per 128 columns of each column-LM variant (``calibration_n`` levels, seeds
+    apart from the judged sets') next to the TRAINING split's: the split the offsets were chosen on."""
+    from rlcreate.levels.corpus import training_windows
+    from rlcreate.levels.gan import ColumnLMLatent
+    from rlcreate.levels.quality import ELEMENTS, element_profile
+
+    train = element_profile(training_windows(width, stride=1))
+    out = {"training_split": {e: round(float(train[e].mean()), 3) for e in ELEMENTS}, "n_levels": cfg.calibration_n,
+           "seed": cfg.seed + 100, "variants": {}}
+    for name in [c for c in cfg.candidates.split(",") if c in COLUMN_LM_VARIANTS]:
+        gen = ColumnLMLatent(lm=lm_model, **COLUMN_LM_VARIANTS[name])
+        prof = element_profile(list(gen.sample_levels(cfg.calibration_n, cfg.n_segments, seed=cfg.seed + 100)))
+        out["variants"][name] = {e: round(float(prof[e].mean()), 3) for e in ELEMENTS}
+        print(f"calibration {name:<34}", "  ".join(f"{e} {v:.2f}" for e, v in out["variants"][name].items()), flush=True)
+    return out
 
 def main(cfg: Config) -> dict:
     import torch

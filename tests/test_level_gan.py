@@ -229,18 +229,20 @@ def tiny_lm():
 def test_lm_latent_lowest_quantile_is_greedy_decoding(tiny_lm):
     from rlcreate.levels.gan import ColumnLMLatent
 
-    gen = ColumnLMLatent(tiny_lm, segment_width=8, context_columns=16, structure=False)
+    gen = ColumnLMLatent(tiny_lm, segment_width=8, context_columns=16, structure=False, element_bias={})
     seg = gen.decode(np.full((2, 8), -1.0, np.float32))
     assert (seg == tiny_lm.generate(8, batch=2, top_k=1)).all()
     # the highest quantile picks a different (the least likely) column
     assert not (gen.decode(np.full((2, 8), 1.0, np.float32)) == seg).all()
 
 
-def test_lm_latent_uniform_noise_matches_the_lm_column_frequencies(tiny_lm):
-    """Under the uniform prior the first column follows the LM's own next-column distribution."""
+@pytest.mark.parametrize("order", ["probability", "elements"])
+def test_lm_latent_uniform_noise_matches_the_lm_column_frequencies(tiny_lm, order):
+    """Under the uniform prior the first column follows the LM's own next-column distribution,
+    whatever order the columns are lined up in."""
     from rlcreate.levels.gan import ColumnLMLatent
 
-    gen = ColumnLMLatent(tiny_lm, segment_width=1, context_columns=16, structure=False)
+    gen = ColumnLMLatent(tiny_lm, segment_width=1, context_columns=16, structure=False, element_bias={}, order=order)
     z = np.random.default_rng(0).uniform(-1, 1, (4000, 1)).astype(np.float32)
     ids = np.array([tiny_lm.encode_level(s)[0] for s in gen.decode(z)])
     logits, _ = tiny_lm.start(1)
@@ -266,6 +268,61 @@ def test_lm_latent_keeps_pipes_whole_and_continues_context(tiny_lm):
     assert a.shape == (1, 14, 8) and (not (a == b).all() or (levels[0, :, :8] == levels[1, :, :8]).all())
     with pytest.raises(GANInputError, match=r"context must have shape \(batch, 14, 1..16\)"):
         gen.decode(z, context=levels[:1, :, :20])
+
+
+def test_lm_latent_element_bias_raises_the_biased_columns_share(tiny_lm):
+    """A coin offset makes coin columns more frequent under the uniform prior, by the offset's odds."""
+    from rlcreate.levels.gan import ColumnLMLatent
+    from rlcreate.levels.tiles import COIN
+
+    z = np.random.default_rng(0).uniform(-1, 1, (4000, 1)).astype(np.float32)
+    share = {}
+    for b in (0.0, 1.0):
+        gen = ColumnLMLatent(tiny_lm, segment_width=1, context_columns=16, structure=False,
+                             element_bias={"coins": b})
+        share[b] = float((gen.decode(z) == COIN).any(axis=(1, 2)).mean())
+    logits, _ = tiny_lm.start(1)
+    p = np.exp(logits[0] - logits[0].max())
+    p /= p.sum()
+    coin = np.concatenate([[False, False], (tiny_lm.columns == COIN).any(1)])
+    expect = p[coin].sum() * np.e / (p[coin].sum() * np.e + p[~coin].sum())  # odds times e^1
+    assert abs(share[0.0] - p[coin].sum()) < 0.03 and abs(share[1.0] - expect) < 0.03
+    assert share[1.0] > share[0.0] + 0.02
+    with pytest.raises(GANInputError, match="element_bias keys .*enemies"):
+        ColumnLMLatent(tiny_lm, element_bias={"enemies": 1.0})
+
+
+def test_lm_latent_elements_order_puts_enemies_low_and_gaps_high(tiny_lm):
+    from rlcreate.levels.gan import ColumnLMLatent
+    from rlcreate.levels.metrics import ground_heights
+    from rlcreate.levels.tiles import ENEMY
+
+    gen = ColumnLMLatent(tiny_lm, segment_width=1, context_columns=16, structure=False, element_bias={},
+                         order="elements")
+    low, high = gen.decode(np.array([[-1.0]], np.float32))[0], gen.decode(np.array([[1.0]], np.float32))[0]
+    assert (low == ENEMY).sum() == (tiny_lm.columns == ENEMY).sum(axis=1).max() > 0
+    assert ground_heights(high)[0] == 0  # a gap column
+    with pytest.raises(GANInputError, match="order = 'random'"):
+        ColumnLMLatent(tiny_lm, order="random")
+
+
+def test_lm_latent_open_seams_are_closed_by_the_next_segment(tiny_lm):
+    """With final=False a segment may end on a pipe's left half; the next segment, given it as
+    context, starts with the right half; a final segment never opens one."""
+    from rlcreate.levels.gan import ColumnLMLatent
+    from rlcreate.levels.quality import malformed_pipe_share
+    from rlcreate.levels.tiles import PIPE_BL, PIPE_TL
+
+    gen = ColumnLMLatent(tiny_lm, segment_width=4, context_columns=16, element_bias={"pipes": 4.0})
+    z = np.random.default_rng(1).uniform(-1, 1, (256, 4)).astype(np.float32)
+    opens = lambda seg: np.isin(seg[:, :, -1], (PIPE_TL, PIPE_BL)).any(axis=1)  # noqa: E731
+    first = gen.decode(z, final=False)
+    assert opens(first).any() and not opens(gen.decode(z, final=True)).any()
+    second = gen.decode(z[::-1].copy(), context=first, final=True)
+    assert malformed_pipe_share(list(np.concatenate([first, second], axis=2))) == 0.0
+    closing = ColumnLMLatent(tiny_lm, segment_width=4, context_columns=16, element_bias={"pipes": 4.0},
+                             close_every_segment=True)
+    assert not opens(closing.decode(z, final=False)).any()
 
 
 def test_v1_env_with_lm_latent_passes_check_env(tiny_lm):

@@ -215,12 +215,15 @@ def make_mario_latent_vec(
 
 def bounded_generator(generator: Any = None):
     """A bounded-prior latent generator: None (default) the column LM decoding uniform noise
-    (:class:`rlcreate.levels.gan.ColumnLMLatent`), ``"gan"`` the shipped level GAN, a level-GAN
-    folder path, or a generator object."""
+    (:class:`rlcreate.levels.gan.ColumnLMLatent`), ``"column_lm_elements"`` the same with its
+    columns lined up by enemies and gaps (``order="elements"``), ``"gan"`` the shipped level GAN, a
+    level-GAN folder path, or a generator object."""
     from rlcreate.levels.gan import ColumnLMLatent, LevelGAN
 
     if generator is None or generator == "column_lm":
-        return ColumnLMLatent()
+        return ColumnLMLatent(lm=shared_column_lm())
+    if generator == "column_lm_elements":  # the same samples, columns lined up by enemies / gaps
+        return ColumnLMLatent(lm=shared_column_lm(), order="elements")
     if generator == "gan":
         return LevelGAN.load()
     if isinstance(generator, str) or hasattr(generator, "__fspath__"):
@@ -228,7 +231,7 @@ def bounded_generator(generator: Any = None):
     if not hasattr(generator, "decode"):
         raise EnvConfigError(
             f"generator = {type(generator).__name__}: pass None / 'column_lm' (the column LM "
-            "decoding uniform noise), 'gan' (the shipped level GAN), a level-GAN folder or a "
+            "decoding uniform noise), 'column_lm_elements', 'gan' (the shipped level GAN), a level-GAN folder or a "
             "latent generator"
         )
     return generator

@@ -47,6 +47,11 @@ __all__ = [
 N_TILES = len(TILES)
 
 
+#: logit offsets of :class:`ColumnLMLatent` (see its docstring), chosen on the training split
+DEFAULT_ELEMENT_BIAS = {"coins": 0.1, "pipes": 0.1}
+_BIAS_TILES = {"coins": "o", "pipes": "<"}
+
+
 class GANInputError(UserError):
     """A latent or context batch of the wrong shape or range was passed to the GAN."""
 
@@ -299,16 +304,31 @@ class LevelGAN:
 
 class ColumnLMLatent:
     """The shipped column LM as a deterministic decoder of uniform noise (a bounded-prior latent
-    generator whose own samples are exactly the LM's samples).
+    generator whose own samples are the LM's samples, calibrated).
 
     ``z`` in ``[-1, 1]^W`` holds one number per new column: ``u = (z + 1) / 2`` is the quantile
     at which that column is drawn from the LM's next-column distribution, the columns ordered from
     the most to the least likely (inverse-CDF sampling, the reparameterisation of a categorical
-    draw). Under the uniform prior this *is* sampling the LM at temperature 1; ``u`` near 0 picks
-    the LM's most likely column, near 1 its rarest. Segments continue the last
+    draw). Under the uniform prior this *is* sampling the LM (with the offsets below); ``u`` near 0
+    picks the LM's most likely column, near 1 its rarest. Segments continue the last
     ``context_columns`` columns of the level so far (the LM's prompt). With ``structure`` the LM's
     distribution is restricted to columns that keep pipes whole (the token env's rule,
-    :class:`rlcreate.levels.validity.MarioStructure`; a segment's last column opens no pipe).
+    :class:`rlcreate.levels.validity.MarioStructure`); a pipe opened in a segment's last column is
+    closed by the next segment's first, and only the level's final segment (``final=True``, or
+    every segment with ``close_every_segment``) may not open one in its last column.
+
+    ``element_bias`` adds a logit offset to every column holding a coin (``coins``) or a pipe's
+    left top (``pipes``). Why: with pipes kept whole the LM opens fewer pipes, and it writes fewer
+    coins than the corpus; the shipped offsets (:data:`DEFAULT_ELEMENT_BIAS`) were chosen so that
+    the own samples' pipes and coins per 128 columns match the TRAINING split's (3.26 and 6.41),
+    never on DEV or TEST (the variants tried are rows of ``scripts/bench_latent_generator.py``).
+
+    ``order``: how the columns are lined up for the inverse CDF. Any fixed order samples the LM
+    exactly under the uniform prior; it decides what a *move* of ``z_t`` means. ``"probability"``
+    (most likely first): ``u`` near 0 is the LM's favourite column. ``"elements"``: a fixed order
+    with enemy columns at the low end (most enemies first), plain columns in the middle and gap
+    columns at the high end, so that lowering ``z`` asks for enemies and raising it for gaps, a
+    latent a policy can steer element counts with.
 
     Not a learned embedding: changing ``z_t`` changes column t and, through the LM's context, can
     change every later column of the segment (the latent is not smooth in the way a GAN's is).
@@ -316,8 +336,21 @@ class ColumnLMLatent:
 
     prior = "uniform"
 
-    def __init__(self, lm=None, segment_width: int = 16, context_columns: int = 32, structure: bool = True):
+    #: decode takes ``final=`` (is this the level's last segment?); the latent env passes it
+    takes_final = True
+
+    def __init__(
+        self,
+        lm=None,
+        segment_width: int = 16,
+        context_columns: int = 32,
+        structure: bool = True,
+        close_every_segment: bool = False,
+        element_bias: dict[str, float] | None = None,
+        order: str = "probability",
+    ):
         from rlcreate.levels.generators.column_lm import N_SPECIAL, ColumnLM
+        from rlcreate.levels.tiles import CHAR_TO_ID
         from rlcreate.levels.validity import MarioStructure
 
         self.lm = lm if lm is not None else ColumnLM.load()
@@ -326,27 +359,56 @@ class ColumnLMLatent:
         self.context_columns = int(context_columns)
         self.n_special = N_SPECIAL
         self.rule = MarioStructure(self.lm.columns, N_SPECIAL) if structure else None
+        self.close_every_segment = bool(close_every_segment)
+        bias = dict(DEFAULT_ELEMENT_BIAS if element_bias is None else element_bias)
+        unknown = sorted(set(bias) - set(_BIAS_TILES))
+        if unknown:
+            raise GANInputError(f"element_bias keys {unknown} are unknown; use some of {sorted(_BIAS_TILES)}")
+        offset = np.zeros(self.lm.vocab_size, np.float64)
+        for name, value in bias.items():
+            offset[N_SPECIAL:] += float(value) * (self.lm.columns == CHAR_TO_ID[_BIAS_TILES[name]]).any(axis=1)
+        self._offset = offset if offset.any() else None
+        if order not in ("probability", "elements"):
+            raise GANInputError(f"order = {order!r}: use 'probability' or 'elements'")
+        self.order, self._order = order, None
+        if order == "elements":  # enemy columns (most enemies first), plain columns, gap columns
+            from rlcreate.levels.metrics import ground_heights
+            from rlcreate.levels.tiles import ENEMY
+
+            cols = self.lm.columns
+            enemies = (cols == ENEMY).sum(axis=1)
+            gap = ground_heights(cols.T) == 0
+            key = np.concatenate([np.zeros(N_SPECIAL), np.where(enemies > 0, -enemies, gap.astype(np.int64))])
+            self._order = np.argsort(key, kind="stable")
         self.config = {
             "kind": "column_lm_noise",
             "segment_width": self.segment_width,
             "context_columns": self.context_columns,
             "structure": bool(structure),
+            "close_every_segment": self.close_every_segment,
+            "element_bias": {k: float(v) for k, v in bias.items()},
+            "order": order,
         }
 
     def _pick(self, logits: np.ndarray, u: np.ndarray, prev: np.ndarray | None, last: bool) -> np.ndarray:
         """Inverse-CDF draw of one column per row at quantiles ``u`` (b,)."""
         logits = logits.astype(np.float64)
+        if self._offset is not None:
+            logits = logits + self._offset
         if self.rule is not None:
             cand = np.broadcast_to(np.arange(logits.shape[1]), logits.shape)
             logits = np.where(self.rule.allowed(prev, cand, last), logits, -np.inf)
         p = np.exp(logits - logits.max(axis=1, keepdims=True))
         p /= p.sum(axis=1, keepdims=True)
-        order = np.argsort(-p, axis=1, kind="stable")
+        if self._order is None:
+            order = np.argsort(-p, axis=1, kind="stable")
+        else:
+            order = np.broadcast_to(self._order, p.shape)
         cdf = np.cumsum(np.take_along_axis(p, order, axis=1), axis=1)
         k = (cdf < np.minimum(u, 1 - 1e-9)[:, None] * cdf[:, -1:]).sum(axis=1)
         return order[np.arange(len(u)), np.minimum(k, p.shape[1] - 1)]
 
-    def _decode_group(self, z: np.ndarray, prompt: np.ndarray | None) -> np.ndarray:
+    def _decode_group(self, z: np.ndarray, prompt: np.ndarray | None, final: bool) -> np.ndarray:
         b, w = z.shape
         u = (z.astype(np.float64) + 1.0) / 2.0
         logits, state = self.lm.start(b, prompt_grids=prompt)
@@ -354,15 +416,17 @@ class ColumnLMLatent:
         prev = None if prompt is None else np.array([self.lm.encode_level(p[:, -1:])[0] for p in prompt])
         ids = np.zeros((b, w), np.int64)
         for t in range(w):
-            ids[:, t] = self._pick(logits, u[:, t], prev, last=t == w - 1)
+            ids[:, t] = self._pick(logits, u[:, t], prev, last=t == w - 1 and (final or self.close_every_segment))
             prev = ids[:, t]
             if t + 1 < w:
                 logits, state = self.lm.step(state, ids[:, t])
         return np.stack([self.lm.decode_tokens(r) for r in ids]).astype(np.int8)
 
-    def decode(self, z, context=None, has_context=None) -> np.ndarray:
+    def decode(self, z, context=None, has_context=None, final: bool = True) -> np.ndarray:
         """z (b, W) in [-1, 1] -> segments (b, 14, W) int8; ``context`` (b, 14, k <= context_columns):
-        the level so far's last columns (None: level starts); ``has_context`` marks real rows."""
+        the level so far's last columns (None: level starts); ``has_context`` marks real rows;
+        ``final=False``: more segments follow, so the last column may open a pipe (the next
+        segment, given this one as context, closes it)."""
         z = np.asarray(z, dtype=np.float32)
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise GANInputError(f"decode expects z of shape (batch, {self.latent_dim}), got {z.shape}")
@@ -389,7 +453,7 @@ class ColumnLMLatent:
         for flag in (False, True):
             rows = np.flatnonzero(has == flag)
             if len(rows):
-                out[rows] = self._decode_group(z[rows], context[rows] if flag else None)
+                out[rows] = self._decode_group(z[rows], context[rows] if flag else None, final)
         return out
 
     def sample_levels(self, n: int, n_segments: int = 8, seed: int = 0, chained: bool = True) -> np.ndarray:
@@ -400,5 +464,6 @@ class ColumnLMLatent:
             z = rng.uniform(-1, 1, (n, self.latent_dim)).astype(np.float32)
             lo = max(0, t * self.segment_width - self.context_columns)
             ctx = out[:, :, lo : t * self.segment_width] if (chained and t) else None
-            out[:, :, t * self.segment_width : (t + 1) * self.segment_width] = self.decode(z, ctx)
+            seg = self.decode(z, ctx, final=t == n_segments - 1 or not chained)
+            out[:, :, t * self.segment_width : (t + 1) * self.segment_width] = seg
         return out
