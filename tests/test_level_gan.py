@@ -208,10 +208,11 @@ def test_bench_latent_generator_smoke(tmp_path, tiny_gan):
           "--name", "run", "--quiet"])
     _run([sys.executable, "scripts/bench_latent_generator.py", "--run", str(tmp_path / "run"), "--candidates",
           f"column_lm,{tmp_path / 'gan'}", "--n", "4", "--n-segments", "2", "--boot", "5", "--best-of", "2",
-          "--speed-seconds", "0.2", "--speed-envs", "4", "--out", str(tmp_path / "b.json")])
+          "--speed-seconds", "0.2", "--speed-envs", "4", "--calibration-n", "8", "--out", str(tmp_path / "b.json")])
     r = json.loads((tmp_path / "b.json").read_text())
     assert {"steered", "untrained", "best_of_2", "own_samples", "human_dev"} <= set(r["steering"]["run"]["groups"])
     assert r["speed"]["ratio_env_prior_term_only"] > 0 and {"gan", "column_lm", "shipped"} <= set(r["candidates"])
+    assert set(r["calibration"]["variants"]) == {"column_lm"} and r["calibration"]["n_levels"] == 8
 
 
 # ---- the column LM decoding uniform noise ------------------------------------------------------
@@ -354,3 +355,5 @@ def test_demo_latent_runs_end_to_end(tmp_path):
     r = json.loads((tmp_path / "demo" / "summary.json").read_text())
     assert r["recipe"] == "mario-latent" and r["env_id"] == "rlcreate/MarioLatent-v1"  # the latent recipe's name
     assert {"steered", "untrained_start", "best_of_4", "generator", "human_dev"} <= set(r["groups"]) and r["width"] == 128
+    # the latent demo's own defaults: 4 A* levels per set, the checkpoint audit left to rlcreate eval
+    assert r["astar_levels"] == 4 and not (tmp_path / "demo" / "metrics.json").exists()

@@ -53,7 +53,7 @@ def cmd_demo(args) -> int:
         resume=args.resume,
         overwrite=args.overwrite,
         seed=args.seed,
-        evaluate=not args.no_eval,
+        evaluate=False if args.no_eval else (True if args.eval else None),
         generator=args.generator,
     )
     return 0
@@ -76,7 +76,8 @@ def register(sub) -> None:
         "--timesteps",
         type=int_arg(1, 10**10),
         default=None,
-        help="env steps (default: the recipe's trainer.total_timesteps)",
+        help="env steps (default: the recipe's trainer.total_timesteps; --generator latent: 1024, one PPO rollout, a short "
+        "budget that fits ~5 min here)",
     )
     d.add_argument(
         "--best-of",
@@ -88,6 +89,9 @@ def register(sub) -> None:
     d.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
     d.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
     d.add_argument("--no-eval", action="store_true", help="skip writing metrics.json (judges and the checkpoint audit)")
+    d.add_argument(
+        "--eval", action="store_true", help="write metrics.json even where it is off by default (--generator latent)"
+    )
     d.add_argument("--quiet", action="store_true")
     d.add_argument(
         "--generator",

@@ -34,6 +34,13 @@ __all__ = ["run_demo", "demo_recipe_path", "control_error"]
 DEMO_RECIPES = {"tokens": "mario_tokens.yaml", "latent": "mario_latent.yaml"}
 
 
+#: per ``--generator``, defaults that differ from :func:`run_demo`'s: the latent path's decoder is the
+#: column LM run 16 columns per step, so its demo trains for a short fixed budget (the recipe's full
+#: budget with ``--timesteps``), plays 4 levels per set with the A* agent and leaves the checkpoint
+#: audit to ``rlcreate eval`` (``--eval``), so that it finishes within ~5 min on a 2-core machine
+DEMO_DEFAULTS: dict[str, dict] = {"latent": {"timesteps": 1024, "astar_levels": 4, "evaluate": False}}
+
+
 def demo_recipe_path(generator: str = "tokens") -> Path:
     return Path(str(resources.files("rlcreate") / "recipes" / DEMO_RECIPES[generator]))
 
@@ -72,13 +79,13 @@ def run_demo(
     timesteps: int | None = None,
     progress_bar: bool = True,
     n_levels: int = 64,
-    astar_levels: int = 8,
+    astar_levels: int | None = None,
     astar_runs: int = 1,
     best_of: int = 4,
     resume: bool = False,
     overwrite: bool = False,
     seed: int | None = None,
-    evaluate: bool = True,
+    evaluate: bool | None = None,
     generator: str = "tokens",
 ) -> dict:
     """Train, sample and compare (see the module docstring). ``out`` is an ordinary run folder
@@ -90,7 +97,9 @@ def run_demo(
     step count, never a wall-clock stop, so a run reproduces; ``minutes`` is accepted for the old
     command line and ignored. ``best_of``: n of the best-of-n set drawn from the untrained start
     (0: skip). ``resume`` / ``overwrite``: as ``rlcreate train`` (a folder that holds a run is
-    refused otherwise). ``evaluate``: also write ``metrics.json`` (judges + audit along the checkpoints)."""
+    refused otherwise). ``evaluate``: also write ``metrics.json`` (judges + audit along the checkpoints).
+    ``timesteps``, ``astar_levels`` (default 8) and ``evaluate`` (default on) left at None take the
+    generator's :data:`DEMO_DEFAULTS` first."""
     from rlcreate.assemble import assemble
     from rlcreate.levels.corpus import dev_windows
     from rlcreate.levels.generators.column_lm import ColumnLM
@@ -100,6 +109,10 @@ def run_demo(
     from rlcreate.train.runner import restore, train_run
 
     out = Path(out)
+    defaults = DEMO_DEFAULTS.get(generator, {})
+    timesteps = timesteps or defaults.get("timesteps")
+    astar_levels = defaults.get("astar_levels", 8) if astar_levels is None else astar_levels
+    evaluate = defaults.get("evaluate", True) if evaluate is None else evaluate
     recipe = (
         load_recipe(out / "config.yaml")
         if resume and (out / "config.yaml").is_file()
@@ -127,8 +140,10 @@ def run_demo(
     steered, targets = sample_levels(model, asm, n_levels, env_seed, env_seed, deterministic=latent)
     np.save(out / "levels.npy", np.stack(steered))
     start_model = untrained_policy(asm)
+    # a latent policy acting by its mean writes the same levels for the same requests (the env's seed
+    # fixes the prior draws z0 too), so its further draws sample the start's residuals (N(0, std^2))
     draws = [
-        sample_levels(start_model, asm, n_levels, env_seed, env_seed + 100 + k, deterministic=latent)
+        sample_levels(start_model, asm, n_levels, env_seed, env_seed + 100 + k, deterministic=latent and k == 0)
         for k in range(max(best_of, 1))
     ]
     if any(t != targets for _, t in draws):
@@ -169,9 +184,15 @@ def run_demo(
         "astar_levels": astar_levels,
         "best_of": best_of,
         "policy": model.rlcreate_source,
-        "sampling": "policies sampled (deterministic=False), every set answering the same requests; best-of-n: n "
-        "draws from the untrained start, the one the recipe's reward scores highest kept per request; "
-        "generator: column LM, temperature 1, full vocabulary",
+        "sampling": (
+            "policies act by their mean (the prior draws z0 give the variety; best-of-n: the start's mean draw "
+            "plus n - 1 draws sampling its residuals)"
+            if latent
+            else "policies sampled (deterministic=False)"
+        )
+        + ", every set answering the same requests; best-of-n: n draws from the untrained start, the one the "
+        "recipe's reward scores highest kept per request; generator: "
+        + ("the env's latent generator, uniform latents" if latent else "column LM, temperature 1, full vocabulary"),
         **table,
         "control": {k: control_error(v, targets) for k, v in {**sets, "generator": own}.items()},
         "objective": {k: _summary(v) for k, v in scores.items()},
@@ -189,6 +210,8 @@ def run_demo(
             audit_levels=8,
             audit_modes=("stochastic",),
         )  # sampled policy
+    else:
+        print(f"[5/5] skipped (judges along the checkpoints): rlcreate eval {out}")
     _print_summary(result, out)
     return result
 

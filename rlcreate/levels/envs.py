@@ -295,7 +295,9 @@ Description
     As v0, but the generator has a uniform [-1, 1]^d prior and every segment after the first is
     conditioned on the level so far, so the level continues across seams. Default (``generator=None``):
     the shipped column LM decoding uniform noise (:class:`rlcreate.levels.gan.ColumnLMLatent`, d = 16,
-    one quantile per column, prompted with the last 32 columns, pipes kept whole); ``generator="gan"``:
+    one quantile per column, prompted with the last 32 columns, pipes kept whole across seams: the
+    env tells it which segment is the level's last); ``generator="column_lm_elements"``: the same
+    samples with the columns lined up by enemies and gaps; ``generator="gan"``:
     the shipped level GAN (rlcreate/models/mario-gan, d = 32, conditioned on the last 4 columns).
 Action Space
     ``Box(-1, 1, (d,), float32)``. ``latent_mode="residual"`` (default): a fresh prior draw z0 per
