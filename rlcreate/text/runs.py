@@ -29,6 +29,8 @@ A text recipe's ``env.kwargs`` (validated here, errors name field, value and fix
 ``min_new_tokens``   EOS masked before this many tokens (default 0)
 ``system``           system message for chat models (default none)
 ``hidden_clip``, ``max_prompt_tokens``   as for :func:`rlcreate.text.envs.make_text_tokens_env`
+``form_offers``      true: the observation ends with per-offer form flags (a lipogram's banned
+                     letter in the token), :mod:`rlcreate.text.form_offers`; default false
 
 On a CPU shared with other jobs, run with ``OMP_NUM_THREADS=1``: torch's spinning worker threads
 otherwise slow every LM forward pass many times over (measured here: 1-2 env steps/s with default
@@ -74,6 +76,7 @@ _DEFAULTS = {
     "system": None,
     "hidden_clip": 10.0,
     "max_prompt_tokens": 512,
+    "form_offers": False,
 }
 TEXT_ENV_KEYS = frozenset(_DEFAULTS)
 GROUPS = ("steered", "plain", "lm_topk")
@@ -105,6 +108,8 @@ def text_settings(recipe: Recipe) -> TextSettings:
             f"env.kwargs.lm = {s['lm']!r}: write a model folder, a hub id in the local "
             "cache, or smollm2-135m-instruct (the offline default)"
         )
+    if not isinstance(s["form_offers"], bool):
+        raise RecipeError(f"env.kwargs.form_offers = {s['form_offers']!r}: write true or false")
     if s["system"] is not None and not isinstance(s["system"], str):
         raise RecipeError(f"env.kwargs.system = {s['system']!r}: must be a string or left out")
     return s
@@ -115,8 +120,13 @@ def resolve_prompts(value: Any, field: str) -> list[str]:
     from rlcreate.text.data import prompts as shipped
     from rlcreate.text.loading import PromptError, read_prompts
 
-    if isinstance(value, str) and value in PROMPT_SPLITS:
-        return shipped(value)
+    if isinstance(value, str) and value.split(":", 1)[0] in PROMPT_SPLITS:
+        from rlcreate.text.data import TextDataError
+
+        try:
+            return shipped(value)  # a split, or forms_<split>:<form>
+        except TextDataError as err:
+            raise RecipeError(f"{field}: {err}") from None
     if isinstance(value, list):
         bad = [i for i, p in enumerate(value) if not isinstance(p, str) or not p.strip()]
         if not value or bad:
@@ -182,8 +192,13 @@ def build_text_env(
     prompts = resolve_prompts(settings[prompts_field], f"env.kwargs.{prompts_field}")
     lm = lm if lm is not None else load_text_lm(settings)
     reward = reward if reward is not None else build_reward_set(recipe)
+    core_class = TextTokensCore
+    if settings["form_offers"]:
+        from rlcreate.text.form_offers import FormOffersCore
+
+        core_class = FormOffersCore
     try:
-        core = TextTokensCore(
+        core = core_class(
             _stepper(lm, settings),
             reward,
             prompts,

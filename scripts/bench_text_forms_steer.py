@@ -1,0 +1,325 @@
+"""Benchmark: does token-level PPO (TextTokens-v0) write lipograms better than its untrained start?
+
+Reads top to bottom: config, train ``rlcreate/recipes/text_forms_steer.yaml`` (or reuse a
+finished run), write texts on TEST lipogram prompts (letters and topics no recipe saw) under each
+condition, judge them with the independent judge, compare paired over prompts, write JSON.
+
+Conditions (SmolLM2-135M-Instruct, the recipe's top-k, token cap and EOS floor for all; one
+LM forward pass per token, so equal inference cost except best-of-n):
+
+- ``start``: the policy's untrained start, the LM's own distribution over its top-k offers
+  (``lm_prior`` at initialisation), ``k`` samples per prompt; satisfaction = the rate of one sample.
+- ``best_of_n`` from the start (n = 2, 4: the first n start samples): with the **judge** as the
+  selector (a prompt passes if any candidate passes; an upper bound no deployed selector beats),
+  and with the **training reward** as the selector (the candidate with the highest lipogram term
+  is judged): the cost of sampling more instead of training.
+- ``steered``: the trained policy, sampled (not argmax), ``k`` samples per prompt.
+- ``rule``: the hand-written rule that never takes an offer whose token holds the letter
+  (constrained decoding with the same flags the policy observes, no learning), ``k_rule`` samples.
+
+Judge (:func:`rlcreate.text.form_judges.judge`: the letter nowhere in the text, >= 12 words; the
+reward instead gives partial credit per word). Held quality, none of it used by the reward:
+perplexity of the texts under the base LM given the prompt (pooled, ratio to the start with a
+bootstrap CI over prompts), distinct_k over the first k texts of a prompt (NoveltyBench's lexical
+partition), the share of words the CMU dictionary does not know (broken words are how a lipogram
+is gamed), topic adherence (a content word of the topic used) and the truncation rate.
+
+    OMP_NUM_THREADS=1 python scripts/bench_text_forms_steer.py                 # ~15 min + training
+    OMP_NUM_THREADS=1 python scripts/bench_text_forms_steer.py --smoke         # seconds: tiny run
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rlcreate.scripting import parse_config
+
+
+@dataclass
+class Config:
+    recipe: str = "rlcreate/recipes/text_forms_steer.yaml"
+    """the token-steering recipe"""
+    run: str = "runs/text_forms_steer"
+    """run folder (trained here unless it already holds a policy)"""
+    timesteps: int = 0
+    """override trainer.total_timesteps when training here (0 = the recipe's)"""
+    n_prompts: int = 100
+    """TEST lipogram prompts (the first n of form_prompts('test'))"""
+    k: int = 4
+    """samples per prompt of the start (best-of-n takes n of them, n <= k)"""
+    k_steered: int = 2
+    """samples per prompt of the trained policy (distinct_k compares the first k_steered texts)"""
+    k_rule: int = 1
+    """samples per prompt of the hand-written rule"""
+    batch: int = 100
+    """texts written together (rows of one KV cache)"""
+    seed: int = 0
+    cache: str = "runs/bench_text_forms_steer"
+    """one JSON per condition (texts, EOS flags): a rerun reuses them"""
+    out: str = "benchmarks/text_forms_steer.json"
+    smoke: bool = False
+    """tiny everything (train 96 steps, 2 prompts, 2 samples) into --cache; for the test suite"""
+
+
+def main(cfg: Config) -> dict:
+    if cfg.smoke:
+        cfg = dataclasses.replace(cfg, timesteps=16, n_prompts=2, k=2, k_steered=2, k_rule=1, batch=4)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    from rlcreate.benchmark import environment, finish, write_json
+    from rlcreate.recipe import load_recipe
+    from rlcreate.text.evaluate import shared_lm
+    from rlcreate.text.form_judges import judge
+    from rlcreate.text.form_offers import avoid_flagged, follow_lm, write_texts
+    from rlcreate.text.form_prompts import form_prompts
+    from rlcreate.text.forms import LipogramReward
+    from rlcreate.text.runs import _Unscored, build_text_env
+    from rlcreate.train.runner import has_policy, restore, train_run
+
+    env = environment(dataclasses.asdict(cfg))
+    run = Path(cfg.run)
+    if not has_policy(run):
+        recipe = load_recipe(cfg.recipe)
+        if cfg.timesteps:
+            recipe.trainer["total_timesteps"] = cfg.timesteps
+        if cfg.smoke:  # one tiny rollout: 2 rows x 8 tokens
+            recipe.trainer["n_envs"], recipe.trainer["checkpoints"], recipe.trainer["samples"] = 2, 1, 2
+            recipe.trainer.hyper.update(n_steps=8, batch_size=16, n_epochs=1)
+            recipe.env.kwargs["max_new_tokens"], recipe.env.kwargs["min_new_tokens"] = 8, 2
+        train_run(recipe, run, progress_bar=False, overwrite=run.exists())
+    asm, model = restore(run)
+    lm = shared_lm(asm)
+    rows = form_prompts("test", forms=("lipogram",))[: cfg.n_prompts]
+    prompts = [r["prompt"] for r in rows]
+    letters = [r["target"] for r in rows]
+    n = len(rows)
+    cache = Path(cfg.cache)
+    cache.mkdir(parents=True, exist_ok=True)
+
+    # ---- write texts: every condition on the same prompts, k per prompt, cached per condition
+    cores: dict[int, object] = {}
+
+    def core_for(size: int):
+        if size not in cores:
+            venv = build_text_env(asm.recipe, lm=lm, reward=_Unscored(), prompts_field="eval_prompts", n_envs=size)
+            cores[size] = venv.core
+        return cores[size]
+
+    def condition(name: str, k: int, make_choose) -> dict:
+        path = cache / f"{name}.json"
+        if path.is_file():
+            got = json.loads(path.read_text())
+            if got["prompts"] == prompts and got["k"] == k and got.get("policy") == model.rlcreate_source:
+                print(f"{name}: cached", flush=True)
+                return got
+        import time
+
+        flat = [p for p in prompts for _ in range(k)]
+        texts, eos = [], []
+        t0 = time.perf_counter()
+        for start in range(0, len(flat), cfg.batch):
+            chunk = flat[start : start + cfg.batch]
+            core = core_for(len(chunk))
+            got_t, got_e = write_texts(core, chunk, make_choose(core, cfg.seed + start))
+            texts += [t.strip() for t in got_t]
+            eos += got_e
+        secs = time.perf_counter() - t0
+        out = {"prompts": prompts, "k": k, "policy": model.rlcreate_source, "seconds": round(secs, 1),
+               "texts": [texts[i * k : (i + 1) * k] for i in range(n)],
+               "eos": [eos[i * k : (i + 1) * k] for i in range(n)]}
+        path.write_text(json.dumps(out, ensure_ascii=False))
+        print(f"{name}: {len(flat)} texts in {secs:.0f} s", flush=True)
+        return out
+
+    def sampler(rule):
+        def make(core, seed):
+            rng = np.random.default_rng(seed)
+            return lambda obs, masks: rule(core, rng)
+        return make
+
+    def policy(core, seed):
+        model.set_random_seed(seed)
+        return lambda obs, masks: model.predict(obs, deterministic=False, action_masks=masks)[0]
+
+    cond = {
+        "start": condition("start", cfg.k, sampler(follow_lm)),
+        "steered": condition("steered", cfg.k_steered, policy),
+        "rule": condition("rule", cfg.k_rule, sampler(avoid_flagged)),
+    }
+
+    # ---- judge and quality measures
+    import pronouncing
+
+    from rlcreate.text.form_judges import inflections
+    from rlcreate.text.forms import words
+    from rlcreate.text.judges import bootstrap_ci, noveltybench_scores
+    from rlcreate.text.scoring import ReferenceLM
+
+    ref = ReferenceLM(lm[0], lm[1], cache_size=0)
+    form_reward = LipogramReward()
+
+    def per_prompt(c: dict, fn) -> np.ndarray:
+        """(n, k) array of fn(text, prompt index)."""
+        return np.array([[fn(t, i) for t in ts] for i, ts in enumerate(c["texts"])], float)
+
+    passes = {c: per_prompt(v, lambda t, i: judge("lipogram", t, letters[i])) for c, v in cond.items()}
+    letter_free = {c: per_prompt(v, lambda t, i: letters[i] not in t.lower()) for c, v in cond.items()}
+    long_enough = {c: per_prompt(v, lambda t, i: len(words(t)) >= 12) for c, v in cond.items()}
+    reward = {c: np.array(form_reward([t for ts in v["texts"] for t in ts],
+                                      prompts=[p for p, ts in zip(prompts, v["texts"]) for _ in ts]),
+                          float).reshape(n, -1) for c, v in cond.items()}
+
+    def oov(t: str) -> float:
+        ws = words(t)
+        return float(np.mean([not pronouncing.phones_for_word(w) for w in ws])) if ws else 1.0
+
+    stop = {"a", "an", "the", "of", "in", "at", "on", "over", "after", "and", "to", "s", "day"}
+    topic_forms = [set().union(*(inflections(w) for w in words(r["topic"]) if w not in stop) or [set()]) for r in rows]
+    unknown = {c: per_prompt(v, lambda t, i: oov(t)) for c, v in cond.items()}
+    topic = {c: per_prompt(v, lambda t, i: bool(topic_forms[i] & set(words(t)))) for c, v in cond.items()}
+
+    def nll(c: dict, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per prompt: summed log-prob and token count of its first k texts under the base LM."""
+        flat = [t for ts in c["texts"] for t in ts[:k]]
+        fp = [p for p, ts in zip(prompts, c["texts"]) for _ in ts[:k]]
+        stats = ref.token_stats(flat, fp)
+        lp, cnt, j = np.zeros(n), np.zeros(n), 0
+        for i, ts in enumerate(c["texts"]):
+            for _ in ts[:k]:
+                lp[i] += float(stats[j].logprobs.sum())
+                cnt[i] += stats[j].n
+                j += 1
+        return lp, cnt
+
+    ks = min(cfg.k_steered, cfg.k)
+    nlls = {c: nll(v, cfg.k) for c, v in cond.items()}
+
+    def ppl(c: str, ix) -> float:
+        lp, cnt = nlls[c]
+        return math.exp(-lp[ix].sum() / max(cnt[ix].sum(), 1))
+
+    def ppl_ratio(a: str, b: str) -> dict:
+        rng = np.random.default_rng(0)
+        idx = np.arange(n)
+        boots = [ppl(a, ix) / ppl(b, ix) for ix in (rng.choice(idx, n) for _ in range(1000))]
+        return {"ratio": round(ppl(a, idx) / ppl(b, idx), 4),
+                "ci": [round(float(np.percentile(boots, 2.5)), 4), round(float(np.percentile(boots, 97.5)), 4)]}
+
+    def ci(x) -> list[float]:
+        _, lo, hi = bootstrap_ci(x)
+        return [round(lo, 4), round(hi, 4)]
+
+    def distinct(c: str) -> np.ndarray:
+        return np.array([noveltybench_scores(ts[:ks])[0] for ts in cond[c]["texts"]]) if ks >= 2 else np.full(n, np.nan)
+
+    # per prompt satisfaction of each reported row
+    start1 = passes["start"].mean(1)
+    rows_sat: dict[str, np.ndarray] = {"start": start1, "steered": passes["steered"].mean(1), "rule": passes["rule"].mean(1)}
+    for m in (2, 4):
+        if m <= cfg.k:
+            rows_sat[f"best_of_{m}_judge"] = passes["start"][:, :m].max(1)
+            pick = reward["start"][:, :m].argmax(1)  # the training reward's choice, then judged
+            rows_sat[f"best_of_{m}_reward"] = passes["start"][np.arange(n), pick]
+
+    def summary(c: str) -> dict:
+        return {"satisfaction": round(float(rows_sat[c].mean()), 4), "ci": ci(rows_sat[c])}
+
+    groups = {}
+    for c in cond:
+        groups[c] = {
+            **summary(c),
+            "samples_per_prompt": cond[c]["k"],
+            "letter_free": round(float(letter_free[c].mean()), 4),
+            "twelve_words": round(float(long_enough[c].mean()), 4),
+            "lipogram_reward": round(float(reward[c].mean()), 4),
+            "perplexity": round(ppl(c, np.arange(n)), 3),
+            "unknown_word_share": round(float(unknown[c].mean()), 4),
+            "topic_adherence": round(float(topic[c].mean()), 4),
+            "truncated": round(1 - float(np.mean(cond[c]["eos"])), 4),
+            "mean_words": round(float(np.mean([len(words(t)) for ts in cond[c]["texts"] for t in ts])), 1),
+            "seconds": cond[c]["seconds"],
+        }
+        if c != "rule" or cfg.k_rule >= ks:
+            groups[c]["distinct_k"] = round(float(np.nanmean(distinct(c))), 4) if ks >= 2 else None
+    for c in rows_sat:
+        if c.startswith("best_of"):
+            groups[c] = summary(c)
+    steered = rows_sat["steered"]
+    compare = {
+        "steered_minus_start": {"mean": round(float((steered - start1).mean()), 4), "ci": ci(steered - start1)},
+        "rule_minus_start": {"mean": round(float((rows_sat["rule"] - start1).mean()), 4),
+                             "ci": ci(rows_sat["rule"] - start1)},
+        "steered_minus_rule": {"mean": round(float((steered - rows_sat["rule"]).mean()), 4),
+                               "ci": ci(steered - rows_sat["rule"])},
+        "perplexity_ratio_steered_vs_start": ppl_ratio("steered", "start"),
+        "perplexity_ratio_rule_vs_start": ppl_ratio("rule", "start"),
+        "unknown_word_share_steered_minus_start": ci(unknown["steered"].mean(1) - unknown["start"].mean(1)),
+        "topic_adherence_steered_minus_start": ci(topic["steered"].mean(1) - topic["start"].mean(1)),
+    }
+    for c in rows_sat:
+        if c.startswith("best_of"):
+            d = steered - rows_sat[c]
+            compare[f"steered_minus_{c}"] = {"mean": round(float(d.mean()), 4), "ci": ci(d)}
+    if ks >= 2:
+        ds, d0 = distinct("steered"), distinct("start")
+        compare["distinct_k_ratio_steered_vs_start"] = round(float(np.nanmean(ds) / np.nanmean(d0)), 4)
+    beats = compare["steered_minus_start"]["ci"][0] > 0
+
+    samples = [{"prompt": prompts[i], "start": cond["start"]["texts"][i][0], "start_passes": bool(passes["start"][i][0]),
+                "steered": cond["steered"]["texts"][i][0], "steered_passes": bool(passes["steered"][i][0]),
+                "rule": cond["rule"]["texts"][i][0], "rule_passes": bool(passes["rule"][i][0])}
+               for i in range(min(n, 8))]
+
+    result = {
+        "form": "lipogram",
+        "prompts": f"TEST, {n} lipogram prompts (letters {sorted(set(letters))})",
+        "policy": model.rlcreate_source,
+        "steered_beats_start": bool(beats),
+        "groups": groups,
+        "compare": compare,
+        "training": _training(run),
+        "sampler": "every row: one of the LM's top-k offers per token (recipe top_k, max_new_tokens, min_new_tokens); "
+                   "start = LM top-k distribution at temperature 1; steered = the policy sampled",
+        "samples": samples,
+    }
+    result = {**finish(env), **result}
+    write_json(cfg.out, result)
+    print(json.dumps({"groups": {c: g["satisfaction"] for c, g in groups.items()}, "compare": compare}, indent=1))
+    return result
+
+
+def _training(run: Path) -> dict:
+    """The run's learning curve (lipogram term and KL per rollout) and compute, from TensorBoard."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    curves: dict[str, list] = {}
+    for f in sorted(run.glob("tb/**/events.out.tfevents.*")):
+        ea = EventAccumulator(str(f))
+        ea.Reload()
+        for tag in ("rewards/lipogram", "rewards/fluency", "rollout/ep_rew_mean", "train/kl", "time/fps"):
+            if tag in ea.Tags()["scalars"]:
+                curves.setdefault(tag, []).extend((e.step, round(e.value, 4)) for e in ea.Scalars(tag))
+    out: dict = {"curves": curves}
+    if curves.get("time/fps"):
+        steps = curves["time/fps"][-1][0]
+        out["timesteps"] = steps
+        out["env_steps_per_second"] = curves["time/fps"][-1][1]
+    lip = [v for _, v in curves.get("rewards/lipogram", [])]
+    if lip:
+        h = max(1, len(lip) // 3)
+        out["lipogram_first_third"] = round(float(np.mean(lip[:h])), 4)
+        out["lipogram_last_third"] = round(float(np.mean(lip[-h:])), 4)
+    return out
+
+
+if __name__ == "__main__":
+    main(parse_config(Config))
