@@ -281,6 +281,7 @@ def main(cfg: Config) -> dict:
 
     result = {
         "form": "lipogram",
+        "flagged_mass": _flagged_mass(model, core_for(n), prompts),
         "prompts": f"TEST, {n} lipogram prompts (letters {sorted(set(letters))})",
         "policy": model.rlcreate_source,
         "steered_beats_start": bool(beats),
@@ -294,7 +295,47 @@ def main(cfg: Config) -> dict:
     result = {**finish(env), **result}
     write_json(cfg.out, result)
     print(json.dumps({"groups": {c: g["satisfaction"] for c, g in groups.items()}, "compare": compare}, indent=1))
+    print("\n| condition | samples/prompt | satisfaction [95% CI] | letter-free | >= 12 words | lipogram reward "
+          "| perplexity | unknown words | topic | truncated | distinct_k |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for c, g in groups.items():
+        cells = [f"{g[x]:.2f}" if g.get(x) is not None else "-" for x in
+                 ("letter_free", "twelve_words", "lipogram_reward", "perplexity", "unknown_word_share",
+                  "topic_adherence", "truncated", "distinct_k")]
+        print(f"| {c} | {g.get('samples_per_prompt', '-')} | {g['satisfaction']:.2f} [{g['ci'][0]:.2f}, {g['ci'][1]:.2f}] | "
+              + " | ".join(cells) + " |")
     return result
+
+
+def _flagged_mass(model, core, prompts: list[str], steps: int = 12) -> dict:
+    """Does the policy use the flags? Along its own texts on the TEST prompts (first ``steps``
+    tokens), the probability it puts on offers that hold the banned letter vs the LM's top-k
+    distribution (the start), over states where some allowed offer is flagged, and the logit its
+    offer head adds to a flagged offer."""
+    import torch as th
+
+    policy = model.policy
+    obs = core.reset_with(prompts)
+    pol, lm, shift = [], [], []
+    for _ in range(steps):
+        masks = core.action_masks()
+        flags = core.flags() * masks
+        with th.no_grad():
+            t = th.as_tensor(obs)
+            probs = policy.get_distribution(t, action_masks=masks).distribution.probs.numpy()
+            latent = policy._latents(t)[0]  # the actor's latent code (LMPriorPolicy)
+            shift += policy.offer_net(latent).sum(-1).numpy().tolist()
+        lp = np.where(masks, core.topk_logprobs.astype(np.float64), -np.inf)
+        p0 = np.exp(lp - lp.max(1, keepdims=True))
+        p0 /= p0.sum(1, keepdims=True)
+        some = flags.any(1)
+        pol += (probs * flags).sum(1)[some].tolist()
+        lm += (p0 * flags).sum(1)[some].tolist()
+        actions = model.predict(obs, deterministic=False, action_masks=masks)[0]
+        obs = core.step(actions)[0]
+    return {"steps": steps, "states": len(pol), "policy": round(float(np.mean(pol)), 4),
+            "start": round(float(np.mean(lm)), 4), "offer_logit_shift_mean": round(float(np.mean(shift)), 4),
+            "offer_logit_shift_range": [round(float(np.min(shift)), 4), round(float(np.max(shift)), 4)]}
 
 
 def _training(run: Path) -> dict:
