@@ -42,7 +42,7 @@ from __future__ import annotations
 import copy
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -192,7 +192,7 @@ def build_text_env(
     prompts = resolve_prompts(settings[prompts_field], f"env.kwargs.{prompts_field}")
     lm = lm if lm is not None else load_text_lm(settings)
     reward = reward if reward is not None else build_reward_set(recipe)
-    core_class = TextTokensCore
+    core_class: Callable[..., TextTokensCore] = TextTokensCore
     if settings["form_offers"]:
         from rlcreate.text.form_offers import FormOffersCore
 
