@@ -96,6 +96,7 @@ SLOW_HELP = {
     "bench_text_tokens.py": ("--steps-per-round", "batch-steps timed per round"),
     "train_column_lm.py": ("--n-quality-levels", "Sampled 100-column levels"),
     "train_level_vae.py": ("--eval-only", "Skip training: reload the model"),
+    "bench_text_forms_steer.py": ("--k-steered", "samples per prompt of the trained policy"),
 }
 
 

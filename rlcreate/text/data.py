@@ -59,25 +59,8 @@ def reference_corpus() -> list[str]:
 def prompts(split: str = "train") -> list[str]:
     """Creative-writing prompts: ``"train"`` (40), ``"dev"`` (20; alias ``"heldout"``) or ``"test"``
     (30): disjoint topics; report results on ``"test"`` only."""
-    if isinstance(split, str) and split.startswith("forms_") and ":" in split:
-        return _one_form(split)
     if split not in PROMPT_SPLITS:
         close = difflib.get_close_matches(str(split), PROMPT_SPLITS, n=1, cutoff=0.3)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise TextDataError(f"prompts(split={split!r}): unknown split.{hint} Use one of {PROMPT_SPLITS}")
     return list(_read_lines(_SPLIT_FILES[split]))
-
-
-def _one_form(spec: str) -> list[str]:
-    """``forms_<split>:<form>``: the prompts of one form in a forms split, in order."""
-    from rlcreate.text.forms import FORMS
-
-    name, form = spec.split(":", 1)
-    if name not in PROMPT_SPLITS or form not in FORMS:
-        raise TextDataError(
-            f"prompts(split={spec!r}): write forms_train, forms_dev or forms_test, a colon and one of {FORMS}, "
-            "e.g. 'forms_train:lipogram'"
-        )
-    from rlcreate.text.forms import parse_form_prompt
-
-    return [p for p in prompts(name) if (parse_form_prompt(p) or ("",))[0] == form]

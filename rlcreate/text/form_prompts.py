@@ -17,7 +17,7 @@ import difflib
 import random
 
 from rlcreate.errors import UserError
-from rlcreate.text.forms import FORMS, TEMPLATES
+from rlcreate.text.forms import FORMS, TEMPLATES, parse_form_prompt
 
 __all__ = ["SPLITS", "PER_FORM", "form_prompts", "split_pools", "FormPromptError"]
 
@@ -133,3 +133,17 @@ def form_prompts(split: str, forms: tuple[str, ...] = FORMS, per_form: int | Non
             )
         by_form[form] = rows
     return [by_form[f][i] for i in range(n) for f in forms]
+
+
+def one_form_prompts(spec: str) -> list[str]:
+    """``forms_<split>:<form>``: the prompts of one form in a forms split, in order. (It lives here,
+    not in :mod:`rlcreate.text.data`, so the data module never imports the form rewards.)"""
+    from rlcreate.text.data import PROMPT_SPLITS, TextDataError, prompts
+
+    name, _, form = spec.partition(":")
+    if name not in PROMPT_SPLITS or not name.startswith("forms_") or form not in FORMS:
+        raise TextDataError(
+            f"prompts(split={spec!r}): write forms_train, forms_dev or forms_test, a colon and one of {FORMS}, "
+            "e.g. 'forms_train:lipogram'"
+        )
+    return [p for p in prompts(name) if (parse_form_prompt(p) or ("",))[0] == form]

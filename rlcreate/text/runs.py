@@ -124,7 +124,11 @@ def resolve_prompts(value: Any, field: str) -> list[str]:
         from rlcreate.text.data import TextDataError
 
         try:
-            return shipped(value)  # a split, or forms_<split>:<form>
+            if ":" in value:  # forms_<split>:<form>, one form of a forms split
+                from rlcreate.text.form_prompts import one_form_prompts
+
+                return one_form_prompts(value)
+            return shipped(value)
         except TextDataError as err:
             raise RecipeError(f"{field}: {err}") from None
     if isinstance(value, list):
