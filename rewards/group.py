@@ -180,14 +180,20 @@ class QualityDiversity(RewardModule):
 
     Args:
         quality: ``{term: weight}`` or ``{term: {reward, weight, transform, args}}`` (as a recipe's
-            ``rewards:``), a RewardSet, or a reward module. Default ``{fluency: 1.0, relevance: 0.5}``.
+            ``rewards:``), a RewardSet, or a reward module; required (this layer knows no domain's
+            terms; for text, e.g. ``{fluency: 1.0, relevance: 0.5}``).
         diversity: keyword arguments of :class:`~rlcreate.text.group_diversity.GroupDiversity`, or a group reward module.
         floor: diversity factor given to a sample that repeats all its siblings (0 = DARLING).
     """
 
     def __init__(self, quality: Any = None, diversity: Any = None, floor: float = 0.0, name: str | None = None):
         super().__init__(name)
-        self.quality = _quality_set({"fluency": 1.0, "relevance": 0.5} if quality is None else quality)
+        if quality is None:
+            raise GroupRewardError(
+                "quality: name the quality terms to multiply by the diversity, as a recipe's rewards: "
+                "(e.g. {fluency: 1.0, relevance: 0.5} for text)"
+            )
+        self.quality = _quality_set(quality)
         if diversity is None or isinstance(diversity, dict):
             # by name: the text domain registers group_diversity (this layer imports no domain)
             diversity = get_reward("group_diversity", **(diversity or {}))

@@ -158,6 +158,8 @@ class Recipe:
     settings: Any = None
     """Not a YAML key: the trainer's own top-level section parsed into its dataclass (GRPO: finetune:,
     see FinetuneSection); None for trainers without one."""
+    description: str = ""
+    """What the recipe is for, in words; kept in the run's config.yaml."""
 
     @property
     def env_id(self) -> str:
@@ -177,6 +179,7 @@ class Recipe:
             "trainer": asdict(self.trainer),
             "nonfinite": self.nonfinite,
             "judges": list(self.judges),
+            **({"description": self.description} if self.description else {}),
             **self._settings_dict(),
         }
 
@@ -311,8 +314,13 @@ def parse_recipe(data: Any, source: str = "<recipe>") -> Recipe:
     judges = data.get("judges") or []
     if not isinstance(judges, list) or not all(isinstance(j, str) for j in judges):
         raise fail("judges", judges, "write a list of judge names, e.g. [astar, tile_kl]", RecipeError)
+    description = data.get("description") or ""
+    if not isinstance(description, str):
+        raise fail("description", description, "write the description as one text (quote it in YAML)", RecipeError)
     settings = plugin.parse_section(data.get(plugin.section)) if plugin.section else None
-    recipe = Recipe(name, seed, env, rewards, targets, trainer, nonfinite, list(judges), source, settings)
+    recipe = Recipe(
+        name, seed, env, rewards, targets, trainer, nonfinite, list(judges), source, settings, description=description
+    )
     plugin.validate(recipe)
     return recipe
 

@@ -45,6 +45,7 @@ __all__ = [
     "write_text",
     "atomic_target",
     "replace_folder",
+    "move_folder_into_place",
     "remove",
     "read_regular",
     "run_lock",
@@ -240,16 +241,26 @@ def replace_folder(final: str | os.PathLike, fsync: bool = False) -> Iterator[Pa
         yield tmp
         if fsync:
             _fsync_tree(tmp)
-        if final.is_symlink() or final.exists():  # a rename onto a folder fails: move the old one aside
-            old = Path(tempfile.mkdtemp(prefix=f".tmp-old-{final.name}-", dir=final.parent))
-            os.replace(final, old / final.name)  # renames whatever sits at final (a link itself), never follows it
-            os.replace(tmp, final)
-            remove(old)
-        else:
-            os.replace(tmp, final)
+        move_folder_into_place(tmp, final)
     finally:
         if tmp.exists():
             remove(tmp)
+
+
+def move_folder_into_place(src: str | os.PathLike, final: str | os.PathLike) -> None:
+    """Rename the finished folder ``src`` to ``final`` (same parent). A rename onto a folder fails,
+    so an older ``final`` is first moved aside into a ``.tmp-old-`` folder (which a resumed run
+    removes) and deleted after: a kill at any moment leaves the old folder or the new one whole."""
+    import tempfile
+
+    src, final = Path(src), Path(final)
+    if final.is_symlink() or final.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".tmp-old-{final.name}-", dir=final.parent))
+        os.replace(final, old / final.name)  # renames whatever sits at final (a link itself), never follows it
+        os.replace(src, final)
+        remove(old)
+    else:
+        os.replace(src, final)
 
 
 def _fsync_tree(folder: Path) -> None:

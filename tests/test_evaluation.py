@@ -206,6 +206,18 @@ def test_report_lists_damaged_json_files_instead_of_crashing(tiny, tmp_path):
     assert "(RL)" in text  # a baseline.json without a method does not make it a baseline run
 
 
+def test_eval_reads_hand_edited_json_of_the_wrong_shape_as_absent(tiny, tmp_path):
+    """eval on a folder whose samples/metrics.json and baseline.json were edited into other shapes
+    judges the levels instead of raising a traceback."""
+    root, recipe = tiny
+    run_baseline(recipe, "random", tmp_path / "rand", budget=8, batch=4, progress_bar=False)
+    (tmp_path / "rand" / "samples" / "metrics.json").write_text('{"levels": [1, "x", {"episode_return": true}]}')
+    (tmp_path / "rand" / "baseline.json").write_text('["cma"]')
+    res = evaluate_run(tmp_path / "rand", judges=["validity"])
+    assert res["n_levels"] > 0 and "composite" not in res and "search" not in res
+    assert any("QD-score counts each level as 1" in note for note in res["notes"])
+
+
 # ---- CLI ------------------------------------------------------------------------------------
 
 def _cli(*args, cwd=None):

@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -84,6 +85,9 @@ def test_text_baseline_equal_budget_and_run_folder(tiny, method, tmp_path):
     records = json.loads((samples / "texts.json").read_text())
     metrics = json.loads((samples / "metrics.json").read_text())
     assert len(records) == 4 and metrics["primary"] == info["primary"]
+    from rlcreate.text.runs import read_text_records
+
+    assert read_text_records(samples) == records  # rlcreate's own files pass the shape check
     heldout = {"w9", "w10 w11"}
     groups = [g for g in records[0] if g != "prompt"]
     for r in records:
@@ -99,6 +103,25 @@ def test_text_baseline_equal_budget_and_run_folder(tiny, method, tmp_path):
     else:
         assert groups == ["T0.7_p0.9", "T1.3_p1"]
         assert info["primary"] == max(info["group_means"], key=info["group_means"].get)
+
+
+@pytest.mark.parametrize("content", [
+    '{"prompt": "p"}',  # not a list
+    '[{"prompt": "p", "steered": {"text": 3, "prompt": "p", "total": 1.0}}]',  # text not a string
+    '[{"prompt": "p", "steered": {"text": "t", "prompt": "p", "total": "high"}}]',
+    '[{"prompt": "p", "a": {"text": "t", "prompt": "p", "total": 1}}, {"prompt": "p"}]',  # groups differ
+])
+def test_hand_edited_texts_json_reads_as_no_texts(tmp_path, content):
+    from rlcreate.text.evaluate import evaluate_text_run
+    from rlcreate.text.runs import read_text_records
+    from rlcreate.train.runner import RunFolderError
+
+    (tmp_path / "samples").mkdir()
+    (tmp_path / "samples" / "texts.json").write_text(content)
+    assert read_text_records(tmp_path / "samples") == []
+    with pytest.raises(RunFolderError, match="no readable samples/texts.json"):
+        evaluate_text_run(tmp_path, SimpleNamespace(recipe=None, trainer=SimpleNamespace(produces="policy")),
+                          judges=["distinct"])
 
 
 def test_text_baseline_is_deterministic(tiny, tmp_path):

@@ -151,6 +151,8 @@ def test_quality_x_diversity_multiplies_and_logs_both_parts():
     assert neg(["a", "b"], prompts=["p", "p"]) == [0.0, 0.0]  # negative quality clipped, never rewards repetition
     with pytest.raises(GroupRewardError, match="floor = 2"):
         QualityDiversity(quality=Words(), floor=2)
+    with pytest.raises(GroupRewardError, match="quality: name the quality terms"):
+        QualityDiversity(diversity={"equivalence": "lexical"})  # no domain's terms assumed
 
 
 def test_quality_x_diversity_as_a_reward_set_term_with_per_term_values():

@@ -155,6 +155,19 @@ def test_refuses_existing_run_and_keeps_its_recipe(tmp_path):
     assert main(["train", str(run), "--quiet"]) == 2  # a run folder without --resume
 
 
+def test_resuming_a_run_folder_refuses_name_and_out(tmp_path, capsys):
+    """``train RUN --resume`` continues RUN in place; a --name or --out would be silently ignored."""
+    from rlcreate.cli import main
+
+    run = tmp_path / "runs" / "kill"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text(yaml.safe_dump(RECIPE))
+    for flag, value in (("--name", "other"), ("--out", str(tmp_path / "elsewhere"))):
+        assert main(["train", str(run), "--resume", flag, value, "--quiet"]) == 2
+        assert f"error: {flag}:" in capsys.readouterr().err
+    assert sorted(p.name for p in run.iterdir()) == ["config.yaml"] and not (tmp_path / "elsewhere").exists()
+
+
 def test_atomic_folder_leaves_nothing_on_failure(tmp_path):
     from rlcreate.train.checkpoint import atomic_folder, list_checkpoints
 
@@ -163,6 +176,37 @@ def test_atomic_folder_leaves_nothing_on_failure(tmp_path):
             (tmp / "policy.json").write_text("{}")
             raise RuntimeError("killed mid-save")
     assert list((tmp_path / "checkpoints").iterdir()) == [] and list_checkpoints(tmp_path) == []
+
+
+def test_saving_a_step_again_swaps_the_whole_folder(tmp_path, monkeypatch):
+    """A resumed GRPO run saves the same step again: the old checkpoint stays whole until the new
+    one is in place (a kill between the two renames leaves it in a ``.tmp-old-`` folder)."""
+    import os
+
+    from rlcreate import runbox
+
+    old, new = tmp_path / "step_1", tmp_path / "staging"
+    old.mkdir()
+    (old / "weights").write_text("old")
+    new.mkdir()
+    (new / "weights").write_text("new")
+    renames = []
+    real_replace = os.replace
+
+    def killed_after_first_rename(src, dst):
+        renames.append(dst)
+        if len(renames) == 2:
+            raise KeyboardInterrupt("killed between the renames")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(runbox.os, "replace", killed_after_first_rename)
+    with pytest.raises(KeyboardInterrupt):
+        runbox.move_folder_into_place(new, old)
+    kept = [p for p in tmp_path.glob(".tmp-old-*/step_1/weights")]
+    assert len(kept) == 1 and kept[0].read_text() == "old"  # the old checkpoint was moved aside, not deleted
+    monkeypatch.setattr(runbox.os, "replace", real_replace)
+    runbox.move_folder_into_place(new, old)
+    assert (old / "weights").read_text() == "new" and not new.exists()
 
 
 def test_checkpoint_every_is_validated():
@@ -175,6 +219,16 @@ def test_checkpoint_every_is_validated():
             parse_recipe({**RECIPE, "trainer": {**RECIPE["trainer"], "checkpoint_every": bad}})
     ok = parse_recipe({**RECIPE, "trainer": {**RECIPE["trainer"], "checkpoint_every": {"minutes": 5}}})
     assert ok.trainer.checkpoint_every == {"steps": None, "minutes": 5.0}
+
+
+def test_config_yaml_keeps_the_description(tmp_path):
+    from rlcreate.recipe import RecipeError, load_recipe, parse_recipe
+
+    recipe = parse_recipe({**RECIPE, "description": "few enemies, wide gaps"})
+    recipe.dump(tmp_path / "config.yaml")
+    assert load_recipe(tmp_path / "config.yaml").description == "few enemies, wide gaps"
+    with pytest.raises(RecipeError, match="description"):
+        parse_recipe({**RECIPE, "description": ["a", "list"]})
 
 
 def test_same_seed_same_threads_same_run(tmp_path):

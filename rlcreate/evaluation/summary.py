@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["read_json", "composite"]
+__all__ = ["read_json", "read_mapping", "dict_rows", "composite"]
 
 
 def read_json(path: str | Path) -> Any:
@@ -23,6 +23,18 @@ def read_json(path: str | Path) -> Any:
         return load_json(path)  # size and depth caps
     except UserError:
         return None
+
+
+def read_mapping(path: str | Path) -> dict:
+    """A JSON file that should hold an object: its content, or ``{}`` when it is missing, damaged or
+    of another shape (a hand-edited run folder is read as if the file were absent)."""
+    value = read_json(path)
+    return value if isinstance(value, dict) else {}
+
+
+def dict_rows(value: Any) -> list[dict]:
+    """The objects of a JSON list (other entries dropped); ``[]`` when ``value`` is not a list."""
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
 def composite(returns: Sequence[float] | np.ndarray) -> dict:

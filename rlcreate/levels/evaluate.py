@@ -11,7 +11,7 @@ import numpy as np
 
 from rlcreate.errors import UserError
 from rlcreate.evaluation.html import esc, fmt, plt
-from rlcreate.evaluation.summary import composite, read_json
+from rlcreate.evaluation.summary import composite, dict_rows, read_json, read_mapping
 from rlcreate.runbox import atomic_target, read_regular, write_bytes
 
 __all__ = [
@@ -111,9 +111,9 @@ def evaluate_level_run(
             )
         if n and n != len(levels):
             notes.append(f"--n {n} ignored: this run has no policy to generate from; judged its {len(levels)} samples")
-        summary = read_json(run / "samples" / "metrics.json") or {}
-        stored = [m.get("episode_return") for m in summary.get("levels", [])]
-        if len(stored) == len(levels) and all(r is not None for r in stored):
+        rows = dict_rows(read_mapping(run / "samples" / "metrics.json").get("levels"))
+        stored = [m.get("episode_return") for m in rows]
+        if len(stored) == len(levels) and all(isinstance(r, (int, float)) and not isinstance(r, bool) for r in stored):
             returns = np.array(stored, np.float64)
         source = f"{len(levels)} levels in samples/"
     result: dict[str, Any] = {
@@ -135,7 +135,7 @@ def evaluate_level_run(
             f"FLAG not human-like: a classifier tells these levels from held-out human levels with "
             f"AUC {human['auc']:.3f} (> 0.70)"
         )
-    baseline = read_json(run / "baseline.json")
+    baseline = read_mapping(run / "baseline.json")
     if baseline:
         result["search"] = {k: baseline.get(k) for k in ("method", "evaluations", "best_return", "all_evaluated_qd")}
     result["notes"] = notes
@@ -310,7 +310,7 @@ def gallery_html(d: dict, index: int, img_dir: Path, limit: int) -> str:
     h = ["<h3>Gallery</h3><div class='gallery'>"]
     folder = d["sample_dir"]
     pngs = sorted(folder.glob("level_*.png"))[:limit] if folder.is_dir() else []
-    per_level = {m.get("file"): m for m in (read_json(folder / "metrics.json") or {}).get("levels", [])}
+    per_level = {m.get("file"): m for m in dict_rows(read_mapping(folder / "metrics.json").get("levels"))}
     for p in pngs:
         dst = img_dir / f"run{index}_{p.name}"
         try:  # only regular files inside the run are embedded (no links, devices or hard links)

@@ -158,15 +158,9 @@ class TextDomain(Domain):
 
     # ---------------------------------------------------------------- reports
     def read_samples(self, folder: Path) -> list:
-        from rlcreate.errors import UserError
-        from rlcreate.safe_io import load_json
+        from rlcreate.text.runs import read_text_records
 
-        path = Path(folder) / "texts.json"
-        try:
-            texts = load_json(path, "texts.json") if path.is_file() else []  # size and depth caps
-        except UserError:
-            return []
-        return texts if isinstance(texts, list) else []
+        return read_text_records(folder)
 
     def gallery_html(self, run_data: dict, index: int, img_dir: Path, limit: int) -> str:
         from rlcreate.text.evaluate import texts_html

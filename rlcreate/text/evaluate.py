@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from rlcreate.evaluation.html import esc, fmt, table
-from rlcreate.evaluation.summary import composite, read_json
+from rlcreate.evaluation.summary import composite, read_mapping
 from rlcreate.trainers import TunedGenerator
 
 __all__ = [
@@ -87,6 +87,7 @@ def evaluate_text_run(run: Path, asm: Any, n: int | None = None, judges: Sequenc
     ``samples/texts.json``. Every group of texts is judged; the run's own group (``primary``:
     ``steered`` for RL, the baseline's product otherwise) gives ``judges``, ``composite`` and flags."""
     from rlcreate.text.judges import DEFAULT_TEXT_JUDGES, check_text_judges, run_text_judges
+    from rlcreate.text.runs import read_text_records
     from rlcreate.train.runner import RunFolderError, has_policy, restore
 
     recipe = asm.recipe
@@ -113,14 +114,16 @@ def evaluate_text_run(run: Path, asm: Any, n: int | None = None, judges: Sequenc
             notes.append(f"--n {n} ignored: this run has no policy to generate from; judged its samples/")
         folder = run / "eval_samples" if (run / "eval_samples" / "texts.json").is_file() else run / "samples"
         source = f"texts in {folder.name}/"
-    records = read_json(folder / "texts.json")
+    records = read_text_records(folder)
     if not records:
         raise RunFolderError(
-            f"{run}: no {folder.name}/texts.json; nothing to evaluate (train the run to the end, "
-            "or write texts with `rlcreate generate RUN --n 16`)"
+            f"{run}: no readable {folder.name}/texts.json (missing, damaged or hand-edited); nothing to "
+            "evaluate (train the run to the end, or write texts with `rlcreate generate RUN --n 16`)"
         )
-    primary = (read_json(folder / "metrics.json") or {}).get("primary", "steered")
     groups = [g for g in records[0] if g != "prompt"]
+    primary = read_mapping(folder / "metrics.json").get("primary", "steered")
+    if primary not in groups:
+        primary = groups[0]
     lm = shared_lm(asm) if "perplexity" in names else None
     result: dict[str, Any] = {
         "run": run.name,
@@ -138,7 +141,7 @@ def evaluate_text_run(run: Path, asm: Any, n: int | None = None, judges: Sequenc
     result["judges"] = result["groups"][primary]["judges"]
     result["composite"] = result["groups"][primary]["composite"]
     result["flags"] = text_flags([r[primary]["text"] for r in records], result["judges"])
-    baseline = read_json(run / "baseline.json")
+    baseline = read_mapping(run / "baseline.json")
     if baseline:
         result["search"] = {k: baseline.get(k) for k in ("method", "evaluations", "best_return", "primary")}
     result["notes"] = notes
@@ -199,7 +202,7 @@ def texts_html(d: dict, limit: int) -> str:
     records = d["samples"][: max(limit, 1)]
     if not records:
         return "<p class='missing'>no texts</p>"
-    primary = (read_json(d["sample_dir"] / "metrics.json") or {}).get("primary", "steered")
+    primary = read_mapping(d["sample_dir"] / "metrics.json").get("primary", "steered")
     groups = [g for g in records[0] if g != "prompt"]
     groups.sort(key=lambda g: g != primary)  # the run's own texts first
     judged = (d["metrics"] or {}).get("groups") or {}

@@ -63,6 +63,7 @@ __all__ = [
     "compare_with_plain",
     "score_texts",
     "write_comparison",
+    "read_text_records",
 ]
 from rlcreate.text.data import PROMPT_SPLITS  # train, dev, test, heldout (= dev)
 
@@ -361,3 +362,43 @@ def _markdown(records: list[dict], term_names: Sequence[str], mean: dict) -> str
                 f"{r[g]['total']:.3f} | {_cell(r[g]['text'])} |"
             )
     return "\n".join(lines) + "\n"
+
+
+def _is_record(r: Any) -> bool:
+    def number(v: Any) -> bool:
+        return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+    def group(v: Any) -> bool:
+        return (
+            isinstance(v, dict)
+            and isinstance(v.get("text"), str)
+            and isinstance(v.get("prompt"), str)
+            and number(v.get("total"))
+            and isinstance(v.get("terms", {}), dict)
+        )
+
+    return (
+        isinstance(r, dict)
+        and isinstance(r.get("prompt"), str)
+        and all(group(v) for k, v in r.items() if k != "prompt")
+    )
+
+
+def read_text_records(folder: Path) -> list[dict]:
+    """The records of ``folder/texts.json`` as :func:`write_comparison` writes them (a prompt and one
+    ``{text, prompt, total, terms}`` per group, the same groups in every record); ``[]`` when the
+    file is missing, damaged or of another shape (a hand-edited run folder reads as having no texts)."""
+    from rlcreate.errors import UserError
+    from rlcreate.safe_io import load_json
+
+    path = Path(folder) / "texts.json"
+    try:
+        records = load_json(path, "texts.json") if path.is_file() else []  # size and depth caps
+    except UserError:
+        return []
+    if not isinstance(records, list) or not all(_is_record(r) for r in records):
+        return []
+    groups = [set(r) for r in records]
+    if any(g != groups[0] for g in groups) or (groups and len(groups[0]) < 2):
+        return []
+    return records

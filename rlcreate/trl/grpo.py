@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import shutil
 import sys
 import time
@@ -72,6 +71,7 @@ from rlcreate.assemble import Assembly
 from rlcreate.domains import domain_of
 from rlcreate.recipe import Recipe, RecipeError
 from rlcreate.rewards.trl_adapter import trl_reward_funcs, trl_reward_weights
+from rlcreate.runbox import move_folder_into_place
 from rlcreate.text.loading import (
     LoadedLM,
     ModelNotFoundError,
@@ -450,9 +450,7 @@ class StepFolders(TrainerCallback):
             src = self.staging / f"checkpoint-{state.global_step}"
             save_tree(self.reward_set.state_dict(), src / "reward_state.npz")
             dst = self.checkpoints / f"step_{state.global_step:09d}"
-            if dst.exists():  # the same step saved again by a resumed run
-                shutil.rmtree(dst)
-            os.replace(src, dst)
+            move_folder_into_place(src, dst)  # a resumed run may save the same step again
         return control
 
 
