@@ -23,7 +23,6 @@ __all__ = [
     "check_int",
     "check_number",
     "int_arg",
-    "positive_float",
     "check_device",
 ]
 
@@ -128,14 +127,3 @@ def int_arg(low: int, high: int | None = None):
         return value
 
     return parse
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a finite number > 0 (``nan``, ``inf``, 0 and negatives are refused)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be a finite number > 0")
-    return value

@@ -281,7 +281,8 @@ def test_cli_option_fuzz(tmp_path):
     options = [
         (["train", recipe, "--out", tmp_path], "--timesteps", BAD_INTS),
         (["train", recipe, "--out", tmp_path], "--name", ["", "../x", "a/b", ".hidden", "..", "x y"]),
-        (["demo", "--out", tmp_path / "demo"], "--minutes", ["0", "-1", "nan", "inf", "-inf", "abc", ""]),
+        (["demo", "--out", tmp_path / "demo"], "--seed", ["-1", str(2**31), "abc", "nan", ""]),
+        (["demo", "--out", tmp_path / "demo"], "--minutes", ["3"]),  # removed: the budget is a step count
         (["demo", "--out", tmp_path / "demo"], "--timesteps", BAD_INTS),
         (["generate", run], "--n", BAD_INTS),
         (["generate", run], "--seed", ["-1", str(2**32), "abc", "nan"]),

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rlcreate.runbox import out_arg
-from rlcreate.validate import int_arg, positive_float
+from rlcreate.validate import int_arg
 
 __all__ = ["register"]
 
@@ -46,7 +46,6 @@ def cmd_demo(args) -> int:
 
     run_demo(
         Path(args.out),
-        minutes=args.minutes,
         timesteps=args.timesteps,
         progress_bar=not args.quiet,
         best_of=args.best_of,
@@ -66,12 +65,6 @@ def register(sub) -> None:
         "levels with the LM's own samples and human levels",
     )
     d.add_argument("--out", type=out_arg, default="runs/demo")
-    d.add_argument(
-        "--minutes",
-        type=positive_float,
-        default=3.0,
-        help="ignored: the demo trains for a fixed step budget so its numbers reproduce",
-    )
     d.add_argument(
         "--timesteps",
         type=int_arg(1, 10**10),

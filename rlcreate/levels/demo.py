@@ -75,7 +75,6 @@ def control_error(levels: list[np.ndarray], targets: list[dict]) -> dict:
 
 def run_demo(
     out: Path,
-    minutes: float | None = None,
     timesteps: int | None = None,
     progress_bar: bool = True,
     n_levels: int = 64,
@@ -94,8 +93,7 @@ def run_demo(
     ``rlcreate eval`` / ``report`` / ``train --resume`` work on it unchanged.
 
     ``timesteps``: env steps (default the recipe's ``trainer.total_timesteps``). The budget is a
-    step count, never a wall-clock stop, so a run reproduces; ``minutes`` is accepted for the old
-    command line and ignored. ``best_of``: n of the best-of-n set drawn from the untrained start
+    step count, never a wall-clock stop, so a run reproduces. ``best_of``: n of the best-of-n set drawn from the untrained start
     (0: skip). ``resume`` / ``overwrite``: as ``rlcreate train`` (a folder that holds a run is
     refused otherwise). ``evaluate``: also write ``metrics.json`` (judges + audit along the checkpoints).
     ``timesteps``, ``astar_levels`` (default 8) and ``evaluate`` (default on) left at None take the
