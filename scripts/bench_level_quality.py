@@ -12,7 +12,6 @@ interleaved in one run (3 plays per level). Writes JSON with machine, versions a
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -43,6 +42,7 @@ class Config:
     """1: also judge the run recipe's policy before any training (``config.yaml`` of ``--run``), sampled
     like the trained one: what RL started from (for mario_tokens.yaml the LM plus its control prior)"""
     out: str = "benchmarks/level_quality.json"
+    """where the JSON result is written"""
 
 
 def load_run_levels(folder: Path) -> list[np.ndarray]:
@@ -53,7 +53,8 @@ def load_run_levels(folder: Path) -> list[np.ndarray]:
         return list(np.load(folder / "levels.npy"))
     files = sorted((folder / "samples").glob("level_*.txt"))
     if not files:
-        raise SystemExit(f"{folder}: no levels.npy and no samples/level_*.txt; pass a run folder")
+        print(f"error: --run {folder}: no levels.npy and no samples/level_*.txt; pass a run folder", file=sys.stderr)
+        raise SystemExit(2)
     return [read_level(f) for f in files]
 
 
@@ -129,7 +130,6 @@ def main(cfg: Config) -> dict:
 
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for f, v in asdict(Config()).items():
-        p.add_argument(f"--{f.replace('_', '-')}", type=type(v) if v is not None else str, default=v)
-    main(Config(**vars(p.parse_args())))
+    from rlcreate.scripting import parse_config
+
+    main(parse_config(Config))

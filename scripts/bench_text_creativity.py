@@ -30,7 +30,6 @@ Run: ``OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_text_creativity.py [--st
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
@@ -42,7 +41,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -65,15 +63,12 @@ class Config:
     """where the JSON result is written"""
 
 
-def parse_config() -> Config:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for f in dataclasses.fields(Config):
-        parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
-    return Config(**vars(parser.parse_args()))
-
-
-cfg = parse_config()
 sys.path.insert(0, str(REPO))
+from rlcreate.scripting import parse_config  # noqa: E402
+
+cfg = parse_config(Config)
+import torch  # noqa: E402  (after parsing: --help does not wait for torch)
+
 torch.manual_seed(cfg.seed)
 np.random.seed(cfg.seed)
 

@@ -28,18 +28,21 @@ allowed). Paired bootstrap CIs over TEST prompts.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
 import os
 import platform
 import re
+import sys
 import time
 from pathlib import Path
+from typing import Literal, NoReturn
 
 import numpy as np
 import yaml
+
+from rlcreate.scripting import parse_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -53,37 +56,37 @@ class Config:
     k_tuned: int = 4
     """samples per prompt per GRPO seed (the k of distinct_k)"""
     max_new_tokens: int = 64
+    """token cap per sampled text (a text that reaches it counts as truncated)"""
     temperature: float = 0.7
     """the recipe's training temperature"""
     runs: str = "runs/text_forms"
     """run folders seed<k>/ from scripts/train_text_forms.py"""
     seeds: tuple[int, ...] = (0, 1, 2)
+    """GRPO training seeds to judge (run folders seed<k>/ under --runs)"""
     cache: str = "runs/bench_text_forms"
     """one JSON per condition (texts, finished flags, seconds): stages reuse them"""
     out: str = "benchmarks/text_forms.json"
-    stage: str = "all"
+    """where the JSON result is written"""
+    stage: Literal["base", "tuned", "report", "all"] = "all"
     """base (base model and baselines), tuned (GRPO models), report, or all"""
     batch: int = 100
+    """texts sampled per forward batch"""
     seed: int = 0
+    """sampling seed (the same for every condition: paired draws)"""
     conditions: str = "base,low_temp,min_p,instruct_2shot"
-    """which base-model conditions the base stage samples (comma-separated), so they can run in
-    parallel processes"""
+    """which base-model conditions the base stage samples (comma-separated; base_b: the second half of
+    the base samples, with another seed), so they can run in parallel processes"""
 
 
-def parse() -> Config:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    for f in dataclasses.fields(Config):
-        flag = "--" + f.name.replace("_", "-")
-        if f.name == "seeds":
-            p.add_argument(flag, type=int, nargs="+", default=list(f.default))
-        else:
-            p.add_argument(flag, type=type(f.default), default=f.default)
-    a = vars(p.parse_args())
-    a["seeds"] = tuple(a["seeds"])
-    return Config(**a)
+def fail(message: str) -> NoReturn:
+    """A user mistake (a flag, a missing run or cache): one ``error:`` line, exit code 2."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
-cfg = parse()
+cfg = parse_config(Config)
+if not cfg.seeds:  # tyro accepts `--seeds` with no value
+    fail("--seeds needs at least one seed, e.g. --seeds 0 1 2")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 import torch  # noqa: E402
 
@@ -198,7 +201,7 @@ def tuned_model(run: Path):
 
     ckpt = latest_adapter(run)
     if ckpt is None:
-        raise SystemExit(f"error: {run} holds neither model/ nor a checkpoint; train it first")
+        fail(f"{run} holds neither model/ nor a checkpoint; train it first (scripts/train_text_forms.py)")
     lm = load_causal_lm("smollm2-135m-instruct")
     return PeftModel.from_pretrained(lm.model, str(ckpt)).merge_and_unload().eval(), lm.tokenizer, ckpt.name
 
@@ -246,7 +249,7 @@ def align(c: dict) -> dict:
     n_prompts of each form (prompts are stored form by form, in the same order)."""
     per = len(c["prompts"]) // len(FORMS)
     if per < cfg.n_prompts:
-        raise SystemExit(f"error: a cached condition has {per} prompts per form, fewer than --n-prompts {cfg.n_prompts}")
+        fail(f"a cached condition has {per} prompts per form, fewer than --n-prompts {cfg.n_prompts}")
     keep = [fi * per + j for fi in range(len(FORMS)) for j in range(cfg.n_prompts)]
     return {**c, "prompts": [c["prompts"][i] for i in keep], "texts": [c["texts"][i] for i in keep],
             "finished": [c["finished"][i] for i in keep]}
@@ -261,7 +264,7 @@ if "base_b" in cond:  # join the two halves of the base samples
 k_base = cond["base"]["k"]
 missing = [c for c in ["base"] + [f"grpo_seed{s}" for s in cfg.seeds] if c not in cond]
 if missing:
-    raise SystemExit(f"error: no cached samples for {missing}; run --stage base / --stage tuned first")
+    fail(f"no cached samples for {missing}; run --stage base / --stage tuned first")
 base_lm = load_causal_lm("smollm2-135m-instruct")
 ref = ReferenceLM(base_lm.model, base_lm.tokenizer, cache_size=0)
 forms = [r["form"] for r in rows]

@@ -14,12 +14,12 @@ by the judges: DEV for choosing among candidates, TEST for the reported numbers.
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -42,7 +42,7 @@ class TrainConfig:
     """Adam learning rate of both networks (betas 0.5, 0.9)."""
     gp: float = 10.0
     """Weight of the critic's gradient penalty (WGAN-GP)."""
-    output: str = "straight_through"
+    output: Literal["straight_through", "softmax"] = "straight_through"
     """What the critic sees of a generated segment: ``straight_through`` (one-hot argmax forward,
     softmax gradient backward: the critic cannot tell fakes by their softness) or ``softmax``."""
     latent_dim: int = 32
@@ -51,7 +51,7 @@ class TrainConfig:
     """Columns of the previous segment the generator is conditioned on (0: unconditioned)."""
     channels: int = 32
     """Base conv channels of generator and critic (mlp: 8x this many hidden units)."""
-    arch: str = "conv"
+    arch: Literal["conv", "mlp"] = "conv"
     """``conv`` or ``mlp`` (see rlcreate.levels.gan.GANConfig)."""
     p_null: float = 0.25
     """Probability of dropping the condition of a training window (learns level starts)."""
@@ -65,13 +65,6 @@ class TrainConfig:
     """Output folder: model.safetensors, config.json, training_metrics.json, montage.png, MODEL_CARD.md."""
     card: int = 1
     """1: write MODEL_CARD.md (the shipped model); 0: only the metrics (candidates)."""
-
-
-def parse_args() -> TrainConfig:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    for f in fields(TrainConfig):
-        p.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
-    return TrainConfig(**vars(p.parse_args()))
 
 
 def main(cfg: TrainConfig) -> dict:
@@ -224,4 +217,6 @@ training windows: samples can sit close to training windows.
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    from rlcreate.scripting import parse_config
+
+    main(parse_config(TrainConfig))

@@ -10,7 +10,6 @@ the same log as JSON). ``scripts/bench_text_forms.py`` then judges the models on
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import subprocess
 import sys
@@ -34,15 +33,10 @@ class Config:
     """continue each seed from its latest checkpoint"""
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--recipe", default=Config.recipe)
-    p.add_argument("--seeds", type=int, nargs="+", default=list(Config.seeds))
-    p.add_argument("--steps", type=int, default=None)
-    p.add_argument("--out", default=Config.out)
-    p.add_argument("--resume", action="store_true")
-    a = p.parse_args()
-    cfg = Config(a.recipe, tuple(a.seeds), a.steps, a.out, a.resume)
+def main(cfg: Config) -> None:
+    if not cfg.seeds:  # tyro accepts `--seeds` with no value
+        print("error: --seeds needs at least one seed, e.g. --seeds 0 1 2", file=sys.stderr)
+        raise SystemExit(2)
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -59,4 +53,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from rlcreate.scripting import parse_config
+
+    main(parse_config(Config))
