@@ -106,6 +106,9 @@ def main(cfg: Config) -> dict:
     from rlcreate.levels.quality import format_table, quality_table
 
     t0 = time.perf_counter()
+    if cfg.untrained and not cfg.run:
+        print("error: --untrained 1 judges the policy of a --run folder before training; pass --run RUN", file=sys.stderr)
+        raise SystemExit(2)
     run_levels = load_run_levels(Path(cfg.run)) if cfg.run else None
     width = run_levels[0].shape[1] if run_levels else cfg.width
     groups = reference_sets(cfg.n, width, cfg.seed)
