@@ -25,7 +25,7 @@ from gymnasium import spaces
 
 from rlcreate.envs.core_vec_env import CoreEnv, CoreVecEnv, render_grid
 from rlcreate.envs.latent_level import EnvConfigError, TargetSpec
-from rlcreate.envs.target_control import TargetControl, TargetMeasure
+from rlcreate.envs.target_control import TargetControl, TargetMeasure, TermShaping
 from rlcreate.envs.token_stream import TokenStreamCore, topk_offers
 from rlcreate.rewards.compose import RewardSet, as_reward_set
 
@@ -83,6 +83,7 @@ class ColumnTokensCore(TokenStreamCore):
         target_shaping: float = 0.0,
         playable_only: bool = False,
         reach_seam: Any = None,
+        shape_terms: Sequence[str] = (),
     ):
         if not isinstance(n, (int, np.integer)) or n < 1:
             raise EnvConfigError(f"n_envs = {n!r}: must be an integer >= 1")
@@ -124,6 +125,12 @@ class ColumnTokensCore(TokenStreamCore):
         self.min_logprob = float(np.log(min_prob)) if min_prob > 0 else -np.inf
         self.targets = [TargetSpec(name, float(v[0]), float(v[1])) for name, v in (targets or {}).items()]
         self.n_features = int(n_features)
+        if shape_terms and reward_every != "end":
+            raise EnvConfigError(
+                f"shape_terms = {list(shape_terms)!r}: shaping spreads end-of-level terms over the "
+                "segments; use it with reward_every: end, or drop shape_terms"
+            )
+        self.term_shaping = TermShaping(self.reward, list(shape_terms), self.n_columns, CHUNK)
         self.control = TargetControl(
             self.targets, target_measures or {}, self.n_columns, float(target_shaping), columns=lm.columns
         )
@@ -176,6 +183,7 @@ class ColumnTokensCore(TokenStreamCore):
         self.level_feat[:] = 0
         self.seam_state[:] = 0
         self.control.reset(self.n)
+        self.term_shaping.reset(self.n)
         self._counts = self.control.counts(self.levels[:, :, :0])
         for j, spec in enumerate(self.targets):
             self.target_values[:, j] = rng.uniform(spec.low, spec.high, size=self.n)
@@ -288,6 +296,10 @@ class ColumnTokensCore(TokenStreamCore):
         rewards = self.control.shaping(
             self.levels[:, :, : self.t], self.target_values, done, counts=self._counts
         ).astype(np.float32)
+        if self.term_shaping.terms:
+            rewards += self.term_shaping.shaping(
+                self.levels[:, :, : self.t], done, self.progress, targets=self._target_context()
+            ).astype(np.float32)
         infos = self._action_infos(chosen, replaced)
         for info, t in zip(infos, tokens.tolist()):
             info["column"] = t
@@ -404,6 +416,10 @@ class ColumnTokensEnv(CoreEnv):
     carry every term in ``info["rewards"]``; ``info["column"]`` is the appended token id.
     ``target_shaping=w`` adds potential-based shaping toward the targets' schedule on every step; it
     sums to 0 over each level, so returns are unchanged (see :mod:`rlcreate.envs.target_control`).
+    ``shape_terms=[names]`` does the same for reward terms that score a partial level: at every
+    closed 16-column segment the level so far is scored by those terms (potential
+    ``w * f(prefix) * t / n_columns``), so a per-segment objective pays each segment as it closes;
+    the return of every level is unchanged.
 
     ## Starting State
     An empty level after ``<bos>``; targets drawn uniformly from their ranges with ``self.np_random``.
@@ -420,7 +436,7 @@ class ColumnTokensEnv(CoreEnv):
     MarioLatent's terms), ``targets`` ({name: [low, high]}, default
     :data:`~rlcreate.levels.envs.DEFAULT_TARGETS`), ``lm`` (a :class:`ColumnLM` or a model folder;
     default the shipped ``rlcreate/models/mario-column-lm``), ``reward_every`` ("end" | "column"),
-    ``min_prob=1e-4``, ``hidden_clip=5.0``, ``target_shaping=0.0``, ``playable_only=False`` (mask offers after
+    ``min_prob=1e-4``, ``hidden_clip=5.0``, ``target_shaping=0.0``, ``shape_terms=()``, ``playable_only=False`` (mask offers after
     which the fast solver has Mario nowhere: a wall he cannot climb, a gap he cannot clear),
     ``structure=True`` (mask offers that break validity),
     ``strict_actions=False`` (True: an action outside the mask is an error), ``render_mode`` (None |

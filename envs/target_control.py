@@ -17,6 +17,12 @@ target that has a *measure* (counts on a stack of grids, e.g. enemies or gap run
   policy, is unchanged, while each step is told at once whether it moved the counts toward the
   schedule. ``Phi_{T-1}`` is (up to the last column) ``w * (target_match - 1)``: use the weight of
   the recipe's ``target_match`` term.
+
+:class:`TermShaping` applies the same telescoping shaping to any reward *term* that scores a level
+so far as it scores a whole one (the designer objectives are means over 16-column segments):
+``Phi_t = w * f(prefix_t) * t / T`` at every closed segment, ``Phi_T = 0``. A per-segment mean then
+pays ``w / K * (score of the segment just closed)`` when it closes instead of everything at the
+level's end, where GAE (lambda < 1) hands early columns almost none of it.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import numpy as np
 
 from rlcreate.envs.latent_level import EnvConfigError, TargetSpec
 
-__all__ = ["TargetControl", "TargetMeasure"]
+__all__ = ["TargetControl", "TargetMeasure", "TermShaping"]
 
 #: counts of one measure on a stack of grids ``(n, H, w) -> (n,)``, and the target's tolerance
 TargetMeasure = tuple[Callable[[np.ndarray], np.ndarray], float]
@@ -145,5 +151,43 @@ class TargetControl:
             t = prefix.shape[2]
             err = np.abs((self.counts(prefix) if counts is None else counts) - target_values * t / self.per) / self.tols
             new = -self.shaping_weight * self.per / self.n_columns * err.mean(1)
+        reward, self._potential = new - self._potential, new
+        return reward
+
+
+class TermShaping:
+    """Potential-based shaping from reward terms scored on the level so far (see the module).
+
+    ``terms``: names of terms of ``reward`` (a RewardSet); their weight is the term's weight at the
+    current training progress. Each call at a segment end scores the prefix with those terms only.
+    """
+
+    def __init__(self, reward, terms: Sequence[str], n_columns: int, per: int = 16):
+        missing = [t for t in terms if t not in reward.names]
+        if missing:
+            raise EnvConfigError(f"shape_terms {missing}: not terms of the reward set; use names among {reward.names}")
+        self.reward, self.terms = reward, list(terms)
+        self.n_columns, self.per = int(n_columns), int(per)
+        self._potential = np.zeros(0)
+
+    def reset(self, n: int) -> None:
+        self._potential = np.zeros(n)
+
+    def shaping(self, prefix: np.ndarray, done: bool, progress: float = 0.0, **context) -> np.ndarray:
+        """``(n,)`` shaping of the step that wrote the last column of ``prefix``; changes only when a
+        segment closes (every ``per`` columns) and at the level's end (potential back to 0)."""
+        n, t = prefix.shape[0], prefix.shape[2]
+        if not self.terms:
+            return np.zeros(n)
+        if self._potential.shape != (n,):
+            self.reset(n)
+        if not done and t % self.per:
+            return np.zeros(n)
+        new = np.zeros(n)
+        if not done:
+            weights = self.reward.weights_at(progress)
+            for name in self.terms:
+                vals = self.reward.term_values(name, list(prefix), progress, **context)
+                new += weights[name] * np.nan_to_num(np.array(vals, np.float64), nan=0.0) * t / self.n_columns
         reward, self._potential = new - self._potential, new
         return reward

@@ -5,7 +5,10 @@ ground-height sketch, rhythm) the demo recipe (``mario_tokens.yaml``: profile, L
 profile, diversity, playability and control terms) gets one more term, the objective, with weight
 ``weight``; MaskablePPO trains it from the same start (the column LM plus its control prior) for
 ``timesteps`` env steps through the same runner as ``rlcreate train`` (``runs/objectives/<name>``;
-an existing run resumes). Then, every set answering the same 64 requests (control targets):
+an existing run resumes). The objective and the profile terms are paid per 16-column segment as it
+closes (``shaping``: potential-based, the env's ``shape_terms``; every level's return is unchanged):
+paid only at the level's end, GAE (lambda 0.95) handed the first ~100 columns almost none of it.
+Then, every set answering the same 64 requests (control targets):
 
 - ``start`` / ``best_of_1``: the untrained start, one draw per request (equal inference cost);
 - ``best_of_4`` / ``best_of_8``: n draws from the start, the one the objective's recipe scores
@@ -18,7 +21,9 @@ Each set gets the objective's reward (the training signal), its held-out measure
 profile against the human band. ``ci_vs_start`` is the paired (per request) 95% bootstrap CI of
 PPO minus start on the objective's reward; ``heldout_ci_vs_start`` the same on the held-out measure.
 
-    OMP_NUM_THREADS=1 python scripts/bench_level_objectives.py --timesteps 65536 --out benchmarks/level_objectives.json
+    OMP_NUM_THREADS=1 python scripts/bench_level_objectives.py \
+        --objectives difficulty_ramp,style_athletic,sketch_match,rhythm,level_variety --timesteps 131072 \
+        --shaping objective,profile,set_profile --out benchmarks/level_objectives.json
 """
 
 from __future__ import annotations
@@ -36,14 +41,19 @@ import numpy as np
 
 @dataclass
 class Config:
-    objectives: str = "difficulty_ramp,style_athletic,sketch_match,rhythm"
+    objectives: str = "difficulty_ramp,style_athletic,sketch_match,rhythm,level_variety"
     """comma-separated objective reward names (rlcreate.levels.objectives)"""
-    timesteps: int = 65536
+    timesteps: int = 131072
     """PPO env steps per objective (the demo trains 300k; this shared 2-core machine affords less)"""
     learning_rate: float = 0.001
     """PPO learning rate (the demo's 0.0003 moves too little in this budget)"""
     weight: float = 8.0
     """weight of the objective term next to the demo recipe's terms (their weighted sum is ~8.5)"""
+    shaping: str = "objective,profile,set_profile"
+    """comma-separated recipe terms paid per 16-column segment as it closes (potential-based
+    shaping, env ``shape_terms``; returns unchanged); "" = every term only at the level's end"""
+    gae_lambda: float = 0.95
+    """PPO's GAE lambda (1.0: Monte Carlo returns, end rewards reach the first columns undiscounted)"""
     n: int = 64
     """requests (levels) per set"""
     runs: str = "runs/objectives"
@@ -65,6 +75,10 @@ def objective_recipe(name: str, cfg: Config):
     d["trainer"]["hyper"]["n_steps"] = 128  # one level per env per rollout: more updates in a small budget
     d["trainer"]["hyper"]["batch_size"] = 256
     d["trainer"]["hyper"]["learning_rate"] = cfg.learning_rate
+    d["trainer"]["hyper"]["gae_lambda"] = cfg.gae_lambda
+    terms = [t.strip() for t in cfg.shaping.split(",") if t.strip()]
+    if terms:
+        d["env"]["kwargs"]["shape_terms"] = terms
     d["seed"] = cfg.seed
     return parse_recipe(d, f"<objective {name}>")
 
@@ -74,18 +88,32 @@ def machine() -> dict:
     import stable_baselines3
     import torch
 
-    return {"platform": platform.platform(), "cpu_count": os.cpu_count(), "python": sys.version.split()[0],
-            "torch": torch.__version__, "sb3": stable_baselines3.__version__, "sklearn": sklearn.__version__,
-            "numpy": np.__version__, "load_avg_1min": os.getloadavg()[0],
-            "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
+    return {
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "sb3": stable_baselines3.__version__,
+        "sklearn": sklearn.__version__,
+        "numpy": np.__version__,
+        "load_avg_1min": os.getloadavg()[0],
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+    }
 
 
 def judge_set(levels: list, obj_scores: np.ndarray, heldout: np.ndarray, human) -> dict:
     from rlcreate.levels.quality import human_likeness, profile_report
 
     prof = profile_report(levels)
-    return {"mean": float(np.mean(obj_scores)), "heldout": float(np.mean(heldout)),
-            "auc": float(human_likeness(levels, human=human)["auc"]), "profile_in_band": int(prof["inside"])}
+    return {
+        "mean": float(np.mean(obj_scores)),
+        "heldout": float(np.mean(heldout)),
+        "auc": float(human_likeness(levels, human=human)["auc"]),
+        "profile_in_band": int(prof["inside"]),
+        "profile": {
+            e: [round(v["mean"], 2), round(v["low"], 2), round(v["high"], 2)] for e, v in prof["elements"].items()
+        },
+    }
 
 
 def main(cfg: Config) -> dict:
@@ -116,8 +144,12 @@ def main(cfg: Config) -> dict:
     draws = [sample_levels(start, base, cfg.n, env_seed, env_seed + 100 + k) for k in range(8)]
     targets = draws[0][1]
     assert all(t == targets for _, t in draws), "start draws answered different requests"
-    result: dict = {"config": asdict(cfg), "machine": {**machine(), "load_avg_1min_at_start": load0},
-                    "train_seconds": train_s, "objectives": {}}
+    result: dict = {
+        "config": asdict(cfg),
+        "machine": {**machine(), "load_avg_1min_at_start": load0},
+        "train_seconds": train_s,
+        "objectives": {},
+    }
     for name in names:
         recipe = objective_recipe(name, cfg)
         asm, model = restore(Path(cfg.runs) / name, asm=assemble(recipe))
@@ -139,10 +171,12 @@ def main(cfg: Config) -> dict:
         row["ppo"]["policy"] = model.rlcreate_source
         row["auc"], row["profile_in_band"] = row["ppo"]["auc"], row["ppo"]["profile_in_band"]
         result["objectives"][name] = row
-        print(f"{name:16s} " + "  ".join(f"{k} {v['mean']:.3f}/{v['heldout']:.3f}" for k, v in row.items()
-                                         if isinstance(v, dict)) +
-              f"  ppo-start CI {row['ppo']['ci_vs_start']}  AUC {row['auc']:.3f} profile {row['profile_in_band']}/5",
-              flush=True)
+        print(
+            f"{name:16s} "
+            + "  ".join(f"{k} {v['mean']:.3f}/{v['heldout']:.3f}" for k, v in row.items() if isinstance(v, dict))
+            + f"  ppo-start CI {row['ppo']['ci_vs_start']}  AUC {row['auc']:.3f} profile {row['profile_in_band']}/5",
+            flush=True,
+        )
     result["seconds"] = round(time.perf_counter() - t0, 1)
     Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
     Path(cfg.out).write_text(json.dumps(result, indent=2))

@@ -215,3 +215,38 @@ def test_playable_margin_shortens_the_longest_jump_the_mask_allows():
     assert crosses(margin, 8) and not crosses(margin, 9)   # one column shorter
     with pytest.raises(EnvConfigError, match="playable_margin = 3"):
         make_mario_tokens(n_columns=8, k=4, playable_margin=3)
+
+
+def test_term_shaping_pays_each_segment_as_it_closes_and_leaves_returns_unchanged():
+    from rlcreate.levels.envs import make_mario_tokens_vec
+    from rlcreate.levels.objectives import Rhythm
+
+    kw = dict(n_envs=3, n_columns=48, k=4, seed=0, reward={"objective": {"reward": "rhythm", "weight": 3.0}})
+    plain, shaped = make_mario_tokens_vec(**kw), make_mario_tokens_vec(**kw, shape_terms=["objective"])
+    plain.reset()
+    shaped.reset()
+    rng = np.random.default_rng(0)
+    returns, steps = np.zeros((2, 3)), []
+    for _ in range(48):
+        a = np.array([rng.choice(np.flatnonzero(m)) for m in shaped.action_masks()])
+        _, r0, _, _ = plain.step(a)
+        _, r1, _, info = shaped.step(a)
+        returns += [r0, r1]
+        steps.append(r1 - r0)
+    assert np.allclose(returns[0], returns[1], atol=1e-4)
+    steps = np.array(steps)  # (48, 3) shaping alone
+    closes = [15, 31, 47]
+    assert np.all(np.delete(steps, closes, axis=0) == 0)  # silent inside a segment
+    levels = np.stack([i["level"] for i in info])
+    seg = [Rhythm().score(list(levels[:, :, : 16 * (j + 1)])) for j in range(2)]
+    # first close: 3 * rhythm(16 columns) * 16 / 48; second: the potential's change
+    assert np.allclose(steps[15], 3.0 * np.array(seg[0]) / 3, atol=1e-5)
+    assert np.allclose(steps[31], 3.0 * (2 * np.array(seg[1]) - np.array(seg[0])) / 3, atol=1e-5)
+
+
+def test_shape_terms_must_name_reward_terms():
+    from rlcreate.levels.envs import make_mario_tokens_vec
+
+    with pytest.raises(EnvConfigError, match=r"shape_terms \['objectiv'\]: not terms"):
+        make_mario_tokens_vec(n_envs=1, n_columns=16, k=4, reward={"objective": {"reward": "rhythm"}},
+                              shape_terms=["objectiv"])
