@@ -7,7 +7,7 @@ profile, diversity, playability and control terms) gets one more term, the objec
 ``timesteps`` env steps through the same runner as ``rlcreate train`` (``runs/objectives/<name>``;
 an existing run resumes). The objective and the profile terms are paid per 16-column segment as it
 closes (``shaping``: potential-based, the env's ``shape_terms``; every level's return is unchanged):
-paid only at the level's end, GAE (lambda 0.95) handed the first ~100 columns almost none of it.
+paid only at the level's end, GAE (lambda 0.95) hands the first ~70 columns under 5% of it.
 Then, every set answering the same 64 requests (control targets):
 
 - ``start`` / ``best_of_1``: the untrained start, one draw per request (equal inference cost);
