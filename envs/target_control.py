@@ -166,6 +166,13 @@ class TermShaping:
         missing = [t for t in terms if t not in reward.names]
         if missing:
             raise EnvConfigError(f"shape_terms {missing}: not terms of the reward set; use names among {reward.names}")
+        # scoring prefixes must not touch a term's state (a novelty archive, a running normaliser)
+        stateful = [t.name for t in reward.terms if t.name in terms and (_module_state(t.module) or _updates(t.transform))]
+        if stateful:
+            raise EnvConfigError(
+                f"shape_terms {stateful}: these terms keep state (an archive or running statistics) that "
+                "scoring partial levels would change; shape only stateless terms"
+            )
         self.reward, self.terms = reward, list(terms)
         self.n_columns, self.per = int(n_columns), int(per)
         self._potential = np.zeros(0)
@@ -191,3 +198,14 @@ class TermShaping:
                 new += weights[name] * np.nan_to_num(np.array(vals, np.float64), nan=0.0) * t / self.n_columns
         reward, self._potential = new - self._potential, new
         return reward
+
+
+def _updates(transform) -> bool:
+    """True for a transform that learns from what it sees (a running normaliser with update on)."""
+    return bool(getattr(transform, "update", False))
+
+
+def _module_state(module) -> bool:
+    """True for a module that saves state with checkpoints (a novelty archive)."""
+    state_dict = getattr(module, "state_dict", None)
+    return bool(state_dict()) if callable(state_dict) else False

@@ -250,3 +250,9 @@ def test_shape_terms_must_name_reward_terms():
     with pytest.raises(EnvConfigError, match=r"shape_terms \['objectiv'\]: not terms"):
         make_mario_tokens_vec(n_envs=1, n_columns=16, k=4, reward={"objective": {"reward": "rhythm"}},
                               shape_terms=["objectiv"])
+    with pytest.raises(EnvConfigError, match=r"shape_terms \['novelty'\]: these terms keep state"):
+        make_mario_tokens_vec(n_envs=1, n_columns=16, k=4, reward={"novelty": {"reward": "novelty"}},
+                              shape_terms=["novelty"])
+    with pytest.raises(EnvConfigError, match=r"shape_terms \['objective'\]: these terms keep state"):
+        make_mario_tokens_vec(n_envs=1, n_columns=16, k=4, shape_terms=["objective"],
+                              reward={"objective": {"reward": "rhythm", "transform": "normalize"}})
