@@ -167,7 +167,9 @@ class TermShaping:
         if missing:
             raise EnvConfigError(f"shape_terms {missing}: not terms of the reward set; use names among {reward.names}")
         # scoring prefixes must not touch a term's state (a novelty archive, a running normaliser)
-        stateful = [t.name for t in reward.terms if t.name in terms and (_module_state(t.module) or _updates(t.transform))]
+        stateful = [
+            t.name for t in reward.terms if t.name in terms and (_module_state(t.module) or _updates(t.transform))
+        ]
         if stateful:
             raise EnvConfigError(
                 f"shape_terms {stateful}: these terms keep state (an archive or running statistics) that "
