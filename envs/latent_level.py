@@ -87,6 +87,12 @@ class LatentLevelCore:
     levels at their last step, with every step's actions / latents in the context). A generator
     with ``context_columns > 0`` gets the level so far's last columns with each decode.
     ``info["latent"]`` holds the share of saturated action entries and the RMS of z per step.
+    ``control_channel``: the generator's ``control_names`` become extra action entries passed to
+    ``decode(..., control=)``; ``target_measures`` ({target: (counts of a grid stack, tolerance)})
+    adds one schedule deficit per target to the observation; ``target_shaping`` (needs measures) adds
+    the token env's potential-based shaping after every segment; ``control_guidance`` adds the
+    generator's ``control_for(rates the schedule still needs)`` to the policy's control entries.
+    All off by default (v0 and plain v1 unchanged).
     """
 
     def __init__(
@@ -103,6 +109,10 @@ class LatentLevelCore:
         latent_mode: str = "scaled",
         radius: float = 1.5,
         reward_every: str = "segment",
+        control_channel: bool = False,
+        target_measures: Mapping[str, Any] | None = None,
+        target_shaping: float = 0.0,
+        control_guidance: bool = False,
     ):
         if latent_mode not in LATENT_MODES:
             raise EnvConfigError(f"latent_mode = {latent_mode!r}: use one of {', '.join(LATENT_MODES)}")
@@ -127,10 +137,32 @@ class LatentLevelCore:
         self.latent_mode, self.radius, self.reward_every = latent_mode, float(radius), reward_every
         self.context_columns = int(getattr(generator, "context_columns", 0) or 0)
         d = generator.latent_dim
+        # a designed control channel: extra action entries the generator turns into logit shifts
+        self.n_controls = len(getattr(generator, "control_names", ())) if control_channel else 0
+        if control_channel and not self.n_controls:
+            raise EnvConfigError(
+                f"control_channel = True needs a generator with control_names (e.g. the column LM "
+                f"decoding noise); {type(generator).__name__} has none: set control_channel: false"
+            )
+        if not (isinstance(target_shaping, (int, float)) and np.isfinite(target_shaping) and target_shaping >= 0):
+            raise EnvConfigError(f"target_shaping = {target_shaping!r}: must be a number >= 0 (0 = off)")
+        from rlcreate.envs.target_control import TargetControl
+
+        # schedule deficits in the observation and potential-based shaping (the token env's helper)
+        self.control = TargetControl(
+            self.targets, dict(target_measures or {}), n_segments * generator.segment_width, float(target_shaping)
+        )
+        if control_guidance and not (self.n_controls and self.control.active):
+            raise EnvConfigError(
+                "control_guidance = True needs control_channel and target measures (observe_deficits): "
+                "the guide turns each target's schedule deficit into control values"
+            )
+        self.control_guidance = bool(control_guidance)
         obs_dim = 2 * self.n_features + (seam.observed_size if seam else 0) + 1 + len(self.targets)
         obs_dim += d if latent_mode == "residual" else 0  # the prior draw the residual moves
+        obs_dim += self.control.size(0)  # one schedule deficit per target (0 without measures)
         self.observation_space = spaces.Box(0.0, 1.0, (obs_dim,), np.float32)
-        self.action_space = spaces.Box(-1.0, 1.0, (generator.latent_dim,), np.float32)
+        self.action_space = spaces.Box(-1.0, 1.0, (d + self.n_controls,), np.float32)
         self.progress = 0.0  # training progress in [0, 1] for weight schedules (set by the trainer)
         self.render_mode = None
         self.levels = np.zeros((n, self.height, n_segments * self.width), np.int8)
@@ -140,7 +172,7 @@ class LatentLevelCore:
         self.seam_state = seam.initial(n) if seam else np.zeros((n, 0))
         self.target_values = np.zeros((n, len(self.targets)))
         self.base = np.zeros((n, d), np.float32)  # residual mode: this step's prior draw z0
-        self.actions = np.zeros((n, n_segments, d), np.float32)  # actions of the level so far
+        self.actions = np.zeros((n, n_segments, d + self.n_controls), np.float32)  # actions of the level so far
         self.latents = np.zeros((n, n_segments, d), np.float32)  # decoder inputs of the level so far
         self.rng = np.random.default_rng(0)
 
@@ -170,6 +202,8 @@ class LatentLevelCore:
             self.target_values[rows, j] = rng.uniform(spec.low, spec.high, size=len(rows))
         self.rng = rng
         self._draw_base(rows)
+        if self.control.active and len(rows) == self.n:  # levels run in lockstep: all reset together
+            self.control.reset(self.n)
         return self.observe()
 
     def observe(self) -> np.ndarray:
@@ -183,6 +217,10 @@ class LatentLevelCore:
         parts = [self.last_feat, mean, seam, (self.t / self.n_segments)[:, None], tnorm]
         if self.latent_mode == "residual":
             parts.append((self.base + 1.0) / 2.0)
+        if self.control.active:  # target minus achieved so far, squashed: 0.5 = on schedule
+            t = int(self.t.max(initial=0)) * self.width
+            deficit = self.target_values * t / self.control.per - self.control.counts(self.levels[:, :, :t])
+            parts.append(0.5 + 0.5 * np.tanh(deficit / self.control.tols))
         obs = np.concatenate(parts, 1)
         return np.clip(obs, 0.0, 1.0).astype(np.float32)
 
@@ -190,8 +228,9 @@ class LatentLevelCore:
         """Decode one segment per level, score it, advance. Returns obs, rewards, done, infos."""
         raw = np.asarray(actions, np.float32).reshape(self.n, -1)
         a = np.clip(raw, -1.0, 1.0)
-        z = self.latent(a)
-        segments = self._decode(z)
+        d = a.shape[1] - self.n_controls
+        z = self.latent(a[:, :d])
+        segments = self._decode(z, self._controls(a[:, d:]) if self.n_controls else None)
         rows = np.arange(self.n)
         self.actions[rows, self.t] = a
         self.latents[rows, self.t] = z
@@ -237,23 +276,48 @@ class LatentLevelCore:
             infos[row]["level"] = self.levels[row].copy()
             infos[row]["targets"] = {s.name: float(self.target_values[row, j]) for j, s in enumerate(self.targets)}
         total = result.total.astype(np.float32) if result is not None else np.zeros(self.n, np.float32)
+        if self.control.active and self.control.shaping_weight:  # levels advance in lockstep
+            end = int(self.t.max()) * self.width
+            shaping = self.control.shaping(self.levels[:, :, :end], self.target_values, bool(done.all()))
+            total = total + shaping.astype(np.float32)
+            for i in range(self.n):
+                infos[i]["target_shaping"] = float(shaping[i])
         return self.observe(), total, done, infos
 
-    def _decode(self, z: np.ndarray) -> np.ndarray:
+    def _controls(self, a: np.ndarray) -> np.ndarray:
+        """The control channel's decoder input: the policy's entries, plus (``control_guidance``) the
+        generator's hand-built guide toward each target's schedule (``a = 0``: the guide alone)."""
+        if not self.control_guidance:
+            return a
+        t = int(self.t.max(initial=0))
+        counts = self.control.counts(self.levels[:, :, : t * self.width])
+        per = self.control.per
+        need = (self.target_values * (t + 1) * self.width / per - counts) * per / self.width  # per `per` columns
+        names, gen = [s.name for s in self.targets], cast(Any, self.gen)  # a generator with control_names
+        wanted = np.stack(
+            [need[:, names.index(c)] if c in names else np.full(self.n, np.nan) for c in gen.control_names], 1
+        )
+        guide = np.where(np.isnan(wanted), 0.0, gen.control_for(np.nan_to_num(wanted)))
+        return np.clip(a + guide, -1.0, 1.0)
+
+    def _decode(self, z: np.ndarray, control: np.ndarray | None = None) -> np.ndarray:
         """One decoder call for the batch; a context-conditioned generator gets the last columns
-        of each level so far (none for a level's first segment)."""
+        of each level so far (none for a level's first segment); ``control``: the control
+        channel's action entries (generators with ``control_names``)."""
+        kw = {} if control is None else {"control": control}
         if not self.context_columns:
-            return self.gen.decode(z)
+            return self.gen.decode(z, **kw)
         gen = cast(ContextLatentGenerator, self.gen)  # context_columns > 0: it takes context=
         out = np.zeros((self.n, self.height, self.width), np.int8)
         for t in np.unique(self.t):  # levels advance in lockstep: one group in practice
             rows = np.flatnonzero(self.t == t)
             end = int(t) * self.width
             ctx = self.levels[rows, :, max(0, end - self.context_columns) : end] if t else None
+            kw = {} if control is None else {"control": control[rows]}
             if getattr(gen, "takes_final", False):  # it may leave a seam open unless told the level ends
-                out[rows] = gen.decode(z[rows], context=ctx, final=bool(t == self.n_segments - 1))  # type: ignore[call-arg]
+                out[rows] = gen.decode(z[rows], context=ctx, final=bool(t == self.n_segments - 1), **kw)  # type: ignore[call-arg]
             else:
-                out[rows] = gen.decode(z[rows], context=ctx)
+                out[rows] = gen.decode(z[rows], context=ctx, **kw)
         return out
 
 

@@ -77,6 +77,8 @@ class Config:
     """Wall time per speed loop."""
     speed_envs: int = 64
     """Levels stepped in lockstep in the speed loops."""
+    control_calibration_n: int = 48
+    """Levels per control value when measuring the control channel's rates (0: skip)."""
     seed: int = 0
     """Seed of every sample and of the judges' subsampling."""
     out: str = "benchmarks/latent_generator.json"
@@ -127,7 +129,21 @@ def objective(recipe, levels: list[np.ndarray], targets: list[dict], boot: int, 
     rng = np.random.default_rng(seed)
     means = [totals[rng.integers(0, len(totals), len(totals))].mean() for _ in range(boot)]
     return {"mean": float(totals.mean()), "ci90": ci(np.array(means)),
-            "terms": {k: float(np.nanmean(v)) for k, v in terms.items()}}
+            "terms": {k: float(np.nanmean(v)) if np.isfinite(v).any() else None for k, v in terms.items()},
+            "_totals": totals}
+
+
+def share(a: np.ndarray, b: np.ndarray, boot: int, seed: int, paired: bool) -> dict:
+    """Mean of ``a - b`` with a bootstrap 90% CI: per slot when ``paired`` (same targets and prior
+    draws slot by slot), else the difference of two independent resamples."""
+    rng = np.random.default_rng(seed)
+    if paired:
+        d = a - b
+        means = [d[rng.integers(0, len(d), len(d))].mean() for _ in range(boot)]
+    else:
+        means = [a[rng.integers(0, len(a), len(a))].mean() - b[rng.integers(0, len(b), len(b))].mean()
+                 for _ in range(boot)]
+    return {"mean": float(a.mean() - b.mean()), "ci90": ci(np.array(means)), "paired": paired}
 
 
 def policy_levels(model, asm, n: int, seed: int, deterministic: bool = True) -> tuple[list, list]:
@@ -138,6 +154,50 @@ def policy_levels(model, asm, n: int, seed: int, deterministic: bool = True) -> 
     model.set_random_seed(seed)
     infos = rollout(model, venv, n, deterministic=deterministic)
     return [i["level"] for i in infos], [i.get("targets", {}) for i in infos]
+
+
+def action_stats(model, asm, n: int, seed: int) -> dict:
+    """Share of saturated action entries (|a| > 0.99, i.e. clipped into the box) and mean |a| of
+    the policy's *sampled* actions (as in training) over ``n`` levels."""
+    from rlcreate.train.runner import rollout
+
+    venv = asm.make_env(16, seed, "eval")
+    model.set_random_seed(seed)
+    seen: list[np.ndarray] = []
+
+    def act(obs):
+        a = model.predict(obs, deterministic=False)[0]
+        seen.append(np.asarray(a))
+        return a
+
+    rollout(act, venv, n)
+    a = np.concatenate(seen)
+    return {"saturated_share": float((np.abs(a) > 0.99).mean()), "mean_abs_action": float(np.abs(a).mean()),
+            "sampled_steps": int(len(a))}
+
+
+def control_calibration(gen, n: int, n_segments: int, seed: int) -> dict:
+    """Rates per 16 columns each control value writes when held for every segment (``n`` levels per
+    value, no guide): the table ``ColumnLMLatent.CONTROL_RATES`` ships, measured again."""
+    from rlcreate.levels.envs import make_mario_latent_v1_vec
+    from rlcreate.levels.rewards import TARGET_MEASURES
+
+    zero = {"none": {"reward": "residual_prior", "weight": 0.0}}
+    out = {"grid": list(gen.CONTROL_GRID), "n_levels": n, "shipped": {k: list(v) for k, v in gen.CONTROL_RATES.items()}}
+    for j, name in enumerate(gen.control_names):
+        rates = []
+        for c in gen.CONTROL_GRID:
+            venv = make_mario_latent_v1_vec(n, n_segments, generator=gen, reward=zero, seed=seed, control_channel=True)
+            venv.reset()
+            a = np.zeros((n, gen.latent_dim + len(gen.control_names)), np.float32)
+            a[:, gen.latent_dim + j] = c
+            for _ in range(n_segments):
+                _, _, _, infos = venv.step(a)
+            levels = np.stack([i["level"] for i in infos])
+            rates.append(round(float(TARGET_MEASURES[name][0](levels).mean() * 16 / levels.shape[2]), 3))
+        out[name] = rates
+        print(f"control calibration {name}: {rates}", flush=True)
+    return out
 
 
 def speed(gan, asm_reward, cfg: Config) -> dict:
@@ -313,12 +373,22 @@ def main(cfg: Config) -> dict:
                            **boot_diversity(levels, 50, cfg.seed),
                            "objective": objective(recipe, levels, targets, cfg.boot, cfg.seed),
                            "control": control_error(levels, targets)}
+        totals = {k: v["objective"].pop("_totals") for k, v in steer.items()}
+        best = f"best_of_{cfg.best_of}"
+        # steered and untrained levels share targets and prior draws slot by slot (same env seed)
+        ppo_share = {"steered_minus_untrained": share(totals["steered"], totals["untrained"], cfg.boot, cfg.seed, True),
+                     f"steered_minus_{best}": share(totals["steered"], totals[best], cfg.boot, cfg.seed, False),
+                     "untrained_minus_own_samples": share(totals["untrained"], totals["own_samples"], cfg.boot,
+                                                          cfg.seed, False)}
+        print(run.name, {k: (round(v["mean"], 3), [round(x, 3) for x in v["ci90"]]) for k, v in ppo_share.items()})
         steer["human_dev"] = {**result["sets"]["human_dev"], **boot_profile(human, cfg.boot, cfg.seed)}
+        steer["steered"]["actions"] = action_stats(trained, asm, cfg.n, recipe.seed + 4)
+        steer["untrained"]["actions"] = action_stats(untrained, asm, cfg.n, recipe.seed + 4)
         result.setdefault("steering", {})[run.name] = {
-            "run": str(run), "env_id": recipe.env_id, "seed": recipe.seed,
+            "run": str(run), "env_id": recipe.env_id, "seed": recipe.seed, "env_kwargs": dict(recipe.env_kwargs),
             "policy": getattr(trained, "rlcreate_source", "model"), "env_steps": int(trained.num_timesteps),
             "deterministic_policy": True, "objective_note": "recipe reward set on whole levels, no prior term",
-            "groups": steer}
+            "objective_differences": ppo_share, "groups": steer}
         np.save(run / "bench_levels.npy", np.stack(groups["steered"][0]))
 
     # ---- speed: the first run's (else the shipped recipe's) generator and reward set ----
@@ -326,7 +396,10 @@ def main(cfg: Config) -> dict:
         from importlib import resources
 
         asm = assemble(load_recipe(Path(str(resources.files("rlcreate") / "recipes" / "mario_latent.yaml"))))
-    result["speed"] = speed(asm.make_env(1, 0, "eval").core.gen, asm.reward_set, cfg)
+    gen = asm.make_env(1, 0, "eval").core.gen
+    if cfg.control_calibration_n and hasattr(gen, "CONTROL_RATES"):
+        result["control_calibration"] = control_calibration(gen, cfg.control_calibration_n, cfg.n_segments, 7)
+    result["speed"] = speed(gen, asm.reward_set, cfg)
     print({k: round(v, 3) for k, v in result["speed"].items() if isinstance(v, float)})
     out = {**finish(env), **result}
     write_json(cfg.out, out)

@@ -340,6 +340,88 @@ def test_v1_env_with_lm_latent_passes_check_env(tiny_lm):
     assert term and info["level"].shape == (14, 24)
 
 
+def test_lm_latent_control_channel_shifts_enemies_and_gap_starts(tiny_lm):
+    """The designed control channel: zeros decode exactly as no control; +1 on enemies raises the
+    share of enemy columns, -1 on gaps lowers the share of gap starts; a bad shape is refused."""
+    from rlcreate.levels.gan import ColumnLMLatent
+    from rlcreate.levels.metrics import ground_heights
+    from rlcreate.levels.tiles import ENEMY
+
+    gen = ColumnLMLatent(tiny_lm, segment_width=1, context_columns=16, structure=False, element_bias={})
+    z = np.random.default_rng(0).uniform(-1, 1, (2000, 1)).astype(np.float32)
+    plain = gen.decode(z)
+    assert (gen.decode(z, control=np.zeros((2000, 2))) == plain).all()
+
+    def shares(seg):
+        return (seg == ENEMY).any(axis=(1, 2)).mean(), np.mean([ground_heights(s)[0] == 0 for s in seg])
+
+    e0, g0 = shares(plain)
+    e1, _ = shares(gen.decode(z, control=np.tile([1.0, 0.0], (2000, 1))))
+    _, g1 = shares(gen.decode(z, control=np.tile([0.0, -1.0], (2000, 1))))
+    assert e1 > e0 + 0.02 and g1 < g0
+    with pytest.raises(GANInputError, match=r"control must be a finite array of shape \(2000, 2\)"):
+        gen.decode(z, control=np.zeros((2000, 3)))
+
+
+def test_v1_control_channel_deficits_and_shaping(tiny_lm):
+    """control_channel adds the generator's control entries to the action box, observe_deficits
+    one schedule deficit per target to the observation; the potential-based target shaping sums
+    to 0 over every level (returns unchanged), so with no reward terms every level's return is 0."""
+    from gymnasium.utils.env_checker import check_env as gym_check
+
+    from rlcreate.envs.core_vec_env import EnvConfigError
+    from rlcreate.levels.envs import make_mario_latent_v1, make_mario_latent_v1_vec
+    from rlcreate.levels.gan import ColumnLMLatent
+
+    gen = ColumnLMLatent(tiny_lm, 8, 16)
+    plain = make_mario_latent_v1(n_segments=3, generator=gen, reward=CHEAP)
+    env = make_mario_latent_v1(n_segments=3, generator=gen, reward=CHEAP, control_channel=True,
+                               observe_deficits=True, target_shaping=4.0)
+    assert env.action_space.shape == (plain.action_space.shape[0] + 2,)
+    assert env.observation_space.shape == (plain.observation_space.shape[0] + 2,)  # two default targets
+    gym_check(env, skip_render_check=True)
+    zero = {"z": {"reward": "residual_prior", "weight": 0.0}}
+    venv = make_mario_latent_v1_vec(8, n_segments=3, generator=gen, reward=zero, seed=0, control_channel=True,
+                                    observe_deficits=True, target_shaping=4.0)
+    venv.reset()
+    rng, total, shaped = np.random.default_rng(0), np.zeros(8), []
+    for _ in range(3):
+        _, r, done, infos = venv.step(rng.uniform(-1, 1, (8, 10)).astype(np.float32))
+        total += r
+        shaped.append([i["target_shaping"] for i in infos])
+    assert done.all() and np.allclose(total, 0.0, atol=1e-5) and np.abs(shaped[:2]).max() > 0
+    with pytest.raises(EnvConfigError, match="target_shaping = 4.0 needs observe_deficits: true"):
+        make_mario_latent_v1(generator=gen, reward=CHEAP, target_shaping=4.0)
+    with pytest.raises(EnvConfigError, match="control_channel = True needs a generator with control_names"):
+        make_mario_latent_v1(generator=LevelGAN(SegmentGenerator(GANConfig(latent_dim=8, channels=8))),
+                             reward=CHEAP, control_channel=True)
+
+
+def test_v1_control_guidance_follows_targets_without_a_policy(tiny_lm):
+    """control_for inverts the rate table (monotone, clipped); with control_guidance a zero action
+    writes more enemies for a high enemy target than for a low one; without the channel it is refused."""
+    from rlcreate.envs.core_vec_env import EnvConfigError
+    from rlcreate.levels.envs import make_mario_latent_v1, make_mario_latent_v1_vec
+    from rlcreate.levels.gan import ColumnLMLatent
+    from rlcreate.levels.tiles import ENEMY
+
+    gen = ColumnLMLatent(tiny_lm, 8, 16)
+    c = gen.control_for(np.array([[0.0, 0.0], [gen.CONTROL_RATES["enemies"][4], 0.82], [99.0, 99.0]]))
+    assert np.allclose(c[0], -1.0) and np.allclose(c[1], 0.0) and np.allclose(c[2], 1.0)
+    counts = {}
+    for lo, hi in ((0.0, 0.0), (3.0, 3.0)):
+        venv = make_mario_latent_v1_vec(16, n_segments=2, generator=gen, reward=CHEAP, seed=0, control_channel=True,
+                                        observe_deficits=True, control_guidance=True,
+                                        targets={"enemies": [lo, hi], "gaps": [0.5, 0.5]})
+        venv.reset()
+        for _ in range(2):
+            _, _, _, infos = venv.step(np.zeros((16, 10), np.float32))
+        counts[hi] = sum(int((i["level"] == ENEMY).sum()) for i in infos)
+    assert counts[3.0] > counts[0.0]
+    with pytest.raises(EnvConfigError, match="control_guidance = True needs control_channel"):
+        make_mario_latent_v1(generator=gen, reward=CHEAP, control_guidance=True)
+
+
 def test_demo_refuses_an_unknown_generator():
     proc = subprocess.run([sys.executable, "-m", "rlcreate.cli", "demo", "--generator", "vae", "--out", "/nonexistent"],
                           cwd=ROOT, capture_output=True, text=True, timeout=300,

@@ -238,8 +238,30 @@ def bounded_generator(generator: Any = None):
 
 
 def _core_v1(
-    n: int, n_segments: int, targets, reward, generator, latent_mode: str, radius: float, reward_every: str
+    n: int,
+    n_segments: int,
+    targets,
+    reward,
+    generator,
+    latent_mode: str,
+    radius: float,
+    reward_every: str,
+    control_channel: bool = False,
+    observe_deficits: bool = False,
+    target_shaping: float = 0.0,
+    control_guidance: bool = False,
 ) -> LatentLevelCore:
+    from rlcreate.levels.rewards import TARGET_MEASURES
+
+    if not isinstance(observe_deficits, bool) or not isinstance(control_channel, bool):
+        raise EnvConfigError(
+            f"observe_deficits = {observe_deficits!r}, control_channel = {control_channel!r}: use true or false"
+        )
+    if target_shaping and not observe_deficits:
+        raise EnvConfigError(
+            f"target_shaping = {target_shaping!r} needs observe_deficits: true (the policy must see the "
+            "schedule the shaping rewards)"
+        )
     return LatentLevelCore(
         bounded_generator(generator),
         _reward(reward),
@@ -253,6 +275,10 @@ def _core_v1(
         latent_mode=latent_mode,
         radius=radius,
         reward_every=reward_every,
+        control_channel=control_channel,
+        target_measures=TARGET_MEASURES if observe_deficits else None,
+        target_shaping=target_shaping,
+        control_guidance=control_guidance,
     )
 
 
@@ -265,10 +291,28 @@ def make_mario_latent_v1(
     radius: float = 1.5,
     reward_every: str = "end",
     render_mode: str | None = None,
+    control_channel: bool = False,
+    observe_deficits: bool = False,
+    target_shaping: float = 0.0,
+    control_guidance: bool = False,
 ) -> LatentLevelEnv:
     """Single-env ``rlcreate/MarioLatent-v1`` (see :data:`V1_CARD`)."""
     return LatentLevelEnv(
-        _core_v1(1, n_segments, targets, reward, generator, latent_mode, radius, reward_every), render_mode=render_mode
+        _core_v1(
+            1,
+            n_segments,
+            targets,
+            reward,
+            generator,
+            latent_mode,
+            radius,
+            reward_every,
+            control_channel,
+            observe_deficits,
+            target_shaping,
+            control_guidance,
+        ),
+        render_mode=render_mode,
     )
 
 
@@ -282,10 +326,28 @@ def make_mario_latent_v1_vec(
     latent_mode: str = "residual",
     radius: float = 1.5,
     reward_every: str = "end",
+    control_channel: bool = False,
+    observe_deficits: bool = False,
+    target_shaping: float = 0.0,
+    control_guidance: bool = False,
 ) -> LatentLevelVecEnv:
     """Batched ``MarioLatent-v1`` as an SB3 VecEnv: ``n_envs`` levels per decoder call."""
     return LatentLevelVecEnv(
-        _core_v1(n_envs, n_segments, targets, reward, generator, latent_mode, radius, reward_every), seed=seed
+        _core_v1(
+            n_envs,
+            n_segments,
+            targets,
+            reward,
+            generator,
+            latent_mode,
+            radius,
+            reward_every,
+            control_channel,
+            observe_deficits,
+            target_shaping,
+            control_guidance,
+        ),
+        seed=seed,
     )
 
 
@@ -304,15 +366,28 @@ Action Space
     step (observed) and ``z = tanh(atanh(z0) + radius * a)``: always inside the prior's support,
     and ``a = 0`` decodes the generator's own sample. ``latent_mode="direct"``: ``z = a``, the box is
     the prior. ``info["latent"]`` holds the share of saturated action entries (|a| > 0.99) and the
-    RMS of z, logged as ``latent/saturated`` and ``latent/norm``.
+    RMS of z, logged as ``latent/saturated`` and ``latent/norm``. ``control_channel=True`` (a
+    generator with ``control_names``, e.g. the column LM decoding noise): 2 more entries, a
+    *designed* control channel (not a learned latent): logit shifts of the LM's enemy columns and
+    gap starts for the segment (:class:`rlcreate.levels.gan.ColumnLMLatent`). With
+    ``control_guidance=True`` those entries are added to a hand-built guide that asks each segment
+    for what the targets' schedule still needs (the generator's measured control-to-rate table,
+    inverted), so ``a = 0`` already follows the targets and the policy learns corrections.
 Observation Space
-    v0's, plus z0 scaled to [0, 1] (d values) in residual mode.
+    v0's, plus z0 scaled to [0, 1] (d values) in residual mode, plus (``observe_deficits=True``)
+    per target the schedule deficit ``(target * columns / 16 - count so far) / tolerance``, squashed
+    to [0, 1] (0.5 = on schedule; the token env's :class:`rlcreate.envs.target_control.TargetControl`).
 Rewards
     ``reward_every="end"`` (default): 0 until the last segment, then the recipe's reward set on the
     whole level, with context ``action`` / ``latent`` (every step's, flattened) for prior terms such
     as ``residual_prior``. ``reward_every="segment"``: v0's per-segment scoring.
+    ``target_shaping=w`` (needs ``observe_deficits``) adds potential-based shaping toward the
+    targets' schedule after every segment (``info["target_shaping"]``); it sums to 0 over each
+    level, so returns are unchanged.
 Version History
-    v1: bounded-prior generator, context-conditioned segments, residual actions, level-end rewards.
+    v1: bounded-prior generator, context-conditioned segments, residual actions, level-end rewards;
+    later, opt-in keyword arguments (defaults keep v1's earlier behaviour): ``control_channel``,
+    ``observe_deficits``, ``control_guidance``, ``target_shaping``.
 """
 
 

@@ -332,12 +332,45 @@ class ColumnLMLatent:
 
     Not a learned embedding: changing ``z_t`` changes column t and, through the LM's context, can
     change every later column of the segment (the latent is not smooth in the way a GAN's is).
+
+    ``control`` (optional, ``decode(..., control=c)`` with ``c`` in ``[-1, 1]^2`` per row): a
+    *designed* control channel, not part of the prior. It adds ``control_scale[0] * c_0`` to the
+    LM's logit of every column holding an enemy and ``control_scale[1] * c_1`` to every column that
+    starts a gap (no solid bottom tile after a column that has one), for the whole segment, so a
+    policy can ask for more or fewer enemies and gaps with one number each; ``c = 0`` (or ``None``)
+    decodes exactly as without it. Names in :attr:`control_names`. The scales (1.5, 3.0) were set
+    so that ``c`` in about [-0.7, 0.5] spans the MarioLatent recipe's enemy and gap targets (0.25-1.25
+    and 0.3-1.2 per 16 columns; the uncontrolled samples write ~0.75 of each).
     """
 
     prior = "uniform"
 
     #: decode takes ``final=`` (is this the level's last segment?); the latent env passes it
     takes_final = True
+
+    #: what each entry of ``decode``'s ``control`` shifts (logits of enemy columns, of gap starts)
+    control_names = ("enemies", "gaps")
+    #: control values and the rates (per 16 columns, over whole 128-column levels of the shipped
+    #: column LM with the default settings, 48 levels per value) each one writes when held for every
+    #: segment: what :meth:`control_for` inverts. Measured by scripts/bench_latent_generator.py
+    #: (``control_calibration`` in benchmarks/latent_generator.json).
+    CONTROL_GRID = (-1.0, -0.75, -0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0)
+    CONTROL_RATES = {
+        "enemies": (0.128, 0.161, 0.268, 0.375, 0.786, 1.18, 1.943, 3.331, 5.104),
+        "gaps": (0.094, 0.195, 0.31, 0.552, 0.82, 1.044, 1.305, 1.448, 1.484),
+    }
+
+    def control_for(self, rates: np.ndarray) -> np.ndarray:
+        """(b, 2) rates per 16 columns wanted from the next segment -> (b, 2) control values that
+        write them on average (piecewise-linear inverse of :attr:`CONTROL_RATES`, clipped to
+        [-1, 1]): a hand-built feedback controller the latent env can add to the policy's control
+        entries (``control_guidance``)."""
+        rates = np.asarray(rates, np.float64).reshape(-1, len(self.control_names))
+        grid = np.array(self.CONTROL_GRID)
+        return np.stack(
+            [np.interp(rates[:, j], np.array(self.CONTROL_RATES[n]), grid) for j, n in enumerate(self.control_names)],
+            1,
+        )
 
     def __init__(
         self,
@@ -348,6 +381,7 @@ class ColumnLMLatent:
         close_every_segment: bool = False,
         element_bias: dict[str, float] | None = None,
         order: str = "probability",
+        control_scale: tuple[float, float] = (2.5, 3.0),
     ):
         from rlcreate.levels.generators.column_lm import N_SPECIAL, ColumnLM
         from rlcreate.levels.tiles import CHAR_TO_ID
@@ -371,6 +405,14 @@ class ColumnLMLatent:
         if order not in ("probability", "elements"):
             raise GANInputError(f"order = {order!r}: use 'probability' or 'elements'")
         self.order, self._order = order, None
+        # the control channel's per-column features: holds an enemy; gap column (gap *starts* need
+        # the previous column, see _pick)
+        from rlcreate.levels.metrics import ground_heights as _heights
+        from rlcreate.levels.tiles import ENEMY as _ENEMY
+
+        self.control_scale = np.array([float(v) for v in control_scale], np.float64).reshape(2)
+        self._has_enemy = np.concatenate([np.zeros(N_SPECIAL), (self.lm.columns == _ENEMY).any(axis=1)])
+        self._is_gap = np.concatenate([np.zeros(N_SPECIAL, bool), _heights(self.lm.columns.T) == 0])
         if order == "elements":  # enemy columns (most enemies first), plain columns, gap columns
             from rlcreate.levels.metrics import ground_heights
             from rlcreate.levels.tiles import ENEMY
@@ -390,11 +432,19 @@ class ColumnLMLatent:
             "order": order,
         }
 
-    def _pick(self, logits: np.ndarray, u: np.ndarray, prev: np.ndarray | None, last: bool) -> np.ndarray:
-        """Inverse-CDF draw of one column per row at quantiles ``u`` (b,)."""
+    def _pick(
+        self, logits: np.ndarray, u: np.ndarray, prev: np.ndarray | None, last: bool, control: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Inverse-CDF draw of one column per row at quantiles ``u`` (b,); ``control`` (b, 2): the
+        control channel's logit shifts (see the class docstring)."""
         logits = logits.astype(np.float64)
         if self._offset is not None:
             logits = logits + self._offset
+        if control is not None:
+            after_ground = np.ones(len(u), bool) if prev is None else ~self._is_gap[prev]
+            gap_start = self._is_gap[None, :] & after_ground[:, None]
+            shift = control * self.control_scale
+            logits = logits + shift[:, :1] * self._has_enemy[None, :] + shift[:, 1:2] * gap_start
         if self.rule is not None:
             cand = np.broadcast_to(np.arange(logits.shape[1]), logits.shape)
             logits = np.where(self.rule.allowed(prev, cand, last), logits, -np.inf)
@@ -408,7 +458,9 @@ class ColumnLMLatent:
         k = (cdf < np.minimum(u, 1 - 1e-9)[:, None] * cdf[:, -1:]).sum(axis=1)
         return order[np.arange(len(u)), np.minimum(k, p.shape[1] - 1)]
 
-    def _decode_group(self, z: np.ndarray, prompt: np.ndarray | None, final: bool) -> np.ndarray:
+    def _decode_group(
+        self, z: np.ndarray, prompt: np.ndarray | None, final: bool, control: np.ndarray | None = None
+    ) -> np.ndarray:
         b, w = z.shape
         u = (z.astype(np.float64) + 1.0) / 2.0
         logits, state = self.lm.start(b, prompt_grids=prompt)
@@ -416,23 +468,34 @@ class ColumnLMLatent:
         prev = None if prompt is None else np.array([self.lm.encode_level(p[:, -1:])[0] for p in prompt])
         ids = np.zeros((b, w), np.int64)
         for t in range(w):
-            ids[:, t] = self._pick(logits, u[:, t], prev, last=t == w - 1 and (final or self.close_every_segment))
+            last = t == w - 1 and (final or self.close_every_segment)
+            ids[:, t] = self._pick(logits, u[:, t], prev, last, control)
             prev = ids[:, t]
             if t + 1 < w:
                 logits, state = self.lm.step(state, ids[:, t])
         return np.stack([self.lm.decode_tokens(r) for r in ids]).astype(np.int8)
 
-    def decode(self, z, context=None, has_context=None, final: bool = True) -> np.ndarray:
+    def decode(self, z, context=None, has_context=None, final: bool = True, control=None) -> np.ndarray:
         """z (b, W) in [-1, 1] -> segments (b, 14, W) int8; ``context`` (b, 14, k <= context_columns):
         the level so far's last columns (None: level starts); ``has_context`` marks real rows;
         ``final=False``: more segments follow, so the last column may open a pipe (the next
-        segment, given this one as context, closes it)."""
+        segment, given this one as context, closes it); ``control`` (b, 2) in [-1, 1]: the designed
+        control channel (class docstring; None or zeros: off)."""
         z = np.asarray(z, dtype=np.float32)
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise GANInputError(f"decode expects z of shape (batch, {self.latent_dim}), got {z.shape}")
         if not np.isfinite(z).all() or np.abs(z).max(initial=0) > 1.0 + 1e-6:
             raise GANInputError("decode expects z inside the prior's support [-1, 1] (finite); clip the actions")
         b = len(z)
+        if control is not None:
+            control = np.asarray(control, np.float64)
+            if control.shape != (b, len(self.control_names)) or not np.isfinite(control).all():
+                raise GANInputError(
+                    f"control must be a finite array of shape ({b}, {len(self.control_names)}) "
+                    f"({', '.join(self.control_names)}), got {control.shape}"
+                )
+            if not control.any():
+                control = None  # exactly the uncontrolled decode
         has = (
             np.zeros(b, bool)
             if context is None
@@ -453,7 +516,8 @@ class ColumnLMLatent:
         for flag in (False, True):
             rows = np.flatnonzero(has == flag)
             if len(rows):
-                out[rows] = self._decode_group(z[rows], context[rows] if flag else None, final)
+                ctl = None if control is None else control[rows]
+                out[rows] = self._decode_group(z[rows], context[rows] if flag else None, final, ctl)
         return out
 
     def sample_levels(self, n: int, n_segments: int = 8, seed: int = 0, chained: bool = True) -> np.ndarray:
