@@ -15,9 +15,13 @@ Rows:
   noise) and any GAN folders given;
 - with ``--run`` (a MarioLatent-v1 run folder): ``steered`` (the trained policy), ``untrained``
   (the same recipe's policy before training), ``best_of_4`` (best of 4 untrained levels per slot by
-  the recipe's objective: sampling more from the start at 4x the cost), ``own_samples`` (the GAN
-  with random latents: what a = 0 would write), with bootstrap CIs on the objective, the profile
-  and diversity, and control error per target;
+  the recipe's objective: sampling more from the start at 4x the cost), ``own_samples`` (the
+  generator with random latents and no control channel), with bootstrap CIs on the objective, the
+  profile and diversity, and control error per target; ``objective_differences``: steered minus
+  untrained (paired: same targets and prior draws slot by slot), minus best-of-n, and untrained
+  minus own samples (what a recipe's hand-built guide adds), bootstrap 90% CIs; ``actions``: the
+  share of saturated entries of the policy's sampled actions; ``control_calibration``: the rates
+  the generator's control channel writes per control value (the table its guide inverts);
 - speed: MarioLatent-v1 steps/s vs the bare GAN's batched chained sampling, in one run.
 
     OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_latent_generator.py --run runs/latent \\
