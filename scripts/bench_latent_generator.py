@@ -333,6 +333,7 @@ def main(cfg: Config) -> dict:
 
         old = json.loads(Path(cfg.out).read_text())
         result.update(sets=old["sets"], candidates=old["candidates"], generators_from=old.get("started"))
+        result.update({k: old[k] for k in ("calibration", "control_calibration") if k in old})
         if old.get("steering"):  # earlier runs' steering rows stay; a run judged again is replaced
             result["steering"] = old["steering"]
     human = list(dev_windows(width, stride=width))

@@ -200,7 +200,9 @@ def test_bench_latent_generator_smoke(tmp_path, tiny_gan):
 
     tiny_gan.save(tmp_path / "gan")
     doc = yaml.safe_load((ROOT / "rlcreate" / "recipes" / "mario_latent.yaml").read_text())
-    doc["env"]["kwargs"].update(n_segments=2, generator=str(tmp_path / "gan"))
+    # the GAN has no control channel: its rows run without it (deficits and shaping stay)
+    doc["env"]["kwargs"].update(n_segments=2, generator=str(tmp_path / "gan"), control_channel=False,
+                                control_guidance=False)
     doc["trainer"].update(total_timesteps=64, n_envs=4, checkpoints=0, samples=2)
     doc["trainer"]["hyper"].update(n_steps=16, batch_size=32, n_epochs=1)
     (tmp_path / "r.yaml").write_text(yaml.safe_dump(doc))
@@ -212,6 +214,9 @@ def test_bench_latent_generator_smoke(tmp_path, tiny_gan):
     r = json.loads((tmp_path / "b.json").read_text())
     assert {"steered", "untrained", "best_of_2", "own_samples", "human_dev"} <= set(r["steering"]["run"]["groups"])
     assert r["speed"]["ratio_env_prior_term_only"] > 0 and {"gan", "column_lm", "shipped"} <= set(r["candidates"])
+    diffs = r["steering"]["run"]["objective_differences"]
+    assert diffs["steered_minus_untrained"]["paired"] and len(diffs["steered_minus_best_of_2"]["ci90"]) == 2
+    assert 0 <= r["steering"]["run"]["groups"]["steered"]["actions"]["saturated_share"] <= 1
     assert set(r["calibration"]["variants"]) == {"column_lm"} and r["calibration"]["n_levels"] == 8
 
 
@@ -390,6 +395,8 @@ def test_v1_control_channel_deficits_and_shaping(tiny_lm):
         total += r
         shaped.append([i["target_shaping"] for i in infos])
     assert done.all() and np.allclose(total, 0.0, atol=1e-5) and np.abs(shaped[:2]).max() > 0
+    with pytest.raises(EnvConfigError, match="control_guidance = 'yes': use true or false"):
+        make_mario_latent_v1(generator=gen, reward=CHEAP, control_guidance="yes")
     with pytest.raises(EnvConfigError, match="target_shaping = 4.0 needs observe_deficits: true"):
         make_mario_latent_v1(generator=gen, reward=CHEAP, target_shaping=4.0)
     with pytest.raises(EnvConfigError, match="control_channel = True needs a generator with control_names"):

@@ -253,10 +253,13 @@ def _core_v1(
 ) -> LatentLevelCore:
     from rlcreate.levels.rewards import TARGET_MEASURES
 
-    if not isinstance(observe_deficits, bool) or not isinstance(control_channel, bool):
-        raise EnvConfigError(
-            f"observe_deficits = {observe_deficits!r}, control_channel = {control_channel!r}: use true or false"
-        )
+    for name, flag in (
+        ("observe_deficits", observe_deficits),
+        ("control_channel", control_channel),
+        ("control_guidance", control_guidance),
+    ):
+        if not isinstance(flag, bool):
+            raise EnvConfigError(f"{name} = {flag!r}: use true or false")
     if target_shaping and not observe_deficits:
         raise EnvConfigError(
             f"target_shaping = {target_shaping!r} needs observe_deficits: true (the policy must see the "
