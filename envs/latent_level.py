@@ -11,13 +11,13 @@ Mario ids: :mod:`rlcreate.levels.envs`); point them at another decoder by passin
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 import numpy as np
 from gymnasium import spaces
 
 from rlcreate.envs.core_vec_env import CoreEnv, CoreVecEnv, EnvConfigError, render_grid
+from rlcreate.envs.target_control import TargetControl, TargetSpec
 from rlcreate.rewards.compose import RewardSet, as_reward_set
 
 __all__ = [
@@ -65,18 +65,6 @@ class Seam(Protocol):
     def observe(self, state: np.ndarray) -> np.ndarray: ...  # -> (n, observed_size)
 
     def alive(self, state: np.ndarray) -> np.ndarray: ...  # -> (n,) bool: can the level still be crossed?
-
-
-@dataclass(frozen=True)
-class TargetSpec:
-    """A control target sampled uniformly from ``[low, high]`` at every episode start."""
-
-    name: str
-    low: float
-    high: float
-
-    def normalise(self, v: np.ndarray) -> np.ndarray:
-        return (v - self.low) / (self.high - self.low) if self.high > self.low else np.zeros_like(v)
 
 
 class LatentLevelCore:
@@ -146,8 +134,6 @@ class LatentLevelCore:
             )
         if not (isinstance(target_shaping, (int, float)) and np.isfinite(target_shaping) and target_shaping >= 0):
             raise EnvConfigError(f"target_shaping = {target_shaping!r}: must be a number >= 0 (0 = off)")
-        from rlcreate.envs.target_control import TargetControl
-
         # schedule deficits in the observation and potential-based shaping (the token env's helper)
         self.control = TargetControl(
             self.targets, dict(target_measures or {}), n_segments * generator.segment_width, float(target_shaping)

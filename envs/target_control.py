@@ -28,12 +28,26 @@ level's end, where GAE (lambda < 1) hands early columns almost none of it.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
-from rlcreate.envs.latent_level import EnvConfigError, TargetSpec
+from rlcreate.envs.core_vec_env import EnvConfigError
 
-__all__ = ["TargetControl", "TargetMeasure", "TermShaping"]
+__all__ = ["TargetControl", "TargetMeasure", "TargetSpec", "TermShaping"]
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """A control target sampled uniformly from ``[low, high]`` at every episode start."""
+
+    name: str
+    low: float
+    high: float
+
+    def normalise(self, v: np.ndarray) -> np.ndarray:
+        return (v - self.low) / (self.high - self.low) if self.high > self.low else np.zeros_like(v)
+
 
 #: counts of one measure on a stack of grids ``(n, H, w) -> (n,)``, and the target's tolerance
 TargetMeasure = tuple[Callable[[np.ndarray], np.ndarray], float]
