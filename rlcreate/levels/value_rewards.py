@@ -290,7 +290,9 @@ class ResidualPrior(RewardModule):
     Gaussian policy N(mu, sigma^2), its expectation is ``-1/2 * sum(mu^2 + sigma^2) / scale^2``;
     added with weight beta to PPO's entropy bonus with ``ent_coef = beta`` this is
     ``-beta * KL(policy || N(0, scale^2 I))`` plus a constant, the latent counterpart of the token
-    path's KL to its LM. ``scale`` 0.4: at the prior's own spread 1.3% of action entries pass
+    path's KL to its LM. The shipped ``mario_latent.yaml`` keeps this term but sets ``ent_coef`` 0:
+    the exact entropy gradient out-pulled this noisy return term and widened the policy (more
+    saturated actions). ``scale`` 0.4: at the prior's own spread 1.3% of action entries pass
     |a| > 0.99 (SB3 clips them into the box), at 1.0 it would be 32%. ``None`` without an action
     in the context. Range (-inf, 0] (>= -d * steps / (2 scale^2) for actions in the box). Gamed by:
     a policy that never moves (a = 0 is the generator's own sample); it only measures distance from
