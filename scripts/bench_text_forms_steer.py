@@ -1,8 +1,8 @@
-"""Benchmark: does token-level PPO (TextTokens-v0) write lipograms better than its untrained start?
+"""Benchmark: does token-level PPO (TextTokens-v0) write lipograms and acrostics better than its untrained start?
 
 Reads top to bottom: config, train ``rlcreate/recipes/text_forms_steer.yaml`` (or reuse a
-finished run), write texts on TEST lipogram prompts (letters and topics no recipe saw) under each
-condition, judge them with the independent judge, compare paired over prompts, write JSON.
+finished run), write texts on TEST prompts of each form (letters, words and topics no recipe saw)
+under each condition, judge them with the independent judge, compare paired over prompts, write JSON.
 
 Conditions (SmolLM2-135M-Instruct, the recipe's top-k, token cap and EOS floor for all; one
 LM forward pass per token, so equal inference cost except best-of-n):
@@ -11,14 +11,15 @@ LM forward pass per token, so equal inference cost except best-of-n):
   (``lm_prior`` at initialisation), ``k`` samples per prompt; satisfaction = the rate of one sample.
 - ``best_of_n`` from the start (n = 2, 4: the first n start samples): with the **judge** as the
   selector (a prompt passes if any candidate passes; an upper bound no deployed selector beats),
-  and with the **training reward** as the selector (the candidate with the highest lipogram term
+  and with the **training reward** as the selector (the candidate with the highest form term
   is judged): the cost of sampling more instead of training.
 - ``steered``: the trained policy, sampled (not argmax), ``k`` samples per prompt.
-- ``rule``: the hand-written rule that never takes an offer whose token holds the letter
-  (constrained decoding with the same flags the policy observes, no learning), ``k_rule`` samples.
+- ``rule``: the hand-written rule that never takes a flagged offer (constrained decoding with the
+  same flags the policy observes, no learning), ``k_rule`` samples.
 
-Judge (:func:`rlcreate.text.form_judges.judge`: the letter nowhere in the text, >= 12 words; the
-reward instead gives partial credit per word). Held quality, none of it used by the reward:
+Judge (:func:`rlcreate.text.form_judges.judge`; lipogram: the letter nowhere in the text, >= 12
+words; acrostic: exactly one line per letter, initials spelling the word, >= 2 words a line; the
+rewards instead give partial credit). Held quality, none of it used by the reward:
 perplexity of the texts under the base LM given the prompt (pooled, ratio to the start with a
 bootstrap CI over prompts), distinct_k over the first k texts of a prompt (NoveltyBench's lexical
 partition), the share of words the CMU dictionary does not know (broken words are how a lipogram
@@ -50,8 +51,10 @@ class Config:
     """run folder (trained here unless it already holds a policy)"""
     timesteps: int = 0
     """override trainer.total_timesteps when training here (0 = the recipe's)"""
+    forms: tuple[str, ...] = ("lipogram", "acrostic")
+    """forms to judge (each: its TEST prompts)"""
     n_prompts: int = 100
-    """TEST lipogram prompts (the first n of form_prompts('test'))"""
+    """TEST prompts per form (the first n of form_prompts('test'))"""
     k: int = 4
     """samples per prompt of the start (best-of-n takes n of them, n <= k)"""
     k_steered: int = 2
@@ -81,7 +84,7 @@ def main(cfg: Config) -> dict:
     from rlcreate.text.form_judges import judge
     from rlcreate.text.form_offers import avoid_flagged, follow_lm, write_texts
     from rlcreate.text.form_prompts import form_prompts
-    from rlcreate.text.forms import LipogramReward
+    from rlcreate.text.forms import FORM_REWARDS
     from rlcreate.text.runs import _Unscored, build_text_env
     from rlcreate.train.runner import has_policy, restore, train_run
 
@@ -98,14 +101,8 @@ def main(cfg: Config) -> dict:
         train_run(recipe, run, progress_bar=False, overwrite=run.exists())
     asm, model = restore(run)
     lm = shared_lm(asm)
-    rows = form_prompts("test", forms=("lipogram",))[: cfg.n_prompts]
-    prompts = [r["prompt"] for r in rows]
-    letters = [r["target"] for r in rows]
-    n = len(rows)
     cache = Path(cfg.cache)
     cache.mkdir(parents=True, exist_ok=True)
-
-    # ---- write texts: every condition on the same prompts, k per prompt, cached per condition
     cores: dict[int, object] = {}
 
     def core_for(size: int):
@@ -114,11 +111,50 @@ def main(cfg: Config) -> dict:
             cores[size] = venv.core
         return cores[size]
 
+    forms = {}
+    for form in cfg.forms:
+        forms[form] = _one_form(cfg, form, model, asm, lm, core_for, cache, judge, FORM_REWARDS[form](),
+                                form_prompts, write_texts, follow_lm, avoid_flagged)
+    result = {
+        "forms": forms,
+        "policy": model.rlcreate_source,
+        "steered_beats_start": {f: v["steered_beats_start"] for f, v in forms.items()},
+        "training": _training(run),
+        "sampler": "every row: one of the LM's top-k offers per token (recipe top_k, max_new_tokens, min_new_tokens); "
+                   "start = LM top-k distribution at temperature 1; steered = the policy sampled",
+    }
+    result = {**finish(env), **result}
+    write_json(cfg.out, result)
+    for form, v in forms.items():
+        print(f"\n{form}:", json.dumps(v["compare"], indent=1))
+        print("| condition | samples/prompt | satisfaction [95% CI] | form reward | perplexity | unknown words "
+              "| topic | truncated | distinct_k |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for c, g in v["groups"].items():
+            cells = [f"{g[x]:.2f}" if g.get(x) is not None else "-" for x in
+                     ("form_reward", "perplexity", "unknown_word_share", "topic_adherence", "truncated", "distinct_k")]
+            print(f"| {c} | {g.get('samples_per_prompt', '-')} | {g['satisfaction']:.2f} [{g['ci'][0]:.2f}, "
+                  f"{g['ci'][1]:.2f}] | " + " | ".join(cells) + " |")
+    return result
+
+
+def _one_form(cfg, form, model, asm, lm, core_for, cache, judge, form_reward, form_prompts, write_texts,
+              follow_lm, avoid_flagged) -> dict:
+    """Every condition on the form's TEST prompts, judged and compared (the form's JSON entry)."""
+    rows = form_prompts("test", forms=(form,))[: cfg.n_prompts]
+    prompts = [r["prompt"] for r in rows]
+    targets = [r["target"] for r in rows]
+    n = len(rows)
+    settings = {k: asm.recipe.env.kwargs.get(k) for k in ("top_k", "max_new_tokens", "min_new_tokens", "form_offers")}
+
+    # ---- write texts: every condition on the same prompts, k per prompt, cached per condition
     def condition(name: str, k: int, make_choose) -> dict:
-        path = cache / f"{name}.json"
+        path = cache / f"{form}_{name}.json"
+        # start and rule do not depend on the policy: their texts are reused across trainings
+        key = model.rlcreate_source if name == "steered" else json.dumps(settings, sort_keys=True)
         if path.is_file():
             got = json.loads(path.read_text())
-            if got["prompts"] == prompts and got["k"] == k and got.get("policy") == model.rlcreate_source:
+            if got["prompts"] == prompts and got["k"] == k and got.get("policy") == key:
                 print(f"{name}: cached", flush=True)
                 return got
         import time
@@ -133,11 +169,11 @@ def main(cfg: Config) -> dict:
             texts += [t.strip() for t in got_t]
             eos += got_e
         secs = time.perf_counter() - t0
-        out = {"prompts": prompts, "k": k, "policy": model.rlcreate_source, "seconds": round(secs, 1),
+        out = {"prompts": prompts, "k": k, "policy": key, "seconds": round(secs, 1),
                "texts": [texts[i * k : (i + 1) * k] for i in range(n)],
                "eos": [eos[i * k : (i + 1) * k] for i in range(n)]}
         path.write_text(json.dumps(out, ensure_ascii=False))
-        print(f"{name}: {len(flat)} texts in {secs:.0f} s", flush=True)
+        print(f"{form} {name}: {len(flat)} texts in {secs:.0f} s", flush=True)
         return out
 
     def sampler(rule):
@@ -165,15 +201,21 @@ def main(cfg: Config) -> dict:
     from rlcreate.text.scoring import ReferenceLM
 
     ref = ReferenceLM(lm[0], lm[1], cache_size=0)
-    form_reward = LipogramReward()
 
     def per_prompt(c: dict, fn) -> np.ndarray:
         """(n, k) array of fn(text, prompt index)."""
         return np.array([[fn(t, i) for t in ts] for i, ts in enumerate(c["texts"])], float)
 
-    passes = {c: per_prompt(v, lambda t, i: judge("lipogram", t, letters[i])) for c, v in cond.items()}
-    letter_free = {c: per_prompt(v, lambda t, i: letters[i] not in t.lower()) for c, v in cond.items()}
-    long_enough = {c: per_prompt(v, lambda t, i: len(words(t)) >= 12) for c, v in cond.items()}
+    passes = {c: per_prompt(v, lambda t, i: judge(form, t, targets[i])) for c, v in cond.items()}
+    if form == "lipogram":  # the judge's two parts
+        parts = {"letter_free": lambda t, i: targets[i] not in t.lower(), "twelve_words": lambda t, i: len(words(t)) >= 12}
+    else:
+        from rlcreate.text.form_offers import acrostic_prefix_ok
+        from rlcreate.text.forms import verse_lines
+
+        parts = {"initials_right": lambda t, i: acrostic_prefix_ok(t, targets[i]),
+                 "line_count_right": lambda t, i: len(verse_lines(t)) == len(targets[i])}
+    part_rates = {name: {c: per_prompt(v, fn) for c, v in cond.items()} for name, fn in parts.items()}
     reward = {c: np.array(form_reward([t for ts in v["texts"] for t in ts],
                                       prompts=[p for p, ts in zip(prompts, v["texts"]) for _ in ts]),
                           float).reshape(n, -1) for c, v in cond.items()}
@@ -238,9 +280,8 @@ def main(cfg: Config) -> dict:
         groups[c] = {
             **summary(c),
             "samples_per_prompt": cond[c]["k"],
-            "letter_free": round(float(letter_free[c].mean()), 4),
-            "twelve_words": round(float(long_enough[c].mean()), 4),
-            "lipogram_reward": round(float(reward[c].mean()), 4),
+            **{name: round(float(r[c].mean()), 4) for name, r in part_rates.items()},
+            "form_reward": round(float(reward[c].mean()), 4),
             "perplexity": round(ppl(c, np.arange(n)), 3),
             "unknown_word_share": round(float(unknown[c].mean()), 4),
             "topic_adherence": round(float(topic[c].mean()), 4),
@@ -273,58 +314,41 @@ def main(cfg: Config) -> dict:
         ds, d0 = distinct("steered"), distinct("start")
         compare["distinct_k_ratio_steered_vs_start"] = round(float(np.nanmean(ds) / np.nanmean(d0)), 4)
     beats = compare["steered_minus_start"]["ci"][0] > 0
-
-    samples = [{"prompt": prompts[i], "start": cond["start"]["texts"][i][0], "start_passes": bool(passes["start"][i][0]),
-                "steered": cond["steered"]["texts"][i][0], "steered_passes": bool(passes["steered"][i][0]),
-                "rule": cond["rule"]["texts"][i][0], "rule_passes": bool(passes["rule"][i][0])}
+    samples = [{"prompt": prompts[i], **{f"{c}{suffix}": (cond[c]["texts"][i][0] if not suffix else bool(passes[c][i][0]))
+                                         for c in cond for suffix in ("", "_passes")}}
                for i in range(min(n, 8))]
-
-    result = {
-        "form": "lipogram",
-        "flagged_mass": _flagged_mass(model, core_for(n), prompts),
-        "prompts": f"TEST, {n} lipogram prompts (letters {sorted(set(letters))})",
-        "policy": model.rlcreate_source,
+    return {
+        "prompts": f"TEST, {n} {form} prompts (targets {sorted(set(targets))[:20]})",
         "steered_beats_start": bool(beats),
+        "flagged_mass": _flagged_mass(model, core_for(n), prompts),
         "groups": groups,
         "compare": compare,
-        "training": _training(run),
-        "sampler": "every row: one of the LM's top-k offers per token (recipe top_k, max_new_tokens, min_new_tokens); "
-                   "start = LM top-k distribution at temperature 1; steered = the policy sampled",
         "samples": samples,
     }
-    result = {**finish(env), **result}
-    write_json(cfg.out, result)
-    print(json.dumps({"groups": {c: g["satisfaction"] for c, g in groups.items()}, "compare": compare}, indent=1))
-    print("\n| condition | samples/prompt | satisfaction [95% CI] | letter-free | >= 12 words | lipogram reward "
-          "| perplexity | unknown words | topic | truncated | distinct_k |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for c, g in groups.items():
-        cells = [f"{g[x]:.2f}" if g.get(x) is not None else "-" for x in
-                 ("letter_free", "twelve_words", "lipogram_reward", "perplexity", "unknown_word_share",
-                  "topic_adherence", "truncated", "distinct_k")]
-        print(f"| {c} | {g.get('samples_per_prompt', '-')} | {g['satisfaction']:.2f} [{g['ci'][0]:.2f}, {g['ci'][1]:.2f}] | "
-              + " | ".join(cells) + " |")
-    return result
 
 
 def _flagged_mass(model, core, prompts: list[str], steps: int = 12) -> dict:
     """Does the policy use the flags? Along its own texts on the TEST prompts (first ``steps``
-    tokens), the probability it puts on offers that hold the banned letter vs the LM's top-k
-    distribution (the start), over states where some allowed offer is flagged, and the logit its
-    offer head adds to a flagged offer."""
+    tokens), the probability it puts on offers that break the form vs the LM's top-k distribution
+    (the start), over states where some allowed offer is flagged, and the logit its offer head adds
+    to an offer that breaks / moves on the form (flag x scale x the head's weights)."""
     import torch as th
 
     policy = model.policy
     obs = core.reset_with(prompts)
-    pol, lm, shift = [], [], []
+    pol, lm, breaks, moves = [], [], [], []
     for _ in range(steps):
         masks = core.action_masks()
         flags = core.flags() * masks
         with th.no_grad():
             t = th.as_tensor(obs)
             probs = policy.get_distribution(t, action_masks=masks).distribution.probs.numpy()
-            latent = policy._latents(t)[0]  # the actor's latent code (LMPriorPolicy)
-            shift += policy.offer_net(latent).sum(-1).numpy().tolist()
+            w = policy.offer_net(policy._latents(t)[0]).numpy()  # (batch, 2F): the head's weights
+        f = policy.offer_features
+        shift = core.flag_scale * (w[:, :f] + w[:, f:])  # flag x (weight + weight x (2 active - 1))
+        breaks += shift[:, 0].tolist()
+        if f > 1:
+            moves += shift[:, 1].tolist()
         lp = np.where(masks, core.topk_logprobs.astype(np.float64), -np.inf)
         p0 = np.exp(lp - lp.max(1, keepdims=True))
         p0 /= p0.sum(1, keepdims=True)
@@ -333,20 +357,25 @@ def _flagged_mass(model, core, prompts: list[str], steps: int = 12) -> dict:
         lm += (p0 * flags).sum(1)[some].tolist()
         actions = model.predict(obs, deterministic=False, action_masks=masks)[0]
         obs = core.step(actions)[0]
-    return {"steps": steps, "states": len(pol), "policy": round(float(np.mean(pol)), 4),
-            "start": round(float(np.mean(lm)), 4), "offer_logit_shift_mean": round(float(np.mean(shift)), 4),
-            "offer_logit_shift_range": [round(float(np.min(shift)), 4), round(float(np.max(shift)), 4)]}
+    out = {"steps": steps, "states": len(pol), "policy": round(float(np.mean(pol)), 4) if pol else None,
+           "start": round(float(np.mean(lm)), 4) if lm else None,
+           "breaks_logit_shift_mean": round(float(np.mean(breaks)), 3),
+           "breaks_logit_shift_range": [round(float(np.min(breaks)), 3), round(float(np.max(breaks)), 3)]}
+    if moves:
+        out["moves_on_logit_shift_mean"] = round(float(np.mean(moves)), 3)
+    return out
 
 
 def _training(run: Path) -> dict:
-    """The run's learning curve (lipogram term and KL per rollout) and compute, from TensorBoard."""
+    """The run's learning curves (form terms, dense penalty, KL per rollout) and compute, from TensorBoard."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     curves: dict[str, list] = {}
     for f in sorted(run.glob("tb/**/events.out.tfevents.*")):
         ea = EventAccumulator(str(f))
         ea.Reload()
-        for tag in ("rewards/lipogram", "rewards/fluency", "rollout/ep_rew_mean", "train/kl", "time/fps"):
+        for tag in ("rewards/lipogram", "rewards/acrostic", "rewards/form_steps", "rewards/fluency",
+                    "rollout/ep_rew_mean", "train/kl", "time/fps"):
             if tag in ea.Tags()["scalars"]:
                 curves.setdefault(tag, []).extend((e.step, round(e.value, 4)) for e in ea.Scalars(tag))
     out: dict = {"curves": curves}
@@ -354,11 +383,12 @@ def _training(run: Path) -> dict:
         steps = curves["time/fps"][-1][0]
         out["timesteps"] = steps
         out["env_steps_per_second"] = curves["time/fps"][-1][1]
-    lip = [v for _, v in curves.get("rewards/lipogram", [])]
-    if lip:
-        h = max(1, len(lip) // 3)
-        out["lipogram_first_third"] = round(float(np.mean(lip[:h])), 4)
-        out["lipogram_last_third"] = round(float(np.mean(lip[-h:])), 4)
+    for term in ("lipogram", "acrostic", "form_steps"):
+        got = [v for _, v in curves.get(f"rewards/{term}", [])]
+        if got:
+            h = max(1, len(got) // 3)
+            out[f"{term}_first_third"] = round(float(np.mean(got[:h])), 4)
+            out[f"{term}_last_third"] = round(float(np.mean(got[-h:])), 4)
     return out
 
 

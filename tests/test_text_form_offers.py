@@ -5,13 +5,22 @@ import pytest
 
 from rlcreate.recipe import RecipeError
 from rlcreate.rewards.compose import RewardSet, Term
-from rlcreate.text.form_offers import FormOffersCore, avoid_flagged, follow_lm, letter_table, write_texts
+from rlcreate.text.form_offers import (
+    FormOffersCore,
+    acrostic_prefix_ok,
+    avoid_flagged,
+    follow_lm,
+    letter_table,
+    write_texts,
+)
 from rlcreate.text.stepping import LMStepper
 from tests.tiny_lm import WORDS, tiny_lm
 
 LIPO_W = 'Write two sentences about a pond without using the letter "w".'
 LIPO_Z = 'Write two sentences about a pond without using the letter "z".'
 HAIKU = "Write a haiku about a pond: three lines of 5, 7 and 5 syllables."
+ACRO_WAVE = "Write an acrostic poem about a pond. The first letters of its lines spell WAVE, one line per letter."
+ACRO_SOCK = "Write an acrostic poem about a pond. The first letters of its lines spell SOCK, one line per letter."
 
 
 def _core(prompts, n=None, top_k=8, **kw):
@@ -26,20 +35,23 @@ def test_letter_table_marks_letters_of_each_token():
     table = letter_table(tok, len(WORDS))
     w, e = ord("w") - 97, ord("e") - 97
     assert table[WORDS.index("w7"), w] and not table[WORDS.index("w7"), e]
-    assert table[WORDS.index("<eos>"), e] and not table[WORDS.index("<eos>"), w]
+    assert not table[WORDS.index("<eos>")].any()  # special tokens never reach the text: no letters
 
 
 def test_flags_mark_offers_with_the_banned_letter_only_on_lipogram_rows():
     core = _core([LIPO_W, LIPO_Z, HAIKU])
     obs = core.reset_with([LIPO_W, LIPO_Z, HAIKU])
     d, k = core.stepper.hidden_size, core.k
-    assert obs.shape == (3, d + k + 1 + 1 + k) and core.observation_space.contains(obs[0])
+    assert obs.shape == (3, d + k + 1 + 2 + 2 * k) and core.observation_space.contains(obs[0])
     expected_w = np.array([["w" in WORDS[i] for i in ids] for ids in core.topk_ids[:1]], np.float32)[0]
     assert expected_w.sum() >= 1  # the tiny vocabulary is mostly w-tokens
-    np.testing.assert_array_equal(obs[0, -k:], expected_w)
-    np.testing.assert_array_equal(obs[1, -k:], np.zeros(k))  # no offered token holds a "z"
-    np.testing.assert_array_equal(obs[2, -k:], np.zeros(k))  # another form: no flags
-    assert list(obs[:, -k - 1]) == [1.0, 1.0, 0.0]  # form-active entry
+    slots = obs[:, -2 * k :].reshape(3, k, 2)  # slot-major: (breaks, moves on) per offer
+    np.testing.assert_array_equal(slots[0, :, 0], expected_w)
+    np.testing.assert_array_equal(core.flags()[0], expected_w)
+    np.testing.assert_array_equal(slots[1], np.zeros((k, 2)))  # no offered token holds a "z"
+    np.testing.assert_array_equal(slots[2], np.zeros((k, 2)))  # another form: no flags
+    np.testing.assert_array_equal(slots[0, :, 1], np.zeros(k))  # a lipogram has nothing to move on
+    np.testing.assert_array_equal(obs[:, -2 * k - 2 : -2 * k], [[1, 1], [1, 1], [0, 0]])  # form active
 
 
 def test_rule_avoids_flagged_offers_and_start_follows_the_lm():
@@ -72,7 +84,7 @@ def test_lm_prior_policy_starts_at_the_lm_with_offer_flags():
     obs = core.reset_with([LIPO_W])
     d = core.stepper.hidden_size
     policy = LMPriorPolicy(core.observation_space, core.action_space, lambda _: 1e-3, prior_start=d,
-                           offer_features=1, kl_to_prior=True, net_arch=[16])
+                           offer_features=2, kl_to_prior=True, net_arch=[16])
     dist = policy.get_distribution(th.as_tensor(obs), action_masks=core.action_masks())
     lp = core.topk_logprobs[0].astype(np.float64)
     want = np.where(core.action_masks()[0], np.exp(lp - lp.max()), 0.0)
@@ -85,10 +97,57 @@ def test_recipe_settings_for_form_offers_and_one_form_prompt_splits():
 
     got = resolve_prompts("forms_train:lipogram", "env.kwargs.prompts")
     assert len(got) == 40 and all("without using the letter" in p for p in got)
+    both = resolve_prompts("forms_train:lipogram,acrostic", "env.kwargs.prompts")
+    assert len(both) == 80 and set(got) < set(both) and sum("acrostic" in p for p in both) == 40
     with pytest.raises(RecipeError, match="forms_train:sonnet.*lipogram"):
         resolve_prompts("forms_train:sonnet", "env.kwargs.prompts")
     recipe = load_recipe("rlcreate/recipes/text_forms_steer.yaml")
-    assert text_settings(recipe)["form_offers"] is True
+    assert text_settings(recipe)["form_offers"] == {"form_penalty": 1.0, "form_bonus": 0.25, "flag_scale": 16.0}
     recipe.env.kwargs["form_offers"] = "yes"
     with pytest.raises(RecipeError, match="form_offers = 'yes'.*true or false"):
         text_settings(recipe)
+    recipe.env.kwargs["form_offers"] = {"penalty": 1.0}
+    with pytest.raises(RecipeError, match="form_offers = .*form_penalty"):
+        text_settings(recipe)
+
+
+def test_acrostic_prefix_check_on_hand_labelled_texts():
+    assert acrostic_prefix_ok("", "SEA")
+    assert acrostic_prefix_ok("Sun on the water\nEvery", "SEA")
+    assert acrostic_prefix_ok("1. **S**un\n\n- Ev", "SEA")  # markers and blank lines are no lines
+    assert acrostic_prefix_ok("Sun\nEbb\nAir\n", "SEA")  # a trailing newline starts no line yet
+    assert not acrostic_prefix_ok("Here is a poem:\nSun", "SEA")  # a preamble line has the wrong initial
+    assert not acrostic_prefix_ok("Sun\nAir", "SEA")
+    assert not acrostic_prefix_ok("Sun\nEbb\nAir\nMore", "SEA")  # one line too many
+
+
+def test_acrostic_flags_mark_wrong_initials_until_the_form_is_broken():
+    core = _core([ACRO_WAVE, ACRO_SOCK, HAIKU])
+    obs = core.reset_with([ACRO_WAVE, ACRO_SOCK, HAIKU])
+    k = core.k
+    letters = np.array([[bool(core._texts[t].strip()) for t in ids] for ids in core.topk_ids])
+    np.testing.assert_array_equal(obs[:, -2 * k - 2], [1.0, 1.0, 0.0])
+    both = core.offer_flags()
+    np.testing.assert_array_equal(both[0, :, 0], np.zeros(k))  # every tiny token starts with "w": WAVE ok
+    np.testing.assert_array_equal(both[0, :, 1], letters[0])  # ... and starts its first line
+    np.testing.assert_array_equal(both[1, :, 0], letters[1])  # SOCK: all but EOS break it
+    np.testing.assert_array_equal(both[1, :, 1], np.zeros(k))
+    slot = int(np.flatnonzero(letters[1])[0])
+    core.step(np.array([int(np.argmax(letters[0])), slot, 0]))
+    np.testing.assert_array_equal(core.offer_flags()[1], np.zeros((k, 2)))  # broken: nothing left to save
+    assert core.violations.tolist() == [0, 1, 0] and core.advances.tolist() == [1, 0, 0]
+
+
+def test_dense_penalty_charges_the_token_that_breaks_the_form():
+    core = _core([LIPO_W, LIPO_Z, ACRO_WAVE], form_penalty=0.5, form_bonus=0.25, flag_scale=4.0)
+    obs = core.reset_with([LIPO_W, LIPO_Z, ACRO_WAVE])
+    k = core.k
+    assert set(np.unique(obs[0, -2 * k :])) <= {0.0, 4.0} and core.observation_space.contains(obs[0])
+    flags = core.flags()
+    bad = int(np.flatnonzero(flags[0] * core.action_masks()[0])[0])
+    good = int(np.flatnonzero(core.offer_flags()[2, :, 1] * core.action_masks()[2])[0])
+    _, rewards, terminated, truncated, _ = core.step(np.array([bad, 0, good]))
+    assert not (terminated | truncated).any()  # the zero reward set pays nothing before the end
+    np.testing.assert_allclose(rewards, [-0.5, 0.0, 0.25])
+    with pytest.raises(Exception, match="form_penalty = -1"):
+        _core([LIPO_W], form_penalty=-1)

@@ -7,21 +7,41 @@ k outputs are tied to rank positions, whose tokens change every step). :class:`F
 adds what a token-level policy needs to act on the form, per row and per offered slot:
 
 ==========  ===========================================================================
-form        per-slot flag (1 = this offer breaks the form)
+form        per-slot flags: *breaks* the form / *moves it on*
 ==========  ===========================================================================
-lipogram    the token's text holds the banned letter (either case)
+lipogram    breaks: the token's text holds the banned letter (either case); moves on: never
+acrostic    breaks: the text so far keeps the acrostic and the text with this token does not
+            (a line's first letter is not the word's next letter, or a line beyond the word's
+            length starts); moves on: the token starts a line with the right letter, ends a
+            line of >= 2 words while letters remain, or is EOS after the last full line (lines,
+            words and initials as the judge reads them: :func:`~rlcreate.text.forms.verse_lines`,
+            :func:`~rlcreate.text.forms.words`, :func:`~rlcreate.text.forms.line_initial`)
 ==========  ===========================================================================
 
 (rows of other forms get 0 everywhere). The layout is the one :class:`rlcreate.sb3.policies.LMPriorPolicy`
-reads with ``offer_features: 1`` and ``prior_start: hidden_size``: ``[hidden (d), top-k log-probs
-(k), progress (1), form active (1), flags (k)]``. The policy starts at the LM's own top-k
-distribution (the flags are ignored until PPO learns a weight for them), so the untrained start is
-the ``lm_topk`` sampler.
+reads with ``offer_features: 2`` and ``prior_start: hidden_size``: ``[hidden (d), top-k log-probs
+(k), progress (1), form active (2), flags (k x 2, slot-major)]``: its offer head scores each offer
+from its own two flags (pointer-style, so "avoid what breaks the form" is one weight to learn,
+wherever the offer sits in the ranking). The policy starts at the LM's own top-k distribution (the
+flags are ignored until PPO learns a weight for them), so the untrained start is the ``lm_topk``
+sampler.
+
+Dense credit (``form_penalty`` > 0): a row that takes a flagged offer is charged ``form_penalty``
+at that token, on top of the reward set's total at the text's end. Measured on the lipogram: with
+the form reward alone (partial credit per clean word, paid at the end) one bad token costs about
+1/30 of a reward unit, the same order as the KL coefficient (0.03), so the KL-optimal policy only
+scales flagged offers by about exp(-1) -- which is what PPO learnt (flagged mass 0.21 -> 0.14). A
+penalty of 1 per bad token makes avoiding them worth ~30x the KL cost. ``form_bonus`` > 0 pays a
+row at each token that moves its form on (an acrostic's line credit where it is earned, so
+breaking the text into lines pays at once). ``flag_scale`` multiplies
+the observed flags: the policy's offer head learns one weight per flag at Adam's step size
+(~learning rate per update), so a scale of s lets it reach a logit shift s times larger in the
+same number of updates.
 
 The flags are features, not a rule: a hand-written rule that never takes a flagged offer
 (:func:`avoid_flagged`) is constrained decoding, and the benchmark reports it next to the learnt
 policy, so what RL adds over writing the rule by hand is visible. Hand-written here: no library
-maps a tokenizer's vocabulary to letter flags.
+maps a tokenizer's vocabulary to letter or line flags.
 """
 
 from __future__ import annotations
@@ -35,17 +55,31 @@ import numpy as np
 from gymnasium import spaces
 
 from rlcreate.envs.text_tokens import TextTokensCore
-from rlcreate.text.forms import parse_form_prompt
+from rlcreate.text.forms import line_initial, parse_form_prompt, verse_lines, words
 
-__all__ = ["FORM_OFFER_FORMS", "FormOffersCore", "letter_table", "avoid_flagged", "follow_lm", "write_texts"]
+__all__ = [
+    "FORM_OFFER_FORMS",
+    "FormOffersCore",
+    "letter_table",
+    "acrostic_prefix_ok",
+    "avoid_flagged",
+    "follow_lm",
+    "write_texts",
+]
 
 #: forms whose offers get a flag (others observe zeros)
-FORM_OFFER_FORMS = ("lipogram",)
+FORM_OFFER_FORMS = ("lipogram", "acrostic")
+
+
+@functools.lru_cache(maxsize=4)
+def _token_texts(tokenizer: Any, vocab: int) -> tuple[str, ...]:
+    """Each token's text as it enters a decoded text (special tokens: "", as decoding skips them)."""
+    return tuple(tokenizer.batch_decode([[i] for i in range(vocab)], skip_special_tokens=True))
 
 
 @functools.lru_cache(maxsize=4)
 def _letter_table(tokenizer: Any, vocab: int) -> np.ndarray:
-    texts = tokenizer.batch_decode([[i] for i in range(vocab)])
+    texts = _token_texts(tokenizer, vocab)
     table = np.zeros((vocab, 26), bool)
     for i, t in enumerate(texts):
         low = t.lower()
@@ -56,37 +90,73 @@ def _letter_table(tokenizer: Any, vocab: int) -> np.ndarray:
 
 
 def letter_table(tokenizer: Any, vocab: int) -> np.ndarray:
-    """``(vocab, 26)`` bool: token ``i`` decodes to text holding letter ``j`` (a-z, either case)."""
+    """``(vocab, 26)`` bool: token ``i`` decodes to text holding letter ``j`` (a-z, either case).
+    Special tokens (EOS) decode to nothing: they never reach the text, so they hold no letter."""
     return _letter_table(tokenizer, int(vocab))
+
+
+def acrostic_prefix_ok(text: str, word: str) -> bool:
+    """Can ``text`` still become an acrostic of ``word``? At most one line per letter and every
+    line's initial so far the word's letter at its position (lines as the judge reads them)."""
+    lines = verse_lines(text)
+    return len(lines) <= len(word) and all(line_initial(ln) == ch for ln, ch in zip(lines, word))
 
 
 class FormOffersCore(TextTokensCore):
     """:class:`~rlcreate.envs.text_tokens.TextTokensCore` whose observation ends with the form
-    flags of the offered tokens (see the module table). Same actions, masks, rewards and episodes."""
+    flags of the offered tokens (see the module table). Same actions and masks; with
+    ``form_penalty`` > 0, taking a flagged offer costs that much at that step (dense credit)."""
 
-    def __init__(self, stepper: Any, reward: Any, prompts: Sequence[str], **kwargs: Any):
+    def __init__(
+        self,
+        stepper: Any,
+        reward: Any,
+        prompts: Sequence[str],
+        form_penalty: float = 0.0,
+        form_bonus: float = 0.0,
+        flag_scale: float = 1.0,
+        **kwargs: Any,
+    ):
         super().__init__(stepper, reward, prompts, **kwargs)
+        for name, v in (("form_penalty", form_penalty), ("form_bonus", form_bonus), ("flag_scale", flag_scale)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v < 0:
+                raise self._config_error(f"{name} = {v!r}: must be a finite number >= 0")
+        if flag_scale <= 0:
+            raise self._config_error(f"flag_scale = {flag_scale!r}: must be > 0 (1 = flags observed as 0/1)")
+        self.form_penalty, self.form_bonus, self.flag_scale = float(form_penalty), float(form_bonus), float(flag_scale)
         vocab = int(getattr(stepper, "vocab_size", 0) or len(stepper.tokenizer))
         self._letters = letter_table(stepper.tokenizer, vocab)
+        self._texts = _token_texts(stepper.tokenizer, vocab)
         self._banned = np.full(self.n, -1, np.int64)  # per row: banned letter index, -1 = no lipogram
+        self._word: list[str] = [""] * self.n  # per row: acrostic word, "" = no acrostic
+        self.violations = np.zeros(self.n, np.int64)  # flagged offers taken in the current text
+        self.advances = np.zeros(self.n, np.int64)  # acrostic lines started with the right letter
         low, high = self.observation_space.low, self.observation_space.high
         self.observation_space = spaces.Box(
-            np.concatenate([low, np.zeros(1 + self.k, np.float32)]),
-            np.concatenate([high, np.ones(1 + self.k, np.float32)]),
+            np.concatenate([low, np.zeros(2 + 2 * self.k, np.float32)]),
+            np.concatenate([high, np.ones(2, np.float32), np.full(2 * self.k, self.flag_scale, np.float32)]),
             dtype=np.float32,
         )
 
     @staticmethod
     @functools.lru_cache(maxsize=4096)
-    def _target(prompt: str) -> int:
+    def _target(prompt: str) -> tuple[int, str]:
+        """(banned letter index or -1, acrostic word or "")."""
         parsed = parse_form_prompt(prompt)
         if parsed is None or parsed[0] not in FORM_OFFER_FORMS:
-            return -1
-        return string.ascii_lowercase.index(parsed[2])
+            return -1, ""
+        if parsed[0] == "acrostic":
+            return -1, "".join(ch for ch in parsed[2].upper() if ch.isalpha())
+        return string.ascii_lowercase.index(parsed[2]), ""
+
+    def _set_targets(self, rows: Sequence[int] | None = None) -> None:
+        for i in range(self.n) if rows is None else rows:
+            self._banned[i], self._word[i] = self._target(self.row_prompts[i])
+            self.violations[i] = self.advances[i] = 0
 
     def reset(self, rng: np.random.Generator, rows: Sequence[int] | None = None) -> np.ndarray:
         super().reset(rng, rows)
-        self._banned = np.array([self._target(p) for p in self.row_prompts], np.int64)
+        self._set_targets(rows)
         return self.observe()
 
     def reset_with(self, prompts: Sequence[str]) -> np.ndarray:
@@ -101,22 +171,71 @@ class FormOffersCore(TextTokensCore):
         self.row_prompts = list(prompts)
         self.emitted = [[] for _ in range(self.n)]
         self.token_logprobs = [[] for _ in range(self.n)]
-        self._banned = np.array([self._target(p) for p in self.row_prompts], np.int64)
+        self._set_targets()
         return self.observe()
+
+    def offer_flags(self) -> np.ndarray:
+        """``(n, k, 2)`` float32 per offer: [breaks the form, moves the form on] (see the module)."""
+        out = np.zeros((self.n, self.k, 2), np.float32)
+        lipo = np.flatnonzero(self._banned >= 0)
+        if len(lipo):
+            out[lipo, :, 0] = self._letters[self.topk_ids[lipo], self._banned[lipo, None]]
+        for i, word in enumerate(self._word):
+            if not word:
+                continue
+            text = "".join(self._texts[t] for t in self.emitted[i])
+            if not acrostic_prefix_ok(text, word):  # once broken, no offer can save it: no flags
+                continue
+            lines, current = verse_lines(text), text.split("\n")[-1]
+            line_done = len(words(current)) >= 2  # the line being written holds two words already
+            for j, t in enumerate(self.topk_ids[i]):
+                after = text + self._texts[t]
+                if not acrostic_prefix_ok(after, word):
+                    out[i, j, 0] = 1.0
+                elif len(verse_lines(after)) > len(lines):  # starts a line with the right letter
+                    out[i, j, 1] = 1.0
+                elif line_done and len(lines) < len(word) and "\n" in self._texts[t]:  # ends a full line
+                    out[i, j, 1] = 1.0
+                elif line_done and len(lines) == len(word) and int(t) in self._eos:  # the poem is complete
+                    out[i, j, 1] = 1.0
+        return out
 
     def flags(self) -> np.ndarray:
         """``(n, k)`` float32: 1 where an offered token breaks its row's form."""
-        active = self._banned >= 0
-        out = np.zeros((self.n, self.k), np.float32)
-        if active.any():
-            rows = np.flatnonzero(active)
-            out[rows] = self._letters[self.topk_ids[rows], self._banned[rows, None]]
-        return out
+        return self.offer_flags()[..., 0]
+
+    def active(self) -> np.ndarray:
+        """``(n,)`` bool: the row's form has flags."""
+        return (self._banned >= 0) | np.array([bool(w) for w in self._word])
 
     def observe(self) -> np.ndarray:
         base = super().observe()
-        active = (self._banned >= 0).astype(np.float32)[:, None]
-        return np.concatenate([base, active, self.flags()], axis=1).astype(np.float32)
+        active = np.repeat(self.active().astype(np.float32)[:, None], 2, axis=1)
+        slots = self.flag_scale * self.offer_flags().reshape(self.n, 2 * self.k)  # slot-major
+        return np.concatenate([base, active, slots], axis=1).astype(np.float32)
+
+    def step(self, actions: np.ndarray, active: np.ndarray | None = None):
+        """:meth:`TextTokensCore.step`, minus ``form_penalty`` for each row that took a flagged
+        offer and plus ``form_bonus`` for each row whose token moved its form on (at a text's end ``info["form_violations"]``: how many flagged offers it took,
+        and ``info["rewards"]["form_steps"]``: what the per-token credit added up to)."""
+        slots = np.asarray(actions).reshape(-1).astype(np.int64)
+        broke, advanced = np.zeros(self.n, bool), np.zeros(self.n, bool)
+        if slots.shape[0] == self.n:  # else the base step raises its own error
+            taken = self.offer_flags()[np.arange(self.n), np.clip(slots, 0, self.k - 1)] > 0.5
+            broke, advanced = taken[:, 0], taken[:, 1]
+            if active is not None:
+                broke &= active
+                advanced &= active
+        self.violations += broke
+        self.advances += advanced
+        obs, rewards, terminated, truncated, infos = super().step(actions, active)
+        rewards = rewards - self.form_penalty * broke.astype(np.float32) + self.form_bonus * advanced.astype(np.float32)
+        for i in np.flatnonzero(terminated | truncated):
+            infos[i]["form_violations"] = int(self.violations[i])
+            if isinstance(infos[i].get("rewards"), dict):  # logged with the terms: rewards/form_steps
+                credit = self.form_bonus * float(self.advances[i]) - self.form_penalty * float(self.violations[i])
+                infos[i]["rewards"]["form_steps"] = credit
+        return obs, rewards, terminated, truncated, infos
 
 
 # ------------------------------------------------------------------ samplers over a FormOffersCore

@@ -136,14 +136,15 @@ def form_prompts(split: str, forms: tuple[str, ...] = FORMS, per_form: int | Non
 
 
 def one_form_prompts(spec: str) -> list[str]:
-    """``forms_<split>:<form>``: the prompts of one form in a forms split, in order. (It lives here,
+    """``forms_<split>:<form>``: the prompts of one form (or of ``<form>,<form>``) in a forms split, in order. (It lives here,
     not in :mod:`rlcreate.text.data`, so the data module never imports the form rewards.)"""
     from rlcreate.text.data import PROMPT_SPLITS, TextDataError, prompts
 
     name, _, form = spec.partition(":")
-    if name not in PROMPT_SPLITS or not name.startswith("forms_") or form not in FORMS:
+    chosen = form.split(",")  # several forms: forms_train:lipogram,acrostic
+    if name not in PROMPT_SPLITS or not name.startswith("forms_") or not all(f in FORMS for f in chosen):
         raise TextDataError(
-            f"prompts(split={spec!r}): write forms_train, forms_dev or forms_test, a colon and one of {FORMS}, "
-            "e.g. 'forms_train:lipogram'"
+            f"prompts(split={spec!r}): write forms_train, forms_dev or forms_test, a colon and one of {FORMS} "
+            "(or several, comma-separated), e.g. 'forms_train:lipogram'"
         )
-    return [p for p in prompts(name) if (parse_form_prompt(p) or ("",))[0] == form]
+    return [p for p in prompts(name) if (parse_form_prompt(p) or ("",))[0] in chosen]

@@ -30,7 +30,8 @@ A text recipe's ``env.kwargs`` (validated here, errors name field, value and fix
 ``system``           system message for chat models (default none)
 ``hidden_clip``, ``max_prompt_tokens``   as for :func:`rlcreate.text.envs.make_text_tokens_env`
 ``form_offers``      true: the observation ends with per-offer form flags (a lipogram's banned
-                     letter in the token), :mod:`rlcreate.text.form_offers`; default false
+                     letter in the token), :mod:`rlcreate.text.form_offers`; default false; or
+                     a mapping of its options (``form_penalty``, ``form_bonus``, ``flag_scale``)
 
 On a CPU shared with other jobs, run with ``OMP_NUM_THREADS=1``: torch's spinning worker threads
 otherwise slow every LM forward pass many times over (measured here: 1-2 env steps/s with default
@@ -109,8 +110,13 @@ def text_settings(recipe: Recipe) -> TextSettings:
             f"env.kwargs.lm = {s['lm']!r}: write a model folder, a hub id in the local "
             "cache, or smollm2-135m-instruct (the offline default)"
         )
-    if not isinstance(s["form_offers"], bool):
-        raise RecipeError(f"env.kwargs.form_offers = {s['form_offers']!r}: write true or false")
+    fo = s["form_offers"]
+    if not isinstance(fo, (bool, dict)) or (
+        isinstance(fo, dict) and not set(fo) <= {"form_penalty", "form_bonus", "flag_scale"}
+    ):
+        raise RecipeError(
+            f"env.kwargs.form_offers = {fo!r}: write true or false, or a mapping of form_penalty, form_bonus, flag_scale"
+        )
     if s["system"] is not None and not isinstance(s["system"], str):
         raise RecipeError(f"env.kwargs.system = {s['system']!r}: must be a string or left out")
     return s
@@ -198,10 +204,12 @@ def build_text_env(
     lm = lm if lm is not None else load_text_lm(settings)
     reward = reward if reward is not None else build_reward_set(recipe)
     core_class: Callable[..., TextTokensCore] = TextTokensCore
+    extra: dict = {}
     if settings["form_offers"]:
         from rlcreate.text.form_offers import FormOffersCore
 
         core_class = FormOffersCore
+        extra = dict(settings["form_offers"]) if isinstance(settings["form_offers"], dict) else {}
     try:
         core = core_class(
             _stepper(lm, settings),
@@ -211,6 +219,7 @@ def build_text_env(
             max_new_tokens=settings["max_new_tokens"],
             min_new_tokens=settings["min_new_tokens"],
             hidden_clip=settings["hidden_clip"],
+            **extra,
         )
     except PromptError as err:
         raise RecipeError(f"env.kwargs.{prompts_field}: {err}") from None
