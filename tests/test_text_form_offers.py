@@ -7,6 +7,7 @@ from rlcreate.recipe import RecipeError
 from rlcreate.rewards.compose import RewardSet, Term
 from rlcreate.text.form_offers import (
     FormOffersCore,
+    acrostic_offer_flags,
     acrostic_prefix_ok,
     avoid_flagged,
     follow_lm,
@@ -119,6 +120,28 @@ def test_acrostic_prefix_check_on_hand_labelled_texts():
     assert not acrostic_prefix_ok("Here is a poem:\nSun", "SEA")  # a preamble line has the wrong initial
     assert not acrostic_prefix_ok("Sun\nAir", "SEA")
     assert not acrostic_prefix_ok("Sun\nEbb\nAir\nMore", "SEA")  # one line too many
+
+
+def test_acrostic_offer_flags_on_hand_labelled_states():
+    offers = [" Sun", "\n", ".\n", "Here", " and", "E", ""]
+    eos = [False] * 6 + [True]
+
+    def flags(text):
+        return [tuple(int(x) for x in row) for row in acrostic_offer_flags(text, offers, eos, "SEA")]
+
+    # at the start: "Sun" starts line 1 right, "Here"/"and"/"E" break it, a newline or EOS changes nothing
+    assert flags("") == [(0, 1), (0, 0), (0, 0), (1, 0), (1, 0), (1, 0), (0, 0)]
+    # one word on line 1: no line is full yet, so no newline moves the poem on
+    assert flags("Sun")[1:3] == [(0, 0), (0, 0)]
+    # two words on line 1: a newline ends it (with or without a full stop); "E" goes on line 1
+    assert flags("Sun rises")[1:3] == [(0, 1), (0, 1)] and flags("Sun rises")[5] == (0, 0)
+    # at line 2's start: "E" starts it right, "Sun"/"Here"/"and" break it
+    assert flags("Sun rises\n") == [(1, 0), (0, 0), (0, 0), (1, 0), (1, 0), (0, 1), (0, 0)]
+    # the last line full: EOS completes the poem, a new line would be one too many
+    done = flags("Sun rises\nEbb flows\nAll is calm")
+    assert done[6] == (0, 1) and done[1] == (0, 0)
+    assert flags("Sun rises\nEbb flows\nAll is calm\n")[0] == (1, 0)
+    assert flags("Here is a poem") == [(0, 0)] * 7  # broken: nothing left to save
 
 
 def test_acrostic_flags_mark_wrong_initials_until_the_form_is_broken():

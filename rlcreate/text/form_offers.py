@@ -62,6 +62,7 @@ __all__ = [
     "FormOffersCore",
     "letter_table",
     "acrostic_prefix_ok",
+    "acrostic_offer_flags",
     "avoid_flagged",
     "follow_lm",
     "write_texts",
@@ -100,6 +101,28 @@ def acrostic_prefix_ok(text: str, word: str) -> bool:
     line's initial so far the word's letter at its position (lines as the judge reads them)."""
     lines = verse_lines(text)
     return len(lines) <= len(word) and all(line_initial(ln) == ch for ln, ch in zip(lines, word))
+
+
+def acrostic_offer_flags(text: str, offers: Sequence[str], is_eos: Sequence[bool], word: str) -> np.ndarray:
+    """``(len(offers), 2)`` float32 for an acrostic of ``word`` written so far as ``text``: per offered
+    token text, [breaks the acrostic, moves it on] (see the module table). All 0 once ``text`` has
+    broken it: no offer can save it then."""
+    out = np.zeros((len(offers), 2), np.float32)
+    if not acrostic_prefix_ok(text, word):
+        return out
+    lines = verse_lines(text)
+    line_done = len(words(text.split("\n")[-1])) >= 2  # the line being written holds two words already
+    for j, (offer, eos) in enumerate(zip(offers, is_eos)):
+        after = text + offer
+        if not acrostic_prefix_ok(after, word):
+            out[j, 0] = 1.0
+        elif len(verse_lines(after)) > len(lines):  # starts a line with the right letter
+            out[j, 1] = 1.0
+        elif line_done and len(lines) < len(word) and "\n" in offer:  # ends a full line, letters remain
+            out[j, 1] = 1.0
+        elif line_done and len(lines) == len(word) and eos:  # the poem is complete
+            out[j, 1] = 1.0
+    return out
 
 
 class FormOffersCore(TextTokensCore):
@@ -181,23 +204,10 @@ class FormOffersCore(TextTokensCore):
         if len(lipo):
             out[lipo, :, 0] = self._letters[self.topk_ids[lipo], self._banned[lipo, None]]
         for i, word in enumerate(self._word):
-            if not word:
-                continue
-            text = "".join(self._texts[t] for t in self.emitted[i])
-            if not acrostic_prefix_ok(text, word):  # once broken, no offer can save it: no flags
-                continue
-            lines, current = verse_lines(text), text.split("\n")[-1]
-            line_done = len(words(current)) >= 2  # the line being written holds two words already
-            for j, t in enumerate(self.topk_ids[i]):
-                after = text + self._texts[t]
-                if not acrostic_prefix_ok(after, word):
-                    out[i, j, 0] = 1.0
-                elif len(verse_lines(after)) > len(lines):  # starts a line with the right letter
-                    out[i, j, 1] = 1.0
-                elif line_done and len(lines) < len(word) and "\n" in self._texts[t]:  # ends a full line
-                    out[i, j, 1] = 1.0
-                elif line_done and len(lines) == len(word) and int(t) in self._eos:  # the poem is complete
-                    out[i, j, 1] = 1.0
+            if word:
+                text = "".join(self._texts[t] for t in self.emitted[i])
+                offers = [self._texts[t] for t in self.topk_ids[i]]
+                out[i] = acrostic_offer_flags(text, offers, np.isin(self.topk_ids[i], self._eos), word)
         return out
 
     def flags(self) -> np.ndarray:
