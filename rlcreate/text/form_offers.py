@@ -207,7 +207,8 @@ class FormOffersCore(TextTokensCore):
             if word:
                 text = "".join(self._texts[t] for t in self.emitted[i])
                 offers = [self._texts[t] for t in self.topk_ids[i]]
-                out[i] = acrostic_offer_flags(text, offers, np.isin(self.topk_ids[i], self._eos), word)
+                is_eos = np.isin(self.topk_ids[i], self._eos).tolist()
+                out[i] = acrostic_offer_flags(text, offers, is_eos, word)
         return out
 
     def flags(self) -> np.ndarray:
