@@ -23,7 +23,9 @@ rewards instead give partial credit). Held quality, none of it used by the rewar
 perplexity of the texts under the base LM given the prompt (pooled, ratio to the start with a
 bootstrap CI over prompts), distinct_k over the first k texts of a prompt (NoveltyBench's lexical
 partition), the share of words the CMU dictionary does not know (broken words are how a lipogram
-is gamed), topic adherence (a content word of the topic used) and the truncation rate.
+is gamed), the share of one-letter words other than "a"/"i" (letter lists are how an acrostic is
+gamed: "C, A, H, R"), a *readable* pass rate (the judge passes it and both shares are <= 10%),
+topic adherence (a content word of the topic used) and the truncation rate.
 
     OMP_NUM_THREADS=1 python scripts/bench_text_forms_steer.py                 # ~15 min + training
     OMP_NUM_THREADS=1 python scripts/bench_text_forms_steer.py --smoke         # seconds: tiny run
@@ -127,12 +129,13 @@ def main(cfg: Config) -> dict:
     write_json(cfg.out, result)
     for form, v in forms.items():
         print(f"\n{form}:", json.dumps(v["compare"], indent=1))
-        print("| condition | samples/prompt | satisfaction [95% CI] | form reward | perplexity | unknown words "
-              "| topic | truncated | distinct_k |")
-        print("|---|---|---|---|---|---|---|---|---|")
+        print("| condition | samples/prompt | satisfaction [95% CI] | readable | form reward | perplexity "
+              "| unknown words | lone letters | topic | truncated | distinct_k |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
         for c, g in v["groups"].items():
             cells = [f"{g[x]:.2f}" if g.get(x) is not None else "-" for x in
-                     ("form_reward", "perplexity", "unknown_word_share", "topic_adherence", "truncated", "distinct_k")]
+                     ("readable_satisfaction", "form_reward", "perplexity", "unknown_word_share", "lone_letter_share",
+                      "topic_adherence", "truncated", "distinct_k")]
             print(f"| {c} | {g.get('samples_per_prompt', '-')} | {g['satisfaction']:.2f} [{g['ci'][0]:.2f}, "
                   f"{g['ci'][1]:.2f}] | " + " | ".join(cells) + " |")
     return result
@@ -227,6 +230,15 @@ def _one_form(cfg, form, model, asm, lm, core_for, cache, judge, form_reward, fo
     stop = {"a", "an", "the", "of", "in", "at", "on", "over", "after", "and", "to", "s", "day"}
     topic_forms = [set().union(*(inflections(w) for w in words(r["topic"]) if w not in stop) or [set()]) for r in rows]
     unknown = {c: per_prompt(v, lambda t, i: oov(t)) for c, v in cond.items()}
+
+    def lone_letters(t: str) -> float:
+        """Share of words that are one letter other than "a" / "i": letter lists ("C, A, H, R")."""
+        ws = words(t)
+        return float(np.mean([len(w) == 1 and w not in ("a", "i") for w in ws])) if ws else 1.0
+
+    single = {c: per_prompt(v, lambda t, i: lone_letters(t)) for c, v in cond.items()}
+    # a pass that reads as prose: the judge passes it, <= 10% lone letters, <= 10% unknown words
+    readable = {c: passes[c] * (single[c] <= 0.1) * (unknown[c] <= 0.1) for c in cond}
     topic = {c: per_prompt(v, lambda t, i: bool(topic_forms[i] & set(words(t)))) for c, v in cond.items()}
 
     def nll(c: dict, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -284,6 +296,8 @@ def _one_form(cfg, form, model, asm, lm, core_for, cache, judge, form_reward, fo
             "form_reward": round(float(reward[c].mean()), 4),
             "perplexity": round(ppl(c, np.arange(n)), 3),
             "unknown_word_share": round(float(unknown[c].mean()), 4),
+            "lone_letter_share": round(float(single[c].mean()), 4),
+            "readable_satisfaction": round(float(readable[c].mean()), 4),
             "topic_adherence": round(float(topic[c].mean()), 4),
             "truncated": round(1 - float(np.mean(cond[c]["eos"])), 4),
             "mean_words": round(float(np.mean([len(words(t)) for ts in cond[c]["texts"] for t in ts])), 1),
@@ -313,6 +327,13 @@ def _one_form(cfg, form, model, asm, lm, core_for, cache, judge, form_reward, fo
     if ks >= 2:
         ds, d0 = distinct("steered"), distinct("start")
         compare["distinct_k_ratio_steered_vs_start"] = round(float(np.nanmean(ds) / np.nanmean(d0)), 4)
+    read = {c: readable[c].mean(1) for c in cond}
+    if "best_of_4_judge" in groups:  # a readable pass among 4 start texts (a reader picks it)
+        read["best_of_4_judge"] = readable["start"][:, :4].max(1)
+        groups["best_of_4_judge"]["readable_satisfaction"] = round(float(read["best_of_4_judge"].mean()), 4)
+    for other in sorted(read.keys() - {"steered"}):
+        d = read["steered"] - read[other]
+        compare[f"readable_steered_minus_{other}"] = {"mean": round(float(d.mean()), 4), "ci": ci(d)}
     beats = compare["steered_minus_start"]["ci"][0] > 0
     samples = [{"prompt": prompts[i], **{f"{c}{suffix}": (cond[c]["texts"][i][0] if not suffix else bool(passes[c][i][0]))
                                          for c in cond for suffix in ("", "_passes")}}

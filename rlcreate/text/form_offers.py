@@ -143,9 +143,9 @@ class FormOffersCore(TextTokensCore):
         super().__init__(stepper, reward, prompts, **kwargs)
         for name, v in (("form_penalty", form_penalty), ("form_bonus", form_bonus), ("flag_scale", flag_scale)):
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v < 0:
-                raise self._config_error(f"{name} = {v!r}: must be a finite number >= 0")
+                raise self._config_error(f"{name} = {v!r} (env.kwargs.form_offers): must be a finite number >= 0")
         if flag_scale <= 0:
-            raise self._config_error(f"flag_scale = {flag_scale!r}: must be > 0 (1 = flags observed as 0/1)")
+            raise self._config_error(f"flag_scale = {flag_scale!r} (env.kwargs.form_offers): must be > 0, e.g. 1")
         self.form_penalty, self.form_bonus, self.flag_scale = float(form_penalty), float(form_bonus), float(flag_scale)
         vocab = int(getattr(stepper, "vocab_size", 0) or len(stepper.tokenizer))
         self._letters = letter_table(stepper.tokenizer, vocab)
