@@ -61,7 +61,9 @@ class Config:
     train: int = 1
     """1: train (or resume) each objective's run first; 0: evaluate existing runs only"""
     seed: int = 0
+    """training seed of every objective's policy; the requests and the start's draws use seed + 1"""
     out: str = "benchmarks/level_objectives.json"
+    """where the JSON result is written"""
 
 
 def objective_recipe(name: str, cfg: Config):
