@@ -338,9 +338,10 @@ class ColumnLMLatent:
     LM's logit of every column holding an enemy and ``control_scale[1] * c_1`` to every column that
     starts a gap (no solid bottom tile after a column that has one), for the whole segment, so a
     policy can ask for more or fewer enemies and gaps with one number each; ``c = 0`` (or ``None``)
-    decodes exactly as without it. Names in :attr:`control_names`. The scales (1.5, 3.0) were set
-    so that ``c`` in about [-0.7, 0.5] spans the MarioLatent recipe's enemy and gap targets (0.25-1.25
-    and 0.3-1.2 per 16 columns; the uncontrolled samples write ~0.75 of each).
+    decodes exactly as without it. Names in :attr:`control_names`. The scales (default 2.5, 3.0)
+    were set so that ``c`` in about [-0.5, 0.5] spans the MarioLatent recipe's enemy and gap targets
+    (0.25-1.25 and 0.3-1.2 per 16 columns, see :attr:`CONTROL_RATES`; the uncontrolled samples write
+    ~0.8 of each).
     """
 
     prior = "uniform"
