@@ -84,6 +84,7 @@ class ColumnTokensCore(TokenStreamCore):
         playable_only: bool = False,
         reach_seam: Any = None,
         shape_terms: Sequence[str] = (),
+        offer_objective: str | None = None,
     ):
         if not isinstance(n, (int, np.integer)) or n < 1:
             raise EnvConfigError(f"n_envs = {n!r}: must be an integer >= 1")
@@ -134,11 +135,17 @@ class ColumnTokensCore(TokenStreamCore):
         self.control = TargetControl(
             self.targets, target_measures or {}, self.n_columns, float(target_shaping), columns=lm.columns
         )
+        self.offer_structure = self._objective_offers(offer_objective)
         # hidden (scaled to [-1, 1]) | top-k log-probs (scaled to [0, 1]) | features of the last 16
         # columns and of the whole level so far | progress | targets | control (schedule deficits,
-        # then what each offer adds to every target measure: the last k * T entries, slot-major)
+        # then what each offer adds to every target measure: k * T entries, slot-major) | with
+        # offer_objective, S contexts and k * S per-offer values of the objective (slot-major)
+        n_struct = (1 + k) * self.offer_structure.size if self.offer_structure else 0
         low = np.concatenate(
-            [np.full(d, -1.0), np.zeros(k + 2 * self.n_features + 1 + len(self.targets) + self.control.size(k))]
+            [
+                np.full(d, -1.0),
+                np.zeros(k + 2 * self.n_features + 1 + len(self.targets) + self.control.size(k) + n_struct),
+            ]
         )
         self.observation_space = spaces.Box(low.astype(np.float32), np.ones_like(low, np.float32), dtype=np.float32)
         self.action_space = spaces.Discrete(self.k)
@@ -167,6 +174,24 @@ class ColumnTokensCore(TokenStreamCore):
         self._masks = self._compute_masks()
         self._tnorm = np.zeros((self.n, len(self.targets)))
         self._counts = self.control.counts(self.levels[:, :, :0])  # control measures of the levels so far
+
+    def _objective_offers(self, term: str | None) -> Any:
+        """The ``offer_features()`` of reward term ``term``'s module (None: no such observation)."""
+        if term is None:
+            return None
+        found = [t.module for t in self.reward.terms if t.name == term]
+        if not found:
+            raise EnvConfigError(
+                f"offer_objective = {term!r}: not a term of the reward set; use one of {self.reward.names}"
+            )
+        make = getattr(found[0], "offer_features", None)
+        if not callable(make):
+            raise EnvConfigError(
+                f"offer_objective = {term!r}: its reward ({type(found[0]).__name__}) gives no per-offer "
+                "features; use a designer objective (difficulty_ramp, style_athletic, sketch_match, rhythm, "
+                "level_variety) or drop offer_objective"
+            )
+        return make()
 
     # ------------------------------------------------------------------ episodes
 
@@ -226,6 +251,9 @@ class ColumnTokensCore(TokenStreamCore):
             last_ids=self._last,
             offer_ids=self._column_index(self.topk_ids),
         )
+        if self.offer_structure is not None:
+            ctx, per = self.offer_structure.observe(self.levels[:, :, : self.t], self._offered, self.n_columns)
+            control = np.concatenate([control, ctx, per.reshape(self.n, -1)], 1)
         d = hidden.shape[1]
         out = np.empty((self.n, self.observation_space.shape[0]), np.float32)
         out[:, :d] = hidden
@@ -420,6 +448,10 @@ class ColumnTokensEnv(CoreEnv):
     closed 16-column segment the level so far is scored by those terms (potential
     ``w * f(prefix) * t / n_columns``), so a per-segment objective pays each segment as it closes;
     the return of every level is unchanged.
+    ``offer_objective=name`` (a reward term whose module has ``offer_features()``, the designer
+    objectives of :mod:`rlcreate.levels.objectives`) appends S contexts and, per offer, S values:
+    what taking that column does to the objective's own measure (the ``lm_prior`` policy's
+    ``offer_structure: S`` reads them; S = ``offer_features().size``).
 
     ## Starting State
     An empty level after ``<bos>``; targets drawn uniformly from their ranges with ``self.np_random``.

@@ -52,6 +52,12 @@ class Config:
     shaping: str = "objective,profile,set_profile"
     """comma-separated recipe terms paid per 16-column segment as it closes (potential-based
     shaping, env ``shape_terms``; returns unchanged); "" = every term only at the level's end"""
+    offer_structure: int = 0
+    """1: the env observes, per offered column, what taking it does to the objective's own measure
+    (``offer_objective``) and the lm_prior policy's offer head scores it (``offer_structure``); the
+    start is unchanged (the head starts at zero)"""
+    profile_weight: float = 0.0
+    """> 0: the weight of the recipe's element-profile term (the demo's is 2.0); 0 keeps the demo's"""
     gae_lambda: float = 0.95
     """PPO's GAE lambda (1.0: Monte Carlo returns, end rewards reach the first columns undiscounted)"""
     n: int = 64
@@ -81,6 +87,14 @@ def objective_recipe(name: str, cfg: Config):
     terms = [t.strip() for t in cfg.shaping.split(",") if t.strip()]
     if terms:
         d["env"]["kwargs"]["shape_terms"] = terms
+    if cfg.offer_structure:
+        from rlcreate.rewards.registry import get_reward
+
+        d["env"]["kwargs"]["offer_objective"] = "objective"
+        size = get_reward(name).offer_features().size
+        d["trainer"]["hyper"]["policy_kwargs"] = {**d["trainer"]["hyper"]["policy_kwargs"], "offer_structure": size}
+    if cfg.profile_weight > 0:
+        d["rewards"]["profile"]["weight"] = cfg.profile_weight
     d["seed"] = cfg.seed
     return parse_recipe(d, f"<objective {name}>")
 

@@ -163,7 +163,7 @@ def test_offer_features_that_do_not_fit_are_a_policy_error():
     d, k = 4, 3
     low = np.concatenate([np.full(d, -1.0), np.zeros(k + 2 * k)])  # room for 2 x 3 gains but not 2 deficits
     space = spaces.Box(low.astype(np.float32), np.ones_like(low, np.float32))
-    with pytest.raises(PolicyConfigError, match="offer_features = 2: 2 deficits and 3 slots x 2 gains do not fit"):
+    with pytest.raises(PolicyConfigError, match="offer_features = 2, offer_structure = 0: their contexts and 3 slots x values do not fit"):
         LMPriorPolicy(space, spaces.Discrete(k), lambda _: 1e-3, prior_start=d, offer_features=2)
 
 

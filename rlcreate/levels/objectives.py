@@ -10,6 +10,12 @@ measure computed by different code in :mod:`rlcreate.levels.objective_judges`.
   columns).
 - ``rhythm``: one beat (a pipe or the start of a gap) in every ``period``-column window.
 - ``level_variety``: few near-repeated 16-column segments inside a level.
+
+Each also gives, through ``offer_features()``, what taking one offered column adds to its own
+measure while a level is written column by column (:class:`OfferFeatures`): a token env observes
+these per offer (``rlcreate/MarioTokens-v1``'s ``offer_objective``) so a policy that scores offers
+(the ``lm_prior`` policy's ``offer_structure``) can see, say, an offer's ground height against the
+sketch's wanted height, which its LM rank and the control gains do not show.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ __all__ = [
     "LevelVariety",
     "DEFAULT_SKETCH",
     "beats",
+    "OfferFeatures",
 ]
 
 SEGMENT = 16
@@ -99,6 +106,35 @@ def _per_sample(samples: Sequence[np.ndarray], fn) -> list[float]:
     return out.tolist()
 
 
+class OfferFeatures:
+    """What appending each offered column does to an objective's measure, for a level written left
+    to right: ``observe(prefix (n, H, t), offered (n, k, H), n_columns)`` returns a context ``(n,
+    size)`` and per-offer values ``(n, k, size)``, all in [0, 1]. A policy reads offer j's value
+    ``v_j`` with its context ``c`` as ``v_j`` and ``v_j * (2c - 1)`` (positive where the context
+    says the level needs what the offer adds), as it reads the control targets' gains and deficits.
+    Computed with the reward module's own measure and settings (the held-out judges never)."""
+
+    size = 0
+
+    def observe(self, prefix: np.ndarray, offered: np.ndarray, n_columns: int) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+
+def _column_heights(cols: np.ndarray) -> np.ndarray:
+    """Ground height (solid tiles stacked from the bottom) of columns ``(..., H)``: SketchMatch's
+    per-column height."""
+    solid = T.IS_SOLID[cols.astype(np.intp)]
+    return np.cumprod(solid[..., ::-1], axis=-1).sum(axis=-1).astype(np.float64)
+
+
+def _pairs(prefix: np.ndarray, offered: np.ndarray) -> np.ndarray:
+    """``(n * k, H, 2)``: the last column written next to each offer (a ground column before the
+    first, so an open first offer starts a pit, as :func:`beats` counts it)."""
+    n, k, h = offered.shape
+    last = prefix[:, :, -1] if prefix.shape[2] else np.full((n, h), T.GROUND, offered.dtype)
+    return np.stack([np.repeat(last, k, axis=0), offered.reshape(n * k, h)], axis=2)
+
+
 def _rowwise_corr(y: np.ndarray) -> np.ndarray:
     """Pearson correlation of each row of ``y`` (n, k) with 0..k-1 (0 for a constant row)."""
     x = np.arange(y.shape[1], dtype=np.float64)
@@ -123,14 +159,22 @@ class DifficultyRamp(RewardModule):
     def score(self, samples: Sequence[np.ndarray], **context: Any):
         return _per_sample(samples, lambda g: (_rowwise_corr(segment_path_difficulty(g)) + 1) / 2)
 
+    def offer_features(self) -> OfferFeatures:
+        return RampOffers()
 
-def _pits_with_platform(grids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per level: columns whose bottom row is open (a pit) and that hold a solid tile above it
-    (a platform to jump across on), and pit columns."""
+
+def _bridged(grids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per column of a stack ``(n, H, W)``: a pit (open bottom row) with a solid tile at least 3
+    rows above the bottom (a platform to jump across on), and a pit."""
     solid = T.IS_SOLID[grids.astype(np.intp)]
     pit = ~solid[:, -1, :]
-    platform = solid[:, :-3, :].any(axis=1)  # a solid tile at least 3 rows above the bottom
-    return (pit & platform).sum(axis=1), pit.sum(axis=1)
+    return pit & solid[:, :-3, :].any(axis=1), pit
+
+
+def _pits_with_platform(grids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per level: pit columns with a platform above them (:func:`_bridged`), and pit columns."""
+    bridged, pit = _bridged(grids)
+    return bridged.sum(axis=1), pit.sum(axis=1)
 
 
 @register("style_athletic")
@@ -154,6 +198,9 @@ class StyleAthletic(RewardModule):
             return np.minimum(bridged * 128 / g.shape[2] / self.target, 1.0)
 
         return _per_sample(samples, fn)
+
+    def offer_features(self) -> OfferFeatures:
+        return AthleticOffers(self.target)
 
 
 @register("sketch_match")
@@ -194,6 +241,9 @@ class SketchMatch(RewardModule):
 
         return _per_sample(samples, fn)
 
+    def offer_features(self) -> OfferFeatures:
+        return SketchOffers(self)
+
 
 def beats(grids: np.ndarray) -> np.ndarray:
     """Bool ``(n, W)``: columns where a beat starts — a pipe's left half (top) or the first
@@ -228,6 +278,9 @@ class Rhythm(RewardModule):
 
         return _per_sample(samples, fn)
 
+    def offer_features(self) -> OfferFeatures:
+        return RhythmOffers(self.period)
+
 
 @register("level_variety")
 class LevelVariety(RewardModule):
@@ -253,3 +306,135 @@ class LevelVariety(RewardModule):
             return 1.0 - (d.min(axis=2) < self.threshold).mean(axis=1)
 
         return _per_sample(samples, fn)
+
+    def offer_features(self) -> OfferFeatures:
+        return VarietyOffers(self.threshold)
+
+
+# ------------------------------------------------------------- per-offer features (OfferFeatures)
+
+
+class RampOffers(OfferFeatures):
+    """Difficulty ramp: per offer, an open bottom row (a forced jump: :func:`path_descriptors`'
+    ``air`` over a pit) and an enemy in the column (``enemy_on_path`` where Mario walks); context
+    both times: the level's progress ``t / n_columns``, so ``v * (2c - 1)`` is negative in the first
+    half and positive in the second. A tile-level reading of the solver's terms (solving every
+    offer at every step would cost a solver call per offer)."""
+
+    size = 2
+
+    def observe(self, prefix, offered, n_columns):
+        n, k, _ = offered.shape
+        pit = ~T.IS_SOLID[offered[:, :, -1].astype(np.intp)]
+        enemy = (offered == T.ENEMY).any(axis=2)
+        ctx = np.full((n, 2), prefix.shape[2] / max(n_columns - 1, 1))
+        return ctx, np.stack([pit, enemy], axis=2).astype(np.float64)
+
+
+class AthleticOffers(OfferFeatures):
+    """Athletic brief: per offer, 1 for a pit column with a platform above it (what
+    :class:`StyleAthletic` counts); context: how far the level so far is behind ``target`` such
+    columns per 128, ``0.5 + 0.5 tanh((target * t / 128 - count) / 4)`` (0.5 = on schedule)."""
+
+    size = 1
+
+    def __init__(self, target: float):
+        self.target = float(target)
+
+    def observe(self, prefix, offered, n_columns):
+        per = _bridged(offered.transpose(0, 2, 1))[0]  # the offers as columns of one (n, H, k) stack
+        t = prefix.shape[2]
+        count = _pits_with_platform(prefix)[0] if t else np.zeros(len(prefix))
+        ctx = 0.5 + 0.5 * np.tanh((self.target * t / 128 - count) / 4.0)
+        return ctx[:, None], per[:, :, None].astype(np.float64)
+
+
+class SketchOffers(OfferFeatures):
+    """Sketch: per offer, (1) whether it raises or lowers the ground against the last ground column,
+    ``0.5 + 0.5 clip((h - h_last) / tol, -1, 1)``, with context ``0.5 + 0.5 tanh((wanted - h_last) /
+    tol)`` (> 0.5: the sketch wants higher ground here); (2) how close its height is to the wanted
+    one, ``max(0, 1 - |h - wanted| / tol)``, with context the current segment's median so far
+    against the wanted height, ``tanh(|median - wanted| / tol)`` (high: the segment is off). Heights
+    and the wanted height of the offer's segment are :class:`SketchMatch`'s own."""
+
+    size = 2
+
+    def __init__(self, module: SketchMatch):
+        self.module = module
+
+    def observe(self, prefix, offered, n_columns):
+        n, _, t = prefix.shape
+        tol = self.module.tolerance
+        seg = t // SEGMENT
+        wanted = self.module.wanted(seg + 1)[seg]
+        h = _column_heights(offered)  # (n, k)
+        if t:
+            hp = _column_heights(prefix.transpose(0, 2, 1))  # (n, t)
+            ground = hp > 0
+            idx = np.where(ground.any(axis=1), t - 1 - np.argmax(ground[:, ::-1], axis=1), -1)
+            last = np.where(idx >= 0, hp[np.arange(n), np.maximum(idx, 0)], wanted)
+            cur = np.where(ground[:, seg * SEGMENT :], hp[:, seg * SEGMENT :], np.nan)
+            some = ~np.isnan(cur).all(axis=1)  # rows with a ground column in this segment so far
+            med = last.copy()
+            if some.any():
+                med[some] = np.nanmedian(cur[some], axis=1)
+        else:
+            last = med = np.full(n, wanted)
+        rise = 0.5 + 0.5 * np.clip((h - last[:, None]) / tol, -1.0, 1.0)
+        close = np.maximum(0.0, 1.0 - np.abs(h - wanted) / tol)
+        ctx = np.stack([0.5 + 0.5 * np.tanh((wanted - last) / tol), np.tanh(np.abs(med - wanted) / tol)], axis=1)
+        return ctx, np.stack([rise, close], axis=2)
+
+
+class RhythmOffers(OfferFeatures):
+    """Rhythm: per offer, 1 when it starts a beat after the last column (:func:`beats` on the pair:
+    a pipe's left half or a pit's first column); contexts: (1) 1 when the current ``period``-column
+    window has no beat yet, (2) that times the position in the window, ``(t mod period) /
+    (period - 1)`` (a beat is due soon)."""
+
+    size = 2
+
+    def __init__(self, period: int):
+        self.period = int(period)
+
+    def observe(self, prefix, offered, n_columns):
+        n, k, _ = offered.shape
+        t, p = prefix.shape[2], self.period
+        beat = beats(_pairs(prefix, offered))[:, 1].reshape(n, k)
+        start = t // p * p
+        if t > start:
+            # the beats of the window so far, seen with the column before it (a pit running into the
+            # window from the last one is no new beat)
+            lo = max(start - 1, 0)
+            b = beats(prefix[:, :, lo:t])[:, start - lo :]
+            need = b.sum(axis=1) == 0
+        else:
+            need = np.ones(n, bool)
+        pos = (t % p) / max(p - 1, 1)
+        ctx = np.stack([need, need * pos], axis=1).astype(np.float64)
+        return ctx, np.stack([beat, beat], axis=2).astype(np.float64)
+
+
+class VarietyOffers(OfferFeatures):
+    """Variety: per offer, 1 when it equals the column at the same place of an earlier segment
+    that the current segment is still near (fewer than ``threshold`` of its tiles differ so far:
+    appending it keeps a repeat alive); context: 1 when some earlier segment is still near."""
+
+    size = 1
+
+    def __init__(self, threshold: float):
+        self.threshold = float(threshold)
+
+    def observe(self, prefix, offered, n_columns):
+        n, k, h = offered.shape
+        t = prefix.shape[2]
+        s, o = t // SEGMENT, t % SEGMENT
+        if s == 0:
+            return np.zeros((n, 1)), np.zeros((n, k, 1))
+        earlier = prefix[:, :, : s * SEGMENT].reshape(n, h, s, SEGMENT)
+        current = prefix[:, :, s * SEGMENT : t]  # (n, H, o)
+        mism = (earlier[:, :, :, :o] != current[:, :, None, :]).sum(axis=(1, 3))  # (n, s)
+        near = mism < self.threshold * h * SEGMENT
+        same = (offered[:, :, :, None] == earlier[:, None, :, :, o]).all(axis=2)  # (n, k, s)
+        rep = (same & near[:, None, :]).any(axis=2)
+        return near.any(axis=1, keepdims=True).astype(np.float64), rep[:, :, None].astype(np.float64)

@@ -70,6 +70,7 @@ _POLICY_KWARGS_OK = (
     "kl_to_prior",
     "offer_features",
     "offer_guidance",
+    "offer_structure",
 )
 
 

@@ -77,6 +77,11 @@ class LMPriorPolicy(MaskableActorCriticPolicy):
             guided LM. On MarioTokens-v1 (32 levels, no training) g = 0, 2, 4, 8 give
             corr(target, achieved) for enemies 0.06, 0.33, 0.86, 0.90; as a learned head bias
             instead, PPO and the KL to the plain LM wore g = 6 down to corr 0.69 in 300k steps.
+        offer_structure: S > 0 when the observation ends, after the control block, with S contexts
+            and then S values per offered slot (``S + k * S`` entries, slot-major: MarioTokens-v1's
+            ``offer_objective``, what each offer does to a designer objective's measure). The offer
+            head also scores slot j by its values v_j and ``v_j * (2 * context - 1)``, like the
+            gains; ``offer_guidance`` leaves them out, so the start (the head is zero) is unchanged.
     """
 
     def __init__(
@@ -89,12 +94,18 @@ class LMPriorPolicy(MaskableActorCriticPolicy):
         kl_to_prior: bool = False,
         offer_features: int = 0,
         offer_guidance: float = 0.0,
+        offer_structure: int = 0,
         **kwargs: Any,
     ):
         self.prior_start = _check_layout(observation_space, action_space, prior_start)
         self.kl_to_prior = bool(kl_to_prior)
+        self.offer_structure = _check_count(offer_structure, "offer_structure")
         self.offer_features = _check_offer_features(
-            cast(spaces.Box, observation_space), cast(spaces.Discrete, action_space), offer_features, self.prior_start
+            cast(spaces.Box, observation_space),
+            cast(spaces.Discrete, action_space),
+            offer_features,
+            self.prior_start,
+            self.offer_structure,
         )
         if not (isinstance(offer_guidance, (int, float)) and np.isfinite(offer_guidance) and offer_guidance >= 0) or (
             offer_guidance and not self.offer_features
@@ -116,8 +127,8 @@ class LMPriorPolicy(MaskableActorCriticPolicy):
         with th.no_grad():
             nn.init.zeros_(self.action_net.weight)
             nn.init.zeros_(self.action_net.bias)
-        if self.offer_features:  # added after the optimizer was built: register its parameters too
-            self.offer_net = nn.Linear(self.mlp_extractor.latent_dim_pi, 2 * self.offer_features)
+        if self._offer_inputs:  # added after the optimizer was built: register its parameters too
+            self.offer_net = nn.Linear(self.mlp_extractor.latent_dim_pi, self._offer_inputs)
             nn.init.zeros_(self.offer_net.weight)
             nn.init.zeros_(self.offer_net.bias)
             self.optimizer.add_param_group({"params": list(self.offer_net.parameters())})
@@ -128,7 +139,13 @@ class LMPriorPolicy(MaskableActorCriticPolicy):
         data["kl_to_prior"] = self.kl_to_prior
         data["offer_features"] = self.offer_features
         data["offer_guidance"] = self.offer_guidance
+        data["offer_structure"] = self.offer_structure
         return data
+
+    @property
+    def _offer_inputs(self) -> int:
+        """Inputs per slot of the offer head: 2 per control target, 2 per structure feature."""
+        return 2 * (self.offer_features + self.offer_structure)
 
     @property
     def _k(self) -> int:
@@ -149,23 +166,31 @@ class LMPriorPolicy(MaskableActorCriticPolicy):
         if not self.offer_guidance:
             return lm
         offer = self.offer_inputs(obs) if offer is None else offer
-        guided = lm + self.offer_guidance * offer[..., self.offer_features :].sum(-1)
+        f = self.offer_features  # the control part only: [gains (F), gains x deficit (F), ...]
+        guided = lm + self.offer_guidance * offer[..., f : 2 * f].sum(-1)
         return guided - th.logsumexp(guided, -1, keepdim=True) + th.logsumexp(lm, -1, keepdim=True)
 
     def offer_inputs(self, obs: th.Tensor) -> th.Tensor:
-        """(batch, k, 2F): each slot's gains and gains x signed schedule deficit (see the class)."""
-        k, f = self._k, self.offer_features
+        """(batch, k, 2F + 2S): each slot's gains and gains x signed schedule deficit, then its
+        structure values and values x signed context (see the class)."""
+        k, f, s = self._k, self.offer_features, self.offer_structure
         x = obs.float()
-        gains = x[..., -k * f :].reshape(*x.shape[:-1], k, f)
-        behind = 2.0 * x[..., -k * f - f : -k * f] - 1.0  # > 0 where a target is behind its schedule
-        return th.cat([gains, gains * behind.unsqueeze(-2)], -1)
+        tail = (1 + k) * s
+        parts = []
+        for n, end in ((f, x.shape[-1] - tail), (s, x.shape[-1])):
+            if n:
+                block = x[..., end - (1 + k) * n : end]
+                values = block[..., n:].reshape(*x.shape[:-1], k, n)
+                signed = 2.0 * block[..., :n] - 1.0  # > 0 where the level needs what the value measures
+                parts += [values, values * signed.unsqueeze(-2)]
+        return th.cat(parts, -1)  # [gains, gains x deficit, values, values x context]
 
     def _distribution(
         self, obs: th.Tensor, latent_pi: th.Tensor, action_masks: np.ndarray | th.Tensor | None
     ) -> tuple[MaskableCategoricalDistribution, th.Tensor]:
         """The masked action distribution and the reference's log-probs (``prior_logits``), each
         computed once per call (the KL term reuses the latter)."""
-        offer = self.offer_inputs(obs) if self.offer_features else None
+        offer = self.offer_inputs(obs) if self._offer_inputs else None
         prior = self.prior_logits(obs, offer)
         logits = prior + self.action_net(latent_pi)
         if offer is not None:
@@ -246,23 +271,34 @@ def _check_layout(observation_space: spaces.Space, action_space: spaces.Space, p
     return start
 
 
+def _check_count(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise PolicyConfigError(
+            f"{name} = {value!r}: must be an integer >= 0 (features per offered slot at the end of "
+            "the observation; 0 = none)"
+        )
+    return int(value)
+
+
 def _check_offer_features(
-    observation_space: spaces.Box, action_space: spaces.Discrete, offer_features: int, prior_start: int
+    observation_space: spaces.Box,
+    action_space: spaces.Discrete,
+    offer_features: int,
+    prior_start: int,
+    offer_structure: int = 0,
 ) -> int:
-    """``offer_features`` per slot must fit after the top-k log-probs at the observation's end."""
+    """``offer_features`` (and ``offer_structure``) per slot must fit after the top-k log-probs at
+    the observation's end."""
     k, dim = int(action_space.n), int(observation_space.shape[0])
-    if isinstance(offer_features, bool) or not isinstance(offer_features, (int, np.integer)) or offer_features < 0:
+    offer_features = _check_count(offer_features, "offer_features")
+    if (offer_features or offer_structure) and dim - (k + 1) * (offer_features + offer_structure) < prior_start + k:
         raise PolicyConfigError(
-            f"offer_features = {offer_features!r}: must be an integer >= 0 (features per "
-            "offered slot at the end of the observation; 0 = none)"
+            f"offer_features = {offer_features}, offer_structure = {offer_structure}: their contexts and "
+            f"{k} slots x values do not fit after the top-k log-probs in an observation of shape ({dim},); "
+            "use the number of control targets of rlcreate/MarioTokens-v1 (and the offer_objective's "
+            "feature count), or 0"
         )
-    if offer_features and dim - (k + 1) * offer_features < prior_start + k:
-        raise PolicyConfigError(
-            f"offer_features = {offer_features}: {offer_features} deficits and {k} slots x "
-            f"{offer_features} gains do not fit after the top-k log-probs in an observation of "
-            f"shape ({dim},); use the number of control targets of rlcreate/MarioTokens-v1, or 0"
-        )
-    return int(offer_features)
+    return offer_features
 
 
 #: policy names a recipe may write in ``trainer.hyper.policy`` besides SB3's own ("MlpPolicy", ...)
