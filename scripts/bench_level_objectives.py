@@ -8,7 +8,9 @@ profile, diversity, playability and control terms) gets one more term, the objec
 an existing run resumes). The objective and the profile terms are paid per 16-column segment as it
 closes (``shaping``: potential-based, the env's ``shape_terms``; every level's return is unchanged):
 paid only at the level's end, GAE (lambda 0.95) hands the first ~70 columns under 5% of it.
-Then, every set answering the same 64 requests (control targets):
+``--offer_structure 1`` lets the policy see, per offered column, what taking it does to the
+objective's own measure (the env's ``offer_objective``, read by the offer head's
+``offer_structure``); ``--profile_weight`` sets the element-profile term's weight. Then, every set answering the same 64 requests (control targets):
 
 - ``start`` / ``best_of_1``: the untrained start, one draw per request (equal inference cost);
 - ``best_of_4`` / ``best_of_8``: n draws from the start, the one the objective's recipe scores
@@ -24,6 +26,9 @@ PPO minus start on the objective's reward; ``heldout_ci_vs_start`` the same on t
     OMP_NUM_THREADS=1 python scripts/bench_level_objectives.py \
         --objectives difficulty_ramp,style_athletic,sketch_match,rhythm,level_variety --timesteps 131072 \
         --shaping objective,profile,set_profile --out benchmarks/level_objectives.json
+    # with per-offer objective features:
+    OMP_NUM_THREADS=1 python scripts/bench_level_objectives.py --offer_structure 1 \
+        --runs runs/objectives_offers --out benchmarks/level_objectives_offers.json
 """
 
 from __future__ import annotations
