@@ -28,7 +28,7 @@ PPO minus start on the objective's reward; ``heldout_ci_vs_start`` the same on t
         --shaping objective,profile,set_profile --out benchmarks/level_objectives.json
     # with per-offer objective features:
     OMP_NUM_THREADS=1 python scripts/bench_level_objectives.py --offer_structure 1 \
-        --runs runs/objectives_offers --out benchmarks/level_objectives_offers.json
+        --runs runs/obj_pilot --out benchmarks/level_objectives_offers.json
 """
 
 from __future__ import annotations
