@@ -23,8 +23,11 @@ from pathlib import Path
 @dataclass
 class Config:
     width: int = 128
+    """columns per played training window"""
     stride: int = 128
+    """columns between window starts (128: no overlap)"""
     out: str = "rlcreate/data/engagement_calibration.json"
+    """where the traces are written (the reward reads this file)"""
 
 
 def main(cfg: Config) -> dict:

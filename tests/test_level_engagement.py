@@ -91,3 +91,15 @@ def test_engagement_module_imports_no_rl_framework():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_tension_curve_width_holds_a_partial_level_to_the_start_of_the_curve():
+    from rlcreate.levels.engagement import curve_values
+
+    full = curve_values("rising", 8)
+    assert np.allclose(curve_values("rising", 2, total=8), full[:2])  # not the whole curve in 2 segments
+    assert not np.allclose(curve_values("rising", 2), full[:2])
+    up = ramp_level()
+    whole = get_reward("tension_curve", curve="rising", width=128)
+    assert whole([up])[0] == pytest.approx(get_reward("tension_curve", curve="rising")([up])[0])
+    assert whole([up[:, :32]])[0] != pytest.approx(get_reward("tension_curve", curve="rising")([up[:, :32]])[0])

@@ -153,9 +153,9 @@ def tension(grids: np.ndarray, scale: str = "solver") -> np.ndarray:
     return (lo + hi) / (2.0 * len(ref))
 
 
-def curve_values(curve: str | Sequence[float], k: int) -> np.ndarray:
-    """The requested tension of ``k`` segments (a named curve sampled at segment centres, or the
-    given values, the last repeated)."""
+def curve_values(curve: str | Sequence[float], k: int, total: int | None = None) -> np.ndarray:
+    """The requested tension of the first ``k`` segments of a level of ``total`` segments (default
+    ``k``): a named curve sampled at segment centres, or the given values, the last repeated."""
     if isinstance(curve, str):
         if curve not in CURVES:
             from rlcreate.errors import UserError
@@ -163,7 +163,7 @@ def curve_values(curve: str | Sequence[float], k: int) -> np.ndarray:
             raise UserError(
                 f"tension_curve: curve = {curve!r}: use one of {sorted(CURVES)} or a list of values in [0, 1]"
             )
-        return CURVES[curve]((np.arange(k) + 0.5) / k)
+        return CURVES[curve]((np.arange(k) + 0.5) / max(total or k, k))
     v = np.asarray(curve, np.float64)
     return np.concatenate([v, np.full(max(k - len(v), 0), v[-1])])[:k]
 
@@ -172,11 +172,17 @@ def curve_values(curve: str | Sequence[float], k: int) -> np.ndarray:
 class TensionCurve(RewardModule):
     """Engagement as a tension curve a designer sets: ``1 - mean |tension - curve| / tolerance``
     (floored at 0), tension per 16-column segment on the human scale (:func:`tension`: the share
-    of human segments the segment is harder than, by the fast solver's path). ``curve``: "rising"
-    (default: from the 15th to the 85th human percentile), "flat" (the median throughout), "peak",
-    or values per segment. Range [0, 1]. Gamed by: the solver's path ignores what makes a jump
-    *feel* hard (timing, enemies moving), so the curve can be met by pits and enemies placed to
-    move the number; the A* play judge (:mod:`rlcreate.levels.play_trace`) checks it by play."""
+    of human training segments the segment is harder than), difficulty read from the fast solver's
+    path (``scale="solver"``, default) or from the A* agent's effort as predicted by a model fitted
+    on its plays of human training windows (``scale="play"``, :func:`play_effort_model`). ``curve``:
+    "rising" (default: from the 15th to the 85th human percentile), "flat" (the median
+    throughout), "peak", or values per segment. ``width``: the full level's columns, so a partial
+    level (per-segment shaping) is held to the start of the curve rather than the whole curve
+    squeezed into it. Range [0, 1]. Gamed by: either reading is a model of play, not play: the
+    solver's path ignores timing and moving enemies, and the play model (Spearman ~0.34 with the
+    agent's effort, cross-validated over calibration windows) can be met by the tile patterns it weights (height
+    changes, pits, enemies) placed to move the number; the A* play judge
+    (:mod:`rlcreate.levels.play_trace`) checks it by play."""
 
     artifact = "level"
 
@@ -185,6 +191,7 @@ class TensionCurve(RewardModule):
         curve: str | Sequence[float] = "rising",
         tolerance: float = 0.5,
         scale: str = "solver",
+        width: int | None = None,
         name: str | None = None,
     ):
         super().__init__(name)
@@ -196,12 +203,14 @@ class TensionCurve(RewardModule):
             raise UserError(f"tension_curve: scale = {scale!r}: use one of {list(SCALES)}")
         self.tolerance = float(tolerance)
         self.scale = scale
+        self.width = None if width is None else int(width)
 
     def score(self, samples: Sequence[np.ndarray], **context: Any):
         from rlcreate.levels.objectives import _per_sample
 
         def fn(g):
             t = tension(g, self.scale)
-            return np.maximum(0.0, 1 - np.abs(t - curve_values(self.curve, t.shape[1])).mean(axis=1) / self.tolerance)
+            want = curve_values(self.curve, t.shape[1], None if self.width is None else self.width // SEGMENT)
+            return np.maximum(0.0, 1 - np.abs(t - want).mean(axis=1) / self.tolerance)
 
         return _per_sample(samples, fn)
