@@ -134,13 +134,15 @@ def main(cfg: Config) -> dict:
         ):
             for curve in ("rising", "flat"):
                 picks[f"{curve}_{scale}_bo{pool}"] = (curve, scale, pool)
-    scores = {}
+    scores: dict = {}
+    picked: dict[str, np.ndarray] = {}
     for name, (curve, scale, pool) in picks.items():
         r = get_reward("tension_curve", curve=curve, scale=scale)
         key = (curve, scale)
         if key not in scores:
             scores[key] = np.stack([np.asarray(r(list(c)), np.float64) for c in cand])
         pick = scores[key][:pool].argmax(axis=0)
+        picked[name] = pick
         sets[name] = [cand[pick[i], i] for i in range(cfg.n)]
     sets["human_heldout"] = list(dev_windows(cfg.width, stride=cfg.width)) + list(
         test_windows(cfg.width, stride=cfg.width)
@@ -203,6 +205,8 @@ def main(cfg: Config) -> dict:
                 "rising_slope": float(r.mean()),
                 "flat_slope": float(f.mean()),
                 "rising_minus_flat_slope": float(np.mean(r - f)),
+                # requests where one draw fits both curves best: the judge cannot separate those
+                "same_level_for_both": int(np.sum(picked[name] == picked[flat])),
             }
     n = cfg.n
     result["human_band"] = {}
