@@ -69,6 +69,32 @@ def curve_recipe(curve: str, cfg: Config):
     return parse_recipe(d, f"<engagement {curve}>")
 
 
+def separation(sets: dict, candidates: int, draws: int = 4000, seed: int = 0) -> dict:
+    """Per method and lost-play reading: share of requests whose rising level's effort slope
+    exceeds its flat level's, ties, mean slopes, and 95% bootstrap CIs over requests (paired) of
+    the share and of the mean slope difference."""
+    from rlcreate.levels.play_trace import LOST_READINGS
+
+    out = {}
+    rng = np.random.default_rng(seed)
+    for method in ("start", f"best_of_{candidates}", "ppo"):
+        for lost in LOST_READINGS:
+            r = np.array(sets[f"{method}_rising"][lost]["slopes"])
+            f = np.array(sets[f"{method}_flat"][lost]["slopes"])
+            idx = rng.integers(0, len(r), (draws, len(r)))
+            share_b, diff_b = (r[idx] > f[idx]).mean(axis=1), (r[idx] - f[idx]).mean(axis=1)
+            out[f"{method}_{lost}"] = {
+                "share": float(np.mean(r > f)),
+                "share_ci": np.percentile(share_b, [2.5, 97.5]).round(3).tolist(),
+                "ties": int(np.sum(r == f)),
+                "rising_slope": float(r.mean()),
+                "flat_slope": float(f.mean()),
+                "rising_minus_flat_ci": np.percentile(diff_b, [2.5, 97.5]).round(3).tolist(),
+                "n": int(len(r)),
+            }
+    return out
+
+
 def main(cfg: Config) -> dict:
     import sys
 
@@ -97,10 +123,11 @@ def main(cfg: Config) -> dict:
     draws = [sample_levels(start, base, cfg.n, env_seed, env_seed + 100 + k) for k in range(cfg.candidates)]
     targets = draws[0][1]
     sets: dict[str, list] = {"start_rising": draws[0][0], "start_flat": draws[1][0]}
+    picks: dict[str, np.ndarray] = {}
     for curve in curves:
         recipe = curve_recipe(curve, cfg)
         select = [recipe_scores(lambda recipe=recipe: build_reward_set(recipe), d[0], targets) for d in draws]
-        sets[f"best_of_{cfg.candidates}_{curve}"], _ = best_of_n([d[0] for d in draws], select)
+        sets[f"best_of_{cfg.candidates}_{curve}"], picks[curve] = best_of_n([d[0] for d in draws], select)
         asm, model = restore(Path(cfg.runs) / curve, asm=assemble(recipe))
         sets[f"ppo_{curve}"], t = sample_levels(model, asm, cfg.n, env_seed, env_seed)
         assert t == targets, "the policy answered different requests"
@@ -136,17 +163,9 @@ def main(cfg: Config) -> dict:
             }
             row[lost]["effort_slope"] = float(np.mean(row[lost]["slopes"]))
         result["sets"][k] = row
-    for method in ("start", f"best_of_{cfg.candidates}", "ppo"):
-        for lost in LOST_READINGS:
-            r = np.array(result["sets"][f"{method}_rising"][lost]["slopes"])
-            f = np.array(result["sets"][f"{method}_flat"][lost]["slopes"])
-            result["separation"][f"{method}_{lost}"] = {
-                "share": float(np.mean(r > f)),
-                "ties": int(np.sum(r == f)),
-                "rising_slope": float(r.mean()),
-                "flat_slope": float(f.mean()),
-                "n": int(len(r)),
-            }
+    result["separation"] = separation(result["sets"], cfg.candidates)
+    # requests where one start draw scores best for both curves: the judge cannot separate those
+    result["best_of_n_same_level_for_both"] = int(np.sum(picks["rising"] == picks["flat"]))
     result["seconds"] = round(time.perf_counter() - t0, 1)
     print(json.dumps(result["separation"], indent=1))
     for k, v in result["sets"].items():
