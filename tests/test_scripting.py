@@ -89,6 +89,8 @@ FAST_HELP = {
     "bench_hostile.py": ("--timeout-s", "Seconds per case"),
     "bench_level_objectives.py": ("--timesteps", "PPO env steps per objective"),
     "bench_level_engagement.py": ("--candidates", "column-LM levels drawn per request"),
+    "bench_level_engagement_ppo.py": ("--timesteps", "PPO env steps per curve"),
+    "calibrate_engagement.py": ("--stride", "columns between window starts"),
     "bench_level_tokens_speed.py": ("--batches", "comma-separated batch sizes"),
     "bench_level_quality.py": ("--astar-runs", "A* plays per level"),
     "bench_text_creativity.py": ("--answers-per-call", "answers asked for in one reply by the prompt baseline"),

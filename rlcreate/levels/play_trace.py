@@ -10,7 +10,10 @@ None of it uses the fast solver, so it judges the solver-based engagement reward
 :func:`segment_effort` turns a trace into one number per segment, ``ticks / 20 + jumps`` (an
 unhindered run crosses a segment in ~20 ticks; each take-off is a decision), and a failed play
 scores the segment where it ended with the rest of the play's time plus 10 and later segments as
-missing (NaN).
+missing (NaN). That reading makes the lost segment the last and, nearly always, the largest value
+of the profile, so any loss from the third segment on reads as a rising curve, wherever the hard
+part was; ``lost="drop"`` gives the second reading, effort over the segments the play *passed*
+(the lost segment is missing too), with the place of the loss reported apart.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["PlayTrace", "play_traces", "segment_effort", "effort_slope"]
+__all__ = ["PlayTrace", "play_traces", "segment_effort", "effort_slope", "LOST_READINGS"]
 
 SEGMENT = 16
 PIXELS_PER_TILE = 16
@@ -114,22 +117,29 @@ def play_traces(
     return [_parse(*traces[str(i)], status[str(i)], g.shape[1], pad) for i, g in enumerate(grids)]
 
 
-def segment_effort(trace: PlayTrace) -> np.ndarray:
-    """Per segment ``ticks / 20 + jumps``; a lost play's last segment gets +10, later ones NaN."""
+LOST_READINGS = ("penalty", "drop")
+
+
+def segment_effort(trace: PlayTrace, lost: str = "penalty") -> np.ndarray:
+    """Per segment ``ticks / 20 + jumps``. A lost play: with ``lost="penalty"`` the segment where it
+    ended gets +10 and later ones NaN; with ``lost="drop"`` that segment is NaN too (only passed
+    segments are read)."""
+    if lost not in LOST_READINGS:
+        raise ValueError(f"lost = {lost!r}: use one of {LOST_READINGS}")
     e = trace.ticks / 20.0 + trace.jumps
     if trace.fail_segment >= 0:
         e = e.copy()
         e[trace.fail_segment] += 10.0
-        e[trace.fail_segment + 1 :] = np.nan
+        e[trace.fail_segment + (lost == "penalty") :] = np.nan
     return e
 
 
-def effort_slope(trace: PlayTrace) -> float:
+def effort_slope(trace: PlayTrace, lost: str = "penalty") -> float:
     """Spearman correlation between segment index and :func:`segment_effort` over the segments the
     play reached (0 when fewer than 3 or constant): how the play's tension rises along the level."""
     from scipy.stats import spearmanr
 
-    e = segment_effort(trace)
+    e = segment_effort(trace, lost)
     ok = np.isfinite(e)
     if ok.sum() < 3 or np.ptp(e[ok]) == 0:
         return 0.0
