@@ -161,8 +161,10 @@ def _one_form(cfg, form, model, asm, lm, core_for, cache, judge, form_reward, fo
     # ---- write texts: every condition on the same prompts, k per prompt, cached per condition
     def condition(name: str, k: int, make_choose) -> dict:
         path = cache / f"{form}_{name}.json"
-        # start and rule do not depend on the policy: their texts are reused across trainings
-        key = model.rlcreate_source if name == "steered" else json.dumps(settings, sort_keys=True)
+        # start and rule do not depend on the policy: their texts are reused across trainings (the
+        # start not even on the flags' options: it samples the LM's top-k and never reads them)
+        used = {k: v for k, v in settings.items() if k != "form_offers"} if name == "start" else settings
+        key = model.rlcreate_source if name == "steered" else json.dumps(used, sort_keys=True)
         if path.is_file():
             got = json.loads(path.read_text())
             if got["prompts"] == prompts and got["k"] == k and got.get("policy") == key:
