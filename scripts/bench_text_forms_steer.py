@@ -1,4 +1,4 @@
-"""Benchmark: does token-level PPO (TextTokens-v0) write lipograms and acrostics better than its untrained start?
+"""Benchmark: does token-level PPO (TextTokens-v0) write lipograms, acrostics (couplets) better than its untrained start?
 
 Reads top to bottom: config, train ``rlcreate/recipes/text_forms_steer.yaml`` (or reuse a
 finished run), write texts on TEST prompts of each form (letters, words and topics no recipe saw)
@@ -18,8 +18,9 @@ LM forward pass per token, so equal inference cost except best-of-n):
   same flags the policy observes, no learning), ``k_rule`` samples.
 
 Judge (:func:`rlcreate.text.form_judges.judge`; lipogram: the letter nowhere in the text, >= 12
-words; acrostic: exactly one line per letter, initials spelling the word, >= 2 words a line; the
-rewards instead give partial credit). Held quality, none of it used by the reward:
+words; acrostic: exactly one line per letter, initials spelling the word, >= 2 words a line;
+couplet: an even number of lines of >= 3 words, pairs ending on the same spelling rime; the
+rewards instead give partial credit, and the couplet's reward and flags use CMU rhymes). Held quality, none of it used by the reward:
 perplexity of the texts under the base LM given the prompt (pooled, ratio to the start with a
 bootstrap CI over prompts), distinct_k over the first k texts of a prompt (NoveltyBench's lexical
 partition), the share of words the CMU dictionary does not know (broken words are how a lipogram
@@ -29,6 +30,9 @@ topic adherence (a content word of the topic used) and the truncation rate.
 
     OMP_NUM_THREADS=1 python scripts/bench_text_forms_steer.py                 # ~15 min + training
     OMP_NUM_THREADS=1 python scripts/bench_text_forms_steer.py --smoke         # seconds: tiny run
+    OMP_NUM_THREADS=1 python scripts/bench_text_forms_steer.py --recipe rlcreate/recipes/text_couplet_steer.yaml \
+        --run runs/text_couplet_steer --forms couplet --cache runs/bench_text_couplet_steer \
+        --out benchmarks/text_couplet_steer.json                                  # rhyme at line ends
 """
 
 from __future__ import annotations
@@ -53,6 +57,8 @@ class Config:
     """run folder (trained here unless it already holds a policy)"""
     timesteps: int = 0
     """override trainer.total_timesteps when training here (0 = the recipe's)"""
+    train_seed: int = -1
+    """override the recipe's seed when training here (-1 = the recipe's)"""
     forms: tuple[str, ...] = ("lipogram", "acrostic")
     """forms to judge (each: its TEST prompts)"""
     n_prompts: int = 100
@@ -96,6 +102,8 @@ def main(cfg: Config) -> dict:
         recipe = load_recipe(cfg.recipe)
         if cfg.timesteps:
             recipe.trainer["total_timesteps"] = cfg.timesteps
+        if cfg.train_seed >= 0:
+            recipe.seed = cfg.train_seed
         if cfg.smoke:  # one tiny rollout: 2 rows x 8 tokens
             recipe.trainer["n_envs"], recipe.trainer["checkpoints"], recipe.trainer["samples"] = 2, 1, 2
             recipe.trainer.hyper.update(n_steps=8, batch_size=16, n_epochs=1)
@@ -153,8 +161,10 @@ def _one_form(cfg, form, model, asm, lm, core_for, cache, judge, form_reward, fo
     # ---- write texts: every condition on the same prompts, k per prompt, cached per condition
     def condition(name: str, k: int, make_choose) -> dict:
         path = cache / f"{form}_{name}.json"
-        # start and rule do not depend on the policy: their texts are reused across trainings
-        key = model.rlcreate_source if name == "steered" else json.dumps(settings, sort_keys=True)
+        # start and rule do not depend on the policy: their texts are reused across trainings (the
+        # start not even on the flags' options: it samples the LM's top-k and never reads them)
+        used = {k: v for k, v in settings.items() if k != "form_offers"} if name == "start" else settings
+        key = model.rlcreate_source if name == "steered" else json.dumps(used, sort_keys=True)
         if path.is_file():
             got = json.loads(path.read_text())
             if got["prompts"] == prompts and got["k"] == k and got.get("policy") == key:
@@ -212,12 +222,19 @@ def _one_form(cfg, form, model, asm, lm, core_for, cache, judge, form_reward, fo
     passes = {c: per_prompt(v, lambda t, i: judge(form, t, targets[i])) for c, v in cond.items()}
     if form == "lipogram":  # the judge's two parts
         parts = {"letter_free": lambda t, i: targets[i] not in t.lower(), "twelve_words": lambda t, i: len(words(t)) >= 12}
-    else:
+    elif form == "acrostic":
         from rlcreate.text.form_offers import acrostic_prefix_ok
         from rlcreate.text.forms import verse_lines
 
         parts = {"initials_right": lambda t, i: acrostic_prefix_ok(t, targets[i]),
                  "line_count_right": lambda t, i: len(verse_lines(t)) == len(targets[i])}
+    else:  # couplet: the line shape, and the rhyme as the flags and the reward read it (CMU, not the judge's)
+        from rlcreate.text.form_offers import couplet_prefix_ok
+        from rlcreate.text.forms import verse_lines
+
+        parts = {"two_lines_of_3_words": lambda t, i: len(verse_lines(t)) == 2
+                 and all(len(words(ln)) >= 3 for ln in verse_lines(t)),
+                 "cmu_couplet": lambda t, i: couplet_prefix_ok(t, ended=True)}
     part_rates = {name: {c: per_prompt(v, fn) for c, v in cond.items()} for name, fn in parts.items()}
     reward = {c: np.array(form_reward([t for ts in v["texts"] for t in ts],
                                       prompts=[p for p, ts in zip(prompts, v["texts"]) for _ in ts]),
@@ -395,7 +412,7 @@ def _training(run: Path) -> dict:
     for f in sorted(run.glob("tb/**/events.out.tfevents.*")):
         ea = EventAccumulator(str(f))
         ea.Reload()
-        for tag in ("rewards/lipogram", "rewards/acrostic", "rewards/form_steps", "rewards/fluency",
+        for tag in ("rewards/lipogram", "rewards/acrostic", "rewards/couplet", "rewards/form_steps", "rewards/fluency",
                     "rollout/ep_rew_mean", "train/kl", "time/fps"):
             if tag in ea.Tags()["scalars"]:
                 curves.setdefault(tag, []).extend((e.step, round(e.value, 4)) for e in ea.Scalars(tag))
@@ -404,7 +421,7 @@ def _training(run: Path) -> dict:
         steps = curves["time/fps"][-1][0]
         out["timesteps"] = steps
         out["env_steps_per_second"] = curves["time/fps"][-1][1]
-    for term in ("lipogram", "acrostic", "form_steps"):
+    for term in ("lipogram", "acrostic", "couplet", "form_steps"):
         got = [v for _, v in curves.get(f"rewards/{term}", [])]
         if got:
             h = max(1, len(got) // 3)

@@ -10,6 +10,8 @@ from rlcreate.text.form_offers import (
     acrostic_offer_flags,
     acrostic_prefix_ok,
     avoid_flagged,
+    couplet_offer_flags,
+    couplet_prefix_ok,
     follow_lm,
     letter_table,
     write_texts,
@@ -84,8 +86,15 @@ def test_lm_prior_policy_starts_at_the_lm_with_offer_flags():
     core = _core([LIPO_W])
     obs = core.reset_with([LIPO_W])
     d = core.stepper.hidden_size
-    policy = LMPriorPolicy(core.observation_space, core.action_space, lambda _: 1e-3, prior_start=d,
-                           offer_features=2, kl_to_prior=True, net_arch=[16])
+    policy = LMPriorPolicy(
+        core.observation_space,
+        core.action_space,
+        lambda _: 1e-3,
+        prior_start=d,
+        offer_features=2,
+        kl_to_prior=True,
+        net_arch=[16],
+    )
     dist = policy.get_distribution(th.as_tensor(obs), action_masks=core.action_masks())
     lp = core.topk_logprobs[0].astype(np.float64)
     want = np.where(core.action_masks()[0], np.exp(lp - lp.max()), 0.0)
@@ -174,3 +183,105 @@ def test_dense_penalty_charges_the_token_that_breaks_the_form():
     np.testing.assert_allclose(rewards, [-0.5, 0.0, 0.25])
     with pytest.raises(Exception, match="form_penalty = -1"):
         _core([LIPO_W], form_penalty=-1)
+
+
+COUPLET = "Write a rhyming couplet about a pond: two lines whose last words rhyme."
+
+
+def test_couplet_prefix_check_on_hand_labelled_texts():
+    assert couplet_prefix_ok("")
+    assert couplet_prefix_ok("The moon is bright tonight\nThe stars")
+    assert couplet_prefix_ok("The moon is bright tonight\n\n1. The stars all shine with light")  # blank/marker
+    assert couplet_prefix_ok("The moon is bright tonight\nThe stars all shine with light", ended=True)
+    assert couplet_prefix_ok("The moon is bright tonight\nThe stars all shine with light\n")  # no 3rd line yet
+    assert not couplet_prefix_ok("The moon\nThe stars")  # line 1 ended with 2 words
+    assert not couplet_prefix_ok("The moon is bright tonight\nThe stars are out\n")  # out / tonight: no rhyme
+    assert not couplet_prefix_ok("The moon is bright tonight\nThe stars all shine so bright\nAnd")  # a 3rd line
+    assert not couplet_prefix_ok("The moon is bright tonight", ended=True)  # one line only
+    assert not couplet_prefix_ok("The moon is bright tonight\nThe stars all shine tonight\n")  # the same word
+    # pronunciation, not spelling: sea / free rhyme (different rimes), and a word piece does not
+    assert couplet_prefix_ok("We sail upon the sea\nThe wind is wild and free\n")
+    assert not couplet_prefix_ok("The moon is bright tonight\nThe stars all shine so brigh\n")
+
+
+def test_couplet_offer_flags_on_hand_labelled_states():
+    offers = ["\n", " light", " lamp", "ness", " n", "ight", ".\n", ""]
+    eos = [False] * 7 + [True]
+
+    def flags(text):
+        return [tuple(int(x) for x in row) for row in couplet_offer_flags(text, offers, eos)]
+
+    line1 = "The moon is bright tonight"
+    # line 1 has 5 words: a newline ends it (moves on); EOS after one line breaks the couplet
+    got = flags(line1)
+    assert got[0] == (0, 1) and got[6] == (0, 1) and got[7] == (1, 0) and got[1] == (0, 0)
+    # line 1 with two words: ending it breaks the form
+    assert flags("The moon")[0] == (1, 0) and flags("The moon")[6] == (1, 0)
+    # " light" as line 2's second word: a rhyme, but the line is too short to count
+    assert flags(line1 + "\nThe")[1] == (0, 0) and flags(line1 + "\nThe stars")[1] == (0, 1)
+    # line 2 with three words: " light" brings the rhyme, " lamp" does not (no break: the line goes on)
+    got = flags(line1 + "\nThe stars all")
+    assert got[1] == (0, 1) and got[2] == (0, 0)
+    assert got[0] == (1, 0) and got[7] == (1, 0)  # ending line 2 on "all" breaks it
+    # word pieces: " n" is no rhyme yet; "ight" completes "night" (moves on); "ness" would spoil "light"
+    assert flags(line1 + "\nThe stars all")[4] == (0, 0)
+    assert flags(line1 + "\nThe stars all n")[5] == (0, 1)
+    on_light = flags(line1 + "\nThe stars all shine with light")
+    assert on_light[3] == (0, 0)  # "lightness" is not flagged: the line has not ended
+    assert on_light[0] == (0, 1) and on_light[6] == (0, 1) and on_light[7] == (0, 1)  # newline or EOS ends it right
+    assert on_light[1] == (0, 0)  # a second rhyme word earns nothing more
+    assert flags(line1 + "\nThe stars all shine with lightness")[0] == (1, 0)  # ends on no rhyme: breaks
+    # after the couplet: EOS completes it, a new line breaks it
+    got = flags(line1 + "\nThe stars all shine with light\n")
+    assert got[7] == (0, 1) and got[1] == (1, 0) and got[0] == (0, 0)
+    assert flags(line1 + "\nThe stars are out\n") == [(0, 0)] * 8  # broken: nothing left to save
+
+
+def test_couplet_flags_are_opt_in_and_charge_the_breaking_token():
+    default = _core([COUPLET, LIPO_W])
+    default.reset_with([COUPLET, LIPO_W])
+    assert default.active().tolist() == [False, True]  # couplet rows get no flags unless asked
+    np.testing.assert_array_equal(default.offer_flags()[0], np.zeros((default.k, 2)))
+    core = _core([COUPLET], forms=["couplet"], form_penalty=1.0, form_bonus=0.25)
+    core.reset_with([COUPLET])
+    assert core.active().tolist() == [True]
+    texts = [core._texts[t] for t in core.topk_ids[0]]
+    eos = np.isin(core.topk_ids[0], core._eos).tolist()
+    np.testing.assert_array_equal(core.offer_flags()[0], couplet_offer_flags("", texts, eos))
+    with pytest.raises(Exception, match="forms = \\['sonnet'\\]"):
+        _core([COUPLET], forms=["sonnet"])
+
+
+def test_strict_acrostic_breaks_lone_letter_and_all_capital_line_starts():
+    # hand-labelled: the letter lists and capitals the plain acrostic flags let through
+    assert acrostic_prefix_ok("C, A, T\nA, B\nT", "CAT") and not acrostic_prefix_ok("C, A, T", "CAT", strict=True)
+    assert not acrostic_prefix_ok("S.A.T.A.M.E.", "SUN", strict=True)
+    assert not acrostic_prefix_ok("HAPPY ALLAHABAD\n", "HOPE", strict=True)
+    assert not acrostic_prefix_ok("NEST, one line per letter", "NEST", strict=True)
+    assert acrostic_prefix_ok("Nested within our love\nEscape our own path", "NEST", strict=True)
+    assert acrostic_prefix_ok("Cats sleep\nA bird sings\nI", "CAI", strict=True)  # A and I are words
+    assert acrostic_prefix_ok("Cats sleep\nE", "CE", strict=True)  # "E" may still become "Every"
+    assert not acrostic_prefix_ok("Cats sleep\nE", "CE", strict=True, ended=True)  # ... not if the text stops
+    offers = [",", "very", " day", "VERY", ""]
+    eos = [False] * 4 + [True]
+    got = [tuple(int(x) for x in r) for r in acrostic_offer_flags("Sun rises\nE", offers, eos, "SEA", strict=True)]
+    assert got == [(1, 0), (0, 0), (1, 0), (1, 0), (1, 0)]  # "E," "E day" "EVERY" break; "Every" goes on
+    plain = [tuple(int(x) for x in r) for r in acrostic_offer_flags("Sun rises\nE", offers, eos, "SEA")]
+    assert plain == [(0, 0)] * 5
+
+
+def test_recipe_settings_for_couplet_and_strict_acrostic_options():
+    from rlcreate.recipe import load_recipe
+    from rlcreate.text.runs import text_settings
+
+    recipe = load_recipe("rlcreate/recipes/text_couplet_steer.yaml")
+    assert text_settings(recipe)["form_offers"]["forms"] == ["couplet"]
+    recipe.env.kwargs["form_offers"] = {"forms": ["sonnet"]}
+    with pytest.raises(RecipeError, match="form_offers.forms = \\['sonnet'\\].*couplet"):
+        text_settings(recipe)
+    recipe.env.kwargs["form_offers"] = {"strict_acrostic": True, "forms": ["acrostic"]}
+    assert text_settings(recipe)["form_offers"]["strict_acrostic"] is True
+    core = _core([ACRO_SOCK], strict_acrostic=True)
+    assert core.strict_acrostic
+    with pytest.raises(Exception, match="strict_acrostic = 'yes'"):
+        _core([ACRO_SOCK], strict_acrostic="yes")

@@ -15,10 +15,29 @@ acrostic    breaks: the text so far keeps the acrostic and the text with this to
             length starts); moves on: the token starts a line with the right letter, ends a
             line of >= 2 words while letters remain, or is EOS after the last full line (lines,
             words and initials as the judge reads them: :func:`~rlcreate.text.forms.verse_lines`,
-            :func:`~rlcreate.text.forms.words`, :func:`~rlcreate.text.forms.line_initial`)
+            :func:`~rlcreate.text.forms.words`, :func:`~rlcreate.text.forms.line_initial`);
+            ``strict_acrostic`` (opt-in) also breaks it at the token that completes a line's first
+            word as a lone letter other than A / I ("C," / "S.A.T") or as all capitals ("HAPPY"):
+            the letter lists and capitals with which the acrostic flags alone were gamed
+couplet     (opt-in: ``forms`` lists it) breaks: the text so far can still be a two-line couplet
+            and the text with this token cannot: a line ends with < 3 words, a third line starts,
+            line 2 ends (newline or EOS) on a word that does not rhyme with line 1's end word, or
+            EOS before two lines; moves on: the token ends a line of >= 3 words (line 2: on a
+            rhyme), completes on line 2 (>= 3 words) a word rhyming with line 1's end word when no
+            earlier word of line 2 rhymes, or is EOS after the full couplet. Rhyme: the reward's
+            :func:`~rlcreate.text.forms.cmu_rhyme` (CMU pronunciations, spelling fallback);
+            the judge checks spelling rimes instead
 ==========  ===========================================================================
 
-(rows of other forms get 0 everywhere). The layout is the one :class:`rlcreate.sb3.policies.LMPriorPolicy`
+(rows of other forms, or of forms left out of ``forms``, get 0 everywhere).
+
+Word pieces (couplet): a token may be part of a word (" n" + "ight"). The flags read the text as it
+stands after the offer, so a word is only *final* when its line ends: a rhyme failure is charged at
+the token that ends line 2 (the newline or EOS), never at the word's first piece, and the "rhyme
+arrives" flag on the piece that completes a rhyming word is provisional -- a further piece that
+extends the word (" bright" + "ness") is not flagged, and ending the line on it then breaks the
+form. Only the first rhyming word of line 2 is flagged, so stringing rhymes ("light night bright")
+earns the bonus once. The layout is the one :class:`rlcreate.sb3.policies.LMPriorPolicy`
 reads with ``offer_features: 2`` and ``prior_start: hidden_size``: ``[hidden (d), top-k log-probs
 (k), progress (1), form active (2), flags (k x 2, slot-major)]``: its offer head scores each offer
 from its own two flags (pointer-style, so "avoid what breaks the form" is one weight to learn,
@@ -47,6 +66,7 @@ maps a tokenizer's vocabulary to letter or line flags.
 from __future__ import annotations
 
 import functools
+import re
 import string
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -55,7 +75,7 @@ import numpy as np
 from gymnasium import spaces
 
 from rlcreate.envs.text_tokens import TextTokensCore
-from rlcreate.text.forms import line_initial, parse_form_prompt, verse_lines, words
+from rlcreate.text.forms import cmu_rhyme, line_initial, parse_form_prompt, verse_lines, words
 
 __all__ = [
     "FORM_OFFER_FORMS",
@@ -63,13 +83,17 @@ __all__ = [
     "letter_table",
     "acrostic_prefix_ok",
     "acrostic_offer_flags",
+    "couplet_prefix_ok",
+    "couplet_offer_flags",
     "avoid_flagged",
     "follow_lm",
     "write_texts",
 ]
 
-#: forms whose offers get a flag (others observe zeros)
-FORM_OFFER_FORMS = ("lipogram", "acrostic")
+#: forms whose offers can get flags (others observe zeros)
+FORM_OFFER_FORMS = ("lipogram", "acrostic", "couplet")
+#: the forms flagged unless ``forms`` says otherwise (couplet is opt-in)
+DEFAULT_FORMS = ("lipogram", "acrostic")
 
 
 @functools.lru_cache(maxsize=4)
@@ -96,25 +120,61 @@ def letter_table(tokenizer: Any, vocab: int) -> np.ndarray:
     return _letter_table(tokenizer, int(vocab))
 
 
-def acrostic_prefix_ok(text: str, word: str) -> bool:
+def _split_lines(text: str, ended: bool) -> tuple[list[str], str]:
+    """(the finished verse lines, the open one or ""); ``ended``: the text stops here (EOS), so
+    its open line is finished too. A line is finished by the newline after it."""
+    raw = text.replace("\r", "").split("\n")
+    done, last = verse_lines("\n".join(raw[:-1])), verse_lines(raw[-1])
+    if ended:
+        return done + last, ""
+    return done, last[0] if last else ""
+
+
+_FIRST_WORD = re.compile(r"[A-Za-z]+")
+
+
+def _letter_or_caps_start(line: str, finished: bool) -> bool:
+    """The line's first word, once complete, is a lone letter other than A / I ("C, A, H") or all
+    capitals ("HAPPY ALLAHABAD"): how acrostics were gamed. A lone letter at the open end of an
+    unfinished line may go on with the next token ("E" + "very"), so it is not judged yet; two
+    capitals are (no ordinary word starts with them)."""
+    m = _FIRST_WORD.search(line)
+    if m is None:
+        return False
+    w = m.group(0)
+    if len(w) >= 2:
+        return w.isupper()
+    return (m.end() < len(line) or finished) and w.upper() not in "AI"
+
+
+def acrostic_prefix_ok(text: str, word: str, strict: bool = False, ended: bool = False) -> bool:
     """Can ``text`` still become an acrostic of ``word``? At most one line per letter and every
-    line's initial so far the word's letter at its position (lines as the judge reads them)."""
+    line's initial so far the word's letter at its position (lines as the judge reads them).
+    ``strict``: also no line whose first word is a lone letter (other than A / I) or all capitals
+    (``ended``: the text stops here, so its last line's first word is complete)."""
     lines = verse_lines(text)
-    return len(lines) <= len(word) and all(line_initial(ln) == ch for ln, ch in zip(lines, word))
+    if len(lines) > len(word) or not all(line_initial(ln) == ch for ln, ch in zip(lines, word)):
+        return False
+    if strict:
+        done, open_line = _split_lines(text, ended)
+        return not any(_letter_or_caps_start(ln, True) for ln in done) and not _letter_or_caps_start(open_line, False)
+    return True
 
 
-def acrostic_offer_flags(text: str, offers: Sequence[str], is_eos: Sequence[bool], word: str) -> np.ndarray:
+def acrostic_offer_flags(
+    text: str, offers: Sequence[str], is_eos: Sequence[bool], word: str, strict: bool = False
+) -> np.ndarray:
     """``(len(offers), 2)`` float32 for an acrostic of ``word`` written so far as ``text``: per offered
-    token text, [breaks the acrostic, moves it on] (see the module table). All 0 once ``text`` has
-    broken it: no offer can save it then."""
+    token text, [breaks the acrostic, moves it on] (see the module table; ``strict``: see
+    :func:`acrostic_prefix_ok`). All 0 once ``text`` has broken it: no offer can save it then."""
     out = np.zeros((len(offers), 2), np.float32)
-    if not acrostic_prefix_ok(text, word):
+    if not acrostic_prefix_ok(text, word, strict):
         return out
     lines = verse_lines(text)
     line_done = len(words(text.split("\n")[-1])) >= 2  # the line being written holds two words already
     for j, (offer, eos) in enumerate(zip(offers, is_eos)):
         after = text + offer
-        if not acrostic_prefix_ok(after, word):
+        if not acrostic_prefix_ok(after, word, strict, ended=bool(eos)):
             out[j, 0] = 1.0
         elif len(verse_lines(after)) > len(lines):  # starts a line with the right letter
             out[j, 1] = 1.0
@@ -122,6 +182,51 @@ def acrostic_offer_flags(text: str, offers: Sequence[str], is_eos: Sequence[bool
             out[j, 1] = 1.0
         elif line_done and len(lines) == len(word) and eos:  # the poem is complete
             out[j, 1] = 1.0
+    return out
+
+
+@functools.lru_cache(maxsize=65536)
+def _rhymes(a: str, b: str) -> bool:
+    return cmu_rhyme(a, b)
+
+
+def couplet_prefix_ok(text: str, ended: bool = False) -> bool:
+    """Can ``text`` still become a two-line couplet (``ended``: is it one, the text stopping here)?
+    At most two lines, every finished line >= 3 words, line 2 (once finished) ending on a word that
+    rhymes with line 1's end word, and two lines by the end (lines as the judge reads them)."""
+    done, open_line = _split_lines(text, ended)
+    if len(done) + bool(open_line) > 2 or any(len(words(ln)) < 3 for ln in done):
+        return False
+    if len(done) == 2 and not _rhymes(words(done[0])[-1], words(done[1])[-1]):
+        return False
+    return not (ended and len(done) < 2)
+
+
+def couplet_offer_flags(text: str, offers: Sequence[str], is_eos: Sequence[bool]) -> np.ndarray:
+    """``(len(offers), 2)`` float32 for a couplet written so far as ``text``: per offered token text,
+    [breaks the couplet, moves it on] (see the module table). All 0 once ``text`` has broken it."""
+    out = np.zeros((len(offers), 2), np.float32)
+    if not couplet_prefix_ok(text):
+        return out
+    done, open_line = _split_lines(text, False)
+    before = words(open_line)
+    for j, (offer, eos) in enumerate(zip(offers, is_eos)):
+        after = text + offer
+        if not couplet_prefix_ok(after, ended=bool(eos)):
+            out[j, 0] = 1.0
+            continue
+        done_after, open_after = _split_lines(after, bool(eos))
+        if eos or len(done_after) > len(done):  # the couplet complete, or a full line ended
+            out[j, 1] = 1.0
+        elif len(done_after) == 1:  # on line 2: does a rhyme arrive with this token?
+            end1, now = words(done_after[0])[-1], words(open_after)
+            if (
+                len(now) >= 3
+                and now != before
+                and _rhymes(end1, now[-1])
+                and not any(_rhymes(end1, w) for w in now[:-1])
+            ):
+                out[j, 1] = 1.0
     return out
 
 
@@ -138,9 +243,21 @@ class FormOffersCore(TextTokensCore):
         form_penalty: float = 0.0,
         form_bonus: float = 0.0,
         flag_scale: float = 1.0,
+        forms: Sequence[str] = DEFAULT_FORMS,
+        strict_acrostic: bool = False,
         **kwargs: Any,
     ):
         super().__init__(stepper, reward, prompts, **kwargs)
+        if isinstance(forms, str) or not all(f in FORM_OFFER_FORMS for f in forms):
+            raise self._config_error(
+                f"forms = {forms!r} (env.kwargs.form_offers): list some of {list(FORM_OFFER_FORMS)}, e.g. [couplet]"
+            )
+        self.forms = tuple(forms)
+        if not isinstance(strict_acrostic, bool):
+            raise self._config_error(
+                f"strict_acrostic = {strict_acrostic!r} (env.kwargs.form_offers): write true or false"
+            )
+        self.strict_acrostic = strict_acrostic
         for name, v in (("form_penalty", form_penalty), ("form_bonus", form_bonus), ("flag_scale", flag_scale)):
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v < 0:
                 raise self._config_error(f"{name} = {v!r} (env.kwargs.form_offers): must be a finite number >= 0")
@@ -152,6 +269,7 @@ class FormOffersCore(TextTokensCore):
         self._texts = _token_texts(stepper.tokenizer, vocab)
         self._banned = np.full(self.n, -1, np.int64)  # per row: banned letter index, -1 = no lipogram
         self._word: list[str] = [""] * self.n  # per row: acrostic word, "" = no acrostic
+        self._couplet = np.zeros(self.n, bool)  # per row: a couplet
         self.violations = np.zeros(self.n, np.int64)  # flagged offers taken in the current text
         self.advances = np.zeros(self.n, np.int64)  # acrostic lines started with the right letter
         low, high = self.observation_space.low, self.observation_space.high
@@ -163,18 +281,20 @@ class FormOffersCore(TextTokensCore):
 
     @staticmethod
     @functools.lru_cache(maxsize=4096)
-    def _target(prompt: str) -> tuple[int, str]:
-        """(banned letter index or -1, acrostic word or "")."""
+    def _target(prompt: str, forms: tuple[str, ...]) -> tuple[int, str, bool]:
+        """(banned letter index or -1, acrostic word or "", a couplet) for a form in ``forms``."""
         parsed = parse_form_prompt(prompt)
-        if parsed is None or parsed[0] not in FORM_OFFER_FORMS:
-            return -1, ""
+        if parsed is None or parsed[0] not in forms:
+            return -1, "", False
         if parsed[0] == "acrostic":
-            return -1, "".join(ch for ch in parsed[2].upper() if ch.isalpha())
-        return string.ascii_lowercase.index(parsed[2]), ""
+            return -1, "".join(ch for ch in parsed[2].upper() if ch.isalpha()), False
+        if parsed[0] == "couplet":
+            return -1, "", True
+        return string.ascii_lowercase.index(parsed[2]), "", False
 
     def _set_targets(self, rows: Sequence[int] | None = None) -> None:
         for i in range(self.n) if rows is None else rows:
-            self._banned[i], self._word[i] = self._target(self.row_prompts[i])
+            self._banned[i], self._word[i], self._couplet[i] = self._target(self.row_prompts[i], self.forms)
             self.violations[i] = self.advances[i] = 0
 
     def reset(self, rng: np.random.Generator, rows: Sequence[int] | None = None) -> np.ndarray:
@@ -203,12 +323,16 @@ class FormOffersCore(TextTokensCore):
         lipo = np.flatnonzero(self._banned >= 0)
         if len(lipo):
             out[lipo, :, 0] = self._letters[self.topk_ids[lipo], self._banned[lipo, None]]
-        for i, word in enumerate(self._word):
-            if word:
+        for i, (word, couplet) in enumerate(zip(self._word, self._couplet)):
+            if word or couplet:
                 text = "".join(self._texts[t] for t in self.emitted[i])
                 offers = [self._texts[t] for t in self.topk_ids[i]]
                 is_eos = np.isin(self.topk_ids[i], self._eos).tolist()
-                out[i] = acrostic_offer_flags(text, offers, is_eos, word)
+                out[i] = (
+                    acrostic_offer_flags(text, offers, is_eos, word, self.strict_acrostic)
+                    if word
+                    else couplet_offer_flags(text, offers, is_eos)
+                )
         return out
 
     def flags(self) -> np.ndarray:
@@ -217,7 +341,7 @@ class FormOffersCore(TextTokensCore):
 
     def active(self) -> np.ndarray:
         """``(n,)`` bool: the row's form has flags."""
-        return (self._banned >= 0) | np.array([bool(w) for w in self._word])
+        return (self._banned >= 0) | np.array([bool(w) for w in self._word]) | self._couplet
 
     def observe(self) -> np.ndarray:
         base = super().observe()

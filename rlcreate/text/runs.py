@@ -31,7 +31,9 @@ A text recipe's ``env.kwargs`` (validated here, errors name field, value and fix
 ``hidden_clip``, ``max_prompt_tokens``   as for :func:`rlcreate.text.envs.make_text_tokens_env`
 ``form_offers``      true: the observation ends with per-offer form flags (a lipogram's banned
                      letter in the token), :mod:`rlcreate.text.form_offers`; default false; or
-                     a mapping of its options (``form_penalty``, ``form_bonus``, ``flag_scale``)
+                     a mapping of its options (``form_penalty``, ``form_bonus``, ``flag_scale``,
+                     ``forms``: the forms flagged, default lipogram and acrostic; couplet is opt-in;
+                     ``strict_acrostic``: lone-letter / all-capital line starts break an acrostic)
 
 On a CPU shared with other jobs, run with ``OMP_NUM_THREADS=1``: torch's spinning worker threads
 otherwise slow every LM forward pass many times over (measured here: 1-2 env steps/s with default
@@ -112,11 +114,21 @@ def text_settings(recipe: Recipe) -> TextSettings:
         )
     fo = s["form_offers"]
     if not isinstance(fo, (bool, dict)) or (
-        isinstance(fo, dict) and not set(fo) <= {"form_penalty", "form_bonus", "flag_scale"}
+        isinstance(fo, dict) and not set(fo) <= {"form_penalty", "form_bonus", "flag_scale", "forms", "strict_acrostic"}
     ):
         raise RecipeError(
-            f"env.kwargs.form_offers = {fo!r}: write true or false, or a mapping of form_penalty, form_bonus, flag_scale"
+            f"env.kwargs.form_offers = {fo!r}: write true or false, or a mapping of form_penalty, form_bonus, "
+            "flag_scale, forms, strict_acrostic"
         )
+    if isinstance(fo, dict) and "forms" in fo:
+        from rlcreate.text.form_offers import FORM_OFFER_FORMS
+
+        got = fo["forms"]
+        if not isinstance(got, list) or not got or not all(f in FORM_OFFER_FORMS for f in got):
+            raise RecipeError(
+                f"env.kwargs.form_offers.forms = {got!r}: write a list of some of {list(FORM_OFFER_FORMS)}, "
+                "e.g. [lipogram, acrostic, couplet]"
+            )
     if s["system"] is not None and not isinstance(s["system"], str):
         raise RecipeError(f"env.kwargs.system = {s['system']!r}: must be a string or left out")
     return s
