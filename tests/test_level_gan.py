@@ -429,6 +429,50 @@ def test_v1_control_guidance_follows_targets_without_a_policy(tiny_lm):
         make_mario_latent_v1(generator=gen, reward=CHEAP, control_guidance=True)
 
 
+def test_v1_preview_shows_what_a_zero_action_writes_and_the_gate_keeps_or_redraws(tiny_lm):
+    """preview adds the a = 0 segment's features to the observation and a gate entry to the action:
+    a kept preview is exactly the segment written (and the first segment equals a preview-less env's
+    a = 0 segment for the same seed); a redraw writes another segment and is counted in
+    info["latent"]["redraw"]; outside residual mode it is refused."""
+    from gymnasium.utils.env_checker import check_env as gym_check
+
+    from rlcreate.envs.core_vec_env import EnvConfigError
+    from rlcreate.levels.envs import make_mario_latent_v1, make_mario_latent_v1_vec
+    from rlcreate.levels.features import FEATURE_NAMES, segment_features
+    from rlcreate.levels.gan import ColumnLMLatent
+
+    gen = ColumnLMLatent(tiny_lm, 8, 16)
+    kw = dict(generator=gen, reward=CHEAP, control_channel=True, observe_deficits=True, control_guidance=True)
+    plain, env = make_mario_latent_v1(n_segments=3, **kw), make_mario_latent_v1(n_segments=3, preview=True, **kw)
+    assert env.action_space.shape == (plain.action_space.shape[0] + 1,)
+    # 9 segment features, crossable after the preview, 2 deficits after it
+    assert env.observation_space.shape == (plain.observation_space.shape[0] + len(FEATURE_NAMES) + 1 + 2,)
+    gym_check(env, skip_render_check=True)
+    n, a_dim = 16, env.action_space.shape[0]
+    base = make_mario_latent_v1_vec(n, n_segments=3, seed=3, **kw)
+    first = base.step(np.zeros((n, a_dim - 1), np.float32)) if base.reset() is not None else None
+    venv = make_mario_latent_v1_vec(n, n_segments=3, seed=3, preview=True, **kw)
+    obs = venv.reset()
+    core = venv.core
+    shown = core.preview_seg.copy()
+    assert np.allclose(obs[:, -(len(FEATURE_NAMES) + 3) : -3], np.clip(segment_features(shown), 0, 1), atol=1e-6)
+    keep = np.zeros((n, a_dim), np.float32)
+    _, _, _, infos = venv.step(keep)
+    assert all((i["segment"] == s).all() for i, s in zip(infos, shown, strict=True))
+    assert all((i["segment"] == f["segment"]).all() for i, f in zip(infos, first[3], strict=True))
+    assert all(i["latent"]["redraw"] == 0.0 for i in infos)
+    shown = core.preview_seg.copy()
+    redraw = keep.copy()
+    redraw[:, -1] = -1.0
+    _, _, _, infos = venv.step(redraw)
+    assert all(i["latent"]["redraw"] == 1.0 for i in infos)
+    assert sum((i["segment"] != s).any() for i, s in zip(infos, shown, strict=True)) >= n // 2
+    with pytest.raises(EnvConfigError, match="preview = True needs latent_mode: residual"):
+        make_mario_latent_v1(generator=gen, reward=CHEAP, latent_mode="direct", preview=True)
+    with pytest.raises(EnvConfigError, match="preview = 1: use true or false"):
+        make_mario_latent_v1(generator=gen, reward=CHEAP, preview=1)
+
+
 def test_demo_refuses_an_unknown_generator():
     proc = subprocess.run([sys.executable, "-m", "rlcreate.cli", "demo", "--generator", "vae", "--out", "/nonexistent"],
                           cwd=ROOT, capture_output=True, text=True, timeout=300,
