@@ -19,10 +19,15 @@ Rows:
   generator with random latents and no control channel), with bootstrap CIs on the objective, the
   profile and diversity, and control error per target; ``objective_differences``: steered minus
   untrained (paired: same targets and prior draws slot by slot), minus best-of-n, and untrained
-  minus own samples (what a recipe's hand-built guide adds), bootstrap 90% CIs; ``actions``: the
-  share of saturated entries of the policy's sampled actions; ``control_calibration``: the rates
-  the generator's control channel writes per control value (the table its guide inverts);
-- speed: MarioLatent-v1 steps/s vs the bare GAN's batched chained sampling, in one run.
+  minus own samples (what a recipe's hand-built guide adds), bootstrap 90% CIs; with ``--sampled``
+  (default) also ``steered_sampled`` / ``untrained_sampled`` (both acting by samples of their
+  Gaussian, not its mean: whether diversity comes from sampling or from PPO) and their paired
+  difference; ``actions``: the share of saturated entries of the policy's sampled actions (and, for
+  a ``preview`` env, of redrawn steps); ``control_calibration``: the rates the generator's control
+  channel writes per control value (the table its guide inverts);
+- speed: MarioLatent-v1 steps/s vs the bare generator's batched chained sampling, in one run: with
+  default kwargs, with the shipped recipe's env kwargs, and with ``preview`` (every preview kept;
+  half the rows redrawing).
 
     OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_latent_generator.py --run runs/latent \\
         --candidates column_lm --out benchmarks/latent_generator.json
@@ -84,7 +89,8 @@ class Config:
     """Levels stepped in lockstep in the speed loops."""
     sampled: bool = True
     """Also judge the trained policy acting by samples of its Gaussian (its std, as in training)
-    instead of its mean: the ``steered_sampled`` row."""
+    instead of its mean: the ``steered_sampled`` row, and its untrained start sampled the same way
+    (``untrained_sampled``: what sampling alone does)."""
     control_calibration_n: int = 48
     """Levels per control value when measuring the control channel's rates (0: skip)."""
     seed: int = 0
@@ -387,6 +393,8 @@ def main(cfg: Config) -> dict:
         if cfg.sampled:  # the same requests and prior draws, actions sampled from the policy's Gaussian
             groups["steered_sampled"] = policy_levels(trained, asm, cfg.n, recipe.seed + 1, deterministic=False)
         groups["untrained"] = policy_levels(untrained, asm, cfg.n, recipe.seed + 1)
+        if cfg.sampled:
+            groups["untrained_sampled"] = policy_levels(untrained, asm, cfg.n, recipe.seed + 1, deterministic=False)
         many, many_t = policy_levels(untrained, asm, cfg.n * cfg.best_of, recipe.seed + 2)
         rs = build_reward_set(recipe)  # the objective of each untrained level, to pick the best of n
         tot = []
@@ -414,6 +422,9 @@ def main(cfg: Config) -> dict:
         if "steered_sampled" in totals:
             ppo_share["steered_sampled_minus_untrained"] = share(totals["steered_sampled"], totals["untrained"],
                                                                  cfg.boot, cfg.seed, True)
+            ppo_share["steered_sampled_minus_untrained_sampled"] = share(
+                totals["steered_sampled"], totals["untrained_sampled"], cfg.boot, cfg.seed, True
+            )
             ppo_share[f"steered_sampled_minus_{best}"] = share(totals["steered_sampled"], totals[best], cfg.boot,
                                                                cfg.seed, False)
         print(run.name, {k: (round(v["mean"], 3), [round(x, 3) for x in v["ci90"]]) for k, v in ppo_share.items()})
@@ -424,7 +435,7 @@ def main(cfg: Config) -> dict:
         result.setdefault("steering", {})[run.name] = {
             "run": str(run), "env_id": recipe.env_id, "seed": recipe.seed, "env_kwargs": dict(recipe.env_kwargs),
             "policy": getattr(trained, "rlcreate_source", "model"), "env_steps": int(trained.num_timesteps),
-            "deterministic_policy": "steered, untrained, best_of: the mean action; steered_sampled: sampled", "objective_note": "recipe reward set on whole levels, no prior term",
+            "deterministic_policy": "steered, untrained, best_of: the mean action; *_sampled: sampled", "objective_note": "recipe reward set on whole levels, no prior term",
             "objective_differences": ppo_share, "groups": steer}
         for name, file in (("steered", "bench_levels.npy"), ("steered_sampled", "bench_levels_sampled.npy")):
             if name in groups:
