@@ -86,6 +86,10 @@ class LatentLevelCore:
     it); one more action entry, a gate: ``>= 0`` keeps that segment, ``< 0`` redraws (a fresh prior
     draw moved by the residual, with the policy's control entries). Why: the map from z0 to a
     segment depends on the context, so without it the policy cannot know which draws to leave.
+    ``playability_shaping`` (needs a seam): potential-based credit for crossability, Phi = weight x
+    the share of segments Mario has crossed from the level's start without a fall, 0 at the level's
+    end, so it sums to 0 over a level (returns unchanged) but tells each step at once when it broke
+    the level (the level-end playability term arrives 8 steps later).
     All off by default (v0 and plain v1 unchanged).
     """
 
@@ -108,6 +112,7 @@ class LatentLevelCore:
         target_shaping: float = 0.0,
         control_guidance: bool = False,
         preview: bool = False,
+        playability_shaping: float = 0.0,
     ):
         if latent_mode not in LATENT_MODES:
             raise EnvConfigError(f"latent_mode = {latent_mode!r}: use one of {', '.join(LATENT_MODES)}")
@@ -157,6 +162,14 @@ class LatentLevelCore:
                 f"residual); got latent_mode = {latent_mode!r}"
             )
         self.preview = bool(preview)
+        ok = isinstance(playability_shaping, (int, float)) and not isinstance(playability_shaping, bool)
+        if not (ok and np.isfinite(playability_shaping) and playability_shaping >= 0):
+            raise EnvConfigError(f"playability_shaping = {playability_shaping!r}: must be a number >= 0 (0 = off)")
+        if playability_shaping and seam is None:
+            raise EnvConfigError("playability_shaping needs a seam (the solver state that says a segment was crossed)")
+        self.play_shaping = float(playability_shaping)
+        self.crossed = np.zeros(n)  # segments crossed from the level's start without a fall
+        self.whole_alive = np.ones(n, bool)
         obs_dim = 2 * self.n_features + (seam.observed_size if seam else 0) + 1 + len(self.targets)
         obs_dim += d if latent_mode == "residual" else 0  # the prior draw the residual moves
         obs_dim += self.control.size(0)  # one schedule deficit per target (0 without measures)
@@ -198,6 +211,7 @@ class LatentLevelCore:
         self.feat_sum[rows] = 0
         self.last_feat[rows] = 0
         self.levels[rows] = 0
+        self.crossed[rows], self.whole_alive[rows] = 0, True
         if self.seam:
             self.seam_state[rows] = self.seam.initial(len(rows))
         for j, spec in enumerate(self.targets):
@@ -301,6 +315,13 @@ class LatentLevelCore:
         self.feat_sum += feats
         if self.seam:
             self.seam_state = self.seam.advance(segments, self.seam_state)
+        play = np.zeros(self.n)
+        if self.play_shaping and self.seam:  # Phi = w * crossed / n_segments, 0 once the level ends
+            before = self.play_shaping * self.crossed / self.n_segments
+            self.whole_alive &= self.seam.alive(self.seam_state)
+            self.crossed += self.whole_alive
+            after = np.where(done, 0.0, self.play_shaping * self.crossed / self.n_segments)
+            play = after - before
         self.t += 1
         self._draw_base(rows)
         if self.preview:
@@ -315,6 +336,10 @@ class LatentLevelCore:
             infos[row]["level"] = self.levels[row].copy()
             infos[row]["targets"] = {s.name: float(self.target_values[row, j]) for j, s in enumerate(self.targets)}
         total = result.total.astype(np.float32) if result is not None else np.zeros(self.n, np.float32)
+        if self.play_shaping:
+            total = total + play.astype(np.float32)
+            for i in range(self.n):
+                infos[i]["playability_shaping"] = float(play[i])
         if self.control.active and self.control.shaping_weight:  # levels advance in lockstep
             end = int(self.t.max()) * self.width
             shaping = self.control.shaping(self.levels[:, :, :end], self.target_values, bool(done.all()))

@@ -475,6 +475,31 @@ def test_v1_preview_shows_what_a_zero_action_writes_and_the_gate_keeps_or_redraw
         make_mario_latent_v1(generator=gen, reward=CHEAP, preview=1)
 
 
+def test_v1_playability_shaping_credits_each_crossed_segment_and_sums_to_zero(tiny_lm):
+    """playability_shaping pays w / n_segments for each segment crossed from the level's start (0
+    after the first fall) and takes it back at the level's end: with no reward terms every level's
+    return is 0, while the first step's credit follows the solver's seam; bad values are refused."""
+    from rlcreate.envs.core_vec_env import EnvConfigError
+    from rlcreate.levels.envs import make_mario_latent_v1, make_mario_latent_v1_vec
+    from rlcreate.levels.gan import ColumnLMLatent
+
+    gen = ColumnLMLatent(tiny_lm, 8, 16)
+    zero = {"z": {"reward": "residual_prior", "weight": 0.0}}
+    venv = make_mario_latent_v1_vec(32, n_segments=3, generator=gen, reward=zero, seed=0, playability_shaping=3.0)
+    venv.reset()
+    rng, total = np.random.default_rng(0), np.zeros(32)
+    _, r, _, infos = venv.step(rng.uniform(-1, 1, (32, 8)).astype(np.float32))
+    crossed = venv.core.seam.alive(venv.core.seam_state)
+    assert np.allclose(r, np.where(crossed, 1.0, 0.0)) and 0 < crossed.sum() and all("playability_shaping" in i for i in infos)
+    total += r
+    for _ in range(2):
+        _, r, done, _ = venv.step(rng.uniform(-1, 1, (32, 8)).astype(np.float32))
+        total += r
+    assert done.all() and np.allclose(total, 0.0, atol=1e-5)
+    with pytest.raises(EnvConfigError, match="playability_shaping = -1: must be a number >= 0"):
+        make_mario_latent_v1(generator=gen, reward=CHEAP, playability_shaping=-1)
+
+
 def test_demo_refuses_an_unknown_generator():
     proc = subprocess.run([sys.executable, "-m", "rlcreate.cli", "demo", "--generator", "vae", "--out", "/nonexistent"],
                           cwd=ROOT, capture_output=True, text=True, timeout=300,

@@ -251,6 +251,7 @@ def _core_v1(
     target_shaping: float = 0.0,
     control_guidance: bool = False,
     preview: bool = False,
+    playability_shaping: float = 0.0,
 ) -> LatentLevelCore:
     from rlcreate.levels.rewards import TARGET_MEASURES
 
@@ -285,6 +286,7 @@ def _core_v1(
         target_shaping=target_shaping,
         control_guidance=control_guidance,
         preview=preview,
+        playability_shaping=playability_shaping,
     )
 
 
@@ -302,6 +304,7 @@ def make_mario_latent_v1(
     target_shaping: float = 0.0,
     control_guidance: bool = False,
     preview: bool = False,
+    playability_shaping: float = 0.0,
 ) -> LatentLevelEnv:
     """Single-env ``rlcreate/MarioLatent-v1`` (see :data:`V1_CARD`)."""
     return LatentLevelEnv(
@@ -319,6 +322,7 @@ def make_mario_latent_v1(
             target_shaping,
             control_guidance,
             preview,
+            playability_shaping,
         ),
         render_mode=render_mode,
     )
@@ -339,6 +343,7 @@ def make_mario_latent_v1_vec(
     target_shaping: float = 0.0,
     control_guidance: bool = False,
     preview: bool = False,
+    playability_shaping: float = 0.0,
 ) -> LatentLevelVecEnv:
     """Batched ``MarioLatent-v1`` as an SB3 VecEnv: ``n_envs`` levels per decoder call."""
     return LatentLevelVecEnv(
@@ -356,6 +361,7 @@ def make_mario_latent_v1_vec(
             target_shaping,
             control_guidance,
             preview,
+            playability_shaping,
         ),
         seed=seed,
     )
@@ -400,11 +406,13 @@ Rewards
     as ``residual_prior``. ``reward_every="segment"``: v0's per-segment scoring.
     ``target_shaping=w`` (needs ``observe_deficits``) adds potential-based shaping toward the
     targets' schedule after every segment (``info["target_shaping"]``); it sums to 0 over each
-    level, so returns are unchanged.
+    level, so returns are unchanged. ``playability_shaping=w`` adds the same kind of shaping for
+    crossability (w x the share of segments crossed from the level's start without a fall,
+    ``info["playability_shaping"]``), also summing to 0 over each level.
 Version History
     v1: bounded-prior generator, context-conditioned segments, residual actions, level-end rewards;
     later, opt-in keyword arguments (defaults keep v1's earlier behaviour): ``control_channel``,
-    ``observe_deficits``, ``control_guidance``, ``target_shaping``, ``preview``.
+    ``observe_deficits``, ``control_guidance``, ``target_shaping``, ``preview``, ``playability_shaping``.
 """
 
 
