@@ -80,6 +80,16 @@ class LatentLevelCore:
     adds one schedule deficit per target to the observation; ``target_shaping`` (needs measures) adds
     the token env's potential-based shaping after every segment; ``control_guidance`` adds the
     generator's ``control_for(rates the schedule still needs)`` to the policy's control entries.
+    ``preview`` (residual mode): before each step the env decodes what ``a = 0`` would write (the
+    prior draw z0 with the guide, in the level's current context) and adds its features to the
+    observation (segment features, whether the level stays crossable, the schedule deficits after
+    it); one more action entry, a gate: ``>= 0`` keeps that segment, ``< 0`` redraws (a fresh prior
+    draw moved by the residual, with the policy's control entries). Why: the map from z0 to a
+    segment depends on the context, so without it the policy cannot know which draws to leave.
+    ``playability_shaping`` (needs a seam): potential-based credit for crossability, Phi = weight x
+    the share of segments Mario has crossed from the level's start without a fall, 0 at the level's
+    end, so it sums to 0 over a level (returns unchanged) but tells each step at once when it broke
+    the level (the level-end playability term arrives 8 steps later).
     All off by default (v0 and plain v1 unchanged).
     """
 
@@ -101,6 +111,8 @@ class LatentLevelCore:
         target_measures: Mapping[str, Any] | None = None,
         target_shaping: float = 0.0,
         control_guidance: bool = False,
+        preview: bool = False,
+        playability_shaping: float = 0.0,
     ):
         if latent_mode not in LATENT_MODES:
             raise EnvConfigError(f"latent_mode = {latent_mode!r}: use one of {', '.join(LATENT_MODES)}")
@@ -144,11 +156,27 @@ class LatentLevelCore:
                 "the guide turns each target's schedule deficit into control values"
             )
         self.control_guidance = bool(control_guidance)
+        if preview and latent_mode != "residual":
+            raise EnvConfigError(
+                f"preview = True needs latent_mode: residual (a redraw is a fresh prior draw moved by the "
+                f"residual); got latent_mode = {latent_mode!r}"
+            )
+        self.preview = bool(preview)
+        ok = isinstance(playability_shaping, (int, float)) and not isinstance(playability_shaping, bool)
+        if not (ok and np.isfinite(playability_shaping) and playability_shaping >= 0):
+            raise EnvConfigError(f"playability_shaping = {playability_shaping!r}: must be a number >= 0 (0 = off)")
+        if playability_shaping and seam is None:
+            raise EnvConfigError("playability_shaping needs a seam (the solver state that says a segment was crossed)")
+        self.play_shaping = float(playability_shaping)
+        self.crossed = np.zeros(n)  # segments crossed from the level's start without a fall
+        self.whole_alive = np.ones(n, bool)
         obs_dim = 2 * self.n_features + (seam.observed_size if seam else 0) + 1 + len(self.targets)
         obs_dim += d if latent_mode == "residual" else 0  # the prior draw the residual moves
         obs_dim += self.control.size(0)  # one schedule deficit per target (0 without measures)
+        if self.preview:  # features of the a = 0 segment, crossable after it, deficits after it
+            obs_dim += self.n_features + (1 if seam else 0) + self.control.size(0)
         self.observation_space = spaces.Box(0.0, 1.0, (obs_dim,), np.float32)
-        self.action_space = spaces.Box(-1.0, 1.0, (d + self.n_controls,), np.float32)
+        self.action_space = spaces.Box(-1.0, 1.0, (d + self.n_controls + int(self.preview),), np.float32)
         self.progress = 0.0  # training progress in [0, 1] for weight schedules (set by the trainer)
         self.render_mode = None
         self.levels = np.zeros((n, self.height, n_segments * self.width), np.int8)
@@ -158,7 +186,8 @@ class LatentLevelCore:
         self.seam_state = seam.initial(n) if seam else np.zeros((n, 0))
         self.target_values = np.zeros((n, len(self.targets)))
         self.base = np.zeros((n, d), np.float32)  # residual mode: this step's prior draw z0
-        self.actions = np.zeros((n, n_segments, d + self.n_controls), np.float32)  # actions of the level so far
+        self.actions = np.zeros((n, n_segments, d + self.n_controls + int(self.preview)), np.float32)  # so far
+        self.preview_seg = np.zeros((n, self.height, self.width), np.int8)  # what a = 0 writes next (preview)
         self.latents = np.zeros((n, n_segments, d), np.float32)  # decoder inputs of the level so far
         self.rng = np.random.default_rng(0)
 
@@ -182,6 +211,7 @@ class LatentLevelCore:
         self.feat_sum[rows] = 0
         self.last_feat[rows] = 0
         self.levels[rows] = 0
+        self.crossed[rows], self.whole_alive[rows] = 0, True
         if self.seam:
             self.seam_state[rows] = self.seam.initial(len(rows))
         for j, spec in enumerate(self.targets):
@@ -190,7 +220,16 @@ class LatentLevelCore:
         self._draw_base(rows)
         if self.control.active and len(rows) == self.n:  # levels run in lockstep: all reset together
             self.control.reset(self.n)
+        if self.preview:
+            self._preview(rows)
         return self.observe()
+
+    def _preview(self, rows: np.ndarray) -> None:
+        """Decode what ``a = 0`` writes next for ``rows`` (z0, the guide's control if any)."""
+        zero = np.zeros((self.n, self.n_controls), np.float32)
+        control = self._controls(zero)[rows] if self.n_controls else None
+        z = self.latent(np.zeros((self.n, self.base.shape[1]), np.float32))[rows]  # exactly a = 0's input
+        self.preview_seg[rows] = self._decode(z, control, rows)
 
     def observe(self) -> np.ndarray:
         mean = self.feat_sum / np.maximum(self.t, 1)[:, None]
@@ -207,6 +246,16 @@ class LatentLevelCore:
             t = int(self.t.max(initial=0)) * self.width
             deficit = self.target_values * t / self.control.per - self.control.counts(self.levels[:, :, :t])
             parts.append(0.5 + 0.5 * np.tanh(deficit / self.control.tols))
+        if self.preview:
+            parts.append(self.featurizer(self.preview_seg))
+            if self.seam:
+                after = self.seam.advance(self.preview_seg, self.seam_state)
+                parts.append(self.seam.alive(after)[:, None].astype(np.float64))
+            if self.control.active:  # the deficits if the preview is kept
+                t = int(self.t.max(initial=0)) * self.width
+                prefix = np.concatenate([self.levels[:, :, :t], self.preview_seg], 2)
+                deficit = self.target_values * prefix.shape[2] / self.control.per - self.control.counts(prefix)
+                parts.append(0.5 + 0.5 * np.tanh(deficit / self.control.tols))
         obs = np.concatenate(parts, 1)
         return np.clip(obs, 0.0, 1.0).astype(np.float32)
 
@@ -214,10 +263,22 @@ class LatentLevelCore:
         """Decode one segment per level, score it, advance. Returns obs, rewards, done, infos."""
         raw = np.asarray(actions, np.float32).reshape(self.n, -1)
         a = np.clip(raw, -1.0, 1.0)
-        d = a.shape[1] - self.n_controls
-        z = self.latent(a[:, :d])
-        segments = self._decode(z, self._controls(a[:, d:]) if self.n_controls else None)
+        d = self.gen.latent_dim
         rows = np.arange(self.n)
+        redraw = np.zeros(self.n, bool)
+        if self.preview:  # keep the previewed a = 0 segment, or redraw
+            redraw = a[:, -1] < 0
+            fresh = self.rng.uniform(-1, 1, self.base.shape)  # drawn for every row: streams stay paired
+            z, segments = self.latent(np.zeros_like(a[:, :d])), self.preview_seg.copy()
+            moved = np.flatnonzero(redraw)
+            if len(moved):
+                u = np.arctanh(np.clip(fresh[moved], -0.999, 0.999)) + self.radius * a[moved, :d]
+                z[moved] = np.tanh(u)
+                ctrl = self._controls(a[:, d : d + self.n_controls])[moved] if self.n_controls else None
+                segments[moved] = self._decode(z[moved], ctrl, moved)
+        else:
+            z = self.latent(a[:, :d])
+            segments = self._decode(z, self._controls(a[:, d : d + self.n_controls]) if self.n_controls else None)
         self.actions[rows, self.t] = a
         self.latents[rows, self.t] = z
         for i, t in enumerate(self.t):
@@ -247,13 +308,26 @@ class LatentLevelCore:
         else:
             result = None
         stats = {"saturated": (np.abs(raw) > 0.99).mean(axis=1), "norm": np.sqrt((z**2).mean(axis=1))}
+        if self.preview:
+            stats["redraw"] = redraw.astype(np.float64)
         feats = self.featurizer(segments)
         self.last_feat = feats
         self.feat_sum += feats
         if self.seam:
             self.seam_state = self.seam.advance(segments, self.seam_state)
+        play = np.zeros(self.n)
+        if self.play_shaping and self.seam:  # Phi = w * crossed / n_segments, 0 once the level ends
+            before = self.play_shaping * self.crossed / self.n_segments
+            self.whole_alive &= self.seam.alive(self.seam_state)
+            self.crossed += self.whole_alive
+            after = np.where(done, 0.0, self.play_shaping * self.crossed / self.n_segments)
+            play = after - before
         self.t += 1
         self._draw_base(rows)
+        if self.preview:
+            self.preview_seg[done] = 0  # finished levels get theirs at reset
+            if not done.all():
+                self._preview(np.flatnonzero(~done))
         infos = [{"segment": segments[i], "latent": {k: float(v[i]) for k, v in stats.items()}} for i in range(self.n)]
         if result is not None:
             for i in range(self.n):
@@ -262,6 +336,10 @@ class LatentLevelCore:
             infos[row]["level"] = self.levels[row].copy()
             infos[row]["targets"] = {s.name: float(self.target_values[row, j]) for j, s in enumerate(self.targets)}
         total = result.total.astype(np.float32) if result is not None else np.zeros(self.n, np.float32)
+        if self.play_shaping:
+            total = total + play.astype(np.float32)
+            for i in range(self.n):
+                infos[i]["playability_shaping"] = float(play[i])
         if self.control.active and self.control.shaping_weight:  # levels advance in lockstep
             end = int(self.t.max()) * self.width
             shaping = self.control.shaping(self.levels[:, :, :end], self.target_values, bool(done.all()))
@@ -286,24 +364,25 @@ class LatentLevelCore:
         guide = np.where(np.isnan(wanted), 0.0, gen.control_for(np.nan_to_num(wanted)))
         return np.clip(a + guide, -1.0, 1.0)
 
-    def _decode(self, z: np.ndarray, control: np.ndarray | None = None) -> np.ndarray:
-        """One decoder call for the batch; a context-conditioned generator gets the last columns
-        of each level so far (none for a level's first segment); ``control``: the control
-        channel's action entries (generators with ``control_names``)."""
-        kw = {} if control is None else {"control": control}
+    def _decode(self, z: np.ndarray, control: np.ndarray | None = None, rows: np.ndarray | None = None) -> np.ndarray:
+        """One decoder call for the levels ``rows`` (default all; ``z`` / ``control`` one row per
+        level in ``rows``); a context-conditioned generator gets the last columns of each level so
+        far (none for a level's first segment); ``control``: the control channel's action entries
+        (generators with ``control_names``)."""
+        rows = np.arange(self.n) if rows is None else np.asarray(rows)
         if not self.context_columns:
-            return self.gen.decode(z, **kw)
+            return self.gen.decode(z, **({} if control is None else {"control": control}))
         gen = cast(ContextLatentGenerator, self.gen)  # context_columns > 0: it takes context=
-        out = np.zeros((self.n, self.height, self.width), np.int8)
-        for t in np.unique(self.t):  # levels advance in lockstep: one group in practice
-            rows = np.flatnonzero(self.t == t)
+        out = np.zeros((len(rows), self.height, self.width), np.int8)
+        for t in np.unique(self.t[rows]):  # levels advance in lockstep: one group in practice
+            sel = np.flatnonzero(self.t[rows] == t)
             end = int(t) * self.width
-            ctx = self.levels[rows, :, max(0, end - self.context_columns) : end] if t else None
-            kw = {} if control is None else {"control": control[rows]}
+            ctx = self.levels[rows[sel], :, max(0, end - self.context_columns) : end] if t else None
+            kw = {} if control is None else {"control": control[sel]}
             if getattr(gen, "takes_final", False):  # it may leave a seam open unless told the level ends
-                out[rows] = gen.decode(z[rows], context=ctx, final=bool(t == self.n_segments - 1), **kw)  # type: ignore[call-arg]
+                out[sel] = gen.decode(z[sel], context=ctx, final=bool(t == self.n_segments - 1), **kw)  # type: ignore[call-arg]
             else:
-                out[rows] = gen.decode(z[rows], context=ctx, **kw)
+                out[sel] = gen.decode(z[sel], context=ctx, **kw)
         return out
 
 

@@ -19,10 +19,15 @@ Rows:
   generator with random latents and no control channel), with bootstrap CIs on the objective, the
   profile and diversity, and control error per target; ``objective_differences``: steered minus
   untrained (paired: same targets and prior draws slot by slot), minus best-of-n, and untrained
-  minus own samples (what a recipe's hand-built guide adds), bootstrap 90% CIs; ``actions``: the
-  share of saturated entries of the policy's sampled actions; ``control_calibration``: the rates
-  the generator's control channel writes per control value (the table its guide inverts);
-- speed: MarioLatent-v1 steps/s vs the bare GAN's batched chained sampling, in one run.
+  minus own samples (what a recipe's hand-built guide adds), bootstrap 90% CIs; with ``--sampled``
+  (default) also ``steered_sampled`` / ``untrained_sampled`` (both acting by samples of their
+  Gaussian, not its mean: whether diversity comes from sampling or from PPO) and their paired
+  difference; ``actions``: the share of saturated entries of the policy's sampled actions (and, for
+  a ``preview`` env, of redrawn steps); ``control_calibration``: the rates the generator's control
+  channel writes per control value (the table its guide inverts);
+- speed: MarioLatent-v1 steps/s vs the bare generator's batched chained sampling, in one run: with
+  default kwargs, with the shipped recipe's env kwargs, and with ``preview`` (every preview kept;
+  half the rows redrawing).
 
     OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_latent_generator.py --run runs/latent \\
         --candidates column_lm --out benchmarks/latent_generator.json
@@ -30,12 +35,13 @@ Rows:
 
 from __future__ import annotations
 
-import argparse
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
+from rlcreate.scripting import parse_config
 
 #: The column LM decoding uniform noise (:class:`rlcreate.levels.gan.ColumnLMLatent`) under every
 #: setting tried; ``column_lm`` is the shipped default (context 32, seams left open for the next
@@ -81,6 +87,10 @@ class Config:
     """Wall time per speed loop."""
     speed_envs: int = 64
     """Levels stepped in lockstep in the speed loops."""
+    sampled: bool = True
+    """Also judge the trained policy acting by samples of its Gaussian (its std, as in training)
+    instead of its mean: the ``steered_sampled`` row, and its untrained start sampled the same way
+    (``untrained_sampled``: what sampling alone does)."""
     control_calibration_n: int = 48
     """Levels per control value when measuring the control channel's rates (0: skip)."""
     seed: int = 0
@@ -160,9 +170,10 @@ def policy_levels(model, asm, n: int, seed: int, deterministic: bool = True) -> 
     return [i["level"] for i in infos], [i.get("targets", {}) for i in infos]
 
 
-def action_stats(model, asm, n: int, seed: int) -> dict:
+def action_stats(model, asm, n: int, seed: int, deterministic: bool = False) -> dict:
     """Share of saturated action entries (|a| > 0.99, i.e. clipped into the box) and mean |a| of
-    the policy's *sampled* actions (as in training) over ``n`` levels."""
+    the policy's actions over ``n`` levels (default *sampled*, as in training); with the env's
+    ``preview`` also the share of steps that redraw the previewed segment (gate entry < 0)."""
     from rlcreate.train.runner import rollout
 
     venv = asm.make_env(16, seed, "eval")
@@ -170,14 +181,17 @@ def action_stats(model, asm, n: int, seed: int) -> dict:
     seen: list[np.ndarray] = []
 
     def act(obs):
-        a = model.predict(obs, deterministic=False)[0]
+        a = model.predict(obs, deterministic=deterministic)[0]
         seen.append(np.asarray(a))
         return a
 
     rollout(act, venv, n)
     a = np.concatenate(seen)
-    return {"saturated_share": float((np.abs(a) > 0.99).mean()), "mean_abs_action": float(np.abs(a).mean()),
-            "sampled_steps": int(len(a))}
+    out = {"saturated_share": float((np.abs(a) > 0.99).mean()), "mean_abs_action": float(np.abs(a).mean()),
+           "sampled_steps": int(len(a)), "deterministic": deterministic}
+    if getattr(venv.core, "preview", False):
+        out["redraw_share"] = float((a[:, -1] < 0).mean())
+    return out
 
 
 def control_calibration(gen, n: int, n_segments: int, seed: int) -> dict:
@@ -204,9 +218,12 @@ def control_calibration(gen, n: int, n_segments: int, seed: int) -> dict:
     return out
 
 
-def speed(gan, asm_reward, cfg: Config) -> dict:
+def speed(gan, asm_reward, cfg: Config, recipe_kwargs: dict | None = None) -> dict:
     """MarioLatent-v1 steps/s (recipe reward set; and with no reward terms) vs the bare GAN
-    decoding the same chained segments, in one run, one thread."""
+    decoding the same chained segments, in one run, one thread. With ``recipe_kwargs`` (the shipped
+    recipe's env kwargs) also the env as the recipe configures it (control channel, guide,
+    deficits, shaping) and the same with ``preview`` (gate open: every preview kept; half the
+    rows redrawing)."""
     import torch
 
     from rlcreate.levels.envs import make_mario_latent_v1_vec
@@ -216,6 +233,7 @@ def speed(gan, asm_reward, cfg: Config) -> dict:
     torch.set_num_threads(1)
     n, rng = cfg.speed_envs, np.random.default_rng(cfg.seed)
     actions = rng.uniform(-0.5, 0.5, (n, gan.latent_dim)).astype(np.float32)
+    loops = {}  # env -> the fixed actions it is stepped with
 
     def timed(fn):
         fn()
@@ -230,6 +248,18 @@ def speed(gan, asm_reward, cfg: Config) -> dict:
             # the cheapest term (the prior term: one sum per level): decode, seam, features and bookkeeping
             "env_prior_term_only": make_mario_latent_v1_vec(n, cfg.n_segments, generator=gan, reward=RewardSet(
                 [Term("prior", ResidualPrior(), 1.0)]), seed=cfg.seed)}
+    loops.update({k: actions for k in envs})
+    if recipe_kwargs is not None and hasattr(gan, "control_names"):
+        kw = {k: v for k, v in recipe_kwargs.items() if k not in ("generator", "preview", "n_segments")}
+        controls = rng.uniform(-0.2, 0.2, (n, len(gan.control_names))).astype(np.float32)
+        gate = np.where(np.arange(n) % 2 == 0, 0.5, -0.5).astype(np.float32)[:, None]  # half redraw
+        variants = {"env_recipe_kwargs": (False, np.concatenate([actions, controls], 1)),
+                    "env_recipe_kwargs_preview_keep": (True, np.concatenate([actions, controls, gate * 0 + 0.5], 1)),
+                    "env_recipe_kwargs_preview_redraw_half": (True, np.concatenate([actions, controls, gate], 1))}
+        for name, (preview, acts) in variants.items():
+            envs[name] = make_mario_latent_v1_vec(n, cfg.n_segments, generator=gan, reward=asm_reward, seed=cfg.seed,
+                                                  preview=preview, **kw)
+            loops[name] = acts
     w = gan.segment_width
     state = {"level": np.zeros((n, 14, cfg.n_segments * w), np.int8), "t": 0}
 
@@ -244,11 +274,11 @@ def speed(gan, asm_reward, cfg: Config) -> dict:
     out = {"bare_generator_segments_per_s": timed(bare)}
     for name, venv in envs.items():
         venv.reset()
-        out[f"{name}_steps_per_s"] = timed(lambda v=venv: v.step(actions))
+        out[f"{name}_steps_per_s"] = timed(lambda v=venv, a=loops[name]: v.step(a))
     out["bare_generator_again_segments_per_s"] = timed(bare)  # load drifts: bracket the env loops
     ref = (out["bare_generator_segments_per_s"] + out["bare_generator_again_segments_per_s"]) / 2
-    out["ratio_env_recipe_rewards"] = out["env_recipe_rewards_steps_per_s"] / ref
-    out["ratio_env_prior_term_only"] = out["env_prior_term_only_steps_per_s"] / ref
+    for name in envs:
+        out[f"ratio_{name}"] = out[f"{name}_steps_per_s"] / ref
     out.update(n_envs=n, seconds_per_loop=cfg.speed_seconds)
     return out
 
@@ -360,7 +390,11 @@ def main(cfg: Config) -> dict:
         gen = asm.make_env(1, 0, "eval").core.gen
         groups: dict[str, tuple[list, list]] = {}
         groups["steered"] = policy_levels(trained, asm, cfg.n, recipe.seed + 1)
+        if cfg.sampled:  # the same requests and prior draws, actions sampled from the policy's Gaussian
+            groups["steered_sampled"] = policy_levels(trained, asm, cfg.n, recipe.seed + 1, deterministic=False)
         groups["untrained"] = policy_levels(untrained, asm, cfg.n, recipe.seed + 1)
+        if cfg.sampled:
+            groups["untrained_sampled"] = policy_levels(untrained, asm, cfg.n, recipe.seed + 1, deterministic=False)
         many, many_t = policy_levels(untrained, asm, cfg.n * cfg.best_of, recipe.seed + 2)
         rs = build_reward_set(recipe)  # the objective of each untrained level, to pick the best of n
         tot = []
@@ -385,26 +419,38 @@ def main(cfg: Config) -> dict:
                      f"steered_minus_{best}": share(totals["steered"], totals[best], cfg.boot, cfg.seed, False),
                      "untrained_minus_own_samples": share(totals["untrained"], totals["own_samples"], cfg.boot,
                                                           cfg.seed, False)}
+        if "steered_sampled" in totals:
+            ppo_share["steered_sampled_minus_untrained"] = share(totals["steered_sampled"], totals["untrained"],
+                                                                 cfg.boot, cfg.seed, True)
+            ppo_share["steered_sampled_minus_untrained_sampled"] = share(
+                totals["steered_sampled"], totals["untrained_sampled"], cfg.boot, cfg.seed, True
+            )
+            ppo_share[f"steered_sampled_minus_{best}"] = share(totals["steered_sampled"], totals[best], cfg.boot,
+                                                               cfg.seed, False)
         print(run.name, {k: (round(v["mean"], 3), [round(x, 3) for x in v["ci90"]]) for k, v in ppo_share.items()})
         steer["human_dev"] = {**result["sets"]["human_dev"], **boot_profile(human, cfg.boot, cfg.seed)}
         steer["steered"]["actions"] = action_stats(trained, asm, cfg.n, recipe.seed + 4)
         steer["untrained"]["actions"] = action_stats(untrained, asm, cfg.n, recipe.seed + 4)
+        steer["steered"]["actions_mean"] = action_stats(trained, asm, cfg.n, recipe.seed + 4, deterministic=True)
         result.setdefault("steering", {})[run.name] = {
             "run": str(run), "env_id": recipe.env_id, "seed": recipe.seed, "env_kwargs": dict(recipe.env_kwargs),
             "policy": getattr(trained, "rlcreate_source", "model"), "env_steps": int(trained.num_timesteps),
-            "deterministic_policy": True, "objective_note": "recipe reward set on whole levels, no prior term",
+            "deterministic_policy": "steered, untrained, best_of: the mean action; *_sampled: sampled", "objective_note": "recipe reward set on whole levels, no prior term",
             "objective_differences": ppo_share, "groups": steer}
-        np.save(run / "bench_levels.npy", np.stack(groups["steered"][0]))
+        for name, file in (("steered", "bench_levels.npy"), ("steered_sampled", "bench_levels_sampled.npy")):
+            if name in groups:
+                np.save(run / file, np.stack(groups[name][0]))
 
-    # ---- speed: the first run's (else the shipped recipe's) generator and reward set ----
+    # ---- speed: the last run's (else the shipped recipe's) generator and reward set ----
+    from importlib import resources
+
+    shipped = load_recipe(Path(str(resources.files("rlcreate") / "recipes" / "mario_latent.yaml")))
     if asm is None:
-        from importlib import resources
-
-        asm = assemble(load_recipe(Path(str(resources.files("rlcreate") / "recipes" / "mario_latent.yaml"))))
+        asm = assemble(shipped)
     gen = asm.make_env(1, 0, "eval").core.gen
     if cfg.control_calibration_n and hasattr(gen, "CONTROL_RATES"):
         result["control_calibration"] = control_calibration(gen, cfg.control_calibration_n, cfg.n_segments, 7)
-    result["speed"] = speed(gen, asm.reward_set, cfg)
+    result["speed"] = speed(gen, asm.reward_set, cfg, dict(shipped.env_kwargs))
     print({k: round(v, 3) for k, v in result["speed"].items() if isinstance(v, float)})
     out = {**finish(env), **result}
     write_json(cfg.out, out)
@@ -413,7 +459,4 @@ def main(cfg: Config) -> dict:
 
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for f, v in asdict(Config()).items():
-        p.add_argument(f"--{f.replace('_', '-')}", type=type(v), default=v)
-    main(Config(**vars(p.parse_args())))
+    main(parse_config(Config))

@@ -212,10 +212,12 @@ def test_bench_latent_generator_smoke(tmp_path, tiny_gan):
           f"column_lm,{tmp_path / 'gan'}", "--n", "4", "--n-segments", "2", "--boot", "5", "--best-of", "2",
           "--speed-seconds", "0.2", "--speed-envs", "4", "--calibration-n", "8", "--out", str(tmp_path / "b.json")])
     r = json.loads((tmp_path / "b.json").read_text())
-    assert {"steered", "untrained", "best_of_2", "own_samples", "human_dev"} <= set(r["steering"]["run"]["groups"])
+    assert {"steered", "steered_sampled", "untrained", "untrained_sampled", "best_of_2", "own_samples", "human_dev"} <= set(
+        r["steering"]["run"]["groups"])
     assert r["speed"]["ratio_env_prior_term_only"] > 0 and {"gan", "column_lm", "shipped"} <= set(r["candidates"])
     diffs = r["steering"]["run"]["objective_differences"]
     assert diffs["steered_minus_untrained"]["paired"] and len(diffs["steered_minus_best_of_2"]["ci90"]) == 2
+    assert diffs["steered_sampled_minus_untrained"]["paired"] and diffs["steered_sampled_minus_untrained_sampled"]["paired"]
     assert 0 <= r["steering"]["run"]["groups"]["steered"]["actions"]["saturated_share"] <= 1
     assert set(r["calibration"]["variants"]) == {"column_lm"} and r["calibration"]["n_levels"] == 8
 
@@ -427,6 +429,75 @@ def test_v1_control_guidance_follows_targets_without_a_policy(tiny_lm):
     assert counts[3.0] > counts[0.0]
     with pytest.raises(EnvConfigError, match="control_guidance = True needs control_channel"):
         make_mario_latent_v1(generator=gen, reward=CHEAP, control_guidance=True)
+
+
+def test_v1_preview_shows_what_a_zero_action_writes_and_the_gate_keeps_or_redraws(tiny_lm):
+    """preview adds the a = 0 segment's features to the observation and a gate entry to the action:
+    a kept preview is exactly the segment written (and the first segment equals a preview-less env's
+    a = 0 segment for the same seed); a redraw writes another segment and is counted in
+    info["latent"]["redraw"]; outside residual mode it is refused."""
+    from gymnasium.utils.env_checker import check_env as gym_check
+
+    from rlcreate.envs.core_vec_env import EnvConfigError
+    from rlcreate.levels.envs import make_mario_latent_v1, make_mario_latent_v1_vec
+    from rlcreate.levels.features import FEATURE_NAMES, segment_features
+    from rlcreate.levels.gan import ColumnLMLatent
+
+    gen = ColumnLMLatent(tiny_lm, 8, 16)
+    kw = dict(generator=gen, reward=CHEAP, control_channel=True, observe_deficits=True, control_guidance=True)
+    plain, env = make_mario_latent_v1(n_segments=3, **kw), make_mario_latent_v1(n_segments=3, preview=True, **kw)
+    assert env.action_space.shape == (plain.action_space.shape[0] + 1,)
+    # 9 segment features, crossable after the preview, 2 deficits after it
+    assert env.observation_space.shape == (plain.observation_space.shape[0] + len(FEATURE_NAMES) + 1 + 2,)
+    gym_check(env, skip_render_check=True)
+    n, a_dim = 16, env.action_space.shape[0]
+    base = make_mario_latent_v1_vec(n, n_segments=3, seed=3, **kw)
+    first = base.step(np.zeros((n, a_dim - 1), np.float32)) if base.reset() is not None else None
+    venv = make_mario_latent_v1_vec(n, n_segments=3, seed=3, preview=True, **kw)
+    obs = venv.reset()
+    core = venv.core
+    shown = core.preview_seg.copy()
+    assert np.allclose(obs[:, -(len(FEATURE_NAMES) + 3) : -3], np.clip(segment_features(shown), 0, 1), atol=1e-6)
+    keep = np.zeros((n, a_dim), np.float32)
+    _, _, _, infos = venv.step(keep)
+    assert all((i["segment"] == s).all() for i, s in zip(infos, shown, strict=True))
+    assert all((i["segment"] == f["segment"]).all() for i, f in zip(infos, first[3], strict=True))
+    assert all(i["latent"]["redraw"] == 0.0 for i in infos)
+    shown = core.preview_seg.copy()
+    redraw = keep.copy()
+    redraw[:, -1] = -1.0
+    _, _, _, infos = venv.step(redraw)
+    assert all(i["latent"]["redraw"] == 1.0 for i in infos)
+    assert sum((i["segment"] != s).any() for i, s in zip(infos, shown, strict=True)) >= n // 2
+    with pytest.raises(EnvConfigError, match="preview = True needs latent_mode: residual"):
+        make_mario_latent_v1(generator=gen, reward=CHEAP, latent_mode="direct", preview=True)
+    with pytest.raises(EnvConfigError, match="preview = 1: use true or false"):
+        make_mario_latent_v1(generator=gen, reward=CHEAP, preview=1)
+
+
+def test_v1_playability_shaping_credits_each_crossed_segment_and_sums_to_zero(tiny_lm):
+    """playability_shaping pays w / n_segments for each segment crossed from the level's start (0
+    after the first fall) and takes it back at the level's end: with no reward terms every level's
+    return is 0, while the first step's credit follows the solver's seam; bad values are refused."""
+    from rlcreate.envs.core_vec_env import EnvConfigError
+    from rlcreate.levels.envs import make_mario_latent_v1, make_mario_latent_v1_vec
+    from rlcreate.levels.gan import ColumnLMLatent
+
+    gen = ColumnLMLatent(tiny_lm, 8, 16)
+    zero = {"z": {"reward": "residual_prior", "weight": 0.0}}
+    venv = make_mario_latent_v1_vec(32, n_segments=3, generator=gen, reward=zero, seed=0, playability_shaping=3.0)
+    venv.reset()
+    rng, total = np.random.default_rng(0), np.zeros(32)
+    _, r, _, infos = venv.step(rng.uniform(-1, 1, (32, 8)).astype(np.float32))
+    crossed = venv.core.seam.alive(venv.core.seam_state)
+    assert np.allclose(r, np.where(crossed, 1.0, 0.0)) and 0 < crossed.sum() and all("playability_shaping" in i for i in infos)
+    total += r
+    for _ in range(2):
+        _, r, done, _ = venv.step(rng.uniform(-1, 1, (32, 8)).astype(np.float32))
+        total += r
+    assert done.all() and np.allclose(total, 0.0, atol=1e-5)
+    with pytest.raises(EnvConfigError, match="playability_shaping = -1: must be a number >= 0"):
+        make_mario_latent_v1(generator=gen, reward=CHEAP, playability_shaping=-1)
 
 
 def test_demo_refuses_an_unknown_generator():

@@ -250,6 +250,8 @@ def _core_v1(
     observe_deficits: bool = False,
     target_shaping: float = 0.0,
     control_guidance: bool = False,
+    preview: bool = False,
+    playability_shaping: float = 0.0,
 ) -> LatentLevelCore:
     from rlcreate.levels.rewards import TARGET_MEASURES
 
@@ -257,6 +259,7 @@ def _core_v1(
         ("observe_deficits", observe_deficits),
         ("control_channel", control_channel),
         ("control_guidance", control_guidance),
+        ("preview", preview),
     ):
         if not isinstance(flag, bool):
             raise EnvConfigError(f"{name} = {flag!r}: use true or false")
@@ -282,6 +285,8 @@ def _core_v1(
         target_measures=TARGET_MEASURES if observe_deficits else None,
         target_shaping=target_shaping,
         control_guidance=control_guidance,
+        preview=preview,
+        playability_shaping=playability_shaping,
     )
 
 
@@ -298,6 +303,8 @@ def make_mario_latent_v1(
     observe_deficits: bool = False,
     target_shaping: float = 0.0,
     control_guidance: bool = False,
+    preview: bool = False,
+    playability_shaping: float = 0.0,
 ) -> LatentLevelEnv:
     """Single-env ``rlcreate/MarioLatent-v1`` (see :data:`V1_CARD`)."""
     return LatentLevelEnv(
@@ -314,6 +321,8 @@ def make_mario_latent_v1(
             observe_deficits,
             target_shaping,
             control_guidance,
+            preview,
+            playability_shaping,
         ),
         render_mode=render_mode,
     )
@@ -333,6 +342,8 @@ def make_mario_latent_v1_vec(
     observe_deficits: bool = False,
     target_shaping: float = 0.0,
     control_guidance: bool = False,
+    preview: bool = False,
+    playability_shaping: float = 0.0,
 ) -> LatentLevelVecEnv:
     """Batched ``MarioLatent-v1`` as an SB3 VecEnv: ``n_envs`` levels per decoder call."""
     return LatentLevelVecEnv(
@@ -349,6 +360,8 @@ def make_mario_latent_v1_vec(
             observe_deficits,
             target_shaping,
             control_guidance,
+            preview,
+            playability_shaping,
         ),
         seed=seed,
     )
@@ -376,21 +389,30 @@ Action Space
     ``control_guidance=True`` those entries are added to a hand-built guide that asks each segment
     for what the targets' schedule still needs (the generator's measured control-to-rate table,
     inverted), so ``a = 0`` already follows the targets and the policy learns corrections.
+    ``preview=True`` (residual mode): one more entry, a gate: ``>= 0`` keeps the previewed segment
+    (what ``a = 0`` writes: z0 with the guide), ``< 0`` redraws it from a fresh prior draw moved by
+    the residual, with the policy's control entries (``info["latent"]["redraw"]``, logged as
+    ``latent/redraw``). A kept preview is the step's segment: a redraw costs one more decode.
 Observation Space
     v0's, plus z0 scaled to [0, 1] (d values) in residual mode, plus (``observe_deficits=True``)
     per target the schedule deficit ``(target * columns / 16 - count so far) / tolerance``, squashed
     to [0, 1] (0.5 = on schedule; the token env's :class:`rlcreate.envs.target_control.TargetControl`).
+    With ``preview=True`` also the previewed segment's 9 features, whether the level is still
+    crossable after it (the fast solver's seam), and (with ``observe_deficits``) the deficits if
+    it is kept.
 Rewards
     ``reward_every="end"`` (default): 0 until the last segment, then the recipe's reward set on the
     whole level, with context ``action`` / ``latent`` (every step's, flattened) for prior terms such
     as ``residual_prior``. ``reward_every="segment"``: v0's per-segment scoring.
     ``target_shaping=w`` (needs ``observe_deficits``) adds potential-based shaping toward the
     targets' schedule after every segment (``info["target_shaping"]``); it sums to 0 over each
-    level, so returns are unchanged.
+    level, so returns are unchanged. ``playability_shaping=w`` adds the same kind of shaping for
+    crossability (w x the share of segments crossed from the level's start without a fall,
+    ``info["playability_shaping"]``), also summing to 0 over each level.
 Version History
     v1: bounded-prior generator, context-conditioned segments, residual actions, level-end rewards;
     later, opt-in keyword arguments (defaults keep v1's earlier behaviour): ``control_channel``,
-    ``observe_deficits``, ``control_guidance``, ``target_shaping``.
+    ``observe_deficits``, ``control_guidance``, ``target_shaping``, ``preview``, ``playability_shaping``.
 """
 
 
