@@ -59,6 +59,11 @@ def _smoke(tmp: Path) -> dict[str, list[str]]:
                                       "128", "--n", "2", "--runs", str(tmp / "objectives"), "--out", str(tmp / "obj.json")],
         "bench_level_engagement.py": [py, "scripts/bench_level_engagement.py", "--n", "2", "--candidates", "2",
                                       "--human", "2", "--out", str(tmp / "engagement.json")],
+        "bench_level_engagement_ppo.py": [py, "scripts/bench_level_engagement_ppo.py", "--timesteps", "512", "--n", "2",
+                                          "--candidates", "2", "--runs", str(tmp / "engagement_runs"),
+                                          "--out", str(tmp / "engagement_ppo.json")],
+        "calibrate_engagement.py": [py, "scripts/calibrate_engagement.py", "--width", "32", "--stride", "100000",
+                                    "--out", str(tmp / "engagement_calibration.json")],
         "bench_level_tokens_speed.py": [py, "scripts/bench_level_tokens_speed.py", "--batches", "2", "--columns", "16",
                                         "--repeats", "1", "--out", str(tmp / "speed.json")],
         # no A* judge: the agent plays in real time and the tests' cache is empty (it took 160-840 s here)
@@ -87,7 +92,7 @@ def test_every_script_has_a_smoke_run(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("script", sorted(_smoke(Path("/tmp"))))
 def test_script_smoke(script, tmp_path):
-    if script in ("playability_agreement.py",) and not __import__("shutil").which("java"):
+    if script in ("playability_agreement.py", "calibrate_engagement.py") and not __import__("shutil").which("java"):
         pytest.skip("needs java for the A* agent")
     _run(_smoke(tmp_path)[script], ROOT)
 
