@@ -58,7 +58,7 @@ def _smoke(tmp: Path) -> dict[str, list[str]]:
         "bench_level_objectives.py": [py, "scripts/bench_level_objectives.py", "--objectives", "rhythm", "--timesteps",
                                       "128", "--n", "2", "--runs", str(tmp / "objectives"), "--out", str(tmp / "obj.json")],
         "bench_level_engagement.py": [py, "scripts/bench_level_engagement.py", "--n", "2", "--candidates", "2",
-                                      "--human", "2", "--out", str(tmp / "engagement.json")],
+                                      "--big_candidates", "2", "--out", str(tmp / "engagement.json")],
         "bench_level_engagement_ppo.py": [py, "scripts/bench_level_engagement_ppo.py", "--timesteps", "512", "--n", "2",
                                           "--candidates", "2", "--runs", str(tmp / "engagement_runs"),
                                           "--out", str(tmp / "engagement_ppo.json")],
