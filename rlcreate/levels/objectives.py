@@ -20,6 +20,7 @@ sketch's wanted height, which its LM rank and the control gains do not show.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
@@ -106,7 +107,7 @@ def _per_sample(samples: Sequence[np.ndarray], fn) -> list[float]:
     return out.tolist()
 
 
-class OfferFeatures:
+class OfferFeatures(ABC):
     """What appending each offered column does to an objective's measure, for a level written left
     to right: ``observe(prefix (n, H, t), offered (n, k, H), n_columns)`` returns a context ``(n,
     size)`` and per-offer values ``(n, k, size)``, all in [0, 1]. A policy reads offer j's value
@@ -116,8 +117,8 @@ class OfferFeatures:
 
     size = 0
 
-    def observe(self, prefix: np.ndarray, offered: np.ndarray, n_columns: int) -> tuple[np.ndarray, np.ndarray]:
-        raise NotImplementedError
+    @abstractmethod
+    def observe(self, prefix: np.ndarray, offered: np.ndarray, n_columns: int) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 def _column_heights(cols: np.ndarray) -> np.ndarray:
