@@ -189,7 +189,7 @@ class ColumnTokensCore(TokenStreamCore):
             raise EnvConfigError(
                 f"offer_objective = {term!r}: its reward ({type(found[0]).__name__}) gives no per-offer "
                 "features; use a designer objective (difficulty_ramp, style_athletic, sketch_match, rhythm, "
-                "level_variety) or drop offer_objective"
+                "level_variety) or element_profile, or drop offer_objective"
             )
         return make()
 

@@ -112,6 +112,26 @@ def test_athletic_ramp_and_variety_offers():
     assert var.observe(level([col(2)] * 7)[None], offers, 128)[1].sum() == 0  # no earlier segment
 
 
+def test_profile_offers_count_pipes_question_blocks_and_coins_against_the_human_rate():
+    from rlcreate.levels.value_rewards import human_element_stats
+
+    coins = col(2)
+    coins[4:7] = T.COIN
+    qblock = col(2)
+    qblock[6] = T.QCOIN
+    offered = np.stack([col(2), col(2, pipe=True), qblock, coins])[None]
+    features = get_reward("element_profile").offer_features()
+    empty = level([col(2)] * 64)[None]  # half a level without any of them: behind the human rate
+    ctx, per = features.observe(empty, offered, 128)
+    assert per[0].tolist() == [[0, 0, 0], [0.5, 0, 0], [0, 0.5, 0], [0, 0, 0.875]]
+    mu = human_element_stats(128)[0][[0, 1, 3]]  # pipes, question blocks, coins per 128 columns
+    np.testing.assert_allclose(ctx[0], 0.5 + 0.5 * np.tanh(mu * 64 / 128 / 2))
+    assert (ctx > 0.5).all()
+    rich = level([coins] * 64)[None]  # 192 coins so far: far ahead on coins
+    assert features.observe(rich, offered, 128)[0][0, 2] < 0.01
+    assert features.observe(empty[:, :, :0], offered, 128)[0].tolist() == [[0.5] * 3]
+
+
 def _policy(structure: int, guidance: float = 0.0):
     d, k, f = 4, 3, 2
     n = d + k + (1 + k) * f + (1 + k) * structure

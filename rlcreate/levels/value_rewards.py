@@ -5,7 +5,9 @@ tile-Hamming novelty) are all satisfied by stone noise or flat floors. These ter
 with *human* levels through the pretrained generator and the corpus' element statistics:
 
 - ``element_profile`` (:class:`ElementProfile`): pipes, question blocks, enemies, coins and gaps
-  per 128 columns against the training windows' distribution;
+  per 128 columns against the training windows' distribution; its ``offer_features()``
+  (:class:`ProfileOffers`) let a token env show, per offered column, the pipes, question blocks
+  and coins it adds next to how far the level so far is behind the human rate;
 - ``lm_logprob`` (:class:`LMLogProb`): the column LM's log-likelihood of the level (the reference
   term of a KL penalty; see its docstring for how it forms ``-beta * KL(pi || p_LM)`` with PPO's
   entropy bonus, and why the shipped recipe uses the policy's exact ``kl_to_prior`` instead);
@@ -32,11 +34,13 @@ from typing import Any
 import numpy as np
 
 from rlcreate.levels.features import segment_features
+from rlcreate.levels.objectives import OfferFeatures
 from rlcreate.rewards.base import RewardModule
 from rlcreate.rewards.registry import register
 
 __all__ = [
     "ElementProfile",
+    "ProfileOffers",
     "SetProfile",
     "LMLogProb",
     "LMTypicality",
@@ -143,6 +147,35 @@ class ElementProfile(RewardModule):
             z = (np.stack([prof[e] for e in ELEMENTS], 1) - mu) / sd
             out[ix] = np.exp(-0.5 * z[:, keep] ** 2).mean(axis=1)
         return out.tolist()
+
+    def offer_features(self) -> ProfileOffers:
+        return ProfileOffers()
+
+
+class ProfileOffers(OfferFeatures):
+    """The element profile per offer, for a level written left to right: for pipes (a pipe's top
+    left tile), question blocks and coins, the offer's value is ``1 - 2^-count`` of that element in
+    the offered column, and the context ``0.5 + 0.5 tanh((mu * t / 128 - count so far) / 2)``: above
+    0.5 while the level so far is behind the human training windows' mean rate ``mu``
+    (:func:`human_element_stats`). Enemies and gaps are left out: the control targets cover them
+    (``TargetControl``'s gains). Observations only: a policy must learn from reward what to do with
+    them (the ``lm_prior`` offer head starts at zero), so they are no prior."""
+
+    size = 3
+
+    def __init__(self) -> None:
+        from rlcreate.levels import tiles as T
+        from rlcreate.levels.quality import ELEMENTS
+
+        self.ids = [np.array([T.PIPE_TL]), np.array([T.QUESTION, T.QCOIN]), np.array([T.COIN])]
+        self.mu = human_element_stats(128)[0][[ELEMENTS.index(e) for e in ("pipes", "question_blocks", "coins")]]
+
+    def observe(self, prefix, offered, n_columns):
+        t = prefix.shape[2]
+        per = np.stack([np.isin(offered, ids).sum(axis=2) for ids in self.ids], axis=2)  # (n, k, 3)
+        so_far = np.stack([np.isin(prefix, ids).sum(axis=(1, 2)) for ids in self.ids], axis=1)  # (n, 3)
+        ctx = 0.5 + 0.5 * np.tanh((self.mu * t / 128 - so_far) / 2.0)
+        return ctx, 1.0 - np.exp2(-per.astype(np.float64))
 
 
 @register("set_profile")
