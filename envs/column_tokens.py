@@ -44,6 +44,19 @@ CHUNK = 16  # columns per scored chunk (reward_every="column") and per observed 
 REWARD_MODES = ("end", "column")
 
 
+class _JointOffers:
+    """Several reward terms' offer features side by side (``offer_objective: [a, b]``): contexts
+    and per-offer values concatenated in the order given."""
+
+    def __init__(self, parts: Sequence[Any]):
+        self.parts = list(parts)
+        self.size = sum(p.size for p in self.parts)
+
+    def observe(self, prefix: np.ndarray, offered: np.ndarray, n_columns: int) -> tuple[np.ndarray, np.ndarray]:
+        seen = [p.observe(prefix, offered, n_columns) for p in self.parts]
+        return np.concatenate([c for c, _ in seen], axis=1), np.concatenate([v for _, v in seen], axis=2)
+
+
 class ColumnRule(Protocol):
     """A structural constraint between neighbouring columns, used to mask top-k offers."""
 
@@ -84,7 +97,7 @@ class ColumnTokensCore(TokenStreamCore):
         playable_only: bool = False,
         reach_seam: Any = None,
         shape_terms: Sequence[str] = (),
-        offer_objective: str | None = None,
+        offer_objective: str | Sequence[str] | None = None,
     ):
         if not isinstance(n, (int, np.integer)) or n < 1:
             raise EnvConfigError(f"n_envs = {n!r}: must be an integer >= 1")
@@ -175,23 +188,32 @@ class ColumnTokensCore(TokenStreamCore):
         self._tnorm = np.zeros((self.n, len(self.targets)))
         self._counts = self.control.counts(self.levels[:, :, :0])  # control measures of the levels so far
 
-    def _objective_offers(self, term: str | None) -> Any:
-        """The ``offer_features()`` of reward term ``term``'s module (None: no such observation)."""
-        if term is None:
+    def _objective_offers(self, terms: str | Sequence[str] | None) -> Any:
+        """The ``offer_features()`` of the modules of reward terms ``terms`` (one name or a list,
+        whose features are observed side by side); None: no such observation."""
+        if terms is None:
             return None
-        found = [t.module for t in self.reward.terms if t.name == term]
-        if not found:
+        names = [terms] if isinstance(terms, str) else terms
+        if not isinstance(names, (list, tuple)) or not names or not all(isinstance(t, str) for t in names):
             raise EnvConfigError(
-                f"offer_objective = {term!r}: not a term of the reward set; use one of {self.reward.names}"
+                f"offer_objective = {terms!r}: write a reward term's name or a list of names, e.g. objective"
             )
-        make = getattr(found[0], "offer_features", None)
-        if not callable(make):
-            raise EnvConfigError(
-                f"offer_objective = {term!r}: its reward ({type(found[0]).__name__}) gives no per-offer "
-                "features; use a designer objective (difficulty_ramp, style_athletic, sketch_match, rhythm, "
-                "level_variety) or element_profile, or drop offer_objective"
-            )
-        return make()
+        parts = []
+        for term in names:
+            found = [t.module for t in self.reward.terms if t.name == term]
+            if not found:
+                raise EnvConfigError(
+                    f"offer_objective = {term!r}: not a term of the reward set; use one of {self.reward.names}"
+                )
+            make = getattr(found[0], "offer_features", None)
+            if not callable(make):
+                raise EnvConfigError(
+                    f"offer_objective = {term!r}: its reward ({type(found[0]).__name__}) gives no per-offer "
+                    "features; use a designer objective (difficulty_ramp, style_athletic, sketch_match, rhythm, "
+                    "level_variety) or element_profile, or drop offer_objective"
+                )
+            parts.append(make())
+        return parts[0] if len(parts) == 1 else _JointOffers(parts)
 
     # ------------------------------------------------------------------ episodes
 
@@ -449,9 +471,10 @@ class ColumnTokensEnv(CoreEnv):
     ``w * f(prefix) * t / n_columns``), so a per-segment objective pays each segment as it closes;
     the return of every level is unchanged.
     ``offer_objective=name`` (a reward term whose module has ``offer_features()``, the designer
-    objectives of :mod:`rlcreate.levels.objectives`) appends S contexts and, per offer, S values:
-    what taking that column does to the objective's own measure (the ``lm_prior`` policy's
-    ``offer_structure: S`` reads them; S = ``offer_features().size``).
+    objectives of :mod:`rlcreate.levels.objectives` and ``element_profile``) appends S contexts and,
+    per offer, S values: what taking that column does to the term's own measure (the ``lm_prior``
+    policy's ``offer_structure: S`` reads them; S = ``offer_features().size``). A list of names
+    observes their features side by side (S = the sum).
 
     ## Starting State
     An empty level after ``<bos>``; targets drawn uniformly from their ranges with ``self.np_random``.

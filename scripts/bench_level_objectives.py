@@ -61,6 +61,9 @@ class Config:
     """1: the env observes, per offered column, what taking it does to the objective's own measure
     (``offer_objective``) and the lm_prior policy's offer head scores it (``offer_structure``); the
     start is unchanged (the head starts at zero)"""
+    profile_offers: int = 1
+    """1: keep the demo recipe's per-offer element-profile features (its ``offer_objective``); 0: drop
+    them (the recipe before they were added)"""
     profile_weight: float = 0.0
     """> 0: the weight of the recipe's element-profile term (the demo's is 2.0); 0 keeps the demo's"""
     gae_lambda: float = 0.95
@@ -92,12 +95,20 @@ def objective_recipe(name: str, cfg: Config):
     terms = [t.strip() for t in cfg.shaping.split(",") if t.strip()]
     if terms:
         d["env"]["kwargs"]["shape_terms"] = terms
+    # per-offer features: the demo recipe's (the element profile's), with the objective's in front
+    kw, pk = d["env"]["kwargs"], d["trainer"]["hyper"]["policy_kwargs"]
+    seen = kw.pop("offer_objective", None)
+    seen = ([seen] if isinstance(seen, str) else list(seen or [])) if cfg.profile_offers else []
     if cfg.offer_structure:
+        seen = ["objective", *seen]
+    if seen:
         from rlcreate.rewards.registry import get_reward
 
-        d["env"]["kwargs"]["offer_objective"] = "objective"
-        size = get_reward(name).offer_features().size
-        d["trainer"]["hyper"]["policy_kwargs"] = {**d["trainer"]["hyper"]["policy_kwargs"], "offer_structure": size}
+        kw["offer_objective"] = seen
+        kinds = {"objective": name, **{t: v.get("reward", t) for t, v in d["rewards"].items()}}
+        pk["offer_structure"] = sum(get_reward(kinds[t]).offer_features().size for t in seen)
+    else:
+        pk.pop("offer_structure", None)
     if cfg.profile_weight > 0:
         d["rewards"]["profile"]["weight"] = cfg.profile_weight
     d["seed"] = cfg.seed

@@ -198,6 +198,25 @@ def test_mario_tokens_observes_the_objectives_offer_features_at_its_end():
     ctx, per = get_reward("rhythm").offer_features().observe(core.levels[:, :, : core.t], core.offered_columns(), 20)
     np.testing.assert_allclose(obs[:, -10:], np.concatenate([ctx, per.reshape(2, -1)], 1), atol=1e-6)
     np.testing.assert_array_equal(obs[:, :-10], ref)  # the rest is the plain env's observation
+    both = make_mario_tokens_vec(
+        offer_objective=["objective", "profile"],
+        **{**kw, "reward": {**rewards, "profile": {"reward": "element_profile"}}},
+    )
+    assert both.observation_space.shape[0] == plain.observation_space.shape[0] + (1 + 4) * (2 + 3)
+    both.reset()
+    for _ in range(18):
+        obs, *_ = both.step(np.zeros(2, np.int64))
+    prefix, offered = both.core.levels[:, :, : both.core.t], both.core.offered_columns()
+    np.testing.assert_array_equal(both.core.levels, core.levels)  # the same actions, the same levels
+    (c1, v1), (c2, v2) = (
+        get_reward(r).offer_features().observe(prefix, offered, 20) for r in ("rhythm", "element_profile")
+    )
+    want = np.concatenate([c1, c2, np.concatenate([v1, v2], 2).reshape(2, -1)], 1)
+    np.testing.assert_allclose(
+        obs[:, -25:], want, atol=1e-6
+    )  # contexts, then per offer (slot-major) both terms' values
+    with pytest.raises(EnvConfigError, match="offer_objective = 3: write a reward term's name or a list"):
+        make_mario_tokens_vec(offer_objective=3, **kw)
     with pytest.raises(EnvConfigError, match="offer_objective = 'nope': not a term"):
         make_mario_tokens_vec(offer_objective="nope", **kw)
     with pytest.raises(EnvConfigError, match="offer_objective = 'targets': its reward .* gives no per-offer"):
