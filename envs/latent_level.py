@@ -90,6 +90,10 @@ class LatentLevelCore:
     the share of segments Mario has crossed from the level's start without a fall, 0 at the level's
     end, so it sums to 0 over a level (returns unchanged) but tells each step at once when it broke
     the level (the level-end playability term arrives 8 steps later).
+    ``control_cap`` (needs ``control_guidance``): the guide also caps each segment at what the
+    level's targets still allow (``round(target x columns / 16)`` minus what is written), passed as
+    the generator's ``decode(..., limit=)``: enemies come in groups, so a logit shift alone
+    overshoots low requests, and an overshoot cannot be taken back by later segments.
     All off by default (v0 and plain v1 unchanged).
     """
 
@@ -113,6 +117,7 @@ class LatentLevelCore:
         control_guidance: bool = False,
         preview: bool = False,
         playability_shaping: float = 0.0,
+        control_cap: bool = False,
     ):
         if latent_mode not in LATENT_MODES:
             raise EnvConfigError(f"latent_mode = {latent_mode!r}: use one of {', '.join(LATENT_MODES)}")
@@ -156,6 +161,12 @@ class LatentLevelCore:
                 "the guide turns each target's schedule deficit into control values"
             )
         self.control_guidance = bool(control_guidance)
+        if control_cap and not self.control_guidance:
+            raise EnvConfigError(
+                "control_cap = True needs control_guidance: true (the cap is part of the guide: it stops "
+                "a segment from writing more enemies / gaps than the level's targets still allow)"
+            )
+        self.control_cap = bool(control_cap)
         if preview and latent_mode != "residual":
             raise EnvConfigError(
                 f"preview = True needs latent_mode: residual (a redraw is a fresh prior draw moved by the "
@@ -364,14 +375,33 @@ class LatentLevelCore:
         guide = np.where(np.isnan(wanted), 0.0, gen.control_for(np.nan_to_num(wanted)))
         return np.clip(a + guide, -1.0, 1.0)
 
+    def _limits(self, rows: np.ndarray) -> np.ndarray:
+        """(len(rows), controls): per control name, what the level's target still allows
+        (``round(target x columns / per)`` minus the count so far; inf for a name with no target)."""
+        t = int(self.t.max(initial=0)) * self.width  # levels advance in lockstep
+        counts = self.control.counts(self.levels[rows, :, :t])
+        total = np.floor(self.target_values[rows] * self.levels.shape[2] / self.control.per + 0.5)
+        names, gen = [s.name for s in self.targets], cast(Any, self.gen)
+        return np.stack(
+            [
+                total[:, names.index(c)] - counts[:, self.control.names.index(c)]
+                if c in names
+                else np.full(len(rows), np.inf)
+                for c in gen.control_names
+            ],
+            1,
+        )
+
     def _decode(self, z: np.ndarray, control: np.ndarray | None = None, rows: np.ndarray | None = None) -> np.ndarray:
         """One decoder call for the levels ``rows`` (default all; ``z`` / ``control`` one row per
         level in ``rows``); a context-conditioned generator gets the last columns of each level so
         far (none for a level's first segment); ``control``: the control channel's action entries
         (generators with ``control_names``)."""
         rows = np.arange(self.n) if rows is None else np.asarray(rows)
+        limit = self._limits(rows) if self.control_cap else None
         if not self.context_columns:
-            return self.gen.decode(z, **({} if control is None else {"control": control}))
+            kw0 = ({} if control is None else {"control": control}) | ({} if limit is None else {"limit": limit})
+            return self.gen.decode(z, **kw0)
         gen = cast(ContextLatentGenerator, self.gen)  # context_columns > 0: it takes context=
         out = np.zeros((len(rows), self.height, self.width), np.int8)
         for t in np.unique(self.t[rows]):  # levels advance in lockstep: one group in practice
@@ -379,6 +409,8 @@ class LatentLevelCore:
             end = int(t) * self.width
             ctx = self.levels[rows[sel], :, max(0, end - self.context_columns) : end] if t else None
             kw = {} if control is None else {"control": control[sel]}
+            if limit is not None:
+                kw["limit"] = limit[sel]
             if getattr(gen, "takes_final", False):  # it may leave a seam open unless told the level ends
                 out[sel] = gen.decode(z[sel], context=ctx, final=bool(t == self.n_segments - 1), **kw)  # type: ignore[call-arg]
             else:

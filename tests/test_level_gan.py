@@ -431,6 +431,56 @@ def test_v1_control_guidance_follows_targets_without_a_policy(tiny_lm):
         make_mario_latent_v1(generator=gen, reward=CHEAP, control_guidance=True)
 
 
+def test_lm_latent_limit_caps_enemies_and_gap_starts_per_segment(tiny_lm):
+    """decode's limit is a cap: with the enemy channel pushed to +1, no segment writes more enemy
+    tiles or gap starts than its limit (no structure rule here, so the cap always applies), an
+    infinite limit decodes exactly as none, and a bad shape is refused."""
+    from rlcreate.levels.gan import ColumnLMLatent
+    from rlcreate.levels.rewards import TARGET_MEASURES
+    from rlcreate.levels.tiles import ENEMY
+
+    gen = ColumnLMLatent(tiny_lm, segment_width=8, context_columns=16, structure=False, element_bias={})
+    z = np.random.default_rng(0).uniform(-1, 1, (400, 8)).astype(np.float32)
+    push = np.tile([1.0, 1.0], (400, 1))
+    free = gen.decode(z, control=push)
+    assert (gen.decode(z, control=push, limit=np.full((400, 2), np.inf)) == free).all()
+    limit = np.tile([1.0, 0.0], (400, 1))
+    capped = gen.decode(z, control=push, limit=limit)
+    enemies, gaps = (capped == ENEMY).sum(axis=(1, 2)), TARGET_MEASURES["gaps"][0](capped)
+    assert (free == ENEMY).sum(axis=(1, 2)).max() > 1  # the cap has something to stop
+    assert enemies.max() <= 1 and gaps.max() == 0 and (enemies == 1).any()
+    with pytest.raises(GANInputError, match=r"limit must be an array of shape \(400, 2\)"):
+        gen.decode(z, limit=np.zeros((400, 3)))
+
+
+def test_v1_control_cap_keeps_levels_at_or_under_their_targets(tiny_lm):
+    """control_cap: with the guide and the cap a zero action never writes more enemies or gap runs
+    than round(target x columns / 16) when the structure rule leaves room (no rule here); without
+    the guide it is refused."""
+    from rlcreate.envs.core_vec_env import EnvConfigError
+    from rlcreate.levels.envs import make_mario_latent_v1, make_mario_latent_v1_vec
+    from rlcreate.levels.gan import ColumnLMLatent
+    from rlcreate.levels.rewards import TARGET_MEASURES
+
+    gen = ColumnLMLatent(tiny_lm, 8, 16, structure=False)
+    kw = dict(generator=gen, reward=CHEAP, control_channel=True, observe_deficits=True, control_guidance=True,
+              targets={"enemies": [0.25, 1.25], "gaps": [0.3, 1.2]})
+    over = {}
+    for cap in (False, True):
+        venv = make_mario_latent_v1_vec(32, n_segments=4, seed=0, control_cap=cap, **kw)
+        venv.reset()
+        for _ in range(4):
+            _, _, _, infos = venv.step(np.full((32, 10), 0.9, np.float32))  # the policy asks for more of both
+        levels = np.stack([i["level"] for i in infos])
+        want = np.array([[i["targets"]["enemies"], i["targets"]["gaps"]] for i in infos])
+        allowed = np.floor(want * levels.shape[2] / 16 + 0.5)
+        got = np.stack([TARGET_MEASURES[k][0](levels) for k in ("enemies", "gaps")], 1)
+        over[cap] = int((got > allowed).sum())
+    assert over[False] > 0 and over[True] == 0
+    with pytest.raises(EnvConfigError, match="control_cap = True needs control_guidance: true"):
+        make_mario_latent_v1(generator=gen, reward=CHEAP, control_channel=True, control_cap=True)
+
+
 def test_v1_preview_shows_what_a_zero_action_writes_and_the_gate_keeps_or_redraws(tiny_lm):
     """preview adds the a = 0 segment's features to the observation and a gate entry to the action:
     a kept preview is exactly the segment written (and the first segment equals a preview-less env's

@@ -252,6 +252,7 @@ def _core_v1(
     control_guidance: bool = False,
     preview: bool = False,
     playability_shaping: float = 0.0,
+    control_cap: bool = False,
 ) -> LatentLevelCore:
     from rlcreate.levels.rewards import TARGET_MEASURES
 
@@ -260,6 +261,7 @@ def _core_v1(
         ("control_channel", control_channel),
         ("control_guidance", control_guidance),
         ("preview", preview),
+        ("control_cap", control_cap),
     ):
         if not isinstance(flag, bool):
             raise EnvConfigError(f"{name} = {flag!r}: use true or false")
@@ -287,6 +289,7 @@ def _core_v1(
         control_guidance=control_guidance,
         preview=preview,
         playability_shaping=playability_shaping,
+        control_cap=control_cap,
     )
 
 
@@ -305,6 +308,7 @@ def make_mario_latent_v1(
     control_guidance: bool = False,
     preview: bool = False,
     playability_shaping: float = 0.0,
+    control_cap: bool = False,
 ) -> LatentLevelEnv:
     """Single-env ``rlcreate/MarioLatent-v1`` (see :data:`V1_CARD`)."""
     return LatentLevelEnv(
@@ -323,6 +327,7 @@ def make_mario_latent_v1(
             control_guidance,
             preview,
             playability_shaping,
+            control_cap,
         ),
         render_mode=render_mode,
     )
@@ -344,6 +349,7 @@ def make_mario_latent_v1_vec(
     control_guidance: bool = False,
     preview: bool = False,
     playability_shaping: float = 0.0,
+    control_cap: bool = False,
 ) -> LatentLevelVecEnv:
     """Batched ``MarioLatent-v1`` as an SB3 VecEnv: ``n_envs`` levels per decoder call."""
     return LatentLevelVecEnv(
@@ -362,6 +368,7 @@ def make_mario_latent_v1_vec(
             control_guidance,
             preview,
             playability_shaping,
+            control_cap,
         ),
         seed=seed,
     )
@@ -389,6 +396,10 @@ Action Space
     ``control_guidance=True`` those entries are added to a hand-built guide that asks each segment
     for what the targets' schedule still needs (the generator's measured control-to-rate table,
     inverted), so ``a = 0`` already follows the targets and the policy learns corrections.
+    ``control_cap=True`` (with the guide): the generator may not write more enemies (tiles) or gap
+    runs than ``round(target x columns / 16)`` per level allows (``decode(..., limit=)``: columns
+    over the cap leave the LM's distribution, unless the pipe rule leaves nothing else): enemies come
+    in groups, so a shift alone overshoots low requests, and later segments cannot take one back.
     ``preview=True`` (residual mode): one more entry, a gate: ``>= 0`` keeps the previewed segment
     (what ``a = 0`` writes: z0 with the guide), ``< 0`` redraws it from a fresh prior draw moved by
     the residual, with the policy's control entries (``info["latent"]["redraw"]``, logged as
@@ -412,7 +423,8 @@ Rewards
 Version History
     v1: bounded-prior generator, context-conditioned segments, residual actions, level-end rewards;
     later, opt-in keyword arguments (defaults keep v1's earlier behaviour): ``control_channel``,
-    ``observe_deficits``, ``control_guidance``, ``target_shaping``, ``preview``, ``playability_shaping``.
+    ``observe_deficits``, ``control_guidance``, ``target_shaping``, ``preview``, ``playability_shaping``,
+    ``control_cap``.
 """
 
 

@@ -342,6 +342,13 @@ class ColumnLMLatent:
     were set so that ``c`` in about [-0.5, 0.5] spans the MarioLatent recipe's enemy and gap targets
     (0.25-1.25 and 0.3-1.2 per 16 columns, see :attr:`CONTROL_RATES`; the uncontrolled samples write
     ~0.8 of each).
+
+    ``limit`` (optional, ``decode(..., limit=m)``, ``m`` (b, 2)): a cap per row on the enemies
+    (tiles) and gap starts the segment may still write: once a row has spent it, columns that would
+    exceed it are left out of the LM's distribution (renormalised over the rest; ignored for a row
+    where the structure rule leaves nothing else). Why: enemies come in groups, so a shift alone
+    overshoots low requests and nothing can take an enemy back (the latent env's
+    ``control_cap``). Part of the designed control channel, not of the prior.
     """
 
     prior = "uniform"
@@ -413,6 +420,7 @@ class ColumnLMLatent:
 
         self.control_scale = np.array([float(v) for v in control_scale], np.float64).reshape(2)
         self._has_enemy = np.concatenate([np.zeros(N_SPECIAL), (self.lm.columns == _ENEMY).any(axis=1)])
+        self._n_enemies = np.concatenate([np.zeros(N_SPECIAL), (self.lm.columns == _ENEMY).sum(axis=1)])
         self._is_gap = np.concatenate([np.zeros(N_SPECIAL, bool), _heights(self.lm.columns.T) == 0])
         if order == "elements":  # enemy columns (most enemies first), plain columns, gap columns
             from rlcreate.levels.metrics import ground_heights
@@ -433,22 +441,39 @@ class ColumnLMLatent:
             "order": order,
         }
 
+    def _gap_starts(self, prev: np.ndarray | None, b: int) -> np.ndarray:
+        """(b, V) bool: which columns would start a gap after ``prev`` (None: the level's start)."""
+        after_ground = np.ones(b, bool) if prev is None else ~self._is_gap[prev]
+        return self._is_gap[None, :] & after_ground[:, None]
+
     def _pick(
-        self, logits: np.ndarray, u: np.ndarray, prev: np.ndarray | None, last: bool, control: np.ndarray | None = None
+        self,
+        logits: np.ndarray,
+        u: np.ndarray,
+        prev: np.ndarray | None,
+        last: bool,
+        control: np.ndarray | None = None,
+        limit: np.ndarray | None = None,
     ) -> np.ndarray:
         """Inverse-CDF draw of one column per row at quantiles ``u`` (b,); ``control`` (b, 2): the
-        control channel's logit shifts (see the class docstring)."""
+        control channel's logit shifts; ``limit`` (b, 2): enemies / gap starts the row may still
+        write (columns that would exceed it are left out, unless nothing else is allowed)."""
         logits = logits.astype(np.float64)
         if self._offset is not None:
             logits = logits + self._offset
+        gap_start = self._gap_starts(prev, len(u)) if (control is not None or limit is not None) else None
         if control is not None:
-            after_ground = np.ones(len(u), bool) if prev is None else ~self._is_gap[prev]
-            gap_start = self._is_gap[None, :] & after_ground[:, None]
             shift = control * self.control_scale
             logits = logits + shift[:, :1] * self._has_enemy[None, :] + shift[:, 1:2] * gap_start
         if self.rule is not None:
             cand = np.broadcast_to(np.arange(logits.shape[1]), logits.shape)
             logits = np.where(self.rule.allowed(prev, cand, last), logits, -np.inf)
+        if limit is not None:  # a cap, not a shift: a row that has written its quota writes no more
+            enemies = self._n_enemies[None, :]
+            over = ((enemies > 0) & (enemies > limit[:, :1])) | (gap_start & (limit[:, 1:2] < 1))
+            capped = np.where(over, -np.inf, logits)
+            ok = np.isfinite(capped).any(axis=1, keepdims=True)  # else the structure rule wins
+            logits = np.where(ok, capped, logits)
         p = np.exp(logits - logits.max(axis=1, keepdims=True))
         p /= p.sum(axis=1, keepdims=True)
         if self._order is None:
@@ -460,7 +485,12 @@ class ColumnLMLatent:
         return order[np.arange(len(u)), np.minimum(k, p.shape[1] - 1)]
 
     def _decode_group(
-        self, z: np.ndarray, prompt: np.ndarray | None, final: bool, control: np.ndarray | None = None
+        self,
+        z: np.ndarray,
+        prompt: np.ndarray | None,
+        final: bool,
+        control: np.ndarray | None = None,
+        limit: np.ndarray | None = None,
     ) -> np.ndarray:
         b, w = z.shape
         u = (z.astype(np.float64) + 1.0) / 2.0
@@ -468,20 +498,26 @@ class ColumnLMLatent:
         # the prompt's last column: pipes it opens must be closed by the first new column
         prev = None if prompt is None else np.array([self.lm.encode_level(p[:, -1:])[0] for p in prompt])
         ids = np.zeros((b, w), np.int64)
+        left = None if limit is None else limit.astype(np.float64).copy()
         for t in range(w):
             last = t == w - 1 and (final or self.close_every_segment)
-            ids[:, t] = self._pick(logits, u[:, t], prev, last, control)
+            ids[:, t] = self._pick(logits, u[:, t], prev, last, control, left)
+            if left is not None:  # what this column spent of the quota (before prev moves on)
+                left[:, 0] -= self._n_enemies[ids[:, t]]
+                left[:, 1] -= self._gap_starts(prev, b)[np.arange(b), ids[:, t]]
             prev = ids[:, t]
             if t + 1 < w:
                 logits, state = self.lm.step(state, ids[:, t])
         return np.stack([self.lm.decode_tokens(r) for r in ids]).astype(np.int8)
 
-    def decode(self, z, context=None, has_context=None, final: bool = True, control=None) -> np.ndarray:
+    def decode(self, z, context=None, has_context=None, final: bool = True, control=None, limit=None) -> np.ndarray:
         """z (b, W) in [-1, 1] -> segments (b, 14, W) int8; ``context`` (b, 14, k <= context_columns):
         the level so far's last columns (None: level starts); ``has_context`` marks real rows;
         ``final=False``: more segments follow, so the last column may open a pipe (the next
         segment, given this one as context, closes it); ``control`` (b, 2) in [-1, 1]: the designed
-        control channel (class docstring; None or zeros: off)."""
+        control channel (class docstring; None or zeros: off); ``limit`` (b, 2) >= 0 or inf: how
+        many enemies (tiles) and gap starts each row may still write in this segment (a cap, see
+        the class docstring; None: no cap)."""
         z = np.asarray(z, dtype=np.float32)
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise GANInputError(f"decode expects z of shape (batch, {self.latent_dim}), got {z.shape}")
@@ -497,6 +533,13 @@ class ColumnLMLatent:
                 )
             if not control.any():
                 control = None  # exactly the uncontrolled decode
+        if limit is not None:
+            limit = np.asarray(limit, np.float64)
+            if limit.shape != (b, len(self.control_names)) or np.isnan(limit).any():
+                raise GANInputError(
+                    f"limit must be an array of shape ({b}, {len(self.control_names)}) "
+                    f"({', '.join(self.control_names)}; inf for no cap), got {limit.shape}"
+                )
         has = (
             np.zeros(b, bool)
             if context is None
@@ -518,7 +561,8 @@ class ColumnLMLatent:
             rows = np.flatnonzero(has == flag)
             if len(rows):
                 ctl = None if control is None else control[rows]
-                out[rows] = self._decode_group(z[rows], context[rows] if flag else None, final, ctl)
+                lim = None if limit is None else limit[rows]
+                out[rows] = self._decode_group(z[rows], context[rows] if flag else None, final, ctl, lim)
         return out
 
     def sample_levels(self, n: int, n_segments: int = 8, seed: int = 0, chained: bool = True) -> np.ndarray:
