@@ -164,7 +164,8 @@ class LatentLevelCore:
         if control_cap and not self.control_guidance:
             raise EnvConfigError(
                 "control_cap = True needs control_guidance: true (the cap is part of the guide: it stops "
-                "a segment from writing more enemies / gaps than the level's targets still allow)"
+                "a segment from writing more enemies / gaps than the level's targets allow); set "
+                "control_guidance: true, or control_cap: false"
             )
         self.control_cap = bool(control_cap)
         if preview and latent_mode != "residual":

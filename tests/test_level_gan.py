@@ -195,6 +195,21 @@ def test_train_level_gan_smoke(tmp_path):
 
 
 @pytest.mark.slow
+def test_bench_latent_control_smoke(tmp_path):
+    """The guide-alone control bench writes both settings' per-target rows and the scatter PNG; the
+    cap leaves no level over round(target x 8) on gap runs more often than the uncapped guide."""
+    _run([sys.executable, "scripts/bench_latent_control.py", "--n", "16", "--seeds", "1",
+          "--out", str(tmp_path / "c.json")])
+    r = json.loads((tmp_path / "c.json").read_text())
+    for key in ("guide", "guide_with_cap"):
+        assert {"enemies", "gaps"} <= set(r[key]) and -1 <= r[key]["enemies"]["corr_mean"] <= 1
+        shares = [r[key]["gaps"][k] for k in ("over_share", "exact_share", "under_share")]
+        assert sum(shares) == pytest.approx(1.0)
+    assert r["guide_with_cap"]["gaps"]["over_share"] <= r["guide"]["gaps"]["over_share"]
+    assert (tmp_path / "c.png").is_file()
+
+
+@pytest.mark.slow
 def test_bench_latent_generator_smoke(tmp_path, tiny_gan):
     import yaml
 
@@ -202,7 +217,7 @@ def test_bench_latent_generator_smoke(tmp_path, tiny_gan):
     doc = yaml.safe_load((ROOT / "rlcreate" / "recipes" / "mario_latent.yaml").read_text())
     # the GAN has no control channel: its rows run without it (deficits and shaping stay)
     doc["env"]["kwargs"].update(n_segments=2, generator=str(tmp_path / "gan"), control_channel=False,
-                                control_guidance=False)
+                                control_guidance=False, control_cap=False)
     doc["trainer"].update(total_timesteps=64, n_envs=4, checkpoints=0, samples=2)
     doc["trainer"]["hyper"].update(n_steps=16, batch_size=32, n_epochs=1)
     (tmp_path / "r.yaml").write_text(yaml.safe_dump(doc))

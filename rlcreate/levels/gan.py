@@ -461,7 +461,7 @@ class ColumnLMLatent:
         logits = logits.astype(np.float64)
         if self._offset is not None:
             logits = logits + self._offset
-        gap_start = self._gap_starts(prev, len(u)) if (control is not None or limit is not None) else None
+        gap_start = self._gap_starts(prev, len(u))  # (b, V): columns that would open a gap here
         if control is not None:
             shift = control * self.control_scale
             logits = logits + shift[:, :1] * self._has_enemy[None, :] + shift[:, 1:2] * gap_start
