@@ -18,6 +18,7 @@ TESTED_ELSEWHERE = {"cleanrl_ppo.py": "test_cleanrl.py", "rllib_ppo.py": "test_r
                     "bench_level_quality.py": "test_level_quality.py",
                     "bench_scaleout.py": "test_rllib.py", "gen_reference.py": "test_reference_docs.py",
                     "train_level_gan.py": "test_level_gan.py", "bench_latent_generator.py": "test_level_gan.py",
+                    "bench_latent_control.py": "test_level_gan.py",
                     "check_report_chromium.py": None, "setup.sh": None, "lint.sh": None}  # lint.sh: .ci/run runs it
 
 
