@@ -167,15 +167,23 @@ class ProfileOffers(OfferFeatures):
         from rlcreate.levels import tiles as T
         from rlcreate.levels.quality import ELEMENTS
 
-        self.ids = [np.array([T.PIPE_TL]), np.array([T.QUESTION, T.QCOIN]), np.array([T.COIN])]
+        self.table = np.zeros((len(T.TILES), 3))  # tile id -> (pipe tops, question blocks, coins)
+        self.table[T.PIPE_TL, 0] = self.table[T.QUESTION, 1] = self.table[T.QCOIN, 1] = self.table[T.COIN, 2] = 1
         self.mu = human_element_stats(128)[0][[ELEMENTS.index(e) for e in ("pipes", "question_blocks", "coins")]]
 
+    def _counts(self, grids: np.ndarray) -> np.ndarray:
+        """(m, 3) element counts of ``m`` tile arrays of any shape: one bincount over all of them
+        (called every step on the growing prefix: a lookup per tile would build (m, H, t, 3))."""
+        m, nt = grids.shape[0], self.table.shape[0]
+        flat = grids.reshape(m, -1).astype(np.intp) + (np.arange(m) * nt)[:, None]
+        return np.bincount(flat.ravel(), minlength=m * nt).reshape(m, nt) @ self.table
+
     def observe(self, prefix, offered, n_columns):
-        t = prefix.shape[2]
-        per = np.stack([np.isin(offered, ids).sum(axis=2) for ids in self.ids], axis=2)  # (n, k, 3)
-        so_far = np.stack([np.isin(prefix, ids).sum(axis=(1, 2)) for ids in self.ids], axis=1)  # (n, 3)
-        ctx = 0.5 + 0.5 * np.tanh((self.mu * t / 128 - so_far) / 2.0)
-        return ctx, 1.0 - np.exp2(-per.astype(np.float64))
+        n, k, _ = offered.shape
+        per = self._counts(offered.reshape(n * k, -1)).reshape(n, k, 3)
+        so_far = self._counts(prefix)
+        ctx = 0.5 + 0.5 * np.tanh((self.mu * prefix.shape[2] / 128 - so_far) / 2.0)
+        return ctx, 1.0 - np.exp2(-per)
 
 
 @register("set_profile")
