@@ -12,9 +12,11 @@ every path alike:
 - ``train``: MaskablePPO with the recipe's ``lm_prior`` policy learning one rollout of ``n_steps``
   per row (collection + update), in env steps per second; ``train_update`` is the PPO update's part.
 
-Reports columns per second for each and the ratios env / lm and train / lm from the median times
-(and, as a check on load spikes, from the fastest repeat of each path), plus cProfiles of one env
-episode and of one training call (top functions by own time) to show where the time goes.
+Reports columns per second for each and the ratios env / lm and train / lm from the median wall
+times (and, as a check on load spikes, from the fastest repeat of each path), the same ratios from
+the process's CPU time (``*_cpu``: single-threaded torch, so CPU seconds are the work done; steadier
+than wall time when other jobs share the cores), plus cProfiles of one env episode and of one
+training call (top functions by own time) to show where the time goes.
 
     OMP_NUM_THREADS=1 python scripts/bench_level_tokens_speed.py --out benchmarks/level_tokens_speed.json
 """
@@ -47,6 +49,8 @@ class Config:
     """1: also time one MaskablePPO rollout + update per batch size"""
     seed: int = 0
     out: str = "benchmarks/level_tokens_speed.json"
+    profile: int = 1
+    """1: also profile one env episode and one training call per batch size"""
 
 
 def build(batch: int, columns: int, seed: int):
@@ -95,13 +99,14 @@ class Replay:
             self.lm.step = self.real
 
 
-def timed(fn, seconds: list[float]):
-    """``fn`` that appends its wall time to ``seconds`` on every call."""
+def timed(fn, seconds: list[float], cpu: list[float]):
+    """``fn`` that appends its wall time to ``seconds`` and its CPU time to ``cpu`` on every call."""
 
     def call() -> None:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         fn()
         seconds.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
 
     return call
 
@@ -112,12 +117,87 @@ def top_tottime(prof: cProfile.Profile, n: int) -> list[str]:
     return [ln.strip() for ln in s.getvalue().splitlines() if ln.strip()][: n + 4]
 
 
-def main(cfg: Config) -> dict:
-    import torch
+def bench_batch(cfg: Config, lm, rng: np.random.Generator, batch: int) -> dict:
+    """Times, ratios and profiles of one batch size."""
     from stable_baselines3.common.vec_env import VecMonitor
 
-    from rlcreate.levels.generators.column_lm import ColumnLM
     from rlcreate.sb3.algo import make_algo
+
+    recipe, asm, venv = build(batch, cfg.columns, cfg.seed)
+    model = make_algo(recipe, VecMonitor(venv), None) if cfg.train else None
+    times: dict[str, list[float]] = {"lm": [], "env": [], "env_own": [], "train": [], "train_update": []}
+    cpu: dict[str, list[float]] = {k: [] for k in times}
+    if model is not None:  # time the PPO update inside learn() apart from the rollout
+        model.train = timed(model.train, times["train_update"], cpu["train_update"])  # type: ignore[method-assign]
+    env_episode(venv, rng)  # warm-up: numba, caches
+    lm.generate(cfg.columns, batch=batch, seed=cfg.seed)
+    replay = Replay(venv.core.lm)
+    venv.core.lm.step = replay.record
+    env_episode(venv, rng)  # records the LM outputs that env_own replays
+    venv.core.lm.step = replay.real
+    if model is not None:
+        model.learn(total_timesteps=cfg.columns * batch, reset_num_timesteps=False)
+        times["train_update"].clear()
+        cpu["train_update"].clear()
+    paths = {
+        "lm": lambda r: lm.generate(cfg.columns, batch=batch, seed=cfg.seed + r),
+        "env": lambda r: env_episode(venv, rng),
+        "env_own": lambda r: replay.episode(venv, rng),
+    }
+    if model is not None:
+        paths["train"] = lambda r: model.learn(total_timesteps=cfg.columns * batch, reset_num_timesteps=False)
+    for r in range(cfg.repeats):
+        for key, run in paths.items():
+            t, c = time.perf_counter(), time.process_time()
+            inner = run(r)
+            times[key].append(inner if key == "env_own" else time.perf_counter() - t)
+            cpu[key].append(time.process_time() - c)  # env_own: the replayed episode's CPU, LM restore included
+    cols = cfg.columns * batch
+    med = {k: float(np.median(v)) for k, v in times.items() if v}
+    fastest = {k: float(np.min(v)) for k, v in times.items() if v}
+    row = {f"{k}_columns_per_s": cols / s for k, s in med.items()}
+    row["env_over_lm"] = med["lm"] / med["env"]
+    row["env_over_lm_fastest_repeat"] = fastest["lm"] / fastest["env"]
+    row["env_own_share_of_env"] = med["env_own"] / med["env"]
+    if "train" in med:
+        row["train_over_lm"] = med["lm"] / med["train"]
+        row["train_over_lm_fastest_repeat"] = fastest["lm"] / fastest["train"]
+        row["train_update_share_of_train"] = med["train_update"] / med["train"]
+    mc = {k: float(np.median(v)) for k, v in cpu.items() if v}
+    row["env_over_lm_cpu"] = mc["lm"] / mc["env"]
+    row["env_own_share_of_env_cpu"] = mc["env_own"] / mc["env"]
+    if "train" in mc:
+        row["train_over_lm_cpu"] = mc["lm"] / mc["train"]
+        row["train_update_share_of_train_cpu"] = mc["train_update"] / mc["train"]
+    row["seconds"] = {k: [round(x, 3) for x in v] for k, v in times.items()}
+    row["cpu_seconds"] = {k: [round(x, 3) for x in v] for k, v in cpu.items()}
+    print(f"batch {batch}: lm {row['lm_columns_per_s']:.0f} cols/s, env {row['env_columns_per_s']:.0f} "
+          f"({row['env_over_lm']:.2f}x; fastest repeats {row['env_over_lm_fastest_repeat']:.2f}x; CPU time "
+          f"{row['env_over_lm_cpu']:.2f}x; env's own share {row['env_own_share_of_env']:.2f}), train "
+          f"{row.get('train_columns_per_s', float('nan')):.0f} ({row.get('train_over_lm', float('nan')):.2f}x; "
+          f"CPU time {row.get('train_over_lm_cpu', float('nan')):.2f}x; update share "
+          f"{row.get('train_update_share_of_train', float('nan')):.2f})", flush=True)
+    if not cfg.profile:
+        return row
+    prof = cProfile.Profile()
+    prof.enable()
+    env_episode(venv, rng)
+    prof.disable()
+    row["profile_top_tottime"] = top_tottime(prof, 15)
+    if model is not None:
+        prof = cProfile.Profile()
+        prof.enable()
+        model.learn(total_timesteps=cfg.columns * batch, reset_num_timesteps=False)
+        prof.disable()
+        row["profile_train_top_tottime"] = top_tottime(prof, 15)
+    print("\n".join(row["profile_top_tottime"][:22]))
+    return row
+
+
+def main(cfg: Config) -> dict:
+    import torch
+
+    from rlcreate.levels.generators.column_lm import ColumnLM
 
     load0 = os.getloadavg()[0]
     lm = ColumnLM.load()
@@ -127,62 +207,7 @@ def main(cfg: Config) -> dict:
         "torch": torch.__version__, "numpy": np.__version__, "torch_threads": torch.get_num_threads(),
         "load_avg_1min_at_start": load0}, "batches": {}}
     for batch in [int(b) for b in cfg.batches.split(",")]:
-        recipe, asm, venv = build(batch, cfg.columns, cfg.seed)
-        model = make_algo(recipe, VecMonitor(venv), None) if cfg.train else None
-        times: dict[str, list[float]] = {"lm": [], "env": [], "env_own": [], "train": [], "train_update": []}
-        if model is not None:  # time the PPO update inside learn() apart from the rollout
-            model.train = timed(model.train, times["train_update"])  # type: ignore[method-assign]
-        env_episode(venv, rng)  # warm-up: numba, caches
-        lm.generate(cfg.columns, batch=batch, seed=cfg.seed)
-        replay = Replay(venv.core.lm)
-        venv.core.lm.step = replay.record
-        env_episode(venv, rng)  # records the LM outputs that env_own replays
-        venv.core.lm.step = replay.real
-        if model is not None:
-            model.learn(total_timesteps=cfg.columns * batch, reset_num_timesteps=False)
-            times["train_update"].clear()
-        for r in range(cfg.repeats):
-            t = time.perf_counter()
-            lm.generate(cfg.columns, batch=batch, seed=cfg.seed + r)
-            times["lm"].append(time.perf_counter() - t)
-            t = time.perf_counter()
-            env_episode(venv, rng)
-            times["env"].append(time.perf_counter() - t)
-            times["env_own"].append(replay.episode(venv, rng))
-            if model is not None:
-                t = time.perf_counter()
-                model.learn(total_timesteps=cfg.columns * batch, reset_num_timesteps=False)
-                times["train"].append(time.perf_counter() - t)
-        cols = cfg.columns * batch
-        med = {k: float(np.median(v)) for k, v in times.items() if v}
-        fastest = {k: float(np.min(v)) for k, v in times.items() if v}
-        row = {f"{k}_columns_per_s": cols / s for k, s in med.items()}
-        row["env_over_lm"] = med["lm"] / med["env"]
-        row["env_over_lm_fastest_repeat"] = fastest["lm"] / fastest["env"]
-        row["env_own_share_of_env"] = med["env_own"] / med["env"]
-        if "train" in med:
-            row["train_over_lm"] = med["lm"] / med["train"]
-            row["train_over_lm_fastest_repeat"] = fastest["lm"] / fastest["train"]
-            row["train_update_share_of_train"] = med["train_update"] / med["train"]
-        row["seconds"] = {k: [round(x, 3) for x in v] for k, v in times.items()}
-        prof = cProfile.Profile()
-        prof.enable()
-        env_episode(venv, rng)
-        prof.disable()
-        row["profile_top_tottime"] = top_tottime(prof, 15)
-        if model is not None:
-            prof = cProfile.Profile()
-            prof.enable()
-            model.learn(total_timesteps=cfg.columns * batch, reset_num_timesteps=False)
-            prof.disable()
-            row["profile_train_top_tottime"] = top_tottime(prof, 15)
-        result["batches"][str(batch)] = row
-        print(f"batch {batch}: lm {row['lm_columns_per_s']:.0f} cols/s, env {row['env_columns_per_s']:.0f} "
-              f"({row['env_over_lm']:.2f}x; fastest repeats {row['env_over_lm_fastest_repeat']:.2f}x; env's own "
-              f"share {row['env_own_share_of_env']:.2f}), train {row.get('train_columns_per_s', float('nan')):.0f} "
-              f"({row.get('train_over_lm', float('nan')):.2f}x; update share "
-              f"{row.get('train_update_share_of_train', float('nan')):.2f})", flush=True)
-        print("\n".join(row["profile_top_tottime"][:22]))
+        result["batches"][str(batch)] = bench_batch(cfg, lm, rng, batch)
     result["load_avg_1min_at_end"] = os.getloadavg()[0]
     Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
     Path(cfg.out).write_text(json.dumps(result, indent=2))
