@@ -1,5 +1,5 @@
 """The MarioTokens speed paths change no result: the ``lm_prior`` policy's lean rollout forward and
-``evaluate_actions`` give the same bits (actions, log-probs, entropies, values and gradients) as
+``evaluate_actions`` (its MLPs called layer by layer, no distribution objects) give the same bits (actions, log-probs, entropies, values and gradients) as
 sb3-contrib's distribution objects, and a short MaskablePPO training of the demo recipe (shipped
 column LM) writes the same levels, masks, observations and rewards and ends with the same weights
 when every fast path is swapped for its plain reference."""
@@ -17,9 +17,15 @@ import rlcreate.envs.token_stream as token_stream
 from rlcreate.sb3.policies import LMPriorPolicy
 
 
+def reference_latents(policy, obs):
+    """SB3's own path: extract_features, then the MLP extractor as modules."""
+    return policy.mlp_extractor(policy.extract_features(obs))
+
+
 def reference_forward(policy, obs, deterministic=False, action_masks=None):
-    """The policy's forward through sb3-contrib's MaskableCategorical (the code before the lean path)."""
-    latent_pi, latent_vf = policy._latents(obs)
+    """The policy's forward through SB3's modules and sb3-contrib's MaskableCategorical (the code
+    before the lean path)."""
+    latent_pi, latent_vf = reference_latents(policy, obs)
     values = policy.value_net(latent_vf)
     distribution, _ = policy._distribution(obs, latent_pi, action_masks)
     actions = distribution.get_actions(deterministic=deterministic)
@@ -27,7 +33,7 @@ def reference_forward(policy, obs, deterministic=False, action_masks=None):
 
 
 def reference_evaluate(policy, obs, actions, action_masks=None):
-    latent_pi, latent_vf = policy._latents(obs)
+    latent_pi, latent_vf = reference_latents(policy, obs)
     distribution, prior = policy._distribution(obs, latent_pi, action_masks)
     entropy = distribution.entropy()
     if policy.kl_to_prior:

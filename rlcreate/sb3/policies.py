@@ -22,6 +22,7 @@ from sb3_contrib.common.maskable.distributions import (
     MaskableDistribution,
 )
 from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
+from stable_baselines3.common.torch_layers import FlattenExtractor
 from torch import nn
 
 from rlcreate.envs.column_tokens import LOGPROB_FLOOR as COLUMN_LOGPROB_FLOOR
@@ -209,6 +210,11 @@ class LMPriorPolicy(MaskableActorCriticPolicy):
         return distribution, prior
 
     def _latents(self, obs: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        if self.share_features_extractor and type(self.features_extractor) is FlattenExtractor and obs.dim() == 2:
+            # SB3's path for a flat Box observation (obs.float(), Flatten: the same tensor), then
+            # the two MLPs layer by layer without nn.Module's call machinery: the same kernels
+            features = obs.float()
+            return _mlp(self.mlp_extractor.policy_net, features), _mlp(self.mlp_extractor.value_net, features)
         features = self.extract_features(obs)
         if self.share_features_extractor:
             return self.mlp_extractor(features)
@@ -260,6 +266,18 @@ class LMPriorPolicy(MaskableActorCriticPolicy):
         features = super(MaskableActorCriticPolicy, self).extract_features(obs, self.pi_features_extractor)
         latent_pi = self.mlp_extractor.forward_actor(features)
         return self._distribution(obs, latent_pi, action_masks)[0]
+
+
+def _mlp(net: nn.Sequential, x: th.Tensor) -> th.Tensor:
+    """``net(x)`` with its Linear and Tanh layers called as the functions they wrap."""
+    for layer in net:
+        if type(layer) is nn.Linear:
+            x = th.nn.functional.linear(x, layer.weight, layer.bias)
+        elif type(layer) is nn.Tanh:
+            x = th.tanh(x)
+        else:
+            x = layer(x)
+    return x
 
 
 def masked_log_probs(logits: th.Tensor, masks: np.ndarray | th.Tensor) -> tuple[th.Tensor, th.Tensor]:
