@@ -13,7 +13,8 @@ every path alike:
   per row (collection + update), in env steps per second; ``train_update`` is the PPO update's part.
 
 Reports columns per second for each and the ratios env / lm and train / lm from the median wall
-times (and, as a check on load spikes, from the fastest repeat of each path), the same ratios from
+times, the median of the ratios within each repeat (``*_paired``: the paths of one repeat run back
+to back, so load drifting between repeats cancels) (and, as a check on load spikes, from the fastest repeat of each path), the same ratios from
 the process's CPU time (``*_cpu``: single-threaded torch, so CPU seconds are the work done; steadier
 than wall time when other jobs share the cores), plus cProfiles of one env episode and of one
 training call (top functions by own time) to show where the time goes.
@@ -43,7 +44,7 @@ class Config:
     """comma-separated batch sizes (rows in parallel)"""
     columns: int = 128
     """columns per level (the demo's width)"""
-    repeats: int = 5
+    repeats: int = 7
     """interleaved repetitions; the median is reported"""
     train: int = 1
     """1: also time one MaskablePPO rollout + update per batch size"""
@@ -169,13 +170,24 @@ def bench_batch(cfg: Config, lm, rng: np.random.Generator, batch: int) -> dict:
     if "train" in mc:
         row["train_over_lm_cpu"] = mc["lm"] / mc["train"]
         row["train_update_share_of_train_cpu"] = mc["train_update"] / mc["train"]
+    # paired: the ratio within each repeat (its paths ran back to back, under about the same load),
+    # then the median over repeats; load that drifts between repeats cancels out of these
+    for name, per in (("", times), ("_cpu", cpu)):
+        lm_r = np.array(per["lm"])
+        row[f"env_over_lm_paired{name}"] = float(np.median(lm_r / np.array(per["env"])))
+        if per["train"]:
+            row[f"train_over_lm_paired{name}"] = float(np.median(lm_r / np.array(per["train"])))
+    # CPU microseconds per column of each part beyond the LM: the env's own work (LM outputs
+    # replayed), PPO's update, and the rest of training (policy forward per step, SB3's rollout
+    # bookkeeping, and the LM's own slowdown when interleaved with all that)
+    row["cpu_us_per_column"] = {k: 1e6 * v / cols for k, v in mc.items()}
     row["seconds"] = {k: [round(x, 3) for x in v] for k, v in times.items()}
     row["cpu_seconds"] = {k: [round(x, 3) for x in v] for k, v in cpu.items()}
     print(f"batch {batch}: lm {row['lm_columns_per_s']:.0f} cols/s, env {row['env_columns_per_s']:.0f} "
           f"({row['env_over_lm']:.2f}x; fastest repeats {row['env_over_lm_fastest_repeat']:.2f}x; CPU time "
-          f"{row['env_over_lm_cpu']:.2f}x; env's own share {row['env_own_share_of_env']:.2f}), train "
+          f"{row['env_over_lm_cpu']:.2f}x; paired {row['env_over_lm_paired']:.2f}x; env's own share {row['env_own_share_of_env']:.2f}), train "
           f"{row.get('train_columns_per_s', float('nan')):.0f} ({row.get('train_over_lm', float('nan')):.2f}x; "
-          f"CPU time {row.get('train_over_lm_cpu', float('nan')):.2f}x; update share "
+          f"CPU time {row.get('train_over_lm_cpu', float('nan')):.2f}x; paired {row.get('train_over_lm_paired', float('nan')):.2f}x; update share "
           f"{row.get('train_update_share_of_train', float('nan')):.2f})", flush=True)
     if not cfg.profile:
         return row
