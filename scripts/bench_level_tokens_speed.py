@@ -52,6 +52,11 @@ class Config:
     out: str = "benchmarks/level_tokens_speed.json"
     profile: int = 1
     """1: also profile one env episode and one training call per batch size"""
+    ab: int = 0
+    """1: instead, alternate the fast paths with their plain references (the code before the speed
+    work: torch.topk, the distribution-object policy paths through nn.Modules, masks fancy-indexed)
+    in this one process, ``repeats`` times, and report the paired CPU-time speed-up of an env
+    episode and of a training call (the same results either way: tests/test_tokens_speed_equality.py)"""
 
 
 def build(batch: int, columns: int, seed: int):
@@ -206,6 +211,78 @@ def bench_batch(cfg: Config, lm, rng: np.random.Generator, batch: int) -> dict:
     return row
 
 
+def _reference_paths():
+    """Patches that put back the plain versions of the speed paths (see ``Config.ab``)."""
+    import torch
+
+    import rlcreate.envs.token_stream as token_stream
+    from rlcreate.envs.core_vec_env import CoreVecEnv
+    from rlcreate.sb3.policies import LMPriorPolicy
+
+    def topk(logits, k):
+        vals, ids = torch.topk(torch.from_numpy(np.ascontiguousarray(logits)), k + 1, dim=1)
+        v = vals.numpy()
+        return ids.numpy()[:, :k] if (v[:, 1:] < v[:, :-1]).all() else None
+
+    def latents(policy, obs):
+        return policy.mlp_extractor(policy.extract_features(obs))
+
+    def forward(policy, obs, deterministic=False, action_masks=None):
+        latent_pi, latent_vf = latents(policy, obs)
+        values = policy.value_net(latent_vf)
+        distribution, _ = policy._distribution(obs, latent_pi, action_masks)
+        actions = distribution.get_actions(deterministic=deterministic)
+        return actions.reshape(-1), values, distribution.log_prob(actions)
+
+    def evaluate(policy, obs, actions, action_masks=None):
+        latent_pi, latent_vf = latents(policy, obs)
+        distribution, prior = policy._distribution(obs, latent_pi, action_masks)
+        entropy = distribution.entropy() + (distribution.distribution.probs * prior).sum(-1)
+        return policy.value_net(latent_vf), distribution.log_prob(actions), entropy
+
+    def env_method(self, name, *args, indices=None, **kwargs):
+        return list(self.core.action_masks()[self._indices(indices)])
+
+    return [(token_stream, "_topk_without_ties", topk), (LMPriorPolicy, "forward", forward),
+            (LMPriorPolicy, "evaluate_actions", evaluate), (CoreVecEnv, "env_method", env_method)]
+
+
+def ab_batch(cfg: Config, rng: np.random.Generator, batch: int) -> dict:
+    """Paired CPU-time speed-up of the fast paths over their references (``Config.ab``)."""
+    from stable_baselines3.common.vec_env import VecMonitor
+
+    from rlcreate.sb3.algo import make_algo
+
+    recipe, _, venv = build(batch, cfg.columns, cfg.seed)
+    model = make_algo(recipe, VecMonitor(venv), None)
+    assert recipe.trainer["hyper"]["policy_kwargs"]["kl_to_prior"]  # the reference evaluate assumes it
+    patches = _reference_paths()
+    fast = [(obj, name, getattr(obj, name)) for obj, name, _ in patches]
+    cpu: dict[str, list[float]] = {f"{p}_{m}": [] for p in ("env", "train") for m in ("fast", "reference")}
+    for r in range(cfg.repeats + 1):  # the first round warms both up and is not kept
+        for mode, swap in (("fast", fast), ("reference", patches)) if r % 2 else (("reference", patches), ("fast", fast)):
+            for obj, name, fn in swap:
+                setattr(obj, name, fn)
+            for path in ("env", "train"):
+                c = time.process_time()
+                if path == "env":
+                    env_episode(venv, rng)
+                else:
+                    model.learn(total_timesteps=cfg.columns * batch, reset_num_timesteps=False)
+                if r:
+                    cpu[f"{path}_{mode}"].append(time.process_time() - c)
+    for obj, name, fn in fast:
+        setattr(obj, name, fn)
+    row: dict = {"cpu_seconds": {k: [round(x, 3) for x in v] for k, v in cpu.items()}}
+    for path in ("env", "train"):
+        ratio = np.array(cpu[f"{path}_reference"]) / np.array(cpu[f"{path}_fast"])
+        row[f"{path}_speedup_paired_median"] = float(np.median(ratio))
+        row[f"{path}_speedup_per_repeat"] = [round(float(x), 3) for x in ratio]
+    print(f"batch {batch}: fast paths vs references, CPU time: env x{row['env_speedup_paired_median']:.3f}, "
+          f"training x{row['train_speedup_paired_median']:.3f} (medians of paired repeats)", flush=True)
+    return row
+
+
 def main(cfg: Config) -> dict:
     import torch
 
@@ -219,7 +296,7 @@ def main(cfg: Config) -> dict:
         "torch": torch.__version__, "numpy": np.__version__, "torch_threads": torch.get_num_threads(),
         "load_avg_1min_at_start": load0}, "batches": {}}
     for batch in [int(b) for b in cfg.batches.split(",")]:
-        result["batches"][str(batch)] = bench_batch(cfg, lm, rng, batch)
+        result["batches"][str(batch)] = ab_batch(cfg, rng, batch) if cfg.ab else bench_batch(cfg, lm, rng, batch)
     result["load_avg_1min_at_end"] = os.getloadavg()[0]
     Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
     Path(cfg.out).write_text(json.dumps(result, indent=2))
