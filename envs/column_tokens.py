@@ -183,6 +183,7 @@ class ColumnTokensCore(TokenStreamCore):
         # per offer: its tile column; per row: the last column's token (-1 before the first); both
         # set with the offers, so masks, observation and control read them instead of recomputing
         self._offered = np.zeros((self.n, k, lm.columns.shape[1]), lm.columns.dtype)
+        self._offer_index = np.zeros((self.n, k), np.int64)
         self._last = np.full(self.n, -1, np.int64)
         self._masks = self._compute_masks()
         self._tnorm = np.zeros((self.n, len(self.targets)))
@@ -243,7 +244,8 @@ class ColumnTokensCore(TokenStreamCore):
         ids, logprobs = topk_offers(logits, self.k)
         assert self._state is not None, "reset() starts the LM before the first offer"
         self._set_offers(self._state.hidden, logprobs, ids)
-        self._offered = self.lm.columns[self._column_index(self.topk_ids)]
+        self._offer_index = self._column_index(self.topk_ids)  # rows of lm.columns (observe reads them too)
+        self._offered = self.lm.columns[self._offer_index]
         if self.rule is not None:
             self._allowed = self.rule.allowed(prev, self.topk_ids, last=self.t == self.n_columns - 1)
         if self.playable_only:
@@ -271,7 +273,7 @@ class ColumnTokensCore(TokenStreamCore):
             self._offered,
             counts=self._counts,
             last_ids=self._last,
-            offer_ids=self._column_index(self.topk_ids),
+            offer_ids=self._offer_index,
         )
         if self.offer_structure is not None:
             ctx, per = self.offer_structure.observe(self.levels[:, :, : self.t], self._offered, self.n_columns)
@@ -394,6 +396,8 @@ class ColumnTokensCore(TokenStreamCore):
     def _features(self, window: np.ndarray) -> np.ndarray:
         """The featurizer on ``(n, H, w)`` windows, defined for ``w = 1`` too (a feature such as height
         variation needs two columns: NaN there becomes 0)."""
+        if window.shape[2] > 1:  # no empty diff to warn about (the warning filter cost ~3% of a step)
+            return np.nan_to_num(self.featurizer(window), nan=0.0)
         with warnings.catch_warnings():  # mean of an empty diff -> NaN, replaced by 0 below
             warnings.simplefilter("ignore", RuntimeWarning)
             return np.nan_to_num(self.featurizer(window), nan=0.0)

@@ -84,9 +84,10 @@ class CoreVecEnv(VecEnv):
         setattr(self.core, attr_name, value)
 
     def env_method(self, method_name: str, *args, indices=None, **kwargs) -> list:
-        idx = self._indices(indices)
         if method_name == "action_masks":  # sb3-contrib's get_action_masks stacks one mask per env
-            return list(self.core.action_masks()[idx])
+            masks = self.core.action_masks()
+            return list(masks if indices is None else masks[self._indices(indices)])
+        idx = self._indices(indices)
         return [getattr(self, method_name)(*args, **kwargs)] * len(idx)
 
     def env_is_wrapped(self, wrapper_class, indices=None) -> list[bool]:

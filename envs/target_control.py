@@ -138,8 +138,11 @@ class TargetControl:
         path computes them: measure of ``[last, c]`` minus that of ``[last]`` (of ``[c]`` after no
         column)."""
         assert self.columns is not None
+        missing = last[~self._built[last]]
+        if not len(missing):  # after a run's first steps every row in use is built
+            return
         cols = self.columns[:, :, None]  # (V, H, 1)
-        for row in np.unique(last[~self._built[last]]):
+        for row in np.unique(missing):
             if row == len(self.columns):
                 self._gains[row] = self.counts(cols)
             else:

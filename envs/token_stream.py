@@ -13,7 +13,6 @@ rows restart on their own).
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from rlcreate.envs.core_vec_env import resolve_actions
 
@@ -34,21 +33,31 @@ def topk_offers(logits: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         ids = np.take_along_axis(ids, order, 1)
     wide = logits.astype(np.float64)
     top = wide.max(axis=1, keepdims=True)  # log-sum-exp by max shift (logaddexp.reduce is ~5x slower)
-    lse = top + np.log(np.exp(wide - top).sum(axis=1, keepdims=True))
+    shifted = wide - top
+    lse = top + np.log(np.exp(shifted, out=shifted).sum(axis=1, keepdims=True))
     return ids, (np.take_along_axis(wide, ids, 1) - lse).astype(np.float32)
 
 
 def _topk_without_ties(logits: np.ndarray, k: int) -> np.ndarray | None:
-    """The top-k ids by ``torch.topk`` (about twice as fast as numpy's partition on a batch of rows),
-    or None when two of the k + 1 largest logits of a row are equal: only then could the order
-    differ from numpy's, so the caller's numpy path keeps the ids exactly as they always were."""
-    if logits.dtype != np.float32 or logits.ndim != 2 or k >= logits.shape[1]:
+    """The top-k ids, most likely first, found from the (k + 1)-th largest logit of each row
+    (``np.partition``; 4-9x faster than ``torch.topk`` on the column LM's logits, whose ordering
+    makes torch's selection slow), or None when two of the k + 1 largest logits of a row are equal
+    (or NaN): only then could the order differ from numpy's, so the caller's numpy path keeps the
+    ids exactly as they always were."""
+    if logits.ndim != 2 or k >= logits.shape[1]:
         return None
-    vals, ids = torch.topk(torch.from_numpy(np.ascontiguousarray(logits)), k + 1, dim=1)
-    vals_np = vals.numpy()
-    if not (vals_np[:, 1:] < vals_np[:, :-1]).all():  # a tie, or -inf / NaN among the top k + 1
+    n, v = logits.shape
+    kth = np.partition(logits, v - k - 1, axis=1)[:, v - k - 1 : v - k]  # (k + 1)-th largest
+    above = logits > kth  # at most k per row; exactly k when the k-th and (k + 1)-th differ
+    if np.count_nonzero(above) != n * k:
         return None
-    return ids.numpy()[:, :k]
+    ids = np.nonzero(above)[1].reshape(n, k)
+    vals = np.take_along_axis(logits, ids, 1)
+    order = np.argsort(-vals, axis=1)
+    vals = np.take_along_axis(vals, order, 1)
+    if not (vals[:, 1:] < vals[:, :-1]).all():  # equal logits inside the top k
+        return None
+    return np.take_along_axis(ids, order, 1)
 
 
 class TokenStreamCore:

@@ -12,9 +12,12 @@ every path alike:
 - ``train``: MaskablePPO with the recipe's ``lm_prior`` policy learning one rollout of ``n_steps``
   per row (collection + update), in env steps per second; ``train_update`` is the PPO update's part.
 
-Reports columns per second for each and the ratios env / lm and train / lm from the median times
-(and, as a check on load spikes, from the fastest repeat of each path), plus cProfiles of one env
-episode and of one training call (top functions by own time) to show where the time goes.
+Reports columns per second for each and the ratios env / lm and train / lm from the median wall
+times, the median of the ratios within each repeat (``*_paired``: the paths of one repeat run back
+to back, so load drifting between repeats cancels) (and, as a check on load spikes, from the fastest repeat of each path), the same ratios from
+the process's CPU time (``*_cpu``: single-threaded torch, so CPU seconds are the work done; steadier
+than wall time when other jobs share the cores), plus cProfiles of one env episode and of one
+training call (top functions by own time) to show where the time goes.
 
     OMP_NUM_THREADS=1 python scripts/bench_level_tokens_speed.py --out benchmarks/level_tokens_speed.json
 """
@@ -41,12 +44,19 @@ class Config:
     """comma-separated batch sizes (rows in parallel)"""
     columns: int = 128
     """columns per level (the demo's width)"""
-    repeats: int = 5
+    repeats: int = 7
     """interleaved repetitions; the median is reported"""
     train: int = 1
     """1: also time one MaskablePPO rollout + update per batch size"""
     seed: int = 0
     out: str = "benchmarks/level_tokens_speed.json"
+    profile: int = 1
+    """1: also profile one env episode and one training call per batch size"""
+    ab: int = 0
+    """1: instead, alternate the fast paths with their plain references (the code before the speed
+    work: torch.topk, the distribution-object policy paths through nn.Modules, masks fancy-indexed)
+    in this one process, ``repeats`` times, and report the paired CPU-time speed-up of an env
+    episode and of a training call (the same results either way: tests/test_tokens_speed_equality.py)"""
 
 
 def build(batch: int, columns: int, seed: int):
@@ -95,13 +105,14 @@ class Replay:
             self.lm.step = self.real
 
 
-def timed(fn, seconds: list[float]):
-    """``fn`` that appends its wall time to ``seconds`` on every call."""
+def timed(fn, seconds: list[float], cpu: list[float]):
+    """``fn`` that appends its wall time to ``seconds`` and its CPU time to ``cpu`` on every call."""
 
     def call() -> None:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         fn()
         seconds.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
 
     return call
 
@@ -112,12 +123,170 @@ def top_tottime(prof: cProfile.Profile, n: int) -> list[str]:
     return [ln.strip() for ln in s.getvalue().splitlines() if ln.strip()][: n + 4]
 
 
-def main(cfg: Config) -> dict:
-    import torch
+def bench_batch(cfg: Config, lm, rng: np.random.Generator, batch: int) -> dict:
+    """Times, ratios and profiles of one batch size."""
     from stable_baselines3.common.vec_env import VecMonitor
 
-    from rlcreate.levels.generators.column_lm import ColumnLM
     from rlcreate.sb3.algo import make_algo
+
+    recipe, asm, venv = build(batch, cfg.columns, cfg.seed)
+    model = make_algo(recipe, VecMonitor(venv), None) if cfg.train else None
+    times: dict[str, list[float]] = {"lm": [], "env": [], "env_own": [], "train": [], "train_update": []}
+    cpu: dict[str, list[float]] = {k: [] for k in times}
+    if model is not None:  # time the PPO update inside learn() apart from the rollout
+        model.train = timed(model.train, times["train_update"], cpu["train_update"])  # type: ignore[method-assign]
+    env_episode(venv, rng)  # warm-up: numba, caches
+    lm.generate(cfg.columns, batch=batch, seed=cfg.seed)
+    replay = Replay(venv.core.lm)
+    venv.core.lm.step = replay.record
+    env_episode(venv, rng)  # records the LM outputs that env_own replays
+    venv.core.lm.step = replay.real
+    if model is not None:
+        model.learn(total_timesteps=cfg.columns * batch, reset_num_timesteps=False)
+        times["train_update"].clear()
+        cpu["train_update"].clear()
+    paths = {
+        "lm": lambda r: lm.generate(cfg.columns, batch=batch, seed=cfg.seed + r),
+        "env": lambda r: env_episode(venv, rng),
+        "env_own": lambda r: replay.episode(venv, rng),
+    }
+    if model is not None:
+        paths["train"] = lambda r: model.learn(total_timesteps=cfg.columns * batch, reset_num_timesteps=False)
+    for r in range(cfg.repeats):
+        for key, run in paths.items():
+            t, c = time.perf_counter(), time.process_time()
+            inner = run(r)
+            times[key].append(inner if key == "env_own" else time.perf_counter() - t)
+            cpu[key].append(time.process_time() - c)  # env_own: the replayed episode's CPU, LM restore included
+    cols = cfg.columns * batch
+    med = {k: float(np.median(v)) for k, v in times.items() if v}
+    fastest = {k: float(np.min(v)) for k, v in times.items() if v}
+    row = {f"{k}_columns_per_s": cols / s for k, s in med.items()}
+    row["env_over_lm"] = med["lm"] / med["env"]
+    row["env_over_lm_fastest_repeat"] = fastest["lm"] / fastest["env"]
+    row["env_own_share_of_env"] = med["env_own"] / med["env"]
+    if "train" in med:
+        row["train_over_lm"] = med["lm"] / med["train"]
+        row["train_over_lm_fastest_repeat"] = fastest["lm"] / fastest["train"]
+        row["train_update_share_of_train"] = med["train_update"] / med["train"]
+    mc = {k: float(np.median(v)) for k, v in cpu.items() if v}
+    row["env_over_lm_cpu"] = mc["lm"] / mc["env"]
+    row["env_own_share_of_env_cpu"] = mc["env_own"] / mc["env"]
+    if "train" in mc:
+        row["train_over_lm_cpu"] = mc["lm"] / mc["train"]
+        row["train_update_share_of_train_cpu"] = mc["train_update"] / mc["train"]
+    # paired: the ratio within each repeat (its paths ran back to back, under about the same load),
+    # then the median over repeats; load that drifts between repeats cancels out of these
+    for name, per in (("", times), ("_cpu", cpu)):
+        lm_r = np.array(per["lm"])
+        row[f"env_over_lm_paired{name}"] = float(np.median(lm_r / np.array(per["env"])))
+        if per["train"]:
+            row[f"train_over_lm_paired{name}"] = float(np.median(lm_r / np.array(per["train"])))
+    # CPU microseconds per column of each part beyond the LM: the env's own work (LM outputs
+    # replayed), PPO's update, and the rest of training (policy forward per step, SB3's rollout
+    # bookkeeping, and the LM's own slowdown when interleaved with all that)
+    row["cpu_us_per_column"] = {k: 1e6 * v / cols for k, v in mc.items()}
+    row["seconds"] = {k: [round(x, 3) for x in v] for k, v in times.items()}
+    row["cpu_seconds"] = {k: [round(x, 3) for x in v] for k, v in cpu.items()}
+    print(f"batch {batch}: lm {row['lm_columns_per_s']:.0f} cols/s, env {row['env_columns_per_s']:.0f} "
+          f"({row['env_over_lm']:.2f}x; fastest repeats {row['env_over_lm_fastest_repeat']:.2f}x; CPU time "
+          f"{row['env_over_lm_cpu']:.2f}x; paired {row['env_over_lm_paired']:.2f}x; env's own share {row['env_own_share_of_env']:.2f}), train "
+          f"{row.get('train_columns_per_s', float('nan')):.0f} ({row.get('train_over_lm', float('nan')):.2f}x; "
+          f"CPU time {row.get('train_over_lm_cpu', float('nan')):.2f}x; paired {row.get('train_over_lm_paired', float('nan')):.2f}x; update share "
+          f"{row.get('train_update_share_of_train', float('nan')):.2f})", flush=True)
+    if not cfg.profile:
+        return row
+    prof = cProfile.Profile()
+    prof.enable()
+    env_episode(venv, rng)
+    prof.disable()
+    row["profile_top_tottime"] = top_tottime(prof, 15)
+    if model is not None:
+        prof = cProfile.Profile()
+        prof.enable()
+        model.learn(total_timesteps=cfg.columns * batch, reset_num_timesteps=False)
+        prof.disable()
+        row["profile_train_top_tottime"] = top_tottime(prof, 15)
+    print("\n".join(row["profile_top_tottime"][:22]))
+    return row
+
+
+def _reference_paths():
+    """Patches that put back the plain versions of the speed paths (see ``Config.ab``)."""
+    import torch
+
+    import rlcreate.envs.token_stream as token_stream
+    from rlcreate.envs.core_vec_env import CoreVecEnv
+    from rlcreate.sb3.policies import LMPriorPolicy
+
+    def topk(logits, k):
+        vals, ids = torch.topk(torch.from_numpy(np.ascontiguousarray(logits)), k + 1, dim=1)
+        v = vals.numpy()
+        return ids.numpy()[:, :k] if (v[:, 1:] < v[:, :-1]).all() else None
+
+    def latents(policy, obs):
+        return policy.mlp_extractor(policy.extract_features(obs))
+
+    def forward(policy, obs, deterministic=False, action_masks=None):
+        latent_pi, latent_vf = latents(policy, obs)
+        values = policy.value_net(latent_vf)
+        distribution, _ = policy._distribution(obs, latent_pi, action_masks)
+        actions = distribution.get_actions(deterministic=deterministic)
+        return actions.reshape(-1), values, distribution.log_prob(actions)
+
+    def evaluate(policy, obs, actions, action_masks=None):
+        latent_pi, latent_vf = latents(policy, obs)
+        distribution, prior = policy._distribution(obs, latent_pi, action_masks)
+        entropy = distribution.entropy() + (distribution.distribution.probs * prior).sum(-1)
+        return policy.value_net(latent_vf), distribution.log_prob(actions), entropy
+
+    def env_method(self, name, *args, indices=None, **kwargs):
+        return list(self.core.action_masks()[self._indices(indices)])
+
+    return [(token_stream, "_topk_without_ties", topk), (LMPriorPolicy, "forward", forward),
+            (LMPriorPolicy, "evaluate_actions", evaluate), (CoreVecEnv, "env_method", env_method)]
+
+
+def ab_batch(cfg: Config, rng: np.random.Generator, batch: int) -> dict:
+    """Paired CPU-time speed-up of the fast paths over their references (``Config.ab``)."""
+    from stable_baselines3.common.vec_env import VecMonitor
+
+    from rlcreate.sb3.algo import make_algo
+
+    recipe, _, venv = build(batch, cfg.columns, cfg.seed)
+    model = make_algo(recipe, VecMonitor(venv), None)
+    assert recipe.trainer["hyper"]["policy_kwargs"]["kl_to_prior"]  # the reference evaluate assumes it
+    patches = _reference_paths()
+    fast = [(obj, name, getattr(obj, name)) for obj, name, _ in patches]
+    cpu: dict[str, list[float]] = {f"{p}_{m}": [] for p in ("env", "train") for m in ("fast", "reference")}
+    for r in range(cfg.repeats + 1):  # the first round warms both up and is not kept
+        for mode, swap in (("fast", fast), ("reference", patches)) if r % 2 else (("reference", patches), ("fast", fast)):
+            for obj, name, fn in swap:
+                setattr(obj, name, fn)
+            for path in ("env", "train"):
+                c = time.process_time()
+                if path == "env":
+                    env_episode(venv, rng)
+                else:
+                    model.learn(total_timesteps=cfg.columns * batch, reset_num_timesteps=False)
+                if r:
+                    cpu[f"{path}_{mode}"].append(time.process_time() - c)
+    for obj, name, fn in fast:
+        setattr(obj, name, fn)
+    row: dict = {"cpu_seconds": {k: [round(x, 3) for x in v] for k, v in cpu.items()}}
+    for path in ("env", "train"):
+        ratio = np.array(cpu[f"{path}_reference"]) / np.array(cpu[f"{path}_fast"])
+        row[f"{path}_speedup_paired_median"] = float(np.median(ratio))
+        row[f"{path}_speedup_per_repeat"] = [round(float(x), 3) for x in ratio]
+    print(f"batch {batch}: fast paths vs references, CPU time: env x{row['env_speedup_paired_median']:.3f}, "
+          f"training x{row['train_speedup_paired_median']:.3f} (medians of paired repeats)", flush=True)
+    return row
+
+
+def main(cfg: Config) -> dict:
+    import torch
+
+    from rlcreate.levels.generators.column_lm import ColumnLM
 
     load0 = os.getloadavg()[0]
     lm = ColumnLM.load()
@@ -127,62 +296,7 @@ def main(cfg: Config) -> dict:
         "torch": torch.__version__, "numpy": np.__version__, "torch_threads": torch.get_num_threads(),
         "load_avg_1min_at_start": load0}, "batches": {}}
     for batch in [int(b) for b in cfg.batches.split(",")]:
-        recipe, asm, venv = build(batch, cfg.columns, cfg.seed)
-        model = make_algo(recipe, VecMonitor(venv), None) if cfg.train else None
-        times: dict[str, list[float]] = {"lm": [], "env": [], "env_own": [], "train": [], "train_update": []}
-        if model is not None:  # time the PPO update inside learn() apart from the rollout
-            model.train = timed(model.train, times["train_update"])  # type: ignore[method-assign]
-        env_episode(venv, rng)  # warm-up: numba, caches
-        lm.generate(cfg.columns, batch=batch, seed=cfg.seed)
-        replay = Replay(venv.core.lm)
-        venv.core.lm.step = replay.record
-        env_episode(venv, rng)  # records the LM outputs that env_own replays
-        venv.core.lm.step = replay.real
-        if model is not None:
-            model.learn(total_timesteps=cfg.columns * batch, reset_num_timesteps=False)
-            times["train_update"].clear()
-        for r in range(cfg.repeats):
-            t = time.perf_counter()
-            lm.generate(cfg.columns, batch=batch, seed=cfg.seed + r)
-            times["lm"].append(time.perf_counter() - t)
-            t = time.perf_counter()
-            env_episode(venv, rng)
-            times["env"].append(time.perf_counter() - t)
-            times["env_own"].append(replay.episode(venv, rng))
-            if model is not None:
-                t = time.perf_counter()
-                model.learn(total_timesteps=cfg.columns * batch, reset_num_timesteps=False)
-                times["train"].append(time.perf_counter() - t)
-        cols = cfg.columns * batch
-        med = {k: float(np.median(v)) for k, v in times.items() if v}
-        fastest = {k: float(np.min(v)) for k, v in times.items() if v}
-        row = {f"{k}_columns_per_s": cols / s for k, s in med.items()}
-        row["env_over_lm"] = med["lm"] / med["env"]
-        row["env_over_lm_fastest_repeat"] = fastest["lm"] / fastest["env"]
-        row["env_own_share_of_env"] = med["env_own"] / med["env"]
-        if "train" in med:
-            row["train_over_lm"] = med["lm"] / med["train"]
-            row["train_over_lm_fastest_repeat"] = fastest["lm"] / fastest["train"]
-            row["train_update_share_of_train"] = med["train_update"] / med["train"]
-        row["seconds"] = {k: [round(x, 3) for x in v] for k, v in times.items()}
-        prof = cProfile.Profile()
-        prof.enable()
-        env_episode(venv, rng)
-        prof.disable()
-        row["profile_top_tottime"] = top_tottime(prof, 15)
-        if model is not None:
-            prof = cProfile.Profile()
-            prof.enable()
-            model.learn(total_timesteps=cfg.columns * batch, reset_num_timesteps=False)
-            prof.disable()
-            row["profile_train_top_tottime"] = top_tottime(prof, 15)
-        result["batches"][str(batch)] = row
-        print(f"batch {batch}: lm {row['lm_columns_per_s']:.0f} cols/s, env {row['env_columns_per_s']:.0f} "
-              f"({row['env_over_lm']:.2f}x; fastest repeats {row['env_over_lm_fastest_repeat']:.2f}x; env's own "
-              f"share {row['env_own_share_of_env']:.2f}), train {row.get('train_columns_per_s', float('nan')):.0f} "
-              f"({row.get('train_over_lm', float('nan')):.2f}x; update share "
-              f"{row.get('train_update_share_of_train', float('nan')):.2f})", flush=True)
-        print("\n".join(row["profile_top_tottime"][:22]))
+        result["batches"][str(batch)] = ab_batch(cfg, rng, batch) if cfg.ab else bench_batch(cfg, lm, rng, batch)
     result["load_avg_1min_at_end"] = os.getloadavg()[0]
     Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
     Path(cfg.out).write_text(json.dumps(result, indent=2))

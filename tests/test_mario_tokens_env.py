@@ -383,6 +383,7 @@ def test_playable_only_without_a_seam_is_a_config_error(tiny_lm):
 def test_topk_offers_equal_a_plain_numpy_top_k_with_and_without_ties():
     """The torch fast path of topk_offers gives exactly the ids, order and log-probs of a plain
     numpy top-k (argpartition of the log-probs, stable sort); rows with equal logits fall back to it."""
+    import rlcreate.envs.token_stream as token_stream
     from rlcreate.envs.token_stream import topk_offers
 
     def reference(logits, k):
@@ -401,3 +402,17 @@ def test_topk_offers_equal_a_plain_numpy_top_k_with_and_without_ties():
             ids, logp = topk_offers(logits, k)
             want_ids, want_logp = reference(logits, k)
             assert np.array_equal(ids, want_ids) and np.allclose(logp, want_logp, rtol=0, atol=1e-6)
+    # the edges of the fast path: a tie between the k-th and (k + 1)-th, a tie inside the top k,
+    # only k finite logits (the (k + 1)-th is -inf), and a row whose top k come in vocabulary order
+    base = np.linspace(5.0, -5.0, 40, dtype=np.float32)
+    rows = [base.copy() for _ in range(4)]
+    rows[0][4] = rows[0][5]
+    rows[1][1] = rows[1][2]
+    rows[2][5:] = -np.inf
+    rows[3] = base[::-1].copy()
+    logits = np.stack(rows)
+    ids, _ = topk_offers(logits, 5)
+    assert np.array_equal(ids, reference(logits, 5)[0])
+    assert ids[2].tolist() == [0, 1, 2, 3, 4] and ids[3].tolist() == [39, 38, 37, 36, 35]
+    assert token_stream._topk_without_ties(logits[[0]], 5) is None and token_stream._topk_without_ties(logits[[1]], 5) is None
+    assert np.array_equal(token_stream._topk_without_ties(logits[[2, 3]], 5), ids[[2, 3]])

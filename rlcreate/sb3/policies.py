@@ -22,13 +22,14 @@ from sb3_contrib.common.maskable.distributions import (
     MaskableDistribution,
 )
 from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
+from stable_baselines3.common.torch_layers import FlattenExtractor
 from torch import nn
 
 from rlcreate.envs.column_tokens import LOGPROB_FLOOR as COLUMN_LOGPROB_FLOOR
 from rlcreate.envs.text_tokens import LOGPROB_FLOOR
 from rlcreate.errors import UserError
 
-__all__ = ["LMPriorPolicy", "PolicyConfigError", "POLICIES", "resolve_policy"]
+__all__ = ["LMPriorPolicy", "PolicyConfigError", "POLICIES", "resolve_policy", "masked_log_probs"]
 
 
 class PolicyConfigError(UserError):
@@ -185,27 +186,35 @@ class LMPriorPolicy(MaskableActorCriticPolicy):
                 parts += [values, values * signed.unsqueeze(-2)]
         return th.cat(parts, -1)  # [gains, gains x deficit, values, values x context]
 
-    def _distribution(
-        self, obs: th.Tensor, latent_pi: th.Tensor, action_masks: np.ndarray | th.Tensor | None
-    ) -> tuple[MaskableCategoricalDistribution, th.Tensor]:
-        """The masked action distribution and the reference's log-probs (``prior_logits``), each
-        computed once per call (the KL term reuses the latter)."""
+    def _action_logits(self, obs: th.Tensor, latent_pi: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        """Unnormalised action logits ``(batch, k)`` and the reference's log-probs
+        (``prior_logits``), each computed once per call (the KL term reuses the latter)."""
         offer = self.offer_inputs(obs) if self._offer_inputs else None
         prior = self.prior_logits(obs, offer)
         logits = prior + self.action_net(latent_pi)
         if offer is not None:
             logits = logits + (offer * self.offer_net(latent_pi).unsqueeze(-2)).sum(-1)
+        return logits.view(-1, self._k), prior
+
+    def _distribution(
+        self, obs: th.Tensor, latent_pi: th.Tensor, action_masks: np.ndarray | th.Tensor | None
+    ) -> tuple[MaskableCategoricalDistribution, th.Tensor]:
+        """The masked action distribution and the reference's log-probs (``prior_logits``)."""
+        logits, prior = self._action_logits(obs, latent_pi)
         # Discrete actions (checked by _check_layout), so the action distribution is categorical.
         # Built once with its masks (SB3's proba_distribution + apply_masking build it three
         # times; the final logits are the same) and without torch's argument validation, which
         # checks every tensor on every call of the rollout and the update.
         distribution = cast(MaskableCategoricalDistribution, self.action_dist)
-        distribution.distribution = MaskableCategorical(
-            logits=logits.view(-1, self._k), validate_args=False, masks=action_masks
-        )
+        distribution.distribution = MaskableCategorical(logits=logits, validate_args=False, masks=action_masks)
         return distribution, prior
 
     def _latents(self, obs: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        if self.share_features_extractor and type(self.features_extractor) is FlattenExtractor and obs.dim() == 2:
+            # SB3's path for a flat Box observation (obs.float(), Flatten: the same tensor), then
+            # the two MLPs layer by layer without nn.Module's call machinery: the same kernels
+            features = obs.float()
+            return _mlp(self.mlp_extractor.policy_net, features), _mlp(self.mlp_extractor.value_net, features)
         features = self.extract_features(obs)
         if self.share_features_extractor:
             return self.mlp_extractor(features)
@@ -220,25 +229,67 @@ class LMPriorPolicy(MaskableActorCriticPolicy):
     ) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
         latent_pi, latent_vf = self._latents(obs)
         values = self.value_net(latent_vf)
-        distribution, _ = self._distribution(obs, latent_pi, action_masks)
-        actions = distribution.get_actions(deterministic=deterministic)
-        log_prob = distribution.log_prob(actions)
+        if action_masks is None:
+            distribution, _ = self._distribution(obs, latent_pi, action_masks)
+            actions = distribution.get_actions(deterministic=deterministic)
+            log_prob = distribution.log_prob(actions)
+        else:  # the rollout's path: the same tensors without building distribution objects
+            logits, _ = self._action_logits(obs, latent_pi)
+            log_probs, _ = masked_log_probs(logits, action_masks)
+            probs = th.softmax(log_probs, dim=-1)
+            actions = probs.argmax(dim=1) if deterministic else th.multinomial(probs, 1, True).T.reshape(-1)
+            log_prob = log_probs.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
         return actions.reshape((-1, *(self.action_space.shape or ()))), values, log_prob
 
     def evaluate_actions(
         self, obs: th.Tensor, actions: th.Tensor, action_masks: th.Tensor | None = None
     ) -> tuple[th.Tensor, th.Tensor, th.Tensor | None]:
         latent_pi, latent_vf = self._latents(obs)
-        distribution, prior = self._distribution(obs, latent_pi, action_masks)
-        entropy = distribution.entropy()
+        if action_masks is None:
+            distribution, prior = self._distribution(obs, latent_pi, action_masks)
+            entropy = distribution.entropy()
+            if self.kl_to_prior:
+                entropy = entropy + (distribution.distribution.probs * prior).sum(-1)
+            return self.value_net(latent_vf), distribution.log_prob(actions), entropy
+        # PPO's update: MaskableCategorical's entropy and log-prob, op for op and in its order (so
+        # the losses and their gradients are the same bits), without building distribution objects
+        logits, prior = self._action_logits(obs, latent_pi)
+        log_probs, masks = masked_log_probs(logits, action_masks)
+        probs = th.softmax(log_probs, dim=-1)
+        entropy = -th.where(masks, log_probs * probs, th.tensor(0.0)).sum(-1)
         if self.kl_to_prior:  # H(pi) + E_pi[log p_LM] = -KL(pi || p_LM), exact over the offered slots
-            entropy = entropy + (distribution.distribution.probs * prior).sum(-1)
-        return self.value_net(latent_vf), distribution.log_prob(actions), entropy
+            entropy = entropy + (probs * prior).sum(-1)
+        values = self.value_net(latent_vf)
+        return values, log_probs.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1), entropy
 
     def get_distribution(self, obs: th.Tensor, action_masks: np.ndarray | None = None) -> MaskableDistribution:
         features = super(MaskableActorCriticPolicy, self).extract_features(obs, self.pi_features_extractor)
         latent_pi = self.mlp_extractor.forward_actor(features)
         return self._distribution(obs, latent_pi, action_masks)[0]
+
+
+def _mlp(net: nn.Sequential, x: th.Tensor) -> th.Tensor:
+    """``net(x)`` with its Linear and Tanh layers called as the functions they wrap."""
+    for layer in net:
+        if type(layer) is nn.Linear:
+            x = th.nn.functional.linear(x, layer.weight, layer.bias)
+        elif type(layer) is nn.Tanh:
+            x = th.tanh(x)
+        else:
+            x = layer(x)
+    return x
+
+
+def masked_log_probs(logits: th.Tensor, masks: np.ndarray | th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+    """``(log-probs, bool masks)`` of sb3-contrib's ``MaskableCategorical(logits=logits,
+    masks=masks)``, computed by the same tensor operations in the same order (normalise, set masked
+    slots to -1e8, normalise again), so the values and their gradients are the same bits; the
+    distribution object's Python set-up, twice per call, is what this skips (it was a large part of
+    the policy's per-step cost in rollouts)."""
+    logits = logits - logits.logsumexp(dim=-1, keepdim=True)
+    masks = th.as_tensor(masks, dtype=th.bool, device=logits.device).reshape(logits.shape)
+    logits = th.where(masks, logits, th.tensor(-1e8, dtype=logits.dtype, device=logits.device))
+    return logits - logits.logsumexp(dim=-1, keepdim=True), masks
 
 
 def _check_layout(observation_space: spaces.Space, action_space: spaces.Space, prior_start: int | None) -> int:

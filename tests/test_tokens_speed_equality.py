@@ -1,0 +1,150 @@
+"""The MarioTokens speed paths change no result: the ``lm_prior`` policy's lean rollout forward and
+``evaluate_actions`` (its MLPs called layer by layer, no distribution objects) give the same bits (actions, log-probs, entropies, values and gradients) as
+sb3-contrib's distribution objects, and a short MaskablePPO training of the demo recipe (shipped
+column LM) writes the same levels, masks, observations and rewards and ends with the same weights
+when every fast path is swapped for its plain reference."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch as th
+from gymnasium import spaces
+
+import rlcreate.envs.token_stream as token_stream
+from rlcreate.sb3.policies import LMPriorPolicy
+
+
+def reference_latents(policy, obs):
+    """SB3's own path: extract_features, then the MLP extractor as modules."""
+    return policy.mlp_extractor(policy.extract_features(obs))
+
+
+def reference_forward(policy, obs, deterministic=False, action_masks=None):
+    """The policy's forward through SB3's modules and sb3-contrib's MaskableCategorical (the code
+    before the lean path)."""
+    latent_pi, latent_vf = reference_latents(policy, obs)
+    values = policy.value_net(latent_vf)
+    distribution, _ = policy._distribution(obs, latent_pi, action_masks)
+    actions = distribution.get_actions(deterministic=deterministic)
+    return actions.reshape(-1), values, distribution.log_prob(actions)
+
+
+def reference_evaluate(policy, obs, actions, action_masks=None):
+    latent_pi, latent_vf = reference_latents(policy, obs)
+    distribution, prior = policy._distribution(obs, latent_pi, action_masks)
+    entropy = distribution.entropy()
+    if policy.kl_to_prior:
+        entropy = entropy + (distribution.distribution.probs * prior).sum(-1)
+    return policy.value_net(latent_vf), distribution.log_prob(actions), entropy
+
+
+def small_policy(seed: int = 0) -> tuple[LMPriorPolicy, int]:
+    """An lm_prior policy on MarioTokens' layout (hidden, k scaled log-probs, ..., F deficits, k x F
+    gains) with every head randomised, so the learned correction and the offer head both matter."""
+    d, k, f = 6, 5, 2
+    low = np.concatenate([np.full(d, -1.0), np.zeros(k + 3 + f + k * f)])
+    space = spaces.Box(low.astype(np.float32), np.ones_like(low, np.float32))
+    th.manual_seed(seed)
+    policy = LMPriorPolicy(space, spaces.Discrete(k), lambda _: 1e-3, prior_start=d, offer_features=f,
+                           offer_guidance=4.0, kl_to_prior=True, net_arch=[8, 8])
+    with th.no_grad():
+        for p in policy.parameters():
+            p.copy_(th.randn_like(p) * 0.5)
+    return policy, k
+
+
+def random_batch(policy, k, n, seed):
+    rng = np.random.default_rng(seed)
+    obs = th.as_tensor(rng.random((n, policy.observation_space.shape[0]), np.float32))
+    masks = rng.random((n, k)) < 0.6
+    masks[np.arange(n), rng.integers(0, k, n)] = True  # every row allows a slot
+    return obs, masks
+
+
+def test_lean_forward_samples_the_same_actions_and_log_probs():
+    policy, k = small_policy()
+    for seed in range(5):
+        obs, masks = random_batch(policy, k, 64, seed)
+        for deterministic in (False, True):
+            th.manual_seed(seed)
+            with th.no_grad():
+                got = policy(obs, deterministic=deterministic, action_masks=masks)
+            after = th.rand(3)  # the lean path draws from the global generator exactly as much
+            th.manual_seed(seed)
+            with th.no_grad():
+                want = reference_forward(policy, obs, deterministic, masks)
+            assert th.equal(th.rand(3), after)
+            for a, b in zip(got, want):
+                assert th.equal(a, b)
+    # the sampled actions really vary with the seed (the comparison above is not of constants)
+    th.manual_seed(0)
+    first = policy(obs, action_masks=masks)[0]
+    th.manual_seed(1)
+    assert not th.equal(first, policy(obs, action_masks=masks)[0])
+
+
+def test_lean_evaluate_actions_gives_the_same_losses_and_gradients():
+    lean, k = small_policy(seed=1)
+    ref = copy.deepcopy(lean)
+    obs, masks = random_batch(lean, k, 128, seed=3)
+    actions = th.as_tensor(np.array([np.random.default_rng(i).choice(np.flatnonzero(m)) for i, m in enumerate(masks)]))
+    masks_t = th.as_tensor(masks)
+    advantages = th.randn(128)
+    for policy, fn in ((lean, type(lean).evaluate_actions), (ref, reference_evaluate)):
+        values, log_prob, entropy = fn(policy, obs, actions, masks_t)
+        ratio = th.exp(log_prob - log_prob.detach() + 0.01)
+        loss = -th.min(advantages * ratio, advantages * th.clamp(ratio, 0.8, 1.2)).mean()
+        loss = loss + 0.06 * -th.mean(entropy) + 0.5 * th.nn.functional.mse_loss(th.zeros(128), values.flatten())
+        loss.backward()
+        policy.outputs = (values, log_prob, entropy)
+    for a, b in zip(lean.outputs, ref.outputs):
+        assert th.equal(a, b)
+    grads = [(p.grad, q.grad) for p, q in zip(lean.parameters(), ref.parameters())]
+    assert all(g is not None and th.equal(g, h) for g, h in grads)
+    assert any(g.abs().sum() > 0 for g, _ in grads)
+
+
+@pytest.mark.slow
+def test_demo_recipe_training_is_unchanged_by_the_fast_paths(monkeypatch):
+    """Two rollouts and updates of the demo recipe (shipped column LM, 4 rows x 24 columns): the
+    rollout buffers (observations, masks, actions, rewards, values, log-probs) and the final
+    weights are the same bits with the fast paths and with their references (numpy's top-k for
+    every row, the distribution-object policy paths, masks fancy-indexed)."""
+    from stable_baselines3.common.vec_env import VecMonitor
+
+    from rlcreate.assemble import assemble
+    from rlcreate.levels.demo import demo_recipe_path
+    from rlcreate.recipe import load_recipe
+    from rlcreate.sb3.algo import make_algo
+
+    def run() -> tuple[list[np.ndarray], dict]:
+        recipe = load_recipe(demo_recipe_path())
+        recipe.env["kwargs"]["n_columns"] = 24
+        recipe.trainer["n_envs"] = 4
+        recipe.trainer["hyper"].update(n_steps=24, batch_size=32, n_epochs=2)
+        venv = assemble(recipe).make_env(4, 0, "train")
+        model = make_algo(recipe, VecMonitor(venv), None)
+        buffers = []
+        for _ in range(2):
+            model.learn(total_timesteps=24 * 4, reset_num_timesteps=False)
+            b = model.rollout_buffer
+            buffers += [np.array(x) for x in (b.observations, b.action_masks, b.actions, b.rewards, b.values, b.log_probs)]
+        return buffers, {k: v.clone() for k, v in model.policy.state_dict().items()}
+
+    fast_buffers, fast_weights = run()
+    with monkeypatch.context() as m:
+        m.setattr(token_stream, "_topk_without_ties", lambda logits, k: None)  # numpy's argpartition path
+        m.setattr(LMPriorPolicy, "forward", reference_forward)
+        m.setattr(LMPriorPolicy, "evaluate_actions", reference_evaluate)
+        m.setattr("rlcreate.envs.core_vec_env.CoreVecEnv.env_method",
+                  lambda self, name, *a, indices=None, **kw: list(self.core.action_masks()[self._indices(indices)]))
+        ref_buffers, ref_weights = run()
+    assert len(fast_buffers) == len(ref_buffers) == 12
+    for a, b in zip(fast_buffers, ref_buffers):
+        assert a.shape == b.shape and np.array_equal(a, b)
+    assert fast_weights.keys() == ref_weights.keys()
+    assert all(th.equal(fast_weights[k], ref_weights[k]) for k in fast_weights)
+    assert np.abs(fast_buffers[3]).sum() > 0  # rewards were paid (levels ended inside the rollouts)
