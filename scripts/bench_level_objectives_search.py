@@ -41,7 +41,7 @@ from bench_level_objectives import machine, objective_recipe  # noqa: E402
 
 @dataclass
 class Config:
-    objectives: str = "difficulty_ramp,style_athletic,sketch_match,rhythm,level_variety"
+    objectives: str = "difficulty_ramp,style_athletic,rhythm,level_variety,sketch_match"
     """comma-separated objective reward names (rlcreate.levels.objectives)"""
     methods: str = "random,cma,map-elites"
     """comma-separated search methods (rlcreate.levels.token_search.TOKEN_METHODS)"""
@@ -182,6 +182,9 @@ def main(cfg: Config) -> dict:
                     row[method][f"vs_{ref}"] = unpaired_diff(per[method]["objective"], per[ref]["objective"])
                     row[method][f"heldout_vs_{ref}"] = unpaired_diff(per[method]["heldout"], per[ref]["heldout"])
         result["objectives"][name] = row
+        result["seconds"] = round(time.perf_counter() - t0, 1)
+        Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(cfg.out).write_text(json.dumps(result, indent=2))  # after every objective: a long run keeps its part
         print(
             f"{name:16s} "
             + "  ".join(
@@ -190,9 +193,6 @@ def main(cfg: Config) -> dict:
             ),
             flush=True,
         )
-    result["seconds"] = round(time.perf_counter() - t0, 1)
-    Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(cfg.out).write_text(json.dumps(result, indent=2))
     print(f"wrote {cfg.out}")
     return result
 

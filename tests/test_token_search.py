@@ -2,6 +2,8 @@
 genome + seed fix the level, and random search, CMA-ES and MAP-Elites spend the budget and return
 their best distinct levels with the returns the env gave them. A tiny random column LM stands in."""
 
+import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -106,3 +108,22 @@ def test_unpaired_diff_finds_a_shift_and_not_a_non_shift():
     assert d["ci"][0] > 0.6 and d["ci"][1] < 1.4 and d["ci"][0] < d["mean"] < d["ci"][1]
     same = unpaired_diff(a, rng.normal(1.0, 0.5, 64))
     assert same["ci"][0] < 0 < same["ci"][1]
+
+
+@pytest.mark.slow  # the shipped column LM and its MaskablePPO start: ~10-25 s here
+def test_rlcreate_baseline_on_a_token_recipe_writes_a_run_folder(tmp_path):
+    from rlcreate.evaluation.baselines import run_baseline
+    from rlcreate.recipe import load_recipe, parse_recipe
+
+    d = load_recipe(Path(__file__).resolve().parents[1] / "rlcreate" / "recipes" / "mario_tokens.yaml").to_dict()
+    d["env"]["kwargs"]["n_columns"] = W
+    d["trainer"]["samples"] = 3
+    recipe = parse_recipe(d)
+    info = run_baseline(recipe, "map-elites", tmp_path / "me", budget=3 * 4 * W, batch=4, progress_bar=False)
+    assert info["evaluations"] == 3 * 4 * W and info["descriptors"] == ["enemies", "gaps"]
+    metrics = json.loads((tmp_path / "me" / "samples" / "metrics.json").read_text())
+    assert len(metrics["levels"]) == min(3, info["archive"]["filled"])  # the archive's best elites, one per cell
+    assert metrics["mean"]["episode_return"] == pytest.approx(info["samples_mean_return"])
+    assert (tmp_path / "me" / "samples" / "level_000.png").is_file() and (tmp_path / "me" / "progress.json").is_file()
+    with pytest.raises(BaselineError, match="method = 'cma-me': use one of random, cma, map-elites"):
+        run_baseline(recipe, "cma-me", tmp_path / "x", budget=4 * W, batch=4, progress_bar=False)

@@ -29,16 +29,25 @@ or the archive's ``keep`` best elites (MAP-Elites), each with the targets it was
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from rlcreate.evaluation.baselines import BaselineError
 
-__all__ = ["TOKEN_METHODS", "quantile_actions", "TokenLevelEvaluator", "TokenSearchResult", "token_search"]
+__all__ = [
+    "TOKEN_METHODS",
+    "quantile_actions",
+    "TokenLevelEvaluator",
+    "TokenSearchResult",
+    "token_search",
+    "run_token_search",
+]
 
 TOKEN_METHODS = ("random", "cma", "map-elites")
 UNIFORM_STD = 1.0 / math.sqrt(3.0)  # std of U[-1, 1]: CMA-ES's initial step size in genome units
@@ -167,7 +176,7 @@ def token_search(
     seed: int = 0,
     keep: int = 64,
     descriptors: tuple[str, ...] | list[str] = ("enemies", "gaps"),
-    cells: int = 10,
+    cells: int = 16,
     policy: Any = None,
 ) -> TokenSearchResult:
     """Run ``method`` with ``budget`` env steps (whole generations of ``batch`` levels only, so the
@@ -227,3 +236,63 @@ def token_search(
     result.returns = [c[0] for c in pool]
     result.evaluations, result.seconds = ev.evaluations, round(time.perf_counter() - t0, 2)
     return result
+
+
+def run_token_search(
+    asm: Any,
+    method: str,
+    run_dir: Path,
+    budget: int | None = None,
+    batch: int | None = None,
+    section: dict | None = None,
+    progress_bar: bool = True,
+    descriptors: list[str] | None = None,
+    **unused: Any,
+) -> dict:
+    """``rlcreate baseline`` on a token recipe: :func:`token_search` with ``budget`` env steps (default
+    the recipe's ``trainer.total_timesteps``), ``batch`` levels per generation (default
+    ``trainer.n_envs``), written like :func:`rlcreate.levels.search.run_search`'s run folder
+    (``config.yaml``, ``samples/``, ``progress.json``, ``baseline.json``). ``descriptors``: the
+    MAP-Elites grid (default enemies, gaps)."""
+    import yaml
+
+    from rlcreate.levels.samples import write_levels
+    from rlcreate.runbox import write_text
+
+    for key, value in unused.items():
+        if value is not None:
+            raise BaselineError(f"--{key} does not apply to level search baselines; remove it")
+    recipe, section = asm.recipe, section or {}
+    descriptors = list(descriptors or section.get("descriptors") or ["enemies", "gaps"])
+    budget = int(budget if budget is not None else recipe.trainer["total_timesteps"])
+    batch = int(batch or recipe.trainer["n_envs"])
+    res = token_search(asm, method, budget, batch, recipe.seed, recipe.trainer["samples"], descriptors)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = recipe.to_dict()  # the resolved baselines: section makes the folder reproduce this search
+    config["baselines"] = {**section, "method": method, "budget": budget, "batch": batch, "descriptors": descriptors}
+    write_text(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+    items = [{"level": lv, "targets": tg} for lv, tg in zip(res.levels, res.targets)]
+    summary = write_levels(items, run_dir / "samples", asm.reward_set)
+    for m, r in zip(summary["levels"], res.returns):
+        m["episode_return"] = float(r)
+    summary["mean"]["episode_return"] = float(np.mean(res.returns))
+    write_text(run_dir / "samples" / "metrics.json", json.dumps(summary, indent=2))
+    write_text(run_dir / "progress.json", json.dumps(res.progress, indent=1))
+    info = {
+        "method": method,
+        "budget": budget,
+        "evaluations": res.evaluations,
+        "generations": len(res.progress),
+        "batch": batch,
+        "n_columns": int(res.levels[0].shape[1]),
+        "genome": "one gene per column: the quantile of the untrained start's offer distribution",
+        "descriptors": descriptors,
+        "best_return": res.progress[-1]["best_so_far"],
+        "final_mean_return": res.progress[-1]["mean"],
+        "samples_mean_return": float(np.mean(res.returns)),
+        "archive": res.archive,
+        "seconds": res.seconds,
+        "evaluations_per_second": round(res.evaluations / max(res.seconds, 1e-9), 1),
+    }
+    write_text(run_dir / "baseline.json", json.dumps(info, indent=2))
+    return info
