@@ -55,6 +55,9 @@ class Config:
     """MAP-Elites behaviour descriptors (rlcreate.levels.qd)"""
     cells: int = 16
     """MAP-Elites grid cells per descriptor"""
+    rank: str = "start"
+    """what orders the offers a gene picks from: start (PPO's untrained start, control prior included)
+    or lm (the column LM alone: a genome then writes the same level whatever the targets)"""
     runs: str = "runs/objectives_seed1"
     """folder of the trained PPO runs (bench_level_objectives.py --runs) compared against"""
     seed: int = 1
@@ -153,7 +156,15 @@ def main(cfg: Config) -> dict:
         info: dict = {}
         for method in methods:
             res = token_search(
-                asm, method, cfg.budget, cfg.batch, cfg.seed, cfg.n, cfg.descriptors.split(","), cfg.cells
+                asm,
+                method,
+                cfg.budget,
+                cfg.batch,
+                cfg.seed,
+                cfg.n,
+                cfg.descriptors.split(","),
+                cfg.cells,
+                rank=cfg.rank,
             )
             sets[method] = (res.levels, res.targets)
             info[method] = {

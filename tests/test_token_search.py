@@ -71,6 +71,19 @@ def test_genome_fixes_the_level_and_the_lowest_genes_are_the_references_greedy_c
         greedy(np.zeros((3, W + 1)))
 
 
+def test_lm_rank_writes_the_same_level_whatever_the_targets(setup):
+    asm, model = setup
+    x = np.random.default_rng(2).uniform(-1, 1, W)
+    start = TokenLevelEvaluator(asm, 4, 10 * 4 * W, seed=3, policy=model)  # the control prior reads the targets
+    lm = TokenLevelEvaluator(asm, 4, 10 * 4 * W, seed=3, policy=model, rank="lm")
+    _, by_start, targets = start(np.tile(x, (4, 1)))
+    _, by_lm, targets_lm = lm(np.tile(x, (4, 1)))
+    assert targets == targets_lm and len({t["enemies"] for t in targets}) == 4  # four different requests
+    assert len({lv.tobytes() for lv in by_lm}) == 1 and len({lv.tobytes() for lv in by_start}) > 1
+    with pytest.raises(BaselineError, match="rank = 'policy': use one of start, lm"):
+        TokenLevelEvaluator(asm, 4, 100, policy=model, rank="policy")
+
+
 @pytest.mark.parametrize("method", TOKEN_METHODS)
 def test_search_spends_the_budget_and_returns_its_best_distinct_levels(setup, method):
     asm, model = setup

@@ -50,6 +50,7 @@ __all__ = [
 ]
 
 TOKEN_METHODS = ("random", "cma", "map-elites")
+RANKS = ("start", "lm")  # what orders the offers a gene picks from (TokenLevelEvaluator)
 UNIFORM_STD = 1.0 / math.sqrt(3.0)  # std of U[-1, 1]: CMA-ES's initial step size in genome units
 
 
@@ -74,10 +75,17 @@ class TokenLevelEvaluator:
     ``(batch,)``, the levels ``(batch, 14, n_columns)`` and each level's control targets; it counts
     ``batch * n_columns`` evaluations. Weight schedules see ``progress = evaluations / budget``, as
     they see training progress in an RL run. ``policy``: the reference ranking the offers (an SB3
-    maskable policy; default the recipe's untrained start)."""
+    maskable policy; default the recipe's untrained start). ``rank="lm"`` ranks by the LM's own
+    top-k probabilities instead (masked; the policy's ``lm_logits``): the control prior then does not
+    enter the decoding, so a genome writes the same level whatever the targets (they change only its
+    reward), at the price that a uniform genome is an LM draw rather than a draw from PPO's start."""
 
-    def __init__(self, asm: Any, batch: int, budget: int, seed: int = 0, policy: Any = None):
+    def __init__(self, asm: Any, batch: int, budget: int, seed: int = 0, policy: Any = None, rank: str = "start"):
         import torch as th
+
+        if rank not in RANKS:
+            raise BaselineError(f"rank = {rank!r}: use one of {', '.join(RANKS)}")
+        self.rank = rank
 
         self.venv = asm.make_env(batch, seed)
         core = self.venv.core
@@ -101,6 +109,11 @@ class TokenLevelEvaluator:
         """The reference policy's masked action probabilities, ``(batch, k)``."""
         with self.th.no_grad():
             tensor = self.policy.obs_to_tensor(obs)[0]
+            if self.rank == "lm":
+                logits = self.policy.lm_logits(tensor).cpu().numpy().astype(np.float64)
+                logits = np.where(masks, logits, -np.inf)
+                p = np.exp(logits - logits.max(1, keepdims=True))
+                return p / p.sum(1, keepdims=True)
             dist = self.policy.get_distribution(tensor, action_masks=masks)
             return dist.distribution.probs.cpu().numpy()
 
@@ -178,6 +191,7 @@ def token_search(
     descriptors: tuple[str, ...] | list[str] = ("enemies", "gaps"),
     cells: int = 16,
     policy: Any = None,
+    rank: str = "start",
 ) -> TokenSearchResult:
     """Run ``method`` with ``budget`` env steps (whole generations of ``batch`` levels only, so the
     evaluations never exceed it) on the recipe ``asm``'s token env; return the answer set."""
@@ -188,7 +202,7 @@ def token_search(
     if batch < 2:
         raise BaselineError(f"batch = {batch}: CMA-ES and MAP-Elites need at least 2 candidates per generation")
     descriptors = check_descriptors(descriptors)
-    ev = TokenLevelEvaluator(asm, batch, budget, seed, policy)
+    ev = TokenLevelEvaluator(asm, batch, budget, seed, policy, rank)
     generations = int(budget) // (batch * ev.n_columns)
     if generations < 1:
         raise BaselineError(
