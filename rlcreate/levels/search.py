@@ -262,10 +262,15 @@ def run_search(
     """Run one level search ``method`` with ``budget`` reward evaluations (default: the recipe's
     ``trainer.total_timesteps``, the RL run's budget) and write ``run_dir``. Returns ``baseline.json``'s
     content. ``batch``: candidates per generation (default ``trainer.n_envs``; CMA-ES's population
-    size). ``descriptors``: behaviour descriptors of the QD archive (default leniency, linearity)."""
+    size). ``descriptors``: behaviour descriptors of the QD archive (default leniency, linearity).
+    Token recipes (``rlcreate/MarioTokens-v1``) go to :func:`rlcreate.levels.token_search.run_token_search`."""
     from rlcreate.levels.qd import check_descriptors
     from rlcreate.levels.samples import write_levels
 
+    if asm.recipe.env_id.startswith("rlcreate/MarioTokens"):  # discrete offers: the token path's genome
+        from rlcreate.levels.token_search import run_token_search
+
+        return run_token_search(asm, method, run_dir, budget, batch, section, progress_bar, descriptors, **unused)
     for key, value in unused.items():
         if value is not None:
             raise BaselineError(f"--{key} does not apply to level search baselines; remove it")
