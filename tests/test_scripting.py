@@ -96,6 +96,8 @@ FAST_HELP = {
     "bench_text_forms.py": ("--stage", "base (base model and baselines), tuned (GRPO models), report, or all"),
     "train_text_forms.py": ("--resume", "continue each seed from its latest checkpoint"),
     "bench_latent_generator.py": ("--no-sampled", "Also judge the trained policy acting by samples"),
+    "bench_latent_control.py": ("--seeds", "Comma-separated env seeds"),
+    "bench_level_objectives_search.py": ("--budget", "env steps per search"),
 }
 SLOW_HELP = {
     "bench_generators.py": ("--vae-calls", "Decode calls per VAE repetition"),
