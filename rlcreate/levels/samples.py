@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["write_levels", "summarise_levels"]
+__all__ = ["write_levels", "summarise_levels", "write_search_run"]
 
 
 def summarise_levels(levels: list[np.ndarray], reward_set=None) -> list[dict[str, Any]]:
@@ -66,3 +66,26 @@ def write_levels(levels: list[dict] | list[np.ndarray], folder: Path, reward_set
     }
     write_text(folder / "metrics.json", json.dumps(summary, indent=2))
     return summary
+
+
+def write_search_run(
+    run_dir: Path, recipe: Any, baselines: dict, items: list, returns: list, reward_set: Any, progress: list
+) -> None:
+    """A search's run folder in the format of ``rlcreate train``: ``config.yaml`` (the recipe with
+    the resolved ``baselines:`` section, so the folder reproduces the search), ``samples/`` (levels,
+    their reward terms and each one's episode return) and ``progress.json``; the caller adds
+    ``baseline.json``. Shared by the latent and the token searches."""
+    import yaml
+
+    from rlcreate.runbox import write_text  # exclusive temp file + rename: never through a link
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = recipe.to_dict()
+    config["baselines"] = baselines
+    write_text(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+    summary = write_levels(items, run_dir / "samples", reward_set)
+    for m, r in zip(summary["levels"], returns):
+        m["episode_return"] = float(r)
+    summary["mean"]["episode_return"] = float(np.mean(returns))
+    write_text(run_dir / "samples" / "metrics.json", json.dumps(summary, indent=2))
+    write_text(run_dir / "progress.json", json.dumps(progress, indent=1))

@@ -265,7 +265,7 @@ def run_search(
     size). ``descriptors``: behaviour descriptors of the QD archive (default leniency, linearity).
     Token recipes (``rlcreate/MarioTokens-v1``) go to :func:`rlcreate.levels.token_search.run_token_search`."""
     from rlcreate.levels.qd import check_descriptors
-    from rlcreate.levels.samples import write_levels
+    from rlcreate.levels.samples import write_search_run
 
     if asm.recipe.env_id.startswith("rlcreate/MarioTokens"):  # discrete offers: the token path's genome
         from rlcreate.levels.token_search import run_token_search
@@ -293,19 +293,9 @@ def run_search(
     result, elites = _search(method, ev, generations, recipe.seed, descriptors, n_samples, progress_bar)
     seconds = time.perf_counter() - t0
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    import yaml
-
-    config = recipe.to_dict()  # the resolved baselines: section makes the folder reproduce this search
-    config["baselines"] = {**section, "method": method, "budget": budget, "batch": batch, "descriptors": descriptors}
-    write_text(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
     items, returns = _products(result, elites, ev, n_samples, recipe.seed)
-    summary = write_levels(items, run_dir / "samples", ev.reward_set)
-    for m, r in zip(summary["levels"], returns):
-        m["episode_return"] = float(r)
-    summary["mean"]["episode_return"] = float(np.mean(returns))
-    write_text(run_dir / "samples" / "metrics.json", json.dumps(summary, indent=2))
-    write_text(run_dir / "progress.json", json.dumps(result.progress, indent=1))
+    baselines = {**section, "method": method, "budget": budget, "batch": batch, "descriptors": descriptors}
+    write_search_run(run_dir, recipe, baselines, items, returns, ev.reward_set, result.progress)
     info = {
         "method": method,
         "budget": budget,

@@ -268,9 +268,7 @@ def run_token_search(
     ``trainer.n_envs``), written like :func:`rlcreate.levels.search.run_search`'s run folder
     (``config.yaml``, ``samples/``, ``progress.json``, ``baseline.json``). ``descriptors``: the
     MAP-Elites grid (default enemies, gaps)."""
-    import yaml
-
-    from rlcreate.levels.samples import write_levels
+    from rlcreate.levels.samples import write_search_run
     from rlcreate.runbox import write_text
 
     for key, value in unused.items():
@@ -281,17 +279,9 @@ def run_token_search(
     budget = int(budget if budget is not None else recipe.trainer["total_timesteps"])
     batch = int(batch or recipe.trainer["n_envs"])
     res = token_search(asm, method, budget, batch, recipe.seed, recipe.trainer["samples"], descriptors)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config = recipe.to_dict()  # the resolved baselines: section makes the folder reproduce this search
-    config["baselines"] = {**section, "method": method, "budget": budget, "batch": batch, "descriptors": descriptors}
-    write_text(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
     items = [{"level": lv, "targets": tg} for lv, tg in zip(res.levels, res.targets)]
-    summary = write_levels(items, run_dir / "samples", asm.reward_set)
-    for m, r in zip(summary["levels"], res.returns):
-        m["episode_return"] = float(r)
-    summary["mean"]["episode_return"] = float(np.mean(res.returns))
-    write_text(run_dir / "samples" / "metrics.json", json.dumps(summary, indent=2))
-    write_text(run_dir / "progress.json", json.dumps(res.progress, indent=1))
+    baselines = {**section, "method": method, "budget": budget, "batch": batch, "descriptors": descriptors}
+    write_search_run(run_dir, recipe, baselines, items, res.returns, asm.reward_set, res.progress)
     info = {
         "method": method,
         "budget": budget,
