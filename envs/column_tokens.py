@@ -26,7 +26,7 @@ from gymnasium import spaces
 from rlcreate.envs.core_vec_env import CoreEnv, CoreVecEnv, render_grid
 from rlcreate.envs.latent_level import EnvConfigError, TargetSpec
 from rlcreate.envs.target_control import TargetControl, TargetMeasure, TermShaping
-from rlcreate.envs.token_stream import TokenStreamCore, topk_offers
+from rlcreate.envs.token_stream import TokenStreamCore, lm_logprobs, topk_offers
 from rlcreate.rewards.compose import RewardSet, as_reward_set
 
 __all__ = [
@@ -98,6 +98,7 @@ class ColumnTokensCore(TokenStreamCore):
         reach_seam: Any = None,
         shape_terms: Sequence[str] = (),
         offer_objective: str | Sequence[str] | None = None,
+        logit_bias: np.ndarray | None = None,
     ):
         if not isinstance(n, (int, np.integer)) or n < 1:
             raise EnvConfigError(f"n_envs = {n!r}: must be an integer >= 1")
@@ -129,12 +130,23 @@ class ColumnTokensCore(TokenStreamCore):
                 f"target_shaping = {target_shaping!r}: must be a number >= 0 (0 = off; use the "
                 "weight of the recipe's target_match term)"
             )
+        if logit_bias is not None:
+            logit_bias = np.asarray(logit_bias, np.float32)
+            if logit_bias.shape != (lm.vocab_size,) or not np.isfinite(logit_bias).all():
+                raise EnvConfigError(
+                    f"logit_bias has shape {logit_bias.shape}: give one finite offset per token of the LM's "
+                    f"vocabulary ({lm.vocab_size},)"
+                )
+        # added to the LM's logits before the top-k: the offers, masks and the policy's reference
+        # follow the offset distribution; token_logprobs (likelihood rewards) stay the LM's own
+        self.logit_bias = logit_bias
         self.lm, self.rule = lm, rule
         self._n_special = int(n_special)
         self.featurizer, self.renderer = featurizer, renderer
         self.reward: RewardSet = as_reward_set(reward)
         d = int(lm.model.config.n_embd)
         self._init_offers(n, k, d, hidden_clip, strict_actions)
+        self._lm_logprobs = self.topk_logprobs.copy()  # the offers' log-probs under the LM without logit_bias
         self.n_columns, self.reward_every = int(n_columns), reward_every
         self.min_logprob = float(np.log(min_prob)) if min_prob > 0 else -np.inf
         self.targets = [TargetSpec(name, float(v[0]), float(v[1])) for name, v in (targets or {}).items()]
@@ -241,7 +253,12 @@ class ColumnTokensCore(TokenStreamCore):
     def _offer(self, logits: np.ndarray, prev: np.ndarray | None) -> None:
         """Keep the LM's top-k next columns (ids and log-probs), its hidden state and which offers
         the column rule allows after ``prev`` (the ids just written; None at the start)."""
-        ids, logprobs = topk_offers(logits, self.k)
+        if self.logit_bias is None:
+            ids, logprobs = topk_offers(logits, self.k)
+            self._lm_logprobs = logprobs
+        else:
+            ids, logprobs = topk_offers(logits + self.logit_bias, self.k)
+            self._lm_logprobs = lm_logprobs(logits, ids)
         assert self._state is not None, "reset() starts the LM before the first offer"
         self._set_offers(self._state.hidden, logprobs, ids)
         self._offer_index = self._column_index(self.topk_ids)  # rows of lm.columns (observe reads them too)
@@ -328,8 +345,8 @@ class ColumnTokensCore(TokenStreamCore):
         if self.t >= self.n_columns:
             raise EnvConfigError(f"the levels already have n_columns = {self.n_columns} columns; call reset()")
         rows = np.arange(self.n)
-        chosen, replaced, tokens, logps = self._pick(actions)
-        self.token_logprobs[:, self.t] = logps
+        chosen, replaced, tokens, _ = self._pick(actions)
+        self.token_logprobs[:, self.t] = self._lm_logprobs[rows, chosen]  # the LM's own, without logit_bias
         self.levels[:, :, self.t] = self._offered[rows, chosen]  # = lm.columns[tokens - n_special]
         self.t += 1
         done = self.t >= self.n_columns

@@ -16,7 +16,7 @@ import numpy as np
 
 from rlcreate.envs.core_vec_env import resolve_actions
 
-__all__ = ["TokenStreamCore", "topk_offers"]
+__all__ = ["TokenStreamCore", "topk_offers", "lm_logprobs"]
 
 
 def topk_offers(logits: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -31,11 +31,16 @@ def topk_offers(logits: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         ids = np.argpartition(-logits, k - 1, axis=1)[:, :k]
         order = np.argsort(-np.take_along_axis(logits, ids, 1), axis=1, kind="stable")
         ids = np.take_along_axis(ids, order, 1)
-    wide = logits.astype(np.float64)
+    return ids, lm_logprobs(logits, ids)
+
+
+def lm_logprobs(logits: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Log-softmax of ``logits`` (n, vocab) at ``ids`` (n, k), in float64, returned as float32."""
+    wide = np.asarray(logits).astype(np.float64)
     top = wide.max(axis=1, keepdims=True)  # log-sum-exp by max shift (logaddexp.reduce is ~5x slower)
     shifted = wide - top
     lse = top + np.log(np.exp(shifted, out=shifted).sum(axis=1, keepdims=True))
-    return ids, (np.take_along_axis(wide, ids, 1) - lse).astype(np.float32)
+    return (np.take_along_axis(wide, ids, 1) - lse).astype(np.float32)
 
 
 def _topk_without_ties(logits: np.ndarray, k: int) -> np.ndarray | None:

@@ -79,6 +79,54 @@ def test_action_appends_the_chosen_top_k_column(tiny_lm):
     assert np.array_equal(info["level"], expected)
 
 
+def test_element_bias_offsets_the_offers_but_not_the_recorded_lm_logprobs(tiny_lm):
+    """element_bias adds its offset to the logits of columns holding coins before the top-k: the
+    offers (and their observed log-probs) follow the offset distribution, while token_logprobs,
+    which the likelihood rewards read, stay the LM's own."""
+    from rlcreate.levels.generators.column_lm import element_logit_offset
+
+    offset = element_logit_offset(tiny_lm.columns, {"coins": 3.0})
+    assert offset[:N_SPECIAL].tolist() == [0.0, 0.0] and set(np.unique(offset)) == {0.0, 3.0}
+    env = make_mario_tokens(n_columns=5, k=4, lm=tiny_lm, structure=False, element_bias={"coins": 3.0})
+    obs, _ = env.reset(seed=0)
+    logits, state = tiny_lm.start(1)
+    for a in [1, 0, 3, 2, 0]:
+        biased = _log_softmax(logits + offset)[0]
+        ranked = np.argsort(-biased, kind="stable")[:4]
+        assert obs[16:20] == pytest.approx(np.clip(1 + biased[ranked] / 20, 0, 1), abs=1e-5)
+        obs, _, term, _, info = env.step(a)
+        assert info["column"] == ranked[a]
+        if not term:
+            logits, state = tiny_lm.step(state, [ranked[a]])
+    own = [_log_softmax(lg)[0, tok] for lg, tok in zip(_replay_logits(tiny_lm, env), tiny_lm.encode_level(info["level"]))]
+    assert info["token_logprobs"] == pytest.approx(own, abs=1e-5)
+    plain = make_mario_tokens(n_columns=5, k=4, lm=tiny_lm, structure=False)
+    plain.reset(seed=0)
+    assert not np.array_equal(plain.core.topk_logprobs, env.core.topk_logprobs)
+    for bad, match in [({"enemies": 1.0}, r"element_bias keys \['enemies'\] are unknown"),
+                       ({"coins": "lots"}, r"element_bias coins = 'lots': must be a finite number"),
+                       ([0.5], r"element_bias = \[0.5\]: write a mapping")]:
+        with pytest.raises(EnvConfigError, match=match):
+            make_mario_tokens(n_columns=5, lm=tiny_lm, element_bias=bad)
+
+
+def test_element_bias_raises_the_share_of_biased_columns_on_offer(tiny_lm):
+    """Over many offers, a coin offset puts more coin columns into the top-k."""
+    from rlcreate.levels.tiles import COIN
+
+    share = {}
+    for b in (0.0, 2.0):
+        env = make_mario_tokens_vec(n_envs=8, n_columns=16, k=8, lm=tiny_lm, structure=False, seed=0,
+                                    element_bias={"coins": b})
+        env.reset()
+        seen = []
+        for _ in range(16):
+            seen.append((env.core.offered_columns() == COIN).any(axis=2).mean())
+            env.step(np.zeros(8, np.int64))
+        share[b] = float(np.mean(seen))
+    assert share[2.0] > share[0.0] + 0.05
+
+
 def _replay_logits(lm, env):
     """Logits before each column of the env's finished level, recomputed from the level itself."""
     ids = lm.encode_level(env.core.levels[0], oov="error")

@@ -457,9 +457,10 @@ def _tokens_core(
     reward_every: str,
     structure: bool = True,
     playable_margin: int = 0,
+    element_bias: dict | None = None,
     **kwargs: Any,
 ) -> ColumnTokensCore:
-    from rlcreate.levels.generators.column_lm import N_SPECIAL, ColumnLM
+    from rlcreate.levels.generators.column_lm import N_SPECIAL, ColumnLM, element_logit_offset
     from rlcreate.levels.solver import APEX_STEPS
 
     if isinstance(playable_margin, bool) or playable_margin not in range(APEX_STEPS + 1):
@@ -474,6 +475,12 @@ def _tokens_core(
         raise EnvConfigError(
             f"lm = {type(lm).__name__}: pass a ColumnLM, a column-LM folder or None (the shipped model)"
         )
+    if element_bias is not None and not isinstance(element_bias, dict):
+        raise EnvConfigError(f"element_bias = {element_bias!r}: write a mapping such as {{coins: 0.5, pipes: 0.3}}")
+    try:
+        offset = element_logit_offset(lm.columns, element_bias or {})
+    except ValueError as e:
+        raise EnvConfigError(str(e)) from None
     from rlcreate.levels.rewards import TARGET_MEASURES
 
     return ColumnTokensCore(
@@ -492,6 +499,7 @@ def _tokens_core(
         n_special=N_SPECIAL,
         renderer=MarioRenderer(),
         target_measures=TARGET_MEASURES,
+        logit_bias=offset if offset.any() else None,
         **kwargs,
     )
 
@@ -509,7 +517,10 @@ def make_mario_tokens(
     """Single-env ``rlcreate/MarioTokens-v1`` (what ``gymnasium.make`` returns). ``kwargs``:
     ``min_prob``, ``hidden_clip``, ``structure``, ``target_shaping``, ``playable_only``,
     ``playable_margin`` (0..2 columns by which playable_only's solver shortens every jump; default 0:
-    16 guided-LM levels per setting were beaten by the A* agent 69%, 69%, 75% with margins 0, 1, 2)."""
+    16 guided-LM levels per setting were beaten by the A* agent 69%, 69%, 75% with margins 0, 1, 2),
+    ``element_bias`` ({coins: b, pipes: b}: logit offsets of the columns holding a coin or a pipe's
+    top, added before the top-k so the offers and the ``lm_prior`` reference are calibrated; the
+    likelihood rewards still read the LM's own log-probs)."""
     return ColumnTokensEnv(
         _tokens_core(1, n_columns, k, reward, targets, lm, reward_every, **kwargs), render_mode=render_mode
     )

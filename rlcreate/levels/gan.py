@@ -49,7 +49,6 @@ N_TILES = len(TILES)
 
 #: logit offsets of :class:`ColumnLMLatent` (see its docstring), chosen on the training split
 DEFAULT_ELEMENT_BIAS = {"coins": 0.1, "pipes": 0.1}
-_BIAS_TILES = {"coins": "o", "pipes": "<"}
 
 
 class GANInputError(UserError):
@@ -391,8 +390,7 @@ class ColumnLMLatent:
         order: str = "probability",
         control_scale: tuple[float, float] = (2.5, 3.0),
     ):
-        from rlcreate.levels.generators.column_lm import N_SPECIAL, ColumnLM
-        from rlcreate.levels.tiles import CHAR_TO_ID
+        from rlcreate.levels.generators.column_lm import N_SPECIAL, ColumnLM, element_logit_offset
         from rlcreate.levels.validity import MarioStructure
 
         self.lm = lm if lm is not None else ColumnLM.load()
@@ -403,12 +401,10 @@ class ColumnLMLatent:
         self.rule = MarioStructure(self.lm.columns, N_SPECIAL) if structure else None
         self.close_every_segment = bool(close_every_segment)
         bias = dict(DEFAULT_ELEMENT_BIAS if element_bias is None else element_bias)
-        unknown = sorted(set(bias) - set(_BIAS_TILES))
-        if unknown:
-            raise GANInputError(f"element_bias keys {unknown} are unknown; use some of {sorted(_BIAS_TILES)}")
-        offset = np.zeros(self.lm.vocab_size, np.float64)
-        for name, value in bias.items():
-            offset[N_SPECIAL:] += float(value) * (self.lm.columns == CHAR_TO_ID[_BIAS_TILES[name]]).any(axis=1)
+        try:
+            offset = element_logit_offset(self.lm.columns, bias)
+        except ValueError as e:
+            raise GANInputError(str(e)) from None
         self._offset = offset if offset.any() else None
         if order not in ("probability", "elements"):
             raise GANInputError(f"order = {order!r}: use 'probability' or 'elements'")

@@ -38,6 +38,8 @@ __all__ = [
     "default_column_lm_path",
     "build_vocab",
     "small_gpt2",
+    "ELEMENT_BIAS_TILES",
+    "element_logit_offset",
 ]
 
 BOS_ID, UNK_ID, N_SPECIAL = 0, 1, 2
@@ -47,6 +49,29 @@ _CHARS = np.frombuffer(TILES.encode(), dtype=np.uint8)
 
 class ColumnLMError(UserError):
     """Bad input to the column LM (unknown column, bad shape, sequence too long...)."""
+
+
+#: elements a logit offset can favour, by the tiles that mark a column holding one (a coin; a
+#: pipe's left top, i.e. one per pipe; a question block, with a power-up or a coin)
+ELEMENT_BIAS_TILES = {"coins": "o", "pipes": "<", "question_blocks": "?Q"}
+
+
+def element_logit_offset(columns: np.ndarray, bias: dict[str, float]) -> np.ndarray:
+    """``(N_SPECIAL + len(columns),)`` logit offsets, one per token: the sum of ``bias[name]`` over
+    the elements its column holds (0 for the special tokens). Why: sampling with pipes kept whole
+    and with top-k or masks writes fewer pipes and coins than the corpus; a small offset calibrates
+    the rates back. Raises ``ValueError`` naming unknown or non-numeric entries (callers turn it into
+    their own user error)."""
+    unknown = sorted(set(bias) - set(ELEMENT_BIAS_TILES))
+    if unknown:
+        raise ValueError(f"element_bias keys {unknown} are unknown; use some of {sorted(ELEMENT_BIAS_TILES)}")
+    offset = np.zeros(N_SPECIAL + len(columns), np.float64)
+    for name, value in bias.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+            raise ValueError(f"element_bias {name} = {value!r}: must be a finite number (a logit offset, e.g. 0.5)")
+        holds = np.isin(columns, [CHAR_TO_ID[c] for c in ELEMENT_BIAS_TILES[name]]).any(axis=1)
+        offset[N_SPECIAL:] += float(value) * holds
+    return offset
 
 
 def default_column_lm_path() -> Path:
