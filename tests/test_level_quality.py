@@ -47,6 +47,19 @@ def test_flat_floor_is_outside_the_human_band_and_human_windows_are_inside():
     assert human["inside"] >= 4
 
 
+def test_human_sets_clear_five_of_five_only_about_six_times_in_ten():
+    """The band holds ~90% of human set means per element by construction, so all five together
+    hold far less often: the chance a human set passes is reported next to the profile."""
+    chance = q.human_sets_inside(128, 16, draws=1000)
+    assert 0.4 < chance["all"] < 0.8 and 0.8 < chance["all_but_one"] <= 1.0
+    assert chance["all"] < chance["all_but_one"]
+    report = q.profile_report([_flat(128)] * 16)
+    assert report["human_sets"] == q.human_sets_inside(128, 16)
+    assert "human_sets" not in q.profile_report([_flat(128)] * 16, band=q.human_band(128, 16))
+    table = {"human_split": "test", "groups": {"flat": {"profile": report}}}
+    assert f"on all 5 elements {report['human_sets']['all']:.0%} of the time" in q.format_table(table)
+
+
 def test_human_likeness_separates_noise_and_not_human_from_human():
     train, groups = q.human_reference_segments("train", stride=16)
     same = q.human_likeness(generated_segments=(train, groups))

@@ -25,6 +25,8 @@ Three measures, each compared with human levels:
 
 from __future__ import annotations
 
+import functools
+
 from collections.abc import Sequence
 
 import numpy as np
@@ -36,6 +38,7 @@ __all__ = [
     "SEGMENT",
     "element_profile",
     "human_band",
+    "human_sets_inside",
     "profile_report",
     "level_segments",
     "segment_features",
@@ -90,9 +93,32 @@ def human_band(
     return out
 
 
+@functools.lru_cache(maxsize=8)
+def human_sets_inside(width: int = 128, n_levels: int = 64, draws: int = 4000, seed: int = 1) -> dict[str, float]:
+    """How often a set of ``n_levels`` random human windows (drawn as :func:`human_band` draws, with
+    another seed) has all of :data:`ELEMENTS` inside the band, and at least all but one: the bar
+    human material itself clears. Each element is inside ~90% of the time by the band's
+    construction, so all five together (they are nearly independent) only ~60%: "5/5" is a strict
+    test that a human set fails four times in ten."""
+    from rlcreate.levels.corpus import corpus_windows
+
+    band = human_band(width=width, n_levels=n_levels)
+    windows = corpus_windows(width, stride=1)
+    prof = element_profile(windows)
+    pick = np.random.default_rng(seed).integers(0, len(windows), size=(draws, n_levels))
+    inside = sum(
+        ((prof[e][pick].mean(axis=1) >= band[e]["low"]) & (prof[e][pick].mean(axis=1) <= band[e]["high"])).astype(int)
+        for e in ELEMENTS
+    )
+    return {"all": float((inside == len(ELEMENTS)).mean()), "all_but_one": float((inside >= len(ELEMENTS) - 1).mean())}
+
+
 def profile_report(levels: Sequence[np.ndarray], band: dict | None = None) -> dict:
-    """Set means per 128 columns, the human band for this set size and width, and which are inside."""
+    """Set means per 128 columns, the human band for this set size and width, and which are inside;
+    with the default band also ``human_sets``: how often random human sets of this size are inside
+    (:func:`human_sets_inside`)."""
     grids = _grids(levels)
+    default = band is None
     band = band or human_band(width=grids[0].shape[1], n_levels=len(grids))
     prof = element_profile(grids)
     per = {}
@@ -104,7 +130,10 @@ def profile_report(levels: Sequence[np.ndarray], band: dict | None = None) -> di
             "high": band[e]["high"],
             "inside": bool(band[e]["low"] <= m <= band[e]["high"]),
         }
-    return {"elements": per, "inside": int(sum(v["inside"] for v in per.values())), "of": len(ELEMENTS)}
+    out = {"elements": per, "inside": int(sum(v["inside"] for v in per.values())), "of": len(ELEMENTS)}
+    if default:
+        out["human_sets"] = human_sets_inside(int(grids[0].shape[1]), len(grids))
+    return out
 
 
 def distinct_tiles(levels: Sequence[np.ndarray]) -> np.ndarray:
@@ -378,6 +407,7 @@ def format_table(table: dict) -> str:
             ),
         )
     row("inside human band", lambda g: f"{g['profile']['inside']}/{g['profile']['of']}")
+    chance = next((g["profile"].get("human_sets") for g in groups.values() if g["profile"].get("human_sets")), None)
     row("distinct tile types", lambda g: f"{g['distinct_tiles']:.1f}")
     row("segments distinct (>=5%)", lambda g: f"{g['diversity']['distinct_share']:.0%}")
     row("repetition inside a level", lambda g: f"{g['repetition']['repeated_share']:.0%}")
@@ -386,7 +416,13 @@ def format_table(table: dict) -> str:
     row("novelty (NN dist. to train)", lambda g: f"{g['copies']['novelty_mean']:.3f}")
     row("segments within copy distance", lambda g: f"{g['copies']['copy_share']:.0%}")
     row("A* beaten", lambda g: f"{g['astar']['beaten']:.0%} of {g['astar']['levels']} x{g['astar']['runs_per_level']}")
-    return "\n".join(lines) + "\n(* = outside the 5th-95th percentile band of human set means)"
+    note = "\n(* = outside the 5th-95th percentile band of human set means"
+    if chance:
+        note += (
+            f"; a set of random human windows of the first set's size is inside on all {len(ELEMENTS)} "
+            f"elements {chance['all']:.0%} of the time, on all but one {chance['all_but_one']:.0%}"
+        )
+    return "\n".join(lines) + note + ")"
 
 
 #: human-likeness AUC above which a set is flagged as told apart from human levels (the level-quality target)
