@@ -26,7 +26,6 @@ Three measures, each compared with human levels:
 from __future__ import annotations
 
 import functools
-
 from collections.abc import Sequence
 
 import numpy as np
