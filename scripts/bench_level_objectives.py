@@ -151,7 +151,7 @@ def judge_set(levels: list, obj_scores: np.ndarray, heldout: np.ndarray, human) 
 def main(cfg: Config) -> dict:
     from rlcreate.assemble import assemble
     from rlcreate.levels.objective_judges import HELDOUT
-    from rlcreate.levels.quality import human_reference_segments
+    from rlcreate.levels.quality import human_reference_segments, human_sets_inside
     from rlcreate.levels.share import best_of_n, paired_diff, recipe_scores, sample_levels, untrained_policy
     from rlcreate.recipe import build_reward_set
     from rlcreate.rewards.registry import get_reward
@@ -179,6 +179,8 @@ def main(cfg: Config) -> dict:
     result: dict = {
         "config": asdict(cfg),
         "machine": {**machine(), "load_avg_1min_at_start": load0},
+        # how often sets of cfg.n random human windows clear the profile band: the bar for profile_in_band
+        "human_sets_inside": human_sets_inside(128, cfg.n),
         "train_seconds": train_s,
         "objectives": {},
     }
