@@ -66,6 +66,9 @@ class Config:
     them (the recipe before they were added)"""
     profile_weight: float = 0.0
     """> 0: the weight of the recipe's element-profile term (the demo's is 2.0); 0 keeps the demo's"""
+    set_profile_weight: float = 0.0
+    """> 0: the weight of the recipe's set-profile term (the batch's element means vs human; the
+    demo's is 4.0); 0 keeps the demo's"""
     gae_lambda: float = 0.95
     """PPO's GAE lambda (1.0: Monte Carlo returns, end rewards reach the first columns undiscounted)"""
     n: int = 64
@@ -111,6 +114,8 @@ def objective_recipe(name: str, cfg: Config):
         pk.pop("offer_structure", None)
     if cfg.profile_weight > 0:
         d["rewards"]["profile"]["weight"] = cfg.profile_weight
+    if cfg.set_profile_weight > 0:
+        d["rewards"]["set_profile"]["weight"] = cfg.set_profile_weight
     d["seed"] = cfg.seed
     return parse_recipe(d, f"<objective {name}>")
 

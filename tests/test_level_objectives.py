@@ -148,3 +148,25 @@ def test_level_variety_penalises_repeated_segments():
     assert 1 - level_repetition([noisy])["repeated_share"] == r[1]  # the judge's reading, other code
     held = HELDOUT["level_variety"]([flat(), noisy])
     assert held[0] == 0.0 and held[1] == 1.0
+
+
+def test_objective_recipe_sets_the_weights_and_the_offer_features(monkeypatch):
+    """The bench's recipe: the demo's, plus the objective term; profile and set-profile weights and
+    the per-offer features as asked (the objective's in front of the profile's)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "bench_level_objectives.py"
+    spec = importlib.util.spec_from_file_location("bench_level_objectives", path)
+    bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(__import__("sys").modules, spec.name, bench)  # dataclasses look the module up
+    spec.loader.exec_module(bench)
+    plain = bench.objective_recipe("rhythm", bench.Config())
+    assert (plain.rewards["objective"].reward, plain.rewards["objective"].weight) == ("rhythm", 8.0)
+    assert plain.rewards["set_profile"].weight == 4.0 and plain.rewards["profile"].weight == 2.0
+    assert plain.env["kwargs"]["offer_objective"] == ["profile"]
+    tuned = bench.objective_recipe("rhythm", bench.Config(offer_structure=1, profile_weight=6, set_profile_weight=12))
+    assert tuned.rewards["set_profile"].weight == 12.0 and tuned.rewards["profile"].weight == 6.0
+    assert tuned.env["kwargs"]["offer_objective"] == ["objective", "profile"]
+    sizes = get_reward("rhythm").offer_features().size + get_reward("element_profile").offer_features().size
+    assert tuned.trainer["hyper"]["policy_kwargs"]["offer_structure"] == sizes
