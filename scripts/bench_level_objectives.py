@@ -69,6 +69,9 @@ class Config:
     set_profile_weight: float = 0.0
     """> 0: the weight of the recipe's set-profile term (the batch's element means vs human; the
     demo's is 4.0); 0 keeps the demo's"""
+    element_bias: str = ""
+    """logit offsets of the env's offers, e.g. "coins=0.3,pipes=0.2,question_blocks=0.08" (the env's
+    ``element_bias``: a start calibrated to the training windows' element rates); "" = none"""
     gae_lambda: float = 0.95
     """PPO's GAE lambda (1.0: Monte Carlo returns, end rewards reach the first columns undiscounted)"""
     n: int = 64
@@ -114,6 +117,14 @@ def objective_recipe(name: str, cfg: Config):
         pk.pop("offer_structure", None)
     if cfg.profile_weight > 0:
         d["rewards"]["profile"]["weight"] = cfg.profile_weight
+    if cfg.element_bias:
+        try:
+            bias = {k.strip(): float(v) for k, v in (p.split("=") for p in cfg.element_bias.split(","))}
+        except ValueError:
+            raise SystemExit(
+                f"error: --element_bias {cfg.element_bias!r}: write name=offset pairs, e.g. coins=0.3,pipes=0.2"
+            ) from None
+        d["env"]["kwargs"]["element_bias"] = bias
     if cfg.set_profile_weight > 0:
         d["rewards"]["set_profile"]["weight"] = cfg.set_profile_weight
     d["seed"] = cfg.seed

@@ -165,7 +165,10 @@ def test_objective_recipe_sets_the_weights_and_the_offer_features(monkeypatch):
     assert (plain.rewards["objective"].reward, plain.rewards["objective"].weight) == ("rhythm", 8.0)
     assert plain.rewards["set_profile"].weight == 4.0 and plain.rewards["profile"].weight == 2.0
     assert plain.env["kwargs"]["offer_objective"] == ["profile"]
-    tuned = bench.objective_recipe("rhythm", bench.Config(offer_structure=1, profile_weight=6, set_profile_weight=12))
+    assert "element_bias" not in plain.env["kwargs"]
+    tuned = bench.objective_recipe("rhythm", bench.Config(offer_structure=1, profile_weight=6, set_profile_weight=12,
+                                                          element_bias="coins=0.3,pipes=0.2"))
+    assert tuned.env["kwargs"]["element_bias"] == {"coins": 0.3, "pipes": 0.2}
     assert tuned.rewards["set_profile"].weight == 12.0 and tuned.rewards["profile"].weight == 6.0
     assert tuned.env["kwargs"]["offer_objective"] == ["objective", "profile"]
     sizes = get_reward("rhythm").offer_features().size + get_reward("element_profile").offer_features().size
