@@ -98,6 +98,7 @@ FAST_HELP = {
     "bench_latent_generator.py": ("--no-sampled", "Also judge the trained policy acting by samples"),
     "bench_latent_control.py": ("--seeds", "Comma-separated env seeds"),
     "bench_level_objectives_search.py": ("--budget", "env steps per search"),
+    "bench_profile_sets.py": ("--sets", "sets per policy"),
 }
 SLOW_HELP = {
     "bench_generators.py": ("--vae-calls", "Decode calls per VAE repetition"),

@@ -69,6 +69,8 @@ def _smoke(tmp: Path) -> dict[str, list[str]]:
                                           "--out", str(tmp / "engagement_ppo.json")],
         "calibrate_engagement.py": [py, "scripts/calibrate_engagement.py", "--width", "32", "--stride", "100000",
                                     "--out", str(tmp / "engagement_calibration.json")],
+        "bench_profile_sets.py": [py, "scripts/bench_profile_sets.py", "--sets", "1", "--n", "2",
+                                  "--element_bias", "coins=0.3", "--out", str(tmp / "profile_sets.json")],
         "bench_level_tokens_speed.py": [py, "scripts/bench_level_tokens_speed.py", "--batches", "2", "--columns", "16",
                                         "--repeats", "1", "--out", str(tmp / "speed.json")],
         # no A* judge: the agent plays in real time and the tests' cache is empty (it took 160-840 s here)
