@@ -226,14 +226,22 @@ class LatentLevelCore:
         obs_dim += len(self.profile_measures)
         if self.preview:  # features of the a = 0 segment, crossable after it, deficits after it
             obs_dim += self.n_features + (1 if seam else 0) + self.control.size(0)
-        ok_k = isinstance(candidates, int) and not isinstance(candidates, bool) and (candidates == 0 or 2 <= candidates <= 16)
+        ok_k = (
+            isinstance(candidates, int)
+            and not isinstance(candidates, bool)
+            and (candidates == 0 or 2 <= candidates <= 16)
+        )
         if not ok_k:
             raise EnvConfigError(f"candidates = {candidates!r}: use 0 (off) or an integer in [2, 16]")
         if candidates and (latent_mode != "residual" or self.preview):
-            raise EnvConfigError("candidates needs latent_mode: residual and preview: false (it replaces the preview's gate)")
+            raise EnvConfigError(
+                "candidates needs latent_mode: residual and preview: false (it replaces the preview's gate)"
+            )
         self.n_cand = int(candidates)
         if self.n_cand:  # per candidate: features, crossable after it, target and profile deficits after it
-            obs_dim += self.n_cand * (self.n_features + (1 if seam else 0) + self.control.size(0) + len(self.profile_measures))
+            obs_dim += self.n_cand * (
+                self.n_features + (1 if seam else 0) + self.control.size(0) + len(self.profile_measures)
+            )
         self.observation_space = spaces.Box(0.0, 1.0, (obs_dim,), np.float32)
         n_act = self.n_latent_actions + self.n_controls + int(self.preview)
         if self.n_cand:
@@ -468,9 +476,7 @@ class LatentLevelCore:
         if self.term_shaping.terms:  # levels advance in lockstep
             end = int(self.t.max()) * self.width
             targets = {s.name: self.target_values[:, j] for j, s in enumerate(self.targets)}
-            terms = self.term_shaping.shaping(
-                self.levels[:, :, :end], bool(done.all()), self.progress, targets=targets
-            )
+            terms = self.term_shaping.shaping(self.levels[:, :, :end], bool(done.all()), self.progress, targets=targets)
             total = total + terms.astype(np.float32)
             for i in range(self.n):
                 infos[i]["term_shaping"] = float(terms[i])

@@ -395,7 +395,7 @@ def main(cfg: Config) -> dict:
 
     from rlcreate.assemble import assemble
     from rlcreate.levels.demo import control_error
-    from rlcreate.recipe import build_reward_set, load_recipe
+    from rlcreate.recipe import load_recipe
     from rlcreate.sb3 import load_policy, make_algo
 
     runs = [Path(r) for r in cfg.run.split(",") if r]

@@ -367,7 +367,7 @@ class ColumnLMLatent:
     takes_final = True
 
     #: what each entry of ``decode``'s ``control`` shifts (logits of enemy columns, of gap starts)
-    control_names = ("enemies", "gaps")
+    control_names: tuple[str, ...] = ("enemies", "gaps")
     #: control values and the rates (per 16 columns, over whole 128-column levels of the shipped
     #: column LM with the default settings, 48 levels per value) each one writes when held for every
     #: segment: what :meth:`control_for` inverts. Measured by scripts/bench_latent_generator.py
