@@ -191,7 +191,8 @@ def best_of_n(model, asm, recipe, n: int, k: int, seed: int) -> tuple[list, list
 def action_stats(model, asm, n: int, seed: int, deterministic: bool = False) -> dict:
     """Share of saturated action entries (|a| > 0.99, i.e. clipped into the box) and mean |a| of
     the policy's actions over ``n`` levels (default *sampled*, as in training); with the env's
-    ``preview`` also the share of steps that redraw the previewed segment (gate entry < 0)."""
+    ``preview`` also the share of steps that redraw the previewed segment (gate entry < 0), with
+    ``candidates`` the share that took a candidate other than the prior draw's."""
     from rlcreate.train.runner import rollout
 
     venv = asm.make_env(16, seed, "eval")
@@ -209,6 +210,8 @@ def action_stats(model, asm, n: int, seed: int, deterministic: bool = False) -> 
            "sampled_steps": int(len(a)), "deterministic": deterministic}
     if getattr(venv.core, "preview", False):
         out["redraw_share"] = float((a[:, -1] < 0).mean())
+    if getattr(venv.core, "n_cand", 0):  # candidates: the share of steps that took another candidate
+        out["redraw_share"] = float((a.max(axis=1) >= 0.5).mean())
     return out
 
 

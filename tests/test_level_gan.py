@@ -225,13 +225,15 @@ def test_bench_latent_generator_smoke(tmp_path, tiny_gan):
           "--name", "run", "--quiet"])
     _run([sys.executable, "scripts/bench_latent_generator.py", "--run", str(tmp_path / "run"), "--candidates",
           f"column_lm,{tmp_path / 'gan'}", "--n", "4", "--n-segments", "2", "--boot", "5", "--best-of", "2",
-          "--speed-seconds", "0.2", "--speed-envs", "4", "--calibration-n", "8", "--out", str(tmp_path / "b.json")])
+          "--steered-best-of", "2", "--speed-seconds", "0.2", "--speed-envs", "4", "--calibration-n", "8", "--out", str(tmp_path / "b.json")])
     r = json.loads((tmp_path / "b.json").read_text())
     assert {"steered", "steered_sampled", "untrained", "untrained_sampled", "best_of_2", "own_samples", "human_dev"} <= set(
         r["steering"]["run"]["groups"])
     assert r["speed"]["ratio_env_prior_term_only"] > 0 and {"gan", "column_lm", "shipped"} <= set(r["candidates"])
     diffs = r["steering"]["run"]["objective_differences"]
     assert diffs["steered_minus_untrained"]["paired"] and len(diffs["steered_minus_best_of_2"]["ci90"]) == 2
+    assert len(r["steering"]["run"]["groups"]["steered_best_of_2"]["objective"]["ci90"]) == 2
+    assert not diffs["steered_best_of_2_minus_best_of_2"]["paired"]
     assert diffs["steered_sampled_minus_untrained"]["paired"] and diffs["steered_sampled_minus_untrained_sampled"]["paired"]
     assert 0 <= r["steering"]["run"]["groups"]["steered"]["actions"]["saturated_share"] <= 1
     assert set(r["calibration"]["variants"]) == {"column_lm"} and r["calibration"]["n_levels"] == 8

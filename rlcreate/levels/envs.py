@@ -472,13 +472,25 @@ Action Space
     (what ``a = 0`` writes: z0 with the guide), ``< 0`` redraws it from a fresh prior draw moved by
     the residual, with the policy's control entries (``info["latent"]["redraw"]``, logged as
     ``latent/redraw``). A kept preview is the step's segment: a redraw costs one more decode.
+    ``element_channels=[coins, pipes, qblocks, gap_len]`` (with ``control_channel``): more designed
+    entries of the channel, logit shifts of columns holding a coin, opening a pipe, holding a
+    ?-block, or continuing a gap (:data:`rlcreate.levels.gan.ELEMENT_CONTROLS`); no guide, so
+    ``a = 0`` is unchanged. ``residual_action=False``: no latent entries, every segment decodes its
+    prior draw z0 and the policy acts through the control channel only. ``candidates=K``: the env
+    decodes K segments before each step (z0 and K - 1 fresh prior draws, all with the guide) and
+    the action is K - 1 entries: candidate k is written if its entry is the largest and >= 0.5,
+    else candidate 0 (so ``a = 0`` is the generator + guide); K decodes per step
+    (``latent/redraw``: the share of steps that took another candidate).
 Observation Space
     v0's, plus z0 scaled to [0, 1] (d values) in residual mode, plus (``observe_deficits=True``)
     per target the schedule deficit ``(target * columns / 16 - count so far) / tolerance``, squashed
     to [0, 1] (0.5 = on schedule; the token env's :class:`rlcreate.envs.target_control.TargetControl`).
     With ``preview=True`` also the previewed segment's 9 features, whether the level is still
     crossable after it (the fast solver's seam), and (with ``observe_deficits``) the deficits if
-    it is kept.
+    it is kept. ``observe_profile=True``: per element of the profile term that no target covers
+    (pipes, ?-blocks, coins), how far the level so far is behind the training windows' mean rate,
+    squashed (0.5 = on the human rate). With ``candidates=K``, per candidate: its 9 features,
+    crossable after it, and the target / profile deficits after it.
 Rewards
     ``reward_every="end"`` (default): 0 until the last segment, then the recipe's reward set on the
     whole level, with context ``action`` / ``latent`` (every step's, flattened) for prior terms such
@@ -487,12 +499,14 @@ Rewards
     targets' schedule after every segment (``info["target_shaping"]``); it sums to 0 over each
     level, so returns are unchanged. ``playability_shaping=w`` adds the same kind of shaping for
     crossability (w x the share of segments crossed from the level's start without a fall,
-    ``info["playability_shaping"]``), also summing to 0 over each level.
+    ``info["playability_shaping"]``), also summing to 0 over each level. ``shape_terms=[names]``
+    does the same for reward terms that score a level so far (``info["term_shaping"]``).
 Version History
     v1: bounded-prior generator, context-conditioned segments, residual actions, level-end rewards;
     later, opt-in keyword arguments (defaults keep v1's earlier behaviour): ``control_channel``,
     ``observe_deficits``, ``control_guidance``, ``target_shaping``, ``preview``, ``playability_shaping``,
-    ``control_cap``.
+    ``control_cap``, ``element_channels``, ``residual_action``, ``observe_profile``, ``shape_terms``,
+    ``candidates``.
 """
 
 
