@@ -728,3 +728,26 @@ def test_v1_candidates_observe_k_segments_and_write_the_chosen_one(tiny_lm):
         make_mario_latent_v1(candidates=1, **kw)
     with pytest.raises(EnvConfigError, match="candidates needs latent_mode: residual"):
         make_mario_latent_v1(candidates=3, preview=True, **kw)
+
+
+@pytest.mark.slow
+def test_candidates_recipe_loads_and_its_zero_action_is_the_shipped_recipes_start():
+    """mario_latent_candidates.yaml builds (K = 4, 3 action entries) and, with a zero action, writes
+    the same level as mario_latent.yaml's zero action for the same seed (the same generator + guide)."""
+    import yaml
+
+    from rlcreate.assemble import assemble
+    from rlcreate.recipe import parse_recipe
+
+    levels = []
+    for name in ("mario_latent_candidates.yaml", "mario_latent.yaml"):
+        doc = yaml.safe_load((ROOT / "rlcreate" / "recipes" / name).read_text())
+        doc["env"]["kwargs"]["n_segments"] = 2
+        venv = assemble(parse_recipe(doc)).make_env(2, 7, "eval")
+        venv.reset()
+        for _ in range(2):
+            _, _, _, infos = venv.step(np.zeros((2, venv.action_space.shape[0]), np.float32))
+        levels.append(np.stack([i["level"] for i in infos]))
+        if name == "mario_latent_candidates.yaml":
+            assert venv.action_space.shape == (3,) and venv.core.n_cand == 4
+    assert (levels[0] == levels[1]).all()
