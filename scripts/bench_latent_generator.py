@@ -429,6 +429,8 @@ def main(cfg: Config) -> dict:
                            "objective": objective(recipe, levels, targets, cfg.boot, cfg.seed),
                            "control": control_error(levels, targets)}
         totals = {k: v["objective"].pop("_totals") for k, v in steer.items()}
+        for k, v in totals.items():  # per level, slot order: pooled or paired analyses later
+            steer[k]["objective"]["totals"] = [round(float(x), 4) for x in v]
         best = f"best_of_{cfg.best_of}"
         # steered and untrained levels share targets and prior draws slot by slot (same env seed)
         ppo_share = {"steered_minus_untrained": share(totals["steered"], totals["untrained"], cfg.boot, cfg.seed, True),
