@@ -233,6 +233,7 @@ def test_bench_latent_generator_smoke(tmp_path, tiny_gan):
     diffs = r["steering"]["run"]["objective_differences"]
     assert diffs["steered_minus_untrained"]["paired"] and len(diffs["steered_minus_best_of_2"]["ci90"]) == 2
     assert len(r["steering"]["run"]["groups"]["steered_best_of_2"]["objective"]["ci90"]) == 2
+    assert len(r["steering"]["run"]["groups"]["steered"]["objective"]["totals"]) == 4  # per level, for pooling
     assert not diffs["steered_best_of_2_minus_best_of_2"]["paired"]
     assert diffs["steered_sampled_minus_untrained"]["paired"] and diffs["steered_sampled_minus_untrained_sampled"]["paired"]
     assert 0 <= r["steering"]["run"]["groups"]["steered"]["actions"]["saturated_share"] <= 1
