@@ -17,7 +17,7 @@ import numpy as np
 from gymnasium import spaces
 
 from rlcreate.envs.core_vec_env import CoreEnv, CoreVecEnv, EnvConfigError, render_grid
-from rlcreate.envs.target_control import TargetControl, TargetSpec
+from rlcreate.envs.target_control import TargetControl, TargetSpec, TermShaping
 from rlcreate.rewards.compose import RewardSet, as_reward_set
 
 __all__ = [
@@ -94,6 +94,27 @@ class LatentLevelCore:
     level's targets still allow (``round(target x columns / 16)`` minus what is written), passed as
     the generator's ``decode(..., limit=)``: enemies come in groups, so a logit shift alone
     overshoots low requests, and an overshoot cannot be taken back by later segments.
+    ``residual_action = False`` (residual mode): the action has no latent entries, every segment
+    decodes its prior draw z0 and the policy acts through the control channel only (a few designed
+    numbers per segment instead of one quantile shift per column, whose meaning changes with z0 and
+    the context).
+    ``profile_measures`` ({name: (counts of a grid stack, human rate per 128 columns, tolerance)}):
+    per name, how far the level so far is behind the human rate (``rate x columns / 128 - count``,
+    over the tolerance, squashed: 0.5 = on the human rate) joins the observation: what the level
+    still needs for an element profile term, which the segment features (blocks lump bricks with
+    ?-blocks) do not say directly.
+    ``shape_terms`` (names of reward terms; ``reward_every="end"``): the token env's potential-based
+    shaping from terms that score a level so far as they score a whole one (``TermShaping``): each
+    segment is paid its share of e.g. the element profile when it closes, not 8 steps later at the
+    level's end; it sums to 0 over a level (returns unchanged).
+    ``candidates = K`` (residual mode, K >= 2): before each step the env decodes K segments in the
+    level's current context, all with the guide: candidate 0 is what ``a = 0`` writes (the prior
+    draw z0), candidates 1..K-1 fresh prior draws; the observation adds, per candidate, its segment
+    features, whether the level stays crossable after it, and the target and profile deficits after
+    it. The action is K - 1 entries (no latent or control entries): the step writes candidate k
+    (the largest entry) if ``a_k >= 0.5``, else candidate 0, so ``a = 0`` is still the generator +
+    guide. Why: the policy sees what each choice would do to the objective before it chooses (the
+    token env's per-offer features), at K decodes per step (compare with best-of-K levels).
     All off by default (v0 and plain v1 unchanged).
     """
 
@@ -118,6 +139,10 @@ class LatentLevelCore:
         preview: bool = False,
         playability_shaping: float = 0.0,
         control_cap: bool = False,
+        residual_action: bool = True,
+        profile_measures: Mapping[str, Any] | None = None,
+        shape_terms: Sequence[str] = (),
+        candidates: int = 0,
     ):
         if latent_mode not in LATENT_MODES:
             raise EnvConfigError(f"latent_mode = {latent_mode!r}: use one of {', '.join(LATENT_MODES)}")
@@ -168,6 +193,12 @@ class LatentLevelCore:
                 "control_guidance: true, or control_cap: false"
             )
         self.control_cap = bool(control_cap)
+        if not residual_action and not (latent_mode == "residual" and self.n_controls):
+            raise EnvConfigError(
+                "residual_action = False needs latent_mode: residual and control_channel: true (the policy "
+                "then acts through the control channel only, on the generator's own prior draws)"
+            )
+        self.n_latent_actions = d if residual_action else 0  # action entries that move z
         if preview and latent_mode != "residual":
             raise EnvConfigError(
                 f"preview = True needs latent_mode: residual (a redraw is a fresh prior draw moved by the "
@@ -180,15 +211,42 @@ class LatentLevelCore:
         if playability_shaping and seam is None:
             raise EnvConfigError("playability_shaping needs a seam (the solver state that says a segment was crossed)")
         self.play_shaping = float(playability_shaping)
+        if shape_terms and reward_every != "end":
+            raise EnvConfigError(
+                f"shape_terms = {list(shape_terms)!r}: shaping spreads end-of-level terms over the segments; "
+                "use it with reward_every: end, or drop shape_terms"
+            )
+        self.term_shaping = TermShaping(self.reward, list(shape_terms), n_segments * self.width, self.width)
         self.crossed = np.zeros(n)  # segments crossed from the level's start without a fall
         self.whole_alive = np.ones(n, bool)
         obs_dim = 2 * self.n_features + (seam.observed_size if seam else 0) + 1 + len(self.targets)
         obs_dim += d if latent_mode == "residual" else 0  # the prior draw the residual moves
         obs_dim += self.control.size(0)  # one schedule deficit per target (0 without measures)
+        self.profile_measures = dict(profile_measures or {})
+        obs_dim += len(self.profile_measures)
         if self.preview:  # features of the a = 0 segment, crossable after it, deficits after it
             obs_dim += self.n_features + (1 if seam else 0) + self.control.size(0)
+        ok_k = (
+            isinstance(candidates, int)
+            and not isinstance(candidates, bool)
+            and (candidates == 0 or 2 <= candidates <= 16)
+        )
+        if not ok_k:
+            raise EnvConfigError(f"candidates = {candidates!r}: use 0 (off) or an integer in [2, 16]")
+        if candidates and (latent_mode != "residual" or self.preview):
+            raise EnvConfigError(
+                "candidates needs latent_mode: residual and preview: false (it replaces the preview's gate)"
+            )
+        self.n_cand = int(candidates)
+        if self.n_cand:  # per candidate: features, crossable after it, target and profile deficits after it
+            obs_dim += self.n_cand * (
+                self.n_features + (1 if seam else 0) + self.control.size(0) + len(self.profile_measures)
+            )
         self.observation_space = spaces.Box(0.0, 1.0, (obs_dim,), np.float32)
-        self.action_space = spaces.Box(-1.0, 1.0, (d + self.n_controls + int(self.preview),), np.float32)
+        n_act = self.n_latent_actions + self.n_controls + int(self.preview)
+        if self.n_cand:
+            n_act = self.n_cand - 1
+        self.action_space = spaces.Box(-1.0, 1.0, (n_act,), np.float32)
         self.progress = 0.0  # training progress in [0, 1] for weight schedules (set by the trainer)
         self.render_mode = None
         self.levels = np.zeros((n, self.height, n_segments * self.width), np.int8)
@@ -198,10 +256,13 @@ class LatentLevelCore:
         self.seam_state = seam.initial(n) if seam else np.zeros((n, 0))
         self.target_values = np.zeros((n, len(self.targets)))
         self.base = np.zeros((n, d), np.float32)  # residual mode: this step's prior draw z0
-        self.actions = np.zeros((n, n_segments, d + self.n_controls + int(self.preview)), np.float32)  # so far
+        self.actions = np.zeros((n, n_segments, n_act), np.float32)  # so far
         self.preview_seg = np.zeros((n, self.height, self.width), np.int8)  # what a = 0 writes next (preview)
+        self.cand_seg = np.zeros((n, max(self.n_cand, 1), self.height, self.width), np.int8)  # candidates
+        self.cand_z = np.zeros((n, max(self.n_cand, 1), d), np.float32)
         self.latents = np.zeros((n, n_segments, d), np.float32)  # decoder inputs of the level so far
         self.rng = np.random.default_rng(0)
+        self.cand_rng = np.random.default_rng(1)
 
     def _draw_base(self, rows: np.ndarray) -> None:
         if self.latent_mode == "residual":
@@ -228,13 +289,48 @@ class LatentLevelCore:
             self.seam_state[rows] = self.seam.initial(len(rows))
         for j, spec in enumerate(self.targets):
             self.target_values[rows, j] = rng.uniform(spec.low, spec.high, size=len(rows))
+        if self.n_cand and rng is not self.rng:  # candidates' own stream: z0 and targets stay paired
+            self.cand_rng = np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0])  # type: ignore[attr-defined]
         self.rng = rng
         self._draw_base(rows)
         if self.control.active and len(rows) == self.n:  # levels run in lockstep: all reset together
             self.control.reset(self.n)
+        if self.term_shaping.terms and len(rows) == self.n:
+            self.term_shaping.reset(self.n)
         if self.preview:
             self._preview(rows)
+        if self.n_cand:
+            self._candidates(rows)
         return self.observe()
+
+    def _candidates(self, rows: np.ndarray) -> None:
+        """Decode the K candidates of ``rows`` in one call: z0 (what ``a = 0`` writes) and K - 1
+        fresh prior draws, all with the guide's control (drawn for every row: streams stay paired)."""
+        k, d = self.n_cand, self.base.shape[1]
+        fresh = self.cand_rng.uniform(-1, 1, (self.n, k - 1, d)).astype(np.float32)
+        self.cand_z[:, 0], self.cand_z[:, 1:] = self.base, fresh
+        rep = np.repeat(rows, k)
+        control = None
+        if self.n_controls:
+            control = np.repeat(self._controls(np.zeros((self.n, self.n_controls), np.float32))[rows], k, axis=0)
+        segs = self._decode(self.cand_z[rows].reshape(-1, d), control, rep)
+        self.cand_seg[rows] = segs.reshape(len(rows), k, self.height, self.width)
+
+    def _after(self, seg: np.ndarray) -> list[np.ndarray]:
+        """Observation parts for one candidate segment per level: its features, whether the level
+        stays crossable after it, the target and profile deficits if it is written."""
+        parts = [self.featurizer(seg)]
+        if self.seam:
+            parts.append(self.seam.alive(self.seam.advance(seg, self.seam_state))[:, None].astype(np.float64))
+        t = int(self.t.max(initial=0)) * self.width
+        prefix = np.concatenate([self.levels[:, :, :t], seg], 2)
+        if self.control.active:
+            deficit = self.target_values * prefix.shape[2] / self.control.per - self.control.counts(prefix)
+            parts.append(0.5 + 0.5 * np.tanh(deficit / self.control.tols))
+        for count, rate, tol in self.profile_measures.values():
+            behind = rate * prefix.shape[2] / 128.0 - np.asarray(count(prefix), np.float64)
+            parts.append((0.5 + 0.5 * np.tanh(behind / tol))[:, None])
+        return parts
 
     def _preview(self, rows: np.ndarray) -> None:
         """Decode what ``a = 0`` writes next for ``rows`` (z0, the guide's control if any)."""
@@ -258,6 +354,12 @@ class LatentLevelCore:
             t = int(self.t.max(initial=0)) * self.width
             deficit = self.target_values * t / self.control.per - self.control.counts(self.levels[:, :, :t])
             parts.append(0.5 + 0.5 * np.tanh(deficit / self.control.tols))
+        if self.profile_measures:  # behind (> 0.5) or ahead of the human rate, per element
+            cols = int(self.t.max(initial=0)) * self.width
+            so_far = self.levels[:, :, :cols]
+            for count, rate, tol in self.profile_measures.values():
+                behind = rate * cols / 128.0 - np.asarray(count(so_far), np.float64)
+                parts.append((0.5 + 0.5 * np.tanh(behind / tol))[:, None])
         if self.preview:
             parts.append(self.featurizer(self.preview_seg))
             if self.seam:
@@ -268,6 +370,8 @@ class LatentLevelCore:
                 prefix = np.concatenate([self.levels[:, :, :t], self.preview_seg], 2)
                 deficit = self.target_values * prefix.shape[2] / self.control.per - self.control.counts(prefix)
                 parts.append(0.5 + 0.5 * np.tanh(deficit / self.control.tols))
+        for j in range(self.n_cand):
+            parts.extend(self._after(self.cand_seg[:, j]))
         obs = np.concatenate(parts, 1)
         return np.clip(obs, 0.0, 1.0).astype(np.float32)
 
@@ -275,21 +379,28 @@ class LatentLevelCore:
         """Decode one segment per level, score it, advance. Returns obs, rewards, done, infos."""
         raw = np.asarray(actions, np.float32).reshape(self.n, -1)
         a = np.clip(raw, -1.0, 1.0)
-        d = self.gen.latent_dim
+        d = self.n_latent_actions
+        # the latent entries (zeros without residual_action: z = z0) and the control entries
+        lat = a[:, :d] if d else np.zeros((self.n, self.gen.latent_dim), np.float32)
         rows = np.arange(self.n)
         redraw = np.zeros(self.n, bool)
-        if self.preview:  # keep the previewed a = 0 segment, or redraw
+        if self.n_cand:  # candidate k if its entry is the largest and >= 0.5, else candidate 0 (a = 0)
+            best = a.argmax(axis=1)
+            pick = np.where(a[rows, best] >= 0.5, best + 1, 0)
+            z, segments = self.cand_z[rows, pick].copy(), self.cand_seg[rows, pick].copy()
+            redraw = pick > 0
+        elif self.preview:  # keep the previewed a = 0 segment, or redraw
             redraw = a[:, -1] < 0
             fresh = self.rng.uniform(-1, 1, self.base.shape)  # drawn for every row: streams stay paired
-            z, segments = self.latent(np.zeros_like(a[:, :d])), self.preview_seg.copy()
+            z, segments = self.latent(np.zeros_like(lat)), self.preview_seg.copy()
             moved = np.flatnonzero(redraw)
             if len(moved):
-                u = np.arctanh(np.clip(fresh[moved], -0.999, 0.999)) + self.radius * a[moved, :d]
+                u = np.arctanh(np.clip(fresh[moved], -0.999, 0.999)) + self.radius * lat[moved]
                 z[moved] = np.tanh(u)
                 ctrl = self._controls(a[:, d : d + self.n_controls])[moved] if self.n_controls else None
                 segments[moved] = self._decode(z[moved], ctrl, moved)
         else:
-            z = self.latent(a[:, :d])
+            z = self.latent(lat)
             segments = self._decode(z, self._controls(a[:, d : d + self.n_controls]) if self.n_controls else None)
         self.actions[rows, self.t] = a
         self.latents[rows, self.t] = z
@@ -320,7 +431,7 @@ class LatentLevelCore:
         else:
             result = None
         stats = {"saturated": (np.abs(raw) > 0.99).mean(axis=1), "norm": np.sqrt((z**2).mean(axis=1))}
-        if self.preview:
+        if self.preview or self.n_cand:
             stats["redraw"] = redraw.astype(np.float64)
         feats = self.featurizer(segments)
         self.last_feat = feats
@@ -340,6 +451,10 @@ class LatentLevelCore:
             self.preview_seg[done] = 0  # finished levels get theirs at reset
             if not done.all():
                 self._preview(np.flatnonzero(~done))
+        if self.n_cand:
+            self.cand_seg[done] = 0
+            if not done.all():
+                self._candidates(np.flatnonzero(~done))
         infos = [{"segment": segments[i], "latent": {k: float(v[i]) for k, v in stats.items()}} for i in range(self.n)]
         if result is not None:
             for i in range(self.n):
@@ -358,6 +473,13 @@ class LatentLevelCore:
             total = total + shaping.astype(np.float32)
             for i in range(self.n):
                 infos[i]["target_shaping"] = float(shaping[i])
+        if self.term_shaping.terms:  # levels advance in lockstep
+            end = int(self.t.max()) * self.width
+            targets = {s.name: self.target_values[:, j] for j, s in enumerate(self.targets)}
+            terms = self.term_shaping.shaping(self.levels[:, :, :end], bool(done.all()), self.progress, targets=targets)
+            total = total + terms.astype(np.float32)
+            for i in range(self.n):
+                infos[i]["term_shaping"] = float(terms[i])
         return self.observe(), total, done, infos
 
     def _controls(self, a: np.ndarray) -> np.ndarray:

@@ -81,6 +81,9 @@ class Config:
     """Segments (of 16 columns) per level."""
     best_of: int = 4
     """Untrained levels per slot for the best-of-n row."""
+    steered_best_of: int = 0
+    """If > 0, also the trained policy's best of this many levels per slot (``steered_best_of_k``),
+    picked the same way: the comparison with the start's best-of-n at equal inference cost."""
     boot: int = 200
     """Bootstrap resamples for the CIs."""
     speed_seconds: float = 5.0
@@ -170,10 +173,26 @@ def policy_levels(model, asm, n: int, seed: int, deterministic: bool = True) -> 
     return [i["level"] for i in infos], [i.get("targets", {}) for i in infos]
 
 
+def best_of_n(model, asm, recipe, n: int, k: int, seed: int) -> tuple[list, list]:
+    """Per slot, the best of ``k`` levels of ``model`` (mean actions, fresh prior draws and requests)
+    by the recipe's objective: ``n * k`` levels decoded, ``n`` kept."""
+    from rlcreate.recipe import build_reward_set
+
+    many, many_t = policy_levels(model, asm, n * k, seed)
+    rs = build_reward_set(recipe)
+    tot = []
+    for a in range(0, len(many), 16):
+        t = {key: np.array([x[key] for x in many_t[a:a + 16]]) for key in many_t[0]}
+        tot.extend(rs(list(many[a:a + 16]), progress=1.0, targets=t).total.tolist())
+    pick = np.array(tot).reshape(n, k).argmax(1)
+    return [many[i * k + j] for i, j in enumerate(pick)], [many_t[i * k + j] for i, j in enumerate(pick)]
+
+
 def action_stats(model, asm, n: int, seed: int, deterministic: bool = False) -> dict:
     """Share of saturated action entries (|a| > 0.99, i.e. clipped into the box) and mean |a| of
     the policy's actions over ``n`` levels (default *sampled*, as in training); with the env's
-    ``preview`` also the share of steps that redraw the previewed segment (gate entry < 0)."""
+    ``preview`` also the share of steps that redraw the previewed segment (gate entry < 0), with
+    ``candidates`` the share that took a candidate other than the prior draw's."""
     from rlcreate.train.runner import rollout
 
     venv = asm.make_env(16, seed, "eval")
@@ -191,6 +210,8 @@ def action_stats(model, asm, n: int, seed: int, deterministic: bool = False) -> 
            "sampled_steps": int(len(a)), "deterministic": deterministic}
     if getattr(venv.core, "preview", False):
         out["redraw_share"] = float((a[:, -1] < 0).mean())
+    if getattr(venv.core, "n_cand", 0):  # candidates: the share of steps that took another candidate
+        out["redraw_share"] = float((a.max(axis=1) >= 0.5).mean())
     return out
 
 
@@ -377,7 +398,7 @@ def main(cfg: Config) -> dict:
 
     from rlcreate.assemble import assemble
     from rlcreate.levels.demo import control_error
-    from rlcreate.recipe import build_reward_set, load_recipe
+    from rlcreate.recipe import load_recipe
     from rlcreate.sb3 import load_policy, make_algo
 
     runs = [Path(r) for r in cfg.run.split(",") if r]
@@ -395,15 +416,10 @@ def main(cfg: Config) -> dict:
         groups["untrained"] = policy_levels(untrained, asm, cfg.n, recipe.seed + 1)
         if cfg.sampled:
             groups["untrained_sampled"] = policy_levels(untrained, asm, cfg.n, recipe.seed + 1, deterministic=False)
-        many, many_t = policy_levels(untrained, asm, cfg.n * cfg.best_of, recipe.seed + 2)
-        rs = build_reward_set(recipe)  # the objective of each untrained level, to pick the best of n
-        tot = []
-        for a in range(0, len(many), 16):
-            t = {k: np.array([x[k] for x in many_t[a:a + 16]]) for k in many_t[0]}
-            tot.extend(rs(list(many[a:a + 16]), progress=1.0, targets=t).total.tolist())
-        pick = np.array(tot).reshape(cfg.n, cfg.best_of).argmax(1)
-        groups[f"best_of_{cfg.best_of}"] = ([many[i * cfg.best_of + j] for i, j in enumerate(pick)],
-                                            [many_t[i * cfg.best_of + j] for i, j in enumerate(pick)])
+        groups[f"best_of_{cfg.best_of}"] = best_of_n(untrained, asm, recipe, cfg.n, cfg.best_of, recipe.seed + 2)
+        if cfg.steered_best_of:  # the same selection from the trained policy: equal inference cost
+            groups[f"steered_best_of_{cfg.steered_best_of}"] = best_of_n(
+                trained, asm, recipe, cfg.n, cfg.steered_best_of, recipe.seed + 2)
         own = list(gen.sample_levels(cfg.n, cfg.n_segments, seed=recipe.seed + 3))
         groups["own_samples"] = (own, groups["steered"][1])  # the steered set's targets, for the control rows
         steer = {}
@@ -413,6 +429,8 @@ def main(cfg: Config) -> dict:
                            "objective": objective(recipe, levels, targets, cfg.boot, cfg.seed),
                            "control": control_error(levels, targets)}
         totals = {k: v["objective"].pop("_totals") for k, v in steer.items()}
+        for k, v in totals.items():  # per level, slot order: pooled or paired analyses later
+            steer[k]["objective"]["totals"] = [round(float(x), 4) for x in v]
         best = f"best_of_{cfg.best_of}"
         # steered and untrained levels share targets and prior draws slot by slot (same env seed)
         ppo_share = {"steered_minus_untrained": share(totals["steered"], totals["untrained"], cfg.boot, cfg.seed, True),
@@ -427,6 +445,9 @@ def main(cfg: Config) -> dict:
             )
             ppo_share[f"steered_sampled_minus_{best}"] = share(totals["steered_sampled"], totals[best], cfg.boot,
                                                                cfg.seed, False)
+        if cfg.steered_best_of:
+            sb = f"steered_best_of_{cfg.steered_best_of}"
+            ppo_share[f"{sb}_minus_{best}"] = share(totals[sb], totals[best], cfg.boot, cfg.seed, False)
         print(run.name, {k: (round(v["mean"], 3), [round(x, 3) for x in v["ci90"]]) for k, v in ppo_share.items()})
         steer["human_dev"] = {**result["sets"]["human_dev"], **boot_profile(human, cfg.boot, cfg.seed)}
         steer["steered"]["actions"] = action_stats(trained, asm, cfg.n, recipe.seed + 4)

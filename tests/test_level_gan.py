@@ -225,13 +225,16 @@ def test_bench_latent_generator_smoke(tmp_path, tiny_gan):
           "--name", "run", "--quiet"])
     _run([sys.executable, "scripts/bench_latent_generator.py", "--run", str(tmp_path / "run"), "--candidates",
           f"column_lm,{tmp_path / 'gan'}", "--n", "4", "--n-segments", "2", "--boot", "5", "--best-of", "2",
-          "--speed-seconds", "0.2", "--speed-envs", "4", "--calibration-n", "8", "--out", str(tmp_path / "b.json")])
+          "--steered-best-of", "2", "--speed-seconds", "0.2", "--speed-envs", "4", "--calibration-n", "8", "--out", str(tmp_path / "b.json")])
     r = json.loads((tmp_path / "b.json").read_text())
     assert {"steered", "steered_sampled", "untrained", "untrained_sampled", "best_of_2", "own_samples", "human_dev"} <= set(
         r["steering"]["run"]["groups"])
     assert r["speed"]["ratio_env_prior_term_only"] > 0 and {"gan", "column_lm", "shipped"} <= set(r["candidates"])
     diffs = r["steering"]["run"]["objective_differences"]
     assert diffs["steered_minus_untrained"]["paired"] and len(diffs["steered_minus_best_of_2"]["ci90"]) == 2
+    assert len(r["steering"]["run"]["groups"]["steered_best_of_2"]["objective"]["ci90"]) == 2
+    assert len(r["steering"]["run"]["groups"]["steered"]["objective"]["totals"]) == 4  # per level, for pooling
+    assert not diffs["steered_best_of_2_minus_best_of_2"]["paired"]
     assert diffs["steered_sampled_minus_untrained"]["paired"] and diffs["steered_sampled_minus_untrained_sampled"]["paired"]
     assert 0 <= r["steering"]["run"]["groups"]["steered"]["actions"]["saturated_share"] <= 1
     assert set(r["calibration"]["variants"]) == {"column_lm"} and r["calibration"]["n_levels"] == 8
@@ -582,3 +585,170 @@ def test_demo_latent_runs_end_to_end(tmp_path):
     assert {"steered", "untrained_start", "best_of_4", "generator", "human_dev"} <= set(r["groups"]) and r["width"] == 128
     # the latent demo's own defaults: 4 A* levels per set, the checkpoint audit left to rlcreate eval
     assert r["astar_levels"] == 4 and not (tmp_path / "demo" / "metrics.json").exists()
+
+
+def test_lm_latent_element_channels_shift_their_columns(tiny_lm):
+    """extra_controls: zeros decode exactly as no control; +1 on coins raises the share of coin
+    columns, -1 on qblocks lowers the share of ?-block columns; unknown names are refused."""
+    from rlcreate.levels.gan import ColumnLMLatent
+    from rlcreate.levels.tiles import COIN, QCOIN, QUESTION
+
+    gen = ColumnLMLatent(tiny_lm, segment_width=1, context_columns=16, structure=False, element_bias={},
+                         extra_controls=("coins", "qblocks"))
+    assert gen.control_names == ("enemies", "gaps", "coins", "qblocks")
+    z = np.random.default_rng(0).uniform(-1, 1, (2000, 1)).astype(np.float32)
+    plain = gen.decode(z)
+    assert (gen.decode(z, control=np.zeros((2000, 4))) == plain).all()
+
+    def share(seg, tiles):
+        return np.isin(seg, tiles).any(axis=(1, 2)).mean()
+
+    more_coins = gen.decode(z, control=np.tile([0.0, 0.0, 1.0, 0.0], (2000, 1)))
+    fewer_q = gen.decode(z, control=np.tile([0.0, 0.0, 0.0, -1.0], (2000, 1)))
+    assert share(more_coins, [COIN]) > share(plain, [COIN]) + 0.02
+    assert share(fewer_q, [QUESTION, QCOIN]) < share(plain, [QUESTION, QCOIN])
+    assert np.allclose(gen.control_for(np.ones((3, 4)))[:, 2:], 0.0)  # no guide for the element channels
+    with pytest.raises(GANInputError, match="extra_controls"):
+        ColumnLMLatent(tiny_lm, extra_controls=("stars",))
+
+
+def test_v1_element_channels_and_control_only_actions(tiny_lm):
+    """element_channels add one action entry per channel; residual_action=False drops the 16 latent
+    entries, and its zero action writes exactly what the residual env's zero action writes (the
+    untrained start is the same generator + guide); bad settings are refused."""
+    from rlcreate.envs.core_vec_env import EnvConfigError
+    from rlcreate.levels.envs import make_mario_latent_v1, make_mario_latent_v1_vec
+    from rlcreate.levels.gan import ColumnLMLatent
+
+    gen = ColumnLMLatent(tiny_lm, 8, 16, extra_controls=("coins", "gap_len"))
+    kw = dict(generator=gen, reward=CHEAP, control_channel=True, observe_deficits=True, control_guidance=True,
+              control_cap=True, element_channels=["coins", "gap_len"])
+    full = make_mario_latent_v1(n_segments=2, **kw)
+    small = make_mario_latent_v1(n_segments=2, residual_action=False, **kw)
+    assert full.action_space.shape == (8 + 4,) and small.action_space.shape == (4,)
+    levels = {}
+    for flag in (True, False):
+        venv = make_mario_latent_v1_vec(6, n_segments=3, seed=3, residual_action=flag, **kw)
+        venv.reset()
+        for _ in range(3):
+            _, _, done, infos = venv.step(np.zeros((6, venv.action_space.shape[0]), np.float32))
+        levels[flag] = np.stack([i["level"] for i in infos])
+    assert done.all() and (levels[True] == levels[False]).all()
+    pushed = make_mario_latent_v1_vec(6, n_segments=3, seed=3, residual_action=False, **kw)
+    pushed.reset()
+    for _ in range(3):
+        _, _, _, infos = pushed.step(np.tile([0, 0, 0, 1.0], (6, 1)).astype(np.float32))  # longer gaps
+    assert not (np.stack([i["level"] for i in infos]) == levels[False]).all()
+    with pytest.raises(EnvConfigError, match="element_channels needs control_channel: true"):
+        make_mario_latent_v1(generator=gen, reward=CHEAP, element_channels=["coins"])
+    with pytest.raises(EnvConfigError, match="residual_action = False needs"):
+        make_mario_latent_v1(generator=gen, reward=CHEAP, residual_action=False)
+    with pytest.raises(EnvConfigError, match="element_channels = 'coins': use a list"):
+        make_mario_latent_v1(generator=gen, reward=CHEAP, control_channel=True, element_channels="coins")
+    with pytest.raises(EnvConfigError, match="needs the column LM generator"):
+        make_mario_latent_v1(generator="gan", reward=CHEAP, control_channel=True, element_channels=["pipes"])
+
+
+def test_v1_observe_profile_says_what_the_level_still_needs(tiny_lm):
+    """observe_profile adds 3 entries (pipes, ?-blocks, coins): 0.5 + 0.5 tanh((human rate x
+    columns / 128 - count so far) / 2), so an empty level reads as on schedule (0.5) and a level
+    written with more coins than the human rate reads below 0.5 on coins."""
+    from rlcreate.levels.envs import make_mario_latent_v1, make_mario_latent_v1_vec, profile_measures
+    from rlcreate.levels.gan import ColumnLMLatent
+    from rlcreate.levels.tiles import COIN
+
+    gen = ColumnLMLatent(tiny_lm, 8, 16, extra_controls=("coins",))
+    kw = dict(generator=gen, reward=CHEAP, control_channel=True, element_channels=["coins"])
+    plain = make_mario_latent_v1(n_segments=2, **kw)
+    env = make_mario_latent_v1(n_segments=2, observe_profile=True, **kw)
+    assert env.observation_space.shape == (plain.observation_space.shape[0] + 3,)
+    venv = make_mario_latent_v1_vec(4, n_segments=3, seed=0, observe_profile=True, **kw)
+    obs = venv.reset()
+    assert np.allclose(obs[:, -3:], 0.5)
+    obs, _, _, infos = venv.step(np.zeros((4, venv.action_space.shape[0]), np.float32))
+    seg = np.stack([i["segment"] for i in infos])
+    rate = profile_measures()["coins"][1]
+    want = 0.5 + 0.5 * np.tanh((rate * 8 / 128 - (seg == COIN).sum(axis=(1, 2))) / 2.0)
+    assert np.allclose(obs[:, -1], want, atol=1e-6)
+
+
+def test_v1_shape_terms_pay_each_segment_and_sum_to_zero(tiny_lm):
+    """shape_terms: potential-based shaping from a term scored on the level so far; it pays before
+    the level's end and telescopes to 0 over each level; it needs reward_every='end'."""
+    from rlcreate.envs.core_vec_env import EnvConfigError
+    from rlcreate.levels.envs import make_mario_latent_v1, make_mario_latent_v1_vec
+    from rlcreate.levels.gan import ColumnLMLatent
+
+    gen = ColumnLMLatent(tiny_lm, 8, 16)
+    reward = {"profile": {"reward": "element_profile", "weight": 2.0}}
+    venv = make_mario_latent_v1_vec(4, n_segments=3, generator=gen, reward=reward, seed=0, shape_terms=["profile"])
+    venv.reset()
+    shaped = []
+    for _ in range(3):
+        _, r, done, infos = venv.step(np.zeros((4, 8), np.float32))
+        shaped.append([i["term_shaping"] for i in infos])
+    shaped = np.array(shaped)
+    assert done.all() and np.abs(shaped[0]).max() > 0 and np.allclose(shaped.sum(0), 0.0, atol=1e-9)
+    with pytest.raises(EnvConfigError, match="shape_terms"):
+        make_mario_latent_v1(generator=gen, reward=reward, shape_terms=["profile"], reward_every="segment")
+    with pytest.raises(EnvConfigError, match=r"shape_terms \['nope'\]: not terms of the reward set"):
+        make_mario_latent_v1(generator=gen, reward=reward, shape_terms=["nope"])
+
+
+def test_v1_candidates_observe_k_segments_and_write_the_chosen_one(tiny_lm):
+    """candidates=K: K-1 action entries; a zero action writes what the env without candidates writes
+    (the same prior draws and targets: the start is unchanged); an entry >= 0.5 writes that
+    candidate, whose features were in the observation; bad settings are refused."""
+    from rlcreate.envs.core_vec_env import EnvConfigError
+    from rlcreate.levels.envs import make_mario_latent_v1, make_mario_latent_v1_vec
+    from rlcreate.levels.gan import ColumnLMLatent
+
+    gen = ColumnLMLatent(tiny_lm, 8, 16)
+    kw = dict(generator=gen, reward=CHEAP, control_channel=True, observe_deficits=True, control_guidance=True)
+    plain = make_mario_latent_v1(n_segments=2, **kw)
+    env = make_mario_latent_v1(n_segments=2, candidates=3, **kw)
+    per = plain.core.n_features + 1 + 2  # features, crossable after it, two target deficits after it
+    assert env.action_space.shape == (2,) and env.observation_space.shape == (plain.observation_space.shape[0] + 3 * per,)
+    levels = {}
+    for k in (0, 3):
+        venv = make_mario_latent_v1_vec(5, n_segments=3, seed=2, candidates=k, **kw)
+        venv.reset()
+        for _ in range(3):
+            _, _, done, infos = venv.step(np.zeros((5, venv.action_space.shape[0]), np.float32))
+        levels[k] = np.stack([i["level"] for i in infos])
+    assert done.all() and (levels[0] == levels[3]).all()
+    venv = make_mario_latent_v1_vec(5, n_segments=3, seed=2, candidates=3, **kw)
+    obs = venv.reset()
+    second = venv.core.cand_seg[:, 2].copy()
+    feats = obs[:, plain.observation_space.shape[0] + 2 * per : plain.observation_space.shape[0] + 2 * per + 9]
+    assert np.allclose(feats, np.clip(venv.core.featurizer(second), 0, 1), atol=1e-6)
+    _, _, _, infos = venv.step(np.tile([0.2, 0.9], (5, 1)).astype(np.float32))
+    assert (np.stack([i["segment"] for i in infos]) == second).all()
+    assert all(i["latent"]["redraw"] == 1.0 for i in infos)
+    with pytest.raises(EnvConfigError, match="candidates = 1: use 0"):
+        make_mario_latent_v1(candidates=1, **kw)
+    with pytest.raises(EnvConfigError, match="candidates needs latent_mode: residual"):
+        make_mario_latent_v1(candidates=3, preview=True, **kw)
+
+
+@pytest.mark.slow
+def test_candidates_recipe_loads_and_its_zero_action_is_the_shipped_recipes_start():
+    """mario_latent_candidates.yaml builds (K = 4, 3 action entries) and, with a zero action, writes
+    the same level as mario_latent.yaml's zero action for the same seed (the same generator + guide)."""
+    import yaml
+
+    from rlcreate.assemble import assemble
+    from rlcreate.recipe import parse_recipe
+
+    levels = []
+    for name in ("mario_latent_candidates.yaml", "mario_latent.yaml"):
+        doc = yaml.safe_load((ROOT / "rlcreate" / "recipes" / name).read_text())
+        doc["env"]["kwargs"]["n_segments"] = 2
+        venv = assemble(parse_recipe(doc)).make_env(2, 7, "eval")
+        venv.reset()
+        for _ in range(2):
+            _, _, _, infos = venv.step(np.zeros((2, venv.action_space.shape[0]), np.float32))
+        levels.append(np.stack([i["level"] for i in infos]))
+        if name == "mario_latent_candidates.yaml":
+            assert venv.action_space.shape == (3,) and venv.core.n_cand == 4
+    assert (levels[0] == levels[1]).all()

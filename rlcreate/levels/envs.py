@@ -213,17 +213,30 @@ def make_mario_latent_vec(
     return LatentLevelVecEnv(_core(n_envs, n_segments, targets, reward, generator), seed=seed)
 
 
-def bounded_generator(generator: Any = None):
+def bounded_generator(generator: Any = None, extra_controls: tuple[str, ...] = ()):
     """A bounded-prior latent generator: None (default) the column LM decoding uniform noise
     (:class:`rlcreate.levels.gan.ColumnLMLatent`), ``"column_lm_elements"`` the same with its
     columns lined up by enemies and gaps (``order="elements"``), ``"gan"`` the shipped level GAN, a
-    level-GAN folder path, or a generator object."""
-    from rlcreate.levels.gan import ColumnLMLatent, LevelGAN
+    level-GAN folder path, or a generator object. ``extra_controls``: the column LM's optional
+    element channels (:data:`rlcreate.levels.gan.ELEMENT_CONTROLS`)."""
+    from rlcreate.levels.gan import ELEMENT_CONTROLS, ColumnLMLatent, LevelGAN
 
+    if extra_controls and generator not in (None, "column_lm", "column_lm_elements"):
+        if set(extra_controls) <= set(getattr(generator, "control_names", ())):
+            return generator  # a generator object that already has these channels
+        raise EnvConfigError(
+            f"element_channels = {list(extra_controls)} needs the column LM generator (generator: column_lm); "
+            f"got generator = {generator!r}"
+        )
+    bad = [c for c in extra_controls if c not in ELEMENT_CONTROLS]
+    if bad or len(set(extra_controls)) != len(extra_controls):
+        raise EnvConfigError(
+            f"element_channels = {list(extra_controls)}: use distinct names among {', '.join(ELEMENT_CONTROLS)}"
+        )
     if generator is None or generator == "column_lm":
-        return ColumnLMLatent(lm=shared_column_lm())
+        return ColumnLMLatent(lm=shared_column_lm(), extra_controls=tuple(extra_controls))
     if generator == "column_lm_elements":  # the same samples, columns lined up by enemies / gaps
-        return ColumnLMLatent(lm=shared_column_lm(), order="elements")
+        return ColumnLMLatent(lm=shared_column_lm(), order="elements", extra_controls=tuple(extra_controls))
     if generator == "gan":
         return LevelGAN.load()
     if isinstance(generator, str) or hasattr(generator, "__fspath__"):
@@ -253,6 +266,11 @@ def _core_v1(
     preview: bool = False,
     playability_shaping: float = 0.0,
     control_cap: bool = False,
+    element_channels: Any = (),
+    residual_action: bool = True,
+    observe_profile: bool = False,
+    shape_terms: Any = (),
+    candidates: int = 0,
 ) -> LatentLevelCore:
     from rlcreate.levels.rewards import TARGET_MEASURES
 
@@ -262,6 +280,8 @@ def _core_v1(
         ("control_guidance", control_guidance),
         ("preview", preview),
         ("control_cap", control_cap),
+        ("residual_action", residual_action),
+        ("observe_profile", observe_profile),
     ):
         if not isinstance(flag, bool):
             raise EnvConfigError(f"{name} = {flag!r}: use true or false")
@@ -270,8 +290,16 @@ def _core_v1(
             f"target_shaping = {target_shaping!r} needs observe_deficits: true (the policy must see the "
             "schedule the shaping rewards)"
         )
+    if isinstance(element_channels, str) or not isinstance(element_channels, (list, tuple)):
+        raise EnvConfigError(
+            f"element_channels = {element_channels!r}: use a list of names, e.g. [coins, pipes, qblocks, gap_len]"
+        )
+    if isinstance(shape_terms, str) or not isinstance(shape_terms, (list, tuple)):
+        raise EnvConfigError(f"shape_terms = {shape_terms!r}: use a list of reward term names, e.g. [profile]")
+    if element_channels and not control_channel:
+        raise EnvConfigError("element_channels needs control_channel: true (they are more entries of that channel)")
     return LatentLevelCore(
-        bounded_generator(generator),
+        bounded_generator(generator, tuple(element_channels)),
         _reward(reward),
         segment_features,
         len(FEATURE_NAMES),
@@ -290,7 +318,27 @@ def _core_v1(
         preview=preview,
         playability_shaping=playability_shaping,
         control_cap=control_cap,
+        residual_action=residual_action,
+        profile_measures=profile_measures() if observe_profile else None,
+        shape_terms=tuple(shape_terms),
+        candidates=candidates,
     )
+
+
+def profile_measures() -> dict:
+    """The per-level element profile's elements that no control target covers (pipes, ?-blocks,
+    coins), each as (counts of a grid stack, the training windows' mean per 128 columns, tolerance 2):
+    what ``observe_profile`` shows the policy."""
+    from rlcreate.levels.quality import ELEMENTS
+    from rlcreate.levels.value_rewards import human_element_stats
+
+    mu = human_element_stats(128)[0]
+    tiles = {"pipes": (T.PIPE_TL,), "question_blocks": (T.QUESTION, T.QCOIN), "coins": (T.COIN,)}
+
+    def counter(ids):
+        return lambda g: np.isin(g, ids).sum(axis=(1, 2))
+
+    return {e: (counter(ids), float(mu[ELEMENTS.index(e)]), 2.0) for e, ids in tiles.items()}
 
 
 def make_mario_latent_v1(
@@ -309,6 +357,11 @@ def make_mario_latent_v1(
     preview: bool = False,
     playability_shaping: float = 0.0,
     control_cap: bool = False,
+    element_channels: Any = (),
+    residual_action: bool = True,
+    observe_profile: bool = False,
+    shape_terms: Any = (),
+    candidates: int = 0,
 ) -> LatentLevelEnv:
     """Single-env ``rlcreate/MarioLatent-v1`` (see :data:`V1_CARD`)."""
     return LatentLevelEnv(
@@ -328,6 +381,11 @@ def make_mario_latent_v1(
             preview,
             playability_shaping,
             control_cap,
+            element_channels,
+            residual_action,
+            observe_profile,
+            shape_terms,
+            candidates,
         ),
         render_mode=render_mode,
     )
@@ -350,6 +408,11 @@ def make_mario_latent_v1_vec(
     preview: bool = False,
     playability_shaping: float = 0.0,
     control_cap: bool = False,
+    element_channels: Any = (),
+    residual_action: bool = True,
+    observe_profile: bool = False,
+    shape_terms: Any = (),
+    candidates: int = 0,
 ) -> LatentLevelVecEnv:
     """Batched ``MarioLatent-v1`` as an SB3 VecEnv: ``n_envs`` levels per decoder call."""
     return LatentLevelVecEnv(
@@ -369,6 +432,11 @@ def make_mario_latent_v1_vec(
             preview,
             playability_shaping,
             control_cap,
+            element_channels,
+            residual_action,
+            observe_profile,
+            shape_terms,
+            candidates,
         ),
         seed=seed,
     )
@@ -404,13 +472,25 @@ Action Space
     (what ``a = 0`` writes: z0 with the guide), ``< 0`` redraws it from a fresh prior draw moved by
     the residual, with the policy's control entries (``info["latent"]["redraw"]``, logged as
     ``latent/redraw``). A kept preview is the step's segment: a redraw costs one more decode.
+    ``element_channels=[coins, pipes, qblocks, gap_len]`` (with ``control_channel``): more designed
+    entries of the channel, logit shifts of columns holding a coin, opening a pipe, holding a
+    ?-block, or continuing a gap (:data:`rlcreate.levels.gan.ELEMENT_CONTROLS`); no guide, so
+    ``a = 0`` is unchanged. ``residual_action=False``: no latent entries, every segment decodes its
+    prior draw z0 and the policy acts through the control channel only. ``candidates=K``: the env
+    decodes K segments before each step (z0 and K - 1 fresh prior draws, all with the guide) and
+    the action is K - 1 entries: candidate k is written if its entry is the largest and >= 0.5,
+    else candidate 0 (so ``a = 0`` is the generator + guide); K decodes per step
+    (``latent/redraw``: the share of steps that took another candidate).
 Observation Space
     v0's, plus z0 scaled to [0, 1] (d values) in residual mode, plus (``observe_deficits=True``)
     per target the schedule deficit ``(target * columns / 16 - count so far) / tolerance``, squashed
     to [0, 1] (0.5 = on schedule; the token env's :class:`rlcreate.envs.target_control.TargetControl`).
     With ``preview=True`` also the previewed segment's 9 features, whether the level is still
     crossable after it (the fast solver's seam), and (with ``observe_deficits``) the deficits if
-    it is kept.
+    it is kept. ``observe_profile=True``: per element of the profile term that no target covers
+    (pipes, ?-blocks, coins), how far the level so far is behind the training windows' mean rate,
+    squashed (0.5 = on the human rate). With ``candidates=K``, per candidate: its 9 features,
+    crossable after it, and the target / profile deficits after it.
 Rewards
     ``reward_every="end"`` (default): 0 until the last segment, then the recipe's reward set on the
     whole level, with context ``action`` / ``latent`` (every step's, flattened) for prior terms such
@@ -419,12 +499,14 @@ Rewards
     targets' schedule after every segment (``info["target_shaping"]``); it sums to 0 over each
     level, so returns are unchanged. ``playability_shaping=w`` adds the same kind of shaping for
     crossability (w x the share of segments crossed from the level's start without a fall,
-    ``info["playability_shaping"]``), also summing to 0 over each level.
+    ``info["playability_shaping"]``), also summing to 0 over each level. ``shape_terms=[names]``
+    does the same for reward terms that score a level so far (``info["term_shaping"]``).
 Version History
     v1: bounded-prior generator, context-conditioned segments, residual actions, level-end rewards;
     later, opt-in keyword arguments (defaults keep v1's earlier behaviour): ``control_channel``,
     ``observe_deficits``, ``control_guidance``, ``target_shaping``, ``preview``, ``playability_shaping``,
-    ``control_cap``.
+    ``control_cap``, ``element_channels``, ``residual_action``, ``observe_profile``, ``shape_terms``,
+    ``candidates``.
 """
 
 

@@ -49,6 +49,9 @@ N_TILES = len(TILES)
 
 #: logit offsets of :class:`ColumnLMLatent` (see its docstring), chosen on the training split
 DEFAULT_ELEMENT_BIAS = {"coins": 0.1, "pipes": 0.1}
+#: the optional element channels of :class:`ColumnLMLatent` (``extra_controls``) and their logit
+#: scales (a control value ``c`` in [-1, 1] shifts that kind of column by ``scale * c``)
+ELEMENT_CONTROLS = {"coins": 1.5, "pipes": 1.5, "qblocks": 1.5, "gap_len": 2.0}
 
 
 class GANInputError(UserError):
@@ -342,7 +345,15 @@ class ColumnLMLatent:
     (0.25-1.25 and 0.3-1.2 per 16 columns, see :attr:`CONTROL_RATES`; the uncontrolled samples write
     ~0.8 of each).
 
-    ``limit`` (optional, ``decode(..., limit=m)``, ``m`` (b, 2)): a cap per row on the enemies
+    ``extra_controls`` (optional, names of :data:`ELEMENT_CONTROLS`): more designed channels after
+    the two above, each a logit shift (``ELEMENT_CONTROLS[name] * c``) of one kind of column for the
+    segment: ``coins`` (columns holding a coin), ``pipes`` (columns opening a pipe), ``qblocks``
+    (columns holding a ?-block), ``gap_len`` (gap columns that continue a gap: lower = narrower
+    gaps). Why: a per-column quantile means different things under different prompts, so a policy
+    moving it cannot tell what a move does to the level's element counts; one number per element
+    kind has the same meaning in every context. ``c = 0`` decodes exactly as without them.
+
+    ``limit`` (optional, ``decode(..., limit=m)``, ``m`` (b, controls)): a cap per row on the enemies
     (tiles) and gap starts the segment may still write: once a row has spent it, columns that would
     exceed it are left out of the LM's distribution (renormalised over the rest; ignored for a row
     where the structure rule leaves nothing else). Why: enemies come in groups, so a shift alone
@@ -356,7 +367,7 @@ class ColumnLMLatent:
     takes_final = True
 
     #: what each entry of ``decode``'s ``control`` shifts (logits of enemy columns, of gap starts)
-    control_names = ("enemies", "gaps")
+    control_names: tuple[str, ...] = ("enemies", "gaps")
     #: control values and the rates (per 16 columns, over whole 128-column levels of the shipped
     #: column LM with the default settings, 48 levels per value) each one writes when held for every
     #: segment: what :meth:`control_for` inverts. Measured by scripts/bench_latent_generator.py
@@ -368,14 +379,19 @@ class ColumnLMLatent:
     }
 
     def control_for(self, rates: np.ndarray) -> np.ndarray:
-        """(b, 2) rates per 16 columns wanted from the next segment -> (b, 2) control values that
-        write them on average (piecewise-linear inverse of :attr:`CONTROL_RATES`, clipped to
-        [-1, 1]): a hand-built feedback controller the latent env can add to the policy's control
-        entries (``control_guidance``)."""
+        """(b, controls) rates per 16 columns wanted from the next segment -> (b, controls) control
+        values that write them on average (piecewise-linear inverse of :attr:`CONTROL_RATES`,
+        clipped to [-1, 1]; 0 for a channel without a measured table): a hand-built feedback
+        controller the latent env can add to the policy's control entries (``control_guidance``)."""
         rates = np.asarray(rates, np.float64).reshape(-1, len(self.control_names))
         grid = np.array(self.CONTROL_GRID)
         return np.stack(
-            [np.interp(rates[:, j], np.array(self.CONTROL_RATES[n]), grid) for j, n in enumerate(self.control_names)],
+            [
+                np.interp(rates[:, j], np.array(self.CONTROL_RATES[n]), grid)
+                if n in self.CONTROL_RATES
+                else np.zeros(len(rates))
+                for j, n in enumerate(self.control_names)
+            ],
             1,
         )
 
@@ -389,6 +405,7 @@ class ColumnLMLatent:
         element_bias: dict[str, float] | None = None,
         order: str = "probability",
         control_scale: tuple[float, float] = (2.5, 3.0),
+        extra_controls: tuple[str, ...] = (),
     ):
         from rlcreate.levels.generators.column_lm import N_SPECIAL, ColumnLM, element_logit_offset
         from rlcreate.levels.validity import MarioStructure
@@ -414,7 +431,28 @@ class ColumnLMLatent:
         from rlcreate.levels.metrics import ground_heights as _heights
         from rlcreate.levels.tiles import ENEMY as _ENEMY
 
-        self.control_scale = np.array([float(v) for v in control_scale], np.float64).reshape(2)
+        unknown = sorted(set(extra_controls) - set(ELEMENT_CONTROLS))
+        if unknown or len(set(extra_controls)) != len(tuple(extra_controls)):
+            raise GANInputError(
+                f"extra_controls = {list(extra_controls)}: use distinct names among {sorted(ELEMENT_CONTROLS)}"
+            )
+        self.control_names = ("enemies", "gaps", *extra_controls)
+        scales = [float(v) for v in control_scale] + [ELEMENT_CONTROLS[n] for n in extra_controls]
+        self.control_scale = np.array(scales, np.float64)
+        from rlcreate.levels.tiles import COIN as _COIN
+        from rlcreate.levels.tiles import PIPE_TL as _PIPE_TL
+        from rlcreate.levels.tiles import QCOIN as _QCOIN
+        from rlcreate.levels.tiles import QUESTION as _QUESTION
+
+        def _col(mask):  # per vocabulary entry (specials: 0): does the column hold such a tile?
+            return np.concatenate([np.zeros(N_SPECIAL), mask.any(axis=1).astype(np.float64)])
+
+        cols = self.lm.columns
+        self._column_kinds = {  # the extra channels' per-column features (gap_len needs prev: _pick)
+            "coins": _col(cols == _COIN),
+            "pipes": _col(cols == _PIPE_TL),
+            "qblocks": _col((cols == _QUESTION) | (cols == _QCOIN)),
+        }
         self._has_enemy = np.concatenate([np.zeros(N_SPECIAL), (self.lm.columns == _ENEMY).any(axis=1)])
         self._n_enemies = np.concatenate([np.zeros(N_SPECIAL), (self.lm.columns == _ENEMY).sum(axis=1)])
         self._is_gap = np.concatenate([np.zeros(N_SPECIAL, bool), _heights(self.lm.columns.T) == 0])
@@ -435,6 +473,7 @@ class ColumnLMLatent:
             "close_every_segment": self.close_every_segment,
             "element_bias": {k: float(v) for k, v in bias.items()},
             "order": order,
+            "extra_controls": list(extra_controls),
         }
 
     def _gap_starts(self, prev: np.ndarray | None, b: int) -> np.ndarray:
@@ -461,6 +500,11 @@ class ColumnLMLatent:
         if control is not None:
             shift = control * self.control_scale
             logits = logits + shift[:, :1] * self._has_enemy[None, :] + shift[:, 1:2] * gap_start
+            for j, name in enumerate(self.control_names[2:], 2):
+                if name == "gap_len":  # a gap column after a gap column: the gap grows
+                    logits = logits + shift[:, j : j + 1] * (self._is_gap[None, :] & ~gap_start)
+                else:
+                    logits = logits + shift[:, j : j + 1] * self._column_kinds[name][None, :]
         if self.rule is not None:
             cand = np.broadcast_to(np.arange(logits.shape[1]), logits.shape)
             logits = np.where(self.rule.allowed(prev, cand, last), logits, -np.inf)
