@@ -49,6 +49,10 @@ class Config:
     """folder of the per-curve training runs"""
     train: int = 1
     """1: train (or resume) first; 0: evaluate existing runs only"""
+    offers: int = 0
+    """1: the env also observes the tension term's per-offer features (what appending each offered
+    column does to the current segment's tension vs the curve's wanted value), next to the demo
+    recipe's per-offer profile features, and the policy's offer head scores them"""
     seed: int = 0
     out: str = "benchmarks/level_engagement_ppo.json"
 
@@ -65,6 +69,16 @@ def curve_recipe(curve: str, cfg: Config):
     d["trainer"]["total_timesteps"] = cfg.timesteps
     d["trainer"]["hyper"].update(n_steps=128, batch_size=256, learning_rate=cfg.learning_rate)
     d["env"]["kwargs"]["shape_terms"] = [t.strip() for t in cfg.shaping.split(",") if t.strip()]
+    if cfg.offers:
+        from rlcreate.rewards.registry import get_reward
+
+        kw, pk = d["env"]["kwargs"], d["trainer"]["hyper"]["policy_kwargs"]
+        seen = kw.get("offer_objective")
+        seen = ["engagement", *([seen] if isinstance(seen, str) else list(seen or []))]
+        kw["offer_objective"] = seen
+        kinds = {t: v.get("reward", t) for t, v in d["rewards"].items()}
+        sizes = [get_reward(kinds[t], **d["rewards"][t].get("args", {})).offer_features().size for t in seen]
+        pk["offer_structure"] = sum(sizes)
     d["seed"] = cfg.seed
     return parse_recipe(d, f"<engagement {curve}>")
 
