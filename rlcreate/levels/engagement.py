@@ -183,7 +183,9 @@ class TensionCurve(RewardModule):
     "rising" (default: from the 15th to the 85th human percentile), "flat" (the median
     throughout), "peak", or values per segment. ``width``: the full level's columns, so a partial
     level (per-segment shaping) is held to the start of the curve rather than the whole curve
-    squeezed into it. Range [0, 1]. Gamed by: either reading is a model of play, not play: the
+    squeezed into it. On the play scale, ``offer_features()`` (:class:`TensionOffers`) shows a
+    column-by-column writer what each offered column does to the current segment's tension
+    against the curve. Range [0, 1]. Gamed by: either reading is a model of play, not play: the
     solver's path ignores timing and moving enemies, and the play model (Spearman ~0.34 with the
     agent's effort, cross-validated over calibration windows) can be met by the tile patterns it weights (height
     changes, pits, enemies) placed to move the number; the A* play judge
