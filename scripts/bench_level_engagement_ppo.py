@@ -53,6 +53,9 @@ class Config:
     """1: the env also observes the tension term's per-offer features (what appending each offered
     column does to the current segment's tension vs the curve's wanted value), next to the demo
     recipe's per-offer profile features, and the policy's offer head scores them"""
+    plays: int = 1
+    """1: the A* agent plays every level; 0: only add the style judges (human-likeness AUC, element
+    profile) to the sets of an existing ``out`` JSON written by the same settings"""
     seed: int = 0
     out: str = "benchmarks/level_engagement_ppo.json"
 
@@ -109,28 +112,13 @@ def separation(sets: dict, candidates: int, draws: int = 4000, seed: int = 0) ->
     return out
 
 
-def main(cfg: Config) -> dict:
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).parent))
-    from bench_level_objectives import machine
-
+def make_sets(cfg: Config, curves: tuple[str, ...]) -> tuple[dict[str, list], dict[str, np.ndarray]]:
+    """The levels of every set (same requests), and best-of-n's pick per request and curve."""
     from rlcreate.assemble import assemble
-    from rlcreate.levels.engagement import tension
-    from rlcreate.levels.play_trace import LOST_READINGS, effort_slope, play_traces, segment_effort
     from rlcreate.levels.share import best_of_n, recipe_scores, sample_levels, untrained_policy
     from rlcreate.recipe import build_reward_set
-    from rlcreate.train.runner import restore, train_run
+    from rlcreate.train.runner import restore
 
-    t0, load0 = time.perf_counter(), os.getloadavg()[0]
-    curves = ("rising", "flat")
-    train_s = {}
-    if cfg.train:
-        for curve in curves:
-            run, t = Path(cfg.runs) / curve, time.perf_counter()
-            print(f"training {curve}: {cfg.timesteps} env steps into {run}", flush=True)
-            train_run(curve_recipe(curve, cfg), run, progress_bar=False, resume=(run / "config.yaml").is_file())
-            train_s[curve] = round(time.perf_counter() - t, 1)
     base = assemble(curve_recipe(curves[0], cfg))
     env_seed = cfg.seed + 1
     start = untrained_policy(base)
@@ -145,6 +133,55 @@ def main(cfg: Config) -> dict:
         asm, model = restore(Path(cfg.runs) / curve, asm=assemble(recipe))
         sets[f"ppo_{curve}"], t = sample_levels(model, asm, cfg.n, env_seed, env_seed)
         assert t == targets, "the policy answered different requests"
+    return sets, picks
+
+
+def style(levels: list) -> dict:
+    """Human-likeness AUC against the TEST split's segments and the element profile in the human band."""
+    from rlcreate.levels.quality import human_likeness, human_reference_segments, profile_report
+
+    prof = profile_report(levels)
+    return {
+        "auc": round(float(human_likeness(levels, human=human_reference_segments("test"))["auc"]), 3),
+        "profile_in_band": int(prof["inside"]),
+        "profile": {e: round(v["mean"], 2) for e, v in prof["elements"].items()},
+    }
+
+
+def main(cfg: Config) -> dict:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from bench_level_objectives import machine
+
+    from rlcreate.levels.engagement import tension
+    from rlcreate.levels.play_trace import LOST_READINGS, effort_slope, play_traces, segment_effort
+    from rlcreate.train.runner import train_run
+
+    t0, load0 = time.perf_counter(), os.getloadavg()[0]
+    curves = ("rising", "flat")
+    train_s = {}
+    if cfg.train:
+        for curve in curves:
+            run, t = Path(cfg.runs) / curve, time.perf_counter()
+            print(f"training {curve}: {cfg.timesteps} env steps into {run}", flush=True)
+            train_run(curve_recipe(curve, cfg), run, progress_bar=False, resume=(run / "config.yaml").is_file())
+            train_s[curve] = round(time.perf_counter() - t, 1)
+    sets, picks = make_sets(cfg, curves)
+    # the judged levels, for rendering and re-reading (tile ids, one (n, 14, W) stack per set)
+    np.savez_compressed(
+        Path(cfg.runs) / f"{Path(cfg.out).stem}_levels.npz", **{k: np.stack(v) for k, v in sets.items()}
+    )
+    if not cfg.plays:
+        result = json.loads(Path(cfg.out).read_text())
+        for k, levels in sets.items():
+            prof = np.array(result["sets"][k]["tension_profile_play"])
+            now = tension(np.stack(levels).astype(np.int8), "play").mean(axis=0).round(3)
+            assert np.allclose(prof, now), f"{k}: not the levels of {cfg.out} (other settings?)"
+            result["sets"][k]["style"] = style(levels)
+        Path(cfg.out).write_text(json.dumps(result, indent=2))
+        print(json.dumps({k: v["style"] for k, v in result["sets"].items()}, indent=1))
+        return result
     order = [(k, i) for i in range(cfg.n) for k in sets]
     print(f"A* plays of {len(order)} levels (sets interleaved) ...", flush=True)
     traces = play_traces([sets[k][i] for k, i in order])
@@ -167,6 +204,7 @@ def main(cfg: Config) -> dict:
             "astar_won": float(np.mean([t.won for t in by[k]])),
             "fail_segments": [t.fail_segment for t in by[k] if t.fail_segment >= 0],
             "tension_profile_play": tension(stack, "play").mean(axis=0).round(3).tolist(),
+            "style": style(levels),
         }
         for lost in LOST_READINGS:
             e = np.array([segment_effort(t, lost) for t in by[k]])
@@ -185,7 +223,8 @@ def main(cfg: Config) -> dict:
     for k, v in result["sets"].items():
         print(
             f"{k:18s} won {v['astar_won']:.2f} slope {v['penalty']['effort_slope']:+.2f}/{v['drop']['effort_slope']:+.2f} "
-            f"effort/seg {v['penalty']['effort_per_segment']:.2f} tension(play) {v['tension_profile_play']}"
+            f"effort/seg {v['penalty']['effort_per_segment']:.2f} tension(play) {v['tension_profile_play']} "
+            f"AUC {v['style']['auc']:.2f} profile {v['style']['profile_in_band']}/5"
         )
     Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
     Path(cfg.out).write_text(json.dumps(result, indent=2))
