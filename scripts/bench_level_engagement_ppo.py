@@ -49,6 +49,9 @@ class Config:
     """folder of the per-curve training runs"""
     train: int = 1
     """1: train (or resume) first; 0: evaluate existing runs only"""
+    scale: str = "play"
+    """the tension term's scale: "play" or "play_ground" (the effort model without the tile features
+    that floating tiles move)"""
     offers: int = 0
     """1: the env also observes the tension term's per-offer features (what appending each offered
     column does to the current segment's tension vs the curve's wanted value), next to the demo
@@ -67,7 +70,7 @@ def curve_recipe(curve: str, cfg: Config):
     d = load_recipe(demo_recipe_path()).to_dict()
     d["name"] = f"engagement-{curve}"
     width = d["env"]["kwargs"]["n_columns"]
-    args = {"curve": curve, "scale": "play", "width": width}
+    args = {"curve": curve, "scale": cfg.scale, "width": width}
     d["rewards"]["engagement"] = {"reward": "tension_curve", "weight": cfg.weight, "args": args}
     d["trainer"]["total_timesteps"] = cfg.timesteps
     d["trainer"]["hyper"].update(n_steps=128, batch_size=256, learning_rate=cfg.learning_rate)
@@ -176,7 +179,7 @@ def main(cfg: Config) -> dict:
         result = json.loads(Path(cfg.out).read_text())
         for k, levels in sets.items():
             prof = np.array(result["sets"][k]["tension_profile_play"])
-            now = tension(np.stack(levels).astype(np.int8), "play").mean(axis=0).round(3)
+            now = tension(np.stack(levels).astype(np.int8), cfg.scale).mean(axis=0).round(3)
             assert np.allclose(prof, now), f"{k}: not the levels of {cfg.out} (other settings?)"
             result["sets"][k]["style"] = style(levels)
         Path(cfg.out).write_text(json.dumps(result, indent=2))
@@ -203,7 +206,7 @@ def main(cfg: Config) -> dict:
         row: dict = {
             "astar_won": float(np.mean([t.won for t in by[k]])),
             "fail_segments": [t.fail_segment for t in by[k] if t.fail_segment >= 0],
-            "tension_profile_play": tension(stack, "play").mean(axis=0).round(3).tolist(),
+            "tension_profile_play": tension(stack, cfg.scale).mean(axis=0).round(3).tolist(),
             "style": style(levels),
         }
         for lost in LOST_READINGS:

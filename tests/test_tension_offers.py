@@ -29,21 +29,22 @@ def human(width: int, n: int = 6) -> np.ndarray:
     return np.asarray(training_windows(width, stride=37), np.int8)[:n]
 
 
-def features(curve: str = "rising"):
-    return get_reward("tension_curve", curve=curve, scale="play", width=128).offer_features()
+def features(curve: str = "rising", scale: str = "play"):
+    return get_reward("tension_curve", curve=curve, scale=scale, width=128).offer_features()
 
 
-def test_offer_tension_at_a_segments_last_column_is_the_rewards_own_tension():
+@pytest.mark.parametrize("scale", ["play", "play_ground"])
+def test_offer_tension_at_a_segments_last_column_is_the_rewards_own_tension(scale):
     w = human(32)
-    f = features()
+    f = features(scale=scale)
     offered = np.stack([w[:, :, 31], np.repeat(col(2)[None], len(w), 0)], axis=1)  # the true column, flat
     base, per, wanted = f.tensions(w[:, :, :31], offered, 128)
     assert per.shape == (len(w), 2) and base.shape == (len(w),)
-    np.testing.assert_allclose(per[:, 0], tension(w, "play")[:, 1])  # the finished segment, exactly
+    np.testing.assert_allclose(per[:, 0], tension(w, scale)[:, 1])  # the finished segment, exactly
     assert wanted == pytest.approx(curve_values("rising", 2, 8)[1])
     alt = w.copy()
     alt[:, :, 31] = col(2)
-    np.testing.assert_allclose(per[:, 1], tension(alt, "play")[:, 1])
+    np.testing.assert_allclose(per[:, 1], tension(alt, scale)[:, 1])
 
 
 def test_a_staircase_offer_raises_the_tension_a_flat_one_keeps_and_the_context_follows_the_curve():
@@ -86,8 +87,25 @@ def test_carried_solver_state_gives_the_same_features_as_a_fresh_sweep():
 
 
 def test_only_the_play_scale_has_offer_features():
-    with pytest.raises(UserError, match="scale = 'solver': per-offer features read the play scale only"):
+    with pytest.raises(UserError, match="scale = 'solver': per-offer features read the play scales only"):
         get_reward("tension_curve", scale="solver").offer_features()
+
+
+def test_play_ground_scale_ignores_tiles_in_the_sky_that_the_play_scale_reads():
+    from rlcreate.levels.engagement import ground_features, segment_play_features
+
+    plain = np.repeat(np.stack([col(2)] * 64, axis=1)[None], 2, 0)
+    plain[1, :, 20:24] = np.stack([col(2 + c) for c in range(4)], axis=1)  # a staircase in segment 1
+    sky = plain.copy()
+    sky[:, 2, 36:44] = T.BRICK  # bricks and a pipe hung from them, 8+ rows above the ground
+    sky[:, 3:5, 40] = T.PIPE_BL
+    sky[:, 5, 40] = T.PIPE_TL
+    g_plain, g_sky = (ground_features(x[:, :, 32:48]) for x in (plain, sky))
+    np.testing.assert_array_equal(g_plain, g_sky)  # the ground is the same
+    assert ground_features(plain[:, :, 16:32])[1, 1] > ground_features(plain[:, :, 16:32])[0, 1]  # steps
+    assert segment_play_features(plain, "play_ground").shape == (2, 4, 24)
+    np.testing.assert_array_equal(tension(plain, "play_ground"), tension(sky, "play_ground"))
+    assert not np.array_equal(tension(plain, "play"), tension(sky, "play"))  # the play scale moves
 
 
 @pytest.mark.slow

@@ -42,9 +42,17 @@ __all__ = [
 ]
 
 SEGMENT = 16
-#: how a segment's tension is read: "solver" (fast-solver path difficulty) or "play" (the A*
-#: agent's effort predicted from the segment's tiles and path, fitted on human training windows)
-SCALES = ("solver", "play")
+#: how a segment's tension is read: "solver" (fast-solver path difficulty), "play" (the A*
+#: agent's effort predicted from the segment's tiles and path, fitted on human training windows) or
+#: "play_ground" (the same plays, the tiles' height read from the ground up: see GROUND_FEATURES)
+SCALES = ("solver", "play", "play_ground")
+#: the play scales (effort models fitted on the A* agent's plays)
+PLAY_SCALES = ("play", "play_ground")
+#: ``segment_features`` columns that floating tiles move (the count of bricks and ?-blocks anywhere,
+#: the mean height of each column's highest solid tile and its steps) without changing the ground
+#: Mario walks on; PPO on the "play" scale met its curve with bricks and pipes hung in the sky.
+#: "play_ground" replaces them by the ground stack's features (:func:`ground_features`).
+TOP_FEATURES = (2, 6, 7)
 #: the A* agent's traced plays of human training windows (``scripts/calibrate_engagement.py``)
 CALIBRATION = Path(__file__).resolve().parents[1] / "data" / "engagement_calibration.json"
 #: named tension curves (human percentile per position p in [0, 1])
@@ -65,14 +73,47 @@ def human_segment_difficulty() -> np.ndarray:
     return np.sort(segment_path_difficulty(np.asarray(w, np.int8))[:, 0])
 
 
-def segment_play_features(grids: np.ndarray) -> np.ndarray:
-    """Per 16-column segment of a stack ``(n, 14, W)``, shape ``(n, W // 16, 21)``: the segment's
-    tile features (:func:`rlcreate.levels.features.segment_features`: enemies, gap columns, blocks,
-    coins, pipes, cannons, height, height variation, tile difficulty) and the fast solver's path
+def ground_features(segments: np.ndarray) -> np.ndarray:
+    """Per segment of a stack ``(m, 14, w)``, shape ``(m, 6)``: the ground Mario walks on, read as the
+    solid tiles stacked from the bottom of each column (pits are 0): mean height / 14, mean absolute
+    step between neighbouring columns / 4, mean step up / 4, pit share, share of columns where the
+    height changes, highest stack / 14. Floating tiles count for nothing."""
+    st = _stack_height(np.asarray(segments).transpose(0, 2, 1)).astype(np.float64)  # (m, w)
+    d = np.diff(st, axis=1)
+    w1 = max(st.shape[1] - 1, 1)
+    return np.stack(
+        [
+            st.mean(axis=1) / 14.0,
+            np.abs(d).sum(axis=1) / w1 / 4.0,
+            np.maximum(d, 0).sum(axis=1) / w1 / 4.0,
+            (st == 0).mean(axis=1),
+            (d != 0).sum(axis=1) / w1,
+            st.max(axis=1) / 14.0,
+        ],
+        axis=1,
+    )
+
+
+def _tile_part(segments: np.ndarray, scale: str) -> np.ndarray:
+    """The tile features of 16-column segments ``(m, 14, 16)`` on a play scale: ``segment_features``
+    ("play"), or those without :data:`TOP_FEATURES` and with :func:`ground_features` ("play_ground")."""
+    from rlcreate.levels.features import segment_features
+
+    tiles = segment_features(segments)
+    if scale == "play_ground":
+        keep = [i for i in range(tiles.shape[1]) if i not in TOP_FEATURES]
+        tiles = np.concatenate([tiles[:, keep], ground_features(segments)], axis=1)
+    return tiles
+
+
+def segment_play_features(grids: np.ndarray, scale: str = "play") -> np.ndarray:
+    """Per 16-column segment of a stack ``(n, 14, W)``, shape ``(n, W // 16, 21)`` (24 for
+    ``scale="play_ground"``): the segment's tile features (:func:`_tile_part`; for "play"
+    :func:`rlcreate.levels.features.segment_features`: enemies, gap columns, blocks, coins, pipes,
+    cannons, height, height variation, tile difficulty) and the fast solver's path
     (forced-air share, enemies-on-path share, lost share, longest forced jump / 9) of the segment,
     the one before and the one after (zeros beyond the level): a take-off for a pit at a segment's
     start happens in the segment before it."""
-    from rlcreate.levels.features import segment_features
     from rlcreate.levels.objectives import path_descriptors
 
     g = np.ascontiguousarray(np.asarray(grids, np.int8))
@@ -90,7 +131,7 @@ def segment_play_features(grids: np.ndarray) -> np.ndarray:
     prev = np.concatenate([np.zeros((n, 1, 4)), path[:, :-1]], axis=1)
     nxt = np.concatenate([path[:, 1:], np.zeros((n, 1, 4))], axis=1)
     segs = g[:, :, : k * SEGMENT].reshape(n, h, k, SEGMENT).transpose(0, 2, 1, 3).reshape(n * k, h, SEGMENT)
-    tiles = segment_features(segs).reshape(n, k, -1)
+    tiles = _tile_part(segs, scale).reshape(n, k, -1)
     return np.concatenate([tiles, path, prev, nxt], axis=2)
 
 
@@ -105,14 +146,15 @@ EFFORT_MODEL_PARAMS = {
 }
 
 
-@functools.lru_cache(maxsize=1)
-def play_effort_model():
+@functools.lru_cache(maxsize=2)
+def play_effort_model(scale: str = "play"):
     """``(model, reference)``: a gradient-boosted regressor (scikit-learn) from
     :func:`segment_play_features` to the A* agent's effort per segment
     (:func:`rlcreate.levels.play_trace.segment_effort`: ticks / 20 + take-offs, +10 where a lost
     play ended), fitted on the traced plays of human *training* windows in :data:`CALIBRATION`
     (segments after a loss are unobserved and left out), and the sorted predictions for all those
-    windows' segments: the human scale."""
+    windows' segments: the human scale. ``scale`` ("play" or "play_ground") picks the tile
+    features (:func:`segment_play_features`); the plays are the same."""
     from sklearn.ensemble import GradientBoostingRegressor
 
     from rlcreate.levels.corpus import training_windows
@@ -121,7 +163,7 @@ def play_effort_model():
     data = json.loads(CALIBRATION.read_text())
     cfg, rows = data["config"], data["windows"]
     windows = training_windows(cfg["width"], stride=cfg["stride"])[[r["index"] for r in rows]]
-    x = segment_play_features(windows)
+    x = segment_play_features(windows, scale)
     y = np.array(
         [
             segment_effort(
@@ -135,10 +177,10 @@ def play_effort_model():
     return model, np.sort(model.predict(x.reshape(-1, x.shape[2])))
 
 
-def predicted_effort(grids: np.ndarray) -> np.ndarray:
+def predicted_effort(grids: np.ndarray, scale: str = "play") -> np.ndarray:
     """The A* agent's effort per segment predicted by :func:`play_effort_model`, shape ``(n, W // 16)``."""
-    model, _ = play_effort_model()
-    x = segment_play_features(grids)
+    model, _ = play_effort_model(scale)
+    x = segment_play_features(grids, scale)
     return model.predict(x.reshape(-1, x.shape[2])).reshape(x.shape[:2])
 
 
@@ -146,9 +188,10 @@ def tension(grids: np.ndarray, scale: str = "solver") -> np.ndarray:
     """Per segment of a stack ``(n, 14, W)``: the share of human training segments that are easier
     (ties count half), shape ``(n, W // 16)``, in [0, 1]. ``scale="solver"`` reads difficulty as the
     fast solver's path difficulty; ``scale="play"`` as the A* agent's predicted effort
-    (:func:`predicted_effort`)."""
-    if scale == "play":
-        ref, d = play_effort_model()[1], predicted_effort(grids)
+    (:func:`predicted_effort`); ``scale="play_ground"`` as the same with the tiles' height read from
+    the ground up (:func:`ground_features`)."""
+    if scale in PLAY_SCALES:
+        ref, d = play_effort_model(scale)[1], predicted_effort(grids, scale)
     else:
         from rlcreate.levels.objectives import segment_path_difficulty
 
@@ -257,19 +300,19 @@ class TensionOffers:
     wanted| / 0.25)`` (high: the segment is off).
     The solver state along the prefix is carried from call to call while the prefix grows by one
     column (recomputed otherwise), so a step costs one solver column for the prefix and one per
-    offer, plus one effort-model prediction per offer. Only the ``scale="play"`` reading is
-    offered per column (the solver scale's per-segment path difficulty is a different measure)."""
+    offer, plus one effort-model prediction per offer. Only the play scales ("play",
+    "play_ground") are offered per column (the solver scale's path difficulty is another measure)."""
 
     size = 2
     STEP = 0.25  # tension change read as a full raise or drop
 
     def __init__(self, module: TensionCurve):
-        if module.scale != "play":
+        if module.scale not in PLAY_SCALES:
             from rlcreate.errors import UserError
 
             raise UserError(
                 f"tension_curve offer features: scale = {module.scale!r}: per-offer features read the "
-                "play scale only; set scale: play or drop offer_objective"
+                "play scales only; set scale: play (or play_ground) or drop offer_objective"
             )
         self.module = module
         self._prefix: np.ndarray | None = None  # the prefix seen last call and its solver sweep
@@ -304,8 +347,6 @@ class TensionOffers:
     def tensions(self, prefix: np.ndarray, offered: np.ndarray, n_columns: int) -> tuple[np.ndarray, np.ndarray, float]:
         """The current segment's tension as it stands, ``(n,)``, with each offer appended, ``(n, k)``
         (both finished by plain ground), and the curve's wanted tension for the segment."""
-        from rlcreate.levels.features import segment_features
-
         prefix = np.asarray(prefix, np.int8)
         n, k, h = offered.shape
         t = prefix.shape[2]
@@ -334,7 +375,7 @@ class TensionOffers:
         with_off[:, :, :, :o] = cur[:, None]
         with_off[:, :, :, o] = offered
         with_off[:, :, :, o + 1 :] = _plain(off_h, h)[:, :, :, None]
-        tiles = segment_features(np.concatenate([base, with_off.reshape(n * k, h, SEGMENT)]))
+        tiles = _tile_part(np.concatenate([base, with_off.reshape(n * k, h, SEGMENT)]), self.module.scale)
         # path of the segment: shares over 16 columns and the longest forced jump (/ 9)
         run, longest = np.zeros(n), np.zeros(n)
         for c in range(o):
@@ -356,7 +397,7 @@ class TensionOffers:
             ],
             axis=1,
         )
-        model, ref = play_effort_model()
+        model, ref = play_effort_model(self.module.scale)
         e = model.predict(x)
         lo, hi = np.searchsorted(ref, e, side="left"), np.searchsorted(ref, e, side="right")
         ten = (lo + hi) / (2.0 * len(ref))
