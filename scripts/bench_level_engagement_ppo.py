@@ -219,6 +219,10 @@ def main(cfg: Config) -> dict:
             row[lost]["effort_slope"] = float(np.mean(row[lost]["slopes"]))
         result["sets"][k] = row
     result["separation"] = separation(result["sets"], cfg.candidates)
+    from bench_level_engagement import calibration_check
+
+    # how well the reward's effort model ranks the agent's effort on its own (human training) windows
+    result["calibration_cv"] = calibration_check(cfg.scale)
     # requests where one start draw scores best for both curves: the judge cannot separate those
     result["best_of_n_same_level_for_both"] = int(np.sum(picks["rising"] == picks["flat"]))
     result["seconds"] = round(time.perf_counter() - t0, 1)
