@@ -58,7 +58,7 @@ class Config:
     recipe's per-offer profile features, and the policy's offer head scores them"""
     plays: int = 1
     """1: the A* agent plays every level; 0: only add the style judges (human-likeness AUC, element
-    profile) to the sets of an existing ``out`` JSON written by the same settings"""
+    profile) and the calibration CV to an existing ``out`` JSON written by the same settings"""
     seed: int = 0
     out: str = "benchmarks/level_engagement_ppo.json"
 
@@ -182,6 +182,9 @@ def main(cfg: Config) -> dict:
             now = tension(np.stack(levels).astype(np.int8), cfg.scale).mean(axis=0).round(3)
             assert np.allclose(prof, now), f"{k}: not the levels of {cfg.out} (other settings?)"
             result["sets"][k]["style"] = style(levels)
+        from bench_level_engagement import calibration_check
+
+        result["calibration_cv"] = calibration_check(cfg.scale)
         Path(cfg.out).write_text(json.dumps(result, indent=2))
         print(json.dumps({k: v["style"] for k, v in result["sets"].items()}, indent=1))
         return result
