@@ -39,6 +39,8 @@ __all__ = [
     "play_effort_model",
     "predicted_effort",
     "TensionOffers",
+    "ground_features",
+    "PLAY_SCALES",
 ]
 
 SEGMENT = 16
@@ -222,17 +224,20 @@ class TensionCurve(RewardModule):
     (floored at 0), tension per 16-column segment on the human scale (:func:`tension`: the share
     of human training segments the segment is harder than), difficulty read from the fast solver's
     path (``scale="solver"``, default) or from the A* agent's effort as predicted by a model fitted
-    on its plays of human training windows (``scale="play"``, :func:`play_effort_model`). ``curve``:
+    on its plays of human training windows (``scale="play"``, :func:`play_effort_model`; or
+    ``scale="play_ground"``, the same plays with the tiles' height read from the ground up, so tiles
+    in the sky do not count). ``curve``:
     "rising" (default: from the 15th to the 85th human percentile), "flat" (the median
     throughout), "peak", or values per segment. ``width``: the full level's columns, so a partial
     level (per-segment shaping) is held to the start of the curve rather than the whole curve
-    squeezed into it. On the play scale, ``offer_features()`` (:class:`TensionOffers`) shows a
+    squeezed into it. On the play scales, ``offer_features()`` (:class:`TensionOffers`) shows a
     column-by-column writer what each offered column does to the current segment's tension
     against the curve. Range [0, 1]. Gamed by: either reading is a model of play, not play: the
     solver's path ignores timing and moving enemies, and the play model (Spearman ~0.34 with the
-    agent's effort, cross-validated over calibration windows) can be met by the tile patterns it weights (height
-    changes, pits, enemies) placed to move the number; the A* play judge
-    (:mod:`rlcreate.levels.play_trace`) checks it by play."""
+    agent's effort, cross-validated over calibration windows; 0.43 for "play_ground") can be met
+    by the tile patterns it weights placed to move the number: PPO met the "play" curve with bricks
+    and pipes hung in the sky, and the "play_ground" one with floating platforms over long pits;
+    the A* play judge (:mod:`rlcreate.levels.play_trace`) checks it by play."""
 
     artifact = "level"
 
