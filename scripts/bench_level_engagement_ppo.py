@@ -56,6 +56,9 @@ class Config:
     """1: the env also observes the tension term's per-offer features (what appending each offered
     column does to the current segment's tension vs the curve's wanted value), next to the demo
     recipe's per-offer profile features, and the policy's offer head scores them"""
+    judge: str = "start,best_of,ppo"
+    """the sets the A* agent plays (a subset saves time: the start's draws and plays are the same
+    for a seed whatever the recipe, so another run's start rows carry over)"""
     plays: int = 1
     """1: the A* agent plays every level; 0: only add the style judges (human-likeness AUC, element
     profile) and the calibration CV to an existing ``out`` JSON written by the same settings"""
@@ -97,7 +100,7 @@ def separation(sets: dict, candidates: int, draws: int = 4000, seed: int = 0) ->
 
     out = {}
     rng = np.random.default_rng(seed)
-    for method in ("start", f"best_of_{candidates}", "ppo"):
+    for method in [m for m in ("start", f"best_of_{candidates}", "ppo") if f"{m}_rising" in sets]:
         for lost in LOST_READINGS:
             r = np.array(sets[f"{method}_rising"][lost]["slopes"])
             f = np.array(sets[f"{method}_flat"][lost]["slopes"])
@@ -188,6 +191,8 @@ def main(cfg: Config) -> dict:
         Path(cfg.out).write_text(json.dumps(result, indent=2))
         print(json.dumps({k: v["style"] for k, v in result["sets"].items()}, indent=1))
         return result
+    judged = [m.strip().replace("best_of", f"best_of_{cfg.candidates}") for m in cfg.judge.split(",")]
+    sets = {k: v for k, v in sets.items() if k.rsplit("_", 1)[0] in judged}
     order = [(k, i) for i in range(cfg.n) for k in sets]
     print(f"A* plays of {len(order)} levels (sets interleaved) ...", flush=True)
     traces = play_traces([sets[k][i] for k, i in order])
@@ -227,7 +232,8 @@ def main(cfg: Config) -> dict:
     # how well the reward's effort model ranks the agent's effort on its own (human training) windows
     result["calibration_cv"] = calibration_check(cfg.scale)
     # requests where one start draw scores best for both curves: the judge cannot separate those
-    result["best_of_n_same_level_for_both"] = int(np.sum(picks["rising"] == picks["flat"]))
+    if f"best_of_{cfg.candidates}_rising" in sets:
+        result["best_of_n_same_level_for_both"] = int(np.sum(picks["rising"] == picks["flat"]))
     result["seconds"] = round(time.perf_counter() - t0, 1)
     print(json.dumps(result["separation"], indent=1))
     for k, v in result["sets"].items():
