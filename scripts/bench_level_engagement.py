@@ -56,9 +56,10 @@ def band(values: np.ndarray, size: int, draws: int = 2000, seed: int = 0) -> lis
     return [float(np.percentile(means, 5)), float(np.percentile(means, 95))]
 
 
-def calibration_check() -> dict:
-    """Grouped 5-fold CV on the calibration windows: does the fitted model (refitted per fold), or
-    the solver's path difficulty, rank the agent's per-segment effort and per-window slope?"""
+def calibration_check(scale: str = "play") -> dict:
+    """Grouped 5-fold CV on the calibration windows: does the fitted model (refitted per fold; the
+    features of the play scale ``scale``), or the solver's path difficulty, rank the agent's
+    per-segment effort and per-window slope?"""
     from scipy.stats import spearmanr
     from sklearn.ensemble import GradientBoostingRegressor
     from sklearn.model_selection import GroupKFold
@@ -75,13 +76,14 @@ def calibration_check() -> dict:
         PlayTrace(r["status"], np.array(r["ticks"], float), np.array(r["jumps"], float), r["fail_segment"])
         for r in rows
     ]
-    x = segment_play_features(w)
+    x = segment_play_features(w, scale)
     solver = segment_path_difficulty(np.asarray(w, np.int8))
     out: dict = {
         "windows": len(rows),
         "won": float(np.mean([t.won for t in traces])),
         "folds": 5,
         "fitted_on": "penalty reading (as the shipped model)",
+        "scale": scale,
     }
     y_fit = np.array([segment_effort(t, "penalty") for t in traces])
     fit_ok = np.isfinite(y_fit)

@@ -49,6 +49,19 @@ class Config:
     """folder of the per-curve training runs"""
     train: int = 1
     """1: train (or resume) first; 0: evaluate existing runs only"""
+    scale: str = "play"
+    """the tension term's scale: "play" or "play_ground" (the effort model without the tile features
+    that floating tiles move)"""
+    offers: int = 0
+    """1: the env also observes the tension term's per-offer features (what appending each offered
+    column does to the current segment's tension vs the curve's wanted value), next to the demo
+    recipe's per-offer profile features, and the policy's offer head scores them"""
+    judge: str = "start,best_of,ppo"
+    """the sets the A* agent plays (a subset saves time: the start's draws and plays are the same
+    for a seed whatever the recipe, so another run's start rows carry over)"""
+    plays: int = 1
+    """1: the A* agent plays every level; 0: only add the style judges (human-likeness AUC, element
+    profile) and the calibration CV to an existing ``out`` JSON written by the same settings"""
     seed: int = 0
     out: str = "benchmarks/level_engagement_ppo.json"
 
@@ -60,11 +73,21 @@ def curve_recipe(curve: str, cfg: Config):
     d = load_recipe(demo_recipe_path()).to_dict()
     d["name"] = f"engagement-{curve}"
     width = d["env"]["kwargs"]["n_columns"]
-    args = {"curve": curve, "scale": "play", "width": width}
+    args = {"curve": curve, "scale": cfg.scale, "width": width}
     d["rewards"]["engagement"] = {"reward": "tension_curve", "weight": cfg.weight, "args": args}
     d["trainer"]["total_timesteps"] = cfg.timesteps
     d["trainer"]["hyper"].update(n_steps=128, batch_size=256, learning_rate=cfg.learning_rate)
     d["env"]["kwargs"]["shape_terms"] = [t.strip() for t in cfg.shaping.split(",") if t.strip()]
+    if cfg.offers:
+        from rlcreate.rewards.registry import get_reward
+
+        kw, pk = d["env"]["kwargs"], d["trainer"]["hyper"]["policy_kwargs"]
+        seen = kw.get("offer_objective")
+        seen = ["engagement", *([seen] if isinstance(seen, str) else list(seen or []))]
+        kw["offer_objective"] = seen
+        kinds = {t: v.get("reward", t) for t, v in d["rewards"].items()}
+        sizes = [get_reward(kinds[t], **d["rewards"][t].get("args", {})).offer_features().size for t in seen]
+        pk["offer_structure"] = sum(sizes)
     d["seed"] = cfg.seed
     return parse_recipe(d, f"<engagement {curve}>")
 
@@ -77,7 +100,7 @@ def separation(sets: dict, candidates: int, draws: int = 4000, seed: int = 0) ->
 
     out = {}
     rng = np.random.default_rng(seed)
-    for method in ("start", f"best_of_{candidates}", "ppo"):
+    for method in [m for m in ("start", f"best_of_{candidates}", "ppo") if f"{m}_rising" in sets]:
         for lost in LOST_READINGS:
             r = np.array(sets[f"{method}_rising"][lost]["slopes"])
             f = np.array(sets[f"{method}_flat"][lost]["slopes"])
@@ -95,28 +118,13 @@ def separation(sets: dict, candidates: int, draws: int = 4000, seed: int = 0) ->
     return out
 
 
-def main(cfg: Config) -> dict:
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).parent))
-    from bench_level_objectives import machine
-
+def make_sets(cfg: Config, curves: tuple[str, ...]) -> tuple[dict[str, list], dict[str, np.ndarray]]:
+    """The levels of every set (same requests), and best-of-n's pick per request and curve."""
     from rlcreate.assemble import assemble
-    from rlcreate.levels.engagement import tension
-    from rlcreate.levels.play_trace import LOST_READINGS, effort_slope, play_traces, segment_effort
     from rlcreate.levels.share import best_of_n, recipe_scores, sample_levels, untrained_policy
     from rlcreate.recipe import build_reward_set
-    from rlcreate.train.runner import restore, train_run
+    from rlcreate.train.runner import restore
 
-    t0, load0 = time.perf_counter(), os.getloadavg()[0]
-    curves = ("rising", "flat")
-    train_s = {}
-    if cfg.train:
-        for curve in curves:
-            run, t = Path(cfg.runs) / curve, time.perf_counter()
-            print(f"training {curve}: {cfg.timesteps} env steps into {run}", flush=True)
-            train_run(curve_recipe(curve, cfg), run, progress_bar=False, resume=(run / "config.yaml").is_file())
-            train_s[curve] = round(time.perf_counter() - t, 1)
     base = assemble(curve_recipe(curves[0], cfg))
     env_seed = cfg.seed + 1
     start = untrained_policy(base)
@@ -131,6 +139,60 @@ def main(cfg: Config) -> dict:
         asm, model = restore(Path(cfg.runs) / curve, asm=assemble(recipe))
         sets[f"ppo_{curve}"], t = sample_levels(model, asm, cfg.n, env_seed, env_seed)
         assert t == targets, "the policy answered different requests"
+    return sets, picks
+
+
+def style(levels: list) -> dict:
+    """Human-likeness AUC against the TEST split's segments and the element profile in the human band."""
+    from rlcreate.levels.quality import human_likeness, human_reference_segments, profile_report
+
+    prof = profile_report(levels)
+    return {
+        "auc": round(float(human_likeness(levels, human=human_reference_segments("test"))["auc"]), 3),
+        "profile_in_band": int(prof["inside"]),
+        "profile": {e: round(v["mean"], 2) for e, v in prof["elements"].items()},
+    }
+
+
+def main(cfg: Config) -> dict:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from bench_level_objectives import machine
+
+    from rlcreate.levels.engagement import tension
+    from rlcreate.levels.play_trace import LOST_READINGS, effort_slope, play_traces, segment_effort
+    from rlcreate.train.runner import train_run
+
+    t0, load0 = time.perf_counter(), os.getloadavg()[0]
+    curves = ("rising", "flat")
+    train_s = {}
+    if cfg.train:
+        for curve in curves:
+            run, t = Path(cfg.runs) / curve, time.perf_counter()
+            print(f"training {curve}: {cfg.timesteps} env steps into {run}", flush=True)
+            train_run(curve_recipe(curve, cfg), run, progress_bar=False, resume=(run / "config.yaml").is_file())
+            train_s[curve] = round(time.perf_counter() - t, 1)
+    sets, picks = make_sets(cfg, curves)
+    # the judged levels, for rendering and re-reading (tile ids, one (n, 14, W) stack per set)
+    np.savez_compressed(
+        Path(cfg.runs) / f"{Path(cfg.out).stem}_levels.npz", **{k: np.stack(v) for k, v in sets.items()}
+    )
+    if not cfg.plays:
+        result = json.loads(Path(cfg.out).read_text())
+        for k, levels in sets.items():
+            prof = np.array(result["sets"][k]["tension_profile_play"])
+            now = tension(np.stack(levels).astype(np.int8), cfg.scale).mean(axis=0).round(3)
+            assert np.allclose(prof, now), f"{k}: not the levels of {cfg.out} (other settings?)"
+            result["sets"][k]["style"] = style(levels)
+        from bench_level_engagement import calibration_check
+
+        result["calibration_cv"] = calibration_check(cfg.scale)
+        Path(cfg.out).write_text(json.dumps(result, indent=2))
+        print(json.dumps({k: v["style"] for k, v in result["sets"].items()}, indent=1))
+        return result
+    judged = [m.strip().replace("best_of", f"best_of_{cfg.candidates}") for m in cfg.judge.split(",")]
+    sets = {k: v for k, v in sets.items() if k.rsplit("_", 1)[0] in judged}
     order = [(k, i) for i in range(cfg.n) for k in sets]
     print(f"A* plays of {len(order)} levels (sets interleaved) ...", flush=True)
     traces = play_traces([sets[k][i] for k, i in order])
@@ -152,7 +214,8 @@ def main(cfg: Config) -> dict:
         row: dict = {
             "astar_won": float(np.mean([t.won for t in by[k]])),
             "fail_segments": [t.fail_segment for t in by[k] if t.fail_segment >= 0],
-            "tension_profile_play": tension(stack, "play").mean(axis=0).round(3).tolist(),
+            "tension_profile_play": tension(stack, cfg.scale).mean(axis=0).round(3).tolist(),
+            "style": style(levels),
         }
         for lost in LOST_READINGS:
             e = np.array([segment_effort(t, lost) for t in by[k]])
@@ -164,14 +227,20 @@ def main(cfg: Config) -> dict:
             row[lost]["effort_slope"] = float(np.mean(row[lost]["slopes"]))
         result["sets"][k] = row
     result["separation"] = separation(result["sets"], cfg.candidates)
+    from bench_level_engagement import calibration_check
+
+    # how well the reward's effort model ranks the agent's effort on its own (human training) windows
+    result["calibration_cv"] = calibration_check(cfg.scale)
     # requests where one start draw scores best for both curves: the judge cannot separate those
-    result["best_of_n_same_level_for_both"] = int(np.sum(picks["rising"] == picks["flat"]))
+    if f"best_of_{cfg.candidates}_rising" in sets:
+        result["best_of_n_same_level_for_both"] = int(np.sum(picks["rising"] == picks["flat"]))
     result["seconds"] = round(time.perf_counter() - t0, 1)
     print(json.dumps(result["separation"], indent=1))
     for k, v in result["sets"].items():
         print(
             f"{k:18s} won {v['astar_won']:.2f} slope {v['penalty']['effort_slope']:+.2f}/{v['drop']['effort_slope']:+.2f} "
-            f"effort/seg {v['penalty']['effort_per_segment']:.2f} tension(play) {v['tension_profile_play']}"
+            f"effort/seg {v['penalty']['effort_per_segment']:.2f} tension(play) {v['tension_profile_play']} "
+            f"AUC {v['style']['auc']:.2f} profile {v['style']['profile_in_band']}/5"
         )
     Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
     Path(cfg.out).write_text(json.dumps(result, indent=2))

@@ -9,6 +9,10 @@ tension along the level ("rising", "flat", "peak" or one value per segment).
 
 The judge is play by another player and other code: :mod:`rlcreate.levels.play_trace` (the A*
 agent's ticks and take-offs per segment).
+
+:class:`TensionOffers` (the reward's ``offer_features()``) gives a column-by-column writer, per
+offered column, the current segment's tension with that column appended against the curve's
+requested value for the segment (``rlcreate/MarioTokens-v1``'s ``offer_objective``).
 """
 
 from __future__ import annotations
@@ -34,12 +38,23 @@ __all__ = [
     "segment_play_features",
     "play_effort_model",
     "predicted_effort",
+    "TensionOffers",
+    "ground_features",
+    "PLAY_SCALES",
 ]
 
 SEGMENT = 16
-#: how a segment's tension is read: "solver" (fast-solver path difficulty) or "play" (the A*
-#: agent's effort predicted from the segment's tiles and path, fitted on human training windows)
-SCALES = ("solver", "play")
+#: how a segment's tension is read: "solver" (fast-solver path difficulty), "play" (the A*
+#: agent's effort predicted from the segment's tiles and path, fitted on human training windows) or
+#: "play_ground" (the same plays, the tiles' height read from the ground up: see GROUND_FEATURES)
+SCALES = ("solver", "play", "play_ground")
+#: the play scales (effort models fitted on the A* agent's plays)
+PLAY_SCALES = ("play", "play_ground")
+#: ``segment_features`` columns that floating tiles move (the count of bricks and ?-blocks anywhere,
+#: the mean height of each column's highest solid tile and its steps) without changing the ground
+#: Mario walks on; PPO on the "play" scale met its curve with bricks and pipes hung in the sky.
+#: "play_ground" replaces them by the ground stack's features (:func:`ground_features`).
+TOP_FEATURES = (2, 6, 7)
 #: the A* agent's traced plays of human training windows (``scripts/calibrate_engagement.py``)
 CALIBRATION = Path(__file__).resolve().parents[1] / "data" / "engagement_calibration.json"
 #: named tension curves (human percentile per position p in [0, 1])
@@ -60,14 +75,47 @@ def human_segment_difficulty() -> np.ndarray:
     return np.sort(segment_path_difficulty(np.asarray(w, np.int8))[:, 0])
 
 
-def segment_play_features(grids: np.ndarray) -> np.ndarray:
-    """Per 16-column segment of a stack ``(n, 14, W)``, shape ``(n, W // 16, 21)``: the segment's
-    tile features (:func:`rlcreate.levels.features.segment_features`: enemies, gap columns, blocks,
-    coins, pipes, cannons, height, height variation, tile difficulty) and the fast solver's path
+def ground_features(segments: np.ndarray) -> np.ndarray:
+    """Per segment of a stack ``(m, 14, w)``, shape ``(m, 6)``: the ground Mario walks on, read as the
+    solid tiles stacked from the bottom of each column (pits are 0): mean height / 14, mean absolute
+    step between neighbouring columns / 4, mean step up / 4, pit share, share of columns where the
+    height changes, highest stack / 14. Floating tiles count for nothing."""
+    st = _stack_height(np.asarray(segments).transpose(0, 2, 1)).astype(np.float64)  # (m, w)
+    d = np.diff(st, axis=1)
+    w1 = max(st.shape[1] - 1, 1)
+    return np.stack(
+        [
+            st.mean(axis=1) / 14.0,
+            np.abs(d).sum(axis=1) / w1 / 4.0,
+            np.maximum(d, 0).sum(axis=1) / w1 / 4.0,
+            (st == 0).mean(axis=1),
+            (d != 0).sum(axis=1) / w1,
+            st.max(axis=1) / 14.0,
+        ],
+        axis=1,
+    )
+
+
+def _tile_part(segments: np.ndarray, scale: str) -> np.ndarray:
+    """The tile features of 16-column segments ``(m, 14, 16)`` on a play scale: ``segment_features``
+    ("play"), or those without :data:`TOP_FEATURES` and with :func:`ground_features` ("play_ground")."""
+    from rlcreate.levels.features import segment_features
+
+    tiles = segment_features(segments)
+    if scale == "play_ground":
+        keep = [i for i in range(tiles.shape[1]) if i not in TOP_FEATURES]
+        tiles = np.concatenate([tiles[:, keep], ground_features(segments)], axis=1)
+    return tiles
+
+
+def segment_play_features(grids: np.ndarray, scale: str = "play") -> np.ndarray:
+    """Per 16-column segment of a stack ``(n, 14, W)``, shape ``(n, W // 16, 21)`` (24 for
+    ``scale="play_ground"``): the segment's tile features (:func:`_tile_part`; for "play"
+    :func:`rlcreate.levels.features.segment_features`: enemies, gap columns, blocks, coins, pipes,
+    cannons, height, height variation, tile difficulty) and the fast solver's path
     (forced-air share, enemies-on-path share, lost share, longest forced jump / 9) of the segment,
     the one before and the one after (zeros beyond the level): a take-off for a pit at a segment's
     start happens in the segment before it."""
-    from rlcreate.levels.features import segment_features
     from rlcreate.levels.objectives import path_descriptors
 
     g = np.ascontiguousarray(np.asarray(grids, np.int8))
@@ -85,7 +133,7 @@ def segment_play_features(grids: np.ndarray) -> np.ndarray:
     prev = np.concatenate([np.zeros((n, 1, 4)), path[:, :-1]], axis=1)
     nxt = np.concatenate([path[:, 1:], np.zeros((n, 1, 4))], axis=1)
     segs = g[:, :, : k * SEGMENT].reshape(n, h, k, SEGMENT).transpose(0, 2, 1, 3).reshape(n * k, h, SEGMENT)
-    tiles = segment_features(segs).reshape(n, k, -1)
+    tiles = _tile_part(segs, scale).reshape(n, k, -1)
     return np.concatenate([tiles, path, prev, nxt], axis=2)
 
 
@@ -100,14 +148,15 @@ EFFORT_MODEL_PARAMS = {
 }
 
 
-@functools.lru_cache(maxsize=1)
-def play_effort_model():
+@functools.lru_cache(maxsize=2)
+def play_effort_model(scale: str = "play"):
     """``(model, reference)``: a gradient-boosted regressor (scikit-learn) from
     :func:`segment_play_features` to the A* agent's effort per segment
     (:func:`rlcreate.levels.play_trace.segment_effort`: ticks / 20 + take-offs, +10 where a lost
     play ended), fitted on the traced plays of human *training* windows in :data:`CALIBRATION`
     (segments after a loss are unobserved and left out), and the sorted predictions for all those
-    windows' segments: the human scale."""
+    windows' segments: the human scale. ``scale`` ("play" or "play_ground") picks the tile
+    features (:func:`segment_play_features`); the plays are the same."""
     from sklearn.ensemble import GradientBoostingRegressor
 
     from rlcreate.levels.corpus import training_windows
@@ -116,7 +165,7 @@ def play_effort_model():
     data = json.loads(CALIBRATION.read_text())
     cfg, rows = data["config"], data["windows"]
     windows = training_windows(cfg["width"], stride=cfg["stride"])[[r["index"] for r in rows]]
-    x = segment_play_features(windows)
+    x = segment_play_features(windows, scale)
     y = np.array(
         [
             segment_effort(
@@ -130,10 +179,10 @@ def play_effort_model():
     return model, np.sort(model.predict(x.reshape(-1, x.shape[2])))
 
 
-def predicted_effort(grids: np.ndarray) -> np.ndarray:
+def predicted_effort(grids: np.ndarray, scale: str = "play") -> np.ndarray:
     """The A* agent's effort per segment predicted by :func:`play_effort_model`, shape ``(n, W // 16)``."""
-    model, _ = play_effort_model()
-    x = segment_play_features(grids)
+    model, _ = play_effort_model(scale)
+    x = segment_play_features(grids, scale)
     return model.predict(x.reshape(-1, x.shape[2])).reshape(x.shape[:2])
 
 
@@ -141,9 +190,10 @@ def tension(grids: np.ndarray, scale: str = "solver") -> np.ndarray:
     """Per segment of a stack ``(n, 14, W)``: the share of human training segments that are easier
     (ties count half), shape ``(n, W // 16)``, in [0, 1]. ``scale="solver"`` reads difficulty as the
     fast solver's path difficulty; ``scale="play"`` as the A* agent's predicted effort
-    (:func:`predicted_effort`)."""
-    if scale == "play":
-        ref, d = play_effort_model()[1], predicted_effort(grids)
+    (:func:`predicted_effort`); ``scale="play_ground"`` as the same with the tiles' height read from
+    the ground up (:func:`ground_features`)."""
+    if scale in PLAY_SCALES:
+        ref, d = play_effort_model(scale)[1], predicted_effort(grids, scale)
     else:
         from rlcreate.levels.objectives import segment_path_difficulty
 
@@ -174,15 +224,20 @@ class TensionCurve(RewardModule):
     (floored at 0), tension per 16-column segment on the human scale (:func:`tension`: the share
     of human training segments the segment is harder than), difficulty read from the fast solver's
     path (``scale="solver"``, default) or from the A* agent's effort as predicted by a model fitted
-    on its plays of human training windows (``scale="play"``, :func:`play_effort_model`). ``curve``:
+    on its plays of human training windows (``scale="play"``, :func:`play_effort_model`; or
+    ``scale="play_ground"``, the same plays with the tiles' height read from the ground up, so tiles
+    in the sky do not count). ``curve``:
     "rising" (default: from the 15th to the 85th human percentile), "flat" (the median
     throughout), "peak", or values per segment. ``width``: the full level's columns, so a partial
     level (per-segment shaping) is held to the start of the curve rather than the whole curve
-    squeezed into it. Range [0, 1]. Gamed by: either reading is a model of play, not play: the
+    squeezed into it. On the play scales, ``offer_features()`` (:class:`TensionOffers`) shows a
+    column-by-column writer what each offered column does to the current segment's tension
+    against the curve. Range [0, 1]. Gamed by: either reading is a model of play, not play: the
     solver's path ignores timing and moving enemies, and the play model (Spearman ~0.34 with the
-    agent's effort, cross-validated over calibration windows) can be met by the tile patterns it weights (height
-    changes, pits, enemies) placed to move the number; the A* play judge
-    (:mod:`rlcreate.levels.play_trace`) checks it by play."""
+    agent's effort, cross-validated over calibration windows; 0.43 for "play_ground") can be met
+    by the tile patterns it weights placed to move the number: PPO met the "play" curve with bricks
+    and pipes hung in the sky, and the "play_ground" one with floating platforms over long pits;
+    the A* play judge (:mod:`rlcreate.levels.play_trace`) checks it by play."""
 
     artifact = "level"
 
@@ -214,3 +269,175 @@ class TensionCurve(RewardModule):
             return np.maximum(0.0, 1 - np.abs(t - want).mean(axis=1) / self.tolerance)
 
         return _per_sample(samples, fn)
+
+    def offer_features(self) -> TensionOffers:
+        return TensionOffers(self)
+
+
+def _stack_height(cols: np.ndarray) -> np.ndarray:
+    """Solid tiles stacked from the bottom of columns ``(..., H)``."""
+    from rlcreate.levels import tiles as T
+
+    solid = T.IS_SOLID[cols.astype(np.intp)]
+    return np.cumprod(solid[..., ::-1], axis=-1).sum(axis=-1)
+
+
+def _plain(heights: np.ndarray, h: int) -> np.ndarray:
+    """Plain ground columns ``(..., H)`` of the given stack heights (nothing above the ground)."""
+    from rlcreate.levels import tiles as T
+
+    rows = np.arange(h)[::-1]  # row r holds ground when it is among the lowest ``height`` rows
+    return np.where(rows < heights[..., None], T.GROUND, T.EMPTY).astype(np.int8)
+
+
+class TensionOffers:
+    """:class:`TensionCurve`'s per-offer features for a level written left to right (an
+    :class:`rlcreate.levels.objectives.OfferFeatures`). The current 16-column segment is read as
+    finished by plain ground at the last stack height (the level "goes on flat"), once as it stands
+    (``base``) and once per offer with the offer appended (then plain ground at the offer's stack
+    height, or the last height after a pit), on the reward's own scale: :func:`tension`'s tile
+    features, the fast solver's path (exact for the columns written and the offer; the plain rest
+    counts as walked) and the previous segment's path. Per offer (1) whether it raises or lowers
+    the segment's tension, ``0.5 + 0.5 clip((tension_j - base) / 0.25, -1, 1)``, with context
+    ``0.5 + 0.5 tanh((wanted - base) / 0.25)`` (> 0.5: the curve wants this segment harder); (2)
+    how close it brings the segment to the wanted tension, ``1 - |tension_j - wanted|`` (the
+    segment's own part of the reward's mean distance, unfloored), with context ``tanh(|base -
+    wanted| / 0.25)`` (high: the segment is off).
+    The solver state along the prefix is carried from call to call while the prefix grows by one
+    column (recomputed otherwise), so a step costs one solver column for the prefix and one per
+    offer, plus one effort-model prediction per offer. Only the play scales ("play",
+    "play_ground") are offered per column (the solver scale's path difficulty is another measure)."""
+
+    size = 2
+    STEP = 0.25  # tension change read as a full raise or drop
+
+    def __init__(self, module: TensionCurve):
+        if module.scale not in PLAY_SCALES:
+            from rlcreate.errors import UserError
+
+            raise UserError(
+                f"tension_curve offer features: scale = {module.scale!r}: per-offer features read the "
+                "play scales only; set scale: play (or play_ground) or drop offer_objective"
+            )
+        self.module = module
+        self._prefix: np.ndarray | None = None  # the prefix seen last call and its solver sweep
+        self._state: np.ndarray | None = None
+        self._path: np.ndarray | None = None  # (n, t, 3): air, enemy on path, lost per column
+
+    def _sweep(self, prefix: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+        """Solver exit state after the prefix and its per-column path (air, enemy on path, lost),
+        carried over from the last call when the prefix only grew by one column."""
+        n, h, t = prefix.shape
+        old = self._prefix
+        state: np.ndarray | None = None
+        path: np.ndarray = np.zeros((n, 0, 3), bool)
+        old_t = 0
+        if (
+            old is not None
+            and self._path is not None
+            and old.shape[0] == n
+            and old.shape[2] <= t
+            and np.array_equal(old, prefix[:, :, : old.shape[2]])
+        ):
+            old_t, state, path = old.shape[2], self._state, self._path
+        cols = []
+        for c in range(old_t, t):
+            state, cols_c = _path_step(prefix[:, :, c], state)
+            cols.append(cols_c)
+        if cols:
+            path = np.concatenate([path, np.stack(cols, axis=1)], axis=1)
+        self._prefix, self._state, self._path = prefix.copy(), state, path
+        return state, path
+
+    def tensions(self, prefix: np.ndarray, offered: np.ndarray, n_columns: int) -> tuple[np.ndarray, np.ndarray, float]:
+        """The current segment's tension as it stands, ``(n,)``, with each offer appended, ``(n, k)``
+        (both finished by plain ground), and the curve's wanted tension for the segment."""
+        prefix = np.asarray(prefix, np.int8)
+        n, k, h = offered.shape
+        t = prefix.shape[2]
+        s, o = t // SEGMENT, t % SEGMENT
+        total = (self.module.width or n_columns) // SEGMENT
+        wanted = curve_values(self.module.curve, s + 1, max(total, s + 1))[s]
+        state, path = self._sweep(prefix)
+        # the offers' own solver column, from the prefix's exit state
+        _, per_off = _path_step(
+            offered.reshape(n * k, h), None if state is None else np.repeat(state, k, axis=0)
+        )  # (n * k, 3)
+        per_off = per_off.reshape(n, k, 3)
+        cur = prefix[:, :, s * SEGMENT : t]  # (n, H, o)
+        cur_path = path[:, s * SEGMENT : t]  # (n, o, 3)
+        last = np.full(n, 2)  # the last ground column's stack height (2 before any ground)
+        if t:
+            stack = _stack_height(prefix.transpose(0, 2, 1))
+            ground = stack > 0
+            at = t - 1 - np.argmax(ground[:, ::-1], axis=1)
+            last = np.where(ground.any(axis=1), stack[np.arange(n), at], 2)
+        off_h = _stack_height(offered)  # (n, k)
+        off_h = np.where(off_h > 0, off_h, last[:, None])
+        # the segment as it stands (base) and with each offer, finished by plain ground
+        base = np.concatenate([cur, np.repeat(_plain(last, h)[:, :, None], SEGMENT - o, axis=2)], axis=2)
+        with_off = np.empty((n, k, h, SEGMENT), np.int8)
+        with_off[:, :, :, :o] = cur[:, None]
+        with_off[:, :, :, o] = offered
+        with_off[:, :, :, o + 1 :] = _plain(off_h, h)[:, :, :, None]
+        tiles = _tile_part(np.concatenate([base, with_off.reshape(n * k, h, SEGMENT)]), self.module.scale)
+        # path of the segment: shares over 16 columns and the longest forced jump (/ 9)
+        run, longest = np.zeros(n), np.zeros(n)
+        for c in range(o):
+            run = np.where(cur_path[:, c, 0], run + 1, 0)
+            longest = np.maximum(longest, run)
+        sums = cur_path.sum(axis=1).astype(np.float64)  # (n, 3)
+        base_path = np.concatenate([sums / SEGMENT, longest[:, None] / 9.0], axis=1)
+        off_run = np.where(per_off[:, :, 0], run[:, None] + 1, 0)
+        off_path = np.concatenate(
+            [(sums[:, None] + per_off) / SEGMENT, np.maximum(longest[:, None], off_run)[:, :, None] / 9.0], axis=2
+        )
+        prev = _segment_path(path[:, (s - 1) * SEGMENT : s * SEGMENT]) if s else np.zeros((n, 4))
+        ctx_path = np.concatenate([prev, np.zeros((n, 4))], axis=1)  # previous segment, next unknown
+        x = np.concatenate(
+            [
+                tiles,
+                np.concatenate([base_path, off_path.reshape(n * k, 4)]),
+                np.concatenate([ctx_path, np.repeat(ctx_path, k, axis=0)]),
+            ],
+            axis=1,
+        )
+        model, ref = play_effort_model(self.module.scale)
+        e = model.predict(x)
+        lo, hi = np.searchsorted(ref, e, side="left"), np.searchsorted(ref, e, side="right")
+        ten = (lo + hi) / (2.0 * len(ref))
+        return ten[:n], ten[n:].reshape(n, k), float(wanted)
+
+    def observe(self, prefix, offered, n_columns):
+        tb, tj, wanted = self.tensions(prefix, offered, n_columns)
+        raise_ = 0.5 + 0.5 * np.clip((tj - tb[:, None]) / self.STEP, -1.0, 1.0)
+        close = 1.0 - np.abs(tj - wanted)  # the segment's own term in the reward's mean |tension - curve|
+        off = np.tanh(np.abs(tb - wanted) / self.STEP)
+        ctx = np.stack([0.5 + 0.5 * np.tanh((wanted - tb) / self.STEP), off], axis=1)
+        return ctx, np.stack([raise_, close], axis=2)
+
+
+def _path_step(col: np.ndarray, state: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """One column ``(n, H)`` of :func:`rlcreate.levels.objectives.path_descriptors` from the solver
+    state before it: the state after it and ``(n, 3)`` bools (forced air, enemy on path, lost)."""
+    from rlcreate.levels import tiles as T
+    from rlcreate.levels.solver import solve_batch
+
+    *_, after = solve_batch(np.ascontiguousarray(col[:, :, None]), state)
+    state = np.asarray(after, bool)
+    rows: np.ndarray = np.any(state, axis=2)
+    stand = np.any(state[:, :, 0], axis=1)
+    alive = np.any(rows, axis=1)
+    near = rows.copy()
+    near[:, 1:] |= rows[:, :-1]
+    enemy = (near & (col == T.ENEMY)).any(axis=1)
+    return state, np.stack([alive & ~stand, enemy, ~alive], axis=1)
+
+
+def _segment_path(path: np.ndarray) -> np.ndarray:
+    """:func:`segment_play_features`' path part of one segment from its per-column path ``(n, 16, 3)``."""
+    run, longest = np.zeros(len(path)), np.zeros(len(path))
+    for c in range(path.shape[1]):
+        run = np.where(path[:, c, 0], run + 1, 0)
+        longest = np.maximum(longest, run)
+    return np.concatenate([path.mean(axis=1), longest[:, None] / 9.0], axis=1)
