@@ -74,8 +74,8 @@ def cmd_train(args) -> int:
     if given.is_dir() and (given / "config.yaml").is_file():  # `train RUN --resume`
         if not args.resume:
             raise UserError(f"{args.recipe!r} is a run folder; pass --resume to continue it, or give a recipe file")
-        if args.name or args.out:
-            flag = "--name" if args.name else "--out"
+        if args.name or args.out or args.seed is not None:
+            flag = "--name" if args.name else "--out" if args.out else "--seed"
             raise UserError(
                 f"{flag}: `train {args.recipe} --resume` continues that run folder in place; drop {flag}, "
                 "or train the run's config.yaml into a new folder with --out/--name"
@@ -83,6 +83,8 @@ def cmd_train(args) -> int:
         run_dir = given
     else:
         recipe = load_recipe(args.recipe, algo)
+        if args.seed is not None:  # the same recipe under other seeds, without copies of the file
+            recipe.seed = args.seed
         run_dir = Path(args.out or "runs") / (args.name or recipe.name)
     # one writer per run folder (the main process of a multi-process launch holds the lock; helper
     # ranks only train); the checks below then see a folder no other command is changing
@@ -188,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
         t.add_argument("recipe", help="recipe YAML (or, with --resume, a run folder)")
         t.add_argument("--out", type=out_arg, default=None, help="folder of run folders (default: runs)")
         t.add_argument("--name", type=name_arg, default=None, help="run folder name (default: the recipe's name)")
+        t.add_argument("--seed", type=int_arg(0, 2**31 - 1), default=None, help="override the recipe's seed")
         t.add_argument(
             "--steps",
             "--timesteps",

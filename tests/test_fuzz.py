@@ -403,6 +403,9 @@ def test_corrupt_run_folders_give_one_error_line(tmp_path):
     ({"n_stepz": 3}, 16, "Did you mean 'n_steps'"), ({"policy": "os:system"}, 16, "not a policy"),
     ({"policy_kwargs": {"activation_fn": "os:system"}}, 16, "activation_fn"),
     ({"rollout_buffer_class": "os:system"}, 16, "names code"),
+    ({"learning_rate": {"start": 0.001, "stop": 0.0}}, 16, "annealed linearly"),
+    ({"learning_rate": {"start": 0.001, "end": -1.0}}, 16, "learning_rate.end"),
+    ({"learning_rate": {"start": 0.0, "end": 0.0}}, 16, "learning_rate.start"),
 ])
 def test_check_refuses_bad_hyper_parameters(tmp_path, hyper, n_envs, match):
     """Hyper-parameters are checked against the algorithm's signature and ranges by ``check``,

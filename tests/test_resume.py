@@ -162,7 +162,7 @@ def test_resuming_a_run_folder_refuses_name_and_out(tmp_path, capsys):
     run = tmp_path / "runs" / "kill"
     run.mkdir(parents=True)
     (run / "config.yaml").write_text(yaml.safe_dump(RECIPE))
-    for flag, value in (("--name", "other"), ("--out", str(tmp_path / "elsewhere"))):
+    for flag, value in (("--name", "other"), ("--out", str(tmp_path / "elsewhere")), ("--seed", "5")):
         assert main(["train", str(run), "--resume", flag, value, "--quiet"]) == 2
         assert f"error: {flag}:" in capsys.readouterr().err
     assert sorted(p.name for p in run.iterdir()) == ["config.yaml"] and not (tmp_path / "elsewhere").exists()
@@ -273,3 +273,21 @@ def test_reward_state_round_trip_continues_exactly(tmp_path):
     assert np.array_equal(a.total, b.total)
     for name in a.terms:
         assert np.array_equal(a.terms[name], b.terms[name], equal_nan=True), name
+
+
+def test_train_seed_overrides_the_recipes_seed(tmp_path, monkeypatch):
+    """``train RECIPE --seed S`` hands the trainer the recipe under seed S (nothing else changed);
+    the recipe file is left as it is."""
+    import rlcreate.train.runner as runner
+    from rlcreate.cli import main
+    from rlcreate.recipe import load_recipe
+
+    seen = []
+    monkeypatch.setattr(runner, "train_run", lambda recipe, run_dir, **kw: seen.append(recipe) or {})
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(RECIPE))
+    for extra in ([], ["--seed", "7"]):
+        assert main(["train", str(path), "--out", str(tmp_path / "runs"), "--quiet", *extra]) == 0
+    assert [r.seed for r in seen] == [RECIPE["seed"], 7]
+    seen[1].seed = RECIPE["seed"]
+    assert seen[1].to_dict() == seen[0].to_dict() and load_recipe(path).seed == RECIPE["seed"]

@@ -237,6 +237,24 @@ def test_lm_prior_policy_round_trips_without_pickle(tmp_path):
     assert torch.equal(p0, p1)
 
 
+
+def test_annealed_learning_rate_reaches_the_optimizer_and_survives_a_reload(tmp_path):
+    """``learning_rate: {start, end}`` anneals linearly over the run (SB3's progress), is saved as
+    plain data, and a reloaded policy continues on the same schedule."""
+    from rlcreate.sb3 import build_algo, load_policy_folder, save_checkpoint
+    from tests.test_text_env import tiny_lm, vec_env
+
+    env = vec_env(tiny_lm(), n=4, top_k=8, max_new_tokens=4)
+    hyper = {"policy": "lm_prior", "n_steps": 8, "batch_size": 16, "n_epochs": 1,
+             "learning_rate": {"start": 0.001, "end": 0.0}, "policy_kwargs": {"net_arch": [16, 16]}}
+    model = build_algo("maskable_ppo", hyper, venv=env, seed=0)
+    model.learn(total_timesteps=32)  # one rollout: SB3 updates after it at the run's end (progress 1)
+    assert model.policy.optimizer.param_groups[0]["lr"] == 0.0
+    assert model.lr_schedule(0.5) == pytest.approx(0.0005)
+    save_checkpoint(tmp_path / "model", model, None, hyper, "maskable_ppo")
+    loaded = load_policy_folder(tmp_path / "model")
+    assert [loaded.lr_schedule(p) for p in (1.0, 0.25)] == pytest.approx([0.001, 0.00025])  # p: share to go
+
 # ------------------------------------------------------------------------------ a run folder is a closed box
 # (rlcreate.runbox): links inside a run folder are refused, never followed; names stay plain folder
 # names; one writer per run folder; a full disk is one error line and loses nothing saved.

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from sb3_contrib import MaskablePPO
 from stable_baselines3 import PPO
+from stable_baselines3.common.utils import LinearSchedule
 
 from rlcreate.recipe import Recipe, RecipeError
 from rlcreate.sb3.kl_control import validate_kl_control
@@ -71,6 +72,7 @@ _POLICY_KWARGS_OK = (
     "offer_features",
     "offer_guidance",
     "offer_structure",
+    "candidate_width",
 )
 
 
@@ -109,7 +111,9 @@ def validate_hyper(algo: str, hyper: dict) -> dict:
             raise RecipeError(f"trainer.hyper: unknown key {key!r} for {Algo.__name__}.{hint} Known: {sorted(known)}")
         if key in ("rollout_buffer_class", "rollout_buffer_kwargs"):
             raise RecipeError(f"{field}: not settable from a recipe (it names code); remove it")
-        if key in _HYPER_RANGES:
+        if key == "learning_rate" and isinstance(value, dict):
+            _check_linear_schedule(field, value)
+        elif key in _HYPER_RANGES:
             low, high, open_ = _HYPER_RANGES[key]
             check_number(field, value, low, high, low_open=open_, error=RecipeError)
         elif key in _HYPER_INTS:
@@ -155,14 +159,35 @@ def validate_hyper(algo: str, hyper: dict) -> dict:
     return hyper
 
 
+def _check_linear_schedule(field: str, value: dict) -> None:
+    """``{start: x, end: y}``: a learning rate annealed linearly from x to y over the run."""
+    if set(value) != {"start", "end"}:
+        raise RecipeError(
+            f"{field} = {value!r}: write a number, or {{start: 0.0003, end: 0.0}} for a rate annealed "
+            "linearly over the run"
+        )
+    check_number(f"{field}.start", value["start"], 0.0, None, low_open=True, error=RecipeError)
+    check_number(f"{field}.end", value["end"], 0.0, None, error=RecipeError)
+
+
 def _policy_and_kwargs(algo: str, hyper: dict) -> tuple[Any, dict]:
     hyper = dict(hyper)
+    lr = hyper.get("learning_rate")
+    if isinstance(lr, dict):  # annealed: SB3 calls it with the share of the run still to go
+        hyper["learning_rate"] = LinearSchedule(float(lr["start"]), float(lr["end"]), 1.0)
     policy = hyper.pop("policy", "MlpPolicy")
     if policy == "lm_prior":  # our policy names -> classes (rlcreate.sb3.policies)
         if algo != "maskable_ppo":
             raise RecipeError(
                 f"trainer.hyper.policy = 'lm_prior' with trainer.algo = {algo!r}: "
                 "the lm_prior policy is a MaskablePPO policy; set trainer.algo: maskable_ppo"
+            )
+        policy = resolve_policy(policy)
+    elif policy == "candidate_scorer":
+        if algo != "ppo":
+            raise RecipeError(
+                f"trainer.hyper.policy = 'candidate_scorer' with trainer.algo = {algo!r}: "
+                "it is a PPO policy over Box actions; set trainer.algo: ppo"
             )
         policy = resolve_policy(policy)
     return policy, hyper
