@@ -115,6 +115,13 @@ class LatentLevelCore:
     (the largest entry) if ``a_k >= 0.5``, else candidate 0, so ``a = 0`` is still the generator +
     guide. Why: the policy sees what each choice would do to the objective before it chooses (the
     token env's per-offer features), at K decodes per step (compare with best-of-K levels).
+    ``candidate_terms`` (names of stateless reward terms; needs ``candidates``): per candidate, also
+    what writing it changes in each term's potential ``w * term(level so far) * columns / T`` (the
+    quantity ``shape_terms`` pays; at the level's last step the term's whole-level reward) and
+    their sum, each ``0.5 + 0.5 tanh(delta / CANDIDATE_TERM_SCALE)``. Batch terms (set profile,
+    batch diversity) are scored as if every level of the batch took that candidate slot. Why: with
+    the same terms in ``shape_terms``, the policy sees before it chooses exactly what each choice
+    is paid for those terms, so credit is direct instead of learned from level-end returns.
     All off by default (v0 and plain v1 unchanged).
     """
 
@@ -143,6 +150,7 @@ class LatentLevelCore:
         profile_measures: Mapping[str, Any] | None = None,
         shape_terms: Sequence[str] = (),
         candidates: int = 0,
+        candidate_terms: Sequence[str] = (),
     ):
         if latent_mode not in LATENT_MODES:
             raise EnvConfigError(f"latent_mode = {latent_mode!r}: use one of {', '.join(LATENT_MODES)}")
@@ -242,6 +250,15 @@ class LatentLevelCore:
             obs_dim += self.n_cand * (
                 self.n_features + (1 if seam else 0) + self.control.size(0) + len(self.profile_measures)
             )
+        if candidate_terms and not (self.n_cand and reward_every == "end"):
+            raise EnvConfigError(
+                f"candidate_terms = {list(candidate_terms)!r}: needs candidates >= 2 and reward_every: end "
+                "(each candidate's change of a whole-level term); set candidates, or drop candidate_terms"
+            )
+        # per candidate: what writing it changes in each named term's potential (w * f(prefix) * t / T)
+        self.cand_terms = TermShaping(self.reward, list(candidate_terms), n_segments * self.width, self.width)
+        if self.cand_terms.terms:  # one delta per term and their sum
+            obs_dim += self.n_cand * (len(self.cand_terms.terms) + 1)
         self.observation_space = spaces.Box(0.0, 1.0, (obs_dim,), np.float32)
         n_act = self.n_latent_actions + self.n_controls + int(self.preview)
         if self.n_cand:
@@ -330,7 +347,27 @@ class LatentLevelCore:
         for count, rate, tol in self.profile_measures.values():
             behind = rate * prefix.shape[2] / 128.0 - np.asarray(count(prefix), np.float64)
             parts.append((0.5 + 0.5 * np.tanh(behind / tol))[:, None])
+        if self.cand_terms.terms:  # every row takes this candidate: set terms see a batch like the real one
+            if t < self.n_segments * self.width:
+                pots = self.cand_terms.potentials(prefix, self.progress, targets=self._target_context())
+                deltas = np.stack([pots[k] - self._pot_now[k] for k in self.cand_terms.terms], 1)
+            else:  # the level is over (terminal observation): nothing to choose
+                deltas = np.zeros((self.n, len(self.cand_terms.terms)))
+            deltas = np.concatenate([deltas, deltas.sum(1, keepdims=True)], 1)
+            parts.append(0.5 + 0.5 * np.tanh(deltas / CANDIDATE_TERM_SCALE))
         return parts
+
+    @property
+    def candidate_width(self) -> int:
+        """Entries per candidate block of the observation (the last ``n_cand`` blocks; 0 without
+        candidates): what ``policy_kwargs.candidate_width`` of the ``candidate_scorer`` policy must be."""
+        if not self.n_cand:
+            return 0
+        terms = len(self.cand_terms.terms) + 1 if self.cand_terms.terms else 0
+        return self.n_features + (1 if self.seam else 0) + self.control.size(0) + len(self.profile_measures) + terms
+
+    def _target_context(self) -> dict:
+        return {s.name: self.target_values[:, j] for j, s in enumerate(self.targets)}
 
     def _preview(self, rows: np.ndarray) -> None:
         """Decode what ``a = 0`` writes next for ``rows`` (z0, the guide's control if any)."""
@@ -370,6 +407,14 @@ class LatentLevelCore:
                 prefix = np.concatenate([self.levels[:, :, :t], self.preview_seg], 2)
                 deficit = self.target_values * prefix.shape[2] / self.control.per - self.control.counts(prefix)
                 parts.append(0.5 + 0.5 * np.tanh(deficit / self.control.tols))
+        if self.cand_terms.terms:  # the potentials of the level so far, which every candidate changes
+            t = int(self.t.max(initial=0)) * self.width
+            now = self.levels[:, :, :t]
+            self._pot_now = (
+                self.cand_terms.potentials(now, self.progress, targets=self._target_context())
+                if 0 < t < self.n_segments * self.width
+                else dict.fromkeys(self.cand_terms.terms, np.zeros(self.n))
+            )
         for j in range(self.n_cand):
             parts.extend(self._after(self.cand_seg[:, j]))
         obs = np.concatenate(parts, 1)
@@ -540,6 +585,11 @@ class LatentLevelCore:
                 out[sel] = gen.decode(z[sel], context=ctx, **kw)
         return out
 
+
+#: ``candidate_terms``: a candidate's change of a term's potential (reward units) is shown as
+#: ``0.5 + 0.5 tanh(delta / scale)``; 0.2 keeps differences between candidates of a few hundredths
+#: of a term's weight readable (a whole level scores ~9 over 7 terms, a segment ~1/8 of that).
+CANDIDATE_TERM_SCALE = 0.2
 
 #: How an action ``a`` in ``[-1, 1]^d`` becomes the decoder input ``z``: ``scaled`` (v0):
 #: ``z = action_scale * a`` (for a Gaussian prior the box's corners lie far out); ``direct``:

@@ -116,7 +116,9 @@ class TrainerSection(_Section):
     n_envs: int = 16
     """Parallel environments stepped in one batch (one decoder / LM call per step)."""
     hyper: dict = field(default_factory=dict)
-    """Keyword arguments of the algorithm (learning_rate, n_steps, ...; policy: MlpPolicy | lm_prior)."""
+    """Keyword arguments of the algorithm (learning_rate, n_steps, ...; policy: MlpPolicy | lm_prior |
+    candidate_scorer).
+    ``learning_rate`` is a number or ``{start: 0.0003, end: 0.0}``, annealed linearly over the run."""
     checkpoints: int = 4
     """Checkpoints saved during training, evenly spaced (0 = none)."""
     checkpoint_every: Any = None

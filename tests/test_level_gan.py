@@ -240,6 +240,36 @@ def test_bench_latent_generator_smoke(tmp_path, tiny_gan):
     assert set(r["calibration"]["variants"]) == {"column_lm"} and r["calibration"]["n_levels"] == 8
 
 
+@pytest.mark.slow
+def test_bench_latent_candidates_smoke(tmp_path):
+    """The candidates bench on a tiny run of mario_latent_candidates_terms.yaml: every row, 95% CIs,
+    paired differences where the same requests and prior draws are shared, and the speed ratios of
+    the shipped latent recipes and the run's own."""
+    import yaml
+
+    doc = yaml.safe_load((ROOT / "rlcreate" / "recipes" / "mario_latent_candidates_terms.yaml").read_text())
+    doc["env"]["kwargs"]["n_segments"] = 2
+    doc["trainer"].update(total_timesteps=64, n_envs=4, checkpoints=0, samples=2)
+    doc["trainer"]["hyper"].update(n_steps=16, batch_size=32, n_epochs=1)
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(doc))
+    _run([sys.executable, "-m", "rlcreate.cli", "train", str(tmp_path / "r.yaml"), "--out", str(tmp_path),
+          "--name", "run", "--quiet"])
+    _run([sys.executable, "scripts/bench_latent_candidates.py", "--run", str(tmp_path / "run"), "--n", "4",
+          "--boot", "20", "--speed-seconds", "0.2", "--speed-envs", "4", "--pool", "run", "--out", str(tmp_path / "b.json")])
+    r = json.loads((tmp_path / "b.json").read_text())
+    run = r["runs"]["run"]
+    assert {"steered", "untrained", "best_of_4", "greedy", "own_samples"} == set(run["groups"])
+    assert run["groups"]["steered"]["objective"]["ci95"][0] <= run["groups"]["steered"]["objective"]["mean"]
+    diffs = run["objective_differences"]
+    assert diffs["steered_minus_untrained"]["paired"] and not diffs["steered_minus_best_of_4"]["paired"]
+    assert diffs["steered_minus_greedy"]["paired"] and len(diffs["greedy_minus_best_of_4"]["ci95"]) == 2
+    assert 0 <= run["groups"]["steered"]["switch_share"] <= 1
+    assert r["pooled"]["steered_minus_untrained"]["mean"] == pytest.approx(diffs["steered_minus_untrained"]["mean"])
+    speed = r["speed"]
+    assert speed["mario_latent_candidates_decodes_per_step"] == 4 and speed["mario_latent_decodes_per_step"] == 1
+    assert speed["ratio_run"] > 0 and speed["ratio_mario_latent"] > 0
+
+
 # ---- the column LM decoding uniform noise ------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -731,9 +761,58 @@ def test_v1_candidates_observe_k_segments_and_write_the_chosen_one(tiny_lm):
         make_mario_latent_v1(candidates=3, preview=True, **kw)
 
 
+def test_v1_candidate_terms_show_what_each_candidate_pays(tiny_lm):
+    """candidate_terms: per candidate, the change of each named term's potential if it is written
+    (and their sum), squashed; when every level takes candidate j (so the batch terms see the batch
+    they were scored on), the shaping paid for those terms is exactly candidate j's observed sum,
+    at every step including the last (where the whole-level terms are paid); bad settings refused."""
+    from rlcreate.envs.core_vec_env import EnvConfigError
+    from rlcreate.envs.latent_level import CANDIDATE_TERM_SCALE
+    from rlcreate.levels.envs import make_mario_latent_v1, make_mario_latent_v1_vec
+    from rlcreate.levels.gan import ColumnLMLatent
+
+    gen = ColumnLMLatent(tiny_lm, 8, 16)
+    names = ["profile", "set_profile", "diversity"]
+    reward = {"profile": {"reward": "element_profile", "weight": 0.5},
+              "set_profile": {"reward": "set_profile", "weight": 0.1},
+              "diversity": {"reward": "batch_diversity", "weight": 0.5}}
+    kw = dict(generator=gen, reward=reward, candidates=3, shape_terms=names)
+    plain = make_mario_latent_v1(n_segments=2, **kw)
+    env = make_mario_latent_v1(n_segments=2, candidate_terms=names, **kw)
+    assert env.observation_space.shape == (plain.observation_space.shape[0] + 3 * (len(names) + 1),)
+    for pick in (0, 2):
+        venv = make_mario_latent_v1_vec(6, n_segments=3, seed=4, candidate_terms=names, **kw)
+        obs = venv.reset()
+        action = np.zeros((6, 2), np.float32)
+        if pick:
+            action[:, pick - 1] = 1.0
+        paid, seen = [], []
+        for _ in range(3):
+            width = plain.core.n_features + 1 + len(names) + 1  # features, crossable after it, the terms
+            assert venv.core.candidate_width == width and plain.core.candidate_width == width - len(names) - 1
+            block = obs[:, -3 * width:].reshape(6, 3, width)[:, pick, -len(names) - 1 :].astype(np.float64)
+            seen.append(CANDIDATE_TERM_SCALE * np.arctanh(2 * block - 1))
+            obs, r, done, infos = venv.step(action)
+            paid.append(r)  # no other shaping: the term shaping, plus the whole-level terms at the end
+        seen, paid = np.array(seen), np.array(paid)
+        assert done.all() and np.abs(seen[..., :-1]).max() > 1e-3
+        assert np.allclose(seen[..., -1], seen[..., :-1].sum(-1), atol=1e-4)
+        assert np.allclose(seen[..., -1], paid, atol=1e-4)  # the sum observed is what the step pays
+    with pytest.raises(EnvConfigError, match="candidate_terms .* needs candidates"):
+        make_mario_latent_v1(generator=gen, reward=reward, candidate_terms=["profile"])
+    with pytest.raises(EnvConfigError, match=r"not terms of the reward set"):
+        make_mario_latent_v1(generator=gen, reward=reward, candidates=3, candidate_terms=["nope"])
+    with pytest.raises(EnvConfigError, match="candidate_terms = 'profile': use a list"):
+        make_mario_latent_v1(generator=gen, reward=reward, candidates=3, candidate_terms="profile")
+    novelty = {"novelty": {"reward": "level_novelty", "weight": 1.0}}
+    with pytest.raises(EnvConfigError, match="keep state"):
+        make_mario_latent_v1(generator=gen, reward=novelty, candidates=3, candidate_terms=["novelty"])
+
+
 @pytest.mark.slow
 def test_candidates_recipe_loads_and_its_zero_action_is_the_shipped_recipes_start():
-    """mario_latent_candidates.yaml builds (K = 4, 3 action entries) and, with a zero action, writes
+    """mario_latent_candidates.yaml and mario_latent_candidates_terms.yaml build (K = 4, 3 action
+    entries; the latter's candidate_width is the env's block size) and, with a zero action, write
     the same level as mario_latent.yaml's zero action for the same seed (the same generator + guide)."""
     import yaml
 
@@ -741,14 +820,17 @@ def test_candidates_recipe_loads_and_its_zero_action_is_the_shipped_recipes_star
     from rlcreate.recipe import parse_recipe
 
     levels = []
-    for name in ("mario_latent_candidates.yaml", "mario_latent.yaml"):
+    for name in ("mario_latent_candidates.yaml", "mario_latent_candidates_terms.yaml", "mario_latent.yaml"):
         doc = yaml.safe_load((ROOT / "rlcreate" / "recipes" / name).read_text())
         doc["env"]["kwargs"]["n_segments"] = 2
         venv = assemble(parse_recipe(doc)).make_env(2, 7, "eval")
-        venv.reset()
+        obs = venv.reset()
+        if name != "mario_latent.yaml":
+            assert venv.action_space.shape == (3,) and venv.core.n_cand == 4
+        if name == "mario_latent_candidates_terms.yaml":  # the policy's block size is the env's
+            width = doc["trainer"]["hyper"]["policy_kwargs"]["candidate_width"]
+            assert venv.core.candidate_width == width and obs.shape[1] > 4 * width
         for _ in range(2):
             _, _, _, infos = venv.step(np.zeros((2, venv.action_space.shape[0]), np.float32))
         levels.append(np.stack([i["level"] for i in infos]))
-        if name == "mario_latent_candidates.yaml":
-            assert venv.action_space.shape == (3,) and venv.core.n_cand == 4
-    assert (levels[0] == levels[1]).all()
+    assert (levels[0] == levels[2]).all() and (levels[1] == levels[2]).all()

@@ -7,6 +7,10 @@ exactly at the LM's distribution renormalised over the offered top-k tokens (the
 baseline of :func:`rlcreate.train.text.compare_with_plain`) and PPO only learns how to depart from
 it; a plain ``MlpPolicy`` starts uniform over the k slots, which writes far less fluent text than
 the LM. RL4LMs initialises its policy from the LM for the same reason.
+
+:class:`CandidatePolicy` (recipe name ``candidate_scorer``) is a PPO actor-critic for envs that
+observe K candidates and pick one with K - 1 Box entries (``rlcreate/MarioLatent-v1`` with
+``candidates``): one shared scorer per candidate block, zero mean action at the start.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from sb3_contrib.common.maskable.distributions import (
     MaskableDistribution,
 )
 from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
+from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import FlattenExtractor
 from torch import nn
 
@@ -29,7 +34,7 @@ from rlcreate.envs.column_tokens import LOGPROB_FLOOR as COLUMN_LOGPROB_FLOOR
 from rlcreate.envs.text_tokens import LOGPROB_FLOOR
 from rlcreate.errors import UserError
 
-__all__ = ["LMPriorPolicy", "PolicyConfigError", "POLICIES", "resolve_policy", "masked_log_probs"]
+__all__ = ["CandidatePolicy", "LMPriorPolicy", "PolicyConfigError", "POLICIES", "resolve_policy", "masked_log_probs"]
 
 
 class PolicyConfigError(UserError):
@@ -352,8 +357,98 @@ def _check_offer_features(
     return offer_features
 
 
+class _CandidateScorer(nn.Module):
+    """SB3 ``mlp_extractor`` for :class:`CandidatePolicy`: one MLP scores every candidate block
+    (with the shared context and its difference to candidate 0's block); the actor's latent is
+    ``s_k - s_0`` for k = 1..K-1; the critic is a plain MLP over the whole observation."""
+
+    def __init__(self, obs_dim: int, k: int, width: int, pi: list[int], vf: list[int]):
+        super().__init__()
+        self.k, self.width, self.context = k, width, obs_dim - k * width
+
+        def mlp(n_in: int, layers: list[int]) -> tuple[nn.Sequential, int]:
+            mods: list[nn.Module] = []
+            for units in layers:
+                mods += [nn.Linear(n_in, units), nn.Tanh()]
+                n_in = units
+            return nn.Sequential(*mods), n_in
+
+        body, last = mlp(self.context + 2 * width, pi)
+        self.score = nn.Sequential(body, nn.Linear(last, 1))
+        self.value, self.latent_dim_vf = mlp(obs_dim, vf)
+        self.latent_dim_pi = k - 1
+
+    def forward_actor(self, x: th.Tensor) -> th.Tensor:
+        ctx = x[:, : self.context]
+        blocks = x[:, self.context :].reshape(len(x), self.k, self.width)
+        inp = th.cat([ctx[:, None].expand(-1, self.k, -1), blocks, blocks - blocks[:, :1]], 2)
+        s = self.score(inp).squeeze(-1)  # (n, K)
+        return s[:, 1:] - s[:, :1]
+
+    def forward_critic(self, x: th.Tensor) -> th.Tensor:
+        return self.value(x)
+
+    def forward(self, x: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        return self.forward_actor(x), self.forward_critic(x)
+
+
+class CandidatePolicy(ActorCriticPolicy):
+    """PPO policy for an env that observes K candidates and takes K - 1 Box entries (candidate k is
+    written if its entry is the largest and >= 0.5, else candidate 0: MarioLatent-v1's ``candidates``).
+
+    The observation must end with K blocks of ``candidate_width`` entries, one per candidate
+    (everything before them is shared context). One MLP (``net_arch`` ``pi``) scores each candidate
+    from the context, its block and its block minus candidate 0's; the action mean of entry k is
+    ``s_k - s_0``, so the same weights judge every candidate wherever it sits (a plain MLP must learn
+    the same rule K times, once per slot). The score's output layer starts at zero: the untrained
+    mean action is 0 (candidate 0, the env's ``a = 0`` start) while the gradient is not. The critic
+    is SB3's usual MLP over the whole observation.
+
+    Args (besides :class:`ActorCriticPolicy`'s): ``candidate_width``: entries per candidate block.
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        lr_schedule,
+        *args: Any,
+        candidate_width: int = 0,
+        **kwargs: Any,
+    ):
+        if not (isinstance(action_space, spaces.Box) and len(action_space.shape) == 1):
+            raise PolicyConfigError(
+                f"policy candidate_scorer needs Box actions (K - 1 entries); got {action_space}: use it "
+                "with an env that observes candidates (MarioLatent-v1 candidates: K)"
+            )
+        self.k = int(action_space.shape[0]) + 1
+        self.candidate_width = _check_count(candidate_width, "candidate_width")
+        obs_dim = int(np.prod(observation_space.shape or (1,)))
+        if not self.candidate_width or self.k * self.candidate_width > obs_dim:
+            raise PolicyConfigError(
+                f"candidate_width = {candidate_width!r}: the observation ({obs_dim} entries) must end with "
+                f"{self.k} candidate blocks of that many entries; set policy_kwargs.candidate_width to the "
+                "env's per-candidate observation size"
+            )
+        super().__init__(observation_space, action_space, lr_schedule, *args, **kwargs)
+
+    def _build_mlp_extractor(self) -> None:
+        arch = self.net_arch
+        pi, vf = (arch.get("pi", []), arch.get("vf", [])) if isinstance(arch, dict) else (arch, arch)
+        self.mlp_extractor = _CandidateScorer(self.features_dim, self.k, self.candidate_width, list(pi), list(vf))
+
+    def _build(self, lr_schedule) -> None:
+        super()._build(lr_schedule)
+        # the mean action is the score difference itself; the score's last layer starts at zero
+        self.action_net = nn.Identity()
+        last = cast(nn.Linear, self.mlp_extractor.score[-1])
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+        self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+
+
 #: policy names a recipe may write in ``trainer.hyper.policy`` besides SB3's own ("MlpPolicy", ...)
-POLICIES = {"lm_prior": LMPriorPolicy}
+POLICIES = {"lm_prior": LMPriorPolicy, "candidate_scorer": CandidatePolicy}
 
 
 def resolve_policy(policy: Any) -> Any:

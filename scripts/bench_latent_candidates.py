@@ -1,0 +1,264 @@
+"""Benchmark: PPO picking among K observed candidates per segment (MarioLatent-v1 ``candidates``)
+against its untrained start and best-of-K whole levels from that start, at equal decodes.
+
+Reads top to bottom: config, helpers, per run (sets, judges, differences), speed, write JSON.
+The first 64 levels x 128 columns of every set are judged against the TEST blocks by
+:func:`rlcreate.levels.quality.set_judges` (human-likeness AUC, element profile inside the human
+band, distinct 16-column segments per 16 levels, malformed pipes), and all its levels (default 256)
+by the recipe's objective (its reward set on whole levels) with bootstrap 95% CIs.
+
+Rows per run (a MarioLatent-v1 run folder trained with ``candidates: K``):
+- ``steered``: the trained policy (mean action); ``untrained``: the same recipe's policy before
+  training (its entries ~0.01 < 0.5: always candidate 0, the generator + guide); ``best_of_K``: per
+  slot the best of K untrained levels by the objective (K decodes per segment, as the env's);
+- ``greedy`` (env with ``candidate_terms``): a hand-built picker on the same observation, no
+  learning: the candidate that keeps the level crossable, then the largest observed sum of term
+  changes (what RL must beat to claim more than the features);
+- ``own_samples``: the generator's own samples (no guide, no picking): the diversity comparator;
+- ``objective_differences``: steered - untrained (paired: same requests and prior draws slot by
+  slot), steered - best_of_K, greedy - best_of_K, steered - greedy (paired), bootstrap 95% CIs.
+- speed: steps/s of MarioLatent-v1 as ``mario_latent.yaml``, ``mario_latent_candidates.yaml`` and
+  each run's recipe configure it, vs the bare generator's batched chained sampling, in one run
+  (bare timed before and after; the ratio uses their mean).
+
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_latent_candidates.py --run runs/terms_s0,runs/terms_s1 \\
+        --out benchmarks/latent_candidates_terms.json
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rlcreate.scripting import parse_config
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the latent bench's set helpers
+from bench_latent_generator import best_of_n, boot_diversity, boot_profile, policy_levels  # noqa: E402
+
+
+@dataclass
+class Config:
+    run: str = ""
+    """Comma-separated MarioLatent-v1 run folders trained with ``candidates: K``."""
+    n: int = 256
+    """Levels per set for the objective and its CIs (a per-level total spreads ~1: 64 levels leave a
+    95% CI of about +-0.4 on an unpaired difference)."""
+    n_judge: int = 64
+    """The first this many levels of each set go to the judges (the standard set: 64 x 128 columns)."""
+    boot: int = 2000
+    """Bootstrap resamples for the 95% CIs."""
+    speed_seconds: float = 5.0
+    """Wall time per speed loop (0: skip the speed rows)."""
+    speed_envs: int = 64
+    """Levels stepped in lockstep in the speed loops (and the bare generator's batch)."""
+    pool: str = ""
+    """Comma-separated run folder names whose levels are also analysed together (the training seeds
+    of one recipe): the ``pooled`` differences; empty: none."""
+    seed: int = 0
+    """Seed of the judges' subsampling and the bootstrap."""
+    out: str = "benchmarks/latent_candidates_terms.json"
+    """Output JSON."""
+
+
+def mean_ci(x: np.ndarray, boot: int, seed: int) -> dict:
+    from rlcreate.levels.share import mean_ci as share_mean_ci
+
+    m = share_mean_ci(x, seed, boot)
+    return {"mean": m["mean"], "ci95": m["ci"]}
+
+
+def diff(a: np.ndarray, b: np.ndarray, boot: int, seed: int, paired: bool) -> dict:
+    """Mean of ``a - b`` with a bootstrap 95% CI (per slot when ``paired``)."""
+    from rlcreate.levels.share import paired_diff, unpaired_diff
+
+    d = (paired_diff if paired else unpaired_diff)(a, b, seed, boot)
+    return {"mean": float(a.mean() - b.mean()), "ci95": d["ci"], "paired": paired}
+
+
+def objective_totals(recipe, levels: list, targets: list) -> tuple[np.ndarray, dict]:
+    """The recipe's reward set on whole levels, in batches of 16 as the env scores them."""
+    from rlcreate.recipe import build_reward_set
+
+    rs, totals, terms = build_reward_set(recipe), [], {}
+    for a in range(0, len(levels), 16):
+        t = {k: np.array([x[k] for x in targets[a:a + 16]]) for k in targets[0]}
+        res = rs(list(levels[a:a + 16]), progress=1.0, targets=t)
+        totals.extend(res.total.tolist())
+        for k, v in res.terms.items():
+            terms.setdefault(k, []).extend(np.asarray(v, np.float64).tolist())
+    means = {k: float(np.nanmean(v)) for k, v in terms.items() if np.isfinite(v).any()}
+    return np.array(totals), means
+
+
+def candidate_blocks(core, obs: np.ndarray) -> np.ndarray:
+    """``(n, K, width)``: the per-candidate parts of the observation (the last parts observe() writes)."""
+    k, width = core.n_cand, core.candidate_width
+    return obs[:, -k * width:].reshape(len(obs), k, width)
+
+
+def greedy_picker(core):
+    """Hand-built: keep the level crossable, then take the largest observed sum of term changes."""
+    def act(obs):
+        blocks = candidate_blocks(core, np.asarray(obs))
+        score = blocks[:, :, -1] + (blocks[:, :, core.n_features] if core.seam else 0.0)
+        pick = score.argmax(1)
+        a = np.zeros((len(obs), core.n_cand - 1), np.float32)
+        rows = np.flatnonzero(pick > 0)
+        a[rows, pick[rows] - 1] = 1.0
+        return a
+    return act
+
+
+def switch_share(model, asm, n: int, seed: int) -> float:
+    """Share of steps that write a candidate other than the prior draw z0 (mean actions)."""
+    from rlcreate.train.runner import rollout
+
+    venv = asm.make_env(16, seed, "eval")
+    seen: list[np.ndarray] = []
+
+    def act(obs):
+        a = model.predict(obs, deterministic=True)[0]
+        seen.append(np.asarray(a))
+        return a
+
+    rollout(act, venv, n)
+    return float((np.concatenate(seen).max(axis=1) >= 0.5).mean())
+
+
+def speed(cfg: Config, recipes: dict) -> dict:
+    """Steps/s of each recipe's env (its reward set, random picks for candidate envs) vs the bare
+    generator writing the same chained segments, one thread, one run."""
+    import torch
+
+    from rlcreate.assemble import assemble
+
+    torch.set_num_threads(1)
+    n, rng = cfg.speed_envs, np.random.default_rng(cfg.seed)
+    envs = {name: assemble(r).make_env(n, cfg.seed, "eval") for name, r in recipes.items()}
+    gen = next(iter(envs.values())).core.gen
+
+    def timed(fn):
+        fn()
+        k, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < cfg.speed_seconds:
+            fn()
+            k += 1
+        return k * n / (time.perf_counter() - t0)
+
+    w, n_seg = gen.segment_width, next(iter(envs.values())).core.n_segments
+    state = {"level": np.zeros((n, gen.height, n_seg * w), np.int8), "t": 0}
+
+    def bare():  # the generator alone, chained by context as the env does, one batched call per segment
+        z = rng.uniform(-1, 1, (n, gen.latent_dim)).astype(np.float32)
+        t = state["t"] % n_seg
+        ctx = None if t == 0 else state["level"][:, :, max(0, t * w - gen.context_columns): t * w]
+        kw = {"final": t == n_seg - 1} if getattr(gen, "takes_final", False) else {}
+        state["level"][:, :, t * w:(t + 1) * w] = gen.decode(z, ctx, **kw)
+        state["t"] += 1
+
+    out: dict = {"bare_generator_segments_per_s": timed(bare)}
+    for name, venv in envs.items():
+        venv.reset()
+        acts = rng.uniform(-1, 1, (n, venv.action_space.shape[0])).astype(np.float32)
+        out[f"{name}_steps_per_s"] = timed(lambda v=venv, a=acts: v.step(a))
+        out[f"{name}_decodes_per_step"] = max(1, venv.core.n_cand)
+    out["bare_generator_again_segments_per_s"] = timed(bare)
+    ref = (out["bare_generator_segments_per_s"] + out["bare_generator_again_segments_per_s"]) / 2
+    for name in envs:
+        out[f"ratio_{name}"] = out[f"{name}_steps_per_s"] / ref
+    out.update(n_envs=n, seconds_per_loop=cfg.speed_seconds)
+    return out
+
+
+def main(cfg: Config) -> dict:
+    import torch
+    from stable_baselines3.common.vec_env import VecMonitor
+
+    from rlcreate.assemble import assemble
+    from rlcreate.benchmark import environment, finish, write_json
+    from rlcreate.levels.quality import human_reference_segments, set_judges
+    from rlcreate.recipe import load_recipe
+    from rlcreate.sb3 import load_policy, make_algo
+    from rlcreate.train.runner import rollout
+
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(1)
+    env = environment(asdict(cfg))
+    test = human_reference_segments("test")
+    result: dict = {"runs": {}, "ci": "bootstrap 95% over levels"}
+    recipes = {}
+    for run in [Path(r) for r in cfg.run.split(",") if r]:
+        recipe = load_recipe(run / "config.yaml")
+        asm = assemble(recipe)
+        trained = load_policy(run)
+        untrained = make_algo(recipe, VecMonitor(asm.make_env()), None)
+        core = asm.make_env(1, 0, "eval").core
+        k, s = core.n_cand, recipe.seed + 1
+        recipes.setdefault(run.name, recipe)
+        groups: dict[str, tuple[list, list]] = {
+            "steered": policy_levels(trained, asm, cfg.n, s),
+            "untrained": policy_levels(untrained, asm, cfg.n, s),
+            f"best_of_{k}": best_of_n(untrained, asm, recipe, cfg.n, k, recipe.seed + 2),
+        }
+        if core.cand_terms.terms:
+            venv = asm.make_env(16, s, "eval")
+            infos = rollout(greedy_picker(venv.core), venv, cfg.n)
+            groups["greedy"] = ([i["level"] for i in infos], [i.get("targets", {}) for i in infos])
+        own = list(core.gen.sample_levels(cfg.n, core.n_segments, seed=recipe.seed + 3))
+        groups["own_samples"] = (own, groups["steered"][1])
+        rows, totals = {}, {}
+        for name, (levels, targets) in groups.items():
+            t0 = time.perf_counter()
+            sub = levels[: cfg.n_judge]
+            judged = set_judges(sub, test, seed=cfg.seed)
+            tot, terms = objective_totals(recipe, levels, targets)
+            totals[name] = tot
+            rows[name] = {"test": judged, **boot_profile(sub, 200, cfg.seed), **boot_diversity(sub, 50, cfg.seed),
+                          "objective": {**mean_ci(tot, cfg.boot, cfg.seed), "terms": terms,
+                                        "totals": [round(float(x), 4) for x in tot]}}
+            print(f"{run.name}:{name:<12} objective {tot.mean():.3f}  AUC {judged['auc']:.3f}  profile "
+                  f"{judged['profile_inside']}/5  distinct {judged['distinct_share']:.2f}  "
+                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
+        best = f"best_of_{k}"
+        diffs = {"steered_minus_untrained": diff(totals["steered"], totals["untrained"], cfg.boot, cfg.seed, True),
+                 f"steered_minus_{best}": diff(totals["steered"], totals[best], cfg.boot, cfg.seed, False)}
+        if "greedy" in totals:
+            diffs[f"greedy_minus_{best}"] = diff(totals["greedy"], totals[best], cfg.boot, cfg.seed, False)
+            diffs["steered_minus_greedy"] = diff(totals["steered"], totals["greedy"], cfg.boot, cfg.seed, True)
+        print(run.name, {key: (round(v["mean"], 3), [round(x, 3) for x in v["ci95"]]) for key, v in diffs.items()})
+        rows["steered"]["switch_share"] = switch_share(trained, asm, cfg.n_judge, s)
+        result["runs"][run.name] = {"run": str(run), "seed": recipe.seed, "env_kwargs": dict(recipe.env_kwargs),
+                                    "env_steps": int(trained.num_timesteps), "candidates": k,
+                                    "objective_differences": diffs, "groups": rows}
+        np.save(run / "bench_levels.npy", np.stack(groups["steered"][0]))
+        write_json(cfg.out, {**finish(env), **result})
+    pool = [r for r in cfg.pool.split(",") if r]
+    if pool:  # these runs' levels together (the training seeds of one recipe)
+        runs = [result["runs"][r] for r in pool]
+        cat = {g: np.concatenate([np.array(r["groups"][g]["objective"]["totals"]) for r in runs])
+               for g in runs[0]["groups"] if all(g in r["groups"] for r in runs)}
+        best = f"best_of_{runs[0]['candidates']}"
+        result["pooled"] = {"runs": pool,
+                            "steered_minus_untrained": diff(cat["steered"], cat["untrained"], cfg.boot, cfg.seed, True),
+                            f"steered_minus_{best}": diff(cat["steered"], cat[best], cfg.boot, cfg.seed, False)}
+        print("pooled", {k: (round(v["mean"], 3), [round(x, 3) for x in v["ci95"]])
+                         for k, v in result["pooled"].items() if isinstance(v, dict)})
+    if cfg.speed_seconds > 0:
+        from importlib import resources
+
+        shipped = Path(str(resources.files("rlcreate") / "recipes"))
+        base = {name: load_recipe(shipped / f"{name}.yaml") for name in ("mario_latent", "mario_latent_candidates")}
+        result["speed"] = speed(cfg, {**base, **recipes})
+        print({key: round(v, 3) for key, v in result["speed"].items() if isinstance(v, float)})
+    out = {**finish(env), **result}
+    write_json(cfg.out, out)
+    print(f"wrote {cfg.out}")
+    return out
+
+
+if __name__ == "__main__":
+    main(parse_config(Config))
