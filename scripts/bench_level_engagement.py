@@ -57,39 +57,49 @@ def band(values: np.ndarray, size: int, draws: int = 2000, seed: int = 0) -> lis
 
 
 def calibration_check(scale: str = "play") -> dict:
-    """Grouped 5-fold CV on the calibration windows: does the fitted model (refitted per fold; the
-    features of the play scale ``scale``), or the solver's path difficulty, rank the agent's
-    per-segment effort and per-window slope?"""
+    """Grouped 5-fold CV on the calibration windows of the play scale ``scale``: does its model
+    (refitted per fold on its own plays, features and target), or the solver's path difficulty,
+    rank the agent's per-segment effort and per-window slope? Folds hold out whole windows, or,
+    where the windows overlap (stride < width), whole training spans
+    (``scripts/bench_engagement_model.py`` compares the scales on one set of span folds)."""
     from scipy.stats import spearmanr
-    from sklearn.ensemble import GradientBoostingRegressor
     from sklearn.model_selection import GroupKFold
 
-    from rlcreate.levels.corpus import training_windows
-    from rlcreate.levels.engagement import CALIBRATION, EFFORT_MODEL_PARAMS, segment_play_features
+    from rlcreate.levels.corpus import training_window_origins, training_windows
+    from rlcreate.levels.engagement import (
+        _PLAYS,
+        EFFORT_VARIANTS,
+        effort_target,
+        fit_effort_model,
+        variant_features,
+    )
     from rlcreate.levels.objectives import segment_path_difficulty
     from rlcreate.levels.play_trace import PlayTrace, segment_effort
 
-    data = json.loads(CALIBRATION.read_text())
-    rows = data["windows"]
-    w = training_windows(data["config"]["width"], stride=data["config"]["stride"])[[r["index"] for r in rows]]
+    spec = EFFORT_VARIANTS[scale]
+    data = json.loads(_PLAYS[spec["plays"]].read_text())
+    rows, width, stride = data["windows"], data["config"]["width"], data["config"]["stride"]
+    idx = [r["index"] for r in rows]
+    w = training_windows(width, stride=stride)[idx]
     traces = [
         PlayTrace(r["status"], np.array(r["ticks"], float), np.array(r["jumps"], float), r["fail_segment"])
         for r in rows
     ]
-    x = segment_play_features(w, scale)
+    x = variant_features(w, scale)
     solver = segment_path_difficulty(np.asarray(w, np.int8))
+    groups = training_window_origins(width, stride)[idx, 1] if stride < width else np.arange(len(rows))
     out: dict = {
         "windows": len(rows),
         "won": float(np.mean([t.won for t in traces])),
         "folds": 5,
-        "fitted_on": "penalty reading (as the shipped model)",
+        "grouped_by": "training span" if stride < width else "window",
+        "fitted_on": f"{spec['target']} target (as the shipped model)",
         "scale": scale,
     }
-    y_fit = np.array([segment_effort(t, "penalty") for t in traces])
-    fit_ok = np.isfinite(y_fit)
+    y_fit = np.array([effort_target(t, spec["target"]) for t in traces])
     pred = np.full(y_fit.shape, np.nan)
-    for tr, te in GroupKFold(5).split(x, groups=np.arange(len(rows))):  # whole windows held out
-        m = GradientBoostingRegressor(**EFFORT_MODEL_PARAMS).fit(x[tr][fit_ok[tr]], y_fit[tr][fit_ok[tr]])
+    for tr, te in GroupKFold(5).split(x, groups=groups):  # whole windows (or spans) held out
+        m = fit_effort_model(x[tr], y_fit[tr], scale)
         pred[te] = m.predict(x[te].reshape(-1, x.shape[2])).reshape(len(te), -1)
 
     def slope(v, m):

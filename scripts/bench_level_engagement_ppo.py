@@ -50,8 +50,8 @@ class Config:
     train: int = 1
     """1: train (or resume) first; 0: evaluate existing runs only"""
     scale: str = "play"
-    """the tension term's scale: "play" or "play_ground" (the effort model without the tile features
-    that floating tiles move)"""
+    """the tension term's scale: "play", "play_ground" (the effort model without the tile features
+    that floating tiles move) or "play_ground32" (those features fitted on the stride-32 plays)"""
     offers: int = 0
     """1: the env also observes the tension term's per-offer features (what appending each offered
     column does to the current segment's tension vs the curve's wanted value), next to the demo

@@ -103,3 +103,94 @@ def test_tension_curve_width_holds_a_partial_level_to_the_start_of_the_curve():
     whole = get_reward("tension_curve", curve="rising", width=128)
     assert whole([up])[0] == pytest.approx(get_reward("tension_curve", curve="rising")([up])[0])
     assert whole([up[:, :32]])[0] != pytest.approx(get_reward("tension_curve", curve="rising")([up[:, :32]])[0])
+
+
+def test_training_window_origins_name_each_windows_corpus_columns_and_span():
+    from rlcreate.levels.corpus import full_corpus, training_window_origins, training_windows
+
+    w, o = training_windows(128, stride=32), training_window_origins(128, stride=32)
+    assert o.shape == (len(w), 2)
+    corpus = full_corpus()
+    for i in (0, len(w) // 2, len(w) - 1):
+        np.testing.assert_array_equal(w[i], corpus[:, o[i, 0] : o[i, 0] + 128])
+    # windows less than 128 columns apart overlap: they must share a span (grouped CV relies on it)
+    close = np.abs(o[:, None, 0] - o[None, :, 0]) < 128
+    assert (o[:, None, 1] == o[None, :, 1])[close].all()
+    assert set(map(tuple, training_window_origins(128, 128))) <= set(map(tuple, o))  # stride 128 among them
+
+
+def test_effort_targets_cap_or_centre_the_penalty_reading():
+    from rlcreate.levels.engagement import effort_target
+    from rlcreate.levels.play_trace import segment_effort
+
+    tr = lost_trace()
+    pen = segment_effort(tr, "penalty")
+    np.testing.assert_array_equal(effort_target(tr, "penalty"), pen)
+    cap = effort_target(tr, "capped")
+    assert cap[2] == pytest.approx(pen[2] - 7) and cap[:2].tolist() == pen[:2].tolist() and np.isnan(cap[3])
+    cen = effort_target(tr, "centred")
+    assert np.nanmean(cen) == pytest.approx(0) and np.isnan(cen[3])
+    with pytest.raises(ValueError, match="target = 'log'"):
+        effort_target(tr, "log")
+
+
+def test_context_variant_appends_the_neighbouring_segments_tile_features():
+    from rlcreate.levels.engagement import segment_play_features, variant_features
+
+    g = np.stack([flat(), ramp_level()])
+    x, c = segment_play_features(g, "play_ground"), variant_features(g, "play_ground32")
+    t = x.shape[2] - 12  # tile features; the path part is own + previous + next (3 x 4)
+    assert c.shape == (2, 8, x.shape[2] + 2 * t)
+    np.testing.assert_array_equal(c[..., : x.shape[2]], x)
+    prev, nxt = c[..., x.shape[2] : x.shape[2] + t], c[..., x.shape[2] + t :]
+    np.testing.assert_array_equal(prev[:, 1:], x[:, :-1, :t])
+    np.testing.assert_array_equal(nxt[:, :-1], x[:, 1:, :t])
+    assert (prev[:, 0] == 0).all() and (nxt[:, -1] == 0).all()
+
+
+def _script(name: str):
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod  # dataclasses look their module up
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_calibration_reuse_finds_earlier_plays_by_corpus_column_and_width(tmp_path):
+    import json
+
+    from rlcreate.levels.corpus import training_window_origins
+    from rlcreate.levels.engagement import CALIBRATION
+
+    cal = _script("calibrate_engagement")
+    old = cal._reusable(str(CALIBRATION), 128)
+    starts128 = training_window_origins(128, 128)[:, 0]
+    assert sorted(old) == sorted(int(s) for s in starts128)  # every shipped play, keyed by its first column
+    assert cal._reusable(str(CALIBRATION), 32) == {}  # other width: nothing to reuse
+    assert cal._reusable(str(tmp_path / "none.json"), 128) == {} and cal._reusable("", 128) == {}
+    # the stride-32 file holds the stride-128 plays unchanged, at the same windows
+    s32 = json.loads(CALIBRATION.with_name("engagement_calibration_stride32.json").read_text())
+    assert s32["played"] == s32["windows_total"] == len(training_window_origins(128, 32))
+    by_start = {r["start"]: r for r in s32["windows"]}
+    for start, r in old.items():
+        assert {k: by_start[start][k] for k in ("status", "ticks", "jumps", "fail_segment")} == {
+            k: r[k] for k in ("status", "ticks", "jumps", "fail_segment")
+        }
+
+
+def test_engagement_model_cv_metrics_read_a_perfect_and_a_reversed_prediction():
+    bench = _script("bench_engagement_model")
+    rng = np.random.default_rng(0)
+    y = rng.random((12, 8)) + np.arange(8) * 0.2  # rising effort with noise
+    y[3, 5:] = np.nan  # a lost play: later segments unread
+    span = np.repeat(np.arange(4), 3)
+    good = bench._metrics(y.copy(), y, span, boot=20)
+    assert good["segment_spearman"] == pytest.approx(1.0) and good["window_slope_spearman"] == pytest.approx(1.0)
+    assert good["segments"] == int(np.isfinite(y).sum()) and good["windows"] == 12
+    bad = bench._metrics(-y, y, span, boot=20)
+    assert bad["segment_spearman"] == pytest.approx(-1.0) and bad["window_slope_spearman"] < 0

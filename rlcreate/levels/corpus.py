@@ -121,6 +121,15 @@ def training_windows(width: int = 16, stride: int = 1) -> np.ndarray:
     return _windows_in(_merged_spans(training_blocks()), width, stride)
 
 
+def training_window_origins(width: int = 16, stride: int = 1) -> np.ndarray:
+    """Per window of :func:`training_windows` (same order), ``(n, 2)``: its first column in the full
+    corpus and the index of the contiguous training span it lies in. Windows that overlap share a
+    span, so cross-validation grouped by span never puts overlapping windows on both sides."""
+    spans = _merged_spans(training_blocks())
+    rows = [(s, i) for i, (lo, hi) in enumerate(spans) for s in range(lo, hi - width + 1, stride)]
+    return np.array(rows, np.int64).reshape(-1, 2)
+
+
 def held_out_windows(width: int = 16, stride: int = 1) -> np.ndarray:
     """All windows lying wholly inside one held-out block."""
     return _windows_in(_merged_spans(held_out_blocks()), width, stride)

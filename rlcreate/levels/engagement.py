@@ -46,17 +46,21 @@ __all__ = [
 SEGMENT = 16
 #: how a segment's tension is read: "solver" (fast-solver path difficulty), "play" (the A*
 #: agent's effort predicted from the segment's tiles and path, fitted on human training windows) or
-#: "play_ground" (the same plays, the tiles' height read from the ground up: see GROUND_FEATURES)
-SCALES = ("solver", "play", "play_ground")
-#: the play scales (effort models fitted on the A* agent's plays)
-PLAY_SCALES = ("play", "play_ground")
+#: "play_ground" (the same plays, the tiles' height read from the ground up: see GROUND_FEATURES) or
+#: "play_ground32" (the "play_ground" features and the neighbouring segments' tile features, fitted
+#: on 3x the plays: training windows at stride 32)
+SCALES = ("solver", "play", "play_ground", "play_ground32")
+#: the play scales (effort models fitted on the A* agent's plays; see EFFORT_VARIANTS)
+PLAY_SCALES = ("play", "play_ground", "play_ground32")
 #: ``segment_features`` columns that floating tiles move (the count of bricks and ?-blocks anywhere,
 #: the mean height of each column's highest solid tile and its steps) without changing the ground
 #: Mario walks on; PPO on the "play" scale met its curve with bricks and pipes hung in the sky.
 #: "play_ground" replaces them by the ground stack's features (:func:`ground_features`).
 TOP_FEATURES = (2, 6, 7)
-#: the A* agent's traced plays of human training windows (``scripts/calibrate_engagement.py``)
+#: the A* agent's traced plays of human training windows (``scripts/calibrate_engagement.py``):
+#: 46 windows of 128 columns at stride 128, and 154 at stride 32 (the 46 among them)
 CALIBRATION = Path(__file__).resolve().parents[1] / "data" / "engagement_calibration.json"
+CALIBRATION_STRIDE32 = CALIBRATION.with_name("engagement_calibration_stride32.json")
 #: named tension curves (human percentile per position p in [0, 1])
 CURVES = {
     "rising": lambda p: 0.15 + 0.7 * p,
@@ -102,7 +106,7 @@ def _tile_part(segments: np.ndarray, scale: str) -> np.ndarray:
     from rlcreate.levels.features import segment_features
 
     tiles = segment_features(segments)
-    if scale == "play_ground":
+    if _FEATURES.get(scale, scale) in ("play_ground", "play_ground_ctx"):
         keep = [i for i in range(tiles.shape[1]) if i not in TOP_FEATURES]
         tiles = np.concatenate([tiles[:, keep], ground_features(segments)], axis=1)
     return tiles
@@ -146,43 +150,108 @@ EFFORT_MODEL_PARAMS = {
     "loss": "huber",
     "random_state": 0,
 }
+#: a larger gradient-boosted model for the stride-32 plays (3x the segments)
+EFFORT_MODEL_PARAMS_BIG = {**EFFORT_MODEL_PARAMS, "n_estimators": 300, "max_depth": 3, "min_samples_leaf": 10}
+#: effort-model variants compared by ``scripts/bench_engagement_model.py`` (span-grouped CV on the
+#: calibration plays); the play scales are the shipped ones. ``plays``: which calibration file;
+#: ``features``: "play" (all tile features), "play_ground" (the ground stack instead of
+#: TOP_FEATURES), "play_ground_ctx" (plus the neighbouring segments' tile features); ``target``:
+#: see :func:`effort_target`; ``model``: "gbr", "gbr_big" (gradient boosting) or "forest".
+EFFORT_VARIANTS: dict[str, dict[str, str]] = {
+    "play": {"plays": "stride128", "features": "play", "target": "penalty", "model": "gbr"},
+    "play_ground": {"plays": "stride128", "features": "play_ground", "target": "penalty", "model": "gbr"},
+    "play_ground32": {"plays": "stride32", "features": "play_ground_ctx", "target": "penalty", "model": "gbr"},
+    "ground32": {"plays": "stride32", "features": "play_ground", "target": "penalty", "model": "gbr"},
+    "ground32_big": {"plays": "stride32", "features": "play_ground", "target": "penalty", "model": "gbr_big"},
+    "ground32_forest": {"plays": "stride32", "features": "play_ground", "target": "penalty", "model": "forest"},
+    "ground32_capped": {"plays": "stride32", "features": "play_ground", "target": "capped", "model": "gbr"},
+    "ground32_centred": {"plays": "stride32", "features": "play_ground", "target": "centred", "model": "gbr"},
+    "play32": {"plays": "stride32", "features": "play", "target": "penalty", "model": "gbr"},
+}
+_FEATURES = {k: v["features"] for k, v in EFFORT_VARIANTS.items()}
+_PLAYS = {"stride128": CALIBRATION, "stride32": CALIBRATION_STRIDE32}
 
 
-@functools.lru_cache(maxsize=2)
+def effort_target(trace, target: str = "penalty") -> np.ndarray:
+    """The regression target per segment of one traced play: "penalty" (the judge's penalty
+    reading, :func:`rlcreate.levels.play_trace.segment_effort`), "capped" (the same with the lost
+    segment's +10 cut to +3, so one loss weighs less against the passed segments' differences) or
+    "centred" (penalty minus the play's mean over its read segments: effort relative to the level)."""
+    from rlcreate.levels.play_trace import segment_effort
+
+    e = segment_effort(trace, "penalty")
+    if target == "capped" and trace.fail_segment >= 0:
+        e = e.copy()
+        e[trace.fail_segment] -= 7.0
+    elif target == "centred":
+        e = e - np.nanmean(e)
+    elif target != "penalty" and target != "capped":
+        raise ValueError(f"target = {target!r}: use penalty, capped or centred")
+    return e
+
+
+def variant_features(grids: np.ndarray, variant: str) -> np.ndarray:
+    """:func:`segment_play_features` for an :data:`EFFORT_VARIANTS` entry ("play_ground_ctx" appends
+    the previous and the next segment's tile features, zeros beyond the level)."""
+    feats = EFFORT_VARIANTS[variant]["features"]
+    if feats != "play_ground_ctx":
+        return segment_play_features(grids, feats)
+    x = segment_play_features(grids, "play_ground")
+    t = x[:, :, : x.shape[2] - 12]  # the tile part (the path part is 3 x 4 columns)
+    z = np.zeros_like(t[:, :1])
+    return np.concatenate([x, np.concatenate([z, t[:, :-1]], axis=1), np.concatenate([t[:, 1:], z], axis=1)], axis=2)
+
+
+def fit_effort_model(x: np.ndarray, y: np.ndarray, variant: str):
+    """The variant's regressor (scikit-learn) fitted on features ``(n, k, f)`` and targets ``(n, k)``
+    (segments with no reading, NaN, left out)."""
+    from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
+
+    kind = EFFORT_VARIANTS[variant]["model"]
+    ok = np.isfinite(y)
+    if kind == "forest":
+        model = RandomForestRegressor(n_estimators=300, min_samples_leaf=10, max_features=0.5, random_state=0)
+    else:
+        model = GradientBoostingRegressor(**(EFFORT_MODEL_PARAMS_BIG if kind == "gbr_big" else EFFORT_MODEL_PARAMS))
+    return model.fit(x[ok], y[ok])
+
+
+@functools.lru_cache(maxsize=4)
 def play_effort_model(scale: str = "play"):
     """``(model, reference)``: a gradient-boosted regressor (scikit-learn) from
     :func:`segment_play_features` to the A* agent's effort per segment
     (:func:`rlcreate.levels.play_trace.segment_effort`: ticks / 20 + take-offs, +10 where a lost
     play ended), fitted on the traced plays of human *training* windows in :data:`CALIBRATION`
     (segments after a loss are unobserved and left out), and the sorted predictions for all those
-    windows' segments: the human scale. ``scale`` ("play" or "play_ground") picks the tile
-    features (:func:`segment_play_features`); the plays are the same."""
-    from sklearn.ensemble import GradientBoostingRegressor
-
+    windows' segments: the human scale. ``scale`` picks the :data:`EFFORT_VARIANTS` entry: the
+    calibration plays (:data:`CALIBRATION`, 46 windows at stride 128, for "play" and "play_ground";
+    :data:`CALIBRATION_STRIDE32`, 154 windows, for "play_ground32"), the tile features
+    (:func:`segment_play_features`), the target and the regressor."""
     from rlcreate.levels.corpus import training_windows
-    from rlcreate.levels.play_trace import PlayTrace, segment_effort
+    from rlcreate.levels.play_trace import PlayTrace
 
-    data = json.loads(CALIBRATION.read_text())
+    spec = EFFORT_VARIANTS[scale]
+    data = json.loads(_PLAYS[spec["plays"]].read_text())
     cfg, rows = data["config"], data["windows"]
     windows = training_windows(cfg["width"], stride=cfg["stride"])[[r["index"] for r in rows]]
-    x = segment_play_features(windows, scale)
+    x = variant_features(windows, scale)
     y = np.array(
         [
-            segment_effort(
-                PlayTrace(r["status"], np.array(r["ticks"], float), np.array(r["jumps"], float), r["fail_segment"])
+            effort_target(
+                PlayTrace(r["status"], np.array(r["ticks"], float), np.array(r["jumps"], float), r["fail_segment"]),
+                spec["target"],
             )
             for r in rows
         ]
     )
-    ok = np.isfinite(y)
-    model = GradientBoostingRegressor(**EFFORT_MODEL_PARAMS).fit(x[ok], y[ok])
+    model = fit_effort_model(x, y, scale)
     return model, np.sort(model.predict(x.reshape(-1, x.shape[2])))
 
 
 def predicted_effort(grids: np.ndarray, scale: str = "play") -> np.ndarray:
     """The A* agent's effort per segment predicted by :func:`play_effort_model`, shape ``(n, W // 16)``."""
     model, _ = play_effort_model(scale)
-    x = segment_play_features(grids, scale)
+    x = variant_features(grids, scale)
     return model.predict(x.reshape(-1, x.shape[2])).reshape(x.shape[:2])
 
 
@@ -226,7 +295,9 @@ class TensionCurve(RewardModule):
     path (``scale="solver"``, default) or from the A* agent's effort as predicted by a model fitted
     on its plays of human training windows (``scale="play"``, :func:`play_effort_model`; or
     ``scale="play_ground"``, the same plays with the tiles' height read from the ground up, so tiles
-    in the sky do not count). ``curve``:
+    in the sky do not count; ``scale="play_ground32"``, those features and the neighbouring
+    segments' tile features, fitted on 3x the plays: overlapping training windows at stride 32).
+    ``curve``:
     "rising" (default: from the 15th to the 85th human percentile), "flat" (the median
     throughout), "peak", or values per segment. ``width``: the full level's columns, so a partial
     level (per-segment shaping) is held to the start of the curve rather than the whole curve
@@ -234,10 +305,13 @@ class TensionCurve(RewardModule):
     column-by-column writer what each offered column does to the current segment's tension
     against the curve. Range [0, 1]. Gamed by: either reading is a model of play, not play: the
     solver's path ignores timing and moving enemies, and the play model (Spearman ~0.34 with the
-    agent's effort, cross-validated over calibration windows; 0.43 for "play_ground") can be met
-    by the tile patterns it weights placed to move the number: PPO met the "play" curve with bricks
-    and pipes hung in the sky, and the "play_ground" one with floating platforms over long pits;
-    the A* play judge (:mod:`rlcreate.levels.play_trace`) checks it by play."""
+    agent's effort, cross-validated over calibration windows; 0.43 for "play_ground"; 0.39 per
+    segment and 0.43 per-window slope for "play_ground32" on span folds) can be met by the tile
+    patterns it weights placed to move the number: PPO met the "play" curve with bricks and pipes
+    hung in the sky, the "play_ground" one with floating platforms over long pits, and the
+    "play_ground32" one with staircases late in "rising" levels and floating platforms over an
+    open bottom in "flat" ones; the A* play judge (:mod:`rlcreate.levels.play_trace`) checks it by
+    play."""
 
     artifact = "level"
 
@@ -394,14 +468,17 @@ class TensionOffers:
         )
         prev = _segment_path(path[:, (s - 1) * SEGMENT : s * SEGMENT]) if s else np.zeros((n, 4))
         ctx_path = np.concatenate([prev, np.zeros((n, 4))], axis=1)  # previous segment, next unknown
-        x = np.concatenate(
-            [
-                tiles,
-                np.concatenate([base_path, off_path.reshape(n * k, 4)]),
-                np.concatenate([ctx_path, np.repeat(ctx_path, k, axis=0)]),
-            ],
-            axis=1,
-        )
+        parts = [
+            tiles,
+            np.concatenate([base_path, off_path.reshape(n * k, 4)]),
+            np.concatenate([ctx_path, np.repeat(ctx_path, k, axis=0)]),
+        ]
+        if _FEATURES[self.module.scale] == "play_ground_ctx":  # the neighbours' tiles: previous, next unknown
+            f = tiles.shape[1]
+            pt = _tile_part(prefix[:, :, (s - 1) * SEGMENT : s * SEGMENT], self.module.scale) if s else np.zeros((n, f))
+            ctx_t = np.concatenate([pt, np.zeros((n, f))], axis=1)
+            parts.append(np.concatenate([ctx_t, np.repeat(ctx_t, k, axis=0)]))
+        x = np.concatenate(parts, axis=1)
         model, ref = play_effort_model(self.module.scale)
         e = model.predict(x)
         lo, hi = np.searchsorted(ref, e, side="left"), np.searchsorted(ref, e, side="right")
