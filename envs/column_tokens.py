@@ -56,6 +56,11 @@ class _JointOffers:
         seen = [p.observe(prefix, offered, n_columns) for p in self.parts]
         return np.concatenate([c for c, _ in seen], axis=1), np.concatenate([v for _, v in seen], axis=2)
 
+    def finished(self, levels: np.ndarray) -> None:
+        for p in self.parts:
+            if hasattr(p, "finished"):
+                p.finished(levels)
+
 
 class ColumnRule(Protocol):
     """A structural constraint between neighbouring columns, used to mask top-k offers."""
@@ -223,7 +228,7 @@ class ColumnTokensCore(TokenStreamCore):
                 raise EnvConfigError(
                     f"offer_objective = {term!r}: its reward ({type(found[0]).__name__}) gives no per-offer "
                     "features; use a designer objective (difficulty_ramp, style_athletic, sketch_match, rhythm, "
-                    "level_variety) or element_profile, or drop offer_objective"
+                    "level_variety), element_profile or set_profile, or drop offer_objective"
                 )
             parts.append(make())
         return parts[0] if len(parts) == 1 else _JointOffers(parts)
@@ -397,6 +402,8 @@ class ColumnTokensCore(TokenStreamCore):
             for i in rows:
                 infos[i]["rewards"] = result.per_sample(i)
         if done:
+            if hasattr(self.offer_structure, "finished"):  # offer features that read the set so far
+                self.offer_structure.finished(self.levels)
             for i in rows:
                 infos[i]["level"] = self.levels[i].copy()
                 infos[i]["targets"] = {s.name: float(self.target_values[i, j]) for j, s in enumerate(self.targets)}
@@ -492,10 +499,12 @@ class ColumnTokensEnv(CoreEnv):
     ``w * f(prefix) * t / n_columns``), so a per-segment objective pays each segment as it closes;
     the return of every level is unchanged.
     ``offer_objective=name`` (a reward term whose module has ``offer_features()``, the designer
-    objectives of :mod:`rlcreate.levels.objectives` and ``element_profile``) appends S contexts and,
-    per offer, S values: what taking that column does to the term's own measure (the ``lm_prior``
-    policy's ``offer_structure: S`` reads them; S = ``offer_features().size``). A list of names
-    observes their features side by side (S = the sum).
+    objectives of :mod:`rlcreate.levels.objectives`, ``element_profile`` and ``set_profile``)
+    appends S contexts and, per offer, S values: what taking that column does to the term's own
+    measure (the ``lm_prior`` policy's ``offer_structure: S`` reads them; S =
+    ``offer_features().size``). A list of names observes their features side by side (S = the sum).
+    Features with a ``finished(levels)`` method get every finished batch (``set_profile``'s context
+    is the recent levels' element means).
 
     ## Starting State
     An empty level after ``<bos>``; targets drawn uniformly from their ranges with ``self.np_random``.

@@ -211,12 +211,25 @@ class TermShaping:
             return np.zeros(n)
         new = np.zeros(n)
         if not done:
-            weights = self.reward.weights_at(progress)
-            for name in self.terms:
-                vals = self.reward.term_values(name, list(prefix), progress, **context)
-                new += weights[name] * np.nan_to_num(np.array(vals, np.float64), nan=0.0) * t / self.n_columns
+            new = sum(self.potentials(prefix, progress, **context).values(), np.zeros(n))
         reward, self._potential = new - self._potential, new
         return reward
+
+    def potentials(self, prefix: np.ndarray, progress: float = 0.0, **context) -> dict[str, np.ndarray]:
+        """Per term, ``w * f(prefix) * t / T`` for a stack of prefixes ``(n, H, t)`` (``t`` a
+        multiple of ``per``; at ``t = T`` the term's whole-level reward): the potential of a level
+        that stops here, without touching the shaping state (an env scores candidate prefixes with it)."""
+        t, weights = prefix.shape[2], self.reward.weights_at(progress)
+        out = {}
+        for name in self.terms:
+            vals = self.reward.term_values(name, list(prefix), progress, **context)
+            out[name] = weights[name] * np.nan_to_num(np.array(vals, np.float64), nan=0.0) * t / self.n_columns
+        return out
+
+    @property
+    def potential(self) -> np.ndarray:
+        """The current potential per level (0 after a reset and at a level's end)."""
+        return self._potential
 
 
 def _updates(transform) -> bool:

@@ -11,6 +11,13 @@ Policies: trained token runs (``--runs``, comma-separated run folders: their fin
 and the token demo recipe's untrained start (the policy before training; with ``--element_bias``
 also a calibrated start: the env's ``element_bias`` offsets).
 
+PPO's share over all those requests (``--share 1``, trained runs): each run's own untrained start
+(its recipe, same requests) and best-of-``best_of`` from that start (``best_of`` draws, the one the
+run's recipe objective scores highest kept per request) are drawn too; the recipe objective of
+every level (scored as the env does: batches of 16, fresh reward state) gives the steered policy's
+gain with paired 95% CIs over ``sets x n`` requests (the demo's one set of 64 leaves CIs about
+twice as wide), and the profile-set shares of the start and best-of-n.
+
     OMP_NUM_THREADS=1 python scripts/bench_profile_sets.py --runs runs/demo,runs/demo_s1 \\
         --element_bias coins=0.3,pipes=0.2,question_blocks=0.08 --out benchmarks/profile_sets.json
 """
@@ -42,6 +49,12 @@ class Config:
     """levels per set (the demo's)"""
     seed: int = 100
     """first env seed (away from the demo's and the benches' seeds)"""
+    share: int = 1
+    """1: for each trained run also draw its untrained start and best-of-n and report PPO's share"""
+    best_of: int = 4
+    """n of best-of-n from the untrained start (the draws at equal inference cost and above)"""
+    checkpoints: int = 0
+    """1: also sample each trained run's checkpoints (profile only): how far the set drifts along training"""
     out: str = "benchmarks/profile_sets.json"
     """where the JSON result is written"""
 
@@ -53,15 +66,19 @@ def parse_bias(text: str) -> dict[str, float]:
         raise SystemExit(f"error: --element_bias {text!r}: write name=offset pairs, e.g. coins=0.3,pipes=0.2") from None
 
 
-def profile_sets(model, asm, cfg: Config) -> dict:
-    """``cfg.sets`` sets of ``cfg.n`` levels from ``model``: per-set profiles and the shares inside."""
-    from rlcreate.levels.quality import ELEMENTS, profile_report
+def draw_sets(model, asm, cfg: Config, policy_seed: int = 0) -> list[tuple[list, list]]:
+    """``cfg.sets`` sets of ``cfg.n`` levels (and their requests) from ``model``; set ``k`` answers
+    env seed ``cfg.seed + k`` whatever the policy, so sets of two policies pair request by request."""
     from rlcreate.levels.share import sample_levels
 
-    reports = []
-    for k in range(cfg.sets):
-        levels, _ = sample_levels(model, asm, cfg.n, cfg.seed + k, cfg.seed + k)
-        reports.append(profile_report(levels))
+    return [sample_levels(model, asm, cfg.n, cfg.seed + k, cfg.seed + k + policy_seed) for k in range(cfg.sets)]
+
+
+def profile_sets(sets: list[tuple[list, list]]) -> dict:
+    """Per-set element profiles of drawn sets and the shares of sets inside the human band."""
+    from rlcreate.levels.quality import ELEMENTS, profile_report
+
+    reports = [profile_report(levels) for levels, _ in sets]
     inside = np.array([r["inside"] for r in reports])
     return {
         "per_set_inside": inside.tolist(),
@@ -76,6 +93,36 @@ def profile_sets(model, asm, cfg: Config) -> dict:
             }
             for e in ELEMENTS
         },
+    }
+
+
+def ppo_share(model, asm, steered: list[tuple[list, list]], cfg: Config) -> dict:
+    """The run's recipe objective of the steered sets vs its untrained start and best-of-n from
+    that start on the same requests (paired CIs), with the start's and best-of-n's profile sets."""
+    from rlcreate.levels.share import best_of_n, mean_ci, paired_diff, recipe_scores, untrained_policy
+    from rlcreate.recipe import build_reward_set
+
+    def score(sets: list[tuple[list, list]]) -> np.ndarray:
+        return np.concatenate([recipe_scores(lambda: build_reward_set(asm.recipe), lv, tg) for lv, tg in sets])
+
+    start_model = untrained_policy(asm)
+    draws = [draw_sets(start_model, asm, cfg, policy_seed=10_000 * (j + 1)) for j in range(max(cfg.best_of, 1))]
+    if any([t for _, t in d] != [t for _, t in steered] for d in draws):
+        raise RuntimeError("the untrained start answered other requests than the policy (env seeding changed)")
+    scores = {"steered": score(steered), "untrained_start": score(draws[0])}
+    sets = {"untrained_start": draws[0]}
+    if cfg.best_of > 1:
+        per_draw = [scores["untrained_start"]] + [score(d) for d in draws[1:]]
+        flat = [[lv for levels, _ in d for lv in levels] for d in draws]
+        best, _ = best_of_n(flat, per_draw)
+        cut = np.cumsum([0] + [len(lv) for lv, _ in steered])
+        sets[f"best_of_{cfg.best_of}"] = [(best[a:b], tg) for (a, b), (_, tg) in zip(zip(cut, cut[1:]), steered)]
+        scores[f"best_of_{cfg.best_of}"] = score(sets[f"best_of_{cfg.best_of}"])
+    return {
+        "requests": int(len(scores["steered"])),
+        "objective": {k: mean_ci(v) for k, v in scores.items()},
+        "share": {f"steered_minus_{k}": paired_diff(scores["steered"], v) for k, v in scores.items() if k != "steered"},
+        "profile_sets": {k: profile_sets(v) for k, v in sets.items()},
     }
 
 
@@ -113,7 +160,17 @@ def main(cfg: Config) -> dict:
             raise SystemExit(f"error: --runs {run!r}: not a run folder; train one with `rlcreate demo --out {run}`")
         asm, model = restore(run)
         print(f"{run}: sampling {cfg.sets} x {cfg.n} levels ...", flush=True)
-        result["policies"][run] = {"kind": "trained", "policy": model.rlcreate_source, **profile_sets(model, asm, cfg)}
+        steered = draw_sets(model, asm, cfg)
+        result["policies"][run] = {"kind": "trained", "policy": model.rlcreate_source, **profile_sets(steered)}
+        if cfg.checkpoints:
+            result["policies"][run]["checkpoints"] = {}
+            for folder in sorted(Path(run, "checkpoints").glob("step_*")):
+                print(f"{run}: sampling its checkpoint {folder.name} ...", flush=True)
+                _, ckpt = restore(run, checkpoint=folder, asm=asm)
+                result["policies"][run]["checkpoints"][folder.name] = profile_sets(draw_sets(ckpt, asm, cfg))
+        if cfg.share:
+            print(f"{run}: its untrained start and best-of-{cfg.best_of} on the same requests ...", flush=True)
+            result["policies"][run]["ppo_share"] = ppo_share(model, asm, steered, cfg)
     for name in [s for s in cfg.starts.split(",") if s]:
         if name != "tokens":
             raise SystemExit(f'error: --starts {name!r}: use tokens (the token demo\'s recipe) or ""')
@@ -129,7 +186,7 @@ def main(cfg: Config) -> dict:
             result["policies"][f"{name} {label}"] = {
                 "kind": "untrained",
                 "element_bias": bias,
-                **profile_sets(untrained_policy(asm), asm, cfg),
+                **profile_sets(draw_sets(untrained_policy(asm), asm, cfg)),
             }
     result["seconds"] = round(time.perf_counter() - t0, 1)
     result["machine"]["load_avg_1min"] = os.getloadavg()[0]
@@ -140,6 +197,22 @@ def main(cfg: Config) -> dict:
     for k, v in result["policies"].items():
         means = ", ".join(f"{e} {x['mean']:.2f} ({x['inside_share']:.0%})" for e, x in v["elements"].items())
         print(f"{k}: all five {v['all_inside']:.0%}, at least four {v['all_but_one_inside']:.0%}; {means}")
+        for step, c in v.get("checkpoints", {}).items():
+            means = ", ".join(f"{e} {x['mean']:.2f}" for e, x in c["elements"].items())
+            print(f"  checkpoint {step}: all five {c['all_inside']:.0%}; {means}")
+        if "ppo_share" in v:
+            sh = v["ppo_share"]
+            print(
+                f"  objective over {sh['requests']} requests: "
+                + ", ".join(f"{n} {o['mean']:.3f}" for n, o in sh["objective"].items())
+                + "; PPO's share: "
+                + ", ".join(
+                    f"{n.removeprefix('steered_minus_')} {d['mean']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]"
+                    for n, d in sh["share"].items()
+                )
+                + "; start / best-of-n sets all five inside: "
+                + " / ".join(f"{p['all_inside']:.0%}" for p in sh["profile_sets"].values())
+            )
     print(f"wrote {cfg.out}")
     return result
 

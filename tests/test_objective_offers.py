@@ -221,3 +221,29 @@ def test_mario_tokens_observes_the_objectives_offer_features_at_its_end():
         make_mario_tokens_vec(offer_objective="nope", **kw)
     with pytest.raises(EnvConfigError, match="offer_objective = 'targets': its reward .* gives no per-offer"):
         make_mario_tokens_vec(offer_objective="targets", **kw)
+
+
+def test_set_profile_offers_read_the_levels_finished_so_far():
+    """The set context starts at no deficit, moves with the finished levels' element counts on the
+    set band's scale, and the env folds every finished batch into it (its values are the profile's)."""
+    from rlcreate.levels.envs import make_mario_tokens_vec
+    from rlcreate.levels.value_rewards import ProfileOffers, SetProfileOffers
+
+    offers, prefix = SetProfileOffers(memory=64), np.zeros((2, 14, 0), np.int64)
+    offered = np.stack([level([col(pipe=True), col()])[:, :1].T] * 2)  # (2, 1, H): a pipe's left column
+    ctx, per = offers.observe(prefix, offered, 128)
+    np.testing.assert_allclose(ctx, 0.5)
+    np.testing.assert_array_equal(per, ProfileOffers().observe(prefix, offered, 128)[1])
+    coins = level([col()] * 128)
+    coins[5, ::8] = T.COIN  # 16 coins per level, no pipes: short of pipes, over on coins
+    offers.finished(np.stack([coins] * 16))
+    ctx, _ = offers.observe(prefix, offered, 128)
+    assert ctx[0, 0] > 0.8 and ctx[0, 2] < 0.2 and np.allclose(ctx[0], ctx[1])
+    np.testing.assert_allclose(offers.recent[2], 0.75 * offers.mu[2] + 0.25 * 16)  # 16 of memory 64
+    rewards = {"set_profile": {"reward": "set_profile"}, "targets": {"reward": "target_match"}}
+    venv = make_mario_tokens_vec(n_envs=2, n_columns=16, k=4, seed=0, reward=rewards, offer_objective="set_profile")
+    venv.reset()
+    before = venv.core.offer_structure.recent.copy()
+    for _ in range(16):
+        venv.step(np.zeros(2, np.int64))
+    assert not np.array_equal(venv.core.offer_structure.recent, before)

@@ -90,6 +90,7 @@ FAST_HELP = {
     "bench_level_engagement.py": ("--candidates", "column-LM levels drawn per request"),
     "bench_level_engagement_ppo.py": ("--timesteps", "PPO env steps per curve"),
     "calibrate_engagement.py": ("--stride", "columns between window starts"),
+    "bench_engagement_model.py": ("--boot", "bootstrap draws over spans"),
     "bench_level_tokens_speed.py": ("--batches", "comma-separated batch sizes"),
     "bench_level_quality.py": ("--astar-runs", "A* plays per level"),
     "bench_text_creativity.py": ("--answers-per-call", "answers asked for in one reply by the prompt baseline"),
@@ -97,6 +98,7 @@ FAST_HELP = {
     "train_text_forms.py": ("--resume", "continue each seed from its latest checkpoint"),
     "bench_latent_generator.py": ("--no-sampled", "Also judge the trained policy acting by samples"),
     "bench_latent_control.py": ("--seeds", "Comma-separated env seeds"),
+    "bench_latent_candidates.py": ("--n-judge", "The first this many levels of each set go to the judges"),
     "bench_level_objectives_search.py": ("--budget", "env steps per search"),
     "bench_profile_sets.py": ("--sets", "sets per policy"),
 }

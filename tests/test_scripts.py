@@ -19,6 +19,7 @@ TESTED_ELSEWHERE = {"cleanrl_ppo.py": "test_cleanrl.py", "rllib_ppo.py": "test_r
                     "bench_scaleout.py": "test_rllib.py", "gen_reference.py": "test_reference_docs.py",
                     "train_level_gan.py": "test_level_gan.py", "bench_latent_generator.py": "test_level_gan.py",
                     "bench_latent_control.py": "test_level_gan.py",
+                    "bench_latent_candidates.py": "test_level_gan.py",
                     "check_report_chromium.py": None, "setup.sh": None, "lint.sh": None}  # lint.sh: .ci/run runs it
 
 
@@ -70,8 +71,18 @@ def _smoke(tmp: Path) -> dict[str, list[str]]:
                                           "--out", str(tmp / "engagement_ppo.json")],
         "calibrate_engagement.py": [py, "scripts/calibrate_engagement.py", "--width", "32", "--stride", "100000",
                                     "--out", str(tmp / "engagement_calibration.json")],
-        "bench_profile_sets.py": [py, "scripts/bench_profile_sets.py", "--sets", "1", "--n", "2",
-                                  "--element_bias", "coins=0.3", "--out", str(tmp / "profile_sets.json")],
+        "bench_engagement_model.py": [py, "scripts/bench_engagement_model.py", "--variants", "play_ground,ground32",
+                                      "--boot", "10", "--out", str(tmp / "engagement_model_cv.json")],
+        # a one-rollout run, then its profile sets and PPO's share (its start and best-of-2, same requests)
+        "bench_profile_sets.py": ["bash", "-c", f"{py} -m rlcreate.cli train rlcreate/recipes/mario_tokens.yaml "
+                                  f"--steps 512 --out {tmp} --name ps --quiet && "
+                                  f"{py} scripts/bench_profile_sets.py --runs {tmp}/ps --sets 1 --n 2 --best_of 2 --checkpoints 1 "
+                                  f"--element_bias coins=0.3 --out {tmp}/profile_sets.json && {py} -c \"import json; "
+                                  f"p = json.load(open('{tmp}/profile_sets.json'))['policies']; "
+                                  f"s = p['{tmp}/ps']['ppo_share']; assert s['requests'] == 2, s; "
+                                  f"assert 'checkpoints' in p['{tmp}/ps']; "
+                                  "assert set(s['share']) == {'steered_minus_untrained_start', "
+                                  "'steered_minus_best_of_2'}, s; assert 'tokens calibrated start' in p, p\""],
         "bench_level_tokens_speed.py": [py, "scripts/bench_level_tokens_speed.py", "--batches", "2", "--columns", "16",
                                         "--repeats", "1", "--out", str(tmp / "speed.json")],
         # no A* judge: the agent plays in real time and the tests' cache is empty (it took 160-840 s here)

@@ -271,6 +271,7 @@ def _core_v1(
     observe_profile: bool = False,
     shape_terms: Any = (),
     candidates: int = 0,
+    candidate_terms: Any = (),
 ) -> LatentLevelCore:
     from rlcreate.levels.rewards import TARGET_MEASURES
 
@@ -294,8 +295,9 @@ def _core_v1(
         raise EnvConfigError(
             f"element_channels = {element_channels!r}: use a list of names, e.g. [coins, pipes, qblocks, gap_len]"
         )
-    if isinstance(shape_terms, str) or not isinstance(shape_terms, (list, tuple)):
-        raise EnvConfigError(f"shape_terms = {shape_terms!r}: use a list of reward term names, e.g. [profile]")
+    for key, names in (("shape_terms", shape_terms), ("candidate_terms", candidate_terms)):
+        if isinstance(names, str) or not isinstance(names, (list, tuple)):
+            raise EnvConfigError(f"{key} = {names!r}: use a list of reward term names, e.g. [profile]")
     if element_channels and not control_channel:
         raise EnvConfigError("element_channels needs control_channel: true (they are more entries of that channel)")
     return LatentLevelCore(
@@ -322,6 +324,7 @@ def _core_v1(
         profile_measures=profile_measures() if observe_profile else None,
         shape_terms=tuple(shape_terms),
         candidates=candidates,
+        candidate_terms=tuple(candidate_terms),
     )
 
 
@@ -362,6 +365,7 @@ def make_mario_latent_v1(
     observe_profile: bool = False,
     shape_terms: Any = (),
     candidates: int = 0,
+    candidate_terms: Any = (),
 ) -> LatentLevelEnv:
     """Single-env ``rlcreate/MarioLatent-v1`` (see :data:`V1_CARD`)."""
     return LatentLevelEnv(
@@ -386,6 +390,7 @@ def make_mario_latent_v1(
             observe_profile,
             shape_terms,
             candidates,
+            candidate_terms,
         ),
         render_mode=render_mode,
     )
@@ -413,6 +418,7 @@ def make_mario_latent_v1_vec(
     observe_profile: bool = False,
     shape_terms: Any = (),
     candidates: int = 0,
+    candidate_terms: Any = (),
 ) -> LatentLevelVecEnv:
     """Batched ``MarioLatent-v1`` as an SB3 VecEnv: ``n_envs`` levels per decoder call."""
     return LatentLevelVecEnv(
@@ -437,6 +443,7 @@ def make_mario_latent_v1_vec(
             observe_profile,
             shape_terms,
             candidates,
+            candidate_terms,
         ),
         seed=seed,
     )
@@ -480,7 +487,9 @@ Action Space
     decodes K segments before each step (z0 and K - 1 fresh prior draws, all with the guide) and
     the action is K - 1 entries: candidate k is written if its entry is the largest and >= 0.5,
     else candidate 0 (so ``a = 0`` is the generator + guide); K decodes per step
-    (``latent/redraw``: the share of steps that took another candidate).
+    (``latent/redraw``: the share of steps that took another candidate). ``candidate_terms=[names]``
+    (with ``candidates``): the observation also shows, per candidate, the change of each named
+    reward term's shaping potential if it is written, and their sum (see Observation Space).
 Observation Space
     v0's, plus z0 scaled to [0, 1] (d values) in residual mode, plus (``observe_deficits=True``)
     per target the schedule deficit ``(target * columns / 16 - count so far) / tolerance``, squashed
@@ -490,7 +499,11 @@ Observation Space
     it is kept. ``observe_profile=True``: per element of the profile term that no target covers
     (pipes, ?-blocks, coins), how far the level so far is behind the training windows' mean rate,
     squashed (0.5 = on the human rate). With ``candidates=K``, per candidate: its 9 features,
-    crossable after it, and the target / profile deficits after it.
+    crossable after it, and the target / profile deficits after it; with ``candidate_terms``, per
+    candidate and named term ``0.5 + 0.5 tanh(delta / 0.2)`` of ``delta``, the change of
+    ``w * term(level so far) * columns / 128`` if the candidate is written (batch terms scored as if
+    every level took that slot), then the same for their sum. With the same terms in
+    ``shape_terms`` that sum is what the step is paid for them.
 Rewards
     ``reward_every="end"`` (default): 0 until the last segment, then the recipe's reward set on the
     whole level, with context ``action`` / ``latent`` (every step's, flattened) for prior terms such
@@ -506,7 +519,7 @@ Version History
     later, opt-in keyword arguments (defaults keep v1's earlier behaviour): ``control_channel``,
     ``observe_deficits``, ``control_guidance``, ``target_shaping``, ``preview``, ``playability_shaping``,
     ``control_cap``, ``element_channels``, ``residual_action``, ``observe_profile``, ``shape_terms``,
-    ``candidates``.
+    ``candidates``, ``candidate_terms``.
 """
 
 

@@ -67,7 +67,7 @@ def best_of_n(candidates: Sequence[Sequence[np.ndarray]], scores: Sequence[np.nd
     return [candidates[k][i] for i, k in enumerate(pick)], pick
 
 
-def mean_ci(values: Any, seed: int = 0) -> dict:
+def mean_ci(values: Any, seed: int = 0, n_resamples: int = 2000) -> dict:
     """Mean and 95% percentile-bootstrap CI (NaNs dropped)."""
     from scipy.stats import bootstrap
 
@@ -80,7 +80,7 @@ def mean_ci(values: Any, seed: int = 0) -> dict:
         (x,),
         np.mean,
         confidence_level=0.95,
-        n_resamples=2000,
+        n_resamples=n_resamples,
         method="percentile",
         random_state=np.random.default_rng(seed),
     )
@@ -91,12 +91,12 @@ def mean_ci(values: Any, seed: int = 0) -> dict:
     }
 
 
-def paired_diff(a: Any, b: Any, seed: int = 0) -> dict:
+def paired_diff(a: Any, b: Any, seed: int = 0, n_resamples: int = 2000) -> dict:
     """Mean of ``a - b`` over paired requests with its 95% bootstrap CI."""
-    return mean_ci(np.asarray(a, np.float64) - np.asarray(b, np.float64), seed)
+    return mean_ci(np.asarray(a, np.float64) - np.asarray(b, np.float64), seed, n_resamples)
 
 
-def unpaired_diff(a: Any, b: Any, seed: int = 0) -> dict:
+def unpaired_diff(a: Any, b: Any, seed: int = 0, n_resamples: int = 2000) -> dict:
     """Mean of ``a`` minus mean of ``b`` for two independent sets (e.g. a search's answer set and a
     policy's 64 requests) with its 95% percentile-bootstrap CI, each set resampled on its own."""
     from scipy.stats import bootstrap
@@ -110,7 +110,7 @@ def unpaired_diff(a: Any, b: Any, seed: int = 0) -> dict:
         (x, y),
         lambda u, v, axis=-1: u.mean(axis) - v.mean(axis),
         confidence_level=0.95,
-        n_resamples=2000,
+        n_resamples=n_resamples,
         method="percentile",
         random_state=np.random.default_rng(seed),
     )

@@ -228,6 +228,42 @@ class SetProfile(RewardModule):
                 out[ix] = whole - rest
         return out.tolist()
 
+    def offer_features(self) -> SetProfileOffers:
+        return SetProfileOffers()
+
+
+class SetProfileOffers(ProfileOffers):
+    """The set's element profile per offer: the values are :class:`ProfileOffers`' (pipes, question
+    blocks, coins the offered column adds); the context is the *set*'s, not the level's:
+    ``0.5 + 0.5 tanh(z / 2)`` with ``z = (mu - recent) / (sd / sqrt(memory))``, where ``recent`` is a
+    running mean of the counts per 128 columns of the levels this environment finished (each batch
+    weighs ``n / memory``; it starts at the human mean ``mu``, so the first levels see no deficit) on
+    the scale of the human band of ``memory``-level set means. Above 0.5 while the recent levels
+    are short of the element. It is what ``set_profile`` pays for, and it lets a policy correct a
+    set's drift while it writes the set, which one level's own counts cannot show. Observations
+    only (the offer head starts at zero). Not saved with checkpoints: a resumed run starts at ``mu``."""
+
+    def __init__(self, memory: int = 64) -> None:
+        from rlcreate.levels.quality import ELEMENTS
+
+        super().__init__()
+        self.memory = int(memory)
+        sd = human_element_stats(128)[1][[ELEMENTS.index(e) for e in ("pipes", "question_blocks", "coins")]]
+        self.scale = sd / np.sqrt(self.memory)
+        self.recent = self.mu.copy()
+
+    def finished(self, levels: np.ndarray) -> None:
+        """Fold finished levels ``(n, H, W)`` into the running mean."""
+        per_128 = self._counts(levels) * (128.0 / levels.shape[2])
+        a = min(1.0, len(levels) / self.memory)
+        self.recent = (1.0 - a) * self.recent + a * per_128.mean(axis=0)
+
+    def observe(self, prefix, offered, n_columns):
+        n, k, _ = offered.shape
+        per = self._counts(offered.reshape(n * k, -1)).reshape(n, k, 3)
+        ctx = 0.5 + 0.5 * np.tanh((self.mu - self.recent) / self.scale / 2.0)
+        return np.repeat(ctx[None], n, axis=0), 1.0 - np.exp2(-per)
+
 
 @register("lm_logprob")
 class LMLogProb(RewardModule):
