@@ -53,6 +53,9 @@ class Config:
     """1: for each trained run also draw its untrained start and best-of-n and report PPO's share"""
     best_of: int = 4
     """n of best-of-n from the untrained start (the draws at equal inference cost and above)"""
+    calibrate: int = 0
+    """1: calibrate each trained run's pipe / ?-block / coin rates after training (and its start's, for
+    the share) on selection requests (env seeds 1000.., rlcreate.levels.calibrate), then draw the sets"""
     checkpoints: int = 0
     """1: also sample each trained run's checkpoints (profile only): how far the set drifts along training"""
     out: str = "benchmarks/profile_sets.json"
@@ -96,17 +99,19 @@ def profile_sets(sets: list[tuple[list, list]]) -> dict:
     }
 
 
-def ppo_share(model, asm, steered: list[tuple[list, list]], cfg: Config) -> dict:
+def ppo_share(model, asm, steered: list[tuple[list, list]], cfg: Config, start_asm=None) -> dict:
     """The run's recipe objective of the steered sets vs its untrained start and best-of-n from
-    that start on the same requests (paired CIs), with the start's and best-of-n's profile sets."""
+    that start on the same requests (paired CIs), with the start's and best-of-n's profile sets.
+    ``start_asm``: the assembly the start samples with (default ``asm``; its own calibration)."""
     from rlcreate.levels.share import best_of_n, mean_ci, paired_diff, recipe_scores, untrained_policy
     from rlcreate.recipe import build_reward_set
 
     def score(sets: list[tuple[list, list]]) -> np.ndarray:
         return np.concatenate([recipe_scores(lambda: build_reward_set(asm.recipe), lv, tg) for lv, tg in sets])
 
-    start_model = untrained_policy(asm)
-    draws = [draw_sets(start_model, asm, cfg, policy_seed=10_000 * (j + 1)) for j in range(max(cfg.best_of, 1))]
+    start_asm = start_asm or asm
+    start_model = untrained_policy(start_asm)
+    draws = [draw_sets(start_model, start_asm, cfg, policy_seed=10_000 * (j + 1)) for j in range(max(cfg.best_of, 1))]
     if any([t for _, t in d] != [t for _, t in steered] for d in draws):
         raise RuntimeError("the untrained start answered other requests than the policy (env seeding changed)")
     scores = {"steered": score(steered), "untrained_start": score(draws[0])}
@@ -132,6 +137,7 @@ def main(cfg: Config) -> dict:
     import torch
 
     from rlcreate.assemble import assemble
+    from rlcreate.levels.calibrate import calibrate_element_bias, with_element_bias
     from rlcreate.levels.demo import demo_recipe_path
     from rlcreate.levels.quality import human_sets_inside
     from rlcreate.levels.share import untrained_policy
@@ -159,9 +165,21 @@ def main(cfg: Config) -> dict:
         if not Path(run).is_dir():
             raise SystemExit(f"error: --runs {run!r}: not a run folder; train one with `rlcreate demo --out {run}`")
         asm, model = restore(run)
+        start_asm = None
+        calibration = {}
+        if cfg.calibrate:
+            print(f"{run}: calibrating its element rates and its start's on selection requests ...", flush=True)
+            calibration = {
+                "steered": calibrate_element_bias(model, asm.recipe),
+                "untrained_start": calibrate_element_bias(untrained_policy, asm.recipe),
+            }
+            asm = assemble(with_element_bias(asm.recipe, calibration["steered"]["element_bias"]))
+            start_asm = assemble(with_element_bias(asm.recipe, calibration["untrained_start"]["element_bias"]))
         print(f"{run}: sampling {cfg.sets} x {cfg.n} levels ...", flush=True)
         steered = draw_sets(model, asm, cfg)
         result["policies"][run] = {"kind": "trained", "policy": model.rlcreate_source, **profile_sets(steered)}
+        if calibration:
+            result["policies"][run]["calibration"] = calibration
         if cfg.checkpoints:
             result["policies"][run]["checkpoints"] = {}
             for folder in sorted(Path(run, "checkpoints").glob("step_*")):
@@ -170,7 +188,7 @@ def main(cfg: Config) -> dict:
                 result["policies"][run]["checkpoints"][folder.name] = profile_sets(draw_sets(ckpt, asm, cfg))
         if cfg.share:
             print(f"{run}: its untrained start and best-of-{cfg.best_of} on the same requests ...", flush=True)
-            result["policies"][run]["ppo_share"] = ppo_share(model, asm, steered, cfg)
+            result["policies"][run]["ppo_share"] = ppo_share(model, asm, steered, cfg, start_asm)
     for name in [s for s in cfg.starts.split(",") if s]:
         if name != "tokens":
             raise SystemExit(f'error: --starts {name!r}: use tokens (the token demo\'s recipe) or ""')
@@ -197,6 +215,10 @@ def main(cfg: Config) -> dict:
     for k, v in result["policies"].items():
         means = ", ".join(f"{e} {x['mean']:.2f} ({x['inside_share']:.0%})" for e, x in v["elements"].items())
         print(f"{k}: all five {v['all_inside']:.0%}, at least four {v['all_but_one_inside']:.0%}; {means}")
+        for who, c in v.get("calibration", {}).items():
+            print(
+                f"  calibrated {who}: element_bias {c['element_bias']} (round {c['chosen_round']}: {c['rounds'][c['chosen_round']]['means']})"
+            )
         for step, c in v.get("checkpoints", {}).items():
             means = ", ".join(f"{e} {x['mean']:.2f}" for e, x in c["elements"].items())
             print(f"  checkpoint {step}: all five {c['all_inside']:.0%}; {means}")

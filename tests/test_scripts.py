@@ -14,13 +14,20 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-TESTED_ELSEWHERE = {"cleanrl_ppo.py": "test_cleanrl.py", "rllib_ppo.py": "test_rllib.py",
-                    "bench_level_quality.py": "test_level_quality.py",
-                    "bench_scaleout.py": "test_rllib.py", "gen_reference.py": "test_reference_docs.py",
-                    "train_level_gan.py": "test_level_gan.py", "bench_latent_generator.py": "test_level_gan.py",
-                    "bench_latent_control.py": "test_level_gan.py",
-                    "bench_latent_candidates.py": "test_level_gan.py",
-                    "check_report_chromium.py": None, "setup.sh": None, "lint.sh": None}  # lint.sh: .ci/run runs it
+TESTED_ELSEWHERE = {
+    "cleanrl_ppo.py": "test_cleanrl.py",
+    "rllib_ppo.py": "test_rllib.py",
+    "bench_level_quality.py": "test_level_quality.py",
+    "bench_scaleout.py": "test_rllib.py",
+    "gen_reference.py": "test_reference_docs.py",
+    "train_level_gan.py": "test_level_gan.py",
+    "bench_latent_generator.py": "test_level_gan.py",
+    "bench_latent_control.py": "test_level_gan.py",
+    "bench_latent_candidates.py": "test_level_gan.py",
+    "check_report_chromium.py": None,
+    "setup.sh": None,
+    "lint.sh": None,
+}  # lint.sh: .ci/run runs it
 
 
 def _run(args: list[str], cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
@@ -37,65 +44,254 @@ def _run(args: list[str], cwd: Path, timeout: int = 900) -> subprocess.Completed
 def _smoke(tmp: Path) -> dict[str, list[str]]:
     py = sys.executable
     return {
-        "bench_generators.py": [py, "scripts/bench_generators.py", "--repeats", "1", "--vae-calls", "2",
-                                "--out", str(tmp / "gen.json")],
-        "bench_mario_latent.py": [py, "scripts/bench_mario_latent.py", "--seconds", "0.5", "--n-envs", "4",
-                                  "--out", str(tmp / "latent.json")],
-        "bench_text_tokens.py": [py, "scripts/bench_text_tokens.py", "--n-envs", "2", "--max-new-tokens", "4",
-                                 "--steps-per-round", "4", "--rounds", "1", "--single-env-steps", "2",
-                                 "--generate-rounds", "1", "--out", str(tmp / "text.json")],
-        "bench_astar_harness.py": [py, "scripts/bench_astar_harness.py", "--width", "32", "--n-dev", "2",
-                                   "--n-corpus", "1", "--runs", "1", "--out", str(tmp / "astar_harness.json")],
-        "playability_agreement.py": [py, "scripts/playability_agreement.py", str(tmp / "agree.json"),
-                                     "--max-levels", "2", "--runs", "1", "--piece-width", "32", "--no-cache"],
+        "bench_generators.py": [
+            py,
+            "scripts/bench_generators.py",
+            "--repeats",
+            "1",
+            "--vae-calls",
+            "2",
+            "--out",
+            str(tmp / "gen.json"),
+        ],
+        "bench_mario_latent.py": [
+            py,
+            "scripts/bench_mario_latent.py",
+            "--seconds",
+            "0.5",
+            "--n-envs",
+            "4",
+            "--out",
+            str(tmp / "latent.json"),
+        ],
+        "bench_text_tokens.py": [
+            py,
+            "scripts/bench_text_tokens.py",
+            "--n-envs",
+            "2",
+            "--max-new-tokens",
+            "4",
+            "--steps-per-round",
+            "4",
+            "--rounds",
+            "1",
+            "--single-env-steps",
+            "2",
+            "--generate-rounds",
+            "1",
+            "--out",
+            str(tmp / "text.json"),
+        ],
+        "bench_astar_harness.py": [
+            py,
+            "scripts/bench_astar_harness.py",
+            "--width",
+            "32",
+            "--n-dev",
+            "2",
+            "--n-corpus",
+            "1",
+            "--runs",
+            "1",
+            "--out",
+            str(tmp / "astar_harness.json"),
+        ],
+        "playability_agreement.py": [
+            py,
+            "scripts/playability_agreement.py",
+            str(tmp / "agree.json"),
+            "--max-levels",
+            "2",
+            "--runs",
+            "1",
+            "--piece-width",
+            "32",
+            "--no-cache",
+        ],
         "train_level_vae.py": [py, "scripts/train_level_vae.py", "--epochs", "1", "--out", str(tmp / "vae")],
         "train_column_lm.py": [py, "scripts/train_column_lm.py", "--steps", "2", "--out", str(tmp / "lm")],
-        "bench_text_creativity.py": [py, "scripts/bench_text_creativity.py", "--steps", "1", "--k", "2",
-                                     "--n-prompts", "2", "--runs", str(tmp / "creativity"), "--out",
-                                     str(tmp / "creativity.json")],
-        "bench_text_steer.py": [py, "scripts/bench_text_steer.py", "--timesteps", "96", "--n", "4",
-                                "--run", str(tmp / "steer"), "--out", str(tmp / "steer.json")],
-        "bench_hostile.py": [py, "scripts/bench_hostile.py", "--only", "YAML", "--timeout-s", "120",
-                             "--out", str(tmp / "hostile.json")],
-        "bench_level_objectives.py": [py, "scripts/bench_level_objectives.py", "--objectives", "rhythm", "--timesteps",
-                                      "128", "--n", "2", "--runs", str(tmp / "objectives"), "--out", str(tmp / "obj.json")],
-        "bench_level_objectives_search.py": [py, "scripts/bench_level_objectives_search.py", "--objectives", "rhythm",
-                                             "--budget", "512", "--batch", "2", "--n", "4", "--runs",
-                                             str(tmp / "no_runs"), "--samples", str(tmp / "search"),
-                                             "--out", str(tmp / "obj_search.json")],
-        "bench_level_engagement.py": [py, "scripts/bench_level_engagement.py", "--n", "2", "--candidates", "2",
-                                      "--big_candidates", "2", "--out", str(tmp / "engagement.json")],
-        "bench_level_engagement_ppo.py": [py, "scripts/bench_level_engagement_ppo.py", "--timesteps", "512", "--n", "2",
-                                          "--candidates", "2", "--offers", "1", "--scale", "play_ground",
-                                          "--runs", str(tmp / "engagement_runs"),
-                                          "--out", str(tmp / "engagement_ppo.json")],
-        "calibrate_engagement.py": [py, "scripts/calibrate_engagement.py", "--width", "32", "--stride", "100000",
-                                    "--out", str(tmp / "engagement_calibration.json")],
-        "bench_engagement_model.py": [py, "scripts/bench_engagement_model.py", "--variants", "play_ground,ground32",
-                                      "--boot", "10", "--out", str(tmp / "engagement_model_cv.json")],
+        "bench_text_creativity.py": [
+            py,
+            "scripts/bench_text_creativity.py",
+            "--steps",
+            "1",
+            "--k",
+            "2",
+            "--n-prompts",
+            "2",
+            "--runs",
+            str(tmp / "creativity"),
+            "--out",
+            str(tmp / "creativity.json"),
+        ],
+        "bench_text_steer.py": [
+            py,
+            "scripts/bench_text_steer.py",
+            "--timesteps",
+            "96",
+            "--n",
+            "4",
+            "--run",
+            str(tmp / "steer"),
+            "--out",
+            str(tmp / "steer.json"),
+        ],
+        "bench_hostile.py": [
+            py,
+            "scripts/bench_hostile.py",
+            "--only",
+            "YAML",
+            "--timeout-s",
+            "120",
+            "--out",
+            str(tmp / "hostile.json"),
+        ],
+        "bench_level_objectives.py": [
+            py,
+            "scripts/bench_level_objectives.py",
+            "--objectives",
+            "rhythm",
+            "--timesteps",
+            "128",
+            "--n",
+            "2",
+            "--runs",
+            str(tmp / "objectives"),
+            "--out",
+            str(tmp / "obj.json"),
+        ],
+        "bench_level_objectives_search.py": [
+            py,
+            "scripts/bench_level_objectives_search.py",
+            "--objectives",
+            "rhythm",
+            "--budget",
+            "512",
+            "--batch",
+            "2",
+            "--n",
+            "4",
+            "--runs",
+            str(tmp / "no_runs"),
+            "--samples",
+            str(tmp / "search"),
+            "--out",
+            str(tmp / "obj_search.json"),
+        ],
+        "bench_level_engagement.py": [
+            py,
+            "scripts/bench_level_engagement.py",
+            "--n",
+            "2",
+            "--candidates",
+            "2",
+            "--big_candidates",
+            "2",
+            "--out",
+            str(tmp / "engagement.json"),
+        ],
+        "bench_level_engagement_ppo.py": [
+            py,
+            "scripts/bench_level_engagement_ppo.py",
+            "--timesteps",
+            "512",
+            "--n",
+            "2",
+            "--candidates",
+            "2",
+            "--offers",
+            "1",
+            "--scale",
+            "play_ground",
+            "--runs",
+            str(tmp / "engagement_runs"),
+            "--out",
+            str(tmp / "engagement_ppo.json"),
+        ],
+        "calibrate_engagement.py": [
+            py,
+            "scripts/calibrate_engagement.py",
+            "--width",
+            "32",
+            "--stride",
+            "100000",
+            "--out",
+            str(tmp / "engagement_calibration.json"),
+        ],
+        "bench_engagement_model.py": [
+            py,
+            "scripts/bench_engagement_model.py",
+            "--variants",
+            "play_ground,ground32",
+            "--boot",
+            "10",
+            "--out",
+            str(tmp / "engagement_model_cv.json"),
+        ],
         # a one-rollout run, then its profile sets and PPO's share (its start and best-of-2, same requests)
-        "bench_profile_sets.py": ["bash", "-c", f"{py} -m rlcreate.cli train rlcreate/recipes/mario_tokens.yaml "
-                                  f"--steps 512 --out {tmp} --name ps --quiet && "
-                                  f"{py} scripts/bench_profile_sets.py --runs {tmp}/ps --sets 1 --n 2 --best_of 2 --checkpoints 1 "
-                                  f"--element_bias coins=0.3 --out {tmp}/profile_sets.json && {py} -c \"import json; "
-                                  f"p = json.load(open('{tmp}/profile_sets.json'))['policies']; "
-                                  f"s = p['{tmp}/ps']['ppo_share']; assert s['requests'] == 2, s; "
-                                  f"assert 'checkpoints' in p['{tmp}/ps']; "
-                                  "assert set(s['share']) == {'steered_minus_untrained_start', "
-                                  "'steered_minus_best_of_2'}, s; assert 'tokens calibrated start' in p, p\""],
-        "bench_level_tokens_speed.py": [py, "scripts/bench_level_tokens_speed.py", "--batches", "2", "--columns", "16",
-                                        "--repeats", "1", "--out", str(tmp / "speed.json")],
+        "bench_profile_sets.py": [
+            "bash",
+            "-c",
+            f"{py} -m rlcreate.cli train rlcreate/recipes/mario_tokens.yaml "
+            f"--steps 512 --out {tmp} --name ps --quiet && "
+            f"{py} scripts/bench_profile_sets.py --runs {tmp}/ps --sets 1 --n 2 --best_of 2 --checkpoints 1 "
+            f'--element_bias coins=0.3 --out {tmp}/profile_sets.json && {py} -c "import json; '
+            f"p = json.load(open('{tmp}/profile_sets.json'))['policies']; "
+            f"s = p['{tmp}/ps']['ppo_share']; assert s['requests'] == 2, s; "
+            f"assert 'checkpoints' in p['{tmp}/ps']; "
+            "assert set(s['share']) == {'steered_minus_untrained_start', "
+            "'steered_minus_best_of_2'}, s; assert 'tokens calibrated start' in p, p\"",
+        ],
+        "bench_level_tokens_speed.py": [
+            py,
+            "scripts/bench_level_tokens_speed.py",
+            "--batches",
+            "2",
+            "--columns",
+            "16",
+            "--repeats",
+            "1",
+            "--out",
+            str(tmp / "speed.json"),
+        ],
         # no A* judge: the agent plays in real time and the tests' cache is empty (it took 160-840 s here)
-        "compare_mario_baselines.sh": ["bash", "scripts/compare_mario_baselines.sh", "128", str(tmp / "compare"), "2",
-                                       "tile_kl,expressive_range,novelty,validity,solver,diversity"],
-        "bench_text_forms_steer.py": [py, "scripts/bench_text_forms_steer.py", "--smoke", "--run", str(tmp / "fs"),
-                                      "--cache", str(tmp / "fs_cache"), "--out", str(tmp / "forms_steer.json")],
-        "train_text_forms.py": [py, "scripts/train_text_forms.py", "--seeds", "0", "--steps", "1", "--out",
-                                str(tmp / "forms")],
+        "compare_mario_baselines.sh": [
+            "bash",
+            "scripts/compare_mario_baselines.sh",
+            "128",
+            str(tmp / "compare"),
+            "2",
+            "tile_kl,expressive_range,novelty,validity,solver,diversity",
+        ],
+        "bench_text_forms_steer.py": [
+            py,
+            "scripts/bench_text_forms_steer.py",
+            "--smoke",
+            "--run",
+            str(tmp / "fs"),
+            "--cache",
+            str(tmp / "fs_cache"),
+            "--out",
+            str(tmp / "forms_steer.json"),
+        ],
+        "train_text_forms.py": [
+            py,
+            "scripts/train_text_forms.py",
+            "--seeds",
+            "0",
+            "--steps",
+            "1",
+            "--out",
+            str(tmp / "forms"),
+        ],
         # the benchmark needs a trained run: train one step, then judge 1 TEST prompt per form
-        "bench_text_forms.py": ["bash", "-c", f"{py} scripts/train_text_forms.py --seeds 0 --steps 1 --out {tmp}/fb && "
-                                f"{py} scripts/bench_text_forms.py --n-prompts 1 --k-base 4 --k-tuned 1 --seeds 0 "
-                                f"--runs {tmp}/fb --cache {tmp}/fb_cache --out {tmp}/forms.json"],
+        "bench_text_forms.py": [
+            "bash",
+            "-c",
+            f"{py} scripts/train_text_forms.py --seeds 0 --steps 1 --out {tmp}/fb && "
+            f"{py} scripts/bench_text_forms.py --n-prompts 1 --k-base 4 --k-tuned 1 --seeds 0 "
+            f"--runs {tmp}/fb --cache {tmp}/fb_cache --out {tmp}/forms.json",
+        ],
     }
 
 
@@ -120,9 +316,22 @@ def test_script_smoke(script, tmp_path):
 def test_demo_main_job_runs_and_reports_its_step_count(tmp_path):
     """The README's main job, for real, with a fixed tiny step budget."""
     out = tmp_path / "demo"
-    proc = _run([sys.executable, "-m", "rlcreate.cli", "demo", "--timesteps", "512", "--out", str(out), "--quiet"],
-                tmp_path)
+    proc = _run(
+        [
+            sys.executable,
+            "-m",
+            "rlcreate.cli",
+            "demo",
+            "--timesteps",
+            "512",
+            "--out",
+            str(out),
+            "--quiet",
+            "--no-calibrate",
+        ],
+        tmp_path,
+    )  # the calibration's own slow test is test_demo's run_demo (with fewer selection levels)
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["env_steps"] >= 512
+    assert summary["env_steps"] >= 512 and summary["calibration"] == {} and not (out / "calibration.json").exists()
     assert (out / "samples" / "montage.png").is_file() and list((out / "samples").glob("level_*.txt"))
     assert "env steps" in proc.stdout

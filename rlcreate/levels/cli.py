@@ -54,6 +54,7 @@ def cmd_demo(args) -> int:
         seed=args.seed,
         evaluate=False if args.no_eval else (True if args.eval else None),
         generator=args.generator,
+        calibrate=False if args.no_calibrate else None,
     )
     return 0
 
@@ -86,6 +87,12 @@ def register(sub) -> None:
         "--eval", action="store_true", help="write metrics.json even where it is off by default (--generator latent)"
     )
     d.add_argument("--quiet", action="store_true")
+    d.add_argument(
+        "--no-calibrate",
+        action="store_true",
+        help="sample the policy and its start as trained (default: fit their pipe, ?-block and coin rates to "
+        "human levels after training; token path)",
+    )
     d.add_argument(
         "--generator",
         choices=("tokens", "latent"),

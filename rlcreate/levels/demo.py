@@ -5,8 +5,12 @@
    ``--resume``): the ``lm_prior`` policy starts at the column LM plus a control prior and a
    KL-to-reference penalty keeps it near it, while value terms (element profile, human-typical LM
    likelihood), playability, control targets and batch diversity steer it.
-2. Sample 64 levels from the policy (with randomness on: a greedy policy writes one level type), 64
-   from its untrained start and best-of-n from that start, every set answering the same requests.
+2. Calibrate the pipe, ?-block and coin rates of the policy, and of its untrained start, to the human
+   training windows' on selection requests (:mod:`rlcreate.levels.calibrate`: the env's
+   ``element_bias`` offsets; the policy's offsets are written into the run's ``config.yaml``, so
+   ``eval`` / ``report`` / ``sample`` use them). Sample 64 levels from the policy (with randomness
+   on: a greedy policy writes one level type), 64 from its untrained start and best-of-n from that
+   start, every set answering the same requests.
 3. Put them side by side with the generator's own samples (the column LM, no RL) and held-out
    human levels (DEV blocks) of the same width: element profile against the human band, human-likeness
    AUC (a classifier two-sample test no reward uses), novelty and copies against training windows,
@@ -22,9 +26,11 @@ import json
 import time
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from rlcreate.errors import UserError
 from rlcreate.recipe import load_recipe
 
 __all__ = ["run_demo", "demo_recipe_path", "control_error"]
@@ -86,6 +92,8 @@ def run_demo(
     seed: int | None = None,
     evaluate: bool | None = None,
     generator: str = "tokens",
+    calibrate: bool | None = None,
+    calibration_levels: int = 192,
 ) -> dict:
     """Train, sample and compare (see the module docstring). ``out`` is an ordinary run folder
     (config.yaml, tb/, checkpoints/, model/, samples/, metrics.json with the audit) plus
@@ -96,8 +104,11 @@ def run_demo(
     step count, never a wall-clock stop, so a run reproduces. ``best_of``: n of the best-of-n set drawn from the untrained start
     (0: skip). ``resume`` / ``overwrite``: as ``rlcreate train`` (a folder that holds a run is
     refused otherwise). ``evaluate``: also write ``metrics.json`` (judges + audit along the checkpoints).
-    ``timesteps``, ``astar_levels`` (default 8) and ``evaluate`` (default on) left at None take the
-    generator's :data:`DEMO_DEFAULTS` first."""
+    ``calibrate``: fit the element-rate offsets of the policy and of its start after training (default
+    on for the token path; the latent path has no such offsets) on ``calibration_levels`` selection
+    requests per round. ``timesteps``, ``astar_levels``
+    (default 8) and ``evaluate`` (default on) left at None take the generator's :data:`DEMO_DEFAULTS`
+    first."""
     from rlcreate.assemble import assemble
     from rlcreate.levels.corpus import dev_windows
     from rlcreate.levels.generators.column_lm import ColumnLM
@@ -111,11 +122,29 @@ def run_demo(
     timesteps = timesteps or defaults.get("timesteps")
     astar_levels = defaults.get("astar_levels", 8) if astar_levels is None else astar_levels
     evaluate = defaults.get("evaluate", True) if evaluate is None else evaluate
+    calibrate = generator == "tokens" if calibrate is None else calibrate
+    if calibrate and generator != "tokens":
+        raise UserError(
+            "calibrate=True: only the token path has element-rate offsets; leave it off for the latent path"
+        )
     recipe = (
         load_recipe(out / "config.yaml")
         if resume and (out / "config.yaml").is_file()
         else load_recipe(demo_recipe_path(generator))
     )
+    if resume and (out / "calibration.json").is_file():  # train on with the offsets it trained with
+        from rlcreate.safe_io import load_json
+
+        saved = load_json(out / "calibration.json")
+        trained_with = saved.get("trained_element_bias") if isinstance(saved, dict) else "?"
+        if trained_with is not None and not isinstance(trained_with, dict):
+            raise UserError(
+                f"{str(out / 'calibration.json')!r} is not what `rlcreate demo` writes (its trained_element_bias is "
+                f"{trained_with!r}); delete the file to resume with the config.yaml's offsets, or use another --out"
+            )
+        recipe.env.kwargs.pop("element_bias", None)
+        if trained_with:
+            recipe.env.kwargs["element_bias"] = trained_with
     latent = recipe.env_id.startswith("rlcreate/MarioLatent")  # residual policies act by their mean
     if timesteps:
         recipe.trainer["total_timesteps"] = int(timesteps)
@@ -133,15 +162,23 @@ def run_demo(
     asm, model = restore(out, asm=asm)
     print(f"      {model.num_timesteps} env steps; {train_s:.0f} s")
 
+    start_asm, calibration = asm, {}  # type: tuple[Any, dict]
+    t0 = time.perf_counter()
+    if calibrate:
+        print("[2/5] calibrating the pipe, ?-block and coin rates of the policy and of its start (selection requests);")
+        calibration, asm, start_asm = _calibrate(out, model, recipe, calibration_levels)
+    calibrate_s = time.perf_counter() - t0
     env_seed = recipe.seed + 1  # every policy set answers the same requests (targets) row by row
-    print(f"[2/5] sampling {n_levels} levels from the policy and from its untrained start ...")
+    print(
+        f"{'     ' if calibrate else '[2/5]'} sampling {n_levels} levels from the policy and from its untrained start ..."
+    )
     steered, targets = sample_levels(model, asm, n_levels, env_seed, env_seed, deterministic=latent)
     np.save(out / "levels.npy", np.stack(steered))
-    start_model = untrained_policy(asm)
+    start_model = untrained_policy(start_asm)
     # a latent policy acting by its mean writes the same levels for the same requests (the env's seed
     # fixes the prior draws z0 too), so its further draws sample the start's residuals (N(0, std^2))
     draws = [
-        sample_levels(start_model, asm, n_levels, env_seed, env_seed + 100 + k, deterministic=latent and k == 0)
+        sample_levels(start_model, start_asm, n_levels, env_seed, env_seed + 100 + k, deterministic=latent and k == 0)
         for k in range(max(best_of, 1))
     ]
     if any(t != targets for _, t in draws):
@@ -177,6 +214,7 @@ def run_demo(
         "env_steps": int(model.num_timesteps),
         "seed": recipe.seed,
         "train_seconds": round(train_s, 1),
+        "calibrate_seconds": round(calibrate_s, 1),
         "n_levels": n_levels,
         "width": int(width),
         "astar_levels": astar_levels,
@@ -192,6 +230,7 @@ def run_demo(
         "recipe's reward scores highest kept per request; generator: "
         + ("the env's latent generator, uniform latents" if latent else "column LM, temperature 1, full vocabulary"),
         **table,
+        "calibration": calibration,
         "control": {k: control_error(v, targets) for k, v in {**sets, "generator": own}.items()},
         "objective": {k: _summary(v) for k, v in scores.items()},
         "share": ppo_share(scores),
@@ -212,6 +251,27 @@ def run_demo(
         print(f"[5/5] skipped (judges along the checkpoints): rlcreate eval {out}")
     _print_summary(result, out)
     return result
+
+
+def _calibrate(out: Path, model: Any, trained: Any, levels: int) -> tuple[dict, Any, Any]:
+    """Fit the element-rate offsets of the trained policy and of its untrained start (each its own:
+    the share compares policies, not offsets) and write the policy's into the run's config.yaml
+    (``calibration.json`` keeps the fits and the offsets it trained with); returns the fits and the
+    two calibrated assemblies."""
+    from rlcreate.assemble import assemble
+    from rlcreate.levels.calibrate import calibrate_element_bias, with_element_bias
+    from rlcreate.levels.share import untrained_policy
+
+    fits = {
+        "steered": calibrate_element_bias(model, trained, levels=levels),
+        "untrained_start": calibrate_element_bias(untrained_policy, trained, levels=levels),
+    }
+    steered = with_element_bias(trained, fits["steered"]["element_bias"])
+    steered.dump(out / "config.yaml")  # eval, report and sample read the run's calibrated sampler
+    trained_with = trained.env.kwargs.get("element_bias")
+    (out / "calibration.json").write_text(json.dumps({**fits, "trained_element_bias": trained_with}, indent=2))
+    start = with_element_bias(trained, fits["untrained_start"]["element_bias"])
+    return fits, assemble(steered), assemble(start)
 
 
 def _summary(scores: np.ndarray) -> dict:
@@ -237,7 +297,9 @@ def _print_summary(r: dict, out: Path) -> None:
 
     lines = [
         "",
-        f"rlcreate demo — {r['env_steps']} env steps ({r['recipe']}) in {r['train_seconds']} s; "
+        f"rlcreate demo — {r['env_steps']} env steps ({r['recipe']}) in {r['train_seconds']} s"
+        + (f" (calibration {r['calibrate_seconds']} s)" if r.get("calibration") else "")
+        + "; "
         f"{r['n_levels']} levels of {r['width']} columns per set; files in {out}/",
         format_table(r),
     ]
@@ -246,6 +308,14 @@ def _print_summary(r: dict, out: Path) -> None:
     for name, c in r["control"].items():
         lines.append(
             f"control ({name}): " + ", ".join(f"{k} MAE {v['mae']:.2f} corr {v['corr']:+.2f}" for k, v in c.items())
+        )
+    for name, c in (r.get("calibration") or {}).items():
+        chosen = c["rounds"][c["chosen_round"]]
+        lines.append(
+            f"calibrated rates ({name}, {c['levels']} selection levels): offsets "
+            + ", ".join(f"{e} {b:+.2f}" for e, b in c["element_bias"].items())
+            + " -> "
+            + ", ".join(f"{e} {chosen['means'][e]:.2f} (human {c['target'][e]:.2f})" for e in c["element_bias"])
         )
     o = r["objective"]
     lines.append(

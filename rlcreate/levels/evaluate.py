@@ -287,6 +287,7 @@ def side_by_side_html(summary: dict | None) -> str:
         "TEST split. * = outside the 5th–95th percentile band of human set means.</p>",
         table(["measure"] + names, rows),
     ]
+    h += _calibration_html(summary.get("calibration"))
     share = summary.get("share") or {}
     if share:
         h.append(
@@ -303,6 +304,31 @@ def side_by_side_html(summary: dict | None) -> str:
             )
         )
     return "".join(h)
+
+
+def _calibration_html(fits: Any) -> list[str]:
+    """The element-rate offsets the demo fitted after training (:mod:`rlcreate.levels.calibrate`),
+    per calibrated set, with the rates they gave on the selection requests; [] without any."""
+    from rlcreate.evaluation.html import table
+
+    rows = []
+    for name, fit in (fits or {}).items() if isinstance(fits, dict) else ():
+        try:
+            chosen = fit["rounds"][fit["chosen_round"]]["means"]
+            rows += [
+                [str(name), str(e), f"{b:+.2f}", f"{chosen[e]:.2f}", f"{fit['target'][e]:.2f}"]
+                for e, b in fit["element_bias"].items()
+            ]
+        except (KeyError, TypeError, IndexError, ValueError):
+            rows.append([str(name), "—", "—", "—", "—"])
+    if not rows:
+        return []
+    return [
+        "<h3>Calibrated element rates</h3><p>After training, each policy's logit offsets for the columns holding "
+        "pipes, ?-blocks and coins were fitted on selection requests (not the sets above) toward the human "
+        "training windows' rate per 128 columns; the policy's offsets are in the run's config.yaml.</p>",
+        table(["set", "element", "offset", "rate on selection requests", "human rate"], rows),
+    ]
 
 
 def gallery_html(d: dict, index: int, img_dir: Path, limit: int) -> str:

@@ -1,0 +1,94 @@
+"""Calibrate a token policy's pipe, ?-block and coin rates to human levels after training.
+
+Why: the set's element means are a statistic of the whole set, and PPO gets little credit per level
+for them (``set_profile`` pays each level its share of the batch mean's gap, weakest for coins,
+whose per-window spread is the largest). Measured on the demo recipe (BENCHMARKS.md, "Calibrating
+the set's element rates"), the means wander from checkpoint to checkpoint by more than the human
+band's width, and where training stops decides the set. Rates are what sampling calibration is
+for: the env's ``element_bias`` logit offsets (added to every offered column holding the element,
+before the top-k) move them while the policy keeps its learned preferences among the offers.
+
+The fit is a damped multiplicative fixed point on **selection requests** (env seeds from
+``env_seed``, away from the demo's, the benches' and TEST's human windows; the target is the human
+TRAINING windows' mean per 128 columns): each round samples the same requests with the current
+offsets (common random numbers, so rounds differ by the offsets, not the draw), and moves each
+offset by ``damping * log(target / measured)``. The offsets returned are those of the *measured*
+round closest to the target (the largest log-ratio over the elements smallest), never an
+extrapolated step. Enemies and gaps are left to the control targets.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+
+__all__ = ["CALIBRATED_ELEMENTS", "calibrate_element_bias", "with_element_bias"]
+
+#: elements whose rates the offsets set (the control targets cover enemies and gaps)
+CALIBRATED_ELEMENTS = ("pipes", "question_blocks", "coins")
+
+
+def with_element_bias(recipe: Any, bias: dict) -> Any:
+    """A copy of ``recipe`` whose env samples with these ``element_bias`` offsets."""
+    r = copy.deepcopy(recipe)
+    r.env.kwargs["element_bias"] = {k: float(v) for k, v in bias.items()}
+    return r
+
+
+def calibrate_element_bias(
+    policy: Any,
+    recipe: Any,
+    levels: int = 192,
+    rounds: int = 3,
+    env_seed: int = 1000,
+    damping: float = 0.8,
+    limit: float = 1.5,
+) -> dict:
+    """Offsets for ``recipe``'s token env under which ``policy`` (a model, or a callable taking the
+    assembly and returning the model, e.g. the untrained start) writes pipes, ?-blocks and coins at
+    the human training windows' rate. Starts from the recipe's own ``element_bias``. Returns
+    ``{"element_bias": {...}, "target": {...}, "rounds": [{"element_bias", "means", "error"}],
+    "chosen_round", "levels", "env_seed"}`` (``error``: the largest ``|log(mean / target)|``)."""
+    from rlcreate.assemble import assemble
+    from rlcreate.levels.quality import ELEMENTS, element_profile
+    from rlcreate.levels.share import sample_levels
+    from rlcreate.levels.value_rewards import human_element_stats
+
+    if levels < 16 or rounds < 1:
+        raise ValueError(f"levels = {levels}, rounds = {rounds}: need levels >= 16 and rounds >= 1")
+    mu = human_element_stats(128)[0]
+    target = {e: float(mu[ELEMENTS.index(e)]) for e in CALIBRATED_ELEMENTS}
+    bias = {e: 0.0 for e in CALIBRATED_ELEMENTS}
+    bias.update({k: float(v) for k, v in (recipe.env.kwargs.get("element_bias") or {}).items()})
+    history: list[dict] = []
+    errors: list[float] = []
+    for _ in range(rounds):
+        asm = assemble(with_element_bias(recipe, bias))
+        model = policy(asm) if callable(policy) else policy
+        drawn: list = []
+        for j in range(0, levels, 64):  # sets of 64 at fixed env / policy seeds: the same requests every round
+            n = min(64, levels - j)
+            drawn += sample_levels(model, asm, n, env_seed + j, env_seed + j)[0]
+        prof = element_profile(drawn)
+        means = {e: float(prof[e].mean()) for e in CALIBRATED_ELEMENTS}
+        ratio = {e: np.log(target[e] / max(means[e], 0.05)) for e in CALIBRATED_ELEMENTS}
+        errors.append(float(max(abs(x) for x in ratio.values())))
+        history.append(
+            {
+                "element_bias": {e: round(b, 4) for e, b in bias.items()},
+                "means": {e: round(m, 3) for e, m in means.items()},
+                "error": round(errors[-1], 4),
+            }
+        )
+        bias = {e: float(np.clip(bias[e] + damping * ratio[e], -limit, limit)) for e in CALIBRATED_ELEMENTS}
+    best = int(np.argmin(errors))
+    return {
+        "element_bias": history[best]["element_bias"],
+        "target": {e: round(t, 3) for e, t in target.items()},
+        "rounds": history,
+        "chosen_round": best,
+        "levels": int(levels),
+        "env_seed": int(env_seed),
+    }
