@@ -27,7 +27,7 @@ def test_control_error_measures_mae_and_correlation():
     for k in range(4):
         g = np.zeros((14, 32), np.int8)
         g[-2:] = 1
-        g[11, : 2 * k] = 6  # 2k enemies in 32 columns = k per 16
+        g[11, :2 * k] = 6  # 2k enemies in 32 columns = k per 16
         levels.append(g)
         targets.append({"enemies": float(k)})
     c = control_error(levels, targets)["enemies"]
@@ -99,35 +99,19 @@ def test_side_by_side_section_shows_every_set_and_the_share():
 
     assert side_by_side_html(None) == "" and side_by_side_html({"env_steps": 3}) == ""
     el = {"mean": 3.0, "low": 2.0, "high": 4.0, "inside": True}
-    group = {
-        "profile": {
-            "elements": {e: el for e in ("pipes", "question_blocks", "enemies", "coins", "gaps")},
-            "inside": 5,
-            "of": 5,
-        },
-        "diversity": {"distinct_share": 0.6},
-        "repetition": {"repeated_share": 0.2},
-        "human_likeness": {"auc": 0.55},
-        "copies": {"novelty_mean": 0.04, "copy_share": 0.3},
-        "astar": None,
-    }
-    summary = {
-        "groups": {"steered": group, "human_dev": group},
-        "n_levels": 2,
-        "width": 128,
-        "objective": {"steered": {"mean": 8.5, "ci": [8.4, 8.6]}},
-        "share": {"steered_minus_best_of_4": {"mean": 0.1, "ci": [0.05, 0.2]}},
-    }
+    group = {"profile": {"elements": {e: el for e in ("pipes", "question_blocks", "enemies", "coins", "gaps")},
+                         "inside": 5, "of": 5}, "diversity": {"distinct_share": 0.6},
+             "repetition": {"repeated_share": 0.2}, "human_likeness": {"auc": 0.55},
+             "copies": {"novelty_mean": 0.04, "copy_share": 0.3}, "astar": None}
+    summary = {"groups": {"steered": group, "human_dev": group}, "n_levels": 2, "width": 128,
+               "objective": {"steered": {"mean": 8.5, "ci": [8.4, 8.6]}},
+               "share": {"steered_minus_best_of_4": {"mean": 0.1, "ci": [0.05, 0.2]}}}
     html = side_by_side_html(summary)
     assert "human_dev" in html and "0.550" in html and "8.500 [8.400, 8.600]" in html
     assert "best_of_4" in html and "[+0.050, +0.200]" in html
     assert "Calibrated element rates" not in html  # a summary without calibration has no such section
-    fit = {
-        "element_bias": {"coins": 0.25},
-        "target": {"coins": 6.41},
-        "rounds": [{"means": {"coins": 4.0}}, {"means": {"coins": 6.3}}],
-        "chosen_round": 1,
-    }
+    fit = {"element_bias": {"coins": 0.25}, "target": {"coins": 6.41}, "chosen_round": 1,
+           "rounds": [{"means": {"coins": 4.0}}, {"means": {"coins": 6.3}}]}
     html = side_by_side_html({**summary, "calibration": {"steered": fit, "untrained_start": {"rounds": "<b>"}}})
     assert "Calibrated element rates" in html and "+0.25" in html and "6.30" in html and "6.41" in html
     assert "<b>" not in html  # a hand-edited summary shows dashes, never its markup
