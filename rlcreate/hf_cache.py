@@ -28,8 +28,6 @@ def returned_cache(out: Any) -> Any:
     return cache if cache is not None else out.past_key_values
 
 
-
-
 def preallocate(cache: Any, capacity: int, rows: int | None = None) -> bool:
     """Give every layer of a filled ``DynamicCache`` (B rows) a buffer of ``capacity`` positions
     and ``rows`` (>= B) batch rows that later steps write into; attention reads views of its

@@ -195,7 +195,7 @@ def speed(cfg: Config, recipes: dict) -> dict:
         for name, venv in envs.items():
             if venv.core.n_cand:
                 loops[f"{name}_reference"] = reference(loops[name], [venv.core.gen])
-    for key, fn in loops.items():  # warm up: one whole level each (first level-end rewards build indexes)
+    for fn in loops.values():  # warm up: one whole level each (first level-end rewards build indexes)
         for _ in range(n_seg):
             fn()
     rates: dict[str, list] = {k: [] for k in loops}
