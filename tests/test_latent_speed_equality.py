@@ -74,9 +74,12 @@ def test_ties_in_the_distribution_keep_the_stable_order(gen):
         ref = gen._distribution(logits, None, False)
     finally:
         del gen.shared_decode
-    assert np.array_equal(fast[0], ref[0]) and np.array_equal(fast[1], ref[1])
-    u = np.linspace(0, 1, 6)
-    assert np.array_equal(gen._draw(*fast, u), gen._draw(*ref, u))
+    assert np.array_equal(fast[1], ref[1])  # the same cumulative probabilities, bit for bit
+    drawable = np.diff(np.concatenate([np.zeros((6, 1)), ref[1]], 1), axis=1) > 0
+    assert np.array_equal(fast[0][drawable], ref[0][drawable])  # the same order wherever p > 0
+    rows = np.repeat(np.arange(6), 2001)
+    u = np.tile(np.linspace(0, 1, 2001), 6)
+    assert np.array_equal(gen._draw(*fast, u, rows), gen._draw(*ref, u, rows))
 
 
 def candidates_env(tmp_path, n_segments: int = 3):
