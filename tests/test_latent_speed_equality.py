@@ -53,6 +53,14 @@ def test_shared_decode_writes_the_same_segments_as_decoding_every_row(gen):
         fast, ref = both(gen, *args, **kw)
         assert fast.dtype == ref.dtype == np.int8 and fast.shape == ref.shape, name
         assert np.array_equal(fast, ref), f"{name}: {int((fast != ref).any(axis=(1, 2)).sum())} segments differ"
+    # the extra element channels (a cap only on enemies and gaps, the first two)
+    from rlcreate.levels.gan import ColumnLMLatent
+
+    extra = ColumnLMLatent(gen.lm, extra_controls=("coins", "gap_len"))
+    control4 = np.concatenate([control, np.repeat(rng.uniform(-0.6, 0.6, (12, 2)), k, axis=0)], 1)
+    limit4 = np.concatenate([limit, np.full((len(z), 2), np.inf)], 1)
+    fast, ref = both(extra, z, ctx, final=False, control=control4, limit=limit4)
+    assert np.array_equal(fast, ref), "extra controls"
     # the candidates of a level really share work: equal first columns are common
     fast, _ = both(gen, z, ctx, final=False)
     first = fast[:, :, 0].reshape(12, k, -1)

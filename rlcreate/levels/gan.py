@@ -611,7 +611,9 @@ class ColumnLMLatent:
             parent, tok = parent[order], tok[order]
             if left is not None:  # what this column spent of the quota (per row in _decode_rows)
                 spent_gap = self._gap_starts(None if prev is None else prev[parent], n_rows)[np.arange(n_rows), tok]
-                left = left[parent] - np.stack([self._n_enemies[tok], spent_gap], 1)
+                left = left[parent]
+                left[:, 0] -= self._n_enemies[tok]
+                left[:, 1] -= spent_gap
             ctl = None if ctl is None else ctl[parent]
             prev = tok
             if len(split):
