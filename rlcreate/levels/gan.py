@@ -620,6 +620,8 @@ class ColumnLMLatent:
                 append_rows(state.past_key_values, torch.as_tensor(parent[state.batch :]))
                 state.batch = n_rows
             logits, state = self.lm.step(state, tok)
+        if (ids < self.n_special).any():  # as decode_tokens refuses them (a row with nothing allowed)
+            raise GANInputError("the decode drew a special token: no column was allowed for some row")
         return self.lm.columns[ids - self.n_special].transpose(0, 2, 1).astype(np.int8)
 
     def _decode_rows(
