@@ -17,9 +17,14 @@ Rows per run (a MarioLatent-v1 run folder trained with ``candidates: K``):
 - ``own_samples``: the generator's own samples (no guide, no picking): the diversity comparator;
 - ``objective_differences``: steered - untrained (paired: same requests and prior draws slot by
   slot), steered - best_of_K, greedy - best_of_K, steered - greedy (paired), bootstrap 95% CIs.
-- speed: steps/s of MarioLatent-v1 as ``mario_latent.yaml``, ``mario_latent_candidates.yaml`` and
-  each run's recipe configure it, vs the bare generator's batched chained sampling, in one run
-  (bare timed before and after; the ratio uses their mean).
+- ``control`` per set: per control target (enemies, gaps per 16 columns), the correlation and mean
+  absolute error between the requested and the written value over all its levels
+  (:func:`rlcreate.levels.demo.control_error`);
+- speed: steps/s of MarioLatent-v1 as ``mario_latent.yaml``, ``mario_latent_candidates.yaml``,
+  ``mario_latent_candidates_terms.yaml`` and each run's recipe configure it, vs the bare
+  generator's batched chained sampling, in one run (``speed_rounds`` interleaved rounds; with
+  ``reference``, also the generator's reference decode, every candidate decoded on its own, in the
+  same rounds). With no ``--run``: the speed rows only.
 
     OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_latent_candidates.py --run runs/terms_s0,runs/terms_s1 \\
         --out benchmarks/latent_candidates_terms.json
@@ -55,6 +60,12 @@ class Config:
     """Wall time per speed loop (0: skip the speed rows)."""
     speed_envs: int = 64
     """Levels stepped in lockstep in the speed loops (and the bare generator's batch)."""
+    speed_rounds: int = 1
+    """Rounds of the speed loops, interleaved (bare, every env, [their reference decodes], bare ...):
+    load that moves during the run hits every row alike."""
+    reference: bool = True
+    """Also time the generator's reference decode (``shared_decode = False``: every candidate on its
+    own, the decode before prefix sharing) for the bare generator and each candidate env."""
     pool: str = ""
     """Comma-separated run folder names whose levels are also analysed together (the training seeds
     of one recipe): the ``pooled`` differences; empty: none."""
@@ -131,7 +142,9 @@ def switch_share(model, asm, n: int, seed: int) -> float:
 
 def speed(cfg: Config, recipes: dict) -> dict:
     """Steps/s of each recipe's env (its reward set, random picks for candidate envs) vs the bare
-    generator writing the same chained segments, one thread, one run."""
+    generator writing the same chained segments, one thread, one run: ``speed_rounds`` interleaved
+    rounds, each row's rate the mean over rounds; ``*_reference`` rows time the reference decode
+    (every candidate decoded on its own) in the same rounds."""
     import torch
 
     from rlcreate.assemble import assemble
@@ -160,16 +173,48 @@ def speed(cfg: Config, recipes: dict) -> dict:
         state["level"][:, :, t * w:(t + 1) * w] = gen.decode(z, ctx, **kw)
         state["t"] += 1
 
-    out: dict = {"bare_generator_segments_per_s": timed(bare)}
+    def reference(fn, gens):  # fn with the generators' reference decode
+        def run():
+            for g in gens:
+                g.shared_decode = False
+            try:
+                fn()
+            finally:
+                for g in gens:
+                    del g.shared_decode  # back to the class default (shared)
+        return run
+
+    loops: dict = {"bare_generator": bare}
     for name, venv in envs.items():
         venv.reset()
         acts = rng.uniform(-1, 1, (n, venv.action_space.shape[0])).astype(np.float32)
-        out[f"{name}_steps_per_s"] = timed(lambda v=venv, a=acts: v.step(a))
+        loops[name] = lambda v=venv, a=acts: v.step(a)
+    shares = hasattr(gen, "shared_decode")
+    if cfg.reference and shares:
+        loops["bare_generator_reference"] = reference(bare, [gen])
+        for name, venv in envs.items():
+            if venv.core.n_cand:
+                loops[f"{name}_reference"] = reference(loops[name], [venv.core.gen])
+    for fn in loops.values():  # warm up: one whole level each (first level-end rewards build indexes)
+        for _ in range(n_seg):
+            fn()
+    rates: dict[str, list] = {k: [] for k in loops}
+    for _ in range(max(1, cfg.speed_rounds)):
+        for key, fn in loops.items():
+            rates[key].append(timed(fn))
+    out: dict = {"rounds": rates, "shared_decode": shares}
+    for key, r in rates.items():
+        out[f"{key}_steps_per_s" if key in envs or key.removesuffix("_reference") in envs
+            else f"{key}_segments_per_s"] = float(np.mean(r))
+    for name, venv in envs.items():
         out[f"{name}_decodes_per_step"] = max(1, venv.core.n_cand)
-    out["bare_generator_again_segments_per_s"] = timed(bare)
-    ref = (out["bare_generator_segments_per_s"] + out["bare_generator_again_segments_per_s"]) / 2
-    for name in envs:
-        out[f"ratio_{name}"] = out[f"{name}_steps_per_s"] / ref
+    ref = out["bare_generator_segments_per_s"]
+    for key in loops:
+        if key in envs:
+            out[f"ratio_{key}"] = out[f"{key}_steps_per_s"] / ref
+        elif key.endswith("_reference") and key != "bare_generator_reference":
+            # the reference decode against the bare generator's reference decode (the pre-sharing ratio)
+            out[f"ratio_{key}"] = out[f"{key}_steps_per_s"] / out["bare_generator_reference_segments_per_s"]
     out.update(n_envs=n, seconds_per_loop=cfg.speed_seconds)
     return out
 
@@ -180,6 +225,7 @@ def main(cfg: Config) -> dict:
 
     from rlcreate.assemble import assemble
     from rlcreate.benchmark import environment, finish, write_json
+    from rlcreate.levels.demo import control_error
     from rlcreate.levels.quality import human_reference_segments, set_judges
     from rlcreate.recipe import load_recipe
     from rlcreate.sb3 import load_policy, make_algo
@@ -219,9 +265,11 @@ def main(cfg: Config) -> dict:
             totals[name] = tot
             rows[name] = {"test": judged, **boot_profile(sub, 200, cfg.seed), **boot_diversity(sub, 50, cfg.seed),
                           "objective": {**mean_ci(tot, cfg.boot, cfg.seed), "terms": terms,
-                                        "totals": [round(float(x), 4) for x in tot]}}
+                                        "totals": [round(float(x), 4) for x in tot]},
+                          "control": control_error(levels, targets)}  # requested vs written, all levels
+            corr = "/".join(f"{v['corr']:+.2f}" for v in rows[name]["control"].values())
             print(f"{run.name}:{name:<12} objective {tot.mean():.3f}  AUC {judged['auc']:.3f}  profile "
-                  f"{judged['profile_inside']}/5  distinct {judged['distinct_share']:.2f}  "
+                  f"{judged['profile_inside']}/5  distinct {judged['distinct_share']:.2f}  control corr {corr}  "
                   f"({time.perf_counter() - t0:.0f} s)", flush=True)
         best = f"best_of_{k}"
         diffs = {"steered_minus_untrained": diff(totals["steered"], totals["untrained"], cfg.boot, cfg.seed, True),
@@ -251,7 +299,8 @@ def main(cfg: Config) -> dict:
         from importlib import resources
 
         shipped = Path(str(resources.files("rlcreate") / "recipes"))
-        base = {name: load_recipe(shipped / f"{name}.yaml") for name in ("mario_latent", "mario_latent_candidates")}
+        base = {name: load_recipe(shipped / f"{name}.yaml")
+                for name in ("mario_latent", "mario_latent_candidates", "mario_latent_candidates_terms")}
         result["speed"] = speed(cfg, {**base, **recipes})
         print({key: round(v, 3) for key, v in result["speed"].items() if isinstance(v, float)})
     out = {**finish(env), **result}
