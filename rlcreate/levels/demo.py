@@ -167,6 +167,7 @@ def run_demo(
     if calibrate:
         print("[2/5] calibrating the pipe, ?-block and coin rates of the policy and of its start (selection requests);")
         calibration, asm, start_asm = _calibrate(out, model, recipe, calibration_levels)
+        asm.domain.finish_training(model, asm, out)  # samples/ again, from the calibrated sampler
     calibrate_s = time.perf_counter() - t0
     env_seed = recipe.seed + 1  # every policy set answers the same requests (targets) row by row
     print(
