@@ -15,6 +15,11 @@ offsets (common random numbers, so rounds differ by the offsets, not the draw), 
 offset by ``damping * log(target / measured)``. The offsets returned are those of the *measured*
 round closest to the target (the largest log-ratio over the elements smallest), never an
 extrapolated step. Enemies and gaps are left to the control targets.
+
+``rlcreate demo`` writes the policy's offsets into the run's ``config.yaml`` (``calibration.json``
+keeps the fits): ``eval``, ``report`` and ``generate`` then sample with them, ``demo --resume``
+trains on with the offsets the run trained with, and a plain ``train RUN --resume`` trains on with
+the calibrated ones.
 """
 
 from __future__ import annotations
