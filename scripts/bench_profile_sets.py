@@ -56,6 +56,8 @@ class Config:
     calibrate: int = 0
     """1: calibrate each trained run's pipe / ?-block / coin rates after training (and its start's, for
     the share) on selection requests (env seeds 1000.., rlcreate.levels.calibrate), then draw the sets"""
+    calibration_levels: int = 192
+    """selection levels per calibration round (the demo's)"""
     checkpoints: int = 0
     """1: also sample each trained run's checkpoints (profile only): how far the set drifts along training"""
     out: str = "benchmarks/profile_sets.json"
@@ -142,6 +144,7 @@ def main(cfg: Config) -> dict:
     from rlcreate.levels.quality import human_sets_inside
     from rlcreate.levels.share import untrained_policy
     from rlcreate.recipe import load_recipe
+    from rlcreate.safe_io import load_json
     from rlcreate.train.runner import restore
 
     load0 = os.getloadavg()[0]
@@ -169,12 +172,15 @@ def main(cfg: Config) -> dict:
         calibration = {}
         if cfg.calibrate:
             print(f"{run}: calibrating its element rates and its start's on selection requests ...", flush=True)
+            trained = asm.recipe
+            if Path(run, "calibration.json").is_file():  # a demo run: fit again from the offsets it trained with
+                trained = with_element_bias(trained, load_json(Path(run, "calibration.json"))["trained_element_bias"] or {})
             calibration = {
-                "steered": calibrate_element_bias(model, asm.recipe),
-                "untrained_start": calibrate_element_bias(untrained_policy, asm.recipe),
+                "steered": calibrate_element_bias(model, trained, levels=cfg.calibration_levels),
+                "untrained_start": calibrate_element_bias(untrained_policy, trained, levels=cfg.calibration_levels),
             }
-            asm = assemble(with_element_bias(asm.recipe, calibration["steered"]["element_bias"]))
-            start_asm = assemble(with_element_bias(asm.recipe, calibration["untrained_start"]["element_bias"]))
+            asm = assemble(with_element_bias(trained, calibration["steered"]["element_bias"]))
+            start_asm = assemble(with_element_bias(trained, calibration["untrained_start"]["element_bias"]))
         print(f"{run}: sampling {cfg.sets} x {cfg.n} levels ...", flush=True)
         steered = draw_sets(model, asm, cfg)
         result["policies"][run] = {"kind": "trained", "policy": model.rlcreate_source, **profile_sets(steered)}

@@ -77,10 +77,12 @@ def _smoke(tmp: Path) -> dict[str, list[str]]:
         "bench_profile_sets.py": ["bash", "-c", f"{py} -m rlcreate.cli train rlcreate/recipes/mario_tokens.yaml "
                                   f"--steps 512 --out {tmp} --name ps --quiet && "
                                   f"{py} scripts/bench_profile_sets.py --runs {tmp}/ps --sets 1 --n 2 --best_of 2 --checkpoints 1 "
-                                  f"--element_bias coins=0.3 --out {tmp}/profile_sets.json && {py} -c \"import json; "
+                                  f"--element_bias coins=0.3 --calibrate 1 --calibration_levels 16 "
+                                  f"--out {tmp}/profile_sets.json && {py} -c \"import json; "
                                   f"p = json.load(open('{tmp}/profile_sets.json'))['policies']; "
                                   f"s = p['{tmp}/ps']['ppo_share']; assert s['requests'] == 2, s; "
-                                  f"assert 'checkpoints' in p['{tmp}/ps']; "
+                                  f"assert 'checkpoints' in p['{tmp}/ps']; c = p['{tmp}/ps']['calibration']; "
+                                  "assert set(c) == {'steered', 'untrained_start'} and c['steered']['levels'] == 16, c; "
                                   "assert set(s['share']) == {'steered_minus_untrained_start', "
                                   "'steered_minus_best_of_2'}, s; assert 'tokens calibrated start' in p, p\""],
         "bench_level_tokens_speed.py": [py, "scripts/bench_level_tokens_speed.py", "--batches", "2", "--columns", "16",
