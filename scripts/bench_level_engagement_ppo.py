@@ -67,10 +67,10 @@ class Config:
 
 
 def curve_recipe(curve: str, cfg: Config):
-    from rlcreate.levels.demo import demo_recipe_path
+    from rlcreate.levels.demo import TOKENS_BASE, recipe_file
     from rlcreate.recipe import load_recipe, parse_recipe
 
-    d = load_recipe(demo_recipe_path()).to_dict()
+    d = load_recipe(recipe_file(TOKENS_BASE)).to_dict()
     d["name"] = f"engagement-{curve}"
     width = d["env"]["kwargs"]["n_columns"]
     args = {"curve": curve, "scale": cfg.scale, "width": width}

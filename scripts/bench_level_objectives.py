@@ -87,10 +87,10 @@ class Config:
 
 
 def objective_recipe(name: str, cfg: Config):
-    from rlcreate.levels.demo import demo_recipe_path
+    from rlcreate.levels.demo import TOKENS_BASE, recipe_file
     from rlcreate.recipe import load_recipe, parse_recipe
 
-    d = load_recipe(demo_recipe_path()).to_dict()
+    d = load_recipe(recipe_file(TOKENS_BASE)).to_dict()
     d["name"] = f"objective-{name}"
     d["rewards"]["objective"] = {"reward": name, "weight": cfg.weight}
     d["trainer"]["total_timesteps"] = cfg.timesteps

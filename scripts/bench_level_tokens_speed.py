@@ -61,10 +61,10 @@ class Config:
 
 def build(batch: int, columns: int, seed: int):
     from rlcreate.assemble import assemble
-    from rlcreate.levels.demo import demo_recipe_path
+    from rlcreate.levels.demo import TOKENS_BASE, recipe_file
     from rlcreate.recipe import load_recipe
 
-    recipe = load_recipe(demo_recipe_path())
+    recipe = load_recipe(recipe_file(TOKENS_BASE))
     recipe.env["kwargs"]["n_columns"] = columns
     recipe.trainer["n_envs"] = batch
     recipe.trainer["hyper"]["n_steps"] = columns

@@ -140,7 +140,7 @@ def main(cfg: Config) -> dict:
 
     from rlcreate.assemble import assemble
     from rlcreate.levels.calibrate import calibrate_element_bias, with_element_bias
-    from rlcreate.levels.demo import demo_recipe_path
+    from rlcreate.levels.demo import TOKENS_BASE, recipe_file
     from rlcreate.levels.quality import human_sets_inside
     from rlcreate.levels.share import untrained_policy
     from rlcreate.recipe import load_recipe
@@ -202,7 +202,7 @@ def main(cfg: Config) -> dict:
         if cfg.element_bias:
             variants["calibrated start"] = parse_bias(cfg.element_bias)
         for label, bias in variants.items():
-            recipe = load_recipe(demo_recipe_path(name))
+            recipe = load_recipe(recipe_file(TOKENS_BASE))  # the start both token recipes share
             if bias:
                 recipe.env["kwargs"]["element_bias"] = bias
             asm = assemble(recipe)

@@ -62,7 +62,7 @@ def cmd_demo(args) -> int:
 def register(sub) -> None:
     d = sub.add_parser(
         "demo",
-        help="steer the column LM (mario_tokens.yaml) for a fixed step budget; compare its "
+        help="steer the column LM (mario_tokens_variety.yaml) for a fixed step budget; compare its "
         "levels with the LM's own samples and human levels",
     )
     d.add_argument("--out", type=out_arg, default="runs/demo")
@@ -97,7 +97,7 @@ def register(sub) -> None:
         "--generator",
         choices=("tokens", "latent"),
         default="tokens",
-        help="tokens: the column LM's token path (mario_tokens.yaml); latent: MarioLatent-v1 (mario_latent.yaml)",
+        help="tokens: the column LM's token path (mario_tokens_variety.yaml); latent: MarioLatent-v1 (mario_latent.yaml)",
     )
     d.set_defaults(fn=cmd_demo)
 

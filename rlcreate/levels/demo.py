@@ -33,11 +33,14 @@ import numpy as np
 from rlcreate.errors import UserError
 from rlcreate.recipe import load_recipe
 
-__all__ = ["run_demo", "demo_recipe_path", "control_error"]
+__all__ = ["run_demo", "demo_recipe_path", "recipe_file", "TOKENS_BASE", "control_error"]
 
 
-#: ``--generator`` -> the demo's recipe: the column LM's token path, or the latent path (MarioLatent-v1)
-DEMO_RECIPES = {"tokens": "mario_tokens.yaml", "latent": "mario_latent.yaml"}
+#: ``--generator`` -> the demo's recipe: the column LM's token path (the base token recipe plus variety
+#: inside a level), or the latent path (MarioLatent-v1)
+DEMO_RECIPES = {"tokens": "mario_tokens_variety.yaml", "latent": "mario_latent.yaml"}
+#: the base token recipe the benches build on (their committed results were made with it)
+TOKENS_BASE = "mario_tokens.yaml"
 
 
 #: per ``--generator``, defaults that differ from :func:`run_demo`'s: the latent path's decoder is the
@@ -47,8 +50,13 @@ DEMO_RECIPES = {"tokens": "mario_tokens.yaml", "latent": "mario_latent.yaml"}
 DEMO_DEFAULTS: dict[str, dict] = {"latent": {"timesteps": 1024, "astar_levels": 4, "evaluate": False}}
 
 
+def recipe_file(name: str) -> Path:
+    """A recipe shipped in the package (``rlcreate/recipes/NAME``)."""
+    return Path(str(resources.files("rlcreate") / "recipes" / name))
+
+
 def demo_recipe_path(generator: str = "tokens") -> Path:
-    return Path(str(resources.files("rlcreate") / "recipes" / DEMO_RECIPES[generator]))
+    return recipe_file(DEMO_RECIPES[generator])
 
 
 def level_novelty(levels: list[np.ndarray]) -> np.ndarray:
