@@ -72,6 +72,13 @@ class Config:
     element_bias: str = ""
     """logit offsets of the env's offers, e.g. "coins=0.3,pipes=0.2,question_blocks=0.08" (the env's
     ``element_bias``: a start calibrated to the training windows' element rates); "" = none"""
+    calibrate: int = 0
+    """1: after training, fit the pipe, ?-block and coin rates (the env's ``element_bias``) of each
+    PPO policy and of the start to the human training windows' on selection requests
+    (:mod:`rlcreate.levels.calibrate`, as ``rlcreate demo`` does) and judge every set calibrated:
+    the start's draws and best-of-n with the start's offsets, each PPO set with its own"""
+    calibration_levels: int = 192
+    """selection levels per calibration round"""
     gae_lambda: float = 0.95
     """PPO's GAE lambda (1.0: Monte Carlo returns, end rewards reach the first columns undiscounted)"""
     n: int = 64
@@ -166,6 +173,7 @@ def judge_set(levels: list, obj_scores: np.ndarray, heldout: np.ndarray, human) 
 
 def main(cfg: Config) -> dict:
     from rlcreate.assemble import assemble
+    from rlcreate.levels.calibrate import calibrate_element_bias, with_element_bias
     from rlcreate.levels.objective_judges import HELDOUT
     from rlcreate.levels.quality import human_reference_segments, human_sets_inside
     from rlcreate.levels.share import best_of_n, paired_diff, recipe_scores, sample_levels, untrained_policy
@@ -185,7 +193,13 @@ def main(cfg: Config) -> dict:
             train_run(recipe, run, progress_bar=False, resume=(run / "config.yaml").is_file())
             train_s[name] = round(time.perf_counter() - t, 1)
 
-    base = assemble(objective_recipe(names[0], cfg))
+    calibration: dict = {}
+    base_recipe = objective_recipe(names[0], cfg)
+    if cfg.calibrate:  # the start does not depend on the objective: one fit serves every objective's start
+        print("calibrating the start's element rates ...", flush=True)
+        calibration["start"] = calibrate_element_bias(untrained_policy, base_recipe, levels=cfg.calibration_levels)
+        base_recipe = with_element_bias(base_recipe, calibration["start"]["element_bias"])
+    base = assemble(base_recipe)
     env_seed, human = cfg.seed + 1, human_reference_segments("test")
     start = untrained_policy(base)
     print(f"8 start draws of {cfg.n} levels ...", flush=True)
@@ -197,12 +211,19 @@ def main(cfg: Config) -> dict:
         "machine": {**machine(), "load_avg_1min_at_start": load0},
         # how often sets of cfg.n random human windows clear the profile band: the bar for profile_in_band
         "human_sets_inside": human_sets_inside(128, cfg.n),
+        # the same for sets of human TRAINING windows: the bar for a generator calibrated to their rates
+        "human_train_sets_inside": human_sets_inside(128, cfg.n, source="train"),
+        "calibration": calibration,
         "train_seconds": train_s,
         "objectives": {},
     }
     for name in names:
         recipe = objective_recipe(name, cfg)
         asm, model = restore(Path(cfg.runs) / name, asm=assemble(recipe))
+        if cfg.calibrate:
+            print(f"calibrating {name}'s element rates ...", flush=True)
+            calibration[name] = calibrate_element_bias(model, recipe, levels=cfg.calibration_levels)
+            asm = assemble(with_element_bias(recipe, calibration[name]["element_bias"]))
         ppo, t = sample_levels(model, asm, cfg.n, env_seed, env_seed)
         assert t == targets, "the policy answered different requests"
         reward = get_reward(name)

@@ -162,6 +162,7 @@ def main(cfg: Config) -> dict:
             "load_avg_1min_at_start": load0,
         },
         "human_sets": human_sets_inside(128, cfg.n),
+        "human_train_sets": human_sets_inside(128, cfg.n, source="train"),
         "policies": {},
     }
     for run in [r for r in cfg.runs.split(",") if r]:
@@ -218,6 +219,8 @@ def main(cfg: Config) -> dict:
     Path(cfg.out).write_text(json.dumps(result, indent=2))
     h = result["human_sets"]
     print(f"human sets: all five inside {h['all']:.0%}, at least four {h['all_but_one']:.0%}")
+    h = result["human_train_sets"]
+    print(f"human TRAINING-window sets: all five inside {h['all']:.0%}, at least four {h['all_but_one']:.0%}")
     for k, v in result["policies"].items():
         means = ", ".join(f"{e} {x['mean']:.2f} ({x['inside_share']:.0%})" for e, x in v["elements"].items())
         print(f"{k}: all five {v['all_inside']:.0%}, at least four {v['all_but_one_inside']:.0%}; {means}")

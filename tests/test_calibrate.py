@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -13,6 +15,7 @@ from rlcreate.levels.demo import demo_recipe_path
 from rlcreate.levels.value_rewards import human_element_stats
 from rlcreate.recipe import load_recipe
 
+ROOT = Path(__file__).resolve().parents[1]
 BASE = {"pipes": 2.0, "question_blocks": 4.0, "coins": 3.0}  # a policy writing too few of each
 
 
@@ -82,3 +85,54 @@ def test_with_element_bias_copies():
 def test_too_small_a_fit_is_refused(levels, rounds):
     with pytest.raises(ValueError, match="levels"):
         calibrate_element_bias(object(), load_recipe(demo_recipe_path("tokens")), levels=levels, rounds=rounds)
+
+
+def _cli(*args, cwd=None):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "rlcreate.cli", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_calibrate_command_refuses_a_run_of_another_env(tmp_path):
+    """The offsets exist only in the token env: a latent run gets one error line, and its
+    config.yaml is left as it was."""
+    run = tmp_path / "latent"
+    run.mkdir()
+    text = (ROOT / "rlcreate/recipes/mario_latent.yaml").read_text()
+    (run / "config.yaml").write_text(text)
+    proc = _cli("calibrate", str(run))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("error: ") and "rlcreate/MarioTokens-v1 run" in proc.stderr
+    assert (run / "config.yaml").read_text() == text and not (run / "calibration.json").exists()
+    proc = _cli("calibrate", str(tmp_path / "missing"))
+    assert proc.returncode == 2 and "not a run folder" in proc.stderr
+    assert not list(tmp_path.glob(".missing*"))  # no lock file made beside a folder that is not a run
+
+
+@pytest.mark.slow
+def test_calibrate_command_writes_the_fit_into_a_trained_run(tmp_path):
+    """`rlcreate calibrate` on a plain `rlcreate train` token run: the fitted offsets go into its
+    config.yaml (what eval, report and generate read), calibration.json keeps the fit and the
+    offsets it trained with, samples/ is redrawn; a second fit keeps the trained-with record."""
+    import json
+
+    proc = _cli("train", str(ROOT / "rlcreate/recipes/mario_tokens.yaml"), "--steps", "512", "--out", str(tmp_path),
+                "--name", "r", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    run = tmp_path / "r"
+    before = (run / "samples").stat().st_mtime_ns
+    proc = _cli("calibrate", str(run), "--levels", "16", "--rounds", "2")
+    assert proc.returncode == 0, proc.stderr
+    saved = json.loads((run / "calibration.json").read_text())
+    fit = saved["steered"]
+    assert saved["trained_element_bias"] is None and len(fit["rounds"]) == 2 and fit["levels"] == 16
+    assert fit["element_bias"] == fit["rounds"][fit["chosen_round"]]["element_bias"]
+    assert load_recipe(run / "config.yaml").env.kwargs["element_bias"] == fit["element_bias"]
+    assert (run / "samples").stat().st_mtime_ns != before and list((run / "samples").glob("level_*.txt"))
+    assert "offsets pipes" in proc.stdout
+    proc = _cli("calibrate", str(run), "--levels", "16", "--rounds", "1")
+    assert proc.returncode == 0, proc.stderr
+    again = json.loads((run / "calibration.json").read_text())
+    assert again["trained_element_bias"] is None  # the offsets it trained with, not the first fit's
+    assert again["steered"]["rounds"][0]["element_bias"] == fit["element_bias"]  # the second fit starts from the first

@@ -286,6 +286,8 @@ def test_cli_option_fuzz(tmp_path):
         (["demo", "--out", tmp_path / "demo"], "--timesteps", BAD_INTS),
         (["generate", run], "--n", BAD_INTS),
         (["generate", run], "--seed", ["-1", str(2**32), "abc", "nan"]),
+        (["calibrate", run], "--levels", BAD_INTS),
+        (["calibrate", run], "--rounds", BAD_INTS),
         (["play", recipe], "--runs", BAD_INTS),
         (["eval", run], "--n", BAD_INTS),
         (["eval", run], "--astar-runs", BAD_INTS),
@@ -340,6 +342,7 @@ def test_failed_commands_never_damage_a_run(tmp_path):
         ["train", run],
         ["generate", run, "--n", "0"],
         ["generate", run, "--targets", "dragons=2"],
+        ["calibrate", run],                                  # not a token run: no offsets to fit
         ["eval", run, "--judges", "nonsense"],
         ["eval", run, "--n", "-1"],
         ["render", run / "config.yaml", "-o", run / "config.yaml"],

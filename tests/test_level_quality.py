@@ -60,6 +60,22 @@ def test_human_sets_clear_five_of_five_only_about_six_times_in_ten():
     assert f"on all 5 elements {report['human_sets']['all']:.0%} of the time" in q.format_table(table)
 
 
+def test_training_window_sets_clear_the_band_less_often_than_corpus_sets():
+    """The band is the whole corpus's; the training split's coin mean sits under its centre, so sets
+    of training windows (what a generator calibrated to the training rates writes at best) pass
+    less often, and the table reports both bars."""
+    corpus_bar = q.human_sets_inside(128, 64, draws=1000)
+    train_bar = q.human_sets_inside(128, 64, draws=1000, source="train")
+    assert train_bar["all"] < corpus_bar["all"] - 0.05
+    assert 0.3 < train_bar["all"] < train_bar["all_but_one"] <= 1.0
+    report = q.profile_report([_flat(128)] * 16)
+    assert report["human_train_sets"] == q.human_sets_inside(128, 16, source="train")
+    table = {"human_split": "test", "groups": {"flat": {"profile": report}}}
+    assert f"TRAINING windows (the rates calibration aims at) {report['human_train_sets']['all']:.0%}" in q.format_table(table)
+    with pytest.raises(ValueError, match="corpus or train"):
+        q.human_sets_inside(128, 16, source="test")
+
+
 def test_human_likeness_separates_noise_and_not_human_from_human():
     train, groups = q.human_reference_segments("train", stride=16)
     same = q.human_likeness(generated_segments=(train, groups))

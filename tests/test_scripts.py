@@ -57,8 +57,13 @@ def _smoke(tmp: Path) -> dict[str, list[str]]:
                                 "--run", str(tmp / "steer"), "--out", str(tmp / "steer.json")],
         "bench_hostile.py": [py, "scripts/bench_hostile.py", "--only", "YAML", "--timeout-s", "120",
                              "--out", str(tmp / "hostile.json")],
-        "bench_level_objectives.py": [py, "scripts/bench_level_objectives.py", "--objectives", "rhythm", "--timesteps",
-                                      "128", "--n", "2", "--runs", str(tmp / "objectives"), "--out", str(tmp / "obj.json")],
+        # calibrated after training: the start's fit and the objective policy's own, then the sets
+        "bench_level_objectives.py": ["bash", "-c", f"{py} scripts/bench_level_objectives.py --objectives rhythm "
+                                      f"--timesteps 128 --n 2 --calibrate 1 --calibration_levels 16 "
+                                      f"--runs {tmp}/objectives --out {tmp}/obj.json && {py} -c \"import json; "
+                                      f"r = json.load(open('{tmp}/obj.json')); c = r['calibration']; "
+                                      "assert set(c) == {'start', 'rhythm'} and c['rhythm']['levels'] == 16, c; "
+                                      "assert r['objectives']['rhythm']['ppo']['ci_vs_start'], r\""],
         "bench_level_objectives_search.py": [py, "scripts/bench_level_objectives_search.py", "--objectives", "rhythm",
                                              "--budget", "512", "--batch", "2", "--n", "4", "--runs",
                                              str(tmp / "no_runs"), "--samples", str(tmp / "search"),

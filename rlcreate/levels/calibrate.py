@@ -16,20 +16,23 @@ offset by ``damping * log(target / measured)``. The offsets returned are those o
 round closest to the target (the largest log-ratio over the elements smallest), never an
 extrapolated step. Enemies and gaps are left to the control targets.
 
-``rlcreate demo`` writes the policy's offsets into the run's ``config.yaml`` (``calibration.json``
-keeps the fits): ``eval``, ``report`` and ``generate`` then sample with them, ``demo --resume``
-trains on with the offsets the run trained with, and a plain ``train RUN --resume`` trains on with
-the calibrated ones.
+``rlcreate demo`` and ``rlcreate calibrate RUN`` (any trained ``MarioTokens-v1`` run, e.g. a
+designer-objective recipe's) write the policy's offsets into the run's ``config.yaml``
+(:func:`write_calibration`; ``calibration.json`` keeps the fits and the offsets it trained with):
+``eval``, ``report`` and ``generate`` then sample with them, ``demo --resume`` trains on with the
+offsets the run trained with, and a plain ``train RUN --resume`` trains on with the calibrated ones.
 """
 
 from __future__ import annotations
 
 import copy
+import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["CALIBRATED_ELEMENTS", "calibrate_element_bias", "with_element_bias"]
+__all__ = ["CALIBRATED_ELEMENTS", "calibrate_element_bias", "calibrate_run", "with_element_bias", "write_calibration"]
 
 #: elements whose rates the offsets set (the control targets cover enemies and gaps)
 CALIBRATED_ELEMENTS = ("pipes", "question_blocks", "coins")
@@ -97,3 +100,57 @@ def calibrate_element_bias(
         "levels": int(levels),
         "env_seed": int(env_seed),
     }
+
+
+def trained_element_bias(run: Path, recipe: Any) -> dict | None:
+    """The offsets ``run`` trained with: an earlier fit's record (``calibration.json``), else the
+    run's ``config.yaml`` (not yet calibrated)."""
+    from rlcreate.errors import UserError
+    from rlcreate.safe_io import load_json
+
+    if not (run / "calibration.json").is_file():
+        return recipe.env.kwargs.get("element_bias")
+    saved = load_json(run / "calibration.json")
+    trained_with = saved.get("trained_element_bias") if isinstance(saved, dict) else "?"
+    if trained_with is not None and not isinstance(trained_with, dict):
+        raise UserError(
+            f"{str(run / 'calibration.json')!r} is not what rlcreate writes (its trained_element_bias is "
+            f"{trained_with!r}); delete the file to use the config.yaml's offsets"
+        )
+    return trained_with
+
+
+def write_calibration(run: Path, recipe: Any, fits: dict, trained_with: dict | None) -> Any:
+    """Write the steered policy's fitted offsets (``fits["steered"]``) into ``run``'s config.yaml
+    and every fit, with the offsets the run trained with, into ``calibration.json``; returns the
+    calibrated recipe."""
+    from rlcreate.runbox import write_text
+
+    calibrated = with_element_bias(recipe, fits["steered"]["element_bias"])
+    calibrated.dump(run / "config.yaml")  # eval, report and generate read the run's calibrated sampler
+    write_text(run / "calibration.json", json.dumps({**fits, "trained_element_bias": trained_with}, indent=2))
+    return calibrated
+
+
+def calibrate_run(run: str | Path, levels: int = 192, rounds: int = 3) -> dict:
+    """``rlcreate calibrate RUN``: fit a trained ``MarioTokens-v1`` run's element-rate offsets, write
+    them into the run (:func:`write_calibration`) and redraw its ``samples/`` with them. Returns the fit."""
+    from rlcreate.errors import UserError
+    from rlcreate.train.runner import read_run_recipe, restore
+
+    run = Path(run)
+    recipe = read_run_recipe(run)
+    if recipe.env_id != "rlcreate/MarioTokens-v1":
+        raise UserError(
+            f"{str(run)!r} is a {recipe.env_id} run; calibrate fits the column-LM token env's element_bias, "
+            "so pass a rlcreate/MarioTokens-v1 run (e.g. one trained from mario_tokens.yaml)"
+        )
+    trained_with = trained_element_bias(run, recipe)
+    asm, model = restore(run)
+    fit = calibrate_element_bias(model, recipe, levels=levels, rounds=rounds)
+    calibrated = write_calibration(run, recipe, {"steered": fit}, trained_with)
+    from rlcreate.assemble import assemble
+
+    asm = assemble(calibrated)
+    asm.domain.finish_training(model, asm, run)  # samples/ again, from the calibrated sampler
+    return fit

@@ -1,5 +1,5 @@
-"""Commands the levels domain adds to ``rlcreate``: ``demo`` (the main job), ``play`` and
-``render`` a level file."""
+"""Commands the levels domain adds to ``rlcreate``: ``demo`` (the main job), ``calibrate`` a
+trained token run's element rates, ``play`` and ``render`` a level file."""
 
 from __future__ import annotations
 
@@ -59,6 +59,26 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_calibrate(args) -> int:
+    from rlcreate.levels.calibrate import calibrate_run
+    from rlcreate.runbox import run_lock
+    from rlcreate.train.runner import read_run_recipe
+
+    read_run_recipe(args.run)  # a run folder, before any lock file is made beside it
+    with run_lock(Path(args.run), "calibrate"):
+        fit = calibrate_run(args.run, levels=args.levels, rounds=args.rounds)
+    chosen = fit["rounds"][fit["chosen_round"]]
+    print(
+        "offsets "
+        + ", ".join(f"{e} {b:+.2f}" for e, b in fit["element_bias"].items())
+        + f" (round {fit['chosen_round'] + 1} of {len(fit['rounds'])}, {fit['levels']} selection levels): "
+        + ", ".join(f"{e} {chosen['means'][e]:.2f} (human {fit['target'][e]:.2f})" for e in fit["target"])
+        + " per 128 columns"
+    )
+    print(f"written to {args.run}/config.yaml (fits: calibration.json); samples/ redrawn with them")
+    return 0
+
+
 def register(sub) -> None:
     d = sub.add_parser(
         "demo",
@@ -100,6 +120,15 @@ def register(sub) -> None:
         help="tokens: the column LM's token path (mario_tokens_variety.yaml); latent: MarioLatent-v1 (mario_latent.yaml)",
     )
     d.set_defaults(fn=cmd_demo)
+
+    cb = sub.add_parser(
+        "calibrate",
+        help="fit a trained MarioTokens-v1 run's pipe, ?-block and coin rates to human levels (writes its config.yaml)",
+    )
+    cb.add_argument("run", help="run folder of a trained token recipe (rlcreate train / demo)")
+    cb.add_argument("--levels", type=int_arg(16, 100000), default=192, help="selection levels per round")
+    cb.add_argument("--rounds", type=int_arg(1, 20), default=3, help="fitting rounds (the best measured one is kept)")
+    cb.set_defaults(fn=cmd_calibrate)
 
     pl = sub.add_parser("play", help="fast-solver and A* verdicts for a level file")
     pl.add_argument("level")

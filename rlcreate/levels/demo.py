@@ -141,15 +141,9 @@ def run_demo(
         else load_recipe(demo_recipe_path(generator))
     )
     if resume and (out / "calibration.json").is_file():  # train on with the offsets it trained with
-        from rlcreate.safe_io import load_json
+        from rlcreate.levels.calibrate import trained_element_bias
 
-        saved = load_json(out / "calibration.json")
-        trained_with = saved.get("trained_element_bias") if isinstance(saved, dict) else "?"
-        if trained_with is not None and not isinstance(trained_with, dict):
-            raise UserError(
-                f"{str(out / 'calibration.json')!r} is not what `rlcreate demo` writes (its trained_element_bias is "
-                f"{trained_with!r}); delete the file to resume with the config.yaml's offsets, or use another --out"
-            )
+        trained_with = trained_element_bias(out, recipe)
         recipe.env.kwargs.pop("element_bias", None)
         if trained_with:
             recipe.env.kwargs["element_bias"] = trained_with
@@ -268,17 +262,14 @@ def _calibrate(out: Path, model: Any, trained: Any, levels: int) -> tuple[dict, 
     (``calibration.json`` keeps the fits and the offsets it trained with); returns the fits and the
     two calibrated assemblies."""
     from rlcreate.assemble import assemble
-    from rlcreate.levels.calibrate import calibrate_element_bias, with_element_bias
+    from rlcreate.levels.calibrate import calibrate_element_bias, with_element_bias, write_calibration
     from rlcreate.levels.share import untrained_policy
 
     fits = {
         "steered": calibrate_element_bias(model, trained, levels=levels),
         "untrained_start": calibrate_element_bias(untrained_policy, trained, levels=levels),
     }
-    steered = with_element_bias(trained, fits["steered"]["element_bias"])
-    steered.dump(out / "config.yaml")  # eval, report and sample read the run's calibrated sampler
-    trained_with = trained.env.kwargs.get("element_bias")
-    (out / "calibration.json").write_text(json.dumps({**fits, "trained_element_bias": trained_with}, indent=2))
+    steered = write_calibration(out, trained, fits, trained.env.kwargs.get("element_bias"))
     start = with_element_bias(trained, fits["untrained_start"]["element_bias"])
     return fits, assemble(steered), assemble(start)
 
