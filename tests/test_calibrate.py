@@ -131,8 +131,10 @@ def test_calibrate_command_writes_the_fit_into_a_trained_run(tmp_path):
     assert load_recipe(run / "config.yaml").env.kwargs["element_bias"] == fit["element_bias"]
     assert (run / "samples").stat().st_mtime_ns != before and list((run / "samples").glob("level_*.txt"))
     assert "offsets pipes" in proc.stdout
+    (run / "calibration.json").write_text(json.dumps({**saved, "untrained_start": fit}))  # as a demo run has
     proc = _cli("calibrate", str(run), "--levels", "16", "--rounds", "1")
     assert proc.returncode == 0, proc.stderr
     again = json.loads((run / "calibration.json").read_text())
+    assert again["untrained_start"] == fit  # the start's fit of a demo run is kept
     assert again["trained_element_bias"] is None  # the offsets it trained with, not the first fit's
     assert again["steered"]["rounds"][0]["element_bias"] == fit["element_bias"]  # the second fit starts from the first

@@ -102,14 +102,13 @@ def calibrate_element_bias(
     }
 
 
-def trained_element_bias(run: Path, recipe: Any) -> dict | None:
-    """The offsets ``run`` trained with: an earlier fit's record (``calibration.json``), else the
-    run's ``config.yaml`` (not yet calibrated)."""
+def earlier_calibration(run: Path) -> dict:
+    """``run``'s ``calibration.json`` (``{}`` if none), checked to be what rlcreate writes."""
     from rlcreate.errors import UserError
     from rlcreate.safe_io import load_json
 
     if not (run / "calibration.json").is_file():
-        return recipe.env.kwargs.get("element_bias")
+        return {}
     saved = load_json(run / "calibration.json")
     trained_with = saved.get("trained_element_bias") if isinstance(saved, dict) else "?"
     if trained_with is not None and not isinstance(trained_with, dict):
@@ -117,7 +116,14 @@ def trained_element_bias(run: Path, recipe: Any) -> dict | None:
             f"{str(run / 'calibration.json')!r} is not what rlcreate writes (its trained_element_bias is "
             f"{trained_with!r}); delete the file to use the config.yaml's offsets"
         )
-    return trained_with
+    return saved
+
+
+def trained_element_bias(run: Path, recipe: Any) -> dict | None:
+    """The offsets ``run`` trained with: an earlier fit's record (``calibration.json``), else the
+    run's ``config.yaml`` (not yet calibrated)."""
+    saved = earlier_calibration(run)
+    return saved.get("trained_element_bias") if saved else recipe.env.kwargs.get("element_bias")
 
 
 def write_calibration(run: Path, recipe: Any, fits: dict, trained_with: dict | None) -> Any:
@@ -146,11 +152,12 @@ def calibrate_run(run: str | Path, levels: int = 192, rounds: int = 3) -> dict:
             "so pass a rlcreate/MarioTokens-v1 run (e.g. one trained from mario_tokens.yaml)"
         )
     trained_with = trained_element_bias(run, recipe)
+    fits = {k: v for k, v in earlier_calibration(run).items() if k != "trained_element_bias"}  # a demo's start fit stays
     asm, model = restore(run)
-    fit = calibrate_element_bias(model, recipe, levels=levels, rounds=rounds)
-    calibrated = write_calibration(run, recipe, {"steered": fit}, trained_with)
+    fits["steered"] = calibrate_element_bias(model, recipe, levels=levels, rounds=rounds)
+    calibrated = write_calibration(run, recipe, fits, trained_with)
     from rlcreate.assemble import assemble
 
     asm = assemble(calibrated)
     asm.domain.finish_training(model, asm, run)  # samples/ again, from the calibrated sampler
-    return fit
+    return fits["steered"]
