@@ -152,7 +152,8 @@ def calibrate_run(run: str | Path, levels: int = 192, rounds: int = 3) -> dict:
             "so pass a rlcreate/MarioTokens-v1 run (e.g. one trained from mario_tokens.yaml)"
         )
     trained_with = trained_element_bias(run, recipe)
-    fits = {k: v for k, v in earlier_calibration(run).items() if k != "trained_element_bias"}  # a demo's start fit stays
+    # a demo run's start fit stays next to the new one
+    fits = {k: v for k, v in earlier_calibration(run).items() if k != "trained_element_bias"}
     asm, model = restore(run)
     fits["steered"] = calibrate_element_bias(model, recipe, levels=levels, rounds=rounds)
     calibrated = write_calibration(run, recipe, fits, trained_with)
