@@ -1,0 +1,62 @@
+"""The PPO-update speed variants of the demo recipe and the benches that compare them: the variant
+recipes differ from the demo's only in PPO's learning values (and keep SB3's Adam eps when they pass
+optimizer keywords), and the benches' recipe lists parse or fail with one error line."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from rlcreate.levels.demo import demo_recipe_path
+from rlcreate.recipe import load_recipe
+
+ROOT = Path(__file__).resolve().parents[1]
+VARIANTS = {"demo_variety_e3_fused.yaml": (3, 256), "demo_variety_e2_b512_fused.yaml": (2, 512)}
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_speed_variants_change_only_the_ppo_update(name):
+    demo = load_recipe(demo_recipe_path())
+    variant = load_recipe(ROOT / "benchmarks" / "recipes" / name)
+    assert variant.env == demo.env and variant.rewards == demo.rewards and variant.targets == demo.targets
+    hv, hd = dict(variant.trainer["hyper"]), dict(demo.trainer["hyper"])
+    assert (hv.pop("n_epochs"), hv.pop("batch_size")) == VARIANTS[name] != (hd.pop("n_epochs"), hd.pop("batch_size"))
+    kv, kd = dict(hv.pop("policy_kwargs")), dict(hd.pop("policy_kwargs"))
+    # SB3 sets Adam's eps to 1e-5 only when no optimizer keywords are given: the variants keep it
+    assert kv.pop("optimizer_kwargs") == {"eps": 1e-5, "fused": True} and "optimizer_kwargs" not in kd
+    assert kv == kd and hv == hd
+    assert [variant.trainer[k] for k in variant.trainer.keys() if k != "hyper"] == [
+        demo.trainer[k] for k in demo.trainer.keys() if k != "hyper"
+    ]
+
+
+def test_speed_bench_reads_label_recipe_pairs():
+    bench = _script("bench_level_tokens_speed")
+    path = str(ROOT / "benchmarks" / "recipes" / "demo_variety_e3_fused.yaml")
+    assert bench.train_recipes(f"e3={path}") == {"e3": path}
+    assert bench.train_recipes("") == {}
+    for bad in ("e3", f"={path}", "e3=no/such.yaml"):
+        with pytest.raises(SystemExit, match="error: --train_recipes"):
+            bench.train_recipes(bad)
+
+
+def test_learning_bench_labels_one_per_recipe():
+    bench = _script("bench_tokens_learning_speed")
+    cfg = bench.Config(labels="")
+    assert bench._labels(cfg, ["a/x.yaml", "b/y.yaml"]) == ["x", "y"]
+    assert bench._labels(bench.Config(labels="cur,e3"), ["a/x.yaml", "b/y.yaml"]) == ["cur", "e3"]
+    for labels in ("cur", "cur,cur"):
+        with pytest.raises(SystemExit, match="give one distinct name per recipe"):
+            bench._labels(bench.Config(labels=labels), ["a/x.yaml", "b/y.yaml"])
