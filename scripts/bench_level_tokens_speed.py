@@ -69,6 +69,9 @@ class Config:
     variety offers compared tile by tile)
     in this one process, ``repeats`` times, and report the paired CPU-time speed-up of an env
     episode and of a training call (the same results either way: tests/test_tokens_speed_equality.py)"""
+    ab_only: str = ""
+    """with ``ab``: swap only these fast paths (comma-separated: _topk_without_ties, forward,
+    evaluate_actions, env_method, observe (the variety offers)); "" = all of them"""
 
 
 def build(batch: int, columns: int, seed: int, recipe_path: str = "", learning_from: str = ""):
@@ -310,6 +313,12 @@ def ab_batch(cfg: Config, rng: np.random.Generator, batch: int) -> dict:
     model = make_algo(recipe, VecMonitor(venv), None)
     assert recipe.trainer["hyper"]["policy_kwargs"]["kl_to_prior"]  # the reference evaluate assumes it
     patches = _reference_paths()
+    if cfg.ab_only:
+        wanted = set(cfg.ab_only.split(","))
+        unknown = wanted - {name for _, name, _ in patches}
+        if unknown:
+            raise SystemExit(f"error: --ab_only {cfg.ab_only!r}: unknown {sorted(unknown)}; use {[n for _, n, _ in patches]}")
+        patches = [p for p in patches if p[1] in wanted]
     fast = [(obj, name, getattr(obj, name)) for obj, name, _ in patches]
     cpu: dict[str, list[float]] = {f"{p}_{m}": [] for p in ("env", "train") for m in ("fast", "reference")}
     for r in range(cfg.repeats + 1):  # the first round warms both up and is not kept
