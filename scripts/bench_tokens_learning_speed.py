@@ -11,7 +11,8 @@ run's policy against the first recipe's of the same seed on the same requests
 (``steered_minus_reference``, paired 95% CI).
 
 The comparison is at equal env steps (the recipe's budget, or ``--steps``): a variant that is not
-worse at equal steps and takes less CPU time is at least as good at equal wall-clock time. The
+worse at equal steps and takes less CPU time is at least as good at equal wall-clock time; per-recipe
+``--steps`` give a variant the steps it takes in the reference's time instead. The
 variants' per-step speed next to the bare column LM is measured in one run by
 ``bench_level_tokens_speed.py --hyper ...``. Existing run folders are reused (their recorded times
 kept), so an interrupted benchmark resumes.
@@ -45,8 +46,9 @@ class Config:
     """comma-separated short names, one per recipe ("" = the recipe files' stems)"""
     seeds: str = "0,1"
     """comma-separated training seeds"""
-    steps: int = 0
-    """env steps per training (0 = each recipe's trainer.total_timesteps)"""
+    steps: str = "0"
+    """env steps per training: one number for every recipe or comma-separated, one per recipe (for an
+    equal-time comparison); 0 = the recipe's trainer.total_timesteps"""
     runs_dir: str = "runs/learning_speed"
     """where the run folders go (<label>_s<seed>; an existing one is reused, not retrained)"""
     judge: int = 1
@@ -82,7 +84,7 @@ def train(recipe: str, seed: int, folder: Path, steps: int) -> dict:
         cmd += ["--steps", str(steps)]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     load0, t = os.getloadavg()[0], time.perf_counter()
-    subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - t
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -98,24 +100,34 @@ def main(cfg: Config) -> dict:
     import torch
 
     recipes = [r for r in cfg.recipes.split(",") if r]
+    if not recipes:
+        raise SystemExit("error: --recipes '': give at least one recipe file, e.g. " + DEMO_RECIPE)
     labels = _labels(cfg, recipes)
     for r in recipes:
-        if not (ROOT / r).is_file() and not Path(r).is_file():
-            raise SystemExit(f"error: --recipes {r!r}: no such recipe file")
+        if not Path(r).is_file():
+            raise SystemExit(f"error: --recipes {r!r}: no such recipe file (paths are relative to the working directory)")
     try:
         seeds = [int(s) for s in cfg.seeds.split(",") if s]
     except ValueError:
         raise SystemExit(f"error: --seeds {cfg.seeds!r}: write comma-separated integers, e.g. 0,1") from None
+    try:
+        steps = [int(s) for s in cfg.steps.split(",")]
+    except ValueError:
+        steps = []
+    if len(steps) == 1:
+        steps *= len(recipes)
+    if len(steps) != len(recipes) or min(steps) < 0:
+        raise SystemExit(f"error: --steps {cfg.steps!r}: write one number of env steps, or one per recipe (0 = the recipe's)")
     result: dict = {"config": asdict(cfg), "machine": {
         "platform": platform.platform(), "cpu_count": os.cpu_count(), "python": platform.python_version(),
         "torch": torch.__version__, "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "load_avg_1min_at_start": os.getloadavg()[0]}, "runs": {}}
     runs_dir = Path(cfg.runs_dir)
     for seed in seeds:  # seeds outermost: each seed's recipes train back to back, under about the same load
-        for recipe, label in zip(recipes, labels):
+        for recipe, label, budget in zip(recipes, labels, steps):
             folder = runs_dir / f"{label}_s{seed}"
             print(f"training {label} (seed {seed}) -> {folder} ...", flush=True)
-            row = train(recipe, seed, folder, cfg.steps)
+            row = train(recipe, seed, folder, budget)
             result["runs"][folder.name] = {"label": label, **row}
             print(f"  {row['env_steps']} env steps in {row['wall_s']} s wall, {row['cpu_s']} CPU s", flush=True)
     ref = labels[0]

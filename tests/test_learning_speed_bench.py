@@ -76,3 +76,14 @@ def test_learning_bench_labels_one_per_recipe():
     for labels in ("cur", "cur,cur"):
         with pytest.raises(SystemExit, match="give one distinct name per recipe"):
             bench._labels(bench.Config(labels=labels), ["a/x.yaml", "b/y.yaml"])
+
+
+def test_learning_bench_rejects_bad_budgets_before_training(tmp_path):
+    bench = _script("bench_tokens_learning_speed")
+    two = "benchmarks/recipes/demo_variety.yaml,benchmarks/recipes/demo_variety_e3_fused.yaml"
+    for steps in ("1,2,3", "x", "-5"):
+        with pytest.raises(SystemExit, match="error: --steps"):
+            bench.main(bench.Config(recipes=two, labels="a,b", steps=steps, runs_dir=str(tmp_path)))
+    with pytest.raises(SystemExit, match="error: --recipes"):
+        bench.main(bench.Config(recipes="no/such.yaml", runs_dir=str(tmp_path)))
+    assert not any(tmp_path.iterdir())  # nothing was trained
