@@ -10,7 +10,9 @@ every path alike:
 - ``env_own``: the same episode with the LM's outputs of an earlier episode replayed instead of
   running it: what the env costs beyond the LM's forward passes;
 - ``train``: MaskablePPO with the recipe's ``lm_prior`` policy learning one rollout of ``n_steps``
-  per row (collection + update), in env steps per second; ``train_update`` is the PPO update's part.
+  per row (collection + update), in env steps per second; ``train_update`` is the PPO update's part;
+- ``train_LABEL`` (``--train_recipes``): the same with another recipe's PPO learning values
+  (``n_epochs``, ``batch_size``, ``policy_kwargs`` such as fused Adam), each with its own env.
 
 Reports columns per second for each and the ratios env / lm and train / lm from the median wall
 times, the median of the ratios within each repeat (``*_paired``: the paths of one repeat run back
@@ -20,6 +22,10 @@ than wall time when other jobs share the cores), plus cProfiles of one env episo
 training call (top functions by own time) to show where the time goes.
 
     OMP_NUM_THREADS=1 python scripts/bench_level_tokens_speed.py --out benchmarks/level_tokens_speed.json
+    # the demo's recipe, and two cheaper PPO updates next to it in the same run:
+    OMP_NUM_THREADS=1 python scripts/bench_level_tokens_speed.py --recipe rlcreate/recipes/mario_tokens_variety.yaml \
+        --train_recipes e3_fused=benchmarks/recipes/demo_variety_e3_fused.yaml,e2_b512_fused=benchmarks/recipes/demo_variety_e2_b512_fused.yaml \
+        --out benchmarks/level_tokens_speed_update.json
 """
 
 from __future__ import annotations
@@ -49,28 +55,57 @@ class Config:
     train: int = 1
     """1: also time one MaskablePPO rollout + update per batch size"""
     seed: int = 0
+    recipe: str = ""
+    """the recipe file whose env and PPO values are timed ("" = the shipped mario_tokens.yaml, the benches' base)"""
+    train_recipes: str = ""
+    """comma-separated LABEL=recipe-file pairs: extra training paths with those recipes' PPO learning
+    values (trainer.hyper's n_epochs, batch_size, policy_kwargs) on ``recipe``'s env ("" = none)"""
     out: str = "benchmarks/level_tokens_speed.json"
     profile: int = 1
     """1: also profile one env episode and one training call per batch size"""
     ab: int = 0
     """1: instead, alternate the fast paths with their plain references (the code before the speed
-    work: torch.topk, the distribution-object policy paths through nn.Modules, masks fancy-indexed)
+    work: torch.topk, the distribution-object policy paths through nn.Modules, masks fancy-indexed,
+    variety offers compared tile by tile)
     in this one process, ``repeats`` times, and report the paired CPU-time speed-up of an env
     episode and of a training call (the same results either way: tests/test_tokens_speed_equality.py)"""
+    ab_only: str = ""
+    """with ``ab``: swap only these fast paths (comma-separated: _topk_without_ties, forward,
+    evaluate_actions, env_method, observe (the variety offers)); "" = all of them"""
 
 
-def build(batch: int, columns: int, seed: int):
+def build(batch: int, columns: int, seed: int, recipe_path: str = "", learning_from: str = ""):
+    """The recipe at ``batch`` rows of ``columns`` columns (one level per row per rollout), its
+    assembly and env; ``learning_from``: take the PPO learning values from that recipe file."""
     from rlcreate.assemble import assemble
     from rlcreate.levels.demo import TOKENS_BASE, recipe_file
     from rlcreate.recipe import load_recipe
 
-    recipe = load_recipe(recipe_file(TOKENS_BASE))
+    recipe = load_recipe(recipe_path or recipe_file(TOKENS_BASE))
+    if learning_from:
+        other = load_recipe(learning_from).trainer["hyper"]
+        recipe.trainer["hyper"].update({k: other[k] for k in LEARNING_VALUES if k in other})
     recipe.env["kwargs"]["n_columns"] = columns
     recipe.trainer["n_envs"] = batch
     recipe.trainer["hyper"]["n_steps"] = columns
-    recipe.trainer["hyper"]["batch_size"] = min(256, columns * batch)
+    recipe.trainer["hyper"]["batch_size"] = min(recipe.trainer["hyper"].get("batch_size", 256), columns * batch)
     asm = assemble(recipe)
     return recipe, asm, asm.make_env(batch, seed, "train")
+
+
+#: what ``--train_recipes`` takes from another recipe (n_steps stays one level per row)
+LEARNING_VALUES = ("n_epochs", "batch_size", "learning_rate", "policy_kwargs")
+
+
+def train_recipes(text: str) -> dict[str, str]:
+    """``--train_recipes`` -> {label: recipe file}."""
+    out = {}
+    for part in [p for p in text.split(",") if p]:
+        label, sep, path = part.partition("=")
+        if not sep or not label or not Path(path).is_file():
+            raise SystemExit(f"error: --train_recipes {part!r}: write LABEL=recipe-file pairs, e.g. e3=benchmarks/recipes/demo_variety_e3_fused.yaml")
+        out[label] = path
+    return out
 
 
 def env_episode(venv, rng) -> None:
@@ -129,29 +164,36 @@ def bench_batch(cfg: Config, lm, rng: np.random.Generator, batch: int) -> dict:
 
     from rlcreate.sb3.algo import make_algo
 
-    recipe, asm, venv = build(batch, cfg.columns, cfg.seed)
-    model = make_algo(recipe, VecMonitor(venv), None) if cfg.train else None
-    times: dict[str, list[float]] = {"lm": [], "env": [], "env_own": [], "train": [], "train_update": []}
+    recipe, asm, venv = build(batch, cfg.columns, cfg.seed, cfg.recipe)
+    models = {}  # "train" or "train_LABEL" -> a MaskablePPO model on its own env
+    if cfg.train:
+        models["train"] = make_algo(recipe, VecMonitor(venv), None)
+        for label, path in train_recipes(cfg.train_recipes).items():
+            r, _, v = build(batch, cfg.columns, cfg.seed, cfg.recipe, learning_from=path)
+            models[f"train_{label}"] = make_algo(r, VecMonitor(v), None)
+    updates = {key: key.replace("train", "train_update", 1) for key in models}
+    keys = ["lm", "env", "env_own", *(k for key in models for k in (key, updates[key]))]
+    times: dict[str, list[float]] = {k: [] for k in keys}
     cpu: dict[str, list[float]] = {k: [] for k in times}
-    if model is not None:  # time the PPO update inside learn() apart from the rollout
-        model.train = timed(model.train, times["train_update"], cpu["train_update"])  # type: ignore[method-assign]
+    for key, m in models.items():  # time the PPO update inside learn() apart from the rollout
+        m.train = timed(m.train, times[updates[key]], cpu[updates[key]])  # type: ignore[method-assign]
     env_episode(venv, rng)  # warm-up: numba, caches
     lm.generate(cfg.columns, batch=batch, seed=cfg.seed)
     replay = Replay(venv.core.lm)
     venv.core.lm.step = replay.record
     env_episode(venv, rng)  # records the LM outputs that env_own replays
     venv.core.lm.step = replay.real
-    if model is not None:
-        model.learn(total_timesteps=cfg.columns * batch, reset_num_timesteps=False)
-        times["train_update"].clear()
-        cpu["train_update"].clear()
+    for key, m in models.items():
+        m.learn(total_timesteps=cfg.columns * batch, reset_num_timesteps=False)
+        times[updates[key]].clear()
+        cpu[updates[key]].clear()
     paths = {
         "lm": lambda r: lm.generate(cfg.columns, batch=batch, seed=cfg.seed + r),
         "env": lambda r: env_episode(venv, rng),
         "env_own": lambda r: replay.episode(venv, rng),
     }
-    if model is not None:
-        paths["train"] = lambda r: model.learn(total_timesteps=cfg.columns * batch, reset_num_timesteps=False)
+    for key, m in models.items():
+        paths[key] = lambda r, m=m: m.learn(total_timesteps=cfg.columns * batch, reset_num_timesteps=False)
     for r in range(cfg.repeats):
         for key, run in paths.items():
             t, c = time.perf_counter(), time.process_time()
@@ -161,27 +203,26 @@ def bench_batch(cfg: Config, lm, rng: np.random.Generator, batch: int) -> dict:
     cols = cfg.columns * batch
     med = {k: float(np.median(v)) for k, v in times.items() if v}
     fastest = {k: float(np.min(v)) for k, v in times.items() if v}
+    mc = {k: float(np.median(v)) for k, v in cpu.items() if v}
     row = {f"{k}_columns_per_s": cols / s for k, s in med.items()}
     row["env_over_lm"] = med["lm"] / med["env"]
     row["env_over_lm_fastest_repeat"] = fastest["lm"] / fastest["env"]
     row["env_own_share_of_env"] = med["env_own"] / med["env"]
-    if "train" in med:
-        row["train_over_lm"] = med["lm"] / med["train"]
-        row["train_over_lm_fastest_repeat"] = fastest["lm"] / fastest["train"]
-        row["train_update_share_of_train"] = med["train_update"] / med["train"]
-    mc = {k: float(np.median(v)) for k, v in cpu.items() if v}
     row["env_over_lm_cpu"] = mc["lm"] / mc["env"]
     row["env_own_share_of_env_cpu"] = mc["env_own"] / mc["env"]
-    if "train" in mc:
-        row["train_over_lm_cpu"] = mc["lm"] / mc["train"]
-        row["train_update_share_of_train_cpu"] = mc["train_update"] / mc["train"]
+    for key in models:
+        row[f"{key}_over_lm"] = med["lm"] / med[key]
+        row[f"{key}_over_lm_fastest_repeat"] = fastest["lm"] / fastest[key]
+        row[f"{updates[key]}_share_of_{key}"] = med[updates[key]] / med[key]
+        row[f"{key}_over_lm_cpu"] = mc["lm"] / mc[key]
+        row[f"{updates[key]}_share_of_{key}_cpu"] = mc[updates[key]] / mc[key]
     # paired: the ratio within each repeat (its paths ran back to back, under about the same load),
     # then the median over repeats; load that drifts between repeats cancels out of these
     for name, per in (("", times), ("_cpu", cpu)):
         lm_r = np.array(per["lm"])
         row[f"env_over_lm_paired{name}"] = float(np.median(lm_r / np.array(per["env"])))
-        if per["train"]:
-            row[f"train_over_lm_paired{name}"] = float(np.median(lm_r / np.array(per["train"])))
+        for key in models:
+            row[f"{key}_over_lm_paired{name}"] = float(np.median(lm_r / np.array(per[key])))
     # CPU microseconds per column of each part beyond the LM: the env's own work (LM outputs
     # replayed), PPO's update, and the rest of training (policy forward per step, SB3's rollout
     # bookkeeping, and the LM's own slowdown when interleaved with all that)
@@ -190,10 +231,11 @@ def bench_batch(cfg: Config, lm, rng: np.random.Generator, batch: int) -> dict:
     row["cpu_seconds"] = {k: [round(x, 3) for x in v] for k, v in cpu.items()}
     print(f"batch {batch}: lm {row['lm_columns_per_s']:.0f} cols/s, env {row['env_columns_per_s']:.0f} "
           f"({row['env_over_lm']:.2f}x; fastest repeats {row['env_over_lm_fastest_repeat']:.2f}x; CPU time "
-          f"{row['env_over_lm_cpu']:.2f}x; paired {row['env_over_lm_paired']:.2f}x; env's own share {row['env_own_share_of_env']:.2f}), train "
-          f"{row.get('train_columns_per_s', float('nan')):.0f} ({row.get('train_over_lm', float('nan')):.2f}x; "
-          f"CPU time {row.get('train_over_lm_cpu', float('nan')):.2f}x; paired {row.get('train_over_lm_paired', float('nan')):.2f}x; update share "
-          f"{row.get('train_update_share_of_train', float('nan')):.2f})", flush=True)
+          f"{row['env_over_lm_cpu']:.2f}x; paired {row['env_over_lm_paired']:.2f}x; env's own share {row['env_own_share_of_env']:.2f})"
+          + "".join(f", {key} {row[f'{key}_columns_per_s']:.0f} ({row[f'{key}_over_lm']:.2f}x; CPU time "
+                    f"{row[f'{key}_over_lm_cpu']:.2f}x; paired {row[f'{key}_over_lm_paired']:.2f}x; update share "
+                    f"{row[f'{updates[key]}_share_of_{key}']:.2f})" for key in models), flush=True)
+    model = models.get("train")
     if not cfg.profile:
         return row
     prof = cProfile.Profile()
@@ -217,6 +259,7 @@ def _reference_paths():
 
     import rlcreate.envs.token_stream as token_stream
     from rlcreate.envs.core_vec_env import CoreVecEnv
+    from rlcreate.levels.objectives import SEGMENT, VarietyOffers
     from rlcreate.sb3.policies import LMPriorPolicy
 
     def topk(logits, k):
@@ -243,8 +286,21 @@ def _reference_paths():
     def env_method(self, name, *args, indices=None, **kwargs):
         return list(self.core.action_masks()[self._indices(indices)])
 
+    def variety(self, prefix, offered, n_columns):  # offered and earlier columns compared tile by tile
+        n, k, h = offered.shape
+        t = prefix.shape[2]
+        s, o = t // SEGMENT, t % SEGMENT
+        if s == 0:
+            return np.zeros((n, 1)), np.zeros((n, k, 1))
+        earlier = prefix[:, :, : s * SEGMENT].reshape(n, h, s, SEGMENT)
+        mism = (earlier[:, :, :, :o] != prefix[:, :, s * SEGMENT : t][:, :, None, :]).sum(axis=(1, 3))
+        near = mism < self.threshold * h * SEGMENT
+        rep = ((offered[:, :, :, None] == earlier[:, None, :, :, o]).all(axis=2) & near[:, None, :]).any(axis=2)
+        return near.any(axis=1, keepdims=True).astype(np.float64), rep[:, :, None].astype(np.float64)
+
     return [(token_stream, "_topk_without_ties", topk), (LMPriorPolicy, "forward", forward),
-            (LMPriorPolicy, "evaluate_actions", evaluate), (CoreVecEnv, "env_method", env_method)]
+            (LMPriorPolicy, "evaluate_actions", evaluate), (CoreVecEnv, "env_method", env_method),
+            (VarietyOffers, "observe", variety)]
 
 
 def ab_batch(cfg: Config, rng: np.random.Generator, batch: int) -> dict:
@@ -253,10 +309,16 @@ def ab_batch(cfg: Config, rng: np.random.Generator, batch: int) -> dict:
 
     from rlcreate.sb3.algo import make_algo
 
-    recipe, _, venv = build(batch, cfg.columns, cfg.seed)
+    recipe, _, venv = build(batch, cfg.columns, cfg.seed, cfg.recipe)
     model = make_algo(recipe, VecMonitor(venv), None)
     assert recipe.trainer["hyper"]["policy_kwargs"]["kl_to_prior"]  # the reference evaluate assumes it
     patches = _reference_paths()
+    if cfg.ab_only:
+        wanted = set(cfg.ab_only.split(","))
+        unknown = wanted - {name for _, name, _ in patches}
+        if unknown:
+            raise SystemExit(f"error: --ab_only {cfg.ab_only!r}: unknown {sorted(unknown)}; use {[n for _, n, _ in patches]}")
+        patches = [p for p in patches if p[1] in wanted]
     fast = [(obj, name, getattr(obj, name)) for obj, name, _ in patches]
     cpu: dict[str, list[float]] = {f"{p}_{m}": [] for p in ("env", "train") for m in ("fast", "reference")}
     for r in range(cfg.repeats + 1):  # the first round warms both up and is not kept
@@ -288,6 +350,9 @@ def main(cfg: Config) -> dict:
 
     from rlcreate.levels.generators.column_lm import ColumnLM
 
+    if cfg.recipe and not Path(cfg.recipe).is_file():
+        raise SystemExit(f"error: --recipe {cfg.recipe!r}: no such recipe file; e.g. rlcreate/recipes/mario_tokens_variety.yaml")
+    train_recipes(cfg.train_recipes)  # bad pairs fail before the models load
     load0 = os.getloadavg()[0]
     lm = ColumnLM.load()
     rng = np.random.default_rng(cfg.seed)

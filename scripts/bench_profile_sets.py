@@ -130,6 +130,8 @@ def ppo_share(model, asm, steered: list[tuple[list, list]], cfg: Config, start_a
         "objective": {k: mean_ci(v) for k, v in scores.items()},
         "share": {f"steered_minus_{k}": paired_diff(scores["steered"], v) for k, v in scores.items() if k != "steered"},
         "profile_sets": {k: profile_sets(v) for k, v in sets.items()},
+        # per request, in request order (set by set): two runs judged on the same requests pair up
+        "scores": {k: [round(float(x), 6) for x in v] for k, v in scores.items()},
     }
 
 

@@ -101,6 +101,7 @@ FAST_HELP = {
     "bench_latent_candidates.py": ("--n-judge", "The first this many levels of each set go to the judges"),
     "bench_level_objectives_search.py": ("--budget", "env steps per search"),
     "bench_profile_sets.py": ("--sets", "sets per policy"),
+    "bench_tokens_learning_speed.py": ("--recipes", "the first is the reference the others are compared with"),
 }
 SLOW_HELP = {
     "bench_generators.py": ("--vae-calls", "Decode calls per VAE repetition"),

@@ -90,8 +90,26 @@ def _smoke(tmp: Path) -> dict[str, list[str]]:
                                   "assert set(c) == {'steered', 'untrained_start'} and c['steered']['levels'] == 16, c; "
                                   "assert set(s['share']) == {'steered_minus_untrained_start', "
                                   "'steered_minus_best_of_2'}, s; assert 'tokens calibrated start' in p, p\""],
-        "bench_level_tokens_speed.py": [py, "scripts/bench_level_tokens_speed.py", "--batches", "2", "--columns", "16",
-                                        "--repeats", "1", "--out", str(tmp / "speed.json")],
+        # the demo's recipe with a cheaper PPO update timed next to it in the same run
+        "bench_level_tokens_speed.py": ["bash", "-c", f"{py} scripts/bench_level_tokens_speed.py --batches 2 --columns 16 "
+                                        "--repeats 1 --recipe rlcreate/recipes/mario_tokens_variety.yaml "
+                                        "--train_recipes e2=benchmarks/recipes/demo_variety_e2_b512_fused.yaml "
+                                        f"--out {tmp}/speed.json && {py} -c \"import json; "
+                                        f"b = json.load(open('{tmp}/speed.json'))['batches']['2']; "
+                                        "assert len(b['cpu_seconds']['train_e2']) == 1 and b['train_e2_over_lm'] > 0, b; "
+                                        "assert 'train_update_e2_share_of_train_e2' in b and b['train_over_lm'] > 0, b\""],
+        # two recipes x one seed, one rollout each, then judged (calibrated) on 1 set of 2 requests
+        "bench_tokens_learning_speed.py": ["bash", "-c", f"{py} scripts/bench_tokens_learning_speed.py "
+                                           "--recipes rlcreate/recipes/mario_tokens_variety.yaml,"
+                                           "benchmarks/recipes/demo_variety_e2_b512_fused.yaml --labels cur,e2 "
+                                           f"--seeds 0 --steps 512 --runs_dir {tmp}/ls --sets 1 --n 2 "
+                                           f"--calibration_levels 16 --out {tmp}/ls.json && {py} -c \"import json; "
+                                           f"r = json.load(open('{tmp}/ls.json'))['runs']; assert set(r) == {{'cur_s0', 'e2_s0'}}, r; "
+                                           "assert r['e2_s0']['env_steps'] == 4096 and r['e2_s0']['cpu_s'] > 0, r; "
+                                           "assert r['cur_s0']['cpu_s_over_reference'] == 1.0, r; "
+                                           "assert r['e2_s0']['judged']['steered_minus_reference']['n'] == 2, r; "
+                                           "assert set(r['e2_s0']['judged']['share']) == {'steered_minus_untrained_start', "
+                                           "'steered_minus_best_of_4'}, r\""],
         # no A* judge: the agent plays in real time and the tests' cache is empty (it took 160-840 s here)
         "compare_mario_baselines.sh": ["bash", "scripts/compare_mario_baselines.sh", "128", str(tmp / "compare"), "2",
                                        "tile_kl,expressive_range,novelty,validity,solver,diversity"],

@@ -1,0 +1,89 @@
+"""The PPO-update speed variants of the demo recipe and the benches that compare them: the variant
+recipes differ from the demo's recipe as it was (5 epochs) only in PPO's learning values (and keep
+SB3's Adam eps when they pass optimizer keywords), the shipped demo recipe is the judged variant,
+and the benches' recipe lists parse or fail with one error line."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from rlcreate.levels.demo import demo_recipe_path
+from rlcreate.recipe import load_recipe
+
+ROOT = Path(__file__).resolve().parents[1]
+VARIANTS = {
+    "demo_variety_fused.yaml": (5, 256),
+    "demo_variety_e3_fused.yaml": (3, 256),
+    "demo_variety_e2_b512_fused.yaml": (2, 512),
+}
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _learning_values(recipe) -> tuple[dict, dict, list]:
+    hyper = dict(recipe.trainer["hyper"])
+    kwargs = dict(hyper.pop("policy_kwargs"))
+    return hyper, kwargs, [recipe.trainer[k] for k in recipe.trainer.keys() if k != "hyper"]
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_speed_variants_change_only_the_ppo_update(name):
+    """Against the demo recipe as it was (5 epochs, SB3's Adam), benchmarks/recipes/demo_variety.yaml."""
+    before = load_recipe(ROOT / "benchmarks" / "recipes" / "demo_variety.yaml")
+    variant = load_recipe(ROOT / "benchmarks" / "recipes" / name)
+    assert variant.env == before.env and variant.rewards == before.rewards and variant.targets == before.targets
+    (hv, kv, tv), (hb, kb, tb) = _learning_values(variant), _learning_values(before)
+    assert (hv.pop("n_epochs"), hv.pop("batch_size")) == VARIANTS[name] and (hb.pop("n_epochs"), hb.pop("batch_size")) == (5, 256)
+    # SB3 sets Adam's eps to 1e-5 only when no optimizer keywords are given: the variants keep it
+    assert kv.pop("optimizer_kwargs") == {"eps": 1e-5, "fused": True} and "optimizer_kwargs" not in kb
+    assert kv == kb and hv == hb and tv == tb
+
+
+def test_shipped_demo_recipe_is_the_judged_variant():
+    """The demo's recipe trains exactly what bench_tokens_learning_speed judged as e3_fused."""
+    demo, judged = load_recipe(demo_recipe_path()), load_recipe(ROOT / "benchmarks" / "recipes" / "demo_variety_e3_fused.yaml")
+    assert (demo.env, demo.rewards, demo.targets) == (judged.env, judged.rewards, judged.targets)
+    assert _learning_values(demo) == _learning_values(judged)
+    assert demo.trainer["hyper"]["n_epochs"] == 3
+
+
+def test_speed_bench_reads_label_recipe_pairs():
+    bench = _script("bench_level_tokens_speed")
+    path = str(ROOT / "benchmarks" / "recipes" / "demo_variety_e3_fused.yaml")
+    assert bench.train_recipes(f"e3={path}") == {"e3": path}
+    assert bench.train_recipes("") == {}
+    for bad in ("e3", f"={path}", "e3=no/such.yaml"):
+        with pytest.raises(SystemExit, match="error: --train_recipes"):
+            bench.train_recipes(bad)
+
+
+def test_learning_bench_labels_one_per_recipe():
+    bench = _script("bench_tokens_learning_speed")
+    cfg = bench.Config(labels="")
+    assert bench._labels(cfg, ["a/x.yaml", "b/y.yaml"]) == ["x", "y"]
+    assert bench._labels(bench.Config(labels="cur,e3"), ["a/x.yaml", "b/y.yaml"]) == ["cur", "e3"]
+    for labels in ("cur", "cur,cur"):
+        with pytest.raises(SystemExit, match="give one distinct name per recipe"):
+            bench._labels(bench.Config(labels=labels), ["a/x.yaml", "b/y.yaml"])
+
+
+def test_learning_bench_rejects_bad_budgets_before_training(tmp_path):
+    bench = _script("bench_tokens_learning_speed")
+    two = "benchmarks/recipes/demo_variety.yaml,benchmarks/recipes/demo_variety_e3_fused.yaml"
+    for steps in ("1,2,3", "x", "-5"):
+        with pytest.raises(SystemExit, match="error: --steps"):
+            bench.main(bench.Config(recipes=two, labels="a,b", steps=steps, runs_dir=str(tmp_path)))
+    with pytest.raises(SystemExit, match="error: --recipes"):
+        bench.main(bench.Config(recipes="no/such.yaml", runs_dir=str(tmp_path)))
+    assert not any(tmp_path.iterdir())  # nothing was trained
