@@ -16,7 +16,8 @@ Per variant and lost-play reading (``penalty``: +10 where a lost play ended; ``d
 segments only): Spearman of predicted with actual effort per segment, and Spearman of the predicted
 per-window slope (Spearman of effort with position) with the actual one, with 95% bootstrap CIs
 over spans. All of it is human training data: a check of the fit, not a held-out claim about
-generated levels.
+generated levels. A variant fitted also on generated levels' plays (``extra``) gets them in every
+fold's fit (they are never held out: the held-out windows are human ones).
 
     OMP_NUM_THREADS=1 python scripts/bench_engagement_model.py --out benchmarks/engagement_model_cv.json
 """
@@ -111,7 +112,13 @@ def main(cfg: Config) -> dict:
     from bench_level_objectives import machine
     from sklearn.model_selection import GroupKFold
 
-    from rlcreate.levels.engagement import EFFORT_VARIANTS, effort_target, fit_effort_model, variant_features
+    from rlcreate.levels.engagement import (
+        EFFORT_VARIANTS,
+        calibration_data,
+        effort_target,
+        fit_effort_model,
+        variant_features,
+    )
     from rlcreate.levels.objectives import segment_path_difficulty
     from rlcreate.levels.play_trace import segment_effort
 
@@ -144,12 +151,14 @@ def main(cfg: Config) -> dict:
         pool = pools[spec["plays"]]
         x_pool = variant_features(pool["windows"], name)
         t_pool = np.array([effort_target(t, spec["target"]) for t in pool["traces"]])
+        # generated levels' plays (a variant's ``extra``) join every fold's fit; only human windows are held out
+        _, _, x_gen, t_gen = calibration_data(name)
         preds = {e: np.full(y[e]["penalty"].shape, np.nan) for e in evals}
         x_eval = {e: variant_features(d["windows"], name) for e, d in evals.items()}
         for _, te in folds:
             held = spans[te]
             tr = ~np.isin(pool["span"], held)
-            model = fit_effort_model(x_pool[tr], t_pool[tr], name)
+            model = fit_effort_model(np.concatenate([x_pool[tr], x_gen]), np.concatenate([t_pool[tr], t_gen]), name)
             for e, d in evals.items():
                 m = np.isin(d["span"], held)
                 xe = x_eval[e][m]

@@ -69,6 +69,7 @@ def calibration_check(scale: str = "play") -> dict:
     from rlcreate.levels.engagement import (
         _PLAYS,
         EFFORT_VARIANTS,
+        calibration_data,
         effort_target,
         fit_effort_model,
         variant_features,
@@ -88,18 +89,20 @@ def calibration_check(scale: str = "play") -> dict:
     x = variant_features(w, scale)
     solver = segment_path_difficulty(np.asarray(w, np.int8))
     groups = training_window_origins(width, stride)[idx, 1] if stride < width else np.arange(len(rows))
+    _, _, x_gen, y_gen = calibration_data(scale)  # generated levels' plays (``extra``): in every fold's fit
     out: dict = {
         "windows": len(rows),
         "won": float(np.mean([t.won for t in traces])),
         "folds": 5,
         "grouped_by": "training span" if stride < width else "window",
-        "fitted_on": f"{spec['target']} target (as the shipped model)",
+        "fitted_on": f"{spec['target']} target (as the shipped model)"
+        + (f", plus {len(y_gen)} generated levels' plays in every fold" if len(y_gen) else ""),
         "scale": scale,
     }
     y_fit = np.array([effort_target(t, spec["target"]) for t in traces])
     pred = np.full(y_fit.shape, np.nan)
     for tr, te in GroupKFold(5).split(x, groups=groups):  # whole windows (or spans) held out
-        m = fit_effort_model(x[tr], y_fit[tr], scale)
+        m = fit_effort_model(np.concatenate([x[tr], x_gen]), np.concatenate([y_fit[tr], y_gen]), scale)
         pred[te] = m.predict(x[te].reshape(-1, x.shape[2])).reshape(len(te), -1)
 
     def slope(v, m):

@@ -15,7 +15,9 @@ prior) for ``timesteps`` env steps through the same runner as ``rlcreate train``
 The A* agent plays every level once with a trace, all sets interleaved in one run
 (:mod:`rlcreate.levels.play_trace`); ``separation`` is the share of requests whose rising level's
 play-effort slope exceeds its flat level's, under both readings of a lost play. The play model was
-fitted on human training windows only; every level judged here is generated.
+fitted on human training windows (and, on "play_ground32_gen", on generated levels drawn at env
+seeds other than the judged requests' ``seed + 1``; ``effort_model_data`` in the JSON); every level
+judged here is generated.
 
     OMP_NUM_THREADS=1 python scripts/bench_level_engagement_ppo.py --out benchmarks/level_engagement_ppo.json
 """
@@ -51,7 +53,9 @@ class Config:
     """1: train (or resume) first; 0: evaluate existing runs only"""
     scale: str = "play"
     """the tension term's scale: "play", "play_ground" (the effort model without the tile features
-    that floating tiles move) or "play_ground32" (those features fitted on the stride-32 plays)"""
+    that floating tiles move), "play_ground32" (those features fitted on the stride-32 plays) or
+    "play_ground32_gen" (the same plus the agent's plays of generated levels, drawn at env seeds
+    other than the judged ones: ``scripts/calibrate_engagement_gen.py``)"""
     offers: int = 0
     """1: the env also observes the tension term's per-offer features (what appending each offered
     column does to the current segment's tension vs the curve's wanted value), next to the demo
@@ -142,6 +146,31 @@ def make_sets(cfg: Config, curves: tuple[str, ...]) -> tuple[dict[str, list], di
     return sets, picks
 
 
+def effort_model_data(scale: str, judged_env_seed: int) -> dict:
+    """Which plays the reward's effort model was fitted on (none of the levels judged here)."""
+    from rlcreate.levels.engagement import _PLAYS, CALIBRATION_GEN, EFFORT_VARIANTS
+
+    if scale not in EFFORT_VARIANTS:
+        return {"scale": scale, "fitted": False}
+    spec = EFFORT_VARIANTS[scale]
+    out: dict = {
+        "scale": scale,
+        "human_plays": f"rlcreate/data/{_PLAYS[spec['plays']].name} (TRAINING windows only, no DEV/TEST block)",
+        "judged_env_seed": judged_env_seed,
+    }
+    if spec.get("extra") == "gen":
+        gen = json.loads(CALIBRATION_GEN.read_text())
+        seeds = sorted({r["env_seed"] for r in gen["levels"]})
+        assert judged_env_seed not in seeds, "the judged requests are in the effort model's calibration"
+        out["generated_plays"] = {
+            "file": f"rlcreate/data/{CALIBRATION_GEN.name}",
+            "levels": len(gen["levels"]),
+            "env_seeds": seeds,
+            "source": gen["source"],
+        }
+    return out
+
+
 def style(levels: list) -> dict:
     """Human-likeness AUC against the TEST split's segments and the element profile in the human band."""
     from rlcreate.levels.quality import human_likeness, human_reference_segments, profile_report
@@ -206,6 +235,7 @@ def main(cfg: Config) -> dict:
         "config": asdict(cfg),
         "machine": {**machine(), "load_avg_1min_at_start": load0},
         "train_seconds": train_s,
+        "effort_model_data": effort_model_data(cfg.scale, cfg.seed + 1),
         "sets": {},
         "separation": {},
     }

@@ -194,3 +194,75 @@ def test_engagement_model_cv_metrics_read_a_perfect_and_a_reversed_prediction():
     assert good["segments"] == int(np.isfinite(y).sum()) and good["windows"] == 12
     bad = bench._metrics(-y, y, span, boot=20)
     assert bad["segment_spearman"] == pytest.approx(-1.0) and bad["window_slope_spearman"] < 0
+
+
+def _gen_file(path, grids, traces) -> None:
+    import json
+
+    from rlcreate.levels.tiles import level_to_text
+
+    rows = [
+        {
+            "policy": "rising",
+            "env_seed": 1000,
+            "request": i,
+            "level": level_to_text(g),
+            "status": t.status,
+            "ticks": t.ticks.astype(int).tolist(),
+            "jumps": t.jumps.astype(int).tolist(),
+            "fail_segment": t.fail_segment,
+        }
+        for i, (g, t) in enumerate(zip(grids, traces))
+    ]
+    path.write_text(json.dumps({"levels": rows}))
+
+
+def test_generated_plays_join_the_effort_fit_but_not_the_human_scale(tmp_path, monkeypatch):
+    from rlcreate.levels import engagement as E
+    from rlcreate.levels.play_trace import PlayTrace
+
+    grids = np.stack([ramp_level(), ramp_level(reverse=True), flat()])
+    # the agent toiled in these levels (40 effort per segment, far above any human window's)
+    traces = [PlayTrace("WIN", np.full(8, 200.0), np.full(8, 30.0), -1) for _ in grids]
+    _gen_file(tmp_path / "gen.json", grids, traces)
+    monkeypatch.setattr(E, "CALIBRATION_GEN", tmp_path / "gen.json")
+    E.play_effort_model.cache_clear()
+    try:
+        back, back_traces = E.generated_plays()
+        np.testing.assert_array_equal(back, grids)
+        assert [t.ticks.tolist() for t in back_traces] == [t.ticks.tolist() for t in traces]
+        x, y, xg, yg = E.calibration_data("play_ground32_gen")
+        x0, y0, xg0, _ = E.calibration_data("play_ground32")
+        np.testing.assert_array_equal(x, x0)
+        np.testing.assert_array_equal(y, y0)
+        assert xg0.shape[0] == 0 and xg.shape == (3, 8, x.shape[2])
+        np.testing.assert_allclose(yg, 40.0)
+        model, ref = E.play_effort_model("play_ground32_gen")
+        assert len(ref) == x.shape[0] * x.shape[1]  # the human scale: human windows' segments only
+        np.testing.assert_allclose(ref, np.sort(model.predict(x.reshape(-1, x.shape[2]))))
+        # the fit saw the generated plays: it predicts more effort for those levels than the human-only model
+        assert (E.predicted_effort(grids, "play_ground32_gen") > E.predicted_effort(grids, "play_ground32") + 1).all()
+    finally:
+        E.play_effort_model.cache_clear()
+
+
+def test_shipped_generated_calibration_holds_none_of_the_benchmarks_judged_requests():
+    import json
+
+    from rlcreate.levels.engagement import CALIBRATION_GEN
+
+    data = json.loads(CALIBRATION_GEN.read_text())
+    seeds = {r["env_seed"] for r in data["levels"]}
+    # bench_level_engagement_ppo.py judges env seed --seed + 1 (1, 2 for the two training seeds) and
+    # draws its start from policy seeds env_seed + 100 + k
+    assert min(seeds) > 2 + 100 + 64 and data["config"]["env_seed"] == min(seeds)
+    assert len(data["levels"]) == 2 * data["config"]["n"]
+    assert {r["policy"] for r in data["levels"]} == {"rising", "flat"}
+
+
+def test_generated_calibration_refuses_env_seeds_near_the_judged_requests():
+    from rlcreate.errors import UserError
+
+    gen = _script("calibrate_engagement_gen")
+    with pytest.raises(UserError, match="env_seed = 5"):
+        gen.main(gen.Config(env_seed=5, train=0))

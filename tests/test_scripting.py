@@ -90,6 +90,7 @@ FAST_HELP = {
     "bench_level_engagement.py": ("--candidates", "column-LM levels drawn per request"),
     "bench_level_engagement_ppo.py": ("--timesteps", "PPO env steps per curve"),
     "calibrate_engagement.py": ("--stride", "columns between window starts"),
+    "calibrate_engagement_gen.py": ("--env-seed", "the first policy's env seed"),
     "bench_engagement_model.py": ("--boot", "bootstrap draws over spans"),
     "bench_level_tokens_speed.py": ("--batches", "comma-separated batch sizes"),
     "bench_level_quality.py": ("--astar-runs", "A* plays per level"),

@@ -76,6 +76,9 @@ def _smoke(tmp: Path) -> dict[str, list[str]]:
                                           "--out", str(tmp / "engagement_ppo.json")],
         "calibrate_engagement.py": [py, "scripts/calibrate_engagement.py", "--width", "32", "--stride", "100000",
                                     "--out", str(tmp / "engagement_calibration.json")],
+        "calibrate_engagement_gen.py": [py, "scripts/calibrate_engagement_gen.py", "--timesteps", "256", "--n", "3",
+                                        "--folds", "2", "--runs", str(tmp / "gen_runs"),
+                                        "--out", str(tmp / "engagement_calibration_gen.json")],
         "bench_engagement_model.py": [py, "scripts/bench_engagement_model.py", "--variants", "play_ground,ground32",
                                       "--boot", "10", "--out", str(tmp / "engagement_model_cv.json")],
         # a one-rollout run, then its profile sets and PPO's share (its start and best-of-2, same requests)
@@ -136,7 +139,7 @@ def test_every_script_has_a_smoke_run(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("script", sorted(_smoke(Path("/tmp"))))
 def test_script_smoke(script, tmp_path):
-    if script in ("playability_agreement.py", "calibrate_engagement.py") and not __import__("shutil").which("java"):
+    if script in ("playability_agreement.py", "calibrate_engagement.py", "calibrate_engagement_gen.py") and not __import__("shutil").which("java"):
         pytest.skip("needs java for the A* agent")
     _run(_smoke(tmp_path)[script], ROOT)
 

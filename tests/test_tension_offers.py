@@ -33,7 +33,7 @@ def features(curve: str = "rising", scale: str = "play"):
     return get_reward("tension_curve", curve=curve, scale=scale, width=128).offer_features()
 
 
-@pytest.mark.parametrize("scale", ["play", "play_ground", "play_ground32"])
+@pytest.mark.parametrize("scale", ["play", "play_ground", "play_ground32", "play_ground32_gen"])
 def test_offer_tension_at_a_segments_last_column_is_the_rewards_own_tension(scale):
     w = human(32)
     f = features(scale=scale)

@@ -41,6 +41,8 @@ __all__ = [
     "TensionOffers",
     "ground_features",
     "PLAY_SCALES",
+    "generated_plays",
+    "calibration_data",
 ]
 
 SEGMENT = 16
@@ -48,10 +50,11 @@ SEGMENT = 16
 #: agent's effort predicted from the segment's tiles and path, fitted on human training windows) or
 #: "play_ground" (the same plays, the tiles' height read from the ground up: see GROUND_FEATURES) or
 #: "play_ground32" (the "play_ground" features and the neighbouring segments' tile features, fitted
-#: on 3x the plays: training windows at stride 32)
-SCALES = ("solver", "play", "play_ground", "play_ground32")
+#: on 3x the plays: training windows at stride 32) or "play_ground32_gen" (the same, fitted also on
+#: the agent's plays of levels that PPO policies trained on "play_ground32" wrote: a DAgger-style round)
+SCALES = ("solver", "play", "play_ground", "play_ground32", "play_ground32_gen")
 #: the play scales (effort models fitted on the A* agent's plays; see EFFORT_VARIANTS)
-PLAY_SCALES = ("play", "play_ground", "play_ground32")
+PLAY_SCALES = ("play", "play_ground", "play_ground32", "play_ground32_gen")
 #: ``segment_features`` columns that floating tiles move (the count of bricks and ?-blocks anywhere,
 #: the mean height of each column's highest solid tile and its steps) without changing the ground
 #: Mario walks on; PPO on the "play" scale met its curve with bricks and pipes hung in the sky.
@@ -61,6 +64,9 @@ TOP_FEATURES = (2, 6, 7)
 #: 46 windows of 128 columns at stride 128, and 154 at stride 32 (the 46 among them)
 CALIBRATION = Path(__file__).resolve().parents[1] / "data" / "engagement_calibration.json"
 CALIBRATION_STRIDE32 = CALIBRATION.with_name("engagement_calibration_stride32.json")
+#: the agent's plays of generated levels (``scripts/calibrate_engagement_gen.py``): levels of the
+#: "play_ground32" PPO policies, drawn at env seeds disjoint from the benchmarks' judged requests
+CALIBRATION_GEN = CALIBRATION.with_name("engagement_calibration_gen.json")
 #: named tension curves (human percentile per position p in [0, 1])
 CURVES = {
     "rising": lambda p: 0.15 + 0.7 * p,
@@ -156,11 +162,20 @@ EFFORT_MODEL_PARAMS_BIG = {**EFFORT_MODEL_PARAMS, "n_estimators": 300, "max_dept
 #: calibration plays); the play scales are the shipped ones. ``plays``: which calibration file;
 #: ``features``: "play" (all tile features), "play_ground" (the ground stack instead of
 #: TOP_FEATURES), "play_ground_ctx" (plus the neighbouring segments' tile features); ``target``:
-#: see :func:`effort_target`; ``model``: "gbr", "gbr_big" (gradient boosting) or "forest".
+#: see :func:`effort_target`; ``model``: "gbr", "gbr_big" (gradient boosting) or "forest"; ``extra``
+#: (optional): "gen", the plays of generated levels in :data:`CALIBRATION_GEN` added to the fit (the
+#: human scale, the reference, stays the human windows' predictions).
 EFFORT_VARIANTS: dict[str, dict[str, str]] = {
     "play": {"plays": "stride128", "features": "play", "target": "penalty", "model": "gbr"},
     "play_ground": {"plays": "stride128", "features": "play_ground", "target": "penalty", "model": "gbr"},
     "play_ground32": {"plays": "stride32", "features": "play_ground_ctx", "target": "penalty", "model": "gbr"},
+    "play_ground32_gen": {
+        "plays": "stride32",
+        "features": "play_ground_ctx",
+        "target": "penalty",
+        "model": "gbr",
+        "extra": "gen",
+    },
     "ground32": {"plays": "stride32", "features": "play_ground", "target": "penalty", "model": "gbr"},
     "ground32_big": {"plays": "stride32", "features": "play_ground", "target": "penalty", "model": "gbr_big"},
     "ground32_forest": {"plays": "stride32", "features": "play_ground", "target": "penalty", "model": "forest"},
@@ -216,6 +231,47 @@ def fit_effort_model(x: np.ndarray, y: np.ndarray, variant: str):
     return model.fit(x[ok], y[ok])
 
 
+def generated_plays(path: Path | None = None) -> tuple[np.ndarray, list]:
+    """The generated levels ``(n, 14, W)`` and the A* agent's traces of them in a
+    ``scripts/calibrate_engagement_gen.py`` file (default :data:`CALIBRATION_GEN`)."""
+    from rlcreate.levels.play_trace import PlayTrace
+    from rlcreate.levels.tiles import parse_level
+
+    rows = json.loads((path or CALIBRATION_GEN).read_text())["levels"]
+    grids = np.stack([parse_level(r["level"]) for r in rows])
+    traces = [
+        PlayTrace(r["status"], np.array(r["ticks"], float), np.array(r["jumps"], float), r["fail_segment"])
+        for r in rows
+    ]
+    return grids, traces
+
+
+def calibration_data(scale: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The effort model's fit data for a play scale: features ``(n, k, f)`` and targets ``(n, k)``
+    of the human training windows, then of the extra (generated) levels (empty unless the
+    variant has ``extra``)."""
+    from rlcreate.levels.corpus import training_windows
+    from rlcreate.levels.play_trace import PlayTrace
+
+    spec = EFFORT_VARIANTS[scale]
+    data = json.loads(_PLAYS[spec["plays"]].read_text())
+    cfg, rows = data["config"], data["windows"]
+    windows = training_windows(cfg["width"], stride=cfg["stride"])[[r["index"] for r in rows]]
+    x = variant_features(windows, scale)
+    traces = [
+        PlayTrace(r["status"], np.array(r["ticks"], float), np.array(r["jumps"], float), r["fail_segment"])
+        for r in rows
+    ]
+    y = np.array([effort_target(t, spec["target"]) for t in traces])
+    if spec.get("extra") == "gen":
+        grids, gtraces = generated_plays()
+        xg = variant_features(grids, scale)
+        yg = np.array([effort_target(t, spec["target"]) for t in gtraces])
+    else:
+        xg, yg = np.zeros((0, *x.shape[1:])), np.zeros((0, y.shape[1]))
+    return x, y, xg, yg
+
+
 @functools.lru_cache(maxsize=4)
 def play_effort_model(scale: str = "play"):
     """``(model, reference)``: a gradient-boosted regressor (scikit-learn) from
@@ -225,26 +281,12 @@ def play_effort_model(scale: str = "play"):
     (segments after a loss are unobserved and left out), and the sorted predictions for all those
     windows' segments: the human scale. ``scale`` picks the :data:`EFFORT_VARIANTS` entry: the
     calibration plays (:data:`CALIBRATION`, 46 windows at stride 128, for "play" and "play_ground";
-    :data:`CALIBRATION_STRIDE32`, 154 windows, for "play_ground32"), the tile features
-    (:func:`segment_play_features`), the target and the regressor."""
-    from rlcreate.levels.corpus import training_windows
-    from rlcreate.levels.play_trace import PlayTrace
-
-    spec = EFFORT_VARIANTS[scale]
-    data = json.loads(_PLAYS[spec["plays"]].read_text())
-    cfg, rows = data["config"], data["windows"]
-    windows = training_windows(cfg["width"], stride=cfg["stride"])[[r["index"] for r in rows]]
-    x = variant_features(windows, scale)
-    y = np.array(
-        [
-            effort_target(
-                PlayTrace(r["status"], np.array(r["ticks"], float), np.array(r["jumps"], float), r["fail_segment"]),
-                spec["target"],
-            )
-            for r in rows
-        ]
-    )
-    model = fit_effort_model(x, y, scale)
+    :data:`CALIBRATION_STRIDE32`, 154 windows, for "play_ground32"; those and the generated levels'
+    plays in :data:`CALIBRATION_GEN` for "play_ground32_gen"), the tile features
+    (:func:`segment_play_features`), the target and the regressor. The reference is always the
+    human windows' predictions: generated levels are fitted, never the scale."""
+    x, y, xg, yg = calibration_data(scale)
+    model = fit_effort_model(np.concatenate([x, xg]), np.concatenate([y, yg]), scale)
     return model, np.sort(model.predict(x.reshape(-1, x.shape[2])))
 
 
@@ -296,7 +338,9 @@ class TensionCurve(RewardModule):
     on its plays of human training windows (``scale="play"``, :func:`play_effort_model`; or
     ``scale="play_ground"``, the same plays with the tiles' height read from the ground up, so tiles
     in the sky do not count; ``scale="play_ground32"``, those features and the neighbouring
-    segments' tile features, fitted on 3x the plays: overlapping training windows at stride 32).
+    segments' tile features, fitted on 3x the plays: overlapping training windows at stride 32;
+    ``scale="play_ground32_gen"``, the same fitted also on the agent's plays of levels written by
+    PPO policies trained on "play_ground32", so the model learns where such policies fooled it).
     ``curve``:
     "rising" (default: from the 15th to the 85th human percentile), "flat" (the median
     throughout), "peak", or values per segment. ``width``: the full level's columns, so a partial
@@ -310,7 +354,8 @@ class TensionCurve(RewardModule):
     patterns it weights placed to move the number: PPO met the "play" curve with bricks and pipes
     hung in the sky, the "play_ground" one with floating platforms over long pits, and the
     "play_ground32" one with staircases late in "rising" levels and floating platforms over an
-    open bottom in "flat" ones; the A* play judge (:mod:`rlcreate.levels.play_trace`) checks it by
+    open bottom in "flat" ones (still there on "play_ground32_gen": the refit ranks the policies'
+    own levels no better, 0.48 per-level slope); the A* play judge (:mod:`rlcreate.levels.play_trace`) checks it by
     play."""
 
     artifact = "level"
