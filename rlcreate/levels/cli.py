@@ -42,7 +42,17 @@ def cmd_render(args) -> int:
 
 
 def cmd_demo(args) -> int:
+    import os
+
+    import torch
+
     from rlcreate.levels.demo import run_demo
+
+    # Training rounds differently with another number of torch threads (2e-6 in the weights after
+    # 8k steps, then another policy), so unless the user chose, the demo runs single-threaded like
+    # the benches: its table then reproduces benchmarks/demo_summary.json on any core count here.
+    if "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(1)
 
     run_demo(
         Path(args.out),
