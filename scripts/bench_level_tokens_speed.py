@@ -259,7 +259,7 @@ def _reference_paths():
 
     import rlcreate.envs.token_stream as token_stream
     from rlcreate.envs.core_vec_env import CoreVecEnv
-    from rlcreate.levels.objectives import SEGMENT, VarietyOffers
+    from rlcreate.levels.objectives import VarietyOffers
     from rlcreate.sb3.policies import LMPriorPolicy
 
     def topk(logits, k):
@@ -286,21 +286,9 @@ def _reference_paths():
     def env_method(self, name, *args, indices=None, **kwargs):
         return list(self.core.action_masks()[self._indices(indices)])
 
-    def variety(self, prefix, offered, n_columns):  # offered and earlier columns compared tile by tile
-        n, k, h = offered.shape
-        t = prefix.shape[2]
-        s, o = t // SEGMENT, t % SEGMENT
-        if s == 0:
-            return np.zeros((n, 1)), np.zeros((n, k, 1))
-        earlier = prefix[:, :, : s * SEGMENT].reshape(n, h, s, SEGMENT)
-        mism = (earlier[:, :, :, :o] != prefix[:, :, s * SEGMENT : t][:, :, None, :]).sum(axis=(1, 3))
-        near = mism < self.threshold * h * SEGMENT
-        rep = ((offered[:, :, :, None] == earlier[:, None, :, :, o]).all(axis=2) & near[:, None, :]).any(axis=2)
-        return near.any(axis=1, keepdims=True).astype(np.float64), rep[:, :, None].astype(np.float64)
-
     return [(token_stream, "_topk_without_ties", topk), (LMPriorPolicy, "forward", forward),
             (LMPriorPolicy, "evaluate_actions", evaluate), (CoreVecEnv, "env_method", env_method),
-            (VarietyOffers, "observe", variety)]
+            (VarietyOffers, "observe", VarietyOffers.observe_tile_by_tile)]
 
 
 def ab_batch(cfg: Config, rng: np.random.Generator, batch: int) -> dict:

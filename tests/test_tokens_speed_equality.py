@@ -42,22 +42,6 @@ def reference_evaluate(policy, obs, actions, action_masks=None):
     return policy.value_net(latent_vf), distribution.log_prob(actions), entropy
 
 
-def reference_variety_observe(self, prefix, offered, n_columns):
-    """VarietyOffers.observe comparing offered and earlier columns tile by tile (before the byte keys)."""
-    n, k, h = offered.shape
-    t = prefix.shape[2]
-    s, o = t // SEGMENT, t % SEGMENT
-    if s == 0:
-        return np.zeros((n, 1)), np.zeros((n, k, 1))
-    earlier = prefix[:, :, : s * SEGMENT].reshape(n, h, s, SEGMENT)
-    current = prefix[:, :, s * SEGMENT : t]
-    mism = (earlier[:, :, :, :o] != current[:, :, None, :]).sum(axis=(1, 3))
-    near = mism < self.threshold * h * SEGMENT
-    same = (offered[:, :, :, None] == earlier[:, None, :, :, o]).all(axis=2)
-    rep = (same & near[:, None, :]).any(axis=2)
-    return near.any(axis=1, keepdims=True).astype(np.float64), rep[:, :, None].astype(np.float64)
-
-
 @pytest.mark.parametrize("offer_dtype", [np.int8, np.int64])
 def test_variety_offers_by_column_keys_match_tile_by_tile(offer_dtype):
     """Per-offer repeats found from the columns' bytes are the tile-by-tile ones, on levels that
@@ -74,7 +58,7 @@ def test_variety_offers_by_column_keys_match_tile_by_tile(offer_dtype):
         offered[:, ::3] = levels[:, :, t % SEGMENT][:, None, :]  # the column of segment 0 here
         offered[:, 1::3] = levels[:, :, 16 + t % SEGMENT][:, None, :]  # ... and of segment 1
         got = offers.observe(levels[:, :, :t], offered, 128)
-        want = reference_variety_observe(offers, levels[:, :, :t], offered, 128)
+        want = offers.observe_tile_by_tile(levels[:, :, :t], offered, 128)
         assert all(a.dtype == b.dtype and np.array_equal(a, b) for a, b in zip(got, want))
         seen += [got[1].sum() > 0, (got[1] == 0).sum() > 0]
     assert seen.min() > 5  # repeats and non-repeats were both offered many times
@@ -179,7 +163,7 @@ def test_demo_recipe_training_is_unchanged_by_the_fast_paths(monkeypatch):
         m.setattr(token_stream, "_topk_without_ties", lambda logits, k: None)  # numpy's argpartition path
         m.setattr(LMPriorPolicy, "forward", reference_forward)
         m.setattr(LMPriorPolicy, "evaluate_actions", reference_evaluate)
-        m.setattr(VarietyOffers, "observe", reference_variety_observe)
+        m.setattr(VarietyOffers, "observe", VarietyOffers.observe_tile_by_tile)
         m.setattr("rlcreate.envs.core_vec_env.CoreVecEnv.env_method",
                   lambda self, name, *a, indices=None, **kw: list(self.core.action_masks()[self._indices(indices)]))
         ref_buffers, ref_weights = run()

@@ -449,6 +449,21 @@ class VarietyOffers(OfferFeatures):
         rep = (same & near[:, None, :]).any(axis=2)
         return near.any(axis=1, keepdims=True).astype(np.float64), rep[:, :, None].astype(np.float64)
 
+    def observe_tile_by_tile(self, prefix, offered, n_columns):
+        """:meth:`observe` comparing the offered and the earlier columns tile by tile, as before the
+        byte keys: the reference the speed-equality test and the speed bench's A/B swap in."""
+        n, k, h = offered.shape
+        t = prefix.shape[2]
+        s, o = t // SEGMENT, t % SEGMENT
+        if s == 0:
+            return np.zeros((n, 1)), np.zeros((n, k, 1))
+        earlier = prefix[:, :, : s * SEGMENT].reshape(n, h, s, SEGMENT)
+        mism = (earlier[:, :, :, :o] != prefix[:, :, s * SEGMENT : t][:, :, None, :]).sum(axis=(1, 3))
+        near = mism < self.threshold * h * SEGMENT
+        same = (offered[:, :, :, None] == earlier[:, None, :, :, o]).all(axis=2)
+        rep = (same & near[:, None, :]).any(axis=2)
+        return near.any(axis=1, keepdims=True).astype(np.float64), rep[:, :, None].astype(np.float64)
+
 
 def _column_keys(columns: np.ndarray) -> np.ndarray:
     """``(..., H)`` integer columns -> ``(..., W)`` uint64 words of their bytes, zero-padded: two
