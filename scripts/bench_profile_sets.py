@@ -58,6 +58,11 @@ class Config:
     the share) on selection requests (env seeds 1000.., rlcreate.levels.calibrate), then draw the sets"""
     calibration_levels: int = 192
     """selection levels per calibration round (the demo's)"""
+    rule: int = 0
+    """1: with --share, also draw the hand-built variety rule: the (calibrated) untrained start that
+    never takes an offer the recipe's level_variety features flag as keeping a repeat of an earlier
+    segment alive (the rule a policy trained on that term could have learnt; runs whose recipe has
+    no level_variety term are refused)"""
     checkpoints: int = 0
     """1: also sample each trained run's checkpoints (profile only): how far the set drifts along training"""
     out: str = "benchmarks/profile_sets.json"
@@ -105,7 +110,15 @@ def ppo_share(model, asm, steered: list[tuple[list, list]], cfg: Config, start_a
     """The run's recipe objective of the steered sets vs its untrained start and best-of-n from
     that start on the same requests (paired CIs), with the start's and best-of-n's profile sets.
     ``start_asm``: the assembly the start samples with (default ``asm``; its own calibration)."""
-    from rlcreate.levels.share import best_of_n, mean_ci, paired_diff, recipe_scores, untrained_policy
+    from rlcreate.levels.share import (
+        best_of_n,
+        mean_ci,
+        paired_diff,
+        recipe_scores,
+        sample_levels,
+        untrained_policy,
+        variety_rule_features,
+    )
     from rlcreate.recipe import build_reward_set
 
     def score(sets: list[tuple[list, list]]) -> np.ndarray:
@@ -125,11 +138,33 @@ def ppo_share(model, asm, steered: list[tuple[list, list]], cfg: Config, start_a
         cut = np.cumsum([0] + [len(lv) for lv, _ in steered])
         sets[f"best_of_{cfg.best_of}"] = [(best[a:b], tg) for (a, b), (_, tg) in zip(zip(cut, cut[1:]), steered)]
         scores[f"best_of_{cfg.best_of}"] = score(sets[f"best_of_{cfg.best_of}"])
+    if cfg.rule:
+        avoid = variety_rule_features(build_reward_set(start_asm.recipe))
+        if avoid is None:
+            raise SystemExit("error: --rule 1: the run's recipe has no level_variety term to build the rule from; drop --rule")
+        sets["variety_rule"] = [
+            sample_levels(start_model, start_asm, cfg.n, cfg.seed + k, cfg.seed + k + 10_000, avoid=avoid)
+            for k in range(cfg.sets)
+        ]
+        if [t for _, t in sets["variety_rule"]] != [t for _, t in steered]:
+            raise RuntimeError("the rule answered other requests than the policy (env seeding changed)")
+        scores["variety_rule"] = score(sets["variety_rule"])
+    judges = {}
+    if cfg.rule:  # what the rule and PPO do to style and repetition (the objective rewards repetition directly)
+        from rlcreate.levels.quality import human_likeness, level_repetition
+
+        for k, v in {"steered": steered, **sets}.items():
+            levels = [lv for lvs, _ in v for lv in lvs]
+            judges[k] = {
+                "repetition": level_repetition(levels)["repeated_share"],
+                "auc_vs_test": human_likeness(levels)["auc"],
+            }
     return {
         "requests": int(len(scores["steered"])),
         "objective": {k: mean_ci(v) for k, v in scores.items()},
         "share": {f"steered_minus_{k}": paired_diff(scores["steered"], v) for k, v in scores.items() if k != "steered"},
         "profile_sets": {k: profile_sets(v) for k, v in sets.items()},
+        **({"judges": judges} if judges else {}),
         # per request, in request order (set by set): two runs judged on the same requests pair up
         "scores": {k: [round(float(x), 6) for x in v] for k, v in scores.items()},
     }
@@ -246,6 +281,8 @@ def main(cfg: Config) -> dict:
                 + "; start / best-of-n sets all five inside: "
                 + " / ".join(f"{p['all_inside']:.0%}" for p in sh["profile_sets"].values())
             )
+            for who, j in sh.get("judges", {}).items():
+                print(f"  {who}: in-level repetition {j['repetition']:.3f}, AUC vs TEST {j['auc_vs_test']:.3f}")
     print(f"wrote {cfg.out}")
     return result
 
