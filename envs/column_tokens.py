@@ -103,6 +103,7 @@ class ColumnTokensCore(TokenStreamCore):
         reach_seam: Any = None,
         shape_terms: Sequence[str] = (),
         offer_objective: str | Sequence[str] | None = None,
+        avoid_offers: str | None = None,
         logit_bias: np.ndarray | None = None,
     ):
         if not isinstance(n, (int, np.integer)) or n < 1:
@@ -166,6 +167,9 @@ class ColumnTokensCore(TokenStreamCore):
             self.targets, target_measures or {}, self.n_columns, float(target_shaping), columns=lm.columns
         )
         self.offer_structure = self._objective_offers(offer_objective)
+        if avoid_offers is not None and not isinstance(avoid_offers, str):
+            raise EnvConfigError(f"avoid_offers = {avoid_offers!r}: write one reward term's name, e.g. variety")
+        self.avoid = self._objective_offers(avoid_offers, "avoid_offers")  # a hand-built rule, applied as a mask
         # hidden (scaled to [-1, 1]) | top-k log-probs (scaled to [0, 1]) | features of the last 16
         # columns and of the whole level so far | progress | targets | control (schedule deficits,
         # then what each offer adds to every target measure: k * T entries, slot-major) | with
@@ -206,29 +210,27 @@ class ColumnTokensCore(TokenStreamCore):
         self._tnorm = np.zeros((self.n, len(self.targets)))
         self._counts = self.control.counts(self.levels[:, :, :0])  # control measures of the levels so far
 
-    def _objective_offers(self, terms: str | Sequence[str] | None) -> Any:
+    def _objective_offers(self, terms: str | Sequence[str] | None, field: str = "offer_objective") -> Any:
         """The ``offer_features()`` of the modules of reward terms ``terms`` (one name or a list,
         whose features are observed side by side); None: no such observation."""
         if terms is None:
             return None
         names = [terms] if isinstance(terms, str) else terms
         if not isinstance(names, (list, tuple)) or not names or not all(isinstance(t, str) for t in names):
-            raise EnvConfigError(
-                f"offer_objective = {terms!r}: write a reward term's name or a list of names, e.g. objective"
-            )
+            raise EnvConfigError(f"{field} = {terms!r}: write a reward term's name or a list of names, e.g. objective")
         parts = []
         for term in names:
             found = [t.module for t in self.reward.terms if t.name == term]
             if not found:
                 raise EnvConfigError(
-                    f"offer_objective = {term!r}: not a term of the reward set; use one of {self.reward.names}"
+                    f"{field} = {term!r}: not a term of the reward set; use one of {self.reward.names}"
                 )
             make = getattr(found[0], "offer_features", None)
             if not callable(make):
                 raise EnvConfigError(
-                    f"offer_objective = {term!r}: its reward ({type(found[0]).__name__}) gives no per-offer "
+                    f"{field} = {term!r}: its reward ({type(found[0]).__name__}) gives no per-offer "
                     "features; use a designer objective (difficulty_ramp, style_athletic, sketch_match, rhythm, "
-                    "level_variety), element_profile or set_profile, or drop offer_objective"
+                    f"level_variety), element_profile or set_profile, or drop {field}"
                 )
             parts.append(make())
         return parts[0] if len(parts) == 1 else _JointOffers(parts)
@@ -273,6 +275,10 @@ class ColumnTokensCore(TokenStreamCore):
         if self.playable_only:
             self._passes = self._passable()
         self._masks = self._compute_masks()
+        if self.avoid is not None:  # offers the rule flags go, unless nothing allowed would be left
+            _, per = self.avoid.observe(self.levels[:, :, : self.t], self._offered, self.n_columns)
+            keep = self._masks & (per[:, :, 0] < 0.5)
+            self._masks = np.where(keep.any(axis=1, keepdims=True), keep, self._masks)
 
     def _column_index(self, ids: np.ndarray) -> np.ndarray:
         """Token ids -> rows of ``lm.columns`` (a special token, masked anyway, maps to column 0)."""
@@ -505,6 +511,10 @@ class ColumnTokensEnv(CoreEnv):
     ``offer_features().size``). A list of names observes their features side by side (S = the sum).
     Features with a ``finished(levels)`` method get every finished batch (``set_profile``'s context
     is the recent levels' element means).
+    ``avoid_offers=name`` (a reward term with ``offer_features()``) masks every offer whose first
+    per-offer value is >= 0.5, unless that leaves a row nothing allowed: a hand-built rule in the
+    env, e.g. ``variety`` (a ``level_variety`` term): never take a column that keeps a repeat of an
+    earlier segment alive. The policy's start then is that rule.
 
     ## Starting State
     An empty level after ``<bos>``; targets drawn uniformly from their ranges with ``self.np_random``.

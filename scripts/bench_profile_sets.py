@@ -59,10 +59,10 @@ class Config:
     calibration_levels: int = 192
     """selection levels per calibration round (the demo's)"""
     rule: int = 0
-    """1: with --share, also draw the hand-built variety rule: the (calibrated) untrained start that
-    never takes an offer the recipe's level_variety features flag as keeping a repeat of an earlier
-    segment alive (the rule a policy trained on that term could have learnt; runs whose recipe has
-    no level_variety term are refused)"""
+    """1: with --share, also draw the hand-built variety rule: the untrained start that never takes an
+    offer the recipe's level_variety features flag as keeping a repeat of an earlier segment alive
+    (the rule a policy trained on that term could have learnt; with --calibrate 1 it gets its own
+    element-rate fit, like the policy and the start; runs without a level_variety term are refused)"""
     checkpoints: int = 0
     """1: also sample each trained run's checkpoints (profile only): how far the set drifts along training"""
     out: str = "benchmarks/profile_sets.json"
@@ -106,19 +106,12 @@ def profile_sets(sets: list[tuple[list, list]]) -> dict:
     }
 
 
-def ppo_share(model, asm, steered: list[tuple[list, list]], cfg: Config, start_asm=None) -> dict:
+def ppo_share(model, asm, steered: list[tuple[list, list]], cfg: Config, start_asm=None, rule_asm=None) -> dict:
     """The run's recipe objective of the steered sets vs its untrained start and best-of-n from
     that start on the same requests (paired CIs), with the start's and best-of-n's profile sets.
-    ``start_asm``: the assembly the start samples with (default ``asm``; its own calibration)."""
-    from rlcreate.levels.share import (
-        best_of_n,
-        mean_ci,
-        paired_diff,
-        recipe_scores,
-        sample_levels,
-        untrained_policy,
-        variety_rule_features,
-    )
+    ``start_asm`` / ``rule_asm``: the assemblies the start and the rule sample with (default
+    ``asm`` / ``start_asm``; their own calibrations)."""
+    from rlcreate.levels.share import best_of_n, mean_ci, paired_diff, recipe_scores, sample_levels, untrained_policy
     from rlcreate.recipe import build_reward_set
 
     def score(sets: list[tuple[list, list]]) -> np.ndarray:
@@ -139,12 +132,12 @@ def ppo_share(model, asm, steered: list[tuple[list, list]], cfg: Config, start_a
         sets[f"best_of_{cfg.best_of}"] = [(best[a:b], tg) for (a, b), (_, tg) in zip(zip(cut, cut[1:]), steered)]
         scores[f"best_of_{cfg.best_of}"] = score(sets[f"best_of_{cfg.best_of}"])
     if cfg.rule:
-        avoid = variety_rule_features(build_reward_set(start_asm.recipe))
-        if avoid is None:
-            raise SystemExit("error: --rule 1: the run's recipe has no level_variety term to build the rule from; drop --rule")
+        from rlcreate.assemble import assemble
+
+        rule_asm = rule_asm or assemble(rule_recipe(start_asm.recipe))
+        rule_model = untrained_policy(rule_asm)
         sets["variety_rule"] = [
-            sample_levels(start_model, start_asm, cfg.n, cfg.seed + k, cfg.seed + k + 10_000, avoid=avoid)
-            for k in range(cfg.sets)
+            sample_levels(rule_model, rule_asm, cfg.n, cfg.seed + k, cfg.seed + k + 10_000) for k in range(cfg.sets)
         ]
         if [t for _, t in sets["variety_rule"]] != [t for _, t in steered]:
             raise RuntimeError("the rule answered other requests than the policy (env seeding changed)")
@@ -168,6 +161,16 @@ def ppo_share(model, asm, steered: list[tuple[list, list]], cfg: Config, start_a
         # per request, in request order (set by set): two runs judged on the same requests pair up
         "scores": {k: [round(float(x), 6) for x in v] for k, v in scores.items()},
     }
+
+
+def rule_recipe(recipe):
+    """``recipe`` with the variety rule as its env's mask (refused without a level_variety term)."""
+    from rlcreate.levels.share import variety_rule
+
+    ruled = variety_rule(recipe)
+    if ruled is None:
+        raise SystemExit("error: --rule 1: the run's recipe has no level_variety term to build the rule from; drop --rule")
+    return ruled
 
 
 def main(cfg: Config) -> dict:
@@ -206,7 +209,9 @@ def main(cfg: Config) -> dict:
         if not Path(run).is_dir():
             raise SystemExit(f"error: --runs {run!r}: not a run folder; train one with `rlcreate demo --out {run}`")
         asm, model = restore(run)
-        start_asm = None
+        if cfg.rule and cfg.share:
+            rule_recipe(asm.recipe)  # refuse a run without a variety term before any sampling
+        start_asm = rule_asm = None
         calibration = {}
         if cfg.calibrate:
             print(f"{run}: calibrating its element rates and its start's on selection requests ...", flush=True)
@@ -217,6 +222,10 @@ def main(cfg: Config) -> dict:
                 "steered": calibrate_element_bias(model, trained, levels=cfg.calibration_levels),
                 "untrained_start": calibrate_element_bias(untrained_policy, trained, levels=cfg.calibration_levels),
             }
+            if cfg.rule and cfg.share:  # the rule is a policy too: it gets its own fit
+                ruled = rule_recipe(trained)
+                calibration["variety_rule"] = calibrate_element_bias(untrained_policy, ruled, levels=cfg.calibration_levels)
+                rule_asm = assemble(with_element_bias(ruled, calibration["variety_rule"]["element_bias"]))
             asm = assemble(with_element_bias(trained, calibration["steered"]["element_bias"]))
             start_asm = assemble(with_element_bias(trained, calibration["untrained_start"]["element_bias"]))
         print(f"{run}: sampling {cfg.sets} x {cfg.n} levels ...", flush=True)
@@ -232,7 +241,7 @@ def main(cfg: Config) -> dict:
                 result["policies"][run]["checkpoints"][folder.name] = profile_sets(draw_sets(ckpt, asm, cfg))
         if cfg.share:
             print(f"{run}: its untrained start and best-of-{cfg.best_of} on the same requests ...", flush=True)
-            result["policies"][run]["ppo_share"] = ppo_share(model, asm, steered, cfg, start_asm)
+            result["policies"][run]["ppo_share"] = ppo_share(model, asm, steered, cfg, start_asm, rule_asm)
     for name in [s for s in cfg.starts.split(",") if s]:
         if name != "tokens":
             raise SystemExit(f'error: --starts {name!r}: use tokens (the token demo\'s recipe) or ""')

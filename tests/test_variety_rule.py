@@ -1,78 +1,88 @@
-"""The hand-built variety rule (``rlcreate.levels.share``): the untrained start that never takes an
-offer the ``level_variety`` features flag, PPO's comparator on the demo's variety term."""
+"""The hand-built variety rule: MarioTokens-v1's ``avoid_offers`` mask (never take an offer a reward
+term's per-offer features flag) and ``rlcreate.levels.share.variety_rule``, PPO's comparator on the
+demo's variety term."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from rlcreate.levels.share import _avoiding, variety_rule_features
+from rlcreate.envs.column_tokens import EnvConfigError
+from rlcreate.levels import corpus
+from rlcreate.levels.envs import make_mario_tokens_vec
+from rlcreate.levels.generators.column_lm import N_SPECIAL, ColumnLM, build_vocab, small_gpt2
+from rlcreate.levels.objectives import LevelVariety, VarietyOffers
+from rlcreate.levels.share import variety_rule
+from rlcreate.recipe import load_recipe
+from rlcreate.rewards import RewardSet, Term, get_reward
+
+RECIPES = Path(__file__).resolve().parent.parent / "rlcreate" / "recipes"
 
 
-class _FirstAllowed:
-    """A policy that takes the first allowed slot and records the masks it was given."""
-
-    def __init__(self):
-        self.masks = []
-
-    def predict(self, obs, deterministic=False, action_masks=None):
-        self.masks.append(action_masks.copy())
-        return np.argmax(action_masks, axis=1), None
+@pytest.fixture(scope="module")
+def tiny_lm():
+    vocab = build_vocab([b.grid() for b in corpus.training_blocks()])
+    model = small_gpt2(len(vocab) + N_SPECIAL, n_positions=64, n_embd=16, n_layer=1, n_head=2, seed=0)
+    return ColumnLM.from_model(model, vocab)
 
 
-class _Flags:
-    size = 1
-
-    def __init__(self, flagged):
-        self.flagged = np.asarray(flagged, np.float64)
-
-    def observe(self, prefix, offered, n_columns):
-        return np.zeros((len(offered), 1)), self.flagged[:, :, None]
+def _env(lm, **kwargs):
+    reward = RewardSet([Term("playable", get_reward("playability")), Term("variety", LevelVariety())])
+    return make_mario_tokens_vec(n_envs=8, n_columns=48, k=8, lm=lm, reward=reward, seed=3, **kwargs)
 
 
-def test_the_rule_masks_flagged_offers_unless_nothing_would_be_left():
-    env_mask = np.array([[True, True, False, True], [True, False, False, False], [False, True, True, False]])
-    flagged = np.array([[1, 0, 0, 0], [1, 0, 0, 0], [0, 1, 0, 0]])
-    core = SimpleNamespace(
-        levels=np.zeros((3, 14, 8), np.int8), t=5, n_columns=8, offered_columns=lambda: np.zeros((3, 4, 14), np.int8)
-    )
-    venv = SimpleNamespace(core=core, action_masks=lambda: env_mask)
-    model = _FirstAllowed()
-    actions = _avoiding(model, venv, _Flags(flagged), deterministic=True)(np.zeros((3, 1)))
-    # row 0: slot 0 flagged -> slot 1; row 1: its only allowed slot is flagged -> kept; row 2: slot 1 flagged -> 2
-    assert actions.tolist() == [1, 0, 2]
-    assert model.masks[0].tolist() == [
-        [False, True, False, True],
-        [True, False, False, False],
-        [False, False, True, False],
-    ]
+def test_the_mask_drops_every_flagged_offer_unless_nothing_would_be_left(tiny_lm):
+    ruled, plain = _env(tiny_lm, avoid_offers="variety"), _env(tiny_lm)
+    flags = VarietyOffers(0.05)
+    ruled.reset(), plain.reset()
+    rng = np.random.default_rng(0)
+    dropped = 0
+    for _ in range(47):
+        core = ruled.core
+        _, per = flags.observe(core.levels[:, :, : core.t], core.offered_columns(), core.n_columns)
+        flagged = per[:, :, 0] >= 0.5
+        env_mask = ruled.action_masks()
+        plain_mask = plain.action_masks()  # the same LM state and offers: the two envs take the same actions
+        for row in range(8):
+            if (plain_mask[row] & ~flagged[row]).any():
+                assert np.array_equal(env_mask[row], plain_mask[row] & ~flagged[row])
+                dropped += int((plain_mask[row] & flagged[row]).sum())
+            else:  # every allowed offer is flagged: the rule gives way
+                assert np.array_equal(env_mask[row], plain_mask[row])
+        a = np.argmax(np.where(env_mask, rng.random(env_mask.shape), -1.0), axis=1)
+        ruled.step(a), plain.step(a)
+    assert dropped > 0  # the rule had something to do in this episode
 
 
-def test_the_rule_comes_from_the_recipes_variety_term_only():
-    from rlcreate.levels.objectives import LevelVariety, VarietyOffers
-    from rlcreate.rewards import RewardSet, Term, get_reward
+def test_avoid_offers_names_a_term_with_offer_features(tiny_lm):
+    with pytest.raises(EnvConfigError, match="avoid_offers = 'nope': not a term"):
+        _env(tiny_lm, avoid_offers="nope")
+    with pytest.raises(EnvConfigError, match="avoid_offers = 'playable': its reward"):
+        _env(tiny_lm, avoid_offers="playable")
+    with pytest.raises(EnvConfigError, match="write one reward term's name"):
+        _env(tiny_lm, avoid_offers=["variety"])
 
-    with_variety = RewardSet([Term("playable", get_reward("playability")), Term("v", LevelVariety(threshold=0.1))])
-    features = variety_rule_features(with_variety)
-    assert isinstance(features, VarietyOffers) and features.threshold == 0.1
-    assert variety_rule_features(RewardSet([Term("playable", get_reward("playability"))])) is None
+
+def test_the_rule_is_the_recipes_variety_term_as_a_mask():
+    recipe = load_recipe(RECIPES / "mario_tokens_variety.yaml")
+    ruled = variety_rule(recipe)
+    assert ruled.env.kwargs["avoid_offers"] == "variety"
+    assert "avoid_offers" not in recipe.env.kwargs  # a copy
+    assert variety_rule(load_recipe(RECIPES / "mario_tokens.yaml")) is None  # no level_variety term
 
 
 @pytest.mark.slow
 def test_the_rule_cuts_repetition_of_the_demo_start_on_the_same_requests():
     from rlcreate.assemble import assemble
-    from rlcreate.levels.demo import recipe_file
     from rlcreate.levels.quality import level_repetition
     from rlcreate.levels.share import sample_levels, untrained_policy
-    from rlcreate.recipe import build_reward_set, load_recipe
 
-    asm = assemble(load_recipe(recipe_file("mario_tokens_variety.yaml")))
-    start = untrained_policy(asm)
-    avoid = variety_rule_features(build_reward_set(asm.recipe))
-    plain, requests = sample_levels(start, asm, 16, env_seed=7, policy_seed=7)
-    ruled, ruled_requests = sample_levels(start, asm, 16, env_seed=7, policy_seed=7, avoid=avoid)
+    recipe = load_recipe(RECIPES / "mario_tokens_variety.yaml")
+    plain_asm, ruled_asm = assemble(recipe), assemble(variety_rule(recipe))
+    plain, requests = sample_levels(untrained_policy(plain_asm), plain_asm, 16, env_seed=7, policy_seed=7)
+    ruled, ruled_requests = sample_levels(untrained_policy(ruled_asm), ruled_asm, 16, env_seed=7, policy_seed=7)
     assert ruled_requests == requests  # the same control requests, row by row
     before, after = level_repetition(plain)["repeated_share"], level_repetition(ruled)["repeated_share"]
     assert after < before / 2, (before, after)

@@ -23,7 +23,7 @@ __all__ = [
     "unpaired_diff",
     "mean_ci",
     "recipe_scores",
-    "variety_rule_features",
+    "variety_rule",
 ]
 
 
@@ -34,51 +34,32 @@ def untrained_policy(asm: Any) -> Any:
 
 
 def sample_levels(
-    model: Any,
-    asm: Any,
-    n: int,
-    env_seed: int,
-    policy_seed: int,
-    deterministic: bool = False,
-    avoid: Any = None,
+    model: Any, asm: Any, n: int, env_seed: int, policy_seed: int, deterministic: bool = False
 ) -> tuple[list[np.ndarray], list[dict]]:
     """``n`` levels of ``model`` and their control targets; row i answers the i-th request of
-    ``env_seed`` whatever the policy. ``avoid``: per-offer features (an ``OfferFeatures``, e.g.
-    :func:`variety_rule_features`) whose first value flags offers the policy may not take while
-    another allowed offer is left: a hand-built rule on what the env observes, no learning."""
+    ``env_seed`` whatever the policy."""
     from rlcreate.train.runner import rollout
 
     venv = asm.make_env(min(n, 16), env_seed, "eval")
     venv.set_progress(1.0)
     model.set_random_seed(policy_seed)
-    policy = model if avoid is None else _avoiding(model, venv, avoid, deterministic)
-    eps = rollout(policy, venv, n, deterministic=deterministic)
+    eps = rollout(model, venv, n, deterministic=deterministic)
     return [e["level"] for e in eps], [e.get("targets", {}) for e in eps]
 
 
-def _avoiding(model: Any, venv: Any, avoid: Any, deterministic: bool) -> Callable[[np.ndarray], np.ndarray]:
-    """``obs -> actions``: ``model`` with the offers ``avoid`` flags masked out (rows where that
-    leaves nothing keep the env's mask)."""
-    core = venv.core
+def variety_rule(recipe: Any) -> Any:
+    """A copy of ``recipe`` whose env applies the hand-built variety rule as a mask
+    (``avoid_offers``: never take an offer that keeps a repeat of an earlier segment alive), or None
+    when the recipe has no ``level_variety`` term. Its untrained policy is the rule: the comparator a
+    policy trained on that term must beat (it could have learnt the rule from the observed flag)."""
+    import copy
 
-    def choose(obs: np.ndarray) -> np.ndarray:
-        masks = venv.action_masks()
-        _, per = avoid.observe(core.levels[:, :, : core.t], core.offered_columns(), core.n_columns)
-        keep = masks & (per[:, :, 0] < 0.5)
-        masks = np.where(keep.any(axis=1, keepdims=True), keep, masks)
-        return model.predict(obs, deterministic=deterministic, action_masks=masks)[0]
-
-    return choose
-
-
-def variety_rule_features(reward_set: Any) -> Any:
-    """The ``level_variety`` term's per-offer features of a recipe's reward set (1 for an offer that keeps a repeat
-    of an earlier segment alive): the rule "never take such an offer" is the hand-built comparator
-    of a policy trained on that term. None when the recipe has no such term."""
-    from rlcreate.levels.objectives import LevelVariety
-
-    terms = [t.module for t in reward_set.terms if isinstance(t.module, LevelVariety)]
-    return terms[0].offer_features() if terms else None
+    names = [name for name, term in recipe.rewards.items() if (term.reward or name) == "level_variety"]
+    if not names:
+        return None
+    r = copy.deepcopy(recipe)
+    r.env.kwargs["avoid_offers"] = names[0]
+    return r
 
 
 def recipe_scores(
