@@ -79,6 +79,10 @@ class Config:
     the start's draws and best-of-n with the start's offsets, each PPO set with its own"""
     calibration_levels: int = 192
     """selection levels per calibration round"""
+    variety_cap: str = "1"
+    """level_variety's ``cap``: pay variety only up to this level, a number in (0, 1] or "human"
+    (0.76, the human training windows' mean: ``objectives.HUMAN_VARIETY``); "1" = uncapped, the
+    reward of every run before the cap"""
     gae_lambda: float = 0.95
     """PPO's GAE lambda (1.0: Monte Carlo returns, end rewards reach the first columns undiscounted)"""
     n: int = 64
@@ -93,6 +97,22 @@ class Config:
     """where the JSON result is written"""
 
 
+def objective_args(name: str, cfg: Config) -> dict:
+    """The objective reward's arguments the bench sets (the recipe term's ``args``): level_variety's
+    ``cap`` unless uncapped; {} otherwise, the reward's defaults."""
+    if name != "level_variety" or cfg.variety_cap in ("1", "1.0"):
+        return {}
+    if cfg.variety_cap == "human":
+        return {"cap": "human"}
+    try:
+        cap = float(cfg.variety_cap)
+    except ValueError:
+        cap = -1.0
+    if not 0 < cap <= 1:
+        raise SystemExit(f"error: --variety_cap {cfg.variety_cap!r}: write a number in (0, 1] or human")
+    return {"cap": cap}
+
+
 def objective_recipe(name: str, cfg: Config):
     from rlcreate.levels.demo import TOKENS_BASE, recipe_file
     from rlcreate.recipe import load_recipe, parse_recipe
@@ -100,6 +120,8 @@ def objective_recipe(name: str, cfg: Config):
     d = load_recipe(recipe_file(TOKENS_BASE)).to_dict()
     d["name"] = f"objective-{name}"
     d["rewards"]["objective"] = {"reward": name, "weight": cfg.weight}
+    if objective_args(name, cfg):
+        d["rewards"]["objective"]["args"] = objective_args(name, cfg)
     d["trainer"]["total_timesteps"] = cfg.timesteps
     d["trainer"]["hyper"]["n_steps"] = 128  # one level per env per rollout: more updates in a small budget
     d["trainer"]["hyper"]["batch_size"] = 256
@@ -159,12 +181,18 @@ def machine() -> dict:
 def judge_set(levels: list, obj_scores: np.ndarray, heldout: np.ndarray, human) -> dict:
     from rlcreate.levels.quality import human_likeness, profile_report
 
+    from rlcreate.levels import tiles as T
+
     prof = profile_report(levels)
+    solid = T.IS_SOLID[np.stack(levels).astype(np.intp)]
     return {
         "mean": float(np.mean(obj_scores)),
         "heldout": float(np.mean(heldout)),
         "auc": float(human_likeness(levels, human=human)["auc"]),
         "profile_in_band": int(prof["inside"]),
+        # solid mass: human 128-column windows ~0.12 overall; a tall opening wall shows in the first segment
+        "solid_share": float(solid.mean()),
+        "first_segment_solid": float(solid[:, :, :16].mean()),
         "profile": {
             e: [round(v["mean"], 2), round(v["low"], 2), round(v["high"], 2)] for e, v in prof["elements"].items()
         },
@@ -226,7 +254,7 @@ def main(cfg: Config) -> dict:
             asm = assemble(with_element_bias(recipe, calibration[name]["element_bias"]))
         ppo, t = sample_levels(model, asm, cfg.n, env_seed, env_seed)
         assert t == targets, "the policy answered different requests"
-        reward = get_reward(name)
+        reward = get_reward(name, **objective_args(name, cfg))
         obj = lambda levels, reward=reward: np.asarray(reward(list(levels)), np.float64)  # noqa: E731
         select = [recipe_scores(lambda recipe=recipe: build_reward_set(recipe), d[0], targets) for d in draws]
         sets = {"start": draws[0][0]}
@@ -236,6 +264,9 @@ def main(cfg: Config) -> dict:
         scores = {k: obj(v) for k, v in sets.items()}
         held = {k: HELDOUT[name](v) for k, v in sets.items()}
         row = {k: judge_set(v, scores[k], held[k], human) for k, v in sets.items()}
+        if objective_args(name, cfg):  # the reward with its defaults too (the uncapped variety)
+            for k, v in sets.items():
+                row[k]["mean_default_args"] = float(np.mean(get_reward(name)(list(v))))
         row["ppo"]["ci_vs_start"] = paired_diff(scores["ppo"], scores["start"])["ci"]
         row["ppo"]["heldout_ci_vs_start"] = paired_diff(held["ppo"], held["start"])["ci"]
         row["ppo"]["vs_best_of_4"] = paired_diff(scores["ppo"], scores["best_of_4"])
