@@ -83,6 +83,10 @@ class Config:
     """level_variety's ``cap``: pay variety only up to this level, a number in (0, 1] or "human"
     (0.76, the human training windows' mean: ``objectives.HUMAN_VARIETY``); "1" = uncapped, the
     reward of every run before the cap"""
+    variety_max_solid: str = "1"
+    """level_variety's ``max_solid``: a segment with a larger share of solid tiles is no novelty, a
+    number in (0, 1] or "human" (0.45, the 99th percentile of human training segments:
+    ``objectives.HUMAN_SOLID_SHARE``); "1" = no gate, the reward of every run before it"""
     gae_lambda: float = 0.95
     """PPO's GAE lambda (1.0: Monte Carlo returns, end rewards reach the first columns undiscounted)"""
     n: int = 64
@@ -93,24 +97,35 @@ class Config:
     """1: train (or resume) each objective's run first; 0: evaluate existing runs only"""
     seed: int = 0
     """training seed of every objective's policy; the requests and the start's draws use seed + 1"""
+    request_seed: int = -1
+    """>= 0: draw the requests and the start's draws with this env seed instead of seed + 1 (another
+    set of requests for the same policies: how much a row moves with the requests alone)"""
     out: str = "benchmarks/level_objectives.json"
     """where the JSON result is written"""
 
 
 def objective_args(name: str, cfg: Config) -> dict:
     """The objective reward's arguments the bench sets (the recipe term's ``args``): level_variety's
-    ``cap`` unless uncapped; {} otherwise, the reward's defaults."""
-    if name != "level_variety" or cfg.variety_cap in ("1", "1.0"):
+    ``cap`` and ``max_solid`` where not 1; {} otherwise, the reward's defaults."""
+    if name != "level_variety":
         return {}
-    if cfg.variety_cap == "human":
-        return {"cap": "human"}
-    try:
-        cap = float(cfg.variety_cap)
-    except ValueError:
-        cap = -1.0
-    if not 0 < cap <= 1:
-        raise SystemExit(f"error: --variety_cap {cfg.variety_cap!r}: write a number in (0, 1] or human")
-    return {"cap": cap}
+    out: dict = {}
+    for key, flag, value in (
+        ("cap", "variety_cap", cfg.variety_cap),
+        ("max_solid", "variety_max_solid", cfg.variety_max_solid),
+    ):
+        if value in ("1", "1.0"):
+            continue
+        if value == "human":
+            out[key] = "human"
+            continue
+        try:
+            out[key] = float(value)
+        except ValueError:
+            out[key] = -1.0
+        if not 0 < out[key] <= 1:
+            raise SystemExit(f"error: --{flag} {value!r}: write a number in (0, 1] or human")
+    return out
 
 
 def objective_recipe(name: str, cfg: Config):
@@ -228,7 +243,8 @@ def main(cfg: Config) -> dict:
         calibration["start"] = calibrate_element_bias(untrained_policy, base_recipe, levels=cfg.calibration_levels)
         base_recipe = with_element_bias(base_recipe, calibration["start"]["element_bias"])
     base = assemble(base_recipe)
-    env_seed, human = cfg.seed + 1, human_reference_segments("test")
+    env_seed = cfg.request_seed if cfg.request_seed >= 0 else cfg.seed + 1
+    human = human_reference_segments("test")
     start = untrained_policy(base)
     print(f"8 start draws of {cfg.n} levels ...", flush=True)
     draws = [sample_levels(start, base, cfg.n, env_seed, env_seed + 100 + k) for k in range(8)]

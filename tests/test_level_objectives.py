@@ -182,13 +182,32 @@ def test_capped_variety_pays_nothing_for_walls_above_the_human_level():
             get_reward("level_variety", cap=bad)
 
 
+def test_solid_gate_makes_walls_no_novelty():
+    """Four segments made distinct only by tall ground walls (8-14 columns wide, 50-77% solid) and
+    four flat copies: uncapped and ungated, half the level is novel; with the human solid gate none
+    of it, also with the cap; a segment of ordinary mass keeps its novelty."""
+    walls = flat()
+    for s, width in enumerate((8, 10, 12, 14)):
+        walls[2:, s * 16 : s * 16 + width] = T.GROUND
+    assert get_reward("level_variety")([walls]) == [0.5]
+    assert get_reward("level_variety", max_solid="human")([walls]) == [0.0]
+    assert get_reward("level_variety", cap="human", max_solid="human")([walls]) == [0.0]
+    plain = _walled(False)  # 6 of 8 segments distinct, each at most 14% solid
+    assert get_reward("level_variety", max_solid="human")([plain]) == [0.75]
+    with pytest.raises(ValueError, match="max_solid"):
+        get_reward("level_variety", max_solid=0)
+
+
 @pytest.mark.slow
-def test_human_variety_is_the_training_windows_mean():
+def test_human_variety_and_solid_share_are_the_training_windows_measures():
     from rlcreate.levels.corpus import training_windows
-    from rlcreate.levels.objectives import HUMAN_VARIETY
+    from rlcreate.levels.objectives import HUMAN_SOLID_SHARE, HUMAN_VARIETY
 
     v = get_reward("level_variety")(list(training_windows(128, stride=1)))
     assert abs(np.mean(v) - HUMAN_VARIETY) < 0.005
+    segments = training_windows(16, stride=1)
+    solid = T.IS_SOLID[segments.astype(np.intp)].mean(axis=(1, 2))
+    assert abs(np.percentile(solid, 99) - HUMAN_SOLID_SHARE) < 0.005
 
 
 def test_objective_recipe_sets_the_weights_and_the_offer_features(monkeypatch):
@@ -215,8 +234,8 @@ def test_objective_recipe_sets_the_weights_and_the_offer_features(monkeypatch):
     sizes = get_reward("rhythm").offer_features().size + get_reward("element_profile").offer_features().size
     assert tuned.trainer["hyper"]["policy_kwargs"]["offer_structure"] == sizes
     assert bench.objective_recipe("level_variety", bench.Config()).rewards["objective"].args == {}
-    capped = bench.objective_recipe("level_variety", bench.Config(variety_cap="human"))
-    assert capped.rewards["objective"].args == {"cap": "human"}
+    capped = bench.objective_recipe("level_variety", bench.Config(variety_cap="human", variety_max_solid="0.5"))
+    assert capped.rewards["objective"].args == {"cap": "human", "max_solid": 0.5}
     assert bench.objective_recipe("rhythm", bench.Config(variety_cap="0.8")).rewards["objective"].args == {}
     with pytest.raises(SystemExit, match="error: --variety_cap 'lots'"):
         bench.objective_recipe("level_variety", bench.Config(variety_cap="lots"))

@@ -10,7 +10,8 @@ measure computed by different code in :mod:`rlcreate.levels.objective_judges`.
   columns).
 - ``rhythm``: one beat (a pipe or the start of a gap) in every ``period``-column window.
 - ``level_variety``: few near-repeated 16-column segments inside a level (optionally paid only up
-  to the human level, ``cap``).
+  to the human level, ``cap``, and with no novelty from segments more solid than human ones,
+  ``max_solid``).
 
 Each also gives, through ``offer_features()``, what taking one offered column adds to its own
 measure while a level is written column by column (:class:`OfferFeatures`): a token env observes
@@ -41,6 +42,7 @@ __all__ = [
     "LevelVariety",
     "DEFAULT_SKETCH",
     "HUMAN_VARIETY",
+    "HUMAN_SOLID_SHARE",
     "beats",
     "OfferFeatures",
 ]
@@ -286,39 +288,55 @@ class Rhythm(RewardModule):
 
 
 #: mean :class:`LevelVariety` of the human TRAINING split's 128-column windows (stride 1, 4,618
-#: windows: 0.759; the whole corpus's 7,040: 0.778): the human level of variety inside a level,
-#: :class:`LevelVariety`'s ``cap="human"``
+#: windows: 0.759, 0.751 with the ``max_solid`` gate; the whole corpus's 7,040: 0.778): the human
+#: level of variety inside a level, :class:`LevelVariety`'s ``cap="human"``
 HUMAN_VARIETY = 0.76
+#: 99th percentile of the solid-tile share of the human TRAINING split's 16-column segments (5,834
+#: at stride 1: 0.449; the whole corpus's: 0.453): :class:`LevelVariety`'s ``max_solid="human"``
+HUMAN_SOLID_SHARE = 0.45
+
+
+def _human_or_share(value: float | str, human: float, what: str) -> float:
+    """A (0, 1] share, or ``"human"`` for the human level ``human``."""
+    if value == "human":
+        return human
+    if isinstance(value, str) or not 0 < float(value) <= 1:
+        raise ValueError(f"{what} = {value!r}: write a number in (0, 1] or human ({human})")
+    return float(value)
 
 
 @register("level_variety")
 class LevelVariety(RewardModule):
-    """Variety inside a level: ``1 -`` the share of its aligned 16-column segments that lie within
-    ``threshold`` (fraction of tiles, default 0.05) of another segment of the same level, paid up to
-    ``cap``: ``min(v, cap) / cap``. Range [0, 1]; human 128-column windows repeat 5-27% of their
-    segments (mean v 0.76 over the training windows, :data:`HUMAN_VARIETY`).
+    """Variety inside a level: the share ``v`` of its aligned 16-column segments that differ from
+    every other segment of the same level in at least ``threshold`` of their tiles (default 0.05)
+    and are at most ``max_solid`` solid tiles, paid up to ``cap``: ``min(v, cap) / cap``. Range [0,
+    1]; human 128-column windows repeat 5-27% of their segments (mean v 0.76 over the training
+    windows, :data:`HUMAN_VARIETY`).
 
-    ``cap=1`` (the default, the reward of every run before the cap) pays every distinct segment,
-    however it was made distinct: tile distance cannot tell a new structure from more mass, and at
-    weight 8 a policy (seed 1) reached 0.96 with levels that open with a tall wall and hang blocks
-    and pipes from brick ceilings (solid share 0.26 against the human windows' 0.12), which the
-    human-likeness judge told from human levels at AUC 0.84. ``cap="human"`` (:data:`HUMAN_VARIETY`)
-    or a number pays variety only up to that level: "as varied as a human level", nothing for more.
-    Still gamed by: noise and scattered single tiles make every segment unique, and below the cap a
-    wall still buys a distinct segment as cheaply as before; the element profile, LM typicality and
-    the human-likeness judge close that.
+    ``cap=1, max_solid=1`` (the defaults, the reward of every run before them) pay every distinct
+    segment, however it was made distinct: tile distance cannot tell a new structure from more
+    mass. At weight 8 policies reached v 0.95-0.96 with levels that open with a tall wall (a
+    first segment 40-60% solid; human segments are over 45% solid 1% of the time) and hang blocks
+    and pipes from brick ceilings, which the human-likeness judge told from human levels at AUC
+    0.71-0.84. ``cap="human"`` (:data:`HUMAN_VARIETY`) pays variety only up to the human level
+    ("as varied as a human level", nothing for more); ``max_solid="human"``
+    (:data:`HUMAN_SOLID_SHARE`) counts a segment more solid than 99% of human segments as no
+    novelty, so a wall costs the segment it fills instead of buying it. The per-offer features
+    (:class:`VarietyOffers`) show repeats only, not the gate. Still gamed by: noise and scattered
+    single tiles make every segment unique, and mass under the gate (a ceiling row, a wall up to
+    45% of a segment) still buys distinct segments as cheaply as before; the element profile, LM
+    typicality and the human-likeness judge close that.
     """
 
     artifact = "level"
 
-    def __init__(self, threshold: float = 0.05, cap: float | str = 1.0, name: str | None = None):
+    def __init__(
+        self, threshold: float = 0.05, cap: float | str = 1.0, max_solid: float | str = 1.0, name: str | None = None
+    ):
         super().__init__(name)
         self.threshold = float(threshold)
-        if cap == "human":
-            cap = HUMAN_VARIETY
-        if isinstance(cap, str) or not 0 < float(cap) <= 1:
-            raise ValueError(f"cap = {cap!r}: write a number in (0, 1] or human ({HUMAN_VARIETY})")
-        self.cap = float(cap)
+        self.cap = _human_or_share(cap, HUMAN_VARIETY, "cap")
+        self.max_solid = _human_or_share(max_solid, HUMAN_SOLID_SHARE, "max_solid")
 
     def score(self, samples: Sequence[np.ndarray], **context: Any):
         def fn(g):
@@ -327,8 +345,10 @@ class LevelVariety(RewardModule):
             segs = g[:, :, : k * SEGMENT].reshape(n, h, k, SEGMENT).transpose(0, 2, 1, 3).reshape(n, k, -1)
             d = (segs[:, :, None, :] != segs[:, None, :, :]).mean(axis=3)  # (n, k, k)
             d[:, np.arange(k), np.arange(k)] = np.inf
-            v = 1.0 - (d.min(axis=2) < self.threshold).mean(axis=1)
-            return np.minimum(v, self.cap) / self.cap
+            distinct = d.min(axis=2) >= self.threshold
+            if self.max_solid < 1:
+                distinct &= T.IS_SOLID[segs.astype(np.intp)].mean(axis=2) <= self.max_solid
+            return np.minimum(distinct.mean(axis=1), self.cap) / self.cap
 
         return _per_sample(samples, fn)
 
