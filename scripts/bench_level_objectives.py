@@ -193,21 +193,35 @@ def machine() -> dict:
     }
 
 
+def mass(levels) -> dict:
+    """Solid mass of a set of 128-column levels, where tile-distance variety can be bought: the
+    solid-tile share, the first 16-column segment's (a tall opening wall), the share of segments
+    more solid than 99% of human segments (``objectives.HUMAN_SOLID_SHARE``) and of columns with a
+    solid tile in the top four rows (a ceiling)."""
+    from rlcreate.levels import tiles as T
+    from rlcreate.levels.objectives import HUMAN_SOLID_SHARE
+
+    solid = T.IS_SOLID[np.stack(levels).astype(np.intp)]
+    n, h, w = solid.shape
+    per_segment = solid[:, :, : w // 16 * 16].reshape(n, h, w // 16, 16).mean(axis=(1, 3))
+    return {
+        "solid_share": float(solid.mean()),
+        "first_segment_solid": float(per_segment[:, 0].mean()),
+        "heavy_segments": float((per_segment > HUMAN_SOLID_SHARE).mean()),
+        "ceiling_columns": float(solid[:, :4].any(axis=1).mean()),
+    }
+
+
 def judge_set(levels: list, obj_scores: np.ndarray, heldout: np.ndarray, human) -> dict:
     from rlcreate.levels.quality import human_likeness, profile_report
 
-    from rlcreate.levels import tiles as T
-
     prof = profile_report(levels)
-    solid = T.IS_SOLID[np.stack(levels).astype(np.intp)]
     return {
         "mean": float(np.mean(obj_scores)),
         "heldout": float(np.mean(heldout)),
         "auc": float(human_likeness(levels, human=human)["auc"]),
         "profile_in_band": int(prof["inside"]),
-        # solid mass: human 128-column windows ~0.12 overall; a tall opening wall shows in the first segment
-        "solid_share": float(solid.mean()),
-        "first_segment_solid": float(solid[:, :, :16].mean()),
+        **mass(levels),
         "profile": {
             e: [round(v["mean"], 2), round(v["low"], 2), round(v["high"], 2)] for e, v in prof["elements"].items()
         },
@@ -217,6 +231,7 @@ def judge_set(levels: list, obj_scores: np.ndarray, heldout: np.ndarray, human) 
 def main(cfg: Config) -> dict:
     from rlcreate.assemble import assemble
     from rlcreate.levels.calibrate import calibrate_element_bias, with_element_bias
+    from rlcreate.levels.corpus import training_windows
     from rlcreate.levels.objective_judges import HELDOUT
     from rlcreate.levels.quality import human_reference_segments, human_sets_inside
     from rlcreate.levels.share import best_of_n, paired_diff, recipe_scores, sample_levels, untrained_policy
@@ -257,6 +272,8 @@ def main(cfg: Config) -> dict:
         "human_sets_inside": human_sets_inside(128, cfg.n),
         # the same for sets of human TRAINING windows: the bar for a generator calibrated to their rates
         "human_train_sets_inside": human_sets_inside(128, cfg.n, source="train"),
+        # the human TRAINING windows' solid mass, the reference for each set's (judge_set)
+        "human_train_mass": mass(list(training_windows(128, stride=1))),
         "calibration": calibration,
         "train_seconds": train_s,
         "objectives": {},
