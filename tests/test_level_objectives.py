@@ -192,7 +192,7 @@ def test_solid_gate_makes_walls_no_novelty():
     assert get_reward("level_variety")([walls]) == [0.5]
     assert get_reward("level_variety", max_solid="human")([walls]) == [0.0]
     assert get_reward("level_variety", cap="human", max_solid="human")([walls]) == [0.0]
-    plain = _walled(False)  # 6 of 8 segments distinct, each at most 14% solid
+    plain = _walled(False)  # 6 of 8 segments distinct, each at most 20% solid
     assert get_reward("level_variety", max_solid="human")([plain]) == [0.75]
     with pytest.raises(ValueError, match="max_solid"):
         get_reward("level_variety", max_solid=0)
