@@ -322,7 +322,7 @@ class LevelVariety(RewardModule):
     (:data:`HUMAN_VARIETY`) pays variety only up to the human level ("as varied as a human level",
     nothing for more); ``max_solid="human"`` (:data:`HUMAN_SOLID_SHARE`) counts a segment more solid
     than 99% of human segments as no novelty, so a wall costs the segment it fills instead of
-    buying it (with both, two seeds kept the human solid mass, AUC 0.65-0.66). The per-offer
+    buying it (with both, four seeds kept the human solid mass, AUC 0.54-0.66). The per-offer
     features (:class:`VarietyOffers`) show repeats only, not the gate.
 
     Gamed by: noise and scattered single tiles make every segment unique, and mass under the gate
