@@ -79,6 +79,14 @@ class Config:
     the start's draws and best-of-n with the start's offsets, each PPO set with its own"""
     calibration_levels: int = 192
     """selection levels per calibration round"""
+    variety_cap: str = "1"
+    """level_variety's ``cap``: pay variety only up to this level, a number in (0, 1] or "human"
+    (0.76, the human training windows' mean: ``objectives.HUMAN_VARIETY``); "1" = uncapped, the
+    reward of every run before the cap"""
+    variety_max_solid: str = "1"
+    """level_variety's ``max_solid``: a segment with a larger share of solid tiles is no novelty, a
+    number in (0, 1] or "human" (0.45, the 99th percentile of human training segments:
+    ``objectives.HUMAN_SOLID_SHARE``); "1" = no gate, the reward of every run before it"""
     gae_lambda: float = 0.95
     """PPO's GAE lambda (1.0: Monte Carlo returns, end rewards reach the first columns undiscounted)"""
     n: int = 64
@@ -89,8 +97,35 @@ class Config:
     """1: train (or resume) each objective's run first; 0: evaluate existing runs only"""
     seed: int = 0
     """training seed of every objective's policy; the requests and the start's draws use seed + 1"""
+    request_seed: int = -1
+    """>= 0: draw the requests and the start's draws with this env seed instead of seed + 1 (another
+    set of requests for the same policies: how much a row moves with the requests alone)"""
     out: str = "benchmarks/level_objectives.json"
     """where the JSON result is written"""
+
+
+def objective_args(name: str, cfg: Config) -> dict:
+    """The objective reward's arguments the bench sets (the recipe term's ``args``): level_variety's
+    ``cap`` and ``max_solid`` where not 1; {} otherwise, the reward's defaults."""
+    if name != "level_variety":
+        return {}
+    out: dict = {}
+    for key, flag, value in (
+        ("cap", "variety_cap", cfg.variety_cap),
+        ("max_solid", "variety_max_solid", cfg.variety_max_solid),
+    ):
+        if value in ("1", "1.0"):
+            continue
+        if value == "human":
+            out[key] = "human"
+            continue
+        try:
+            out[key] = float(value)
+        except ValueError:
+            out[key] = -1.0
+        if not 0 < out[key] <= 1:
+            raise SystemExit(f"error: --{flag} {value!r}: write a number in (0, 1] or human")
+    return out
 
 
 def objective_recipe(name: str, cfg: Config):
@@ -100,6 +135,8 @@ def objective_recipe(name: str, cfg: Config):
     d = load_recipe(recipe_file(TOKENS_BASE)).to_dict()
     d["name"] = f"objective-{name}"
     d["rewards"]["objective"] = {"reward": name, "weight": cfg.weight}
+    if objective_args(name, cfg):
+        d["rewards"]["objective"]["args"] = objective_args(name, cfg)
     d["trainer"]["total_timesteps"] = cfg.timesteps
     d["trainer"]["hyper"]["n_steps"] = 128  # one level per env per rollout: more updates in a small budget
     d["trainer"]["hyper"]["batch_size"] = 256
@@ -156,6 +193,25 @@ def machine() -> dict:
     }
 
 
+def mass(levels) -> dict:
+    """Solid mass of a set of 128-column levels, where tile-distance variety can be bought: the
+    solid-tile share, the first 16-column segment's (a tall opening wall), the share of segments
+    more solid than 99% of human segments (``objectives.HUMAN_SOLID_SHARE``) and of columns with a
+    solid tile in the top four rows (a ceiling)."""
+    from rlcreate.levels import tiles as T
+    from rlcreate.levels.objectives import HUMAN_SOLID_SHARE
+
+    solid = T.IS_SOLID[np.stack(levels).astype(np.intp)]
+    n, h, w = solid.shape
+    per_segment = solid[:, :, : w // 16 * 16].reshape(n, h, w // 16, 16).mean(axis=(1, 3))
+    return {
+        "solid_share": float(solid.mean()),
+        "first_segment_solid": float(per_segment[:, 0].mean()),
+        "heavy_segments": float((per_segment > HUMAN_SOLID_SHARE).mean()),
+        "ceiling_columns": float(solid[:, :4].any(axis=1).mean()),
+    }
+
+
 def judge_set(levels: list, obj_scores: np.ndarray, heldout: np.ndarray, human) -> dict:
     from rlcreate.levels.quality import human_likeness, profile_report
 
@@ -165,6 +221,7 @@ def judge_set(levels: list, obj_scores: np.ndarray, heldout: np.ndarray, human) 
         "heldout": float(np.mean(heldout)),
         "auc": float(human_likeness(levels, human=human)["auc"]),
         "profile_in_band": int(prof["inside"]),
+        **mass(levels),
         "profile": {
             e: [round(v["mean"], 2), round(v["low"], 2), round(v["high"], 2)] for e, v in prof["elements"].items()
         },
@@ -174,6 +231,7 @@ def judge_set(levels: list, obj_scores: np.ndarray, heldout: np.ndarray, human) 
 def main(cfg: Config) -> dict:
     from rlcreate.assemble import assemble
     from rlcreate.levels.calibrate import calibrate_element_bias, with_element_bias
+    from rlcreate.levels.corpus import training_windows
     from rlcreate.levels.objective_judges import HELDOUT
     from rlcreate.levels.quality import human_reference_segments, human_sets_inside
     from rlcreate.levels.share import best_of_n, paired_diff, recipe_scores, sample_levels, untrained_policy
@@ -200,7 +258,8 @@ def main(cfg: Config) -> dict:
         calibration["start"] = calibrate_element_bias(untrained_policy, base_recipe, levels=cfg.calibration_levels)
         base_recipe = with_element_bias(base_recipe, calibration["start"]["element_bias"])
     base = assemble(base_recipe)
-    env_seed, human = cfg.seed + 1, human_reference_segments("test")
+    env_seed = cfg.request_seed if cfg.request_seed >= 0 else cfg.seed + 1
+    human = human_reference_segments("test")
     start = untrained_policy(base)
     print(f"8 start draws of {cfg.n} levels ...", flush=True)
     draws = [sample_levels(start, base, cfg.n, env_seed, env_seed + 100 + k) for k in range(8)]
@@ -213,6 +272,8 @@ def main(cfg: Config) -> dict:
         "human_sets_inside": human_sets_inside(128, cfg.n),
         # the same for sets of human TRAINING windows: the bar for a generator calibrated to their rates
         "human_train_sets_inside": human_sets_inside(128, cfg.n, source="train"),
+        # the human TRAINING windows' solid mass, the reference for each set's (judge_set)
+        "human_train_mass": mass(list(training_windows(128, stride=1))),
         "calibration": calibration,
         "train_seconds": train_s,
         "objectives": {},
@@ -226,7 +287,7 @@ def main(cfg: Config) -> dict:
             asm = assemble(with_element_bias(recipe, calibration[name]["element_bias"]))
         ppo, t = sample_levels(model, asm, cfg.n, env_seed, env_seed)
         assert t == targets, "the policy answered different requests"
-        reward = get_reward(name)
+        reward = get_reward(name, **objective_args(name, cfg))
         obj = lambda levels, reward=reward: np.asarray(reward(list(levels)), np.float64)  # noqa: E731
         select = [recipe_scores(lambda recipe=recipe: build_reward_set(recipe), d[0], targets) for d in draws]
         sets = {"start": draws[0][0]}
@@ -236,6 +297,9 @@ def main(cfg: Config) -> dict:
         scores = {k: obj(v) for k, v in sets.items()}
         held = {k: HELDOUT[name](v) for k, v in sets.items()}
         row = {k: judge_set(v, scores[k], held[k], human) for k, v in sets.items()}
+        if objective_args(name, cfg):  # the reward with its defaults too (the uncapped variety)
+            for k, v in sets.items():
+                row[k]["mean_default_args"] = float(np.mean(get_reward(name)(list(v))))
         row["ppo"]["ci_vs_start"] = paired_diff(scores["ppo"], scores["start"])["ci"]
         row["ppo"]["heldout_ci_vs_start"] = paired_diff(held["ppo"], held["start"])["ci"]
         row["ppo"]["vs_best_of_4"] = paired_diff(scores["ppo"], scores["best_of_4"])

@@ -150,6 +150,66 @@ def test_level_variety_penalises_repeated_segments():
     assert held[0] == 0.0 and held[1] == 1.0
 
 
+def _walled(wall: bool) -> np.ndarray:
+    """Seven unlike segments (a row of bricks at another height each) and a copy of the seventh; with
+    ``wall`` the copy opens with a tall ground wall 7 columns wide, which makes it unlike every other
+    segment by tiles alone."""
+    g = flat()
+    for s in range(7):
+        g[3 + s, s * 16 + 2 : s * 16 + 14] = T.BRICK
+    g[:, 112:] = g[:, 96:112]
+    if wall:
+        g[2:, 112:119] = T.GROUND
+    return g
+
+
+def test_capped_variety_pays_nothing_for_walls_above_the_human_level():
+    """Uncapped, a wall turns a level at 6/8 distinct segments into one at 8/8 (+0.25 per level);
+    capped at the human windows' level (0.76) it buys 0.013."""
+    from rlcreate.levels.objectives import HUMAN_VARIETY
+
+    plain, walled = _walled(False), _walled(True)
+    old = get_reward("level_variety")([plain, walled])
+    assert old == [0.75, 1.0]
+    assert get_reward("level_variety", cap=1.0)([plain, walled]) == old  # the old reward is the default
+    new = get_reward("level_variety", cap="human")([plain, walled])
+    assert new[1] == 1.0 and new[0] == pytest.approx(0.75 / HUMAN_VARIETY)
+    assert new[1] - new[0] < 0.02 < old[1] - old[0]
+    half = get_reward("level_variety", cap=0.5)([flat(), plain])
+    assert half == [0.0, 1.0]  # a level at the cap or above is paid in full, one without variety nothing
+    for bad in (0, 1.5, "most"):
+        with pytest.raises(ValueError, match="cap"):
+            get_reward("level_variety", cap=bad)
+
+
+def test_solid_gate_makes_walls_no_novelty():
+    """Four segments made distinct only by tall ground walls (8-14 columns wide, 50-77% solid) and
+    four flat copies: uncapped and ungated, half the level is novel; with the human solid gate none
+    of it, also with the cap; a segment of ordinary mass keeps its novelty."""
+    walls = flat()
+    for s, width in enumerate((8, 10, 12, 14)):
+        walls[2:, s * 16 : s * 16 + width] = T.GROUND
+    assert get_reward("level_variety")([walls]) == [0.5]
+    assert get_reward("level_variety", max_solid="human")([walls]) == [0.0]
+    assert get_reward("level_variety", cap="human", max_solid="human")([walls]) == [0.0]
+    plain = _walled(False)  # 6 of 8 segments distinct, each at most 20% solid
+    assert get_reward("level_variety", max_solid="human")([plain]) == [0.75]
+    with pytest.raises(ValueError, match="max_solid"):
+        get_reward("level_variety", max_solid=0)
+
+
+@pytest.mark.slow
+def test_human_variety_and_solid_share_are_the_training_windows_measures():
+    from rlcreate.levels.corpus import training_windows
+    from rlcreate.levels.objectives import HUMAN_SOLID_SHARE, HUMAN_VARIETY
+
+    v = get_reward("level_variety")(list(training_windows(128, stride=1)))
+    assert abs(np.mean(v) - HUMAN_VARIETY) < 0.005
+    segments = training_windows(16, stride=1)
+    solid = T.IS_SOLID[segments.astype(np.intp)].mean(axis=(1, 2))
+    assert abs(np.percentile(solid, 99) - HUMAN_SOLID_SHARE) < 0.005
+
+
 def test_objective_recipe_sets_the_weights_and_the_offer_features(monkeypatch):
     """The bench's recipe: the demo's, plus the objective term; profile and set-profile weights and
     the per-offer features as asked (the objective's in front of the profile's)."""
@@ -173,3 +233,9 @@ def test_objective_recipe_sets_the_weights_and_the_offer_features(monkeypatch):
     assert tuned.env["kwargs"]["offer_objective"] == ["objective", "profile"]
     sizes = get_reward("rhythm").offer_features().size + get_reward("element_profile").offer_features().size
     assert tuned.trainer["hyper"]["policy_kwargs"]["offer_structure"] == sizes
+    assert bench.objective_recipe("level_variety", bench.Config()).rewards["objective"].args == {}
+    capped = bench.objective_recipe("level_variety", bench.Config(variety_cap="human", variety_max_solid="0.5"))
+    assert capped.rewards["objective"].args == {"cap": "human", "max_solid": 0.5}
+    assert bench.objective_recipe("rhythm", bench.Config(variety_cap="0.8")).rewards["objective"].args == {}
+    with pytest.raises(SystemExit, match="error: --variety_cap 'lots'"):
+        bench.objective_recipe("level_variety", bench.Config(variety_cap="lots"))

@@ -57,13 +57,17 @@ def _smoke(tmp: Path) -> dict[str, list[str]]:
                                 "--run", str(tmp / "steer"), "--out", str(tmp / "steer.json")],
         "bench_hostile.py": [py, "scripts/bench_hostile.py", "--only", "YAML", "--timeout-s", "120",
                              "--out", str(tmp / "hostile.json")],
-        # calibrated after training: the start's fit and the objective policy's own, then the sets
-        "bench_level_objectives.py": ["bash", "-c", f"{py} scripts/bench_level_objectives.py --objectives rhythm "
+        # calibrated after training: the start's fit and the objective policy's own, then the sets;
+        # variety with the human cap and solid gate, judged by it and by the old reward
+        "bench_level_objectives.py": ["bash", "-c", f"{py} scripts/bench_level_objectives.py --objectives level_variety "
+                                      f"--variety_cap human --variety_max_solid human --request_seed 5 "
                                       f"--timesteps 128 --n 2 --calibrate 1 --calibration_levels 16 "
                                       f"--runs {tmp}/objectives --out {tmp}/obj.json && {py} -c \"import json; "
                                       f"r = json.load(open('{tmp}/obj.json')); c = r['calibration']; "
-                                      "assert set(c) == {'start', 'rhythm'} and c['rhythm']['levels'] == 16, c; "
-                                      "assert r['objectives']['rhythm']['ppo']['ci_vs_start'], r\""],
+                                      "assert set(c) == {'start', 'level_variety'} and c['level_variety']['levels'] == 16, c; "
+                                      "p = r['objectives']['level_variety']['ppo']; "
+                                      "assert p['ci_vs_start'] and 'mean_default_args' in p and 'heavy_segments' in p, p; "
+                                      "assert 0.1 < r['human_train_mass']['solid_share'] < 0.15, r\""],
         "bench_level_objectives_search.py": [py, "scripts/bench_level_objectives_search.py", "--objectives", "rhythm",
                                              "--budget", "512", "--batch", "2", "--n", "4", "--runs",
                                              str(tmp / "no_runs"), "--samples", str(tmp / "search"),
