@@ -233,8 +233,8 @@ def run_demo(
         cand_scores = [scores["untrained_start"]] + [score(d[0]) for d in draws[1:]]
         sets[f"best_of_{best_of}"], _ = best_of_n([d[0] for d in draws], cand_scores)
         scores[f"best_of_{best_of}"] = score(sets[f"best_of_{best_of}"])
-    core = asm.make_env(1, 0, "eval").core if latent else None
-    if core is not None and getattr(core, "n_cand", 0) and core.cand_terms.terms:
+    core: Any = asm.make_env(1, 0, "eval").core if latent else None
+    if latent and hasattr(core, "cand_terms") and core.n_cand and core.cand_terms.terms:  # the rule reads term changes
         sets["greedy"], greedy_targets = greedy_levels(asm, n_obj, env_seed)
         if greedy_targets != targets:
             raise RuntimeError("the greedy picker answered other requests than the policy (env seeding changed)")
