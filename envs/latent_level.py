@@ -366,6 +366,22 @@ class LatentLevelCore:
         terms = len(self.cand_terms.terms) + 1 if self.cand_terms.terms else 0
         return self.n_features + (1 if self.seam else 0) + self.control.size(0) + len(self.profile_measures) + terms
 
+    def greedy_action(self, obs: np.ndarray) -> np.ndarray:
+        """A hand-built picker on this env's observation, no learning (what RL must beat to claim
+        more than the features carry): per level, the candidate that keeps it crossable, then the
+        one with the largest observed sum of term changes (``candidate_terms``); actions in the
+        env's layout (entry k-1 = 1 writes candidate k, all 0 writes candidate 0)."""
+        if not (self.n_cand and self.cand_terms.terms):
+            raise EnvConfigError("greedy_action: needs candidates >= 2 and candidate_terms")
+        k, width = self.n_cand, self.candidate_width
+        blocks = np.asarray(obs)[:, -k * width :].reshape(len(obs), k, width)
+        score = blocks[:, :, -1] + (blocks[:, :, self.n_features] if self.seam else 0.0)  # crossable in {0, 1}
+        pick = score.argmax(1)
+        a = np.zeros((len(obs), k - 1), np.float32)
+        rows = np.flatnonzero(pick > 0)
+        a[rows, pick[rows] - 1] = 1.0
+        return a
+
     def _target_context(self) -> dict:
         return {s.name: self.target_values[:, j] for j, s in enumerate(self.targets)}
 

@@ -105,25 +105,6 @@ def objective_totals(recipe, levels: list, targets: list) -> tuple[np.ndarray, d
     return np.array(totals), means
 
 
-def candidate_blocks(core, obs: np.ndarray) -> np.ndarray:
-    """``(n, K, width)``: the per-candidate parts of the observation (the last parts observe() writes)."""
-    k, width = core.n_cand, core.candidate_width
-    return obs[:, -k * width:].reshape(len(obs), k, width)
-
-
-def greedy_picker(core):
-    """Hand-built: keep the level crossable, then take the largest observed sum of term changes."""
-    def act(obs):
-        blocks = candidate_blocks(core, np.asarray(obs))
-        score = blocks[:, :, -1] + (blocks[:, :, core.n_features] if core.seam else 0.0)
-        pick = score.argmax(1)
-        a = np.zeros((len(obs), core.n_cand - 1), np.float32)
-        rows = np.flatnonzero(pick > 0)
-        a[rows, pick[rows] - 1] = 1.0
-        return a
-    return act
-
-
 def switch_share(model, asm, n: int, seed: int) -> float:
     """Share of steps that write a candidate other than the prior draw z0 (mean actions)."""
     from rlcreate.train.runner import rollout
@@ -252,7 +233,7 @@ def main(cfg: Config) -> dict:
         }
         if core.cand_terms.terms:
             venv = asm.make_env(16, s, "eval")
-            infos = rollout(greedy_picker(venv.core), venv, cfg.n)
+            infos = rollout(venv.core.greedy_action, venv, cfg.n)  # the hand-built picker
             groups["greedy"] = ([i["level"] for i in infos], [i.get("targets", {}) for i in infos])
         own = list(core.gen.sample_levels(cfg.n, core.n_segments, seed=recipe.seed + 3))
         groups["own_samples"] = (own, groups["steered"][1])

@@ -270,6 +270,20 @@ def test_bench_latent_candidates_smoke(tmp_path):
     assert speed["ratio_run"] > 0 and speed["ratio_mario_latent"] > 0
 
 
+@pytest.mark.slow
+def test_bench_latent_demo_smoke(tmp_path):
+    """The demo-budget bench: the latent demo's own code, its phases timed (they add up to the wall
+    time), the load sampled, the demo's summary kept."""
+    _run([sys.executable, "scripts/bench_latent_demo.py", "--steps", "64", "--n-levels", "16", "--objective-levels",
+          "32", "--astar-levels", "0", "--work", str(tmp_path / "w"), "--out", str(tmp_path / "b.json")])
+    run = json.loads((tmp_path / "b.json").read_text())["runs"]["64"]
+    phases = run["phase_seconds"]
+    assert {"train", "sample_policy_sets", "sample_greedy", "objective", "sample_generator", "judges_total"} <= set(phases)
+    parts = sum(v for k, v in phases.items() if k != "judges_total")  # its parts: judges without A*, A*
+    assert parts == pytest.approx(run["wall_seconds_end_to_end"], abs=0.5) and run["load_avg_1min_samples"]
+    assert run["summary"]["objective_levels"] == 32 and run["summary"]["share"]["steered_minus_greedy"]["n"] == 32
+
+
 # ---- the column LM decoding uniform noise ------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -611,10 +625,31 @@ def test_demo_latent_runs_end_to_end(tmp_path):
     _run([sys.executable, "-m", "rlcreate.cli", "demo", "--generator", "latent", "--timesteps", "64", "--quiet",
           "--out", str(tmp_path / "demo")])
     r = json.loads((tmp_path / "demo" / "summary.json").read_text())
-    assert r["recipe"] == "mario-latent" and r["env_id"] == "rlcreate/MarioLatent-v1"  # the latent recipe's name
-    assert {"steered", "untrained_start", "best_of_4", "generator", "human_dev"} <= set(r["groups"]) and r["width"] == 128
-    # the latent demo's own defaults: 4 A* levels per set, the checkpoint audit left to rlcreate eval
-    assert r["astar_levels"] == 4 and not (tmp_path / "demo" / "metrics.json").exists()
+    assert r["recipe"] == "mario-latent-candidates-terms" and r["env_id"] == "rlcreate/MarioLatent-v1"
+    assert set(r["groups"]) == {"steered", "untrained_start", "best_of_4", "greedy", "generator", "human_dev"}
+    assert r["width"] == 128 and all(g["n_levels"] == 64 for g in r["groups"].values() if g is not r["groups"]["human_dev"])
+    # the objective and PPO's share on 256 levels per set (the judges on the first 64), the rule's row paired
+    assert r["objective_levels"] == 256 and r["share"]["steered_minus_greedy"]["n"] == 256
+    assert set(r["share"]) == {"steered_minus_untrained_start", "steered_minus_best_of_4", "steered_minus_greedy"}
+    assert len(np.load(tmp_path / "demo" / "levels.npy")) == 64
+    # the latent demo's own defaults: no A* plays (--astar-levels), the checkpoint audit left to rlcreate eval
+    assert r["astar_levels"] == 0 and all(g["astar"] is None for g in r["groups"].values())
+    assert not (tmp_path / "demo" / "metrics.json").exists()
+
+
+def test_demo_recipe_option_takes_a_recipe_of_the_generators_env(tmp_path):
+    """--recipe: a shipped name or a path of the --generator's env; a missing file or another env's
+    recipe is one error line naming the value and the fix (exit 2, no traceback)."""
+    from rlcreate.levels.demo import DEMO_RECIPES, _demo_recipe, recipe_file
+
+    assert _demo_recipe("latent", None) == recipe_file(DEMO_RECIPES["latent"])
+    assert _demo_recipe("latent", "mario_latent.yaml") == recipe_file("mario_latent.yaml")
+    for recipe, says in (("nope.yaml", "no such file"), ("mario_tokens.yaml", "not rlcreate/MarioLatent")):
+        proc = subprocess.run([sys.executable, "-m", "rlcreate.cli", "demo", "--generator", "latent", "--recipe", recipe,
+                               "--out", str(tmp_path / "d")], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert proc.returncode == 2 and f"--recipe {recipe}" in proc.stderr and says in proc.stderr
+        assert "Traceback" not in proc.stderr and not (tmp_path / "d").exists()
 
 
 def test_lm_latent_element_channels_shift_their_columns(tiny_lm):
@@ -807,6 +842,34 @@ def test_v1_candidate_terms_show_what_each_candidate_pays(tiny_lm):
     novelty = {"novelty": {"reward": "level_novelty", "weight": 1.0}}
     with pytest.raises(EnvConfigError, match="keep state"):
         make_mario_latent_v1(generator=gen, reward=novelty, candidates=3, candidate_terms=["novelty"])
+
+
+def test_greedy_action_keeps_the_level_crossable_then_takes_the_largest_term_sum(tiny_lm):
+    """The hand-built picker (the demo's and the bench's greedy row) reads each candidate block:
+    crossable first, then the observed sum of term changes; it writes candidate 0 with a zero
+    action, candidate k with entry k-1 = 1; an env without candidate_terms has no such rule."""
+    from rlcreate.envs.core_vec_env import EnvConfigError
+    from rlcreate.levels.envs import make_mario_latent_v1_vec
+    from rlcreate.levels.gan import ColumnLMLatent
+
+    gen = ColumnLMLatent(tiny_lm, 8, 16)
+    reward = {"profile": {"reward": "element_profile", "weight": 0.5}}
+    venv = make_mario_latent_v1_vec(3, n_segments=2, seed=0, generator=gen, reward=reward, candidates=3,
+                                    candidate_terms=["profile"])
+    core, obs = venv.core, venv.reset()
+    width = core.candidate_width
+    blocks = np.zeros((3, 3, width), np.float32)
+    # (crossable after it, observed sum) per candidate 0, 1, 2
+    for row, cands in enumerate([[(1, 0.5), (0, 0.9), (1, 0.6)],   # a broken level loses to any crossable one
+                                 [(1, 0.7), (1, 0.4), (1, 0.5)],   # all crossable: the largest sum, candidate 0
+                                 [(0, 0.2), (0, 0.8), (0, 0.3)]]):  # none crossable: the largest sum
+        for j, (alive, total) in enumerate(cands):
+            blocks[row, j, core.n_features], blocks[row, j, -1] = alive, total
+    obs = np.concatenate([obs[:, : -3 * width], blocks.reshape(3, -1)], 1)
+    assert core.greedy_action(obs).tolist() == [[0.0, 1.0], [0.0, 0.0], [1.0, 0.0]]
+    plain = make_mario_latent_v1_vec(2, n_segments=2, seed=0, generator=gen, reward=reward, candidates=3)
+    with pytest.raises(EnvConfigError, match="greedy_action: needs candidates"):
+        plain.core.greedy_action(plain.reset())
 
 
 @pytest.mark.slow

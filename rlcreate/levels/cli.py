@@ -65,6 +65,8 @@ def cmd_demo(args) -> int:
         evaluate=False if args.no_eval else (True if args.eval else None),
         generator=args.generator,
         calibrate=False if args.no_calibrate else None,
+        recipe_path=args.recipe,
+        astar_levels=args.astar_levels,
     )
     return 0
 
@@ -100,8 +102,8 @@ def register(sub) -> None:
         "--timesteps",
         type=int_arg(1, 10**10),
         default=None,
-        help="env steps (default: the recipe's trainer.total_timesteps; --generator latent: 1024, one PPO rollout, a short "
-        "budget that fits ~5 min here)",
+        help="env steps (default: the recipe's trainer.total_timesteps; --generator latent: 16384, a sixth of its "
+        "recipe's, the shortest measured budget where PPO beats its start, ~5 min here)",
     )
     d.add_argument(
         "--best-of",
@@ -110,6 +112,12 @@ def register(sub) -> None:
         help="n of the best-of-n set drawn from the untrained start (0: skip)",
     )
     d.add_argument("--seed", type=int_arg(0, 2**31 - 1), default=None, help="training seed (default: the recipe's)")
+    d.add_argument(
+        "--astar-levels",
+        type=int_arg(0, 64),
+        default=None,
+        help="levels per set the A* agent plays (0: none; default 8, --generator latent: 0 to fit ~5 min)",
+    )
     d.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
     d.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
     d.add_argument("--no-eval", action="store_true", help="skip writing metrics.json (judges and the checkpoint audit)")
@@ -127,7 +135,14 @@ def register(sub) -> None:
         "--generator",
         choices=("tokens", "latent"),
         default="tokens",
-        help="tokens: the column LM's token path (mario_tokens_variety.yaml); latent: MarioLatent-v1 (mario_latent.yaml)",
+        help="tokens: the column LM's token path (mario_tokens_variety.yaml); latent: MarioLatent-v1 "
+        "(mario_latent_candidates_terms.yaml)",
+    )
+    d.add_argument(
+        "--recipe",
+        default=None,
+        help="another recipe of the --generator's env: a path or a shipped recipe name (e.g. mario_latent.yaml, "
+        "the latent demo's recipe before mario_latent_candidates_terms.yaml)",
     )
     d.set_defaults(fn=cmd_demo)
 

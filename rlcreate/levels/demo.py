@@ -38,16 +38,21 @@ __all__ = ["run_demo", "demo_recipe_path", "recipe_file", "TOKENS_BASE", "contro
 
 #: ``--generator`` -> the demo's recipe: the column LM's token path (the base token recipe plus variety
 #: inside a level), or the latent path (MarioLatent-v1)
-DEMO_RECIPES = {"tokens": "mario_tokens_variety.yaml", "latent": "mario_latent.yaml"}
+DEMO_RECIPES = {"tokens": "mario_tokens_variety.yaml", "latent": "mario_latent_candidates_terms.yaml"}
 #: the base token recipe the benches build on (their committed results were made with it)
 TOKENS_BASE = "mario_tokens.yaml"
 
 
-#: per ``--generator``, defaults that differ from :func:`run_demo`'s: the latent path's decoder is the
-#: column LM run 16 columns per step, so its demo trains for a short fixed budget (the recipe's full
-#: budget with ``--timesteps``), plays 4 levels per set with the A* agent and leaves the checkpoint
-#: audit to ``rlcreate eval`` (``--eval``), so that it finishes within ~5 min on a 2-core machine
-DEMO_DEFAULTS: dict[str, dict] = {"latent": {"timesteps": 1024, "astar_levels": 4, "evaluate": False}}
+#: per ``--generator``, defaults that differ from :func:`run_demo`'s. The latent path decodes four
+#: candidate segments per env step, so its demo trains a sixth of its recipe's budget (16,384 steps:
+#: the shortest measured at which PPO's share over its start has a 95% CI above 0 in two seeds; the
+#: recipe's full budget with ``--timesteps``), scores 256 levels per set for the objective and PPO's
+#: share (64 leave a CI of about +-0.3, wider than that share), leaves the A* agent out (4 levels per
+#: set took ~2-4 min and cannot tell sets apart; the objective's playability term solves every level)
+#: and the checkpoint audit to ``rlcreate eval``, so that it finishes in ~5 min on a 2-core machine
+DEMO_DEFAULTS: dict[str, dict] = {
+    "latent": {"timesteps": 16384, "astar_levels": 0, "evaluate": False, "objective_levels": 256}
+}
 
 
 def recipe_file(name: str) -> Path:
@@ -57,6 +62,30 @@ def recipe_file(name: str) -> Path:
 
 def demo_recipe_path(generator: str = "tokens") -> Path:
     return recipe_file(DEMO_RECIPES[generator])
+
+
+#: per ``--generator``, the env id prefix its recipes must use
+DEMO_ENVS = {"tokens": "rlcreate/MarioTokens", "latent": "rlcreate/MarioLatent"}
+
+
+def _demo_recipe(generator: str, recipe: str | Path | None) -> Path:
+    """The demo's recipe: ``recipe`` (a path, or a recipe shipped in the package) checked against
+    the generator's env, else :data:`DEMO_RECIPES`."""
+    if not recipe:
+        return demo_recipe_path(generator)
+    path = Path(recipe) if Path(recipe).is_file() else recipe_file(str(recipe))
+    if not path.is_file():
+        raise UserError(
+            f"--recipe {recipe}: no such file; give a recipe path or a shipped recipe name "
+            f"(for --generator {generator}, e.g. {DEMO_RECIPES[generator]})"
+        )
+    env_id = load_recipe(path).env_id
+    if not env_id.startswith(DEMO_ENVS[generator]):
+        raise UserError(
+            f"--recipe {recipe}: its env is {env_id}, not {DEMO_ENVS[generator]}-*; pick a recipe of that env "
+            f"or the --generator that matches it"
+        )
+    return path
 
 
 def level_novelty(levels: list[np.ndarray]) -> np.ndarray:
@@ -102,6 +131,8 @@ def run_demo(
     generator: str = "tokens",
     calibrate: bool | None = None,
     calibration_levels: int = 192,
+    recipe_path: str | Path | None = None,
+    objective_levels: int | None = None,
 ) -> dict:
     """Train, sample and compare (see the module docstring). ``out`` is an ordinary run folder
     (config.yaml, tb/, checkpoints/, model/, samples/, metrics.json with the audit) plus
@@ -114,7 +145,12 @@ def run_demo(
     refused otherwise). ``evaluate``: also write ``metrics.json`` (judges + audit along the checkpoints).
     ``calibrate``: fit the element-rate offsets of the policy and of its start after training (default
     on for the token path; the latent path has no such offsets) on ``calibration_levels`` selection
-    requests per round. ``timesteps``, ``astar_levels``
+    requests per round. ``recipe_path``: another recipe of the generator's env (a path or a
+    shipped recipe name; default :data:`DEMO_RECIPES`). ``objective_levels``: levels per set for the recipe's objective, PPO's
+    share and the control error (default ``n_levels``; the judges take each set's first
+    ``n_levels``). With an env that observes candidates and their term changes, a ``greedy`` set
+    (:meth:`~rlcreate.envs.latent_level.LatentLevelCore.greedy_action`, the hand-built rule on the
+    same observation) answers the same requests. ``timesteps``, ``astar_levels``
     (default 8) and ``evaluate`` (default on) left at None take the generator's :data:`DEMO_DEFAULTS`
     first."""
     from rlcreate.assemble import assemble
@@ -130,6 +166,9 @@ def run_demo(
     timesteps = timesteps or defaults.get("timesteps")
     astar_levels = defaults.get("astar_levels", 8) if astar_levels is None else astar_levels
     evaluate = defaults.get("evaluate", True) if evaluate is None else evaluate
+    n_obj = objective_levels or defaults.get("objective_levels", n_levels)
+    if n_obj < n_levels:
+        raise UserError(f"objective_levels = {n_obj}: must be >= n_levels ({n_levels}); the judges take the first")
     calibrate = generator == "tokens" if calibrate is None else calibrate
     if calibrate and generator != "tokens":
         raise UserError(
@@ -138,7 +177,7 @@ def run_demo(
     recipe = (
         load_recipe(out / "config.yaml")
         if resume and (out / "config.yaml").is_file()
-        else load_recipe(demo_recipe_path(generator))
+        else load_recipe(_demo_recipe(generator, recipe_path))
     )
     if resume and (out / "calibration.json").is_file():  # train on with the offsets it trained with
         from rlcreate.levels.calibrate import trained_element_bias
@@ -173,15 +212,15 @@ def run_demo(
     calibrate_s = time.perf_counter() - t0
     env_seed = recipe.seed + 1  # every policy set answers the same requests (targets) row by row
     print(
-        f"{'     ' if calibrate else '[2/5]'} sampling {n_levels} levels from the policy and from its untrained start ..."
+        f"{'     ' if calibrate else '[2/5]'} sampling {n_obj} levels from the policy and from its untrained start ..."
     )
-    steered, targets = sample_levels(model, asm, n_levels, env_seed, env_seed, deterministic=latent)
-    np.save(out / "levels.npy", np.stack(steered))
+    steered, targets = sample_levels(model, asm, n_obj, env_seed, env_seed, deterministic=latent)
+    np.save(out / "levels.npy", np.stack(steered[:n_levels]))
     start_model = untrained_policy(start_asm)
     # a latent policy acting by its mean writes the same levels for the same requests (the env's seed
     # fixes the prior draws z0 too), so its further draws sample the start's residuals (N(0, std^2))
     draws = [
-        sample_levels(start_model, start_asm, n_levels, env_seed, env_seed + 100 + k, deterministic=latent and k == 0)
+        sample_levels(start_model, start_asm, n_obj, env_seed, env_seed + 100 + k, deterministic=latent and k == 0)
         for k in range(max(best_of, 1))
     ]
     if any(t != targets for _, t in draws):
@@ -194,18 +233,24 @@ def run_demo(
         cand_scores = [scores["untrained_start"]] + [score(d[0]) for d in draws[1:]]
         sets[f"best_of_{best_of}"], _ = best_of_n([d[0] for d in draws], cand_scores)
         scores[f"best_of_{best_of}"] = score(sets[f"best_of_{best_of}"])
+    core: Any = asm.make_env(1, 0, "eval").core if latent else None
+    if latent and hasattr(core, "cand_terms") and core.n_cand and core.cand_terms.terms:  # the rule reads term changes
+        sets["greedy"], greedy_targets = greedy_levels(asm, n_obj, env_seed)
+        if greedy_targets != targets:
+            raise RuntimeError("the greedy picker answered other requests than the policy (env seeding changed)")
+        scores["greedy"] = score(sets["greedy"])
 
     print("[3/5] the generator's own samples (no RL) and held-out human (DEV) levels ...")
     width = steered[0].shape[1]
     if latent:  # the latent generator's own samples: uniform latents, segments chained by context
-        own = list(asm.make_env(1, 0, "eval").core.gen.sample_levels(n_levels, width // 16, seed=recipe.seed + 2))
+        own = list(core.gen.sample_levels(n_obj, width // 16, seed=recipe.seed + 2))
     else:
-        own = list(ColumnLM.load().generate(width, batch=n_levels, seed=recipe.seed + 2))
+        own = list(ColumnLM.load().generate(width, batch=n_obj, seed=recipe.seed + 2))
     scores["generator"] = score(own)
     human = list(dev_windows(width, stride=width))  # held-out human levels; TEST is the judge's human side
     print(f"[4/5] judges{' and the A* agent' if astar_levels else ''} ...")
     table = quality_table(
-        {**sets, "generator": own, "human_dev": human},
+        {**{k: v[:n_levels] for k, v in {**sets, "generator": own}.items()}, "human_dev": human},
         human_split="test",
         seed=recipe.seed,
         astar_levels=astar_levels,
@@ -219,6 +264,7 @@ def run_demo(
         "train_seconds": round(train_s, 1),
         "calibrate_seconds": round(calibrate_s, 1),
         "n_levels": n_levels,
+        **({"objective_levels": n_obj} if n_obj != n_levels else {}),
         "width": int(width),
         "astar_levels": astar_levels,
         "best_of": best_of,
@@ -231,7 +277,13 @@ def run_demo(
         )
         + ", every set answering the same requests; best-of-n: n draws from the untrained start, the one the "
         "recipe's reward scores highest kept per request; generator: "
-        + ("the env's latent generator, uniform latents" if latent else "column LM, temperature 1, full vocabulary"),
+        + ("the env's latent generator, uniform latents" if latent else "column LM, temperature 1, full vocabulary")
+        + (
+            "; greedy: a hand-built picker on the policy's observation (the candidate that keeps the level "
+            "crossable, then the largest observed sum of term changes), no learning"
+            if "greedy" in sets
+            else ""
+        ),
         **table,
         "calibration": calibration,
         "control": {k: control_error(v, targets) for k, v in {**sets, "generator": own}.items()},
@@ -254,6 +306,17 @@ def run_demo(
         print(f"[5/5] skipped (judges along the checkpoints): rlcreate eval {out}")
     _print_summary(result, out)
     return result
+
+
+def greedy_levels(asm: Any, n: int, env_seed: int) -> tuple[list[np.ndarray], list[dict]]:
+    """``n`` levels of the env's hand-built candidate picker, answering the requests of ``env_seed``
+    as :func:`rlcreate.levels.share.sample_levels` does for a policy (progress 1)."""
+    from rlcreate.train.runner import rollout
+
+    venv = asm.make_env(min(n, 16), env_seed, "eval")
+    venv.set_progress(1.0)
+    eps = rollout(venv.core.greedy_action, venv, n)
+    return [e["level"] for e in eps], [e.get("targets", {}) for e in eps]
 
 
 def _calibrate(out: Path, model: Any, trained: Any, levels: int) -> tuple[dict, Any, Any]:
@@ -305,6 +368,8 @@ def _print_summary(r: dict, out: Path) -> None:
     ]
     if r.get("astar_levels", 1) and all(g["astar"] is None for g in r["groups"].values()):
         lines.append("A* agent: skipped — java not found (install a Java 17 runtime to get the agent's verdict)")
+    elif not r.get("astar_levels", 1):
+        lines.append("A* agent: not played (--astar-levels N plays N levels per set)")
     for name, c in r["control"].items():
         lines.append(
             f"control ({name}): " + ", ".join(f"{k} MAE {v['mae']:.2f} corr {v['corr']:+.2f}" for k, v in c.items())
