@@ -35,10 +35,14 @@ def test_control_error_measures_mae_and_correlation():
 
 
 @pytest.mark.slow
-def test_demo_is_a_run_folder_that_eval_and_report_read(tmp_path):
+def test_demo_is_a_run_folder_that_eval_and_report_read(tmp_path, monkeypatch):
     from rlcreate.errors import UserError
     from rlcreate.evaluation.report import write_report
+    from rlcreate.levels import judges
 
+    judged = []  # the level lists eval and the audit judge, in order
+    run_judges = judges.run_judges
+    monkeypatch.setattr(judges, "run_judges", lambda levels, *a, **k: judged.append(levels) or run_judges(levels, *a, **k))
     run = tmp_path / "demo"
     r = run_demo(run, timesteps=256, progress_bar=False, n_levels=16, astar_levels=0, best_of=2, calibration_levels=32)
     assert r["env_steps"] >= 256
@@ -65,6 +69,12 @@ def test_demo_is_a_run_folder_that_eval_and_report_read(tmp_path):
         assert (run / part).exists(), part
     metrics = json.loads((run / "metrics.json").read_text())
     assert "human_likeness" in metrics["judges"] and "audit" in metrics
+    # eval's 16 levels are the table's first 16 steered ones, and the audit's last checkpoint writes
+    # eval's first 8: their A* plays are in the cache by then (2 checkpoints: eval, audit, audit)
+    evaluated, last_audit = judged[-3], judged[-1]
+    assert len(evaluated) == 16 and len(last_audit) == 8
+    assert np.array_equal(np.stack(evaluated), np.load(run / "levels.npy")[:16])
+    assert np.array_equal(np.stack(last_audit), np.stack(evaluated[:8]))
     with pytest.raises(UserError, match="already holds a run"):
         run_demo(run, timesteps=256, progress_bar=False, n_levels=16, astar_levels=0, best_of=0)
     html = write_report([run], tmp_path / "report").read_text()

@@ -156,7 +156,9 @@ def audit_levels(
     from rlcreate.levels.judges import run_judges
     from rlcreate.train.runner import rollout
 
-    venv = asm.make_env(min(n, 16), seed, purpose="eval")
+    # 16 rows whatever n, as eval's rollout of its default 16 levels: the last checkpoint's stochastic
+    # audit then writes eval's first n levels, whose A* plays are already in the cache
+    venv = asm.make_env(16, seed, purpose="eval")
     venv.set_progress(progress)
     model.set_random_seed(seed)  # stochastic mode: the same action draws on every audit
     episodes = rollout(model, venv, n, deterministic=deterministic)

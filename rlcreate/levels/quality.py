@@ -357,15 +357,18 @@ def astar_interleaved(
     plays; ``win_rate``: share of plays won; ``harness``: the settings played with (``harness``
     keywords go to :func:`rlcreate.levels.astar.run_astar`: ``budget_nodes``, ``budget_ms``,
     ``start_pad``; by default a deterministic node budget and a 3-column entry platform, applied to
-    every group alike, so repeated plays agree). None when java is missing."""
+    every group alike, so repeated plays agree). None when java is missing. Under a node budget a
+    play repeats exactly, so plays already in the A* cache (same level, settings and runner) are
+    reused; a wall-clock budget plays every level afresh in this run."""
     from rlcreate.levels.astar import astar_or_none, harness_settings
 
+    settings = harness_settings(**harness)
     picked = {k: _grids(v)[:n_per_group] for k, v in groups.items()}
     order = [(k, i) for i in range(max(len(v) for v in picked.values())) for k, v in picked.items() if i < len(v)]
-    res = astar_or_none([picked[k][i] for k, i in order], runs=runs, workers=workers, cache=False, **harness)
+    levels = [picked[k][i] for k, i in order]
+    res = astar_or_none(levels, runs=runs, workers=workers, cache=settings["deterministic"], **harness)
     if res is None:
         return None
-    settings = harness_settings(**harness)
     out: dict[str, dict] = {}
     for k in picked:
         s = [r for (g, _), r in zip(order, res) if g == k]
