@@ -85,20 +85,31 @@ def test_bad_harness_settings_are_refused():
 
 @pytest.fixture
 def fake_runner(tmp_path, monkeypatch):
-    """Replace the JVM with a recorder that answers every job with a WIN; returns the commands
-    and level texts it was given."""
+    """Replace each JVM with a recorder that answers every job with a WIN; returns, per JVM, its
+    command and the level texts it was given."""
     monkeypatch.setenv("RLCREATE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(astar, "_compiled_runner", lambda javac: tmp_path)
     monkeypatch.setattr(astar.shutil, "which", lambda name: f"/usr/bin/{name}")
     calls = []
 
-    def launch(cmd, stdin_text, timeout):
-        jobs = [line.split("\t") for line in stdin_text.splitlines()]
-        calls.append({"cmd": cmd, "levels": [Path(p).read_text() for _, p, _, _ in jobs]})
-        return "".join(f"RESULT\t{k}\t{r}\tWIN\t1.0\t3\t0\t0\t1\t9000\t0.5\n"
-                       for k, _, _, n in jobs for r in range(int(n)))
+    class FakeRunner:
+        def __init__(self, cmd):
+            self.call = {"cmd": cmd, "levels": []}
+            calls.append(self.call)
 
-    monkeypatch.setattr(astar, "_launch", launch)
+        def play(self, job, runs, timeout):
+            key, path, _, n = job.split("\t")
+            self.call["levels"].append(Path(path).read_text())
+            assert int(n) == runs and timeout > 0
+            return [f"RESULT\t{key}\t{r}\tWIN\t1.0\t3\t0\t0\t1\t9000\t0.5\n" for r in range(runs)]
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            pass
+
+    monkeypatch.setattr(astar, "_open_runner", FakeRunner)
     return calls
 
 
@@ -132,6 +143,29 @@ def test_cache_is_not_shared_between_settings(fake_runner):
     assert len(fake_runner) == 5
     astar.run_astar([level], budget_nodes=500)  # each of those is cached under its own key
     assert len(fake_runner) == 5
+
+
+def _python_runner(script: str) -> astar._Runner:
+    import sys
+
+    return astar._Runner([sys.executable, "-c", script])
+
+
+def test_runner_process_answers_job_by_job_and_fails_with_a_reason():
+    echo = ("import sys\nfor line in sys.stdin:\n    k, _, _, n = line.split('\\t')\n    print('TRACE', k)\n"
+            "    for r in range(int(n)): print('RESULT', k, r, flush=True)")
+    with _python_runner(echo) as runner:  # the same process answers job after job; other lines skipped
+        assert runner.play("a\tp\t9\t2", 2, 10) == ["RESULT a 0\n", "RESULT a 1\n"]
+        assert runner.play("b\tp\t9\t1", 1, 10) == ["RESULT b 0\n"]
+    with _python_runner("import sys; sys.stderr.write('java.lang.OutOfMemoryError'); sys.exit(1)") as runner:
+        with pytest.raises(astar.AstarRunError, match="ran out of its -Xmx512m Java heap"):
+            runner.play("a\tp\t9\t1", 1, 10)
+    with _python_runner("import sys; sys.stdin.readline(); sys.stderr.write('bad level'); sys.exit(3)") as runner:
+        with pytest.raises(astar.AstarRunError, match=r"exited with code 3 \(bad level\)"):
+            runner.play("a\tp\t9\t1", 1, 10)
+    with _python_runner("import sys, time; sys.stdin.readline(); time.sleep(60)") as runner:
+        with pytest.raises(astar.AstarRunError, match="ran past 1 s"):
+            runner.play("a\tp\t9\t1", 1, 1)
 
 
 def test_quality_table_reuses_cached_plays_only_under_a_node_budget(fake_runner):

@@ -298,13 +298,13 @@ def test_astar_wins_flat_and_fails_impossible_gap(java_cache):
 @needs_java
 def test_cache_skips_java_on_second_call(java_cache, monkeypatch):
     launches = []
-    real_launch = astar._launch
+    real_open = astar._open_runner
 
-    def counting(cmd, stdin_text, timeout):
+    def counting(cmd):
         launches.append(cmd)
-        return real_launch(cmd, stdin_text, timeout)
+        return real_open(cmd)
 
-    monkeypatch.setattr(astar, "_launch", counting)
+    monkeypatch.setattr(astar, "_open_runner", counting)
     level = flat(24)
     level[11, 12] = CHAR_TO_ID["E"]  # distinct content from the other tests' levels
     first = astar.run_astar([level], runs=1)

@@ -50,11 +50,13 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 
@@ -326,6 +328,80 @@ def _launch(cmd: list[str], stdin_text: str | None, timeout: float) -> str:
     return proc.stdout
 
 
+class _Runner:
+    """One FastAstar JVM fed a job at a time: ``play`` writes a job line and returns the ``RESULT``
+    (or ``ERROR``) lines of its ``runs`` plays; past ``timeout`` seconds the JVM is killed."""
+
+    def __init__(self, cmd: list[str]):
+        self.cmd = cmd
+        self.stderr = tempfile.TemporaryFile(mode="w+")  # a file: a full stderr pipe would block the JVM
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, text=True, bufsize=1
+        )
+
+    def play(self, job: str, runs: int, timeout: float) -> list[str]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        killer = threading.Timer(timeout, self.proc.kill)
+        killer.start()
+        try:
+            self.proc.stdin.write(job + "\n")
+            self.proc.stdin.flush()
+            lines: list[str] = []
+            while len(lines) < runs:
+                line = self.proc.stdout.readline()
+                if not line:
+                    self._failed(timeout, killed=not killer.is_alive())
+                if line.startswith(("RESULT", "ERROR")):
+                    lines.append(line)
+            return lines
+        except BrokenPipeError:
+            self._failed(timeout, killed=not killer.is_alive())
+        finally:
+            killer.cancel()
+
+    def _failed(self, timeout: float, killed: bool) -> NoReturn:
+        if killed:
+            raise AstarRunError(f"{self.cmd[0]} ran past {timeout:.0f} s: {' '.join(self.cmd)}")
+        code = self.proc.wait()
+        self.stderr.seek(0)
+        err = self.stderr.read()
+        if "OutOfMemoryError" in err:
+            raise AstarRunError(
+                f"the A* agent ran out of its -Xmx{JVM_HEAP} Java heap (rlcreate.levels.astar.JVM_HEAP); "
+                "play narrower levels, or raise JVM_HEAP if this machine has the memory"
+            )
+        tail = " ".join(err[-600:].split())
+        raise AstarRunError(
+            f"{self.cmd[0]} exited with code {code} ({tail}); check the Java runtime (Java 17) and the level"
+        )
+
+    def close(self) -> None:
+        try:
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()
+            self.proc.wait(timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            if self.proc.stdout is not None:
+                self.proc.stdout.close()
+            self.stderr.close()
+
+    def __enter__(self) -> _Runner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _open_runner(cmd: list[str]) -> _Runner:
+    """A FastAstar JVM (one function, so tests can fake the JVM and count launches)."""
+    return _Runner(cmd)
+
+
 def _compiled_runner(javac: str | None) -> Path | None:
     """Folder holding FastAstar.class compiled against the jar (compiled once, then reused)."""
     if javac is None:
@@ -421,27 +497,35 @@ def _wall_per_game_second(budget: str) -> float:
 def _play_fast(
     classdir: Path, java: str, jobs: list[tuple[str, Path, int, int]], workers: int, budget: str = "engine40ms"
 ) -> dict[str, list[AstarResult]]:
-    """Play jobs (key, level file, timer, runs) in ``workers`` JVMs running FastAstar."""
-    jobs = sorted(jobs, key=lambda j: -j[2] * j[3])  # longest first, dealt round-robin
-    chunks = [jobs[i::workers] for i in range(workers) if jobs[i::workers]]
+    """Play jobs (key, level file, timer, runs) in ``workers`` JVMs running FastAstar, each JVM
+    taking the next job when it has finished one: a stuck agent's play costs ~20x a won one, so a
+    fixed share of the jobs per JVM leaves one JVM playing alone at the end, and a JVM per job costs
+    its start and warm-up (~2x the wall time of 6 plays in one JVM here)."""
+    pending = sorted(jobs, key=lambda j: -j[2] * j[3])  # longest first
     cmd = [java, f"-Xmx{JVM_HEAP}", "-cp", f"{jar_path()}{os.pathsep}{classdir}", "FastAstar", *_budget_args(budget)]
-
     per_game_second = _wall_per_game_second(budget)
+    lock = threading.Lock()
 
-    def run_chunk(chunk):
-        stdin = "".join(f"{k}\t{p}\t{t}\t{n}\n" for k, p, t, n in chunk)
-        timeout = 60 + sum(per_game_second * t * n + 5 * n for _, _, t, n in chunk)
-        return _launch(cmd, stdin, timeout)
+    def next_job() -> tuple[str, Path, int, int] | None:
+        with lock:
+            return pending.pop(0) if pending else None
+
+    def serve() -> list[str]:
+        with _open_runner(cmd) as runner:
+            lines: list[str] = []
+            while (job := next_job()) is not None:
+                key, path, t, n = job
+                lines += runner.play(f"{key}\t{path}\t{t}\t{n}", n, 60 + per_game_second * t * n + 5 * n)
+            return lines
 
     out: dict[str, list[AstarResult]] = {k: [] for k, *_ in jobs}
-    with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
-        for text in pool.map(run_chunk, chunks):
-            for line in text.splitlines():
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(jobs)))) as pool:
+        for lines in pool.map(lambda _: serve(), range(max(1, min(workers, len(jobs))))):
+            for line in lines:
                 if line.startswith("ERROR"):
-                    raise AstarRunError(f"the engine failed on a level: {line}")
-                if line.startswith("RESULT"):
-                    key, _, result = parse_runner_line(line)
-                    out[key].append(result)
+                    raise AstarRunError(f"the engine failed on a level: {line.strip()}")
+                key, _, result = parse_runner_line(line)
+                out[key].append(result)
     return out
 
 
