@@ -76,7 +76,8 @@ def test_bad_harness_settings_are_refused():
     with pytest.raises(astar.AstarSettingsError, match="start_pad"):
         astar.run_astar([flat(16)], start_pad=-1)
     assert astar.harness_settings() == {"budget": f"nodes{astar.BUDGET_NODES}", "start_pad": astar.START_PAD,
-                                        "timer": "width // 10 + 5 game-seconds", "deterministic": True}
+                                        "timer": "width // 10 + 5 game-seconds",
+                                        "stall_ticks": astar.STALL_TICKS, "deterministic": True}
     assert astar.harness_settings(budget_nodes=None, start_pad=0)["budget"] == "engine40ms"
 
 
@@ -117,8 +118,13 @@ def test_budget_argument_reaches_the_runner(fake_runner):
     astar.run_astar([flat(16)], cache=False)
     astar.run_astar([flat(16)], cache=False, budget_nodes=None, budget_ms=80)
     astar.run_astar([flat(16)], cache=False, budget_nodes=None)
+    astar.run_astar([flat(16)], cache=False, stall_ticks=None)
     opts = [c["cmd"][c["cmd"].index("FastAstar") + 1:] for c in fake_runner]
-    assert opts == [["--budget-nodes", str(astar.BUDGET_NODES)], ["--budget-ms", "80"], []]
+    stall = ["--stall-ticks", str(astar.STALL_TICKS)]
+    assert opts == [["--budget-nodes", str(astar.BUDGET_NODES)] + stall, ["--budget-ms", "80"] + stall, stall,
+                    ["--budget-nodes", str(astar.BUDGET_NODES)]]
+    with pytest.raises(astar.AstarSettingsError, match="stall_ticks must be a positive integer or None, got 0"):
+        astar.run_astar([flat(16)], stall_ticks=0)
 
 
 def test_runner_gets_the_padded_level(fake_runner):
@@ -140,9 +146,11 @@ def test_cache_is_not_shared_between_settings(fake_runner):
     astar.run_astar([level], start_pad=0)
     astar.run_astar([level], budget_nodes=None, budget_ms=40)
     astar.run_astar([level], timer=30)
-    assert len(fake_runner) == 5
+    astar.run_astar([level], stall_ticks=None)
+    assert len(fake_runner) == 6
     astar.run_astar([level], budget_nodes=500)  # each of those is cached under its own key
-    assert len(fake_runner) == 5
+    astar.run_astar([level], stall_ticks=None)
+    assert len(fake_runner) == 6
 
 
 def _python_runner(script: str) -> astar._Runner:
@@ -187,7 +195,7 @@ def test_quality_table_reuses_cached_plays_only_under_a_node_budget(fake_runner)
 @pytest.mark.slow
 @pytest.mark.java
 @needs_javac
-def test_real_plays_flat_won_wall_lost_gap_start_fixed_and_repeatable(java_cache):
+def test_real_plays_flat_won_wall_lost_gap_start_fixed_and_repeatable(java_cache, tmp_path):
     wall = flat(40)
     wall[:, 20] = X  # a wall of height 14: nothing gets past it
     gap_start = flat(40)
@@ -206,3 +214,19 @@ def test_real_plays_flat_won_wall_lost_gap_start_fixed_and_repeatable(java_cache
     assert gap_plain.wins == 0 and gap_plain.results[0].status == "LOSE"  # fell at the spawn
     a, b = busy_s.results  # a node budget makes the play a pure function of the level
     assert (a.status, a.completion, a.jumps, a.kills) == (b.status, b.completion, b.jumps, b.kills)
+
+    # stuck at a wall: the stall cut ends the play as TIME_OUT with game time left; the timer, with none
+    long_wall = flat(64)
+    long_wall[:, 20] = X
+    level = tmp_path / "wall.txt"
+    level.write_text(astar.level_to_text(astar.with_entry(long_wall)))
+    cmd = ["java", "-cp", f"{astar.jar_path()}:{astar._compiled_runner(shutil.which('javac'))}", "FastAstar",
+           "--budget-nodes", "500"]
+    ended = {}
+    for stall in (None, 100):
+        with astar._open_runner(cmd + (["--stall-ticks", str(stall)] if stall else [])) as runner:
+            (line,) = runner.play(f"k\t{level}\t{astar.default_timer(64)}\t1", 1, 300)
+        ended[stall] = line.split("\t")[3], float(line.split("\t")[4]), int(line.split("\t")[9])  # status, completion, ms left
+    pad = astar.START_PAD  # the engine reads completion over the padded level: the wall is its column 23
+    assert ended[None][0] == ended[100][0] == "TIME_OUT" and max(ended[None][1], ended[100][1]) < (21 + pad) / (64 + pad)
+    assert ended[None][2] <= 0 < ended[100][2]

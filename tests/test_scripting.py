@@ -80,6 +80,7 @@ FAST_HELP = {
     "playability_agreement.py": ("--no-cache", "reuse cached A* results"),
     "check_report_chromium.py": ("HTML", "the report page to render"),
     "bench_astar_harness.py": ("--n-corpus", "Human windows from training blocks played too"),
+    "bench_astar_stall.py": ("--stall-ticks", "The cut compared with playing to the timer"),
     "bench_mario_latent.py": ("--n-envs", "Parallel levels stepped per call"),
     "bench_text_steer.py": ("--timesteps", "override trainer.total_timesteps"),
     "bench_scaleout.py": ("--train-iterations", "measured PPO iterations per trainer"),

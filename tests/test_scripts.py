@@ -47,6 +47,8 @@ def _smoke(tmp: Path) -> dict[str, list[str]]:
                                  "--generate-rounds", "1", "--out", str(tmp / "text.json")],
         "bench_astar_harness.py": [py, "scripts/bench_astar_harness.py", "--width", "32", "--n-dev", "2",
                                    "--n-corpus", "1", "--runs", "1", "--out", str(tmp / "astar_harness.json")],
+        "bench_astar_stall.py": [py, "scripts/bench_astar_stall.py", "--n-human", "1", "--n-train", "0", "--n-lm", "0",
+                                 "--levels", "", "--out", str(tmp / "astar_stall.json")],
         "playability_agreement.py": [py, "scripts/playability_agreement.py", str(tmp / "agree.json"),
                                      "--max-levels", "2", "--runs", "1", "--piece-width", "32", "--no-cache"],
         "train_level_vae.py": [py, "scripts/train_level_vae.py", "--epochs", "1", "--out", str(tmp / "vae")],

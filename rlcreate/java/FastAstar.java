@@ -4,9 +4,11 @@ import engine.core.MarioForwardModel;
 import engine.core.MarioGame;
 import engine.core.MarioResult;
 import engine.core.MarioTimer;
+import engine.core.MarioWorld;
 
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
+import java.lang.reflect.Field;
 import java.lang.reflect.InvocationTargetException;
 import java.lang.reflect.Method;
 import java.nio.charset.StandardCharsets;
@@ -40,6 +42,10 @@ import java.nio.file.Paths;
  * {@code --trace} adds {@code TRACE<TAB>KEY<TAB>RUN<TAB>X,X,...<TAB>T,T,...}: Mario's x in pixels
  * (16 per tile) at every tick the agent planned, and the ticks at which he left the ground (jumps,
  * falls off ledges included), so a play can be read segment by segment.
+ * {@code --stall-ticks N} ends a play as the engine's TIME_OUT (its own {@code MarioWorld.timeout()})
+ * once Mario has not passed his furthest x for N ticks: a stuck agent spends its whole search
+ * budget every tick until the game timer runs out, 10-100x the cost of a moving tick, and the result
+ * is TIME_OUT either way unless he gets past that x again.
  */
 public class FastAstar {
     /** The engine's timer, or one with another wall-clock budget, or a count of expansions; counts its reads. */
@@ -73,10 +79,16 @@ public class FastAstar {
         final StringBuilder xs = new StringBuilder();      // --trace: Mario's x (pixels) per tick
         final StringBuilder takeoffs = new StringBuilder(); // --trace: ticks where Mario left the ground
         private boolean wasOnGround = true;
+        private final long stallTicks;  // 0: never end a play early
+        private final Runnable timeout;  // the engine's MarioWorld.timeout() of this play
+        private float furthest = Float.NEGATIVE_INFINITY;
+        private long sinceFurthest;
 
-        BudgetAgent(long budgetMs, long budgetNodes) {
+        BudgetAgent(long budgetMs, long budgetNodes, long stallTicks, Runnable timeout) {
             this.budgetMs = budgetMs;
             this.budgetNodes = budgetNodes;
+            this.stallTicks = stallTicks;
+            this.timeout = timeout;
         }
 
         private BudgetTimer timer(MarioTimer engineTimer) {
@@ -98,7 +110,14 @@ public class FastAstar {
             if (xs.length() > 0) {
                 xs.append(',');
             }
-            xs.append((int) model.getMarioFloatPos()[0]);
+            float x = model.getMarioFloatPos()[0];
+            xs.append((int) x);
+            if (x > furthest) {
+                furthest = x;
+                sinceFurthest = 0;
+            } else if (stallTicks > 0 && ++sinceFurthest >= stallTicks) {
+                timeout.run();  // the world skips its update from now on and the game loop ends
+            }
             boolean onGround = model.isMarioOnGround();
             if (wasOnGround && !onGround) {
                 takeoffs.append(takeoffs.length() > 0 ? "," : "").append(ticks);
@@ -118,17 +137,18 @@ public class FastAstar {
 
     public static void main(String[] args) throws Exception {
         int fps = 0;
-        long budgetMs = 0, budgetNodes = 0;
+        long budgetMs = 0, budgetNodes = 0, stallTicks = 0;
         boolean stats = false, trace = false;
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--fps": fps = Integer.parseInt(args[++i]); break;
                 case "--budget-ms": budgetMs = Long.parseLong(args[++i]); break;
                 case "--budget-nodes": budgetNodes = Long.parseLong(args[++i]); break;
+                case "--stall-ticks": stallTicks = Long.parseLong(args[++i]); break;
                 case "--stats": stats = true; break;
                 case "--trace": trace = true; break;
                 default: throw new IllegalArgumentException("unknown option " + args[i]
-                        + "; expected --fps N, --budget-ms N, --budget-nodes N, --stats, --trace");
+                        + "; expected --fps N, --budget-ms N, --budget-nodes N, --stall-ticks N, --stats, --trace");
             }
         }
         if (budgetMs > 0 && budgetNodes > 0) {
@@ -139,6 +159,8 @@ public class FastAstar {
         Method gameLoop = MarioGame.class.getDeclaredMethod(
                 "gameLoop", String.class, int.class, int.class, boolean.class, int.class, int.class);
         gameLoop.setAccessible(true);
+        Field world = MarioGame.class.getDeclaredField("world");
+        world.setAccessible(true);
 
         BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
         String line;
@@ -153,7 +175,13 @@ public class FastAstar {
             int runs = Integer.parseInt(job[3]);
             for (int run = 0; run < runs; run++) {
                 MarioGame game = new MarioGame();
-                BudgetAgent agent = new BudgetAgent(budgetMs, budgetNodes);
+                BudgetAgent agent = new BudgetAgent(budgetMs, budgetNodes, stallTicks, () -> {
+                    try {
+                        ((MarioWorld) world.get(game)).timeout();
+                    } catch (IllegalAccessException e) {
+                        throw new IllegalStateException(e);
+                    }
+                });
                 setAgent.invoke(game, agent);
                 long start = System.nanoTime();
                 try {

@@ -30,6 +30,13 @@ missing we fall back to the jar's entry point (slow, 200 s timer).
 - *Timer.* :func:`default_timer` (width // 10 + 5 game-seconds) is not binding: wins of 128-column
   human windows finish with 8-12 of 17 game-seconds left, and the TIME_OUTs are stuck agents
   (doubling the timer ended three of them at the same completion, again as TIME_OUT).
+- *Stall.* A stuck agent spends its whole search budget on every tick until the timer runs out:
+  such a tick costs 10-100x a moving one, and one TIME_OUT cost as much as 10-40 won plays. By
+  default a play ends as TIME_OUT (the engine's own ``timeout()``) once Mario has not passed his
+  furthest x for :data:`STALL_TICKS` (200) ticks. Among 64 traced plays of policy levels the longest
+  such wait before a win was 51 ticks; TIME_OUTs ended after 300-545 stuck ticks
+  (``benchmarks/astar_stall.json`` compares both on human and generated levels). ``stall_ticks=None``
+  plays to the timer, as every result before it.
 
 ``budget_nodes=None, start_pad=0`` reproduces the engine's own set-up (what rlcreate used before).
 
@@ -101,6 +108,9 @@ _RUNNER_SOURCE = Path(__file__).resolve().parent.parent / "java" / "FastAstar.ja
 BUDGET_NODES = 2000
 #: Columns of entry platform prepended to every level by default (see :func:`with_entry`).
 START_PAD = 3
+#: A play ends as TIME_OUT once Mario has not passed his furthest x for this many ticks (~6
+#: game-seconds; see module doc): a stuck agent's ticks cost 10-100x a moving one's.
+STALL_TICKS = 200
 #: Tiles the engine's ``MarioLevel.isSolid`` counts when it picks Mario's spawn row (not ``b``).
 _ENGINE_SOLID = frozenset("XS?Q<>[]B")
 _JAVA_HINT = (
@@ -236,13 +246,17 @@ def with_entry(grid: np.ndarray, pad: int = START_PAD) -> np.ndarray:
 
 
 def harness_settings(
-    budget_nodes: int | None = BUDGET_NODES, budget_ms: int | None = None, start_pad: int = START_PAD
+    budget_nodes: int | None = BUDGET_NODES,
+    budget_ms: int | None = None,
+    start_pad: int = START_PAD,
+    stall_ticks: int | None = STALL_TICKS,
 ) -> dict:
     """The settings a measurement ran with, for benchmark JSON (``budget`` as the runner sees it)."""
     return {
         "budget": _budget_tag(budget_nodes, budget_ms),
         "start_pad": start_pad,
         "timer": "width // 10 + 5 game-seconds",
+        "stall_ticks": stall_ticks,
         "deterministic": budget_nodes is not None,
     }
 
@@ -495,7 +509,12 @@ def _wall_per_game_second(budget: str) -> float:
 
 
 def _play_fast(
-    classdir: Path, java: str, jobs: list[tuple[str, Path, int, int]], workers: int, budget: str = "engine40ms"
+    classdir: Path,
+    java: str,
+    jobs: list[tuple[str, Path, int, int]],
+    workers: int,
+    budget: str = "engine40ms",
+    stall_ticks: int | None = None,
 ) -> dict[str, list[AstarResult]]:
     """Play jobs (key, level file, timer, runs) in ``workers`` JVMs running FastAstar, each JVM
     taking the next job when it has finished one: a stuck agent's play costs ~20x a won one, so a
@@ -503,6 +522,7 @@ def _play_fast(
     its start and warm-up (~2x the wall time of 6 plays in one JVM here)."""
     pending = sorted(jobs, key=lambda j: -j[2] * j[3])  # longest first
     cmd = [java, f"-Xmx{JVM_HEAP}", "-cp", f"{jar_path()}{os.pathsep}{classdir}", "FastAstar", *_budget_args(budget)]
+    cmd += ["--stall-ticks", str(stall_ticks)] if stall_ticks else []
     per_game_second = _wall_per_game_second(budget)
     lock = threading.Lock()
 
@@ -584,6 +604,7 @@ def run_astar(
     budget_nodes: int | None = BUDGET_NODES,
     budget_ms: int | None = None,
     start_pad: int = START_PAD,
+    stall_ticks: int | None = STALL_TICKS,
 ) -> list[AstarSummary]:
     """Play each level ``runs`` times with the A* agent; one :class:`AstarSummary` per grid, in order.
 
@@ -604,6 +625,9 @@ def run_astar(
             With both None the agent gets the engine's own 40 ms. The jar runner ignores both.
         start_pad: columns of entry platform prepended to every level (:func:`with_entry`);
             0 plays the level as it is (Mario spawns in its column 0).
+        stall_ticks: end a play as TIME_OUT once Mario has not passed his furthest x for this many
+            game ticks (default :data:`STALL_TICKS`; None: play to the game timer, the plays of
+            every result before it). The jar runner ignores it.
 
     Raises:
         JavaMissingError: no java executable; the message says what to install.
@@ -616,6 +640,8 @@ def run_astar(
         raise AstarSettingsError(f"timer is in game-seconds and must be >= 1, got {timer}; None picks width // 10 + 5")
     if start_pad < 0:
         raise AstarSettingsError(f"start_pad is a number of columns >= 0, got {start_pad}")
+    if stall_ticks is not None and (not isinstance(stall_ticks, (int, np.integer)) or stall_ticks < 1):
+        raise AstarSettingsError(f"stall_ticks must be a positive integer or None, got {stall_ticks!r}")
     budget = _budget_tag(budget_nodes, budget_ms)
     grids = _as_grids(grids)
     wide = max((g.shape[1] for g in grids), default=0)
@@ -646,7 +672,8 @@ def run_astar(
     setting = (
         f"{mode}-{hashlib.sha256(_RUNNER_SOURCE.read_bytes()).hexdigest()[:8]}|{budget}" if mode == "fast" else "jar"
     )
-    keys = [f"{h}|{setting}|t{t}|p{start_pad}" for h, t in zip(hashes, timers)]
+    stall = f"|s{stall_ticks}" if (mode == "fast" and stall_ticks) else ""
+    keys = [f"{h}|{setting}|t{t}|p{start_pad}{stall}" for h, t in zip(hashes, timers)]
 
     stored = _load_cache() if cache else {}
     have = {k: [AstarResult(**d) for d in stored.get(k, [])] for k in set(keys)}
@@ -663,7 +690,7 @@ def run_astar(
                     jobs.append((key, path, t, missing[key]))
             runner_dir = _compiled_runner(javac_exe) if mode == "fast" else None
             if runner_dir is not None:  # mode "fast" means javac was found
-                played = _play_fast(runner_dir, java_exe, jobs, workers, budget)
+                played = _play_fast(runner_dir, java_exe, jobs, workers, budget, stall_ticks)
             else:
                 played = _play_jar(java_exe, jobs, workers)
         width_of = {k: g.shape[1] for k, g in zip(keys, grids)}
