@@ -63,11 +63,38 @@ class Config:
     judge: str = "start,best_of,ppo"
     """the sets the A* agent plays (a subset saves time: the start's draws and plays are the same
     for a seed whatever the recipe, so another run's start rows carry over)"""
+    rising: str = "rising"
+    """the rising request's tension curve: a named curve ("rising": the 15th to the 85th human
+    percentile) or comma-separated tensions per 16-column segment, e.g. a steeper
+    0.05,0.18,0.31,0.44,0.56,0.69,0.82,0.95; the flat request stays "flat" """
     plays: int = 1
     """1: the A* agent plays every level; 0: only add the style judges (human-likeness AUC, element
     profile) and the calibration CV to an existing ``out`` JSON written by the same settings"""
     seed: int = 0
     out: str = "benchmarks/level_engagement_ppo.json"
+
+
+def rising_curve(text: str) -> str | list[float]:
+    """``--rising``: a named curve or its tension values per segment; a bad value exits with one
+    ``error:`` line (code 2)."""
+    import sys
+
+    from rlcreate.levels.engagement import CURVES
+
+    if text in CURVES:
+        return text
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or not all(0.0 <= v <= 1.0 for v in values):
+        print(
+            f"error: --rising {text!r}: give a named curve ({', '.join(sorted(CURVES))}) or comma-separated "
+            "tensions in [0, 1], one per 16-column segment, e.g. 0.05,0.3,0.55,0.8",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+    return values
 
 
 def curve_recipe(curve: str, cfg: Config):
@@ -77,7 +104,9 @@ def curve_recipe(curve: str, cfg: Config):
     d = load_recipe(recipe_file(TOKENS_BASE)).to_dict()
     d["name"] = f"engagement-{curve}"
     width = d["env"]["kwargs"]["n_columns"]
-    args = {"curve": curve, "scale": cfg.scale, "width": width}
+    # the run folders and set names keep "rising"; ``--rising`` may ask for another shape of it
+    want = rising_curve(cfg.rising) if curve == "rising" else curve
+    args = {"curve": want, "scale": cfg.scale, "width": width}
     d["rewards"]["engagement"] = {"reward": "tension_curve", "weight": cfg.weight, "args": args}
     d["trainer"]["total_timesteps"] = cfg.timesteps
     d["trainer"]["hyper"].update(n_steps=128, batch_size=256, learning_rate=cfg.learning_rate)
@@ -194,6 +223,7 @@ def main(cfg: Config) -> dict:
     from rlcreate.train.runner import train_run
 
     t0, load0 = time.perf_counter(), os.getloadavg()[0]
+    rising_curve(cfg.rising)  # a bad value stops here, before any training
     curves = ("rising", "flat")
     train_s = {}
     if cfg.train:

@@ -266,3 +266,17 @@ def test_generated_calibration_refuses_env_seeds_near_the_judged_requests():
     gen = _script("calibrate_engagement_gen")
     with pytest.raises(UserError, match="env_seed = 5"):
         gen.main(gen.Config(env_seed=5, train=0))
+
+
+def test_engagement_bench_rising_option_sets_the_rising_request_only(capsys):
+    bench = _script("bench_level_engagement_ppo")
+    cfg = bench.Config(rising="0.05,0.5,0.95", scale="play_ground32", offers=1)
+    args = {c: bench.curve_recipe(c, cfg).to_dict()["rewards"]["engagement"]["args"] for c in ("rising", "flat")}
+    assert args["rising"]["curve"] == [0.05, 0.5, 0.95] and args["flat"]["curve"] == "flat"
+    assert bench.curve_recipe("rising", bench.Config()).to_dict()["rewards"]["engagement"]["args"]["curve"] == "rising"
+    for bad in ("0.1,abc", "1.5", "steep"):
+        with pytest.raises(SystemExit) as exit_:
+            bench.main(bench.Config(rising=bad, train=0))
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: --rising") and bad in err and err.count("\n") == 1, err
