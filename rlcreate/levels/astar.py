@@ -205,6 +205,10 @@ MAX_TIMER = 120
 MAX_COLUMNS = 600
 #: Heap of every JVM the agent runs in (``-Xmx``): a run never takes the machine's memory.
 JVM_HEAP = "512m"
+#: One GC thread and two JIT compiler threads per JVM (the same plays: Java 17's arithmetic is strict):
+#: with the defaults a JVM playing next to the demo's training slowed the column LM by ~27-42%
+#: on this 2-core machine, with these by ~4-8% (ad hoc, LM sampling timed alone and next to a JVM)
+JVM_FLAGS = ("-XX:+UseSerialGC", "-XX:CICompilerCount=2")
 
 
 def default_timer(width: int) -> int:
@@ -521,8 +525,8 @@ def _play_fast(
     fixed share of the jobs per JVM leaves one JVM playing alone at the end, and a JVM per job costs
     its start and warm-up (~2x the wall time of 6 plays in one JVM here)."""
     pending = sorted(jobs, key=lambda j: -j[2] * j[3])  # longest first
-    cmd = [java, f"-Xmx{JVM_HEAP}", "-cp", f"{jar_path()}{os.pathsep}{classdir}", "FastAstar", *_budget_args(budget)]
-    cmd += ["--stall-ticks", str(stall_ticks)] if stall_ticks else []
+    cmd = [java, f"-Xmx{JVM_HEAP}", *JVM_FLAGS, "-cp", f"{jar_path()}{os.pathsep}{classdir}", "FastAstar"]
+    cmd += [*_budget_args(budget), *(["--stall-ticks", str(stall_ticks)] if stall_ticks else [])]
     per_game_second = _wall_per_game_second(budget)
     lock = threading.Lock()
 
