@@ -23,7 +23,6 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from importlib import resources
 from pathlib import Path
@@ -206,7 +205,6 @@ def run_demo(
     else:
         own = list(ColumnLM.load().generate(width, batch=n_obj, seed=recipe.seed + 2))
     human = list(dev_windows(width, stride=width))  # held-out human levels; TEST is the judge's human side
-    ahead = play_ahead(own[:astar_levels] + human[:astar_levels], astar_runs) if astar_levels else None
     t0 = time.perf_counter()
     train_run(recipe, out, progress_bar=progress_bar, asm=asm, resume=resume, overwrite=overwrite)
     train_s = time.perf_counter() - t0
@@ -254,8 +252,6 @@ def run_demo(
         raise RuntimeError(f"the policy wrote {steered[0].shape[1]} columns, its env {width}")
     scores["generator"] = score(own)
     print(f"[4/5] judges{' and the A* agent' if astar_levels else ''} ...")
-    if ahead is not None:
-        ahead.join()  # its plays are in the A* cache now (a failure there is the table's to raise)
     table = quality_table(
         {**{k: v[:n_levels] for k, v in {**sets, "generator": own}.items()}, "human_dev": human},
         human_split="test",
@@ -313,24 +309,6 @@ def run_demo(
         print(f"[5/5] skipped (judges along the checkpoints): rlcreate eval {out}")
     _print_summary(result, out)
     return result
-
-
-def play_ahead(levels: list[np.ndarray], runs: int) -> threading.Thread:
-    """Start the A* agent (one JVM) on ``levels`` in a background thread, so that they are played
-    on the core that training leaves idle (torch runs single-threaded) and are in the A* cache when
-    the quality table asks for them: under the node budget a play repeats exactly, so the table's
-    verdicts are the same as if it played them itself. Errors are left to the table's own call."""
-    from rlcreate.levels.astar import astar_or_none
-
-    def play() -> None:
-        try:
-            astar_or_none(levels, runs=runs, workers=1)
-        except Exception:  # noqa: BLE001 - the table plays these levels again and raises there
-            pass
-
-    thread = threading.Thread(target=play, name="rlcreate-astar-ahead", daemon=True)
-    thread.start()
-    return thread
 
 
 def greedy_levels(asm: Any, n: int, env_seed: int) -> tuple[list[np.ndarray], list[dict]]:
