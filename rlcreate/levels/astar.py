@@ -333,17 +333,20 @@ def _launch(cmd: list[str], stdin_text: str | None, timeout: float) -> str:
         proc = subprocess.run(cmd, input=stdin_text, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
         raise AstarRunError(f"{cmd[0]} ran past {timeout:.0f} s: {' '.join(cmd)}") from exc
-    if proc.returncode != 0 and "OutOfMemoryError" in proc.stderr:
-        raise AstarRunError(
+    if proc.returncode != 0:
+        raise _exit_error(cmd, proc.returncode, proc.stderr)
+    return proc.stdout
+
+
+def _exit_error(cmd: list[str], code: int, stderr: str) -> AstarRunError:
+    """The error for a Java process that exited with ``code``: out of heap, or its stderr's tail."""
+    if "OutOfMemoryError" in stderr:
+        return AstarRunError(
             f"the A* agent ran out of its -Xmx{JVM_HEAP} Java heap (rlcreate.levels.astar.JVM_HEAP); "
             "play narrower levels, or raise JVM_HEAP if this machine has the memory"
         )
-    if proc.returncode != 0:
-        tail = " ".join(proc.stderr[-600:].split())
-        raise AstarRunError(
-            f"{cmd[0]} exited with code {proc.returncode} ({tail}); check the Java runtime (Java 17) and the level"
-        )
-    return proc.stdout
+    tail = " ".join(stderr[-600:].split())
+    return AstarRunError(f"{cmd[0]} exited with code {code} ({tail}); check the Java runtime (Java 17) and the level")
 
 
 class _Runner:
@@ -382,16 +385,7 @@ class _Runner:
             raise AstarRunError(f"{self.cmd[0]} ran past {timeout:.0f} s: {' '.join(self.cmd)}")
         code = self.proc.wait()
         self.stderr.seek(0)
-        err = self.stderr.read()
-        if "OutOfMemoryError" in err:
-            raise AstarRunError(
-                f"the A* agent ran out of its -Xmx{JVM_HEAP} Java heap (rlcreate.levels.astar.JVM_HEAP); "
-                "play narrower levels, or raise JVM_HEAP if this machine has the memory"
-            )
-        tail = " ".join(err[-600:].split())
-        raise AstarRunError(
-            f"{self.cmd[0]} exited with code {code} ({tail}); check the Java runtime (Java 17) and the level"
-        )
+        raise _exit_error(self.cmd, code, self.stderr.read())
 
     def close(self) -> None:
         try:
@@ -543,8 +537,9 @@ def _play_fast(
             return lines
 
     out: dict[str, list[AstarResult]] = {k: [] for k, *_ in jobs}
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(jobs)))) as pool:
-        for lines in pool.map(lambda _: serve(), range(max(1, min(workers, len(jobs))))):
+    n_jvms = max(1, min(workers, len(jobs)))
+    with ThreadPoolExecutor(max_workers=n_jvms) as pool:
+        for lines in pool.map(lambda _: serve(), range(n_jvms)):
             for line in lines:
                 if line.startswith("ERROR"):
                     raise AstarRunError(f"the engine failed on a level: {line.strip()}")

@@ -197,14 +197,6 @@ def run_demo(
         f"({recipe.trainer['n_envs']} levels in parallel; checkpoints in {out}/checkpoints) ..."
     )
     asm = assemble(recipe)
-    # the sets no training changes: the generator's own samples and held-out human levels
-    core: Any = asm.make_env(1, 0, "eval").core
-    width = core.n_segments * core.width if latent else core.n_columns
-    if latent:  # the latent generator's own samples: uniform latents, segments chained by context
-        own = list(core.gen.sample_levels(n_obj, width // 16, seed=recipe.seed + 2))
-    else:
-        own = list(ColumnLM.load().generate(width, batch=n_obj, seed=recipe.seed + 2))
-    human = list(dev_windows(width, stride=width))  # held-out human levels; TEST is the judge's human side
     t0 = time.perf_counter()
     train_run(recipe, out, progress_bar=progress_bar, asm=asm, resume=resume, overwrite=overwrite)
     train_s = time.perf_counter() - t0
@@ -241,6 +233,7 @@ def run_demo(
         cand_scores = [scores["untrained_start"]] + [score(d[0]) for d in draws[1:]]
         sets[f"best_of_{best_of}"], _ = best_of_n([d[0] for d in draws], cand_scores)
         scores[f"best_of_{best_of}"] = score(sets[f"best_of_{best_of}"])
+    core: Any = asm.make_env(1, 0, "eval").core if latent else None
     if latent and hasattr(core, "cand_terms") and core.n_cand and core.cand_terms.terms:  # the rule reads term changes
         sets["greedy"], greedy_targets = greedy_levels(asm, n_obj, env_seed)
         if greedy_targets != targets:
@@ -248,9 +241,13 @@ def run_demo(
         scores["greedy"] = score(sets["greedy"])
 
     print("[3/5] the generator's own samples (no RL) and held-out human (DEV) levels ...")
-    if steered[0].shape[1] != width:
-        raise RuntimeError(f"the policy wrote {steered[0].shape[1]} columns, its env {width}")
+    width = steered[0].shape[1]
+    if latent:  # the latent generator's own samples: uniform latents, segments chained by context
+        own = list(core.gen.sample_levels(n_obj, width // 16, seed=recipe.seed + 2))
+    else:
+        own = list(ColumnLM.load().generate(width, batch=n_obj, seed=recipe.seed + 2))
     scores["generator"] = score(own)
+    human = list(dev_windows(width, stride=width))  # held-out human levels; TEST is the judge's human side
     print(f"[4/5] judges{' and the A* agent' if astar_levels else ''} ...")
     table = quality_table(
         {**{k: v[:n_levels] for k, v in {**sets, "generator": own}.items()}, "human_dev": human},
