@@ -51,10 +51,18 @@ def test_speed_variants_change_only_the_ppo_update(name):
 
 
 def test_shipped_demo_recipe_is_the_judged_variant():
-    """The demo's recipe trains exactly what bench_tokens_learning_speed judged as e3_fused."""
-    demo, judged = load_recipe(demo_recipe_path()), load_recipe(ROOT / "benchmarks" / "recipes" / "demo_variety_e3_fused.yaml")
-    assert (demo.env, demo.rewards, demo.targets) == (judged.env, judged.rewards, judged.targets)
-    assert _learning_values(demo) == _learning_values(judged)
+    """The demo's recipe trains exactly what the capped-variety benchmark judged (demo_variety_capped),
+    which is bench_tokens_learning_speed's e3_fused (the uncapped recipe then) with only the variety cap added."""
+    demo = load_recipe(demo_recipe_path())
+    capped = load_recipe(ROOT / "benchmarks" / "recipes" / "demo_variety_capped.yaml")
+    uncapped = load_recipe(ROOT / "benchmarks" / "recipes" / "demo_variety_uncapped.yaml")
+    judged = load_recipe(ROOT / "benchmarks" / "recipes" / "demo_variety_e3_fused.yaml")
+    assert (demo.env, demo.rewards, demo.targets) == (capped.env, capped.rewards, capped.targets)
+    assert _learning_values(demo) == _learning_values(capped) == _learning_values(uncapped) == _learning_values(judged)
+    assert (uncapped.env, uncapped.rewards, uncapped.targets) == (judged.env, judged.rewards, judged.targets)
+    assert demo.rewards["variety"].reward == uncapped.rewards["variety"].reward == "level_variety"
+    assert demo.rewards["variety"].args == {"cap": "human", "max_solid": "human"} and uncapped.rewards["variety"].args == {}
+    assert {k: v for k, v in demo.rewards.items() if k != "variety"} == {k: v for k, v in uncapped.rewards.items() if k != "variety"}
     assert demo.trainer["hyper"]["n_epochs"] == 3
 
 
