@@ -271,6 +271,29 @@ def test_bench_latent_candidates_smoke(tmp_path):
 
 
 @pytest.mark.slow
+def test_latent_rule_agreement_smoke(tmp_path):
+    """scripts/latent_rule_agreement.py on a tiny run of the rule-start bench recipe: the untrained
+    start (rule_gain > 0) writes greedy_action's candidate at every step; the trained policy's share
+    and pick counts are reported."""
+    import yaml
+
+    doc = yaml.safe_load((ROOT / "benchmarks" / "recipes" / "latent_candidates_rule_start.yaml").read_text())
+    doc["env"]["kwargs"]["n_segments"] = 2
+    doc["trainer"].update(total_timesteps=64, n_envs=4, checkpoints=0, samples=2)
+    doc["trainer"]["hyper"].update(n_steps=16, batch_size=32, n_epochs=1)
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(doc))
+    _run([sys.executable, "-m", "rlcreate.cli", "train", str(tmp_path / "r.yaml"), "--out", str(tmp_path),
+          "--name", "run", "--quiet"])
+    run = str(tmp_path / "run")
+    _run([sys.executable, "scripts/latent_rule_agreement.py", "--runs", run, "--n", "8", "--out", str(tmp_path / "a.json")])
+    r = json.loads((tmp_path / "a.json").read_text())["runs"][run]
+    start, steered = r["untrained_start"], r["steered"]
+    assert start["agree_share"] == 1.0 and start["picks"] == start["greedy_picks"] and start["steps"] >= 16
+    assert sum(start["picks"][1:]) > 0 and start["outside_box_share"] == 0.0  # the rule part stays inside (0, 1)
+    assert 0 <= steered["agree_share"] <= 1 and sum(steered["picks"]) == steered["steps"] and r["env_steps"] == 64
+
+
+@pytest.mark.slow
 def test_bench_latent_demo_smoke(tmp_path):
     """The demo-budget bench: the latent demo's own code, its phases timed (they add up to the wall
     time), the load sampled, the demo's summary kept."""

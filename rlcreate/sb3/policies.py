@@ -29,6 +29,7 @@ from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import FlattenExtractor
 from torch import nn
+from torch.nn import functional as F
 
 from rlcreate.envs.column_tokens import LOGPROB_FLOOR as COLUMN_LOGPROB_FLOOR
 from rlcreate.envs.text_tokens import LOGPROB_FLOOR
@@ -357,8 +358,10 @@ def _check_offer_features(
     return offer_features
 
 
-#: how far under the env's 0.5 threshold a candidate whose rule score ties candidate 0's is put
-_RULE_TIE = 1e-6
+#: the rule part's margins (CandidatePolicy's rule_gain): a candidate whose rule score ties candidate
+#: 0's is put this far under the env's 0.5 threshold, the rule's pick this far above its squashed
+#: margin (many float32 steps, far under the sampling std and the learned correction)
+_RULE_MARGIN = 1e-6
 
 
 class _CandidateScorer(nn.Module):
@@ -402,10 +405,12 @@ class _CandidateScorer(nn.Module):
             return s[:, 1:] - s[:, :1]
         rule = blocks[..., self.rule_entries].sum(-1)  # (n, K): the greedy picker's score
         x = self.rule_gain * (rule[:, 1:] - rule[:, :1])
-        # in (0, 1), >= 0.5 exactly where candidate k's rule score beats candidate 0's (a tie stays
-        # just under: candidate 0, as argmax), monotone in x without float32 saturation (softsign,
-        # not tanh), so SB3's clip of actions to [-1, 1] keeps the order
-        rule_part = 0.5 + 0.5 * x / (1.0 + x.abs()) - _RULE_TIE * (x <= 0)
+        # in (0, 1) (SB3 clips actions to [-1, 1]), >= 0.5 exactly where candidate k's rule score
+        # beats candidate 0's (a tie is put just under: candidate 0, as argmax), monotone in x; the
+        # squashing can round near-equal candidates to one value, so the rule's own pick (the first
+        # argmax, as greedy_action) gets a margin on top: the mean action writes exactly that pick
+        best = F.one_hot(rule.argmax(1), self.k)[:, 1:].to(x.dtype)
+        rule_part = 0.5 + 0.5 * x / (1.0 + x.abs()) + _RULE_MARGIN * (best - (x <= 0).to(x.dtype))
         return rule_part + s[:, 1:] - s[:, :1]
 
     def forward_critic(self, x: th.Tensor) -> th.Tensor:
@@ -435,7 +440,8 @@ class CandidatePolicy(ActorCriticPolicy):
             ``0.5 + 0.5 * softsign(g * (r_k - r_0)) + s_k - s_0`` (softsign(x) = x / (1 + |x|)).
             The env writes the candidate whose entry is largest and >= 0.5, so the untrained mean
             action (s = 0) writes the candidate with the largest rule score, the first of equals
-            (candidate 0 where it is as good; a tie with it is put 1e-6 under 0.5); the learned
+            (candidate 0 where it is as good: a tie with it is put 1e-6 under 0.5; the rule's pick
+            gets 1e-6 more, as softsign can round near-equal large margins to one float); the learned
             score s (zero-initialised) is a correction on top of the rule. The rule part stays in
             (0, 1) because SB3 clips actions to the Box [-1, 1] and entries clipped to 1 would tie;
             g sets how sharply the sampled (std) actions follow it (the tanh-squashed term sums of
