@@ -10,7 +10,8 @@ the LM. RL4LMs initialises its policy from the LM for the same reason.
 
 :class:`CandidatePolicy` (recipe name ``candidate_scorer``) is a PPO actor-critic for envs that
 observe K candidates and pick one with K - 1 Box entries (``rlcreate/MarioLatent-v1`` with
-``candidates``): one shared scorer per candidate block, zero mean action at the start.
+``candidates``): one shared scorer per candidate block, zero mean action at the start (candidate 0),
+or, with ``rule_gain`` > 0, a start at a hand-built rule read from the blocks (the env's greedy picker).
 """
 
 from __future__ import annotations
