@@ -366,6 +366,16 @@ class LatentLevelCore:
         terms = len(self.cand_terms.terms) + 1 if self.cand_terms.terms else 0
         return self.n_features + (1 if self.seam else 0) + self.control.size(0) + len(self.profile_measures) + terms
 
+    @property
+    def rule_entries(self) -> list[int]:
+        """Positions, inside a candidate block, of the entries :meth:`greedy_action` adds up: the
+        crossable flag (with a seam) and the observed sum of term changes (the block's last entry);
+        what ``policy_kwargs.rule_entries`` of the ``candidate_scorer`` policy must be. Empty
+        without candidates and ``candidate_terms``."""
+        if not (self.n_cand and self.cand_terms.terms):
+            return []
+        return ([self.n_features] if self.seam else []) + [self.candidate_width - 1]
+
     def greedy_action(self, obs: np.ndarray) -> np.ndarray:
         """A hand-built picker on this env's observation, no learning (what RL must beat to claim
         more than the features carry): per level, the candidate that keeps it crossable, then the
@@ -375,7 +385,7 @@ class LatentLevelCore:
             raise EnvConfigError("greedy_action: needs candidates >= 2 and candidate_terms")
         k, width = self.n_cand, self.candidate_width
         blocks = np.asarray(obs)[:, -k * width :].reshape(len(obs), k, width)
-        score = blocks[:, :, -1] + (blocks[:, :, self.n_features] if self.seam else 0.0)  # crossable in {0, 1}
+        score = blocks[:, :, self.rule_entries].sum(2)  # crossable in {0, 1} + the squashed sum
         pick = score.argmax(1)
         a = np.zeros((len(obs), k - 1), np.float32)
         rows = np.flatnonzero(pick > 0)

@@ -88,3 +88,67 @@ def test_recipes_select_it_by_name_with_ppo_only():
         build_algo("maskable_ppo", hyper, spaces=spaces_)
     with pytest.raises(RecipeError, match="not a policy"):
         build_algo("ppo", {**hyper, "policy": "candidate_scorers"}, spaces=spaces_)
+
+
+def _pick(a):
+    """MarioLatent-v1's (and PickEnv's) rule: the largest entry if >= 0.5, else candidate 0."""
+    a = np.asarray(a)
+    return np.where(a.max(1) >= 0.5, a.argmax(1) + 1, 0)
+
+
+def test_rule_gain_zero_is_the_default_policy_bit_for_bit():
+    """The option is opt-in: ``rule_gain: 0`` builds the same parameters and the same actions as
+    leaving it out (every existing recipe)."""
+    obs = torch.as_tensor(np.random.default_rng(1).uniform(0, 1, (6, C + K * W)), dtype=torch.float32)
+    plain, off = model(seed=3), model(seed=3)
+    off = PPO(CandidatePolicy, PickEnv(), n_steps=256, batch_size=64, seed=3, device="cpu",
+              policy_kwargs={"net_arch": [32], "candidate_width": W, "log_std_init": -0.9, "rule_gain": 0.0})
+    for (name, p), (_, q) in zip(plain.policy.state_dict().items(), off.policy.state_dict().items(), strict=True):
+        assert torch.equal(p, q), name
+    with torch.no_grad():
+        for m in (plain, off):
+            m.policy.mlp_extractor.score[-1].weight.normal_(generator=torch.Generator().manual_seed(0))
+        assert torch.equal(plain.policy.get_distribution(obs).distribution.mean,
+                           off.policy.get_distribution(obs).distribution.mean)
+
+
+def test_rule_gain_starts_at_the_rule_and_learns_on_top():
+    """With rule_gain > 0 the untrained mean action picks the candidate whose rule entries sum
+    highest (candidate 0 on a tie), inside [-1, 1] so SB3's clip keeps the order; the learned score
+    still moves it."""
+    rng = np.random.default_rng(0)
+    obs = rng.uniform(0, 1, (200, C + K * W)).astype(np.float32)
+    obs[:20, C + W], obs[:20, C + 2 * W] = obs[:20, C], obs[:20, C] / 2  # 1 ties 0, 2 is worse: candidate 0
+    m = PPO(CandidatePolicy, PickEnv(), n_steps=256, batch_size=64, seed=0, device="cpu",
+            policy_kwargs={"net_arch": [32], "candidate_width": W, "rule_gain": 20.0, "rule_entries": [0]})
+    rule = obs[:, C::W]  # each block's entry 0: the value
+    want = np.where(rule[:, 1:].max(1) > rule[:, 0], rule[:, 1:].argmax(1) + 1, 0)
+    with torch.no_grad():
+        mean = m.policy.get_distribution(torch.as_tensor(obs)).distribution.mean.numpy()
+    assert (np.abs(mean) <= 1).all() and (_pick(mean) == want).all()
+    assert (want[:20] == 0).all() and len(set(want.tolist())) == K
+    assert (_pick(m.predict(obs, deterministic=True)[0]) == want).all()  # clipped actions: the same picks
+    with torch.no_grad():  # a learned score on the noise entry (block entry 1) overrides the rule
+        linear = torch.nn.Linear(C + 2 * W, 1)
+        linear.weight.zero_()
+        linear.bias.zero_()
+        linear.weight[0, C + 1] = 10.0
+        m.policy.mlp_extractor.score = torch.nn.Sequential(linear)
+        mean = m.policy.get_distribution(torch.as_tensor(obs)).distribution.mean.numpy()
+    noise = obs[:, C + 1 :: W]
+    clear = 10 * (np.sort(noise, 1)[:, -1] - np.sort(noise, 1)[:, -2]) > 1  # a score gap over the rule's range
+    assert clear.sum() > 50 and (_pick(mean)[clear] == noise[clear].argmax(1)).all()
+
+
+def test_rule_options_are_checked():
+    kw = {"candidate_width": W}
+    with pytest.raises(PolicyConfigError, match="rule_gain = -1"):
+        PPO(CandidatePolicy, PickEnv(), device="cpu", policy_kwargs={**kw, "rule_gain": -1, "rule_entries": [0]})
+    with pytest.raises(PolicyConfigError, match=r"rule_entries = \(\)"):
+        PPO(CandidatePolicy, PickEnv(), device="cpu", policy_kwargs={**kw, "rule_gain": 5.0})
+    with pytest.raises(PolicyConfigError, match=r"rule_entries = \[2\]"):
+        PPO(CandidatePolicy, PickEnv(), device="cpu", policy_kwargs={**kw, "rule_gain": 5.0, "rule_entries": [2]})
+    hyper = {"policy": "candidate_scorer",
+             "policy_kwargs": {"candidate_width": W, "net_arch": [8], "rule_gain": 5.0, "rule_entries": [0]}}
+    policy = build_algo("ppo", hyper, spaces=(PickEnv.observation_space, PickEnv.action_space)).policy
+    assert policy.rule_gain == 5.0 and policy.rule_entries == (0,)

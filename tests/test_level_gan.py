@@ -271,6 +271,29 @@ def test_bench_latent_candidates_smoke(tmp_path):
 
 
 @pytest.mark.slow
+def test_latent_rule_agreement_smoke(tmp_path):
+    """scripts/latent_rule_agreement.py on a tiny run of the rule-start bench recipe: the untrained
+    start (rule_gain > 0) writes greedy_action's candidate at every step; the trained policy's share
+    and pick counts are reported."""
+    import yaml
+
+    doc = yaml.safe_load((ROOT / "benchmarks" / "recipes" / "latent_candidates_rule_start.yaml").read_text())
+    doc["env"]["kwargs"]["n_segments"] = 2
+    doc["trainer"].update(total_timesteps=64, n_envs=4, checkpoints=0, samples=2)
+    doc["trainer"]["hyper"].update(n_steps=16, batch_size=32, n_epochs=1)
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(doc))
+    _run([sys.executable, "-m", "rlcreate.cli", "train", str(tmp_path / "r.yaml"), "--out", str(tmp_path),
+          "--name", "run", "--quiet"])
+    run = str(tmp_path / "run")
+    _run([sys.executable, "scripts/latent_rule_agreement.py", "--runs", run, "--n", "8", "--out", str(tmp_path / "a.json")])
+    r = json.loads((tmp_path / "a.json").read_text())["runs"][run]
+    start, steered = r["untrained_start"], r["steered"]
+    assert start["agree_share"] == 1.0 and start["picks"] == start["greedy_picks"] and start["steps"] >= 16
+    assert sum(start["picks"][1:]) > 0 and start["outside_box_share"] == 0.0  # the rule part stays inside (0, 1)
+    assert 0 <= steered["agree_share"] <= 1 and sum(steered["picks"]) == steered["steps"] and r["env_steps"] == 64
+
+
+@pytest.mark.slow
 def test_bench_latent_demo_smoke(tmp_path):
     """The demo-budget bench: the latent demo's own code, its phases timed (they add up to the wall
     time), the load sampled, the demo's summary kept."""
@@ -872,11 +895,46 @@ def test_greedy_action_keeps_the_level_crossable_then_takes_the_largest_term_sum
         plain.core.greedy_action(plain.reset())
 
 
+def test_candidate_scorer_with_the_rule_starts_at_greedy_action(tiny_lm):
+    """candidate_scorer with rule_gain > 0 and the env's rule_entries: on real MarioLatent-v1
+    observations the untrained policy's mean action (clipped as SB3 clips it) writes the candidate
+    greedy_action writes, at every step; without the option it writes candidate 0."""
+    from rlcreate.levels.envs import make_mario_latent_v1_vec
+    from rlcreate.levels.gan import ColumnLMLatent
+    from rlcreate.sb3.algo import build_algo
+
+    gen = ColumnLMLatent(tiny_lm, 8, 16)
+    reward = {"profile": {"reward": "element_profile", "weight": 0.5},
+              "diversity": {"reward": "batch_diversity", "weight": 0.5}}
+    venv = make_mario_latent_v1_vec(8, n_segments=3, seed=0, generator=gen, reward=reward, candidates=4,
+                                    candidate_terms=["profile", "diversity"], playability_shaping=1.0)
+    core = venv.core
+    assert core.seam is not None and core.rule_entries == [core.n_features, core.candidate_width - 1]
+    spaces_ = (venv.observation_space, venv.action_space)
+    kw = {"candidate_width": core.candidate_width, "net_arch": [16]}
+    rule = build_algo("ppo", {"policy": "candidate_scorer", "policy_kwargs": {
+        **kw, "rule_gain": 50.0, "rule_entries": core.rule_entries}}, spaces=spaces_)
+    plain = build_algo("ppo", {"policy": "candidate_scorer", "policy_kwargs": kw}, spaces=spaces_)
+
+    def pick(a):
+        return np.where(a.max(1) >= 0.5, a.argmax(1) + 1, 0)
+
+    obs, picks = venv.reset(), []
+    for _ in range(3):
+        a = rule.predict(obs, deterministic=True)[0]
+        assert (pick(a) == pick(core.greedy_action(obs))).all()
+        assert (pick(plain.predict(obs, deterministic=True)[0]) == 0).all()
+        picks += pick(a).tolist()
+        obs, *_ = venv.step(a)
+    assert len(set(picks)) >= 3  # the rule is not candidate 0 everywhere: the check has teeth
+
+
 @pytest.mark.slow
 def test_candidates_recipe_loads_and_its_zero_action_is_the_shipped_recipes_start():
     """mario_latent_candidates.yaml and mario_latent_candidates_terms.yaml build (K = 4, 3 action
     entries; the latter's candidate_width is the env's block size) and, with a zero action, write
-    the same level as mario_latent.yaml's zero action for the same seed (the same generator + guide)."""
+    the same level as mario_latent.yaml's zero action for the same seed (the same generator + guide);
+    benchmarks/recipes/latent_candidates_rule_start.yaml is the terms recipe plus the rule options."""
     import yaml
 
     from rlcreate.assemble import assemble
@@ -893,6 +951,14 @@ def test_candidates_recipe_loads_and_its_zero_action_is_the_shipped_recipes_star
         if name == "mario_latent_candidates_terms.yaml":  # the policy's block size is the env's
             width = doc["trainer"]["hyper"]["policy_kwargs"]["candidate_width"]
             assert venv.core.candidate_width == width and obs.shape[1] > 4 * width
+            # the rule-start bench recipe is this one plus the rule's policy options, read at the env's positions
+            bench = yaml.safe_load((ROOT / "benchmarks" / "recipes" / "latent_candidates_rule_start.yaml").read_text())
+            base = yaml.safe_load((ROOT / "rlcreate" / "recipes" / name).read_text())
+            kw = bench["trainer"]["hyper"]["policy_kwargs"]
+            assert kw.pop("rule_entries") == venv.core.rule_entries and kw.pop("rule_gain") > 0
+            for d in (bench, base):
+                del d["name"], d["description"]
+            assert bench == base
         for _ in range(2):
             _, _, _, infos = venv.step(np.zeros((2, venv.action_space.shape[0]), np.float32))
         levels.append(np.stack([i["level"] for i in infos]))

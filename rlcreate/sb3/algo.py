@@ -73,6 +73,8 @@ _POLICY_KWARGS_OK = (
     "offer_guidance",
     "offer_structure",
     "candidate_width",
+    "rule_gain",
+    "rule_entries",
 )
 
 

@@ -10,7 +10,8 @@ the LM. RL4LMs initialises its policy from the LM for the same reason.
 
 :class:`CandidatePolicy` (recipe name ``candidate_scorer``) is a PPO actor-critic for envs that
 observe K candidates and pick one with K - 1 Box entries (``rlcreate/MarioLatent-v1`` with
-``candidates``): one shared scorer per candidate block, zero mean action at the start.
+``candidates``): one shared scorer per candidate block, zero mean action at the start (candidate 0),
+or, with ``rule_gain`` > 0, a start at a hand-built rule read from the blocks (the env's greedy picker).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import FlattenExtractor
 from torch import nn
+from torch.nn import functional as F
 
 from rlcreate.envs.column_tokens import LOGPROB_FLOOR as COLUMN_LOGPROB_FLOOR
 from rlcreate.envs.text_tokens import LOGPROB_FLOOR
@@ -357,14 +359,31 @@ def _check_offer_features(
     return offer_features
 
 
+#: the rule part's margins (CandidatePolicy's rule_gain): a candidate whose rule score ties candidate
+#: 0's is put this far under the env's 0.5 threshold, the rule's pick this far above its squashed
+#: margin (many float32 steps, far under the sampling std and the learned correction)
+_RULE_MARGIN = 1e-6
+
+
 class _CandidateScorer(nn.Module):
     """SB3 ``mlp_extractor`` for :class:`CandidatePolicy`: one MLP scores every candidate block
     (with the shared context and its difference to candidate 0's block); the actor's latent is
-    ``s_k - s_0`` for k = 1..K-1; the critic is a plain MLP over the whole observation."""
+    ``s_k - s_0`` for k = 1..K-1, plus the rule's entries when ``rule_gain`` > 0 (see
+    :class:`CandidatePolicy`); the critic is a plain MLP over the whole observation."""
 
-    def __init__(self, obs_dim: int, k: int, width: int, pi: list[int], vf: list[int]):
+    def __init__(
+        self,
+        obs_dim: int,
+        k: int,
+        width: int,
+        pi: list[int],
+        vf: list[int],
+        rule_gain: float = 0.0,
+        rule_entries: tuple[int, ...] = (),
+    ):
         super().__init__()
         self.k, self.width, self.context = k, width, obs_dim - k * width
+        self.rule_gain, self.rule_entries = float(rule_gain), list(rule_entries)
 
         def mlp(n_in: int, layers: list[int]) -> tuple[nn.Sequential, int]:
             mods: list[nn.Module] = []
@@ -383,7 +402,17 @@ class _CandidateScorer(nn.Module):
         blocks = x[:, self.context :].reshape(len(x), self.k, self.width)
         inp = th.cat([ctx[:, None].expand(-1, self.k, -1), blocks, blocks - blocks[:, :1]], 2)
         s = self.score(inp).squeeze(-1)  # (n, K)
-        return s[:, 1:] - s[:, :1]
+        if not self.rule_gain:
+            return s[:, 1:] - s[:, :1]
+        rule = blocks[..., self.rule_entries].sum(-1)  # (n, K): the greedy picker's score
+        x = self.rule_gain * (rule[:, 1:] - rule[:, :1])
+        # in (0, 1) (SB3 clips actions to [-1, 1]), >= 0.5 exactly where candidate k's rule score
+        # beats candidate 0's (a tie is put just under: candidate 0, as argmax), monotone in x; the
+        # squashing can round near-equal candidates to one value, so the rule's own pick (the first
+        # argmax, as greedy_action) gets a margin on top: the mean action writes exactly that pick
+        best = F.one_hot(rule.argmax(1), self.k)[:, 1:].to(x.dtype)
+        rule_part = 0.5 + 0.5 * x / (1.0 + x.abs()) + _RULE_MARGIN * (best - (x <= 0).to(x.dtype))
+        return rule_part + s[:, 1:] - s[:, :1]
 
     def forward_critic(self, x: th.Tensor) -> th.Tensor:
         return self.value(x)
@@ -404,7 +433,24 @@ class CandidatePolicy(ActorCriticPolicy):
     mean action is 0 (candidate 0, the env's ``a = 0`` start) while the gradient is not. The critic
     is SB3's usual MLP over the whole observation.
 
-    Args (besides :class:`ActorCriticPolicy`'s): ``candidate_width``: entries per candidate block.
+    Args (besides :class:`ActorCriticPolicy`'s):
+        candidate_width: entries per candidate block.
+        rule_gain: g >= 0 (default 0: off, the start is candidate 0). With g > 0 the policy starts
+            at a hand-built rule instead: candidate k's rule score r_k is the sum of its block's
+            entries at ``rule_entries``, and the mean of entry k is
+            ``0.5 + 0.5 * softsign(g * (r_k - r_0)) + s_k - s_0`` (softsign(x) = x / (1 + |x|)).
+            The env writes the candidate whose entry is largest and >= 0.5, so the untrained mean
+            action (s = 0) writes the candidate with the largest rule score, the first of equals
+            (candidate 0 where it is as good: a tie with it is put 1e-6 under 0.5; the rule's pick
+            gets 1e-6 more, as softsign can round near-equal large margins to one float); the learned
+            score s (zero-initialised) is a correction on top of the rule. The rule part stays in
+            (0, 1) because SB3 clips actions to the Box [-1, 1] and entries clipped to 1 would tie;
+            g sets how sharply the sampled (std) actions follow it (the tanh-squashed term sums of
+            MarioLatent-v1 differ by ~0.02 between candidates). With MarioLatent-v1's
+            ``candidate_terms`` and ``rule_entries`` = the env's ``rule_entries`` (crossable
+            flag, observed sum of term changes), the start is the env's ``greedy_action``.
+        rule_entries: positions inside a candidate block (0 .. candidate_width - 1) of the entries
+            the rule adds up; required when ``rule_gain`` > 0.
     """
 
     def __init__(
@@ -414,6 +460,8 @@ class CandidatePolicy(ActorCriticPolicy):
         lr_schedule,
         *args: Any,
         candidate_width: int = 0,
+        rule_gain: float = 0.0,
+        rule_entries: list[int] | tuple[int, ...] = (),
         **kwargs: Any,
     ):
         if not (isinstance(action_space, spaces.Box) and len(action_space.shape) == 1):
@@ -430,12 +478,22 @@ class CandidatePolicy(ActorCriticPolicy):
                 f"{self.k} candidate blocks of that many entries; set policy_kwargs.candidate_width to the "
                 "env's per-candidate observation size"
             )
+        self.rule_gain, self.rule_entries = _check_rule(rule_gain, rule_entries, self.candidate_width)
         super().__init__(observation_space, action_space, lr_schedule, *args, **kwargs)
 
     def _build_mlp_extractor(self) -> None:
         arch = self.net_arch
         pi, vf = (arch.get("pi", []), arch.get("vf", [])) if isinstance(arch, dict) else (arch, arch)
-        self.mlp_extractor = _CandidateScorer(self.features_dim, self.k, self.candidate_width, list(pi), list(vf))
+        self.mlp_extractor = _CandidateScorer(
+            self.features_dim, self.k, self.candidate_width, list(pi), list(vf), self.rule_gain, self.rule_entries
+        )
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data["candidate_width"] = self.candidate_width
+        data["rule_gain"] = self.rule_gain
+        data["rule_entries"] = list(self.rule_entries)
+        return data
 
     def _build(self, lr_schedule) -> None:
         super()._build(lr_schedule)
@@ -445,6 +503,22 @@ class CandidatePolicy(ActorCriticPolicy):
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)
         self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+
+
+def _check_rule(gain: Any, entries: Any, width: int) -> tuple[float, tuple[int, ...]]:
+    """``rule_gain`` (a finite number >= 0) and ``rule_entries`` (block positions, needed when the
+    gain is > 0) of :class:`CandidatePolicy`."""
+    if isinstance(gain, bool) or not isinstance(gain, (int, float)) or not np.isfinite(gain) or gain < 0:
+        raise PolicyConfigError(f"rule_gain = {gain!r}: must be a finite number >= 0 (0 = off)")
+    ok = isinstance(entries, (list, tuple)) and all(
+        isinstance(e, (int, np.integer)) and not isinstance(e, bool) and 0 <= e < width for e in entries
+    )
+    if not ok or (gain > 0 and not entries):
+        raise PolicyConfigError(
+            f"rule_entries = {entries!r}: with rule_gain > 0 write a non-empty list of positions inside a "
+            f"candidate block (0..{width - 1}), e.g. MarioLatent-v1's rule_entries (crossable flag, term sum)"
+        )
+    return float(gain), tuple(int(e) for e in entries)
 
 
 #: policy names a recipe may write in ``trainer.hyper.policy`` besides SB3's own ("MlpPolicy", ...)
