@@ -272,7 +272,8 @@ def test_bench_latent_candidates_smoke(tmp_path):
 
 def test_latent_rule_start_std_variants_change_only_their_option():
     """The exploration-std bench recipes are the rule-start recipe with only log_std_init changed
-    (std 0.2: -1.6, std 0.1: -2.3); the gain variant is the std-0.2 one with only rule_gain lowered."""
+    (std 0.2: -1.6, std 0.1: -2.3); the gain variants are the std-0.2 one and the rule-start one with
+    only rule_gain lowered."""
     import yaml
 
     from rlcreate.recipe import parse_recipe
@@ -288,9 +289,10 @@ def test_latent_rule_start_std_variants_change_only_their_option():
         ("latent_candidates_rule_start_std02.yaml", "log_std_init", -1.6),
         ("latent_candidates_rule_start_std01.yaml", "log_std_init", -2.3),
         ("latent_candidates_rule_start_std02_gain10.yaml", "rule_gain", 10.0),
+        ("latent_candidates_rule_start_gain10.yaml", "rule_gain", 10.0),
     ]:
         doc = load(name)
-        ref = load("latent_candidates_rule_start_std02.yaml") if key == "rule_gain" else base
+        ref = load("latent_candidates_rule_start_std02.yaml") if "std02_gain" in name else base
         assert doc["trainer"]["hyper"]["policy_kwargs"][key] == value != ref["trainer"]["hyper"]["policy_kwargs"][key]
         doc["trainer"]["hyper"]["policy_kwargs"][key] = ref["trainer"]["hyper"]["policy_kwargs"][key]
         assert doc == ref, name
