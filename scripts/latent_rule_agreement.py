@@ -6,6 +6,9 @@ on the demo's requests (env seed = the recipe's seed + 1, progress 1); at every 
 compares the candidate the policy writes with the one ``LatentLevelCore.greedy_action`` would write
 on the same observation, and counts saturated action entries (|a| > 0.99, as
 bench_latent_generator.py counts them) and mean-action entries outside the box [-1, 1] (clipped).
+At the same observations it also draws one action from the policy's Gaussian (mean + std * noise
+from a generator of its own, so the levels written stay those of the mean actions) and counts how
+often that sampled action, as PPO's rollouts would act, picks greedy's candidate.
 A policy started at the rule (``policy_kwargs.rule_gain``) agrees with it at every step before
 training; the share it still agrees on afterwards says how much PPO changed.
 
@@ -55,12 +58,18 @@ def agreement(model, asm, n: int, env_seed: int) -> dict:
     acts: list[np.ndarray] = []
 
     raw: list[np.ndarray] = []
+    sampled: list[np.ndarray] = []
+    gen = torch.Generator().manual_seed(env_seed)  # own noise: the global RNG, hence the levels, untouched
 
     def act(obs):
         a = model.predict(obs, deterministic=True)[0]
         with torch.no_grad():  # the mean before SB3's clip to the box
             obs_t = model.policy.obs_to_tensor(obs)[0]
-            raw.append(model.policy.get_distribution(obs_t).distribution.mean.cpu().numpy())
+            dist = model.policy.get_distribution(obs_t).distribution
+            mean, std = dist.mean.cpu(), dist.stddev.cpu()
+            raw.append(mean.numpy())
+            draw = mean + std * torch.randn(mean.shape, generator=gen, dtype=mean.dtype)
+            sampled.append(_pick(np.clip(draw.numpy(), -1.0, 1.0)))
         mine.append(_pick(a))
         rule.append(_pick(venv.core.greedy_action(obs)))
         acts.append(np.asarray(a))
@@ -71,6 +80,7 @@ def agreement(model, asm, n: int, env_seed: int) -> dict:
     return {
         "steps": int(len(p)),
         "agree_share": float((p == g).mean()),
+        "sampled_agree_share": float((np.concatenate(sampled) == g).mean()),
         "picks": np.bincount(p, minlength=k).tolist(),
         "greedy_picks": np.bincount(g, minlength=k).tolist(),
         "saturated_share": float((np.abs(a) > 0.99).mean()),
@@ -101,7 +111,8 @@ def main(argv: list[str] | None = None) -> dict:
         r = result["runs"][run]
         print(
             f"{run}: steered agrees with greedy on {r['steered']['agree_share']:.3f} of steps "
-            f"(start {r['untrained_start']['agree_share']:.3f}); picks {r['steered']['picks']} vs greedy "
+            f"(start {r['untrained_start']['agree_share']:.3f}; sampled actions: steered "
+            f"{r['steered']['sampled_agree_share']:.3f}, start {r['untrained_start']['sampled_agree_share']:.3f}); picks {r['steered']['picks']} vs greedy "
             f"{r['steered']['greedy_picks']}; saturated {r['steered']['saturated_share']:.3f}, "
             f"outside the box {r['steered']['outside_box_share']:.3f}"
         )

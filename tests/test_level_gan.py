@@ -270,6 +270,34 @@ def test_bench_latent_candidates_smoke(tmp_path):
     assert speed["ratio_run"] > 0 and speed["ratio_mario_latent"] > 0
 
 
+def test_latent_rule_start_std_variants_change_only_their_option():
+    """The exploration-std bench recipes are the rule-start recipe with only log_std_init changed
+    (std 0.2: -1.6, std 0.1: -2.3); the gain variants are the std-0.2 one and the rule-start one with
+    only rule_gain lowered."""
+    import yaml
+
+    from rlcreate.recipe import parse_recipe
+
+    def load(name):
+        doc = yaml.safe_load((ROOT / "benchmarks" / "recipes" / name).read_text())
+        parse_recipe(dict(doc))  # a valid recipe
+        del doc["name"], doc["description"]
+        return doc
+
+    base = load("latent_candidates_rule_start.yaml")
+    for name, key, value in [
+        ("latent_candidates_rule_start_std02.yaml", "log_std_init", -1.6),
+        ("latent_candidates_rule_start_std01.yaml", "log_std_init", -2.3),
+        ("latent_candidates_rule_start_std02_gain10.yaml", "rule_gain", 10.0),
+        ("latent_candidates_rule_start_gain10.yaml", "rule_gain", 10.0),
+    ]:
+        doc = load(name)
+        ref = load("latent_candidates_rule_start_std02.yaml") if "std02_gain" in name else base
+        assert doc["trainer"]["hyper"]["policy_kwargs"][key] == value != ref["trainer"]["hyper"]["policy_kwargs"][key]
+        doc["trainer"]["hyper"]["policy_kwargs"][key] = ref["trainer"]["hyper"]["policy_kwargs"][key]
+        assert doc == ref, name
+
+
 @pytest.mark.slow
 def test_latent_rule_agreement_smoke(tmp_path):
     """scripts/latent_rule_agreement.py on a tiny run of the rule-start bench recipe: the untrained
@@ -290,7 +318,7 @@ def test_latent_rule_agreement_smoke(tmp_path):
     start, steered = r["untrained_start"], r["steered"]
     assert start["agree_share"] == 1.0 and start["picks"] == start["greedy_picks"] and start["steps"] >= 16
     assert sum(start["picks"][1:]) > 0 and start["outside_box_share"] == 0.0  # the rule part stays inside (0, 1)
-    assert 0 <= steered["agree_share"] <= 1 and sum(steered["picks"]) == steered["steps"] and r["env_steps"] == 64
+    assert 0 <= steered["agree_share"] <= 1 and start["sampled_agree_share"] < 1.0 and sum(steered["picks"]) == steered["steps"] and r["env_steps"] == 64
 
 
 @pytest.mark.slow
