@@ -455,9 +455,8 @@ class LatentLevelCore:
         lat = a[:, :d] if d else np.zeros((self.n, self.gen.latent_dim), np.float32)
         rows = np.arange(self.n)
         redraw = np.zeros(self.n, bool)
-        if self.n_cand:  # candidate k if its entry is the largest and >= 0.5, else candidate 0 (a = 0)
-            best = a.argmax(axis=1)
-            pick = np.where(a[rows, best] >= 0.5, best + 1, 0)
+        if self.n_cand:
+            pick = candidate_pick(a)
             z, segments = self.cand_z[rows, pick].copy(), self.cand_seg[rows, pick].copy()
             redraw = pick > 0
         elif self.preview:  # keep the previewed a = 0 segment, or redraw
@@ -615,6 +614,13 @@ class LatentLevelCore:
 #: ``candidate_terms``: a candidate's change of a term's potential (reward units) is shown as
 #: ``0.5 + 0.5 tanh(delta / scale)``; 0.2 keeps differences between candidates of a few hundredths
 #: of a term's weight readable (a whole level scores ~9 over 7 terms, a segment ~1/8 of that).
+def candidate_pick(actions: np.ndarray) -> np.ndarray:
+    """The candidate each row of (clipped) actions writes: k if entry k - 1 is the largest and
+    >= 0.5, else candidate 0 (so ``a = 0`` writes the generator's own draw)."""
+    a = np.asarray(actions)
+    return np.where(a.max(axis=1) >= 0.5, a.argmax(axis=1) + 1, 0)
+
+
 CANDIDATE_TERM_SCALE = 0.2
 
 #: How an action ``a`` in ``[-1, 1]^d`` becomes the decoder input ``z``: ``scaled`` (v0):

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rlcreate.envs.latent_level import candidate_pick
 from rlcreate.scripting import parse_config
 
 
@@ -35,12 +36,6 @@ class Config:
     """Levels per policy (the demo's objective sets: 256)."""
     out: str = "benchmarks/demo_latent_rule_start_agreement.json"
     """Output JSON."""
-
-
-def _pick(a: np.ndarray) -> np.ndarray:
-    """MarioLatent-v1's candidate rule: entry k-1 largest and >= 0.5 writes candidate k, else 0."""
-    a = np.asarray(a)
-    return np.where(a.max(1) >= 0.5, a.argmax(1) + 1, 0)
 
 
 def agreement(model, asm, n: int, env_seed: int) -> dict:
@@ -69,9 +64,9 @@ def agreement(model, asm, n: int, env_seed: int) -> dict:
             mean, std = dist.mean.cpu(), dist.stddev.cpu()
             raw.append(mean.numpy())
             draw = mean + std * torch.randn(mean.shape, generator=gen, dtype=mean.dtype)
-            sampled.append(_pick(np.clip(draw.numpy(), -1.0, 1.0)))
-        mine.append(_pick(a))
-        rule.append(_pick(venv.core.greedy_action(obs)))
+            sampled.append(candidate_pick(np.clip(draw.numpy(), -1.0, 1.0)))
+        mine.append(candidate_pick(a))
+        rule.append(candidate_pick(venv.core.greedy_action(obs)))
         acts.append(np.asarray(a))
         return a
 

@@ -240,20 +240,25 @@ def test_bench_latent_generator_smoke(tmp_path, tiny_gan):
     assert set(r["calibration"]["variants"]) == {"column_lm"} and r["calibration"]["n_levels"] == 8
 
 
-@pytest.mark.slow
-def test_bench_latent_candidates_smoke(tmp_path):
-    """The candidates bench on a tiny run of mario_latent_candidates_terms.yaml: every row, 95% CIs,
-    paired differences where the same requests and prior draws are shared, and the speed ratios of
-    the shipped latent recipes and the run's own."""
+def _train_tiny_candidates_run(recipe: Path, tmp_path: Path) -> None:
+    """Train ``recipe`` (a MarioLatent-v1 candidates recipe) for 64 steps into ``tmp_path / "run"``."""
     import yaml
 
-    doc = yaml.safe_load((ROOT / "rlcreate" / "recipes" / "mario_latent_candidates_terms.yaml").read_text())
+    doc = yaml.safe_load(recipe.read_text())
     doc["env"]["kwargs"]["n_segments"] = 2
     doc["trainer"].update(total_timesteps=64, n_envs=4, checkpoints=0, samples=2)
     doc["trainer"]["hyper"].update(n_steps=16, batch_size=32, n_epochs=1)
     (tmp_path / "r.yaml").write_text(yaml.safe_dump(doc))
     _run([sys.executable, "-m", "rlcreate.cli", "train", str(tmp_path / "r.yaml"), "--out", str(tmp_path),
           "--name", "run", "--quiet"])
+
+
+@pytest.mark.slow
+def test_bench_latent_candidates_smoke(tmp_path):
+    """The candidates bench on a tiny run of mario_latent_candidates_terms.yaml: every row, 95% CIs,
+    paired differences where the same requests and prior draws are shared, and the speed ratios of
+    the shipped latent recipes and the run's own."""
+    _train_tiny_candidates_run(ROOT / "rlcreate" / "recipes" / "mario_latent_candidates_terms.yaml", tmp_path)
     _run([sys.executable, "scripts/bench_latent_candidates.py", "--run", str(tmp_path / "run"), "--n", "4",
           "--boot", "20", "--speed-seconds", "0.2", "--speed-envs", "4", "--pool", "run", "--out", str(tmp_path / "b.json")])
     r = json.loads((tmp_path / "b.json").read_text())
@@ -303,15 +308,7 @@ def test_latent_rule_agreement_smoke(tmp_path):
     """scripts/latent_rule_agreement.py on a tiny run of the rule-start bench recipe: the untrained
     start (rule_gain > 0) writes greedy_action's candidate at every step; the trained policy's share
     and pick counts are reported."""
-    import yaml
-
-    doc = yaml.safe_load((ROOT / "benchmarks" / "recipes" / "latent_candidates_rule_start.yaml").read_text())
-    doc["env"]["kwargs"]["n_segments"] = 2
-    doc["trainer"].update(total_timesteps=64, n_envs=4, checkpoints=0, samples=2)
-    doc["trainer"]["hyper"].update(n_steps=16, batch_size=32, n_epochs=1)
-    (tmp_path / "r.yaml").write_text(yaml.safe_dump(doc))
-    _run([sys.executable, "-m", "rlcreate.cli", "train", str(tmp_path / "r.yaml"), "--out", str(tmp_path),
-          "--name", "run", "--quiet"])
+    _train_tiny_candidates_run(ROOT / "benchmarks" / "recipes" / "latent_candidates_rule_start.yaml", tmp_path)
     run = str(tmp_path / "run")
     _run([sys.executable, "scripts/latent_rule_agreement.py", "--runs", run, "--n", "8", "--out", str(tmp_path / "a.json")])
     r = json.loads((tmp_path / "a.json").read_text())["runs"][run]
