@@ -10,7 +10,12 @@ prior) for ``timesteps`` env steps through the same runner as ``rlcreate train``
 - ``start``: the untrained start, draw 0 for the rising request and draw 1 for the flat one (one
   draw each: equal inference cost, no steering);
 - ``best_of_<candidates>``: per request the start draw the curve's recipe scores highest;
-- ``ppo``: one draw per request from each trained policy.
+- ``ppo``: one draw per request from each trained policy;
+- ``ppo_best_of_<ppo_best_of>`` (with ``--ppo_best_of N``): per request the best of N draws from
+  each trained policy (draw 0 is the ``ppo`` set's), RL and selection together.
+
+``--select`` says what best-of-n keeps: ``recipe`` (the curve's whole recipe, the reward PPO trained
+on) or ``curve`` (the tension term alone: the request a designer made).
 
 The A* agent plays every level once with a trace, all sets interleaved in one run
 (:mod:`rlcreate.levels.play_trace`); ``separation`` is the share of requests whose rising level's
@@ -67,6 +72,11 @@ class Config:
     """the rising request's tension curve: a named curve ("rising": the 15th to the 85th human
     percentile) or comma-separated tensions per 16-column segment, e.g. a steeper
     0.05,0.18,0.31,0.44,0.56,0.69,0.82,0.95; the flat request stays "flat" """
+    ppo_best_of: int = 0
+    """draws per request from each trained policy for the ``ppo_best_of_N`` set (0: no such set)"""
+    select: str = "recipe"
+    """what best-of-n keeps per request: "recipe" (the curve's whole recipe) or "curve" (its tension
+    term alone)"""
     plays: int = 1
     """1: the A* agent plays every level; 0: only add the style judges (human-likeness AUC, element
     profile) and the calibration CV to an existing ``out`` JSON written by the same settings"""
@@ -125,6 +135,35 @@ def curve_recipe(curve: str, cfg: Config):
     return parse_recipe(d, f"<engagement {curve}>")
 
 
+def selection_recipe(curve: str, cfg: Config):
+    """The recipe whose score best-of-n maximises: the curve's whole recipe, or its tension term alone."""
+    recipe = curve_recipe(curve, cfg)
+    if cfg.select == "curve":
+        recipe.rewards = {"engagement": recipe.rewards["engagement"]}
+    return recipe
+
+
+def judged_sets(cfg: Config) -> list[str]:
+    """``--judge``'s set names as they are keyed (``best_of`` -> ``best_of_<candidates>``); a bad
+    name exits with one ``error:`` line (code 2)."""
+    import sys
+
+    names = {"start": "start", "best_of": f"best_of_{cfg.candidates}", "ppo": "ppo"}
+    if cfg.ppo_best_of > 1:
+        names["ppo_best_of"] = f"ppo_best_of_{cfg.ppo_best_of}"
+    picked = [m.strip() for m in cfg.judge.split(",") if m.strip()]
+    bad = [m for m in picked if m not in names]
+    if bad or cfg.select not in ("recipe", "curve"):
+        what = f"--judge {cfg.judge!r}" if bad else f"--select {cfg.select!r}"
+        print(
+            f"error: {what}: --judge takes a comma-separated subset of {', '.join(names)} "
+            "(ppo_best_of needs --ppo_best_of N > 1); --select takes recipe or curve",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+    return [names[m] for m in picked]
+
+
 def separation(sets: dict, candidates: int, draws: int = 4000, seed: int = 0) -> dict:
     """Per method and lost-play reading: share of requests whose rising level's effort slope
     exceeds its flat level's, ties, mean slopes, and 95% bootstrap CIs over requests (paired) of
@@ -133,7 +172,7 @@ def separation(sets: dict, candidates: int, draws: int = 4000, seed: int = 0) ->
 
     out = {}
     rng = np.random.default_rng(seed)
-    for method in [m for m in ("start", f"best_of_{candidates}", "ppo") if f"{m}_rising" in sets]:
+    for method in [k.removesuffix("_rising") for k in sets if k.endswith("_rising")]:
         for lost in LOST_READINGS:
             r = np.array(sets[f"{method}_rising"][lost]["slopes"])
             f = np.array(sets[f"{method}_flat"][lost]["slopes"])
@@ -166,12 +205,17 @@ def make_sets(cfg: Config, curves: tuple[str, ...]) -> tuple[dict[str, list], di
     sets: dict[str, list] = {"start_rising": draws[0][0], "start_flat": draws[1][0]}
     picks: dict[str, np.ndarray] = {}
     for curve in curves:
-        recipe = curve_recipe(curve, cfg)
-        select = [recipe_scores(lambda recipe=recipe: build_reward_set(recipe), d[0], targets) for d in draws]
-        sets[f"best_of_{cfg.candidates}_{curve}"], picks[curve] = best_of_n([d[0] for d in draws], select)
+        recipe, chooser = curve_recipe(curve, cfg), selection_recipe(curve, cfg)
+        score = lambda levels, chooser=chooser: recipe_scores(lambda: build_reward_set(chooser), levels, targets)  # noqa: E731
+        sets[f"best_of_{cfg.candidates}_{curve}"], picks[curve] = best_of_n([d[0] for d in draws], [score(d[0]) for d in draws])
         asm, model = restore(Path(cfg.runs) / curve, asm=assemble(recipe))
         sets[f"ppo_{curve}"], t = sample_levels(model, asm, cfg.n, env_seed, env_seed)
         assert t == targets, "the policy answered different requests"
+        if cfg.ppo_best_of > 1:  # draw 0 is the ppo set's own; the others sample the policy at other seeds
+            more = [sample_levels(model, asm, cfg.n, env_seed, env_seed + 200 + k) for k in range(1, cfg.ppo_best_of)]
+            assert all(t == targets for _, t in more), "the policy answered different requests"
+            own = [sets[f"ppo_{curve}"]] + [levels for levels, _ in more]
+            sets[f"ppo_best_of_{cfg.ppo_best_of}_{curve}"], _ = best_of_n(own, [score(x) for x in own])
     return sets, picks
 
 
@@ -224,6 +268,7 @@ def main(cfg: Config) -> dict:
 
     t0, load0 = time.perf_counter(), os.getloadavg()[0]
     rising_curve(cfg.rising)  # a bad value stops here, before any training
+    judged = judged_sets(cfg)
     curves = ("rising", "flat")
     train_s = {}
     if cfg.train:
@@ -250,7 +295,6 @@ def main(cfg: Config) -> dict:
         Path(cfg.out).write_text(json.dumps(result, indent=2))
         print(json.dumps({k: v["style"] for k, v in result["sets"].items()}, indent=1))
         return result
-    judged = [m.strip().replace("best_of", f"best_of_{cfg.candidates}") for m in cfg.judge.split(",")]
     sets = {k: v for k, v in sets.items() if k.rsplit("_", 1)[0] in judged}
     order = [(k, i) for i in range(cfg.n) for k in sets]
     print(f"A* plays of {len(order)} levels (sets interleaved) ...", flush=True)

@@ -87,6 +87,25 @@ def test_astar_judge_skips_without_java(monkeypatch):
     assert "java not found" in out["astar"]["skipped"]
 
 
+def test_astar_judge_plays_only_the_first_astar_levels(monkeypatch):
+    from types import SimpleNamespace
+
+    import rlcreate.levels.astar as astar
+
+    played = []
+
+    def fake_run_astar(levels, runs=2, workers=2):
+        played.append(len(levels))
+        result = SimpleNamespace(jumps=3)
+        return [SimpleNamespace(win_rate=1.0, mean_completion=1.0, results=[result]) for _ in levels]
+
+    monkeypatch.setattr(astar, "java_available", lambda java=None: True)
+    monkeypatch.setattr(astar, "run_astar", fake_run_astar)
+    assert run_judges([FLAT] * 5, ["astar"], astar_levels=2)["astar"]["levels"] == 2
+    assert run_judges([FLAT] * 5, ["astar"])["astar"]["levels"] == 5
+    assert played == [2, 5]
+
+
 # ---- audit ----------------------------------------------------------------------------------
 
 def test_audit_flags_on_synthetic_series():

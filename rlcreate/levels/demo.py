@@ -299,6 +299,7 @@ def run_demo(
             out,
             judges=[j for j in (recipe.judges or []) if astar_levels or j != "astar"],
             astar_runs=astar_runs,
+            astar_levels=astar_levels or None,  # the table's first steered levels: their plays are cached
             audit_levels=8,
             audit_modes=("stochastic",),
         )  # sampled policy

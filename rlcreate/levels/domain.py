@@ -23,7 +23,14 @@ class LevelsDomain(Domain):
     vector_envs = BUILTIN["levels"].vector_envs
     reward_modules = BUILTIN["levels"].reward_modules
     cli_options = {
-        "eval": (CliOption(("--astar-runs",), "A* plays per level (default 2)", int_arg(1, 100)),),
+        "eval": (
+            CliOption(("--astar-runs",), "A* plays per level (default 2)", int_arg(1, 100)),
+            CliOption(
+                ("--astar-levels",),
+                "the A* agent plays only the first N judged levels (default all)",
+                int_arg(1, 100000),
+            ),
+        ),
         "baseline": (
             CliOption(
                 ("--descriptors",),

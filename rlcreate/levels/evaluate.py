@@ -73,11 +73,18 @@ def level_flags(levels: Sequence[np.ndarray], judged: dict | None = None) -> dic
 
 
 def evaluate_level_run(
-    run: Path, asm: Any, n: int | None = None, judges: Sequence[str] | None = None, astar_runs: int = 2, **_: Any
+    run: Path,
+    asm: Any,
+    n: int | None = None,
+    judges: Sequence[str] | None = None,
+    astar_runs: int = 2,
+    astar_levels: int | None = None,
+    **_: Any,
 ) -> dict:
     """Judge a level run: a run with a final policy is rolled out for ``n`` fresh levels (default the
     recipe's ``trainer.samples``; written to ``RUN/eval_samples/``), which also gives their composite
-    returns; otherwise the levels in ``RUN/samples/`` are judged (a baseline stored their returns)."""
+    returns; otherwise the levels in ``RUN/samples/`` are judged (a baseline stored their returns).
+    The A* agent plays the first ``astar_levels`` of them (default all)."""
     from rlcreate.levels.judges import DEFAULT_JUDGES, check_judges, run_judges
     from rlcreate.levels.qd import qd_summary
     from rlcreate.levels.samples import write_levels
@@ -120,7 +127,7 @@ def evaluate_level_run(
         "run": run.name,
         "source": source,
         "n_levels": len(levels),
-        "judges": run_judges(levels, names, astar_runs=astar_runs),
+        "judges": run_judges(levels, names, astar_runs=astar_runs, astar_levels=astar_levels),
     }
     if returns is not None:
         result["composite"] = composite(returns)

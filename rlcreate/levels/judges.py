@@ -82,7 +82,9 @@ def _windows16(levels: Sequence[np.ndarray]) -> np.ndarray:
     return np.stack(out)
 
 
-def judge_astar(levels, astar_runs: int = 2, workers: int = 2, **_) -> dict:
+def judge_astar(levels, astar_runs: int = 2, workers: int = 2, astar_levels: int | None = None, **_) -> dict:
+    """The A* agent's plays of the first ``astar_levels`` levels (all when None): plays dominate a
+    judgement's time, and the demo's eval needs only the ones its table already played."""
     from rlcreate.levels.astar import java_available, run_astar
 
     if not java_available():
@@ -90,8 +92,10 @@ def judge_astar(levels, astar_runs: int = 2, workers: int = 2, **_) -> dict:
             "skipped": "java not found: install a Java 17 runtime (apt-get install openjdk-17-jdk-headless) "
             "to judge playability with the A* agent"
         }
-    summaries = run_astar(list(levels), runs=astar_runs, workers=workers)
+    played = list(levels)[:astar_levels] if astar_levels else list(levels)
+    summaries = run_astar(played, runs=astar_runs, workers=workers)
     return {
+        "levels": len(played),
         "win_rate": float(np.mean([s.win_rate for s in summaries])),
         "beaten": float(np.mean([s.win_rate >= 0.5 for s in summaries])),
         "completion": float(np.mean([s.mean_completion for s in summaries])),
@@ -196,11 +200,16 @@ def check_judges(names: Sequence[str]) -> list[str]:
 
 
 def run_judges(
-    levels: Sequence[np.ndarray], names: Sequence[str] = DEFAULT_JUDGES, astar_runs: int = 2, workers: int = 2
+    levels: Sequence[np.ndarray],
+    names: Sequence[str] = DEFAULT_JUDGES,
+    astar_runs: int = 2,
+    workers: int = 2,
+    astar_levels: int | None = None,
 ) -> dict[str, dict]:
-    """Compute the named judges on level grids ``(14, W)``; ``{judge: {measure: value}}``."""
+    """Compute the named judges on level grids ``(14, W)``; ``{judge: {measure: value}}``. The A*
+    agent plays the first ``astar_levels`` (default all)."""
     names = check_judges(names)
     levels = [np.asarray(g) for g in levels]
     if not levels:
         raise ValueError("no levels to judge; generate some first (rlcreate eval RUN --n 16)")
-    return {n: JUDGES[n](levels, astar_runs=astar_runs, workers=workers) for n in names}
+    return {n: JUDGES[n](levels, astar_runs=astar_runs, workers=workers, astar_levels=astar_levels) for n in names}
