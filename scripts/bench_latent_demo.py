@@ -45,6 +45,9 @@ class Config:
     """Levels per set for the objective and PPO's share (0: the demo's default)."""
     astar_levels: int = -1
     """Levels per set the A* agent plays (-1: the demo's default)."""
+    parallel: int = 1
+    """1: as the demo runs (its start's side in a second process during training: its calls are not
+    timed here, the wait for it is ``start_side_wait``); 0: everything in this process, timed."""
     work: str = "runs/bench_latent_demo"
     """Folder for the demo runs (one sub-folder per budget, replaced)."""
     out: str = "benchmarks/latent_demo_budget.json"
@@ -54,7 +57,7 @@ class Config:
 #: (module, attribute) -> phase: the calls run_demo makes, timed where they are looked up
 PHASES = {
     ("rlcreate.train.runner", "train_run"): "train",
-    ("rlcreate.levels.demo", "_calibrate"): "calibrate",
+    ("rlcreate.levels.calibrate", "calibrate_element_bias"): "calibrate",
     ("rlcreate.levels.share", "sample_levels"): "sample_policy_sets",
     ("rlcreate.levels.share", "recipe_scores"): "objective",
     ("rlcreate.levels.demo", "greedy_levels"): "sample_greedy",
@@ -167,9 +170,12 @@ def main(cfg: Config) -> dict:
             n_levels=cfg.n_levels,
             objective_levels=cfg.objective_levels or None,
             astar_levels=None if cfg.astar_levels < 0 else cfg.astar_levels,
+            parallel=bool(cfg.parallel),
         )
         wall = time.perf_counter() - t0
         seconds = dict(SECONDS)
+        if cfg.parallel:
+            seconds["start_side_wait"] = summary["start_side_wait_seconds"]
         stop.set()
         sampler.join()
         seconds["judges_without_astar"] = seconds.get("judges_total", 0.0) - seconds.get("astar", 0.0)

@@ -321,9 +321,9 @@ def test_latent_rule_agreement_smoke(tmp_path):
 @pytest.mark.slow
 def test_bench_latent_demo_smoke(tmp_path):
     """The demo-budget bench: the latent demo's own code, its phases timed (they add up to the wall
-    time), the load sampled, the demo's summary kept."""
+    time; with --parallel 0 the start's side too), the load sampled, the demo's summary kept."""
     _run([sys.executable, "scripts/bench_latent_demo.py", "--steps", "64", "--n-levels", "16", "--objective-levels",
-          "32", "--astar-levels", "0", "--work", str(tmp_path / "w"), "--out", str(tmp_path / "b.json")])
+          "32", "--astar-levels", "0", "--parallel", "0", "--work", str(tmp_path / "w"), "--out", str(tmp_path / "b.json")])
     run = json.loads((tmp_path / "b.json").read_text())["runs"]["64"]
     phases = run["phase_seconds"]
     assert {"train", "sample_policy_sets", "sample_greedy", "objective", "sample_generator", "judges_total"} <= set(phases)

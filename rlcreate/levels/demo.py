@@ -5,6 +5,9 @@
    ``--resume``): the ``lm_prior`` policy starts at the column LM plus a control prior and a
    KL-to-reference penalty keeps it near it, while value terms (element profile, human-typical LM
    likelihood), playability, control targets and batch diversity steer it.
+   The untrained start's side (its calibration, draws, best-of-n, the generator's own samples and
+   their A* plays: nothing of it depends on training) runs meanwhile in a second process on the
+   core that single-threaded training leaves idle (:func:`start_side`; the same numbers).
 2. Calibrate the pipe, ?-block and coin rates of the policy, and of its untrained start, to the human
    training windows' on selection requests (:mod:`rlcreate.levels.calibrate`: the env's
    ``element_bias`` offsets; the policy's offsets are written into the run's ``config.yaml``, so
@@ -23,6 +26,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import time
 from importlib import resources
 from pathlib import Path
@@ -133,6 +137,7 @@ def run_demo(
     calibration_levels: int = 192,
     recipe_path: str | Path | None = None,
     objective_levels: int | None = None,
+    parallel: bool = True,
 ) -> dict:
     """Train, sample and compare (see the module docstring). ``out`` is an ordinary run folder
     (config.yaml, tb/, checkpoints/, model/, samples/, metrics.json with the audit) plus
@@ -146,7 +151,9 @@ def run_demo(
     ``calibrate``: fit the element-rate offsets of the policy and of its start after training (default
     on for the token path; the latent path has no such offsets) on ``calibration_levels`` selection
     requests per round. ``recipe_path``: another recipe of the generator's env (a path or a
-    shipped recipe name; default :data:`DEMO_RECIPES`). ``objective_levels``: levels per set for the recipe's objective, PPO's
+    shipped recipe name; default :data:`DEMO_RECIPES`). ``parallel``: the untrained start's side
+    (:func:`start_side`) in a second process during training (False: in this one, after it; the
+    same numbers). ``objective_levels``: levels per set for the recipe's objective, PPO's
     share and the control error (default ``n_levels``; the judges take each set's first
     ``n_levels``). With an env that observes candidates and their term changes, a ``greedy`` set
     (:meth:`~rlcreate.envs.latent_level.LatentLevelCore.greedy_action`, the hand-built rule on the
@@ -154,10 +161,10 @@ def run_demo(
     (default 8) and ``evaluate`` (default on) left at None take the generator's :data:`DEMO_DEFAULTS`
     first."""
     from rlcreate.assemble import assemble
+    from rlcreate.levels.calibrate import calibrate_element_bias, write_calibration
     from rlcreate.levels.corpus import dev_windows
-    from rlcreate.levels.generators.column_lm import ColumnLM
     from rlcreate.levels.quality import quality_table
-    from rlcreate.levels.share import best_of_n, recipe_scores, sample_levels, untrained_policy
+    from rlcreate.levels.share import recipe_scores, sample_levels
     from rlcreate.recipe import build_reward_set
     from rlcreate.train.runner import restore, train_run
 
@@ -197,56 +204,59 @@ def run_demo(
         f"({recipe.trainer['n_envs']} levels in parallel; checkpoints in {out}/checkpoints) ..."
     )
     asm = assemble(recipe)
-    t0 = time.perf_counter()
-    train_run(recipe, out, progress_bar=progress_bar, asm=asm, resume=resume, overwrite=overwrite)
-    train_s = time.perf_counter() - t0
-    asm, model = restore(out, asm=asm)
-    print(f"      {model.num_timesteps} env steps; {train_s:.0f} s")
-
-    start_asm, calibration = asm, {}  # type: tuple[Any, dict]
-    t0 = time.perf_counter()
-    if calibrate:
-        print("[2/5] calibrating the pipe, ?-block and coin rates of the policy and of its start (selection requests);")
-        calibration, asm, start_asm = _calibrate(out, model, recipe, calibration_levels)
-        asm.domain.finish_training(model, asm, out)  # samples/ again, from the calibrated sampler
-    calibrate_s = time.perf_counter() - t0
     env_seed = recipe.seed + 1  # every policy set answers the same requests (targets) row by row
+    # the untrained start's side (its calibration, draws and best-of-n, the generator's own samples,
+    # their A* plays) does not depend on training: a second process does it on the core that
+    # single-threaded training leaves idle, with the same seeds and thread count (the same numbers)
+    side_args = (recipe, n_obj, n_levels, best_of, env_seed, calibrate, calibration_levels)
+    side_args += (astar_levels, astar_runs, latent, torch_threads())
+    pool = multiprocessing.get_context("spawn").Pool(1) if parallel else None
+    side_job = pool.apply_async(start_side, side_args) if pool else None
+    try:
+        t0 = time.perf_counter()
+        train_run(recipe, out, progress_bar=progress_bar, asm=asm, resume=resume, overwrite=overwrite)
+        train_s = time.perf_counter() - t0
+        asm, model = restore(out, asm=asm)
+        print(f"      {model.num_timesteps} env steps; {train_s:.0f} s")
+
+        calibration: dict = {}
+        t0 = time.perf_counter()
+        if calibrate:
+            print("[2/5] calibrating the pipe, ?-block and coin rates of the policy (its start's: in parallel);")
+            steered_fit = calibrate_element_bias(model, recipe, levels=calibration_levels)
+        calibrate_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        side = side_job.get() if side_job else start_side(*side_args)
+        wait_s = time.perf_counter() - t0
+    finally:
+        if pool:
+            pool.terminate()  # done, or training failed: nothing of it is needed then
+    if calibrate:
+        calibration = {"steered": steered_fit, "untrained_start": side["fit"]}
+        asm = assemble(write_calibration(out, recipe, calibration, recipe.env.kwargs.get("element_bias")))
+        asm.domain.finish_training(model, asm, out)  # samples/ again, from the calibrated sampler
     print(
-        f"{'     ' if calibrate else '[2/5]'} sampling {n_obj} levels from the policy and from its untrained start ..."
+        f"{'     ' if calibrate else '[2/5]'} sampling {n_obj} levels from the policy "
+        f"(its start's {max(best_of, 1)} x {n_obj}: done in parallel) ..."
     )
     steered, targets = sample_levels(model, asm, n_obj, env_seed, env_seed, deterministic=latent)
     np.save(out / "levels.npy", np.stack(steered[:n_levels]))
-    start_model = untrained_policy(start_asm)
-    # a latent policy acting by its mean writes the same levels for the same requests (the env's seed
-    # fixes the prior draws z0 too), so its further draws sample the start's residuals (N(0, std^2))
-    draws = [
-        sample_levels(start_model, start_asm, n_obj, env_seed, env_seed + 100 + k, deterministic=latent and k == 0)
-        for k in range(max(best_of, 1))
-    ]
-    if any(t != targets for _, t in draws):
+    if side["targets"] != targets:
         raise RuntimeError("the untrained start answered other requests than the policy (env seeding changed)")
-    start = draws[0][0]
     score = lambda levels: recipe_scores(lambda: build_reward_set(recipe), levels, targets)  # noqa: E731
-    sets = {"steered": steered, "untrained_start": start}
-    scores = {"steered": score(steered), "untrained_start": score(start)}
-    if best_of > 1:
-        cand_scores = [scores["untrained_start"]] + [score(d[0]) for d in draws[1:]]
-        sets[f"best_of_{best_of}"], _ = best_of_n([d[0] for d in draws], cand_scores)
-        scores[f"best_of_{best_of}"] = score(sets[f"best_of_{best_of}"])
+    sets = {"steered": steered, **side["sets"]}
+    scores = {"steered": score(steered), **side["scores"]}
     core: Any = asm.make_env(1, 0, "eval").core if latent else None
     if latent and hasattr(core, "cand_terms") and core.n_cand and core.cand_terms.terms:  # the rule reads term changes
         sets["greedy"], greedy_targets = greedy_levels(asm, n_obj, env_seed)
         if greedy_targets != targets:
             raise RuntimeError("the greedy picker answered other requests than the policy (env seeding changed)")
         scores["greedy"] = score(sets["greedy"])
+    scores["generator"] = side["generator_scores"]
 
     print("[3/5] the generator's own samples (no RL) and held-out human (DEV) levels ...")
     width = steered[0].shape[1]
-    if latent:  # the latent generator's own samples: uniform latents, segments chained by context
-        own = list(core.gen.sample_levels(n_obj, width // 16, seed=recipe.seed + 2))
-    else:
-        own = list(ColumnLM.load().generate(width, batch=n_obj, seed=recipe.seed + 2))
-    scores["generator"] = score(own)
+    own = side["generator"]
     human = list(dev_windows(width, stride=width))  # held-out human levels; TEST is the judge's human side
     print(f"[4/5] judges{' and the A* agent' if astar_levels else ''} ...")
     table = quality_table(
@@ -263,6 +273,8 @@ def run_demo(
         "seed": recipe.seed,
         "train_seconds": round(train_s, 1),
         "calibrate_seconds": round(calibrate_s, 1),
+        "start_side_seconds": side["seconds"],
+        "start_side_wait_seconds": round(wait_s, 1),
         "n_levels": n_levels,
         **({"objective_levels": n_obj} if n_obj != n_levels else {}),
         "width": int(width),
@@ -320,22 +332,82 @@ def greedy_levels(asm: Any, n: int, env_seed: int) -> tuple[list[np.ndarray], li
     return [e["level"] for e in eps], [e.get("targets", {}) for e in eps]
 
 
-def _calibrate(out: Path, model: Any, trained: Any, levels: int) -> tuple[dict, Any, Any]:
-    """Fit the element-rate offsets of the trained policy and of its untrained start (each its own:
-    the share compares policies, not offsets) and write the policy's into the run's config.yaml
-    (``calibration.json`` keeps the fits and the offsets it trained with); returns the fits and the
-    two calibrated assemblies."""
-    from rlcreate.assemble import assemble
-    from rlcreate.levels.calibrate import calibrate_element_bias, with_element_bias, write_calibration
-    from rlcreate.levels.share import untrained_policy
+def torch_threads() -> int:
+    import torch
 
-    fits = {
-        "steered": calibrate_element_bias(model, trained, levels=levels),
-        "untrained_start": calibrate_element_bias(untrained_policy, trained, levels=levels),
+    return torch.get_num_threads()
+
+
+def start_side(
+    recipe: Any,
+    n_obj: int,
+    n_levels: int,
+    best_of: int,
+    env_seed: int,
+    calibrate: bool,
+    calibration_levels: int,
+    astar_levels: int,
+    astar_runs: int,
+    latent: bool,
+    threads: int,
+) -> dict:
+    """What the demo's table needs that does not depend on training: the untrained start's rate
+    calibration (``fit``, None without ``calibrate``), its ``max(best_of, 1)`` draws answering the
+    requests of ``env_seed`` and best-of-n from them (``sets``, ``scores``, ``targets``), the
+    generator's own samples (``generator``, ``generator_scores``); with ``astar_levels`` the A*
+    agent's plays of the first levels of those sets and of the held-out human levels, which it
+    leaves in the A* cache for the table's interleaved run. :func:`run_demo` runs it in a second
+    process during training; ``threads``: the torch threads of the first (the same numbers)."""
+    import torch
+    import transformers
+
+    from rlcreate.assemble import assemble
+    from rlcreate.levels.calibrate import calibrate_element_bias, with_element_bias
+    from rlcreate.levels.corpus import dev_windows
+    from rlcreate.levels.generators.column_lm import ColumnLM
+    from rlcreate.levels.quality import astar_interleaved
+    from rlcreate.levels.share import best_of_n, recipe_scores, sample_levels, untrained_policy
+    from rlcreate.recipe import build_reward_set
+
+    t0 = time.perf_counter()
+    torch.set_num_threads(threads)
+    transformers.utils.logging.disable_progress_bar()  # the training's progress bar owns the terminal
+    fit = calibrate_element_bias(untrained_policy, recipe, levels=calibration_levels) if calibrate else None
+    asm = assemble(with_element_bias(recipe, fit["element_bias"]) if fit else recipe)
+    start = untrained_policy(asm)
+    # a latent policy acting by its mean writes the same levels for the same requests (the env's seed
+    # fixes the prior draws z0 too), so its further draws sample the start's residuals (N(0, std^2))
+    draws = [
+        sample_levels(start, asm, n_obj, env_seed, env_seed + 100 + k, deterministic=latent and k == 0)
+        for k in range(max(best_of, 1))
+    ]
+    targets = draws[0][1]
+    if any(t != targets for _, t in draws):
+        raise RuntimeError("the untrained start's draws answered other requests (env seeding changed)")
+    score = lambda levels: recipe_scores(lambda: build_reward_set(recipe), levels, targets)  # noqa: E731
+    sets = {"untrained_start": draws[0][0]}
+    scores = {"untrained_start": score(draws[0][0])}
+    if best_of > 1:
+        cand_scores = [scores["untrained_start"]] + [score(d[0]) for d in draws[1:]]
+        sets[f"best_of_{best_of}"], _ = best_of_n([d[0] for d in draws], cand_scores)
+        scores[f"best_of_{best_of}"] = score(sets[f"best_of_{best_of}"])
+    width = draws[0][0][0].shape[1]
+    if latent:  # the latent generator's own samples: uniform latents, segments chained by context
+        own = list(asm.make_env(1, 0, "eval").core.gen.sample_levels(n_obj, width // 16, seed=recipe.seed + 2))
+    else:
+        own = list(ColumnLM.load().generate(width, batch=n_obj, seed=recipe.seed + 2))
+    if astar_levels > 0:  # one worker: the other core trains
+        groups = {k: v[:n_levels] for k, v in {**sets, "generator": own}.items()}
+        astar_interleaved({**groups, "human_dev": list(dev_windows(width, stride=width))}, astar_levels, astar_runs, 1)
+    return {
+        "fit": fit,
+        "sets": sets,
+        "scores": scores,
+        "targets": targets,
+        "generator": own,
+        "generator_scores": score(own),
+        "seconds": round(time.perf_counter() - t0, 1),
     }
-    steered = write_calibration(out, trained, fits, trained.env.kwargs.get("element_bias"))
-    start = with_element_bias(trained, fits["untrained_start"]["element_bias"])
-    return fits, assemble(steered), assemble(start)
 
 
 def _summary(scores: np.ndarray) -> dict:
