@@ -567,8 +567,8 @@ class ColumnLMLatent:
     def _draw_sorted(p: np.ndarray, u: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
         """What ``_draw(*_distribution(...), u, rows)`` draws with ``order = "probability"``, for
         the distributions ``p`` of :meth:`_probabilities`, without sorting column indices: the
-        probabilities are sorted as values (a value sort is ~3x faster than an index sort here) and
-        each drawn value is mapped back to its column. The cumulative probabilities are the same
+        probabilities are sorted as values (faster than an index sort here, and no gather or tie
+        check after it) and each drawn value is mapped back to its column. The cumulative probabilities are the same
         bits (the same values added in the same order: equal values are interchangeable in a
         sum); among equal probabilities the stable sort puts the lower column first, so a draw
         that lands inside a run of ties takes the matching column in column order. The drawn
