@@ -24,7 +24,10 @@ Rows per run (a MarioLatent-v1 run folder trained with ``candidates: K``):
   ``mario_latent_candidates_terms.yaml`` and each run's recipe configure it, vs the bare
   generator's batched chained sampling, in one run (``speed_rounds`` interleaved rounds; with
   ``reference``, also the generator's reference decode, every candidate decoded on its own, in the
-  same rounds). With no ``--run``: the speed rows only.
+  same rounds). With no ``--run``: the speed rows only. Per row also where the time goes
+  (``split``: ms per step inside the generator's decode, inside its LM's forward passes, inside the
+  env's observation, and the rest) and two ceilings: the ratio if the env did nothing but its
+  decodes (``ratio_*_decode_only``) or nothing but their LM forward passes (``ratio_*_lm_only``).
 
     OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_latent_candidates.py --run runs/terms_s0,runs/terms_s1 \\
         --out benchmarks/latent_candidates_terms.json
@@ -121,6 +124,32 @@ def switch_share(model, asm, n: int, seed: int) -> float:
     return float((np.concatenate(seen).max(axis=1) >= 0.5).mean())
 
 
+class Split:
+    """Wall time spent inside some methods while a loop runs (instance attributes wrap them, and
+    are removed again afterwards: the class's methods come back). Nested methods count in both."""
+
+    def __init__(self, targets: dict):
+        self.targets, self.spent = targets, dict.fromkeys(targets, 0.0)
+
+    def _wrap(self, key: str, fn):
+        def timed(*a, **kw):
+            t0 = time.perf_counter()
+            try:
+                return fn(*a, **kw)
+            finally:
+                self.spent[key] += time.perf_counter() - t0
+        return timed
+
+    def __enter__(self):
+        for key, (obj, name) in self.targets.items():
+            setattr(obj, name, self._wrap(key, getattr(obj, name)))
+        return self
+
+    def __exit__(self, *exc):
+        for obj, name in self.targets.values():
+            delattr(obj, name)
+
+
 def speed(cfg: Config, recipes: dict) -> dict:
     """Steps/s of each recipe's env (its reward set, random picks for candidate envs) vs the bare
     generator writing the same chained segments, one thread, one run: ``speed_rounds`` interleaved
@@ -135,13 +164,28 @@ def speed(cfg: Config, recipes: dict) -> dict:
     envs = {name: assemble(r).make_env(n, cfg.seed, "eval") for name, r in recipes.items()}
     gen = next(iter(envs.values())).core.gen
 
-    def timed(fn):
+    split: dict = {}  # per loop: seconds inside decode / LM forward passes / observe, and calls
+
+    def timed(fn, key):
         fn()
+        targets = {}
+        core = envs[key].core if key in envs else None
+        g = core.gen if core is not None else gen if key == "bare_generator" else None
+        if g is not None and hasattr(g, "lm"):  # the column LM decoding noise
+            targets = {"decode": (g, "decode"), "lm_start": (g.lm, "start"), "lm_step": (g.lm, "step")}
+            if core is not None:
+                targets["observe"] = (core, "observe")
         k, t0 = 0, time.perf_counter()
-        while time.perf_counter() - t0 < cfg.speed_seconds:
-            fn()
-            k += 1
-        return k * n / (time.perf_counter() - t0)
+        with Split(targets) as sp:
+            while time.perf_counter() - t0 < cfg.speed_seconds:
+                fn()
+                k += 1
+        wall = time.perf_counter() - t0
+        acc = split.setdefault(key, {"wall": 0.0, "calls": 0} | dict.fromkeys(targets, 0.0))
+        acc["wall"], acc["calls"] = acc["wall"] + wall, acc["calls"] + k
+        for name, v in sp.spent.items():
+            acc[name] += v
+        return k * n / wall
 
     w, n_seg = gen.segment_width, next(iter(envs.values())).core.n_segments
     state = {"level": np.zeros((n, gen.height, n_seg * w), np.int8), "t": 0}
@@ -182,7 +226,7 @@ def speed(cfg: Config, recipes: dict) -> dict:
     rates: dict[str, list] = {k: [] for k in loops}
     for _ in range(max(1, cfg.speed_rounds)):
         for key, fn in loops.items():
-            rates[key].append(timed(fn))
+            rates[key].append(timed(fn, key))
     out: dict = {"rounds": rates, "shared_decode": shares}
     for key, r in rates.items():
         out[f"{key}_steps_per_s" if key in envs or key.removesuffix("_reference") in envs
@@ -196,6 +240,21 @@ def speed(cfg: Config, recipes: dict) -> dict:
         elif key.endswith("_reference") and key != "bare_generator_reference":
             # the reference decode against the bare generator's reference decode (the pre-sharing ratio)
             out[f"ratio_{key}"] = out[f"{key}_steps_per_s"] / out["bare_generator_reference_segments_per_s"]
+    # where the time goes (ms per env step / bare call, over all rounds); the ceilings: the ratio if
+    # the env spent nothing outside its decodes, or outside their LM forward passes
+    out["split_ms_per_step"] = {}
+    for key, acc in split.items():
+        if "decode" not in acc or not acc["calls"]:
+            continue
+        ms = {k: 1000 * v / acc["calls"] for k, v in acc.items() if k != "calls"}
+        ms["lm"] = ms.pop("lm_start") + ms.pop("lm_step")
+        ms["rest"] = ms["wall"] - ms["decode"] - ms.get("observe", 0.0)
+        out["split_ms_per_step"][key] = ms
+    bare_ms = out["split_ms_per_step"].get("bare_generator", {}).get("wall")
+    for key, ms in out["split_ms_per_step"].items():
+        if key in envs and bare_ms:
+            out[f"ratio_{key}_decode_only"] = bare_ms / ms["decode"]
+            out[f"ratio_{key}_lm_only"] = bare_ms / ms["lm"]
     out.update(n_envs=n, seconds_per_loop=cfg.speed_seconds)
     return out
 

@@ -1,7 +1,8 @@
 """The MarioLatent-v1 speed paths change no result: the column LM decoding uniform noise writes the
 same segments when rows that share a prompt are decoded as one group (prompt encoded once, common
-prefix stepped once, a preallocated KV cache, quicksort with a stable fallback on ties) as when
-every row is decoded on its own (``shared_decode = False``: the decode before those changes); the
+prefix stepped once, a preallocated KV cache, probabilities sorted as values and each draw mapped
+back to its column in the stable order) as when every row is decoded on its own
+(``shared_decode = False``: the decode before those changes); the
 candidates env writes the same candidates, levels, observations and rewards either way; the
 whole-stack element profile counts what ``element_counts`` counts level by level."""
 
@@ -67,27 +68,36 @@ def test_shared_decode_writes_the_same_segments_as_decoding_every_row(gen):
     assert any(len({c.tobytes() for c in lv}) < k for lv in first)
 
 
-def test_ties_in_the_distribution_keep_the_stable_order(gen):
-    """Quicksort may order equal probabilities differently; rows with a tie above 0 are sorted
-    again stably, so the order and cumulative probabilities are the reference's (zeros are never
-    drawn)."""
+def test_value_sorted_draw_draws_what_the_stable_index_sort_draws(gen):
+    """The shared decode sorts probabilities as values and maps each drawn value back to its
+    column (``_draw_sorted``); the reference sorts column indices stably (``_distribution``). Same
+    column for every quantile, ties (equal probabilities, drawn inside their run) included, with
+    the env's offsets, control, structure rule and cap; the reference's cumulative probabilities
+    are the same bits as before (a stable sort of the same values)."""
     rng = np.random.default_rng(3)
-    logits = rng.normal(size=(6, gen.lm.vocab_size)).astype(np.float32)
+    v = gen.lm.vocab_size
+    logits = rng.normal(size=(8, v)).astype(np.float32)
     logits[:, : gen.n_special] = -np.inf
     logits[0, 10:40] = 1.5  # a run of equal logits
     logits[1, [12, 300, 301]] = logits[1, 11]
-    fast = gen._distribution(logits, None, False)
-    gen.shared_decode = False
-    try:
-        ref = gen._distribution(logits, None, False)
-    finally:
-        del gen.shared_decode
-    assert np.array_equal(fast[1], ref[1])  # the same cumulative probabilities, bit for bit
-    drawable = np.diff(np.concatenate([np.zeros((6, 1)), ref[1]], 1), axis=1) > 0
-    assert np.array_equal(fast[0][drawable], ref[0][drawable])  # the same order wherever p > 0
-    rows = np.repeat(np.arange(6), 2001)
-    u = np.tile(np.linspace(0, 1, 2001), 6)
-    assert np.array_equal(gen._draw(*fast, u, rows), gen._draw(*ref, u, rows))
+    logits[2, 5:] = 0.0  # almost all equal
+    logits[3, 200] = 60.0  # one column holds almost everything; the rest ~1e-26 or 0
+    prev = rng.integers(gen.n_special, v, 8)
+    control = rng.uniform(-0.6, 0.6, (8, 2))
+    limit = np.array([[0, 0], [1, 0], [2, 1], [np.inf, np.inf]] * 2, np.float64)
+    rows = np.repeat(np.arange(8), 4001)
+    u = np.tile(np.r_[np.linspace(0, 1, 4000), 1 - 1e-12], 8)
+    for args in [(None, False, None, None), (prev, False, control, limit), (prev, True, control, limit)]:
+        p = gen._probabilities(logits, *args)
+        order, cdf = gen._distribution(logits, *args)
+        ref = gen._draw(order, cdf, u, rows)
+        fast = gen._draw_sorted(p, u, rows)
+        assert np.array_equal(fast, ref), f"{int((fast != ref).sum())} draws differ"
+        assert np.array_equal(np.cumsum(np.sort(p, axis=1)[:, ::-1], axis=1), cdf)  # the same bits
+        drawn = np.unique(np.stack([rows, ref]), axis=1)
+        assert (p[drawn[0], drawn[1]] > 0).all()  # never a column the rule or the cap left out
+    # the runs of ties were drawn inside, at more than one column each
+    assert len(np.unique(fast[rows == 0])) > 20 and len(np.unique(fast[rows == 2])) > 100
 
 
 def candidates_env(tmp_path, n_segments: int = 3):

@@ -273,6 +273,10 @@ def test_bench_latent_candidates_smoke(tmp_path):
     speed = r["speed"]
     assert speed["mario_latent_candidates_decodes_per_step"] == 4 and speed["mario_latent_decodes_per_step"] == 1
     assert speed["ratio_run"] > 0 and speed["ratio_mario_latent"] > 0
+    # where the step's time goes: the LM passes inside the decode, the decode inside the step
+    split = speed["split_ms_per_step"]["mario_latent_candidates_terms"]
+    assert 0 < split["lm"] < split["decode"] < split["wall"] and split["observe"] > 0
+    assert speed["ratio_mario_latent_candidates_terms_lm_only"] > speed["ratio_mario_latent_candidates_terms_decode_only"] > 0
 
 
 def test_latent_rule_start_std_variants_change_only_their_option():

@@ -517,7 +517,26 @@ class ColumnLMLatent:
         limit: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Per row of ``logits``: the columns in inverse-CDF order and their cumulative
-        probabilities (what :meth:`_draw` reads a quantile from)."""
+        probabilities (what :meth:`_draw` reads a quantile from); with ``order = "probability"``
+        the most likely column first, equal probabilities in column order (a stable sort)."""
+        p = self._probabilities(logits, prev, last, control, limit)
+        if self._order is not None:
+            order = np.broadcast_to(self._order, p.shape)
+        else:
+            order = np.argsort(-p, axis=1, kind="stable")
+        ranked = np.take_along_axis(p, order, axis=1)
+        return order, np.cumsum(ranked, axis=1)
+
+    def _probabilities(
+        self,
+        logits: np.ndarray,
+        prev: np.ndarray | None,
+        last: bool,
+        control: np.ndarray | None = None,
+        limit: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """(b, V) float64: each row's next-column distribution (offsets, control shifts, the
+        structure rule and the cap applied to the LM's logits, then a softmax)."""
         # in place where it changes nothing: each element gets the same additions in the same order
         logits = logits.astype(np.float64)
         if self._offset is not None:
@@ -542,22 +561,32 @@ class ColumnLMLatent:
             np.copyto(logits, -np.inf, where=over & ok[:, None])
         p = np.exp(logits - logits.max(axis=1, keepdims=True))
         p /= p.sum(axis=1, keepdims=True)
-        if self._order is not None:
-            order = np.broadcast_to(self._order, p.shape)
-            ranked = np.take_along_axis(p, order, axis=1)
-        elif not self.shared_decode:  # the reference path: a stable sort
-            order = np.argsort(-p, axis=1, kind="stable")
-            ranked = np.take_along_axis(p, order, axis=1)
-        else:  # quicksort (4x faster here) gives the stable order except inside runs of equal
-            # probabilities: rows with a tie above 0 are sorted again stably; zeros are never drawn
-            order = np.argsort(-p, axis=1)
-            ranked = np.take_along_axis(p, order, axis=1)
-            tied = ((ranked[:, 1:] == ranked[:, :-1]) & (ranked[:, 1:] > 0)).any(axis=1)
-            if tied.any():
-                order[tied] = np.argsort(-p[tied], axis=1, kind="stable")
-                ranked[tied] = np.take_along_axis(p[tied], order[tied], axis=1)
+        return p
+
+    @staticmethod
+    def _draw_sorted(p: np.ndarray, u: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """What ``_draw(*_distribution(...), u, rows)`` draws with ``order = "probability"``, for
+        the distributions ``p`` of :meth:`_probabilities`, without sorting column indices: the
+        probabilities are sorted as values (faster than an index sort here, and no gather or tie
+        check after it) and each drawn value is mapped back to its column. The cumulative probabilities are the same
+        bits (the same values added in the same order: equal values are interchangeable in a
+        sum); among equal probabilities the stable sort puts the lower column first, so a draw
+        that lands inside a run of ties takes the matching column in column order. The drawn
+        value is never 0 (a quantile below 1 never lands on a zero-probability entry)."""
+        rows = np.arange(len(u)) if rows is None else rows
+        ranked = np.sort(p, axis=1)[:, ::-1]  # descending values
         cdf = np.cumsum(ranked, axis=1)
-        return order, cdf
+        same = len(rows) == len(cdf) and (rows == np.arange(len(rows))).all()
+        c = cdf if same else cdf[rows]
+        k = np.minimum((c < np.minimum(u, 1 - 1e-9)[:, None] * c[:, -1:]).sum(axis=1), cdf.shape[1] - 1)
+        val = ranked[rows, k]
+        eq = (p if same else p[rows]) == val[:, None]
+        col = eq.argmax(axis=1)  # the first column holding that value
+        tied = np.flatnonzero((k > 0) & (ranked[rows, np.maximum(k - 1, 0)] == val))
+        for i in tied:  # inside a run of equal values: the (k - start of the run)-th such column
+            start = int(np.searchsorted(-ranked[rows[i]], -val[i], side="left"))
+            col[i] = np.flatnonzero(eq[i])[k[i] - start]
+        return col
 
     def _decode_group(
         self,
@@ -594,7 +623,10 @@ class ColumnLMLatent:
         v = self.lm.vocab_size
         for t in range(w):
             last = t == w - 1 and (final or self.close_every_segment)
-            ids[:, t] = self._draw(*self._distribution(logits, prev, last, ctl, left), u[:, t], grp)
+            if self._order is None:  # the most likely column first: a value sort (same draws)
+                ids[:, t] = self._draw_sorted(self._probabilities(logits, prev, last, ctl, left), u[:, t], grp)
+            else:
+                ids[:, t] = self._draw(*self._distribution(logits, prev, last, ctl, left), u[:, t], grp)
             if t + 1 == w:
                 break
             # a group's rows that drew different columns split: the first child keeps the group's
