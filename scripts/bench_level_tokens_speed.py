@@ -68,7 +68,7 @@ class Config:
     """1: instead, alternate the fast paths with their plain references (the code before the speed
     work: torch.topk, the distribution-object policy paths through nn.Modules, masks fancy-indexed,
     variety offers compared tile by tile, offer features from tiles, the reach seam solved again,
-    nan_to_num on every feature window)
+    nan_to_num on every feature window, the LM asked for every layer's hidden states)
     in this one process, ``repeats`` times, and report the paired CPU-time speed-up of an env
     episode and of a training call (the same results either way: tests/test_tokens_speed_equality.py)"""
     reference: int = 0
@@ -78,7 +78,8 @@ class Config:
     """with ``ab``: swap only these fast paths (comma-separated: _topk_without_ties, forward,
     evaluate_actions, env_method, observe (the variety offers tile by tile), observe_ids (offer
     features from vocabulary tables), alive_after_exits (the reach seam from the mask's call),
-    _features (nan_to_num only where needed)); "" = all of them"""
+    _features (nan_to_num only where needed), split_head (the LM's hidden state from its
+    transformer's output)); "" = all of them"""
 
 
 def build(batch: int, columns: int, seed: int, recipe_path: str = "", learning_from: str = ""):
@@ -320,6 +321,7 @@ def _reference_paths():
     from rlcreate.envs.column_tokens import ColumnTokensCore
     from rlcreate.envs.core_vec_env import CoreVecEnv
     from rlcreate.levels.envs import SolverSeam
+    from rlcreate.levels.generators.column_lm import ColumnLM
     from rlcreate.levels.objectives import VarietyOffers
     from rlcreate.levels.value_rewards import ProfileOffers, SetProfileOffers
     from rlcreate.sb3.policies import LMPriorPolicy
@@ -361,7 +363,8 @@ def _reference_paths():
             # per-offer features from tiles instead of vocabulary tables; the reach seam solved
             # again for the chosen column instead of taken from the mask's call
             *((cls, "observe_ids", None) for cls in (VarietyOffers, ProfileOffers, SetProfileOffers)),
-            (SolverSeam, "alive_after_exits", None), (ColumnTokensCore, "_features", features)]
+            (SolverSeam, "alive_after_exits", None), (ColumnTokensCore, "_features", features),
+            (ColumnLM, "split_head", False)]  # the LM's forward asked for every layer's hidden states
 
 
 def selected_references(cfg: Config) -> list:

@@ -140,6 +140,33 @@ def test_reach_seam_from_the_mask_call_equals_solving_the_chosen_column():
         assert 0 < alive.mean() < 1
 
 
+def test_column_lm_split_head_gives_the_forwards_logits_and_hidden_states(monkeypatch):
+    """``ColumnLM.split_head`` (transformer, then lm_head) gives the same logits and final hidden
+    states, bit for bit, as the forward asked for every layer's hidden states: from <bos> and from
+    a prompt, over a level's steps."""
+    from rlcreate.levels.generators.column_lm import ColumnLM
+
+    lm = ColumnLM.load()
+    prompt = lm.generate(6, batch=3, seed=1)
+
+    def run(split: bool) -> list[np.ndarray]:
+        monkeypatch.setattr(ColumnLM, "split_head", split)
+        out, rng = [], np.random.default_rng(0)
+        for grids in (None, prompt):
+            logits, state = lm.start(3, prompt_grids=grids, with_hidden=True)
+            out += [logits, state.hidden]
+            for _ in range(40):
+                pick = np.argsort(-logits, axis=1)[:, rng.integers(0, 4)]
+                logits, state = lm.step(state, pick, with_hidden=True)
+                out += [logits, state.hidden]
+        return out
+
+    fast, ref = run(True), run(False)
+    assert lm._gpt2 and len(fast) == len(ref) == 164
+    assert all(a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b) for a, b in zip(fast, ref))
+    assert not np.array_equal(fast[1], fast[3])  # the hidden state moves from step to step
+
+
 def small_policy(seed: int = 0) -> tuple[LMPriorPolicy, int]:
     """An lm_prior policy on MarioTokens' layout (hidden, k scaled log-probs, ..., F deficits, k x F
     gains) with every head randomised, so the learned correction and the offer head both matter."""
@@ -213,13 +240,14 @@ def test_demo_recipe_training_is_unchanged_by_the_fast_paths(monkeypatch):
     weights are the same bits with the fast paths and with their references (numpy's top-k for
     every row, the distribution-object policy paths, masks fancy-indexed, variety offers compared
     tile by tile, offer features from tiles, the reach seam solved again, nan_to_num on every
-    feature window)."""
+    feature window, the LM's forward asked for all hidden states)."""
     from stable_baselines3.common.vec_env import VecMonitor
 
     from rlcreate.assemble import assemble
     from rlcreate.envs.column_tokens import ColumnTokensCore
     from rlcreate.levels.demo import demo_recipe_path
     from rlcreate.levels.envs import SolverSeam
+    from rlcreate.levels.generators.column_lm import ColumnLM
     from rlcreate.levels.value_rewards import ProfileOffers, SetProfileOffers
     from rlcreate.recipe import load_recipe
     from rlcreate.sb3.algo import make_algo
@@ -248,6 +276,7 @@ def test_demo_recipe_training_is_unchanged_by_the_fast_paths(monkeypatch):
             m.setattr(cls, "observe_ids", None)
         m.setattr(SolverSeam, "alive_after_exits", None)  # the reach seam solved again per step
         m.setattr(ColumnTokensCore, "_features", reference_features)
+        m.setattr(ColumnLM, "split_head", False)  # the forward with every layer's hidden states
         m.setattr("rlcreate.envs.core_vec_env.CoreVecEnv.env_method",
                   lambda self, name, *a, indices=None, **kw: list(self.core.action_masks()[self._indices(indices)]))
         ref_buffers, ref_weights = run()
