@@ -36,6 +36,7 @@ import json
 import os
 import platform
 import pstats
+import resource
 import sys
 import time
 import warnings
@@ -68,9 +69,18 @@ class Config:
     """1: instead, alternate the fast paths with their plain references (the code before the speed
     work: torch.topk, the distribution-object policy paths through nn.Modules, masks fancy-indexed,
     variety offers compared tile by tile, offer features from tiles, the reach seam solved again,
-    nan_to_num on every feature window, the LM asked for every layer's hidden states)
+    nan_to_num on every feature window, the LM asked for every layer's hidden states, the
+    rollout's policy forward under no_grad only)
     in this one process, ``repeats`` times, and report the paired CPU-time speed-up of an env
     episode and of a training call (the same results either way: tests/test_tokens_speed_equality.py)"""
+    lm_paths: int = 0
+    """1: also time the env's own LM calls without the env (``lm_steps``: ``start`` and a level's
+    ``step`` calls with hidden states, as the env makes them, the most likely column fed back) and
+    the same with ``touch_mb`` MiB of memory written between forward passes (``lm_steps_touch``;
+    its LM calls alone: ``lm_steps_touch_lm``): whether evicting the caches between forward passes
+    is what slows the LM inside the env"""
+    touch_mb: int = 4
+    """with ``lm_paths``: MiB written between the LM's forward passes in ``lm_steps_touch``"""
     reference: int = 0
     """1: time everything with the plain references swapped in (those of ``ab``, or the ``ab_only``
     subset): the same bench on the code before the speed work, for a before/after pair of runs"""
@@ -79,7 +89,8 @@ class Config:
     evaluate_actions, env_method, observe (the variety offers tile by tile), observe_ids (offer
     features from vocabulary tables), alive_after_exits (the reach seam from the mask's call),
     _features (nan_to_num only where needed), split_head (the LM's hidden state from its
-    transformer's output)); "" = all of them"""
+    transformer's output), rollout_inference_mode (the policy's rollout forward in inference
+    mode)); "" = all of them"""
 
 
 def build(batch: int, columns: int, seed: int, recipe_path: str = "", learning_from: str = ""):
@@ -199,7 +210,8 @@ def bench_batch(cfg: Config, lm, rng: np.random.Generator, batch: int) -> dict:
             r, _, v = build(batch, cfg.columns, cfg.seed, cfg.recipe, learning_from=path)
             models[f"train_{label}"] = make_algo(r, VecMonitor(v), None)
     updates = {key: key.replace("train", "train_update", 1) for key in models}
-    keys = ["lm", "env", "env_own", *(k for key in models for k in (key, updates[key]))]
+    lm_only = ["lm_steps", "lm_steps_touch"] if cfg.lm_paths else []
+    keys = ["lm", *lm_only, "env", "env_own", *(k for key in models for k in (key, updates[key]))]
     times: dict[str, list[float]] = {k: [] for k in keys}
     cpu: dict[str, list[float]] = {k: [] for k in times}
     for key, m in models.items():  # time the PPO update inside learn() apart from the rollout
@@ -237,19 +249,40 @@ def bench_batch(cfg: Config, lm, rng: np.random.Generator, batch: int) -> dict:
             del m.policy.forward
         parts[f"{key}_policy_forward"].append(forwards[key].take())
 
+    touch = np.zeros(cfg.touch_mb * 2**20 // 8)
+    touch_step = CpuTally(core_lm.step)
+    if cfg.lm_paths:
+        parts["lm_steps_touch_lm"] = []
+
+    def lm_steps(r: int, touched: bool) -> None:
+        """The env's LM calls alone: start, then a step per column but the last."""
+        logits, state = core_lm.start(batch, with_hidden=True)
+        for _ in range(cfg.columns - 1):
+            if touched:
+                np.add(touch, 1.0, out=touch)  # evicts the caches as other work between passes would
+                logits, state = touch_step(state, np.argmax(logits, axis=1), with_hidden=True)
+            else:
+                logits, state = core_lm.step(state, np.argmax(logits, axis=1), with_hidden=True)
+        if touched:
+            parts["lm_steps_touch_lm"].append(touch_step.take())
+
     paths = {
         "lm": lambda r: lm.generate(cfg.columns, batch=batch, seed=cfg.seed + r),
+        **({"lm_steps": lambda r: lm_steps(r, False), "lm_steps_touch": lambda r: lm_steps(r, True)} if cfg.lm_paths else {}),
         "env": env_with_lm_tally,
         "env_own": lambda r: replay.episode(venv, rng),
     }
     for key, m in models.items():
         paths[key] = lambda r, key=key, m=m: learn(r, key, m)
+    faults: dict[str, list[int]] = {k: [] for k in paths}  # minor page faults (allocator churn)
     for r in range(cfg.repeats):
         for key, run in paths.items():
             t, c = time.perf_counter(), time.process_time()
+            f = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             inner = run(r)
             times[key].append(inner if key == "env_own" else time.perf_counter() - t)
             cpu[key].append(time.process_time() - c)  # env_own: the replayed episode's CPU, LM restore included
+            faults[key].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f)
     cols = cfg.columns * batch
     med = {k: float(np.median(v)) for k, v in times.items() if v}
     fastest = {k: float(np.min(v)) for k, v in times.items() if v}
@@ -282,6 +315,7 @@ def bench_batch(cfg: Config, lm, rng: np.random.Generator, batch: int) -> dict:
     # the same work with the LM's outputs replayed) and the policy's forward inside training
     row["cpu_us_per_column_inside"] = {k: 1e6 * float(np.median(v)) / cols for k, v in parts.items() if v}
     row["cpu_seconds_inside"] = {k: [round(x, 4) for x in v] for k, v in parts.items()}
+    row["minor_page_faults_per_column"] = {k: float(np.median(v)) / cols for k, v in faults.items()}
     row["seconds"] = {k: [round(x, 3) for x in v] for k, v in times.items()}
     row["cpu_seconds"] = {k: [round(x, 3) for x in v] for k, v in cpu.items()}
     print(f"batch {batch}: lm {row['lm_columns_per_s']:.0f} cols/s, env {row['env_columns_per_s']:.0f} "
@@ -364,7 +398,8 @@ def _reference_paths():
             # again for the chosen column instead of taken from the mask's call
             *((cls, "observe_ids", None) for cls in (VarietyOffers, ProfileOffers, SetProfileOffers)),
             (SolverSeam, "alive_after_exits", None), (ColumnTokensCore, "_features", features),
-            (ColumnLM, "split_head", False)]  # the LM's forward asked for every layer's hidden states
+            (ColumnLM, "split_head", False),  # the LM's forward asked for every layer's hidden states
+            (LMPriorPolicy, "rollout_inference_mode", False)]  # the rollout's forward under no_grad only
 
 
 def selected_references(cfg: Config) -> list:

@@ -205,6 +205,18 @@ def test_lean_forward_samples_the_same_actions_and_log_probs():
             assert th.equal(th.rand(3), after)
             for a, b in zip(got, want):
                 assert th.equal(a, b)
+    # a rollout's forward in inference mode (the default) gives the bits of one under no_grad
+    for seed in range(3):
+        obs, masks = random_batch(policy, k, 64, seed)
+        outs = []
+        for inference in (True, False):
+            policy.rollout_inference_mode = inference
+            th.manual_seed(seed)
+            with th.no_grad():
+                outs.append(policy(obs, action_masks=masks))
+        assert outs[0][0].is_inference() and not outs[1][0].is_inference()
+        assert all(th.equal(a, b) for a, b in zip(*outs))
+    policy.rollout_inference_mode = True
     # the sampled actions really vary with the seed (the comparison above is not of constants)
     th.manual_seed(0)
     first = policy(obs, action_masks=masks)[0]
