@@ -128,9 +128,9 @@ class SolverSeam:
         """:meth:`alive_after` and, per candidate, its exit states in a compact form ``(n, k, ...)``
         (the same compiled call's); :meth:`state_from_exits` on the chosen candidates' gives what
         :meth:`advance` gives after them, without solving them again."""
-        from rlcreate.levels.solver import alive_after_column
+        from rlcreate.levels.solver import alive_after_column_exits
 
-        return alive_after_column(columns, self.start_states(state), apex_steps=self.apex_steps, with_exits=True)
+        return alive_after_column_exits(columns, self.start_states(state), apex_steps=self.apex_steps)
 
     def state_from_exits(self, exits: np.ndarray) -> np.ndarray:
         """``(n, ...)`` compact exit states (one candidate per row of :meth:`alive_after_exits`'s)

@@ -138,10 +138,12 @@ class ColumnTable:
     every step)."""
 
     def __init__(self, fn) -> None:
-        self.fn, self._columns, self._table = fn, None, None
+        self.fn = fn
+        self._columns: np.ndarray | None = None
+        self._table: np.ndarray | None = None
 
     def get(self, columns: np.ndarray) -> np.ndarray:
-        if columns is not self._columns:
+        if self._table is None or columns is not self._columns:
             self._table, self._columns = self.fn(columns), columns
         return self._table
 

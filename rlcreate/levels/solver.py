@@ -72,6 +72,8 @@ __all__ = [
     "completion",
     "solve_batch",
     "alive_after_column",
+    "alive_after_column_exits",
+    "exit_states_from_bits",
 ]
 
 #: rows Mario rises in a full jump (the agent lands on a 4-high step, not on a 5-high one).
@@ -413,9 +415,7 @@ def _alive_after(columns, lut, entries, fall):
     return alive, exits, -1
 
 
-def alive_after_column(
-    columns: np.ndarray, start_states: np.ndarray, apex_steps: int = APEX_STEPS, with_exits: bool = False
-) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+def alive_after_column(columns: np.ndarray, start_states: np.ndarray, apex_steps: int = APEX_STEPS) -> np.ndarray:
     """For ``k`` candidate next columns per row, whether Mario is still alive after each.
 
     ``columns``: ``(n, k, 14)`` int8 tile columns; ``start_states``: ``(n, 14, N_PHASES)`` bool exit
@@ -423,10 +423,17 @@ def alive_after_column(
     ``(n, k)`` bool: the exit state after the candidate has a state above the bottom row (in the
     bottom row Mario is falling into a pit). The same as :func:`solve_batch` on every candidate as a
     one-column grid, in one compiled call (the env's per-step ``playable_only`` mask checks every
-    offer). ``with_exits``: also return each candidate's exit states as ``(n, k, N_PHASES)`` int64
-    row bitmasks (:func:`exit_states_from_bits` turns them into ``solve_batch``'s exit states), so
-    the env advances by the chosen offer's without solving it again.
+    offer). :func:`alive_after_column_exits` also gives each candidate's exit states.
     """
+    return alive_after_column_exits(columns, start_states, apex_steps)[0]
+
+
+def alive_after_column_exits(
+    columns: np.ndarray, start_states: np.ndarray, apex_steps: int = APEX_STEPS
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`alive_after_column` and each candidate's exit states as ``(n, k, N_PHASES)`` int64 row
+    bitmasks (:func:`exit_states_from_bits` turns them into ``solve_batch``'s exit states), so the env
+    advances by the chosen offer's without solving it again."""
     if apex_steps not in range(APEX_STEPS + 1):
         raise SolverInputError(f"apex_steps = {apex_steps!r}: use an integer in 0..{APEX_STEPS}")
     cols = np.ascontiguousarray(np.asarray(columns).astype(np.int8, copy=False))
@@ -439,7 +446,7 @@ def alive_after_column(
     alive, exits, bad = _alive_after(cols, _SOLID_LUT, entries, _FIRST_APEX + apex_steps)
     if bad != -1:
         raise SolverInputError(f"tile ids must lie in 0..{len(_SOLID_LUT) - 1}, got {bad}; parse text with parse_level")
-    return (alive, exits) if with_exits else alive
+    return alive, exits
 
 
 def exit_states_from_bits(bits: np.ndarray) -> np.ndarray:
