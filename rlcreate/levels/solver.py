@@ -450,7 +450,7 @@ def alive_after_column_exits(
 
 
 def exit_states_from_bits(bits: np.ndarray) -> np.ndarray:
-    """``(..., N_PHASES)`` row bitmasks (``alive_after_column(..., with_exits=True)``'s second array)
+    """``(..., N_PHASES)`` row bitmasks (:func:`alive_after_column_exits`'s second array)
     -> ``(..., 14, N_PHASES)`` bool exit states, laid out as :func:`solve_batch`'s."""
     rows = np.arange(HEIGHT, dtype=np.int64)
     return ((np.asarray(bits, np.int64)[..., None, :] >> rows[:, None]) & 1).astype(np.bool_)
