@@ -53,13 +53,32 @@ class _JointOffers:
         self.size = sum(p.size for p in self.parts)
 
     def observe(self, prefix: np.ndarray, offered: np.ndarray, n_columns: int) -> tuple[np.ndarray, np.ndarray]:
-        seen = [p.observe(prefix, offered, n_columns) for p in self.parts]
+        return self._joined([p.observe(prefix, offered, n_columns) for p in self.parts])
+
+    def observe_ids(self, prefix, offered, n_columns, prefix_ids, offer_ids, columns):
+        """Each part's ``observe_ids`` where it has one, else its ``observe``."""
+        return self._joined(
+            [offer_features(p, prefix, offered, n_columns, prefix_ids, offer_ids, columns) for p in self.parts]
+        )
+
+    @staticmethod
+    def _joined(seen: list) -> tuple[np.ndarray, np.ndarray]:
         return np.concatenate([c for c, _ in seen], axis=1), np.concatenate([v for _, v in seen], axis=2)
 
     def finished(self, levels: np.ndarray) -> None:
         for p in self.parts:
             if hasattr(p, "finished"):
                 p.finished(levels)
+
+
+def offer_features(features, prefix, offered, n_columns, prefix_ids, offer_ids, columns):
+    """``features.observe(prefix, offered, n_columns)``, through its ``observe_ids`` (the same arrays
+    from vocabulary rows: ``prefix_ids`` (n, t) of the prefix's columns, ``offer_ids`` (n, k) of the
+    offers, rows of ``columns``) where it has one."""
+    by_ids = getattr(features, "observe_ids", None)
+    if by_ids is None:
+        return features.observe(prefix, offered, n_columns)
+    return by_ids(prefix, offered, n_columns, prefix_ids, offer_ids, columns)
 
 
 class ColumnRule(Protocol):
@@ -201,11 +220,13 @@ class ColumnTokensCore(TokenStreamCore):
         self._state = None
         self._allowed = np.ones((self.n, k), bool)  # the rule's verdict on the current offers
         self._passes = np.ones((self.n, k), bool)  # playable_only's verdict on them
+        self._offer_exits: np.ndarray | None = None  # per offer, the reach seam's exit states after it
         # per offer: its tile column; per row: the last column's token (-1 before the first); both
         # set with the offers, so masks, observation and control read them instead of recomputing
         self._offered = np.zeros((self.n, k, lm.columns.shape[1]), lm.columns.dtype)
         self._offer_index = np.zeros((self.n, k), np.int64)
         self._last = np.full(self.n, -1, np.int64)
+        self._ids = np.zeros((self.n, self.n_columns), np.int64)  # rows of lm.columns written so far
         self._masks = self._compute_masks()
         self._tnorm = np.zeros((self.n, len(self.targets)))
         self._counts = self.control.counts(self.levels[:, :, :0])  # control measures of the levels so far
@@ -276,9 +297,21 @@ class ColumnTokensCore(TokenStreamCore):
             self._passes = self._passable()
         self._masks = self._compute_masks()
         if self.avoid is not None:  # offers the rule flags go, unless nothing allowed would be left
-            _, per = self.avoid.observe(self.levels[:, :, : self.t], self._offered, self.n_columns)
+            _, per = self._offer_features(self.avoid)
             keep = self._masks & (per[:, :, 0] < 0.5)
             self._masks = np.where(keep.any(axis=1, keepdims=True), keep, self._masks)
+
+    def _offer_features(self, features) -> tuple[np.ndarray, np.ndarray]:
+        """Context and per-offer values of offer features on the levels so far and the offers."""
+        return offer_features(
+            features,
+            self.levels[:, :, : self.t],
+            self._offered,
+            self.n_columns,
+            self._ids[:, : self.t],
+            self._offer_index,
+            self.lm.columns,
+        )
 
     def _column_index(self, ids: np.ndarray) -> np.ndarray:
         """Token ids -> rows of ``lm.columns`` (a special token, masked anyway, maps to column 0)."""
@@ -287,6 +320,10 @@ class ColumnTokensCore(TokenStreamCore):
     def _passable(self) -> np.ndarray:
         """(n, k) bool: offers after which the seam says Mario is still alive (one solver call on all
         n x k candidate columns from the current exit states)."""
+        with_exits = getattr(self.reach_seam, "alive_after_exits", None)
+        if with_exits is not None:  # also each offer's exit states: step takes the chosen one's
+            alive, self._offer_exits = with_exits(self._offered, self.reach)
+            return alive
         if hasattr(self.reach_seam, "alive_after"):  # one compiled call, no exit states built
             return self.reach_seam.alive_after(self._offered, self.reach)
         cols = self._offered.reshape(self.n * self.k, -1, 1)
@@ -304,7 +341,7 @@ class ColumnTokensCore(TokenStreamCore):
             offer_ids=self._offer_index,
         )
         if self.offer_structure is not None:
-            ctx, per = self.offer_structure.observe(self.levels[:, :, : self.t], self._offered, self.n_columns)
+            ctx, per = self._offer_features(self.offer_structure)
             control = np.concatenate([control, ctx, per.reshape(self.n, -1)], 1)
         d = hidden.shape[1]
         out = np.empty((self.n, self.observation_space.shape[0]), np.float32)
@@ -361,9 +398,12 @@ class ColumnTokensCore(TokenStreamCore):
         self.levels[:, :, self.t] = self._offered[rows, chosen]  # = lm.columns[tokens - n_special]
         self.t += 1
         done = self.t >= self.n_columns
-        if self.playable_only:
+        if self.playable_only and self._offer_exits is not None:  # the same states, found with the mask
+            self.reach = self.reach_seam.state_from_exits(self._offer_exits[rows, chosen])
+        elif self.playable_only:
             self.reach = self.reach_seam.advance(self.levels[:, :, self.t - 1 : self.t], self.reach)
         self._last = self._column_index(tokens)
+        self._ids[:, self.t - 1] = self._last
         self._counts = self.control.counts(self.levels[:, :, : self.t])
         if not done:  # the final column needs no forward pass: a terminal state has no future
             logits, self._state = self.lm.step(self._state, tokens, with_hidden=True)
@@ -427,7 +467,8 @@ class ColumnTokensCore(TokenStreamCore):
         """The featurizer on ``(n, H, w)`` windows, defined for ``w = 1`` too (a feature such as height
         variation needs two columns: NaN there becomes 0)."""
         if window.shape[2] > 1:  # no empty diff to warn about (the warning filter cost ~3% of a step)
-            return np.nan_to_num(self.featurizer(window), nan=0.0)
+            out = self.featurizer(window)
+            return out if np.isfinite(out).all() else np.nan_to_num(out, nan=0.0)  # nan_to_num costs ~8 us
         with warnings.catch_warnings():  # mean of an empty diff -> NaN, replaced by 0 below
             warnings.simplefilter("ignore", RuntimeWarning)
             return np.nan_to_num(self.featurizer(window), nan=0.0)

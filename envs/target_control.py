@@ -87,6 +87,7 @@ class TargetControl:
         if self.columns is not None and self.active:
             v = len(self.columns)
             self._gains = np.zeros((v + 1, v, len(self.names)))
+            self._observed_gains = np.zeros_like(self._gains)
             self._built = np.zeros(v + 1, bool)
 
     def size(self, k: int) -> int:
@@ -118,19 +119,21 @@ class TargetControl:
         t = prefix.shape[2]
         deficit = (target_values * t / self.per - (self.counts(prefix) if counts is None else counts)) / self.tols
         if self.columns is not None and last_ids is not None and offer_ids is not None:
-            rows = np.where(last_ids < 0, len(self.columns), last_ids)
+            v = len(self.columns)
+            rows = np.where(last_ids < 0, v, last_ids)
             self._build_gains(rows)
-            gains = self._gains[rows[:, None], offer_ids].reshape(n, k * len(self.names))
+            # the observed (clipped, halved) gains, looked up with one flat index
+            seen = self._observed_gains.reshape(-1, len(self.names)).take(rows[:, None] * v + offer_ids, axis=0)
+            return np.concatenate([0.5 + 0.5 * np.tanh(deficit), seen.reshape(n, k * len(self.names))], 1)
+        cols = offered.transpose(0, 2, 1).reshape(n, height, k, 1)  # (n, H, k, 1)
+        if t:
+            last = prefix[:, :, -1:]
+            pairs = np.concatenate([np.broadcast_to(last[:, :, None], (n, height, k, 1)), cols], 3)
+            windows = pairs.transpose(0, 2, 1, 3).reshape(n * k, height, 2)
+            base = np.repeat(self.counts(last), k, axis=0)
         else:
-            cols = offered.transpose(0, 2, 1).reshape(n, height, k, 1)  # (n, H, k, 1)
-            if t:
-                last = prefix[:, :, -1:]
-                pairs = np.concatenate([np.broadcast_to(last[:, :, None], (n, height, k, 1)), cols], 3)
-                windows = pairs.transpose(0, 2, 1, 3).reshape(n * k, height, 2)
-                base = np.repeat(self.counts(last), k, axis=0)
-            else:
-                windows, base = cols.transpose(0, 2, 1, 3).reshape(n * k, height, 1), np.zeros(1)
-            gains = (self.counts(windows) - base).reshape(n, k * len(self.names))
+            windows, base = cols.transpose(0, 2, 1, 3).reshape(n * k, height, 1), np.zeros(1)
+        gains = (self.counts(windows) - base).reshape(n, k * len(self.names))
         return np.concatenate([0.5 + 0.5 * np.tanh(deficit), np.clip(gains, 0.0, 2.0) / 2.0], 1)
 
     def _build_gains(self, last: np.ndarray) -> None:
@@ -138,9 +141,10 @@ class TargetControl:
         path computes them: measure of ``[last, c]`` minus that of ``[last]`` (of ``[c]`` after no
         column)."""
         assert self.columns is not None
-        missing = last[~self._built[last]]
-        if not len(missing):  # after a run's first steps every row in use is built
+        built = self._built[last]
+        if built.all():  # after a run's first steps every row in use is built
             return
+        missing = last[~built]
         cols = self.columns[:, :, None]  # (V, H, 1)
         for row in np.unique(missing):
             if row == len(self.columns):
@@ -148,6 +152,7 @@ class TargetControl:
             else:
                 first = np.broadcast_to(self.columns[row][None, :, None], cols.shape)
                 self._gains[row] = self.counts(np.concatenate([first, cols], 2)) - self.counts(first[:1])
+            self._observed_gains[row] = np.clip(self._gains[row], 0.0, 2.0) / 2.0  # as observe maps them
             self._built[row] = True
 
     def reset(self, n: int) -> None:

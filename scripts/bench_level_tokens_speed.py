@@ -36,8 +36,10 @@ import json
 import os
 import platform
 import pstats
+import resource
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -66,12 +68,29 @@ class Config:
     ab: int = 0
     """1: instead, alternate the fast paths with their plain references (the code before the speed
     work: torch.topk, the distribution-object policy paths through nn.Modules, masks fancy-indexed,
-    variety offers compared tile by tile)
+    variety offers compared tile by tile, offer features from tiles, the reach seam solved again,
+    nan_to_num on every feature window, the LM asked for every layer's hidden states, the
+    rollout's policy forward under no_grad only)
     in this one process, ``repeats`` times, and report the paired CPU-time speed-up of an env
     episode and of a training call (the same results either way: tests/test_tokens_speed_equality.py)"""
+    lm_paths: int = 0
+    """1: also time the env's own LM calls without the env (``lm_steps``: ``start`` and a level's
+    ``step`` calls with hidden states, as the env makes them, the most likely column fed back) and
+    the same with ``touch_mb`` MiB of memory written between forward passes (``lm_steps_touch``;
+    its LM calls alone: ``lm_steps_touch_lm``): whether evicting the caches between forward passes
+    is what slows the LM inside the env"""
+    touch_mb: int = 4
+    """with ``lm_paths``: MiB written between the LM's forward passes in ``lm_steps_touch``"""
+    reference: int = 0
+    """1: time everything with the plain references swapped in (those of ``ab``, or the ``ab_only``
+    subset): the same bench on the code before the speed work, for a before/after pair of runs"""
     ab_only: str = ""
     """with ``ab``: swap only these fast paths (comma-separated: _topk_without_ties, forward,
-    evaluate_actions, env_method, observe (the variety offers)); "" = all of them"""
+    evaluate_actions, env_method, observe (the variety offers tile by tile), observe_ids (offer
+    features from vocabulary tables), alive_after_exits (the reach seam from the mask's call),
+    _features (nan_to_num only where needed), split_head (the LM's hidden state from its
+    transformer's output), rollout_inference_mode (the policy's rollout forward in inference
+    mode)); "" = all of them"""
 
 
 def build(batch: int, columns: int, seed: int, recipe_path: str = "", learning_from: str = ""):
@@ -140,6 +159,25 @@ class Replay:
             self.lm.step = self.real
 
 
+class CpuTally:
+    """Wraps a callable and sums the process CPU seconds spent inside it (``take()`` returns the sum
+    since the last take): the LM's part of an env episode, the policy's forward in a rollout."""
+
+    def __init__(self, fn):
+        self.fn, self.total = fn, 0.0
+
+    def __call__(self, *args, **kwargs):
+        c = time.process_time()
+        try:
+            return self.fn(*args, **kwargs)
+        finally:
+            self.total += time.process_time() - c
+
+    def take(self) -> float:
+        total, self.total = self.total, 0.0
+        return total
+
+
 def timed(fn, seconds: list[float], cpu: list[float]):
     """``fn`` that appends its wall time to ``seconds`` and its CPU time to ``cpu`` on every call."""
 
@@ -172,7 +210,8 @@ def bench_batch(cfg: Config, lm, rng: np.random.Generator, batch: int) -> dict:
             r, _, v = build(batch, cfg.columns, cfg.seed, cfg.recipe, learning_from=path)
             models[f"train_{label}"] = make_algo(r, VecMonitor(v), None)
     updates = {key: key.replace("train", "train_update", 1) for key in models}
-    keys = ["lm", "env", "env_own", *(k for key in models for k in (key, updates[key]))]
+    lm_only = ["lm_steps", "lm_steps_touch"] if cfg.lm_paths else []
+    keys = ["lm", *lm_only, "env", "env_own", *(k for key in models for k in (key, updates[key]))]
     times: dict[str, list[float]] = {k: [] for k in keys}
     cpu: dict[str, list[float]] = {k: [] for k in times}
     for key, m in models.items():  # time the PPO update inside learn() apart from the rollout
@@ -187,19 +226,63 @@ def bench_batch(cfg: Config, lm, rng: np.random.Generator, batch: int) -> dict:
         m.learn(total_timesteps=cfg.columns * batch, reset_num_timesteps=False)
         times[updates[key]].clear()
         cpu[updates[key]].clear()
+    # parts measured inside the timed paths (CPU only; a process_time pair per call): the LM's
+    # forward passes inside an env episode, and the policy's forward inside a training call
+    core_lm = venv.core.lm
+    lm_start, lm_step = CpuTally(core_lm.start), CpuTally(core_lm.step)
+    forwards = {key: CpuTally(m.policy.forward) for key, m in models.items()}
+    parts: dict[str, list[float]] = {"env_lm": [], **{f"{key}_policy_forward": [] for key in models}}
+
+    def env_with_lm_tally(r: int) -> None:
+        core_lm.start, core_lm.step = lm_start, lm_step
+        try:
+            env_episode(venv, rng)
+        finally:
+            del core_lm.start, core_lm.step  # the class's methods again
+        parts["env_lm"].append(lm_start.take() + lm_step.take())
+
+    def learn(r: int, key: str, m) -> None:
+        m.policy.forward = forwards[key]
+        try:
+            m.learn(total_timesteps=cfg.columns * batch, reset_num_timesteps=False)
+        finally:
+            del m.policy.forward
+        parts[f"{key}_policy_forward"].append(forwards[key].take())
+
+    touch = np.zeros(cfg.touch_mb * 2**20 // 8)
+    touch_step = CpuTally(core_lm.step)
+    if cfg.lm_paths:
+        parts["lm_steps_touch_lm"] = []
+
+    def lm_steps(r: int, touched: bool) -> None:
+        """The env's LM calls alone: start, then a step per column but the last."""
+        logits, state = core_lm.start(batch, with_hidden=True)
+        for _ in range(cfg.columns - 1):
+            if touched:
+                np.add(touch, 1.0, out=touch)  # evicts the caches as other work between passes would
+                logits, state = touch_step(state, np.argmax(logits, axis=1), with_hidden=True)
+            else:
+                logits, state = core_lm.step(state, np.argmax(logits, axis=1), with_hidden=True)
+        if touched:
+            parts["lm_steps_touch_lm"].append(touch_step.take())
+
     paths = {
         "lm": lambda r: lm.generate(cfg.columns, batch=batch, seed=cfg.seed + r),
-        "env": lambda r: env_episode(venv, rng),
+        **({"lm_steps": lambda r: lm_steps(r, False), "lm_steps_touch": lambda r: lm_steps(r, True)} if cfg.lm_paths else {}),
+        "env": env_with_lm_tally,
         "env_own": lambda r: replay.episode(venv, rng),
     }
     for key, m in models.items():
-        paths[key] = lambda r, m=m: m.learn(total_timesteps=cfg.columns * batch, reset_num_timesteps=False)
+        paths[key] = lambda r, key=key, m=m: learn(r, key, m)
+    faults: dict[str, list[int]] = {k: [] for k in paths}  # minor page faults (allocator churn)
     for r in range(cfg.repeats):
         for key, run in paths.items():
             t, c = time.perf_counter(), time.process_time()
+            f = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             inner = run(r)
             times[key].append(inner if key == "env_own" else time.perf_counter() - t)
             cpu[key].append(time.process_time() - c)  # env_own: the replayed episode's CPU, LM restore included
+            faults[key].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f)
     cols = cfg.columns * batch
     med = {k: float(np.median(v)) for k, v in times.items() if v}
     fastest = {k: float(np.min(v)) for k, v in times.items() if v}
@@ -227,6 +310,12 @@ def bench_batch(cfg: Config, lm, rng: np.random.Generator, batch: int) -> dict:
     # replayed), PPO's update, and the rest of training (policy forward per step, SB3's rollout
     # bookkeeping, and the LM's own slowdown when interleaved with all that)
     row["cpu_us_per_column"] = {k: 1e6 * v / cols for k, v in mc.items()}
+    # ... and of the parts measured inside the paths: the LM inside the env episode (its median;
+    # the env's episode minus it is the env's own work as it runs next to the LM, compare env_own,
+    # the same work with the LM's outputs replayed) and the policy's forward inside training
+    row["cpu_us_per_column_inside"] = {k: 1e6 * float(np.median(v)) / cols for k, v in parts.items() if v}
+    row["cpu_seconds_inside"] = {k: [round(x, 4) for x in v] for k, v in parts.items()}
+    row["minor_page_faults_per_column"] = {k: float(np.median(v)) / cols for k, v in faults.items()}
     row["seconds"] = {k: [round(x, 3) for x in v] for k, v in times.items()}
     row["cpu_seconds"] = {k: [round(x, 3) for x in v] for k, v in cpu.items()}
     print(f"batch {batch}: lm {row['lm_columns_per_s']:.0f} cols/s, env {row['env_columns_per_s']:.0f} "
@@ -235,6 +324,11 @@ def bench_batch(cfg: Config, lm, rng: np.random.Generator, batch: int) -> dict:
           + "".join(f", {key} {row[f'{key}_columns_per_s']:.0f} ({row[f'{key}_over_lm']:.2f}x; CPU time "
                     f"{row[f'{key}_over_lm_cpu']:.2f}x; paired {row[f'{key}_over_lm_paired']:.2f}x; update share "
                     f"{row[f'{updates[key]}_share_of_{key}']:.2f})" for key in models), flush=True)
+    us, inside = row["cpu_us_per_column"], row["cpu_us_per_column_inside"]
+    print(f"batch {batch}, CPU us per column: LM alone {us['lm']:.0f}, env {us['env']:.0f} (LM inside it "
+          f"{inside['env_lm']:.0f}, the rest {us['env'] - inside['env_lm']:.0f}; env's own work replayed {us['env_own']:.0f})"
+          + "".join(f", {key} {us[key]:.0f} (policy forward {inside[f'{key}_policy_forward']:.0f}, update "
+                    f"{us[updates[key]]:.0f})" for key in models), flush=True)
     model = models.get("train")
     if not cfg.profile:
         return row
@@ -258,8 +352,12 @@ def _reference_paths():
     import torch
 
     import rlcreate.envs.token_stream as token_stream
+    from rlcreate.envs.column_tokens import ColumnTokensCore
     from rlcreate.envs.core_vec_env import CoreVecEnv
+    from rlcreate.levels.envs import SolverSeam
+    from rlcreate.levels.generators.column_lm import ColumnLM
     from rlcreate.levels.objectives import VarietyOffers
+    from rlcreate.levels.value_rewards import ProfileOffers, SetProfileOffers
     from rlcreate.sb3.policies import LMPriorPolicy
 
     def topk(logits, k):
@@ -286,9 +384,34 @@ def _reference_paths():
     def env_method(self, name, *args, indices=None, **kwargs):
         return list(self.core.action_masks()[self._indices(indices)])
 
+    def features(self, window):  # nan_to_num on every window
+        if window.shape[2] > 1:
+            return np.nan_to_num(self.featurizer(window), nan=0.0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nan_to_num(self.featurizer(window), nan=0.0)
+
     return [(token_stream, "_topk_without_ties", topk), (LMPriorPolicy, "forward", forward),
             (LMPriorPolicy, "evaluate_actions", evaluate), (CoreVecEnv, "env_method", env_method),
-            (VarietyOffers, "observe", VarietyOffers.observe_tile_by_tile)]
+            (VarietyOffers, "observe", VarietyOffers.observe_tile_by_tile),
+            # per-offer features from tiles instead of vocabulary tables; the reach seam solved
+            # again for the chosen column instead of taken from the mask's call
+            *((cls, "observe_ids", None) for cls in (VarietyOffers, ProfileOffers, SetProfileOffers)),
+            (SolverSeam, "alive_after_exits", None), (ColumnTokensCore, "_features", features),
+            (ColumnLM, "split_head", False),  # the LM's forward asked for every layer's hidden states
+            (LMPriorPolicy, "rollout_inference_mode", False)]  # the rollout's forward under no_grad only
+
+
+def selected_references(cfg: Config) -> list:
+    """The reference patches ``(object, attribute, reference)`` that ``ab_only`` names (all: "")."""
+    patches = _reference_paths()
+    if cfg.ab_only:
+        wanted = set(cfg.ab_only.split(","))
+        unknown = wanted - {name for _, name, _ in patches}
+        if unknown:
+            raise SystemExit(f"error: --ab_only {cfg.ab_only!r}: unknown {sorted(unknown)}; use {[n for _, n, _ in patches]}")
+        patches = [p for p in patches if p[1] in wanted]
+    return patches
 
 
 def ab_batch(cfg: Config, rng: np.random.Generator, batch: int) -> dict:
@@ -300,13 +423,7 @@ def ab_batch(cfg: Config, rng: np.random.Generator, batch: int) -> dict:
     recipe, _, venv = build(batch, cfg.columns, cfg.seed, cfg.recipe)
     model = make_algo(recipe, VecMonitor(venv), None)
     assert recipe.trainer["hyper"]["policy_kwargs"]["kl_to_prior"]  # the reference evaluate assumes it
-    patches = _reference_paths()
-    if cfg.ab_only:
-        wanted = set(cfg.ab_only.split(","))
-        unknown = wanted - {name for _, name, _ in patches}
-        if unknown:
-            raise SystemExit(f"error: --ab_only {cfg.ab_only!r}: unknown {sorted(unknown)}; use {[n for _, n, _ in patches]}")
-        patches = [p for p in patches if p[1] in wanted]
+    patches = selected_references(cfg)
     fast = [(obj, name, getattr(obj, name)) for obj, name, _ in patches]
     cpu: dict[str, list[float]] = {f"{p}_{m}": [] for p in ("env", "train") for m in ("fast", "reference")}
     for r in range(cfg.repeats + 1):  # the first round warms both up and is not kept
@@ -348,6 +465,9 @@ def main(cfg: Config) -> dict:
         "platform": platform.platform(), "cpu_count": os.cpu_count(), "python": sys.version.split()[0],
         "torch": torch.__version__, "numpy": np.__version__, "torch_threads": torch.get_num_threads(),
         "load_avg_1min_at_start": load0}, "batches": {}}
+    if cfg.reference and not cfg.ab:  # the whole run on the plain references (see Config.reference)
+        for obj, name, fn in selected_references(cfg):
+            setattr(obj, name, fn)
     for batch in [int(b) for b in cfg.batches.split(",")]:
         result["batches"][str(batch)] = ab_batch(cfg, rng, batch) if cfg.ab else bench_batch(cfg, lm, rng, batch)
     result["load_avg_1min_at_end"] = os.getloadavg()[0]

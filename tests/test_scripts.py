@@ -102,13 +102,17 @@ def _smoke(tmp: Path) -> dict[str, list[str]]:
                                   "assert set(s['share']) == {'steered_minus_untrained_start', "
                                   "'steered_minus_best_of_2'}, s; assert 'tokens calibrated start' in p, p\""],
         # the demo's recipe with a cheaper PPO update timed next to it in the same run
+        # (and the LM's calls alone, with and without memory touched between them; the parts inside)
         "bench_level_tokens_speed.py": ["bash", "-c", f"{py} scripts/bench_level_tokens_speed.py --batches 2 --columns 16 "
                                         "--repeats 1 --recipe rlcreate/recipes/mario_tokens_variety.yaml "
-                                        "--train_recipes e2=benchmarks/recipes/demo_variety_e2_b512_fused.yaml "
+                                        "--train_recipes e2=benchmarks/recipes/demo_variety_e2_b512_fused.yaml --lm_paths 1 "
                                         f"--out {tmp}/speed.json && {py} -c \"import json; "
                                         f"b = json.load(open('{tmp}/speed.json'))['batches']['2']; "
                                         "assert len(b['cpu_seconds']['train_e2']) == 1 and b['train_e2_over_lm'] > 0, b; "
-                                        "assert 'train_update_e2_share_of_train_e2' in b and b['train_over_lm'] > 0, b\""],
+                                        "assert 'train_update_e2_share_of_train_e2' in b and b['train_over_lm'] > 0, b; "
+                                        "i = b['cpu_us_per_column_inside']; assert set(i) == {'env_lm', 'train_policy_forward', "
+                                        "'train_e2_policy_forward', 'lm_steps_touch_lm'} and min(i.values()) > 0, i; "
+                                        "assert b['cpu_us_per_column']['lm_steps_touch'] > i['lm_steps_touch_lm'], b\""],
         # two recipes x one seed, one rollout each, then judged (calibrated) on 1 set of 2 requests
         "bench_tokens_learning_speed.py": ["bash", "-c", f"{py} scripts/bench_tokens_learning_speed.py "
                                            "--recipes rlcreate/recipes/mario_tokens_variety.yaml,"

@@ -7,6 +7,7 @@ when every fast path is swapped for its plain reference."""
 from __future__ import annotations
 
 import copy
+import warnings
 
 import numpy as np
 import pytest
@@ -42,6 +43,15 @@ def reference_evaluate(policy, obs, actions, action_masks=None):
     return policy.value_net(latent_vf), distribution.log_prob(actions), entropy
 
 
+def reference_features(core, window):
+    """The env's feature windows as before: ``nan_to_num`` on every one."""
+    if window.shape[2] > 1:
+        return np.nan_to_num(core.featurizer(window), nan=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nan_to_num(core.featurizer(window), nan=0.0)
+
+
 @pytest.mark.parametrize("offer_dtype", [np.int8, np.int64])
 def test_variety_offers_by_column_keys_match_tile_by_tile(offer_dtype):
     """Per-offer repeats found from the columns' bytes are the tile-by-tile ones, on levels that
@@ -62,6 +72,99 @@ def test_variety_offers_by_column_keys_match_tile_by_tile(offer_dtype):
         assert all(a.dtype == b.dtype and np.array_equal(a, b) for a, b in zip(got, want))
         seen += [got[1].sum() > 0, (got[1] == 0).sum() > 0]
     assert seen.min() > 5  # repeats and non-repeats were both offered many times
+
+
+def vocabulary_levels(seed: int = 0, n: int = 6, t_max: int = 128):
+    """A column vocabulary drawn from a few tiles (with two duplicate columns), and ``n`` levels of
+    its rows that repeat earlier segments (some one column off), as (columns, ids (n, t_max))."""
+    rng = np.random.default_rng(seed)
+    columns = rng.choice(np.array([0, 1, 2, 5, 6, 7], np.int8), size=(40, 14), p=[0.6, 0.2, 0.05, 0.05, 0.05, 0.05])
+    columns[[7, 9]] = columns[3]  # equal columns under other rows: repeats must still be seen
+    ids = rng.integers(0, len(columns), (n, t_max))
+    ids[: n // 2, 32:48] = ids[: n // 2, 0:16]
+    ids[0, 40] = (ids[0, 40] + 1) % len(columns)
+    ids[1, 50:66] = np.where(ids[1, 18:34] == 3, 9, ids[1, 18:34])  # a repeat through a duplicate column
+    return columns, ids
+
+
+def test_offer_features_from_vocabulary_rows_equal_the_tile_path():
+    """``observe_ids`` (tables over the column vocabulary) gives exactly ``observe``'s arrays for the
+    demo's offer features (variety, element profile, set profile, and both side by side), at every
+    length of levels that repeat their segments, with offers that repeat and do not."""
+    from rlcreate.envs.column_tokens import _JointOffers, offer_features
+    from rlcreate.levels.value_rewards import ProfileOffers, SetProfileOffers
+
+    columns, ids = vocabulary_levels()
+    n, k = len(ids), 10
+    set_profile = SetProfileOffers(memory=8)
+    set_profile.finished(columns[ids].transpose(0, 2, 1))  # a context away from the human mean
+    parts = [VarietyOffers(0.05), ProfileOffers(), set_profile]
+    rng = np.random.default_rng(1)
+    repeats = 0
+    for t in range(128):
+        offer_ids = rng.integers(0, len(columns), (n, k))
+        offer_ids[:, 0] = ids[:, t - SEGMENT] if t >= SEGMENT else 0  # the column a repeat would need
+        offer_ids[:, 1] = 7 if t % 2 else 3
+        prefix, offered = columns[ids[:, :t]].transpose(0, 2, 1), columns[offer_ids]
+        for features in [*parts, _JointOffers(parts[:2])]:
+            got = offer_features(features, prefix, offered, 128, ids[:, :t], offer_ids, columns)
+            want = features.observe(prefix, offered, 128)
+            assert all(a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b) for a, b in zip(got, want))
+        repeats += int(parts[0].observe(prefix, offered, 128)[1].sum())
+    assert repeats > 20  # offers that keep a repeat alive were seen, not only zeros
+
+
+def test_reach_seam_from_the_mask_call_equals_solving_the_chosen_column():
+    """The playable-only mask's exit states, taken for the chosen offer, are the states that
+    ``advance`` gives on that column, from fresh starts and from mid-level states (jumps in flight)."""
+    from rlcreate.levels import corpus
+    from rlcreate.levels.envs import SolverSeam
+    from rlcreate.levels.solver import solve_batch
+
+    level = np.concatenate([b.grid() for b in corpus.blocks()[:6]], axis=1)
+    rng = np.random.default_rng(0)
+    for apex in (None, 1):
+        seam = SolverSeam(apex_steps=apex)
+        states = [np.zeros(seam.size)]
+        for x in rng.choice(level.shape[1] - 1, size=30, replace=False):
+            states.append(solve_batch(level[None, :, : x + 1], apex_steps=seam.apex_steps)[3][0].reshape(-1).astype(float))
+        states = np.stack(states)
+        cand = level.T[rng.integers(0, level.shape[1], size=(len(states), 12))]  # (n, k, 14)
+        cand[:, 0] = 0  # a pit column
+        alive, exits = seam.alive_after_exits(cand, states)
+        assert np.array_equal(alive, seam.alive_after(cand, states))
+        for j in range(cand.shape[1]):
+            want = seam.advance(cand[:, j, :, None], states)
+            got = seam.state_from_exits(exits[:, j])
+            assert got.dtype == want.dtype and np.array_equal(got, want)
+        assert 0 < alive.mean() < 1
+
+
+def test_column_lm_split_head_gives_the_forwards_logits_and_hidden_states(monkeypatch):
+    """``ColumnLM.split_head`` (transformer, then lm_head) gives the same logits and final hidden
+    states, bit for bit, as the forward asked for every layer's hidden states: from <bos> and from
+    a prompt, over a level's steps."""
+    from rlcreate.levels.generators.column_lm import ColumnLM
+
+    lm = ColumnLM.load()
+    prompt = lm.generate(6, batch=3, seed=1)
+
+    def run(split: bool) -> list[np.ndarray]:
+        monkeypatch.setattr(ColumnLM, "split_head", split)
+        out, rng = [], np.random.default_rng(0)
+        for grids in (None, prompt):
+            logits, state = lm.start(3, prompt_grids=grids, with_hidden=True)
+            out += [logits, state.hidden]
+            for _ in range(40):
+                pick = np.argsort(-logits, axis=1)[:, rng.integers(0, 4)]
+                logits, state = lm.step(state, pick, with_hidden=True)
+                out += [logits, state.hidden]
+        return out
+
+    fast, ref = run(True), run(False)
+    assert lm._gpt2 and len(fast) == len(ref) == 164
+    assert all(a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b) for a, b in zip(fast, ref))
+    assert not np.array_equal(fast[1], fast[3])  # the hidden state moves from step to step
 
 
 def small_policy(seed: int = 0) -> tuple[LMPriorPolicy, int]:
@@ -102,6 +205,18 @@ def test_lean_forward_samples_the_same_actions_and_log_probs():
             assert th.equal(th.rand(3), after)
             for a, b in zip(got, want):
                 assert th.equal(a, b)
+    # a rollout's forward in inference mode (the default) gives the bits of one under no_grad
+    for seed in range(3):
+        obs, masks = random_batch(policy, k, 64, seed)
+        outs = []
+        for inference in (True, False):
+            policy.rollout_inference_mode = inference
+            th.manual_seed(seed)
+            with th.no_grad():
+                outs.append(policy(obs, action_masks=masks))
+        assert outs[0][0].is_inference() and not outs[1][0].is_inference()
+        assert all(th.equal(a, b) for a, b in zip(*outs))
+    policy.rollout_inference_mode = True
     # the sampled actions really vary with the seed (the comparison above is not of constants)
     th.manual_seed(0)
     first = policy(obs, action_masks=masks)[0]
@@ -136,11 +251,16 @@ def test_demo_recipe_training_is_unchanged_by_the_fast_paths(monkeypatch):
     rollout buffers (observations, masks, actions, rewards, values, log-probs) and the final
     weights are the same bits with the fast paths and with their references (numpy's top-k for
     every row, the distribution-object policy paths, masks fancy-indexed, variety offers compared
-    tile by tile)."""
+    tile by tile, offer features from tiles, the reach seam solved again, nan_to_num on every
+    feature window, the LM's forward asked for all hidden states)."""
     from stable_baselines3.common.vec_env import VecMonitor
 
     from rlcreate.assemble import assemble
+    from rlcreate.envs.column_tokens import ColumnTokensCore
     from rlcreate.levels.demo import demo_recipe_path
+    from rlcreate.levels.envs import SolverSeam
+    from rlcreate.levels.generators.column_lm import ColumnLM
+    from rlcreate.levels.value_rewards import ProfileOffers, SetProfileOffers
     from rlcreate.recipe import load_recipe
     from rlcreate.sb3.algo import make_algo
 
@@ -164,6 +284,11 @@ def test_demo_recipe_training_is_unchanged_by_the_fast_paths(monkeypatch):
         m.setattr(LMPriorPolicy, "forward", reference_forward)
         m.setattr(LMPriorPolicy, "evaluate_actions", reference_evaluate)
         m.setattr(VarietyOffers, "observe", VarietyOffers.observe_tile_by_tile)
+        for cls in (VarietyOffers, ProfileOffers, SetProfileOffers):  # offer features from tiles
+            m.setattr(cls, "observe_ids", None)
+        m.setattr(SolverSeam, "alive_after_exits", None)  # the reach seam solved again per step
+        m.setattr(ColumnTokensCore, "_features", reference_features)
+        m.setattr(ColumnLM, "split_head", False)  # the forward with every layer's hidden states
         m.setattr("rlcreate.envs.core_vec_env.CoreVecEnv.env_method",
                   lambda self, name, *a, indices=None, **kw: list(self.core.action_masks()[self._indices(indices)]))
         ref_buffers, ref_weights = run()

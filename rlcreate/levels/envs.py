@@ -124,6 +124,21 @@ class SolverSeam:
 
         return alive_after_column(columns, self.start_states(state), apex_steps=self.apex_steps)
 
+    def alive_after_exits(self, columns: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`alive_after` and, per candidate, its exit states in a compact form ``(n, k, ...)``
+        (the same compiled call's); :meth:`state_from_exits` on the chosen candidates' gives what
+        :meth:`advance` gives after them, without solving them again."""
+        from rlcreate.levels.solver import alive_after_column_exits
+
+        return alive_after_column_exits(columns, self.start_states(state), apex_steps=self.apex_steps)
+
+    def state_from_exits(self, exits: np.ndarray) -> np.ndarray:
+        """``(n, ...)`` compact exit states (one candidate per row of :meth:`alive_after_exits`'s)
+        -> ``(n, size)`` states, as :meth:`advance` returns them."""
+        from rlcreate.levels.solver import exit_states_from_bits
+
+        return exit_states_from_bits(exits).reshape(len(exits), -1).astype(np.float64)
+
     def alive(self, state: np.ndarray) -> np.ndarray:
         """(n,) bool: Mario is somewhere above the bottom row (in the bottom row he is falling into
         a pit: no next column can save him)."""

@@ -121,8 +121,40 @@ class OfferFeatures(ABC):
 
     size = 0
 
+    #: optional: ``observe_ids(prefix, offered, n_columns, prefix_ids (n, t), offer_ids (n, k),
+    #: columns (V, H))`` gives exactly :meth:`observe`'s arrays from the rows of a column
+    #: vocabulary ``columns`` that the prefix's columns and the offers are (``prefix[:, :, j] ==
+    #: columns[prefix_ids[:, j]]``, ``offered == columns[offer_ids]``): a token env knows them and
+    #: per-column tables replace per-tile work. None: the env calls :meth:`observe`.
+    observe_ids = None
+
     @abstractmethod
     def observe(self, prefix: np.ndarray, offered: np.ndarray, n_columns: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+class ColumnTable:
+    """A table computed once per column vocabulary: ``get(columns)`` returns ``fn(columns)``,
+    recomputed only when another vocabulary array is passed (a token env passes the same one at
+    every step)."""
+
+    def __init__(self, fn) -> None:
+        self.fn = fn
+        self._columns: np.ndarray | None = None
+        self._table: np.ndarray | None = None
+
+    def get(self, columns: np.ndarray) -> np.ndarray:
+        if self._table is None or columns is not self._columns:
+            self._table, self._columns = self.fn(columns), columns
+        return self._table
+
+    def __getstate__(self) -> dict:  # pickled without the table (rebuilt on first use)
+        return {"fn": self.fn, "_columns": None, "_table": None}
+
+
+def column_mismatches(columns: np.ndarray) -> np.ndarray:
+    """``(V, V)`` number of tiles in which two vocabulary columns differ (uint8)."""
+    cols = np.asarray(columns)
+    return (cols[:, None, :] != cols[None, :, :]).sum(axis=2).astype(np.uint8)
 
 
 def _column_heights(cols: np.ndarray) -> np.ndarray:
@@ -471,6 +503,26 @@ class VarietyOffers(OfferFeatures):
 
     def __init__(self, threshold: float):
         self.threshold = float(threshold)
+        self._mismatches = ColumnTable(column_mismatches)
+
+    def observe_ids(self, prefix, offered, n_columns, prefix_ids, offer_ids, columns):
+        """:meth:`observe` from vocabulary rows (see :class:`OfferFeatures`): tile mismatches and
+        equal columns read from a (V, V) table of tiles that differ, the same integers and booleans
+        as comparing tiles (equal columns are those 0 tiles apart, so a vocabulary with duplicate
+        columns gives the same answer too)."""
+        n, k, h = offered.shape
+        t = prefix_ids.shape[1]
+        s, o = t // SEGMENT, t % SEGMENT
+        if s == 0:
+            return np.zeros((n, 1)), np.zeros((n, k, 1))
+        table = self._mismatches.get(columns)
+        flat, v = table.reshape(-1), len(table)  # one flat index: numpy's 2-array fancy indexing is slower
+        earlier = prefix_ids[:, : s * SEGMENT].reshape(n, s, SEGMENT)
+        mism = flat.take(earlier[:, :, :o] * v + prefix_ids[:, None, s * SEGMENT : t]).sum(axis=2, dtype=np.int64)
+        near = mism < self.threshold * h * SEGMENT  # (n, s)
+        same = flat.take(offer_ids[:, :, None] * v + earlier[:, None, :, o]) == 0  # (n, k, s)
+        rep = (same & near[:, None, :]).any(axis=2)
+        return near.any(axis=1, keepdims=True).astype(np.float64), rep[:, :, None].astype(np.float64)
 
     def observe(self, prefix, offered, n_columns):
         n, k, h = offered.shape

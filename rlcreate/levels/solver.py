@@ -72,6 +72,8 @@ __all__ = [
     "completion",
     "solve_batch",
     "alive_after_column",
+    "alive_after_column_exits",
+    "exit_states_from_bits",
 ]
 
 #: rows Mario rises in a full jump (the agent lands on a 4-high step, not on a 5-high one).
@@ -385,6 +387,7 @@ def solve_batch(grids: np.ndarray, start_states: np.ndarray | None = None, apex_
 def _alive_after(columns, lut, entries, fall):
     n, k, height = columns.shape
     alive = np.zeros((n, k), np.bool_)
+    exits = np.zeros((n, k, N_PHASES), np.int64)  # the exit states' row bitmasks per phase
     start = np.zeros(N_PHASES, np.int64)
     m = np.zeros(N_PHASES, np.int64)
     cur = np.zeros(N_PHASES, np.int64)
@@ -402,13 +405,14 @@ def _alive_after(columns, lut, entries, fall):
         for j in range(k):
             free = _free_mask(columns[i, j].reshape(height, 1), 0, lut)
             if free < 0:
-                return alive, -1 - free
+                return alive, exits, -1 - free
             cur[:] = start
             _column(m, cur, free, height, fresh, fall)
             for p in range(N_PHASES):
+                exits[i, j, p] = cur[p]
                 if cur[p] & above_bottom:
                     alive[i, j] = True
-    return alive, -1
+    return alive, exits, -1
 
 
 def alive_after_column(columns: np.ndarray, start_states: np.ndarray, apex_steps: int = APEX_STEPS) -> np.ndarray:
@@ -418,9 +422,18 @@ def alive_after_column(columns: np.ndarray, start_states: np.ndarray, apex_steps
     states of the levels so far (all False: start fresh, as in :func:`solve_batch`). Returns
     ``(n, k)`` bool: the exit state after the candidate has a state above the bottom row (in the
     bottom row Mario is falling into a pit). The same as :func:`solve_batch` on every candidate as a
-    one-column grid, in one compiled call that builds no exit states (the env's per-step
-    ``playable_only`` mask checks every offer).
+    one-column grid, in one compiled call (the env's per-step ``playable_only`` mask checks every
+    offer). :func:`alive_after_column_exits` also gives each candidate's exit states.
     """
+    return alive_after_column_exits(columns, start_states, apex_steps)[0]
+
+
+def alive_after_column_exits(
+    columns: np.ndarray, start_states: np.ndarray, apex_steps: int = APEX_STEPS
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`alive_after_column` and each candidate's exit states as ``(n, k, N_PHASES)`` int64 row
+    bitmasks (:func:`exit_states_from_bits` turns them into ``solve_batch``'s exit states), so the env
+    advances by the chosen offer's without solving it again."""
     if apex_steps not in range(APEX_STEPS + 1):
         raise SolverInputError(f"apex_steps = {apex_steps!r}: use an integer in 0..{APEX_STEPS}")
     cols = np.ascontiguousarray(np.asarray(columns).astype(np.int8, copy=False))
@@ -430,7 +443,14 @@ def alive_after_column(columns: np.ndarray, start_states: np.ndarray, apex_steps
             f"alive_after_column expects columns (n, k, {HEIGHT}) and start_states (n, {HEIGHT}, {N_PHASES}), "
             f"got {cols.shape} and {entries.shape}"
         )
-    alive, bad = _alive_after(cols, _SOLID_LUT, entries, _FIRST_APEX + apex_steps)
+    alive, exits, bad = _alive_after(cols, _SOLID_LUT, entries, _FIRST_APEX + apex_steps)
     if bad != -1:
         raise SolverInputError(f"tile ids must lie in 0..{len(_SOLID_LUT) - 1}, got {bad}; parse text with parse_level")
-    return alive
+    return alive, exits
+
+
+def exit_states_from_bits(bits: np.ndarray) -> np.ndarray:
+    """``(..., N_PHASES)`` row bitmasks (:func:`alive_after_column_exits`'s second array)
+    -> ``(..., 14, N_PHASES)`` bool exit states, laid out as :func:`solve_batch`'s."""
+    rows = np.arange(HEIGHT, dtype=np.int64)
+    return ((np.asarray(bits, np.int64)[..., None, :] >> rows[:, None]) & 1).astype(np.bool_)

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from rlcreate.levels.features import segment_features
-from rlcreate.levels.objectives import OfferFeatures
+from rlcreate.levels.objectives import ColumnTable, OfferFeatures
 from rlcreate.rewards.base import RewardModule
 from rlcreate.rewards.registry import register
 
@@ -170,6 +170,7 @@ class ProfileOffers(OfferFeatures):
         self.table = np.zeros((len(T.TILES), 3))  # tile id -> (pipe tops, question blocks, coins)
         self.table[T.PIPE_TL, 0] = self.table[T.QUESTION, 1] = self.table[T.QCOIN, 1] = self.table[T.COIN, 2] = 1
         self.mu = human_element_stats(128)[0][[ELEMENTS.index(e) for e in ("pipes", "question_blocks", "coins")]]
+        self._per_column = ColumnTable(self._counts)  # (V, 3) counts of each vocabulary column
 
     def _counts(self, grids: np.ndarray) -> np.ndarray:
         """(m, 3) element counts of ``m`` tile arrays of any shape: one bincount over all of them
@@ -184,6 +185,14 @@ class ProfileOffers(OfferFeatures):
         so_far = self._counts(prefix)
         ctx = 0.5 + 0.5 * np.tanh((self.mu * prefix.shape[2] / 128 - so_far) / 2.0)
         return ctx, 1.0 - np.exp2(-per)
+
+    def observe_ids(self, prefix, offered, n_columns, prefix_ids, offer_ids, columns):
+        """:meth:`observe` from vocabulary rows (see :class:`OfferFeatures`): each column's counts
+        looked up and the prefix's summed, the same whole numbers as counting its tiles."""
+        table = self._per_column.get(columns)
+        so_far = table.take(prefix_ids, axis=0).sum(axis=1)
+        ctx = 0.5 + 0.5 * np.tanh((self.mu * prefix_ids.shape[1] / 128 - so_far) / 2.0)
+        return ctx, 1.0 - np.exp2(-table.take(offer_ids, axis=0))
 
 
 @register("set_profile")
@@ -263,6 +272,12 @@ class SetProfileOffers(ProfileOffers):
         per = self._counts(offered.reshape(n * k, -1)).reshape(n, k, 3)
         ctx = 0.5 + 0.5 * np.tanh((self.mu - self.recent) / self.scale / 2.0)
         return np.repeat(ctx[None], n, axis=0), 1.0 - np.exp2(-per)
+
+    def observe_ids(self, prefix, offered, n_columns, prefix_ids, offer_ids, columns):
+        """:meth:`observe` with the offers' counts looked up per vocabulary column."""
+        ctx = 0.5 + 0.5 * np.tanh((self.mu - self.recent) / self.scale / 2.0)
+        per = self._per_column.get(columns).take(offer_ids, axis=0)
+        return np.repeat(ctx[None], len(offer_ids), axis=0), 1.0 - np.exp2(-per)
 
 
 @register("lm_logprob")

@@ -231,7 +231,20 @@ class LMPriorPolicy(MaskableActorCriticPolicy):
     # The three entry points below mirror MaskableActorCriticPolicy's, with the raw observation
     # passed on to the distribution (the parent builds it from the latent code alone).
 
+    #: run a rollout's forward (SB3 calls it with gradients off) in ``torch.inference_mode``: the
+    #: same kernels and bits without autograd's per-op bookkeeping (~10% of the call at 16 rows);
+    #: its outputs are inference tensors, which SB3 only copies to numpy
+    rollout_inference_mode: bool = True
+
     def forward(
+        self, obs: th.Tensor, deterministic: bool = False, action_masks: np.ndarray | None = None
+    ) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+        if self.rollout_inference_mode and not th.is_grad_enabled() and not th.is_inference_mode_enabled():
+            with th.inference_mode():
+                return self._forward(obs, deterministic, action_masks)
+        return self._forward(obs, deterministic, action_masks)
+
+    def _forward(
         self, obs: th.Tensor, deterministic: bool = False, action_masks: np.ndarray | None = None
     ) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
         latent_pi, latent_vf = self._latents(obs)
