@@ -208,8 +208,19 @@ def run_demo(
     # the untrained start's side (its calibration, draws and best-of-n, the generator's own samples,
     # their A* plays) does not depend on training: a second process does it on the core that
     # single-threaded training leaves idle, with the same seeds and thread count (the same numbers)
-    side_args = (recipe, n_obj, n_levels, best_of, env_seed, calibrate, calibration_levels)
-    side_args += (astar_levels, astar_runs, latent, torch_threads())
+    side_args = (
+        recipe,
+        n_obj,
+        n_levels,
+        best_of,
+        env_seed,
+        calibrate,
+        calibration_levels,
+        astar_levels,
+        astar_runs,
+        latent,
+        torch_threads(),
+    )
     pool = multiprocessing.get_context("spawn").Pool(1) if parallel else None
     side_job = pool.apply_async(start_side, side_args) if pool else None
     try:
@@ -222,7 +233,7 @@ def run_demo(
         calibration: dict = {}
         t0 = time.perf_counter()
         if calibrate:
-            print("[2/5] calibrating the pipe, ?-block and coin rates of the policy (its start's: in parallel);")
+            print("[2/5] calibrating the pipe, ?-block and coin rates of the policy (and of its start) ...")
             steered_fit = calibrate_element_bias(model, recipe, levels=calibration_levels)
         calibrate_s = time.perf_counter() - t0
         t0 = time.perf_counter()
@@ -235,10 +246,8 @@ def run_demo(
         calibration = {"steered": steered_fit, "untrained_start": side["fit"]}
         asm = assemble(write_calibration(out, recipe, calibration, recipe.env.kwargs.get("element_bias")))
         asm.domain.finish_training(model, asm, out)  # samples/ again, from the calibrated sampler
-    print(
-        f"{'     ' if calibrate else '[2/5]'} sampling {n_obj} levels from the policy "
-        f"(its start's {max(best_of, 1)} x {n_obj}: done in parallel) ..."
-    )
+    beside = f" (its start's {max(best_of, 1)} x {n_obj}: sampled beside training)" if parallel else ""
+    print(f"{'     ' if calibrate else '[2/5]'} sampling {n_obj} levels from the policy{beside} ...")
     steered, targets = sample_levels(model, asm, n_obj, env_seed, env_seed, deterministic=latent)
     np.save(out / "levels.npy", np.stack(steered[:n_levels]))
     if side["targets"] != targets:
@@ -333,6 +342,7 @@ def greedy_levels(asm: Any, n: int, env_seed: int) -> tuple[list[np.ndarray], li
 
 
 def torch_threads() -> int:
+    """This process's torch thread count (the start's side uses the same: the same numbers)."""
     import torch
 
     return torch.get_num_threads()
