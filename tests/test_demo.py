@@ -113,12 +113,14 @@ def test_side_by_side_section_shows_every_set_and_the_share():
                          "inside": 5, "of": 5}, "diversity": {"distinct_share": 0.6},
              "repetition": {"repeated_share": 0.2}, "human_likeness": {"auc": 0.55},
              "copies": {"novelty_mean": 0.04, "copy_share": 0.3}, "astar": None}
-    summary = {"groups": {"steered": group, "human_dev": group}, "n_levels": 2, "width": 128,
+    steered = {**group, "structure": {"malformed_pipe_share": 0.07, "solid_block_share": 0.17}}
+    summary = {"groups": {"steered": steered, "human_dev": group}, "n_levels": 2, "width": 128,
                "objective": {"steered": {"mean": 8.5, "ci": [8.4, 8.6]}},
                "share": {"steered_minus_best_of_4": {"mean": 0.1, "ci": [0.05, 0.2]}}}
     html = side_by_side_html(summary)
     assert "human_dev" in html and "0.550" in html and "8.500 [8.400, 8.600]" in html
     assert "best_of_4" in html and "[+0.050, +0.200]" in html
+    assert "6x6 solid block" in html and "17%" in html and "7%" in html  # a summary from before shows dashes
     assert "Calibrated element rates" not in html  # a summary without calibration has no such section
     fit = {"element_bias": {"coins": 0.25}, "target": {"coins": 6.41}, "chosen_round": 1,
            "rounds": [{"means": {"coins": 4.0}}, {"means": {"coins": 6.3}}]}

@@ -215,3 +215,24 @@ def test_human_likeness_judge_flags_noise_and_passes_human_levels():
     assert not human["flagged"]
     assert run_judges([_flat(8)] * 2, ["human_likeness"])["human_likeness"] == {
         "skipped": "needs at least 2 levels of >= 16 columns"}
+
+
+def test_solid_block_share_finds_walls_and_staircase_bulk_not_ground_or_thin_stacks():
+    flat = _flat(128)
+    wall = _flat(128)
+    wall[6:13, 40:46] = 1  # 7 rows x 6 columns above the bottom row
+    thin = _flat(128)
+    thin[2:13, 40:45] = 1  # 5 columns wide: no 6 x 6 square
+    stairs = _flat(128)
+    for i in range(8):
+        stairs[12 - i : 13, 60 + i] = 1  # heights 1..8 above the ground: at most 3 columns reach 6
+    bulk = stairs.copy()
+    bulk[5:13, 68:73] = 1  # the stair's top held for 5 columns: 8 columns of height >= 6
+    assert [q.solid_block_share([g]) for g in (flat, wall, thin, stairs, bulk)] == [0.0, 1.0, 0.0, 0.0, 1.0]
+    assert q.solid_block_share([flat, wall, thin, stairs]) == 0.25
+    # the docstring's human rate
+    assert q.solid_block_share(list(corpus.training_windows(128, 128))) == 2 / 46
+    report = q.profile_report([_flat(128)] * 16)
+    structure = {"malformed_pipe_share": 0.5, "solid_block_share": 0.25}
+    text = q.format_table({"human_split": "test", "groups": {"x": {"profile": report, "structure": structure}}})
+    assert [line.split()[-1] for line in text.splitlines() if line.startswith("levels with")] == ["50%", "25%"]

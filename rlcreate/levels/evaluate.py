@@ -273,6 +273,8 @@ def side_by_side_html(summary: dict | None) -> str:
         + cell(lambda n: f"{g[n]['human_likeness']['auc']:.3f}"),
         ["novelty (NN distance to training windows)"] + cell(lambda n: f"{g[n]['copies']['novelty_mean']:.3f}"),
         ["segments within copy distance"] + cell(lambda n: f"{g[n]['copies']['copy_share']:.0%}"),
+        ["levels with a malformed pipe"] + cell(lambda n: f"{g[n]['structure']['malformed_pipe_share']:.0%}"),
+        ["levels with a 6x6 solid block (a wall)"] + cell(lambda n: f"{g[n]['structure']['solid_block_share']:.0%}"),
         ["A* agent: levels beaten"] + cell(lambda n: f"{g[n]['astar']['beaten']:.0%} of {g[n]['astar']['levels']}"),
     ]
     for t in sorted({t for c in (summary.get("control") or {}).values() for t in c}):
