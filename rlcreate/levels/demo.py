@@ -48,14 +48,15 @@ TOKENS_BASE = "mario_tokens.yaml"
 
 
 #: per ``--generator``, defaults that differ from :func:`run_demo`'s. The latent path decodes four
-#: candidate segments per env step, so its demo trains a sixth of its recipe's budget (16,384 steps:
-#: the shortest measured at which PPO's share over its start has a 95% CI above 0 in two seeds; the
-#: recipe's full budget with ``--timesteps``), scores 256 levels per set for the objective and PPO's
+#: candidate segments per env step, so its demo trains a quarter of its recipe's budget (24,576 steps:
+#: PPO's share over best-of-4 from its start has a 95% CI above 0 in two seeds there, and over its
+#: start from 16,384, the budget before the start's side ran beside training; the recipe's full
+#: budget with ``--timesteps``), scores 256 levels per set for the objective and PPO's
 #: share (64 leave a CI of about +-0.3, wider than that share), leaves the A* agent out (4 levels per
 #: set took ~2-4 min and cannot tell sets apart; the objective's playability term solves every level)
 #: and the checkpoint audit to ``rlcreate eval``, so that it finishes in ~5 min on a 2-core machine
 DEMO_DEFAULTS: dict[str, dict] = {
-    "latent": {"timesteps": 16384, "astar_levels": 0, "evaluate": False, "objective_levels": 256}
+    "latent": {"timesteps": 24576, "astar_levels": 0, "evaluate": False, "objective_levels": 256}
 }
 
 
