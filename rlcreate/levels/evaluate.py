@@ -244,7 +244,7 @@ def side_by_side_html(summary: dict | None) -> str:
     control, the recipe's objective and PPO's share (steered minus its untrained start and minus
     best-of-n from that start, paired per request, 95% CIs). '' for runs without one."""
     from rlcreate.evaluation.html import table
-    from rlcreate.levels.quality import ELEMENTS
+    from rlcreate.levels.quality import ELEMENTS, SOLID_BLOCK
 
     if not summary or "groups" not in summary:
         return ""
@@ -274,7 +274,8 @@ def side_by_side_html(summary: dict | None) -> str:
         ["novelty (NN distance to training windows)"] + cell(lambda n: f"{g[n]['copies']['novelty_mean']:.3f}"),
         ["segments within copy distance"] + cell(lambda n: f"{g[n]['copies']['copy_share']:.0%}"),
         ["levels with a malformed pipe"] + cell(lambda n: f"{g[n]['structure']['malformed_pipe_share']:.0%}"),
-        ["levels with a 6x6 solid block (a wall)"] + cell(lambda n: f"{g[n]['structure']['solid_block_share']:.0%}"),
+        [f"levels with a {SOLID_BLOCK}x{SOLID_BLOCK} solid block (a wall)"]
+        + cell(lambda n: f"{g[n]['structure']['solid_block_share']:.0%}"),
         ["A* agent: levels beaten"] + cell(lambda n: f"{g[n]['astar']['beaten']:.0%} of {g[n]['astar']['levels']}"),
     ]
     for t in sorted({t for c in (summary.get("control") or {}).values() for t in c}):
