@@ -44,20 +44,29 @@ def test_demo_is_a_run_folder_that_eval_and_report_read(tmp_path, monkeypatch):
     run_judges = judges.run_judges
     monkeypatch.setattr(judges, "run_judges", lambda levels, *a, **k: judged.append(levels) or run_judges(levels, *a, **k))
     run = tmp_path / "demo"
-    r = run_demo(run, timesteps=256, progress_bar=False, n_levels=16, astar_levels=0, best_of=2, calibration_levels=32)
-    assert r["env_steps"] >= 256
+    r = run_demo(
+        run, timesteps=256, progress_bar=False, n_levels=16, astar_levels=0, best_of=2, calibration_levels=32,
+        objective_levels=32,
+    )
+    assert r["env_steps"] >= 256 and r["objective_levels"] == 32
     # the policy's fitted offsets are the run's sampler now (eval / report / sample read config.yaml)
     fits = json.loads((run / "calibration.json").read_text())
-    assert set(r["calibration"]) == {"steered", "untrained_start"} and fits["trained_element_bias"] is None
+    assert set(r["calibration"]) == {"steered", "untrained_start", "variety_rule"}
+    assert fits["trained_element_bias"] is None
     assert load_recipe(run / "config.yaml").env.kwargs["element_bias"] == r["calibration"]["steered"]["element_bias"]
     for fit in r["calibration"].values():
         assert len(fit["rounds"]) == 3 and fit["levels"] == 32
         assert fit["rounds"][0]["element_bias"] == {"pipes": 0.0, "question_blocks": 0.0, "coins": 0.0}
-    assert set(r["groups"]) == {"steered", "untrained_start", "best_of_2", "generator", "human_dev"}
+    # the judges take each set's first n_levels; the objective, PPO's share and control all 32
+    assert set(r["groups"]) == {"steered", "untrained_start", "best_of_2", "variety_rule", "generator", "human_dev"}
+    assert all(g["n_levels"] == 16 for k, g in r["groups"].items() if k != "human_dev")
     for g in r["groups"].values():
         assert 0.0 <= g["human_likeness"]["auc"] <= 1.0 and g["astar"] is None
         assert 0.0 <= g["repetition"]["repeated_share"] <= 1.0
-    assert set(r["share"]) == {"steered_minus_untrained_start", "steered_minus_best_of_2"}
+    assert set(r["share"]) == {
+        "steered_minus_untrained_start", "steered_minus_best_of_2", "steered_minus_variety_rule"
+    }
+    assert all(v["n"] == 32 for v in r["share"].values())
     lo, hi = r["share"]["steered_minus_untrained_start"]["ci"]
     assert lo <= r["share"]["steered_minus_untrained_start"]["mean"] <= hi
     # best-of-2 keeps, per request, the draw the recipe scores higher: never below the start on average

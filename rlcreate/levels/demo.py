@@ -8,12 +8,13 @@
    The untrained start's side (its calibration, draws, best-of-n, the generator's own samples and
    their A* plays: nothing of it depends on training) runs meanwhile in a second process on the
    core that single-threaded training leaves idle (:func:`start_side`; the same numbers).
-2. Calibrate the pipe, ?-block and coin rates of the policy, and of its untrained start, to the human
-   training windows' on selection requests (:mod:`rlcreate.levels.calibrate`: the env's
+2. Calibrate the pipe, ?-block and coin rates of the policy, of its untrained start and of the rule
+   (below) to the human training windows' on selection requests (:mod:`rlcreate.levels.calibrate`: the env's
    ``element_bias`` offsets; the policy's offsets are written into the run's ``config.yaml``, so
-   ``eval`` / ``report`` / ``sample`` use them). Sample 64 levels from the policy (with randomness
-   on: a greedy policy writes one level type), 64 from its untrained start and best-of-n from that
-   start, every set answering the same requests.
+   ``eval`` / ``report`` / ``sample`` use them). Sample 256 levels from the policy (with randomness
+   on: a greedy policy writes one level type), 256 from its untrained start, best-of-n from that
+   start and the hand-built variety rule (the start with the recipe's variety flag as a mask), every
+   set answering the same requests; the judges take each set's first 64, the objective all 256.
 3. Put them side by side with the generator's own samples (the column LM, no RL) and held-out
    human levels (DEV blocks) of the same width: element profile against the human band, human-likeness
    AUC (a classifier two-sample test no reward uses), novelty and copies against training windows,
@@ -56,7 +57,12 @@ TOKENS_BASE = "mario_tokens.yaml"
 #: set took ~2-4 min and cannot tell sets apart; the objective's playability term solves every level)
 #: and the checkpoint audit to ``rlcreate eval``, so that it finishes in ~5 min on a 2-core machine
 DEMO_DEFAULTS: dict[str, dict] = {
-    "latent": {"timesteps": 24576, "astar_levels": 0, "evaluate": False, "objective_levels": 256}
+    "latent": {"timesteps": 24576, "astar_levels": 0, "evaluate": False, "objective_levels": 256},
+    # the token path scores 256 levels per set for the objective too (the judges take the first 64):
+    # over 64 requests PPO's share over best-of-4 had a CI of about +-0.38, over 384 about +-0.13
+    # (BENCHMARKS.md, "PPO's share over 384 requests at both budgets"); 192 more levels per set cost
+    # seconds, and the start's side draws its share beside training
+    "tokens": {"objective_levels": 256},
 }
 
 
@@ -158,7 +164,9 @@ def run_demo(
     share and the control error (default ``n_levels``; the judges take each set's first
     ``n_levels``). With an env that observes candidates and their term changes, a ``greedy`` set
     (:meth:`~rlcreate.envs.latent_level.LatentLevelCore.greedy_action`, the hand-built rule on the
-    same observation) answers the same requests. ``timesteps``, ``astar_levels``
+    same observation) answers the same requests; with a token recipe that has a ``level_variety``
+    term, a ``variety_rule`` set does (:func:`~rlcreate.levels.share.variety_rule`, the rule that
+    term's observed flag offers, with its own rate fit). ``timesteps``, ``astar_levels``
     (default 8) and ``evaluate`` (default on) left at None take the generator's :data:`DEMO_DEFAULTS`
     first."""
     from rlcreate.assemble import assemble
@@ -174,7 +182,7 @@ def run_demo(
     timesteps = timesteps or defaults.get("timesteps")
     astar_levels = defaults.get("astar_levels", 8) if astar_levels is None else astar_levels
     evaluate = defaults.get("evaluate", True) if evaluate is None else evaluate
-    n_obj = objective_levels or defaults.get("objective_levels", n_levels)
+    n_obj = objective_levels or max(defaults.get("objective_levels", n_levels), n_levels)
     if n_obj < n_levels:
         raise UserError(f"objective_levels = {n_obj}: must be >= n_levels ({n_levels}); the judges take the first")
     calibrate = generator == "tokens" if calibrate is None else calibrate
@@ -245,6 +253,8 @@ def run_demo(
             pool.terminate()  # done, or training failed: nothing of it is needed then
     if calibrate:
         calibration = {"steered": steered_fit, "untrained_start": side["fit"]}
+        if side["rule_fit"]:
+            calibration["variety_rule"] = side["rule_fit"]
         asm = assemble(write_calibration(out, recipe, calibration, recipe.env.kwargs.get("element_bias")))
         asm.domain.finish_training(model, asm, out)  # samples/ again, from the calibrated sampler
     beside = f" (its start's {max(best_of, 1)} x {n_obj}: sampled beside training)" if parallel else ""
@@ -304,6 +314,13 @@ def run_demo(
             "; greedy: a hand-built picker on the policy's observation (the candidate that keeps the level "
             "crossable, then the largest observed sum of term changes), no learning"
             if "greedy" in sets
+            else ""
+        )
+        + (
+            "; variety_rule: the untrained start that never takes an offer the recipe's variety term flags "
+            "as keeping a repeat of an earlier segment alive (a hand-built rule on the policy's observation), "
+            "its own rate fit, no learning"
+            if "variety_rule" in sets
             else ""
         ),
         **table,
@@ -377,7 +394,7 @@ def start_side(
     from rlcreate.levels.corpus import dev_windows
     from rlcreate.levels.generators.column_lm import ColumnLM
     from rlcreate.levels.quality import astar_interleaved
-    from rlcreate.levels.share import best_of_n, recipe_scores, sample_levels, untrained_policy
+    from rlcreate.levels.share import best_of_n, recipe_scores, sample_levels, untrained_policy, variety_rule
     from rlcreate.recipe import build_reward_set
 
     t0 = time.perf_counter()
@@ -402,6 +419,21 @@ def start_side(
         cand_scores = [scores["untrained_start"]] + [score(d[0]) for d in draws[1:]]
         sets[f"best_of_{best_of}"], _ = best_of_n([d[0] for d in draws], cand_scores)
         scores[f"best_of_{best_of}"] = score(sets[f"best_of_{best_of}"])
+    # the hand-built rule a policy trained on the recipe's variety term could have learnt from its
+    # observed flag (never keep a repeat of an earlier segment alive): the start plus that mask, with
+    # its own rate fit, drawn with the start's first policy seed (the mask is the only difference)
+    ruled = None if latent else variety_rule(recipe)
+    rule_fit = (
+        calibrate_element_bias(untrained_policy, ruled, levels=calibration_levels) if calibrate and ruled else None
+    )
+    if ruled is not None:
+        rule_asm = assemble(with_element_bias(ruled, rule_fit["element_bias"]) if rule_fit else ruled)
+        sets["variety_rule"], rule_targets = sample_levels(
+            untrained_policy(rule_asm), rule_asm, n_obj, env_seed, env_seed + 100
+        )
+        if rule_targets != targets:
+            raise RuntimeError("the variety rule answered other requests than the start (env seeding changed)")
+        scores["variety_rule"] = score(sets["variety_rule"])
     width = draws[0][0][0].shape[1]
     if latent:  # the latent generator's own samples: uniform latents, segments chained by context
         own = list(asm.make_env(1, 0, "eval").core.gen.sample_levels(n_obj, width // 16, seed=recipe.seed + 2))
@@ -412,6 +444,7 @@ def start_side(
         astar_interleaved({**groups, "human_dev": list(dev_windows(width, stride=width))}, astar_levels, astar_runs, 1)
     return {
         "fit": fit,
+        "rule_fit": rule_fit,
         "sets": sets,
         "scores": scores,
         "targets": targets,
