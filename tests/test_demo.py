@@ -130,6 +130,9 @@ def test_side_by_side_section_shows_every_set_and_the_share():
     assert "human_dev" in html and "0.550" in html and "8.500 [8.400, 8.600]" in html
     assert "best_of_4" in html and "[+0.050, +0.200]" in html
     assert "6x6 solid block" in html and "17%" in html and "7%" in html  # human_dev has no structure: a dash
+    assert "2 levels of 128 columns per set</h3>" in html  # objective_levels unset: judges and objective alike
+    html = side_by_side_html({**summary, "objective_levels": 256})
+    assert "2 levels of 128 columns per set; control and the objective on 256</h3>" in html
     assert "Calibrated element rates" not in html  # a summary without calibration has no such section
     fit = {"element_bias": {"coins": 0.25}, "target": {"coins": 6.41}, "chosen_round": 1,
            "rounds": [{"means": {"coins": 4.0}}, {"means": {"coins": 6.3}}]}

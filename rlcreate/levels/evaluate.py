@@ -293,8 +293,10 @@ def side_by_side_html(summary: dict | None) -> str:
             lambda n: "{:.3f} [{:.3f}, {:.3f}]".format(summary["objective"][n]["mean"], *summary["objective"][n]["ci"])
         )
     )
+    n_obj = summary.get("objective_levels")
+    more = f"; control and the objective on {n_obj}" if n_obj else ""
     h = [
-        f"<h3>Side by side: {summary.get('n_levels')} levels of {summary.get('width')} columns per set</h3>",
+        f"<h3>Side by side: {summary.get('n_levels')} levels of {summary.get('width')} columns per set{more}</h3>",
         "<p>" + esc(summary.get("sampling", "")) + ". Human = held-out DEV windows; the AUC's human side is the "
         "TEST split. * = outside the 5th–95th percentile band of human set means.</p>",
         table(["measure"] + names, rows),
