@@ -480,7 +480,9 @@ def _print_summary(r: dict, out: Path) -> None:
         f"rlcreate demo — {r['env_steps']} env steps ({r['recipe']}) in {r['train_seconds']} s"
         + (f" (calibration {r['calibrate_seconds']} s)" if r.get("calibration") else "")
         + "; "
-        f"{r['n_levels']} levels of {r['width']} columns per set; files in {out}/",
+        f"{r['n_levels']} levels of {r['width']} columns per set"
+        + (f" (control and the objective: {r['objective_levels']})" if r.get("objective_levels") else "")
+        + f"; files in {out}/",
         format_table(r),
     ]
     if r.get("astar_levels", 1) and all(g["astar"] is None for g in r["groups"].values()):
