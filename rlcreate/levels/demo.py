@@ -400,8 +400,14 @@ def start_side(
     t0 = time.perf_counter()
     torch.set_num_threads(threads)
     transformers.utils.logging.disable_progress_bar()  # the training's progress bar owns the terminal
-    fit = calibrate_element_bias(untrained_policy, recipe, levels=calibration_levels) if calibrate else None
-    asm = assemble(with_element_bias(recipe, fit["element_bias"]) if fit else recipe)
+
+    def fitted(r: Any) -> tuple[dict | None, Any]:
+        """The untrained policy's rate fit on recipe ``r`` (None without ``calibrate``) and the
+        assembly that samples with it."""
+        fit = calibrate_element_bias(untrained_policy, r, levels=calibration_levels) if calibrate else None
+        return fit, assemble(with_element_bias(r, fit["element_bias"]) if fit else r)
+
+    fit, asm = fitted(recipe)
     start = untrained_policy(asm)
     # a latent policy acting by its mean writes the same levels for the same requests (the env's seed
     # fixes the prior draws z0 too), so its further draws sample the start's residuals (N(0, std^2))
@@ -423,11 +429,9 @@ def start_side(
     # observed flag (never keep a repeat of an earlier segment alive): the start plus that mask, with
     # its own rate fit, drawn with the start's first policy seed (the mask is the only difference)
     ruled = None if latent else variety_rule(recipe)
-    rule_fit = (
-        calibrate_element_bias(untrained_policy, ruled, levels=calibration_levels) if calibrate and ruled else None
-    )
+    rule_fit = None
     if ruled is not None:
-        rule_asm = assemble(with_element_bias(ruled, rule_fit["element_bias"]) if rule_fit else ruled)
+        rule_fit, rule_asm = fitted(ruled)
         sets["variety_rule"], rule_targets = sample_levels(
             untrained_policy(rule_asm), rule_asm, n_obj, env_seed, env_seed + 100
         )
