@@ -122,6 +122,11 @@ class LatentLevelCore:
     batch diversity) are scored as if every level of the batch took that candidate slot. Why: with
     the same terms in ``shape_terms``, the policy sees before it chooses exactly what each choice
     is paid for those terms, so credit is direct instead of learned from level-end returns.
+    ``candidate_action`` (with ``candidates``): ``"box"`` (default) as above, or ``"choice"``: the
+    action is ``Discrete(K)``, the index of the candidate to write. Why: a pick among K prior draws
+    is a categorical choice; as thresholded Box entries most sampled actions write candidate 0 and
+    the policy's log-probability says little about which candidate it chose. Every action writes a
+    prior draw unchanged (nothing to saturate), and a uniform pick is the generator's distribution.
     All off by default (v0 and plain v1 unchanged).
     """
 
@@ -151,6 +156,7 @@ class LatentLevelCore:
         shape_terms: Sequence[str] = (),
         candidates: int = 0,
         candidate_terms: Sequence[str] = (),
+        candidate_action: str = "box",
     ):
         if latent_mode not in LATENT_MODES:
             raise EnvConfigError(f"latent_mode = {latent_mode!r}: use one of {', '.join(LATENT_MODES)}")
@@ -246,6 +252,11 @@ class LatentLevelCore:
                 "candidates needs latent_mode: residual and preview: false (it replaces the preview's gate)"
             )
         self.n_cand = int(candidates)
+        if candidate_action not in CANDIDATE_ACTIONS:
+            raise EnvConfigError(f"candidate_action = {candidate_action!r}: use one of {', '.join(CANDIDATE_ACTIONS)}")
+        if candidate_action == "choice" and not self.n_cand:
+            raise EnvConfigError("candidate_action = 'choice' needs candidates >= 2 (it picks one of them)")
+        self.choice = candidate_action == "choice"
         if self.n_cand:  # per candidate: features, crossable after it, target and profile deficits after it
             obs_dim += self.n_cand * (
                 self.n_features + (1 if seam else 0) + self.control.size(0) + len(self.profile_measures)
@@ -263,7 +274,9 @@ class LatentLevelCore:
         n_act = self.n_latent_actions + self.n_controls + int(self.preview)
         if self.n_cand:
             n_act = self.n_cand - 1
-        self.action_space = spaces.Box(-1.0, 1.0, (n_act,), np.float32)
+        self.action_space: spaces.Space = (
+            spaces.Discrete(self.n_cand) if self.choice else spaces.Box(-1.0, 1.0, (n_act,), np.float32)
+        )
         self.progress = 0.0  # training progress in [0, 1] for weight schedules (set by the trainer)
         self.render_mode = None
         self.levels = np.zeros((n, self.height, n_segments * self.width), np.int8)
@@ -380,13 +393,16 @@ class LatentLevelCore:
         """A hand-built picker on this env's observation, no learning (what RL must beat to claim
         more than the features carry): per level, the candidate that keeps it crossable, then the
         one with the largest observed sum of term changes (``candidate_terms``); actions in the
-        env's layout (entry k-1 = 1 writes candidate k, all 0 writes candidate 0)."""
+        env's layout (entry k-1 = 1 writes candidate k, all 0 writes candidate 0; with
+        ``candidate_action="choice"`` the candidate's index)."""
         if not (self.n_cand and self.cand_terms.terms):
             raise EnvConfigError("greedy_action: needs candidates >= 2 and candidate_terms")
         k, width = self.n_cand, self.candidate_width
         blocks = np.asarray(obs)[:, -k * width :].reshape(len(obs), k, width)
         score = blocks[:, :, self.rule_entries].sum(2)  # crossable in {0, 1} + the squashed sum
         pick = score.argmax(1)
+        if self.choice:
+            return pick
         a = np.zeros((len(obs), k - 1), np.float32)
         rows = np.flatnonzero(pick > 0)
         a[rows, pick[rows] - 1] = 1.0
@@ -448,7 +464,13 @@ class LatentLevelCore:
 
     def step(self, actions: np.ndarray):
         """Decode one segment per level, score it, advance. Returns obs, rewards, done, infos."""
-        raw = np.asarray(actions, np.float32).reshape(self.n, -1)
+        if self.choice:  # the candidate's index; stored as the Box layout that writes it (for rewards)
+            pick = np.asarray(actions).reshape(self.n).astype(np.int64)
+            if pick.min(initial=0) < 0 or pick.max(initial=0) >= self.n_cand:
+                raise ValueError(f"candidate_action = 'choice': actions must be in 0..{self.n_cand - 1}")
+            raw = np.eye(self.n_cand, dtype=np.float32)[pick, 1:]
+        else:
+            raw = np.asarray(actions, np.float32).reshape(self.n, -1)
         a = np.clip(raw, -1.0, 1.0)
         d = self.n_latent_actions
         # the latent entries (zeros without residual_action: z = z0) and the control entries
@@ -500,7 +522,9 @@ class LatentLevelCore:
             )
         else:
             result = None
-        stats = {"saturated": (np.abs(raw) > 0.99).mean(axis=1), "norm": np.sqrt((z**2).mean(axis=1))}
+        # a choice has no box to saturate: every action writes a prior draw unchanged
+        saturated = np.zeros(self.n) if self.choice else (np.abs(raw) > 0.99).mean(axis=1)
+        stats = {"saturated": saturated, "norm": np.sqrt((z**2).mean(axis=1))}
         if self.preview or self.n_cand:
             stats["redraw"] = redraw.astype(np.float64)
         feats = self.featurizer(segments)
@@ -622,6 +646,10 @@ def candidate_pick(actions: np.ndarray) -> np.ndarray:
 
 
 CANDIDATE_TERM_SCALE = 0.2
+
+#: ``candidate_action``: ``box`` (K - 1 entries in [-1, 1], :func:`candidate_pick`) or ``choice``
+#: (``Discrete(K)``: the candidate's index)
+CANDIDATE_ACTIONS = ("box", "choice")
 
 #: How an action ``a`` in ``[-1, 1]^d`` becomes the decoder input ``z``: ``scaled`` (v0):
 #: ``z = action_scale * a`` (for a Gaussian prior the box's corners lie far out); ``direct``:

@@ -73,11 +73,69 @@ def test_spaces_it_cannot_read_are_refused():
     with pytest.raises(PolicyConfigError, match="candidate_width = 5"):
         PPO(CandidatePolicy, PickEnv(), device="cpu", policy_kwargs={"candidate_width": 5})  # 3 x 5 > 8 entries
 
-    class Discrete(PickEnv):
-        action_space = spaces.Discrete(K)
+    class MultiDiscrete(PickEnv):
+        action_space = spaces.MultiDiscrete([K, K])
 
-    with pytest.raises(PolicyConfigError, match="needs Box actions"):
-        PPO(CandidatePolicy, Discrete(), device="cpu", policy_kwargs={"candidate_width": W})
+    with pytest.raises(PolicyConfigError, match=r"needs Box actions \(K - 1 entries\) or Discrete\(K\)"):
+        PPO(CandidatePolicy, MultiDiscrete(), device="cpu", policy_kwargs={"candidate_width": W})
+
+
+class ChoiceEnv(PickEnv):
+    """PickEnv with the pick as ``Discrete(K)`` (MarioLatent-v1's ``candidate_action: choice``)."""
+
+    action_space = spaces.Discrete(K)
+
+    def step(self, a):
+        pick = int(a)
+        return self.obs, float(self.obs[C + pick * W]), True, False, {"pick": pick}
+
+
+def choice_model(seed=0, **policy_kwargs):
+    return PPO(CandidatePolicy, ChoiceEnv(), n_steps=256, batch_size=64, n_epochs=4, learning_rate=3e-3, seed=seed,
+               device="cpu", policy_kwargs={"net_arch": [32], "candidate_width": W, **policy_kwargs})
+
+
+def test_choice_starts_uniform_shares_one_scorer_and_learns_the_better_candidate():
+    """With Discrete(K) the scores are a categorical's logits: uniform at the start (mode candidate
+    0), equivariant to the candidates' order once trained, and PPO learns to pick by value."""
+    m = choice_model()
+    obs = torch.as_tensor(np.random.default_rng(0).uniform(0, 1, (5, C + K * W)), dtype=torch.float32)
+    with torch.no_grad():
+        assert torch.equal(m.policy.get_distribution(obs).distribution.probs, torch.full((5, K), 1 / K))
+    assert (m.predict(obs.numpy(), deterministic=True)[0] == 0).all()
+    m.learn(3072)
+    with torch.no_grad():
+        probs = m.policy.get_distribution(obs).distribution.probs
+        swapped = obs.clone()  # candidates 1 and 2 swap places: their probabilities swap
+        swapped[:, C + W : C + 2 * W], swapped[:, C + 2 * W :] = obs[:, C + 2 * W :], obs[:, C + W : C + 2 * W]
+        probs_swapped = m.policy.get_distribution(swapped).distribution.probs
+    assert (probs - 1 / K).abs().max() > 0.05
+    assert torch.allclose(probs_swapped, probs[:, [0, 2, 1]], atol=1e-5)
+    env, picked, zero = ChoiceEnv(), [], []
+    for seed in range(200):
+        o, _ = env.reset(seed=seed)
+        picked.append(env.step(m.predict(o, deterministic=True)[0])[1])
+        zero.append(float(o[C]))
+    assert np.mean(picked) > np.mean(zero) + 0.1  # candidate 0 alone ~0.5, the best of 3 ~0.75
+
+
+def test_choice_with_rule_gain_starts_at_the_rules_pick():
+    """rule_gain with Discrete(K): logits g * r_k + s_k; the untrained mode is the candidate with the
+    largest rule score (the first of equals), and a larger gain follows it more sharply."""
+    rng = np.random.default_rng(0)
+    obs = rng.uniform(0, 1, (200, C + K * W)).astype(np.float32)
+    obs[:20, C + W], obs[:20, C + 2 * W] = obs[:20, C], obs[:20, C] / 2  # 1 ties 0, 2 is worse: the first, 0
+    rule = obs[:, C::W]
+    want = rule.argmax(1)
+    assert (want[:20] == 0).all() and len(set(want.tolist())) == K
+    sharp = []
+    for gain in (5.0, 50.0):
+        m = choice_model(rule_gain=gain, rule_entries=[0])
+        assert (m.predict(obs, deterministic=True)[0] == want).all()
+        with torch.no_grad():
+            probs = m.policy.get_distribution(torch.as_tensor(obs)).distribution.probs.numpy()
+        sharp.append(probs[np.arange(200), want].mean())
+    assert 1 / K < sharp[0] < sharp[1]
 
 
 def test_recipes_select_it_by_name_with_ppo_only():

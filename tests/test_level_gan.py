@@ -307,6 +307,25 @@ def test_latent_rule_start_std_variants_change_only_their_option():
         assert doc == ref, name
 
 
+def test_latent_choice_rule_start_is_the_shipped_choice_recipe_plus_the_rule():
+    """benchmarks/recipes/latent_choice_rule_start.yaml = mario_latent_choice.yaml plus rule_gain and
+    the rule's entries (the same positions as the Box rule-start recipe's)."""
+    import yaml
+
+    from rlcreate.recipe import parse_recipe
+
+    bench = yaml.safe_load((ROOT / "benchmarks" / "recipes" / "latent_choice_rule_start.yaml").read_text())
+    shipped = yaml.safe_load((ROOT / "rlcreate" / "recipes" / "mario_latent_choice.yaml").read_text())
+    box = yaml.safe_load((ROOT / "benchmarks" / "recipes" / "latent_candidates_rule_start.yaml").read_text())
+    parse_recipe(dict(bench))
+    kw = bench["trainer"]["hyper"]["policy_kwargs"]
+    assert kw.pop("rule_gain") == 50.0
+    assert kw.pop("rule_entries") == box["trainer"]["hyper"]["policy_kwargs"]["rule_entries"]
+    for d in (bench, shipped):
+        del d["name"], d["description"]
+    assert bench == shipped
+
+
 @pytest.mark.slow
 def test_latent_rule_agreement_smoke(tmp_path):
     """scripts/latent_rule_agreement.py on a tiny run of the rule-start bench recipe: the untrained
@@ -677,7 +696,7 @@ def test_demo_latent_runs_end_to_end(tmp_path):
     _run([sys.executable, "-m", "rlcreate.cli", "demo", "--generator", "latent", "--timesteps", "64", "--quiet",
           "--out", str(tmp_path / "demo")])
     r = json.loads((tmp_path / "demo" / "summary.json").read_text())
-    assert r["recipe"] == "mario-latent-candidates-terms" and r["env_id"] == "rlcreate/MarioLatent-v1"
+    assert r["recipe"] == "mario-latent-choice" and r["env_id"] == "rlcreate/MarioLatent-v1"
     assert set(r["groups"]) == {"steered", "untrained_start", "best_of_4", "greedy", "generator", "human_dev"}
     assert r["width"] == 128 and all(g["n_levels"] == 64 for g in r["groups"].values() if g is not r["groups"]["human_dev"])
     # the objective and PPO's share on 256 levels per set (the judges on the first 64), the rule's row paired
@@ -924,6 +943,51 @@ def test_greedy_action_keeps_the_level_crossable_then_takes_the_largest_term_sum
         plain.core.greedy_action(plain.reset())
 
 
+def test_v1_candidate_choice_writes_the_indexed_candidate(tiny_lm):
+    """candidate_action='choice': Discrete(K) actions write candidate k as the Box layout's entry
+    k-1 = 1 does (the same observations, levels and rewards for the same picks); greedy_action
+    returns the index; nothing saturates; bad settings and out-of-range picks are refused."""
+    from gymnasium import spaces
+
+    from rlcreate.envs.core_vec_env import EnvConfigError
+    from rlcreate.envs.latent_level import candidate_pick
+    from rlcreate.levels.envs import make_mario_latent_v1, make_mario_latent_v1_vec
+    from rlcreate.levels.gan import ColumnLMLatent
+
+    gen = ColumnLMLatent(tiny_lm, 8, 16)
+    reward = {"profile": {"reward": "element_profile", "weight": 0.5}}
+    kw = dict(n_segments=3, seed=2, generator=gen, reward=reward, candidates=3, candidate_terms=["profile"])
+    box, choice = make_mario_latent_v1_vec(5, **kw), make_mario_latent_v1_vec(5, candidate_action="choice", **kw)
+    assert choice.action_space == spaces.Discrete(3) and box.action_space.shape == (2,)
+    ob, oc = box.reset(), choice.reset()
+    picks = []
+    for _ in range(3):
+        assert np.array_equal(ob, oc)
+        gb, gc = box.core.greedy_action(ob), choice.core.greedy_action(oc)
+        assert gc.dtype.kind == "i" and (candidate_pick(gb) == gc).all()
+        picks += gc.tolist()
+        ob, rb, _, ib = box.step(gb)
+        oc, rc, done, ic = choice.step(gc)
+        assert np.array_equal(rb, rc) and all(i["latent"]["saturated"] == 0.0 for i in ic)
+    assert done.all() and len(set(picks)) >= 2  # not candidate 0 everywhere: the check has teeth
+    assert np.array_equal(np.stack([i["level"] for i in ib]), np.stack([i["level"] for i in ic]))
+    with pytest.raises(ValueError, match=r"actions must be in 0..2"):
+        choice.step(np.full(5, 3))
+    with pytest.raises(EnvConfigError, match="candidate_action = 'dice': use one of box, choice"):
+        make_mario_latent_v1(generator=gen, reward=reward, candidates=3, candidate_action="dice")
+    with pytest.raises(EnvConfigError, match="needs candidates >= 2"):
+        make_mario_latent_v1(generator=gen, reward=reward, candidate_action="choice")
+    from types import SimpleNamespace
+
+    from rlcreate.evaluation.baselines import BaselineError
+    from rlcreate.levels.search import LevelEvaluator
+
+    asm = SimpleNamespace(recipe=SimpleNamespace(env_id="rlcreate/MarioLatent-v1"), reward_set=None,
+                          make_env=lambda n, seed: make_mario_latent_v1_vec(n, candidate_action="choice", **kw))
+    with pytest.raises(BaselineError, match="candidate_action: choice: CMA-ES and MAP-Elites search Box actions"):
+        LevelEvaluator(asm, 2, 100)
+
+
 def test_candidate_scorer_with_the_rule_starts_at_greedy_action(tiny_lm):
     """candidate_scorer with rule_gain > 0 and the env's rule_entries: on real MarioLatent-v1
     observations the untrained policy's mean action (clipped as SB3 clips it) writes the candidate
@@ -963,19 +1027,32 @@ def test_candidates_recipe_loads_and_its_zero_action_is_the_shipped_recipes_star
     """mario_latent_candidates.yaml and mario_latent_candidates_terms.yaml build (K = 4, 3 action
     entries; the latter's candidate_width is the env's block size) and, with a zero action, write
     the same level as mario_latent.yaml's zero action for the same seed (the same generator + guide);
-    benchmarks/recipes/latent_candidates_rule_start.yaml is the terms recipe plus the rule options."""
+    benchmarks/recipes/latent_candidates_rule_start.yaml is the terms recipe plus the rule options;
+    mario_latent_choice.yaml is the terms recipe with a Discrete(4) choice (choice 0 writes the same
+    level) and its policy without the Box's log_std_init."""
     import yaml
+    from gymnasium import spaces
 
     from rlcreate.assemble import assemble
     from rlcreate.recipe import parse_recipe
 
     levels = []
-    for name in ("mario_latent_candidates.yaml", "mario_latent_candidates_terms.yaml", "mario_latent.yaml"):
+    names = ("mario_latent_candidates.yaml", "mario_latent_candidates_terms.yaml", "mario_latent_choice.yaml")
+    for name in (*names, "mario_latent.yaml"):
         doc = yaml.safe_load((ROOT / "rlcreate" / "recipes" / name).read_text())
         doc["env"]["kwargs"]["n_segments"] = 2
         venv = assemble(parse_recipe(doc)).make_env(2, 7, "eval")
         obs = venv.reset()
-        if name != "mario_latent.yaml":
+        if name == "mario_latent_choice.yaml":
+            assert venv.action_space == spaces.Discrete(4) and venv.core.n_cand == 4
+            choice = yaml.safe_load((ROOT / "rlcreate" / "recipes" / name).read_text())
+            terms = yaml.safe_load((ROOT / "rlcreate" / "recipes" / names[1]).read_text())
+            assert choice["env"]["kwargs"].pop("candidate_action") == "choice"
+            assert terms["trainer"]["hyper"]["policy_kwargs"].pop("log_std_init")
+            for d in (choice, terms):
+                del d["name"], d["description"]
+            assert choice == terms
+        elif name != "mario_latent.yaml":
             assert venv.action_space.shape == (3,) and venv.core.n_cand == 4
         if name == "mario_latent_candidates_terms.yaml":  # the policy's block size is the env's
             width = doc["trainer"]["hyper"]["policy_kwargs"]["candidate_width"]
@@ -988,7 +1065,9 @@ def test_candidates_recipe_loads_and_its_zero_action_is_the_shipped_recipes_star
             for d in (bench, base):
                 del d["name"], d["description"]
             assert bench == base
+        choice = isinstance(venv.action_space, spaces.Discrete)
+        zero = np.zeros(2, np.int64) if choice else np.zeros((2, venv.action_space.shape[0]), np.float32)
         for _ in range(2):
-            _, _, _, infos = venv.step(np.zeros((2, venv.action_space.shape[0]), np.float32))
+            _, _, _, infos = venv.step(zero)
         levels.append(np.stack([i["level"] for i in infos]))
-    assert (levels[0] == levels[2]).all() and (levels[1] == levels[2]).all()
+    assert all((lv == levels[-1]).all() for lv in levels[:-1])

@@ -136,13 +136,13 @@ def register(sub) -> None:
         choices=("tokens", "latent"),
         default="tokens",
         help="tokens: the column LM's token path (mario_tokens_variety.yaml); latent: MarioLatent-v1 "
-        "(mario_latent_candidates_terms.yaml)",
+        "(mario_latent_choice.yaml)",
     )
     d.add_argument(
         "--recipe",
         default=None,
-        help="another recipe of the --generator's env: a path or a shipped recipe name (e.g. mario_latent.yaml, "
-        "the latent demo's recipe before mario_latent_candidates_terms.yaml)",
+        help="another recipe of the --generator's env: a path or a shipped recipe name (e.g. "
+        "mario_latent_candidates_terms.yaml, the latent demo's recipe before mario_latent_choice.yaml)",
     )
     d.set_defaults(fn=cmd_demo)
 

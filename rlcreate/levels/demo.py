@@ -43,7 +43,7 @@ __all__ = ["run_demo", "demo_recipe_path", "recipe_file", "TOKENS_BASE", "contro
 
 #: ``--generator`` -> the demo's recipe: the column LM's token path (the base token recipe plus variety
 #: inside a level), or the latent path (MarioLatent-v1)
-DEMO_RECIPES = {"tokens": "mario_tokens_variety.yaml", "latent": "mario_latent_candidates_terms.yaml"}
+DEMO_RECIPES = {"tokens": "mario_tokens_variety.yaml", "latent": "mario_latent_choice.yaml"}
 #: the base token recipe the benches build on (their committed results were made with it)
 TOKENS_BASE = "mario_tokens.yaml"
 
@@ -202,7 +202,7 @@ def run_demo(
         recipe.env.kwargs.pop("element_bias", None)
         if trained_with:
             recipe.env.kwargs["element_bias"] = trained_with
-    latent = recipe.env_id.startswith("rlcreate/MarioLatent")  # residual policies act by their mean
+    latent = recipe.env_id.startswith("rlcreate/MarioLatent")  # latent policies act by their mean (a choice: its mode)
     if timesteps:
         recipe.trainer["total_timesteps"] = int(timesteps)
     if seed is not None:

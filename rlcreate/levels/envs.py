@@ -287,6 +287,7 @@ def _core_v1(
     shape_terms: Any = (),
     candidates: int = 0,
     candidate_terms: Any = (),
+    candidate_action: str = "box",
 ) -> LatentLevelCore:
     from rlcreate.levels.rewards import TARGET_MEASURES
 
@@ -340,6 +341,7 @@ def _core_v1(
         shape_terms=tuple(shape_terms),
         candidates=candidates,
         candidate_terms=tuple(candidate_terms),
+        candidate_action=candidate_action,
     )
 
 
@@ -381,6 +383,7 @@ def make_mario_latent_v1(
     shape_terms: Any = (),
     candidates: int = 0,
     candidate_terms: Any = (),
+    candidate_action: str = "box",
 ) -> LatentLevelEnv:
     """Single-env ``rlcreate/MarioLatent-v1`` (see :data:`V1_CARD`)."""
     return LatentLevelEnv(
@@ -406,6 +409,7 @@ def make_mario_latent_v1(
             shape_terms,
             candidates,
             candidate_terms,
+            candidate_action,
         ),
         render_mode=render_mode,
     )
@@ -434,6 +438,7 @@ def make_mario_latent_v1_vec(
     shape_terms: Any = (),
     candidates: int = 0,
     candidate_terms: Any = (),
+    candidate_action: str = "box",
 ) -> LatentLevelVecEnv:
     """Batched ``MarioLatent-v1`` as an SB3 VecEnv: ``n_envs`` levels per decoder call."""
     return LatentLevelVecEnv(
@@ -459,6 +464,7 @@ def make_mario_latent_v1_vec(
             shape_terms,
             candidates,
             candidate_terms,
+            candidate_action,
         ),
         seed=seed,
     )
@@ -505,6 +511,10 @@ Action Space
     (``latent/redraw``: the share of steps that took another candidate). ``candidate_terms=[names]``
     (with ``candidates``): the observation also shows, per candidate, the change of each named
     reward term's shaping potential if it is written, and their sum (see Observation Space).
+    ``candidate_action="choice"`` (with ``candidates``): the action is ``Discrete(K)``, the index of
+    the candidate to write, instead of the K - 1 Box entries; every action then writes a prior draw
+    unchanged (no box, no saturation: ``latent/saturated`` is 0), and a policy that picks uniformly
+    writes the generator's own distribution.
 Observation Space
     v0's, plus z0 scaled to [0, 1] (d values) in residual mode, plus (``observe_deficits=True``)
     per target the schedule deficit ``(target * columns / 16 - count so far) / tolerance``, squashed
@@ -534,7 +544,7 @@ Version History
     later, opt-in keyword arguments (defaults keep v1's earlier behaviour): ``control_channel``,
     ``observe_deficits``, ``control_guidance``, ``target_shaping``, ``preview``, ``playability_shaping``,
     ``control_cap``, ``element_channels``, ``residual_action``, ``observe_profile``, ``shape_terms``,
-    ``candidates``, ``candidate_terms``.
+    ``candidates``, ``candidate_terms``, ``candidate_action``.
 """
 
 

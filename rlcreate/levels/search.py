@@ -82,6 +82,11 @@ class LevelEvaluator:
                 f"env.id = {asm.recipe.env_id!r}: search baselines need a latent-space "
                 "environment such as rlcreate/MarioLatent-v0"
             )
+        if getattr(self.core, "choice", False):
+            raise BaselineError(
+                f"env.id = {asm.recipe.env_id!r} with candidate_action: choice: CMA-ES and MAP-Elites search "
+                "Box actions; set candidate_action: box for them (best-of-n needs neither)"
+            )
         self.batch, self.budget = int(batch), int(budget)
         self.n_segments, self.latent_dim = self.core.n_segments, int(self.core.action_space.shape[0])
         self.dim = self.n_segments * self.latent_dim

@@ -9,9 +9,10 @@ it; a plain ``MlpPolicy`` starts uniform over the k slots, which writes far less
 the LM. RL4LMs initialises its policy from the LM for the same reason.
 
 :class:`CandidatePolicy` (recipe name ``candidate_scorer``) is a PPO actor-critic for envs that
-observe K candidates and pick one with K - 1 Box entries (``rlcreate/MarioLatent-v1`` with
-``candidates``): one shared scorer per candidate block, zero mean action at the start (candidate 0),
-or, with ``rule_gain`` > 0, a start at a hand-built rule read from the blocks (the env's greedy picker).
+observe K candidates and pick one with K - 1 Box entries or a ``Discrete(K)`` choice
+(``rlcreate/MarioLatent-v1`` with ``candidates``): one shared scorer per candidate block, zero mean
+action (or uniform logits) at the start, or, with ``rule_gain`` > 0, a start at a hand-built rule
+read from the blocks (the env's greedy picker).
 """
 
 from __future__ import annotations
@@ -393,10 +394,12 @@ class _CandidateScorer(nn.Module):
         vf: list[int],
         rule_gain: float = 0.0,
         rule_entries: tuple[int, ...] = (),
+        choice: bool = False,
     ):
         super().__init__()
         self.k, self.width, self.context = k, width, obs_dim - k * width
         self.rule_gain, self.rule_entries = float(rule_gain), list(rule_entries)
+        self.choice = choice
 
         def mlp(n_in: int, layers: list[int]) -> tuple[nn.Sequential, int]:
             mods: list[nn.Module] = []
@@ -408,13 +411,17 @@ class _CandidateScorer(nn.Module):
         body, last = mlp(self.context + 2 * width, pi)
         self.score = nn.Sequential(body, nn.Linear(last, 1))
         self.value, self.latent_dim_vf = mlp(obs_dim, vf)
-        self.latent_dim_pi = k - 1
+        self.latent_dim_pi = k if choice else k - 1
 
     def forward_actor(self, x: th.Tensor) -> th.Tensor:
         ctx = x[:, : self.context]
         blocks = x[:, self.context :].reshape(len(x), self.k, self.width)
         inp = th.cat([ctx[:, None].expand(-1, self.k, -1), blocks, blocks - blocks[:, :1]], 2)
         s = self.score(inp).squeeze(-1)  # (n, K)
+        if self.choice:  # the categorical's logits: the rule's scores times the gain, plus the learned ones
+            if not self.rule_gain:
+                return s
+            return self.rule_gain * blocks[..., self.rule_entries].sum(-1) + s
         if not self.rule_gain:
             return s[:, 1:] - s[:, :1]
         rule = blocks[..., self.rule_entries].sum(-1)  # (n, K): the greedy picker's score
@@ -464,6 +471,12 @@ class CandidatePolicy(ActorCriticPolicy):
             flag, observed sum of term changes), the start is the env's ``greedy_action``.
         rule_entries: positions inside a candidate block (0 .. candidate_width - 1) of the entries
             the rule adds up; required when ``rule_gain`` > 0.
+
+    With ``Discrete(K)`` actions (MarioLatent-v1's ``candidate_action: choice``) the scores are the
+    logits of a categorical over the K candidates: the untrained policy picks uniformly (over K
+    prior draws: the generator's own distribution; by its mode, candidate 0), and ``rule_gain`` g
+    makes the logits ``g * r_k + s_k`` (the untrained mode is the rule's pick, the first of equals;
+    samples follow it more sharply as g grows).
     """
 
     def __init__(
@@ -477,12 +490,15 @@ class CandidatePolicy(ActorCriticPolicy):
         rule_entries: list[int] | tuple[int, ...] = (),
         **kwargs: Any,
     ):
-        if not (isinstance(action_space, spaces.Box) and len(action_space.shape) == 1):
+        if isinstance(action_space, spaces.Discrete):
+            self.choice, self.k = True, int(action_space.n)
+        elif isinstance(action_space, spaces.Box) and len(action_space.shape) == 1:
+            self.choice, self.k = False, int(action_space.shape[0]) + 1
+        else:
             raise PolicyConfigError(
-                f"policy candidate_scorer needs Box actions (K - 1 entries); got {action_space}: use it "
-                "with an env that observes candidates (MarioLatent-v1 candidates: K)"
+                f"policy candidate_scorer needs Box actions (K - 1 entries) or Discrete(K); got {action_space}: "
+                "use it with an env that observes candidates (MarioLatent-v1 candidates: K)"
             )
-        self.k = int(action_space.shape[0]) + 1
         self.candidate_width = _check_count(candidate_width, "candidate_width")
         obs_dim = int(np.prod(observation_space.shape or (1,)))
         if not self.candidate_width or self.k * self.candidate_width > obs_dim:
@@ -498,7 +514,14 @@ class CandidatePolicy(ActorCriticPolicy):
         arch = self.net_arch
         pi, vf = (arch.get("pi", []), arch.get("vf", [])) if isinstance(arch, dict) else (arch, arch)
         self.mlp_extractor = _CandidateScorer(
-            self.features_dim, self.k, self.candidate_width, list(pi), list(vf), self.rule_gain, self.rule_entries
+            self.features_dim,
+            self.k,
+            self.candidate_width,
+            list(pi),
+            list(vf),
+            self.rule_gain,
+            self.rule_entries,
+            self.choice,
         )
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
@@ -510,7 +533,8 @@ class CandidatePolicy(ActorCriticPolicy):
 
     def _build(self, lr_schedule) -> None:
         super()._build(lr_schedule)
-        # the mean action is the score difference itself; the score's last layer starts at zero
+        # the mean action (or, for a choice, the logits) is the scores themselves; the score's last
+        # layer starts at zero
         self.action_net = nn.Identity()
         last = cast(nn.Linear, self.mlp_extractor.score[-1])
         nn.init.zeros_(last.weight)
