@@ -342,6 +342,39 @@ def test_latent_rule_agreement_smoke(tmp_path):
 
 
 @pytest.mark.slow
+def test_bench_latent_selection_smoke(tmp_path):
+    """scripts/bench_latent_selection.py on a tiny run of the choice recipe: with one draw every
+    best-of row is its mode (PPO's best-of-1 is PPO's set, score for score); with two, every row and
+    paired difference carries a CI; a Box run is refused with one error line."""
+    import yaml
+
+    _train_tiny_candidates_run(ROOT / "rlcreate" / "recipes" / "mario_latent_choice.yaml", tmp_path)
+    rule = yaml.safe_load((ROOT / "benchmarks" / "recipes" / "latent_choice_rule_start.yaml").read_text())
+    rule["env"]["kwargs"]["n_segments"] = 2
+    (tmp_path / "rule.yaml").write_text(yaml.safe_dump(rule))
+    run = str(tmp_path / "run")
+    for draws in (1, 2):
+        _run([sys.executable, "scripts/bench_latent_selection.py", "--runs", run, "--rule-recipe",
+              str(tmp_path / "rule.yaml"), "--n", "8", "--draws", str(draws), "--out", str(tmp_path / f"s{draws}.json")])
+    one = json.loads((tmp_path / "s1.json").read_text())["runs"][run]
+    assert one["differences"]["ppo_best_of_n_minus_ppo"] == {"mean": 0.0, "ci": [0.0, 0.0], "n": 8}
+    r = json.loads((tmp_path / "s2.json").read_text())["runs"][run]
+    assert set(r["objective"]) == {"ppo", "ppo_best_of_n", "rule_best_of_n", "start_best_of_n"}
+    assert r["objective"]["ppo"] == one["objective"]["ppo"] and r["env_steps"] == 64
+    for d in (*r["objective"].values(), *r["differences"].values()):
+        assert d["n"] == 8 and d["ci"][0] <= d["mean"] <= d["ci"][1]
+    box = tmp_path / "box"
+    box.mkdir()
+    _train_tiny_candidates_run(ROOT / "rlcreate" / "recipes" / "mario_latent_candidates_terms.yaml", box)
+    proc = subprocess.run([sys.executable, "scripts/bench_latent_selection.py", "--runs", str(box / "run"),
+                           "--out", str(tmp_path / "x.json")], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 2 and "error: --runs" in proc.stderr and "candidate_action: choice" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "x.json").exists()
+
+
+@pytest.mark.slow
 def test_bench_latent_demo_smoke(tmp_path):
     """The demo-budget bench: the latent demo's own code, its phases timed (they add up to the wall
     time; with --parallel 0 the start's side too), the load sampled, the demo's summary kept."""

@@ -103,6 +103,7 @@ FAST_HELP = {
     "bench_latent_candidates.py": ("--n-judge", "The first this many levels of each set go to the judges"),
     "bench_latent_demo.py": ("--objective-levels", "Levels per set for the objective and PPO's share"),
     "latent_rule_agreement.py": ("--runs", "Comma-separated MarioLatent-v1 run folders"),
+    "bench_latent_selection.py": ("--rule-recipe", "whose untrained policy is the rule"),
     "bench_level_objectives_search.py": ("--budget", "env steps per search"),
     "bench_profile_sets.py": ("--sets", "sets per policy"),
     "bench_tokens_learning_speed.py": ("--recipes", "the first is the reference the others are compared with"),
