@@ -21,7 +21,7 @@ Rows per run (a MarioLatent-v1 run folder trained with ``candidates: K``):
   absolute error between the requested and the written value over all its levels
   (:func:`rlcreate.levels.demo.control_error`);
 - speed: steps/s of MarioLatent-v1 as ``mario_latent.yaml``, ``mario_latent_candidates.yaml``,
-  ``mario_latent_candidates_terms.yaml`` and each run's recipe configure it, vs the bare
+  ``mario_latent_candidates_terms.yaml``, ``mario_latent_choice.yaml`` and each run's recipe configure it, vs the bare
   generator's batched chained sampling, in one run (``speed_rounds`` interleaved rounds; with
   ``reference``, also the generator's reference decode, every candidate decoded on its own, in the
   same rounds). With no ``--run``: the speed rows only. Per row also where the time goes
@@ -66,6 +66,9 @@ class Config:
     speed_rounds: int = 1
     """Rounds of the speed loops, interleaved (bare, every env, [their reference decodes], bare ...):
     load that moves during the run hits every row alike."""
+    speed_recipes: str = ""
+    """Comma-separated recipe files whose envs join the speed rows (named by file stem), e.g. a
+    variant with another ``candidates`` count; empty: the shipped recipes and the runs' only."""
     reference: bool = True
     """Also time the generator's reference decode (``shared_decode = False``: every candidate on its
     own, the decode before prefix sharing) for the bare generator and each candidate env."""
@@ -212,7 +215,10 @@ def speed(cfg: Config, recipes: dict) -> dict:
     loops: dict = {"bare_generator": bare}
     for name, venv in envs.items():
         venv.reset()
-        acts = rng.uniform(-1, 1, (n, venv.action_space.shape[0])).astype(np.float32)
+        if venv.action_space.shape:  # Box entries, else a Discrete(K) choice (candidate_action: choice)
+            acts = rng.uniform(-1, 1, (n, venv.action_space.shape[0])).astype(np.float32)
+        else:
+            acts = rng.integers(0, venv.core.n_cand, n)
         loops[name] = lambda v=venv, a=acts: v.step(a)
     shares = hasattr(gen, "shared_decode")
     if cfg.reference and shares:
@@ -340,8 +346,10 @@ def main(cfg: Config) -> dict:
 
         shipped = Path(str(resources.files("rlcreate") / "recipes"))
         base = {name: load_recipe(shipped / f"{name}.yaml")
-                for name in ("mario_latent", "mario_latent_candidates", "mario_latent_candidates_terms")}
-        result["speed"] = speed(cfg, {**base, **recipes})
+                for name in ("mario_latent", "mario_latent_candidates", "mario_latent_candidates_terms",
+                             "mario_latent_choice")}
+        extra = {Path(p).stem: load_recipe(p) for p in cfg.speed_recipes.split(",") if p}
+        result["speed"] = speed(cfg, {**base, **recipes, **extra})
         print({key: round(v, 3) for key, v in result["speed"].items() if isinstance(v, float)})
     out = {**finish(env), **result}
     write_json(cfg.out, out)

@@ -258,9 +258,15 @@ def test_bench_latent_candidates_smoke(tmp_path):
     """The candidates bench on a tiny run of mario_latent_candidates_terms.yaml: every row, 95% CIs,
     paired differences where the same requests and prior draws are shared, and the speed ratios of
     the shipped latent recipes and the run's own."""
+    import yaml
+
     _train_tiny_candidates_run(ROOT / "rlcreate" / "recipes" / "mario_latent_candidates_terms.yaml", tmp_path)
+    k2 = yaml.safe_load((ROOT / "rlcreate" / "recipes" / "mario_latent_choice.yaml").read_text())
+    k2["env"]["kwargs"]["candidates"] = 2  # a speed-only variant: a choice between two candidates
+    (tmp_path / "choice_k2.yaml").write_text(yaml.safe_dump(k2))
     _run([sys.executable, "scripts/bench_latent_candidates.py", "--run", str(tmp_path / "run"), "--n", "4",
-          "--boot", "20", "--speed-seconds", "0.2", "--speed-envs", "4", "--pool", "run", "--out", str(tmp_path / "b.json")])
+          "--boot", "20", "--speed-seconds", "0.2", "--speed-envs", "4", "--pool", "run",
+          "--speed-recipes", str(tmp_path / "choice_k2.yaml"), "--out", str(tmp_path / "b.json")])
     r = json.loads((tmp_path / "b.json").read_text())
     run = r["runs"]["run"]
     assert {"steered", "untrained", "best_of_4", "greedy", "own_samples"} == set(run["groups"])
@@ -273,6 +279,8 @@ def test_bench_latent_candidates_smoke(tmp_path):
     speed = r["speed"]
     assert speed["mario_latent_candidates_decodes_per_step"] == 4 and speed["mario_latent_decodes_per_step"] == 1
     assert speed["ratio_run"] > 0 and speed["ratio_mario_latent"] > 0
+    assert speed["mario_latent_choice_decodes_per_step"] == 4 and speed["ratio_mario_latent_choice"] > 0
+    assert speed["choice_k2_decodes_per_step"] == 2 and speed["ratio_choice_k2"] > 0
     # where the step's time goes: the LM passes inside the decode, the decode inside the step
     split = speed["split_ms_per_step"]["mario_latent_candidates_terms"]
     assert 0 < split["lm"] < split["decode"] < split["wall"] and split["observe"] > 0
