@@ -315,9 +315,10 @@ def test_latent_rule_start_std_variants_change_only_their_option():
         assert doc == ref, name
 
 
-def test_latent_choice_rule_start_is_the_shipped_choice_recipe_plus_the_rule():
+def test_latent_choice_bench_recipes_change_only_their_option():
     """benchmarks/recipes/latent_choice_rule_start.yaml = mario_latent_choice.yaml plus rule_gain and
-    the rule's entries (the same positions as the Box rule-start recipe's)."""
+    the rule's entries (the same positions as the Box rule-start recipe's); latent_choice_k2.yaml =
+    the same with two candidates."""
     import yaml
 
     from rlcreate.recipe import parse_recipe
@@ -332,6 +333,12 @@ def test_latent_choice_rule_start_is_the_shipped_choice_recipe_plus_the_rule():
     for d in (bench, shipped):
         del d["name"], d["description"]
     assert bench == shipped
+    k2 = yaml.safe_load((ROOT / "benchmarks" / "recipes" / "latent_choice_k2.yaml").read_text())
+    parse_recipe(dict(k2))
+    assert k2["env"]["kwargs"]["candidates"] == 2 and shipped["env"]["kwargs"]["candidates"] == 4
+    k2["env"]["kwargs"]["candidates"] = 4
+    del k2["name"], k2["description"]
+    assert k2 == shipped
 
 
 @pytest.mark.slow
