@@ -16,7 +16,10 @@ PPO's share over all those requests (``--share 1``, trained runs): each run's ow
 run's recipe objective scores highest kept per request) are drawn too; the recipe objective of
 every level (scored as the env does: batches of 16, fresh reward state) gives the steered policy's
 gain with paired 95% CIs over ``sets x n`` requests (the demo's one set of 64 leaves CIs about
-twice as wide), and the profile-set shares of the start and best-of-n.
+twice as wide), and the profile-set shares of the start and best-of-n. ``--rule 1`` adds the
+hand-built variety rule as a row; ``--selection 1`` with it adds best-of-n of the trained policy's own
+draws and of the rule's (draw 0 the row's own set, the others at further policy seeds), and their
+paired difference: whether RL adds to the rule when both get n draws.
 
     OMP_NUM_THREADS=1 python scripts/bench_profile_sets.py --runs runs/demo,runs/demo_s1 \\
         --element_bias coins=0.3,pipes=0.2,question_blocks=0.08 --out benchmarks/profile_sets.json
@@ -65,6 +68,9 @@ class Config:
     element-rate fit, like the policy and the start; runs without a level_variety term are refused)"""
     checkpoints: int = 0
     """1: also sample each trained run's checkpoints (profile only): how far the set drifts along training"""
+    selection: int = 0
+    """1: with --share and --rule, also best-of-n of the trained policy's own draws and of the rule's (the
+    same selection as the start's best-of-n): does RL add to the rule when both get n draws?"""
     out: str = "benchmarks/profile_sets.json"
     """where the JSON result is written"""
 
@@ -124,12 +130,17 @@ def ppo_share(model, asm, steered: list[tuple[list, list]], cfg: Config, start_a
         raise RuntimeError("the untrained start answered other requests than the policy (env seeding changed)")
     scores = {"steered": score(steered), "untrained_start": score(draws[0])}
     sets = {"untrained_start": draws[0]}
-    if cfg.best_of > 1:
-        per_draw = [scores["untrained_start"]] + [score(d) for d in draws[1:]]
+
+    def best_of(draws: list, first_scores: np.ndarray) -> list[tuple[list, list]]:
+        """Per request the draw its own set scores highest, regrouped into the steered sets' requests."""
+        per_draw = [first_scores] + [score(d) for d in draws[1:]]
         flat = [[lv for levels, _ in d for lv in levels] for d in draws]
         best, _ = best_of_n(flat, per_draw)
         cut = np.cumsum([0] + [len(lv) for lv, _ in steered])
-        sets[f"best_of_{cfg.best_of}"] = [(best[a:b], tg) for (a, b), (_, tg) in zip(zip(cut, cut[1:]), steered)]
+        return [(best[a:b], tg) for (a, b), (_, tg) in zip(zip(cut, cut[1:]), steered)]
+
+    if cfg.best_of > 1:
+        sets[f"best_of_{cfg.best_of}"] = best_of(draws, scores["untrained_start"])
         scores[f"best_of_{cfg.best_of}"] = score(sets[f"best_of_{cfg.best_of}"])
     if cfg.rule:
         from rlcreate.assemble import assemble
@@ -142,6 +153,25 @@ def ppo_share(model, asm, steered: list[tuple[list, list]], cfg: Config, start_a
         if [t for _, t in sets["variety_rule"]] != [t for _, t in steered]:
             raise RuntimeError("the rule answered other requests than the policy (env seeding changed)")
         scores["variety_rule"] = score(sets["variety_rule"])
+    if cfg.rule and cfg.selection and cfg.best_of > 1:  # n draws each: PPO's and the rule's (their own seeds)
+        more = range(1, cfg.best_of)
+        own = [steered] + [draw_sets(model, asm, cfg, policy_seed=20_000 * j) for j in more]
+        ruled = [sets["variety_rule"]] + [
+            [sample_levels(rule_model, rule_asm, cfg.n, cfg.seed + k, cfg.seed + k + 10_000 + 20_000 * j) for k in range(cfg.sets)]
+            for j in more
+        ]
+        for name, d, first in (("steered", own, scores["steered"]), ("variety_rule", ruled, scores["variety_rule"])):
+            if any([t for _, t in x] != [t for _, t in steered] for x in d):
+                raise RuntimeError(f"the {name} draws answered other requests than the policy (env seeding changed)")
+            sets[f"{name}_best_of_{cfg.best_of}"] = best_of(d, first)
+            scores[f"{name}_best_of_{cfg.best_of}"] = score(sets[f"{name}_best_of_{cfg.best_of}"])
+    n = cfg.best_of
+    selection = (  # n draws each: PPO's best against the rule's best
+        {f"steered_best_of_{n}_minus_variety_rule_best_of_{n}": paired_diff(
+            scores[f"steered_best_of_{n}"], scores[f"variety_rule_best_of_{n}"])}
+        if f"steered_best_of_{n}" in scores
+        else {}
+    )
     judges = {}
     if cfg.rule:  # what the rule and PPO do to style and repetition (the objective rewards repetition directly)
         from rlcreate.levels.quality import human_likeness, level_repetition
@@ -156,6 +186,7 @@ def ppo_share(model, asm, steered: list[tuple[list, list]], cfg: Config, start_a
         "requests": int(len(scores["steered"])),
         "objective": {k: mean_ci(v) for k, v in scores.items()},
         "share": {f"steered_minus_{k}": paired_diff(scores["steered"], v) for k, v in scores.items() if k != "steered"},
+        **({"selection": selection} if selection else {}),
         "profile_sets": {k: profile_sets(v) for k, v in sets.items()},
         **({"judges": judges} if judges else {}),
         # per request, in request order (set by set): two runs judged on the same requests pair up
@@ -290,6 +321,8 @@ def main(cfg: Config) -> dict:
                 + "; start / best-of-n sets all five inside: "
                 + " / ".join(f"{p['all_inside']:.0%}" for p in sh["profile_sets"].values())
             )
+            for name, d in sh.get("selection", {}).items():
+                print(f"  {name}: {d['mean']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]")
             for who, j in sh.get("judges", {}).items():
                 print(f"  {who}: in-level repetition {j['repetition']:.3f}, AUC vs TEST {j['auc_vs_test']:.3f}")
     print(f"wrote {cfg.out}")

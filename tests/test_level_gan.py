@@ -520,12 +520,14 @@ def test_v1_env_with_lm_latent_passes_check_env(tiny_lm):
     from rlcreate.levels.envs import make_mario_latent_v1
     from rlcreate.levels.gan import ColumnLMLatent
 
-    env = make_mario_latent_v1(n_segments=3, generator=ColumnLMLatent(tiny_lm, 8, 16), reward=CHEAP)
-    gym_check(env, skip_render_check=True)
-    env.reset(seed=0)
-    for _ in range(3):
-        _, _, term, _, info = env.step(env.action_space.sample())
-    assert term and info["level"].shape == (14, 24)
+    gen = ColumnLMLatent(tiny_lm, 8, 16)
+    choice = make_mario_latent_v1(n_segments=3, generator=gen, reward=CHEAP, candidates=3, candidate_action="choice")
+    for env in (make_mario_latent_v1(n_segments=3, generator=gen, reward=CHEAP), choice):
+        gym_check(env, skip_render_check=True)
+        env.reset(seed=0)
+        for _ in range(3):
+            _, _, term, _, info = env.step(env.action_space.sample())
+        assert term and info["level"].shape == (14, 24)
 
 
 def test_lm_latent_control_channel_shifts_enemies_and_gap_starts(tiny_lm):

@@ -101,7 +101,18 @@ def _smoke(tmp: Path) -> dict[str, list[str]]:
                                   f"assert 'checkpoints' in p['{tmp}/ps']; c = p['{tmp}/ps']['calibration']; "
                                   "assert set(c) == {'steered', 'untrained_start'} and c['steered']['levels'] == 16, c; "
                                   "assert set(s['share']) == {'steered_minus_untrained_start', "
-                                  "'steered_minus_best_of_2'}, s; assert 'tokens calibrated start' in p, p\""],
+                                  "'steered_minus_best_of_2'}, s; assert 'tokens calibrated start' in p, p\" && "
+                                  # the variety recipe: the rule as a row, and best-of-2 of PPO's and the rule's draws
+                                  f"{py} -m rlcreate.cli train rlcreate/recipes/mario_tokens_variety.yaml "
+                                  f"--steps 512 --out {tmp} --name psv --quiet && "
+                                  f"{py} scripts/bench_profile_sets.py --runs {tmp}/psv --starts '' --sets 1 --n 2 "
+                                  f"--best_of 2 --rule 1 --selection 1 --out {tmp}/profile_sets_rule.json && "
+                                  f"{py} -c \"import json; s = json.load(open('{tmp}/profile_sets_rule.json'))"
+                                  f"['policies']['{tmp}/psv']['ppo_share']; "
+                                  "assert set(s['objective']) == {'steered', 'untrained_start', 'best_of_2', 'variety_rule', "
+                                  "'steered_best_of_2', 'variety_rule_best_of_2'}, s; "
+                                  "d = s['selection']['steered_best_of_2_minus_variety_rule_best_of_2']; "
+                                  "assert d['n'] == 2 and d['ci'][0] <= d['mean'] <= d['ci'][1], d\""],
         # the demo's recipe with a cheaper PPO update timed next to it in the same run
         # (and the LM's calls alone, with and without memory touched between them; the parts inside)
         "bench_level_tokens_speed.py": ["bash", "-c", f"{py} scripts/bench_level_tokens_speed.py --batches 2 --columns 16 "
