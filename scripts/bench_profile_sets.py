@@ -236,6 +236,8 @@ def main(cfg: Config) -> dict:
         "human_train_sets": human_sets_inside(128, cfg.n, source="train"),
         "policies": {},
     }
+    if cfg.selection and not (cfg.rule and cfg.share and cfg.best_of > 1):
+        raise SystemExit("error: --selection 1 compares PPO's and the rule's best-of-n: add --rule 1 (with --share 1, --best_of >= 2)")
     for run in [r for r in cfg.runs.split(",") if r]:
         if not Path(run).is_dir():
             raise SystemExit(f"error: --runs {run!r}: not a run folder; train one with `rlcreate demo --out {run}`")
