@@ -117,7 +117,7 @@ def ppo_share(model, asm, steered: list[tuple[list, list]], cfg: Config, start_a
     that start on the same requests (paired CIs), with the start's and best-of-n's profile sets.
     ``start_asm`` / ``rule_asm``: the assemblies the start and the rule sample with (default
     ``asm`` / ``start_asm``; their own calibrations)."""
-    from rlcreate.levels.share import best_of_n, mean_ci, paired_diff, recipe_scores, sample_levels, untrained_policy
+    from rlcreate.levels.share import best_of_n, mean_ci, paired_diff, recipe_scores, untrained_policy
     from rlcreate.recipe import build_reward_set
 
     def score(sets: list[tuple[list, list]]) -> np.ndarray:
@@ -147,19 +147,14 @@ def ppo_share(model, asm, steered: list[tuple[list, list]], cfg: Config, start_a
 
         rule_asm = rule_asm or assemble(rule_recipe(start_asm.recipe))
         rule_model = untrained_policy(rule_asm)
-        sets["variety_rule"] = [
-            sample_levels(rule_model, rule_asm, cfg.n, cfg.seed + k, cfg.seed + k + 10_000) for k in range(cfg.sets)
-        ]
+        sets["variety_rule"] = draw_sets(rule_model, rule_asm, cfg, policy_seed=10_000)
         if [t for _, t in sets["variety_rule"]] != [t for _, t in steered]:
             raise RuntimeError("the rule answered other requests than the policy (env seeding changed)")
         scores["variety_rule"] = score(sets["variety_rule"])
     if cfg.rule and cfg.selection and cfg.best_of > 1:  # n draws each: PPO's and the rule's (their own seeds)
         more = range(1, cfg.best_of)
         own = [steered] + [draw_sets(model, asm, cfg, policy_seed=20_000 * j) for j in more]
-        ruled = [sets["variety_rule"]] + [
-            [sample_levels(rule_model, rule_asm, cfg.n, cfg.seed + k, cfg.seed + k + 10_000 + 20_000 * j) for k in range(cfg.sets)]
-            for j in more
-        ]
+        ruled = [sets["variety_rule"]] + [draw_sets(rule_model, rule_asm, cfg, policy_seed=10_000 + 20_000 * j) for j in more]
         for name, d, first in (("steered", own, scores["steered"]), ("variety_rule", ruled, scores["variety_rule"])):
             if any([t for _, t in x] != [t for _, t in steered] for x in d):
                 raise RuntimeError(f"the {name} draws answered other requests than the policy (env seeding changed)")
