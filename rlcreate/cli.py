@@ -3,7 +3,7 @@
     rlcreate demo                      the main job (levels domain): train, write levels + a summary
     rlcreate train RECIPE.yaml         train a recipe into runs/<name>/ (SB3 PPO / MaskablePPO, TRL GRPO)
     rlcreate generate RUN --n N        write levels (or texts) from a trained run
-    rlcreate calibrate RUN             fit a trained token run's element rates to human levels
+    rlcreate calibrate RUN             fit a trained column-LM run's element rates to human levels
     rlcreate check RECIPE.yaml         validate a recipe without running it
     rlcreate rewards                   list registered reward modules
     rlcreate play LEVEL.txt            fast-solver and A* verdicts for a level file

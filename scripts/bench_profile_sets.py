@@ -7,8 +7,9 @@ training seed therefore says little about a policy; this script draws ``sets`` s
 per element the mean count and the share of sets inside the band, and the share of sets inside on
 all five / on at least four, next to the same shares for random human sets.
 
-Policies: trained token runs (``--runs``, comma-separated run folders: their final model, sampled)
-and the token demo recipe's untrained start (the policy before training; with ``--element_bias``
+Policies: trained runs (``--runs``, comma-separated run folders: their final model; token policies
+sampled, latent ones (``rlcreate demo --generator latent``) acting by their mean, as the demos draw
+them) and the token demo recipe's untrained start (the policy before training; with ``--element_bias``
 also a calibrated start: the env's ``element_bias`` offsets).
 
 PPO's share over all those requests (``--share 1``, trained runs): each run's own untrained start
@@ -17,7 +18,8 @@ run's recipe objective scores highest kept per request) are drawn too; the recip
 every level (scored as the env does: batches of 16, fresh reward state) gives the steered policy's
 gain with paired 95% CIs over ``sets x n`` requests (the demo's one set of 64 leaves CIs about
 twice as wide), and the profile-set shares of the start and best-of-n. ``--rule 1`` adds the
-hand-built variety rule as a row; ``--selection 1`` with it adds best-of-n of the trained policy's own
+hand-built rule on the policy's observation as a row (token runs: the variety rule; latent runs
+with candidates and term changes: the greedy picker, ``greedy``); ``--selection 1`` with it adds best-of-n of the trained policy's own
 draws and of the rule's (draw 0 the row's own set, the others at further policy seeds), and their
 paired difference: whether RL adds to the rule when both get n draws.
 
@@ -82,12 +84,14 @@ def parse_bias(text: str) -> dict[str, float]:
         raise SystemExit(f"error: --element_bias {text!r}: write name=offset pairs, e.g. coins=0.3,pipes=0.2") from None
 
 
-def draw_sets(model, asm, cfg: Config, policy_seed: int = 0) -> list[tuple[list, list]]:
+def draw_sets(model, asm, cfg: Config, policy_seed: int = 0, deterministic: bool | None = None) -> list[tuple[list, list]]:
     """``cfg.sets`` sets of ``cfg.n`` levels (and their requests) from ``model``; set ``k`` answers
-    env seed ``cfg.seed + k`` whatever the policy, so sets of two policies pair request by request."""
-    from rlcreate.levels.share import sample_levels
+    env seed ``cfg.seed + k`` whatever the policy, so sets of two policies pair request by request.
+    ``deterministic``: act by the mean (default: as the recipe's demo draws, latent by the mean)."""
+    from rlcreate.levels.share import acts_by_mean, sample_levels
 
-    return [sample_levels(model, asm, cfg.n, cfg.seed + k, cfg.seed + k + policy_seed) for k in range(cfg.sets)]
+    det = acts_by_mean(asm.recipe) if deterministic is None else deterministic
+    return [sample_levels(model, asm, cfg.n, cfg.seed + k, cfg.seed + k + policy_seed, det) for k in range(cfg.sets)]
 
 
 def profile_sets(sets: list[tuple[list, list]]) -> dict:
@@ -117,7 +121,7 @@ def ppo_share(model, asm, steered: list[tuple[list, list]], cfg: Config, start_a
     that start on the same requests (paired CIs), with the start's and best-of-n's profile sets.
     ``start_asm`` / ``rule_asm``: the assemblies the start and the rule sample with (default
     ``asm`` / ``start_asm``; their own calibrations)."""
-    from rlcreate.levels.share import best_of_n, mean_ci, paired_diff, recipe_scores, untrained_policy
+    from rlcreate.levels.share import acts_by_mean, best_of_n, mean_ci, paired_diff, recipe_scores, untrained_policy
     from rlcreate.recipe import build_reward_set
 
     def score(sets: list[tuple[list, list]]) -> np.ndarray:
@@ -125,7 +129,11 @@ def ppo_share(model, asm, steered: list[tuple[list, list]], cfg: Config, start_a
 
     start_asm = start_asm or asm
     start_model = untrained_policy(start_asm)
-    draws = [draw_sets(start_model, start_asm, cfg, policy_seed=10_000 * (j + 1)) for j in range(max(cfg.best_of, 1))]
+    latent = acts_by_mean(asm.recipe)  # the start's first draw by its mean, further draws sampled (as the demo)
+    draws = [
+        draw_sets(start_model, start_asm, cfg, policy_seed=10_000 * (j + 1), deterministic=latent and j == 0)
+        for j in range(max(cfg.best_of, 1))
+    ]
     if any([t for _, t in d] != [t for _, t in steered] for d in draws):
         raise RuntimeError("the untrained start answered other requests than the policy (env seeding changed)")
     scores = {"steered": score(steered), "untrained_start": score(draws[0])}
@@ -142,15 +150,21 @@ def ppo_share(model, asm, steered: list[tuple[list, list]], cfg: Config, start_a
     if cfg.best_of > 1:
         sets[f"best_of_{cfg.best_of}"] = best_of(draws, scores["untrained_start"])
         scores[f"best_of_{cfg.best_of}"] = score(sets[f"best_of_{cfg.best_of}"])
+    rule = rule_name(asm.recipe)
     if cfg.rule:
         from rlcreate.assemble import assemble
+        from rlcreate.levels.share import GreedyPicker
 
-        rule_asm = rule_asm or assemble(rule_recipe(start_asm.recipe))
-        rule_model = untrained_policy(rule_asm)
-        sets["variety_rule"] = draw_sets(rule_model, rule_asm, cfg, policy_seed=10_000)
-        if [t for _, t in sets["variety_rule"]] != [t for _, t in steered]:
+        if latent:  # the greedy picker on the start's env (or its own calibration)
+            rule_asm = rule_asm or start_asm
+            rule_model = GreedyPicker(rule_asm)
+        else:
+            rule_asm = rule_asm or assemble(rule_recipe(start_asm.recipe))
+            rule_model = untrained_policy(rule_asm)
+        sets[rule] = draw_sets(rule_model, rule_asm, cfg, policy_seed=10_000)
+        if [t for _, t in sets[rule]] != [t for _, t in steered]:
             raise RuntimeError("the rule answered other requests than the policy (env seeding changed)")
-        scores["variety_rule"] = score(sets["variety_rule"])
+        scores[rule] = score(sets[rule])
     if cfg.rule and cfg.selection and cfg.best_of > 1:  # n draws each: PPO's and the rule's (their own seeds)
         more = range(1, cfg.best_of)
         own = [steered] + [draw_sets(model, asm, cfg, policy_seed=20_000 * j) for j in more]
@@ -189,6 +203,25 @@ def ppo_share(model, asm, steered: list[tuple[list, list]], cfg: Config, start_a
     }
 
 
+def rule_name(recipe) -> str:
+    """The rule's row: ``greedy`` for latent recipes, ``variety_rule`` for token recipes."""
+    from rlcreate.levels.share import acts_by_mean
+
+    return "greedy" if acts_by_mean(recipe) else "variety_rule"
+
+
+def check_rule(asm) -> None:
+    """Refuse a run that has no hand-built rule to draw (before any sampling)."""
+    from rlcreate.levels.share import acts_by_mean
+
+    if not acts_by_mean(asm.recipe):
+        rule_recipe(asm.recipe)
+        return
+    core = asm.make_env(1, 0, "eval").core
+    if not (getattr(core, "n_cand", 0) and core.cand_terms.terms):
+        raise SystemExit("error: --rule 1: the latent run's env has no candidates with term changes for the greedy picker; drop --rule")
+
+
 def rule_recipe(recipe):
     """``recipe`` with the variety rule as its env's mask (refused without a level_variety term)."""
     from rlcreate.levels.share import variety_rule
@@ -208,7 +241,7 @@ def main(cfg: Config) -> dict:
     from rlcreate.levels.calibrate import calibrate_element_bias, with_element_bias
     from rlcreate.levels.demo import TOKENS_BASE, recipe_file
     from rlcreate.levels.quality import human_sets_inside
-    from rlcreate.levels.share import untrained_policy
+    from rlcreate.levels.share import GreedyPicker, acts_by_mean, untrained_policy
     from rlcreate.recipe import load_recipe
     from rlcreate.safe_io import load_json
     from rlcreate.train.runner import restore
@@ -238,7 +271,12 @@ def main(cfg: Config) -> dict:
             raise SystemExit(f"error: --runs {run!r}: not a run folder; train one with `rlcreate demo --out {run}`")
         asm, model = restore(run)
         if cfg.rule and cfg.share:
-            rule_recipe(asm.recipe)  # refuse a run without a variety term before any sampling
+            check_rule(asm)  # refuse a run without a rule before any sampling
+        if cfg.selection and acts_by_mean(asm.recipe):
+            raise SystemExit(
+                "error: --selection 1: a latent run's greedy picker is deterministic (its draws are all alike); "
+                "compare selection on latent runs with scripts/bench_latent_selection.py"
+            )
         start_asm = rule_asm = None
         calibration = {}
         if cfg.calibrate:
@@ -251,9 +289,10 @@ def main(cfg: Config) -> dict:
                 "untrained_start": calibrate_element_bias(untrained_policy, trained, levels=cfg.calibration_levels),
             }
             if cfg.rule and cfg.share:  # the rule is a policy too: it gets its own fit
-                ruled = rule_recipe(trained)
-                calibration["variety_rule"] = calibrate_element_bias(untrained_policy, ruled, levels=cfg.calibration_levels)
-                rule_asm = assemble(with_element_bias(ruled, calibration["variety_rule"]["element_bias"]))
+                rule = rule_name(trained)
+                ruled, rule_policy = (trained, GreedyPicker) if rule == "greedy" else (rule_recipe(trained), untrained_policy)
+                calibration[rule] = calibrate_element_bias(rule_policy, ruled, levels=cfg.calibration_levels)
+                rule_asm = assemble(with_element_bias(ruled, calibration[rule]["element_bias"]))
             asm = assemble(with_element_bias(trained, calibration["steered"]["element_bias"]))
             start_asm = assemble(with_element_bias(trained, calibration["untrained_start"]["element_bias"]))
         print(f"{run}: sampling {cfg.sets} x {cfg.n} levels ...", flush=True)

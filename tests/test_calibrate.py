@@ -10,7 +10,12 @@ import pytest
 import rlcreate.assemble
 import rlcreate.levels.quality
 import rlcreate.levels.share
-from rlcreate.levels.calibrate import CALIBRATED_ELEMENTS, calibrate_element_bias, with_element_bias
+from rlcreate.levels.calibrate import (
+    CALIBRATED_ELEMENTS,
+    calibrate_element_bias,
+    calibration_refusal,
+    with_element_bias,
+)
 from rlcreate.levels.demo import demo_recipe_path
 from rlcreate.levels.value_rewards import human_element_stats
 from rlcreate.recipe import load_recipe
@@ -94,20 +99,63 @@ def _cli(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "rlcreate.cli", *args], capture_output=True, text=True, cwd=cwd)
 
 
-def test_calibrate_command_refuses_a_run_of_another_env(tmp_path):
-    """The offsets exist only in the token env: a latent run gets one error line, and its
-    config.yaml is left as it was."""
+def test_calibrate_command_refuses_a_run_without_offsets(tmp_path):
+    """The offsets are the column LM's: a latent run on the level GAN gets one error line naming its
+    generator, and its config.yaml is left as it was."""
     run = tmp_path / "latent"
     run.mkdir()
-    text = (ROOT / "rlcreate/recipes/mario_latent.yaml").read_text()
+    text = (ROOT / "rlcreate/recipes/mario_latent.yaml").read_text().replace("generator: column_lm ", "generator: gan ")
+    assert "generator: gan" in text
     (run / "config.yaml").write_text(text)
     proc = _cli("calibrate", str(run))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert proc.stderr.startswith("error: ") and "rlcreate/MarioTokens-v1 run" in proc.stderr
+    assert proc.stderr.startswith("error: ") and "its generator is 'gan'" in proc.stderr
     assert (run / "config.yaml").read_text() == text and not (run / "calibration.json").exists()
     proc = _cli("calibrate", str(tmp_path / "missing"))
     assert proc.returncode == 2 and "not a run folder" in proc.stderr
     assert not list(tmp_path.glob(".missing*"))  # no lock file made beside a folder that is not a run
+
+
+def test_which_recipes_have_offsets():
+    assert calibration_refusal(load_recipe(demo_recipe_path("tokens"))) is None
+    latent = load_recipe(demo_recipe_path("latent"))
+    assert calibration_refusal(latent) is None  # the column LM decoding noise
+    latent.env.kwargs["generator"] = "gan"
+    assert "'gan'" in calibration_refusal(latent)
+    latent.env.id = "rlcreate/MarioLatent-v0"
+    assert "MarioLatent-v0" in calibration_refusal(latent)
+    with pytest.raises(ValueError, match="cannot calibrate"):
+        calibrate_element_bias(object(), latent, levels=16, rounds=1)
+
+
+def test_a_latent_fit_starts_from_the_generators_offsets_and_acts_by_the_mean(monkeypatch):
+    """A latent recipe without element_bias samples with the column LM generator's defaults, so the
+    first round measures those; its policy is drawn acting by its mean (as the demo draws it)."""
+    from rlcreate.levels.gan import DEFAULT_ELEMENT_BIAS
+
+    human_element_stats(128)
+    calls: list[tuple[dict, bool]] = []
+
+    class Asm:
+        def __init__(self, recipe):
+            self.bias = dict(recipe.env.kwargs.get("element_bias") or {})
+
+    def sample(model, asm, n, env_seed, policy_seed, deterministic=False):
+        calls.append((asm.bias, deterministic))
+        return [asm.bias] * n, [{}] * n
+
+    monkeypatch.setattr(rlcreate.assemble, "assemble", Asm)
+    monkeypatch.setattr(rlcreate.levels.share, "sample_levels", sample)
+    monkeypatch.setattr(
+        rlcreate.levels.quality, "element_profile", lambda levels: {e: np.full(len(levels), 5.0) for e in rlcreate.levels.quality.ELEMENTS}
+    )
+    recipe = load_recipe(demo_recipe_path("latent"))
+    assert "element_bias" not in recipe.env.kwargs
+    out = calibrate_element_bias(object(), recipe, levels=16, rounds=2)
+    first = out["rounds"][0]["element_bias"]
+    assert first == {e: DEFAULT_ELEMENT_BIAS.get(e, 0.0) for e in CALIBRATED_ELEMENTS}
+    assert calls[0] == (first, True) and all(det for _, det in calls)
+    assert out["rounds"][1]["element_bias"] != first  # 5.0 of each is off the human rates: the offsets move
 
 
 @pytest.mark.slow

@@ -741,6 +741,34 @@ def test_demo_refuses_an_unknown_generator():
     assert "Traceback" not in proc.stderr
 
 
+def test_latent_env_element_bias_sets_the_column_lms_offsets():
+    """element_bias (what the demo's calibration fits): the column LM generator decodes with those
+    offsets (more coins at +2 than at -2, on the same noise); None keeps the generator's defaults;
+    a generator without them, an unknown element or a non-mapping is one EnvConfigError."""
+    from rlcreate.envs.core_vec_env import EnvConfigError
+    from rlcreate.levels.envs import bounded_generator, make_mario_latent_v1
+    from rlcreate.levels.gan import DEFAULT_ELEMENT_BIAS
+    from rlcreate.levels.tiles import COIN
+
+    plain = bounded_generator(None)
+    default = bounded_generator(None, (), dict(DEFAULT_ELEMENT_BIAS))
+    assert np.array_equal(plain._offset, default._offset)
+    more, fewer = bounded_generator("column_lm", (), {"coins": 2.0}), bounded_generator(None, (), {"coins": -2.0})
+    coins = [int((g.sample_levels(16, 2, seed=0) == COIN).sum()) for g in (fewer, plain, more)]
+    assert coins[0] < coins[1] < coins[2], coins
+    bias = {"coins": 2.0, "question_blocks": -1.0}
+    env = make_mario_latent_v1(reward=CHEAP, element_bias=bias)
+    assert np.array_equal(env.core.gen._offset, bounded_generator(None, (), bias)._offset)
+    for kwargs, says in (
+        ({"generator": "gan", "element_bias": {"coins": 1.0}}, "needs the column LM generator"),
+        ({"element_bias": {"dragons": 1.0}}, "dragons"),
+        ({"element_bias": [0.5]}, "write a mapping"),
+        ({"element_bias": {"coins": "lots"}}, "finite number"),
+    ):
+        with pytest.raises(EnvConfigError, match=says):
+            make_mario_latent_v1(reward=CHEAP, **kwargs)
+
+
 @pytest.mark.slow
 def test_demo_latent_runs_end_to_end(tmp_path):
     _run([sys.executable, "-m", "rlcreate.cli", "demo", "--generator", "latent", "--timesteps", "64", "--quiet",
@@ -756,6 +784,30 @@ def test_demo_latent_runs_end_to_end(tmp_path):
     # the latent demo's own defaults: no A* plays (--astar-levels), the checkpoint audit left to rlcreate eval
     assert r["astar_levels"] == 0 and all(g["astar"] is None for g in r["groups"].values())
     assert not (tmp_path / "demo" / "metrics.json").exists()
+    # no rate calibration by default on this path (--calibrate: next test)
+    from rlcreate.recipe import load_recipe
+
+    assert r["calibration"] == {} and "element_bias" not in load_recipe(tmp_path / "demo" / "config.yaml").env.kwargs
+
+
+@pytest.mark.slow
+def test_demo_latent_calibrate_fits_the_policy_its_start_and_the_rule(tmp_path):
+    """--calibrate: the policy's, its start's and the greedy rule's element rates are fitted (each
+    from the generator's default offsets, acting by the mean); the policy's offsets go into
+    config.yaml, which eval / report / generate read."""
+    from rlcreate.levels.gan import DEFAULT_ELEMENT_BIAS
+    from rlcreate.recipe import load_recipe
+
+    _run([sys.executable, "-m", "rlcreate.cli", "demo", "--generator", "latent", "--timesteps", "64", "--quiet",
+          "--calibrate", "--out", str(tmp_path / "demo")])
+    r = json.loads((tmp_path / "demo" / "summary.json").read_text())
+    assert set(r["calibration"]) == {"steered", "untrained_start", "greedy"}
+    for fit in r["calibration"].values():
+        assert fit["rounds"][0]["element_bias"] == {"pipes": DEFAULT_ELEMENT_BIAS["pipes"], "question_blocks": 0.0,
+                                                    "coins": DEFAULT_ELEMENT_BIAS["coins"]}
+        assert fit["element_bias"] == fit["rounds"][fit["chosen_round"]]["element_bias"]
+    saved = load_recipe(tmp_path / "demo" / "config.yaml").env.kwargs["element_bias"]
+    assert saved == r["calibration"]["steered"]["element_bias"]
 
 
 def test_demo_recipe_option_takes_a_recipe_of_the_generators_env(tmp_path):

@@ -112,7 +112,16 @@ def _smoke(tmp: Path) -> dict[str, list[str]]:
                                   "assert set(s['objective']) == {'steered', 'untrained_start', 'best_of_2', 'variety_rule', "
                                   "'steered_best_of_2', 'variety_rule_best_of_2'}, s; "
                                   "d = s['selection']['steered_best_of_2_minus_variety_rule_best_of_2']; "
-                                  "assert d['n'] == 2 and d['ci'][0] <= d['mean'] <= d['ci'][1], d\""],
+                                  "assert d['n'] == 2 and d['ci'][0] <= d['mean'] <= d['ci'][1], d\" && "
+                                  # a latent choice run: the greedy picker as the rule, each with its own rate fit
+                                  f"{py} -m rlcreate.cli train rlcreate/recipes/mario_latent_choice.yaml "
+                                  f"--steps 128 --out {tmp} --name psl --quiet && "
+                                  f"{py} scripts/bench_profile_sets.py --runs {tmp}/psl --starts '' --sets 1 --n 2 "
+                                  f"--best_of 2 --rule 1 --calibrate 1 --calibration_levels 16 --out {tmp}/psl.json && "
+                                  f"{py} -c \"import json; p = json.load(open('{tmp}/psl.json'))['policies']['{tmp}/psl']; "
+                                  "s = p['ppo_share']; assert set(s['objective']) == {'steered', 'untrained_start', "
+                                  "'best_of_2', 'greedy'}, s; assert set(p['calibration']) == {'steered', "
+                                  "'untrained_start', 'greedy'}, p['calibration']\""],
         # the demo's recipe with a cheaper PPO update timed next to it in the same run
         # (and the LM's calls alone, with and without memory touched between them; the parts inside)
         "bench_level_tokens_speed.py": ["bash", "-c", f"{py} scripts/bench_level_tokens_speed.py --batches 2 --columns 16 "

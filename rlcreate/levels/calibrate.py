@@ -1,4 +1,5 @@
-"""Calibrate a token policy's pipe, ?-block and coin rates to human levels after training.
+"""Calibrate a policy's pipe, ?-block and coin rates to human levels after training (the column-LM
+token env, and the latent env with a column-LM generator).
 
 Why: the set's element means are a statistic of the whole set, and PPO gets little credit per level
 for them (``set_profile`` pays each level its share of the batch mean's gap, weakest for coins,
@@ -16,8 +17,12 @@ offset by ``damping * log(target / measured)``. The offsets returned are those o
 round closest to the target (the largest log-ratio over the elements smallest), never an
 extrapolated step. Enemies and gaps are left to the control targets.
 
+The latent env (``MarioLatent-v1`` with its default column-LM generator) has the same offsets on
+the LM that decodes its noise: every candidate segment is drawn with them, and the policy keeps
+choosing among them by what it learnt (acting by its mean, so the fit samples that way too).
+
 ``rlcreate demo`` and ``rlcreate calibrate RUN`` (any trained ``MarioTokens-v1`` run, e.g. a
-designer-objective recipe's) write the policy's offsets into the run's ``config.yaml``
+designer-objective recipe's, or a ``MarioLatent-v1`` run with a column-LM generator) write the policy's offsets into the run's ``config.yaml``
 (:func:`write_calibration`; ``calibration.json`` keeps the fits and the offsets it trained with):
 ``eval``, ``report`` and ``generate`` then sample with them, ``demo --resume`` trains on with the
 offsets the run trained with, and a plain ``train RUN --resume`` trains on with the calibrated ones.
@@ -32,10 +37,45 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CALIBRATED_ELEMENTS", "calibrate_element_bias", "calibrate_run", "with_element_bias", "write_calibration"]
+__all__ = [
+    "CALIBRATED_ELEMENTS",
+    "calibrate_element_bias",
+    "calibrate_run",
+    "calibration_refusal",
+    "with_element_bias",
+    "write_calibration",
+]
 
 #: elements whose rates the offsets set (the control targets cover enemies and gaps)
 CALIBRATED_ELEMENTS = ("pipes", "question_blocks", "coins")
+
+
+def calibration_refusal(recipe: Any) -> str | None:
+    """Why ``recipe``'s env has no element-rate offsets to fit, or None when it has them (MarioTokens-v1;
+    MarioLatent-v1 with a column-LM generator)."""
+    from rlcreate.levels.envs import COLUMN_LM_GENERATORS
+
+    if recipe.env_id == "rlcreate/MarioTokens-v1":
+        return None
+    if recipe.env_id == "rlcreate/MarioLatent-v1":
+        generator = recipe.env.kwargs.get("generator")
+        if generator in COLUMN_LM_GENERATORS:
+            return None
+        return f"its generator is {generator!r}, not the column LM (element_bias offsets are the column LM's)"
+    return f"it is a {recipe.env_id} recipe (offsets exist for rlcreate/MarioTokens-v1 and rlcreate/MarioLatent-v1)"
+
+
+def _start_bias(recipe: Any) -> dict:
+    """The offsets the recipe's env samples with: its own ``element_bias``, else the env's default
+    (none for the token env; the column LM generator's :data:`~rlcreate.levels.gan.DEFAULT_ELEMENT_BIAS`)."""
+    from rlcreate.levels.gan import DEFAULT_ELEMENT_BIAS
+
+    own = recipe.env.kwargs.get("element_bias")
+    if own is None and recipe.env_id == "rlcreate/MarioLatent-v1":
+        own = DEFAULT_ELEMENT_BIAS
+    bias = {e: 0.0 for e in CALIBRATED_ELEMENTS}
+    bias.update({k: float(v) for k, v in (own or {}).items()})
+    return bias
 
 
 def with_element_bias(recipe: Any, bias: dict) -> Any:
@@ -54,22 +94,26 @@ def calibrate_element_bias(
     damping: float = 0.8,
     limit: float = 1.5,
 ) -> dict:
-    """Offsets for ``recipe``'s token env under which ``policy`` (a model, or a callable taking the
+    """Offsets for ``recipe``'s env under which ``policy`` (a model, or a callable taking the
     assembly and returning the model, e.g. the untrained start) writes pipes, ?-blocks and coins at
-    the human training windows' rate. Starts from the recipe's own ``element_bias``. Returns
+    the human training windows' rate. Starts from the offsets the recipe's env samples with. Latent
+    policies are sampled acting by their mean, as the demo and ``eval`` draw them. Returns
     ``{"element_bias": {...}, "target": {...}, "rounds": [{"element_bias", "means", "error"}],
     "chosen_round", "levels", "env_seed"}`` (``error``: the largest ``|log(mean / target)|``)."""
     from rlcreate.assemble import assemble
     from rlcreate.levels.quality import ELEMENTS, element_profile
-    from rlcreate.levels.share import sample_levels
+    from rlcreate.levels.share import acts_by_mean, sample_levels
     from rlcreate.levels.value_rewards import human_element_stats
 
     if levels < 16 or rounds < 1:
         raise ValueError(f"levels = {levels}, rounds = {rounds}: need levels >= 16 and rounds >= 1")
     mu = human_element_stats(128)[0]
     target = {e: float(mu[ELEMENTS.index(e)]) for e in CALIBRATED_ELEMENTS}
-    bias = {e: 0.0 for e in CALIBRATED_ELEMENTS}
-    bias.update({k: float(v) for k, v in (recipe.env.kwargs.get("element_bias") or {}).items()})
+    refusal = calibration_refusal(recipe)
+    if refusal:
+        raise ValueError(f"cannot calibrate {recipe.name!r}: {refusal}")
+    bias = _start_bias(recipe)
+    deterministic = acts_by_mean(recipe)
     history: list[dict] = []
     errors: list[float] = []
     for _ in range(rounds):
@@ -78,7 +122,7 @@ def calibrate_element_bias(
         drawn: list = []
         for j in range(0, levels, 64):  # sets of 64 at fixed env / policy seeds: the same requests every round
             n = min(64, levels - j)
-            drawn += sample_levels(model, asm, n, env_seed + j, env_seed + j)[0]
+            drawn += sample_levels(model, asm, n, env_seed + j, env_seed + j, deterministic=deterministic)[0]
         prof = element_profile(drawn)
         means = {e: float(prof[e].mean()) for e in CALIBRATED_ELEMENTS}
         ratio = {e: np.log(target[e] / max(means[e], 0.05)) for e in CALIBRATED_ELEMENTS}
@@ -139,17 +183,18 @@ def write_calibration(run: Path, recipe: Any, fits: dict, trained_with: dict | N
 
 
 def calibrate_run(run: str | Path, levels: int = 192, rounds: int = 3) -> dict:
-    """``rlcreate calibrate RUN``: fit a trained ``MarioTokens-v1`` run's element-rate offsets, write
+    """``rlcreate calibrate RUN``: fit a trained run's element-rate offsets (:func:`calibration_refusal`), write
     them into the run (:func:`write_calibration`) and redraw its ``samples/`` with them. Returns the fit."""
     from rlcreate.errors import UserError
     from rlcreate.train.runner import read_run_recipe, restore
 
     run = Path(run)
     recipe = read_run_recipe(run)
-    if recipe.env_id != "rlcreate/MarioTokens-v1":
+    refusal = calibration_refusal(recipe)
+    if refusal:
         raise UserError(
-            f"{str(run)!r} is a {recipe.env_id} run; calibrate fits the column-LM token env's element_bias, "
-            "so pass a rlcreate/MarioTokens-v1 run (e.g. one trained from mario_tokens.yaml)"
+            f"{str(run)!r} cannot be calibrated: {refusal}; pass a run of the column LM "
+            "(e.g. one trained from mario_tokens.yaml or mario_latent_choice.yaml)"
         )
     trained_with = trained_element_bias(run, recipe)
     # a demo run's start fit stays next to the new one

@@ -1,5 +1,5 @@
 """Commands the levels domain adds to ``rlcreate``: ``demo`` (the main job), ``calibrate`` a
-trained token run's element rates, ``play`` and ``render`` a level file."""
+trained column-LM run's element rates, ``play`` and ``render`` a level file."""
 
 from __future__ import annotations
 
@@ -53,6 +53,10 @@ def cmd_demo(args) -> int:
     # the benches: its table then reproduces benchmarks/demo_summary.json on any core count here.
     if "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(1)
+    if args.quiet:  # the models' loading bars too
+        import transformers
+
+        transformers.utils.logging.disable_progress_bar()
 
     run_demo(
         Path(args.out),
@@ -64,7 +68,7 @@ def cmd_demo(args) -> int:
         seed=args.seed,
         evaluate=False if args.no_eval else (True if args.eval else None),
         generator=args.generator,
-        calibrate=False if args.no_calibrate else None,
+        calibrate=False if args.no_calibrate else True if args.calibrate else None,
         recipe_path=args.recipe,
         astar_levels=args.astar_levels,
     )
@@ -125,11 +129,17 @@ def register(sub) -> None:
         "--eval", action="store_true", help="write metrics.json even where it is off by default (--generator latent)"
     )
     d.add_argument("--quiet", action="store_true")
-    d.add_argument(
+    cal = d.add_mutually_exclusive_group()
+    cal.add_argument(
         "--no-calibrate",
         action="store_true",
-        help="sample the policy and its start as trained (default: fit their pipe, ?-block and coin rates to "
-        "human levels after training; token path)",
+        help="sample the policy, its start and the rule as trained (default: fit their pipe, ?-block and coin rates "
+        "to human levels after training; --generator latent: off)",
+    )
+    cal.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="fit those rates where it is off by default (--generator latent: the column LM's offsets)",
     )
     d.add_argument(
         "--generator",
@@ -148,9 +158,10 @@ def register(sub) -> None:
 
     cb = sub.add_parser(
         "calibrate",
-        help="fit a trained MarioTokens-v1 run's pipe, ?-block and coin rates to human levels (writes its config.yaml)",
+        help="fit a trained column-LM run's (MarioTokens-v1, MarioLatent-v1) pipe, ?-block and coin rates to human "
+        "levels (writes its config.yaml)",
     )
-    cb.add_argument("run", help="run folder of a trained token recipe (rlcreate train / demo)")
+    cb.add_argument("run", help="run folder of a trained column-LM recipe (rlcreate train / demo)")
     cb.add_argument("--levels", type=int_arg(16, 100000), default=192, help="selection levels per round")
     cb.add_argument("--rounds", type=int_arg(1, 20), default=3, help="fitting rounds (the best measured one is kept)")
     cb.set_defaults(fn=cmd_calibrate)

@@ -9,9 +9,10 @@
    their A* plays: nothing of it depends on training) runs meanwhile in a second process on the
    core that single-threaded training leaves idle (:func:`start_side`; the same numbers).
 2. Calibrate the pipe, ?-block and coin rates of the policy, of its untrained start and of the rule
-   (below) to the human training windows' on selection requests (:mod:`rlcreate.levels.calibrate`: the env's
-   ``element_bias`` offsets; the policy's offsets are written into the run's ``config.yaml``, so
-   ``eval`` / ``report`` / ``sample`` use them). Sample 256 levels from the policy (with randomness
+   (below; with ``--calibrate``, the latent path's greedy picker) to the human training windows' on
+   selection requests (:mod:`rlcreate.levels.calibrate`: the column LM's ``element_bias`` offsets;
+   the policy's offsets are written into the run's ``config.yaml``, so ``eval`` / ``report`` /
+   ``sample`` use them). Sample 256 levels from the policy (with randomness
    on: a greedy policy writes one level type), 256 from its untrained start, best-of-n from that
    start and the hand-built variety rule (the start with the recipe's variety flag as a mask), every
    set answering the same requests; the judges take each set's first 64, the objective all 256.
@@ -55,9 +56,14 @@ TOKENS_BASE = "mario_tokens.yaml"
 #: budget with ``--timesteps``), scores 256 levels per set for the objective and PPO's
 #: share (64 leave a CI of about +-0.3, wider than that share), leaves the A* agent out (4 levels per
 #: set took ~2-4 min and cannot tell sets apart; the objective's playability term solves every level)
-#: and the checkpoint audit to ``rlcreate eval``, so that it finishes in ~5 min on a 2-core machine
+#: and the checkpoint audit to ``rlcreate eval``, so that it finishes in ~5 min on a 2-core machine;
+#: and it leaves the rate calibration off (``--calibrate`` turns it on): on 192 selection requests the
+#: policy, its start and the greedy picker already write pipes, ?-blocks and coins within 4-7% of the
+#: human rate, inside the fit's own noise (a small logit offset reorders the inverse CDF, so every draw
+#: changes), the fit kept the offsets it started from for the policy and its start, and it cost the
+#: demo a minute (BENCHMARKS.md, "Rate calibration for the latent demo")
 DEMO_DEFAULTS: dict[str, dict] = {
-    "latent": {"timesteps": 24576, "astar_levels": 0, "evaluate": False, "objective_levels": 256},
+    "latent": {"timesteps": 24576, "astar_levels": 0, "evaluate": False, "objective_levels": 256, "calibrate": False},
     # the token path scores 256 levels per set for the objective too (the judges take the first 64):
     # over 64 requests PPO's share over best-of-4 had a CI of about +-0.38, over 384 about +-0.13
     # (BENCHMARKS.md, "PPO's share over 384 requests at both budgets"); 192 more levels per set cost
@@ -155,10 +161,11 @@ def run_demo(
     step count, never a wall-clock stop, so a run reproduces. ``best_of``: n of the best-of-n set drawn from the untrained start
     (0: skip). ``resume`` / ``overwrite``: as ``rlcreate train`` (a folder that holds a run is
     refused otherwise). ``evaluate``: also write ``metrics.json`` (judges + audit along the checkpoints).
-    ``calibrate``: fit the element-rate offsets of the policy and of its start after training (default
-    on for the token path; the latent path has no such offsets) on ``calibration_levels`` selection
-    requests per round. ``recipe_path``: another recipe of the generator's env (a path or a
-    shipped recipe name; default :data:`DEMO_RECIPES`). ``parallel``: the untrained start's side
+    ``calibrate``: fit the element-rate offsets of the policy, of its start and of the rule after
+    training on ``calibration_levels`` selection requests per round (default: on for the token path,
+    off for the latent path, :data:`DEMO_DEFAULTS`; only envs with the column LM's offsets can).
+    ``recipe_path``: another recipe of the generator's env (a path or a shipped recipe name;
+    default :data:`DEMO_RECIPES`). ``parallel``: the untrained start's side
     (:func:`start_side`) in a second process during training (False: in this one, after it; the
     same numbers). ``objective_levels``: levels per set for the recipe's objective, PPO's
     share and the control error (default ``n_levels``; the judges take each set's first
@@ -170,10 +177,10 @@ def run_demo(
     (default 8) and ``evaluate`` (default on) left at None take the generator's :data:`DEMO_DEFAULTS`
     first."""
     from rlcreate.assemble import assemble
-    from rlcreate.levels.calibrate import calibrate_element_bias, write_calibration
+    from rlcreate.levels.calibrate import calibrate_element_bias, calibration_refusal, write_calibration
     from rlcreate.levels.corpus import dev_windows
     from rlcreate.levels.quality import quality_table
-    from rlcreate.levels.share import recipe_scores, sample_levels
+    from rlcreate.levels.share import acts_by_mean, recipe_scores, sample_levels
     from rlcreate.recipe import build_reward_set
     from rlcreate.train.runner import restore, train_run
 
@@ -185,16 +192,15 @@ def run_demo(
     n_obj = objective_levels or max(defaults.get("objective_levels", n_levels), n_levels)
     if n_obj < n_levels:
         raise UserError(f"objective_levels = {n_obj}: must be >= n_levels ({n_levels}); the judges take the first")
-    calibrate = generator == "tokens" if calibrate is None else calibrate
-    if calibrate and generator != "tokens":
-        raise UserError(
-            "calibrate=True: only the token path has element-rate offsets; leave it off for the latent path"
-        )
     recipe = (
         load_recipe(out / "config.yaml")
         if resume and (out / "config.yaml").is_file()
         else load_recipe(_demo_recipe(generator, recipe_path))
     )
+    refusal = calibration_refusal(recipe)
+    if calibrate and refusal:
+        raise UserError(f"calibrate: {recipe.name!r} has no element-rate offsets ({refusal}); drop --calibrate")
+    calibrate = defaults.get("calibrate", refusal is None) if calibrate is None else calibrate
     if resume and (out / "calibration.json").is_file():  # train on with the offsets it trained with
         from rlcreate.levels.calibrate import trained_element_bias
 
@@ -202,7 +208,7 @@ def run_demo(
         recipe.env.kwargs.pop("element_bias", None)
         if trained_with:
             recipe.env.kwargs["element_bias"] = trained_with
-    latent = recipe.env_id.startswith("rlcreate/MarioLatent")  # latent policies act by their mean (a choice: its mode)
+    latent = acts_by_mean(recipe)  # latent policies act by their mean (a choice: its mode)
     if timesteps:
         recipe.trainer["total_timesteps"] = int(timesteps)
     if seed is not None:
@@ -253,8 +259,9 @@ def run_demo(
             pool.terminate()  # done, or training failed: nothing of it is needed then
     if calibrate:
         calibration = {"steered": steered_fit, "untrained_start": side["fit"]}
-        if side["rule_fit"]:
-            calibration["variety_rule"] = side["rule_fit"]
+        for rule in ("variety_rule", "greedy"):
+            if side["rule_fits"].get(rule):
+                calibration[rule] = side["rule_fits"][rule]
         asm = assemble(write_calibration(out, recipe, calibration, recipe.env.kwargs.get("element_bias")))
         asm.domain.finish_training(model, asm, out)  # samples/ again, from the calibrated sampler
     beside = f" (its start's {max(best_of, 1)} x {n_obj}: sampled beside training)" if parallel else ""
@@ -266,12 +273,6 @@ def run_demo(
     score = lambda levels: recipe_scores(lambda: build_reward_set(recipe), levels, targets)  # noqa: E731
     sets = {"steered": steered, **side["sets"]}
     scores = {"steered": score(steered), **side["scores"]}
-    core: Any = asm.make_env(1, 0, "eval").core if latent else None
-    if latent and hasattr(core, "cand_terms") and core.n_cand and core.cand_terms.terms:  # the rule reads term changes
-        sets["greedy"], greedy_targets = greedy_levels(asm, n_obj, env_seed)
-        if greedy_targets != targets:
-            raise RuntimeError("the greedy picker answered other requests than the policy (env seeding changed)")
-        scores["greedy"] = score(sets["greedy"])
     scores["generator"] = side["generator_scores"]
 
     print("[3/5] the generator's own samples (no RL) and held-out human (DEV) levels ...")
@@ -394,17 +395,24 @@ def start_side(
     from rlcreate.levels.corpus import dev_windows
     from rlcreate.levels.generators.column_lm import ColumnLM
     from rlcreate.levels.quality import astar_interleaved
-    from rlcreate.levels.share import best_of_n, recipe_scores, sample_levels, untrained_policy, variety_rule
+    from rlcreate.levels.share import (
+        GreedyPicker,
+        best_of_n,
+        recipe_scores,
+        sample_levels,
+        untrained_policy,
+        variety_rule,
+    )
     from rlcreate.recipe import build_reward_set
 
     t0 = time.perf_counter()
     torch.set_num_threads(threads)
     transformers.utils.logging.disable_progress_bar()  # the training's progress bar owns the terminal
 
-    def fitted(r: Any) -> tuple[dict | None, Any]:
-        """The untrained policy's rate fit on recipe ``r`` (None without ``calibrate``) and the
-        assembly that samples with it."""
-        fit = calibrate_element_bias(untrained_policy, r, levels=calibration_levels) if calibrate else None
+    def fitted(r: Any, policy: Any = untrained_policy) -> tuple[dict | None, Any]:
+        """``policy``'s rate fit on recipe ``r`` (None without ``calibrate``) and the assembly that
+        samples with it."""
+        fit = calibrate_element_bias(policy, r, levels=calibration_levels) if calibrate else None
         return fit, assemble(with_element_bias(r, fit["element_bias"]) if fit else r)
 
     fit, asm = fitted(recipe)
@@ -429,15 +437,22 @@ def start_side(
     # observed flag (never keep a repeat of an earlier segment alive): the start plus that mask, with
     # its own rate fit, drawn with the start's first policy seed (the mask is the only difference)
     ruled = None if latent else variety_rule(recipe)
-    rule_fit = None
+    rule_fits: dict = {}
     if ruled is not None:
-        rule_fit, rule_asm = fitted(ruled)
+        rule_fits["variety_rule"], rule_asm = fitted(ruled)
         sets["variety_rule"], rule_targets = sample_levels(
             untrained_policy(rule_asm), rule_asm, n_obj, env_seed, env_seed + 100
         )
         if rule_targets != targets:
             raise RuntimeError("the variety rule answered other requests than the start (env seeding changed)")
         scores["variety_rule"] = score(sets["variety_rule"])
+    core: Any = asm.make_env(1, 0, "eval").core if latent else None
+    if latent and hasattr(core, "cand_terms") and core.n_cand and core.cand_terms.terms:  # it reads term changes
+        rule_fits["greedy"], greedy_asm = fitted(recipe, GreedyPicker)  # its own rate fit, like the start's
+        sets["greedy"], greedy_targets = greedy_levels(greedy_asm, n_obj, env_seed)
+        if greedy_targets != targets:
+            raise RuntimeError("the greedy picker answered other requests than the start (env seeding changed)")
+        scores["greedy"] = score(sets["greedy"])
     width = draws[0][0][0].shape[1]
     if latent:  # the latent generator's own samples: uniform latents, segments chained by context
         own = list(asm.make_env(1, 0, "eval").core.gen.sample_levels(n_obj, width // 16, seed=recipe.seed + 2))
@@ -448,7 +463,7 @@ def start_side(
         astar_interleaved({**groups, "human_dev": list(dev_windows(width, stride=width))}, astar_levels, astar_runs, 1)
     return {
         "fit": fit,
-        "rule_fit": rule_fit,
+        "rule_fits": rule_fits,
         "sets": sets,
         "scores": scores,
         "targets": targets,

@@ -228,15 +228,28 @@ def make_mario_latent_vec(
     return LatentLevelVecEnv(_core(n_envs, n_segments, targets, reward, generator), seed=seed)
 
 
-def bounded_generator(generator: Any = None, extra_controls: tuple[str, ...] = ()):
+#: MarioLatent-v1 ``generator`` values that are the column LM decoding noise (None: the default)
+COLUMN_LM_GENERATORS = (None, "column_lm", "column_lm_elements")
+
+
+def bounded_generator(generator: Any = None, extra_controls: tuple[str, ...] = (), element_bias: dict | None = None):
     """A bounded-prior latent generator: None (default) the column LM decoding uniform noise
     (:class:`rlcreate.levels.gan.ColumnLMLatent`), ``"column_lm_elements"`` the same with its
     columns lined up by enemies and gaps (``order="elements"``), ``"gan"`` the shipped level GAN, a
     level-GAN folder path, or a generator object. ``extra_controls``: the column LM's optional
-    element channels (:data:`rlcreate.levels.gan.ELEMENT_CONTROLS`)."""
-    from rlcreate.levels.gan import ELEMENT_CONTROLS, ColumnLMLatent, LevelGAN
+    element channels (:data:`rlcreate.levels.gan.ELEMENT_CONTROLS`). ``element_bias``: the column
+    LM's logit offsets per element (None: :data:`rlcreate.levels.gan.DEFAULT_ELEMENT_BIAS`)."""
+    from rlcreate.levels.gan import ELEMENT_CONTROLS, ColumnLMLatent, GANInputError, LevelGAN
 
-    if extra_controls and generator not in (None, "column_lm", "column_lm_elements"):
+    if element_bias is not None:
+        if generator not in COLUMN_LM_GENERATORS:
+            raise EnvConfigError(
+                f"element_bias needs the column LM generator (generator: column_lm); got generator = {generator!r}"
+            )
+        if not isinstance(element_bias, dict):
+            raise EnvConfigError(f"element_bias = {element_bias!r}: write a mapping such as {{coins: 0.5, pipes: 0.3}}")
+
+    if extra_controls and generator not in COLUMN_LM_GENERATORS:
         if set(extra_controls) <= set(getattr(generator, "control_names", ())):
             return generator  # a generator object that already has these channels
         raise EnvConfigError(
@@ -248,10 +261,14 @@ def bounded_generator(generator: Any = None, extra_controls: tuple[str, ...] = (
         raise EnvConfigError(
             f"element_channels = {list(extra_controls)}: use distinct names among {', '.join(ELEMENT_CONTROLS)}"
         )
-    if generator is None or generator == "column_lm":
-        return ColumnLMLatent(lm=shared_column_lm(), extra_controls=tuple(extra_controls))
-    if generator == "column_lm_elements":  # the same samples, columns lined up by enemies / gaps
-        return ColumnLMLatent(lm=shared_column_lm(), order="elements", extra_controls=tuple(extra_controls))
+    if generator in COLUMN_LM_GENERATORS:  # "column_lm_elements": the same samples, columns lined up by enemies / gaps
+        order = "elements" if generator == "column_lm_elements" else "probability"
+        try:
+            return ColumnLMLatent(
+                lm=shared_column_lm(), order=order, extra_controls=tuple(extra_controls), element_bias=element_bias
+            )
+        except GANInputError as e:  # an unknown element or a non-numeric offset
+            raise EnvConfigError(str(e)) from None
     if generator == "gan":
         return LevelGAN.load()
     if isinstance(generator, str) or hasattr(generator, "__fspath__"):
@@ -288,6 +305,7 @@ def _core_v1(
     candidates: int = 0,
     candidate_terms: Any = (),
     candidate_action: str = "box",
+    element_bias: dict | None = None,
 ) -> LatentLevelCore:
     from rlcreate.levels.rewards import TARGET_MEASURES
 
@@ -317,7 +335,7 @@ def _core_v1(
     if element_channels and not control_channel:
         raise EnvConfigError("element_channels needs control_channel: true (they are more entries of that channel)")
     return LatentLevelCore(
-        bounded_generator(generator, tuple(element_channels)),
+        bounded_generator(generator, tuple(element_channels), element_bias),
         _reward(reward),
         segment_features,
         len(FEATURE_NAMES),
@@ -384,6 +402,7 @@ def make_mario_latent_v1(
     candidates: int = 0,
     candidate_terms: Any = (),
     candidate_action: str = "box",
+    element_bias: dict | None = None,
 ) -> LatentLevelEnv:
     """Single-env ``rlcreate/MarioLatent-v1`` (see :data:`V1_CARD`)."""
     return LatentLevelEnv(
@@ -410,6 +429,7 @@ def make_mario_latent_v1(
             candidates,
             candidate_terms,
             candidate_action,
+            element_bias,
         ),
         render_mode=render_mode,
     )
@@ -439,6 +459,7 @@ def make_mario_latent_v1_vec(
     candidates: int = 0,
     candidate_terms: Any = (),
     candidate_action: str = "box",
+    element_bias: dict | None = None,
 ) -> LatentLevelVecEnv:
     """Batched ``MarioLatent-v1`` as an SB3 VecEnv: ``n_envs`` levels per decoder call."""
     return LatentLevelVecEnv(
@@ -465,6 +486,7 @@ def make_mario_latent_v1_vec(
             candidates,
             candidate_terms,
             candidate_action,
+            element_bias,
         ),
         seed=seed,
     )
@@ -514,7 +536,11 @@ Action Space
     ``candidate_action="choice"`` (with ``candidates``): the action is ``Discrete(K)``, the index of
     the candidate to write, instead of the K - 1 Box entries; every action then writes a prior draw
     unchanged (no box, no saturation: ``latent/saturated`` is 0), and a policy that picks uniformly
-    writes the generator's own distribution.
+    writes the generator's own distribution. ``element_bias`` ({coins: b, pipes: b, question_blocks:
+    b}; column LM generators only): the column LM's logit offsets of the columns holding each
+    element (default :data:`rlcreate.levels.gan.DEFAULT_ELEMENT_BIAS`); ``rlcreate demo`` and
+    ``rlcreate calibrate`` fit them after training so the policy writes those elements at the human
+    rate.
 Observation Space
     v0's, plus z0 scaled to [0, 1] (d values) in residual mode, plus (``observe_deficits=True``)
     per target the schedule deficit ``(target * columns / 16 - count so far) / tolerance``, squashed
@@ -544,7 +570,7 @@ Version History
     later, opt-in keyword arguments (defaults keep v1's earlier behaviour): ``control_channel``,
     ``observe_deficits``, ``control_guidance``, ``target_shaping``, ``preview``, ``playability_shaping``,
     ``control_cap``, ``element_channels``, ``residual_action``, ``observe_profile``, ``shape_terms``,
-    ``candidates``, ``candidate_terms``, ``candidate_action``.
+    ``candidates``, ``candidate_terms``, ``candidate_action``, ``element_bias``.
 """
 
 

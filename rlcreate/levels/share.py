@@ -24,6 +24,8 @@ __all__ = [
     "mean_ci",
     "recipe_scores",
     "variety_rule",
+    "GreedyPicker",
+    "acts_by_mean",
 ]
 
 
@@ -45,6 +47,29 @@ def sample_levels(
     model.set_random_seed(policy_seed)
     eps = rollout(model, venv, n, deterministic=deterministic)
     return [e["level"] for e in eps], [e.get("targets", {}) for e in eps]
+
+
+def acts_by_mean(recipe: Any) -> bool:
+    """Whether ``recipe``'s policies are drawn acting by their mean (latent envs: the prior draws give
+    the variety; a choice acts by its mode) rather than sampled (token envs: a greedy token policy
+    writes one level type)."""
+    return recipe.env_id.startswith("rlcreate/MarioLatent")
+
+
+class GreedyPicker:
+    """The latent env's hand-built candidate picker
+    (:meth:`~rlcreate.envs.latent_level.LatentLevelCore.greedy_action`) as a policy object, so
+    :func:`sample_levels` and the rate calibration draw it as they draw a model (it reads only the
+    observation: no state, no randomness)."""
+
+    def __init__(self, asm: Any):
+        self._pick = asm.make_env(1, 0, "eval").core.greedy_action
+
+    def set_random_seed(self, seed: int) -> None:
+        """Nothing to seed: the picker is deterministic."""
+
+    def predict(self, obs: np.ndarray, deterministic: bool = True) -> tuple[np.ndarray, None]:
+        return self._pick(obs), None
 
 
 def variety_rule(recipe: Any) -> Any:

@@ -81,7 +81,11 @@ class SB3Trainer(Trainer):
         return load_model(folder, asm.recipe.trainer.algo)
 
     def initial(self, asm: Assembly) -> Any:
-        return make_algo(asm.recipe, asm.make_env(1, asm.recipe.seed, "eval"), None)
+        import warnings
+
+        with warnings.catch_warnings():  # built on one env to act, never to learn: its rollout size is moot
+            warnings.filterwarnings("ignore", message="You have specified a mini-batch size")
+            return make_algo(asm.recipe, asm.make_env(1, asm.recipe.seed, "eval"), None)
 
     def checkpoint_files(self) -> tuple[str, ...]:
         return POLICY_FILES
