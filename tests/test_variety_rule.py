@@ -73,6 +73,16 @@ def test_the_rule_is_the_recipes_variety_term_as_a_mask():
     assert variety_rule(load_recipe(RECIPES / "mario_tokens.yaml")) is None  # no level_variety term
 
 
+def test_the_rule_start_bench_recipe_is_the_demo_recipe_with_the_mask():
+    """benchmarks/recipes/demo_variety_capped_rule.yaml: PPO started at the rule differs from the
+    demo's recipe by the mask alone (and its name)."""
+    bench = load_recipe(RECIPES.parents[1] / "benchmarks/recipes/demo_variety_capped_rule.yaml")
+    ruled = variety_rule(load_recipe(RECIPES / "mario_tokens_variety.yaml"))
+    assert bench.name == "mario-tokens-variety-capped-rule"
+    ruled.name = bench.name
+    assert bench.to_dict() == ruled.to_dict()
+
+
 @pytest.mark.slow
 def test_the_rule_cuts_repetition_of_the_demo_start_on_the_same_requests():
     from rlcreate.assemble import assemble

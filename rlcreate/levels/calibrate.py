@@ -22,8 +22,9 @@ the LM that decodes its noise: every candidate segment is drawn with them, and t
 choosing among them by what it learnt (acting by its mean, so the fit samples that way too).
 
 ``rlcreate demo`` and ``rlcreate calibrate RUN`` (any trained ``MarioTokens-v1`` run, e.g. a
-designer-objective recipe's, or a ``MarioLatent-v1`` run with a column-LM generator) write the policy's offsets into the run's ``config.yaml``
-(:func:`write_calibration`; ``calibration.json`` keeps the fits and the offsets it trained with):
+designer-objective recipe's, or a ``MarioLatent-v1`` run with a column-LM generator) write the
+policy's offsets into the run's ``config.yaml`` (:func:`write_calibration`; ``calibration.json``
+keeps the fits and the offsets it trained with):
 ``eval``, ``report`` and ``generate`` then sample with them, ``demo --resume`` trains on with the
 offsets the run trained with, and a plain ``train RUN --resume`` trains on with the calibrated ones.
 """
@@ -183,8 +184,9 @@ def write_calibration(run: Path, recipe: Any, fits: dict, trained_with: dict | N
 
 
 def calibrate_run(run: str | Path, levels: int = 192, rounds: int = 3) -> dict:
-    """``rlcreate calibrate RUN``: fit a trained run's element-rate offsets (:func:`calibration_refusal`), write
-    them into the run (:func:`write_calibration`) and redraw its ``samples/`` with them. Returns the fit."""
+    """``rlcreate calibrate RUN``: fit a trained run's element-rate offsets (runs of the envs
+    :func:`calibration_refusal` accepts), write them into the run (:func:`write_calibration`) and
+    redraw its ``samples/`` with them. Returns the fit."""
     from rlcreate.errors import UserError
     from rlcreate.train.runner import read_run_recipe, restore
 
