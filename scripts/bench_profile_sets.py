@@ -19,9 +19,12 @@ every level (scored as the env does: batches of 16, fresh reward state) gives th
 gain with paired 95% CIs over ``sets x n`` requests (the demo's one set of 64 leaves CIs about
 twice as wide), and the profile-set shares of the start and best-of-n. ``--rule 1`` adds the
 hand-built rule on the policy's observation as a row (token runs: the variety rule; latent runs
-with candidates and term changes: the greedy picker, ``greedy``); ``--selection 1`` with it adds best-of-n of the trained policy's own
-draws and of the rule's (draw 0 the row's own set, the others at further policy seeds), and their
-paired difference: whether RL adds to the rule when both get n draws.
+with candidates and term changes: the greedy picker, ``greedy``); ``--selection 1`` with it adds
+best-of-n of the trained policy's own draws and of the rule's (draw 0 the row's own set, the others
+at further policy seeds), and their paired difference: whether RL adds to the rule when both get n
+draws. ``--policy_rule 1`` (token runs) adds the trained policy drawn under the rule's mask
+(``steered_with_rule``) and its difference to the rule: whether RL adds to the rule when the rule
+is kept at inference.
 
     OMP_NUM_THREADS=1 python scripts/bench_profile_sets.py --runs runs/demo,runs/demo_s1 \\
         --element_bias coins=0.3,pipes=0.2,question_blocks=0.08 --out benchmarks/profile_sets.json
@@ -73,6 +76,9 @@ class Config:
     selection: int = 0
     """1: with --share and --rule, also best-of-n of the trained policy's own draws and of the rule's (the
     same selection as the start's best-of-n): does RL add to the rule when both get n draws?"""
+    policy_rule: int = 0
+    """1: with --share and --rule (token runs), also the trained policy drawn under the rule's mask (its
+    own rate fit with --calibrate 1): does RL add to the rule when the rule is kept at inference?"""
     out: str = "benchmarks/profile_sets.json"
     """where the JSON result is written"""
 
@@ -116,11 +122,14 @@ def profile_sets(sets: list[tuple[list, list]]) -> dict:
     }
 
 
-def ppo_share(model, asm, steered: list[tuple[list, list]], cfg: Config, start_asm=None, rule_asm=None) -> dict:
+def ppo_share(
+    model, asm, steered: list[tuple[list, list]], cfg: Config, start_asm=None, rule_asm=None, masked_asm=None
+) -> dict:
     """The run's recipe objective of the steered sets vs its untrained start and best-of-n from
     that start on the same requests (paired CIs), with the start's and best-of-n's profile sets.
     ``start_asm`` / ``rule_asm``: the assemblies the start and the rule sample with (default
-    ``asm`` / ``start_asm``; their own calibrations)."""
+    ``asm`` / ``start_asm``; their own calibrations). ``masked_asm`` (``--policy_rule``): the rule's
+    env the trained policy is drawn in (its own calibration)."""
     from rlcreate.levels.share import acts_by_mean, best_of_n, mean_ci, paired_diff, recipe_scores, untrained_policy
     from rlcreate.recipe import build_reward_set
 
@@ -174,6 +183,11 @@ def ppo_share(model, asm, steered: list[tuple[list, list]], cfg: Config, start_a
                 raise RuntimeError(f"the {name} draws answered other requests than the policy (env seeding changed)")
             sets[f"{name}_best_of_{cfg.best_of}"] = best_of(d, first)
             scores[f"{name}_best_of_{cfg.best_of}"] = score(sets[f"{name}_best_of_{cfg.best_of}"])
+    if masked_asm is not None:  # the trained policy with the rule kept at inference, the steered set's policy seeds
+        sets["steered_with_rule"] = draw_sets(model, masked_asm, cfg)
+        if [t for _, t in sets["steered_with_rule"]] != [t for _, t in steered]:
+            raise RuntimeError("the masked policy answered other requests than the policy (env seeding changed)")
+        scores["steered_with_rule"] = score(sets["steered_with_rule"])
     n = cfg.best_of
     selection = (  # n draws each: PPO's best against the rule's best
         {f"steered_best_of_{n}_minus_variety_rule_best_of_{n}": paired_diff(
@@ -181,6 +195,8 @@ def ppo_share(model, asm, steered: list[tuple[list, list]], cfg: Config, start_a
         if f"steered_best_of_{n}" in scores
         else {}
     )
+    if "steered_with_rule" in scores:  # the rule kept, with and without RL's policy on top of it
+        selection["steered_with_rule_minus_variety_rule"] = paired_diff(scores["steered_with_rule"], scores["variety_rule"])
     judges = {}
     if cfg.rule:  # what the rule and PPO do to style and repetition (the objective rewards repetition directly)
         from rlcreate.levels.quality import human_likeness, level_repetition
@@ -264,6 +280,8 @@ def main(cfg: Config) -> dict:
         "human_train_sets": human_sets_inside(128, cfg.n, source="train"),
         "policies": {},
     }
+    if cfg.policy_rule and not (cfg.rule and cfg.share):
+        raise SystemExit("error: --policy_rule 1 compares the masked policy with the rule: add --rule 1 (with --share 1)")
     if cfg.selection and not (cfg.rule and cfg.share and cfg.best_of > 1):
         raise SystemExit("error: --selection 1 compares PPO's and the rule's best-of-n: add --rule 1 (with --share 1, --best_of >= 2)")
     for run in [r for r in cfg.runs.split(",") if r]:
@@ -272,12 +290,13 @@ def main(cfg: Config) -> dict:
         asm, model = restore(run)
         if cfg.rule and cfg.share:
             check_rule(asm)  # refuse a run without a rule before any sampling
-        if cfg.selection and acts_by_mean(asm.recipe):
+        if (cfg.selection or cfg.policy_rule) and acts_by_mean(asm.recipe):
             raise SystemExit(
-                "error: --selection 1: a latent run's greedy picker is deterministic (its draws are all alike); "
-                "compare selection on latent runs with scripts/bench_latent_selection.py"
+                "error: --selection 1 / --policy_rule 1: a latent run's greedy picker is a deterministic picker, "
+                "not a mask (its draws are all alike); compare selection on latent runs with "
+                "scripts/bench_latent_selection.py"
             )
-        start_asm = rule_asm = None
+        start_asm = rule_asm = masked_asm = None
         calibration = {}
         if cfg.calibrate:
             print(f"{run}: calibrating its element rates and its start's on selection requests ...", flush=True)
@@ -293,8 +312,14 @@ def main(cfg: Config) -> dict:
                 ruled, rule_policy = (trained, GreedyPicker) if rule == "greedy" else (rule_recipe(trained), untrained_policy)
                 calibration[rule] = calibrate_element_bias(rule_policy, ruled, levels=cfg.calibration_levels)
                 rule_asm = assemble(with_element_bias(ruled, calibration[rule]["element_bias"]))
+            if cfg.policy_rule:  # the trained policy under the rule's mask is another sampler: its own fit
+                masked = rule_recipe(trained)
+                calibration["steered_with_rule"] = calibrate_element_bias(model, masked, levels=cfg.calibration_levels)
+                masked_asm = assemble(with_element_bias(masked, calibration["steered_with_rule"]["element_bias"]))
             asm = assemble(with_element_bias(trained, calibration["steered"]["element_bias"]))
             start_asm = assemble(with_element_bias(trained, calibration["untrained_start"]["element_bias"]))
+        elif cfg.policy_rule:
+            masked_asm = assemble(rule_recipe(asm.recipe))
         print(f"{run}: sampling {cfg.sets} x {cfg.n} levels ...", flush=True)
         steered = draw_sets(model, asm, cfg)
         result["policies"][run] = {"kind": "trained", "policy": model.rlcreate_source, **profile_sets(steered)}
@@ -308,7 +333,7 @@ def main(cfg: Config) -> dict:
                 result["policies"][run]["checkpoints"][folder.name] = profile_sets(draw_sets(ckpt, asm, cfg))
         if cfg.share:
             print(f"{run}: its untrained start and best-of-{cfg.best_of} on the same requests ...", flush=True)
-            result["policies"][run]["ppo_share"] = ppo_share(model, asm, steered, cfg, start_asm, rule_asm)
+            result["policies"][run]["ppo_share"] = ppo_share(model, asm, steered, cfg, start_asm, rule_asm, masked_asm)
     for name in [s for s in cfg.starts.split(",") if s]:
         if name != "tokens":
             raise SystemExit(f'error: --starts {name!r}: use tokens (the token demo\'s recipe) or ""')
