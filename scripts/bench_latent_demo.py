@@ -100,8 +100,8 @@ def _plays(folder: Path) -> dict:
 
 
 SECONDS: dict = {}  # phase -> seconds of the current run (cleared per run)
-#: phases whose inner calls (calibration samples levels; eval judges) count as theirs only
-OUTER = {"calibrate", "evaluate"}
+#: phases whose inner calls (calibration and the greedy picker sample levels; eval judges) count as theirs only
+OUTER = {"calibrate", "evaluate", "sample_greedy"}
 _INSIDE: list = []  # the outer phases running now
 
 

@@ -228,13 +228,12 @@ def rule_name(recipe) -> str:
 
 def check_rule(asm) -> None:
     """Refuse a run that has no hand-built rule to draw (before any sampling)."""
-    from rlcreate.levels.share import acts_by_mean
+    from rlcreate.levels.share import acts_by_mean, has_greedy_picker
 
     if not acts_by_mean(asm.recipe):
         rule_recipe(asm.recipe)
         return
-    core = asm.make_env(1, 0, "eval").core
-    if not (getattr(core, "n_cand", 0) and core.cand_terms.terms):
+    if not has_greedy_picker(asm):
         raise SystemExit("error: --rule 1: the latent run's env has no candidates with term changes for the greedy picker; drop --rule")
 
 

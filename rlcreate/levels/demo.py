@@ -352,12 +352,9 @@ def run_demo(
 def greedy_levels(asm: Any, n: int, env_seed: int) -> tuple[list[np.ndarray], list[dict]]:
     """``n`` levels of the env's hand-built candidate picker, answering the requests of ``env_seed``
     as :func:`rlcreate.levels.share.sample_levels` does for a policy (progress 1)."""
-    from rlcreate.train.runner import rollout
+    from rlcreate.levels.share import GreedyPicker, sample_levels
 
-    venv = asm.make_env(min(n, 16), env_seed, "eval")
-    venv.set_progress(1.0)
-    eps = rollout(venv.core.greedy_action, venv, n)
-    return [e["level"] for e in eps], [e.get("targets", {}) for e in eps]
+    return sample_levels(GreedyPicker(asm), asm, n, env_seed, env_seed, deterministic=True)
 
 
 def torch_threads() -> int:
@@ -398,6 +395,7 @@ def start_side(
     from rlcreate.levels.share import (
         GreedyPicker,
         best_of_n,
+        has_greedy_picker,
         recipe_scores,
         sample_levels,
         untrained_policy,
@@ -446,8 +444,7 @@ def start_side(
         if rule_targets != targets:
             raise RuntimeError("the variety rule answered other requests than the start (env seeding changed)")
         scores["variety_rule"] = score(sets["variety_rule"])
-    core: Any = asm.make_env(1, 0, "eval").core if latent else None
-    if latent and hasattr(core, "cand_terms") and core.n_cand and core.cand_terms.terms:  # it reads term changes
+    if latent and has_greedy_picker(asm):  # the greedy rule reads the candidates' term changes
         rule_fits["greedy"], greedy_asm = fitted(recipe, GreedyPicker)  # its own rate fit, like the start's
         sets["greedy"], greedy_targets = greedy_levels(greedy_asm, n_obj, env_seed)
         if greedy_targets != targets:

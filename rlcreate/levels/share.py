@@ -26,6 +26,7 @@ __all__ = [
     "variety_rule",
     "GreedyPicker",
     "acts_by_mean",
+    "has_greedy_picker",
 ]
 
 
@@ -54,6 +55,13 @@ def acts_by_mean(recipe: Any) -> bool:
     the variety; a choice acts by its mode) rather than sampled (token envs: a greedy token policy
     writes one level type)."""
     return recipe.env_id.startswith("rlcreate/MarioLatent")
+
+
+def has_greedy_picker(asm: Any) -> bool:
+    """Whether ``asm``'s env has the hand-built candidate picker (a latent env with candidates and
+    their observed term changes): the rule :class:`GreedyPicker` draws."""
+    core = asm.make_env(1, 0, "eval").core
+    return bool(getattr(core, "n_cand", 0) and getattr(core, "cand_terms", None) and core.cand_terms.terms)
 
 
 class GreedyPicker:
