@@ -44,6 +44,9 @@ class Config:
     """PPO env steps per curve"""
     weight: float = 8.0
     """weight of the tension term next to the demo recipe's terms (their weighted sum is ~8.5)"""
+    flat_weight: float = 0.0
+    """the flat request's tension weight (0: ``weight``); at 8 with the rising one at 12 the flat sets
+    kept their element profile, which weight 12 cost them in three seeds of seven (BENCHMARKS.md)"""
     learning_rate: float = 0.001
     """PPO learning rate"""
     shaping: str = "engagement,profile,set_profile"
@@ -117,7 +120,8 @@ def curve_recipe(curve: str, cfg: Config):
     # the run folders and set names keep "rising"; ``--rising`` may ask for another shape of it
     want = rising_curve(cfg.rising) if curve == "rising" else curve
     args = {"curve": want, "scale": cfg.scale, "width": width}
-    d["rewards"]["engagement"] = {"reward": "tension_curve", "weight": cfg.weight, "args": args}
+    weight = cfg.flat_weight if curve == "flat" and cfg.flat_weight > 0 else cfg.weight
+    d["rewards"]["engagement"] = {"reward": "tension_curve", "weight": weight, "args": args}
     d["trainer"]["total_timesteps"] = cfg.timesteps
     d["trainer"]["hyper"].update(n_steps=128, batch_size=256, learning_rate=cfg.learning_rate)
     d["env"]["kwargs"]["shape_terms"] = [t.strip() for t in cfg.shaping.split(",") if t.strip()]

@@ -280,3 +280,13 @@ def test_engagement_bench_rising_option_sets_the_rising_request_only(capsys):
         assert exit_.value.code == 2
         err = capsys.readouterr().err
         assert err.startswith("error: --rising") and bad in err and err.count("\n") == 1, err
+
+
+def test_engagement_bench_flat_weight_sets_the_flat_request_only():
+    bench = _script("bench_level_engagement_ppo")
+
+    def weights(cfg):
+        return {c: bench.curve_recipe(c, cfg).to_dict()["rewards"]["engagement"]["weight"] for c in ("rising", "flat")}
+
+    assert weights(bench.Config(weight=12.0, flat_weight=8.0)) == {"rising": 12.0, "flat": 8.0}
+    assert weights(bench.Config(weight=12.0)) == {"rising": 12.0, "flat": 12.0}  # 0: the flat one follows --weight
