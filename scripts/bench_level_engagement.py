@@ -50,12 +50,6 @@ class Config:
     out: str = "benchmarks/level_engagement_play.json"
 
 
-def band(values: np.ndarray, size: int, draws: int = 2000, seed: int = 0) -> list[float]:
-    rng = np.random.default_rng(seed)
-    means = [np.nanmean(values[rng.integers(0, len(values), size)]) for _ in range(draws)]
-    return [float(np.percentile(means, 5)), float(np.percentile(means, 95))]
-
-
 def calibration_check(scale: str = "play") -> dict:
     """Grouped 5-fold CV on the calibration windows of the play scale ``scale``: does its model
     (refitted per fold on its own plays, features and target), or the solver's path difficulty,
@@ -130,6 +124,7 @@ def main(cfg: Config) -> dict:
     from rlcreate.levels.corpus import dev_windows, test_windows
     from rlcreate.levels.engagement import tension
     from rlcreate.levels.generators.column_lm import ColumnLM
+    from rlcreate.levels.play_judge import band_of_means
     from rlcreate.levels.play_trace import LOST_READINGS, effort_slope, play_traces, segment_effort
     from rlcreate.rewards.registry import get_reward
 
@@ -229,8 +224,8 @@ def main(cfg: Config) -> dict:
         h = by["human_heldout"]
         per = np.array([np.nanmean(segment_effort(t, lost)) for t in h])
         sl = np.array([effort_slope(t, lost) for t in h])
-        lo_e, hi_e = band(per, n)
-        lo_s, hi_s = band(sl, n)
+        lo_e, hi_e = band_of_means(per, n)
+        lo_s, hi_s = band_of_means(sl, n)
         lm = result["sets"]["lm_samples"][lost]
         result["human_band"][lost] = {
             "effort_per_segment": [lo_e, hi_e],

@@ -290,3 +290,105 @@ def test_engagement_bench_flat_weight_sets_the_flat_request_only():
 
     assert weights(bench.Config(weight=12.0, flat_weight=8.0)) == {"rising": 12.0, "flat": 8.0}
     assert weights(bench.Config(weight=12.0)) == {"rising": 12.0, "flat": 12.0}  # 0: the flat one follows --weight
+
+
+# ---- the engagement judge (rlcreate.levels.play_judge) ----------------------------------------
+
+
+def _trace(efforts, fail: int = -1):
+    """A won (or lost at ``fail``) play whose segment efforts are ``efforts`` (no take-offs)."""
+    from rlcreate.levels.play_trace import PlayTrace
+
+    e = np.asarray(efforts, np.float64)
+    return PlayTrace("WIN" if fail < 0 else "LOSE", e * 20.0, np.zeros_like(e), fail)
+
+
+def test_played_tension_is_the_share_of_human_segments_below_and_keeps_unreached_ones_unread():
+    from rlcreate.levels.play_judge import played_tension
+
+    ref = np.array([1.0, 2.0, 3.0, 4.0, np.nan])  # a NaN reference segment (after a loss) is no reference
+    got = played_tension(np.array([[0.5, 2.0, 9.0, np.nan]]), ref)
+    assert got[0, :3].tolist() == [0.0, 0.375, 1.0] and np.isnan(got[0, 3])  # 2.0: one of four below, one tied
+
+
+def test_engagement_judge_reads_a_rising_set_against_the_request_and_the_human_band(monkeypatch):
+    from rlcreate.levels import play_judge
+
+    k = 8
+    rising = [_trace(np.linspace(1.0, 8.0, k) + 0.1 * i) for i in range(4)]
+    humans = [_trace(np.full(k, 3.0) + np.arange(k) % 3) for _ in range(10)]  # DEV + TEST: 10 windows of 128
+    calls = []
+
+    def fake_play(grids, workers=2):
+        calls.append(len(grids))
+        return rising + humans
+
+    monkeypatch.setattr(play_judge, "play_traces", fake_play)
+    levels = [flat()] * 4
+    out = play_judge.judge_engagement(levels, tension_request="rising")
+    assert calls == [4 + 10] and out["human_windows"] == 10 and out["astar_won"] == 1.0
+    assert out["effort_slope"] == pytest.approx(1.0) and not out["slope_in_human_band"]  # humans: no rise
+    assert out["human_effort_per_segment_band"] == pytest.approx([3.875, 3.875])  # ten identical windows
+    assert out["effort_per_segment"] == pytest.approx(4.65) and not out["effort_in_human_band"]
+    profile = np.array(out["tension_profile"])
+    assert profile[0] == 0.0 and profile[-1] == 1.0 and (np.diff(profile) >= 0).all()
+    assert out["request_spearman"] > 0.9 and out["tension_request"][0] < out["tension_request"][-1]
+    flat_request = play_judge.judge_engagement(levels, tension_request="flat")
+    assert flat_request["request_spearman"] is None and flat_request["request_distance"] > 0.3
+    assert "tension_request" not in play_judge.judge_engagement(levels)
+
+
+def test_engagement_judge_skips_without_java_or_without_a_human_width(monkeypatch):
+    from rlcreate.levels import play_judge
+
+    monkeypatch.setattr(play_judge, "play_traces", lambda grids, workers=2: None)
+    assert "java" in play_judge.judge_engagement([flat()])["skipped"]
+    assert "one width" in play_judge.judge_engagement([flat(128), flat(64)])["skipped"]
+    assert "one width" in play_judge.judge_engagement([flat(256)])["skipped"]  # no human window that wide
+
+
+def test_the_recipe_s_tension_request_reaches_the_judge():
+    from rlcreate.levels.demo import TOKENS_BASE, recipe_file
+    from rlcreate.levels.judges import tension_request
+    from rlcreate.recipe import load_recipe, parse_recipe
+
+    d = load_recipe(recipe_file(TOKENS_BASE)).to_dict()
+    assert tension_request(parse_recipe(d, "<no curve>")) is None
+    d["rewards"]["engagement"] = {"reward": "tension_curve", "weight": 8.0, "args": {"curve": [0.1, 0.9]}}
+    assert tension_request(parse_recipe(d, "<curve>")) == [0.1, 0.9]
+    d["rewards"]["engagement"]["args"] = {}
+    assert tension_request(parse_recipe(d, "<default curve>")) == "rising"
+
+
+@pytest.mark.slow
+def test_engagement_judge_plays_for_real():
+    import shutil
+
+    if shutil.which("java") is None or shutil.which("javac") is None:
+        pytest.skip("needs a JDK")
+    from rlcreate.levels.judges import run_judges
+
+    out = run_judges([flat(), ramp_level()], ["engagement"], tension_request="rising")["engagement"]
+    assert out["levels"] == 2 and out["human_windows"] == 10 and len(out["tension_profile"]) == 8
+    assert out["per_level_slope"][1] > out["per_level_slope"][0]  # the widening pits read as rising in play
+
+
+def test_the_report_shows_the_engagement_judge_segment_by_segment():
+    from rlcreate.levels.evaluate import engagement_html
+
+    judged = {
+        "levels": 4,
+        "human_windows": 10,
+        "tension_profile": [0.1, 0.9],
+        "tension_request": [0.15, 0.85],
+        "effort_profile": [2.0, 6.0],
+        "effort_profile_drop": [2.0, 5.0],
+        "human_effort_per_segment_band": [4.7, 17.6],
+        "human_effort_slope_band": [-0.03, 0.3],
+        "request_distance": 0.05,
+        "request_spearman": 1.0,
+    }
+    page = engagement_html("run<1>", judged)
+    assert "run&lt;1&gt;: engagement by play" in page and "effort per segment [4.7, 17.6]" in page
+    assert "<td>16-31</td><td>0.85</td><td>0.9</td><td>6</td><td>5</td>" in page
+    assert engagement_html("r", None) == "" and engagement_html("r", {"skipped": "java / javac not found"}) == ""

@@ -85,7 +85,7 @@ def evaluate_level_run(
     recipe's ``trainer.samples``; written to ``RUN/eval_samples/``), which also gives their composite
     returns; otherwise the levels in ``RUN/samples/`` are judged (a baseline stored their returns).
     The A* agent plays the first ``astar_levels`` of them (default all)."""
-    from rlcreate.levels.judges import DEFAULT_JUDGES, check_judges, run_judges
+    from rlcreate.levels.judges import DEFAULT_JUDGES, check_judges, run_judges, tension_request
     from rlcreate.levels.qd import qd_summary
     from rlcreate.levels.samples import write_levels
     from rlcreate.train.runner import RunFolderError, has_policy, restore, rollout
@@ -127,7 +127,9 @@ def evaluate_level_run(
         "run": run.name,
         "source": source,
         "n_levels": len(levels),
-        "judges": run_judges(levels, names, astar_runs=astar_runs, astar_levels=astar_levels),
+        "judges": run_judges(
+            levels, names, astar_runs=astar_runs, astar_levels=astar_levels, tension_request=tension_request(recipe)
+        ),
     }
     if returns is not None:
         result["composite"] = composite(returns)
@@ -160,7 +162,7 @@ def audit_levels(
     astar_runs: int = 1,
 ) -> tuple[dict, dict, dict]:
     """One audit point: ``n`` levels of ``model`` -> (mean reward terms, judged, flags)."""
-    from rlcreate.levels.judges import run_judges
+    from rlcreate.levels.judges import run_judges, tension_request
     from rlcreate.train.runner import rollout
 
     # 16 rows whatever n, as eval's rollout of its default 16 levels: the last checkpoint's stochastic
@@ -174,7 +176,8 @@ def audit_levels(
         k: float(np.mean([e["term_means"][k] for e in episodes if k in e["term_means"]]))
         for k in episodes[0]["term_means"]
     }
-    judged = run_judges(levels, sorted(set(judges) | {"novelty", "diversity"}), astar_runs=astar_runs)
+    names = sorted(set(judges) | {"novelty", "diversity"})
+    judged = run_judges(levels, names, astar_runs=astar_runs, tension_request=tension_request(asm.recipe))
     return terms, judged, level_flags(levels, judged)
 
 
@@ -203,7 +206,49 @@ def figures_html(runs: list[dict], img_dir: Path) -> str:
         table = side_by_side_html(read_json(Path(d["path"]) / "summary.json"))
         if table:
             parts.append(f"<h2>{esc(d['name'])}: steered vs its start, best-of-n, the LM and human levels</h2>" + table)
+        parts.append(engagement_html(d["name"], ((d["metrics"] or {}).get("judges") or {}).get("engagement")))
     return "".join(parts) + expressive_range_html(runs, img_dir)
+
+
+def engagement_html(name: str, judged: dict | None) -> str:
+    """The ``engagement`` judge segment by segment: the requested tension (when the recipe has a
+    ``tension_curve`` term), the tension the A* agent's play shows, and its effort, next to the
+    held-out human windows' bands. '' when the run has no such judgement."""
+    from rlcreate.evaluation.html import table
+
+    if not isinstance(judged, dict) or not isinstance(judged.get("tension_profile"), list):
+        return ""
+    played = judged["tension_profile"]
+    want = judged.get("tension_request") or ["—"] * len(played)
+    effort, drop = judged.get("effort_profile") or [], judged.get("effort_profile_drop") or []
+    rows = [
+        [f"{16 * j}-{16 * j + 15}", w, p, effort[j] if j < len(effort) else "—", drop[j] if j < len(drop) else "—"]
+        for j, (w, p) in enumerate(zip(want, played))
+    ]
+    bands = "; ".join(
+        f"{label} [{', '.join(fmt(v) for v in judged[key])}]"
+        for label, key in (
+            ("effort per segment", "human_effort_per_segment_band"),
+            ("slope", "human_effort_slope_band"),
+        )
+        if isinstance(judged.get(key), list)
+    )
+    mine = (
+        f"this set: effort per segment {fmt(judged.get('effort_per_segment'))}, slope {fmt(judged.get('effort_slope'))}"
+    )
+    match = (
+        f"; distance to the request {fmt(judged.get('request_distance'))}, Spearman {fmt(judged.get('request_spearman'))}"
+        if "request_distance" in judged
+        else ""
+    )
+    return (
+        f"<h2>{esc(name)}: engagement by play (A* agent, {fmt(judged.get('levels'))} levels and "
+        f"{fmt(judged.get('human_windows'))} held-out human windows)</h2>"
+        f"<p>Played tension: the share of held-out human segments the agent found easier (0.5 = the human "
+        f"median), the scale the tension_curve reward asks in. {esc(mine)}{esc(match)}. Human bands (5th-95th "
+        f"percentile over resampled sets of this size, penalty reading): {esc(bands)}.</p>"
+        + table(["columns", "requested tension", "played tension", "effort (penalty)", "effort (drop)"], rows)
+    )
 
 
 def expressive_range_html(runs: list[dict], img_dir: Path) -> str:

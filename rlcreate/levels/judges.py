@@ -30,6 +30,11 @@ returns ``{judge: {measure: value}}``. Each judge is independent of the reward t
     classifier two-sample AUC of the set's 16-column segments against the held-out TEST blocks,
     element profile against the human band, distinct-segment share; ``flagged`` above AUC 0.70
     (:func:`rlcreate.levels.quality.judge_human_likeness`).
+``engagement``
+    the A* agent's traced play of every level and of the held-out human windows: effort per
+    16-column segment and its slope along the level, the human band, and the *played* tension per
+    segment next to the recipe's requested curve when it has a ``tension_curve`` term
+    (:mod:`rlcreate.levels.play_judge`). Not a default judge: it plays every level once more.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ import numpy as np
 from rlcreate.evaluation import UnknownJudgeError
 from rlcreate.validate import suggest
 
-__all__ = ["JUDGES", "UnknownJudgeError", "check_judges", "run_judges", "DEFAULT_JUDGES"]
+__all__ = ["JUDGES", "UnknownJudgeError", "check_judges", "run_judges", "tension_request", "DEFAULT_JUDGES"]
 
 DEFAULT_JUDGES = ("astar", "tile_kl", "expressive_range", "novelty", "validity", "solver", "diversity")
 
@@ -175,6 +180,12 @@ def judge_human_likeness(levels, **_) -> dict:
     return judge(levels)
 
 
+def judge_engagement(levels, workers: int = 2, tension_request=None, **_) -> dict:
+    from rlcreate.levels.play_judge import judge_engagement as judge
+
+    return judge(levels, workers=workers, tension_request=tension_request)
+
+
 def _same_width(levels) -> np.ndarray | None:
     return np.stack(levels) if len({g.shape for g in levels}) == 1 else None
 
@@ -188,6 +199,7 @@ JUDGES: dict[str, Callable[..., dict]] = {
     "solver": judge_solver,
     "diversity": judge_diversity,
     "human_likeness": judge_human_likeness,
+    "engagement": judge_engagement,
 }
 
 
@@ -205,11 +217,23 @@ def run_judges(
     astar_runs: int = 2,
     workers: int = 2,
     astar_levels: int | None = None,
+    tension_request: str | Sequence[float] | None = None,
 ) -> dict[str, dict]:
     """Compute the named judges on level grids ``(14, W)``; ``{judge: {measure: value}}``. The A*
-    agent plays the first ``astar_levels`` (default all)."""
+    agent plays the first ``astar_levels`` (default all); ``tension_request``: the curve a recipe's
+    ``tension_curve`` term asks for (:func:`tension_request`), which ``engagement`` compares with play."""
     names = check_judges(names)
     levels = [np.asarray(g) for g in levels]
     if not levels:
         raise ValueError("no levels to judge; generate some first (rlcreate eval RUN --n 16)")
-    return {n: JUDGES[n](levels, astar_runs=astar_runs, workers=workers, astar_levels=astar_levels) for n in names}
+    options = dict(astar_runs=astar_runs, workers=workers, astar_levels=astar_levels, tension_request=tension_request)
+    return {n: JUDGES[n](levels, **options) for n in names}
+
+
+def tension_request(recipe) -> str | list[float] | None:
+    """The curve of the recipe's first ``tension_curve`` term (its default, "rising", when it names
+    none), or None without such a term."""
+    for term in recipe.rewards.values():
+        if term.reward == "tension_curve":
+            return term.args.get("curve", "rising")
+    return None
