@@ -295,6 +295,16 @@ def test_engagement_bench_flat_weight_sets_the_flat_request_only():
 # ---- the engagement judge (rlcreate.levels.play_judge) ----------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def _fresh_human_plays():
+    """The judge keeps the human windows' plays per process: no test may see another's (fake) ones."""
+    from rlcreate.levels import play_judge
+
+    play_judge._human_traces.cache_clear()
+    yield
+    play_judge._human_traces.cache_clear()
+
+
 def _trace(efforts, fail: int = -1):
     """A won (or lost at ``fail``) play whose segment efforts are ``efforts`` (no take-offs)."""
     from rlcreate.levels.play_trace import PlayTrace
@@ -321,21 +331,23 @@ def test_engagement_judge_reads_a_rising_set_against_the_request_and_the_human_b
 
     def fake_play(grids, workers=2):
         calls.append(len(grids))
-        return rising + humans
+        return humans if len(grids) == 10 else rising
 
     monkeypatch.setattr(play_judge, "play_traces", fake_play)
     levels = [flat()] * 4
     out = play_judge.judge_engagement(levels, tension_request="rising")
-    assert calls == [4 + 10] and out["human_windows"] == 10 and out["astar_won"] == 1.0
+    assert calls == [4, 10] and out["human_windows"] == 10 and out["astar_won"] == 1.0
     assert out["effort_slope"] == pytest.approx(1.0) and not out["slope_in_human_band"]  # humans: no rise
     assert out["human_effort_per_segment_band"] == pytest.approx([3.875, 3.875])  # ten identical windows
     assert out["effort_per_segment"] == pytest.approx(4.65) and not out["effort_in_human_band"]
     profile = np.array(out["tension_profile"])
     assert profile[0] == 0.0 and profile[-1] == 1.0 and (np.diff(profile) >= 0).all()
     assert out["request_spearman"] > 0.9 and out["tension_request"][0] < out["tension_request"][-1]
+    assert out["request_fit"] == pytest.approx(max(0.0, 1 - out["request_distance"] / 0.5))
     flat_request = play_judge.judge_engagement(levels, tension_request="flat")
     assert flat_request["request_spearman"] is None and flat_request["request_distance"] > 0.3
     assert "tension_request" not in play_judge.judge_engagement(levels)
+    assert calls == [4, 10, 4, 4]  # the human windows are played once per process
 
 
 def test_engagement_judge_skips_without_java_or_without_a_human_width(monkeypatch):
@@ -345,6 +357,12 @@ def test_engagement_judge_skips_without_java_or_without_a_human_width(monkeypatc
     assert "java" in play_judge.judge_engagement([flat()])["skipped"]
     assert "one width" in play_judge.judge_engagement([flat(128), flat(64)])["skipped"]
     assert "one width" in play_judge.judge_engagement([flat(256)])["skipped"]  # no human window that wide
+
+
+def test_the_audit_checks_the_tension_term_against_play():
+    from rlcreate.levels.domain import DOMAIN
+
+    assert DOMAIN.counterparts["tension_curve"][:2] == ("engagement", "request_fit")
 
 
 def test_the_recipe_s_tension_request_reaches_the_judge():

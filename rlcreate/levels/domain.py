@@ -48,6 +48,11 @@ class LevelsDomain(Domain):
             "novelty (training windows + own archive) vs distance to held-out corpus windows",
         ),
         "style_coherence": ("tile_kl", "coherence_3x3", "exp(-KL) with 2x2 patterns vs exp(-KL) with 3x3 patterns"),
+        "tension_curve": (
+            "engagement",
+            "request_fit",
+            "the requested curve met in a model of play vs met in the A* agent's play",
+        ),
     }
 
     def default_rewards(self, env_id: str) -> dict[str, dict]:

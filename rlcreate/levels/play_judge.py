@@ -16,11 +16,14 @@ and so does every held-out (DEV + TEST) human window of the levels' width, in th
   curve (a ``tension_curve`` term in the recipe), its mean distance to the request and their
   Spearman correlation over segments: a curve a user sets shows up here segment by segment, or not.
 
-Costs one A* play per level plus ten human windows (about 2-3 s each on two cores).
+Costs one A* play per level, plus ten human windows once per process (about 2-3 s a play on two
+cores). The audit pairs the ``tension_curve`` term with ``request_fit`` (that reward's formula on the
+played tension): a term that rises along training while play does not follow is flagged.
 """
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -30,6 +33,24 @@ import numpy as np
 from rlcreate.levels.play_trace import LOST_READINGS, PlayTrace, effort_slope, play_traces, segment_effort
 
 __all__ = ["judge_engagement", "played_tension", "band_of_means"]
+
+
+#: ``tension_curve``'s default tolerance: ``request_fit`` reads play as that reward reads its model
+REWARD_TOLERANCE = 0.5
+
+
+def _human_windows(width: int) -> list[np.ndarray]:
+    """The held-out (DEV + TEST) human windows of ``width`` columns, one per block."""
+    from rlcreate.levels.corpus import dev_windows, test_windows
+
+    return [*dev_windows(width, stride=width), *test_windows(width, stride=width)]
+
+
+@functools.lru_cache(maxsize=4)
+def _human_traces(width: int, workers: int) -> list[PlayTrace] | None:
+    """The A* agent's plays of :func:`_human_windows` (deterministic: played once per process, so an
+    audit's checkpoints do not replay them)."""
+    return play_traces(_human_windows(width), workers=workers)
 
 
 def _nanmean(a: np.ndarray, axis: int | None = None) -> Any:
@@ -74,29 +95,28 @@ def judge_engagement(
 ) -> dict:
     """The judge (see the module); ``tension_request``: the recipe's requested curve (a named curve
     or values per segment, as ``tension_curve`` takes it), or None."""
-    from rlcreate.levels.corpus import dev_windows, test_windows
     from rlcreate.levels.engagement import curve_values
 
     levels = [np.asarray(g) for g in levels]
     widths = {g.shape[1] for g in levels}
     width = widths.pop() if len(widths) == 1 else None
-    human = [] if width is None else [*dev_windows(width, stride=width), *test_windows(width, stride=width)]
+    human = _human_windows(width) if width is not None else []
     if not human:
         return {"skipped": "the human band needs levels of one width that held-out human windows have (<= 128 columns)"}
-    traces = play_traces([*levels, *human], workers=workers)
-    if traces is None:
+    traces, human_traces = play_traces(levels, workers=workers), _human_traces(width, workers)
+    if traces is None or human_traces is None:
         return {"skipped": "java / javac not found: install a JDK 17 (apt-get install openjdk-17-jdk-headless)"}
-    mine, theirs = _readings(traces[: len(levels)]), _readings(traces[len(levels) :])
+    mine, theirs = _readings(traces), _readings(human_traces)
     out: dict = {
         "levels": len(levels),
         "human_windows": len(human),
-        "astar_won": float(np.mean([t.won for t in traces[: len(levels)]])),
-        "fail_segments": [t.fail_segment for t in traces[: len(levels)] if t.fail_segment >= 0],
+        "astar_won": float(np.mean([t.won for t in traces])),
+        "fail_segments": [t.fail_segment for t in traces if t.fail_segment >= 0],
     }
     for lost in LOST_READINGS:
         tag = "" if lost == "penalty" else f"_{lost}"
         m, h = mine[lost], theirs[lost]
-        effort, slope = float(np.nanmean(m["per_level_effort"])), float(np.mean(m["slopes"]))
+        effort, slope = float(_nanmean(m["per_level_effort"])), float(np.mean(m["slopes"]))
         band_e, band_s = band_of_means(h["per_level_effort"], len(levels)), band_of_means(h["slopes"], len(levels))
         out[f"effort_per_segment{tag}"] = effort
         out[f"effort_slope{tag}"] = slope
@@ -115,6 +135,9 @@ def judge_engagement(
         want = curve_values(tension_request, len(profile))
         out["tension_request"] = want.round(3).tolist()
         out["request_distance"] = float(np.nanmean(np.abs(profile - want)))
+        # the tension_curve reward's own form (default tolerance) on the played tension: the audit's
+        # counterpart of that term, in the same units
+        out["request_fit"] = max(0.0, 1.0 - out["request_distance"] / REWARD_TOLERANCE)
         varies = np.ptp(want) > 0 and np.ptp(profile) > 0
         out["request_spearman"] = float(spearmanr(profile, want).statistic) if varies else None  # a flat request
     return out
