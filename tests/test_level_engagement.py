@@ -410,3 +410,21 @@ def test_the_report_shows_the_engagement_judge_segment_by_segment():
     assert "run&lt;1&gt;: engagement by play" in page and "effort per segment [4.7, 17.6]" in page
     assert "<td>16-31</td><td>0.85</td><td>0.9</td><td>6</td><td>5</td>" in page
     assert engagement_html("r", None) == "" and engagement_html("r", {"skipped": "java / javac not found"}) == ""
+
+
+def test_the_shipped_tension_recipe_is_the_measured_configuration():
+    from pathlib import Path
+
+    from rlcreate.recipe import load_recipe
+
+    bench = _script("bench_level_engagement_ppo")
+    cfg = bench.Config(
+        offers=1, scale="play_ground32_gen", timesteps=196608, weight=12.0, rising="0.05,0.18,0.31,0.44,0.56,0.69,0.82,0.95"
+    )
+    shipped = load_recipe(Path(__file__).resolve().parents[1] / "rlcreate" / "recipes" / "mario_tokens_tension.yaml")
+    measured = bench.curve_recipe("rising", cfg).to_dict()
+    mine = shipped.to_dict()
+    assert "engagement" in mine["judges"]  # eval plays the levels against the requested curve
+    for key in ("name", "description", "judges"):
+        mine.pop(key), measured.pop(key)
+    assert mine == measured
