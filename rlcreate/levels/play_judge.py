@@ -3,7 +3,7 @@
 The ``tension_curve`` reward reads tension from a *model* of play (or the fast solver's path). This
 judge plays instead: the A* agent plays every level once with a trace
 (:func:`~rlcreate.levels.play_trace.play_traces`, the Java runner, no code shared with the reward),
-and so does every held-out (DEV + TEST) human window of the levels' width, in the same call. Per
+and so does every held-out (DEV + TEST) human window of the levels' width (once per process). Per
 16-column segment the effort is ``ticks / 20 + take-offs`` with a lost play read two ways
 (:data:`~rlcreate.levels.play_trace.LOST_READINGS`). Reported:
 
