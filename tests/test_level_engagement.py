@@ -410,6 +410,9 @@ def test_the_report_shows_the_engagement_judge_segment_by_segment():
     assert "run&lt;1&gt;: engagement by play" in page and "effort per segment [4.7, 17.6]" in page
     assert "<td>16-31</td><td>0.85</td><td>0.9</td><td>6</td><td>5</td>" in page
     assert engagement_html("r", None) == "" and engagement_html("r", {"skipped": "java / javac not found"}) == ""
+    hostile = {"tension_profile": [0.5, "<b>"], "tension_request": "rising", "effort_profile": {"0": 1}}
+    page = engagement_html("r", hostile)  # a hand-edited metrics.json: shown escaped, never a traceback
+    assert "<td>16-31</td><td>—</td><td>&lt;b&gt;</td><td>—</td><td>—</td>" in page
 
 
 def test_the_shipped_tension_recipe_is_the_measured_configuration():

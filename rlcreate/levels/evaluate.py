@@ -218,13 +218,14 @@ def engagement_html(name: str, judged: dict | None) -> str:
 
     if not isinstance(judged, dict) or not isinstance(judged.get("tension_profile"), list):
         return ""
-    played = judged["tension_profile"]
-    want = judged.get("tension_request") or ["—"] * len(played)
-    effort, drop = judged.get("effort_profile") or [], judged.get("effort_profile_drop") or []
-    rows = [
-        [f"{16 * j}-{16 * j + 15}", w, p, effort[j] if j < len(effort) else "—", drop[j] if j < len(drop) else "—"]
-        for j, (w, p) in enumerate(zip(want, played))
-    ]
+
+    def column(key: str) -> list:  # a hand-edited metrics.json may hold anything: a list, or dashes
+        values = judged.get(key)
+        values = values if isinstance(values, list) else []
+        return [values[j] if j < len(values) else "—" for j in range(len(judged["tension_profile"]))]
+
+    keys = ("tension_request", "tension_profile", "effort_profile", "effort_profile_drop")
+    rows = [[f"{16 * j}-{16 * j + 15}", *cells] for j, cells in enumerate(zip(*(column(k) for k in keys)))]
     bands = "; ".join(
         f"{label} [{', '.join(fmt(v) for v in judged[key])}]"
         for label, key in (
