@@ -309,8 +309,14 @@ def tension(grids: np.ndarray, scale: str = "solver") -> np.ndarray:
         from rlcreate.levels.objectives import segment_path_difficulty
 
         ref, d = human_segment_difficulty(), segment_path_difficulty(grids)
-    lo = np.searchsorted(ref, d, side="left")
-    hi = np.searchsorted(ref, d, side="right")
+    return share_below(ref, d)
+
+
+def share_below(ref: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Per value, the share of the sorted reference ``ref`` below it, ties counting half: the human
+    scale a tension is read on (the reward's from modelled effort, the play judge's from played)."""
+    lo = np.searchsorted(ref, values, side="left")
+    hi = np.searchsorted(ref, values, side="right")
     return (lo + hi) / (2.0 * len(ref))
 
 

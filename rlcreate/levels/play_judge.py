@@ -63,10 +63,9 @@ def _nanmean(a: np.ndarray, axis: int | None = None) -> Any:
 def played_tension(efforts: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """Per segment, the share of ``reference`` efforts (human segments) below it, ties counting half;
     NaN (a segment the play never reached) stays NaN."""
-    ref = np.sort(reference[np.isfinite(reference)])
-    lo = np.searchsorted(ref, efforts, side="left")
-    hi = np.searchsorted(ref, efforts, side="right")
-    out = (lo + hi) / (2.0 * len(ref))
+    from rlcreate.levels.engagement import share_below
+
+    out = share_below(np.sort(reference[np.isfinite(reference)]), efforts)
     return np.where(np.isfinite(efforts), out, np.nan)
 
 
