@@ -87,6 +87,10 @@ class Config:
     """level_variety's ``max_solid``: a segment with a larger share of solid tiles is no novelty, a
     number in (0, 1] or "human" (0.45, the 99th percentile of human training segments:
     ``objectives.HUMAN_SOLID_SHARE``); "1" = no gate, the reward of every run before it"""
+    rhythm_period: str = "16"
+    """rhythm's ``period``: columns per beat window, a whole number or "human" (14, the human training
+    windows' tempo: ``objectives.HUMAN_BEAT_PERIOD``); "16" = the reward of every run before it. The
+    held-out regularity is measured at the same period"""
     gae_lambda: float = 0.95
     """PPO's GAE lambda (1.0: Monte Carlo returns, end rewards reach the first columns undiscounted)"""
     n: int = 64
@@ -106,7 +110,10 @@ class Config:
 
 def objective_args(name: str, cfg: Config) -> dict:
     """The objective reward's arguments the bench sets (the recipe term's ``args``): level_variety's
-    ``cap`` and ``max_solid`` where not 1; {} otherwise, the reward's defaults."""
+    ``cap`` and ``max_solid`` where not 1, rhythm's ``period`` where not 16; {} otherwise, the
+    reward's defaults."""
+    if name == "rhythm":
+        return {} if cfg.rhythm_period == "16" else {"period": rhythm_period(cfg)}
     if name != "level_variety":
         return {}
     out: dict = {}
@@ -126,6 +133,31 @@ def objective_args(name: str, cfg: Config) -> dict:
         if not 0 < out[key] <= 1:
             raise SystemExit(f"error: --{flag} {value!r}: write a number in (0, 1] or human")
     return out
+
+
+def rhythm_period(cfg: Config) -> int | str:
+    """``--rhythm_period`` as the reward takes it ("human" or a whole number of columns)."""
+    from rlcreate.levels.objectives import rhythm_period as check
+
+    value: int | str = cfg.rhythm_period if cfg.rhythm_period == "human" else -1
+    if value == -1 and cfg.rhythm_period.isdigit():
+        value = int(cfg.rhythm_period)
+    try:
+        check(value)
+    except ValueError:
+        raise SystemExit(
+            f"error: --rhythm_period {cfg.rhythm_period!r}: write a whole number of columns from 2 to 128, or human"
+        ) from None
+    return value
+
+
+def heldout_args(name: str, cfg: Config) -> dict:
+    """The held-out measure's arguments: rhythm's regularity at the reward's period."""
+    if name != "rhythm":
+        return {}
+    from rlcreate.levels.objectives import rhythm_period as check
+
+    return {"period": check(rhythm_period(cfg))}
 
 
 def objective_recipe(name: str, cfg: Config):
@@ -295,7 +327,7 @@ def main(cfg: Config) -> dict:
             sets[f"best_of_{n}"], _ = best_of_n([d[0] for d in draws[:n]], select[:n])
         sets["ppo"] = ppo
         scores = {k: obj(v) for k, v in sets.items()}
-        held = {k: HELDOUT[name](v) for k, v in sets.items()}
+        held = {k: HELDOUT[name](v, **heldout_args(name, cfg)) for k, v in sets.items()}
         row = {k: judge_set(v, scores[k], held[k], human) for k, v in sets.items()}
         if objective_args(name, cfg):  # the reward with its defaults too (the uncapped variety)
             for k, v in sets.items():

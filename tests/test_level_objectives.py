@@ -88,6 +88,30 @@ def test_rhythm_wants_one_beat_per_window():
     assert held[0] == 1.0 and held[1] == 0.0
 
 
+def test_rhythm_at_the_human_period_and_bad_periods():
+    from rlcreate.levels.objectives import HUMAN_BEAT_PERIOD
+
+    g = flat()
+    for a in range(0, 126, HUMAN_BEAT_PERIOD):  # a pipe every 14 columns: 9 beats, one per window
+        g[10, a], g[10, a + 1] = T.PIPE_TL, T.PIPE_TR
+        g[11:12, a], g[11:12, a + 1] = T.PIPE_BL, T.PIPE_BR
+    assert get_reward("rhythm", period="human")([g]) == [1.0]
+    assert get_reward("rhythm")([g]) == [7 / 8]  # at 16 columns the first window holds two beats (0 and 14)
+    assert HELDOUT["rhythm"]([g], period=HUMAN_BEAT_PERIOD)[0] == 1.0
+    for bad in (1, 0, 200, 14.5, "fast", True):
+        with pytest.raises(ValueError, match="period"):
+            get_reward("rhythm", period=bad)
+
+
+@pytest.mark.slow
+def test_human_beat_period_is_the_training_windows_tempo():
+    from rlcreate.levels.corpus import training_windows
+    from rlcreate.levels.objectives import HUMAN_BEAT_PERIOD
+
+    per_window = beats(training_windows(128, stride=1)).sum(axis=1).mean()
+    assert round(128 / per_window) == HUMAN_BEAT_PERIOD
+
+
 def test_objective_rewards_import_no_rl_libraries():
     import subprocess
     import sys
@@ -237,5 +261,11 @@ def test_objective_recipe_sets_the_weights_and_the_offer_features(monkeypatch):
     capped = bench.objective_recipe("level_variety", bench.Config(variety_cap="human", variety_max_solid="0.5"))
     assert capped.rewards["objective"].args == {"cap": "human", "max_solid": 0.5}
     assert bench.objective_recipe("rhythm", bench.Config(variety_cap="0.8")).rewards["objective"].args == {}
+    assert bench.objective_recipe("rhythm", bench.Config(rhythm_period="human")).rewards["objective"].args == {"period": "human"}
+    assert bench.objective_recipe("rhythm", bench.Config(rhythm_period="12")).rewards["objective"].args == {"period": 12}
+    assert bench.heldout_args("rhythm", bench.Config(rhythm_period="human")) == {"period": 14}
+    assert bench.heldout_args("sketch_match", bench.Config(rhythm_period="human")) == {}
+    with pytest.raises(SystemExit, match="error: --rhythm_period 'x'"):
+        bench.objective_recipe("rhythm", bench.Config(rhythm_period="x"))
     with pytest.raises(SystemExit, match="error: --variety_cap 'lots'"):
         bench.objective_recipe("level_variety", bench.Config(variety_cap="lots"))
