@@ -66,6 +66,9 @@ class Config:
     the share) on selection requests (env seeds 1000.., rlcreate.levels.calibrate), then draw the sets"""
     calibration_levels: int = 192
     """selection levels per calibration round (the demo's)"""
+    calibration_method: str = "fit"
+    """with --calibrate: "fit" (a line fitted to the policy's response, the last round measuring it:
+    the demo's) or "closest" (damped steps, the measured round closest to the target: the fit before)"""
     rule: int = 0
     """1: with --share, also draw the hand-built variety rule: the untrained start that never takes an
     offer the recipe's level_variety features flag as keeping a repeat of an earlier segment alive
@@ -279,6 +282,8 @@ def main(cfg: Config) -> dict:
         "human_train_sets": human_sets_inside(128, cfg.n, source="train"),
         "policies": {},
     }
+    if cfg.calibration_method not in ("fit", "closest"):
+        raise SystemExit(f"error: --calibration_method {cfg.calibration_method!r}: write fit or closest")
     if cfg.policy_rule and not (cfg.rule and cfg.share):
         raise SystemExit("error: --policy_rule 1 compares the masked policy with the rule: add --rule 1 (with --share 1)")
     if cfg.selection and not (cfg.rule and cfg.share and cfg.best_of > 1):
@@ -298,25 +303,27 @@ def main(cfg: Config) -> dict:
         start_asm = rule_asm = masked_asm = None
         calibration = {}
         if cfg.calibrate:
-            print(f"{run}: calibrating its element rates and its start's on selection requests ...", flush=True)
+            whose = "its element rates and its start's" if cfg.share else "its element rates"
+            print(f"{run}: calibrating {whose} on selection requests ...", flush=True)
             trained = asm.recipe
             if Path(run, "calibration.json").is_file():  # a demo run: fit again from the offsets it trained with
                 trained = with_element_bias(trained, load_json(Path(run, "calibration.json"))["trained_element_bias"] or {})
-            calibration = {
-                "steered": calibrate_element_bias(model, trained, levels=cfg.calibration_levels),
-                "untrained_start": calibrate_element_bias(untrained_policy, trained, levels=cfg.calibration_levels),
-            }
+            fit = {"levels": cfg.calibration_levels, "method": cfg.calibration_method}
+            calibration = {"steered": calibrate_element_bias(model, trained, **fit)}
+            if cfg.share:  # the start is only drawn for the share
+                calibration["untrained_start"] = calibrate_element_bias(untrained_policy, trained, **fit)
             if cfg.rule and cfg.share:  # the rule is a policy too: it gets its own fit
                 rule = rule_name(trained)
                 ruled, rule_policy = (trained, GreedyPicker) if rule == "greedy" else (rule_recipe(trained), untrained_policy)
-                calibration[rule] = calibrate_element_bias(rule_policy, ruled, levels=cfg.calibration_levels)
+                calibration[rule] = calibrate_element_bias(rule_policy, ruled, **fit)
                 rule_asm = assemble(with_element_bias(ruled, calibration[rule]["element_bias"]))
             if cfg.policy_rule:  # the trained policy under the rule's mask is another sampler: its own fit
                 masked = rule_recipe(trained)
-                calibration["steered_with_rule"] = calibrate_element_bias(model, masked, levels=cfg.calibration_levels)
+                calibration["steered_with_rule"] = calibrate_element_bias(model, masked, **fit)
                 masked_asm = assemble(with_element_bias(masked, calibration["steered_with_rule"]["element_bias"]))
             asm = assemble(with_element_bias(trained, calibration["steered"]["element_bias"]))
-            start_asm = assemble(with_element_bias(trained, calibration["untrained_start"]["element_bias"]))
+            if "untrained_start" in calibration:
+                start_asm = assemble(with_element_bias(trained, calibration["untrained_start"]["element_bias"]))
         elif cfg.policy_rule:
             masked_asm = assemble(rule_recipe(asm.recipe))
         print(f"{run}: sampling {cfg.sets} x {cfg.n} levels ...", flush=True)

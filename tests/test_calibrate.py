@@ -51,9 +51,61 @@ def fake_sampler(monkeypatch):
     return seen
 
 
-def test_offsets_reach_the_human_training_rate(fake_sampler):
+def test_the_fit_reaches_the_human_training_rate_and_returns_its_last_measured_round(fake_sampler):
+    """The fake response is log-linear with slope 1: after the first (damped) step the fitted line
+    is exact, so the third round measures the target rates, and the last round is the one returned."""
     recipe = load_recipe(demo_recipe_path("tokens"))
-    out = calibrate_element_bias(object(), recipe, levels=128, rounds=6, damping=0.8)
+    out = calibrate_element_bias(object(), recipe, levels=128, rounds=4)
+    mu = dict(zip(rlcreate.levels.quality.ELEMENTS, human_element_stats(128)[0]))
+    errors = [r["error"] for r in out["rounds"]]
+    assert errors[0] > 0.2 and errors[1] > 0.01 and errors[2] < 1e-3 and errors[3] < 1e-3
+    assert out["chosen_round"] == 3 and out["method"] == "fit"
+    for e in CALIBRATED_ELEMENTS:
+        assert out["element_bias"][e] == pytest.approx(np.log(mu[e] / BASE[e]), abs=1e-3)
+    assert fake_sampler == [(1000, 1000), (1064, 1064)] * 4  # the same requests every round
+
+
+def test_the_fit_follows_a_policy_that_resists_the_offsets(monkeypatch):
+    """A policy whose rates move with a slope of 0.4 in log(rate) per unit of offset (as trained
+    policies' coins did): damped steps that assume slope 1 stop short, the fitted line does not."""
+    human_element_stats(128)
+
+    class Asm:
+        def __init__(self, recipe):
+            self.bias = dict(recipe.env.kwargs.get("element_bias") or {})
+
+    monkeypatch.setattr(rlcreate.assemble, "assemble", Asm)
+    monkeypatch.setattr(
+        rlcreate.levels.share, "sample_levels", lambda model, asm, n, env_seed, policy_seed, deterministic=False: ([asm.bias] * n, [{}] * n)
+    )
+    monkeypatch.setattr(
+        rlcreate.levels.quality,
+        "element_profile",
+        lambda levels: {e: np.array([mu[e] * np.exp(0.4 * (b.get(e, 0.0) - 0.6)) for b in levels]) for e in mu},
+    )
+    mu = dict(zip(rlcreate.levels.quality.ELEMENTS, human_element_stats(128)[0]))  # the rates at an offset of 0.6
+    recipe = load_recipe(demo_recipe_path("tokens"))
+    fit = calibrate_element_bias(object(), recipe, levels=64, rounds=4)
+    closest = calibrate_element_bias(object(), recipe, levels=64, rounds=4, method="closest")
+    assert fit["rounds"][-1]["error"] < 0.01 < 0.05 < closest["rounds"][closest["chosen_round"]]["error"]
+    assert fit["element_bias"] == {e: pytest.approx(0.6, abs=0.01) for e in CALIBRATED_ELEMENTS}
+
+
+def test_fitted_offsets_keep_their_bounds():
+    from rlcreate.levels.calibrate import MAX_STEP, fitted_offsets
+
+    target = {"coins": 6.0}
+    flat = [{"element_bias": {"coins": 0.0}, "means": {"coins": 3.0}}, {"element_bias": {"coins": 0.3}, "means": {"coins": 3.0}}]
+    assert fitted_offsets(flat, target, 0.8, 1.5)["coins"] == pytest.approx(0.3 + MAX_STEP)  # no response: a bounded step
+    one = [{"element_bias": {"coins": 0.0}, "means": {"coins": 4.0}}]
+    assert fitted_offsets(one, target, 0.8, 1.5)["coins"] == pytest.approx(0.8 * np.log(1.5))  # slope 1 assumed, damped
+    far = [{"element_bias": {"coins": 1.4}, "means": {"coins": 1.0}}]
+    assert fitted_offsets(far, target, 0.8, 1.5)["coins"] == 1.5  # within the limit
+
+
+def test_the_closest_method_is_the_fit_before(fake_sampler):
+    recipe = load_recipe(demo_recipe_path("tokens"))
+    out = calibrate_element_bias(object(), recipe, levels=128, rounds=6, damping=0.8, method="closest")
     mu = dict(zip(rlcreate.levels.quality.ELEMENTS, human_element_stats(128)[0]))
     errors = [r["error"] for r in out["rounds"]]
     assert errors[0] == pytest.approx(max(abs(np.log(mu[e] / BASE[e])) for e in CALIBRATED_ELEMENTS), abs=1e-3)
@@ -66,10 +118,16 @@ def test_offsets_reach_the_human_training_rate(fake_sampler):
     assert fake_sampler == [(1000, 1000), (1064, 1064)] * 6
 
 
-def test_the_chosen_offsets_were_measured_not_extrapolated(fake_sampler):
-    out = calibrate_element_bias(object(), load_recipe(demo_recipe_path("tokens")), levels=64, rounds=1)
+@pytest.mark.parametrize("method", ["fit", "closest"])
+def test_the_chosen_offsets_were_measured_not_extrapolated(fake_sampler, method):
+    out = calibrate_element_bias(object(), load_recipe(demo_recipe_path("tokens")), levels=64, rounds=1, method=method)
     assert out["chosen_round"] == 0
     assert out["element_bias"] == {e: 0.0 for e in CALIBRATED_ELEMENTS}  # the only measured offsets
+
+
+def test_an_unknown_method_is_refused():
+    with pytest.raises(ValueError, match="method"):
+        calibrate_element_bias(object(), load_recipe(demo_recipe_path("tokens")), levels=64, method="best")
 
 
 def test_the_offsets_start_from_the_recipes_own_and_stay_bounded(fake_sampler):

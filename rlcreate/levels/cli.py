@@ -163,7 +163,12 @@ def register(sub) -> None:
     )
     cb.add_argument("run", help="run folder of a trained column-LM recipe (rlcreate train / demo)")
     cb.add_argument("--levels", type=int_arg(16, 100000), default=192, help="selection levels per round")
-    cb.add_argument("--rounds", type=int_arg(1, 20), default=3, help="fitting rounds (the best measured one is kept)")
+    cb.add_argument(
+        "--rounds",
+        type=int_arg(1, 20),
+        default=4,
+        help="fitting rounds (the last measures the offsets fitted on the others)",
+    )
     cb.set_defaults(fn=cmd_calibrate)
 
     pl = sub.add_parser("play", help="fast-solver and A* verdicts for a level file")
