@@ -79,6 +79,9 @@ class Config:
     the start's draws and best-of-n with the start's offsets, each PPO set with its own"""
     calibration_levels: int = 192
     """selection levels per calibration round"""
+    calibration_method: str = "closest"
+    """with --calibrate: "closest" (damped steps, the measured round closest to the target) or "fit"
+    (a line fitted to the policy's response, its fitted offsets measured last)"""
     variety_cap: str = "1"
     """level_variety's ``cap``: pay variety only up to this level, a number in (0, 1] or "human"
     (0.76, the human training windows' mean: ``objectives.HUMAN_VARIETY``); "1" = uncapped, the
@@ -284,10 +287,13 @@ def main(cfg: Config) -> dict:
             train_s[name] = round(time.perf_counter() - t, 1)
 
     calibration: dict = {}
+    if cfg.calibration_method not in ("closest", "fit"):
+        raise SystemExit(f"error: --calibration_method {cfg.calibration_method!r}: write closest or fit")
+    fit_args = {"levels": cfg.calibration_levels, "method": cfg.calibration_method}
     base_recipe = objective_recipe(names[0], cfg)
     if cfg.calibrate:  # the start does not depend on the objective: one fit serves every objective's start
         print("calibrating the start's element rates ...", flush=True)
-        calibration["start"] = calibrate_element_bias(untrained_policy, base_recipe, levels=cfg.calibration_levels)
+        calibration["start"] = calibrate_element_bias(untrained_policy, base_recipe, **fit_args)
         base_recipe = with_element_bias(base_recipe, calibration["start"]["element_bias"])
     base = assemble(base_recipe)
     env_seed = cfg.request_seed if cfg.request_seed >= 0 else cfg.seed + 1
@@ -315,7 +321,7 @@ def main(cfg: Config) -> dict:
         asm, model = restore(Path(cfg.runs) / name, asm=assemble(recipe))
         if cfg.calibrate:
             print(f"calibrating {name}'s element rates ...", flush=True)
-            calibration[name] = calibrate_element_bias(model, recipe, levels=cfg.calibration_levels)
+            calibration[name] = calibrate_element_bias(model, recipe, **fit_args)
             asm = assemble(with_element_bias(recipe, calibration[name]["element_bias"]))
         ppo, t = sample_levels(model, asm, cfg.n, env_seed, env_seed)
         assert t == targets, "the policy answered different requests"

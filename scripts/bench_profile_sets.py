@@ -66,9 +66,11 @@ class Config:
     the share) on selection requests (env seeds 1000.., rlcreate.levels.calibrate), then draw the sets"""
     calibration_levels: int = 192
     """selection levels per calibration round (the demo's)"""
-    calibration_method: str = "fit"
-    """with --calibrate: "fit" (a line fitted to the policy's response, the last round measuring it:
-    the demo's) or "closest" (damped steps, the measured round closest to the target: the fit before)"""
+    calibration_method: str = "closest"
+    """with --calibrate: "closest" (damped steps, the measured round closest to the target: the
+    demo's) or "fit" (a line fitted to the policy's response, its fitted offsets measured last)"""
+    calibration_rounds: int = 0
+    """with --calibrate: fitting rounds (0 = the method's default: 3 for closest, 4 for fit)"""
     rule: int = 0
     """1: with --share, also draw the hand-built variety rule: the untrained start that never takes an
     offer the recipe's level_variety features flag as keeping a repeat of an earlier segment alive
@@ -308,7 +310,7 @@ def main(cfg: Config) -> dict:
             trained = asm.recipe
             if Path(run, "calibration.json").is_file():  # a demo run: fit again from the offsets it trained with
                 trained = with_element_bias(trained, load_json(Path(run, "calibration.json"))["trained_element_bias"] or {})
-            fit = {"levels": cfg.calibration_levels, "method": cfg.calibration_method}
+            fit = {"levels": cfg.calibration_levels, "method": cfg.calibration_method, "rounds": cfg.calibration_rounds or None}
             calibration = {"steered": calibrate_element_bias(model, trained, **fit)}
             if cfg.share:  # the start is only drawn for the share
                 calibration["untrained_start"] = calibrate_element_bias(untrained_policy, trained, **fit)

@@ -55,10 +55,10 @@ def test_the_fit_reaches_the_human_training_rate_and_returns_its_last_measured_r
     """The fake response is log-linear with slope 1: after the first (damped) step the fitted line
     is exact, so the third round measures the target rates, and the last round is the one returned."""
     recipe = load_recipe(demo_recipe_path("tokens"))
-    out = calibrate_element_bias(object(), recipe, levels=128, rounds=4)
+    out = calibrate_element_bias(object(), recipe, levels=128, method="fit")  # 4 rounds by default
     mu = dict(zip(rlcreate.levels.quality.ELEMENTS, human_element_stats(128)[0]))
     errors = [r["error"] for r in out["rounds"]]
-    assert errors[0] > 0.2 and errors[1] > 0.01 and errors[2] < 1e-3 and errors[3] < 1e-3
+    assert len(errors) == 4 and errors[0] > 0.2 and errors[1] > 0.01 and errors[2] < 1e-3 and errors[3] < 1e-3
     assert out["chosen_round"] == 3 and out["method"] == "fit"
     for e in CALIBRATED_ELEMENTS:
         assert out["element_bias"][e] == pytest.approx(np.log(mu[e] / BASE[e]), abs=1e-3)
@@ -85,8 +85,8 @@ def test_the_fit_follows_a_policy_that_resists_the_offsets(monkeypatch):
     )
     mu = dict(zip(rlcreate.levels.quality.ELEMENTS, human_element_stats(128)[0]))  # the rates at an offset of 0.6
     recipe = load_recipe(demo_recipe_path("tokens"))
-    fit = calibrate_element_bias(object(), recipe, levels=64, rounds=4)
-    closest = calibrate_element_bias(object(), recipe, levels=64, rounds=4, method="closest")
+    fit = calibrate_element_bias(object(), recipe, levels=64, rounds=4, method="fit")
+    closest = calibrate_element_bias(object(), recipe, levels=64, rounds=4)  # the default
     assert fit["rounds"][-1]["error"] < 0.01 < 0.05 < closest["rounds"][closest["chosen_round"]]["error"]
     assert fit["element_bias"] == {e: pytest.approx(0.6, abs=0.01) for e in CALIBRATED_ELEMENTS}
 
@@ -103,9 +103,12 @@ def test_fitted_offsets_keep_their_bounds():
     assert fitted_offsets(far, target, 0.8, 1.5)["coins"] == 1.5  # within the limit
 
 
-def test_the_closest_method_is_the_fit_before(fake_sampler):
+def test_the_default_closest_method_steps_and_keeps_the_closest_round(fake_sampler):
     recipe = load_recipe(demo_recipe_path("tokens"))
-    out = calibrate_element_bias(object(), recipe, levels=128, rounds=6, damping=0.8, method="closest")
+    assert len(calibrate_element_bias(object(), recipe, levels=64)["rounds"]) == 3 and len(fake_sampler) == 3
+    fake_sampler.clear()
+    out = calibrate_element_bias(object(), recipe, levels=128, rounds=6, damping=0.8)
+    assert out["method"] == "closest"
     mu = dict(zip(rlcreate.levels.quality.ELEMENTS, human_element_stats(128)[0]))
     errors = [r["error"] for r in out["rounds"]]
     assert errors[0] == pytest.approx(max(abs(np.log(mu[e] / BASE[e])) for e in CALIBRATED_ELEMENTS), abs=1e-3)

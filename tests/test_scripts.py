@@ -107,11 +107,12 @@ def _smoke(tmp: Path) -> dict[str, list[str]]:
                                   f"--steps 512 --out {tmp} --name psv --quiet && "
                                   f"{py} scripts/bench_profile_sets.py --runs {tmp}/psv --starts '' --sets 1 --n 2 "
                                   f"--best_of 2 --rule 1 --selection 1 --policy_rule 1 --out {tmp}/profile_sets_rule.json && "
-                                  # the fit before, without the share: the policy's fit only
+                                  # the fitted-response calibration, without the share: the policy's fit only
                                   f"{py} scripts/bench_profile_sets.py --runs {tmp}/psv --starts '' --sets 1 --n 2 --share 0 "
-                                  f"--calibrate 1 --calibration_levels 16 --calibration_method closest --out {tmp}/psc.json && "
+                                  f"--calibrate 1 --calibration_levels 16 --calibration_method fit --out {tmp}/psc.json && "
                                   f"{py} -c \"import json; c = json.load(open('{tmp}/psc.json'))['policies']['{tmp}/psv']['calibration']; "
-                                  "assert set(c) == {'steered'} and c['steered']['method'] == 'closest', c\" && "
+                                  "assert set(c) == {'steered'} and c['steered']['method'] == 'fit', c; "
+                                  "assert len(c['steered']['rounds']) == 4, c\" && "
                                   f"{py} -c \"import json; s = json.load(open('{tmp}/profile_sets_rule.json'))"
                                   f"['policies']['{tmp}/psv']['ppo_share']; "
                                   "assert set(s['objective']) == {'steered', 'untrained_start', 'best_of_2', 'variety_rule', "

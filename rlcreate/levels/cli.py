@@ -69,6 +69,7 @@ def cmd_demo(args) -> int:
         evaluate=False if args.no_eval else (True if args.eval else None),
         generator=args.generator,
         calibrate=False if args.no_calibrate else True if args.calibrate else None,
+        calibration_method=args.calibration_method,
         recipe_path=args.recipe,
         astar_levels=args.astar_levels,
     )
@@ -142,6 +143,13 @@ def register(sub) -> None:
         help="fit those rates where it is off by default (--generator latent: the column LM's offsets)",
     )
     d.add_argument(
+        "--calibration-method",
+        choices=("closest", "fit"),
+        default="closest",
+        help="closest: damped steps, the measured round closest to the human rates; fit: a line fitted to the "
+        "policy's response, its fitted offsets measured last (BENCHMARKS.md, 'Calibration that fits the policy's response')",
+    )
+    d.add_argument(
         "--generator",
         choices=("tokens", "latent"),
         default="tokens",
@@ -163,12 +171,7 @@ def register(sub) -> None:
     )
     cb.add_argument("run", help="run folder of a trained column-LM recipe (rlcreate train / demo)")
     cb.add_argument("--levels", type=int_arg(16, 100000), default=192, help="selection levels per round")
-    cb.add_argument(
-        "--rounds",
-        type=int_arg(1, 20),
-        default=4,
-        help="fitting rounds (the last measures the offsets fitted on the others)",
-    )
+    cb.add_argument("--rounds", type=int_arg(1, 20), default=3, help="fitting rounds (the best measured one is kept)")
     cb.set_defaults(fn=cmd_calibrate)
 
     pl = sub.add_parser("play", help="fast-solver and A* verdicts for a level file")

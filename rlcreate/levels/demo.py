@@ -148,6 +148,7 @@ def run_demo(
     generator: str = "tokens",
     calibrate: bool | None = None,
     calibration_levels: int = 192,
+    calibration_method: str = "closest",
     recipe_path: str | Path | None = None,
     objective_levels: int | None = None,
     parallel: bool = True,
@@ -163,7 +164,8 @@ def run_demo(
     refused otherwise). ``evaluate``: also write ``metrics.json`` (judges + audit along the checkpoints).
     ``calibrate``: fit the element-rate offsets of the policy, of its start and of the rule after
     training on ``calibration_levels`` selection requests per round (default: on for the token path,
-    off for the latent path, :data:`DEMO_DEFAULTS`; only envs with the column LM's offsets can).
+    off for the latent path, :data:`DEMO_DEFAULTS`; only envs with the column LM's offsets can), by
+    ``calibration_method`` (:func:`~rlcreate.levels.calibrate.calibrate_element_bias`'s ``method``).
     ``recipe_path``: another recipe of the generator's env (a path or a shipped recipe name;
     default :data:`DEMO_RECIPES`). ``parallel``: the untrained start's side
     (:func:`start_side`) in a second process during training (False: in this one, after it; the
@@ -231,6 +233,7 @@ def run_demo(
         env_seed,
         calibrate,
         calibration_levels,
+        calibration_method,
         astar_levels,
         astar_runs,
         latent,
@@ -249,7 +252,7 @@ def run_demo(
         t0 = time.perf_counter()
         if calibrate:
             print("[2/5] calibrating the pipe, ?-block and coin rates of the policy (and of its start) ...")
-            steered_fit = calibrate_element_bias(model, recipe, levels=calibration_levels)
+            steered_fit = calibrate_element_bias(model, recipe, levels=calibration_levels, method=calibration_method)
         calibrate_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         side = side_job.get() if side_job else start_side(*side_args)
@@ -372,6 +375,7 @@ def start_side(
     env_seed: int,
     calibrate: bool,
     calibration_levels: int,
+    calibration_method: str,
     astar_levels: int,
     astar_runs: int,
     latent: bool,
@@ -410,7 +414,11 @@ def start_side(
     def fitted(r: Any, policy: Any = untrained_policy) -> tuple[dict | None, Any]:
         """``policy``'s rate fit on recipe ``r`` (None without ``calibrate``) and the assembly that
         samples with it."""
-        fit = calibrate_element_bias(policy, r, levels=calibration_levels) if calibrate else None
+        fit = (
+            calibrate_element_bias(policy, r, levels=calibration_levels, method=calibration_method)
+            if calibrate
+            else None
+        )
         return fit, assemble(with_element_bias(r, fit["element_bias"]) if fit else r)
 
     fit, asm = fitted(recipe)
