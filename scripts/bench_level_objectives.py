@@ -142,9 +142,7 @@ def rhythm_period(cfg: Config) -> int | str:
     """``--rhythm_period`` as the reward takes it ("human" or a whole number of columns)."""
     from rlcreate.levels.objectives import rhythm_period as check
 
-    value: int | str = cfg.rhythm_period if cfg.rhythm_period == "human" else -1
-    if value == -1 and cfg.rhythm_period.isdigit():
-        value = int(cfg.rhythm_period)
+    value: int | str = int(cfg.rhythm_period) if cfg.rhythm_period.isdigit() else cfg.rhythm_period
     try:
         check(value)
     except ValueError:
