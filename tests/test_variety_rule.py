@@ -75,9 +75,9 @@ def test_the_rule_is_the_recipes_variety_term_as_a_mask():
 
 def test_the_rule_start_bench_recipe_is_the_demo_recipe_with_the_mask():
     """benchmarks/recipes/demo_variety_capped_rule.yaml: PPO started at the rule differs from the
-    demo's recipe by the mask alone (and its name)."""
+    demo's recipe of that time (128-unit MLPs: demo_variety_w128.yaml) by the mask alone (and its name)."""
     bench = load_recipe(RECIPES.parents[1] / "benchmarks/recipes/demo_variety_capped_rule.yaml")
-    ruled = variety_rule(load_recipe(RECIPES / "mario_tokens_variety.yaml"))
+    ruled = variety_rule(load_recipe(RECIPES.parents[1] / "benchmarks/recipes/demo_variety_w128.yaml"))
     assert bench.name == "mario-tokens-variety-capped-rule"
     ruled.name = bench.name
     assert bench.to_dict() == ruled.to_dict()
