@@ -96,6 +96,9 @@ class Config:
     held-out regularity is measured at the same period"""
     gae_lambda: float = 0.95
     """PPO's GAE lambda (1.0: Monte Carlo returns, end rewards reach the first columns undiscounted)"""
+    net_arch: str = ""
+    """the policy's and value's MLP layers, comma-separated units, e.g. 64,64 (the demo's since "A
+    smaller network"); "" = the base recipe's (128,128, every run before it)"""
     n: int = 64
     """requests (levels) per set"""
     runs: str = "runs/objectives"
@@ -152,6 +155,14 @@ def rhythm_period(cfg: Config) -> int | str:
     return value
 
 
+def net_arch(text: str) -> list[int]:
+    """``--net_arch`` -> layer sizes (each a whole number from 1 to 4096)."""
+    parts = [p.strip() for p in text.split(",")]
+    if not all(p.isdigit() and 1 <= int(p) <= 4096 for p in parts):
+        raise SystemExit(f"error: --net_arch {text!r}: write comma-separated layer sizes from 1 to 4096, e.g. 64,64")
+    return [int(p) for p in parts]
+
+
 def heldout_args(name: str, cfg: Config) -> dict:
     """The held-out measure's arguments: rhythm's regularity at the reward's period."""
     if name != "rhythm":
@@ -192,6 +203,8 @@ def objective_recipe(name: str, cfg: Config):
         pk["offer_structure"] = sum(get_reward(kinds[t]).offer_features().size for t in seen)
     else:
         pk.pop("offer_structure", None)
+    if cfg.net_arch:
+        pk["net_arch"] = net_arch(cfg.net_arch)
     if cfg.profile_weight > 0:
         d["rewards"]["profile"]["weight"] = cfg.profile_weight
     if cfg.element_bias:

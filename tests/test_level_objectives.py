@@ -269,3 +269,7 @@ def test_objective_recipe_sets_the_weights_and_the_offer_features(monkeypatch):
         bench.objective_recipe("rhythm", bench.Config(rhythm_period="x"))
     with pytest.raises(SystemExit, match="error: --variety_cap 'lots'"):
         bench.objective_recipe("level_variety", bench.Config(variety_cap="lots"))
+    assert plain.trainer["hyper"]["policy_kwargs"]["net_arch"] == [128, 128]
+    assert bench.objective_recipe("rhythm", bench.Config(net_arch="64,64")).trainer["hyper"]["policy_kwargs"]["net_arch"] == [64, 64]
+    with pytest.raises(SystemExit, match="error: --net_arch '64,x'"):
+        bench.objective_recipe("rhythm", bench.Config(net_arch="64,x"))
