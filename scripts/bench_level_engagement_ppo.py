@@ -83,6 +83,9 @@ class Config:
     plays: int = 1
     """1: the A* agent plays every level; 0: only add the style judges (human-likeness AUC, element
     profile) and the calibration CV to an existing ``out`` JSON written by the same settings"""
+    net_arch: str = ""
+    """the policy's and value's MLP layers, comma-separated units, e.g. 64,64 (the demo's since "A
+    smaller network"); "" = the base recipe's (128,128, every run before it)"""
     seed: int = 0
     out: str = "benchmarks/level_engagement_ppo.json"
 
@@ -135,6 +138,13 @@ def curve_recipe(curve: str, cfg: Config):
         kinds = {t: v.get("reward", t) for t, v in d["rewards"].items()}
         sizes = [get_reward(kinds[t], **d["rewards"][t].get("args", {})).offer_features().size for t in seen]
         pk["offer_structure"] = sum(sizes)
+    if cfg.net_arch:
+        import sys
+
+        sys.path.insert(0, str(Path(__file__).parent))
+        from bench_level_objectives import net_arch
+
+        d["trainer"]["hyper"]["policy_kwargs"]["net_arch"] = net_arch(cfg.net_arch)
     d["seed"] = cfg.seed
     return parse_recipe(d, f"<engagement {curve}>")
 

@@ -292,6 +292,18 @@ def test_engagement_bench_flat_weight_sets_the_flat_request_only():
     assert weights(bench.Config(weight=12.0)) == {"rising": 12.0, "flat": 12.0}  # 0: the flat one follows --weight
 
 
+def test_engagement_bench_net_arch_sets_both_policies_layers():
+    bench = _script("bench_level_engagement_ppo")
+
+    def layers(cfg):
+        return {c: bench.curve_recipe(c, cfg).trainer["hyper"]["policy_kwargs"]["net_arch"] for c in ("rising", "flat")}
+
+    assert layers(bench.Config()) == {"rising": [128, 128], "flat": [128, 128]}  # "": the base recipe's
+    assert layers(bench.Config(net_arch="64,64")) == {"rising": [64, 64], "flat": [64, 64]}
+    with pytest.raises(SystemExit, match="error: --net_arch '0'"):
+        bench.curve_recipe("rising", bench.Config(net_arch="0"))
+
+
 # ---- the engagement judge (rlcreate.levels.play_judge) ----------------------------------------
 
 
