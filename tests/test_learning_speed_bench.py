@@ -51,12 +51,21 @@ def test_speed_variants_change_only_the_ppo_update(name):
 
 
 def test_shipped_demo_recipe_is_the_judged_variant():
-    """The demo's recipe trains exactly what the learning bench judged as w64 (demo_variety_w64.yaml),
-    the 128-unit recipe before it (demo_variety_w128.yaml) with 64-unit MLPs ("A smaller network").
-    That one trains what the capped-variety benchmark judged (demo_variety_capped), which is
-    bench_tokens_learning_speed's e3_fused (the uncapped recipe then) with only the variety cap
-    added, for 1.5x the steps since (BENCHMARKS.md, "The demo's budget": 450,000 where they ran 300,000)."""
+    """The demo's recipe trains exactly what the learning bench judged as r64n128_811k
+    (demo_variety_r64n128.yaml for 811,008 steps, "Training on 64 rows"): 64 rows of the 16-row
+    recipe before it (demo_variety_w64.yaml), which is the 128-unit recipe before that
+    (demo_variety_w128.yaml) with 64-unit MLPs ("A smaller network"). That one trains what the
+    capped-variety benchmark judged (demo_variety_capped), which is bench_tokens_learning_speed's
+    e3_fused (the uncapped recipe then) with only the variety cap added, for 1.5x the steps since
+    (BENCHMARKS.md, "The demo's budget": 450,000 where they ran 300,000)."""
     shipped = load_recipe(demo_recipe_path())
+    rows64 = load_recipe(ROOT / "benchmarks" / "recipes" / "demo_variety_r64n128.yaml")
+    assert shipped.trainer["total_timesteps"] == 811_008 and rows64.trainer["total_timesteps"] == 450_000
+    rows64.name, rows64.trainer["total_timesteps"] = shipped.name, 811_008
+    assert shipped.to_dict() == rows64.to_dict()
+    # the rest compares the 16-row recipes (test_rows64_variants_change_only_the_rows_and_rollout)
+    shipped.trainer["n_envs"], shipped.trainer["hyper"]["n_steps"] = 16, 256
+    shipped.trainer["total_timesteps"] = 450_000
     w64 = load_recipe(ROOT / "benchmarks" / "recipes" / "demo_variety_w64.yaml")
     demo = load_recipe(ROOT / "benchmarks" / "recipes" / "demo_variety_w128.yaml")
     assert demo.trainer["hyper"]["policy_kwargs"]["net_arch"] == [128, 128]
@@ -109,3 +118,16 @@ def test_learning_bench_rejects_bad_budgets_before_training(tmp_path):
     with pytest.raises(SystemExit, match="error: --recipes"):
         bench.main(bench.Config(recipes="no/such.yaml", runs_dir=str(tmp_path)))
     assert not any(tmp_path.iterdir())  # nothing was trained
+
+
+@pytest.mark.parametrize("name, n_steps", [("demo_variety_r64n64.yaml", 64), ("demo_variety_r64n128.yaml", 128)])
+def test_rows64_variants_change_only_the_rows_and_rollout(name, n_steps):
+    """The 64-row variants ("Training on 64 rows") are the 64-unit demo recipe with 64 rows and
+    n_steps per row; nothing else differs."""
+    w64 = load_recipe(ROOT / "benchmarks" / "recipes" / "demo_variety_w64.yaml")
+    variant = load_recipe(ROOT / "benchmarks" / "recipes" / name)
+    assert (variant.trainer["n_envs"], variant.trainer["hyper"]["n_steps"]) == (64, n_steps)
+    assert (w64.trainer["n_envs"], w64.trainer["hyper"]["n_steps"]) == (16, 256)
+    variant.name = w64.name
+    variant.trainer["n_envs"], variant.trainer["hyper"]["n_steps"] = 16, 256
+    assert variant.to_dict() == w64.to_dict()
