@@ -156,10 +156,14 @@ def rhythm_period(cfg: Config) -> int | str:
 
 
 def net_arch(text: str) -> list[int]:
-    """``--net_arch`` -> layer sizes (whole numbers in the recipe check's range, 1..65536: rlcreate.sb3.algo)."""
+    """``--net_arch`` -> layer sizes (whole numbers in the recipe check's range, 1..MAX_LAYER_UNITS)."""
+    from rlcreate.sb3.algo import MAX_LAYER_UNITS
+
     parts = [p.strip() for p in text.split(",")]
-    if not all(p.isdigit() and 1 <= int(p) <= 65536 for p in parts):
-        raise SystemExit(f"error: --net_arch {text!r}: write comma-separated layer sizes from 1 to 65536, e.g. 64,64")
+    if not all(p.isdigit() and 1 <= int(p) <= MAX_LAYER_UNITS for p in parts):
+        raise SystemExit(
+            f"error: --net_arch {text!r}: write comma-separated layer sizes from 1 to {MAX_LAYER_UNITS}, e.g. 64,64"
+        )
     return [int(p) for p in parts]
 
 

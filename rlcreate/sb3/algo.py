@@ -57,6 +57,8 @@ _HYPER_INTS = {
 }
 #: Largest rollout buffer a recipe may ask for (n_steps x n_envs x observation size, float32).
 MAX_ROLLOUT_BYTES = 4 * 2**30
+#: the largest MLP layer a recipe's ``net_arch`` may ask for
+MAX_LAYER_UNITS = 65536
 _POLICY_KWARGS_OK = (
     "net_arch",
     "ortho_init",
@@ -141,12 +143,12 @@ def validate_hyper(algo: str, hyper: dict) -> dict:
                 layers = list(arch.values()) if isinstance(arch, dict) else [arch]
                 if not all(
                     isinstance(layer, list)
-                    and all(isinstance(u, int) and not isinstance(u, bool) and 1 <= u <= 65536 for u in layer)
+                    and all(isinstance(u, int) and not isinstance(u, bool) and 1 <= u <= MAX_LAYER_UNITS for u in layer)
                     for layer in layers
                 ):
                     raise RecipeError(
                         f"{field}.net_arch = {arch!r}: write a list of layer sizes (integers "
-                        "1..65536), e.g. [64, 64], or {pi: [64], vf: [64]}"
+                        f"1..{MAX_LAYER_UNITS}), e.g. [64, 64], or {{pi: [64], vf: [64]}}"
                     )
             if "log_std_init" in value:
                 check_number(f"{field}.log_std_init", value["log_std_init"], -20.0, 20.0, error=RecipeError)
