@@ -87,6 +87,9 @@ class Config:
     """the policy's and value's MLP layers, comma-separated units, e.g. 64,64 (the demo's since "A
     smaller network"); "" = the base recipe's (128,128, every run before it)"""
     seed: int = 0
+    env_seed: int = 0
+    """the judged requests' env seed (0: ``seed + 1``, every run before this option); another value
+    judges fresh requests with the same policies (``--train 0``), e.g. more of them for a tighter CI"""
     out: str = "benchmarks/level_engagement_ppo.json"
 
 
@@ -157,6 +160,25 @@ def selection_recipe(curve: str, cfg: Config):
     return recipe
 
 
+def judged_env_seed(cfg: Config) -> int:
+    """The env seed whose requests are judged; one the effort model was calibrated on exits with one
+    ``error:`` line (code 2)."""
+    import sys
+
+    from rlcreate.levels.engagement import CALIBRATION_GEN
+
+    env_seed = cfg.env_seed or cfg.seed + 1
+    calibrated = {r["env_seed"] for r in json.loads(CALIBRATION_GEN.read_text())["levels"]}
+    if env_seed in calibrated:
+        print(
+            f"error: --env_seed {env_seed}: the effort model was calibrated on the requests of env seeds "
+            f"{sorted(calibrated)}; judge another env seed (0 = --seed + 1)",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+    return env_seed
+
+
 def judged_sets(cfg: Config) -> list[str]:
     """``--judge``'s set names as they are keyed (``best_of`` -> ``best_of_<candidates>``); a bad
     name exits with one ``error:`` line (code 2)."""
@@ -212,7 +234,7 @@ def make_sets(cfg: Config, curves: tuple[str, ...]) -> tuple[dict[str, list], di
     from rlcreate.train.runner import restore
 
     base = assemble(curve_recipe(curves[0], cfg))
-    env_seed = cfg.seed + 1
+    env_seed = judged_env_seed(cfg)
     start = untrained_policy(base)
     draws = [sample_levels(start, base, cfg.n, env_seed, env_seed + 100 + k) for k in range(cfg.candidates)]
     targets = draws[0][1]
@@ -282,7 +304,7 @@ def main(cfg: Config) -> dict:
 
     t0, load0 = time.perf_counter(), os.getloadavg()[0]
     rising_curve(cfg.rising)  # a bad value stops here, before any training
-    judged = judged_sets(cfg)
+    judged, env_seed = judged_sets(cfg), judged_env_seed(cfg)
     curves = ("rising", "flat")
     train_s = {}
     if cfg.train:
@@ -323,7 +345,7 @@ def main(cfg: Config) -> dict:
         "config": asdict(cfg),
         "machine": {**machine(), "load_avg_1min_at_start": load0},
         "train_seconds": train_s,
-        "effort_model_data": effort_model_data(cfg.scale, cfg.seed + 1),
+        "effort_model_data": effort_model_data(cfg.scale, env_seed),
         "sets": {},
         "separation": {},
     }

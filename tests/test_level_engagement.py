@@ -304,6 +304,58 @@ def test_engagement_bench_net_arch_sets_both_policies_layers():
         bench.curve_recipe("rising", bench.Config(net_arch="0"))
 
 
+def test_engagement_bench_env_seed_picks_the_judged_requests_and_refuses_calibrated_ones(capsys):
+    bench = _script("bench_level_engagement_ppo")
+    assert bench.judged_env_seed(bench.Config(seed=3)) == 4  # 0: --seed + 1, every run before the option
+    assert bench.judged_env_seed(bench.Config(seed=3, env_seed=2004)) == 2004
+    with pytest.raises(SystemExit) as exit_:
+        bench.main(bench.Config(env_seed=1000, train=0))  # the generated calibration's requests
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --env_seed 1000") and err.count("\n") == 1, err
+
+
+def _bench_json(path, seed, env_seed, rising, flat, **config):
+    import json
+
+    slopes = {k: {"slopes": v} for k, v in (("penalty", rising), ("drop", rising))}
+    flats = {k: {"slopes": v} for k, v in (("penalty", flat), ("drop", flat))}
+    data = {"config": {"seed": seed, "weight": 12.0, "runs": f"runs/s{seed}", "n": len(rising), **config},
+            "effort_model_data": {"judged_env_seed": env_seed}, "sets": {"ppo_rising": slopes, "ppo_flat": flats}}
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+def test_pooled_separation_counts_every_request_once_per_training_seed(tmp_path, capsys):
+    pool = _script("pool_engagement_separation")
+    files = [
+        _bench_json(tmp_path / "a.json", 0, 1, [1, 2, 3, 4], [0, 0, 5, 5]),  # 2 of 4
+        _bench_json(tmp_path / "b.json", 0, 2001, [1, 1], [0, 0], judge="ppo"),  # 2 of 2: seed 0 has 4 of 6
+        _bench_json(tmp_path / "c.json", 1, 2, [1, 1, 1, 1], [2, 0, 0, 0]),  # 3 of 4
+    ]
+    out = pool.main(pool.Config(files=",".join(files), draws=500, out=str(tmp_path / "pooled.json")))
+    r = out["readings"]["penalty"]
+    assert r["per_seed"]["0"]["share"] == round(4 / 6, 4) and r["per_seed"]["0"]["n_requests"] == 6
+    assert r["per_seed"]["1"]["share"] == 0.75
+    p = r["pooled"]
+    assert p["share"] == 0.7 and p["n_requests"] == 10 and p["n_seeds"] == 2
+    assert p["ci_requests"][0] < 0.7 < p["ci_requests"][1] and p["ci_seeds_and_requests"][1] <= 1.0
+    # another training config, the same requests twice, no file, no such set: one error line each
+    cases = (
+        (f"{files[0]},{_bench_json(tmp_path / 'd.json', 1, 2002, [1], [0], weight=8.0)}", "ppo", "(weight)"),
+        (f"{files[0]},{_bench_json(tmp_path / 'e.json', 0, 1, [1], [0])}", "ppo", "pooled twice"),
+        (str(tmp_path / "none*.json"), "ppo", "no such bench JSON"),
+        (files[0], "start", "--method 'start'"),
+    )
+    for files_, method, says in cases:
+        with pytest.raises(SystemExit) as exit_:
+            pool.main(pool.Config(files=files_, method=method, out=str(tmp_path / "p.json")))
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1 and says in err, err
+    assert not (tmp_path / "p.json").exists()
+
+
 # ---- the engagement judge (rlcreate.levels.play_judge) ----------------------------------------
 
 

@@ -90,6 +90,7 @@ FAST_HELP = {
     "bench_level_objectives.py": ("--timesteps", "PPO env steps per objective"),
     "bench_level_engagement.py": ("--candidates", "column-LM levels drawn per request"),
     "bench_level_engagement_ppo.py": ("--timesteps", "PPO env steps per curve"),
+    "pool_engagement_separation.py": ("--files", "comma-separated bench_level_engagement_ppo.py JSONs"),
     "calibrate_engagement.py": ("--stride", "columns between window starts"),
     "calibrate_engagement_gen.py": ("--env-seed", "the first policy's env seed"),
     "bench_engagement_model.py": ("--boot", "bootstrap draws over spans"),

@@ -23,6 +23,7 @@ TESTED_ELSEWHERE = {"cleanrl_ppo.py": "test_cleanrl.py", "rllib_ppo.py": "test_r
                     "bench_latent_demo.py": "test_level_gan.py",
                     "latent_rule_agreement.py": "test_level_gan.py",
                     "bench_latent_selection.py": "test_level_gan.py",
+                    "pool_engagement_separation.py": "test_level_engagement.py",
                     "check_report_chromium.py": None, "setup.sh": None, "lint.sh": None}  # lint.sh: .ci/run runs it
 
 
