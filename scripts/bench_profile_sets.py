@@ -24,7 +24,9 @@ best-of-n of the trained policy's own draws and of the rule's (draw 0 the row's 
 at further policy seeds), and their paired difference: whether RL adds to the rule when both get n
 draws. ``--policy_rule 1`` (token runs) adds the trained policy drawn under the rule's mask
 (``steered_with_rule``) and its difference to the rule: whether RL adds to the rule when the rule
-is kept at inference.
+is kept at inference. With ``--rule 1`` every row is also judged for in-level repetition and
+human-likeness AUC vs TEST, the AUC per set too, and ``style`` gives the steered AUC minus each
+row's, paired set by set (``style_pooled``: over every run's sets together).
 
     OMP_NUM_THREADS=1 python scripts/bench_profile_sets.py --runs runs/demo,runs/demo_s1 \\
         --element_bias coins=0.3,pipes=0.2,question_blocks=0.08 --out benchmarks/profile_sets.json
@@ -211,6 +213,9 @@ def ppo_share(
             judges[k] = {
                 "repetition": level_repetition(levels)["repeated_share"],
                 "auc_vs_test": human_likeness(levels)["auc"],
+                # per set (all its segments; the whole-row AUC above keeps a random 600): pairs with the
+                # other rows' sets request by request, so the style difference gets a CI
+                "auc_vs_test_per_set": [round(human_likeness(lvs)["auc"], 4) for lvs, _ in v],
             }
     return {
         "requests": int(len(scores["steered"])),
@@ -218,10 +223,23 @@ def ppo_share(
         "share": {f"steered_minus_{k}": paired_diff(scores["steered"], v) for k, v in scores.items() if k != "steered"},
         **({"selection": selection} if selection else {}),
         "profile_sets": {k: profile_sets(v) for k, v in sets.items()},
-        **({"judges": judges} if judges else {}),
+        **({"judges": judges, "style": style_share([judges])} if judges else {}),
         # per request, in request order (set by set): two runs judged on the same requests pair up
         "scores": {k: [round(float(x), 6) for x in v] for k, v in scores.items()},
     }
+
+
+def style_share(judges: list[dict]) -> dict:
+    """Human-likeness AUC of the steered sets minus each other row's, paired set by set (same
+    requests) over the sets of every run in ``judges`` (one ``ppo_share`` judges dict per run):
+    below 0 = PPO's levels are harder to tell from human ones."""
+    from rlcreate.levels.share import paired_diff
+
+    def per_set(row: str) -> list[float]:
+        return [x for j in judges for x in j[row]["auc_vs_test_per_set"]]
+
+    rows = [k for k in judges[0] if k != "steered" and all(k in j for j in judges)]
+    return {f"auc_steered_minus_{k}": paired_diff(per_set("steered"), per_set(k)) for k in rows}
 
 
 def rule_name(recipe) -> str:
@@ -359,6 +377,9 @@ def main(cfg: Config) -> dict:
                 "element_bias": bias,
                 **profile_sets(draw_sets(untrained_policy(asm), asm, cfg)),
             }
+    judged = [v["ppo_share"]["judges"] for v in result["policies"].values() if "judges" in v.get("ppo_share", {})]
+    if len(judged) > 1:  # every run's sets together: one CI over all their paired sets
+        result["style_pooled"] = style_share(judged)
     result["seconds"] = round(time.perf_counter() - t0, 1)
     result["machine"]["load_avg_1min"] = os.getloadavg()[0]
     Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
@@ -394,6 +415,10 @@ def main(cfg: Config) -> dict:
                 print(f"  {name}: {d['mean']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]")
             for who, j in sh.get("judges", {}).items():
                 print(f"  {who}: in-level repetition {j['repetition']:.3f}, AUC vs TEST {j['auc_vs_test']:.3f}")
+            for name, d in sh.get("style", {}).items():
+                print(f"  {name} per set: {d['mean']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]")
+    for name, d in result.get("style_pooled", {}).items():
+        print(f"all runs, {name} per set: {d['mean']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}] over {d['n']} sets")
     print(f"wrote {cfg.out}")
     return result
 

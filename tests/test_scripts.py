@@ -120,7 +120,8 @@ def _smoke(tmp: Path) -> dict[str, list[str]]:
                                   "'steered_best_of_2', 'variety_rule_best_of_2', 'steered_with_rule'}, s; "
                                   "d = s['selection']['steered_best_of_2_minus_variety_rule_best_of_2']; "
                                   "assert d['n'] == 2 and d['ci'][0] <= d['mean'] <= d['ci'][1], d; "
-                                  "assert s['selection']['steered_with_rule_minus_variety_rule']['n'] == 2, s\" && "
+                                  "assert s['selection']['steered_with_rule_minus_variety_rule']['n'] == 2, s; "
+                                  "assert s['style']['auc_steered_minus_variety_rule']['n'] == 1, s['style']\" && "
                                   # a latent choice run: the greedy picker as the rule, each with its own rate fit
                                   f"{py} -m rlcreate.cli train rlcreate/recipes/mario_latent_choice.yaml "
                                   f"--steps 128 --out {tmp} --name psl --quiet && "

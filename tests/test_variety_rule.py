@@ -96,3 +96,30 @@ def test_the_rule_cuts_repetition_of_the_demo_start_on_the_same_requests():
     assert ruled_requests == requests  # the same control requests, row by row
     before, after = level_repetition(plain)["repeated_share"], level_repetition(ruled)["repeated_share"]
     assert after < before / 2, (before, after)
+
+
+def test_profile_sets_style_share_pairs_sets_across_runs():
+    import importlib.util
+    import sys
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "bench_profile_sets.py"
+    spec = importlib.util.spec_from_file_location("bench_profile_sets", path)
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules["bench_profile_sets"] = bench  # dataclasses look their module up
+    spec.loader.exec_module(bench)
+
+    def judges(steered, rule, start=None):
+        out = {"steered": {"auc_vs_test_per_set": steered}, "variety_rule": {"auc_vs_test_per_set": rule}}
+        if start is not None:
+            out["untrained_start"] = {"auc_vs_test_per_set": start}
+        return out
+
+    one = bench.style_share([judges([0.60, 0.62, 0.64], [0.70, 0.70, 0.71], [0.55, 0.57, 0.59])])
+    d = one["auc_steered_minus_variety_rule"]
+    assert d["n"] == 3 and d["mean"] == pytest.approx(-0.25 / 3) and d["ci"][1] < 0
+    assert one["auc_steered_minus_untrained_start"]["mean"] == pytest.approx(0.05)
+    # two runs: every set of both, paired set by set; a row one run lacks is left out
+    both = bench.style_share([judges([0.60, 0.62, 0.64], [0.70, 0.70, 0.71], [0.5] * 3), judges([0.7], [0.6])])
+    assert set(both) == {"auc_steered_minus_variety_rule"}
+    assert both["auc_steered_minus_variety_rule"]["n"] == 4
+    assert both["auc_steered_minus_variety_rule"]["mean"] == pytest.approx((-0.25 + 0.1) / 4)
