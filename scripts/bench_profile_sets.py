@@ -378,7 +378,9 @@ def main(cfg: Config) -> dict:
                 **profile_sets(draw_sets(untrained_policy(asm), asm, cfg)),
             }
     judged = [v["ppo_share"]["judges"] for v in result["policies"].values() if "judges" in v.get("ppo_share", {})]
-    if len(judged) > 1:  # every run's sets together: one CI over all their paired sets
+    # every run's sets together; the untrained rows (start, best-of-n, rule) are the same draws for every
+    # run of one recipe, so this CI is narrower than independent draws would give: the per-run ones hold
+    if len(judged) > 1:
         result["style_pooled"] = style_share(judged)
     result["seconds"] = round(time.perf_counter() - t0, 1)
     result["machine"]["load_avg_1min"] = os.getloadavg()[0]
