@@ -81,22 +81,26 @@ def wins(data: list[dict], method: str, lost: str) -> dict[int, np.ndarray]:
 
 
 def pooled(by_seed: dict[int, np.ndarray], draws: int, seed: int = 0) -> dict:
-    """Pooled share and its two bootstrap CIs (requests only; seeds, then requests)."""
-    rng = np.random.default_rng(seed)
+    """Pooled share with its CI over requests (``mean_ci``) and, for more than one training seed,
+    over seeds then requests (a two-stage bootstrap, which scipy's bootstrap does not do)."""
+    from rlcreate.levels.share import mean_ci
+
     groups = list(by_seed.values())
     every = np.concatenate(groups)
-    req = every[rng.integers(0, len(every), (draws, len(every)))].mean(axis=1)
-    two = np.empty(draws)
-    for b in range(draws):
-        picked = [groups[i] for i in rng.integers(0, len(groups), len(groups))]
-        two[b] = np.concatenate([g[rng.integers(0, len(g), len(g))] for g in picked]).mean()
-    return {
+    out = {
         "share": round(float(every.mean()), 4),
         "n_requests": int(len(every)),
         "n_seeds": len(groups),
-        "ci_requests": np.percentile(req, [2.5, 97.5]).round(4).tolist(),
-        "ci_seeds_and_requests": np.percentile(two, [2.5, 97.5]).round(4).tolist(),
+        "ci_requests": np.round(mean_ci(every, seed, draws)["ci"], 4).tolist(),
     }
+    if len(groups) > 1:
+        rng = np.random.default_rng(seed)
+        two = np.empty(draws)
+        for b in range(draws):
+            picked = [groups[i] for i in rng.integers(0, len(groups), len(groups))]
+            two[b] = np.concatenate([g[rng.integers(0, len(g), len(g))] for g in picked]).mean()
+        out["ci_seeds_and_requests"] = np.percentile(two, [2.5, 97.5]).round(4).tolist()
+    return out
 
 
 def main(cfg: Config) -> dict:
@@ -106,9 +110,7 @@ def main(cfg: Config) -> dict:
     result: dict = {"config": asdict(cfg), "files": [d["file"] for d in data], "readings": {}}
     for lost in LOST_READINGS:
         by_seed = wins(data, cfg.method, lost)
-        per_seed = {str(s): pooled({s: w}, cfg.draws) for s, w in by_seed.items()}
-        for row in per_seed.values():  # one seed: only requests can be resampled
-            row.pop("ci_seeds_and_requests")
+        per_seed = {str(s): pooled({s: w}, cfg.draws) for s, w in by_seed.items()}  # one seed: requests only
         result["readings"][lost] = {"per_seed": per_seed, "pooled": pooled(by_seed, cfg.draws)}
         p = result["readings"][lost]["pooled"]
         print(f"{lost:8s} pooled {p['share']:.3f} over {p['n_requests']} requests, {p['n_seeds']} seeds; "
